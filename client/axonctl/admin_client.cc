@@ -1,0 +1,40 @@
+#include "client/axonctl/admin_client.h"
+
+#include <grpcpp/client_context.h>
+
+#include "common/rpc/channel.h"
+#include "common/rpc/status_convert.h"
+
+namespace axon::ctl {
+
+AdminClient::AdminClient(const std::string& socket_path, std::chrono::milliseconds timeout)
+    : stub_(v1::Admin::NewStub(rpc::MakeControlChannel(socket_path))), timeout_(timeout) {}
+
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> AdminClient::Call(Method method) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout_);
+  Request request;
+  Response response;
+  grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::HealthResponse> AdminClient::Health() {
+  return Call<v1::HealthRequest, v1::HealthResponse>(&v1::Admin::Stub::Health);
+}
+absl::StatusOr<v1::StatusResponse> AdminClient::Status() {
+  return Call<v1::StatusRequest, v1::StatusResponse>(&v1::Admin::Stub::Status);
+}
+absl::StatusOr<v1::StatsResponse> AdminClient::Stats() {
+  return Call<v1::StatsRequest, v1::StatsResponse>(&v1::Admin::Stub::Stats);
+}
+absl::StatusOr<v1::ListPeersResponse> AdminClient::ListPeers() {
+  return Call<v1::ListPeersRequest, v1::ListPeersResponse>(&v1::Admin::Stub::ListPeers);
+}
+absl::StatusOr<v1::ListSessionsResponse> AdminClient::ListSessions() {
+  return Call<v1::ListSessionsRequest, v1::ListSessionsResponse>(&v1::Admin::Stub::ListSessions);
+}
+
+}  // namespace axon::ctl

@@ -1,0 +1,31 @@
+// axonctl's view of a daemon: one call per Admin RPC, each with a deadline.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "axon/v1/admin.grpc.pb.h"
+
+namespace axon::ctl {
+
+class AdminClient {
+ public:
+  AdminClient(const std::string& socket_path, std::chrono::milliseconds timeout);
+
+  absl::StatusOr<v1::HealthResponse> Health();
+  absl::StatusOr<v1::StatusResponse> Status();
+  absl::StatusOr<v1::StatsResponse> Stats();
+  absl::StatusOr<v1::ListPeersResponse> ListPeers();
+  absl::StatusOr<v1::ListSessionsResponse> ListSessions();
+
+ private:
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Call(Method method);
+
+  std::unique_ptr<v1::Admin::Stub> stub_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace axon::ctl

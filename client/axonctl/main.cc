@@ -1,0 +1,107 @@
+// axonctl: the operator's CLI for a local axond. Exit codes: 0 ok/healthy,
+// 1 unhealthy, 2 cannot reach the daemon (or it refused us), each with a
+// one-line reason on stderr.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "client/axonctl/admin_client.h"
+#include "client/axonctl/render.h"
+#include "common/defaults.h"
+#include "common/version.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitUnhealthy = 1;
+constexpr int kExitUnreachable = 2;
+
+struct Options {
+  std::string socket;
+  bool json = false;
+  double timeout_s = 5;
+};
+
+int Unreachable(const Options& options, const absl::Status& status) {
+  const char* what = status.code() == absl::StatusCode::kPermissionDenied
+                         ? "axond refused the request"
+                         : "cannot reach axond";
+  std::cerr << "axonctl: " << what << " at " << options.socket << ": "
+            << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  return kExitUnreachable;
+}
+
+template <typename Response>
+int Print(const Options& options, const absl::StatusOr<Response>& response,
+          std::string (*render)(const Response&)) {
+  if (!response.ok()) return Unreachable(options, response.status());
+  std::cout << (options.json ? axon::ctl::ToJson(*response) : render(*response));
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"axonctl: look at a local axond (health, status, stats, sessions, peers)."};
+  app.require_subcommand(1);
+  Options options;
+  options.socket = axon::DefaultSocketPath();
+  app.add_option("-s,--socket", options.socket,
+                 "Control socket of the daemon (default: $AXON_SOCKET, else /run/axon/axond.sock)")
+      ->capture_default_str();
+  app.add_flag("--json", options.json, "Print JSON (the proto's field names) instead of text");
+  app.add_option("--timeout", options.timeout_s, "Seconds to wait for the daemon")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  auto* health = app.add_subcommand("health", "Is the daemon able to work? Exit 0 yes, 1 no");
+  auto* status = app.add_subcommand("status", "What the daemon is: node, UCX, CUDA, sockets");
+  auto* stats = app.add_subcommand("stats", "Counters since the daemon started");
+  double watch_s = 0;
+  stats->add_option("-w,--watch", watch_s, "Repeat every SECONDS until interrupted")
+      ->check(CLI::PositiveNumber);
+  auto* sessions = app.add_subcommand("sessions", "Client processes attached to the daemon");
+  auto* peers = app.add_subcommand("peers", "Other daemons this one knows");
+  auto* version = app.add_subcommand("version", "Versions of axonctl and of the daemon");
+  CLI11_PARSE(app, argc, argv);
+
+  axon::ctl::AdminClient client(
+      options.socket,
+      std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000)));
+
+  if (*health) {
+    auto response = client.Health();
+    if (!response.ok()) return Unreachable(options, response.status());
+    std::cout << (options.json ? axon::ctl::ToJson(*response) : axon::ctl::RenderHealth(*response));
+    return response->status() == axon::v1::HealthResponse::SERVING ? kExitOk : kExitUnhealthy;
+  }
+  if (*status) return Print(options, client.Status(), &axon::ctl::RenderStatus);
+  if (*sessions) return Print(options, client.ListSessions(), &axon::ctl::RenderSessions);
+  if (*peers) return Print(options, client.ListPeers(), &axon::ctl::RenderPeers);
+  if (*stats) {
+    while (true) {
+      if (int rc = Print(options, client.Stats(), &axon::ctl::RenderStats); rc != kExitOk) {
+        return rc;
+      }
+      if (watch_s <= 0) return kExitOk;
+      std::cout << std::endl;
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(watch_s * 1000)));
+    }
+  }
+  if (*version) {
+    auto response = client.Status();
+    if (options.json) {
+      std::cout << "{\"axonctl\": \"" << axon::kVersion << "\", \"axond\": \""
+                << (response.ok() ? response->version() : "") << "\"}\n";
+    } else {
+      std::cout << "axonctl " << axon::kVersion << "\n";
+      if (response.ok()) {
+        std::cout << "axond   " << response->version() << " (node " << response->node_name()
+                  << ")\n";
+      }
+    }
+    return response.ok() ? kExitOk : Unreachable(options, response.status());
+  }
+  return kExitOk;
+}

@@ -1,0 +1,118 @@
+#include "client/axonctl/render.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+
+namespace axon::ctl {
+namespace {
+
+void Row(std::string& out, absl::string_view key, absl::string_view value) {
+  absl::StrAppendFormat(&out, "%-12s %s\n", key, value);
+}
+
+std::string FormatUnixMs(int64_t ms) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::LocalTimeZone());
+}
+
+}  // namespace
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+std::string FormatDuration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  if (s >= 86400) return absl::StrFormat("%dd %dh", s / 86400, (s % 86400) / 3600);
+  if (s >= 3600) return absl::StrFormat("%dh %dm", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return absl::StrFormat("%dm %ds", s / 60, s % 60);
+  return absl::StrFormat("%ds", s);
+}
+
+std::string RenderHealth(const v1::HealthResponse& health) {
+  const bool ok = health.status() == v1::HealthResponse::SERVING;
+  std::string out = ok ? "healthy\n" : "unhealthy\n";
+  for (const auto& check : health.checks()) {
+    absl::StrAppendFormat(&out, "  %-4s %-16s %s\n", check.ok() ? "ok" : "FAIL", check.name(),
+                          check.detail());
+  }
+  return out;
+}
+
+std::string RenderStatus(const v1::StatusResponse& s) {
+  std::string out;
+  Row(out, "node", s.node_name());
+  Row(out, "version", absl::StrCat("axond ", s.version(), " (pid ", s.pid(), ", up ",
+                                   FormatDuration(s.uptime_seconds()), ", since ",
+                                   FormatUnixMs(s.start_time_unix_ms()), ")"));
+  Row(out, "socket", s.control_socket());
+  Row(out, "config", s.config_path().empty() ? "(embedded defaults)" : s.config_path());
+  Row(out, "log level", s.log_level());
+  Row(out, "UCX", absl::StrCat(s.ucx().version(), "; CUDA memory ",
+                               s.ucx().cuda_memory_supported() ? "supported" : "not supported",
+                               "; memory types ", absl::StrJoin(s.ucx().memory_types(), ",")));
+  Row(out, "transports",
+      absl::StrCat(absl::StrJoin(s.ucx().transports(), " "),
+                   s.ucx().transports_requested().empty()
+                       ? ""
+                       : absl::StrCat("  (restricted to ", s.ucx().transports_requested(), ")")));
+  const auto& cuda = s.cuda();
+  Row(out, "CUDA",
+      !cuda.built_with_cuda() ? cuda.detail()
+      : cuda.device_count() > 0
+          ? absl::StrCat(cuda.device_count(), " device(s), driver ",
+                         cuda.driver_version() / 1000, ".", (cuda.driver_version() % 1000) / 10)
+          : absl::StrCat("no device: ", cuda.detail()));
+  Row(out, "sessions", absl::StrCat(s.session_count()));
+  Row(out, "peers", absl::StrCat(s.peer_count()));
+  return out;
+}
+
+std::string RenderStats(const v1::StatsResponse& s) {
+  std::string out;
+  Row(out, "uptime", FormatDuration(s.uptime_seconds()));
+  Row(out, "control", absl::StrCat(s.control_connections_accepted(), " connections accepted, ",
+                                   s.control_connections_denied(), " denied"));
+  Row(out, "sessions", absl::StrCat(s.sessions_active(), " active, ",
+                                    s.sessions_attached_total(), " attached, ",
+                                    s.sessions_closed_total(), " closed"));
+  Row(out, "ucx thread", absl::StrCat(s.ucx_thread_wakeups(), " wake-ups, ",
+                                      s.ucx_thread_tasks(), " tasks"));
+  Row(out, "reloads", absl::StrCat(s.config_reloads()));
+  std::vector<std::string> calls;
+  for (const auto& [method, count] : s.rpc_calls()) calls.push_back(absl::StrCat(method, "=", count));
+  std::sort(calls.begin(), calls.end());
+  Row(out, "rpc calls", calls.empty() ? "none" : absl::StrJoin(calls, " "));
+  return out;
+}
+
+std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
+  std::string out = absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %s\n", "SESSION", "PID", "UID",
+                                    "GID", "ATTACHED", "CLIENT");
+  for (const auto& s : sessions.sessions()) {
+    absl::StrAppendFormat(&out, "%-8d %-8d %-7d %-7d %-20s %s\n", s.session_id(), s.pid(),
+                          s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()), s.client_name());
+  }
+  return out;
+}
+
+std::string RenderPeers(const v1::ListPeersResponse& peers) {
+  if (peers.peers().empty()) return "no peers\n";
+  std::string out = absl::StrFormat("%-16s %-22s %-11s %s\n", "NAME", "ADDRESS", "STATE", "SINCE");
+  for (const auto& p : peers.peers()) {
+    absl::StrAppendFormat(&out, "%-16s %-22s %-11s %s\n", p.name(), p.address(), p.state(),
+                          FormatUnixMs(p.state_since_unix_ms()));
+  }
+  return out;
+}
+
+}  // namespace axon::ctl

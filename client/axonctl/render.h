@@ -1,0 +1,24 @@
+// How axonctl prints answers: aligned text for people, or JSON (the proto's
+// own field names) with --json.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <string>
+
+#include "axon/v1/admin.pb.h"
+
+namespace axon::ctl {
+
+std::string ToJson(const google::protobuf::Message& message);
+
+std::string RenderHealth(const v1::HealthResponse& health);
+std::string RenderStatus(const v1::StatusResponse& status);
+std::string RenderStats(const v1::StatsResponse& stats);
+std::string RenderSessions(const v1::ListSessionsResponse& sessions);
+std::string RenderPeers(const v1::ListPeersResponse& peers);
+
+// "3d 4h", "12m 5s", "42s".
+std::string FormatDuration(double seconds);
+
+}  // namespace axon::ctl

@@ -1,0 +1,18 @@
+# CUDA is optional: with AXON_CUDA=AUTO it is used when the toolkit is found.
+# The daemon and libaxon link only the CUDA runtime; nothing needs a GPU at
+# build time, and the GPU tests skip where no device is present.
+set(AXON_HAVE_CUDA OFF)
+if(NOT AXON_CUDA STREQUAL "OFF")
+  find_package(CUDAToolkit QUIET)
+  if(CUDAToolkit_FOUND)
+    set(AXON_HAVE_CUDA ON)
+  elseif(AXON_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "AXON_CUDA=ON but the CUDA toolkit was not found")
+  endif()
+endif()
+add_library(axon_cuda INTERFACE)
+add_library(axon::cuda ALIAS axon_cuda)
+if(AXON_HAVE_CUDA)
+  target_link_libraries(axon_cuda INTERFACE CUDA::cudart)
+  target_compile_definitions(axon_cuda INTERFACE AXON_HAVE_CUDA=1)
+endif()

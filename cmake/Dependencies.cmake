@@ -1,0 +1,18 @@
+# Third-party libraries from the distribution (scripts/setup-deps.sh installs
+# them): gRPC + protobuf, abseil, yaml-cpp, Asio, spdlog, CLI11, libsystemd.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(absl REQUIRED)
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+find_library(GRPCPP_REFLECTION_LIB grpc++_reflection REQUIRED)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
+add_library(axon_asio INTERFACE)
+target_include_directories(axon_asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
+target_compile_definitions(axon_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+add_library(axon::asio ALIAS axon_asio)

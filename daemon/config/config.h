@@ -1,0 +1,56 @@
+// axond's configuration: the typed result of layering the embedded default
+// (config/axond.yaml), an optional YAML file and `--set key=value` overrides.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace axon::daemon {
+
+struct Config {
+  struct Node {
+    std::string name;  // never empty after LoadConfig: defaults to the host name
+  } node;
+  struct Control {
+    std::string socket;  // never empty after LoadConfig
+    unsigned socket_mode = 0;
+    std::optional<gid_t> socket_gid;  // nullopt: axond's own group
+    std::vector<uid_t> allowed_uids;
+    std::vector<gid_t> allowed_gids;
+  } control;
+  struct Log {
+    std::string level;
+  } log;
+  struct Ucx {
+    std::string transports;
+  } ucx;
+};
+
+// Where a configuration comes from, lowest layer first after the defaults.
+struct ConfigSources {
+  std::string path;               // YAML file; empty: defaults only
+  std::vector<std::string> sets;  // "section.key=value", applied in order
+};
+
+// Loads and validates. Errors name the key and where it was set:
+// "FILE:LINE:COL: control.socket_mode: ...".
+absl::StatusOr<Config> LoadConfig(const ConfigSources& sources);
+
+// The commented default configuration, byte for byte config/axond.yaml.
+absl::string_view DefaultConfigYaml();
+
+// Every key the schema knows, as "section.key".
+std::vector<std::string> ConfigKeys();
+
+// The keys that `yaml_text` sets (validated like a config file); for checking
+// that the default file documents every key.
+absl::StatusOr<std::vector<std::string>> KeysSetBy(absl::string_view yaml_text,
+                                                   absl::string_view source_name);
+
+}  // namespace axon::daemon

@@ -1,0 +1,192 @@
+#include "daemon/config/schema.h"
+
+#include <grp.h>
+#include <pwd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "common/unix_socket.h"
+
+namespace axon::daemon {
+namespace {
+
+// YAML null (an empty value) reads as "".
+absl::StatusOr<std::string> AsString(const YAML::Node& value) {
+  if (value.IsNull()) return std::string();
+  if (!value.IsScalar()) return absl::InvalidArgumentError("expected a string, found a list or map");
+  return value.Scalar();
+}
+
+absl::StatusOr<unsigned> AsOctalMode(const YAML::Node& value) {
+  auto text = AsString(value);
+  if (!text.ok()) return text.status();
+  unsigned mode = 0;
+  bool ok = !text->empty() && text->size() <= 4;
+  for (char c : *text) {
+    if (c < '0' || c > '7') ok = false;
+    mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (!ok || mode > 0777) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected an octal file mode from \"0000\" to \"0777\", like \"0660\"; found '",
+                     *text, "'"));
+  }
+  if ((mode & 0600) != 0600) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mode ", *text, " would not let axond's own user read and write its socket (need 0600)"));
+  }
+  return mode;
+}
+
+// Resolves a user or group given as a name or a number.
+template <typename Id>
+absl::StatusOr<Id> ResolveId(const std::string& text, bool is_group) {
+  uint32_t number = 0;
+  if (absl::SimpleAtoi(text, &number)) return static_cast<Id>(number);
+  if (is_group) {
+    if (const group* g = ::getgrnam(text.c_str()); g != nullptr) return static_cast<Id>(g->gr_gid);
+  } else {
+    if (const passwd* p = ::getpwnam(text.c_str()); p != nullptr) return static_cast<Id>(p->pw_uid);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("no such ", is_group ? "group" : "user", " '", text, "' on this machine"));
+}
+
+template <typename Id>
+absl::StatusOr<std::vector<Id>> AsIdList(const YAML::Node& value, bool is_group) {
+  if (value.IsNull()) return std::vector<Id>();
+  if (!value.IsSequence()) {
+    return absl::InvalidArgumentError(absl::StrCat("expected a list of ",
+                                                   is_group ? "group" : "user",
+                                                   " names or numbers, like [1000, alice]"));
+  }
+  std::vector<Id> ids;
+  for (const YAML::Node& item : value) {
+    if (!item.IsScalar()) {
+      return absl::InvalidArgumentError("expected a name or number in the list, found a list or map");
+    }
+    auto id = ResolveId<Id>(item.Scalar(), is_group);
+    if (!id.ok()) return id.status();
+    ids.push_back(*id);
+  }
+  return ids;
+}
+
+absl::Status CheckNodeName(const std::string& name) {
+  if (name.empty()) return absl::OkStatus();  // the host name is used
+  bool ok = name.size() <= 63;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "node name '", name, "' must be 1 to 63 letters, digits, '.', '_' or '-'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckSocketPath(const std::string& path) {
+  if (path.empty()) return absl::OkStatus();  // $AXON_SOCKET or the default is used
+  if (path.front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket path '", path, "' must be absolute (start with '/')"));
+  }
+  if (path.size() > MaxUnixSocketPathLength()) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path is ", path.size(),
+                                                   " bytes long; Unix sockets allow at most ",
+                                                   MaxUnixSocketPathLength()));
+  }
+  if (path.back() == '/') {
+    return absl::InvalidArgumentError(absl::StrCat("socket path '", path, "' names a directory"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status CheckTransports(const std::string& list) {
+  for (absl::string_view tl : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    for (char c : tl) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '^' &&
+          c != '\\') {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "transport list '", list, "' is not in UCX_TLS syntax (names separated by commas)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A string field, checked by `check` when given.
+template <typename Section>
+ConfigField Str(std::string section, std::string key, Section Config::*sec,
+                std::string Section::*field, absl::Status (*check)(const std::string&)) {
+  return {std::move(section), std::move(key),
+          [sec, field, check](const YAML::Node& value, Config& config) -> absl::Status {
+            auto text = AsString(value);
+            if (!text.ok()) return text.status();
+            if (check != nullptr) {
+              if (auto st = check(*text); !st.ok()) return st;
+            }
+            config.*sec.*field = *std::move(text);
+            return absl::OkStatus();
+          }};
+}
+
+absl::Status CheckLogLevel(const std::string& level) { return ParseLogLevel(level).status(); }
+
+}  // namespace
+
+const std::vector<ConfigField>& ConfigSchema() {
+  static const auto* schema = new std::vector<ConfigField>{
+      Str("node", "name", &Config::node, &Config::Node::name, &CheckNodeName),
+      Str("control", "socket", &Config::control, &Config::Control::socket, &CheckSocketPath),
+      {"control", "socket_mode",
+       [](const YAML::Node& value, Config& config) -> absl::Status {
+         auto mode = AsOctalMode(value);
+         if (!mode.ok()) return mode.status();
+         config.control.socket_mode = *mode;
+         return absl::OkStatus();
+       }},
+      {"control", "socket_group",
+       [](const YAML::Node& value, Config& config) -> absl::Status {
+         auto text = AsString(value);
+         if (!text.ok()) return text.status();
+         config.control.socket_gid.reset();
+         if (text->empty()) return absl::OkStatus();
+         auto gid = ResolveId<gid_t>(*text, /*is_group=*/true);
+         if (!gid.ok()) return gid.status();
+         config.control.socket_gid = *gid;
+         return absl::OkStatus();
+       }},
+      {"control", "allowed_uids",
+       [](const YAML::Node& value, Config& config) -> absl::Status {
+         auto ids = AsIdList<uid_t>(value, /*is_group=*/false);
+         if (!ids.ok()) return ids.status();
+         config.control.allowed_uids = *std::move(ids);
+         return absl::OkStatus();
+       }},
+      {"control", "allowed_gids",
+       [](const YAML::Node& value, Config& config) -> absl::Status {
+         auto ids = AsIdList<gid_t>(value, /*is_group=*/true);
+         if (!ids.ok()) return ids.status();
+         config.control.allowed_gids = *std::move(ids);
+         return absl::OkStatus();
+       }},
+      Str("log", "level", &Config::log, &Config::Log::level, &CheckLogLevel),
+      Str("ucx", "transports", &Config::ucx, &Config::Ucx::transports, &CheckTransports),
+  };
+  return *schema;
+}
+
+}  // namespace axon::daemon

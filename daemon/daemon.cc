@@ -1,0 +1,166 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "common/log.h"
+
+namespace axon::daemon {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Daemon::Daemon(ConfigSources sources) : sources_(std::move(sources)) {}
+
+Daemon::~Daemon() {
+  Shutdown("daemon destroyed");
+  // Sessions hold asio objects; drop them before the io_context goes.
+  sessions_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSources sources) {
+  std::unique_ptr<Daemon> d(new Daemon(std::move(sources)));
+  d->state_.config = std::move(config);
+  d->state_.config_path = d->sources_.path;
+  d->state_.start_time = absl::Now();
+  d->state_.cuda = QueryCudaInfo();
+  const Config& cfg = d->state_.config;
+
+  auto ucx = ucx::Loop::Start({.transports = cfg.ucx.transports});
+  if (!ucx.ok()) {
+    return absl::Status(ucx.status().code(),
+                        absl::StrCat("cannot start UCX: ", ucx.status().message()));
+  }
+  d->ucx_ = *std::move(ucx);
+  d->state_.ucx = d->ucx_.get();
+  const ucx::ContextInfo& info = d->ucx_->info();
+  spdlog::info("UCX {}: transports {}; CUDA memory {}", info.version,
+               absl::StrJoin(info.transports, ","),
+               info.cuda_memory ? "supported" : "not supported");
+  spdlog::info("CUDA: {}", d->state_.cuda.device_count > 0
+                               ? absl::StrCat(d->state_.cuda.device_count, " device(s)")
+                               : d->state_.cuda.detail);
+
+  d->sessions_ = std::make_unique<SessionManager>(d->io_);
+  d->state_.sessions = d->sessions_.get();
+  d->admin_service_ = std::make_unique<rpc::AdminService>(d->state_);
+  d->control_service_ = std::make_unique<rpc::ControlService>(d->state_);
+  auto server = rpc::ControlServer::Start(
+      {.socket_path = cfg.control.socket,
+       .socket_mode = cfg.control.socket_mode,
+       .socket_gid = cfg.control.socket_gid},
+      AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids),
+      {d->admin_service_.get(), d->control_service_.get()}, d->io_);
+  if (!server.ok()) {
+    return absl::Status(server.status().code(), absl::StrCat("cannot serve the control socket: ",
+                                                             server.status().message()));
+  }
+  d->control_server_ = *std::move(server);
+  d->state_.control_server = d->control_server_.get();
+  return d;
+}
+
+int Daemon::Run() {
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGHUP);
+  AwaitSignal();
+  if (systemd_.watchdog_interval()) {
+    spdlog::info("systemd watchdog every {} ms",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     *systemd_.watchdog_interval())
+                     .count());
+    ucx_last_alive_ns_ = NowNs();
+    FeedWatchdog();
+  }
+  const Config& cfg = state_.config;
+  spdlog::info("axond {} ready: node '{}', control socket {}, pid {}", kVersion, cfg.node.name,
+               cfg.control.socket, ::getpid());
+  systemd_.Ready(absl::StrCat("node ", cfg.node.name, ", serving on ", cfg.control.socket));
+  io_.run();
+  spdlog::info("axond stopped");
+  return 0;
+}
+
+void Daemon::AwaitSignal() {
+  signals_.async_wait([this](std::error_code ec, int signal) {
+    if (ec) return;
+    OnSignal(signal);
+    if (!stopping_) AwaitSignal();
+  });
+}
+
+void Daemon::OnSignal(int signal) {
+  switch (signal) {
+    case SIGHUP:
+      ReloadConfig();
+      break;
+    case SIGTERM:
+      Shutdown("SIGTERM");
+      break;
+    case SIGINT:
+      Shutdown("SIGINT");
+      break;
+    default:
+      break;
+  }
+}
+
+void Daemon::ReloadConfig() {
+  systemd_.Reloading();
+  auto fresh = LoadConfig(sources_);
+  if (!fresh.ok()) {
+    spdlog::error("SIGHUP: config not reloaded, keeping the running one: {}",
+                  fresh.status().message());
+  } else {
+    auto level = ParseLogLevel(fresh->log.level);
+    if (level.ok()) spdlog::set_level(*level);
+    state_.config_reloads.fetch_add(1);
+    spdlog::warn("SIGHUP: log level is now '{}'; other changes take effect on restart",
+                 fresh->log.level);
+  }
+  systemd_.Ready("reloaded");
+}
+
+// Pings systemd only while the UCX thread keeps answering: a wedged UCX thread
+// stops the pings and systemd restarts the daemon.
+void Daemon::FeedWatchdog() {
+  const auto interval = *systemd_.watchdog_interval();
+  const int64_t now = NowNs();
+  const int64_t limit = std::chrono::duration_cast<std::chrono::nanoseconds>(interval).count();
+  if (now - ucx_last_alive_ns_.load() < limit) {
+    systemd_.Watchdog();
+  } else {
+    spdlog::error("the UCX thread has not answered for {} ms; not feeding the watchdog",
+                  (now - ucx_last_alive_ns_.load()) / 1000000);
+  }
+  ucx_->Post([this] { ucx_last_alive_ns_ = NowNs(); });
+  watchdog_timer_.expires_after(interval / 2);
+  watchdog_timer_.async_wait([this](std::error_code ec) {
+    if (!ec && !stopping_) FeedWatchdog();
+  });
+}
+
+void Daemon::Shutdown(const char* why) {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("shutting down ({})", why);
+  systemd_.Stopping();
+  if (control_server_) control_server_->Shutdown(std::chrono::milliseconds(2000));
+  std::error_code ignored;
+  signals_.cancel(ignored);
+  watchdog_timer_.cancel();
+  io_.stop();
+}
+
+}  // namespace axon::daemon

@@ -1,0 +1,55 @@
+// Daemon assembles axond: the UCX thread, the session manager, the control
+// socket with its gRPC services, signals and systemd, all driven by one Asio
+// io_context on the main thread.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "daemon/config/config.h"
+#include "daemon/daemon_state.h"
+#include "daemon/rpc/admin_service.h"
+#include "daemon/rpc/control_server.h"
+#include "daemon/rpc/control_service.h"
+#include "daemon/systemd/notifier.h"
+
+namespace axon::daemon {
+
+class Daemon {
+ public:
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(Config config, ConfigSources sources);
+  ~Daemon();
+
+  // Serves until SIGTERM or SIGINT; returns the process exit code.
+  int Run();
+
+ private:
+  explicit Daemon(ConfigSources sources);
+  void AwaitSignal();
+  void OnSignal(int signal);
+  void ReloadConfig();
+  void FeedWatchdog();
+  void Shutdown(const char* why);
+
+  // Declaration order is destruction order in reverse: io_ outlives
+  // everything that registers work with it.
+  asio::io_context io_;
+  ConfigSources sources_;
+  DaemonState state_;
+  std::atomic<int64_t> ucx_last_alive_ns_{0};  // written by tasks on the UCX thread
+  bool stopping_ = false;
+  std::unique_ptr<ucx::Loop> ucx_;
+  std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<rpc::AdminService> admin_service_;
+  std::unique_ptr<rpc::ControlService> control_service_;
+  std::unique_ptr<rpc::ControlServer> control_server_;
+  SystemdNotifier systemd_;
+  asio::signal_set signals_{io_};
+  asio::steady_timer watchdog_timer_{io_};
+};
+
+}  // namespace axon::daemon

@@ -1,0 +1,33 @@
+// What the control and admin services see of the daemon: its parts, and the
+// facts fixed at start-up. Owned by Daemon; services hold a reference.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/cuda_info.h"
+#include "daemon/config/config.h"
+#include "daemon/rpc_stats.h"
+#include "daemon/session/session_manager.h"
+#include "daemon/ucx/loop.h"
+
+namespace axon::daemon::rpc {
+class ControlServer;
+}
+
+namespace axon::daemon {
+
+struct DaemonState {
+  Config config;          // as loaded at start-up (log.level may change since)
+  std::string config_path;
+  absl::Time start_time;
+  CudaInfo cuda;
+  ucx::Loop* ucx = nullptr;
+  SessionManager* sessions = nullptr;
+  rpc::ControlServer* control_server = nullptr;  // set once serving
+  RpcStats rpc_stats;
+  std::atomic<uint64_t> config_reloads{0};
+};
+
+}  // namespace axon::daemon

@@ -1,0 +1,29 @@
+// Who is behind each control connection. axond accepts control connections
+// itself (to read SO_PEERCRED) and hands each fd to gRPC, which reports it to
+// handlers as ServerContext::peer() == "fd:N". The registry maps N back to the
+// credentials read at accept time.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include "absl/strings/string_view.h"
+#include <unordered_map>
+
+#include "common/unix_socket.h"
+
+namespace axon::daemon::rpc {
+
+class CallerRegistry {
+ public:
+  // A new connection on `fd`. Replaces whatever an earlier (closed) connection
+  // with the same fd number left.
+  void Set(int fd, const PeerCredentials& creds);
+  // The credentials for a gRPC peer string, if it names a known connection.
+  std::optional<PeerCredentials> Lookup(absl::string_view peer) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<int, PeerCredentials> by_fd_;  // guarded by mu_
+};
+
+}  // namespace axon::daemon::rpc

@@ -1,0 +1,40 @@
+#include "daemon/rpc/control_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc/status_convert.h"
+#include "common/version.h"
+#include "daemon/rpc/control_server.h"
+
+namespace axon::daemon::rpc {
+
+grpc::Status ControlService::Attach(grpc::ServerContext* context, const v1::AttachRequest* request,
+                                    v1::AttachResponse* response) {
+  state_.rpc_stats.Count("Control/Attach");
+  if (request->protocol_version() != 0 &&
+      request->protocol_version() != kControlProtocolVersion) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("client speaks control protocol ",
+                                     request->protocol_version(), ", this axond speaks ",
+                                     kControlProtocolVersion, "; upgrade one of them"));
+  }
+  auto caller = state_.control_server->callers().Lookup(context->peer());
+  if (!caller) {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "cannot identify the calling process on this connection");
+  }
+  auto result = state_.sessions->Attach(*caller, request->client_name());
+  if (!result.ok()) return axon::rpc::ToGrpcStatus(result.status());
+  response->set_session_id(result->id);
+  response->set_token(result->token);
+  response->set_node_name(state_.config.node.name);
+  response->set_protocol_version(kControlProtocolVersion);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Detach(grpc::ServerContext*, const v1::DetachRequest* request,
+                                    v1::DetachResponse*) {
+  state_.rpc_stats.Count("Control/Detach");
+  return axon::rpc::ToGrpcStatus(state_.sessions->Detach(request->session_id(), request->token()));
+}
+
+}  // namespace axon::daemon::rpc

@@ -1,0 +1,74 @@
+#include "daemon/rpc/deny_server.h"
+
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_posix.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+
+namespace axon::daemon::rpc {
+namespace {
+
+// One refused call: requested, then finished with PERMISSION_DENIED.
+struct DeniedCall {
+  grpc::GenericServerContext context;
+  grpc::GenericServerAsyncReaderWriter stream{&context};
+  bool finishing = false;
+};
+
+}  // namespace
+
+DenyServer::DenyServer() {
+  grpc::ServerBuilder builder;
+  builder.RegisterAsyncGenericService(&service_);
+  cq_ = builder.AddCompletionQueue();
+  server_ = builder.BuildAndStart();
+  thread_ = std::thread([this] { Serve(); });
+}
+
+DenyServer::~DenyServer() { Shutdown(); }
+
+void DenyServer::AddConnection(int fd, std::string reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reasons_[fd] = std::move(reason);
+  }
+  grpc::AddInsecureChannelFromFd(server_.get(), fd);
+}
+
+void DenyServer::Serve() {
+  auto request_next = [this] {
+    auto* call = new DeniedCall();
+    service_.RequestCall(&call->context, &call->stream, cq_.get(), cq_.get(), call);
+  };
+  request_next();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_->Next(&tag, &ok)) {
+    auto* call = static_cast<DeniedCall*>(tag);
+    if (call->finishing || !ok) {
+      delete call;
+      continue;
+    }
+    request_next();
+    std::string reason = "permission denied";
+    absl::string_view peer = call->context.peer();
+    int fd = -1;
+    if (absl::ConsumePrefix(&peer, "fd:") && absl::SimpleAtoi(peer, &fd)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = reasons_.find(fd); it != reasons_.end()) reason = it->second;
+    }
+    call->finishing = true;
+    call->stream.Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, reason), call);
+  }
+}
+
+void DenyServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->Shutdown(std::chrono::system_clock::now());
+  cq_->Shutdown();
+  thread_.join();
+}
+
+}  // namespace axon::daemon::rpc

@@ -1,0 +1,45 @@
+// A gRPC server with no services: every call on it is answered
+// PERMISSION_DENIED with the reason given when its connection was accepted.
+// Connections from callers the access policy refuses are handed here, so a
+// refused caller gets a clear status instead of a dropped connection, and
+// never reaches a real service.
+#pragma once
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <mutex>
+#include <unordered_map>
+
+namespace axon::daemon::rpc {
+
+class DenyServer {
+ public:
+  // Must be built before the health and reflection plugins are enabled (see
+  // ControlServer), so that this server carries neither.
+  DenyServer();
+  ~DenyServer();
+  DenyServer(const DenyServer&) = delete;
+  DenyServer& operator=(const DenyServer&) = delete;
+
+  // Takes ownership of connected socket `fd` (non-blocking).
+  void AddConnection(int fd, std::string reason);
+  void Shutdown();
+
+ private:
+  void Serve();
+
+  grpc::AsyncGenericService service_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  std::unique_ptr<grpc::Server> server_;
+  std::mutex mu_;
+  std::unordered_map<int, std::string> reasons_;  // by fd, guarded by mu_
+  std::thread thread_;
+  bool shut_down_ = false;
+};
+
+}  // namespace axon::daemon::rpc

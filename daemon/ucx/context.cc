@@ -1,0 +1,91 @@
+#include "daemon/ucx/context.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "daemon/ucx/status.h"
+
+namespace axon::ucx {
+namespace {
+
+struct ConfigDeleter {
+  void operator()(ucp_config_t* config) const { ucp_config_release(config); }
+};
+
+// ucp_context_print_info lists the resources the context really uses (after
+// UCX_TLS filtering) as lines like "#  resource 1 : md 1 dev 1 flags -- tcp/lo".
+// It is the one place UCX reports them in every version from 1.13 on.
+std::vector<std::string> ParseResources(const std::string& text) {
+  std::set<std::string> unique;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.find("resource") == absl::string_view::npos) continue;
+    const size_t dashes = line.rfind("-- ");
+    if (dashes == absl::string_view::npos) continue;
+    absl::string_view tl = absl::StripAsciiWhitespace(line.substr(dashes + 3));
+    if (!tl.empty()) unique.emplace(tl);
+  }
+  return {unique.begin(), unique.end()};
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Context>> Context::Create(const ContextOptions& options) {
+  ucp_config_t* raw_config = nullptr;
+  if (auto st = ToStatus(ucp_config_read(nullptr, nullptr, &raw_config), "ucp_config_read");
+      !st.ok()) {
+    return st;
+  }
+  std::unique_ptr<ucp_config_t, ConfigDeleter> config(raw_config);
+  if (!options.transports.empty()) {
+    if (auto st = ToStatus(ucp_config_modify(config.get(), "TLS", options.transports.c_str()),
+                           "ucp_config_modify(TLS=" + options.transports + ")");
+        !st.ok()) {
+      return st;
+    }
+  }
+  ucp_params_t params{};
+  params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED |
+                      UCP_PARAM_FIELD_NAME;
+  params.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
+  params.mt_workers_shared = 0;  // one worker, one thread
+  params.name = "axond";
+  ucp_context_h handle = nullptr;
+  if (auto st = ToStatus(ucp_init(&params, config.get(), &handle), "ucp_init"); !st.ok()) {
+    return st;
+  }
+  std::unique_ptr<Context> context(new Context(handle));
+  if (auto st = context->QueryInfo(); !st.ok()) return st;
+  return context;
+}
+
+Context::~Context() { ucp_cleanup(handle_); }
+
+absl::Status Context::QueryInfo() {
+  info_.version = ucp_get_version_string();
+
+  ucp_context_attr_t attr{};
+  attr.field_mask = UCP_ATTR_FIELD_MEMORY_TYPES;
+  if (auto st = ToStatus(ucp_context_query(handle_, &attr), "ucp_context_query"); !st.ok()) {
+    return st;
+  }
+  for (int type = 0; type < UCS_MEMORY_TYPE_LAST; ++type) {
+    if ((attr.memory_types & (uint64_t{1} << type)) == 0) continue;
+    info_.memory_types.emplace_back(ucs_memory_type_names[type]);
+  }
+  info_.cuda_memory = (attr.memory_types & (uint64_t{1} << UCS_MEMORY_TYPE_CUDA)) != 0;
+
+  char* buffer = nullptr;
+  size_t size = 0;
+  FILE* stream = open_memstream(&buffer, &size);
+  if (stream == nullptr) return absl::ResourceExhaustedError("open_memstream failed");
+  ucp_context_print_info(handle_, stream);
+  std::fclose(stream);
+  info_.transports = ParseResources(std::string(buffer, size));
+  std::free(buffer);
+  return absl::OkStatus();
+}
+
+}  // namespace axon::ucx

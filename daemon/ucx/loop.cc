@@ -1,0 +1,138 @@
+#include "daemon/ucx/loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
+#include "common/log.h"
+
+namespace axon::ucx {
+
+absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options) {
+  std::unique_ptr<Loop> loop(new Loop());
+  std::promise<absl::Status> started;
+  auto started_future = started.get_future();
+  loop->thread_ = std::thread([raw = loop.get(), &options, &started] {
+    absl::Status st = raw->InitFromLoop(options);
+    const bool ok = st.ok();
+    started.set_value(std::move(st));
+    if (ok) raw->RunFromLoop();
+    // Destroy UCX objects on the thread that created them.
+    raw->worker_.reset();
+    if (!ok) raw->context_.reset();
+  });
+  if (absl::Status st = started_future.get(); !st.ok()) {
+    loop->thread_.join();
+    return st;
+  }
+  return loop;
+}
+
+Loop::~Loop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  Wake();
+  thread_.join();
+  context_.reset();  // the worker is gone; nothing else uses the context
+}
+
+absl::Status Loop::InitFromLoop(const ContextOptions& options) {
+  wake_fd_.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd_.valid()) return ErrnoStatus(errno, "eventfd");
+  epoll_fd_.Reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_.valid()) return ErrnoStatus(errno, "epoll_create1");
+
+  auto context = Context::Create(options);
+  if (!context.ok()) return context.status();
+  context_ = *std::move(context);
+  auto worker = Worker::Create(*context_);
+  if (!worker.ok()) return worker.status();
+  worker_ = *std::move(worker);
+
+  for (int fd : {wake_fd_.get(), worker_->event_fd()}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return ErrnoStatus(errno, "epoll_ctl(ADD)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool Loop::RunTasksFromLoop() {
+  std::deque<absl::AnyInvocable<void() &&>> batch;
+  bool stopping = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(queue_);
+    stopping = stopping_;
+  }
+  for (auto& task : batch) {
+    std::move(task)();
+    tasks_run_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return !stopping;
+}
+
+void Loop::RunFromLoop() {
+  while (true) {
+    if (!RunTasksFromLoop()) break;
+    while (worker_->Progress()) {
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!queue_.empty() || stopping_) continue;
+    }
+    auto armed = worker_->Arm();
+    if (!armed.ok()) {
+      spdlog::error("UCX thread: {}; polling instead of sleeping", armed.status().message());
+    } else if (!*armed) {
+      continue;  // events arrived meanwhile: progress them first
+    }
+    epoll_event events[2];
+    const int n = ::epoll_wait(epoll_fd_.get(), events, 2, armed.ok() ? -1 : 10);
+    wakeups_.fetch_add(1, std::memory_order_relaxed);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("UCX thread: epoll_wait: {}", std::strerror(errno));
+    }
+    uint64_t drained = 0;
+    while (::read(wake_fd_.get(), &drained, sizeof(drained)) > 0) {
+    }
+  }
+}
+
+void Loop::Post(absl::AnyInvocable<void() &&> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(task));
+  }
+  Wake();
+}
+
+void Loop::Wake() {
+  const uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: the loop will wake anyway.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+absl::Status Loop::Ping(absl::Duration timeout) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  Post([done] { done->set_value(); });
+  if (future.wait_for(absl::ToChronoNanoseconds(timeout)) != std::future_status::ready) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the UCX thread did not answer within ", absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace axon::ucx

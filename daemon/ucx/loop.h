@@ -1,0 +1,69 @@
+// UcxLoop is the UCX thread: it creates, owns and destroys the UCX context and
+// worker, and every UCX call in axond runs on it. Other threads hand it work
+// with Post(); it progresses the worker, then sleeps in epoll on the worker's
+// event fd and a wake-up eventfd. An idle daemon's UCX thread does not run.
+// Methods whose names end in FromLoop may only be called on this thread.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/unique_fd.h"
+#include "daemon/ucx/context.h"
+#include "daemon/ucx/worker.h"
+
+namespace axon::ucx {
+
+class Loop {
+ public:
+  // Starts the thread and returns once the context and worker exist (or failed).
+  static absl::StatusOr<std::unique_ptr<Loop>> Start(const ContextOptions& options);
+  // Stops the thread: tasks already posted run first, then the worker and the
+  // context are destroyed on the thread.
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Runs `task` on the UCX thread. Thread-safe. Tasks run in posting order.
+  void Post(absl::AnyInvocable<void() &&> task);
+
+  // Round trip through the UCX thread: OK when it ran a task within `timeout`.
+  absl::Status Ping(absl::Duration timeout);
+
+  // Immutable once Start returned.
+  const ContextInfo& info() const { return context_->info(); }
+
+  uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
+  uint64_t tasks_run() const { return tasks_run_.load(std::memory_order_relaxed); }
+
+  bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  Worker& WorkerFromLoop() { return *worker_; }
+
+ private:
+  Loop() = default;
+  absl::Status InitFromLoop(const ContextOptions& options);
+  void RunFromLoop();
+  bool RunTasksFromLoop();
+  void Wake();
+
+  std::unique_ptr<Context> context_;
+  std::unique_ptr<Worker> worker_;
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;  // eventfd: Post() writes, the loop drains
+
+  std::mutex mu_;
+  std::deque<absl::AnyInvocable<void() &&>> queue_;  // guarded by mu_
+  bool stopping_ = false;                            // guarded by mu_
+
+  std::atomic<uint64_t> wakeups_{0};
+  std::atomic<uint64_t> tasks_run_{0};
+  std::thread thread_;
+};
+
+}  // namespace axon::ucx
