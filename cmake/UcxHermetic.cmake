@@ -18,7 +18,6 @@
 #                            bookworm's orig tarball of UCX 1.13.1
 #                            (https://deb.debian.org/debian/pool/main/u/ucx/ucx_1.13.1.orig.tar.xz;
 #                            Debian ships .tar.xz, there is no .orig.tar.gz).
-#                            May be a ;-list of mirrors, tried in order.
 #   AXON_UCX_TARBALL_SHA256  Expected SHA-256 of the tarball, checked for the
 #                            download *and* for AXON_UCX_TARBALL. Pinned to the
 #                            value in Debian's ucx_1.13.1-1.dsc
@@ -51,7 +50,7 @@ endif()
 
 set(AXON_UCX_TARBALL_URL
     "https://deb.debian.org/debian/pool/main/u/ucx/ucx_1.13.1.orig.tar.xz"
-    CACHE STRING "URL (or ;-list of mirror URLs) of the pinned UCX source tarball")
+    CACHE STRING "URL of the pinned UCX source tarball")
 set(AXON_UCX_TARBALL_SHA256
     "1a88e09ca1b406c046a469c2ae271d2c330050b5664c0bcd9890e26c6ef09f3c"
     CACHE STRING "Expected SHA-256 of the UCX source tarball")
@@ -90,8 +89,7 @@ if(AXON_UCX_TARBALL)
   endif()
   message(STATUS "UcxHermetic: using local tarball ${_axon_ucx_tarball} (sha256 ok)")
 else()
-  list(GET AXON_UCX_TARBALL_URL 0 _axon_ucx_first_url)
-  get_filename_component(_axon_ucx_name "${_axon_ucx_first_url}" NAME)
+  get_filename_component(_axon_ucx_name "${AXON_UCX_TARBALL_URL}" NAME)
   set(_axon_ucx_tarball "${_axon_ucx_deps}/ucx-hermetic-dl/${_axon_ucx_name}")
   set(_axon_ucx_have FALSE)
   if(EXISTS "${_axon_ucx_tarball}")
@@ -103,32 +101,23 @@ else()
       file(REMOVE "${_axon_ucx_tarball}")
     endif()
   endif()
-  set(_axon_ucx_errors "")
-  foreach(_axon_ucx_url IN LISTS AXON_UCX_TARBALL_URL)
-    if(_axon_ucx_have)
-      break()
-    endif()
-    message(STATUS "UcxHermetic: downloading ${_axon_ucx_url}")
-    file(DOWNLOAD "${_axon_ucx_url}" "${_axon_ucx_tarball}"
+  if(NOT _axon_ucx_have)
+    message(STATUS "UcxHermetic: downloading ${AXON_UCX_TARBALL_URL}")
+    file(DOWNLOAD "${AXON_UCX_TARBALL_URL}" "${_axon_ucx_tarball}"
          EXPECTED_HASH SHA256=${_axon_ucx_sha256}
          TLS_VERIFY ON
          INACTIVITY_TIMEOUT 60
          TIMEOUT 600
          STATUS _axon_ucx_status)
     list(GET _axon_ucx_status 0 _axon_ucx_code)
-    if(_axon_ucx_code EQUAL 0)
-      set(_axon_ucx_have TRUE)
-    else()
+    if(NOT _axon_ucx_code EQUAL 0)
       list(GET _axon_ucx_status 1 _axon_ucx_msg)
-      string(APPEND _axon_ucx_errors "\n  ${_axon_ucx_url}: ${_axon_ucx_msg} (${_axon_ucx_code})")
       file(REMOVE "${_axon_ucx_tarball}")
+      message(FATAL_ERROR
+        "UcxHermetic: could not download ${AXON_UCX_TARBALL_URL}: ${_axon_ucx_msg} (${_axon_ucx_code})\n"
+        "For offline builds pass -DAXON_UCX_TARBALL=/path/to/${_axon_ucx_name} "
+        "(SHA-256 ${_axon_ucx_sha256})")
     endif()
-  endforeach()
-  if(NOT _axon_ucx_have)
-    message(FATAL_ERROR
-      "UcxHermetic: could not download the UCX tarball with SHA-256 ${_axon_ucx_sha256}:"
-      "${_axon_ucx_errors}\n"
-      "For offline builds pass -DAXON_UCX_TARBALL=/path/to/${_axon_ucx_name}")
   endif()
   # Belt and braces: verify again what is on disk.
   file(SHA256 "${_axon_ucx_tarball}" _axon_ucx_actual)
@@ -156,15 +145,16 @@ if(_axon_ucx_cuda)
   list(APPEND _axon_ucx_cmd "${_axon_ucx_cuda}")
 endif()
 
-message(STATUS "UcxHermetic: building UCX into ${_axon_ucx_prefix} (first time takes minutes; log: ${_axon_ucx_log})")
+message(STATUS "UcxHermetic: building UCX into ${_axon_ucx_prefix} (no-op when up to date, else takes minutes; log: ${_axon_ucx_log})")
 execute_process(
   COMMAND ${CMAKE_COMMAND} -E env "UCX_BUILD_LOG=${_axon_ucx_log}" ${_axon_ucx_cmd}
   RESULT_VARIABLE _axon_ucx_rc
   COMMAND_ECHO NONE)
 if(NOT _axon_ucx_rc EQUAL 0)
+  list(JOIN _axon_ucx_cmd " " _axon_ucx_cmd_str)
   message(FATAL_ERROR
     "UcxHermetic: scripts/build-ucx.sh failed (${_axon_ucx_rc}).\n"
-    "  command: ${_axon_ucx_cmd}\n"
+    "  command: ${_axon_ucx_cmd_str}\n"
     "  log:     ${_axon_ucx_log}")
 endif()
 if(NOT EXISTS "${_axon_ucx_prefix}/lib/libucp.so" OR NOT EXISTS "${_axon_ucx_prefix}/include/ucp/api/ucp.h")

@@ -1,17 +1,35 @@
 #include "common/log.h"
 
 #include <cstdlib>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "spdlog/sinks/stdout_sinks.h"
 
 namespace axon {
 
+namespace {
+
+// axon's level names (spdlog's own say "warning" and "err").
+constexpr std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
+    {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+    {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+    {"error", spdlog::level::err},   {"critical", spdlog::level::critical},
+    {"off", spdlog::level::off},
+};
+
+}  // namespace
+
+absl::string_view LogLevelName(spdlog::level::level_enum level) {
+  for (const auto& [name, value] : kLevels) {
+    if (value == level) return name;
+  }
+  return "unknown";
+}
+
 absl::StatusOr<spdlog::level::level_enum> ParseLogLevel(absl::string_view name) {
-  for (int i = spdlog::level::trace; i < spdlog::level::n_levels; ++i) {
-    const auto level = static_cast<spdlog::level::level_enum>(i);
-    const auto level_name = spdlog::level::to_string_view(level);
-    if (absl::string_view(level_name.data(), level_name.size()) == name) return level;
+  for (const auto& [level_name, level] : kLevels) {
+    if (name == level_name) return level;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown log level '", name, "' (expected trace, debug, info, warn, error, critical, off)"));

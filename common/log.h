@@ -22,6 +22,8 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
 namespace axon {
 
 absl::StatusOr<spdlog::level::level_enum> ParseLogLevel(absl::string_view name);
+// The name ParseLogLevel accepts for `level`.
+absl::string_view LogLevelName(spdlog::level::level_enum level);
 
 // Sets up the default logger for program `name`. Under systemd (JOURNAL_STREAM
 // set) the timestamp is left to the journal.

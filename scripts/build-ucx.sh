@@ -17,9 +17,11 @@
 #                is an error.
 #
 # Only the libraries are built and installed (ucm, ucs, uct incl. the
-# transport modules such as cuda, ucp), plus ucx_info, pkg-config and CMake
-# package files. test/apps, examples, perftest, Java and Go bindings are NOT
-# built (test/apps/test_cuda_hook.c does not compile against CUDA 13).
+# transport modules such as cuda, ucp), plus the tools ucx_info and
+# ucx_perftest (the benchmarks' baseline; cmake/Ucx.cmake looks for it under
+# the prefix), pkg-config and CMake package files. test/apps, examples, gtest,
+# Java and Go bindings are NOT built (test/apps/test_cuda_hook.c does not
+# compile against CUDA 13: cuCtxCreate changed).
 #
 # Idempotent: if PREFIX/lib/libucp.so exists and PREFIX/.axon-ucx-build.stamp
 # records the same build key (tarball sha256 + CUDA_HOME + recipe version),
@@ -38,7 +40,7 @@
 #   PYTHON                   python used for pip (default: python3)
 set -Eeuo pipefail
 
-readonly RECIPE_VERSION=1
+readonly RECIPE_VERSION=2
 readonly ME="build-ucx"
 
 log()  { printf '[%s] %s\n' "$ME" "$*"; [[ -n "${LOG_FILE:-}" && -d "$(dirname "$LOG_FILE")" ]] && printf '[%s] %s\n' "$ME" "$*" >>"$LOG_FILE"; return 0; }
@@ -342,9 +344,9 @@ if [[ -n "$CUDA_HOME_RESOLVED" ]]; then
 fi
 
 # ---------------------------------------------------------------- build + install
-# Library subdirectories only (plus ucx_info). Not test/apps, examples,
-# perftest or bindings.
-subdirs=(src/ucm src/ucs src/uct src/ucp src/tools/info)
+# Library subdirectories plus ucx_info and ucx_perftest. Not test/apps,
+# examples, gtest or bindings.
+subdirs=(src/ucm src/ucs src/uct src/ucp src/tools/info src/tools/perf)
 for d in "${subdirs[@]}"; do
     run_step "building $d (make -j$JOBS)" make -C "$BUILD_DIR/$d" -j"$JOBS"
     run_step "installing $d" make -C "$BUILD_DIR/$d" install
@@ -366,6 +368,7 @@ if [[ -x "$PREFIX/bin/ucx_info" ]]; then
     ver=$(LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PREFIX/bin/ucx_info" -v 2>&1 | head -n1 || true)
     log "ucx_info -v    : $ver"
 fi
+[[ -x "$PREFIX/bin/ucx_perftest" ]] || die "install finished but $PREFIX/bin/ucx_perftest is missing"
 
 printf '%s\n' "$BUILD_KEY" >"$STAMP"
 printf 'built=%s\nconfigure=%s\nCPPFLAGS+=%s\nLDFLAGS+=%s\n' \

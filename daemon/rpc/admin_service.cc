@@ -46,8 +46,7 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   response->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - state_.start_time));
   response->set_config_path(state_.config_path);
   response->set_control_socket(state_.config.control.socket);
-  const auto level = spdlog::level::to_string_view(spdlog::get_level());
-  response->set_log_level(std::string(level.data(), level.size()));
+  response->set_log_level(std::string(LogLevelName(spdlog::get_level())));
 
   const ucx::ContextInfo& info = state_.ucx->info();
   v1::UcxStatus* ucx = response->mutable_ucx();

@@ -35,6 +35,7 @@ absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options)
 }
 
 Loop::~Loop() {
+  if (!thread_.joinable()) return;  // Start failed; the thread cleaned up
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds axon and runs the whole test suite, three times over:
+#   build/       the normal build: every test;
+#   build-asan/  AddressSanitizer + UBSan: every test;
+#   build-tsan/  ThreadSanitizer: the tests labelled 'threaded'.
+# AXON_TEST_SANITIZERS=0 runs only the first. GPU tests skip without a GPU.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+run() { echo "==> $*" >&2; "$@"; }
+
+run "$repo/scripts/build.sh" "$repo/build"
+run ctest --test-dir "$repo/build" --output-on-failure -j "$jobs"
+
+if [[ ${AXON_TEST_SANITIZERS:-1} != 0 ]]; then
+  run "$repo/scripts/build.sh" "$repo/build-asan" -DAXON_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    run ctest --test-dir "$repo/build-asan" --output-on-failure -j "$jobs"
+  run "$repo/scripts/build.sh" "$repo/build-tsan" -DAXON_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$repo/tests/tsan.supp" \
+    run ctest --test-dir "$repo/build-tsan" --output-on-failure -j "$jobs" -L threaded
+fi
+echo "axon: all test runs passed" >&2

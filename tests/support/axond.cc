@@ -1,0 +1,44 @@
+#include "tests/support/axond.h"
+
+#include "common/unix_socket.h"
+
+namespace axon::testing {
+
+std::string AxondPath() { return AXON_TEST_AXOND; }
+std::string AxonctlPath() { return AXON_TEST_AXONCTL; }
+std::string HelperPath(const std::string& name) { return std::string(AXON_TEST_HELPER_DIR) + "/" + name; }
+
+Axond::Axond(const TempDir& dir, AxondOptions options) {
+  socket_ = dir.File(options.node_name + ".sock");
+  std::vector<std::string> argv = {AxondPath(), "--set", "control.socket=" + socket_, "--set",
+                                   "node.name=" + options.node_name};
+  if (!options.config_yaml.empty()) {
+    config_path_ = dir.File(options.node_name + ".yaml");
+    WriteFile(config_path_, options.config_yaml);
+    argv.insert(argv.begin() + 1, {"--config", config_path_});
+  }
+  for (const auto& set : options.sets) {
+    argv.push_back("--set");
+    argv.push_back(set);
+  }
+  child_ = std::make_unique<Child>(argv, dir.File(options.node_name + ".log"),
+                                   SpawnOptions{.env = options.env});
+}
+
+bool Axond::WaitReady(std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [this] {
+        if (!child_->running()) return true;
+        auto probe = ProbeUnixSocket(socket_);
+        return probe.ok() && *probe == SocketProbe::kLive;
+      },
+      timeout) &&
+         child_->running();
+}
+
+RunResult Axond::Ctl(std::vector<std::string> args, const SpawnOptions& options) const {
+  args.insert(args.begin(), {AxonctlPath(), "--socket", socket_});
+  return RunProgram(args, options);
+}
+
+}  // namespace axon::testing

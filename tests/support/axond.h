@@ -1,0 +1,47 @@
+// Test support: a real axond process on its own socket in a temp directory,
+// and the real axonctl pointed at it. Binary paths come from CMake.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace axon::testing {
+
+std::string AxondPath();
+std::string AxonctlPath();
+std::string HelperPath(const std::string& name);  // test helper programs
+
+struct AxondOptions {
+  std::string node_name = "node-a";
+  std::vector<std::string> sets;   // extra --set KEY=VALUE
+  std::string config_yaml;         // written to a file and passed with --config when non-empty
+  std::map<std::string, std::string> env;
+};
+
+class Axond {
+ public:
+  // Starts axond with its socket at dir/<node_name>.sock. Does not wait.
+  Axond(const TempDir& dir, AxondOptions options = {});
+
+  // Waits until the control socket accepts connections (or the process died).
+  bool WaitReady(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  // Runs axonctl against this daemon.
+  RunResult Ctl(std::vector<std::string> args, const SpawnOptions& options = {}) const;
+
+  const std::string& socket() const { return socket_; }
+  const std::string& config_path() const { return config_path_; }
+  Child& process() { return *child_; }
+
+ private:
+  std::string socket_;
+  std::string config_path_;
+  std::unique_ptr<Child> child_;
+};
+
+}  // namespace axon::testing
