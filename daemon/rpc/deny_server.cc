@@ -52,7 +52,8 @@ void DenyServer::Serve() {
     }
     request_next();
     std::string reason = "permission denied";
-    absl::string_view peer = call->context.peer();
+    const std::string peer_name = call->context.peer();
+    absl::string_view peer = peer_name;
     int fd = -1;
     if (absl::ConsumePrefix(&peer, "fd:") && absl::SimpleAtoi(peer, &fd)) {
       std::lock_guard<std::mutex> lock(mu_);

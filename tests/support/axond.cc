@@ -1,5 +1,9 @@
 #include "tests/support/axond.h"
 
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
 #include "common/unix_socket.h"
 
 namespace axon::testing {
@@ -23,6 +27,19 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
   }
   child_ = std::make_unique<Child>(argv, dir.File(options.node_name + ".log"),
                                    SpawnOptions{.env = options.env});
+}
+
+Axond::~Axond() {
+  if (child_->running()) {
+    child_->Signal(SIGTERM);
+    const auto code = child_->Wait(std::chrono::seconds(30));
+    EXPECT_EQ(code, 0) << "axond did not shut down cleanly:\n" << child_->Log();
+  }
+  const std::string log = child_->Log();
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "runtime error:", "WARNING: ThreadSanitizer"}) {
+    EXPECT_EQ(log.find(marker), std::string::npos) << "sanitizer report in axond's log:\n" << log;
+  }
 }
 
 bool Axond::WaitReady(std::chrono::milliseconds timeout) {

@@ -27,6 +27,11 @@ class Axond {
  public:
   // Starts axond with its socket at dir/<node_name>.sock. Does not wait.
   Axond(const TempDir& dir, AxondOptions options = {});
+  // A daemon still running is stopped with SIGTERM, and must exit 0 with no
+  // sanitizer report in its log: every test checks a clean shutdown.
+  ~Axond();
+  Axond(const Axond&) = delete;
+  Axond& operator=(const Axond&) = delete;
 
   // Waits until the control socket accepts connections (or the process died).
   bool WaitReady(std::chrono::milliseconds timeout = std::chrono::seconds(20));
