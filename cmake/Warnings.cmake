@@ -26,4 +26,8 @@ if(_san)
   target_compile_options(axon_sanitize INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_san}>)
   target_link_options(axon_sanitize INTERFACE ${_san})
 endif()
+if(AXON_SANITIZE STREQUAL "thread" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  # Asio's headers use std::atomic_thread_fence, which GCC warns TSan cannot see.
+  target_compile_options(axon_sanitize INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Wno-tsan>)
+endif()
 target_link_libraries(axon_build_flags INTERFACE axon_sanitize)

@@ -16,7 +16,8 @@ packages=(
   cmake ninja-build g++ pkg-config python3-pip
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
-  libsystemd-dev libgtest-dev libgmock-dev
+  libsystemd-dev libssl-dev libgtest-dev libgmock-dev
+  clang libclang-rt-14-dev  # the libFuzzer target
   systemd  # systemd-analyze, for checking the unit file
 )
 

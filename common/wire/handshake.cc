@@ -1,0 +1,135 @@
+#include "common/wire/handshake.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sys/random.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
+#include "common/wire/header.h"
+
+namespace axon::wire {
+
+std::vector<uint8_t> EncodeHello(const Hello& hello) {
+  BodyWriter w;
+  w.String(hello.node_name);
+  w.U64(hello.capabilities);
+  w.U16(static_cast<uint16_t>(std::min(hello.transports.size(), kMaxTransports)));
+  for (size_t i = 0; i < hello.transports.size() && i < kMaxTransports; ++i) {
+    w.String(hello.transports[i]);
+  }
+  w.Fixed(hello.nonce);
+  w.U8(static_cast<uint8_t>(hello.proof.size()));
+  w.Fixed(hello.proof);
+  return w.Take();
+}
+
+absl::StatusOr<Hello> DecodeHello(absl::Span<const uint8_t> body) {
+  BodyReader r(body);
+  Hello hello;
+  auto name = r.String(kMaxNodeName);
+  if (!name.ok()) return name.status();
+  if (name->empty()) return absl::InvalidArgumentError("hello carries an empty node name");
+  hello.node_name = *std::move(name);
+  auto caps = r.U64();
+  if (!caps.ok()) return caps.status();
+  hello.capabilities = *caps;
+  auto count = r.U16();
+  if (!count.ok()) return count.status();
+  if (*count > kMaxTransports) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hello lists ", *count, " transports; at most ", kMaxTransports));
+  }
+  for (uint16_t i = 0; i < *count; ++i) {
+    auto tl = r.String(kMaxTransportName);
+    if (!tl.ok()) return tl.status();
+    hello.transports.push_back(*std::move(tl));
+  }
+  auto nonce = r.Fixed(kNonceSize);
+  if (!nonce.ok()) return nonce.status();
+  std::copy(nonce->begin(), nonce->end(), hello.nonce.begin());
+  auto proof_size = r.U8();
+  if (!proof_size.ok()) return proof_size.status();
+  if (*proof_size != 0 && *proof_size != kProofSize) {
+    return absl::InvalidArgumentError(absl::StrCat("proof of ", *proof_size, " bytes"));
+  }
+  auto proof = r.Fixed(*proof_size);
+  if (!proof.ok()) return proof.status();
+  hello.proof = *std::move(proof);
+  if (r.remaining() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(r.remaining(), " stray bytes after hello"));
+  }
+  return hello;
+}
+
+std::vector<uint8_t> EncodeProof(absl::Span<const uint8_t> proof) {
+  BodyWriter w;
+  w.U8(static_cast<uint8_t>(proof.size()));
+  w.Fixed(proof);
+  return w.Take();
+}
+
+absl::StatusOr<std::vector<uint8_t>> DecodeProof(absl::Span<const uint8_t> body) {
+  BodyReader r(body);
+  auto size = r.U8();
+  if (!size.ok()) return size.status();
+  if (*size != 0 && *size != kProofSize) {
+    return absl::InvalidArgumentError(absl::StrCat("proof of ", *size, " bytes"));
+  }
+  auto proof = r.Fixed(*size);
+  if (!proof.ok()) return proof.status();
+  if (r.remaining() != 0) return absl::InvalidArgumentError("stray bytes after proof");
+  return proof;
+}
+
+std::vector<uint8_t> EncodeReject(const std::string& reason) {
+  BodyWriter w;
+  w.String(reason.substr(0, kMaxReason));
+  return w.Take();
+}
+
+absl::StatusOr<std::string> DecodeReject(absl::Span<const uint8_t> body) {
+  BodyReader r(body);
+  return r.String(kMaxReason);
+}
+
+std::vector<uint8_t> MakeProof(const std::string& token, Role role, const Nonce& dialer_nonce,
+                               const Nonce& acceptor_nonce, const std::string& node_name) {
+  if (token.empty()) return {};
+  BodyWriter message;
+  message.U8(static_cast<uint8_t>(role));
+  message.Fixed(dialer_nonce);
+  message.Fixed(acceptor_nonce);
+  message.String(node_name);
+  std::vector<uint8_t> mac(EVP_MAX_MD_SIZE);
+  unsigned int mac_size = 0;
+  HMAC(EVP_sha256(), token.data(), static_cast<int>(token.size()), message.bytes().data(),
+       message.bytes().size(), mac.data(), &mac_size);
+  mac.resize(mac_size);
+  return mac;
+}
+
+bool ProofMatches(absl::Span<const uint8_t> received, absl::Span<const uint8_t> expected) {
+  if (received.size() != expected.size()) return false;
+  uint8_t diff = 0;
+  for (size_t i = 0; i < received.size(); ++i) diff |= static_cast<uint8_t>(received[i] ^ expected[i]);
+  return diff == 0;
+}
+
+absl::StatusOr<Nonce> RandomNonce() {
+  Nonce nonce{};
+  size_t filled = 0;
+  while (filled < nonce.size()) {
+    const ssize_t n = ::getrandom(nonce.data() + filled, nonce.size() - filled, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "getrandom");
+    }
+    filled += static_cast<size_t>(n);
+  }
+  return nonce;
+}
+
+}  // namespace axon::wire

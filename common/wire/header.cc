@@ -1,0 +1,160 @@
+#include "common/wire/header.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace axon::wire {
+namespace {
+
+template <typename T>
+void Put(std::vector<uint8_t>& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+template <typename T>
+T Get(const uint8_t* p) {
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
+  return v;
+}
+
+}  // namespace
+
+const char* MessageTypeName(MessageType type) {
+  switch (type) {
+    case MessageType::kHello:
+      return "hello";
+    case MessageType::kHelloAuth:
+      return "hello-auth";
+    case MessageType::kReject:
+      return "reject";
+    case MessageType::kPing:
+      return "ping";
+    case MessageType::kPong:
+      return "pong";
+  }
+  return "unknown";
+}
+
+std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body) {
+  std::vector<uint8_t> out;
+  out.reserve(kHeaderSize + body.size());
+  Put<uint32_t>(out, kMagic);
+  Put<uint16_t>(out, header.version);
+  Put<uint16_t>(out, static_cast<uint16_t>(header.type));
+  Put<uint32_t>(out, header.flags);
+  Put<uint32_t>(out, static_cast<uint32_t>(body.size()));
+  Put<uint64_t>(out, header.payload_length);
+  Put<uint64_t>(out, header.sequence);
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload_size) {
+  if (bytes.size() < kHeaderSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message truncated: ", bytes.size(), " bytes, header needs ", kHeaderSize));
+  }
+  const uint8_t* p = bytes.data();
+  const uint32_t magic = Get<uint32_t>(p);
+  if (magic != kMagic) {
+    return absl::InvalidArgumentError(absl::StrFormat("bad magic 0x%08x (not an axon peer)", magic));
+  }
+  Decoded d;
+  d.header.version = Get<uint16_t>(p + 4);
+  if (d.header.version != kVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "wire protocol version ", d.header.version, " is not this daemon's version ", kVersion,
+        d.header.version > kVersion ? " (the peer is newer)" : " (the peer is older)"));
+  }
+  const uint16_t type = Get<uint16_t>(p + 6);
+  if (type == 0 || type > kMaxMessageType) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown message type ", type));
+  }
+  d.header.type = static_cast<MessageType>(type);
+  d.header.flags = Get<uint32_t>(p + 8);
+  d.header.body_length = Get<uint32_t>(p + 12);
+  d.header.payload_length = Get<uint64_t>(p + 16);
+  d.header.sequence = Get<uint64_t>(p + 24);
+  if (d.header.body_length > kMaxBodyLength) {
+    return absl::InvalidArgumentError(absl::StrCat("body length ", d.header.body_length,
+                                                   " exceeds the limit of ", kMaxBodyLength));
+  }
+  if (d.header.body_length != bytes.size() - kHeaderSize) {
+    return absl::InvalidArgumentError(absl::StrCat("body length ", d.header.body_length,
+                                                   " does not match the ",
+                                                   bytes.size() - kHeaderSize, " bytes present"));
+  }
+  if (d.header.payload_length > kMaxPayloadLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("payload length ", d.header.payload_length, " exceeds the limit"));
+  }
+  if (d.header.payload_length != payload_size) {
+    return absl::InvalidArgumentError(absl::StrCat("payload length ", d.header.payload_length,
+                                                   " does not match the ", payload_size,
+                                                   " bytes received"));
+  }
+  d.body = bytes.subspan(kHeaderSize);
+  return d;
+}
+
+void BodyWriter::U16(uint16_t v) { Put(bytes_, v); }
+void BodyWriter::U32(uint32_t v) { Put(bytes_, v); }
+void BodyWriter::U64(uint64_t v) { Put(bytes_, v); }
+void BodyWriter::String(absl::string_view s) {
+  const size_t n = std::min<size_t>(s.size(), 0xffff);
+  U16(static_cast<uint16_t>(n));
+  bytes_.insert(bytes_.end(), s.begin(), s.begin() + static_cast<ptrdiff_t>(n));
+}
+void BodyWriter::Fixed(absl::Span<const uint8_t> s) { bytes_.insert(bytes_.end(), s.begin(), s.end()); }
+
+absl::StatusOr<absl::Span<const uint8_t>> BodyReader::Take(size_t n, const char* what) {
+  if (failed_ || n > rest_.size()) {
+    failed_ = true;
+    return absl::InvalidArgumentError(
+        absl::StrCat("body truncated: ", what, " needs ", n, " bytes, ", rest_.size(), " left"));
+  }
+  auto out = rest_.subspan(0, n);
+  rest_.remove_prefix(n);
+  return out;
+}
+
+absl::StatusOr<uint8_t> BodyReader::U8() {
+  auto b = Take(1, "u8");
+  if (!b.ok()) return b.status();
+  return (*b)[0];
+}
+absl::StatusOr<uint16_t> BodyReader::U16() {
+  auto b = Take(2, "u16");
+  if (!b.ok()) return b.status();
+  return Get<uint16_t>(b->data());
+}
+absl::StatusOr<uint32_t> BodyReader::U32() {
+  auto b = Take(4, "u32");
+  if (!b.ok()) return b.status();
+  return Get<uint32_t>(b->data());
+}
+absl::StatusOr<uint64_t> BodyReader::U64() {
+  auto b = Take(8, "u64");
+  if (!b.ok()) return b.status();
+  return Get<uint64_t>(b->data());
+}
+absl::StatusOr<std::string> BodyReader::String(size_t max_length) {
+  auto n = U16();
+  if (!n.ok()) return n.status();
+  if (*n > max_length) {
+    failed_ = true;
+    return absl::InvalidArgumentError(
+        absl::StrCat("string of ", *n, " bytes exceeds its limit of ", max_length));
+  }
+  auto b = Take(*n, "string");
+  if (!b.ok()) return b.status();
+  return std::string(b->begin(), b->end());
+}
+absl::StatusOr<std::vector<uint8_t>> BodyReader::Fixed(size_t length) {
+  auto b = Take(length, "fixed field");
+  if (!b.ok()) return b.status();
+  return std::vector<uint8_t>(b->begin(), b->end());
+}
+
+}  // namespace axon::wire

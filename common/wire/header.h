@@ -1,0 +1,101 @@
+// The versioned header that starts every daemon-to-daemon message, and the
+// bounds-checked reader and writer for the bodies that follow it. Defined
+// once here; the decoder trusts no length or count it is given.
+//
+// Layout (little endian), kHeaderSize bytes:
+//   u32 magic 'AXN1' | u16 version | u16 type | u32 flags | u32 body_length |
+//   u64 payload_length | u64 sequence
+// followed by body_length bytes of type-specific body. The payload (tensor
+// bytes) travels separately, as the active message's data.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace axon::wire {
+
+inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
+inline constexpr uint16_t kVersion = 1;
+inline constexpr size_t kHeaderSize = 32;
+inline constexpr size_t kMaxBodyLength = 64 * 1024;
+inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB
+
+enum class MessageType : uint16_t {
+  kHello = 1,      // handshake: who I am, my nonce (and my proof, when answering)
+  kHelloAuth = 2,  // handshake: the dialer's proof
+  kReject = 3,     // handshake refused, with the reason
+  kPing = 4,       // keepalive and `axonctl ping`; payload echoed back
+  kPong = 5,
+};
+inline constexpr uint16_t kMaxMessageType = 5;
+
+const char* MessageTypeName(MessageType type);
+
+struct Header {
+  uint16_t version = kVersion;
+  MessageType type = MessageType::kPing;
+  uint32_t flags = 0;
+  uint32_t body_length = 0;
+  uint64_t payload_length = 0;
+  uint64_t sequence = 0;
+};
+
+// A decoded message: its header and a view of its body inside the input.
+struct Decoded {
+  Header header;
+  absl::Span<const uint8_t> body;
+};
+
+// Header followed by body.
+std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body);
+
+// Checks magic, version, type, and every length against the bytes present.
+// `payload_size` is the size of the data that came with the message; it must
+// equal header.payload_length.
+absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload_size);
+
+// Appends little-endian fields to a body.
+class BodyWriter {
+ public:
+  void U8(uint8_t v) { bytes_.push_back(v); }
+  void U16(uint16_t v);
+  void U32(uint32_t v);
+  void U64(uint64_t v);
+  // u16 length, then the bytes.
+  void String(absl::string_view s);
+  // Exactly `s.size()` bytes, no length (fixed-size fields such as nonces).
+  void Fixed(absl::Span<const uint8_t> s);
+  std::vector<uint8_t> Take() { return std::move(bytes_); }
+  absl::Span<const uint8_t> bytes() const { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+// Reads what BodyWriter wrote; every read checks the bytes left first, and a
+// failed read leaves the reader failed (all later reads fail too).
+class BodyReader {
+ public:
+  explicit BodyReader(absl::Span<const uint8_t> body) : rest_(body) {}
+  absl::StatusOr<uint8_t> U8();
+  absl::StatusOr<uint16_t> U16();
+  absl::StatusOr<uint32_t> U32();
+  absl::StatusOr<uint64_t> U64();
+  // A string of at most `max_length` bytes.
+  absl::StatusOr<std::string> String(size_t max_length);
+  absl::StatusOr<std::vector<uint8_t>> Fixed(size_t length);
+  size_t remaining() const { return rest_.size(); }
+
+ private:
+  absl::StatusOr<absl::Span<const uint8_t>> Take(size_t n, const char* what);
+  absl::Span<const uint8_t> rest_;
+  bool failed_ = false;
+};
+
+}  // namespace axon::wire

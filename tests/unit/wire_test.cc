@@ -1,0 +1,167 @@
+// The wire header codec and handshake bodies: round trips, and every kind of
+// malformed input refused with a reason.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/wire/handshake.h"
+#include "common/wire/header.h"
+
+namespace axon::wire {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+std::string Error(const absl::Status& st) { return std::string(st.message()); }
+
+std::vector<uint8_t> SampleMessage() {
+  Header h{.type = MessageType::kPing, .flags = 7, .payload_length = 100, .sequence = 42};
+  return Encode(h, Bytes("body!"));
+}
+
+TEST(WireHeader, RoundTrip) {
+  auto decoded = Decode(SampleMessage(), 100);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->header.type, MessageType::kPing);
+  EXPECT_EQ(decoded->header.version, kVersion);
+  EXPECT_EQ(decoded->header.flags, 7u);
+  EXPECT_EQ(decoded->header.payload_length, 100u);
+  EXPECT_EQ(decoded->header.sequence, 42u);
+  EXPECT_EQ(std::string(decoded->body.begin(), decoded->body.end()), "body!");
+}
+
+TEST(WireHeader, EveryTruncationIsRefused) {
+  const auto full = SampleMessage();
+  for (size_t n = 0; n < full.size(); ++n) {
+    SCOPED_TRACE(n);
+    auto decoded = Decode(absl::MakeConstSpan(full).subspan(0, n), 100);
+    ASSERT_FALSE(decoded.ok());
+    EXPECT_THAT(Error(decoded.status()),
+                n < kHeaderSize ? HasSubstr("truncated") : HasSubstr("does not match"));
+  }
+}
+
+TEST(WireHeader, BadMagic) {
+  auto bytes = SampleMessage();
+  bytes[0] ^= 0xff;
+  EXPECT_THAT(Error(Decode(bytes, 100).status()), HasSubstr("bad magic"));
+}
+
+TEST(WireHeader, FutureAndPastVersions) {
+  auto bytes = SampleMessage();
+  bytes[4] = kVersion + 1;
+  auto future = Decode(bytes, 100);
+  EXPECT_EQ(future.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Error(future.status()), HasSubstr("newer"));
+  bytes[4] = 0;
+  EXPECT_THAT(Error(Decode(bytes, 100).status()), HasSubstr("older"));
+}
+
+TEST(WireHeader, UnknownTypes) {
+  for (uint8_t type : {0, kMaxMessageType + 1, 0xff}) {
+    auto bytes = SampleMessage();
+    bytes[6] = type;
+    EXPECT_THAT(Error(Decode(bytes, 100).status()), HasSubstr("unknown message type"));
+  }
+}
+
+TEST(WireHeader, LengthsPastTheEndOrOversized) {
+  auto bytes = SampleMessage();
+  bytes[12] = 200;  // body_length claims more than present
+  EXPECT_THAT(Error(Decode(bytes, 100).status()), HasSubstr("does not match"));
+  bytes[12] = 0;
+  bytes[15] = 0x7f;  // body_length ~2 GiB
+  EXPECT_THAT(Error(Decode(bytes, 100).status()), HasSubstr("exceeds the limit"));
+
+  auto payload = SampleMessage();
+  payload[23] = 0xff;  // payload_length ~2^63
+  EXPECT_THAT(Error(Decode(payload, 100).status()), HasSubstr("payload length"));
+  EXPECT_THAT(Error(Decode(SampleMessage(), 99).status()), HasSubstr("does not match the 99"));
+}
+
+Hello SampleHello() {
+  Hello h;
+  h.node_name = "node-a";
+  h.capabilities = kCapCudaMemory;
+  h.transports = {"tcp/lo", "sysv/memory"};
+  h.nonce.fill(9);
+  h.proof.assign(kProofSize, 3);
+  return h;
+}
+
+TEST(WireHandshake, HelloRoundTrip) {
+  auto decoded = DecodeHello(EncodeHello(SampleHello()));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->node_name, "node-a");
+  EXPECT_EQ(decoded->capabilities, kCapCudaMemory);
+  EXPECT_EQ(decoded->transports, (std::vector<std::string>{"tcp/lo", "sysv/memory"}));
+  EXPECT_EQ(decoded->nonce, SampleHello().nonce);
+  EXPECT_EQ(decoded->proof, SampleHello().proof);
+}
+
+TEST(WireHandshake, HelloEveryTruncationIsRefused) {
+  const auto body = EncodeHello(SampleHello());
+  for (size_t n = 0; n < body.size(); ++n) {
+    EXPECT_FALSE(DecodeHello(absl::MakeConstSpan(body).subspan(0, n)).ok()) << n;
+  }
+  auto longer = body;
+  longer.push_back(0);
+  EXPECT_THAT(Error(DecodeHello(longer).status()), HasSubstr("stray"));
+}
+
+TEST(WireHandshake, HelloOversizedCountsAndStrings) {
+  BodyWriter w;
+  w.String("n");
+  w.U64(0);
+  w.U16(kMaxTransports + 1);
+  EXPECT_THAT(Error(DecodeHello(w.Take()).status()), HasSubstr("transports"));
+
+  BodyWriter long_name;
+  long_name.String(std::string(kMaxNodeName + 1, 'x'));
+  EXPECT_THAT(Error(DecodeHello(long_name.Take()).status()), HasSubstr("exceeds its limit"));
+
+  BodyWriter string_past_end;
+  string_past_end.U16(50);  // claims 50 bytes, has 3
+  string_past_end.Fixed(Bytes("abc"));
+  EXPECT_THAT(Error(DecodeHello(string_past_end.Take()).status()), HasSubstr("truncated"));
+
+  Hello bad_proof = SampleHello();
+  bad_proof.proof.assign(5, 1);
+  EXPECT_THAT(Error(DecodeHello(EncodeHello(bad_proof)).status()), HasSubstr("proof of 5"));
+
+  Hello empty_name = SampleHello();
+  empty_name.node_name.clear();
+  EXPECT_THAT(Error(DecodeHello(EncodeHello(empty_name)).status()), HasSubstr("empty node name"));
+}
+
+TEST(WireHandshake, ProofAndRejectRoundTrip) {
+  const std::vector<uint8_t> proof(kProofSize, 5);
+  EXPECT_EQ(*DecodeProof(EncodeProof(proof)), proof);
+  EXPECT_TRUE(DecodeProof(EncodeProof({}))->empty());
+  EXPECT_FALSE(DecodeProof(Bytes("\x05" "abcde")).ok());
+  EXPECT_EQ(*DecodeReject(EncodeReject("wrong token")), "wrong token");
+  EXPECT_FALSE(DecodeReject({}).ok());
+}
+
+TEST(WireHandshake, ProofsBindTokenRoleNoncesAndName) {
+  Nonce d{}, a{};
+  d.fill(1);
+  a.fill(2);
+  const auto proof = MakeProof("secret", Role::kDialer, d, a, "node-a");
+  EXPECT_EQ(proof.size(), kProofSize);
+  EXPECT_TRUE(ProofMatches(proof, MakeProof("secret", Role::kDialer, d, a, "node-a")));
+  EXPECT_FALSE(ProofMatches(proof, MakeProof("secreT", Role::kDialer, d, a, "node-a")));
+  EXPECT_FALSE(ProofMatches(proof, MakeProof("secret", Role::kAcceptor, d, a, "node-a")));
+  EXPECT_FALSE(ProofMatches(proof, MakeProof("secret", Role::kDialer, a, d, "node-a")));
+  EXPECT_FALSE(ProofMatches(proof, MakeProof("secret", Role::kDialer, d, a, "node-b")));
+  EXPECT_TRUE(MakeProof("", Role::kDialer, d, a, "node-a").empty());
+  EXPECT_FALSE(ProofMatches({}, proof));
+}
+
+TEST(WireHandshake, NoncesAreFresh) {
+  EXPECT_NE(*RandomNonce(), *RandomNonce());
+}
+
+}  // namespace
+}  // namespace axon::wire
