@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <signal.h>
+#include <cstdlib>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,13 @@ Daemon::Daemon(ConfigSources sources) : sources_(std::move(sources)) {}
 
 Daemon::~Daemon() {
   Shutdown("daemon destroyed");
+  if (ucx_ && peers_) {
+    // The peer plane's endpoints and listener die on the UCX thread, before its worker.
+    ucx_->Post([this, peers = std::move(peers_)]() mutable {
+      (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr);
+      peers.reset();
+    });
+  }
   // Sessions hold asio objects; drop them before the io_context goes.
   sessions_.reset();
 }
@@ -51,6 +59,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
                                ? absl::StrCat(d->state_.cuda.device_count, " device(s)")
                                : d->state_.cuda.detail);
 
+  if (auto st = d->StartPeers(); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("cannot start the peer plane: ", st.message()));
+  }
+
   d->sessions_ = std::make_unique<SessionManager>(d->io_);
   d->state_.sessions = d->sessions_.get();
   d->admin_service_ = std::make_unique<rpc::AdminService>(d->state_);
@@ -68,6 +80,42 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   d->control_server_ = *std::move(server);
   d->state_.control_server = d->control_server_.get();
   return d;
+}
+
+absl::Status Daemon::StartPeers() {
+  const Config& cfg = state_.config;
+  if (cfg.peers.listen.empty()) {
+    spdlog::info("peer plane off (peers.listen is empty)");
+    return absl::OkStatus();
+  }
+  PeerOptions options{.node_name = cfg.node.name,
+                      .config = cfg.peers,
+                      .capabilities = ucx_->info().cuda_memory ? wire::kCapCudaMemory : 0,
+                      .transports = ucx_->info().transports};
+  // For tests of version negotiation only: speak another wire version.
+  if (const char* v = std::getenv("AXON_TEST_WIRE_VERSION"); v != nullptr) {
+    options.wire_version = static_cast<uint16_t>(std::atoi(v));
+  }
+  ucx::Loop* loop = ucx_.get();
+  auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
+      [loop, options = std::move(options)]() mutable
+      -> absl::StatusOr<std::unique_ptr<PeerManager>> {
+        auto pm = PeerManager::StartFromLoop(loop->WorkerFromLoop(), std::move(options));
+        if (!pm.ok()) return pm.status();
+        PeerManager* raw = pm->get();
+        if (auto st = loop->SetTickerFromLoop(raw->tick_interval(), [raw] { raw->TickFromLoop(); });
+            !st.ok()) {
+          return st;
+        }
+        return pm;
+      },
+      absl::Seconds(30));
+  if (!started.ok()) return started.status();
+  if (!started->ok()) return started->status();
+  peers_ = **std::move(started);
+  state_.peers = peers_.get();
+  state_.peer_listen_address = peers_->listen_address().ToString();
+  return absl::OkStatus();
 }
 
 int Daemon::Run() {

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
+#include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/admin_service.h"
 #include "daemon/rpc/control_server.h"
 #include "daemon/rpc/control_service.h"
@@ -34,6 +35,7 @@ class Daemon {
   void ReloadConfig();
   void FeedWatchdog();
   void Shutdown(const char* why);
+  absl::Status StartPeers();
 
   // Declaration order is destruction order in reverse: io_ outlives
   // everything that registers work with it.
@@ -43,6 +45,7 @@ class Daemon {
   std::atomic<int64_t> ucx_last_alive_ns_{0};  // written by tasks on the UCX thread
   bool stopping_ = false;
   std::unique_ptr<ucx::Loop> ucx_;
+  std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<rpc::AdminService> admin_service_;
   std::unique_ptr<rpc::ControlService> control_service_;

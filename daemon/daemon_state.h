@@ -18,6 +18,8 @@ class ControlServer;
 
 namespace axon::daemon {
 
+class PeerManager;
+
 struct DaemonState {
   Config config;          // as loaded at start-up (log.level may change since)
   std::string config_path;
@@ -26,6 +28,8 @@ struct DaemonState {
   ucx::Loop* ucx = nullptr;
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving
+  PeerManager* peers = nullptr;  // null without a peer plane; use on the UCX thread only
+  std::string peer_listen_address;
   RpcStats rpc_stats;
   std::atomic<uint64_t> config_reloads{0};
 };

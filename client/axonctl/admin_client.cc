@@ -11,10 +11,10 @@ AdminClient::AdminClient(const std::string& socket_path, std::chrono::millisecon
     : stub_(v1::Admin::NewStub(rpc::MakeControlChannel(socket_path))), timeout_(timeout) {}
 
 template <typename Request, typename Response, typename Method>
-absl::StatusOr<Response> AdminClient::Call(Method method) {
+absl::StatusOr<Response> AdminClient::Call(Method method, const Request& request,
+                                           std::chrono::milliseconds extra) {
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout_);
-  Request request;
+  context.set_deadline(std::chrono::system_clock::now() + timeout_ + extra);
   Response response;
   grpc::Status status = (stub_.get()->*method)(&context, request, &response);
   if (!status.ok()) return rpc::FromGrpcStatus(status);
@@ -35,6 +35,17 @@ absl::StatusOr<v1::ListPeersResponse> AdminClient::ListPeers() {
 }
 absl::StatusOr<v1::ListSessionsResponse> AdminClient::ListSessions() {
   return Call<v1::ListSessionsRequest, v1::ListSessionsResponse>(&v1::Admin::Stub::ListSessions);
+}
+
+absl::StatusOr<v1::PingResponse> AdminClient::Ping(const std::string& node, uint32_t count,
+                                                   uint64_t size) {
+  v1::PingRequest request;
+  request.set_node(node);
+  request.set_count(count);
+  request.set_size(size);
+  // Many round trips may take longer than one call's timeout: allow 10 ms each on top.
+  return Call<v1::PingRequest, v1::PingResponse>(&v1::Admin::Stub::Ping, request,
+                                                 std::chrono::milliseconds(10) * count);
 }
 
 }  // namespace axon::ctl

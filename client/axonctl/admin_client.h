@@ -19,10 +19,12 @@ class AdminClient {
   absl::StatusOr<v1::StatsResponse> Stats();
   absl::StatusOr<v1::ListPeersResponse> ListPeers();
   absl::StatusOr<v1::ListSessionsResponse> ListSessions();
+  absl::StatusOr<v1::PingResponse> Ping(const std::string& node, uint32_t count, uint64_t size);
 
  private:
   template <typename Request, typename Response, typename Method>
-  absl::StatusOr<Response> Call(Method method);
+  absl::StatusOr<Response> Call(Method method, const Request& request = Request(),
+                                std::chrono::milliseconds extra = std::chrono::milliseconds(0));
 
   std::unique_ptr<v1::Admin::Stub> stub_;
   std::chrono::milliseconds timeout_;

@@ -64,6 +64,15 @@ int main(int argc, char** argv) {
   auto* sessions = app.add_subcommand("sessions", "Client processes attached to the daemon");
   auto* peers = app.add_subcommand("peers", "Other daemons this one knows");
   auto* version = app.add_subcommand("version", "Versions of axonctl and of the daemon");
+  auto* ping = app.add_subcommand("ping", "Round trips to another daemon through UCX active messages");
+  std::string ping_node;
+  uint32_t ping_count = 10;
+  uint64_t ping_size = 0;
+  ping->add_option("node", ping_node, "Node name of the peer")->required();
+  ping->add_option("-n,--count", ping_count, "Round trips")->check(CLI::Range(1, 100000))->capture_default_str();
+  ping->add_option("--size", ping_size, "Payload bytes per ping (echoed back)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{16} << 20))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   axon::ctl::AdminClient client(
@@ -79,6 +88,22 @@ int main(int argc, char** argv) {
   if (*status) return Print(options, client.Status(), &axon::ctl::RenderStatus);
   if (*sessions) return Print(options, client.ListSessions(), &axon::ctl::RenderSessions);
   if (*peers) return Print(options, client.ListPeers(), &axon::ctl::RenderPeers);
+  if (*ping) {
+    auto response = client.Ping(ping_node, ping_count, ping_size);
+    if (!response.ok()) {
+      // The daemon answered, but the peer did not: not a connection problem.
+      if (response.status().code() == absl::StatusCode::kUnavailable ||
+          response.status().code() == absl::StatusCode::kNotFound ||
+          response.status().code() == absl::StatusCode::kFailedPrecondition) {
+        std::cerr << "axonctl: ping " << ping_node << ": " << response.status().message() << "\n";
+        return kExitUnhealthy;
+      }
+      return Unreachable(options, response.status());
+    }
+    std::cout << (options.json ? axon::ctl::ToJson(*response)
+                               : axon::ctl::RenderPing(ping_node, ping_size, *response));
+    return kExitOk;
+  }
   if (*stats) {
     while (true) {
       if (int rc = Print(options, client.Stats(), &axon::ctl::RenderStats); rc != kExitOk) {

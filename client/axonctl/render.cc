@@ -107,12 +107,28 @@ std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
 
 std::string RenderPeers(const v1::ListPeersResponse& peers) {
   if (peers.peers().empty()) return "no peers\n";
-  std::string out = absl::StrFormat("%-16s %-22s %-11s %s\n", "NAME", "ADDRESS", "STATE", "SINCE");
+  std::string out = absl::StrFormat("%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", "NAME", "ADDRESS",
+                                    "STATE", "SINCE", "RTT", "MSGS OUT/IN", "BYTES OUT/IN",
+                                    "TRANSPORTS");
   for (const auto& p : peers.peers()) {
-    absl::StrAppendFormat(&out, "%-16s %-22s %-11s %s\n", p.name(), p.address(), p.state(),
-                          FormatUnixMs(p.state_since_unix_ms()));
+    absl::StrAppendFormat(
+        &out, "%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", p.name(), p.address(), p.state(),
+        FormatUnixMs(p.state_since_unix_ms()),
+        p.last_rtt_us() > 0 ? absl::StrFormat("%.0fus", p.last_rtt_us()) : "-",
+        absl::StrCat(p.messages_sent(), "/", p.messages_received()),
+        absl::StrCat(p.bytes_sent(), "/", p.bytes_received()),
+        p.transports().empty() ? "-" : absl::StrJoin(p.transports(), ","));
+    if (p.state() != "up" && !p.last_error().empty()) {
+      absl::StrAppendFormat(&out, "%-14s last error: %s\n", "", p.last_error());
+    }
   }
   return out;
+}
+
+std::string RenderPing(const std::string& node, uint64_t size, const v1::PingResponse& ping) {
+  return absl::StrFormat(
+      "%s: %d round trips of %d bytes: min %.1f us, median %.1f us, p99 %.1f us, max %.1f us\n",
+      node, ping.rtt_us_size(), size, ping.min_us(), ping.median_us(), ping.p99_us(), ping.max_us());
 }
 
 }  // namespace axon::ctl

@@ -17,6 +17,7 @@ std::string RenderStatus(const v1::StatusResponse& status);
 std::string RenderStats(const v1::StatsResponse& stats);
 std::string RenderSessions(const v1::ListSessionsResponse& sessions);
 std::string RenderPeers(const v1::ListPeersResponse& peers);
+std::string RenderPing(const std::string& node, uint64_t size, const v1::PingResponse& ping);
 
 // "3d 4h", "12m 5s", "42s".
 std::string FormatDuration(double seconds);

@@ -3,12 +3,15 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/defaults.h"
 #include "daemon/config/schema.h"
@@ -145,6 +148,43 @@ std::string HostName() {
   return host.substr(0, std::min(host.find('.'), size_t{63}));
 }
 
+// Checks that span several peers.* keys, and reads the token file.
+absl::Status CheckPeers(Config::Peers& peers) {
+  if (peers.reconnect_min_ms > peers.reconnect_max_ms) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "peers.reconnect_min_ms (", peers.reconnect_min_ms, ") exceeds peers.reconnect_max_ms (",
+        peers.reconnect_max_ms, ")"));
+  }
+  if (peers.dead_after_ms < 2 * peers.keepalive_ms) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "peers.dead_after_ms (", peers.dead_after_ms, ") must be at least twice peers.keepalive_ms (",
+        peers.keepalive_ms, "), or a peer is declared dead between two keepalives"));
+  }
+  if (!peers.static_peers.empty() && peers.listen.empty()) {
+    return absl::InvalidArgumentError("peers.static lists peers but peers.listen is empty");
+  }
+  if (peers.token_file.empty()) return absl::OkStatus();
+  struct stat st {};
+  if (::stat(peers.token_file.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("peers.token_file: cannot read ", peers.token_file));
+  }
+  if ((st.st_mode & 0077) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "peers.token_file: ", peers.token_file, " is readable by group or others (mode ",
+        absl::StrFormat("%04o", st.st_mode & 0777), "); chmod 600 it"));
+  }
+  auto token = ReadFile(peers.token_file);
+  if (!token.ok()) return token.status();
+  while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
+  if (token->size() < 16) {
+    return absl::InvalidArgumentError(absl::StrCat("peers.token_file: the token in ",
+                                                   peers.token_file,
+                                                   " is shorter than 16 bytes"));
+  }
+  peers.token = *std::move(token);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view DefaultConfigYaml() { return kDefaultConfigYaml; }
@@ -176,6 +216,7 @@ absl::StatusOr<Config> LoadConfig(const ConfigSources& sources) {
     if (auto st = layers.ApplySet(assignment); !st.ok()) return st;
   }
   Config config = std::move(layers.config());
+  if (auto st = CheckPeers(config.peers); !st.ok()) return st;
   if (config.node.name.empty()) config.node.name = HostName();
   if (config.control.socket.empty()) {
     config.control.socket = DefaultSocketPath();

@@ -30,6 +30,20 @@ struct Config {
   struct Ucx {
     std::string transports;
   } ucx;
+  struct PeerEntry {
+    std::string name;
+    std::string address;  // "ip:port"
+  };
+  struct Peers {
+    std::string listen;  // "ip:port"; empty: no peer plane
+    std::vector<PeerEntry> static_peers;
+    std::string token_file;
+    std::string token;  // read from token_file by LoadConfig
+    int reconnect_min_ms = 0;
+    int reconnect_max_ms = 0;
+    int keepalive_ms = 0;
+    int dead_after_ms = 0;
+  } peers;
 };
 
 // Where a configuration comes from, lowest layer first after the defaults.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/net_address.h"
 #include "common/unix_socket.h"
 
 namespace axon::daemon {
@@ -145,6 +146,63 @@ ConfigField Str(std::string section, std::string key, Section Config::*sec,
 
 absl::Status CheckLogLevel(const std::string& level) { return ParseLogLevel(level).status(); }
 
+absl::Status CheckFilePath(const std::string& path) {
+  if (path.empty() || path.front() == '/') return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("path '", path, "' must be absolute"));
+}
+
+absl::Status CheckAddress(const std::string& address) {
+  if (address.empty()) return absl::OkStatus();
+  return ParseSocketAddress(address).status();
+}
+
+// An integer field within [min, max].
+ConfigField Int(std::string key, int Config::Peers::*field, int min, int max) {
+  return {"peers", std::move(key),
+          [field, min, max](const YAML::Node& value, Config& config) -> absl::Status {
+            int number = 0;
+            if (!value.IsScalar() || !absl::SimpleAtoi(value.Scalar(), &number) || number < min ||
+                number > max) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "expected a whole number from ", min, " to ", max, ", found '",
+                  value.IsScalar() ? value.Scalar() : std::string("a list or map"), "'"));
+            }
+            config.peers.*field = number;
+            return absl::OkStatus();
+          }};
+}
+
+absl::Status ApplyStaticPeers(const YAML::Node& value, Config& config) {
+  config.peers.static_peers.clear();
+  if (value.IsNull()) return absl::OkStatus();
+  if (!value.IsSequence()) {
+    return absl::InvalidArgumentError(
+        "expected a list of {name: NODE, address: \"ip:port\"} entries");
+  }
+  for (const YAML::Node& item : value) {
+    if (!item.IsMap() || !item["name"] || !item["address"] || item.size() != 2 ||
+        !item["name"].IsScalar() || !item["address"].IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", item.Mark().line + 1,
+          ": each peer needs exactly a name and an address, like {name: node-b, address: "
+          "\"10.0.0.2:13337\"}"));
+    }
+    Config::PeerEntry entry{item["name"].Scalar(), item["address"].Scalar()};
+    if (entry.name.empty()) return absl::InvalidArgumentError("a peer has an empty name");
+    if (auto st = CheckNodeName(entry.name); !st.ok()) return st;
+    if (auto st = ParseSocketAddress(entry.address).status(); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("peer '", entry.name, "': ", st.message()));
+    }
+    for (const auto& other : config.peers.static_peers) {
+      if (other.name == entry.name) {
+        return absl::InvalidArgumentError(absl::StrCat("peer '", entry.name, "' is listed twice"));
+      }
+    }
+    config.peers.static_peers.push_back(std::move(entry));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const std::vector<ConfigField>& ConfigSchema() {
@@ -185,6 +243,13 @@ const std::vector<ConfigField>& ConfigSchema() {
        }},
       Str("log", "level", &Config::log, &Config::Log::level, &CheckLogLevel),
       Str("ucx", "transports", &Config::ucx, &Config::Ucx::transports, &CheckTransports),
+      Str("peers", "listen", &Config::peers, &Config::Peers::listen, &CheckAddress),
+      {"peers", "static", &ApplyStaticPeers},
+      Str("peers", "token_file", &Config::peers, &Config::Peers::token_file, &CheckFilePath),
+      Int("reconnect_min_ms", &Config::Peers::reconnect_min_ms, 10, 60000),
+      Int("reconnect_max_ms", &Config::Peers::reconnect_max_ms, 10, 600000),
+      Int("keepalive_ms", &Config::Peers::keepalive_ms, 50, 60000),
+      Int("dead_after_ms", &Config::Peers::dead_after_ms, 100, 600000),
   };
   return *schema;
 }

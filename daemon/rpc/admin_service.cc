@@ -2,7 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <future>
+
+#include "common/rpc/status_convert.h"
 #include "common/version.h"
+#include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
 #include "common/log.h"
 
@@ -63,7 +68,8 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   cuda->set_detail(state_.cuda.detail);
 
   response->set_session_count(static_cast<uint32_t>(state_.sessions->active()));
-  response->set_peer_count(0);
+  response->set_peer_count(static_cast<uint32_t>(state_.config.peers.static_peers.size()));
+  response->set_peer_listen_address(state_.peer_listen_address);
   return grpc::Status::OK;
 }
 
@@ -88,9 +94,71 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
 }
 
 grpc::Status AdminService::ListPeers(grpc::ServerContext*, const v1::ListPeersRequest*,
-                                     v1::ListPeersResponse*) {
+                                     v1::ListPeersResponse* response) {
   state_.rpc_stats.Count("Admin/ListPeers");
-  // This daemon has no peer plane configured yet: the list is truly empty.
+  if (state_.peers == nullptr) return grpc::Status::OK;  // no peer plane
+  PeerManager* peers = state_.peers;
+  auto snapshot = state_.ucx->Call<std::vector<PeerSnapshot>>(
+      [peers] { return peers->SnapshotFromLoop(); }, kUcxPingTimeout);
+  if (!snapshot.ok()) return axon::rpc::ToGrpcStatus(snapshot.status());
+  for (const PeerSnapshot& p : *snapshot) {
+    v1::PeerInfo* info = response->add_peers();
+    info->set_name(p.name);
+    info->set_address(p.address);
+    info->set_state(PeerStateName(p.state));
+    info->set_state_since_unix_ms(absl::ToUnixMillis(p.since));
+    for (const auto& tl : p.transports) info->add_transports(tl);
+    info->set_messages_sent(p.messages_sent);
+    info->set_messages_received(p.messages_received);
+    info->set_bytes_sent(p.bytes_sent);
+    info->set_bytes_received(p.bytes_received);
+    info->set_last_rtt_us(absl::ToDoubleMicroseconds(p.last_rtt));
+    info->set_last_error(p.last_error);
+    info->set_dialer(p.dialer);
+    info->set_peer_cuda_memory(p.peer_cuda_memory);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Ping(grpc::ServerContext* context, const v1::PingRequest* request,
+                                v1::PingResponse* response) {
+  state_.rpc_stats.Count("Admin/Ping");
+  constexpr uint64_t kMaxPingSize = 16 << 20;
+  const uint32_t count = request->count() == 0 ? 10 : request->count();
+  if (count > 100000 || request->size() > kMaxPingSize) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "count must be 1 to 100000 and size at most 16 MiB");
+  }
+  if (state_.peers == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this daemon has no peer plane (peers.listen is empty)");
+  }
+  PeerManager* peers = state_.peers;
+  const absl::Duration timeout = absl::Milliseconds(state_.config.peers.dead_after_ms) + absl::Seconds(1);
+  std::vector<double> rtts;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    auto done = std::make_shared<std::promise<absl::StatusOr<absl::Duration>>>();
+    auto future = done->get_future();
+    state_.ucx->Post([peers, node = request->node(), size = request->size(), done] {
+      peers->PingFromLoop(node, size, [done](absl::StatusOr<absl::Duration> rtt) {
+        done->set_value(std::move(rtt));
+      });
+    });
+    if (future.wait_for(absl::ToChronoNanoseconds(timeout)) != std::future_status::ready) {
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the ping did not complete");
+    }
+    auto rtt = future.get();
+    if (!rtt.ok()) return axon::rpc::ToGrpcStatus(rtt.status());
+    rtts.push_back(absl::ToDoubleMicroseconds(*rtt));
+    response->add_rtt_us(rtts.back());
+  }
+  std::sort(rtts.begin(), rtts.end());
+  auto at = [&](double q) { return rtts[std::min(rtts.size() - 1, static_cast<size_t>(q * rtts.size()))]; };
+  response->set_min_us(rtts.front());
+  response->set_median_us(at(0.5));
+  response->set_p99_us(at(0.99));
+  response->set_max_us(rtts.back());
   return grpc::Status::OK;
 }
 

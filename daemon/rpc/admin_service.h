@@ -21,6 +21,8 @@ class AdminService final : public axon::v1::Admin::Service {
                          v1::ListPeersResponse* response) override;
   grpc::Status ListSessions(grpc::ServerContext* context, const v1::ListSessionsRequest* request,
                             v1::ListSessionsResponse* response) override;
+  grpc::Status Ping(grpc::ServerContext* context, const v1::PingRequest* request,
+                    v1::PingResponse* response) override;
 
  private:
   DaemonState& state_;

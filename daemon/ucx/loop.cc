@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -48,6 +49,8 @@ Loop::~Loop() {
 absl::Status Loop::InitFromLoop(const ContextOptions& options) {
   wake_fd_.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake_fd_.valid()) return ErrnoStatus(errno, "eventfd");
+  timer_fd_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!timer_fd_.valid()) return ErrnoStatus(errno, "timerfd_create");
   epoll_fd_.Reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_fd_.valid()) return ErrnoStatus(errno, "epoll_create1");
 
@@ -58,7 +61,7 @@ absl::Status Loop::InitFromLoop(const ContextOptions& options) {
   if (!worker.ok()) return worker.status();
   worker_ = *std::move(worker);
 
-  for (int fd : {wake_fd_.get(), worker_->event_fd()}) {
+  for (int fd : {wake_fd_.get(), timer_fd_.get(), worker_->event_fd()}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -99,8 +102,8 @@ void Loop::RunFromLoop() {
     } else if (!*armed) {
       continue;  // events arrived meanwhile: progress them first
     }
-    epoll_event events[2];
-    const int n = ::epoll_wait(epoll_fd_.get(), events, 2, armed.ok() ? -1 : 10);
+    epoll_event events[3];
+    const int n = ::epoll_wait(epoll_fd_.get(), events, 3, armed.ok() ? -1 : 10);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     if (n < 0 && errno != EINTR) {
       spdlog::error("UCX thread: epoll_wait: {}", std::strerror(errno));
@@ -108,7 +111,19 @@ void Loop::RunFromLoop() {
     uint64_t drained = 0;
     while (::read(wake_fd_.get(), &drained, sizeof(drained)) > 0) {
     }
+    if (::read(timer_fd_.get(), &drained, sizeof(drained)) > 0 && ticker_) ticker_();
   }
+}
+
+absl::Status Loop::SetTickerFromLoop(absl::Duration period, absl::AnyInvocable<void()> tick) {
+  ticker_ = std::move(tick);
+  itimerspec spec{};
+  spec.it_interval = absl::ToTimespec(period);
+  spec.it_value = spec.it_interval;
+  if (::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr) != 0) {
+    return ErrnoStatus(errno, "timerfd_settime");
+  }
+  return absl::OkStatus();
 }
 
 void Loop::Post(absl::AnyInvocable<void() &&> task) {

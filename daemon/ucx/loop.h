@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -36,6 +37,19 @@ class Loop {
   // Round trip through the UCX thread: OK when it ran a task within `timeout`.
   absl::Status Ping(absl::Duration timeout);
 
+  // Runs `fn` on the UCX thread and waits up to `timeout` for its result.
+  // For other threads only (the UCX thread would wait on itself).
+  template <typename T>
+  absl::StatusOr<T> Call(absl::AnyInvocable<T() &&> fn, absl::Duration timeout) {
+    auto result = std::make_shared<std::promise<T>>();
+    auto future = result->get_future();
+    Post([result, fn = std::move(fn)]() mutable { result->set_value(std::move(fn)()); });
+    if (future.wait_for(absl::ToChronoNanoseconds(timeout)) != std::future_status::ready) {
+      return absl::DeadlineExceededError("the UCX thread did not answer in time");
+    }
+    return future.get();
+  }
+
   // Immutable once Start returned.
   const ContextInfo& info() const { return context_->info(); }
 
@@ -44,6 +58,10 @@ class Loop {
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
   Worker& WorkerFromLoop() { return *worker_; }
+
+  // Runs `tick` on the UCX thread every `period` (a timerfd in the loop's
+  // epoll set, so an idle loop still sleeps between ticks). One ticker.
+  absl::Status SetTickerFromLoop(absl::Duration period, absl::AnyInvocable<void()> tick);
 
  private:
   Loop() = default;
@@ -56,6 +74,8 @@ class Loop {
   std::unique_ptr<Worker> worker_;
   UniqueFd epoll_fd_;
   UniqueFd wake_fd_;  // eventfd: Post() writes, the loop drains
+  UniqueFd timer_fd_;
+  absl::AnyInvocable<void()> ticker_;
 
   std::mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> queue_;  // guarded by mu_

@@ -1,8 +1,20 @@
 #include "daemon/ucx/worker.h"
 
+#include <chrono>
+
+#include "common/log.h"
 #include "daemon/ucx/status.h"
 
 namespace axon::ucx {
+
+// A rendezvous message whose data is still on the sender: received with
+// ucp_am_recv_data_nbx straight into `message.data`.
+struct Worker::RndvReceive {
+  Worker* worker = nullptr;
+  uint16_t id = 0;
+  void* descriptor = nullptr;
+  AmMessage message;
+};
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
   ucp_worker_params_t params{};
@@ -21,15 +33,131 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
   return std::unique_ptr<Worker>(new Worker(handle, fd));
 }
 
-Worker::~Worker() { ucp_worker_destroy(handle_); }
+Worker::~Worker() {
+  // Let closes and sends already handed to UCX finish, for a bounded time.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while ((!tracked_.empty() || !rndv_pending_.empty()) &&
+         std::chrono::steady_clock::now() < deadline) {
+    Progress();
+  }
+  deferred_.clear();
+  for (RndvReceive* r : rndv_pending_) {
+    ucp_am_data_release(handle_, r->descriptor);
+    delete r;
+  }
+  ucp_worker_destroy(handle_);
+}
 
-bool Worker::Progress() { return ucp_worker_progress(handle_) != 0; }
+bool Worker::Progress() {
+  bool any = ucp_worker_progress(handle_) != 0;
+  StartRndvReceives();
+  FreeCompletedRequests();
+  any = RunDeferred() || any;
+  return any;
+}
+
+bool Worker::RunDeferred() {
+  bool any = false;
+  while (!deferred_.empty()) {
+    auto fn = std::move(deferred_.front());
+    deferred_.pop_front();
+    fn();
+    any = true;
+  }
+  return any;
+}
 
 absl::StatusOr<bool> Worker::Arm() {
+  if (!deferred_.empty() || !rndv_pending_.empty()) return false;
   const ucs_status_t status = ucp_worker_arm(handle_);
   if (status == UCS_ERR_BUSY) return false;
   if (auto st = ToStatus(status, "ucp_worker_arm"); !st.ok()) return st;
   return true;
+}
+
+absl::Status Worker::SetAmHandler(uint16_t id, AmHandler handler) {
+  AmRegistration& registration = am_handlers_[id];
+  registration = {this, id, std::move(handler)};
+  ucp_am_handler_param_t params{};
+  params.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                      UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS;
+  params.id = id;
+  params.cb = &Worker::OnAm;
+  params.arg = &registration;
+  params.flags = UCP_AM_FLAG_WHOLE_MSG;
+  return ToStatus(ucp_worker_set_am_recv_handler(handle_, &params),
+                  "ucp_worker_set_am_recv_handler");
+}
+
+ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, void* data,
+                          size_t length, const ucp_am_recv_param_t* param) {
+  auto* registration = static_cast<AmRegistration*>(arg);
+  Worker* worker = registration->worker;
+  const uint16_t id = registration->id;
+  AmMessage message;
+  if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) message.reply_ep = param->reply_ep;
+  const auto* h = static_cast<const uint8_t*>(header);
+  message.header.assign(h, h + header_length);
+  if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
+    message.data.resize(length);
+    worker->rndv_pending_.push_back(new RndvReceive{worker, id, data, std::move(message)});
+    return UCS_INPROGRESS;
+  }
+  const auto* d = static_cast<const uint8_t*>(data);
+  message.data.assign(d, d + length);
+  worker->Deliver(id, std::move(message));
+  return UCS_OK;
+}
+
+void Worker::StartRndvReceives() {
+  auto pending = std::move(rndv_pending_);
+  rndv_pending_.clear();
+  for (RndvReceive* r : pending) {
+    ucp_request_param_t params{};
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    params.cb.recv_am = &Worker::OnRndvDone;
+    params.user_data = r;
+    ucs_status_ptr_t request = ucp_am_recv_data_nbx(handle_, r->descriptor, r->message.data.data(),
+                                                    r->message.data.size(), &params);
+    if (request == nullptr) {
+      OnRndvDone(nullptr, UCS_OK, r->message.data.size(), r);
+    } else if (UCS_PTR_IS_ERR(request)) {
+      OnRndvDone(nullptr, UCS_PTR_STATUS(request), 0, r);
+    }
+  }
+}
+
+void Worker::OnRndvDone(void* request, ucs_status_t status, size_t, void* user_data) {
+  std::unique_ptr<RndvReceive> r(static_cast<RndvReceive*>(user_data));
+  if (request != nullptr) ucp_request_free(request);
+  if (status != UCS_OK) {
+    spdlog::warn("UCX: receiving a rendezvous message failed: {}", ucs_status_string(status));
+    return;
+  }
+  r->worker->Deliver(r->id, std::move(r->message));
+}
+
+void Worker::Deliver(uint16_t id, AmMessage message) {
+  Defer([this, id, m = std::move(message)]() mutable {
+    auto it = am_handlers_.find(id);
+    if (it != am_handlers_.end()) it->second.handler(std::move(m));
+  });
+}
+
+void Worker::TrackRequest(ucs_status_ptr_t request) {
+  if (request != nullptr && !UCS_PTR_IS_ERR(request)) tracked_.push_back(request);
+}
+
+void Worker::FreeCompletedRequests() {
+  for (size_t i = 0; i < tracked_.size();) {
+    if (ucp_request_check_status(tracked_[i]) != UCS_INPROGRESS) {
+      ucp_request_free(tracked_[i]);
+      tracked_[i] = tracked_.back();
+      tracked_.pop_back();
+    } else {
+      ++i;
+    }
+  }
 }
 
 }  // namespace axon::ucx

@@ -1,0 +1,432 @@
+#include "daemon/peer/peer_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace axon::daemon {
+namespace {
+
+// axon uses one active-message id; the wire header says what a message is.
+constexpr uint16_t kAmId = 1;
+
+std::string Ms(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d), " ms"); }
+
+}  // namespace
+
+const char* PeerStateName(PeerState state) {
+  switch (state) {
+    case PeerState::kConnecting:
+      return "connecting";
+    case PeerState::kUp:
+      return "up";
+    case PeerState::kDown:
+      return "down";
+  }
+  return "unknown";
+}
+
+PeerManager::PeerManager(ucx::Worker& worker, PeerOptions options)
+    : worker_(worker), options_(std::move(options)) {}
+
+PeerManager::~PeerManager() {
+  for (auto& [name, peer] : peers_) {
+    for (auto& [seq, waiter] : peer.pings) {
+      if (waiter.done) waiter.done(absl::UnavailableError("the daemon is shutting down"));
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Worker& worker,
+                                                                        PeerOptions options) {
+  auto listen = ParseSocketAddress(options.config.listen);
+  if (!listen.ok()) return listen.status();
+  std::unique_ptr<PeerManager> pm(new PeerManager(worker, std::move(options)));
+  PeerManager* raw = pm.get();
+  if (auto st = worker.SetAmHandler(kAmId, [raw](ucx::AmMessage m) { raw->OnMessage(std::move(m)); });
+      !st.ok()) {
+    return st;
+  }
+  auto listener = ucx::Listener::Create(
+      worker, *listen, [raw](ucp_conn_request_h request) { raw->OnConnection(request); });
+  if (!listener.ok()) return listener.status();
+  pm->listener_ = *std::move(listener);
+
+  const absl::Time now = absl::Now();
+  for (const auto& entry : pm->options_.config.static_peers) {
+    if (entry.name == pm->options_.node_name) continue;  // a shared list may name this node
+    Peer& peer = pm->peers_[entry.name];
+    peer.name = entry.name;
+    peer.address = *ParseSocketAddress(entry.address);  // validated with the config
+    peer.address_text = entry.address;
+    peer.dialer = pm->options_.node_name < entry.name;
+    peer.since = now;
+    peer.backoff = absl::Milliseconds(pm->options_.config.reconnect_min_ms);
+    peer.next_attempt = now;
+    peer.stats.dialer = peer.dialer;
+  }
+  spdlog::info("peer plane: listening on {} for {} peer(s)", pm->listener_->address().ToString(),
+               pm->peers_.size());
+  pm->TickFromLoop();
+  return pm;
+}
+
+absl::Duration PeerManager::tick_interval() const {
+  return std::clamp(absl::Milliseconds(options_.config.keepalive_ms) / 4, absl::Milliseconds(20),
+                    absl::Milliseconds(250));
+}
+
+wire::Hello PeerManager::MyHello(const wire::Nonce& nonce, std::vector<uint8_t> proof) const {
+  return wire::Hello{options_.node_name, options_.capabilities, options_.transports, nonce,
+                     std::move(proof)};
+}
+
+void PeerManager::SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<uint8_t> body,
+                         std::vector<uint8_t> payload, uint64_t sequence) {
+  wire::Header header{.version = options_.wire_version,
+                      .type = type,
+                      .payload_length = payload.size(),
+                      .sequence = sequence};
+  ep.SendAm(kAmId, wire::Encode(header, body), std::move(payload), nullptr);
+}
+
+void PeerManager::Send(Peer& peer, wire::MessageType type, std::vector<uint8_t> body,
+                       std::vector<uint8_t> payload, uint64_t sequence) {
+  if (!peer.ep) return;
+  peer.stats.messages_sent++;
+  peer.stats.bytes_sent += wire::kHeaderSize + body.size() + payload.size();
+  SendOn(*peer.ep, type, std::move(body), std::move(payload), sequence);
+}
+
+void PeerManager::Dial(Peer& peer) {
+  auto nonce = wire::RandomNonce();
+  if (!nonce.ok()) {
+    MarkDown(peer, std::string(nonce.status().message()));
+    return;
+  }
+  const uint64_t id = next_connection_id_++;
+  auto ep = ucx::Endpoint::Connect(worker_, peer.address,
+                                   [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+  if (!ep.ok()) {
+    MarkDown(peer, std::string(ep.status().message()));
+    return;
+  }
+  peer.ep = *std::move(ep);
+  peer.connection_id = id;
+  peer.state = PeerState::kConnecting;
+  peer.since = peer.connect_started = absl::Now();
+  peer.handshake = Handshake::kAwaitHello;
+  peer.my_nonce = *nonce;
+  spdlog::debug("peer {}: dialing {}", peer.name, peer.address_text);
+  Send(peer, wire::MessageType::kHello, wire::EncodeHello(MyHello(peer.my_nonce, {})));
+}
+
+void PeerManager::OnConnection(ucp_conn_request_h request) {
+  const uint64_t id = next_connection_id_++;
+  auto ep = ucx::Endpoint::Accept(worker_, request,
+                                  [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+  if (!ep.ok()) {
+    spdlog::warn("peer plane: cannot accept a connection: {}", ep.status().message());
+    listener_->Reject(request);
+    return;
+  }
+  unbound_.push_back({*std::move(ep), id, absl::Now()});
+}
+
+void PeerManager::OnConnectionError(uint64_t id, const absl::Status& status) {
+  for (auto& [name, peer] : peers_) {
+    if (peer.ep && peer.connection_id == id) {
+      MarkDown(peer, std::string(status.message()));
+      return;
+    }
+  }
+  // An unbound connection broke before its hello: the tick sweeps the slot.
+  for (Unbound& u : unbound_) {
+    if (u.connection_id == id) u.ep.reset();
+  }
+}
+
+PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
+  for (auto& [name, peer] : peers_) {
+    if (peer.ep && peer.ep->handle() == ep) return &peer;
+  }
+  return nullptr;
+}
+
+void PeerManager::OnMessage(ucx::AmMessage message) {
+  auto decoded = wire::Decode(message.header, message.data.size());
+  Peer* peer = FindByEndpoint(message.reply_ep);
+  if (peer == nullptr) {
+    auto it = std::find_if(unbound_.begin(), unbound_.end(), [&](const Unbound& u) {
+      return u.ep && u.ep->handle() == message.reply_ep;
+    });
+    if (it == unbound_.end()) return;  // from a connection already dropped
+    const size_t index = static_cast<size_t>(it - unbound_.begin());
+    if (!decoded.ok()) {
+      RefuseUnbound(index, std::string(decoded.status().message()));
+      return;
+    }
+    if (decoded->header.type != wire::MessageType::kHello) {
+      RefuseUnbound(index, absl::StrCat("expected hello, got ",
+                                        wire::MessageTypeName(decoded->header.type)));
+      return;
+    }
+    auto hello = wire::DecodeHello(decoded->body);
+    if (!hello.ok()) {
+      RefuseUnbound(index, absl::StrCat("malformed hello: ", hello.status().message()));
+      return;
+    }
+    OnHelloFromUnbound(index, *hello);
+    return;
+  }
+  if (!decoded.ok()) {
+    MarkDown(*peer, absl::StrCat("protocol error: ", decoded.status().message()));
+    return;
+  }
+  peer->stats.messages_received++;
+  peer->stats.bytes_received += message.header.size() + message.data.size();
+  peer->last_heard = absl::Now();
+  const wire::Header& header = decoded->header;
+  switch (header.type) {
+    case wire::MessageType::kHello: {
+      auto hello = wire::DecodeHello(decoded->body);
+      if (!hello.ok() || peer->handshake != Handshake::kAwaitHello) {
+        MarkDown(*peer, "unexpected or malformed hello");
+        return;
+      }
+      OnHelloAtDialer(*peer, *hello);
+      return;
+    }
+    case wire::MessageType::kHelloAuth:
+      if (peer->handshake != Handshake::kAwaitAuth) {
+        MarkDown(*peer, "unexpected hello-auth");
+        return;
+      }
+      OnAuth(*peer, decoded->body);
+      return;
+    case wire::MessageType::kReject: {
+      auto reason = wire::DecodeReject(decoded->body);
+      MarkDown(*peer, absl::StrCat("refused by the peer: ",
+                                   reason.ok() ? *reason : std::string("(no reason)")));
+      return;
+    }
+    case wire::MessageType::kPing:
+      if (peer->state == PeerState::kUp) {
+        Send(*peer, wire::MessageType::kPong, {}, std::move(message.data), header.sequence);
+      }
+      return;
+    case wire::MessageType::kPong:
+      OnPong(*peer, header);
+      return;
+  }
+}
+
+void PeerManager::RefuseUnbound(size_t index, const std::string& why) {
+  Unbound& u = unbound_[index];
+  spdlog::warn("peer plane: refused a connection: {}", why);
+  if (u.ep) {
+    SendOn(*u.ep, wire::MessageType::kReject, wire::EncodeReject(why), {}, 0);
+    // Keep the endpoint until the tick sweeps it, so the reject can leave.
+    u.since = absl::Now() - absl::Milliseconds(options_.config.dead_after_ms) +
+              absl::Milliseconds(200);
+  }
+}
+
+void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
+  if (hello.node_name == options_.node_name) {
+    RefuseUnbound(index, absl::StrCat("duplicate name: '", hello.node_name,
+                                      "' is this node's own name"));
+    return;
+  }
+  auto it = peers_.find(hello.node_name);
+  if (it == peers_.end()) {
+    RefuseUnbound(index, absl::StrCat("unknown node name '", hello.node_name,
+                                      "' (not in peers.static of node '", options_.node_name, "')"));
+    return;
+  }
+  Peer& peer = it->second;
+  if (peer.state != PeerState::kDown && peer.ep) {
+    RefuseUnbound(index, absl::StrCat("duplicate name: node '", hello.node_name,
+                                      "' is already connected (", PeerStateName(peer.state), ")"));
+    return;
+  }
+  // The dialer proves it holds the token in its hello-auth, after our hello.
+  auto nonce = wire::RandomNonce();
+  if (!nonce.ok()) {
+    RefuseUnbound(index, std::string(nonce.status().message()));
+    return;
+  }
+  peer.ep = std::move(unbound_[index].ep);
+  peer.connection_id = unbound_[index].connection_id;
+  peer.state = PeerState::kConnecting;
+  peer.since = peer.connect_started = peer.last_heard = absl::Now();
+  peer.handshake = Handshake::kAwaitAuth;
+  peer.their_nonce = hello.nonce;
+  peer.my_nonce = *nonce;
+  peer.stats.peer_cuda_memory = (hello.capabilities & wire::kCapCudaMemory) != 0;
+  peer.stats.messages_received++;
+  auto proof = wire::MakeProof(options_.config.token, wire::Role::kAcceptor, peer.their_nonce,
+                               peer.my_nonce, options_.node_name);
+  Send(peer, wire::MessageType::kHello, wire::EncodeHello(MyHello(peer.my_nonce, std::move(proof))));
+}
+
+void PeerManager::OnHelloAtDialer(Peer& peer, const wire::Hello& hello) {
+  if (hello.node_name != peer.name) {
+    Send(peer, wire::MessageType::kReject, wire::EncodeReject("unexpected node name"));
+    MarkDown(peer, absl::StrCat("expected node '", peer.name, "' at ", peer.address_text,
+                                " but reached '", hello.node_name, "'"));
+    return;
+  }
+  const auto expected = wire::MakeProof(options_.config.token, wire::Role::kAcceptor,
+                                        peer.my_nonce, hello.nonce, hello.node_name);
+  if (!wire::ProofMatches(hello.proof, expected)) {
+    const std::string why = options_.config.token.empty()
+                                ? "the peer requires a token and this node has none"
+                                : "wrong token (the peer's proof does not match)";
+    Send(peer, wire::MessageType::kReject, wire::EncodeReject(why));
+    MarkDown(peer, absl::StrCat("refused: ", why));
+    return;
+  }
+  peer.their_nonce = hello.nonce;
+  peer.stats.peer_cuda_memory = (hello.capabilities & wire::kCapCudaMemory) != 0;
+  Send(peer, wire::MessageType::kHelloAuth,
+       wire::EncodeProof(wire::MakeProof(options_.config.token, wire::Role::kDialer, peer.my_nonce,
+                                         peer.their_nonce, options_.node_name)));
+  MarkUp(peer);
+}
+
+void PeerManager::OnAuth(Peer& peer, absl::Span<const uint8_t> body) {
+  auto proof = wire::DecodeProof(body);
+  const auto expected = wire::MakeProof(options_.config.token, wire::Role::kDialer,
+                                        peer.their_nonce, peer.my_nonce, peer.name);
+  if (!proof.ok() || !wire::ProofMatches(*proof, expected)) {
+    const std::string why = "wrong token (the proof does not match)";
+    Send(peer, wire::MessageType::kReject, wire::EncodeReject(why));
+    MarkDown(peer, absl::StrCat("refused: ", why));
+    return;
+  }
+  MarkUp(peer);
+}
+
+void PeerManager::MarkUp(Peer& peer) {
+  peer.handshake = Handshake::kDone;
+  peer.state = PeerState::kUp;
+  peer.since = peer.last_heard = peer.last_ping_sent = absl::Now();
+  peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
+  spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
+               peer.dialer ? "dialed" : "accepted");
+}
+
+void PeerManager::MarkDown(Peer& peer, const std::string& why) {
+  const bool was_up = peer.state == PeerState::kUp;
+  if (peer.state != PeerState::kDown || peer.stats.last_error != why) {
+    if (was_up) {
+      spdlog::warn("peer {} down: {}", peer.name, why);
+    } else {
+      spdlog::info("peer {}: connection failed: {}", peer.name, why);
+    }
+  }
+  peer.stats.last_error = why;
+  peer.ep.reset();
+  peer.handshake = Handshake::kNone;
+  for (auto& [seq, waiter] : peer.pings) {
+    if (waiter.done) {
+      waiter.done(absl::UnavailableError(absl::StrCat("peer ", peer.name, " is down: ", why)));
+    }
+  }
+  peer.pings.clear();
+  const absl::Time now = absl::Now();
+  if (peer.state != PeerState::kDown) peer.since = now;
+  peer.state = PeerState::kDown;
+  peer.next_attempt = now + peer.backoff;
+  peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
+}
+
+void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
+  auto it = peer.pings.find(header.sequence);
+  if (it == peer.pings.end()) return;  // a late answer to a ping already given up
+  const absl::Duration rtt = absl::Now() - it->second.sent;
+  peer.stats.last_rtt = rtt;
+  if (it->second.done) it->second.done(rtt);
+  peer.pings.erase(it);
+}
+
+void PeerManager::PingFromLoop(const std::string& node, size_t size, PingDone done) {
+  auto it = peers_.find(node);
+  if (it == peers_.end()) {
+    done(absl::NotFoundError(absl::StrCat("no peer named '", node, "'")));
+    return;
+  }
+  Peer& peer = it->second;
+  if (peer.state != PeerState::kUp) {
+    done(absl::UnavailableError(absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
+                                             peer.stats.last_error.empty()
+                                                 ? ""
+                                                 : ": " + peer.stats.last_error)));
+    return;
+  }
+  const uint64_t seq = peer.next_sequence++;
+  const absl::Time now = absl::Now();
+  peer.pings[seq] = {now, now + absl::Milliseconds(options_.config.dead_after_ms), std::move(done)};
+  Send(peer, wire::MessageType::kPing, {}, std::vector<uint8_t>(size, 0xa5), seq);
+}
+
+void PeerManager::TickFromLoop() {
+  const absl::Time now = absl::Now();
+  const absl::Duration dead_after = absl::Milliseconds(options_.config.dead_after_ms);
+  const absl::Duration keepalive = absl::Milliseconds(options_.config.keepalive_ms);
+  // Connections that never said hello, or were refused, go after dead_after.
+  unbound_.erase(std::remove_if(unbound_.begin(), unbound_.end(),
+                                [&](const Unbound& u) { return !u.ep || now - u.since > dead_after; }),
+                 unbound_.end());
+  for (auto& [name, peer] : peers_) {
+    for (auto it = peer.pings.begin(); it != peer.pings.end();) {
+      if (now > it->second.deadline) {
+        if (it->second.done) {
+          it->second.done(absl::DeadlineExceededError(
+              absl::StrCat("no answer from ", name, " within ", Ms(dead_after))));
+        }
+        it = peer.pings.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    switch (peer.state) {
+      case PeerState::kConnecting:
+        if (now - peer.connect_started > dead_after) {
+          MarkDown(peer, absl::StrCat("handshake did not finish within ", Ms(dead_after)));
+        }
+        break;
+      case PeerState::kUp:
+        if (now - peer.last_heard > dead_after) {
+          MarkDown(peer, absl::StrCat("nothing heard for ", Ms(now - peer.last_heard)));
+        } else if (now - peer.last_ping_sent >= keepalive) {
+          peer.last_ping_sent = now;
+          const uint64_t seq = peer.next_sequence++;
+          peer.pings[seq] = {now, now + dead_after, nullptr};
+          Send(peer, wire::MessageType::kPing, {}, {}, seq);
+        }
+        break;
+      case PeerState::kDown:
+        if (peer.dialer && now >= peer.next_attempt) Dial(peer);
+        break;
+    }
+  }
+}
+
+std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
+  std::vector<PeerSnapshot> out;
+  for (const auto& [name, peer] : peers_) {
+    PeerSnapshot s = peer.stats;
+    s.name = name;
+    s.address = peer.address_text;
+    s.state = peer.state;
+    s.since = peer.since;
+    if (peer.ep && peer.state == PeerState::kUp) s.transports = peer.ep->Transports();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace axon::daemon

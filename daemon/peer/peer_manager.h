@@ -1,0 +1,131 @@
+// PeerManager is the peer plane: the UCX listener, one connection per
+// configured peer, the handshake (name, version, capabilities, HMAC proof),
+// keepalives that notice a dead or frozen peer, reconnection with exponential
+// backoff, and pings. It lives on the UCX thread: every method ends in
+// FromLoop. Of each pair of daemons, the one whose name sorts first dials.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/net_address.h"
+#include "common/wire/handshake.h"
+#include "common/wire/header.h"
+#include "daemon/config/config.h"
+#include "daemon/ucx/endpoint.h"
+#include "daemon/ucx/listener.h"
+#include "daemon/ucx/worker.h"
+
+namespace axon::daemon {
+
+struct PeerOptions {
+  std::string node_name;
+  Config::Peers config;
+  uint64_t capabilities = 0;            // wire::kCap* of this node
+  std::vector<std::string> transports;  // this node's UCX transports
+  uint16_t wire_version = wire::kVersion;
+};
+
+enum class PeerState { kConnecting, kUp, kDown };
+const char* PeerStateName(PeerState state);
+
+struct PeerSnapshot {
+  std::string name;
+  std::string address;
+  PeerState state = PeerState::kDown;
+  absl::Time since;
+  std::vector<std::string> transports;
+  uint64_t messages_sent = 0, messages_received = 0, bytes_sent = 0, bytes_received = 0;
+  absl::Duration last_rtt;
+  std::string last_error;
+  bool dialer = false;
+  bool peer_cuda_memory = false;
+};
+
+class PeerManager {
+ public:
+  using PingDone = std::function<void(absl::StatusOr<absl::Duration>)>;
+
+  // Listens on options.config.listen and starts dialing.
+  static absl::StatusOr<std::unique_ptr<PeerManager>> StartFromLoop(ucx::Worker& worker,
+                                                                    PeerOptions options);
+  ~PeerManager();
+
+  // Called periodically: keepalives, dead-peer detection, reconnects.
+  void TickFromLoop();
+  // How often TickFromLoop should run.
+  absl::Duration tick_interval() const;
+
+  std::vector<PeerSnapshot> SnapshotFromLoop() const;
+  // One round trip to `node` with `size` payload bytes.
+  void PingFromLoop(const std::string& node, size_t size, PingDone done);
+  const SocketAddress& listen_address() const { return listener_->address(); }
+
+ private:
+  enum class Handshake { kNone, kAwaitHello, kAwaitAuth, kDone };
+  struct PingWaiter {
+    absl::Time sent;
+    absl::Time deadline;
+    PingDone done;  // empty for keepalives
+  };
+  struct Peer {
+    std::string name;
+    SocketAddress address;
+    std::string address_text;
+    bool dialer = false;
+    PeerState state = PeerState::kDown;
+    absl::Time since;
+    std::unique_ptr<ucx::Endpoint> ep;
+    uint64_t connection_id = 0;  // of `ep`
+    Handshake handshake = Handshake::kNone;
+    wire::Nonce my_nonce{}, their_nonce{};
+    absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
+    absl::Duration backoff;
+    uint64_t next_sequence = 1;
+    std::map<uint64_t, PingWaiter> pings;
+    PeerSnapshot stats;  // counters, last_rtt, last_error, capabilities
+  };
+  // An accepted connection whose Hello has not arrived yet.
+  struct Unbound {
+    std::unique_ptr<ucx::Endpoint> ep;
+    uint64_t connection_id = 0;
+    absl::Time since;
+  };
+
+  PeerManager(ucx::Worker& worker, PeerOptions options);
+
+  void OnConnection(ucp_conn_request_h request);
+  // UCX reported connection `id` broken.
+  void OnConnectionError(uint64_t id, const absl::Status& status);
+  void OnMessage(ucx::AmMessage message);
+  void OnHelloFromUnbound(size_t index, const wire::Hello& hello);
+  void OnHelloAtDialer(Peer& peer, const wire::Hello& hello);
+  void OnAuth(Peer& peer, absl::Span<const uint8_t> body);
+  void OnPong(Peer& peer, const wire::Header& header);
+  void Dial(Peer& peer);
+  void MarkUp(Peer& peer);
+  void MarkDown(Peer& peer, const std::string& why);
+  void Send(Peer& peer, wire::MessageType type, std::vector<uint8_t> body,
+            std::vector<uint8_t> payload = {}, uint64_t sequence = 0);
+  void SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<uint8_t> body,
+              std::vector<uint8_t> payload, uint64_t sequence);
+  // Refuses an unbound connection: tells it why, logs, and drops it.
+  void RefuseUnbound(size_t index, const std::string& why);
+  wire::Hello MyHello(const wire::Nonce& nonce, std::vector<uint8_t> proof) const;
+  Peer* FindByEndpoint(ucp_ep_h ep);
+
+  ucx::Worker& worker_;
+  PeerOptions options_;
+  std::unique_ptr<ucx::Listener> listener_;
+  std::map<std::string, Peer> peers_;
+  std::vector<Unbound> unbound_;
+  uint64_t next_connection_id_ = 1;
+};
+
+}  // namespace axon::daemon

@@ -1,0 +1,60 @@
+// ucx::Endpoint owns one ucp_ep_h: a connection to another daemon, made with
+// UCX's sockaddr flow and peer error handling on. It sends active messages.
+// Destroying it force-closes the connection. UCX thread only.
+#pragma once
+
+#include <ucp/api/ucp.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/net_address.h"
+#include "daemon/ucx/worker.h"
+
+namespace axon::ucx {
+
+class Endpoint {
+ public:
+  // Called once, on the UCX thread, when UCX reports the connection broken.
+  using ErrorHandler = std::function<void(const absl::Status&)>;
+  // Called when a send completes (OK) or fails.
+  using SendDone = std::function<void(const absl::Status&)>;
+
+  static absl::StatusOr<std::unique_ptr<Endpoint>> Connect(Worker& worker,
+                                                           const SocketAddress& address,
+                                                           ErrorHandler on_error);
+  static absl::StatusOr<std::unique_ptr<Endpoint>> Accept(Worker& worker,
+                                                          ucp_conn_request_h request,
+                                                          ErrorHandler on_error);
+  ~Endpoint();
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  // Sends active message `id` with `header` and `payload`; both are kept alive
+  // until UCX is done with them.
+  void SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint8_t> payload,
+              SendDone done);
+
+  // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
+  std::vector<std::string> Transports() const;
+
+  ucp_ep_h handle() const { return handle_; }
+
+ private:
+  Endpoint(Worker& worker, ErrorHandler on_error) : worker_(worker), on_error_(std::move(on_error)) {}
+  static absl::StatusOr<std::unique_ptr<Endpoint>> Create(Worker& worker, ucp_ep_params_t& params,
+                                                          ErrorHandler on_error);
+  static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
+
+  Worker& worker_;
+  ErrorHandler on_error_;
+  ucp_ep_h handle_ = nullptr;
+  bool failed_ = false;
+  // False once destroyed: deferred error callbacks check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace axon::ucx
