@@ -33,6 +33,10 @@ std::vector<std::string> ParseResources(const std::string& text) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Context>> Context::Create(const ContextOptions& options) {
+  // A restarted daemon must be able to listen on its port again at once, not
+  // after TIME_WAIT runs out (SO_REUSEADDR on the peer listener). The
+  // environment still wins, for an operator who wants otherwise.
+  ::setenv("UCX_TCP_CM_REUSEADDR", "y", /*overwrite=*/0);
   ucp_config_t* raw_config = nullptr;
   if (auto st = ToStatus(ucp_config_read(nullptr, nullptr, &raw_config), "ucp_config_read");
       !st.ok()) {
