@@ -21,7 +21,8 @@ std::vector<uint8_t> SampleMessage() {
 }
 
 TEST(WireHeader, RoundTrip) {
-  auto decoded = Decode(SampleMessage(), 100);
+  const auto message = SampleMessage();  // the decoded body points into it
+  auto decoded = Decode(message, 100);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(decoded->header.type, MessageType::kPing);
   EXPECT_EQ(decoded->header.version, kVersion);
