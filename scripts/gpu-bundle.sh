@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Packs a built tree for the GPU machine (which has no gRPC, protobuf or UCX):
+# the binaries, the test programs, and every shared library they need that is
+# not part of the base system, into .bundle/ (git-ignored). On the GPU machine:
+#   export LD_LIBRARY_PATH=$PWD/.bundle/lib:$PWD/.bundle/lib/ucx-wheel
+#   .bundle/bin/axond ...
+# Usage: scripts/gpu-bundle.sh [BUILD_DIR]
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$repo/build}
+out=$repo/.bundle
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/lib"
+bins=("$build/daemon/axond" "$build/client/axonctl")
+for t in "$build"/tests/*_test "$build/tests/attach_client"; do [[ -x $t ]] && bins+=("$t"); done
+cp "${bins[@]}" "$out/bin/"
+# The libraries glibc and the GPU machine's base image already have.
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libgcc_s|libstdc\+\+|libcuda\.so|libcudart\.so|libnvidia)'
+for b in "${bins[@]}"; do
+  ldd "$b" | awk '/=> \// {print $1, $3}' | while read -r name path; do
+    [[ $name =~ $skip ]] && continue
+    cp -nL "$path" "$out/lib/$name"
+  done
+done
+ucx_root=$(grep -E '^AXON_UCX_ROOT:' "$build/CMakeCache.txt" | cut -d= -f2)
+if [[ -n $ucx_root ]]; then
+  mkdir -p "$out/lib/ucx"
+  cp -L "$ucx_root"/lib/lib{ucp,uct,ucs,ucm}.so.0 "$out/lib/"
+  cp -L "$ucx_root"/lib/ucx/*.so.0 "$out/lib/ucx/"
+  [[ -x $ucx_root/bin/ucx_perftest ]] && cp "$ucx_root"/bin/{ucx_perftest,ucx_info} "$out/bin/"
+fi
+# Debug info stays here; the bundle must travel in under 64 MiB.
+strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/ucx/*.so* 2>/dev/null || true
+du -sh "$out"
