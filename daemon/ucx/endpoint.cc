@@ -1,26 +1,10 @@
 #include "daemon/ucx/endpoint.h"
 
 #include "absl/strings/str_cat.h"
+#include "daemon/ucx/request.h"
 #include "daemon/ucx/status.h"
 
 namespace axon::ucx {
-namespace {
-
-// One active message in flight: owns its buffers until UCX completes it.
-struct SendOp {
-  std::vector<uint8_t> header;
-  std::vector<uint8_t> payload;
-  Endpoint::SendDone done;
-};
-
-void OnSendComplete(void* request, ucs_status_t status, void* user_data) {
-  std::unique_ptr<SendOp> op(static_cast<SendOp*>(user_data));
-  if (op->done) op->done(ToStatus(status, "ucp_am_send_nbx"));
-  ucp_request_free(request);
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Create(Worker& worker, ucp_ep_params_t& params,
                                                            ErrorHandler on_error) {
   std::unique_ptr<Endpoint> ep(new Endpoint(worker, std::move(on_error)));
@@ -76,27 +60,19 @@ void Endpoint::OnError(void* arg, ucp_ep_h, ucs_status_t status) {
 
 void Endpoint::SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint8_t> payload,
                       SendDone done) {
-  auto op = std::make_unique<SendOp>(SendOp{std::move(header), std::move(payload), std::move(done)});
   if (failed_) {
-    if (op->done) op->done(absl::UnavailableError("connection is broken"));
+    if (done) done(absl::UnavailableError("connection is broken"));
     return;
   }
+  auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
+  std::vector<uint8_t>& h = request->buffer(0) = std::move(header);
+  std::vector<uint8_t>& p = request->buffer(1) = std::move(payload);
   ucp_request_param_t params{};
-  params.op_attr_mask =
-      UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
-  params.cb.send = &OnSendComplete;
-  params.user_data = op.get();
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
   params.flags = UCP_AM_SEND_FLAG_REPLY;
-  ucs_status_ptr_t request =
-      ucp_am_send_nbx(handle_, id, op->header.data(), op->header.size(), op->payload.data(),
-                      op->payload.size(), &params);
-  if (request == nullptr) {
-    if (op->done) op->done(absl::OkStatus());
-  } else if (UCS_PTR_IS_ERR(request)) {
-    if (op->done) op->done(ToStatus(UCS_PTR_STATUS(request), "ucp_am_send_nbx"));
-  } else {
-    op.release();  // OnSendComplete owns it now
-  }
+  Request::PrepareSend(params, request.get());
+  Request::Submit(ucp_am_send_nbx(handle_, id, h.data(), h.size(), p.data(), p.size(), &params),
+                  std::move(request));
 }
 
 std::vector<std::string> Endpoint::Transports() const {

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "daemon/ucx/request.h"
 #include "daemon/ucx/status.h"
 
 namespace axon::ucx {
@@ -10,10 +11,10 @@ namespace axon::ucx {
 // A rendezvous message whose data is still on the sender: received with
 // ucp_am_recv_data_nbx straight into `message.data`.
 struct Worker::RndvReceive {
-  Worker* worker = nullptr;
   uint16_t id = 0;
   void* descriptor = nullptr;
-  AmMessage message;
+  size_t length = 0;
+  AmMessage message;  // header and reply endpoint; the data is still on the sender
 };
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
@@ -99,8 +100,7 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
   const auto* h = static_cast<const uint8_t*>(header);
   message.header.assign(h, h + header_length);
   if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
-    message.data.resize(length);
-    worker->rndv_pending_.push_back(new RndvReceive{worker, id, data, std::move(message)});
+    worker->rndv_pending_.push_back(new RndvReceive{id, data, length, std::move(message)});
     return UCS_INPROGRESS;
   }
   const auto* d = static_cast<const uint8_t*>(data);
@@ -112,29 +112,27 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
 void Worker::StartRndvReceives() {
   auto pending = std::move(rndv_pending_);
   rndv_pending_.clear();
-  for (RndvReceive* r : pending) {
+  for (RndvReceive* raw : pending) {
+    std::unique_ptr<RndvReceive> r(raw);
+    const size_t length = r->length;
+    // The landing buffer lives as long as the request's callback; on success
+    // it becomes the message's data.
+    auto data = std::make_shared<std::vector<uint8_t>>(length);
+    auto request = std::make_unique<Request>(
+        "ucp_am_recv_data_nbx",
+        [this, id = r->id, message = std::move(r->message), data](const absl::Status& st) mutable {
+          if (!st.ok()) {
+            spdlog::warn("UCX: receiving a rendezvous message failed: {}", st.message());
+            return;
+          }
+          message.data = std::move(*data);
+          Deliver(id, std::move(message));
+        });
     ucp_request_param_t params{};
-    params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
-    params.cb.recv_am = &Worker::OnRndvDone;
-    params.user_data = r;
-    ucs_status_ptr_t request = ucp_am_recv_data_nbx(handle_, r->descriptor, r->message.data.data(),
-                                                    r->message.data.size(), &params);
-    if (request == nullptr) {
-      OnRndvDone(nullptr, UCS_OK, r->message.data.size(), r);
-    } else if (UCS_PTR_IS_ERR(request)) {
-      OnRndvDone(nullptr, UCS_PTR_STATUS(request), 0, r);
-    }
+    Request::PrepareReceiveAm(params, request.get());
+    Request::Submit(ucp_am_recv_data_nbx(handle_, r->descriptor, data->data(), length, &params),
+                    std::move(request));
   }
-}
-
-void Worker::OnRndvDone(void* request, ucs_status_t status, size_t, void* user_data) {
-  std::unique_ptr<RndvReceive> r(static_cast<RndvReceive*>(user_data));
-  if (request != nullptr) ucp_request_free(request);
-  if (status != UCS_OK) {
-    spdlog::warn("UCX: receiving a rendezvous message failed: {}", ucs_status_string(status));
-    return;
-  }
-  r->worker->Deliver(r->id, std::move(r->message));
 }
 
 void Worker::Deliver(uint16_t id, AmMessage message) {

@@ -61,7 +61,6 @@ class Worker {
   Worker(ucp_worker_h handle, int event_fd) : handle_(handle), event_fd_(event_fd) {}
   static ucs_status_t OnAm(void* arg, const void* header, size_t header_length, void* data,
                            size_t length, const ucp_am_recv_param_t* param);
-  static void OnRndvDone(void* request, ucs_status_t status, size_t length, void* user_data);
   bool RunDeferred();
   void StartRndvReceives();
   void FreeCompletedRequests();

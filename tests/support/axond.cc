@@ -13,11 +13,12 @@ std::string AxonctlPath() { return AXON_TEST_AXONCTL; }
 std::string HelperPath(const std::string& name) { return std::string(AXON_TEST_HELPER_DIR) + "/" + name; }
 
 Axond::Axond(const TempDir& dir, AxondOptions options) {
-  socket_ = dir.File(options.node_name + ".sock");
+  const std::string instance = options.instance.empty() ? options.node_name : options.instance;
+  socket_ = dir.File(instance + ".sock");
   std::vector<std::string> argv = {AxondPath(), "--set", "control.socket=" + socket_, "--set",
                                    "node.name=" + options.node_name};
   if (!options.config_yaml.empty()) {
-    config_path_ = dir.File(options.node_name + ".yaml");
+    config_path_ = dir.File(instance + ".yaml");
     WriteFile(config_path_, options.config_yaml);
     argv.insert(argv.begin() + 1, {"--config", config_path_});
   }
@@ -25,7 +26,7 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
     argv.push_back("--set");
     argv.push_back(set);
   }
-  child_ = std::make_unique<Child>(argv, dir.File(options.node_name + ".log"),
+  child_ = std::make_unique<Child>(argv, dir.File(instance + ".log"),
                                    SpawnOptions{.env = options.env});
 }
 

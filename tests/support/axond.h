@@ -18,6 +18,9 @@ std::string HelperPath(const std::string& name);  // test helper programs
 
 struct AxondOptions {
   std::string node_name = "node-a";
+  // Names the socket, log and config files; defaults to node_name. Two
+  // daemons that claim the same node name need different instances.
+  std::string instance;
   std::vector<std::string> sets;   // extra --set KEY=VALUE
   std::string config_yaml;         // written to a file and passed with --config when non-empty
   std::map<std::string, std::string> env;
