@@ -26,8 +26,8 @@ absl::StatusOr<sockaddr_un> MakeAddress(const std::string& path) {
   return addr;
 }
 
-absl::StatusOr<UniqueFd> NewSocket() {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+absl::StatusOr<UniqueFd> NewSocket(int type) {
+  UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "socket(AF_UNIX)");
   return fd;
 }
@@ -45,7 +45,7 @@ absl::StatusOr<PeerCredentials> GetPeerCredentials(int fd) {
   return PeerCredentials{cred.pid, cred.uid, cred.gid};
 }
 
-absl::StatusOr<SocketProbe> ProbeUnixSocket(const std::string& path) {
+absl::StatusOr<SocketProbe> ProbeUnixSocket(const std::string& path, int type) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return SocketProbe::kAbsent;
@@ -54,7 +54,7 @@ absl::StatusOr<SocketProbe> ProbeUnixSocket(const std::string& path) {
   if (!S_ISSOCK(st.st_mode)) return SocketProbe::kNotSocket;
   auto addr = MakeAddress(path);
   if (!addr.ok()) return addr.status();
-  auto fd = NewSocket();
+  auto fd = NewSocket(type);
   if (!fd.ok()) return fd.status();
   if (::connect(fd->get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0) {
     return SocketProbe::kLive;
@@ -69,7 +69,7 @@ absl::StatusOr<SocketProbe> ProbeUnixSocket(const std::string& path) {
 absl::StatusOr<UniqueFd> ListenUnixSocket(const std::string& path, const ListenOptions& options) {
   auto addr = MakeAddress(path);
   if (!addr.ok()) return addr.status();
-  auto probe = ProbeUnixSocket(path);
+  auto probe = ProbeUnixSocket(path, options.type);
   if (!probe.ok()) return probe.status();
   switch (*probe) {
     case SocketProbe::kLive:
@@ -86,7 +86,7 @@ absl::StatusOr<UniqueFd> ListenUnixSocket(const std::string& path, const ListenO
     case SocketProbe::kAbsent:
       break;
   }
-  auto fd = NewSocket();
+  auto fd = NewSocket(options.type);
   if (!fd.ok()) return fd.status();
   // Bind under a restrictive umask so the socket is never reachable with a
   // wider mode than configured, even for a moment.
@@ -114,10 +114,10 @@ absl::StatusOr<UniqueFd> ListenUnixSocket(const std::string& path, const ListenO
   return fd;
 }
 
-absl::StatusOr<UniqueFd> ConnectUnixSocket(const std::string& path) {
+absl::StatusOr<UniqueFd> ConnectUnixSocket(const std::string& path, int type) {
   auto addr = MakeAddress(path);
   if (!addr.ok()) return addr.status();
-  auto fd = NewSocket();
+  auto fd = NewSocket(type);
   if (!fd.ok()) return fd.status();
   if (::connect(fd->get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
     return ErrnoStatus(errno, absl::StrCat("connect ", path));

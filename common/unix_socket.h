@@ -3,6 +3,7 @@
 // creating a listening socket with a given file mode and group.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <string>
@@ -29,8 +30,9 @@ enum class SocketProbe {
   kNotSocket,  // something else lives at the path
 };
 
-// Looks at `path` without changing anything.
-absl::StatusOr<SocketProbe> ProbeUnixSocket(const std::string& path);
+// Looks at `path` without changing anything. `type` is the socket type the
+// listener would have (SOCK_STREAM or SOCK_SEQPACKET).
+absl::StatusOr<SocketProbe> ProbeUnixSocket(const std::string& path, int type = SOCK_STREAM);
 
 // Maximum usable length of a socket path (sun_path less the terminating NUL).
 size_t MaxUnixSocketPathLength();
@@ -39,6 +41,7 @@ struct ListenOptions {
   unsigned mode = 0660;  // file mode of the socket file
   gid_t gid = -1;        // group of the socket file; -1 keeps the process's
   int backlog = 128;
+  int type = SOCK_STREAM;  // or SOCK_SEQPACKET
 };
 
 // Creates, binds and listens on `path`, refusing to replace a live socket and
@@ -46,7 +49,7 @@ struct ListenOptions {
 absl::StatusOr<UniqueFd> ListenUnixSocket(const std::string& path, const ListenOptions& options);
 
 // Connects to `path` (blocking, close-on-exec).
-absl::StatusOr<UniqueFd> ConnectUnixSocket(const std::string& path);
+absl::StatusOr<UniqueFd> ConnectUnixSocket(const std::string& path, int type = SOCK_STREAM);
 
 absl::Status SetNonBlocking(int fd);
 

@@ -33,6 +33,7 @@ Daemon::~Daemon() {
     });
   }
   // Sessions hold asio objects; drop them before the io_context goes.
+  session_server_.reset();
   sessions_.reset();
 }
 
@@ -63,7 +64,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
     return absl::Status(st.code(), absl::StrCat("cannot start the peer plane: ", st.message()));
   }
 
-  d->sessions_ = std::make_unique<SessionManager>(d->io_);
+  d->sessions_ = std::make_unique<SessionManager>(
+      d->io_, SessionLimits{static_cast<uint64_t>(cfg.sessions.max_registered_bytes),
+                            static_cast<uint64_t>(cfg.sessions.max_regions)});
   d->state_.sessions = d->sessions_.get();
   d->admin_service_ = std::make_unique<rpc::AdminService>(d->state_);
   d->control_service_ = std::make_unique<rpc::ControlService>(d->state_);
@@ -79,6 +82,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   }
   d->control_server_ = *std::move(server);
   d->state_.control_server = d->control_server_.get();
+
+  ListenOptions session_listen{.mode = cfg.control.socket_mode};
+  if (cfg.control.socket_gid) session_listen.gid = *cfg.control.socket_gid;
+  auto session_server = SessionSocketServer::Start(
+      SessionSocketPath(cfg), session_listen,
+      AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids),
+      *d->sessions_, d->io_);
+  if (!session_server.ok()) {
+    return absl::Status(session_server.status().code(),
+                        absl::StrCat("cannot serve the session socket: ",
+                                     session_server.status().message()));
+  }
+  d->session_server_ = *std::move(session_server);
   return d;
 }
 
@@ -205,6 +221,7 @@ void Daemon::Shutdown(const char* why) {
   spdlog::info("shutting down ({})", why);
   systemd_.Stopping();
   if (control_server_) control_server_->Shutdown(std::chrono::milliseconds(2000));
+  if (session_server_) session_server_->Shutdown();
   std::error_code ignored;
   signals_.cancel(ignored);
   watchdog_timer_.cancel();

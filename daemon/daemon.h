@@ -13,6 +13,7 @@
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
 #include "daemon/peer/peer_manager.h"
+#include "daemon/session/session_socket.h"
 #include "daemon/rpc/admin_service.h"
 #include "daemon/rpc/control_server.h"
 #include "daemon/rpc/control_service.h"
@@ -50,6 +51,7 @@ class Daemon {
   std::unique_ptr<rpc::AdminService> admin_service_;
   std::unique_ptr<rpc::ControlService> control_service_;
   std::unique_ptr<rpc::ControlServer> control_server_;
+  std::unique_ptr<SessionSocketServer> session_server_;
   SystemdNotifier systemd_;
   asio::signal_set signals_{io_};
   asio::steady_timer watchdog_timer_{io_};

@@ -96,11 +96,14 @@ std::string RenderStats(const v1::StatsResponse& s) {
 }
 
 std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
-  std::string out = absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %s\n", "SESSION", "PID", "UID",
-                                    "GID", "ATTACHED", "CLIENT");
+  std::string out = absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %-7s %-8s %14s  %s\n", "SESSION",
+                                    "PID", "UID", "GID", "ATTACHED", "SOCKET", "REGIONS",
+                                    "REGISTERED", "CLIENT");
   for (const auto& s : sessions.sessions()) {
-    absl::StrAppendFormat(&out, "%-8d %-8d %-7d %-7d %-20s %s\n", s.session_id(), s.pid(),
-                          s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()), s.client_name());
+    absl::StrAppendFormat(&out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8d %14d  %s\n", s.session_id(),
+                          s.pid(), s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()),
+                          s.socket_bound() ? "open" : "-", s.regions(), s.registered_bytes(),
+                          s.client_name());
   }
   return out;
 }

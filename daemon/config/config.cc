@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/defaults.h"
+#include "common/unix_socket.h"
 #include "daemon/config/schema.h"
 
 namespace axon::daemon {
@@ -224,7 +226,16 @@ absl::StatusOr<Config> LoadConfig(const ConfigSources& sources) {
       return absl::InvalidArgumentError(absl::StrCat("$", kSocketEnvVar, ": ", st.message()));
     }
   }
+  if (config.control.socket.size() + std::strlen(kSessionSocketSuffix) > MaxUnixSocketPathLength()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "control.socket: '", config.control.socket, "' leaves no room for the session socket beside it ('",
+        kSessionSocketSuffix, "' appended must fit in ", MaxUnixSocketPathLength(), " bytes)"));
+  }
   return config;
+}
+
+std::string SessionSocketPath(const Config& config) {
+  return config.control.socket + kSessionSocketSuffix;
 }
 
 }  // namespace axon::daemon

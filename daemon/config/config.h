@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -44,6 +45,10 @@ struct Config {
     int keepalive_ms = 0;
     int dead_after_ms = 0;
   } peers;
+  struct Sessions {
+    int64_t max_registered_bytes = 0;  // per session
+    int64_t max_regions = 0;           // per session
+  } sessions;
 };
 
 // Where a configuration comes from, lowest layer first after the defaults.
@@ -51,6 +56,10 @@ struct ConfigSources {
   std::string path;               // YAML file; empty: defaults only
   std::vector<std::string> sets;  // "section.key=value", applied in order
 };
+
+// The session socket (fd passing, liveness) lives beside the control socket.
+inline constexpr char kSessionSocketSuffix[] = ".session";
+std::string SessionSocketPath(const Config& config);
 
 // Loads and validates. Errors name the key and where it was set:
 // "FILE:LINE:COL: control.socket_mode: ...".

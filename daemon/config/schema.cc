@@ -157,17 +157,19 @@ absl::Status CheckAddress(const std::string& address) {
 }
 
 // An integer field within [min, max].
-ConfigField Int(std::string key, int Config::Peers::*field, int min, int max) {
-  return {"peers", std::move(key),
-          [field, min, max](const YAML::Node& value, Config& config) -> absl::Status {
-            int number = 0;
+template <typename Section, typename Number>
+ConfigField Int(std::string section, std::string key, Section Config::*sec, Number Section::*field,
+                Number min, Number max) {
+  return {std::move(section), std::move(key),
+          [sec, field, min, max](const YAML::Node& value, Config& config) -> absl::Status {
+            Number number = 0;
             if (!value.IsScalar() || !absl::SimpleAtoi(value.Scalar(), &number) || number < min ||
                 number > max) {
               return absl::InvalidArgumentError(absl::StrCat(
                   "expected a whole number from ", min, " to ", max, ", found '",
                   value.IsScalar() ? value.Scalar() : std::string("a list or map"), "'"));
             }
-            config.peers.*field = number;
+            config.*sec.*field = number;
             return absl::OkStatus();
           }};
 }
@@ -246,10 +248,15 @@ const std::vector<ConfigField>& ConfigSchema() {
       Str("peers", "listen", &Config::peers, &Config::Peers::listen, &CheckAddress),
       {"peers", "static", &ApplyStaticPeers},
       Str("peers", "token_file", &Config::peers, &Config::Peers::token_file, &CheckFilePath),
-      Int("reconnect_min_ms", &Config::Peers::reconnect_min_ms, 10, 60000),
-      Int("reconnect_max_ms", &Config::Peers::reconnect_max_ms, 10, 600000),
-      Int("keepalive_ms", &Config::Peers::keepalive_ms, 50, 60000),
-      Int("dead_after_ms", &Config::Peers::dead_after_ms, 100, 600000),
+      Int("peers", "reconnect_min_ms", &Config::peers, &Config::Peers::reconnect_min_ms, 10, 60000),
+      Int("peers", "reconnect_max_ms", &Config::peers, &Config::Peers::reconnect_max_ms, 10,
+          600000),
+      Int("peers", "keepalive_ms", &Config::peers, &Config::Peers::keepalive_ms, 50, 60000),
+      Int("peers", "dead_after_ms", &Config::peers, &Config::Peers::dead_after_ms, 100, 600000),
+      Int("sessions", "max_registered_bytes", &Config::sessions,
+          &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
+      Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions,
+          int64_t{1}, int64_t{1} << 20),
   };
   return *schema;
 }

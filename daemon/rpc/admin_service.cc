@@ -173,6 +173,9 @@ grpc::Status AdminService::ListSessions(grpc::ServerContext*, const v1::ListSess
     info->set_uid(s.creds.uid);
     info->set_gid(s.creds.gid);
     info->set_attached_unix_ms(absl::ToUnixMillis(s.attached));
+    info->set_socket_bound(s.socket_bound);
+    info->set_registered_bytes(s.registered_bytes);
+    info->set_regions(s.regions);
   }
   return grpc::Status::OK;
 }

@@ -68,7 +68,10 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
     std::lock_guard<std::mutex> lock(mu_);
     result.id = next_id_++;
     Session& session = sessions_[result.id];
-    session.info = {result.id, std::move(client_name), caller, absl::Now()};
+    session.info.id = result.id;
+    session.info.client_name = std::move(client_name);
+    session.info.creds = caller;
+    session.info.attached = absl::Now();
     session.token = *token;
   }
   result.token = *std::move(token);
@@ -128,17 +131,99 @@ absl::Status SessionManager::Detach(uint64_t id, absl::string_view token) {
   return absl::OkStatus();
 }
 
+absl::Status SessionManager::BindSocket(uint64_t id, absl::string_view token,
+                                        const PeerCredentials& caller) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("no session ", id, " (closed already?)"));
+  }
+  Session& session = it->second;
+  if (!TokensEqual(session.token, token)) {
+    return absl::PermissionDeniedError(absl::StrCat("wrong token for session ", id));
+  }
+  if (caller.uid != session.info.creds.uid) {
+    return absl::PermissionDeniedError(absl::StrCat("session ", id, " belongs to uid ",
+                                                    session.info.creds.uid, ", not ", caller.uid));
+  }
+  if (session.info.socket_bound) {
+    return absl::AlreadyExistsError(absl::StrCat("session ", id, " already has a session socket"));
+  }
+  session.info.socket_bound = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memfd,
+                                                      uint64_t length) {
+  // A bad region is INVALID_ARGUMENT whatever the session's limits.
+  if (auto st = HostRegion::Check(memfd.get(), length); !st.ok()) return st;
+  {
+    // Check the limits before mapping anything.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
+    const Session& session = it->second;
+    if (session.regions.size() >= limits_.max_regions) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "session ", id, " has ", session.regions.size(),
+          " regions registered, the limit (sessions.max_regions)"));
+    }
+    if (length > limits_.max_registered_bytes - session.info.registered_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "registering ", length, " bytes would take session ", id, " past its limit of ",
+          limits_.max_registered_bytes, " (sessions.max_registered_bytes; ",
+          session.info.registered_bytes, " registered)"));
+    }
+  }
+  auto region = HostRegion::Map(std::move(memfd), length);
+  if (!region.ok()) return region.status();
+  std::unique_ptr<HostRegion> doomed;  // released outside the lock if the session is gone
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    doomed = *std::move(region);
+    return absl::NotFoundError(absl::StrCat("session ", id, " closed while registering"));
+  }
+  Session& session = it->second;
+  const uint64_t region_id = session.next_region++;
+  session.info.registered_bytes += length;
+  session.info.regions++;
+  session.regions[region_id] = *std::move(region);
+  return region_id;
+}
+
+absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
+  std::unique_ptr<HostRegion> released;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
+  Session& session = it->second;
+  auto region = session.regions.find(region_id);
+  if (region == session.regions.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session ", id, " has no region ", region_id));
+  }
+  session.info.registered_bytes -= region->second->length();
+  session.info.regions--;
+  released = std::move(region->second);
+  session.regions.erase(region);
+  return absl::OkStatus();
+}
+
 bool SessionManager::Close(uint64_t id, absl::string_view why) {
   std::shared_ptr<asio::posix::stream_descriptor> watch;
+  Session closed;  // its regions are unmapped when this goes, outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return false;
     watch = std::move(it->second.pid_watch);
+    closed = std::move(it->second);
     sessions_.erase(it);
   }
   closed_total_.fetch_add(1, std::memory_order_relaxed);
-  spdlog::info("session {} closed: {}", id, why);
+  spdlog::info("session {} closed: {}; released {} region(s), {} bytes", id, why,
+               closed.regions.size(), closed.info.registered_bytes);
   if (watch) {
     asio::post(io_, [watch] {
       std::error_code ignored;

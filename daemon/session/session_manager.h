@@ -1,6 +1,8 @@
-// Sessions: one per attached client process. A session is opened by Attach,
-// closed by Detach, and reaped when its process exits (watched with a pidfd
-// on the io_context, so a client killed with SIGKILL leaves nothing behind).
+// Sessions: one per attached client process. A session is opened by Attach
+// (gRPC), bound to the client's session socket by a Hello carrying its token,
+// and holds the memory the client registered. It is closed by Detach, when
+// its session socket closes, or when its process exits (a pidfd watched on
+// the io_context), and closing it releases everything it held.
 #pragma once
 
 #include <sys/types.h>
@@ -16,19 +18,30 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 #include "common/unix_socket.h"
+#include "daemon/memory/host_region.h"
 
 namespace axon::daemon {
 
 inline constexpr size_t kSessionTokenBytes = 32;
 inline constexpr size_t kMaxClientNameLength = 128;
 
+struct SessionLimits {
+  uint64_t max_registered_bytes = uint64_t{64} << 30;
+  uint64_t max_regions = 4096;
+};
+
 struct SessionSnapshot {
   uint64_t id = 0;
   std::string client_name;
   PeerCredentials creds;
   absl::Time attached;
+  bool socket_bound = false;
+  uint64_t registered_bytes = 0;
+  uint64_t regions = 0;
 };
 
 struct AttachResult {
@@ -38,14 +51,21 @@ struct AttachResult {
 
 class SessionManager {
  public:
-  explicit SessionManager(asio::io_context& io) : io_(io) {}
+  SessionManager(asio::io_context& io, SessionLimits limits) : io_(io), limits_(limits) {}
   ~SessionManager();
   SessionManager(const SessionManager&) = delete;
   SessionManager& operator=(const SessionManager&) = delete;
 
-  // Thread-safe.
+  // All thread-safe.
   absl::StatusOr<AttachResult> Attach(const PeerCredentials& caller, std::string client_name);
   absl::Status Detach(uint64_t id, absl::string_view token);
+  // A session socket presented `token` for session `id`.
+  absl::Status BindSocket(uint64_t id, absl::string_view token, const PeerCredentials& caller);
+  // Maps a client's memfd; returns the region id.
+  absl::StatusOr<uint64_t> RegisterHost(uint64_t id, UniqueFd memfd, uint64_t length);
+  absl::Status Unregister(uint64_t id, uint64_t region);
+  // Removes session `id` and releases what it held; false if already gone.
+  bool Close(uint64_t id, absl::string_view why);
   std::vector<SessionSnapshot> List() const;
 
   uint64_t attached_total() const { return attached_total_.load(); }
@@ -56,15 +76,16 @@ class SessionManager {
   struct Session {
     SessionSnapshot info;
     std::string token;
+    uint64_t next_region = 1;
+    std::map<uint64_t, std::unique_ptr<HostRegion>> regions;
     // Readable when the client process exits; touched only on io_'s thread.
     std::shared_ptr<asio::posix::stream_descriptor> pid_watch;
   };
 
   void WatchProcess(uint64_t id, pid_t pid);
-  // Removes session `id`; returns false if it was already gone.
-  bool Close(uint64_t id, absl::string_view why);
 
   asio::io_context& io_;
+  const SessionLimits limits_;
   mutable std::mutex mu_;
   std::map<uint64_t, Session> sessions_;  // guarded by mu_
   uint64_t next_id_ = 1;                  // guarded by mu_

@@ -1,40 +1,47 @@
-// Test helper: attaches to axond over the real control socket, prints
-// "session <id>" and then waits to be killed (or detaches with --detach).
-// Usage: attach_client SOCKET NAME [--detach]
-#include <grpcpp/client_context.h>
+// Test helper: a real client process using libaxon. Attaches to axond,
+// optionally registers host memory, prints "session <id>" (and "registered")
+// and waits to be killed; with --detach it detaches and exits instead.
+// Usage: attach_client SOCKET NAME [--register BYTES] [--detach]
 #include <unistd.h>
 
 #include <cstring>
 #include <iostream>
+#include <string>
+#include <vector>
 
-#include "axon/v1/control.grpc.pb.h"
-#include "common/rpc/channel.h"
+#include "axon/client.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: attach_client SOCKET NAME [--detach]\n";
+    std::cerr << "usage: attach_client SOCKET NAME [--register BYTES] [--detach]\n";
     return 2;
   }
-  auto stub = axon::v1::Control::NewStub(axon::rpc::MakeControlChannel(argv[1]));
-  axon::v1::AttachRequest request;
-  request.set_client_name(argv[2]);
-  axon::v1::AttachResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Status status = stub->Attach(&context, request, &response);
-  if (!status.ok()) {
-    std::cerr << "attach failed: " << status.error_code() << " " << status.error_message() << "\n";
+  size_t register_bytes = 0;
+  bool detach = false;
+  for (int i = 3; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--register") == 0 && i + 1 < argc) {
+      register_bytes = std::stoull(argv[++i]);
+    } else if (std::strcmp(argv[i], "--detach") == 0) {
+      detach = true;
+    }
+  }
+  auto client = axon::Client::Connect({.socket_path = argv[1], .client_name = argv[2]});
+  if (!client.ok()) {
+    std::cerr << "attach failed: " << client.status() << "\n";
     return 1;
   }
-  std::cout << "session " << response.session_id() << std::endl;
-  if (argc > 3 && std::strcmp(argv[3], "--detach") == 0) {
-    axon::v1::DetachRequest detach;
-    detach.set_session_id(response.session_id());
-    detach.set_token(response.token());
-    axon::v1::DetachResponse detached;
-    grpc::ClientContext detach_context;
-    status = stub->Detach(&detach_context, detach, &detached);
-    return status.ok() ? 0 : 1;
+  std::cout << "session " << (*client)->session_id() << std::endl;
+  std::vector<axon::HostBuffer> buffers;
+  if (register_bytes > 0) {
+    auto buffer = (*client)->AllocateHost(register_bytes);
+    if (!buffer.ok()) {
+      std::cerr << "register failed: " << buffer.status() << "\n";
+      return 1;
+    }
+    std::memset(buffer->data(), 0x5a, buffer->size());
+    buffers.push_back(*std::move(buffer));
+    std::cout << "registered" << std::endl;
   }
+  if (detach) return (*client)->Detach().ok() ? 0 : 1;
   while (true) ::pause();
 }

@@ -1,0 +1,90 @@
+// libaxon: the library trainers and inference workers link to use their
+// node's axond. It never touches UCX or gRPC types in this header: a process
+// attaches to its local daemon (Client::Connect), shares memory with it, and
+// the daemon moves the bytes.
+//
+//   auto client = axon::Client::Connect({.client_name = "trainer-0"});
+//   auto buffer = (*client)->AllocateHost(64 << 20);   // shared with axond
+//   std::memcpy(buffer->data(), tensor, bytes);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace axon {
+
+struct ClientOptions {
+  // The daemon's control socket. Empty: $AXON_SOCKET, else /run/axon/axond.sock.
+  std::string socket_path;
+  // A name operators see in `axonctl sessions` (up to 128 printable chars).
+  std::string client_name;
+  // How long one call to the daemon may take.
+  int timeout_ms = 10000;
+};
+
+namespace internal {
+struct Session;
+}
+
+// Host memory shared with the daemon: a sealed memfd, mapped here and
+// registered with axond. Move-only; unregistered and unmapped when destroyed.
+// It keeps its session alive, so it may outlive the Client that made it.
+class HostBuffer {
+ public:
+  HostBuffer(HostBuffer&& other) noexcept;
+  HostBuffer& operator=(HostBuffer&& other) noexcept;
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  ~HostBuffer();
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+  // The daemon's id for this region within the session.
+  uint64_t region_id() const { return region_id_; }
+
+ private:
+  friend class Client;
+  HostBuffer(std::shared_ptr<internal::Session> session, void* data, size_t size,
+             uint64_t region_id, int fd)
+      : session_(std::move(session)), data_(data), size_(size), region_id_(region_id), fd_(fd) {}
+  void Release();
+
+  std::shared_ptr<internal::Session> session_;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+  uint64_t region_id_ = 0;
+  int fd_ = -1;
+};
+
+class Client {
+ public:
+  // Attaches to the local daemon and opens the session socket.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options = {});
+  // Detaches (the daemon releases what the session held).
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Allocates `bytes` of host memory shared with the daemon.
+  absl::StatusOr<HostBuffer> AllocateHost(size_t bytes);
+  // Registers an existing memfd-backed region: `memfd` must be a memfd sealed
+  // with F_SEAL_SHRINK and hold at least `length` bytes. The caller keeps
+  // `memfd`; the daemon holds its own reference until Unregister.
+  absl::StatusOr<uint64_t> RegisterHost(int memfd, size_t length);
+  absl::Status Unregister(uint64_t region_id);
+  // Ends the session now; later calls fail with FAILED_PRECONDITION.
+  absl::Status Detach();
+
+  uint64_t session_id() const;
+  const std::string& node_name() const;
+
+ private:
+  explicit Client(std::shared_ptr<internal::Session> session) : session_(std::move(session)) {}
+  std::shared_ptr<internal::Session> session_;
+};
+
+}  // namespace axon

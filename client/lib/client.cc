@@ -1,0 +1,187 @@
+#include "axon/client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <grpcpp/client_context.h>
+
+#include "absl/strings/str_cat.h"
+#include "client/lib/session.h"
+#include "common/defaults.h"
+#include "common/errno_status.h"
+#include "common/fd_passing.h"
+#include "common/rpc/channel.h"
+#include "common/rpc/status_convert.h"
+#include "common/unix_socket.h"
+#include "common/version.h"
+
+namespace axon {
+namespace internal {
+
+absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
+                                                 absl::Span<const int> fds) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!socket.valid()) return absl::FailedPreconditionError("the session is detached");
+  request.request_id = next_request++;
+  if (auto st = SendMessage(socket.get(), wire::EncodeSessionRequest(request), fds); !st.ok()) {
+    return st;
+  }
+  pollfd pfd{socket.get(), POLLIN, 0};
+  int ready;
+  do {
+    ready = ::poll(&pfd, 1, timeout_ms);
+  } while (ready < 0 && errno == EINTR);
+  if (ready == 0) return absl::DeadlineExceededError("axond did not answer on the session socket");
+  if (ready < 0) return ErrnoStatus(errno, "poll(session socket)");
+  auto message = ReceiveMessage(socket.get());
+  if (!message.ok()) return message.status();
+  if (message->eof) return absl::UnavailableError("axond closed the session socket");
+  auto reply = wire::DecodeSessionReply(message->bytes);
+  if (!reply.ok()) return reply.status();
+  if (reply->request_id != request.request_id && request.type != wire::SessionMessageType::kHello) {
+    return absl::InternalError("reply to another request on the session socket");
+  }
+  return reply;
+}
+
+absl::Status Session::Detach() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!socket.valid()) return absl::OkStatus();
+    socket.Reset();  // closing it alone would end the session; Detach says so explicitly
+  }
+  v1::DetachRequest request;
+  request.set_session_id(id);
+  request.set_token(token);
+  v1::DetachResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  absl::Status st = rpc::FromGrpcStatus(control->Detach(&context, request, &response));
+  // The socket's close may already have ended the session.
+  return st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st;
+}
+
+}  // namespace internal
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  auto session = std::make_shared<internal::Session>();
+  const std::string socket_path =
+      options.socket_path.empty() ? DefaultSocketPath() : options.socket_path;
+  session->control = v1::Control::NewStub(rpc::MakeControlChannel(socket_path));
+  session->timeout_ms = options.timeout_ms;
+
+  v1::AttachRequest request;
+  request.set_client_name(options.client_name);
+  request.set_protocol_version(kControlProtocolVersion);
+  v1::AttachResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(options.timeout_ms));
+  if (grpc::Status st = session->control->Attach(&context, request, &response); !st.ok()) {
+    absl::Status status = rpc::FromGrpcStatus(st);
+    return absl::Status(status.code(),
+                        absl::StrCat("attach to axond at ", socket_path, ": ", status.message()));
+  }
+  session->id = response.session_id();
+  session->token = response.token();
+  session->node_name = response.node_name();
+
+  auto socket = ConnectUnixSocket(response.session_socket(), SOCK_SEQPACKET);
+  if (!socket.ok()) {
+    (void)session->Detach();
+    return socket.status();
+  }
+  session->socket = *std::move(socket);
+  wire::SessionRequest hello{.type = wire::SessionMessageType::kHello,
+                             .session_id = session->id,
+                             .token = session->token};
+  auto reply = session->Call(hello, {});
+  if (!reply.ok() || !reply->status().ok()) {
+    absl::Status st = reply.ok() ? reply->status() : reply.status();
+    session->socket.Reset();
+    return absl::Status(st.code(), absl::StrCat("session socket: ", st.message()));
+  }
+  return std::unique_ptr<Client>(new Client(std::move(session)));
+}
+
+Client::~Client() { (void)Detach(); }
+
+absl::Status Client::Detach() { return session_->Detach(); }
+uint64_t Client::session_id() const { return session_->id; }
+const std::string& Client::node_name() const { return session_->node_name; }
+
+absl::StatusOr<uint64_t> Client::RegisterHost(int memfd, size_t length) {
+  const int fds[] = {memfd};
+  auto reply = session_->Call(
+      {.type = wire::SessionMessageType::kRegisterHost, .length = length}, fds);
+  if (!reply.ok()) return reply.status();
+  if (!reply->status().ok()) return reply->status();
+  return reply->value;
+}
+
+absl::Status Client::Unregister(uint64_t region_id) {
+  auto reply =
+      session_->Call({.type = wire::SessionMessageType::kUnregister, .region_id = region_id}, {});
+  if (!reply.ok()) return reply.status();
+  return reply->status();
+}
+
+absl::StatusOr<HostBuffer> Client::AllocateHost(size_t bytes) {
+  if (bytes == 0) return absl::InvalidArgumentError("cannot allocate 0 bytes");
+  UniqueFd fd(::memfd_create("axon-host", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return ErrnoStatus(errno, "memfd_create");
+  if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) {
+    return ErrnoStatus(errno, "ftruncate(memfd)");
+  }
+  // Sealed so the daemon's mapping can never lose its pages.
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    return ErrnoStatus(errno, "fcntl(F_ADD_SEALS)");
+  }
+  void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (data == MAP_FAILED) return ErrnoStatus(errno, "mmap(memfd)");
+  auto region = RegisterHost(fd.get(), bytes);
+  if (!region.ok()) {
+    ::munmap(data, bytes);
+    return region.status();
+  }
+  return HostBuffer(session_, data, bytes, *region, fd.Release());
+}
+
+HostBuffer::HostBuffer(HostBuffer&& other) noexcept
+    : session_(std::move(other.session_)),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      region_id_(std::exchange(other.region_id_, 0)),
+      fd_(std::exchange(other.fd_, -1)) {}
+
+HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
+  if (this != &other) {
+    Release();
+    session_ = std::move(other.session_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    region_id_ = std::exchange(other.region_id_, 0);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+HostBuffer::~HostBuffer() { Release(); }
+
+void HostBuffer::Release() {
+  if (data_ == nullptr) return;
+  if (session_) {
+    (void)session_->Call({.type = wire::SessionMessageType::kUnregister, .region_id = region_id_},
+                         {});
+  }
+  ::munmap(data_, size_);
+  ::close(fd_);
+  data_ = nullptr;
+}
+
+}  // namespace axon

@@ -1,0 +1,51 @@
+// The session-socket protocol between libaxon and axond: small messages over
+// a Unix SOCK_SEQPACKET socket, some carrying fds (SCM_RIGHTS). Every request
+// carries an id, and the daemon answers each with one Reply. Decoders trust
+// no length.
+//
+//   client -> daemon   Hello{session_id, token}            first message, once
+//                      RegisterHost{length} + memfd         map host memory
+//                      Unregister{region_id}
+//   daemon -> client   Reply{request_id, code, message, value}
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace axon::wire {
+
+enum class SessionMessageType : uint16_t {
+  kHello = 1,
+  kRegisterHost = 2,
+  kUnregister = 3,
+  kReply = 100,
+};
+
+struct SessionRequest {
+  SessionMessageType type = SessionMessageType::kHello;
+  uint32_t request_id = 0;
+  uint64_t session_id = 0;  // kHello
+  std::string token;        // kHello
+  uint64_t length = 0;      // kRegisterHost
+  uint64_t region_id = 0;   // kUnregister
+};
+
+struct SessionReply {
+  uint32_t request_id = 0;
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::string message;
+  uint64_t value = 0;  // kRegisterHost: the region id
+
+  absl::Status status() const { return absl::Status(code, message); }
+};
+
+std::vector<uint8_t> EncodeSessionRequest(const SessionRequest& request);
+absl::StatusOr<SessionRequest> DecodeSessionRequest(absl::Span<const uint8_t> bytes);
+std::vector<uint8_t> EncodeSessionReply(const SessionReply& reply);
+absl::StatusOr<SessionReply> DecodeSessionReply(absl::Span<const uint8_t> bytes);
+
+}  // namespace axon::wire

@@ -1,0 +1,174 @@
+#include "daemon/session/session_socket.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/process_info.h"
+
+namespace axon::daemon {
+
+absl::StatusOr<std::unique_ptr<SessionSocketServer>> SessionSocketServer::Start(
+    const std::string& path, const ListenOptions& options, AccessPolicy policy,
+    SessionManager& sessions, asio::io_context& io) {
+  std::unique_ptr<SessionSocketServer> server(
+      new SessionSocketServer(path, std::move(policy), sessions, io));
+  ListenOptions seqpacket = options;
+  seqpacket.type = SOCK_SEQPACKET;
+  auto fd = ListenUnixSocket(path, seqpacket);
+  if (!fd.ok()) return fd.status();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) server->inode_ = st.st_ino;
+  server->listener_.assign(fd->Release());
+  server->AwaitConnections();
+  return server;
+}
+
+SessionSocketServer::~SessionSocketServer() { Shutdown(); }
+
+void SessionSocketServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  std::error_code ignored;
+  listener_.close(ignored);
+  for (const auto& conn : connections_) conn->socket.close(ignored);
+  connections_.clear();
+  struct stat st {};
+  if (inode_ != 0 && ::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) {
+    ::unlink(path_.c_str());
+  }
+}
+
+void SessionSocketServer::AwaitConnections() {
+  listener_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
+    if (ec || shut_down_) return;
+    AcceptReady();
+    AwaitConnections();
+  });
+}
+
+void SessionSocketServer::AcceptReady() {
+  while (true) {
+    const int fd = ::accept4(listener_.native_handle(), nullptr, nullptr,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      if (errno == ECONNABORTED) continue;
+      spdlog::error("session socket: accept failed: {}", std::strerror(errno));
+      return;
+    }
+    auto conn = std::make_shared<Connection>(io_, fd);
+    auto creds = GetPeerCredentials(fd);
+    if (!creds.ok()) {
+      spdlog::warn("session socket: dropping a connection: {}", creds.status().message());
+      continue;  // conn closes the fd
+    }
+    conn->creds = *creds;
+    auto groups = SupplementaryGroups(creds->pid);
+    if (absl::Status allowed = policy_.Check(*creds, groups.ok() ? *groups : std::vector<gid_t>{});
+        !allowed.ok()) {
+      spdlog::warn("session socket: refused: {}", allowed.message());
+      wire::SessionReply reply{.code = allowed.code(), .message = std::string(allowed.message())};
+      (void)SendMessage(fd, wire::EncodeSessionReply(reply));
+      continue;
+    }
+    connections_.insert(conn);
+    AwaitMessage(conn);
+  }
+}
+
+void SessionSocketServer::AwaitMessage(const std::shared_ptr<Connection>& conn) {
+  conn->socket.async_wait(asio::posix::stream_descriptor::wait_read,
+                          [this, conn](std::error_code ec) {
+                            if (ec || shut_down_) return;
+                            if (ReadMessages(conn)) AwaitMessage(conn);
+                          });
+}
+
+bool SessionSocketServer::ReadMessages(const std::shared_ptr<Connection>& conn) {
+  while (true) {
+    auto message = ReceiveMessage(conn->socket.native_handle());
+    if (!message.ok()) {
+      if (IsWouldBlock(message.status())) return true;
+      Drop(conn, message.status().message());
+      return false;
+    }
+    if (message->eof) {
+      Drop(conn, "the client closed its session socket");
+      return false;
+    }
+    auto request = wire::DecodeSessionRequest(message->bytes);
+    if (!request.ok()) {
+      Drop(conn, absl::StrCat("malformed message: ", request.status().message()));
+      return false;
+    }
+    const wire::SessionReply reply = Handle(*conn, *request, std::move(message->fds));
+    if (auto st = SendMessage(conn->socket.native_handle(), wire::EncodeSessionReply(reply));
+        !st.ok()) {
+      Drop(conn, absl::StrCat("cannot answer: ", st.message()));
+      return false;
+    }
+    if (conn->session_id == 0 && !reply.status().ok()) {
+      Drop(conn, reply.message);  // a refused hello ends the connection
+      return false;
+    }
+  }
+}
+
+wire::SessionReply SessionSocketServer::Handle(Connection& conn,
+                                               const wire::SessionRequest& request,
+                                               std::vector<UniqueFd> fds) {
+  wire::SessionReply reply{.request_id = request.request_id};
+  auto fail = [&](const absl::Status& st) {
+    reply.code = st.code();
+    reply.message = std::string(st.message());
+    return reply;
+  };
+  if (conn.session_id == 0) {
+    if (request.type != wire::SessionMessageType::kHello) {
+      return fail(absl::FailedPreconditionError("the first message must be a hello"));
+    }
+    if (auto st = sessions_.BindSocket(request.session_id, request.token, conn.creds); !st.ok()) {
+      return fail(st);
+    }
+    conn.session_id = request.session_id;
+    spdlog::debug("session {}: session socket bound (pid {})", conn.session_id, conn.creds.pid);
+    return reply;
+  }
+  switch (request.type) {
+    case wire::SessionMessageType::kHello:
+      return fail(absl::FailedPreconditionError("hello sent twice"));
+    case wire::SessionMessageType::kRegisterHost: {
+      if (fds.size() != 1) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat("register needs exactly one memfd, got ", fds.size())));
+      }
+      auto region = sessions_.RegisterHost(conn.session_id, std::move(fds[0]), request.length);
+      if (!region.ok()) return fail(region.status());
+      reply.value = *region;
+      return reply;
+    }
+    case wire::SessionMessageType::kUnregister:
+      if (auto st = sessions_.Unregister(conn.session_id, request.region_id); !st.ok()) {
+        return fail(st);
+      }
+      return reply;
+    case wire::SessionMessageType::kReply:
+      break;
+  }
+  return fail(absl::InvalidArgumentError("unexpected message"));
+}
+
+void SessionSocketServer::Drop(const std::shared_ptr<Connection>& conn, absl::string_view why) {
+  std::error_code ignored;
+  conn->socket.close(ignored);
+  connections_.erase(conn);
+  if (conn->session_id != 0) sessions_.Close(conn->session_id, why);
+}
+
+}  // namespace axon::daemon

@@ -1,0 +1,68 @@
+// The session socket: a Unix SOCK_SEQPACKET socket beside the control socket
+// (control.socket + ".session") where each attached client keeps one
+// connection open. It carries file descriptors (memfds for host memory) and
+// is the client's liveness signal: when it closes, the session is closed and
+// everything it held is released. Served on the io_context's thread.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/fd_passing.h"
+#include "common/unix_socket.h"
+#include "common/wire/session.h"
+#include "daemon/access_policy.h"
+#include "daemon/session/session_manager.h"
+
+namespace axon::daemon {
+
+class SessionSocketServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<SessionSocketServer>> Start(
+      const std::string& path, const ListenOptions& options, AccessPolicy policy,
+      SessionManager& sessions, asio::io_context& io);
+  ~SessionSocketServer();
+  SessionSocketServer(const SessionSocketServer&) = delete;
+  SessionSocketServer& operator=(const SessionSocketServer&) = delete;
+
+  // Stops accepting, drops every connection and removes the socket file.
+  // Run on the io thread.
+  void Shutdown();
+
+ private:
+  struct Connection {
+    explicit Connection(asio::io_context& io, int fd) : socket(io, fd) {}
+    asio::posix::stream_descriptor socket;
+    PeerCredentials creds;
+    uint64_t session_id = 0;  // 0 until its Hello is accepted
+  };
+
+  SessionSocketServer(std::string path, AccessPolicy policy, SessionManager& sessions,
+                      asio::io_context& io)
+      : path_(std::move(path)), policy_(std::move(policy)), sessions_(sessions), io_(io),
+        listener_(io) {}
+  void AwaitConnections();
+  void AcceptReady();
+  void AwaitMessage(const std::shared_ptr<Connection>& conn);
+  // False when the connection is done.
+  bool ReadMessages(const std::shared_ptr<Connection>& conn);
+  wire::SessionReply Handle(Connection& conn, const wire::SessionRequest& request,
+                            std::vector<UniqueFd> fds);
+  void Drop(const std::shared_ptr<Connection>& conn, absl::string_view why);
+
+  std::string path_;
+  AccessPolicy policy_;
+  SessionManager& sessions_;
+  asio::io_context& io_;
+  asio::posix::stream_descriptor listener_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  ino_t inode_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace axon::daemon

@@ -1,0 +1,192 @@
+// libaxon against a real axond: attach, the session socket, host memory
+// registered by memfd, bad regions, per-session limits, and a killed client
+// whose memory and fds the daemon gives back.
+#include <dirent.h>
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "axon/client.h"
+#include "axon/v1/admin.pb.h"
+#include "common/fd_passing.h"
+#include "common/unix_socket.h"
+#include "common/wire/session.h"
+#include "tests/support/axond.h"
+
+namespace axon::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::ListSessionsResponse Sessions(const Axond& axond) {
+  v1::ListSessionsResponse sessions;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,
+                                                    &sessions);
+  return sessions;
+}
+
+int OpenFds(pid_t pid) {
+  int count = 0;
+  DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (dir == nullptr) return -1;
+  while (const dirent* e = ::readdir(dir)) count += e->d_name[0] != '.';
+  ::closedir(dir);
+  return count;
+}
+
+// Bytes of client memfds ("axon-host") mapped into `pid`.
+uint64_t MappedClientBytes(pid_t pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  uint64_t bytes = 0;
+  while (std::getline(maps, line)) {
+    if (line.find("memfd:axon-host") == std::string::npos) continue;
+    unsigned long begin = 0, end = 0;
+    std::sscanf(line.c_str(), "%lx-%lx", &begin, &end);
+    bytes += end - begin;
+  }
+  return bytes;
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+};
+
+TEST_F(SessionTest, AttachAndShareHostMemory) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket(), .client_name = "trainer-0"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ((*client)->node_name(), "node-a");
+  {
+    auto buffer = (*client)->AllocateHost(1 << 20);
+    ASSERT_TRUE(buffer.ok()) << buffer.status();
+    std::memset(buffer->data(), 7, buffer->size());
+    auto sessions = Sessions(axond);
+    ASSERT_EQ(sessions.sessions_size(), 1);
+    EXPECT_TRUE(sessions.sessions(0).socket_bound());
+    EXPECT_EQ(sessions.sessions(0).registered_bytes(), 1u << 20);
+    EXPECT_EQ(sessions.sessions(0).regions(), 1u);
+    EXPECT_EQ(MappedClientBytes(axond.process().pid()), 1u << 20);
+    RunResult text = axond.Ctl({"sessions"});
+    EXPECT_THAT(text.out, HasSubstr("trainer-0"));
+    EXPECT_THAT(text.out, HasSubstr("1048576"));
+  }
+  // The buffer is gone: unregistered and unmapped on both sides.
+  EXPECT_EQ(Sessions(axond).sessions(0).registered_bytes(), 0u);
+  EXPECT_EQ(MappedClientBytes(axond.process().pid()), 0u);
+  EXPECT_TRUE((*client)->Detach().ok());
+  EXPECT_EQ(Sessions(axond).sessions_size(), 0);
+  EXPECT_EQ((*client)->AllocateHost(10).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SessionTest, BadRegionsAreInvalidArgument) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto expect_invalid = [&](int fd, size_t length, const std::string& why) {
+    auto region = (*client)->RegisterHost(fd, length);
+    EXPECT_EQ(region.status().code(), absl::StatusCode::kInvalidArgument) << why;
+    EXPECT_THAT(std::string(region.status().message()), HasSubstr(why));
+  };
+  // Not a memfd.
+  const std::string path = dir_.File("plain");
+  WriteFile(path, std::string(4096, 'x'));
+  UniqueFd plain(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  expect_invalid(plain.get(), 4096, "not a memfd");
+  // A memfd that could shrink under the daemon.
+  UniqueFd unsealed(::memfd_create("axon-host", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_EQ(::ftruncate(unsealed.get(), 4096), 0);
+  expect_invalid(unsealed.get(), 4096, "not sealed");
+  // Longer than the memfd, empty, or an overflowing length.
+  UniqueFd sealed(::memfd_create("axon-host", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_EQ(::ftruncate(sealed.get(), 4096), 0);
+  ASSERT_EQ(::fcntl(sealed.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  expect_invalid(sealed.get(), 8192, "the memfd holds 4096");
+  expect_invalid(sealed.get(), 0, "at least one byte");
+  expect_invalid(sealed.get(), SIZE_MAX, "the memfd holds 4096");
+  // An id that was never registered.
+  EXPECT_EQ((*client)->Unregister(12345).code(), absl::StatusCode::kInvalidArgument);
+  // The good one still works, and the daemon is fine.
+  EXPECT_TRUE((*client)->RegisterHost(sealed.get(), 4096).ok());
+  EXPECT_EQ(axond.Ctl({"health"}).exit_code, 0);
+}
+
+TEST_F(SessionTest, LimitsAreResourceExhausted) {
+  Axond axond(dir_, {.sets = {"sessions.max_registered_bytes=2097152", "sessions.max_regions=2"}});
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto first = (*client)->AllocateHost(1 << 20);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto too_big = (*client)->AllocateHost(1536 << 10);
+  EXPECT_EQ(too_big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(too_big.status().message()), HasSubstr("sessions.max_registered_bytes"));
+  auto second = (*client)->AllocateHost(4096);
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto third = (*client)->AllocateHost(4096);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(third.status().message()), HasSubstr("sessions.max_regions"));
+}
+
+TEST_F(SessionTest, SessionSocketRefusesAWrongToken) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto socket = ConnectUnixSocket(axond.socket() + ".session", SOCK_SEQPACKET);
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  wire::SessionRequest hello{.type = wire::SessionMessageType::kHello,
+                             .session_id = (*client)->session_id(),
+                             .token = std::string(32, 'x')};
+  ASSERT_TRUE(SendMessage(socket->get(), wire::EncodeSessionRequest(hello)).ok());
+  auto message = ReceiveMessage(socket->get());
+  ASSERT_TRUE(message.ok()) << message.status();
+  auto reply = wire::DecodeSessionReply(message->bytes);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->code, absl::StatusCode::kPermissionDenied);
+  // Garbage instead of a hello ends the connection, not the daemon.
+  auto junk = ConnectUnixSocket(axond.socket() + ".session", SOCK_SEQPACKET);
+  ASSERT_TRUE(junk.ok());
+  const uint8_t garbage[] = {0xff, 0xff, 0xff};
+  ASSERT_TRUE(SendMessage(junk->get(), garbage).ok());
+  EXPECT_TRUE(WaitFor([&] { auto m = ReceiveMessage(junk->get()); return m.ok() && m->eof; },
+                      std::chrono::seconds(5)));
+  // The real session is untouched.
+  EXPECT_TRUE((*client)->AllocateHost(4096).ok());
+}
+
+TEST_F(SessionTest, KilledClientGivesEverythingBack) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  const pid_t daemon = axond.process().pid();
+  const int fds_before = OpenFds(daemon);
+  Child client({HelperPath("attach_client"), axond.socket(), "doomed", "--register", "8388608"},
+               dir_.File("client.log"));
+  ASSERT_TRUE(WaitFor([&] { return client.Log().find("registered") != std::string::npos; },
+                      std::chrono::seconds(20)))
+      << client.Log();
+  EXPECT_EQ(MappedClientBytes(daemon), 8u << 20);
+  EXPECT_GT(OpenFds(daemon), fds_before);
+  client.Signal(SIGKILL);
+  client.Wait(std::chrono::seconds(10));
+  EXPECT_TRUE(WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
+  EXPECT_EQ(MappedClientBytes(daemon), 0u);
+  // gRPC may keep an idle connection fd a moment longer; allow it to settle.
+  EXPECT_TRUE(WaitFor([&] { return OpenFds(daemon) <= fds_before; }, std::chrono::seconds(5)))
+      << OpenFds(daemon) << " fds open, " << fds_before << " before";
+  EXPECT_EQ(axond.Ctl({"health"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace axon::testing
