@@ -1,0 +1,125 @@
+#include "common/ring/spsc_ring.h"
+
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+
+namespace axon::ring {
+namespace {
+
+bool ValidGeometry(uint32_t capacity, uint32_t slot_size) {
+  return capacity >= 2 && (capacity & (capacity - 1)) == 0 && capacity <= (1u << 24) &&
+         slot_size >= 16 && slot_size % 8 == 0 && slot_size <= (1u << 20);
+}
+
+absl::Status Corrupt(uint64_t head, uint64_t tail) {
+  return absl::DataLossError(
+      absl::StrCat("ring positions make no sense (head ", head, ", tail ", tail, ")"));
+}
+
+}  // namespace
+
+size_t RingBytes(uint32_t capacity, uint32_t slot_size) {
+  return sizeof(RingHeader) + static_cast<size_t>(capacity) * slot_size;
+}
+
+absl::Status SpscRing::Initialize(void* memory, size_t bytes, uint32_t capacity,
+                                  uint32_t slot_size) {
+  if (!ValidGeometry(capacity, slot_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ring of ", capacity, " slots of ", slot_size,
+        " bytes: need a power-of-two capacity and slots of 16 bytes to 1 MiB, multiples of 8"));
+  }
+  if (memory == nullptr || bytes < RingBytes(capacity, slot_size) ||
+      reinterpret_cast<uintptr_t>(memory) % alignof(RingHeader) != 0) {
+    return absl::InvalidArgumentError("ring memory is too small or misaligned");
+  }
+  auto* header = new (memory) RingHeader();
+  header->magic = kRingMagic;
+  header->capacity = capacity;
+  header->slot_size = slot_size;
+  header->head.store(0, std::memory_order_relaxed);
+  header->tail.store(0, std::memory_order_relaxed);
+  header->consumer_sleeping.store(0, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SpscRing> SpscRing::Attach(void* memory, size_t bytes, uint32_t capacity,
+                                          uint32_t slot_size) {
+  if (!ValidGeometry(capacity, slot_size) || memory == nullptr ||
+      bytes < RingBytes(capacity, slot_size) ||
+      reinterpret_cast<uintptr_t>(memory) % alignof(RingHeader) != 0) {
+    return absl::InvalidArgumentError("ring memory does not fit the expected geometry");
+  }
+  auto* header = static_cast<RingHeader*>(memory);
+  if (header->magic != kRingMagic || header->capacity != capacity ||
+      header->slot_size != slot_size) {
+    return absl::InvalidArgumentError("the ring header does not match the expected geometry");
+  }
+  return SpscRing(header, static_cast<uint8_t*>(memory) + sizeof(RingHeader), capacity,
+                  slot_size);
+}
+
+absl::StatusOr<bool> SpscRing::TryPush(absl::Span<const uint8_t> message) {
+  if (message.size() > max_message()) {
+    return absl::InvalidArgumentError(absl::StrCat("message of ", message.size(),
+                                                   " bytes; a slot holds ", max_message()));
+  }
+  const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
+  const uint64_t head = header_->head.load(std::memory_order_acquire);
+  if (tail - head > capacity_) return Corrupt(head, tail);
+  if (tail - head == capacity_) return false;
+  uint8_t* slot = Slot(tail);
+  const auto length = static_cast<uint32_t>(message.size());
+  std::memcpy(slot, &length, sizeof(length));
+  if (!message.empty()) std::memcpy(slot + sizeof(length), message.data(), message.size());
+  header_->tail.store(tail + 1, std::memory_order_release);
+  return true;
+}
+
+bool SpscRing::ConsumerNeedsWakeup() const {
+  // Orders the tail store before reading the flag; pairs with PrepareToSleep.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return header_->consumer_sleeping.load(std::memory_order_relaxed) != 0;
+}
+
+absl::StatusOr<int64_t> SpscRing::TryPop(absl::Span<uint8_t> out) {
+  const uint64_t head = header_->head.load(std::memory_order_relaxed);
+  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  if (tail - head > capacity_) return Corrupt(head, tail);
+  if (tail == head) return -1;
+  const uint8_t* slot = Slot(head);
+  uint32_t length = 0;
+  std::memcpy(&length, slot, sizeof(length));
+  if (length > max_message()) {
+    return absl::DataLossError(absl::StrCat("a slot claims ", length, " bytes; slots hold ",
+                                            max_message()));
+  }
+  if (out.size() < length) {
+    return absl::InvalidArgumentError("the output buffer is smaller than the message");
+  }
+  if (length > 0) std::memcpy(out.data(), slot + sizeof(length), length);
+  header_->head.store(head + 1, std::memory_order_release);
+  return static_cast<int64_t>(length);
+}
+
+bool SpscRing::PrepareToSleep() {
+  header_->consumer_sleeping.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (header_->tail.load(std::memory_order_acquire) !=
+      header_->head.load(std::memory_order_relaxed)) {
+    header_->consumer_sleeping.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void SpscRing::Awake() { header_->consumer_sleeping.store(0, std::memory_order_relaxed); }
+
+uint64_t SpscRing::size() const {
+  return header_->tail.load(std::memory_order_acquire) -
+         header_->head.load(std::memory_order_acquire);
+}
+
+}  // namespace axon::ring
