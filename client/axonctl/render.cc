@@ -96,14 +96,16 @@ std::string RenderStats(const v1::StatsResponse& s) {
 }
 
 std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
-  std::string out = absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %-7s %-8s %14s  %s\n", "SESSION",
-                                    "PID", "UID", "GID", "ATTACHED", "SOCKET", "REGIONS",
-                                    "REGISTERED", "CLIENT");
+  std::string out = absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %-7s %-8s %14s  %-12s %s\n",
+                                    "SESSION", "PID", "UID", "GID", "ATTACHED", "SOCKET",
+                                    "REGIONS", "REGISTERED", "CLIENT", "ENDPOINTS");
   for (const auto& s : sessions.sessions()) {
-    absl::StrAppendFormat(&out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8d %14d  %s\n", s.session_id(),
-                          s.pid(), s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()),
-                          s.socket_bound() ? "open" : "-", s.regions(), s.registered_bytes(),
-                          s.client_name());
+    absl::StrAppendFormat(&out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8d %14d  %-12s %s\n",
+                          s.session_id(), s.pid(), s.uid(), s.gid(),
+                          FormatUnixMs(s.attached_unix_ms()), s.socket_bound() ? "open" : "-",
+                          s.regions(), s.registered_bytes(),
+                          s.client_name().empty() ? "-" : s.client_name(),
+                          s.endpoints().empty() ? "-" : absl::StrJoin(s.endpoints(), ","));
   }
   return out;
 }

@@ -131,6 +131,33 @@ absl::Status Client::Unregister(uint64_t region_id) {
   return reply->status();
 }
 
+absl::StatusOr<std::string> Client::BindEndpoint(const std::string& name) {
+  v1::BindEndpointRequest request;
+  request.set_session_id(session_->id);
+  request.set_token(session_->token);
+  request.set_name(name);
+  v1::BindEndpointResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(session_->timeout_ms));
+  if (grpc::Status st = session_->control->BindEndpoint(&context, request, &response); !st.ok()) {
+    return rpc::FromGrpcStatus(st);
+  }
+  return response.address();
+}
+
+absl::Status Client::UnbindEndpoint(const std::string& name) {
+  v1::UnbindEndpointRequest request;
+  request.set_session_id(session_->id);
+  request.set_token(session_->token);
+  request.set_name(name);
+  v1::UnbindEndpointResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(session_->timeout_ms));
+  return rpc::FromGrpcStatus(session_->control->UnbindEndpoint(&context, request, &response));
+}
+
 absl::StatusOr<HostBuffer> Client::AllocateHost(size_t bytes) {
   if (bytes == 0) return absl::InvalidArgumentError("cannot allocate 0 bytes");
   UniqueFd fd(::memfd_create("axon-host", MFD_CLOEXEC | MFD_ALLOW_SEALING));

@@ -176,6 +176,7 @@ grpc::Status AdminService::ListSessions(grpc::ServerContext*, const v1::ListSess
     info->set_socket_bound(s.socket_bound);
     info->set_registered_bytes(s.registered_bytes);
     info->set_regions(s.regions);
+    for (const auto& name : s.endpoints) info->add_endpoints(name);
   }
   return grpc::Status::OK;
 }

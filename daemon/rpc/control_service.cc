@@ -38,4 +38,25 @@ grpc::Status ControlService::Detach(grpc::ServerContext*, const v1::DetachReques
   return axon::rpc::ToGrpcStatus(state_.sessions->Detach(request->session_id(), request->token()));
 }
 
+grpc::Status ControlService::BindEndpoint(grpc::ServerContext*,
+                                          const v1::BindEndpointRequest* request,
+                                          v1::BindEndpointResponse* response) {
+  state_.rpc_stats.Count("Control/BindEndpoint");
+  if (auto st = state_.sessions->BindEndpoint(request->session_id(), request->token(),
+                                              request->name());
+      !st.ok()) {
+    return axon::rpc::ToGrpcStatus(st);
+  }
+  response->set_address(absl::StrCat(state_.config.node.name, "/", request->name()));
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::UnbindEndpoint(grpc::ServerContext*,
+                                            const v1::UnbindEndpointRequest* request,
+                                            v1::UnbindEndpointResponse*) {
+  state_.rpc_stats.Count("Control/UnbindEndpoint");
+  return axon::rpc::ToGrpcStatus(
+      state_.sessions->UnbindEndpoint(request->session_id(), request->token(), request->name()));
+}
+
 }  // namespace axon::daemon::rpc

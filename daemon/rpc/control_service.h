@@ -15,6 +15,11 @@ class ControlService final : public axon::v1::Control::Service {
                       v1::AttachResponse* response) override;
   grpc::Status Detach(grpc::ServerContext* context, const v1::DetachRequest* request,
                       v1::DetachResponse* response) override;
+  grpc::Status BindEndpoint(grpc::ServerContext* context, const v1::BindEndpointRequest* request,
+                            v1::BindEndpointResponse* response) override;
+  grpc::Status UnbindEndpoint(grpc::ServerContext* context,
+                              const v1::UnbindEndpointRequest* request,
+                              v1::UnbindEndpointResponse* response) override;
 
  private:
   DaemonState& state_;

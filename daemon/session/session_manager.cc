@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <asio/post.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -116,19 +117,72 @@ void SessionManager::WatchProcess(uint64_t id, pid_t pid) {
   });
 }
 
+absl::StatusOr<SessionManager::Session*> SessionManager::Authorized(uint64_t id,
+                                                                    absl::string_view token) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("no session ", id, " (closed already?)"));
+  }
+  if (!TokensEqual(it->second.token, token)) {
+    return absl::PermissionDeniedError(absl::StrCat("wrong token for session ", id));
+  }
+  return &it->second;
+}
+
 absl::Status SessionManager::Detach(uint64_t id, absl::string_view token) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) {
-      return absl::NotFoundError(absl::StrCat("no session ", id, " (closed already?)"));
-    }
-    if (!TokensEqual(it->second.token, token)) {
-      return absl::PermissionDeniedError(absl::StrCat("wrong token for session ", id));
-    }
+    if (auto session = Authorized(id, token); !session.ok()) return session.status();
   }
   Close(id, "detached");
   return absl::OkStatus();
+}
+
+absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
+                                          const std::string& name) {
+  bool valid = !name.empty() && name.size() <= 63;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      valid = false;
+    }
+  }
+  if (!valid) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "endpoint name '", name, "' must be 1 to 63 letters, digits, '.', '_' or '-'"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = Authorized(id, token);
+  if (!session.ok()) return session.status();
+  if (auto it = endpoints_.find(name); it != endpoints_.end()) {
+    return absl::AlreadyExistsError(absl::StrCat("endpoint '", name,
+                                                 "' is already bound on this node (session ",
+                                                 it->second, ")"));
+  }
+  endpoints_[name] = id;
+  (*session)->info.endpoints.push_back(name);
+  return absl::OkStatus();
+}
+
+absl::Status SessionManager::UnbindEndpoint(uint64_t id, absl::string_view token,
+                                            const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = Authorized(id, token);
+  if (!session.ok()) return session.status();
+  auto it = endpoints_.find(name);
+  if (it == endpoints_.end() || it->second != id) {
+    return absl::NotFoundError(absl::StrCat("session ", id, " has no endpoint '", name, "'"));
+  }
+  endpoints_.erase(it);
+  auto& names = (*session)->info.endpoints;
+  names.erase(std::remove(names.begin(), names.end(), name), names.end());
+  return absl::OkStatus();
+}
+
+std::optional<uint64_t> SessionManager::EndpointOwner(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = endpoints_.find(name);
+  if (it == endpoints_.end()) return std::nullopt;
+  return it->second;
 }
 
 absl::Status SessionManager::BindSocket(uint64_t id, absl::string_view token,
@@ -220,6 +274,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     watch = std::move(it->second.pid_watch);
     closed = std::move(it->second);
     sessions_.erase(it);
+    for (const std::string& name : closed.info.endpoints) endpoints_.erase(name);
   }
   closed_total_.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("session {} closed: {}; released {} region(s), {} bytes", id, why,

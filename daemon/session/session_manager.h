@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ struct SessionSnapshot {
   bool socket_bound = false;
   uint64_t registered_bytes = 0;
   uint64_t regions = 0;
+  std::vector<std::string> endpoints;
 };
 
 struct AttachResult {
@@ -64,6 +66,11 @@ class SessionManager {
   // Maps a client's memfd; returns the region id.
   absl::StatusOr<uint64_t> RegisterHost(uint64_t id, UniqueFd memfd, uint64_t length);
   absl::Status Unregister(uint64_t id, uint64_t region);
+  // Endpoint names are unique on the node; a session's go when it closes.
+  absl::Status BindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
+  absl::Status UnbindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
+  // The session that bound `name`, if any.
+  std::optional<uint64_t> EndpointOwner(const std::string& name) const;
   // Removes session `id` and releases what it held; false if already gone.
   bool Close(uint64_t id, absl::string_view why);
   std::vector<SessionSnapshot> List() const;
@@ -87,7 +94,11 @@ class SessionManager {
   asio::io_context& io_;
   const SessionLimits limits_;
   mutable std::mutex mu_;
+  // Finds session `id` and checks `token`; mu_ held.
+  absl::StatusOr<Session*> Authorized(uint64_t id, absl::string_view token);
+
   std::map<uint64_t, Session> sessions_;  // guarded by mu_
+  std::map<std::string, uint64_t> endpoints_;  // name -> session, guarded by mu_
   uint64_t next_id_ = 1;                  // guarded by mu_
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};

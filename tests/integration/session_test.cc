@@ -190,3 +190,29 @@ TEST_F(SessionTest, KilledClientGivesEverythingBack) {
 
 }  // namespace
 }  // namespace axon::testing
+
+namespace axon::testing {
+namespace {
+
+TEST_F(SessionTest, EndpointsAreUniqueAndGoWithTheirSession) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto a = Client::Connect({.socket_path = axond.socket(), .client_name = "a"});
+  auto b = Client::Connect({.socket_path = axond.socket(), .client_name = "b"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto address = (*a)->BindEndpoint("trainer-3");
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_EQ(*address, "node-a/trainer-3");
+  EXPECT_EQ((*b)->BindEndpoint("trainer-3").status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*b)->BindEndpoint("bad name/x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*b)->UnbindEndpoint("trainer-3").code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(axond.Ctl({"sessions"}).out, HasSubstr("trainer-3"));
+  // Closing the owner's session frees the name for others.
+  ASSERT_TRUE((*a)->Detach().ok());
+  EXPECT_TRUE((*b)->BindEndpoint("trainer-3").ok());
+  EXPECT_TRUE((*b)->UnbindEndpoint("trainer-3").ok());
+  EXPECT_TRUE((*b)->BindEndpoint("trainer-3").ok());
+}
+
+}  // namespace
+}  // namespace axon::testing

@@ -76,6 +76,10 @@ class Client {
   // `memfd`; the daemon holds its own reference until Unregister.
   absl::StatusOr<uint64_t> RegisterHost(int memfd, size_t length);
   absl::Status Unregister(uint64_t region_id);
+  // Binds endpoint `name` (unique on the node) to this session; returns its
+  // address, "node/name". ALREADY_EXISTS when another session holds it.
+  absl::StatusOr<std::string> BindEndpoint(const std::string& name);
+  absl::Status UnbindEndpoint(const std::string& name);
   // Ends the session now; later calls fail with FAILED_PRECONDITION.
   absl::Status Detach();
 
