@@ -2,9 +2,8 @@
 // done and why it failed, with a status code that matches the errno.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace axon {
 

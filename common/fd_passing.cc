@@ -21,7 +21,8 @@ bool IsWouldBlock(const absl::Status& status) {
 
 absl::Status SendMessage(int socket, absl::Span<const uint8_t> bytes, absl::Span<const int> fds) {
   if (fds.size() > kMaxFdsPerMessage) {
-    return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxFdsPerMessage, " fds a message"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxFdsPerMessage, " fds a message"));
   }
   iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
   msghdr msg{};

@@ -22,7 +22,8 @@ struct ReceivedMessage {
 };
 
 // Sends one message with `fds` attached (which stay open on this side).
-absl::Status SendMessage(int socket, absl::Span<const uint8_t> bytes, absl::Span<const int> fds = {});
+absl::Status SendMessage(int socket, absl::Span<const uint8_t> bytes,
+                         absl::Span<const int> fds = {});
 
 // Receives one message. UNAVAILABLE(EAGAIN) would block: the status message
 // is "would block" and the code kUnavailable; a truncated message or fd list

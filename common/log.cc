@@ -36,8 +36,8 @@ absl::StatusOr<spdlog::level::level_enum> ParseLogLevel(absl::string_view name) 
 }
 
 void InitLogging(absl::string_view name, spdlog::level::level_enum level) {
-  auto logger = std::make_shared<spdlog::logger>(
-      std::string(name), std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>(std::string(name),
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
   logger->set_pattern(journal ? "%l: %v" : "%Y-%m-%dT%H:%M:%S.%e %n[%P] %l: %v");
   logger->set_level(level);

@@ -3,9 +3,8 @@
 // critical, off.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "spdlog/spdlog.h"
 
 // Lets spdlog/fmt print absl::string_view (Status::message(), ...), which this

@@ -1,14 +1,14 @@
 #include "daemon/daemon.h"
 
 #include <signal.h>
-#include <cstdlib>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/version.h"
-#include "common/log.h"
 
 namespace axon::daemon {
 namespace {
@@ -87,12 +87,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   if (cfg.control.socket_gid) session_listen.gid = *cfg.control.socket_gid;
   auto session_server = SessionSocketServer::Start(
       SessionSocketPath(cfg), session_listen,
-      AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids),
-      *d->sessions_, d->io_);
+      AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids), *d->sessions_,
+      d->io_);
   if (!session_server.ok()) {
-    return absl::Status(session_server.status().code(),
-                        absl::StrCat("cannot serve the session socket: ",
-                                     session_server.status().message()));
+    return absl::Status(
+        session_server.status().code(),
+        absl::StrCat("cannot serve the session socket: ", session_server.status().message()));
   }
   d->session_server_ = *std::move(session_server);
   return d;
@@ -114,8 +114,8 @@ absl::Status Daemon::StartPeers() {
   }
   ucx::Loop* loop = ucx_.get();
   auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
-      [loop, options = std::move(options)]() mutable
-      -> absl::StatusOr<std::unique_ptr<PeerManager>> {
+      [loop,
+       options = std::move(options)]() mutable -> absl::StatusOr<std::unique_ptr<PeerManager>> {
         auto pm = PeerManager::StartFromLoop(loop->WorkerFromLoop(), std::move(options));
         if (!pm.ok()) return pm.status();
         PeerManager* raw = pm->get();
@@ -140,10 +140,10 @@ int Daemon::Run() {
   signals_.add(SIGHUP);
   AwaitSignal();
   if (systemd_.watchdog_interval()) {
-    spdlog::info("systemd watchdog every {} ms",
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     *systemd_.watchdog_interval())
-                     .count());
+    spdlog::info(
+        "systemd watchdog every {} ms",
+        std::chrono::duration_cast<std::chrono::milliseconds>(*systemd_.watchdog_interval())
+            .count());
     ucx_last_alive_ns_ = NowNs();
     FeedWatchdog();
   }

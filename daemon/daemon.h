@@ -6,17 +6,16 @@
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
-
 #include <memory>
 
 #include "absl/status/statusor.h"
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
 #include "daemon/peer/peer_manager.h"
-#include "daemon/session/session_socket.h"
 #include "daemon/rpc/admin_service.h"
 #include "daemon/rpc/control_server.h"
 #include "daemon/rpc/control_service.h"
+#include "daemon/session/session_socket.h"
 #include "daemon/systemd/notifier.h"
 
 namespace axon::daemon {

@@ -21,7 +21,7 @@ namespace axon::daemon {
 class PeerManager;
 
 struct DaemonState {
-  Config config;          // as loaded at start-up (log.level may change since)
+  Config config;  // as loaded at start-up (log.level may change since)
   std::string config_path;
   absl::Time start_time;
   CudaInfo cuda;

@@ -9,8 +9,9 @@
 #include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"axond: the axon daemon. One per node; owns the network (UCX) and GPU memory "
-               "registrations, and serves local clients on a Unix control socket."};
+  CLI::App app{
+      "axond: the axon daemon. One per node; owns the network (UCX) and GPU memory "
+      "registrations, and serves local clients on a Unix control socket."};
   axon::daemon::ConfigSources sources;
   std::string check_path;
   bool print_default = false;

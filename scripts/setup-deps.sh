@@ -18,6 +18,7 @@ packages=(
   libabsl-dev libyaml-cpp-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
   libsystemd-dev libssl-dev libgtest-dev libgmock-dev
   clang libclang-rt-14-dev  # the libFuzzer target
+  clang-format
   systemd  # systemd-analyze, for checking the unit file
 )
 

@@ -64,20 +64,22 @@ int main(int argc, char** argv) {
   auto* sessions = app.add_subcommand("sessions", "Client processes attached to the daemon");
   auto* peers = app.add_subcommand("peers", "Other daemons this one knows");
   auto* version = app.add_subcommand("version", "Versions of axonctl and of the daemon");
-  auto* ping = app.add_subcommand("ping", "Round trips to another daemon through UCX active messages");
+  auto* ping =
+      app.add_subcommand("ping", "Round trips to another daemon through UCX active messages");
   std::string ping_node;
   uint32_t ping_count = 10;
   uint64_t ping_size = 0;
   ping->add_option("node", ping_node, "Node name of the peer")->required();
-  ping->add_option("-n,--count", ping_count, "Round trips")->check(CLI::Range(1, 100000))->capture_default_str();
+  ping->add_option("-n,--count", ping_count, "Round trips")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   ping->add_option("--size", ping_size, "Payload bytes per ping (echoed back)")
       ->check(CLI::Range(uint64_t{0}, uint64_t{16} << 20))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   axon::ctl::AdminClient client(
-      options.socket,
-      std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000)));
+      options.socket, std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000)));
 
   if (*health) {
     auto response = client.Health();

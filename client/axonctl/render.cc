@@ -51,15 +51,17 @@ std::string RenderHealth(const v1::HealthResponse& health) {
 std::string RenderStatus(const v1::StatusResponse& s) {
   std::string out;
   Row(out, "node", s.node_name());
-  Row(out, "version", absl::StrCat("axond ", s.version(), " (pid ", s.pid(), ", up ",
-                                   FormatDuration(s.uptime_seconds()), ", since ",
-                                   FormatUnixMs(s.start_time_unix_ms()), ")"));
+  Row(out, "version",
+      absl::StrCat("axond ", s.version(), " (pid ", s.pid(), ", up ",
+                   FormatDuration(s.uptime_seconds()), ", since ",
+                   FormatUnixMs(s.start_time_unix_ms()), ")"));
   Row(out, "socket", s.control_socket());
   Row(out, "config", s.config_path().empty() ? "(embedded defaults)" : s.config_path());
   Row(out, "log level", s.log_level());
-  Row(out, "UCX", absl::StrCat(s.ucx().version(), "; CUDA memory ",
-                               s.ucx().cuda_memory_supported() ? "supported" : "not supported",
-                               "; memory types ", absl::StrJoin(s.ucx().memory_types(), ",")));
+  Row(out, "UCX",
+      absl::StrCat(s.ucx().version(), "; CUDA memory ",
+                   s.ucx().cuda_memory_supported() ? "supported" : "not supported",
+                   "; memory types ", absl::StrJoin(s.ucx().memory_types(), ",")));
   Row(out, "transports",
       absl::StrCat(absl::StrJoin(s.ucx().transports(), " "),
                    s.ucx().transports_requested().empty()
@@ -69,8 +71,8 @@ std::string RenderStatus(const v1::StatusResponse& s) {
   Row(out, "CUDA",
       !cuda.built_with_cuda() ? cuda.detail()
       : cuda.device_count() > 0
-          ? absl::StrCat(cuda.device_count(), " device(s), driver ",
-                         cuda.driver_version() / 1000, ".", (cuda.driver_version() % 1000) / 10)
+          ? absl::StrCat(cuda.device_count(), " device(s), driver ", cuda.driver_version() / 1000,
+                         ".", (cuda.driver_version() % 1000) / 10)
           : absl::StrCat("no device: ", cuda.detail()));
   Row(out, "sessions", absl::StrCat(s.session_count()));
   Row(out, "peers", absl::StrCat(s.peer_count()));
@@ -80,16 +82,18 @@ std::string RenderStatus(const v1::StatusResponse& s) {
 std::string RenderStats(const v1::StatsResponse& s) {
   std::string out;
   Row(out, "uptime", FormatDuration(s.uptime_seconds()));
-  Row(out, "control", absl::StrCat(s.control_connections_accepted(), " connections accepted, ",
-                                   s.control_connections_denied(), " denied"));
-  Row(out, "sessions", absl::StrCat(s.sessions_active(), " active, ",
-                                    s.sessions_attached_total(), " attached, ",
-                                    s.sessions_closed_total(), " closed"));
-  Row(out, "ucx thread", absl::StrCat(s.ucx_thread_wakeups(), " wake-ups, ",
-                                      s.ucx_thread_tasks(), " tasks"));
+  Row(out, "control",
+      absl::StrCat(s.control_connections_accepted(), " connections accepted, ",
+                   s.control_connections_denied(), " denied"));
+  Row(out, "sessions",
+      absl::StrCat(s.sessions_active(), " active, ", s.sessions_attached_total(), " attached, ",
+                   s.sessions_closed_total(), " closed"));
+  Row(out, "ucx thread",
+      absl::StrCat(s.ucx_thread_wakeups(), " wake-ups, ", s.ucx_thread_tasks(), " tasks"));
   Row(out, "reloads", absl::StrCat(s.config_reloads()));
   std::vector<std::string> calls;
-  for (const auto& [method, count] : s.rpc_calls()) calls.push_back(absl::StrCat(method, "=", count));
+  for (const auto& [method, count] : s.rpc_calls())
+    calls.push_back(absl::StrCat(method, "=", count));
   std::sort(calls.begin(), calls.end());
   Row(out, "rpc calls", calls.empty() ? "none" : absl::StrJoin(calls, " "));
   return out;
@@ -97,32 +101,30 @@ std::string RenderStats(const v1::StatsResponse& s) {
 
 std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
   std::string out = absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %-7s %-8s %14s  %-12s %s\n",
-                                    "SESSION", "PID", "UID", "GID", "ATTACHED", "SOCKET",
-                                    "REGIONS", "REGISTERED", "CLIENT", "ENDPOINTS");
+                                    "SESSION", "PID", "UID", "GID", "ATTACHED", "SOCKET", "REGIONS",
+                                    "REGISTERED", "CLIENT", "ENDPOINTS");
   for (const auto& s : sessions.sessions()) {
-    absl::StrAppendFormat(&out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8d %14d  %-12s %s\n",
-                          s.session_id(), s.pid(), s.uid(), s.gid(),
-                          FormatUnixMs(s.attached_unix_ms()), s.socket_bound() ? "open" : "-",
-                          s.regions(), s.registered_bytes(),
-                          s.client_name().empty() ? "-" : s.client_name(),
-                          s.endpoints().empty() ? "-" : absl::StrJoin(s.endpoints(), ","));
+    absl::StrAppendFormat(
+        &out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8d %14d  %-12s %s\n", s.session_id(), s.pid(),
+        s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()), s.socket_bound() ? "open" : "-",
+        s.regions(), s.registered_bytes(), s.client_name().empty() ? "-" : s.client_name(),
+        s.endpoints().empty() ? "-" : absl::StrJoin(s.endpoints(), ","));
   }
   return out;
 }
 
 std::string RenderPeers(const v1::ListPeersResponse& peers) {
   if (peers.peers().empty()) return "no peers\n";
-  std::string out = absl::StrFormat("%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", "NAME", "ADDRESS",
-                                    "STATE", "SINCE", "RTT", "MSGS OUT/IN", "BYTES OUT/IN",
-                                    "TRANSPORTS");
+  std::string out =
+      absl::StrFormat("%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", "NAME", "ADDRESS", "STATE",
+                      "SINCE", "RTT", "MSGS OUT/IN", "BYTES OUT/IN", "TRANSPORTS");
   for (const auto& p : peers.peers()) {
-    absl::StrAppendFormat(
-        &out, "%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", p.name(), p.address(), p.state(),
-        FormatUnixMs(p.state_since_unix_ms()),
-        p.last_rtt_us() > 0 ? absl::StrFormat("%.0fus", p.last_rtt_us()) : "-",
-        absl::StrCat(p.messages_sent(), "/", p.messages_received()),
-        absl::StrCat(p.bytes_sent(), "/", p.bytes_received()),
-        p.transports().empty() ? "-" : absl::StrJoin(p.transports(), ","));
+    absl::StrAppendFormat(&out, "%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", p.name(),
+                          p.address(), p.state(), FormatUnixMs(p.state_since_unix_ms()),
+                          p.last_rtt_us() > 0 ? absl::StrFormat("%.0fus", p.last_rtt_us()) : "-",
+                          absl::StrCat(p.messages_sent(), "/", p.messages_received()),
+                          absl::StrCat(p.bytes_sent(), "/", p.bytes_received()),
+                          p.transports().empty() ? "-" : absl::StrJoin(p.transports(), ","));
     if (p.state() != "up" && !p.last_error().empty()) {
       absl::StrAppendFormat(&out, "%-14s last error: %s\n", "", p.last_error());
     }
@@ -133,7 +135,8 @@ std::string RenderPeers(const v1::ListPeersResponse& peers) {
 std::string RenderPing(const std::string& node, uint64_t size, const v1::PingResponse& ping) {
   return absl::StrFormat(
       "%s: %d round trips of %d bytes: min %.1f us, median %.1f us, p99 %.1f us, max %.1f us\n",
-      node, ping.rtt_us_size(), size, ping.min_us(), ping.median_us(), ping.p99_us(), ping.max_us());
+      node, ping.rtt_us_size(), size, ping.min_us(), ping.median_us(), ping.p99_us(),
+      ping.max_us());
 }
 
 }  // namespace axon::ctl

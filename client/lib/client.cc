@@ -1,6 +1,7 @@
 #include "axon/client.h"
 
 #include <fcntl.h>
+#include <grpcpp/client_context.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -8,7 +9,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <grpcpp/client_context.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/session.h"
@@ -97,9 +97,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     return socket.status();
   }
   session->socket = *std::move(socket);
-  wire::SessionRequest hello{.type = wire::SessionMessageType::kHello,
-                             .session_id = session->id,
-                             .token = session->token};
+  wire::SessionRequest hello{
+      .type = wire::SessionMessageType::kHello, .session_id = session->id, .token = session->token};
   auto reply = session->Call(hello, {});
   if (!reply.ok() || !reply->status().ok()) {
     absl::Status st = reply.ok() ? reply->status() : reply.status();
@@ -117,8 +116,8 @@ const std::string& Client::node_name() const { return session_->node_name; }
 
 absl::StatusOr<uint64_t> Client::RegisterHost(int memfd, size_t length) {
   const int fds[] = {memfd};
-  auto reply = session_->Call(
-      {.type = wire::SessionMessageType::kRegisterHost, .length = length}, fds);
+  auto reply =
+      session_->Call({.type = wire::SessionMessageType::kRegisterHost, .length = length}, fds);
   if (!reply.ok()) return reply.status();
   if (!reply->status().ok()) return reply->status();
   return reply->value;

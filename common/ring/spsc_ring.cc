@@ -57,14 +57,13 @@ absl::StatusOr<SpscRing> SpscRing::Attach(void* memory, size_t bytes, uint32_t c
       header->slot_size != slot_size) {
     return absl::InvalidArgumentError("the ring header does not match the expected geometry");
   }
-  return SpscRing(header, static_cast<uint8_t*>(memory) + sizeof(RingHeader), capacity,
-                  slot_size);
+  return SpscRing(header, static_cast<uint8_t*>(memory) + sizeof(RingHeader), capacity, slot_size);
 }
 
 absl::StatusOr<bool> SpscRing::TryPush(absl::Span<const uint8_t> message) {
   if (message.size() > max_message()) {
-    return absl::InvalidArgumentError(absl::StrCat("message of ", message.size(),
-                                                   " bytes; a slot holds ", max_message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("message of ", message.size(), " bytes; a slot holds ", max_message()));
   }
   const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
   const uint64_t head = header_->head.load(std::memory_order_acquire);
@@ -93,8 +92,8 @@ absl::StatusOr<int64_t> SpscRing::TryPop(absl::Span<uint8_t> out) {
   uint32_t length = 0;
   std::memcpy(&length, slot, sizeof(length));
   if (length > max_message()) {
-    return absl::DataLossError(absl::StrCat("a slot claims ", length, " bytes; slots hold ",
-                                            max_message()));
+    return absl::DataLossError(
+        absl::StrCat("a slot claims ", length, " bytes; slots hold ", max_message()));
   }
   if (out.size() < length) {
     return absl::InvalidArgumentError("the output buffer is smaller than the message");

@@ -43,8 +43,7 @@ size_t RingBytes(uint32_t capacity, uint32_t slot_size);
 class SpscRing {
  public:
   // Writes a fresh header into `memory` (which holds RingBytes(...)).
-  static absl::Status Initialize(void* memory, size_t bytes, uint32_t capacity,
-                                 uint32_t slot_size);
+  static absl::Status Initialize(void* memory, size_t bytes, uint32_t capacity, uint32_t slot_size);
   // Attaches to a ring in `memory` of the geometry the caller expects; the
   // header in memory must agree.
   static absl::StatusOr<SpscRing> Attach(void* memory, size_t bytes, uint32_t capacity,

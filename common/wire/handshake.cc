@@ -114,7 +114,8 @@ std::vector<uint8_t> MakeProof(const std::string& token, Role role, const Nonce&
 bool ProofMatches(absl::Span<const uint8_t> received, absl::Span<const uint8_t> expected) {
   if (received.size() != expected.size()) return false;
   uint8_t diff = 0;
-  for (size_t i = 0; i < received.size(); ++i) diff |= static_cast<uint8_t>(received[i] ^ expected[i]);
+  for (size_t i = 0; i < received.size(); ++i)
+    diff |= static_cast<uint8_t>(received[i] ^ expected[i]);
   return diff == 0;
 }
 

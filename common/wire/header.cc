@@ -58,7 +58,8 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload
   const uint8_t* p = bytes.data();
   const uint32_t magic = Get<uint32_t>(p);
   if (magic != kMagic) {
-    return absl::InvalidArgumentError(absl::StrFormat("bad magic 0x%08x (not an axon peer)", magic));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad magic 0x%08x (not an axon peer)", magic));
   }
   Decoded d;
   d.header.version = Get<uint16_t>(p + 4);
@@ -106,7 +107,9 @@ void BodyWriter::String(absl::string_view s) {
   U16(static_cast<uint16_t>(n));
   bytes_.insert(bytes_.end(), s.begin(), s.begin() + static_cast<ptrdiff_t>(n));
 }
-void BodyWriter::Fixed(absl::Span<const uint8_t> s) { bytes_.insert(bytes_.end(), s.begin(), s.end()); }
+void BodyWriter::Fixed(absl::Span<const uint8_t> s) {
+  bytes_.insert(bytes_.end(), s.begin(), s.end());
+}
 
 absl::StatusOr<absl::Span<const uint8_t>> BodyReader::Take(size_t n, const char* what) {
   if (failed_ || n > rest_.size()) {

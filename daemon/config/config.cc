@@ -1,9 +1,8 @@
 #include "daemon/config/config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
-
-#include <sys/stat.h>
 
 #include <cstring>
 #include <fstream>
@@ -62,8 +61,8 @@ class ConfigLayers {
       }
       if (section.second.IsNull()) continue;
       if (!section.second.IsMap()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            Location(source, section.second.Mark()), ": section '", name, "' must be a map"));
+        return absl::InvalidArgumentError(absl::StrCat(Location(source, section.second.Mark()),
+                                                       ": section '", name, "' must be a map"));
       }
       for (const auto& entry : section.second) {
         if (auto st = ApplyValue(name, entry.first.Scalar(), entry.second,
@@ -153,14 +152,15 @@ std::string HostName() {
 // Checks that span several peers.* keys, and reads the token file.
 absl::Status CheckPeers(Config::Peers& peers) {
   if (peers.reconnect_min_ms > peers.reconnect_max_ms) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "peers.reconnect_min_ms (", peers.reconnect_min_ms, ") exceeds peers.reconnect_max_ms (",
-        peers.reconnect_max_ms, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("peers.reconnect_min_ms (", peers.reconnect_min_ms,
+                     ") exceeds peers.reconnect_max_ms (", peers.reconnect_max_ms, ")"));
   }
   if (peers.dead_after_ms < 2 * peers.keepalive_ms) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "peers.dead_after_ms (", peers.dead_after_ms, ") must be at least twice peers.keepalive_ms (",
-        peers.keepalive_ms, "), or a peer is declared dead between two keepalives"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("peers.dead_after_ms (", peers.dead_after_ms,
+                     ") must be at least twice peers.keepalive_ms (", peers.keepalive_ms,
+                     "), or a peer is declared dead between two keepalives"));
   }
   if (!peers.static_peers.empty() && peers.listen.empty()) {
     return absl::InvalidArgumentError("peers.static lists peers but peers.listen is empty");
@@ -180,8 +180,7 @@ absl::Status CheckPeers(Config::Peers& peers) {
   while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
   if (token->size() < 16) {
     return absl::InvalidArgumentError(absl::StrCat("peers.token_file: the token in ",
-                                                   peers.token_file,
-                                                   " is shorter than 16 bytes"));
+                                                   peers.token_file, " is shorter than 16 bytes"));
   }
   peers.token = *std::move(token);
   return absl::OkStatus();
@@ -226,10 +225,12 @@ absl::StatusOr<Config> LoadConfig(const ConfigSources& sources) {
       return absl::InvalidArgumentError(absl::StrCat("$", kSocketEnvVar, ": ", st.message()));
     }
   }
-  if (config.control.socket.size() + std::strlen(kSessionSocketSuffix) > MaxUnixSocketPathLength()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "control.socket: '", config.control.socket, "' leaves no room for the session socket beside it ('",
-        kSessionSocketSuffix, "' appended must fit in ", MaxUnixSocketPathLength(), " bytes)"));
+  if (config.control.socket.size() + std::strlen(kSessionSocketSuffix) >
+      MaxUnixSocketPathLength()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control.socket: '", config.control.socket,
+                     "' leaves no room for the session socket beside it ('", kSessionSocketSuffix,
+                     "' appended must fit in ", MaxUnixSocketPathLength(), " bytes)"));
   }
   return config;
 }

@@ -20,7 +20,8 @@ namespace {
 // YAML null (an empty value) reads as "".
 absl::StatusOr<std::string> AsString(const YAML::Node& value) {
   if (value.IsNull()) return std::string();
-  if (!value.IsScalar()) return absl::InvalidArgumentError("expected a string, found a list or map");
+  if (!value.IsScalar())
+    return absl::InvalidArgumentError("expected a string, found a list or map");
   return value.Scalar();
 }
 
@@ -34,9 +35,9 @@ absl::StatusOr<unsigned> AsOctalMode(const YAML::Node& value) {
     mode = mode * 8 + static_cast<unsigned>(c - '0');
   }
   if (!ok || mode > 0777) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected an octal file mode from \"0000\" to \"0777\", like \"0660\"; found '",
-                     *text, "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected an octal file mode from \"0000\" to \"0777\", like \"0660\"; found '", *text,
+        "'"));
   }
   if ((mode & 0600) != 0600) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -70,7 +71,8 @@ absl::StatusOr<std::vector<Id>> AsIdList(const YAML::Node& value, bool is_group)
   std::vector<Id> ids;
   for (const YAML::Node& item : value) {
     if (!item.IsScalar()) {
-      return absl::InvalidArgumentError("expected a name or number in the list, found a list or map");
+      return absl::InvalidArgumentError(
+          "expected a name or number in the list, found a list or map");
     }
     auto id = ResolveId<Id>(item.Scalar(), is_group);
     if (!id.ok()) return id.status();
@@ -88,8 +90,8 @@ absl::Status CheckNodeName(const std::string& name) {
     }
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "node name '", name, "' must be 1 to 63 letters, digits, '.', '_' or '-'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("node name '", name, "' must be 1 to 63 letters, digits, '.', '_' or '-'"));
   }
   return absl::OkStatus();
 }
@@ -255,8 +257,8 @@ const std::vector<ConfigField>& ConfigSchema() {
       Int("peers", "dead_after_ms", &Config::peers, &Config::Peers::dead_after_ms, 100, 600000),
       Int("sessions", "max_registered_bytes", &Config::sessions,
           &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
-      Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions,
-          int64_t{1}, int64_t{1} << 20),
+      Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions, int64_t{1},
+          int64_t{1} << 20),
   };
   return *schema;
 }

@@ -27,8 +27,8 @@ absl::Status HostRegion::Check(int fd, uint64_t length) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "fstat(memfd)");
   if (static_cast<uint64_t>(st.st_size) < length) {
-    return absl::InvalidArgumentError(absl::StrCat("a region of ", length, " bytes, but the memfd holds ",
-                                                   st.st_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a region of ", length, " bytes, but the memfd holds ", st.st_size));
   }
   return absl::OkStatus();
 }

@@ -44,7 +44,8 @@ absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Wor
   if (!listen.ok()) return listen.status();
   std::unique_ptr<PeerManager> pm(new PeerManager(worker, std::move(options)));
   PeerManager* raw = pm.get();
-  if (auto st = worker.SetAmHandler(kAmId, [raw](ucx::AmMessage m) { raw->OnMessage(std::move(m)); });
+  if (auto st =
+          worker.SetAmHandler(kAmId, [raw](ucx::AmMessage m) { raw->OnMessage(std::move(m)); });
       !st.ok()) {
     return st;
   }
@@ -106,8 +107,8 @@ void PeerManager::Dial(Peer& peer) {
     return;
   }
   const uint64_t id = next_connection_id_++;
-  auto ep = ucx::Endpoint::Connect(worker_, peer.address,
-                                   [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+  auto ep = ucx::Endpoint::Connect(
+      worker_, peer.address, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
     MarkDown(peer, std::string(ep.status().message()));
     return;
@@ -124,8 +125,8 @@ void PeerManager::Dial(Peer& peer) {
 
 void PeerManager::OnConnection(ucp_conn_request_h request) {
   const uint64_t id = next_connection_id_++;
-  auto ep = ucx::Endpoint::Accept(worker_, request,
-                                  [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+  auto ep = ucx::Endpoint::Accept(
+      worker_, request, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
     spdlog::warn("peer plane: cannot accept a connection: {}", ep.status().message());
     listener_->Reject(request);
@@ -168,8 +169,8 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
       return;
     }
     if (decoded->header.type != wire::MessageType::kHello) {
-      RefuseUnbound(index, absl::StrCat("expected hello, got ",
-                                        wire::MessageTypeName(decoded->header.type)));
+      RefuseUnbound(
+          index, absl::StrCat("expected hello, got ", wire::MessageTypeName(decoded->header.type)));
       return;
     }
     auto hello = wire::DecodeHello(decoded->body);
@@ -228,21 +229,22 @@ void PeerManager::RefuseUnbound(size_t index, const std::string& why) {
   if (u.ep) {
     SendOn(*u.ep, wire::MessageType::kReject, wire::EncodeReject(why), {}, 0);
     // Keep the endpoint until the tick sweeps it, so the reject can leave.
-    u.since = absl::Now() - absl::Milliseconds(options_.config.dead_after_ms) +
-              absl::Milliseconds(200);
+    u.since =
+        absl::Now() - absl::Milliseconds(options_.config.dead_after_ms) + absl::Milliseconds(200);
   }
 }
 
 void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
   if (hello.node_name == options_.node_name) {
-    RefuseUnbound(index, absl::StrCat("duplicate name: '", hello.node_name,
-                                      "' is this node's own name"));
+    RefuseUnbound(index,
+                  absl::StrCat("duplicate name: '", hello.node_name, "' is this node's own name"));
     return;
   }
   auto it = peers_.find(hello.node_name);
   if (it == peers_.end()) {
-    RefuseUnbound(index, absl::StrCat("unknown node name '", hello.node_name,
-                                      "' (not in peers.static of node '", options_.node_name, "')"));
+    RefuseUnbound(index,
+                  absl::StrCat("unknown node name '", hello.node_name,
+                               "' (not in peers.static of node '", options_.node_name, "')"));
     return;
   }
   Peer& peer = it->second;
@@ -268,7 +270,8 @@ void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
   peer.stats.messages_received++;
   auto proof = wire::MakeProof(options_.config.token, wire::Role::kAcceptor, peer.their_nonce,
                                peer.my_nonce, options_.node_name);
-  Send(peer, wire::MessageType::kHello, wire::EncodeHello(MyHello(peer.my_nonce, std::move(proof))));
+  Send(peer, wire::MessageType::kHello,
+       wire::EncodeHello(MyHello(peer.my_nonce, std::move(proof))));
 }
 
 void PeerManager::OnHelloAtDialer(Peer& peer, const wire::Hello& hello) {
@@ -278,8 +281,8 @@ void PeerManager::OnHelloAtDialer(Peer& peer, const wire::Hello& hello) {
                                 " but reached '", hello.node_name, "'"));
     return;
   }
-  const auto expected = wire::MakeProof(options_.config.token, wire::Role::kAcceptor,
-                                        peer.my_nonce, hello.nonce, hello.node_name);
+  const auto expected = wire::MakeProof(options_.config.token, wire::Role::kAcceptor, peer.my_nonce,
+                                        hello.nonce, hello.node_name);
   if (!wire::ProofMatches(hello.proof, expected)) {
     const std::string why = options_.config.token.empty()
                                 ? "the peer requires a token and this node has none"
@@ -360,10 +363,9 @@ void PeerManager::PingFromLoop(const std::string& node, size_t size, PingDone do
   }
   Peer& peer = it->second;
   if (peer.state != PeerState::kUp) {
-    done(absl::UnavailableError(absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
-                                             peer.stats.last_error.empty()
-                                                 ? ""
-                                                 : ": " + peer.stats.last_error)));
+    done(absl::UnavailableError(
+        absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
+                     peer.stats.last_error.empty() ? "" : ": " + peer.stats.last_error)));
     return;
   }
   const uint64_t seq = peer.next_sequence++;
@@ -377,9 +379,10 @@ void PeerManager::TickFromLoop() {
   const absl::Duration dead_after = absl::Milliseconds(options_.config.dead_after_ms);
   const absl::Duration keepalive = absl::Milliseconds(options_.config.keepalive_ms);
   // Connections that never said hello, or were refused, go after dead_after.
-  unbound_.erase(std::remove_if(unbound_.begin(), unbound_.end(),
-                                [&](const Unbound& u) { return !u.ep || now - u.since > dead_after; }),
-                 unbound_.end());
+  unbound_.erase(
+      std::remove_if(unbound_.begin(), unbound_.end(),
+                     [&](const Unbound& u) { return !u.ep || now - u.since > dead_after; }),
+      unbound_.end());
   for (auto& [name, peer] : peers_) {
     for (auto it = peer.pings.begin(); it != peer.pings.end();) {
       if (now > it->second.deadline) {

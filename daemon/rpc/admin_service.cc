@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <future>
 
+#include "common/log.h"
 #include "common/rpc/status_convert.h"
 #include "common/version.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
-#include "common/log.h"
 
 namespace axon::daemon::rpc {
 namespace {
@@ -134,7 +134,8 @@ grpc::Status AdminService::Ping(grpc::ServerContext* context, const v1::PingRequ
                         "this daemon has no peer plane (peers.listen is empty)");
   }
   PeerManager* peers = state_.peers;
-  const absl::Duration timeout = absl::Milliseconds(state_.config.peers.dead_after_ms) + absl::Seconds(1);
+  const absl::Duration timeout =
+      absl::Milliseconds(state_.config.peers.dead_after_ms) + absl::Seconds(1);
   std::vector<double> rtts;
   for (uint32_t i = 0; i < count; ++i) {
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
@@ -154,7 +155,9 @@ grpc::Status AdminService::Ping(grpc::ServerContext* context, const v1::PingRequ
     response->add_rtt_us(rtts.back());
   }
   std::sort(rtts.begin(), rtts.end());
-  auto at = [&](double q) { return rtts[std::min(rtts.size() - 1, static_cast<size_t>(q * rtts.size()))]; };
+  auto at = [&](double q) {
+    return rtts[std::min(rtts.size() - 1, static_cast<size_t>(q * rtts.size()))];
+  };
   response->set_min_us(rtts.front());
   response->set_median_us(at(0.5));
   response->set_p99_us(at(0.99));

@@ -6,9 +6,9 @@
 
 #include <mutex>
 #include <optional>
-#include "absl/strings/string_view.h"
 #include <unordered_map>
 
+#include "absl/strings/string_view.h"
 #include "common/unix_socket.h"
 
 namespace axon::daemon::rpc {

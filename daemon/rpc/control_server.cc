@@ -1,19 +1,18 @@
 #include "daemon/rpc/control_server.h"
 
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_posix.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "common/process_info.h"
 #include "common/log.h"
+#include "common/process_info.h"
 
 namespace axon::daemon::rpc {
 
@@ -64,8 +63,8 @@ void ControlServer::AwaitConnections() {
 
 void ControlServer::AcceptReady() {
   while (true) {
-    const int fd = ::accept4(listener_.native_handle(), nullptr, nullptr,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
       if (errno == ECONNABORTED) continue;

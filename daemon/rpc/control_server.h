@@ -5,12 +5,11 @@
 // ones to a DenyServer.
 #pragma once
 
+#include <grpcpp/server.h>
 #include <sys/types.h>
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
-#include <grpcpp/server.h>
-
 #include <atomic>
 #include <memory>
 #include <optional>

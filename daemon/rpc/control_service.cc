@@ -10,12 +10,11 @@ namespace axon::daemon::rpc {
 grpc::Status ControlService::Attach(grpc::ServerContext* context, const v1::AttachRequest* request,
                                     v1::AttachResponse* response) {
   state_.rpc_stats.Count("Control/Attach");
-  if (request->protocol_version() != 0 &&
-      request->protocol_version() != kControlProtocolVersion) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("client speaks control protocol ",
-                                     request->protocol_version(), ", this axond speaks ",
-                                     kControlProtocolVersion, "; upgrade one of them"));
+  if (request->protocol_version() != 0 && request->protocol_version() != kControlProtocolVersion) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("client speaks control protocol ", request->protocol_version(),
+                     ", this axond speaks ", kControlProtocolVersion, "; upgrade one of them"));
   }
   auto caller = state_.control_server->callers().Lookup(context->peer());
   if (!caller) {
@@ -42,8 +41,8 @@ grpc::Status ControlService::BindEndpoint(grpc::ServerContext*,
                                           const v1::BindEndpointRequest* request,
                                           v1::BindEndpointResponse* response) {
   state_.rpc_stats.Count("Control/BindEndpoint");
-  if (auto st = state_.sessions->BindEndpoint(request->session_id(), request->token(),
-                                              request->name());
+  if (auto st =
+          state_.sessions->BindEndpoint(request->session_id(), request->token(), request->name());
       !st.ok()) {
     return axon::rpc::ToGrpcStatus(st);
   }

@@ -9,10 +9,9 @@
 #include <grpcpp/server.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
-
-#include <mutex>
 #include <unordered_map>
 
 namespace axon::daemon::rpc {

@@ -4,8 +4,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <asio/post.hpp>
 #include <algorithm>
+#include <asio/post.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -40,9 +40,8 @@ bool TokensEqual(absl::string_view a, absl::string_view b) {
 
 absl::Status CheckClientName(absl::string_view name) {
   if (name.size() > kMaxClientNameLength) {
-    return absl::InvalidArgumentError(absl::StrCat("client_name is ", name.size(),
-                                                   " bytes long; at most ",
-                                                   kMaxClientNameLength, " allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_name is ", name.size(), " bytes long; at most ", kMaxClientNameLength, " allowed"));
   }
   for (char c : name) {
     if (!absl::ascii_isprint(static_cast<unsigned char>(c))) {
@@ -82,9 +81,10 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
   if (caller.pid > 0) {
     WatchProcess(result.id, caller.pid);
   } else {
-    spdlog::warn("session {}: caller's pid is not visible here (another pid namespace?); "
-                 "it is closed only by Detach",
-                 result.id);
+    spdlog::warn(
+        "session {}: caller's pid is not visible here (another pid namespace?); "
+        "it is closed only by Detach",
+        result.id);
   }
   return result;
 }
@@ -154,9 +154,8 @@ absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
   auto session = Authorized(id, token);
   if (!session.ok()) return session.status();
   if (auto it = endpoints_.find(name); it != endpoints_.end()) {
-    return absl::AlreadyExistsError(absl::StrCat("endpoint '", name,
-                                                 "' is already bound on this node (session ",
-                                                 it->second, ")"));
+    return absl::AlreadyExistsError(absl::StrCat(
+        "endpoint '", name, "' is already bound on this node (session ", it->second, ")"));
   }
   endpoints_[name] = id;
   (*session)->info.endpoints.push_back(name);
@@ -218,9 +217,9 @@ absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memf
     if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
     const Session& session = it->second;
     if (session.regions.size() >= limits_.max_regions) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "session ", id, " has ", session.regions.size(),
-          " regions registered, the limit (sessions.max_regions)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("session ", id, " has ", session.regions.size(),
+                       " regions registered, the limit (sessions.max_regions)"));
     }
     if (length > limits_.max_registered_bytes - session.info.registered_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -254,8 +253,7 @@ absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
   Session& session = it->second;
   auto region = session.regions.find(region_id);
   if (region == session.regions.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("session ", id, " has no region ", region_id));
+    return absl::InvalidArgumentError(absl::StrCat("session ", id, " has no region ", region_id));
   }
   session.info.registered_bytes -= region->second->length();
   session.info.regions--;

@@ -9,7 +9,6 @@
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
-
 #include <atomic>
 #include <map>
 #include <memory>
@@ -97,9 +96,9 @@ class SessionManager {
   // Finds session `id` and checks `token`; mu_ held.
   absl::StatusOr<Session*> Authorized(uint64_t id, absl::string_view token);
 
-  std::map<uint64_t, Session> sessions_;  // guarded by mu_
+  std::map<uint64_t, Session> sessions_;       // guarded by mu_
   std::map<std::string, uint64_t> endpoints_;  // name -> session, guarded by mu_
-  uint64_t next_id_ = 1;                  // guarded by mu_
+  uint64_t next_id_ = 1;                       // guarded by mu_
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};
 };

@@ -54,8 +54,8 @@ void SessionSocketServer::AwaitConnections() {
 
 void SessionSocketServer::AcceptReady() {
   while (true) {
-    const int fd = ::accept4(listener_.native_handle(), nullptr, nullptr,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
       if (errno == ECONNABORTED) continue;

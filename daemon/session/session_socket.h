@@ -7,7 +7,6 @@
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
-
 #include <memory>
 #include <set>
 #include <string>
@@ -23,9 +22,11 @@ namespace axon::daemon {
 
 class SessionSocketServer {
  public:
-  static absl::StatusOr<std::unique_ptr<SessionSocketServer>> Start(
-      const std::string& path, const ListenOptions& options, AccessPolicy policy,
-      SessionManager& sessions, asio::io_context& io);
+  static absl::StatusOr<std::unique_ptr<SessionSocketServer>> Start(const std::string& path,
+                                                                    const ListenOptions& options,
+                                                                    AccessPolicy policy,
+                                                                    SessionManager& sessions,
+                                                                    asio::io_context& io);
   ~SessionSocketServer();
   SessionSocketServer(const SessionSocketServer&) = delete;
   SessionSocketServer& operator=(const SessionSocketServer&) = delete;
@@ -44,7 +45,10 @@ class SessionSocketServer {
 
   SessionSocketServer(std::string path, AccessPolicy policy, SessionManager& sessions,
                       asio::io_context& io)
-      : path_(std::move(path)), policy_(std::move(policy)), sessions_(sessions), io_(io),
+      : path_(std::move(path)),
+        policy_(std::move(policy)),
+        sessions_(sessions),
+        io_(io),
         listener_(io) {}
   void AwaitConnections();
   void AcceptReady();

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <optional>
+
 #include "absl/strings/string_view.h"
 
 namespace axon::daemon {

@@ -44,7 +44,8 @@ class Endpoint {
   ucp_ep_h handle() const { return handle_; }
 
  private:
-  Endpoint(Worker& worker, ErrorHandler on_error) : worker_(worker), on_error_(std::move(on_error)) {}
+  Endpoint(Worker& worker, ErrorHandler on_error)
+      : worker_(worker), on_error_(std::move(on_error)) {}
   static absl::StatusOr<std::unique_ptr<Endpoint>> Create(Worker& worker, ucp_ep_params_t& params,
                                                           ErrorHandler on_error);
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);

@@ -29,7 +29,8 @@ MemoryHandle::~MemoryHandle() { ucp_mem_unmap(context_.handle(), handle_); }
 absl::StatusOr<std::vector<uint8_t>> MemoryHandle::PackRemoteKey() const {
   void* buffer = nullptr;
   size_t size = 0;
-  if (auto st = ToStatus(ucp_rkey_pack(context_.handle(), handle_, &buffer, &size), "ucp_rkey_pack");
+  if (auto st =
+          ToStatus(ucp_rkey_pack(context_.handle(), handle_, &buffer, &size), "ucp_rkey_pack");
       !st.ok()) {
     return st;
   }

@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
   params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
   params.thread_mode = UCS_THREAD_MODE_SINGLE;
   ucp_worker_h handle = nullptr;
-  if (auto st = ToStatus(ucp_worker_create(context.handle(), &params, &handle), "ucp_worker_create");
+  if (auto st =
+          ToStatus(ucp_worker_create(context.handle(), &params, &handle), "ucp_worker_create");
       !st.ok()) {
     return st;
   }

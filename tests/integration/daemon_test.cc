@@ -1,17 +1,16 @@
 // A real axond on a temporary socket, driven by the real axonctl and by real
 // gRPC clients: health, status, JSON, permissions, a second daemon, signals,
 // stale sockets, sessions and systemd notification.
+#include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/client_context.h>
+#include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "axon/v1/admin.pb.h"
 #include "axon/v1/control.grpc.pb.h"
@@ -187,8 +186,9 @@ TEST_F(DaemonTest, SighupReloadsTheLogLevel) {
   // A broken file is refused and the running level kept.
   WriteFile(axond.config_path(), "log:\n  level: loud\n");
   axond.process().Signal(SIGHUP);
-  EXPECT_TRUE(WaitFor([&] { return axond.process().Log().find("not reloaded") != std::string::npos; },
-                      std::chrono::seconds(10)));
+  EXPECT_TRUE(
+      WaitFor([&] { return axond.process().Log().find("not reloaded") != std::string::npos; },
+              std::chrono::seconds(10)));
   auto status = ParseJson<v1::StatusResponse>(axond.Ctl({"--json", "status"}).out);
   EXPECT_EQ(status.log_level(), "debug");
   EXPECT_EQ(ParseJson<v1::StatsResponse>(axond.Ctl({"--json", "stats"}).out).config_reloads(), 1u);
@@ -275,9 +275,9 @@ TEST_F(DaemonTest, AttachListAndDetachSessions) {
     grpc::ClientContext ctx;
     EXPECT_EQ(stub->Detach(&ctx, detach, &detached).error_code(), grpc::StatusCode::NOT_FOUND);
   }
-  EXPECT_EQ(ParseJson<v1::ListSessionsResponse>(axond.Ctl({"--json", "sessions"}).out)
-                .sessions_size(),
-            0);
+  EXPECT_EQ(
+      ParseJson<v1::ListSessionsResponse>(axond.Ctl({"--json", "sessions"}).out).sessions_size(),
+      0);
 
   attach.set_client_name(std::string(200, 'x'));
   {
@@ -302,8 +302,7 @@ TEST_F(DaemonTest, SessionOfAKilledClientIsReaped) {
     return ParseJson<v1::ListSessionsResponse>(axond.Ctl({"--json", "sessions"}).out)
         .sessions_size();
   };
-  ASSERT_TRUE(WaitFor([&] { return sessions() == 1; }, std::chrono::seconds(10)))
-      << client.Log();
+  ASSERT_TRUE(WaitFor([&] { return sessions() == 1; }, std::chrono::seconds(10))) << client.Log();
   client.Signal(SIGKILL);
   client.Wait(std::chrono::seconds(10));
   EXPECT_TRUE(WaitFor([&] { return sessions() == 0; }, std::chrono::seconds(5)));

@@ -1,14 +1,13 @@
 // Three real daemons on loopback, each with its own socket, port and name:
 // they connect, notice a killed or frozen peer within the bound, reconnect,
 // refuse a wrong token or a mismatched wire version, and answer pings.
+#include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "axon/v1/admin.pb.h"
 #include "tests/support/axond.h"
@@ -50,8 +49,8 @@ struct Cluster {
     all.insert(all.end(), sets.begin(), sets.end());
     if (daemons.size() <= i) daemons.resize(i + 1);
     daemons[i].reset();
-    daemons[i] = std::make_unique<Axond>(dir, AxondOptions{.node_name = names[i], .sets = all,
-                                                           .env = std::move(env)});
+    daemons[i] = std::make_unique<Axond>(
+        dir, AxondOptions{.node_name = names[i], .sets = all, .env = std::move(env)});
     EXPECT_TRUE(daemons[i]->WaitReady()) << daemons[i]->process().Log();
   }
 
@@ -122,9 +121,9 @@ TEST(PeersTest, KilledPeerIsNoticedAndComesBack) {
   cluster.daemons[2]->process().Signal(SIGKILL);
   cluster.daemons[2]->process().Wait(std::chrono::seconds(5));
   const auto killed_at = std::chrono::steady_clock::now();
-  EXPECT_TRUE(WaitFor(
-      [&] { return cluster.StateOf(0, "n3") != "up" && cluster.StateOf(1, "n3") != "up"; },
-      kBound));
+  EXPECT_TRUE(
+      WaitFor([&] { return cluster.StateOf(0, "n3") != "up" && cluster.StateOf(1, "n3") != "up"; },
+              kBound));
   std::cerr << "kill -9 noticed after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - killed_at)
@@ -142,9 +141,9 @@ TEST(PeersTest, FrozenPeerIsNoticedAndComesBack) {
   ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
   cluster.daemons[1]->process().Signal(SIGSTOP);
   const auto stopped_at = std::chrono::steady_clock::now();
-  EXPECT_TRUE(WaitFor(
-      [&] { return cluster.StateOf(0, "n2") != "up" && cluster.StateOf(2, "n2") != "up"; },
-      kBound));
+  EXPECT_TRUE(
+      WaitFor([&] { return cluster.StateOf(0, "n2") != "up" && cluster.StateOf(2, "n2") != "up"; },
+              kBound));
   std::cerr << "SIGSTOP noticed after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - stopped_at)
@@ -160,7 +159,8 @@ TEST(PeersTest, PingReportsPlausibleRoundTrips) {
   TempDir dir;
   Cluster cluster(dir, {"n1", "n2"});
   ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
-  RunResult r = cluster.daemons[0]->Ctl({"--json", "ping", "n2", "--count", "50", "--size", "4096"});
+  RunResult r =
+      cluster.daemons[0]->Ctl({"--json", "ping", "n2", "--count", "50", "--size", "4096"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   v1::PingResponse ping;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &ping).ok()) << r.out;
@@ -229,17 +229,17 @@ TEST(PeersTest, UnknownNameIsRefused) {
                  .sets = {"peers.listen=" + a2,
                           "peers.static=[{name: other, address: \"127.0.0.1:1\"}]"}});
   ASSERT_TRUE(n2.WaitReady()) << n2.process().Log();
-  Axond n1(dir, {.node_name = "n1",
-                 .sets = {"peers.listen=" + a1,
-                          "peers.static=[{name: n2, address: \"" + a2 + "\"}]"}});
+  Axond n1(dir,
+           {.node_name = "n1",
+            .sets = {"peers.listen=" + a1, "peers.static=[{name: n2, address: \"" + a2 + "\"}]"}});
   ASSERT_TRUE(n1.WaitReady()) << n1.process().Log();
   EXPECT_TRUE(WaitFor(
       [&] { return n2.process().Log().find("unknown node name 'n1'") != std::string::npos; },
       std::chrono::seconds(10)))
       << n2.process().Log();
-  EXPECT_TRUE(WaitFor(
-      [&] { return n1.process().Log().find("refused by the peer") != std::string::npos; },
-      std::chrono::seconds(10)))
+  EXPECT_TRUE(
+      WaitFor([&] { return n1.process().Log().find("refused by the peer") != std::string::npos; },
+              std::chrono::seconds(10)))
       << n1.process().Log();
 }
 
@@ -253,13 +253,15 @@ TEST(PeersTest, DuplicateNameIsRefused) {
   // z sorts last, so it waits to be dialled; two daemons both named "a" dial it.
   Axond z(dir, {.node_name = "z", .sets = {"peers.listen=" + address(7), peers(address(8))}});
   ASSERT_TRUE(z.WaitReady()) << z.process().Log();
-  Axond first(dir, {.node_name = "a", .instance = "a-first",
+  Axond first(dir, {.node_name = "a",
+                    .instance = "a-first",
                     .sets = {"peers.listen=" + address(8), peers(address(8))}});
   ASSERT_TRUE(first.WaitReady()) << first.process().Log();
   ASSERT_TRUE(WaitFor([&] { return z.process().Log().find("peer a up") != std::string::npos; },
                       std::chrono::seconds(10)))
       << z.process().Log();
-  Axond second(dir, {.node_name = "a", .instance = "a-second",
+  Axond second(dir, {.node_name = "a",
+                     .instance = "a-second",
                      .sets = {"peers.listen=" + address(9), peers(address(9))}});
   ASSERT_TRUE(second.WaitReady()) << second.process().Log();
   EXPECT_TRUE(WaitFor(

@@ -1,9 +1,13 @@
 // libaxon against a real axond: attach, the session socket, host memory
 // registered by memfd, bad regions, per-session limits, and a killed client
 // whose memory and fds the daemon gives back.
+#include "common/wire/session.h"
+
 #include <dirent.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -11,14 +15,11 @@
 
 #include <cstdio>
 #include <fstream>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
 #include "common/fd_passing.h"
 #include "common/unix_socket.h"
-#include "common/wire/session.h"
 #include "tests/support/axond.h"
 
 namespace axon::testing {
@@ -160,8 +161,12 @@ TEST_F(SessionTest, SessionSocketRefusesAWrongToken) {
   ASSERT_TRUE(junk.ok());
   const uint8_t garbage[] = {0xff, 0xff, 0xff};
   ASSERT_TRUE(SendMessage(junk->get(), garbage).ok());
-  EXPECT_TRUE(WaitFor([&] { auto m = ReceiveMessage(junk->get()); return m.ok() && m->eof; },
-                      std::chrono::seconds(5)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto m = ReceiveMessage(junk->get());
+        return m.ok() && m->eof;
+      },
+      std::chrono::seconds(5)));
   // The real session is untouched.
   EXPECT_TRUE((*client)->AllocateHost(4096).ok());
 }
@@ -180,7 +185,8 @@ TEST_F(SessionTest, KilledClientGivesEverythingBack) {
   EXPECT_GT(OpenFds(daemon), fds_before);
   client.Signal(SIGKILL);
   client.Wait(std::chrono::seconds(10));
-  EXPECT_TRUE(WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(
+      WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
   EXPECT_EQ(MappedClientBytes(daemon), 0u);
   // gRPC may keep an idle connection fd a moment longer; allow it to settle.
   EXPECT_TRUE(WaitFor([&] { return OpenFds(daemon) <= fds_before; }, std::chrono::seconds(5)))

@@ -1,8 +1,7 @@
 #include "tests/support/axond.h"
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include "common/unix_socket.h"
 
@@ -10,7 +9,9 @@ namespace axon::testing {
 
 std::string AxondPath() { return AXON_TEST_AXOND; }
 std::string AxonctlPath() { return AXON_TEST_AXONCTL; }
-std::string HelperPath(const std::string& name) { return std::string(AXON_TEST_HELPER_DIR) + "/" + name; }
+std::string HelperPath(const std::string& name) {
+  return std::string(AXON_TEST_HELPER_DIR) + "/" + name;
+}
 
 Axond::Axond(const TempDir& dir, AxondOptions options) {
   const std::string instance = options.instance.empty() ? options.node_name : options.instance;
@@ -26,8 +27,8 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
     argv.push_back("--set");
     argv.push_back(set);
   }
-  child_ = std::make_unique<Child>(argv, dir.File(instance + ".log"),
-                                   SpawnOptions{.env = options.env});
+  child_ =
+      std::make_unique<Child>(argv, dir.File(instance + ".log"), SpawnOptions{.env = options.env});
 }
 
 Axond::~Axond() {
@@ -45,12 +46,12 @@ Axond::~Axond() {
 
 bool Axond::WaitReady(std::chrono::milliseconds timeout) {
   return WaitFor(
-      [this] {
-        if (!child_->running()) return true;
-        auto probe = ProbeUnixSocket(socket_);
-        return probe.ok() && *probe == SocketProbe::kLive;
-      },
-      timeout) &&
+             [this] {
+               if (!child_->running()) return true;
+               auto probe = ProbeUnixSocket(socket_);
+               return probe.ok() && *probe == SocketProbe::kLive;
+             },
+             timeout) &&
          child_->running();
 }
 

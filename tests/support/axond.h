@@ -21,8 +21,8 @@ struct AxondOptions {
   // Names the socket, log and config files; defaults to node_name. Two
   // daemons that claim the same node name need different instances.
   std::string instance;
-  std::vector<std::string> sets;   // extra --set KEY=VALUE
-  std::string config_yaml;         // written to a file and passed with --config when non-empty
+  std::vector<std::string> sets;  // extra --set KEY=VALUE
+  std::string config_yaml;        // written to a file and passed with --config when non-empty
   std::map<std::string, std::string> env;
 };
 

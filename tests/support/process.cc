@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,8 +40,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 }
 
 // fork+exec rather than posix_spawn when a uid change is needed.
-pid_t SpawnWithFds(const std::vector<std::string>& argv_in, const SpawnOptions& options,
-                   int out_fd, int err_fd) {
+pid_t SpawnWithFds(const std::vector<std::string>& argv_in, const SpawnOptions& options, int out_fd,
+                   int err_fd) {
   std::vector<std::string> argv_copy = argv_in;
   std::vector<std::string> env = MergedEnv(options.env);
   std::vector<char*> argv = CStrings(argv_copy);

@@ -1,17 +1,16 @@
 // The shared-memory SPSC ring: order, back-pressure, untrusted positions, the
 // doorbell protocol between two threads (no lost wake-up), and two processes.
-#include "common/ring/spsc_ring.h"
-
+#include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include "common/ring/spsc_ring.h"
 
 namespace axon::ring {
 namespace {

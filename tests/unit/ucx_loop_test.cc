@@ -1,12 +1,12 @@
 // The UCX thread against the real UCX library: tasks run in order on one
 // thread, Ping answers, and an idle loop sleeps instead of spinning.
-#include "daemon/ucx/loop.h"
-
 #include <gtest/gtest.h>
 
 #include <future>
 #include <thread>
 #include <vector>
+
+#include "daemon/ucx/loop.h"
 
 namespace axon::ucx {
 namespace {

@@ -1,10 +1,10 @@
 // ucx::MemoryHandle against the real UCX: host memory always, CUDA memory
 // where a GPU is present (skipped cleanly elsewhere).
-#include "daemon/ucx/memory_handle.h"
-
 #include <gtest/gtest.h>
 
 #include <vector>
+
+#include "daemon/ucx/memory_handle.h"
 
 #ifdef AXON_HAVE_CUDA
 #include <cuda_runtime_api.h>

@@ -1,11 +1,10 @@
 #include "common/unix_socket.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/process_info.h"
 #include "tests/support/process.h"

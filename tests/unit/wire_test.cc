@@ -140,7 +140,9 @@ TEST(WireHandshake, ProofAndRejectRoundTrip) {
   const std::vector<uint8_t> proof(kProofSize, 5);
   EXPECT_EQ(*DecodeProof(EncodeProof(proof)), proof);
   EXPECT_TRUE(DecodeProof(EncodeProof({}))->empty());
-  EXPECT_FALSE(DecodeProof(Bytes("\x05" "abcde")).ok());
+  EXPECT_FALSE(DecodeProof(Bytes("\x05"
+                                 "abcde"))
+                   .ok());
   EXPECT_EQ(*DecodeReject(EncodeReject("wrong token")), "wrong token");
   EXPECT_FALSE(DecodeReject({}).ok());
 }
@@ -160,9 +162,7 @@ TEST(WireHandshake, ProofsBindTokenRoleNoncesAndName) {
   EXPECT_FALSE(ProofMatches({}, proof));
 }
 
-TEST(WireHandshake, NoncesAreFresh) {
-  EXPECT_NE(*RandomNonce(), *RandomNonce());
-}
+TEST(WireHandshake, NoncesAreFresh) { EXPECT_NE(*RandomNonce(), *RandomNonce()); }
 
 }  // namespace
 }  // namespace axon::wire
