@@ -25,11 +25,14 @@ Daemon::Daemon(ConfigSources sources) : sources_(std::move(sources)) {}
 
 Daemon::~Daemon() {
   Shutdown("daemon destroyed");
-  if (ucx_ && peers_) {
-    // The peer plane's endpoints and listener die on the UCX thread, before its worker.
-    ucx_->Post([this, peers = std::move(peers_)]() mutable {
+  if (ucx_) {
+    // The peer plane's endpoints and listener, and the rings, die on the UCX
+    // thread, before its worker.
+    ucx_->Post([this, peers = std::move(peers_), rings = std::move(rings_)]() mutable {
       (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr);
+      ucx_->SetPollerFromLoop(nullptr, nullptr);
       peers.reset();
+      rings.reset();
     });
   }
   // Sessions hold asio objects; drop them before the io_context goes.
@@ -68,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
       d->io_, SessionLimits{static_cast<uint64_t>(cfg.sessions.max_registered_bytes),
                             static_cast<uint64_t>(cfg.sessions.max_regions)});
   d->state_.sessions = d->sessions_.get();
+  if (auto st = d->StartRingEngine(); !st.ok()) return st;
   d->admin_service_ = std::make_unique<rpc::AdminService>(d->state_);
   d->control_service_ = std::make_unique<rpc::ControlService>(d->state_);
   auto server = rpc::ControlServer::Start(
@@ -88,6 +92,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   auto session_server = SessionSocketServer::Start(
       SessionSocketPath(cfg), session_listen,
       AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids), *d->sessions_,
+      [loop = d->ucx_.get(), engine = d->rings_.get()](
+          uint64_t session, std::unique_ptr<HostRegion> memory, UniqueFd daemon_bell,
+          UniqueFd client_bell) -> absl::Status {
+        auto added = loop->Call<absl::Status>(
+            [engine, session,
+             rings = SessionRings{std::move(memory), std::move(daemon_bell),
+                                  std::move(client_bell)}]() mutable {
+              return engine->AddSessionFromLoop(session, std::move(rings));
+            },
+            absl::Seconds(5));
+        return added.ok() ? *added : added.status();
+      },
       d->io_);
   if (!session_server.ok()) {
     return absl::Status(
@@ -131,6 +147,24 @@ absl::Status Daemon::StartPeers() {
   peers_ = **std::move(started);
   state_.peers = peers_.get();
   state_.peer_listen_address = peers_->listen_address().ToString();
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::StartRingEngine() {
+  ucx::Loop* loop = ucx_.get();
+  rings_ = std::make_unique<RingEngine>(*loop);
+  RingEngine* engine = rings_.get();
+  auto set = loop->Call<bool>(
+      [loop, engine] {
+        loop->SetPollerFromLoop([engine] { return engine->PollFromLoop(); },
+                                [engine] { return engine->PrepareToSleepFromLoop(); });
+        return true;
+      },
+      absl::Seconds(30));
+  if (!set.ok()) return set.status();
+  sessions_->SetCloseObserver([loop, engine](uint64_t session) {
+    loop->Post([engine, session] { engine->RemoveSessionFromLoop(session); });
+  });
   return absl::OkStatus();
 }
 

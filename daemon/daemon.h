@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
+#include "daemon/engine/ring_engine.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/admin_service.h"
 #include "daemon/rpc/control_server.h"
@@ -36,6 +37,7 @@ class Daemon {
   void FeedWatchdog();
   void Shutdown(const char* why);
   absl::Status StartPeers();
+  absl::Status StartRingEngine();
 
   // Declaration order is destruction order in reverse: io_ outlives
   // everything that registers work with it.
@@ -46,6 +48,7 @@ class Daemon {
   bool stopping_ = false;
   std::unique_ptr<ucx::Loop> ucx_;
   std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
+  std::unique_ptr<RingEngine> rings_;   // likewise
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<rpc::AdminService> admin_service_;
   std::unique_ptr<rpc::ControlService> control_service_;

@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/session.h"
@@ -47,6 +50,85 @@ absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
     return absl::InternalError("reply to another request on the session socket");
   }
   return reply;
+}
+
+Session::~Session() {
+  if (ring_memory != nullptr) ::munmap(ring_memory, ring_bytes);
+}
+
+absl::Status Session::SetupRings() {
+  const size_t one = ring::RingBytes(wire::kRingSlots, wire::kRingSlotSize);
+  ring_bytes = 2 * one;
+  UniqueFd memfd(::memfd_create("axon-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!memfd.valid()) return ErrnoStatus(errno, "memfd_create");
+  if (::ftruncate(memfd.get(), static_cast<off_t>(ring_bytes)) != 0 ||
+      ::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    return ErrnoStatus(errno, "sizing the rings memfd");
+  }
+  void* memory = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
+  if (memory == MAP_FAILED) return ErrnoStatus(errno, "mmap(rings)");
+  ring_memory = memory;
+  auto* base = static_cast<uint8_t*>(memory);
+  for (size_t offset : {size_t{0}, one}) {
+    if (auto st =
+            ring::SpscRing::Initialize(base + offset, one, wire::kRingSlots, wire::kRingSlotSize);
+        !st.ok()) {
+      return st;
+    }
+  }
+  auto sq = ring::SpscRing::Attach(base, one, wire::kRingSlots, wire::kRingSlotSize);
+  auto cq = ring::SpscRing::Attach(base + one, one, wire::kRingSlots, wire::kRingSlotSize);
+  if (!sq.ok()) return sq.status();
+  if (!cq.ok()) return cq.status();
+  submissions.emplace(*sq);
+  completions.emplace(*cq);
+  daemon_bell.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  client_bell.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!daemon_bell.valid() || !client_bell.valid()) return ErrnoStatus(errno, "eventfd");
+  const int fds[] = {memfd.get(), daemon_bell.get(), client_bell.get()};
+  auto reply = Call({.type = wire::SessionMessageType::kSetupRings, .length = ring_bytes}, fds);
+  if (!reply.ok()) return reply.status();
+  return reply->status();
+}
+
+absl::StatusOr<wire::Completion> Session::Submit(wire::Submission submission) {
+  std::lock_guard<std::mutex> lock(ring_mu);
+  if (!submissions) return absl::FailedPreconditionError("the session has no rings");
+  submission.op_id = next_op++;
+  while (true) {
+    auto pushed = submissions->TryPush(wire::EntryBytes(submission));
+    if (!pushed.ok()) return pushed.status();
+    if (*pushed) break;
+    std::this_thread::yield();  // full: the daemon is behind
+  }
+  if (submissions->ConsumerNeedsWakeup()) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(daemon_bell.get(), &one, sizeof(one));
+  }
+  std::vector<uint8_t> entry(completions->max_message());
+  const auto deadline = absl::Now() + absl::Milliseconds(timeout_ms);
+  const auto spin_until = absl::Now() + absl::Microseconds(50);
+  while (true) {
+    auto n = completions->TryPop(absl::MakeSpan(entry));
+    if (!n.ok()) return n.status();
+    if (*n >= 0) {
+      auto completion =
+          wire::ReadEntry<wire::Completion>(absl::MakeConstSpan(entry).subspan(0, *n));
+      if (!completion || completion->op_id != submission.op_id) {
+        return absl::DataLossError("unexpected completion on the ring");
+      }
+      return *completion;
+    }
+    const absl::Time now = absl::Now();
+    if (now > deadline) return absl::DeadlineExceededError("axond did not complete the operation");
+    if (now < spin_until || !completions->PrepareToSleep()) continue;
+    pollfd pfd{client_bell.get(), POLLIN, 0};
+    ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1);
+    uint64_t count;
+    while (::read(client_bell.get(), &count, sizeof(count)) > 0) {
+    }
+    completions->Awake();
+  }
 }
 
 absl::Status Session::Detach() {
@@ -105,7 +187,17 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     session->socket.Reset();
     return absl::Status(st.code(), absl::StrCat("session socket: ", st.message()));
   }
+  if (auto st = session->SetupRings(); !st.ok()) {
+    (void)session->Detach();
+    return absl::Status(st.code(), absl::StrCat("setting up the rings: ", st.message()));
+  }
   return std::unique_ptr<Client>(new Client(std::move(session)));
+}
+
+absl::Status Client::PingDaemon() {
+  auto completion = session_->Submit({.op = static_cast<uint16_t>(wire::RingOp::kNop)});
+  if (!completion.ok()) return completion.status();
+  return absl::Status(static_cast<absl::StatusCode>(completion->code), "");
 }
 
 Client::~Client() { (void)Detach(); }

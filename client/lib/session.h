@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,9 @@
 #include "absl/types/span.h"
 #include "axon/client.h"
 #include "axon/v1/control.grpc.pb.h"
+#include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
+#include "common/wire/ring_ops.h"
 #include "common/wire/session.h"
 
 namespace axon::internal {
@@ -27,8 +30,23 @@ struct Session {
   UniqueFd socket;  // guarded by mu; invalid once detached
   uint32_t next_request = 1;
 
+  // The per-message rings, shared with the daemon (set up by SetupRings).
+  std::mutex ring_mu;
+  void* ring_memory = nullptr;
+  size_t ring_bytes = 0;
+  std::optional<ring::SpscRing> submissions;  // guarded by ring_mu
+  std::optional<ring::SpscRing> completions;  // guarded by ring_mu
+  UniqueFd daemon_bell, client_bell;
+  uint64_t next_op = 1;  // guarded by ring_mu
+
+  ~Session();
   // One request and its reply over the session socket, `fds` attached.
   absl::StatusOr<wire::SessionReply> Call(wire::SessionRequest request, absl::Span<const int> fds);
+  // Creates the rings and hands them to the daemon.
+  absl::Status SetupRings();
+  // One submission through the rings, waiting for its completion: spins
+  // briefly, then sleeps on the doorbell.
+  absl::StatusOr<wire::Completion> Submit(wire::Submission submission);
   absl::Status Detach();
 };
 

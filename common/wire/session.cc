@@ -26,6 +26,7 @@ std::vector<uint8_t> EncodeSessionRequest(const SessionRequest& request) {
       w.String(request.token);
       break;
     case SessionMessageType::kRegisterHost:
+    case SessionMessageType::kSetupRings:
       w.U64(request.length);
       break;
     case SessionMessageType::kUnregister:
@@ -55,8 +56,9 @@ absl::StatusOr<SessionRequest> DecodeSessionRequest(absl::Span<const uint8_t> by
       request.token = *std::move(token);
       break;
     }
-    case static_cast<uint16_t>(SessionMessageType::kRegisterHost): {
-      request.type = SessionMessageType::kRegisterHost;
+    case static_cast<uint16_t>(SessionMessageType::kRegisterHost):
+    case static_cast<uint16_t>(SessionMessageType::kSetupRings): {
+      request.type = static_cast<SessionMessageType>(*type);
       auto length = r.U64();
       if (!length.ok()) return length.status();
       request.length = *length;

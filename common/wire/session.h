@@ -6,6 +6,7 @@
 //   client -> daemon   Hello{session_id, token}            first message, once
 //                      RegisterHost{length} + memfd         map host memory
 //                      Unregister{region_id}
+//                      SetupRings{length} + memfd, 2 eventfds    the per-message rings
 //   daemon -> client   Reply{request_id, code, message, value}
 #pragma once
 
@@ -22,6 +23,7 @@ enum class SessionMessageType : uint16_t {
   kHello = 1,
   kRegisterHost = 2,
   kUnregister = 3,
+  kSetupRings = 4,  // + 3 fds: the rings memfd, the daemon's doorbell, the client's doorbell
   kReply = 100,
 };
 
@@ -30,7 +32,7 @@ struct SessionRequest {
   uint32_t request_id = 0;
   uint64_t session_id = 0;  // kHello
   std::string token;        // kHello
-  uint64_t length = 0;      // kRegisterHost
+  uint64_t length = 0;      // kRegisterHost, kSetupRings
   uint64_t region_id = 0;   // kUnregister
 };
 

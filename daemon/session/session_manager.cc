@@ -275,6 +275,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     for (const std::string& name : closed.info.endpoints) endpoints_.erase(name);
   }
   closed_total_.fetch_add(1, std::memory_order_relaxed);
+  if (close_observer_) close_observer_(id);
   spdlog::info("session {} closed: {}; released {} region(s), {} bytes", id, why,
                closed.regions.size(), closed.info.registered_bytes);
   if (watch) {

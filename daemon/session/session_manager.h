@@ -10,6 +10,7 @@
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,11 @@ class SessionManager {
   absl::Status UnbindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
   // The session that bound `name`, if any.
   std::optional<uint64_t> EndpointOwner(const std::string& name) const;
+  // Called (outside the manager's lock) for every session closed, so other
+  // parts can release what they hold for it. Set before serving.
+  void SetCloseObserver(std::function<void(uint64_t id)> observer) {
+    close_observer_ = std::move(observer);
+  }
   // Removes session `id` and releases what it held; false if already gone.
   bool Close(uint64_t id, absl::string_view why);
   std::vector<SessionSnapshot> List() const;
@@ -99,6 +105,7 @@ class SessionManager {
   std::map<uint64_t, Session> sessions_;       // guarded by mu_
   std::map<std::string, uint64_t> endpoints_;  // name -> session, guarded by mu_
   uint64_t next_id_ = 1;                       // guarded by mu_
+  std::function<void(uint64_t)> close_observer_;
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};
 };

@@ -15,9 +15,9 @@ namespace axon::daemon {
 
 absl::StatusOr<std::unique_ptr<SessionSocketServer>> SessionSocketServer::Start(
     const std::string& path, const ListenOptions& options, AccessPolicy policy,
-    SessionManager& sessions, asio::io_context& io) {
+    SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io) {
   std::unique_ptr<SessionSocketServer> server(
-      new SessionSocketServer(path, std::move(policy), sessions, io));
+      new SessionSocketServer(path, std::move(policy), sessions, std::move(attach_rings), io));
   ListenOptions seqpacket = options;
   seqpacket.type = SOCK_SEQPACKET;
   auto fd = ListenUnixSocket(path, seqpacket);
@@ -158,6 +158,20 @@ wire::SessionReply SessionSocketServer::Handle(Connection& conn,
         return fail(st);
       }
       return reply;
+    case wire::SessionMessageType::kSetupRings: {
+      if (fds.size() != 3) {
+        return fail(absl::InvalidArgumentError(absl::StrCat(
+            "setting up rings needs a memfd and two eventfds, got ", fds.size(), " fds")));
+      }
+      auto memory = HostRegion::Map(std::move(fds[0]), request.length);
+      if (!memory.ok()) return fail(memory.status());
+      if (auto st = attach_rings_(conn.session_id, *std::move(memory), std::move(fds[1]),
+                                  std::move(fds[2]));
+          !st.ok()) {
+        return fail(st);
+      }
+      return reply;
+    }
     case wire::SessionMessageType::kReply:
       break;
   }

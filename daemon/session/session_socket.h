@@ -7,6 +7,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -22,11 +23,14 @@ namespace axon::daemon {
 
 class SessionSocketServer {
  public:
-  static absl::StatusOr<std::unique_ptr<SessionSocketServer>> Start(const std::string& path,
-                                                                    const ListenOptions& options,
-                                                                    AccessPolicy policy,
-                                                                    SessionManager& sessions,
-                                                                    asio::io_context& io);
+  // Hands a session's rings memory and doorbells to the engine.
+  using RingsAttacher =
+      std::function<absl::Status(uint64_t session, std::unique_ptr<HostRegion> memory,
+                                 UniqueFd daemon_bell, UniqueFd client_bell)>;
+
+  static absl::StatusOr<std::unique_ptr<SessionSocketServer>> Start(
+      const std::string& path, const ListenOptions& options, AccessPolicy policy,
+      SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io);
   ~SessionSocketServer();
   SessionSocketServer(const SessionSocketServer&) = delete;
   SessionSocketServer& operator=(const SessionSocketServer&) = delete;
@@ -44,10 +48,11 @@ class SessionSocketServer {
   };
 
   SessionSocketServer(std::string path, AccessPolicy policy, SessionManager& sessions,
-                      asio::io_context& io)
+                      RingsAttacher attach_rings, asio::io_context& io)
       : path_(std::move(path)),
         policy_(std::move(policy)),
         sessions_(sessions),
+        attach_rings_(std::move(attach_rings)),
         io_(io),
         listener_(io) {}
   void AwaitConnections();
@@ -62,6 +67,7 @@ class SessionSocketServer {
   std::string path_;
   AccessPolicy policy_;
   SessionManager& sessions_;
+  RingsAttacher attach_rings_;
   asio::io_context& io_;
   asio::posix::stream_descriptor listener_;
   std::set<std::shared_ptr<Connection>> connections_;

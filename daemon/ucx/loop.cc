@@ -92,18 +92,20 @@ void Loop::RunFromLoop() {
     if (!RunTasksFromLoop()) break;
     while (worker_->Progress()) {
     }
+    if (poller_ && poller_()) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!queue_.empty() || stopping_) continue;
     }
+    if (prepare_to_sleep_ && !prepare_to_sleep_()) continue;
     auto armed = worker_->Arm();
     if (!armed.ok()) {
       spdlog::error("UCX thread: {}; polling instead of sleeping", armed.status().message());
     } else if (!*armed) {
       continue;  // events arrived meanwhile: progress them first
     }
-    epoll_event events[3];
-    const int n = ::epoll_wait(epoll_fd_.get(), events, 3, armed.ok() ? -1 : 10);
+    epoll_event events[16];
+    const int n = ::epoll_wait(epoll_fd_.get(), events, 16, armed.ok() ? -1 : 10);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     if (n < 0 && errno != EINTR) {
       spdlog::error("UCX thread: epoll_wait: {}", std::strerror(errno));
@@ -112,7 +114,33 @@ void Loop::RunFromLoop() {
     while (::read(wake_fd_.get(), &drained, sizeof(drained)) > 0) {
     }
     if (::read(timer_fd_.get(), &drained, sizeof(drained)) > 0 && ticker_) ticker_();
+    for (int i = 0; i < n; ++i) {
+      auto it = watched_.find(events[i].data.fd);
+      if (it == watched_.end()) continue;
+      auto callback = it->second;  // the callback may unwatch its own fd
+      callback();
+    }
   }
+}
+
+absl::Status Loop::WatchFdFromLoop(int fd, std::function<void()> on_readable) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return ErrnoStatus(errno, "epoll_ctl(ADD)");
+  }
+  watched_[fd] = std::move(on_readable);
+  return absl::OkStatus();
+}
+
+void Loop::UnwatchFdFromLoop(int fd) {
+  if (watched_.erase(fd) > 0) ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void Loop::SetPollerFromLoop(std::function<bool()> poll, std::function<bool()> prepare_to_sleep) {
+  poller_ = std::move(poll);
+  prepare_to_sleep_ = std::move(prepare_to_sleep);
 }
 
 absl::Status Loop::SetTickerFromLoop(absl::Duration period, absl::AnyInvocable<void()> tick) {

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -63,6 +65,15 @@ class Loop {
   // epoll set, so an idle loop still sleeps between ticks). One ticker.
   absl::Status SetTickerFromLoop(absl::Duration period, absl::AnyInvocable<void()> tick);
 
+  // Runs `on_readable` on the UCX thread whenever `fd` is readable.
+  absl::Status WatchFdFromLoop(int fd, std::function<void()> on_readable);
+  void UnwatchFdFromLoop(int fd);
+  // Other work the loop does besides UCX: `poll` runs every iteration and
+  // says whether it did anything (then the loop goes round again instead of
+  // sleeping); `prepare_to_sleep` runs just before the loop would sleep and
+  // may veto it (return false) when work arrived or it wants to spin on.
+  void SetPollerFromLoop(std::function<bool()> poll, std::function<bool()> prepare_to_sleep);
+
  private:
   Loop() = default;
   absl::Status InitFromLoop(const ContextOptions& options);
@@ -76,6 +87,9 @@ class Loop {
   UniqueFd wake_fd_;  // eventfd: Post() writes, the loop drains
   UniqueFd timer_fd_;
   absl::AnyInvocable<void()> ticker_;
+  std::map<int, std::function<void()>> watched_;
+  std::function<bool()> poller_;
+  std::function<bool()> prepare_to_sleep_;
 
   std::mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> queue_;  // guarded by mu_

@@ -222,3 +222,33 @@ TEST_F(SessionTest, EndpointsAreUniqueAndGoWithTheirSession) {
 
 }  // namespace
 }  // namespace axon::testing
+
+namespace axon::testing {
+namespace {
+
+TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (int i = 0; i < 20000; ++i) {
+    absl::Status st = (*client)->PingDaemon();
+    ASSERT_TRUE(st.ok()) << i << ": " << st;
+  }
+  // With a session and its rings attached but nothing to do, the daemon's
+  // loop sleeps instead of polling the rings.
+  auto stats = [&] {
+    v1::StatsResponse s;
+    (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "stats"}).out, &s);
+    return s.ucx_thread_wakeups();
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const uint64_t before = stats();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_LE(stats() - before, 3u);
+  // And it wakes again for the next message.
+  EXPECT_TRUE((*client)->PingDaemon().ok());
+}
+
+}  // namespace
+}  // namespace axon::testing

@@ -80,6 +80,10 @@ class Client {
   // address, "node/name". ALREADY_EXISTS when another session holds it.
   absl::StatusOr<std::string> BindEndpoint(const std::string& name);
   absl::Status UnbindEndpoint(const std::string& name);
+  // One round trip through the daemon over the shared-memory rings (no
+  // system call while both sides are busy): a liveness and latency probe of
+  // the per-message path.
+  absl::Status PingDaemon();
   // Ends the session now; later calls fail with FAILED_PRECONDITION.
   absl::Status Detach();
 
