@@ -12,6 +12,7 @@ out=$repo/.bundle
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=("$build/daemon/axond" "$build/client/axonctl")
+for b in "$build"/bench/*_bench; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client"; do [[ -x $t ]] && bins+=("$t"); done
 cp "${bins[@]}" "$out/bin/"
 # The libraries glibc and the GPU machine's base image already have.

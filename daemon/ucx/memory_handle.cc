@@ -11,11 +11,16 @@ absl::StatusOr<std::unique_ptr<MemoryHandle>> MemoryHandle::Map(const Context& c
     return absl::InvalidArgumentError("cannot register an empty or null memory region");
   }
   ucp_mem_map_params_t params{};
-  params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
-                      UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE;
+  params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
   params.address = address;
   params.length = length;
-  params.memory_type = kind == MemoryKind::kCuda ? UCS_MEMORY_TYPE_CUDA : UCS_MEMORY_TYPE_HOST;
+  // CUDA memory is left for UCX to detect: UCX 1.22 refuses an explicit
+  // UCS_MEMORY_TYPE_CUDA for memory it did not allocate ("Invalid parameter",
+  // seen on an H100), and detects cudaMalloc'd memory correctly.
+  if (kind == MemoryKind::kHost) {
+    params.field_mask |= UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE;
+    params.memory_type = UCS_MEMORY_TYPE_HOST;
+  }
   ucp_mem_h handle = nullptr;
   if (auto st = ToStatus(ucp_mem_map(context.handle(), &params, &handle), "ucp_mem_map");
       !st.ok()) {

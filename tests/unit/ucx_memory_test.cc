@@ -42,6 +42,8 @@ TEST(UcxMemoryGpu, MapsCudaMemoryWhenUcxSupportsIt) {
 #else
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) GTEST_SKIP() << "no GPU";
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  ASSERT_EQ(cudaFree(nullptr), cudaSuccess);  // the primary context exists before UCX looks
   auto context = Context::Create({});
   ASSERT_TRUE(context.ok()) << context.status();
   if (!(*context)->info().cuda_memory) GTEST_SKIP() << "this UCX has no CUDA support";
