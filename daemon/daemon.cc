@@ -92,7 +92,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   auto session_server = SessionSocketServer::Start(
       SessionSocketPath(cfg), session_listen,
       AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids), *d->sessions_,
-      [loop = d->ucx_.get(), engine = d->rings_.get()](
+      [loop = d->ucx_.get(), engine = d->rings_.get(), sessions = d->sessions_.get()](
           uint64_t session, std::unique_ptr<HostRegion> memory, UniqueFd daemon_bell,
           UniqueFd client_bell) -> absl::Status {
         auto added = loop->Call<absl::Status>(
@@ -102,7 +102,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
               return engine->AddSessionFromLoop(session, std::move(rings));
             },
             absl::Seconds(5));
-        return added.ok() ? *added : added.status();
+        if (!added.ok()) return added.status();
+        // A session closed meanwhile (Detach on a gRPC thread) had its removal
+        // posted before the rings were added: remove them again.
+        if (added->ok() && !sessions->IsOpen(session)) {
+          loop->Post([engine, session] { engine->RemoveSessionFromLoop(session); });
+          return absl::NotFoundError("the session closed while its rings were set up");
+        }
+        return *added;
       },
       d->io_);
   if (!session_server.ok()) {

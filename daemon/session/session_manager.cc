@@ -295,6 +295,11 @@ std::vector<SessionSnapshot> SessionManager::List() const {
   return out;
 }
 
+bool SessionManager::IsOpen(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sessions_.count(id) != 0;
+}
+
 size_t SessionManager::active() const {
   std::lock_guard<std::mutex> lock(mu_);
   return sessions_.size();

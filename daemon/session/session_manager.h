@@ -79,6 +79,7 @@ class SessionManager {
   // Removes session `id` and releases what it held; false if already gone.
   bool Close(uint64_t id, absl::string_view why);
   std::vector<SessionSnapshot> List() const;
+  bool IsOpen(uint64_t id) const;
 
   uint64_t attached_total() const { return attached_total_.load(); }
   uint64_t closed_total() const { return closed_total_.load(); }
