@@ -159,7 +159,7 @@ absl::Status Daemon::StartPeers() {
 
 absl::Status Daemon::StartRingEngine() {
   ucx::Loop* loop = ucx_.get();
-  rings_ = std::make_unique<RingEngine>(*loop);
+  rings_ = std::make_unique<RingEngine>(*loop, *sessions_, state_.config.node.name);
   RingEngine* engine = rings_.get();
   auto set = loop->Call<bool>(
       [loop, engine] {

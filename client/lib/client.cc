@@ -91,7 +91,7 @@ absl::Status Session::SetupRings() {
   return reply->status();
 }
 
-absl::StatusOr<wire::Completion> Session::Submit(wire::Submission submission) {
+absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   submission.op_id = next_op++;
@@ -99,28 +99,51 @@ absl::StatusOr<wire::Completion> Session::Submit(wire::Submission submission) {
     auto pushed = submissions->TryPush(wire::EntryBytes(submission));
     if (!pushed.ok()) return pushed.status();
     if (*pushed) break;
-    std::this_thread::yield();  // full: the daemon is behind
+    // Full. The daemon stops taking submissions while this side's completion
+    // ring is full, so take completions off it meanwhile (or both would wait).
+    if (auto st = DrainCompletions(); !st.ok()) return st;
+    if (submissions->ConsumerNeedsWakeup()) RingDaemon();
+    std::this_thread::yield();
   }
-  if (submissions->ConsumerNeedsWakeup()) {
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(daemon_bell.get(), &one, sizeof(one));
-  }
+  if (submissions->ConsumerNeedsWakeup()) RingDaemon();
+  return submission.op_id;
+}
+
+void Session::RingDaemon() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(daemon_bell.get(), &one, sizeof(one));
+}
+
+absl::Status Session::DrainCompletions() {
   std::vector<uint8_t> entry(completions->max_message());
-  const auto deadline = absl::Now() + absl::Milliseconds(timeout_ms);
-  const auto spin_until = absl::Now() + absl::Microseconds(50);
   while (true) {
     auto n = completions->TryPop(absl::MakeSpan(entry));
     if (!n.ok()) return n.status();
-    if (*n >= 0) {
-      auto completion =
-          wire::ReadEntry<wire::Completion>(absl::MakeConstSpan(entry).subspan(0, *n));
-      if (!completion || completion->op_id != submission.op_id) {
-        return absl::DataLossError("unexpected completion on the ring");
-      }
-      return *completion;
+    if (*n < 0) return absl::OkStatus();
+    auto completion = wire::ReadEntry<wire::Completion>(absl::MakeConstSpan(entry).subspan(0, *n));
+    if (!completion) return absl::DataLossError("malformed completion on the ring");
+    finished[completion->op_id] = *completion;
+  }
+}
+
+absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
+  std::lock_guard<std::mutex> lock(ring_mu);
+  if (!completions) return absl::FailedPreconditionError("the session has no rings");
+  const auto deadline = absl::Now() + absl::Milliseconds(wait_ms);
+  const auto spin_until = absl::Now() + absl::Microseconds(50);
+  while (true) {
+    if (auto it = finished.find(op_id); it != finished.end()) {
+      wire::Completion done = it->second;
+      finished.erase(it);
+      return done;
     }
+    const size_t before = finished.size();
+    if (auto st = DrainCompletions(); !st.ok()) return st;
+    if (finished.size() != before) continue;
     const absl::Time now = absl::Now();
-    if (now > deadline) return absl::DeadlineExceededError("axond did not complete the operation");
+    if (now > deadline) {
+      return absl::DeadlineExceededError("the operation did not complete in time");
+    }
     if (now < spin_until || !completions->PrepareToSleep()) continue;
     pollfd pfd{client_bell.get(), POLLIN, 0};
     ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1);
@@ -195,9 +218,62 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
 }
 
 absl::Status Client::PingDaemon() {
-  auto completion = session_->Submit({.op = static_cast<uint16_t>(wire::RingOp::kNop)});
+  auto op = session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kNop)});
+  if (!op.ok()) return op.status();
+  auto completion = session_->WaitFor(*op, session_->timeout_ms);
   if (!completion.ok()) return completion.status();
   return absl::Status(static_cast<absl::StatusCode>(completion->code), "");
+}
+
+namespace {
+
+absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& endpoint,
+                                          uint64_t tag, const HostBuffer& buffer, size_t offset,
+                                          size_t length) {
+  if (endpoint.empty() || endpoint.size() >= wire::kEndpointNameSize) {
+    return absl::InvalidArgumentError("endpoint names are 1 to 63 characters");
+  }
+  wire::Submission s{.op = static_cast<uint16_t>(op),
+                     .region = buffer.region_id(),
+                     .offset = offset,
+                     .length = length,
+                     .tag = tag};
+  wire::SetNameField(s.endpoint, endpoint);
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
+                                       const HostBuffer& buffer, size_t offset, size_t length) {
+  auto s = Transfer(wire::RingOp::kSend, from, tag, buffer, offset, length);
+  if (!s.ok()) return s.status();
+  if (to.empty() || !wire::SetNameField(s->peer, to)) {
+    return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
+  }
+  auto op = session_->Enqueue(*s);
+  if (!op.ok()) return op.status();
+  return Operation{*op};
+}
+
+absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t tag,
+                                           const HostBuffer& buffer, size_t offset, size_t length) {
+  auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length);
+  if (!s.ok()) return s.status();
+  auto op = session_->Enqueue(*s);
+  if (!op.ok()) return op.status();
+  return Operation{*op};
+}
+
+absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
+  auto completion = session_->WaitFor(op.id, timeout_ms);
+  if (!completion.ok()) return completion.status();
+  Completed done;
+  done.status = absl::Status(static_cast<absl::StatusCode>(completion->code),
+                             completion->code == 0 ? "" : "the daemon refused or failed it");
+  done.length = completion->length;
+  done.tag = completion->tag;
+  return done;
 }
 
 Client::~Client() { (void)Detach(); }

@@ -2,6 +2,7 @@
 // Detach) and the session socket (fd passing, liveness). Internal.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,16 +38,21 @@ struct Session {
   std::optional<ring::SpscRing> submissions;  // guarded by ring_mu
   std::optional<ring::SpscRing> completions;  // guarded by ring_mu
   UniqueFd daemon_bell, client_bell;
-  uint64_t next_op = 1;  // guarded by ring_mu
+  uint64_t next_op = 1;                           // guarded by ring_mu
+  std::map<uint64_t, wire::Completion> finished;  // completions not yet waited for, by op id
 
   ~Session();
   // One request and its reply over the session socket, `fds` attached.
   absl::StatusOr<wire::SessionReply> Call(wire::SessionRequest request, absl::Span<const int> fds);
   // Creates the rings and hands them to the daemon.
   absl::Status SetupRings();
-  // One submission through the rings, waiting for its completion: spins
-  // briefly, then sleeps on the doorbell.
-  absl::StatusOr<wire::Completion> Submit(wire::Submission submission);
+  // Puts one submission on the ring and returns its op id.
+  absl::StatusOr<uint64_t> Enqueue(wire::Submission submission);
+  // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.
+  absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
+  // ring_mu held: moves every completion on the ring into `finished`.
+  absl::Status DrainCompletions();
+  void RingDaemon();
   absl::Status Detach();
 };
 

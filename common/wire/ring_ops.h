@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 
 #include "absl/types/span.h"
 
@@ -15,10 +16,14 @@ namespace axon::wire {
 // Both rings: kRingSlots slots of kRingSlotSize bytes, the submission ring at
 // offset 0 of the rings memfd and the completion ring right after it.
 inline constexpr uint32_t kRingSlots = 1024;
-inline constexpr uint32_t kRingSlotSize = 128;
+inline constexpr uint32_t kRingSlotSize = 256;
+inline constexpr size_t kEndpointNameSize = 64;  // NUL-padded, at most 63 chars
+inline constexpr size_t kAddressSize = 128;      // "node/endpoint", NUL-padded
 
 enum class RingOp : uint16_t {
-  kNop = 1,  // completes at once: the round trip of the per-message path
+  kNop = 1,       // completes at once: the round trip of the per-message path
+  kSend = 2,      // region bytes -> the endpoint `peer` on this node, with `tag`
+  kPostRecv = 3,  // a buffer for the next message to `endpoint` with `tag`
 };
 
 struct Submission {
@@ -26,13 +31,20 @@ struct Submission {
   uint16_t flags = 0;
   uint32_t reserved = 0;
   uint64_t op_id = 0;
+  uint64_t region = 0;  // the session's region id
+  uint64_t offset = 0;  // within the region
+  uint64_t length = 0;
+  uint64_t tag = 0;
+  char endpoint[kEndpointNameSize] = {};  // the session's own endpoint
+  char peer[kAddressSize] = {};           // kSend: "endpoint" or "node/endpoint"
 };
 
 struct Completion {
   uint64_t op_id = 0;
   uint32_t code = 0;  // absl::StatusCode
   uint32_t reserved = 0;
-  uint64_t value = 0;
+  uint64_t length = 0;  // kPostRecv: bytes received
+  uint64_t tag = 0;
 };
 
 template <typename Entry>
@@ -47,5 +59,24 @@ std::optional<Entry> ReadEntry(absl::Span<const uint8_t> bytes) {
   std::memcpy(&entry, bytes.data(), sizeof(entry));
   return entry;
 }
+
+// A name field from shared memory: at most N - 1 bytes, stopping at NUL.
+template <size_t N>
+std::string NameField(const char (&field)[N]) {
+  size_t n = 0;
+  while (n < N - 1 && field[n] != '\0') ++n;
+  return std::string(field, n);
+}
+
+// False when `name` does not fit.
+template <size_t N>
+bool SetNameField(char (&field)[N], const std::string& name) {
+  std::memset(field, 0, N);
+  if (name.size() >= N) return false;
+  std::memcpy(field, name.data(), name.size());
+  return true;
+}
+
+static_assert(sizeof(Submission) + sizeof(uint32_t) <= kRingSlotSize);
 
 }  // namespace axon::wire

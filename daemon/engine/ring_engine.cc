@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -51,9 +53,34 @@ absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
 
 void RingEngine::RemoveSessionFromLoop(uint64_t id) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  loop_.UnwatchFdFromLoop(it->second->rings.daemon_bell.get());
-  sessions_.erase(it);
+  if (it != sessions_.end()) {
+    loop_.UnwatchFdFromLoop(it->second->rings.daemon_bell.get());
+    sessions_.erase(it);
+  }
+  // Its own operations go with it (nobody is left to tell) ...
+  for (auto& [name, queues] : endpoints_) {
+    for (auto* q : {&queues.receives, &queues.sends}) {
+      q->erase(
+          std::remove_if(q->begin(), q->end(), [id](const Pending& p) { return p.session == id; }),
+          q->end());
+    }
+  }
+  // ... and sends others made to its endpoints fail.
+  FailOrphanedSends();
+}
+
+void RingEngine::FailOrphanedSends() {
+  for (auto it = endpoints_.begin(); it != endpoints_.end();) {
+    if (!sessions_manager_.EndpointOwner(it->first)) {
+      for (const Pending& send : it->second.sends) {
+        Complete(send.session, send.op_id,
+                 absl::UnavailableError("the receiving endpoint " + it->first + " went away"));
+      }
+      it = endpoints_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 bool RingEngine::PollFromLoop() {
@@ -93,20 +120,126 @@ bool RingEngine::Serve(uint64_t id, Session& session, bool& did_work) {
     if (*n < 0) break;
     did_work = true;
     auto submission = wire::ReadEntry<wire::Submission>(absl::MakeConstSpan(entry).subspan(0, *n));
-    wire::Completion completion;
     if (!submission) {
-      completion.code = static_cast<uint32_t>(absl::StatusCode::kInvalidArgument);
-    } else {
-      completion.op_id = submission->op_id;
-      completion.code =
-          static_cast<uint32_t>(submission->op == static_cast<uint16_t>(wire::RingOp::kNop)
-                                    ? absl::StatusCode::kOk
-                                    : absl::StatusCode::kUnimplemented);
+      Complete(session, {.code = static_cast<uint32_t>(absl::StatusCode::kInvalidArgument)});
+      continue;
     }
-    Complete(session, completion);
+    Handle(id, session, *submission);
   }
   if (session.broken) spdlog::warn("session {}: closing its rings: completion ring corrupt", id);
   return !session.broken;
+}
+
+void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& submission) {
+  switch (static_cast<wire::RingOp>(submission.op)) {
+    case wire::RingOp::kNop:
+      Complete(session, {.op_id = submission.op_id});
+      return;
+    case wire::RingOp::kSend: {
+      auto send = Prepare(id, submission);
+      if (!send.ok()) break;
+      std::string to = wire::NameField(submission.peer);
+      if (const size_t slash = to.find('/'); slash != std::string::npos) {
+        if (to.substr(0, slash) != node_name_) {
+          Complete(id, submission.op_id,
+                   absl::UnimplementedError("sends to other nodes are not implemented yet"));
+          return;
+        }
+        to = to.substr(slash + 1);
+      }
+      if (!sessions_manager_.EndpointOwner(to)) {
+        Complete(id, submission.op_id,
+                 absl::NotFoundError("no endpoint '" + to + "' on node " + node_name_));
+        return;
+      }
+      EndpointQueues& queues = endpoints_[to];
+      auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
+                                [&](const Pending& r) { return r.tag == send->tag; });
+      if (match == queues.receives.end()) {
+        queues.sends.push_back(*std::move(send));  // waits for a receive: back-pressure
+        return;
+      }
+      Pending receive = std::move(*match);
+      queues.receives.erase(match);
+      Deliver(*send, receive);
+      return;
+    }
+    case wire::RingOp::kPostRecv: {
+      auto receive = Prepare(id, submission);
+      if (!receive.ok()) break;
+      EndpointQueues& queues = endpoints_[wire::NameField(submission.endpoint)];
+      auto match = std::find_if(queues.sends.begin(), queues.sends.end(),
+                                [&](const Pending& s) { return s.tag == receive->tag; });
+      if (match == queues.sends.end()) {
+        queues.receives.push_back(*std::move(receive));
+        return;
+      }
+      Pending send = std::move(*match);
+      queues.sends.erase(match);
+      Deliver(send, *receive);
+      return;
+    }
+  }
+  if (submission.op != static_cast<uint16_t>(wire::RingOp::kSend) &&
+      submission.op != static_cast<uint16_t>(wire::RingOp::kPostRecv)) {
+    Complete(id, submission.op_id,
+             absl::InvalidArgumentError("unknown operation " + std::to_string(submission.op)));
+  }
+}
+
+absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
+                                                        const wire::Submission& submission) {
+  auto fail = [&](absl::Status status) {
+    Complete(id, submission.op_id, status);
+    return status;
+  };
+  const std::string endpoint = wire::NameField(submission.endpoint);
+  if (sessions_manager_.EndpointOwner(endpoint) != id) {
+    return fail(
+        absl::FailedPreconditionError("endpoint '" + endpoint + "' is not bound by this session"));
+  }
+  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
+  if (!region) {
+    return fail(absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
+  }
+  if (submission.offset > region->length() ||
+      submission.length > region->length() - submission.offset) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "bytes [", submission.offset, ", +", submission.length, ") lie outside region ",
+        submission.region, " of ", region->length(), " bytes")));
+  }
+  return Pending{id,
+                 submission.op_id,
+                 std::move(region),
+                 submission.offset,
+                 submission.length,
+                 submission.tag};
+}
+
+void RingEngine::Deliver(const Pending& send, const Pending& receive) {
+  if (send.length > receive.length) {
+    const absl::Status no_room = absl::ResourceExhaustedError(
+        absl::StrCat("a message of ", send.length, " bytes for a buffer of ", receive.length));
+    Complete(send.session, send.op_id, no_room);
+    Complete(receive.session, receive.op_id, no_room);
+    return;
+  }
+  if (send.length > 0) {
+    std::memcpy(receive.region->data() + receive.offset, send.region->data() + send.offset,
+                send.length);
+  }
+  Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
+  Complete(receive.session, receive.op_id, absl::OkStatus(), send.length, send.tag);
+}
+
+void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,
+                          uint64_t tag) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (!status.ok()) spdlog::debug("session {} op {}: {}", id, op_id, status.message());
+  Complete(
+      *it->second,
+      {.op_id = op_id, .code = static_cast<uint32_t>(status.code()), .length = length, .tag = tag});
 }
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {

@@ -3,11 +3,17 @@
 // (every method ends in FromLoop). While work keeps arriving it polls the
 // rings without sleeping (for up to kSpin after the last entry); then it
 // announces it sleeps and waits on the sessions' doorbells like on any fd.
+//
+// Messages between endpoints on this node: a send waits until the receiver
+// posts a buffer with the same tag (back-pressure, never a drop), then the
+// engine copies region to region and completes both. Order is kept per
+// (destination endpoint, tag), so per (source, destination) pair too.
 #pragma once
 
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -15,6 +21,7 @@
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
 #include "daemon/memory/host_region.h"
+#include "daemon/session/session_manager.h"
 #include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
@@ -30,7 +37,8 @@ class RingEngine {
   // How long the engine keeps polling after the last entry before it sleeps.
   static constexpr absl::Duration kSpin = absl::Microseconds(50);
 
-  explicit RingEngine(ucx::Loop& loop) : loop_(loop) {}
+  RingEngine(ucx::Loop& loop, SessionManager& sessions, std::string node_name)
+      : loop_(loop), sessions_manager_(sessions), node_name_(std::move(node_name)) {}
   ~RingEngine();
 
   // Attaches the rings in `rings.memory` (which must be large enough for
@@ -45,6 +53,19 @@ class RingEngine {
   uint64_t ops_completed() const { return ops_completed_; }
 
  private:
+  // One side of a message waiting for the other.
+  struct Pending {
+    uint64_t session = 0;
+    uint64_t op_id = 0;
+    std::shared_ptr<HostRegion> region;  // kept mapped while pending
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    uint64_t tag = 0;
+  };
+  struct EndpointQueues {
+    std::deque<Pending> receives;
+    std::deque<Pending> sends;
+  };
   struct Session {
     SessionRings rings;
     ring::SpscRing submissions;
@@ -55,10 +76,22 @@ class RingEngine {
   // Drains one session's submissions; false when the session broke.
   bool Serve(uint64_t id, Session& session, bool& did_work);
   void Complete(Session& session, const wire::Completion& completion);
+  // Completes operation `op_id` of session `id`, if the session is still here.
+  void Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length = 0,
+                uint64_t tag = 0);
   bool Flush(Session& session);
+  void Handle(uint64_t id, Session& session, const wire::Submission& submission);
+  // Checks the endpoint and region of a send or receive.
+  absl::StatusOr<Pending> Prepare(uint64_t id, const wire::Submission& submission);
+  void Deliver(const Pending& send, const Pending& receive);
+  // Fails sends waiting on endpoints nobody holds any more.
+  void FailOrphanedSends();
 
   ucx::Loop& loop_;
+  SessionManager& sessions_manager_;
+  const std::string node_name_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
   absl::Time last_work_ = absl::InfinitePast();
   uint64_t ops_completed_ = 0;
 };

@@ -246,7 +246,7 @@ absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memf
 }
 
 absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
-  std::unique_ptr<HostRegion> released;
+  std::shared_ptr<HostRegion> released;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
@@ -293,6 +293,14 @@ std::vector<SessionSnapshot> SessionManager::List() const {
   out.reserve(sessions_.size());
   for (const auto& [id, session] : sessions_) out.push_back(session.info);
   return out;
+}
+
+std::shared_ptr<HostRegion> SessionManager::FindRegion(uint64_t id, uint64_t region) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return nullptr;
+  auto r = it->second.regions.find(region);
+  return r == it->second.regions.end() ? nullptr : r->second;
 }
 
 bool SessionManager::IsOpen(uint64_t id) const {

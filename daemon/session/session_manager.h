@@ -80,6 +80,8 @@ class SessionManager {
   bool Close(uint64_t id, absl::string_view why);
   std::vector<SessionSnapshot> List() const;
   bool IsOpen(uint64_t id) const;
+  // Region `region` of session `id`, kept mapped while the caller holds it.
+  std::shared_ptr<HostRegion> FindRegion(uint64_t id, uint64_t region) const;
 
   uint64_t attached_total() const { return attached_total_.load(); }
   uint64_t closed_total() const { return closed_total_.load(); }
@@ -90,7 +92,8 @@ class SessionManager {
     SessionSnapshot info;
     std::string token;
     uint64_t next_region = 1;
-    std::map<uint64_t, std::unique_ptr<HostRegion>> regions;
+    // Shared: an operation in flight keeps its region mapped.
+    std::map<uint64_t, std::shared_ptr<HostRegion>> regions;
     // Readable when the client process exits; touched only on io_'s thread.
     std::shared_ptr<asio::posix::stream_descriptor> pid_watch;
   };

@@ -30,6 +30,17 @@ namespace internal {
 struct Session;
 }
 
+// An operation handed to the daemon; wait for it with Client::Wait.
+struct Operation {
+  uint64_t id = 0;
+};
+
+struct Completed {
+  absl::Status status;  // OK, or why the operation failed
+  size_t length = 0;    // bytes sent or received
+  uint64_t tag = 0;
+};
+
 // Host memory shared with the daemon: a sealed memfd, mapped here and
 // registered with axond. Move-only; unregistered and unmapped when destroyed.
 // It keeps its session alive, so it may outlive the Client that made it.
@@ -80,6 +91,22 @@ class Client {
   // address, "node/name". ALREADY_EXISTS when another session holds it.
   absl::StatusOr<std::string> BindEndpoint(const std::string& name);
   absl::Status UnbindEndpoint(const std::string& name);
+  // Sends bytes [offset, offset + length) of `buffer` from endpoint `from`
+  // (bound by this client) to `to` ("endpoint" or "node/endpoint"; this node
+  // only, for now) with `tag`. Completes when the data sits in the receiver's
+  // buffer; waits for the receiver to post one (back-pressure, no drop).
+  // Fails NOT_FOUND (no such endpoint), RESOURCE_EXHAUSTED (the receiver's
+  // buffer is too small), UNAVAILABLE (the receiver went away),
+  // INVALID_ARGUMENT (bytes outside the buffer).
+  absl::StatusOr<Operation> Send(const std::string& from, const std::string& to, uint64_t tag,
+                                 const HostBuffer& buffer, size_t offset, size_t length);
+  // Posts [offset, offset + length) of `buffer` for the next message with `tag`
+  // to endpoint `endpoint` (bound by this client); the data lands there.
+  absl::StatusOr<Operation> PostRecv(const std::string& endpoint, uint64_t tag,
+                                     const HostBuffer& buffer, size_t offset, size_t length);
+  // Waits up to `timeout_ms` for `op`. DEADLINE_EXCEEDED leaves it running.
+  absl::StatusOr<Completed> Wait(Operation op, int timeout_ms = 10000);
+
   // One round trip through the daemon over the shared-memory rings (no
   // system call while both sides are busy): a liveness and latency probe of
   // the per-message path.
