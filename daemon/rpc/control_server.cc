@@ -16,14 +16,12 @@
 
 namespace axon::daemon::rpc {
 
-ControlServer::ControlServer(const ControlServerOptions& options, AccessPolicy policy,
-                             asio::io_context& io)
-    : options_(options), policy_(std::move(policy)), listener_(io) {}
+ControlServer::ControlServer(const ControlServerOptions& options) : options_(options) {}
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
     const ControlServerOptions& options, AccessPolicy policy,
     const std::vector<grpc::Service*>& services, asio::io_context& io) {
-  std::unique_ptr<ControlServer> server(new ControlServer(options, std::move(policy), io));
+  std::unique_ptr<ControlServer> server(new ControlServer(options));
 
   // Order matters: the health service and reflection are process-wide
   // switches that every ServerBuilder built afterwards picks up. The deny
@@ -40,70 +38,35 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
   ListenOptions listen;
   listen.mode = options.socket_mode;
   if (options.socket_gid) listen.gid = *options.socket_gid;
-  auto fd = ListenUnixSocket(options.socket_path, listen);
-  if (!fd.ok()) return fd.status();
-  struct stat st {};
-  if (::stat(options.socket_path.c_str(), &st) == 0) {
-    server->socket_inode_ = st.st_ino;
-  }
-  server->listener_.assign(fd->Release());
-  server->AwaitConnections();
+  ControlServer* raw = server.get();
+  auto listener =
+      UnixListener::Start(options.socket_path, listen, std::move(policy), "control socket", io,
+                          [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); });
+  if (!listener.ok()) return listener.status();
+  server->listener_ = *std::move(listener);
   return server;
 }
 
 ControlServer::~ControlServer() { Shutdown(std::chrono::milliseconds(0)); }
 
-void ControlServer::AwaitConnections() {
-  listener_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
-    if (ec || shut_down_) return;
-    AcceptReady();
-    AwaitConnections();
-  });
-}
-
-void ControlServer::AcceptReady() {
-  while (true) {
-    const int fd =
-        ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
-      if (errno == ECONNABORTED) continue;
-      // EMFILE and friends: log and let the next readiness retry.
-      spdlog::error("control socket: accept failed: {}", std::strerror(errno));
-      return;
-    }
-    auto creds = GetPeerCredentials(fd);
-    if (!creds.ok()) {
-      spdlog::warn("control socket: dropping a connection: {}", creds.status().message());
-      ::close(fd);
-      continue;
-    }
-    auto groups = SupplementaryGroups(creds->pid);
-    absl::Status allowed = policy_.Check(*creds, groups.ok() ? *groups : std::vector<gid_t>{});
-    callers_.Set(fd, *creds);
-    if (allowed.ok()) {
-      accepted_.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("control socket: connection from pid {} uid {}", creds->pid, creds->uid);
-      grpc::AddInsecureChannelFromFd(server_.get(), fd);
-    } else {
-      denied_.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("control socket: refused: {}", allowed.message());
-      deny_server_->AddConnection(fd, std::string(allowed.message()));
-    }
+void ControlServer::OnConnection(AcceptedConnection connection) {
+  const int fd = connection.fd.Release();  // gRPC owns it from here
+  callers_.Set(fd, connection.creds);
+  if (connection.allowed.ok()) {
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("control socket: connection from pid {} uid {}", connection.creds.pid,
+                  connection.creds.uid);
+    grpc::AddInsecureChannelFromFd(server_.get(), fd);
+  } else {
+    denied_.fetch_add(1, std::memory_order_relaxed);
+    deny_server_->AddConnection(fd, std::string(connection.allowed.message()));
   }
 }
 
 void ControlServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  std::error_code ignored;
-  listener_.close(ignored);
-  // Remove the socket only if it is still ours, not a successor's.
-  struct stat st {};
-  if (socket_inode_ != 0 && ::stat(options_.socket_path.c_str(), &st) == 0 &&
-      st.st_ino == socket_inode_) {
-    ::unlink(options_.socket_path.c_str());
-  }
+  if (listener_) listener_->Close();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + grace);
   if (deny_server_) deny_server_->Shutdown();
 }

@@ -20,6 +20,7 @@
 #include "daemon/access_policy.h"
 #include "daemon/rpc/caller_registry.h"
 #include "daemon/rpc/deny_server.h"
+#include "daemon/unix_listener.h"
 
 namespace axon::daemon::rpc {
 
@@ -49,14 +50,11 @@ class ControlServer {
   uint64_t connections_denied() const { return denied_.load(); }
 
  private:
-  ControlServer(const ControlServerOptions& options, AccessPolicy policy, asio::io_context& io);
-  void AwaitConnections();
-  void AcceptReady();
+  explicit ControlServer(const ControlServerOptions& options);
+  void OnConnection(AcceptedConnection connection);
 
   ControlServerOptions options_;
-  AccessPolicy policy_;
-  asio::posix::stream_descriptor listener_;
-  ino_t socket_inode_ = 0;
+  std::unique_ptr<UnixListener> listener_;
   CallerRegistry callers_;
   std::unique_ptr<DenyServer> deny_server_;
   std::unique_ptr<grpc::Server> server_;

@@ -17,15 +17,15 @@ absl::StatusOr<std::unique_ptr<SessionSocketServer>> SessionSocketServer::Start(
     const std::string& path, const ListenOptions& options, AccessPolicy policy,
     SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io) {
   std::unique_ptr<SessionSocketServer> server(
-      new SessionSocketServer(path, std::move(policy), sessions, std::move(attach_rings), io));
+      new SessionSocketServer(sessions, std::move(attach_rings), io));
   ListenOptions seqpacket = options;
   seqpacket.type = SOCK_SEQPACKET;
-  auto fd = ListenUnixSocket(path, seqpacket);
-  if (!fd.ok()) return fd.status();
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) server->inode_ = st.st_ino;
-  server->listener_.assign(fd->Release());
-  server->AwaitConnections();
+  SessionSocketServer* raw = server.get();
+  auto listener =
+      UnixListener::Start(path, seqpacket, std::move(policy), "session socket", io,
+                          [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); });
+  if (!listener.ok()) return listener.status();
+  server->listener_ = *std::move(listener);
   return server;
 }
 
@@ -34,52 +34,23 @@ SessionSocketServer::~SessionSocketServer() { Shutdown(); }
 void SessionSocketServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (listener_) listener_->Close();
   std::error_code ignored;
-  listener_.close(ignored);
   for (const auto& conn : connections_) conn->socket.close(ignored);
   connections_.clear();
-  struct stat st {};
-  if (inode_ != 0 && ::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) {
-    ::unlink(path_.c_str());
-  }
 }
 
-void SessionSocketServer::AwaitConnections() {
-  listener_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
-    if (ec || shut_down_) return;
-    AcceptReady();
-    AwaitConnections();
-  });
-}
-
-void SessionSocketServer::AcceptReady() {
-  while (true) {
-    const int fd =
-        ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
-      if (errno == ECONNABORTED) continue;
-      spdlog::error("session socket: accept failed: {}", std::strerror(errno));
-      return;
-    }
-    auto conn = std::make_shared<Connection>(io_, fd);
-    auto creds = GetPeerCredentials(fd);
-    if (!creds.ok()) {
-      spdlog::warn("session socket: dropping a connection: {}", creds.status().message());
-      continue;  // conn closes the fd
-    }
-    conn->creds = *creds;
-    auto groups = SupplementaryGroups(creds->pid);
-    if (absl::Status allowed = policy_.Check(*creds, groups.ok() ? *groups : std::vector<gid_t>{});
-        !allowed.ok()) {
-      spdlog::warn("session socket: refused: {}", allowed.message());
-      wire::SessionReply reply{.code = allowed.code(), .message = std::string(allowed.message())};
-      (void)SendMessage(fd, wire::EncodeSessionReply(reply));
-      continue;
-    }
-    connections_.insert(conn);
-    AwaitMessage(conn);
+void SessionSocketServer::OnConnection(AcceptedConnection connection) {
+  if (!connection.allowed.ok()) {
+    wire::SessionReply reply{.code = connection.allowed.code(),
+                             .message = std::string(connection.allowed.message())};
+    (void)SendMessage(connection.fd.get(), wire::EncodeSessionReply(reply));
+    return;  // the fd closes here
   }
+  auto conn = std::make_shared<Connection>(io_, connection.fd.Release());
+  conn->creds = connection.creds;
+  connections_.insert(conn);
+  AwaitMessage(conn);
 }
 
 void SessionSocketServer::AwaitMessage(const std::shared_ptr<Connection>& conn) {

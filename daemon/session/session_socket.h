@@ -18,6 +18,7 @@
 #include "common/wire/session.h"
 #include "daemon/access_policy.h"
 #include "daemon/session/session_manager.h"
+#include "daemon/unix_listener.h"
 
 namespace axon::daemon {
 
@@ -47,16 +48,9 @@ class SessionSocketServer {
     uint64_t session_id = 0;  // 0 until its Hello is accepted
   };
 
-  SessionSocketServer(std::string path, AccessPolicy policy, SessionManager& sessions,
-                      RingsAttacher attach_rings, asio::io_context& io)
-      : path_(std::move(path)),
-        policy_(std::move(policy)),
-        sessions_(sessions),
-        attach_rings_(std::move(attach_rings)),
-        io_(io),
-        listener_(io) {}
-  void AwaitConnections();
-  void AcceptReady();
+  SessionSocketServer(SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io)
+      : sessions_(sessions), attach_rings_(std::move(attach_rings)), io_(io) {}
+  void OnConnection(AcceptedConnection connection);
   void AwaitMessage(const std::shared_ptr<Connection>& conn);
   // False when the connection is done.
   bool ReadMessages(const std::shared_ptr<Connection>& conn);
@@ -64,14 +58,11 @@ class SessionSocketServer {
                             std::vector<UniqueFd> fds);
   void Drop(const std::shared_ptr<Connection>& conn, absl::string_view why);
 
-  std::string path_;
-  AccessPolicy policy_;
   SessionManager& sessions_;
   RingsAttacher attach_rings_;
   asio::io_context& io_;
-  asio::posix::stream_descriptor listener_;
+  std::unique_ptr<UnixListener> listener_;
   std::set<std::shared_ptr<Connection>> connections_;
-  ino_t inode_ = 0;
   bool shut_down_ = false;
 };
 
