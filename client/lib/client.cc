@@ -24,6 +24,14 @@
 #include "common/version.h"
 
 namespace axon {
+namespace {
+
+void SetDeadline(grpc::ClientContext& context, int timeout_ms) {
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+}
+
+}  // namespace
+
 namespace internal {
 
 absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
@@ -165,7 +173,7 @@ absl::Status Session::Detach() {
   request.set_token(token);
   v1::DetachResponse response;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  SetDeadline(context, timeout_ms);
   absl::Status st = rpc::FromGrpcStatus(control->Detach(&context, request, &response));
   // The socket's close may already have ended the session.
   return st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st;
@@ -185,8 +193,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   request.set_protocol_version(kControlProtocolVersion);
   v1::AttachResponse response;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(options.timeout_ms));
+  SetDeadline(context, options.timeout_ms);
   if (grpc::Status st = session->control->Attach(&context, request, &response); !st.ok()) {
     absl::Status status = rpc::FromGrpcStatus(st);
     return absl::Status(status.code(),
@@ -305,8 +312,7 @@ absl::StatusOr<std::string> Client::BindEndpoint(const std::string& name) {
   request.set_name(name);
   v1::BindEndpointResponse response;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(session_->timeout_ms));
+  SetDeadline(context, session_->timeout_ms);
   if (grpc::Status st = session_->control->BindEndpoint(&context, request, &response); !st.ok()) {
     return rpc::FromGrpcStatus(st);
   }
@@ -320,8 +326,7 @@ absl::Status Client::UnbindEndpoint(const std::string& name) {
   request.set_name(name);
   v1::UnbindEndpointResponse response;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(session_->timeout_ms));
+  SetDeadline(context, session_->timeout_ms);
   return rpc::FromGrpcStatus(session_->control->UnbindEndpoint(&context, request, &response));
 }
 

@@ -2,12 +2,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <sys/random.h>
-
-#include <cerrno>
 
 #include "absl/strings/str_cat.h"
-#include "common/errno_status.h"
+#include "common/secrets.h"
 #include "common/wire/header.h"
 
 namespace axon::wire {
@@ -112,24 +109,12 @@ std::vector<uint8_t> MakeProof(const std::string& token, Role role, const Nonce&
 }
 
 bool ProofMatches(absl::Span<const uint8_t> received, absl::Span<const uint8_t> expected) {
-  if (received.size() != expected.size()) return false;
-  uint8_t diff = 0;
-  for (size_t i = 0; i < received.size(); ++i)
-    diff |= static_cast<uint8_t>(received[i] ^ expected[i]);
-  return diff == 0;
+  return ConstantTimeEqual(received, expected);
 }
 
 absl::StatusOr<Nonce> RandomNonce() {
   Nonce nonce{};
-  size_t filled = 0;
-  while (filled < nonce.size()) {
-    const ssize_t n = ::getrandom(nonce.data() + filled, nonce.size() - filled, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "getrandom");
-    }
-    filled += static_cast<size_t>(n);
-  }
+  if (auto st = FillRandom(absl::MakeSpan(nonce)); !st.ok()) return st;
   return nonce;
 }
 

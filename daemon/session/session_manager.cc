@@ -1,6 +1,5 @@
 #include "daemon/session/session_manager.h"
 
-#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -12,30 +11,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/secrets.h"
 
 namespace axon::daemon {
 namespace {
 
 absl::StatusOr<std::string> RandomToken() {
   std::string token(kSessionTokenBytes, '\0');
-  size_t filled = 0;
-  while (filled < token.size()) {
-    const ssize_t n = ::getrandom(token.data() + filled, token.size() - filled, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("getrandom: ", std::strerror(errno)));
-    }
-    filled += static_cast<size_t>(n);
+  if (auto st = FillRandom(absl::MakeSpan(reinterpret_cast<uint8_t*>(token.data()), token.size()));
+      !st.ok()) {
+    return st;
   }
   return token;
-}
-
-// Compares without an early exit, so timing does not reveal a token prefix.
-bool TokensEqual(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 absl::Status CheckClientName(absl::string_view name) {
@@ -123,7 +110,7 @@ absl::StatusOr<SessionManager::Session*> SessionManager::Authorized(uint64_t id,
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrCat("no session ", id, " (closed already?)"));
   }
-  if (!TokensEqual(it->second.token, token)) {
+  if (!ConstantTimeEqual(it->second.token, token)) {
     return absl::PermissionDeniedError(absl::StrCat("wrong token for session ", id));
   }
   return &it->second;
@@ -187,14 +174,9 @@ std::optional<uint64_t> SessionManager::EndpointOwner(const std::string& name) c
 absl::Status SessionManager::BindSocket(uint64_t id, absl::string_view token,
                                         const PeerCredentials& caller) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) {
-    return absl::NotFoundError(absl::StrCat("no session ", id, " (closed already?)"));
-  }
-  Session& session = it->second;
-  if (!TokensEqual(session.token, token)) {
-    return absl::PermissionDeniedError(absl::StrCat("wrong token for session ", id));
-  }
+  auto authorized = Authorized(id, token);
+  if (!authorized.ok()) return authorized.status();
+  Session& session = **authorized;
   if (caller.uid != session.info.creds.uid) {
     return absl::PermissionDeniedError(absl::StrCat("session ", id, " belongs to uid ",
                                                     session.info.creds.uid, ", not ", caller.uid));
