@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -123,7 +124,7 @@ void Session::RingDaemon() {
 }
 
 absl::Status Session::DrainCompletions() {
-  std::vector<uint8_t> entry(completions->max_message());
+  std::array<uint8_t, wire::kRingSlotSize> entry;  // on the stack: this runs while spinning
   while (true) {
     auto n = completions->TryPop(absl::MakeSpan(entry));
     if (!n.ok()) return n.status();

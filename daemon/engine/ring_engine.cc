@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -110,7 +111,8 @@ bool RingEngine::Serve(uint64_t id, Session& session, bool& did_work) {
   session.submissions.Awake();  // whatever woke the loop, this side is awake
   if (!Flush(session))
     return !session.broken;  // the client is behind: no new work until it catches up
-  std::vector<uint8_t> entry(session.submissions.max_message());
+  // Per-poll scratch on the stack: this runs every loop iteration while busy.
+  std::array<uint8_t, wire::kRingSlotSize> entry;
   while (true) {
     auto n = session.submissions.TryPop(absl::MakeSpan(entry));
     if (!n.ok()) {
