@@ -31,8 +31,8 @@ Daemon::~Daemon() {
     ucx_->Post([this, peers = std::move(peers_), rings = std::move(rings_)]() mutable {
       (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr);
       ucx_->SetPollerFromLoop(nullptr, nullptr);
+      rings.reset();  // the engine's remote path hooks into the peer plane
       peers.reset();
-      rings.reset();
     });
   }
   // Sessions hold asio objects; drop them before the io_context goes.
@@ -161,8 +161,13 @@ absl::Status Daemon::StartRingEngine() {
   ucx::Loop* loop = ucx_.get();
   rings_ = std::make_unique<RingEngine>(*loop, *sessions_, state_.config.node.name);
   RingEngine* engine = rings_.get();
+  PeerManager* peers = peers_.get();
+  const RemotePath::Limits limits{
+      .eager_limit = static_cast<uint64_t>(state_.config.peers.eager_limit),
+      .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight)};
   auto set = loop->Call<bool>(
-      [loop, engine] {
+      [loop, engine, peers, limits] {
+        if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);
         loop->SetPollerFromLoop([engine] { return engine->PollFromLoop(); },
                                 [engine] { return engine->PrepareToSleepFromLoop(); });
         return true;

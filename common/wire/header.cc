@@ -32,6 +32,12 @@ const char* MessageTypeName(MessageType type) {
       return "ping";
     case MessageType::kPong:
       return "pong";
+    case MessageType::kData:
+      return "data";
+    case MessageType::kDataAck:
+      return "data-ack";
+    case MessageType::kDataCancel:
+      return "data-cancel";
   }
   return "unknown";
 }

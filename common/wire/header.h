@@ -32,8 +32,11 @@ enum class MessageType : uint16_t {
   kReject = 3,     // handshake refused, with the reason
   kPing = 4,       // keepalive and `axonctl ping`; payload echoed back
   kPong = 5,
+  kData = 6,        // one message for an endpoint: DataBody, the bytes as payload
+  kDataAck = 7,     // the receiving daemon's verdict on one kData
+  kDataCancel = 8,  // the sender gives up on one kData not yet delivered
 };
-inline constexpr uint16_t kMaxMessageType = 5;
+inline constexpr uint16_t kMaxMessageType = 8;
 
 const char* MessageTypeName(MessageType type);
 

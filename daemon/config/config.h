@@ -44,6 +44,8 @@ struct Config {
     int reconnect_max_ms = 0;
     int keepalive_ms = 0;
     int dead_after_ms = 0;
+    int eager_limit = 0;    // bytes: larger messages go rendezvous
+    int max_in_flight = 0;  // messages per peer sent and not yet acknowledged
   } peers;
   struct Sessions {
     int64_t max_registered_bytes = 0;  // per session

@@ -255,6 +255,8 @@ const std::vector<ConfigField>& ConfigSchema() {
           600000),
       Int("peers", "keepalive_ms", &Config::peers, &Config::Peers::keepalive_ms, 50, 60000),
       Int("peers", "dead_after_ms", &Config::peers, &Config::Peers::dead_after_ms, 100, 600000),
+      Int("peers", "eager_limit", &Config::peers, &Config::Peers::eager_limit, 0, 1 << 20),
+      Int("peers", "max_in_flight", &Config::peers, &Config::Peers::max_in_flight, 1, 1 << 20),
       Int("sessions", "max_registered_bytes", &Config::sessions,
           &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
       Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions, int64_t{1},

@@ -24,6 +24,20 @@ RingEngine::~RingEngine() {
   for (auto& [id, session] : sessions_) loop_.UnwatchFdFromLoop(session->rings.daemon_bell.get());
 }
 
+void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
+  remote_ = std::make_unique<RemotePath>(
+      loop_.WorkerFromLoop(), peers, limits,
+      RemotePath::Hooks{
+          .complete =
+              [this](uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
+                     uint64_t tag) { Complete(session, op_id, std::move(status), length, tag); },
+          .arrived = [this](std::shared_ptr<Incoming> m) { OnArrived(std::move(m)); },
+          .withdraw = [this](const std::string& node,
+                             uint64_t message_id) { return Withdraw(node, message_id); },
+          .node_down = [this](const std::string& node) { DropFromNode(node); },
+      });
+}
+
 absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
   const size_t ring_bytes = ring::RingBytes(wire::kRingSlots, wire::kRingSlotSize);
   if (!rings.memory || rings.memory->length() < 2 * ring_bytes) {
@@ -61,11 +75,10 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
   // Its own operations go with it (nobody is left to tell) ...
   for (auto& [name, queues] : endpoints_) {
     for (auto* q : {&queues.receives, &queues.sends}) {
-      q->erase(
-          std::remove_if(q->begin(), q->end(), [id](const Pending& p) { return p.session == id; }),
-          q->end());
+      std::erase_if(*q, [id](const Pending& p) { return !p.incoming && p.session == id; });
     }
   }
+  if (remote_) remote_->DropSessionFromLoop(id);
   // ... and sends others made to its endpoints fail.
   FailOrphanedSends();
 }
@@ -73,9 +86,14 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
 void RingEngine::FailOrphanedSends() {
   for (auto it = endpoints_.begin(); it != endpoints_.end();) {
     if (!sessions_manager_.EndpointOwner(it->first)) {
+      const absl::Status gone =
+          absl::UnavailableError("the receiving endpoint " + it->first + " went away");
       for (const Pending& send : it->second.sends) {
-        Complete(send.session, send.op_id,
-                 absl::UnavailableError("the receiving endpoint " + it->first + " went away"));
+        if (send.incoming) {
+          remote_->RefuseFromLoop(*send.incoming, gone);
+        } else {
+          Complete(send.session, send.op_id, gone);
+        }
       }
       it = endpoints_.erase(it);
     } else {
@@ -142,12 +160,12 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       if (!send.ok()) break;
       std::string to = wire::NameField(submission.peer);
       if (const size_t slash = to.find('/'); slash != std::string::npos) {
-        if (to.substr(0, slash) != node_name_) {
-          Complete(id, submission.op_id,
-                   absl::UnimplementedError("sends to other nodes are not implemented yet"));
+        std::string node = to.substr(0, slash);
+        to = to.substr(slash + 1);
+        if (node != node_name_) {
+          SendRemote(id, submission, *std::move(send), std::move(node), std::move(to));
           return;
         }
-        to = to.substr(slash + 1);
       }
       if (!sessions_manager_.EndpointOwner(to)) {
         Complete(id, submission.op_id,
@@ -218,7 +236,88 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
                  submission.tag};
 }
 
+void RingEngine::SendRemote(uint64_t id, const wire::Submission& submission, Pending send,
+                            std::string node, std::string to) {
+  if (!remote_) {
+    Complete(id, submission.op_id,
+             absl::FailedPreconditionError(
+                 absl::StrCat("node ", node_name_,
+                              " has no peer plane (peers.listen is empty), so it cannot "
+                              "reach node ",
+                              node)));
+    return;
+  }
+  if (to.empty() || to.size() > wire::kMaxEndpointName) {
+    Complete(id, submission.op_id,
+             absl::InvalidArgumentError("bad destination endpoint name '" + to + "'"));
+    return;
+  }
+  remote_->SendFromLoop(Outgoing{.session = id,
+                                 .op_id = send.op_id,
+                                 .node = std::move(node),
+                                 .from = wire::NameField(submission.endpoint),
+                                 .to = std::move(to),
+                                 .tag = send.tag,
+                                 .region = std::move(send.region),
+                                 .offset = send.offset,
+                                 .length = send.length});
+}
+
+void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
+  if (!sessions_manager_.EndpointOwner(message->to)) {
+    remote_->RefuseFromLoop(
+        *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
+    return;
+  }
+  Pending send{.length = message->length(), .tag = message->tag, .incoming = std::move(message)};
+  EndpointQueues& queues = endpoints_[send.incoming->to];
+  auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
+                            [&](const Pending& r) { return r.tag == send.tag; });
+  if (match == queues.receives.end()) {
+    queues.sends.push_back(std::move(send));  // waits for a receive: back-pressure
+    return;
+  }
+  Pending receive = std::move(*match);
+  queues.receives.erase(match);
+  Deliver(send, receive);
+}
+
+bool RingEngine::Withdraw(const std::string& node, uint64_t message_id) {
+  for (auto& [name, queues] : endpoints_) {
+    auto it = std::find_if(queues.sends.begin(), queues.sends.end(), [&](const Pending& p) {
+      return p.incoming && p.incoming->node == node && p.incoming->message_id == message_id;
+    });
+    if (it != queues.sends.end()) {
+      queues.sends.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void RingEngine::DropFromNode(const std::string& node) {
+  for (auto& [name, queues] : endpoints_) {
+    std::erase_if(queues.sends,
+                  [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
+  }
+}
+
 void RingEngine::Deliver(const Pending& send, const Pending& receive) {
+  if (send.incoming) {
+    if (send.length > receive.length) {
+      const absl::Status no_room = absl::ResourceExhaustedError(
+          absl::StrCat("a message of ", send.length, " bytes for a buffer of ", receive.length));
+      remote_->RefuseFromLoop(*send.incoming, no_room);
+      Complete(receive.session, receive.op_id, no_room);
+      return;
+    }
+    remote_->LandFromLoop(send.incoming, receive.region->data() + receive.offset, receive.region,
+                          [this, session = receive.session, op_id = receive.op_id,
+                           length = send.length, tag = send.tag](absl::Status st) {
+                            Complete(session, op_id, std::move(st), length, tag);
+                          });
+    return;
+  }
   if (send.length > receive.length) {
     const absl::Status no_room = absl::ResourceExhaustedError(
         absl::StrCat("a message of ", send.length, " bytes for a buffer of ", receive.length));

@@ -8,6 +8,8 @@
 // posts a buffer with the same tag (back-pressure, never a drop), then the
 // engine copies region to region and completes both. Order is kept per
 // (destination endpoint, tag), so per (source, destination) pair too.
+// Messages to and from other nodes go through the RemotePath; what arrives
+// from there queues and matches here just like a local send.
 #pragma once
 
 #include <deque>
@@ -20,6 +22,7 @@
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
+#include "daemon/engine/remote_path.h"
 #include "daemon/memory/host_region.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/ucx/loop.h"
@@ -44,6 +47,8 @@ class RingEngine {
   // Attaches the rings in `rings.memory` (which must be large enough for
   // both) and starts serving them.
   absl::Status AddSessionFromLoop(uint64_t session, SessionRings rings);
+  // Connects the engine to other nodes (without it, sends there fail).
+  void AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits);
   void RemoveSessionFromLoop(uint64_t session);
 
   // For ucx::Loop::SetPollerFromLoop.
@@ -61,6 +66,7 @@ class RingEngine {
     uint64_t offset = 0;
     uint64_t length = 0;
     uint64_t tag = 0;
+    std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
   };
   struct EndpointQueues {
     std::deque<Pending> receives;
@@ -84,6 +90,11 @@ class RingEngine {
   // Checks the endpoint and region of a send or receive.
   absl::StatusOr<Pending> Prepare(uint64_t id, const wire::Submission& submission);
   void Deliver(const Pending& send, const Pending& receive);
+  void SendRemote(uint64_t id, const wire::Submission& submission, Pending send, std::string node,
+                  std::string to);
+  void OnArrived(std::shared_ptr<Incoming> message);
+  bool Withdraw(const std::string& node, uint64_t message_id);
+  void DropFromNode(const std::string& node);
   // Fails sends waiting on endpoints nobody holds any more.
   void FailOrphanedSends();
 
@@ -92,6 +103,7 @@ class RingEngine {
   const std::string node_name_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
+  std::unique_ptr<RemotePath> remote_;               // null without a peer plane
   absl::Time last_work_ = absl::InfinitePast();
   uint64_t ops_completed_ = 0;
 };

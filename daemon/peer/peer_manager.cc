@@ -31,6 +31,8 @@ PeerManager::PeerManager(ucx::Worker& worker, PeerOptions options)
     : worker_(worker), options_(std::move(options)) {}
 
 PeerManager::~PeerManager() {
+  *alive_ = false;
+  worker_.RemoveAmHandler(kAmId);
   for (auto& [name, peer] : peers_) {
     for (auto& [seq, waiter] : peer.pings) {
       if (waiter.done) waiter.done(absl::UnavailableError("the daemon is shutting down"));
@@ -155,8 +157,26 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
   return nullptr;
 }
 
+void PeerManager::PullThenHandle(ucx::AmMessage message) {
+  auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
+  shared->data.resize(shared->pending->length());
+  worker_.ReceiveData(std::move(shared->pending), shared->data.data(),
+                      [this, alive = alive_, shared](const absl::Status& st) {
+                        if (!*alive) return;
+                        if (!st.ok()) {
+                          spdlog::warn("peer plane: receiving a message failed: {}", st.message());
+                          return;
+                        }
+                        OnMessage(std::move(*shared));
+                      });
+}
+
 void PeerManager::OnMessage(ucx::AmMessage message) {
-  auto decoded = wire::Decode(message.header, message.data.size());
+  auto decoded = wire::Decode(message.header, message.data_length());
+  if (message.pending && (!decoded.ok() || decoded->header.type != wire::MessageType::kData)) {
+    PullThenHandle(std::move(message));
+    return;
+  }
   Peer* peer = FindByEndpoint(message.reply_ep);
   if (peer == nullptr) {
     auto it = std::find_if(unbound_.begin(), unbound_.end(), [&](const Unbound& u) {
@@ -186,7 +206,7 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     return;
   }
   peer->stats.messages_received++;
-  peer->stats.bytes_received += message.header.size() + message.data.size();
+  peer->stats.bytes_received += message.header.size() + message.data_length();
   peer->last_heard = absl::Now();
   const wire::Header& header = decoded->header;
   switch (header.type) {
@@ -219,6 +239,16 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
       return;
     case wire::MessageType::kPong:
       OnPong(*peer, header);
+      return;
+    case wire::MessageType::kData:
+    case wire::MessageType::kDataAck:
+    case wire::MessageType::kDataCancel:
+      if (peer->state != PeerState::kUp) {
+        MarkDown(*peer, absl::StrCat("protocol error: ", wire::MessageTypeName(header.type),
+                                     " before the handshake finished"));
+        return;
+      }
+      if (on_data_) on_data_(peer->name, header, decoded->body, message);
       return;
   }
 }
@@ -331,6 +361,7 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
     }
   }
   peer.stats.last_error = why;
+  const bool had_connection = peer.ep != nullptr;
   peer.ep.reset();
   peer.handshake = Handshake::kNone;
   for (auto& [seq, waiter] : peer.pings) {
@@ -344,6 +375,45 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.state = PeerState::kDown;
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
+  if (had_connection && on_down_) on_down_(peer.name);
+}
+
+void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down) {
+  on_data_ = std::move(on_data);
+  on_down_ = std::move(on_down);
+}
+
+absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
+  auto it = peers_.find(node);
+  if (it == peers_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no node '", node, "' among the peers of node '", options_.node_name, "'"));
+  }
+  const Peer& peer = it->second;
+  if (peer.state != PeerState::kUp) {
+    return absl::UnavailableError(
+        absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
+                     peer.stats.last_error.empty() ? "" : ": " + peer.stats.last_error));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
+                                           std::vector<uint8_t> body,
+                                           absl::Span<const uint8_t> payload,
+                                           std::shared_ptr<const void> keepalive,
+                                           ucx::AmProtocol protocol, uint64_t sequence) {
+  if (auto st = CheckUpFromLoop(node); !st.ok()) return st;
+  Peer& peer = peers_.find(node)->second;
+  peer.stats.messages_sent++;
+  peer.stats.bytes_sent += wire::kHeaderSize + body.size() + payload.size();
+  wire::Header header{.version = options_.wire_version,
+                      .type = type,
+                      .payload_length = payload.size(),
+                      .sequence = sequence};
+  peer.ep->SendAmFrom(kAmId, wire::Encode(header, body), payload, std::move(keepalive), protocol,
+                      nullptr);
+  return absl::OkStatus();
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
@@ -356,18 +426,11 @@ void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
 }
 
 void PeerManager::PingFromLoop(const std::string& node, size_t size, PingDone done) {
-  auto it = peers_.find(node);
-  if (it == peers_.end()) {
-    done(absl::NotFoundError(absl::StrCat("no peer named '", node, "'")));
+  if (auto st = CheckUpFromLoop(node); !st.ok()) {
+    done(st);
     return;
   }
-  Peer& peer = it->second;
-  if (peer.state != PeerState::kUp) {
-    done(absl::UnavailableError(
-        absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
-                     peer.stats.last_error.empty() ? "" : ": " + peer.stats.last_error)));
-    return;
-  }
+  Peer& peer = peers_.find(node)->second;
   const uint64_t seq = peer.next_sequence++;
   const absl::Time now = absl::Now();
   peer.pings[seq] = {now, now + absl::Milliseconds(options_.config.dead_after_ms), std::move(done)};

@@ -51,6 +51,13 @@ struct PeerSnapshot {
 class PeerManager {
  public:
   using PingDone = std::function<void(absl::StatusOr<absl::Duration>)>;
+  // A message-path frame (kData, kDataAck, kDataCancel) from peer `node`;
+  // `body` points into `message.header`, and the handler may take
+  // `message.data` or `message.pending`.
+  using DataHandler = std::function<void(const std::string& node, const wire::Header& header,
+                                         absl::Span<const uint8_t> body, ucx::AmMessage& message)>;
+  // Peer `node`'s connection is gone (it may come back as a new one).
+  using DownHandler = std::function<void(const std::string& node)>;
 
   // Listens on options.config.listen and starts dialing.
   static absl::StatusOr<std::unique_ptr<PeerManager>> StartFromLoop(ucx::Worker& worker,
@@ -66,6 +73,17 @@ class PeerManager {
   // One round trip to `node` with `size` payload bytes.
   void PingFromLoop(const std::string& node, size_t size, PingDone done);
   const SocketAddress& listen_address() const { return listener_->address(); }
+
+  // The message path on top of the peer plane.
+  void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down);
+  // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
+  absl::Status CheckUpFromLoop(const std::string& node) const;
+  // Sends a message-path frame whose payload is `payload` in place (see
+  // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
+  absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
+                                std::vector<uint8_t> body, absl::Span<const uint8_t> payload,
+                                std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
+                                uint64_t sequence);
 
  private:
   enum class Handshake { kNone, kAwaitHello, kAwaitAuth, kDone };
@@ -119,6 +137,9 @@ class PeerManager {
   void RefuseUnbound(size_t index, const std::string& why);
   wire::Hello MyHello(const wire::Nonce& nonce, std::vector<uint8_t> proof) const;
   Peer* FindByEndpoint(ucp_ep_h ep);
+  // A rendezvous message that is not message-path data: pull it onto the
+  // heap, then handle it like an eager one.
+  void PullThenHandle(ucx::AmMessage message);
 
   ucx::Worker& worker_;
   PeerOptions options_;
@@ -126,6 +147,10 @@ class PeerManager {
   std::map<std::string, Peer> peers_;
   std::vector<Unbound> unbound_;
   uint64_t next_connection_id_ = 1;
+  DataHandler on_data_;
+  DownHandler on_down_;
+  // False once destroyed: UCX completions that outlive it check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace axon::daemon

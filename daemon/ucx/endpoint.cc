@@ -60,19 +60,30 @@ void Endpoint::OnError(void* arg, ucp_ep_h, ucs_status_t status) {
 
 void Endpoint::SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint8_t> payload,
                       SendDone done) {
+  auto owned = std::make_shared<std::vector<uint8_t>>(std::move(payload));
+  const absl::Span<const uint8_t> bytes(*owned);
+  SendAmFrom(id, std::move(header), bytes, std::move(owned), AmProtocol::kAuto, std::move(done));
+}
+
+void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
+                          absl::Span<const uint8_t> payload, std::shared_ptr<const void> keepalive,
+                          AmProtocol protocol, SendDone done) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
   }
   auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
   std::vector<uint8_t>& h = request->buffer(0) = std::move(header);
-  std::vector<uint8_t>& p = request->buffer(1) = std::move(payload);
+  request->Keep(std::move(keepalive));
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
   params.flags = UCP_AM_SEND_FLAG_REPLY;
+  if (protocol == AmProtocol::kEager) params.flags |= UCP_AM_SEND_FLAG_EAGER;
+  if (protocol == AmProtocol::kRendezvous) params.flags |= UCP_AM_SEND_FLAG_RNDV;
   Request::PrepareSend(params, request.get());
-  Request::Submit(ucp_am_send_nbx(handle_, id, h.data(), h.size(), p.data(), p.size(), &params),
-                  std::move(request));
+  Request::Submit(
+      ucp_am_send_nbx(handle_, id, h.data(), h.size(), payload.data(), payload.size(), &params),
+      std::move(request));
 }
 
 std::vector<std::string> Endpoint::Transports() const {

@@ -11,10 +11,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/net_address.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::ucx {
+
+// How UCX sends an active message's payload: its choice, or forced.
+enum class AmProtocol { kAuto, kEager, kRendezvous };
 
 class Endpoint {
  public:
@@ -37,6 +41,11 @@ class Endpoint {
   // until UCX is done with them.
   void SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint8_t> payload,
               SendDone done);
+
+  // Sends active message `id` whose payload is `payload` in place (no copy):
+  // `keepalive` keeps that memory valid until UCX is done with it.
+  void SendAmFrom(uint16_t id, std::vector<uint8_t> header, absl::Span<const uint8_t> payload,
+                  std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done);
 
   // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
   std::vector<std::string> Transports() const;

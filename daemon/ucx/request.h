@@ -31,6 +31,9 @@ class Request {
     return buffers_[i];
   }
 
+  // Keeps `object` alive while the request is in flight (memory UCX reads).
+  void Keep(std::shared_ptr<const void> object) { keep_ = std::move(object); }
+
   // Points `params`' callback and user data at a request; set the operation's
   // own fields (flags, ...) besides, then pass the *_nbx result to Submit.
   static void PrepareSend(ucp_request_param_t& params, Request* request);
@@ -46,6 +49,7 @@ class Request {
   std::string what_;
   Done done_;
   std::deque<std::vector<uint8_t>> buffers_;
+  std::shared_ptr<const void> keep_;
 };
 
 }  // namespace axon::ucx

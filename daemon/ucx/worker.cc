@@ -1,6 +1,7 @@
 #include "daemon/ucx/worker.h"
 
 #include <chrono>
+#include <utility>
 
 #include "common/log.h"
 #include "daemon/ucx/request.h"
@@ -8,14 +9,9 @@
 
 namespace axon::ucx {
 
-// A rendezvous message whose data is still on the sender: received with
-// ucp_am_recv_data_nbx straight into `message.data`.
-struct Worker::RndvReceive {
-  uint16_t id = 0;
-  void* descriptor = nullptr;
-  size_t length = 0;
-  AmMessage message;  // header and reply endpoint; the data is still on the sender
-};
+PendingData::~PendingData() {
+  if (descriptor_ != nullptr) ucp_am_data_release(worker_.handle(), descriptor_);
+}
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
   ucp_worker_params_t params{};
@@ -38,21 +34,15 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
 Worker::~Worker() {
   // Let closes and sends already handed to UCX finish, for a bounded time.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while ((!tracked_.empty() || !rndv_pending_.empty()) &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (!tracked_.empty() && std::chrono::steady_clock::now() < deadline) {
     Progress();
   }
-  deferred_.clear();
-  for (RndvReceive* r : rndv_pending_) {
-    ucp_am_data_release(handle_, r->descriptor);
-    delete r;
-  }
+  deferred_.clear();  // releases the rendezvous data nobody took
   ucp_worker_destroy(handle_);
 }
 
 bool Worker::Progress() {
   bool any = ucp_worker_progress(handle_) != 0;
-  StartRndvReceives();
   FreeCompletedRequests();
   any = RunDeferred() || any;
   return any;
@@ -70,7 +60,7 @@ bool Worker::RunDeferred() {
 }
 
 absl::StatusOr<bool> Worker::Arm() {
-  if (!deferred_.empty() || !rndv_pending_.empty()) return false;
+  if (!deferred_.empty()) return false;
   const ucs_status_t status = ucp_worker_arm(handle_);
   if (status == UCS_ERR_BUSY) return false;
   if (auto st = ToStatus(status, "ucp_worker_arm"); !st.ok()) return st;
@@ -91,6 +81,16 @@ absl::Status Worker::SetAmHandler(uint16_t id, AmHandler handler) {
                   "ucp_worker_set_am_recv_handler");
 }
 
+void Worker::RemoveAmHandler(uint16_t id) {
+  if (am_handlers_.count(id) == 0) return;
+  ucp_am_handler_param_t params{};
+  params.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB;
+  params.id = id;
+  params.cb = nullptr;
+  (void)ucp_worker_set_am_recv_handler(handle_, &params);
+  am_handlers_.erase(id);
+}
+
 ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, void* data,
                           size_t length, const ucp_am_recv_param_t* param) {
   auto* registration = static_cast<AmRegistration*>(arg);
@@ -101,7 +101,9 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
   const auto* h = static_cast<const uint8_t*>(header);
   message.header.assign(h, h + header_length);
   if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
-    worker->rndv_pending_.push_back(new RndvReceive{id, data, length, std::move(message)});
+    // The handler decides where the bytes go; UCX keeps the descriptor.
+    message.pending.reset(new PendingData(*worker, data, length));
+    worker->Deliver(id, std::move(message));
     return UCS_INPROGRESS;
   }
   const auto* d = static_cast<const uint8_t*>(data);
@@ -110,30 +112,14 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
   return UCS_OK;
 }
 
-void Worker::StartRndvReceives() {
-  auto pending = std::move(rndv_pending_);
-  rndv_pending_.clear();
-  for (RndvReceive* raw : pending) {
-    std::unique_ptr<RndvReceive> r(raw);
-    const size_t length = r->length;
-    // The landing buffer lives as long as the request's callback; on success
-    // it becomes the message's data.
-    auto data = std::make_shared<std::vector<uint8_t>>(length);
-    auto request = std::make_unique<Request>(
-        "ucp_am_recv_data_nbx",
-        [this, id = r->id, message = std::move(r->message), data](const absl::Status& st) mutable {
-          if (!st.ok()) {
-            spdlog::warn("UCX: receiving a rendezvous message failed: {}", st.message());
-            return;
-          }
-          message.data = std::move(*data);
-          Deliver(id, std::move(message));
-        });
-    ucp_request_param_t params{};
-    Request::PrepareReceiveAm(params, request.get());
-    Request::Submit(ucp_am_recv_data_nbx(handle_, r->descriptor, data->data(), length, &params),
-                    std::move(request));
-  }
+void Worker::ReceiveData(std::unique_ptr<PendingData> data, void* into,
+                         std::function<void(const absl::Status&)> done) {
+  void* descriptor = std::exchange(data->descriptor_, nullptr);
+  auto request = std::make_unique<Request>("ucp_am_recv_data_nbx", std::move(done));
+  ucp_request_param_t params{};
+  Request::PrepareReceiveAm(params, request.get());
+  Request::Submit(ucp_am_recv_data_nbx(handle_, descriptor, into, data->length(), &params),
+                  std::move(request));
 }
 
 void Worker::Deliver(uint16_t id, AmMessage message) {

@@ -12,16 +12,42 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "daemon/ucx/context.h"
 
 namespace axon::ucx {
 
-// One received active message, its bytes owned.
+class Worker;
+
+// The data of a rendezvous active message, still on the sender. Pull it with
+// Worker::ReceiveData, into wherever it belongs; dropping it unreceived
+// releases it. UCX thread only, and never outliving its Worker.
+class PendingData {
+ public:
+  ~PendingData();
+  PendingData(const PendingData&) = delete;
+  PendingData& operator=(const PendingData&) = delete;
+  size_t length() const { return length_; }
+
+ private:
+  friend class Worker;
+  PendingData(Worker& worker, void* descriptor, size_t length)
+      : worker_(worker), descriptor_(descriptor), length_(length) {}
+  Worker& worker_;
+  void* descriptor_;  // null once handed to ucp_am_recv_data_nbx
+  size_t length_;
+};
+
+// One received active message. Eager: `data` holds the bytes. Rendezvous:
+// `pending` is set and the bytes are still on the sender.
 struct AmMessage {
   ucp_ep_h reply_ep = nullptr;  // the endpoint it came over (sender sets the reply flag)
   std::vector<uint8_t> header;
   std::vector<uint8_t> data;
+  std::unique_ptr<PendingData> pending;
+
+  size_t data_length() const { return pending ? pending->length() : data.size(); }
 };
 
 class Worker {
@@ -46,13 +72,19 @@ class Worker {
 
   // Delivers active messages with `id` (eager or rendezvous) to `handler`.
   absl::Status SetAmHandler(uint16_t id, AmHandler handler);
+  // Stops delivering messages with `id`, also those already received.
+  void RemoveAmHandler(uint16_t id);
+  // Pulls a rendezvous message's bytes into [into, into + data->length()),
+  // which the caller keeps valid until `done` runs (on the UCX thread).
+  void ReceiveData(std::unique_ptr<PendingData> data, void* into,
+                   std::function<void(const absl::Status&)> done);
   // Runs `fn` after the current ucp_worker_progress call returns.
-  void Defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+  void Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
   // Frees `request` (from a *_nbx call) once it completes.
   void TrackRequest(ucs_status_ptr_t request);
 
  private:
-  struct RndvReceive;
+  friend class PendingData;
   struct AmRegistration {  // the arg UCX passes back; map nodes keep it stable
     Worker* worker;
     uint16_t id;
@@ -62,7 +94,6 @@ class Worker {
   static ucs_status_t OnAm(void* arg, const void* header, size_t header_length, void* data,
                            size_t length, const ucp_am_recv_param_t* param);
   bool RunDeferred();
-  void StartRndvReceives();
   void FreeCompletedRequests();
 
   ucp_worker_h handle_;
@@ -70,9 +101,8 @@ class Worker {
   void Deliver(uint16_t id, AmMessage message);
 
   std::map<uint16_t, AmRegistration> am_handlers_;
-  std::deque<std::function<void()>> deferred_;
-  std::vector<RndvReceive*> rndv_pending_;  // descriptors to receive after progress
-  std::vector<void*> tracked_;              // requests to free on completion
+  std::deque<absl::AnyInvocable<void()>> deferred_;
+  std::vector<void*> tracked_;  // requests to free on completion
 };
 
 }  // namespace axon::ucx

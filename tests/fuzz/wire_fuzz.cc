@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "common/wire/data.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
 
@@ -27,5 +28,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)DecodeProof(input);
   (void)DecodeReject(input);
+  if (auto body = DecodeData(input); body.ok()) {
+    auto round = DecodeData(EncodeData(*body));
+    if (!round.ok() || round->message_id != body->message_id || round->tag != body->tag ||
+        round->from != body->from || round->to != body->to) {
+      std::abort();
+    }
+  }
+  if (auto ack = DecodeAck(input); ack.ok()) {
+    auto round = DecodeAck(EncodeAck(ack->message_id, ack->status()));
+    // A status OK drops its message; every other code keeps it.
+    if (!round.ok() || round->code != ack->code ||
+        (ack->code != absl::StatusCode::kOk && round->message != ack->message)) {
+      std::abort();
+    }
+  }
+  (void)DecodeCancel(input);
   return 0;
 }

@@ -1,5 +1,7 @@
-// Messages between endpoints on one node, through real daemons and the
-// shared-memory rings: sizes with checksums, back-pressure, order, and the
+// Messages between endpoints through real daemons and the shared-memory
+// rings, each test twice: both clients on one daemon (local), and the sender
+// on node-a, the receiver on node-b (remote, over UCX). Sizes with checksums
+// across the eager/rendezvous boundary, back-pressure, order, and the
 // failure statuses.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,7 +10,7 @@
 #include <random>
 
 #include "axon/client.h"
-#include "tests/support/axond.h"
+#include "tests/support/cluster.h"
 
 namespace axon::testing {
 namespace {
@@ -22,25 +24,51 @@ uint64_t Checksum(const void* data, size_t size) {
   return h;
 }
 
-class MessageTest : public ::testing::Test {
+// The daemons' eager limit: sizes around it cross the protocol boundary.
+constexpr size_t kEagerLimit = 16384;
+
+class MessageTest : public ::testing::TestWithParam<bool> {
  protected:
+  bool remote() const { return GetParam(); }
+
   void SetUp() override {
-    axond_ = std::make_unique<Axond>(dir_);
-    ASSERT_TRUE(axond_->WaitReady()) << axond_->process().Log();
-    auto a = Client::Connect({.socket_path = axond_->socket(), .client_name = "sender"});
-    auto b = Client::Connect({.socket_path = axond_->socket(), .client_name = "receiver"});
+    if (remote()) {
+      cluster_ = std::make_unique<Cluster>(
+          dir_, std::vector<std::string>{"node-a", "node-b"},
+          std::vector<std::string>{"peers.eager_limit=" + std::to_string(kEagerLimit)});
+      ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
+          << cluster_->daemons[0]->process().Log();
+    } else {
+      local_ = std::make_unique<Axond>(dir_);
+      ASSERT_TRUE(local_->WaitReady()) << local_->process().Log();
+    }
+    auto a = Client::Connect({.socket_path = sending_daemon().socket(), .client_name = "sender"});
+    auto b =
+        Client::Connect({.socket_path = receiving_daemon().socket(), .client_name = "receiver"});
     ASSERT_TRUE(a.ok() && b.ok());
     sender_ = *std::move(a);
     receiver_ = *std::move(b);
     ASSERT_TRUE(sender_->BindEndpoint("a").ok());
     ASSERT_TRUE(receiver_->BindEndpoint("b").ok());
   }
+
+  Axond& sending_daemon() { return remote() ? *cluster_->daemons[0] : *local_; }
+  Axond& receiving_daemon() { return remote() ? *cluster_->daemons[1] : *local_; }
+  // The address of endpoint `name` on the receiver's node.
+  std::string At(const std::string& name) const {
+    return (remote() ? "node-b/" : "node-a/") + name;
+  }
+
   TempDir dir_;
-  std::unique_ptr<Axond> axond_;
+  std::unique_ptr<Axond> local_;
+  std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Client> sender_, receiver_;
 };
 
-TEST_F(MessageTest, EverySizeArrivesIntact) {
+INSTANTIATE_TEST_SUITE_P(Path, MessageTest, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "Remote" : "Local"; });
+
+TEST_P(MessageTest, EverySizeArrivesIntact) {
   const size_t kMax = 256u << 20;
   auto src = sender_->AllocateHost(kMax);
   auto dst = receiver_->AllocateHost(kMax);
@@ -51,12 +79,12 @@ TEST_F(MessageTest, EverySizeArrivesIntact) {
     std::memcpy(static_cast<uint8_t*>(src->data()) + i * 8, &v, 8);
   }
   for (size_t size : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{4096},
-                      size_t{1} << 20, kMax}) {
+                      kEagerLimit - 1, kEagerLimit, kEagerLimit + 1, size_t{1} << 20, kMax}) {
     SCOPED_TRACE(size);
     std::memset(dst->data(), 0, std::min(kMax, size + 64));
     const size_t offset = size == kMax ? 0 : 3;  // unaligned where there is room
     auto recv = receiver_->PostRecv("b", size, *dst, 0, kMax);
-    auto send = sender_->Send("a", "node-a/b", size, *src, offset, size);
+    auto send = sender_->Send("a", At("b"), size, *src, offset, size);
     ASSERT_TRUE(recv.ok() && send.ok());
     auto sent = sender_->Wait(*send, 60000);
     auto received = receiver_->Wait(*recv, 60000);
@@ -70,12 +98,12 @@ TEST_F(MessageTest, EverySizeArrivesIntact) {
   }
 }
 
-TEST_F(MessageTest, ASendWaitsForItsReceive) {
+TEST_P(MessageTest, ASendWaitsForItsReceive) {
   auto src = sender_->AllocateHost(4096);
   auto dst = receiver_->AllocateHost(4096);
   ASSERT_TRUE(src.ok() && dst.ok());
   std::memset(src->data(), 0x7e, 4096);
-  auto send = sender_->Send("a", "b", 9, *src, 0, 4096);
+  auto send = sender_->Send("a", At("b"), 9, *src, 0, 4096);
   ASSERT_TRUE(send.ok());
   // No receive posted: back-pressure, not a drop.
   EXPECT_EQ(sender_->Wait(*send, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
@@ -86,7 +114,7 @@ TEST_F(MessageTest, ASendWaitsForItsReceive) {
   EXPECT_EQ(static_cast<uint8_t*>(dst->data())[4095], 0x7e);
 }
 
-TEST_F(MessageTest, OrderIsKeptAndNothingIsLost) {
+TEST_P(MessageTest, OrderIsKeptAndNothingIsLost) {
   constexpr size_t kMessages = 5000;
   auto src = sender_->AllocateHost(kMessages * 8);
   auto dst = receiver_->AllocateHost(kMessages * 8);
@@ -94,7 +122,7 @@ TEST_F(MessageTest, OrderIsKeptAndNothingIsLost) {
   std::vector<Operation> sends, recvs;
   for (uint64_t i = 0; i < kMessages; ++i) {
     std::memcpy(static_cast<uint8_t*>(src->data()) + i * 8, &i, 8);
-    auto send = sender_->Send("a", "b", 1, *src, i * 8, 8);
+    auto send = sender_->Send("a", At("b"), 1, *src, i * 8, 8);
     ASSERT_TRUE(send.ok());
     sends.push_back(*send);
   }
@@ -112,7 +140,7 @@ TEST_F(MessageTest, OrderIsKeptAndNothingIsLost) {
   }
 }
 
-TEST_F(MessageTest, FailuresSayWhy) {
+TEST_P(MessageTest, FailuresSayWhy) {
   auto src = sender_->AllocateHost(4096);
   auto small = receiver_->AllocateHost(16);
   ASSERT_TRUE(src.ok() && small.ok());
@@ -120,35 +148,69 @@ TEST_F(MessageTest, FailuresSayWhy) {
     EXPECT_TRUE(op.ok());
     return c.Wait(*op)->status.code();
   };
-  EXPECT_EQ(status_of(*sender_, sender_->Send("a", "nobody", 1, *src, 0, 10)),
+  EXPECT_EQ(status_of(*sender_, sender_->Send("a", At("nobody"), 1, *src, 0, 10)),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(status_of(*sender_, sender_->Send("a", "b", 1, *src, 4000, 200)),
+  EXPECT_EQ(status_of(*sender_, sender_->Send("a", At("b"), 1, *src, 4000, 200)),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status_of(*sender_, sender_->Send("a", "b", 1, *src, UINT64_MAX, 2)),
+  EXPECT_EQ(status_of(*sender_, sender_->Send("a", At("b"), 1, *src, UINT64_MAX, 2)),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status_of(*sender_, sender_->Send("b", "b", 1, *src, 0, 8)),
+  EXPECT_EQ(status_of(*sender_, sender_->Send("b", At("b"), 1, *src, 0, 8)),
             absl::StatusCode::kFailedPrecondition);  // "b" is not the sender's endpoint
+  // No such node: without a peer plane, and among the peers.
   EXPECT_EQ(status_of(*sender_, sender_->Send("a", "other-node/b", 1, *src, 0, 8)),
-            absl::StatusCode::kUnimplemented);
+            remote() ? absl::StatusCode::kNotFound : absl::StatusCode::kFailedPrecondition);
   // A message larger than the posted buffer: both sides are told.
   auto recv = receiver_->PostRecv("b", 2, *small, 0, 16);
-  auto send = sender_->Send("a", "b", 2, *src, 0, 100);
+  auto send = sender_->Send("a", At("b"), 2, *src, 0, 100);
   ASSERT_TRUE(recv.ok() && send.ok());
   EXPECT_EQ(sender_->Wait(*send)->status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(receiver_->Wait(*recv)->status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(axond_->Ctl({"health"}).exit_code, 0);
+  EXPECT_EQ(sending_daemon().Ctl({"health"}).exit_code, 0);
+  EXPECT_EQ(receiving_daemon().Ctl({"health"}).exit_code, 0);
 }
 
-TEST_F(MessageTest, ASendToAReceiverThatLeavesFails) {
+TEST_P(MessageTest, ASendToAReceiverThatLeavesFails) {
   auto src = sender_->AllocateHost(4096);
   ASSERT_TRUE(src.ok());
-  auto send = sender_->Send("a", "b", 5, *src, 0, 64);
+  auto send = sender_->Send("a", At("b"), 5, *src, 0, 64);
   ASSERT_TRUE(send.ok());
   EXPECT_EQ(sender_->Wait(*send, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
   ASSERT_TRUE(receiver_->Detach().ok());
   auto done = sender_->Wait(*send, 10000);
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->status.code(), absl::StatusCode::kUnavailable);
+}
+
+// Remote only: the receiving daemon dies with sends pending, eager and
+// rendezvous. The sender is told, and does not hang.
+TEST(RemoteMessageTest, ASendToADeadNodeFails) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(sender.ok() && receiver.ok());
+  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto src = (*sender)->AllocateHost(1 << 20);
+  ASSERT_TRUE(src.ok());
+  auto small = (*sender)->Send("a", "node-b/b", 1, *src, 0, 64);
+  auto large = (*sender)->Send("a", "node-b/b", 1, *src, 0, 1 << 20);
+  ASSERT_TRUE(small.ok() && large.ok());
+  EXPECT_EQ((*sender)->Wait(*small, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
+  cluster.daemons[1]->process().Signal(SIGKILL);
+  cluster.daemons[1]->process().Wait(std::chrono::seconds(5));
+  for (auto op : {*small, *large}) {
+    auto done = (*sender)->Wait(op, 10000);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(done->status.code(), absl::StatusCode::kUnavailable) << done->status;
+  }
+  // A send while the node is down fails at once.
+  auto later = (*sender)->Send("a", "node-b/b", 1, *src, 0, 8);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ((*sender)->Wait(*later, 10000)->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);
+  cluster.daemons[1].reset();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/wire/data.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
 
@@ -163,6 +164,42 @@ TEST(WireHandshake, ProofsBindTokenRoleNoncesAndName) {
 }
 
 TEST(WireHandshake, NoncesAreFresh) { EXPECT_NE(*RandomNonce(), *RandomNonce()); }
+
+TEST(WireData, RoundTripsAndRefusesTruncation) {
+  const DataBody body{.message_id = 7, .tag = 0xfeed, .from = "trainer-0", .to = "param-server"};
+  const auto bytes = EncodeData(body);
+  auto decoded = DecodeData(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->message_id, 7u);
+  EXPECT_EQ(decoded->tag, 0xfeedu);
+  EXPECT_EQ(decoded->from, "trainer-0");
+  EXPECT_EQ(decoded->to, "param-server");
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(DecodeData(absl::MakeConstSpan(bytes).subspan(0, n)).ok()) << n;
+  }
+  auto longer = bytes;
+  longer.push_back(0);
+  EXPECT_THAT(Error(DecodeData(longer).status()), HasSubstr("trailing"));
+  EXPECT_FALSE(DecodeData(EncodeData({.to = std::string(64, 'x')})).ok());
+}
+
+TEST(WireData, AckCarriesTheStatusAndUnknownCodesAreNotOk) {
+  auto ack = DecodeAck(EncodeAck(9, absl::NotFoundError("no endpoint 'x'")));
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->message_id, 9u);
+  EXPECT_EQ(ack->status(), absl::NotFoundError("no endpoint 'x'"));
+  BodyWriter w;
+  w.U64(1);
+  w.U32(999);
+  w.String("from the future");
+  auto future = DecodeAck(w.Take());
+  ASSERT_TRUE(future.ok());
+  EXPECT_EQ(future->code, absl::StatusCode::kUnknown);
+  auto cancel = DecodeCancel(EncodeCancel(12));
+  ASSERT_TRUE(cancel.ok());
+  EXPECT_EQ(*cancel, 12u);
+  EXPECT_FALSE(DecodeCancel({}).ok());
+}
 
 }  // namespace
 }  // namespace axon::wire

@@ -1,0 +1,206 @@
+#include "daemon/engine/remote_path.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace axon::daemon {
+
+RemotePath::RemotePath(ucx::Worker& worker, PeerManager& peers, Limits limits, Hooks hooks)
+    : worker_(worker), peers_(peers), limits_(limits), hooks_(std::move(hooks)) {
+  peers_.SetDataHandlersFromLoop(
+      [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
+             ucx::AmMessage& message) { OnFrame(node, header, body, message); },
+      [this](const std::string& node) { OnNodeDown(node); });
+}
+
+RemotePath::~RemotePath() {
+  *alive_ = false;
+  peers_.SetDataHandlersFromLoop(nullptr, nullptr);
+}
+
+void RemotePath::SendFromLoop(Outgoing send) {
+  if (auto st = peers_.CheckUpFromLoop(send.node); !st.ok()) {
+    hooks_.complete(send.session, send.op_id, st, 0, 0);
+    return;
+  }
+  Node& n = nodes_[send.node];
+  if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty()) {
+    n.waiting.push_back(std::move(send));  // keeps order behind the window
+    return;
+  }
+  Transmit(n, std::move(send));
+}
+
+void RemotePath::Transmit(Node& n, Outgoing send) {
+  const uint64_t id = next_message_id_++;
+  const absl::Span<const uint8_t> payload(send.region->data() + send.offset, send.length);
+  const auto protocol =
+      send.length <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
+  auto st = peers_.SendDataFromLoop(
+      send.node, wire::MessageType::kData,
+      wire::EncodeData({.message_id = id, .tag = send.tag, .from = send.from, .to = send.to}),
+      payload, send.region, protocol, n.next_send_sequence);
+  if (!st.ok()) {
+    hooks_.complete(send.session, send.op_id, st, 0, 0);
+    return;
+  }
+  ++n.next_send_sequence;
+  ++n.in_flight;
+  in_flight_.emplace(id, std::move(send));
+}
+
+void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
+                         absl::Span<const uint8_t> body, ucx::AmMessage& message) {
+  switch (header.type) {
+    case wire::MessageType::kData: {
+      auto data = wire::DecodeData(body);
+      if (!data.ok()) {
+        spdlog::warn("peer {}: dropping a malformed data frame: {}", node, data.status().message());
+        return;
+      }
+      OnData(node, header.sequence, *std::move(data), message);
+      return;
+    }
+    case wire::MessageType::kDataAck: {
+      auto ack = wire::DecodeAck(body);
+      if (!ack.ok()) {
+        spdlog::warn("peer {}: dropping a malformed ack: {}", node, ack.status().message());
+        return;
+      }
+      OnAck(node, *ack);
+      return;
+    }
+    case wire::MessageType::kDataCancel: {
+      auto id = wire::DecodeCancel(body);
+      if (id.ok()) OnCancel(node, *id);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
+                        ucx::AmMessage& message) {
+  auto in = std::make_shared<Incoming>();
+  in->node = node;
+  in->message_id = body.message_id;
+  in->tag = body.tag;
+  in->from = std::move(body.from);
+  in->to = std::move(body.to);
+  in->data = std::move(message.data);
+  in->pending = std::move(message.pending);
+  Node& n = nodes_[node];
+  if (sequence != n.next_receive_sequence) {
+    if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
+      RefuseFromLoop(*in, absl::InvalidArgumentError(
+                              absl::StrCat("data frame sequence ", sequence, " repeated")));
+      return;
+    }
+    n.early.emplace(sequence, std::move(in));  // ahead of a gap: wait for it
+    return;
+  }
+  hooks_.arrived(std::move(in));
+  ++n.next_receive_sequence;
+  // Whatever waited for this one follows in order.
+  for (auto it = n.early.begin(); it != n.early.end() && it->first == n.next_receive_sequence;
+       it = n.early.erase(it)) {
+    hooks_.arrived(std::move(it->second));
+    ++n.next_receive_sequence;
+  }
+}
+
+void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, uint8_t* into,
+                              std::shared_ptr<const void> keep,
+                              std::function<void(absl::Status)> done) {
+  if (!message->pending) {
+    if (!message->data.empty()) std::memcpy(into, message->data.data(), message->data.size());
+    Ack(message->node, message->message_id, absl::OkStatus());
+    done(absl::OkStatus());
+    return;
+  }
+  worker_.ReceiveData(std::move(message->pending), into,
+                      [this, alive = alive_, message, keep = std::move(keep),
+                       done = std::move(done)](const absl::Status& st) {
+                        if (!*alive) return;
+                        const absl::Status result =
+                            st.ok() ? st
+                                    : absl::UnavailableError(absl::StrCat(
+                                          "pulling the message from ", message->node,
+                                          " failed: ", st.message()));
+                        Ack(message->node, message->message_id, result);
+                        done(result);
+                      });
+}
+
+void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why) {
+  Ack(message.node, message.message_id, why);
+}
+
+void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::Status& status) {
+  // A peer that went down has failed the message on its side already.
+  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAck,
+                                wire::EncodeAck(message_id, status), {}, nullptr,
+                                ucx::AmProtocol::kEager, 0);
+}
+
+void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
+  auto it = in_flight_.find(ack.message_id);
+  if (it == in_flight_.end() || it->second.node != node) {
+    spdlog::warn("peer {}: ack for unknown message {}", node, ack.message_id);
+    return;
+  }
+  Outgoing send = std::move(it->second);
+  in_flight_.erase(it);
+  hooks_.complete(send.session, send.op_id, ack.status(), ack.status().ok() ? send.length : 0,
+                  send.tag);
+  Node& n = nodes_[node];
+  --n.in_flight;
+  while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight) {
+    Outgoing next = std::move(n.waiting.front());
+    n.waiting.pop_front();
+    Transmit(n, std::move(next));
+  }
+}
+
+void RemotePath::OnCancel(const std::string& node, uint64_t message_id) {
+  // Not queued (landing, or answered already): its ack is on its way.
+  if (hooks_.withdraw(node, message_id)) {
+    Ack(node, message_id, absl::CancelledError("the sender withdrew the message"));
+  }
+}
+
+void RemotePath::DropSessionFromLoop(uint64_t session) {
+  for (auto& [name, n] : nodes_) {
+    std::erase_if(n.waiting, [session](const Outgoing& o) { return o.session == session; });
+  }
+  for (const auto& [id, send] : in_flight_) {
+    if (send.session == session) {
+      (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
+                                    wire::EncodeCancel(id), {}, nullptr, ucx::AmProtocol::kEager,
+                                    0);
+    }
+  }
+}
+
+void RemotePath::OnNodeDown(const std::string& node) {
+  auto nit = nodes_.find(node);
+  if (nit == nodes_.end()) return;
+  const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));
+  Node n = std::move(nit->second);
+  nodes_.erase(nit);  // a new connection starts its sequences afresh
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (it->second.node == node) {
+      hooks_.complete(it->second.session, it->second.op_id, gone, 0, 0);
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const Outgoing& o : n.waiting) hooks_.complete(o.session, o.op_id, gone, 0, 0);
+  hooks_.node_down(node);
+}
+
+}  // namespace axon::daemon

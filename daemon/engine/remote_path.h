@@ -1,0 +1,125 @@
+// RemotePath carries messages between endpoints on different nodes, over the
+// peer plane's UCX connections. UCX thread only (every method ends in
+// FromLoop), owned by the RingEngine, which matches what arrives against its
+// posted receives.
+//
+// Sending: a kData frame whose payload is the region's bytes in place. Up to
+// eager_limit bytes go eagerly; larger ones go rendezvous, and the receiving
+// daemon pulls them straight into the posted buffer. The sending operation
+// completes when the receiving daemon acknowledges (kDataAck): the data is in
+// the receiver's memory, or it says why not. At most max_in_flight messages
+// per peer wait for their ack; later ones queue here, in order (back-pressure).
+//
+// Receiving: frames are handed on in the order they were sent (a per-peer
+// sequence), so order holds per (source, destination) pair.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/wire/data.h"
+#include "daemon/memory/host_region.h"
+#include "daemon/peer/peer_manager.h"
+#include "daemon/ucx/worker.h"
+
+namespace axon::daemon {
+
+// A message from another node for one of this node's endpoints.
+struct Incoming {
+  std::string node;  // the sending node
+  uint64_t message_id = 0;
+  uint64_t tag = 0;
+  std::string from;  // the sending endpoint
+  std::string to;    // the receiving endpoint, on this node
+  std::vector<uint8_t> data;                 // eager: the bytes
+  std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
+  uint64_t length() const { return pending ? pending->length() : data.size(); }
+};
+
+// A send to another node, as the engine checked it.
+struct Outgoing {
+  uint64_t session = 0;
+  uint64_t op_id = 0;
+  std::string node;
+  std::string from, to;  // endpoints
+  uint64_t tag = 0;
+  std::shared_ptr<HostRegion> region;  // kept mapped until the ack
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+class RemotePath {
+ public:
+  struct Hooks {
+    // Completes a session's operation (no-op for a session gone).
+    std::function<void(uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
+                       uint64_t tag)>
+        complete;
+    // A message arrived for endpoint message->to; the engine matches or queues it,
+    // or refuses it with Refuse().
+    std::function<void(std::shared_ptr<Incoming> message)> arrived;
+    // The sender withdrew a message: the engine drops it if still queued
+    // (true) and the path answers CANCELLED.
+    std::function<bool(const std::string& node, uint64_t message_id)> withdraw;
+    // Node `node` went away: the engine drops everything queued from it.
+    std::function<void(const std::string& node)> node_down;
+  };
+  struct Limits {
+    uint64_t eager_limit = 16384;
+    uint64_t max_in_flight = 1024;
+  };
+
+  RemotePath(ucx::Worker& worker, PeerManager& peers, Limits limits, Hooks hooks);
+  ~RemotePath();
+  RemotePath(const RemotePath&) = delete;
+  RemotePath& operator=(const RemotePath&) = delete;
+
+  // Sends, or queues behind the window; completes through hooks.complete.
+  void SendFromLoop(Outgoing send);
+  // Lands `message` at `into` (message->length() bytes, kept valid by
+  // `keep`), acknowledges it to its sender, then runs `done`.
+  void LandFromLoop(std::shared_ptr<Incoming> message, uint8_t* into,
+                    std::shared_ptr<const void> keep, std::function<void(absl::Status)> done);
+  // Tells the sender its message was not delivered, and why.
+  void RefuseFromLoop(const Incoming& message, const absl::Status& why);
+  // A session closed: its queued sends go; its sends in flight are withdrawn
+  // from the receiving daemons (their regions stay mapped until answered).
+  void DropSessionFromLoop(uint64_t session);
+
+  uint64_t in_flight() const { return in_flight_.size(); }
+
+ private:
+  struct Node {
+    uint64_t in_flight = 0;
+    std::deque<Outgoing> waiting;  // behind the window
+    uint64_t next_send_sequence = 1;
+    uint64_t next_receive_sequence = 1;
+    std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
+  };
+  void OnFrame(const std::string& node, const wire::Header& header,
+               absl::Span<const uint8_t> body, ucx::AmMessage& message);
+  void OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
+              ucx::AmMessage& message);
+  void OnAck(const std::string& node, const wire::AckBody& ack);
+  void OnCancel(const std::string& node, uint64_t message_id);
+  void OnNodeDown(const std::string& node);
+  void Transmit(Node& n, Outgoing send);
+  void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
+
+  ucx::Worker& worker_;
+  PeerManager& peers_;
+  const Limits limits_;
+  Hooks hooks_;
+  std::map<std::string, Node> nodes_;
+  uint64_t next_message_id_ = 1;
+  std::map<uint64_t, Outgoing> in_flight_;  // by message id, awaiting their ack
+  // False once destroyed: UCX completions that outlive it check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace axon::daemon
