@@ -71,7 +71,8 @@ std::vector<uint8_t> EncodeCancel(uint64_t message_id) {
 absl::StatusOr<uint64_t> DecodeCancel(absl::Span<const uint8_t> bytes) {
   BodyReader r(bytes);
   auto id = r.U64();
-  if (!id.ok()) return absl::InvalidArgumentError(absl::StrCat("data-cancel: ", id.status().message()));
+  if (!id.ok())
+    return absl::InvalidArgumentError(absl::StrCat("data-cancel: ", id.status().message()));
   if (auto st = NoTrailing(r, "data-cancel"); !st.ok()) return st;
   return *id;
 }

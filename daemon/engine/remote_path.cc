@@ -121,18 +121,18 @@ void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, uint8_t* into,
     done(absl::OkStatus());
     return;
   }
-  worker_.ReceiveData(std::move(message->pending), into,
-                      [this, alive = alive_, message, keep = std::move(keep),
-                       done = std::move(done)](const absl::Status& st) {
-                        if (!*alive) return;
-                        const absl::Status result =
-                            st.ok() ? st
-                                    : absl::UnavailableError(absl::StrCat(
-                                          "pulling the message from ", message->node,
-                                          " failed: ", st.message()));
-                        Ack(message->node, message->message_id, result);
-                        done(result);
-                      });
+  worker_.ReceiveData(
+      std::move(message->pending), into,
+      [this, alive = alive_, message, keep = std::move(keep),
+       done = std::move(done)](const absl::Status& st) {
+        if (!*alive) return;
+        const absl::Status result =
+            st.ok() ? st
+                    : absl::UnavailableError(absl::StrCat(
+                          "pulling the message from ", message->node, " failed: ", st.message()));
+        Ack(message->node, message->message_id, result);
+        done(result);
+      });
 }
 
 void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why) {

@@ -34,9 +34,9 @@ struct Incoming {
   std::string node;  // the sending node
   uint64_t message_id = 0;
   uint64_t tag = 0;
-  std::string from;  // the sending endpoint
-  std::string to;    // the receiving endpoint, on this node
-  std::vector<uint8_t> data;                 // eager: the bytes
+  std::string from;                           // the sending endpoint
+  std::string to;                             // the receiving endpoint, on this node
+  std::vector<uint8_t> data;                  // eager: the bytes
   std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
   uint64_t length() const { return pending ? pending->length() : data.size(); }
 };
@@ -101,8 +101,8 @@ class RemotePath {
     uint64_t next_receive_sequence = 1;
     std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
   };
-  void OnFrame(const std::string& node, const wire::Header& header,
-               absl::Span<const uint8_t> body, ucx::AmMessage& message);
+  void OnFrame(const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
+               ucx::AmMessage& message);
   void OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
               ucx::AmMessage& message);
   void OnAck(const std::string& node, const wire::AckBody& ack);

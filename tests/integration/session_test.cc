@@ -34,29 +34,6 @@ v1::ListSessionsResponse Sessions(const Axond& axond) {
   return sessions;
 }
 
-int OpenFds(pid_t pid) {
-  int count = 0;
-  DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-  if (dir == nullptr) return -1;
-  while (const dirent* e = ::readdir(dir)) count += e->d_name[0] != '.';
-  ::closedir(dir);
-  return count;
-}
-
-// Bytes of client memfds ("axon-host") mapped into `pid`.
-uint64_t MappedClientBytes(pid_t pid) {
-  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  std::string line;
-  uint64_t bytes = 0;
-  while (std::getline(maps, line)) {
-    if (line.find("memfd:axon-host") == std::string::npos) continue;
-    unsigned long begin = 0, end = 0;
-    std::sscanf(line.c_str(), "%lx-%lx", &begin, &end);
-    bytes += end - begin;
-  }
-  return bytes;
-}
-
 class SessionTest : public ::testing::Test {
  protected:
   TempDir dir_;

@@ -1,5 +1,6 @@
 #include "tests/support/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -146,6 +148,28 @@ std::optional<int> Child::Wait(std::chrono::milliseconds timeout) {
 }
 
 std::string Child::Log() const { return ReadFile(log_path_); }
+
+int OpenFds(pid_t pid) {
+  int count = 0;
+  DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (dir == nullptr) return -1;
+  while (const dirent* e = ::readdir(dir)) count += e->d_name[0] != '.';
+  ::closedir(dir);
+  return count;
+}
+
+uint64_t MappedClientBytes(pid_t pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  uint64_t bytes = 0;
+  while (std::getline(maps, line)) {
+    if (line.find("memfd:axon-host") == std::string::npos) continue;
+    unsigned long begin = 0, end = 0;
+    std::sscanf(line.c_str(), "%lx-%lx", &begin, &end);
+    bytes += end - begin;
+  }
+  return bytes;
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);

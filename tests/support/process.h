@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -66,6 +67,10 @@ class Child {
 };
 
 std::string ReadFile(const std::string& path);
+// Open file descriptors of process `pid` (-1 when it cannot be read).
+int OpenFds(pid_t pid);
+// Bytes of client host-memory memfds ("axon-host") mapped into process `pid`.
+uint64_t MappedClientBytes(pid_t pid);
 void WriteFile(const std::string& path, const std::string& content);
 
 // Polls `predicate` every 20 ms until it holds or `timeout` passes.
