@@ -159,7 +159,9 @@ absl::Status Daemon::StartPeers() {
 
 absl::Status Daemon::StartRingEngine() {
   ucx::Loop* loop = ucx_.get();
-  rings_ = std::make_unique<RingEngine>(*loop, *sessions_, state_.config.node.name);
+  rings_ = std::make_unique<RingEngine>(*loop, *sessions_, state_.config.node.name,
+                                        state_.config.sessions.max_in_flight);
+  state_.engine = rings_.get();
   RingEngine* engine = rings_.get();
   PeerManager* peers = peers_.get();
   const RemotePath::Limits limits{

@@ -19,6 +19,7 @@ class ControlServer;
 namespace axon::daemon {
 
 class PeerManager;
+class RingEngine;
 
 struct DaemonState {
   Config config;  // as loaded at start-up (log.level may change since)
@@ -29,6 +30,7 @@ struct DaemonState {
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving
   PeerManager* peers = nullptr;  // null without a peer plane; use on the UCX thread only
+  RingEngine* engine = nullptr;  // use on the UCX thread only
   std::string peer_listen_address;
   RpcStats rpc_stats;
   std::atomic<uint64_t> config_reloads{0};

@@ -277,8 +277,11 @@ absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
   auto completion = session_->WaitFor(op.id, timeout_ms);
   if (!completion.ok()) return completion.status();
   Completed done;
-  done.status = absl::Status(static_cast<absl::StatusCode>(completion->code),
-                             completion->code == 0 ? "" : "the daemon refused or failed it");
+  if (completion->code != 0) {
+    std::string why = wire::NameField(completion->message);
+    if (why.empty()) why = "the daemon refused or failed it";
+    done.status = absl::Status(static_cast<absl::StatusCode>(completion->code), why);
+  }
   done.length = completion->length;
   done.tag = completion->tag;
   return done;

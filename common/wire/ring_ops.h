@@ -39,12 +39,15 @@ struct Submission {
   char peer[kAddressSize] = {};           // kSend: "endpoint" or "node/endpoint"
 };
 
+inline constexpr size_t kCompletionMessageSize = 200;
+
 struct Completion {
   uint64_t op_id = 0;
   uint32_t code = 0;  // absl::StatusCode
   uint32_t reserved = 0;
   uint64_t length = 0;  // kPostRecv: bytes received
   uint64_t tag = 0;
+  char message[kCompletionMessageSize] = {};  // why it failed, NUL-padded (truncated)
 };
 
 template <typename Entry>
@@ -78,5 +81,6 @@ bool SetNameField(char (&field)[N], const std::string& name) {
 }
 
 static_assert(sizeof(Submission) + sizeof(uint32_t) <= kRingSlotSize);
+static_assert(sizeof(Completion) + sizeof(uint32_t) <= kRingSlotSize);
 
 }  // namespace axon::wire

@@ -50,6 +50,7 @@ struct Config {
   struct Sessions {
     int64_t max_registered_bytes = 0;  // per session
     int64_t max_regions = 0;           // per session
+    int64_t max_in_flight = 0;         // operations per session not yet completed
   } sessions;
 };
 

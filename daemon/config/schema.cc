@@ -261,6 +261,8 @@ const std::vector<ConfigField>& ConfigSchema() {
           &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
       Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions, int64_t{1},
           int64_t{1} << 20),
+      Int("sessions", "max_in_flight", &Config::sessions, &Config::Sessions::max_in_flight,
+          int64_t{1}, int64_t{1} << 24),
   };
   return *schema;
 }

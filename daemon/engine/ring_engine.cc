@@ -30,7 +30,10 @@ void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limi
       RemotePath::Hooks{
           .complete =
               [this](uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
-                     uint64_t tag) { Complete(session, op_id, std::move(status), length, tag); },
+                     uint64_t tag) {
+                if (status.ok()) Count(session, /*sent=*/true, length);
+                Complete(session, op_id, std::move(status), length, tag);
+              },
           .arrived = [this](std::shared_ptr<Incoming> m) { OnArrived(std::move(m)); },
           .withdraw = [this](const std::string& node,
                              uint64_t message_id) { return Withdraw(node, message_id); },
@@ -139,9 +142,17 @@ bool RingEngine::Serve(uint64_t id, Session& session, bool& did_work) {
     }
     if (*n < 0) break;
     did_work = true;
+    ++session.traffic.in_flight;  // every entry gets exactly one completion
     auto submission = wire::ReadEntry<wire::Submission>(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!submission) {
       Complete(session, {.code = static_cast<uint32_t>(absl::StatusCode::kInvalidArgument)});
+      continue;
+    }
+    if (session.traffic.in_flight > max_in_flight_) {
+      Complete(id, submission->op_id,
+               absl::ResourceExhaustedError(
+                   absl::StrCat("the session has ", max_in_flight_,
+                                " operations in flight already (sessions.max_in_flight)")));
       continue;
     }
     Handle(id, session, *submission);
@@ -314,6 +325,7 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
     remote_->LandFromLoop(send.incoming, receive.region->data() + receive.offset, receive.region,
                           [this, session = receive.session, op_id = receive.op_id,
                            length = send.length, tag = send.tag](absl::Status st) {
+                            if (st.ok()) Count(session, /*sent=*/false, length);
                             Complete(session, op_id, std::move(st), length, tag);
                           });
     return;
@@ -329,6 +341,8 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
     std::memcpy(receive.region->data() + receive.offset, send.region->data() + send.offset,
                 send.length);
   }
+  Count(send.session, /*sent=*/true, send.length);
+  Count(receive.session, /*sent=*/false, send.length);
   Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
   Complete(receive.session, receive.op_id, absl::OkStatus(), send.length, send.tag);
 }
@@ -337,13 +351,33 @@ void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint
                           uint64_t tag) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  if (!status.ok()) spdlog::debug("session {} op {}: {}", id, op_id, status.message());
-  Complete(
-      *it->second,
-      {.op_id = op_id, .code = static_cast<uint32_t>(status.code()), .length = length, .tag = tag});
+  wire::Completion completion{
+      .op_id = op_id, .code = static_cast<uint32_t>(status.code()), .length = length, .tag = tag};
+  if (!status.ok()) {
+    spdlog::debug("session {} op {}: {}", id, op_id, status.message());
+    const absl::string_view why = status.message();
+    std::memcpy(completion.message, why.data(),
+                std::min(why.size(), wire::kCompletionMessageSize - 1));
+  }
+  Complete(*it->second, completion);
+}
+
+void RingEngine::Count(uint64_t id, bool sent, uint64_t bytes) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  SessionTraffic& t = it->second->traffic;
+  (sent ? t.messages_sent : t.messages_received)++;
+  (sent ? t.bytes_sent : t.bytes_received) += bytes;
+}
+
+std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
+  std::map<uint64_t, SessionTraffic> out;
+  for (const auto& [id, session] : sessions_) out[id] = session->traffic;
+  return out;
 }
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
+  --session.traffic.in_flight;
   session.backlog.push_back(completion);
   Flush(session);
 }

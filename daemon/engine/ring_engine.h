@@ -29,6 +29,13 @@
 
 namespace axon::daemon {
 
+// What a session moved, for `axonctl sessions`.
+struct SessionTraffic {
+  uint64_t in_flight = 0;  // operations submitted and not yet completed
+  uint64_t messages_sent = 0, bytes_sent = 0;
+  uint64_t messages_received = 0, bytes_received = 0;
+};
+
 struct SessionRings {
   std::unique_ptr<HostRegion> memory;  // both rings
   UniqueFd daemon_bell;                // the client writes it to wake the daemon
@@ -40,8 +47,12 @@ class RingEngine {
   // How long the engine keeps polling after the last entry before it sleeps.
   static constexpr absl::Duration kSpin = absl::Microseconds(50);
 
-  RingEngine(ucx::Loop& loop, SessionManager& sessions, std::string node_name)
-      : loop_(loop), sessions_manager_(sessions), node_name_(std::move(node_name)) {}
+  RingEngine(ucx::Loop& loop, SessionManager& sessions, std::string node_name,
+             uint64_t max_in_flight)
+      : loop_(loop),
+        sessions_manager_(sessions),
+        node_name_(std::move(node_name)),
+        max_in_flight_(max_in_flight) {}
   ~RingEngine();
 
   // Attaches the rings in `rings.memory` (which must be large enough for
@@ -56,6 +67,8 @@ class RingEngine {
   bool PrepareToSleepFromLoop();
 
   uint64_t ops_completed() const { return ops_completed_; }
+  // Per session, by id.
+  std::map<uint64_t, SessionTraffic> TrafficFromLoop() const;
 
  private:
   // One side of a message waiting for the other.
@@ -78,7 +91,10 @@ class RingEngine {
     ring::SpscRing completions;
     std::deque<wire::Completion> backlog;  // completions waiting for room
     bool broken = false;                   // its rings were found corrupt
+    SessionTraffic traffic;
   };
+  // Counts a message that completed for session `id`.
+  void Count(uint64_t id, bool sent, uint64_t bytes);
   // Drains one session's submissions; false when the session broke.
   bool Serve(uint64_t id, Session& session, bool& did_work);
   void Complete(Session& session, const wire::Completion& completion);
@@ -101,6 +117,7 @@ class RingEngine {
   ucx::Loop& loop_;
   SessionManager& sessions_manager_;
   const std::string node_name_;
+  const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
   std::unique_ptr<RemotePath> remote_;               // null without a peer plane

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/rpc/status_convert.h"
 #include "common/version.h"
+#include "daemon/engine/ring_engine.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
 
@@ -168,6 +169,14 @@ grpc::Status AdminService::Ping(grpc::ServerContext* context, const v1::PingRequ
 grpc::Status AdminService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*,
                                         v1::ListSessionsResponse* response) {
   state_.rpc_stats.Count("Admin/ListSessions");
+  std::map<uint64_t, SessionTraffic> traffic;
+  if (state_.engine != nullptr) {
+    RingEngine* engine = state_.engine;
+    auto got = state_.ucx->Call<std::map<uint64_t, SessionTraffic>>(
+        [engine] { return engine->TrafficFromLoop(); }, kUcxPingTimeout);
+    if (!got.ok()) return axon::rpc::ToGrpcStatus(got.status());
+    traffic = *std::move(got);
+  }
   for (const SessionSnapshot& s : state_.sessions->List()) {
     v1::SessionInfo* info = response->add_sessions();
     info->set_session_id(s.id);
@@ -180,6 +189,13 @@ grpc::Status AdminService::ListSessions(grpc::ServerContext*, const v1::ListSess
     info->set_registered_bytes(s.registered_bytes);
     info->set_regions(s.regions);
     for (const auto& name : s.endpoints) info->add_endpoints(name);
+    if (auto it = traffic.find(s.id); it != traffic.end()) {
+      info->set_in_flight(it->second.in_flight);
+      info->set_messages_sent(it->second.messages_sent);
+      info->set_bytes_sent(it->second.bytes_sent);
+      info->set_messages_received(it->second.messages_received);
+      info->set_bytes_received(it->second.bytes_received);
+    }
   }
   return grpc::Status::OK;
 }

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "axon/client.h"
+#include "axon/v1/admin.pb.h"
 #include "tests/support/cluster.h"
 
 namespace axon::testing {
@@ -152,6 +153,10 @@ TEST_P(MessageTest, FailuresSayWhy) {
   };
   EXPECT_EQ(status_of(*sender_, sender_->Send("a", At("nobody"), 1, *src, 0, 10)),
             absl::StatusCode::kNotFound);
+  // The daemon's reason reaches the client.
+  auto unknown = sender_->Wait(*sender_->Send("a", At("nobody"), 1, *src, 0, 10));
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_THAT(unknown->status.message(), HasSubstr("no endpoint 'nobody'"));
   EXPECT_EQ(status_of(*sender_, sender_->Send("a", At("b"), 1, *src, 4000, 200)),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status_of(*sender_, sender_->Send("a", At("b"), 1, *src, UINT64_MAX, 2)),
@@ -292,6 +297,66 @@ TEST_P(MessageTest, SenderKilledMidTransfer) {
   ASSERT_TRUE(recv.ok() && send.ok());
   EXPECT_TRUE(sender_->Wait(*send)->status.ok());
   EXPECT_TRUE(receiver_->Wait(*recv)->status.ok());
+}
+
+v1::SessionInfo SessionOf(Axond& axond, uint64_t id) {
+  v1::ListSessionsResponse sessions;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,
+                                                    &sessions);
+  for (const auto& s : sessions.sessions()) {
+    if (s.session_id() == id) return s;
+  }
+  return {};
+}
+
+// `axonctl sessions` shows operations in flight, and messages and bytes each way.
+TEST_P(MessageTest, SessionsShowTraffic) {
+  auto src = sender_->AllocateHost(4096);
+  auto dst = receiver_->AllocateHost(4096);
+  ASSERT_TRUE(src.ok() && dst.ok());
+  auto send = sender_->Send("a", At("b"), 3, *src, 0, 1000);
+  ASSERT_TRUE(send.ok());
+  EXPECT_TRUE(
+      WaitFor([&] { return SessionOf(sending_daemon(), sender_->session_id()).in_flight() == 1; },
+              std::chrono::seconds(5)));
+  auto recv = receiver_->PostRecv("b", 3, *dst, 0, 4096);
+  ASSERT_TRUE(recv.ok());
+  ASSERT_TRUE(sender_->Wait(*send)->status.ok());
+  ASSERT_TRUE(receiver_->Wait(*recv)->status.ok());
+  const v1::SessionInfo out = SessionOf(sending_daemon(), sender_->session_id());
+  EXPECT_EQ(out.in_flight(), 0u);
+  EXPECT_EQ(out.messages_sent(), 1u);
+  EXPECT_EQ(out.bytes_sent(), 1000u);
+  const v1::SessionInfo in = SessionOf(receiving_daemon(), receiver_->session_id());
+  EXPECT_EQ(in.messages_received(), 1u);
+  EXPECT_EQ(in.bytes_received(), 1000u);
+  EXPECT_THAT(sending_daemon().Ctl({"sessions"}).out, HasSubstr("1/0"));
+}
+
+// sessions.max_in_flight bounds what one session may leave pending.
+TEST(SessionLimitTest, TooManyOperationsInFlight) {
+  TempDir dir;
+  Axond axond(dir, {.sets = {"sessions.max_in_flight=4"}});
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket()});
+  auto other = Client::Connect({.socket_path = axond.socket()});
+  ASSERT_TRUE(client.ok() && other.ok());
+  ASSERT_TRUE((*client)->BindEndpoint("a").ok());
+  ASSERT_TRUE((*other)->BindEndpoint("b").ok());
+  auto buffer = (*client)->AllocateHost(64);
+  auto landing = (*other)->AllocateHost(64);
+  ASSERT_TRUE(buffer.ok() && landing.ok());
+  std::vector<Operation> ops;
+  for (int i = 0; i < 4; ++i) ops.push_back(*(*client)->Send("a", "b", 1, *buffer, 0, 8));
+  auto fifth = (*client)->Send("a", "b", 1, *buffer, 0, 8);
+  ASSERT_TRUE(fifth.ok());
+  auto refused = (*client)->Wait(*fifth);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused->status.message(), HasSubstr("sessions.max_in_flight"));
+  // The four waiting ones still complete once receives come.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE((*other)->PostRecv("b", 1, *landing, 0, 8).ok());
+  for (auto op : ops) EXPECT_TRUE((*client)->Wait(op)->status.ok());
 }
 
 // Remote only: the receiving daemon dies with sends pending, eager and
