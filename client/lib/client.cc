@@ -237,11 +237,12 @@ namespace {
 
 absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& endpoint,
                                           uint64_t tag, const HostBuffer& buffer, size_t offset,
-                                          size_t length) {
+                                          size_t length, OpOptions options) {
   if (endpoint.empty() || endpoint.size() >= wire::kEndpointNameSize) {
     return absl::InvalidArgumentError("endpoint names are 1 to 63 characters");
   }
   wire::Submission s{.op = static_cast<uint16_t>(op),
+                     .timeout_ms = options.timeout_ms,
                      .region = buffer.region_id(),
                      .offset = offset,
                      .length = length,
@@ -253,8 +254,9 @@ absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& en
 }  // namespace
 
 absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
-                                       const HostBuffer& buffer, size_t offset, size_t length) {
-  auto s = Transfer(wire::RingOp::kSend, from, tag, buffer, offset, length);
+                                       const HostBuffer& buffer, size_t offset, size_t length,
+                                       OpOptions options) {
+  auto s = Transfer(wire::RingOp::kSend, from, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
   if (to.empty() || !wire::SetNameField(s->peer, to)) {
     return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
@@ -265,12 +267,22 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
 }
 
 absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t tag,
-                                           const HostBuffer& buffer, size_t offset, size_t length) {
-  auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length);
+                                           const HostBuffer& buffer, size_t offset, size_t length,
+                                           OpOptions options) {
+  auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
   auto op = session_->Enqueue(*s);
   if (!op.ok()) return op.status();
   return Operation{*op};
+}
+
+absl::Status Client::Cancel(Operation op) {
+  auto cancel =
+      session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .region = op.id});
+  if (!cancel.ok()) return cancel.status();
+  auto done = Wait(Operation{*cancel}, session_->timeout_ms);
+  if (!done.ok()) return done.status();
+  return done->status;
 }
 
 absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {

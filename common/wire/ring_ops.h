@@ -24,12 +24,13 @@ enum class RingOp : uint16_t {
   kNop = 1,       // completes at once: the round trip of the per-message path
   kSend = 2,      // region bytes -> the endpoint `peer` on this node, with `tag`
   kPostRecv = 3,  // a buffer for the next message to `endpoint` with `tag`
+  kCancel = 4,    // withdraw pending operation `region` (its op id) of this session
 };
 
 struct Submission {
   uint16_t op = 0;
   uint16_t flags = 0;
-  uint32_t reserved = 0;
+  uint32_t timeout_ms = 0;  // kSend, kPostRecv: fail DEADLINE_EXCEEDED after this; 0: never
   uint64_t op_id = 0;
   uint64_t region = 0;  // the session's region id
   uint64_t offset = 0;  // within the region

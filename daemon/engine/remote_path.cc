@@ -1,5 +1,6 @@
 #include "daemon/engine/remote_path.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -154,8 +155,9 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   }
   Outgoing send = std::move(it->second);
   in_flight_.erase(it);
-  hooks_.complete(send.session, send.op_id, ack.status(), ack.status().ok() ? send.length : 0,
-                  send.tag);
+  absl::Status status = ack.status();
+  if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
+  hooks_.complete(send.session, send.op_id, status, status.ok() ? send.length : 0, send.tag);
   Node& n = nodes_[node];
   --n.in_flight;
   while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight) {
@@ -183,6 +185,30 @@ void RemotePath::DropSessionFromLoop(uint64_t session) {
                                     0);
     }
   }
+}
+
+bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why) {
+  for (auto& [name, n] : nodes_) {
+    auto it = std::find_if(n.waiting.begin(), n.waiting.end(), [&](const Outgoing& o) {
+      return o.session == session && o.op_id == op_id;
+    });
+    if (it != n.waiting.end()) {
+      n.waiting.erase(it);
+      hooks_.complete(session, op_id, why, 0, 0);
+      return true;
+    }
+  }
+  for (auto& [id, send] : in_flight_) {
+    if (send.session != session || send.op_id != op_id) continue;
+    if (send.aborted.ok()) {
+      send.aborted = why;
+      (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
+                                    wire::EncodeCancel(id), {}, nullptr, ucx::AmProtocol::kEager,
+                                    0);
+    }
+    return true;
+  }
+  return false;
 }
 
 void RemotePath::OnNodeDown(const std::string& node) {

@@ -51,6 +51,7 @@ struct Outgoing {
   std::shared_ptr<HostRegion> region;  // kept mapped until the ack
   uint64_t offset = 0;
   uint64_t length = 0;
+  absl::Status aborted;  // set when withdrawn: the reason its CANCELLED ack reports
 };
 
 class RemotePath {
@@ -90,6 +91,11 @@ class RemotePath {
   // A session closed: its queued sends go; its sends in flight are withdrawn
   // from the receiving daemons (their regions stay mapped until answered).
   void DropSessionFromLoop(uint64_t session);
+  // Withdraws send `op_id` of `session` if it has not completed: one still
+  // queued here completes with `why` at once; one in flight is withdrawn from
+  // the receiving daemon and completes with `why` if that worked (or OK if
+  // it was delivered first). False when there is no such send.
+  bool AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why);
 
   uint64_t in_flight() const { return in_flight_.size(); }
 

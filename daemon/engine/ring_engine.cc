@@ -1,9 +1,11 @@
 #include "daemon/engine/ring_engine.h"
 
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -22,6 +24,7 @@ void Ring(int bell) {
 
 RingEngine::~RingEngine() {
   for (auto& [id, session] : sessions_) loop_.UnwatchFdFromLoop(session->rings.daemon_bell.get());
+  if (deadline_timer_.valid()) loop_.UnwatchFdFromLoop(deadline_timer_.get());
 }
 
 void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
@@ -166,9 +169,19 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
     case wire::RingOp::kNop:
       Complete(session, {.op_id = submission.op_id});
       return;
+    case wire::RingOp::kCancel:
+      if (Abort(id, submission.region, absl::CancelledError("cancelled by the client"))) {
+        Complete(id, submission.op_id, absl::OkStatus());
+      } else {
+        Complete(id, submission.op_id,
+                 absl::NotFoundError(absl::StrCat("operation ", submission.region,
+                                                  " is not pending (it finished, or never was)")));
+      }
+      return;
     case wire::RingOp::kSend: {
       auto send = Prepare(id, submission);
       if (!send.ok()) break;
+      if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
       std::string to = wire::NameField(submission.peer);
       if (const size_t slash = to.find('/'); slash != std::string::npos) {
         std::string node = to.substr(0, slash);
@@ -198,6 +211,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
     case wire::RingOp::kPostRecv: {
       auto receive = Prepare(id, submission);
       if (!receive.ok()) break;
+      if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
       EndpointQueues& queues = endpoints_[wire::NameField(submission.endpoint)];
       auto match = std::find_if(queues.sends.begin(), queues.sends.end(),
                                 [&](const Pending& s) { return s.tag == receive->tag; });
@@ -211,8 +225,8 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       return;
     }
   }
-  if (submission.op != static_cast<uint16_t>(wire::RingOp::kSend) &&
-      submission.op != static_cast<uint16_t>(wire::RingOp::kPostRecv)) {
+  if (submission.op < static_cast<uint16_t>(wire::RingOp::kNop) ||
+      submission.op > static_cast<uint16_t>(wire::RingOp::kCancel)) {
     Complete(id, submission.op_id,
              absl::InvalidArgumentError("unknown operation " + std::to_string(submission.op)));
   }
@@ -311,6 +325,66 @@ void RingEngine::DropFromNode(const std::string& node) {
     std::erase_if(queues.sends,
                   [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
   }
+}
+
+bool RingEngine::Abort(uint64_t id, uint64_t op_id, const absl::Status& why) {
+  for (auto& [name, queues] : endpoints_) {
+    for (auto* q : {&queues.receives, &queues.sends}) {
+      auto it = std::find_if(q->begin(), q->end(), [&](const Pending& p) {
+        return !p.incoming && p.session == id && p.op_id == op_id;
+      });
+      if (it != q->end()) {
+        q->erase(it);
+        Complete(id, op_id, why);
+        return true;
+      }
+    }
+  }
+  return remote_ && remote_->AbortFromLoop(id, op_id, why);
+}
+
+void RingEngine::AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms) {
+  const absl::Time when = absl::Now() + absl::Milliseconds(timeout_ms);
+  const bool earliest = deadlines_.empty() || when < deadlines_.begin()->first;
+  deadlines_.emplace(when, Deadline{id, op_id, timeout_ms});
+  if (!deadline_timer_.valid()) {
+    deadline_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!deadline_timer_.valid() ||
+        !loop_.WatchFdFromLoop(deadline_timer_.get(), [this] { OnDeadlineTimer(); }).ok()) {
+      spdlog::error("deadlines: no timer ({}); they fire only when the engine is busy",
+                    std::strerror(errno));
+      deadline_timer_.Reset();
+    }
+  }
+  if (earliest) ArmDeadlineTimer();
+}
+
+void RingEngine::ArmDeadlineTimer() {
+  if (!deadline_timer_.valid()) return;
+  itimerspec spec{};
+  if (!deadlines_.empty()) {
+    const int64_t ns =
+        std::max<int64_t>(1000, absl::ToInt64Nanoseconds(deadlines_.begin()->first - absl::Now()));
+    spec.it_value.tv_sec = ns / 1000000000;
+    spec.it_value.tv_nsec = ns % 1000000000;
+  }
+  ::timerfd_settime(deadline_timer_.get(), 0, &spec, nullptr);
+}
+
+void RingEngine::OnDeadlineTimer() {
+  uint64_t expirations;
+  while (::read(deadline_timer_.get(), &expirations, sizeof(expirations)) > 0) {
+  }
+  const absl::Time now = absl::Now();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    const Deadline d = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    // Gone already (completed) is the common case: then nothing happens.
+    Abort(d.session, d.op_id,
+          absl::DeadlineExceededError(
+              absl::StrCat("not completed within its deadline of ", d.timeout_ms, " ms")));
+  }
+  ArmDeadlineTimer();
 }
 
 void RingEngine::Deliver(const Pending& send, const Pending& receive) {

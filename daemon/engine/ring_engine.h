@@ -113,6 +113,13 @@ class RingEngine {
   void DropFromNode(const std::string& node);
   // Fails sends waiting on endpoints nobody holds any more.
   void FailOrphanedSends();
+  // Completes pending operation `op_id` of session `id` with `why`, if it is
+  // still pending here or on the remote path; false if it is not.
+  bool Abort(uint64_t id, uint64_t op_id, const absl::Status& why);
+  // Deadlines: a timerfd in the loop set for the earliest one.
+  void AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms);
+  void OnDeadlineTimer();
+  void ArmDeadlineTimer();
 
   ucx::Loop& loop_;
   SessionManager& sessions_manager_;
@@ -121,6 +128,12 @@ class RingEngine {
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
   std::unique_ptr<RemotePath> remote_;               // null without a peer plane
+  struct Deadline {
+    uint64_t session, op_id;
+    uint32_t timeout_ms;
+  };
+  std::multimap<absl::Time, Deadline> deadlines_;
+  UniqueFd deadline_timer_;  // created with the first deadline
   absl::Time last_work_ = absl::InfinitePast();
   uint64_t ops_completed_ = 0;
 };

@@ -299,6 +299,43 @@ TEST_P(MessageTest, SenderKilledMidTransfer) {
   EXPECT_TRUE(receiver_->Wait(*recv)->status.ok());
 }
 
+// A send nobody receives fails at its deadline; a receive too. Cancel
+// withdraws a pending send; a cancelled or expired send never arrives later.
+TEST_P(MessageTest, DeadlinesAndCancel) {
+  auto src = sender_->AllocateHost(1 << 20);
+  auto dst = receiver_->AllocateHost(1 << 20);
+  ASSERT_TRUE(src.ok() && dst.ok());
+  for (size_t size : {size_t{64}, size_t{1} << 20}) {  // eager and rendezvous
+    SCOPED_TRACE(size);
+    auto expiring = sender_->Send("a", At("b"), 1, *src, 0, size, {.timeout_ms = 300});
+    ASSERT_TRUE(expiring.ok());
+    auto expired = sender_->Wait(*expiring, 10000);
+    ASSERT_TRUE(expired.ok()) << expired.status();
+    EXPECT_EQ(expired->status.code(), absl::StatusCode::kDeadlineExceeded) << expired->status;
+    auto cancelled = sender_->Send("a", At("b"), 1, *src, 0, size);
+    ASSERT_TRUE(cancelled.ok());
+    EXPECT_EQ(sender_->Wait(*cancelled, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_TRUE(sender_->Cancel(*cancelled).ok());
+    auto done = sender_->Wait(*cancelled, 10000);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(done->status.code(), absl::StatusCode::kCancelled) << done->status;
+    EXPECT_EQ(sender_->Cancel(*cancelled).code(), absl::StatusCode::kNotFound);
+  }
+  // Neither arrives later: the next message is the one that lands.
+  std::memset(src->data(), 0x42, 16);
+  auto recv = receiver_->PostRecv("b", 1, *dst, 0, 1 << 20);
+  auto send = sender_->Send("a", At("b"), 1, *src, 0, 16);
+  ASSERT_TRUE(recv.ok() && send.ok());
+  auto got = receiver_->Wait(*recv);
+  ASSERT_TRUE(got.ok() && got->status.ok());
+  EXPECT_EQ(got->length, 16u);
+  EXPECT_TRUE(sender_->Wait(*send)->status.ok());
+  // A receive with a deadline.
+  auto lonely = receiver_->PostRecv("b", 77, *dst, 0, 64, {.timeout_ms = 200});
+  ASSERT_TRUE(lonely.ok());
+  EXPECT_EQ(receiver_->Wait(*lonely)->status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
 v1::SessionInfo SessionOf(Axond& axond, uint64_t id) {
   v1::ListSessionsResponse sessions;
   (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,

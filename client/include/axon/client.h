@@ -35,6 +35,13 @@ struct Operation {
   uint64_t id = 0;
 };
 
+// Per-operation options for Send and PostRecv.
+struct OpOptions {
+  // The daemon fails the operation with DEADLINE_EXCEEDED if it has not
+  // completed this many milliseconds after submission. 0: no deadline.
+  uint32_t timeout_ms = 0;
+};
+
 struct Completed {
   absl::Status status;  // OK, or why the operation failed
   size_t length = 0;    // bytes sent or received
@@ -92,18 +99,26 @@ class Client {
   absl::StatusOr<std::string> BindEndpoint(const std::string& name);
   absl::Status UnbindEndpoint(const std::string& name);
   // Sends bytes [offset, offset + length) of `buffer` from endpoint `from`
-  // (bound by this client) to `to` ("endpoint" or "node/endpoint"; this node
-  // only, for now) with `tag`. Completes when the data sits in the receiver's
-  // buffer; waits for the receiver to post one (back-pressure, no drop).
-  // Fails NOT_FOUND (no such endpoint), RESOURCE_EXHAUSTED (the receiver's
-  // buffer is too small), UNAVAILABLE (the receiver went away),
-  // INVALID_ARGUMENT (bytes outside the buffer).
+  // (bound by this client) to `to` ("endpoint" on this node, or
+  // "node/endpoint" on any node) with `tag`. Completes when the data sits in
+  // the receiver's buffer; waits for the receiver to post one (back-pressure,
+  // no drop). Sends from one endpoint to another arrive in order.
+  // Fails NOT_FOUND (no such endpoint or node), RESOURCE_EXHAUSTED (the
+  // receiver's buffer is too small, or too many operations in flight),
+  // UNAVAILABLE (the receiver or its node went away), INVALID_ARGUMENT
+  // (bytes outside the buffer), DEADLINE_EXCEEDED, CANCELLED.
   absl::StatusOr<Operation> Send(const std::string& from, const std::string& to, uint64_t tag,
-                                 const HostBuffer& buffer, size_t offset, size_t length);
+                                 const HostBuffer& buffer, size_t offset, size_t length,
+                                 OpOptions options = {});
   // Posts [offset, offset + length) of `buffer` for the next message with `tag`
   // to endpoint `endpoint` (bound by this client); the data lands there.
   absl::StatusOr<Operation> PostRecv(const std::string& endpoint, uint64_t tag,
-                                     const HostBuffer& buffer, size_t offset, size_t length);
+                                     const HostBuffer& buffer, size_t offset, size_t length,
+                                     OpOptions options = {});
+  // Withdraws a pending Send or PostRecv: it then completes CANCELLED, unless
+  // it completed first. NOT_FOUND when it is not pending any more. A send
+  // already being pulled by the receiving node may still complete OK.
+  absl::Status Cancel(Operation op);
   // Waits up to `timeout_ms` for `op`. DEADLINE_EXCEEDED leaves it running.
   absl::StatusOr<Completed> Wait(Operation op, int timeout_ms = 10000);
 
