@@ -131,24 +131,55 @@ absl::Status Session::DrainCompletions() {
     if (*n < 0) return absl::OkStatus();
     auto completion = wire::ReadEntry<wire::Completion>(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
-    finished[completion->op_id] = *completion;
+    if (completion->flags & wire::kCompletionArrival) {
+      arrivals.push_back(*completion);
+    } else {
+      finished[completion->op_id] = *completion;
+    }
   }
 }
 
 absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
   std::lock_guard<std::mutex> lock(ring_mu);
+  wire::Completion done;
+  auto st = WaitLoop(wait_ms, [&] {
+    auto it = finished.find(op_id);
+    if (it == finished.end()) return false;
+    done = it->second;
+    finished.erase(it);
+    return true;
+  });
+  if (!st.ok()) return st;
+  return done;
+}
+
+absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endpoint, int wait_ms) {
+  std::lock_guard<std::mutex> lock(ring_mu);
+  wire::Completion done;
+  auto st = WaitLoop(wait_ms, [&] {
+    for (auto it = arrivals.begin(); it != arrivals.end(); ++it) {
+      const std::string names = wire::NameField(it->message);
+      if (names.substr(0, names.find('\n')) == endpoint) {
+        done = *it;
+        arrivals.erase(it);
+        return true;
+      }
+    }
+    return false;
+  });
+  if (!st.ok()) return st;
+  return done;
+}
+
+absl::Status Session::WaitLoop(int wait_ms, const std::function<bool()>& take) {
   if (!completions) return absl::FailedPreconditionError("the session has no rings");
   const auto deadline = absl::Now() + absl::Milliseconds(wait_ms);
   const auto spin_until = absl::Now() + absl::Microseconds(50);
   while (true) {
-    if (auto it = finished.find(op_id); it != finished.end()) {
-      wire::Completion done = it->second;
-      finished.erase(it);
-      return done;
-    }
-    const size_t before = finished.size();
+    if (take()) return absl::OkStatus();
+    const size_t before = finished.size() + arrivals.size();
     if (auto st = DrainCompletions(); !st.ok()) return st;
-    if (finished.size() != before) continue;
+    if (finished.size() + arrivals.size() != before) continue;
     const absl::Time now = absl::Now();
     if (now > deadline) {
       return absl::DeadlineExceededError("the operation did not complete in time");
@@ -274,6 +305,41 @@ absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t
   auto op = session_->Enqueue(*s);
   if (!op.ok()) return op.status();
   return Operation{*op};
+}
+
+absl::StatusOr<size_t> Client::SetReceiveArea(const HostBuffer& area, size_t slot_size) {
+  auto op = session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kSetArea),
+                               .region = area.region_id(),
+                               .length = slot_size});
+  if (!op.ok()) return op.status();
+  auto done = Wait(Operation{*op}, session_->timeout_ms);
+  if (!done.ok()) return done.status();
+  if (!done->status.ok()) return done->status;
+  std::lock_guard<std::mutex> lock(session_->ring_mu);
+  session_->area = static_cast<const uint8_t*>(area.data());
+  session_->area_slot_size = slot_size;
+  return done->length;
+}
+
+absl::StatusOr<Message> Client::Receive(const std::string& endpoint, int timeout_ms) {
+  auto arrival = session_->WaitForArrival(endpoint, timeout_ms);
+  if (!arrival.ok()) return arrival.status();
+  const std::string names = wire::NameField(arrival->message);
+  const size_t newline = names.find('\n');
+  Message m;
+  m.endpoint = names.substr(0, newline);
+  m.from = newline == std::string::npos ? "" : names.substr(newline + 1);
+  m.tag = arrival->tag;
+  m.slot = arrival->op_id;
+  m.length = arrival->length;
+  m.data = session_->area + m.slot * session_->area_slot_size;
+  return m;
+}
+
+absl::Status Client::Release(const Message& message) {
+  auto op = session_->Enqueue(
+      {.op = static_cast<uint16_t>(wire::RingOp::kRelease), .region = message.slot});
+  return op.status();  // the daemon sends no completion for a release
 }
 
 absl::Status Client::Cancel(Operation op) {

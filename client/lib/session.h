@@ -2,6 +2,8 @@
 // Detach) and the session socket (fd passing, liveness). Internal.
 #pragma once
 
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +42,9 @@ struct Session {
   UniqueFd daemon_bell, client_bell;
   uint64_t next_op = 1;                           // guarded by ring_mu
   std::map<uint64_t, wire::Completion> finished;  // completions not yet waited for, by op id
+  std::deque<wire::Completion> arrivals;          // receive-area messages not yet taken
+  const uint8_t* area = nullptr;                  // the receive area, once set
+  uint64_t area_slot_size = 0;
 
   ~Session();
   // One request and its reply over the session socket, `fds` attached.
@@ -50,6 +55,11 @@ struct Session {
   absl::StatusOr<uint64_t> Enqueue(wire::Submission submission);
   // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.
   absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
+  // Waits for a receive-area message for `endpoint`.
+  absl::StatusOr<wire::Completion> WaitForArrival(const std::string& endpoint, int timeout_ms);
+  // ring_mu held: drains completions until `take` finds what it wants
+  // (returns true), spinning briefly and then sleeping on the doorbell.
+  absl::Status WaitLoop(int timeout_ms, const std::function<bool()>& take);
   // ring_mu held: moves every completion on the ring into `finished`.
   absl::Status DrainCompletions();
   void RingDaemon();

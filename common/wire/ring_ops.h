@@ -25,7 +25,12 @@ enum class RingOp : uint16_t {
   kSend = 2,      // region bytes -> the endpoint `peer` on this node, with `tag`
   kPostRecv = 3,  // a buffer for the next message to `endpoint` with `tag`
   kCancel = 4,    // withdraw pending operation `region` (its op id) of this session
+  kSetArea = 5,   // region `region` becomes the receive area, in slots of `length` bytes
+  kRelease = 6,   // the client is done with receive-area slot `region` (no completion)
 };
+
+// Completion flags.
+inline constexpr uint32_t kCompletionArrival = 1;  // a message landed in receive-area slot op_id
 
 struct Submission {
   uint16_t op = 0;
@@ -44,8 +49,8 @@ inline constexpr size_t kCompletionMessageSize = 200;
 
 struct Completion {
   uint64_t op_id = 0;
-  uint32_t code = 0;  // absl::StatusCode
-  uint32_t reserved = 0;
+  uint32_t code = 0;    // absl::StatusCode
+  uint32_t flags = 0;   // kCompletion*
   uint64_t length = 0;  // kPostRecv: bytes received
   uint64_t tag = 0;
   char message[kCompletionMessageSize] = {};  // why it failed, NUL-padded (truncated)

@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -178,6 +179,12 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
                                                   " is not pending (it finished, or never was)")));
       }
       return;
+    case wire::RingOp::kSetArea:
+      SetArea(id, session, submission);
+      return;
+    case wire::RingOp::kRelease:
+      Release(id, session, submission);
+      return;
     case wire::RingOp::kSend: {
       auto send = Prepare(id, submission);
       if (!send.ok()) break;
@@ -200,7 +207,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
                                 [&](const Pending& r) { return r.tag == send->tag; });
       if (match == queues.receives.end()) {
-        queues.sends.push_back(*std::move(send));  // waits for a receive: back-pressure
+        Park(to, *std::move(send));
         return;
       }
       Pending receive = std::move(*match);
@@ -226,7 +233,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
     }
   }
   if (submission.op < static_cast<uint16_t>(wire::RingOp::kNop) ||
-      submission.op > static_cast<uint16_t>(wire::RingOp::kCancel)) {
+      submission.op > static_cast<uint16_t>(wire::RingOp::kRelease)) {
     Complete(id, submission.op_id,
              absl::InvalidArgumentError("unknown operation " + std::to_string(submission.op)));
   }
@@ -253,12 +260,13 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
         "bytes [", submission.offset, ", +", submission.length, ") lie outside region ",
         submission.region, " of ", region->length(), " bytes")));
   }
-  return Pending{id,
-                 submission.op_id,
-                 std::move(region),
-                 submission.offset,
-                 submission.length,
-                 submission.tag};
+  return Pending{.session = id,
+                 .op_id = submission.op_id,
+                 .region = std::move(region),
+                 .offset = submission.offset,
+                 .length = submission.length,
+                 .tag = submission.tag,
+                 .from = absl::StrCat(node_name_, "/", endpoint)};
 }
 
 void RingEngine::SendRemote(uint64_t id, const wire::Submission& submission, Pending send,
@@ -294,12 +302,16 @@ void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
         *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
     return;
   }
-  Pending send{.length = message->length(), .tag = message->tag, .incoming = std::move(message)};
-  EndpointQueues& queues = endpoints_[send.incoming->to];
+  const std::string to = message->to;
+  Pending send{.length = message->length(),
+               .tag = message->tag,
+               .incoming = message,
+               .from = absl::StrCat(message->node, "/", message->from)};
+  EndpointQueues& queues = endpoints_[to];
   auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
                             [&](const Pending& r) { return r.tag == send.tag; });
   if (match == queues.receives.end()) {
-    queues.sends.push_back(std::move(send));  // waits for a receive: back-pressure
+    Park(to, std::move(send));
     return;
   }
   Pending receive = std::move(*match);
@@ -324,6 +336,118 @@ void RingEngine::DropFromNode(const std::string& node) {
   for (auto& [name, queues] : endpoints_) {
     std::erase_if(queues.sends,
                   [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
+  }
+}
+
+void RingEngine::Park(const std::string& to, Pending send) {
+  EndpointQueues& queues = endpoints_[to];
+  // The area must not let it overtake an earlier message on the same pair.
+  const bool behind = std::any_of(queues.sends.begin(), queues.sends.end(),
+                                  [&](const Pending& s) { return s.from == send.from; });
+  if (!behind && TryArea(to, send)) return;
+  queues.sends.push_back(std::move(send));  // waits for a receive or a slot: back-pressure
+}
+
+bool RingEngine::TryArea(const std::string& to, Pending& send) {
+  const auto owner = sessions_manager_.EndpointOwner(to);
+  if (!owner) return false;
+  auto it = sessions_.find(*owner);
+  if (it == sessions_.end() || !it->second->area) return false;
+  Area& area = *it->second->area;
+  if (area.free.empty() || send.length > area.slot_size) return false;
+  const uint64_t slot = area.free.back();
+  area.free.pop_back();
+  uint8_t* into = area.region->data() + slot * area.slot_size;
+  const uint64_t id = *owner;
+  wire::Completion arrival{
+      .op_id = slot, .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
+  const std::string names = to + "\n" + send.from;  // both fit: 63 + 1 + 127 < 200
+  std::memcpy(arrival.message, names.data(),
+              std::min(names.size(), wire::kCompletionMessageSize - 1));
+  const uint64_t sequence = area.landing_base + area.landing.size();
+  area.landing.push_back({.slot = slot, .arrival = arrival});
+  if (send.incoming) {
+    remote_->LandFromLoop(send.incoming, into, area.region,
+                          [this, id, sequence, length = send.length](absl::Status st) {
+                            if (st.ok()) Count(id, /*sent=*/false, length);
+                            Landed(id, sequence, st.ok());
+                          });
+    return true;
+  }
+  if (send.length > 0) std::memcpy(into, send.region->data() + send.offset, send.length);
+  Count(send.session, /*sent=*/true, send.length);
+  Count(id, /*sent=*/false, send.length);
+  Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
+  Landed(id, sequence, true);
+  return true;
+}
+
+void RingEngine::Landed(uint64_t id, uint64_t sequence, bool ok) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second->area) return;
+  Session& session = *it->second;
+  Area& area = *session.area;
+  if (sequence < area.landing_base) return;
+  Area::Landing& l = area.landing[sequence - area.landing_base];
+  l.done = true;
+  l.failed = !ok;
+  while (!area.landing.empty() && area.landing.front().done) {
+    const Area::Landing& front = area.landing.front();
+    if (front.failed) {
+      area.free.push_back(front.slot);  // nothing arrived: the slot is free again
+    } else {
+      Complete(session, front.arrival);
+    }
+    area.landing.pop_front();
+    ++area.landing_base;
+  }
+}
+
+void RingEngine::SetArea(uint64_t id, Session& session, const wire::Submission& submission) {
+  auto fail = [&](absl::Status st) { Complete(id, submission.op_id, std::move(st)); };
+  if (session.area) return fail(absl::FailedPreconditionError("the session has a receive area"));
+  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
+  if (!region) {
+    return fail(absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
+  }
+  if (submission.length == 0 || submission.length > region->length()) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("slots of ", submission.length, " bytes in a region of ", region->length())));
+  }
+  Area area{.region = std::move(region), .slot_size = submission.length};
+  const uint64_t slots = area.region->length() / area.slot_size;
+  for (uint64_t i = slots; i > 0; --i) area.free.push_back(i - 1);  // slot 0 first
+  session.area = std::move(area);
+  Complete(id, submission.op_id, absl::OkStatus(), slots);
+  FillArea(id);
+}
+
+void RingEngine::Release(uint64_t id, Session& session, const wire::Submission& submission) {
+  // No completion: a release cannot fail in a way the client could act on.
+  --session.traffic.in_flight;
+  if (!session.area) return;
+  const uint64_t slots = session.area->region->length() / session.area->slot_size;
+  if (submission.region >= slots || std::find(session.area->free.begin(), session.area->free.end(),
+                                              submission.region) != session.area->free.end()) {
+    spdlog::warn("session {}: release of slot {} that is not in use", id, submission.region);
+    return;
+  }
+  session.area->free.push_back(submission.region);
+  FillArea(id);
+}
+
+void RingEngine::FillArea(uint64_t id) {
+  for (auto& [name, queues] : endpoints_) {
+    if (sessions_manager_.EndpointOwner(name) != id) continue;
+    std::set<std::string> blocked;  // sources with an earlier message still waiting
+    for (auto it = queues.sends.begin(); it != queues.sends.end();) {
+      if (blocked.count(it->from) == 0 && TryArea(name, *it)) {
+        it = queues.sends.erase(it);
+      } else {
+        blocked.insert(it->from);
+        ++it;
+      }
+    }
   }
 }
 
@@ -451,7 +575,7 @@ std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
 }
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
-  --session.traffic.in_flight;
+  if ((completion.flags & wire::kCompletionArrival) == 0) --session.traffic.in_flight;
   session.backlog.push_back(completion);
   Flush(session);
 }

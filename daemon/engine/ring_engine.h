@@ -15,7 +15,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -80,6 +82,24 @@ class RingEngine {
     uint64_t length = 0;
     uint64_t tag = 0;
     std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
+    std::string from;                    // sends: the source address, "node/endpoint"
+  };
+  // A session's receive area: messages with no posted receive land in its
+  // free slots, and the client releases each slot when done with it.
+  struct Area {
+    std::shared_ptr<HostRegion> region;
+    uint64_t slot_size = 0;
+    std::vector<uint64_t> free;  // slot indexes
+    // Messages landing or landed, in the order they were taken: a message is
+    // announced only after every earlier one (a rendezvous pull may finish
+    // after a later eager copy).
+    struct Landing {
+      uint64_t slot;
+      bool done = false, failed = false;
+      wire::Completion arrival;
+    };
+    std::deque<Landing> landing;
+    uint64_t landing_base = 0;  // sequence of landing.front()
   };
   struct EndpointQueues {
     std::deque<Pending> receives;
@@ -92,7 +112,20 @@ class RingEngine {
     std::deque<wire::Completion> backlog;  // completions waiting for room
     bool broken = false;                   // its rings were found corrupt
     SessionTraffic traffic;
+    std::optional<Area> area;
   };
+  // Ring ops on the receive area.
+  void SetArea(uint64_t id, Session& session, const wire::Submission& submission);
+  void Release(uint64_t id, Session& session, const wire::Submission& submission);
+  // Lands `send` (for endpoint `to`) in a free slot of its owner's receive
+  // area, if it has one that fits; false otherwise.
+  bool TryArea(const std::string& to, Pending& send);
+  // Moves waiting sends into free slots of session `id`'s area, in order.
+  void FillArea(uint64_t id);
+  // Queues `send` for endpoint `to`, unless the receive area takes it.
+  void Park(const std::string& to, Pending send);
+  // Landing number `sequence` of session `id`'s area finished.
+  void Landed(uint64_t id, uint64_t sequence, bool ok);
   // Counts a message that completed for session `id`.
   void Count(uint64_t id, bool sent, uint64_t bytes);
   // Drains one session's submissions; false when the session broke.

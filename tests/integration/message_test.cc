@@ -296,7 +296,9 @@ TEST_P(MessageTest, SenderKilledMidTransfer) {
   auto send = sender_->Send("a", At("b"), 1, *src, 0, 64);
   ASSERT_TRUE(recv.ok() && send.ok());
   EXPECT_TRUE(sender_->Wait(*send)->status.ok());
-  EXPECT_TRUE(receiver_->Wait(*recv)->status.ok());
+  auto posted = receiver_->Wait(*recv);
+  ASSERT_TRUE(posted.ok()) << posted.status();
+  EXPECT_TRUE(posted->status.ok()) << posted->status;
 }
 
 // A send nobody receives fails at its deadline; a receive too. Cancel
@@ -334,6 +336,67 @@ TEST_P(MessageTest, DeadlinesAndCancel) {
   auto lonely = receiver_->PostRecv("b", 77, *dst, 0, 64, {.timeout_ms = 200});
   ASSERT_TRUE(lonely.ok());
   EXPECT_EQ(receiver_->Wait(*lonely)->status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+// Messages with no posted receive land in the receive area; a full area is
+// back-pressure on the sender (never a drop), and releasing a slot lets the
+// next message in. Order per pair holds through the area.
+TEST_P(MessageTest, ReceiveAreaBackPressure) {
+  constexpr size_t kSlots = 4, kSlot = 64 << 10;  // larger than the eager limit
+  auto area = receiver_->AllocateHost(kSlots * kSlot);
+  auto src = sender_->AllocateHost(16 * kSlot);
+  ASSERT_TRUE(area.ok() && src.ok());
+  auto slots = receiver_->SetReceiveArea(*area, kSlot);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  EXPECT_EQ(*slots, kSlots);
+  EXPECT_EQ(receiver_->SetReceiveArea(*area, kSlot).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  std::vector<Operation> sends;
+  for (uint64_t i = 0; i < 8; ++i) {
+    const size_t size = i % 2 ? 100 : kSlot;  // eager and rendezvous, alternating
+    std::memset(static_cast<uint8_t*>(src->data()) + i * kSlot, static_cast<int>(i + 1), size);
+    auto op = sender_->Send("a", At("b"), 50 + i, *src, i * kSlot, size);
+    ASSERT_TRUE(op.ok());
+    sends.push_back(*op);
+  }
+  // The first four fill the area; the rest wait.
+  for (size_t i = 0; i < kSlots; ++i) {
+    auto done = sender_->Wait(sends[i], 10000);
+    ASSERT_TRUE(done.ok() && done->status.ok()) << i;
+  }
+  EXPECT_EQ(sender_->Wait(sends[kSlots], 300).status().code(), absl::StatusCode::kDeadlineExceeded);
+  std::vector<Message> held;
+  for (uint64_t i = 0; i < 8; ++i) {
+    auto m = receiver_->Receive("b", 10000);
+    ASSERT_TRUE(m.ok()) << "message " << i << ": " << m.status();
+    EXPECT_EQ(m->tag, 50 + i) << "out of order";
+    EXPECT_EQ(m->from, "node-a/a");
+    EXPECT_EQ(m->length, i % 2 ? 100u : kSlot);
+    EXPECT_EQ(m->data[0], i + 1);
+    EXPECT_EQ(m->data[m->length - 1], i + 1);
+    held.push_back(*m);
+    if (held.size() == kSlots) {  // all slots taken: release them for the rest
+      for (const Message& h : held) ASSERT_TRUE(receiver_->Release(h).ok());
+      held.clear();
+    }
+  }
+  for (size_t i = kSlots; i < sends.size(); ++i) {
+    auto done = sender_->Wait(sends[i]);
+    ASSERT_TRUE(done.ok()) << "send " << i << ": " << done.status();
+    EXPECT_TRUE(done->status.ok()) << done->status;
+  }
+  EXPECT_EQ(receiver_->Receive("b", 200).status().code(), absl::StatusCode::kDeadlineExceeded);
+  // A posted receive still takes priority over the area.
+  auto dst = receiver_->AllocateHost(64);
+  ASSERT_TRUE(dst.ok());
+  auto recv = receiver_->PostRecv("b", 9, *dst, 0, 64);
+  ASSERT_TRUE(recv.ok());
+  ASSERT_TRUE(receiver_->PingDaemon().ok());  // the ring is FIFO: the receive is posted now
+  auto send = sender_->Send("a", At("b"), 9, *src, 0, 64);
+  ASSERT_TRUE(send.ok());
+  auto posted = receiver_->Wait(*recv);
+  ASSERT_TRUE(posted.ok()) << posted.status();
+  EXPECT_TRUE(posted->status.ok()) << posted->status;
 }
 
 v1::SessionInfo SessionOf(Axond& axond, uint64_t id) {

@@ -48,6 +48,18 @@ struct Completed {
   uint64_t tag = 0;
 };
 
+// A message that arrived with no receive posted for it, in a slot of the
+// session's receive area (see Client::SetReceiveArea). Its bytes stay valid
+// until Client::Release.
+struct Message {
+  std::string endpoint;  // the receiving endpoint, bound by this client
+  std::string from;      // the sender, "node/endpoint"
+  uint64_t tag = 0;
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+  uint64_t slot = 0;
+};
+
 // Host memory shared with the daemon: a sealed memfd, mapped here and
 // registered with axond. Move-only; unregistered and unmapped when destroyed.
 // It keeps its session alive, so it may outlive the Client that made it.
@@ -115,6 +127,16 @@ class Client {
   absl::StatusOr<Operation> PostRecv(const std::string& endpoint, uint64_t tag,
                                      const HostBuffer& buffer, size_t offset, size_t length,
                                      OpOptions options = {});
+  // Makes `area` (allocated by this client) the session's receive area, cut
+  // into slots of `slot_size` bytes; returns the number of slots. A message
+  // for one of this client's endpoints with no receive posted for its tag
+  // lands in a free slot (if it fits one) and is taken with Receive. When no
+  // slot is free, senders wait (back-pressure, never a drop). Once per session.
+  absl::StatusOr<size_t> SetReceiveArea(const HostBuffer& area, size_t slot_size);
+  // The next receive-area message for `endpoint`, waiting up to `timeout_ms`.
+  absl::StatusOr<Message> Receive(const std::string& endpoint, int timeout_ms = 10000);
+  // Gives `message`'s slot back to the daemon for the next message.
+  absl::Status Release(const Message& message);
   // Withdraws a pending Send or PostRecv: it then completes CANCELLED, unless
   // it completed first. NOT_FOUND when it is not pending any more. A send
   // already being pulled by the receiving node may still complete OK.
