@@ -1,0 +1,69 @@
+// Test support: a sending and a receiving client, each attached to its own
+// daemon (remote: node-a and node-b, peered over UCX) or both to one
+// (local). Parameterised on remote.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "axon/client.h"
+#include "tests/support/cluster.h"
+
+namespace axon::testing {
+
+// FNV-1a over the bytes.
+inline uint64_t Checksum(const void* data, size_t size) {
+  uint64_t h = 1469598103934665603ull;
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+// The daemons' eager limit in these tests.
+inline constexpr size_t kTestEagerLimit = 16384;
+
+class PairTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool remote() const { return GetParam(); }
+
+  void SetUp() override {
+    if (remote()) {
+      cluster_ = std::make_unique<Cluster>(
+          dir_, std::vector<std::string>{"node-a", "node-b"},
+          std::vector<std::string>{"peers.eager_limit=" + std::to_string(kTestEagerLimit)});
+      ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
+          << cluster_->daemons[0]->process().Log();
+    } else {
+      local_ = std::make_unique<Axond>(dir_);
+      ASSERT_TRUE(local_->WaitReady()) << local_->process().Log();
+    }
+    auto a = Client::Connect({.socket_path = sending_daemon().socket(), .client_name = "sender"});
+    auto b =
+        Client::Connect({.socket_path = receiving_daemon().socket(), .client_name = "receiver"});
+    ASSERT_TRUE(a.ok() && b.ok());
+    sender_ = *std::move(a);
+    receiver_ = *std::move(b);
+    ASSERT_TRUE(sender_->BindEndpoint("a").ok());
+    ASSERT_TRUE(receiver_->BindEndpoint("b").ok());
+  }
+
+  Axond& sending_daemon() { return remote() ? *cluster_->daemons[0] : *local_; }
+  Axond& receiving_daemon() { return remote() ? *cluster_->daemons[1] : *local_; }
+  // The address of endpoint `name` on the receiver's node.
+  std::string At(const std::string& name) const {
+    return (remote() ? "node-b/" : "node-a/") + name;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Axond> local_;
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<Client> sender_, receiver_;
+};
+
+inline std::string PathName(const ::testing::TestParamInfo<bool>& p) {
+  return p.param ? "Remote" : "Local";
+}
+
+}  // namespace axon::testing
