@@ -140,9 +140,9 @@ absl::Status Session::DrainCompletions() {
 }
 
 absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
-  std::lock_guard<std::mutex> lock(ring_mu);
+  std::unique_lock<std::mutex> lock(ring_mu);
   wire::Completion done;
-  auto st = WaitLoop(wait_ms, [&] {
+  auto st = WaitLoop(lock, wait_ms, [&] {
     auto it = finished.find(op_id);
     if (it == finished.end()) return false;
     done = it->second;
@@ -154,9 +154,9 @@ absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
 }
 
 absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endpoint, int wait_ms) {
-  std::lock_guard<std::mutex> lock(ring_mu);
+  std::unique_lock<std::mutex> lock(ring_mu);
   wire::Completion done;
-  auto st = WaitLoop(wait_ms, [&] {
+  auto st = WaitLoop(lock, wait_ms, [&] {
     for (auto it = arrivals.begin(); it != arrivals.end(); ++it) {
       const std::string names = wire::NameField(it->message);
       if (names.substr(0, names.find('\n')) == endpoint) {
@@ -171,7 +171,35 @@ absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endp
   return done;
 }
 
-absl::Status Session::WaitLoop(int wait_ms, const std::function<bool()>& take) {
+absl::Status Session::Progress(int wait_ms) {
+  std::unique_lock<std::mutex> lock(ring_mu);
+  const uint64_t before = callbacks_run;
+  return WaitLoop(lock, wait_ms, [&] { return callbacks_run != before; });
+}
+
+bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
+  if (callbacks.empty()) return false;
+  std::vector<std::pair<std::function<void(const wire::Completion&)>, wire::Completion>> due;
+  for (auto it = callbacks.begin(); it != callbacks.end();) {
+    auto done = finished.find(it->first);
+    if (done == finished.end()) {
+      ++it;
+      continue;
+    }
+    due.emplace_back(std::move(it->second), done->second);
+    finished.erase(done);
+    it = callbacks.erase(it);
+  }
+  if (due.empty()) return false;
+  callbacks_run += due.size();
+  lock.unlock();
+  for (auto& [fn, completion] : due) fn(completion);
+  lock.lock();
+  return true;
+}
+
+absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
+                               const std::function<bool()>& take) {
   if (!completions) return absl::FailedPreconditionError("the session has no rings");
   const auto deadline = absl::Now() + absl::Milliseconds(wait_ms);
   const auto spin_until = absl::Now() + absl::Microseconds(50);
@@ -179,18 +207,33 @@ absl::Status Session::WaitLoop(int wait_ms, const std::function<bool()>& take) {
     if (take()) return absl::OkStatus();
     const size_t before = finished.size() + arrivals.size();
     if (auto st = DrainCompletions(); !st.ok()) return st;
-    if (finished.size() + arrivals.size() != before) continue;
+    if (finished.size() + arrivals.size() != before) {
+      drained.notify_all();
+      RunCallbacks(lock);
+      continue;
+    }
     const absl::Time now = absl::Now();
     if (now > deadline) {
       return absl::DeadlineExceededError("the operation did not complete in time");
     }
-    if (now < spin_until || !completions->PrepareToSleep()) continue;
+    if (now < spin_until) continue;
+    if (sleeper) {  // another thread sleeps on the doorbell: wait for it to drain
+      drained.wait_until(lock,
+                         absl::ToChronoTime(std::min(deadline, now + absl::Milliseconds(10))));
+      continue;
+    }
+    if (!completions->PrepareToSleep()) continue;
+    sleeper = true;
+    lock.unlock();
     pollfd pfd{client_bell.get(), POLLIN, 0};
     ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1);
     uint64_t count;
     while (::read(client_bell.get(), &count, sizeof(count)) > 0) {
     }
+    lock.lock();
+    sleeper = false;
     completions->Awake();
+    drained.notify_all();
   }
 }
 
@@ -253,7 +296,13 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     (void)session->Detach();
     return absl::Status(st.code(), absl::StrCat("setting up the rings: ", st.message()));
   }
-  return std::unique_ptr<Client>(new Client(std::move(session)));
+  std::unique_ptr<Client> client(new Client(std::move(session)));
+  if (options.progress_thread) {
+    client->progress_ = std::thread([c = client.get()] {
+      while (!c->stop_progress_) (void)c->session_->Progress(50);
+    });
+  }
+  return client;
 }
 
 absl::Status Client::PingDaemon() {
@@ -351,21 +400,50 @@ absl::Status Client::Cancel(Operation op) {
   return done->status;
 }
 
-absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
-  auto completion = session_->WaitFor(op.id, timeout_ms);
-  if (!completion.ok()) return completion.status();
+namespace {
+
+Completed ToCompleted(const wire::Completion& completion) {
   Completed done;
-  if (completion->code != 0) {
-    std::string why = wire::NameField(completion->message);
+  if (completion.code != 0) {
+    std::string why = wire::NameField(completion.message);
     if (why.empty()) why = "the daemon refused or failed it";
-    done.status = absl::Status(static_cast<absl::StatusCode>(completion->code), why);
+    done.status = absl::Status(static_cast<absl::StatusCode>(completion.code), why);
   }
-  done.length = completion->length;
-  done.tag = completion->tag;
+  done.length = completion.length;
+  done.tag = completion.tag;
   return done;
 }
 
-Client::~Client() { (void)Detach(); }
+}  // namespace
+
+absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
+  auto completion = session_->WaitFor(op.id, timeout_ms);
+  if (!completion.ok()) return completion.status();
+  return ToCompleted(*completion);
+}
+
+void Client::OnComplete(Operation op, std::function<void(const Completed&)> done) {
+  std::unique_lock<std::mutex> lock(session_->ring_mu);
+  session_->callbacks[op.id] = [done = std::move(done)](const wire::Completion& c) {
+    done(ToCompleted(c));
+  };
+  session_->RunCallbacks(lock);  // it may have finished already
+}
+
+std::future<Completed> Client::Future(Operation op) {
+  auto promise = std::make_shared<std::promise<Completed>>();
+  auto future = promise->get_future();
+  OnComplete(op, [promise](const Completed& c) { promise->set_value(c); });
+  return future;
+}
+
+absl::Status Client::Progress(int timeout_ms) { return session_->Progress(timeout_ms); }
+
+Client::~Client() {
+  stop_progress_ = true;
+  if (progress_.joinable()) progress_.join();
+  (void)Detach();
+}
 
 absl::Status Client::Detach() { return session_->Detach(); }
 uint64_t Client::session_id() const { return session_->id; }

@@ -2,6 +2,7 @@
 // Detach) and the session socket (fd passing, liveness). Internal.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -57,9 +58,23 @@ struct Session {
   absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
   // Waits for a receive-area message for `endpoint`.
   absl::StatusOr<wire::Completion> WaitForArrival(const std::string& endpoint, int timeout_ms);
-  // ring_mu held: drains completions until `take` finds what it wants
-  // (returns true), spinning briefly and then sleeping on the doorbell.
-  absl::Status WaitLoop(int timeout_ms, const std::function<bool()>& take);
+  // Drives completions for up to `timeout_ms` (running callbacks that are due);
+  // returns early once it ran at least one.
+  absl::Status Progress(int timeout_ms);
+  // `lock` holds ring_mu: drains completions until `take` finds what it
+  // wants (returns true), spinning briefly and then sleeping on the doorbell.
+  // One thread at a time sleeps on the doorbell, without the lock; the others
+  // wait for it on `drained`. Runs due callbacks with the lock released.
+  absl::Status WaitLoop(std::unique_lock<std::mutex>& lock, int timeout_ms,
+                        const std::function<bool()>& take);
+  // `lock` holds ring_mu: runs the callbacks of finished operations.
+  bool RunCallbacks(std::unique_lock<std::mutex>& lock);
+
+  // Callbacks by op id (guarded by ring_mu), and the doorbell's sleeper.
+  std::map<uint64_t, std::function<void(const wire::Completion&)>> callbacks;
+  bool sleeper = false;        // guarded by ring_mu
+  uint64_t callbacks_run = 0;  // guarded by ring_mu
+  std::condition_variable drained;
   // ring_mu held: moves every completion on the ring into `finished`.
   absl::Status DrainCompletions();
   void RingDaemon();

@@ -8,10 +8,14 @@
 //   std::memcpy(buffer->data(), tensor, bytes);
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <future>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 
@@ -24,6 +28,9 @@ struct ClientOptions {
   std::string client_name;
   // How long one call to the daemon may take.
   int timeout_ms = 10000;
+  // A thread that drives completions, so that OnComplete callbacks and
+  // futures fire without Wait or Progress calls. Callbacks run on it.
+  bool progress_thread = false;
 };
 
 namespace internal {
@@ -143,6 +150,15 @@ class Client {
   absl::Status Cancel(Operation op);
   // Waits up to `timeout_ms` for `op`. DEADLINE_EXCEEDED leaves it running.
   absl::StatusOr<Completed> Wait(Operation op, int timeout_ms = 10000);
+  // Runs `done` once `op` completes (then Wait no longer sees it), on the
+  // thread that drives completions: any Wait, Receive or Progress call, or
+  // the client's progress thread (ClientOptions::progress_thread).
+  void OnComplete(Operation op, std::function<void(const Completed&)> done);
+  // The same as a future.
+  std::future<Completed> Future(Operation op);
+  // Drives completions for up to `timeout_ms`; OK once it ran a callback,
+  // DEADLINE_EXCEEDED if none came due.
+  absl::Status Progress(int timeout_ms);
 
   // One round trip through the daemon over the shared-memory rings (no
   // system call while both sides are busy): a liveness and latency probe of
@@ -157,6 +173,8 @@ class Client {
  private:
   explicit Client(std::shared_ptr<internal::Session> session) : session_(std::move(session)) {}
   std::shared_ptr<internal::Session> session_;
+  std::atomic<bool> stop_progress_{false};
+  std::thread progress_;
 };
 
 }  // namespace axon
