@@ -3,19 +3,11 @@
 // client to each and a second client to the first, sends tensors between
 // them (same node and across the nodes) with checksums, prints what happened
 // and how fast, and stops the daemons again.
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <random>
 #include <string>
@@ -24,62 +16,11 @@
 
 #include "absl/strings/str_format.h"
 #include "axon/client.h"
-
-extern char** environ;
+#include "client/tools/local_cluster.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Daemon {
-  std::string name, socket, log;
-  int port = 0;
-  pid_t pid = -1;
-};
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool Start(Daemon& d, const std::string& axond, const std::string& peers) {
-  std::vector<std::string> args = {axond,
-                                   "--set",
-                                   "node.name=" + d.name,
-                                   "--set",
-                                   "control.socket=" + d.socket,
-                                   "--set",
-                                   absl::StrFormat("peers.listen=127.0.0.1:%d", d.port),
-                                   "--set",
-                                   peers,
-                                   "--set",
-                                   "log.level=warn"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, d.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  const int rc = posix_spawn(&d.pid, axond.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0;
-}
-
-void Stop(Daemon& d) {
-  if (d.pid <= 0) return;
-  ::kill(d.pid, SIGTERM);
-  int status = 0;
-  ::waitpid(d.pid, &status, 0);
-  d.pid = -1;
-}
 
 uint64_t Checksum(const void* data, size_t size) {
   uint64_t h = 1469598103934665603ull;
@@ -143,33 +84,24 @@ int main(int argc, char** argv) {
   demo->add_flag("--keep", keep, "leave the daemons running (stop them with kill)");
   CLI11_PARSE(app, argc, argv);
 
-  if (axond.empty()) {
-    const auto self = std::filesystem::read_symlink("/proc/self/exe");
-    axond = (self.parent_path().parent_path() / "daemon" / "axond").string();
+  axon::tools::LocalCluster cluster(run_dir, axond);
+  if (keep) cluster.Keep();
+  if (auto st = cluster.Start("demo"); !st.ok()) {
+    std::cerr << st.message() << "\n";
+    return 1;
   }
-  std::filesystem::create_directories(run_dir);
-  const std::string dir = std::filesystem::absolute(run_dir).string();
-  Daemon a{"demo-a", dir + "/a.sock", dir + "/a.log", FreePort()};
-  Daemon b{"demo-b", dir + "/b.sock", dir + "/b.log", FreePort()};
-  const std::string peers = absl::StrFormat(
-      "peers.static=[{name: demo-a, address: \"127.0.0.1:%d\"}, {name: demo-b, "
-      "address: \"127.0.0.1:%d\"}]",
-      a.port, b.port);
-  std::cout << "axon demo: two nodes on loopback, sockets and logs in " << dir << "\n";
-  for (Daemon* d : {&a, &b}) {
-    if (!Start(*d, axond, peers)) {
-      std::cerr << "cannot start " << axond << "\n";
-      return 1;
-    }
-    std::cout << absl::StrFormat("  started axond '%s' (pid %d): socket %s, UCX port %d\n", d->name,
-                                 d->pid, d->socket, d->port);
+  const auto& a = cluster.a();
+  const auto& b = cluster.b();
+  std::cout << "axon demo: two nodes on loopback, sockets and logs in " << cluster.run_dir()
+            << "\n";
+  for (const auto* d : {&a, &b}) {
+    std::cout << absl::StrFormat("  started axond '%s' (pid %d): socket %s, UCX port %d\n",
+                                 d->name, d->pid, d->socket, d->port);
   }
   auto stop_all = [&] {
-    if (keep) return;
-    Stop(a);
-    Stop(b);
+    if (!keep) cluster.Stop();
   };
-  auto connect = [](const Daemon& d,
+  auto connect = [](const axon::tools::LocalDaemon& d,
                     const std::string& name) -> absl::StatusOr<std::unique_ptr<axon::Client>> {
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (true) {
@@ -209,19 +141,23 @@ int main(int argc, char** argv) {
     const uint64_t v = random();
     std::memcpy(static_cast<uint8_t*>(tbuf->data()) + i * 8, &v, 8);
   }
-  // Wait for the nodes to find each other.
+  // Wait for the nodes to find each other: a send fails UNAVAILABLE until then.
+  auto probe_recv = (*server)->PostRecv("server", 1, *sbuf, 0, 8);
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   while (true) {
-    auto probe = PingPong(**trainer, "trainer", **server, "server", "demo-b/server",
-                          "demo-a/trainer", *tbuf, *sbuf, 8, 1);
-    if (probe.ok()) break;
-    if (Clock::now() > deadline) {
-      std::cerr << "the nodes did not connect: " << probe.status() << "\n";
+    auto probe = (*trainer)->Send("trainer", "demo-b/server", 1, *tbuf, 0, 8);
+    auto sent = probe.ok() ? (*trainer)->Wait(*probe, 5000) : probe.status();
+    const absl::Status st = sent.ok() ? sent->status : sent.status();
+    if (st.ok()) break;
+    if (Clock::now() > deadline || !probe_recv.ok()) {
+      std::cerr << "the nodes did not connect: " << st << "\nsee " << a.log << " and " << b.log
+                << "\n";
       stop_all();
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+  (void)(*server)->Wait(*probe_recv);
   std::cout << "  demo-a and demo-b connected over UCX\n\n";
   std::cout << absl::StrFormat("%-10s | %-34s | %-34s\n", "", "same node (demo-a -> demo-a)",
                                "across nodes (demo-a -> demo-b)");
