@@ -11,9 +11,11 @@ build=${1:-$repo/build}
 out=$repo/.bundle
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-bins=("$build/daemon/axond" "$build/client/axonctl")
-for b in "$build"/bench/*_bench; do [[ -x $b ]] && bins+=("$b"); done
-for t in "$build"/tests/*_test "$build/tests/attach_client"; do [[ -x $t ]] && bins+=("$t"); done
+bins=("$build/daemon/axond" "$build/client/axonctl" "$build/client/axon" "$build/client/send_tensor")
+for b in "$build"/bench/*_bench "$build/bench/axon-bench"; do [[ -x $b ]] && bins+=("$b"); done
+for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer"; do
+  [[ -x $t ]] && bins+=("$t")
+done
 cp "${bins[@]}" "$out/bin/"
 # The libraries glibc and the GPU machine's base image already have.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libgcc_s|libstdc\+\+|libcuda\.so|libcudart\.so|libnvidia)'

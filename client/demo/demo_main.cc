@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
   std::cout << "axon demo: two nodes on loopback, sockets and logs in " << cluster.run_dir()
             << "\n";
   for (const auto* d : {&a, &b}) {
-    std::cout << absl::StrFormat("  started axond '%s' (pid %d): socket %s, UCX port %d\n",
-                                 d->name, d->pid, d->socket, d->port);
+    std::cout << absl::StrFormat("  started axond '%s' (pid %d): socket %s, UCX port %d\n", d->name,
+                                 d->pid, d->socket, d->port);
   }
   auto stop_all = [&] {
     if (!keep) cluster.Stop();

@@ -1,0 +1,119 @@
+#include "bench/axon_bench/baseline.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+extern char** environ;
+
+namespace axon::bench {
+namespace {
+
+// Spawns argv with `env` added, stdout and stderr to `log`; returns the pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
+            const std::string& log) {
+  std::vector<std::string> envs;
+  for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
+  envs.insert(envs.end(), env.begin(), env.end());
+  std::vector<char*> argv, envp;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : envs) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), envp.data()) != 0) {
+    pid = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+int WaitExit(pid_t pid, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return -2;
+}
+
+}  // namespace
+
+absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std::string& tls,
+                                             size_t size, int iterations, int window) {
+  if (binary_.empty()) return absl::UnavailableError("ucx_perftest not found");
+  const int port = 24000 + (::getpid() % 500) * 8 + (next_port_++ % 8);
+  const std::string dir = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
+  const std::string server_log = absl::StrCat(dir, "/axon-bench-perftest-server-", ::getpid());
+  const std::string client_log = absl::StrCat(dir, "/axon-bench-perftest-client-", ::getpid());
+  std::vector<std::string> env = {"UCX_TLS=" + tls, "UCX_WARN_UNUSED_ENV_VARS=n"};
+  if (!library_path_.empty()) {
+    const char* old = std::getenv("LD_LIBRARY_PATH");
+    env.push_back(absl::StrCat("LD_LIBRARY_PATH=", library_path_, old ? ":" : "", old ? old : ""));
+  }
+  const pid_t server = Spawn({binary_, "-p", std::to_string(port)}, env, server_log);
+  if (server < 0) return absl::InternalError("cannot start ucx_perftest");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const pid_t client =
+      Spawn({binary_, "127.0.0.1", "-p", std::to_string(port), "-t", test, "-s",
+             std::to_string(size), "-n", std::to_string(iterations), "-w",
+             std::to_string(std::max(1, iterations / 10)), "-W", std::to_string(window), "-f"},
+            env, client_log);
+  const int code = client < 0 ? -1 : WaitExit(client, std::chrono::seconds(120));
+  WaitExit(server, std::chrono::seconds(5));
+  std::ifstream in(client_log);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(server_log.c_str());
+  ::unlink(client_log.c_str());
+  if (code != 0) {
+    return absl::InternalError(
+        absl::StrCat("ucx_perftest ", test, " exited ", code, ": ", text.str().substr(0, 400)));
+  }
+  // The last line of numbers: iterations, lat p50, lat avg, lat overall,
+  // bw avg, bw overall (MB/s), rate avg, rate overall.
+  std::vector<double> numbers;
+  std::string line;
+  while (std::getline(text, line)) {
+    std::vector<double> row;
+    for (absl::string_view f : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      char* end = nullptr;
+      const std::string field(f);
+      const double v = std::strtod(field.c_str(), &end);
+      if (end == field.c_str() || *end != '\0') {
+        row.clear();
+        break;
+      }
+      row.push_back(v);
+    }
+    if (row.size() == 8) numbers = row;
+  }
+  if (numbers.empty()) {
+    return absl::InternalError("cannot read ucx_perftest's result: " + text.str().substr(0, 400));
+  }
+  // ucx_perftest counts MB as 2^20 bytes.
+  return PerftestResult{numbers[1], numbers[7], numbers[5] * 1048576.0 / 1e9};
+}
+
+}  // namespace axon::bench

@@ -1,0 +1,36 @@
+// The raw baseline of axon-bench's host rows: ucx_perftest from the same UCX
+// install, on the same transports, at the same size, in the same run. It runs
+// as two processes on loopback (a server and a client), like the daemons.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace axon::bench {
+
+struct PerftestResult {
+  double latency_us = 0;      // ucp_am_lat: one-way, 50th percentile
+  double messages_per_s = 0;  // ucp_am_bw
+  double gbytes_per_s = 0;    // ucp_am_bw, 1e9 bytes
+};
+
+class Perftest {
+ public:
+  // `binary`: the ucx_perftest to run; `library_path`: added to
+  // LD_LIBRARY_PATH (the UCX it belongs to).
+  Perftest(std::string binary, std::string library_path)
+      : binary_(std::move(binary)), library_path_(std::move(library_path)) {}
+  bool available() const { return !binary_.empty(); }
+  const std::string& binary() const { return binary_; }
+
+  // `test`: "ucp_am_lat" or "ucp_am_bw"; `tls`: the UCX_TLS to use.
+  absl::StatusOr<PerftestResult> Run(const std::string& test, const std::string& tls, size_t size,
+                                     int iterations, int window);
+
+ private:
+  std::string binary_, library_path_;
+  int next_port_ = 0;
+};
+
+}  // namespace axon::bench

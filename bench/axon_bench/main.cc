@@ -1,0 +1,286 @@
+// axon-bench: where axon stands against the raw transport. Starts two local
+// daemons (or uses running ones), connects client pairs, and measures
+// one-way latency, message rate and bandwidth, same node and across the two
+// daemons, each row next to ucx_perftest from the same UCX on the same
+// transports at the same size, in the same run. Prints a table; writes JSON
+// (--json) and an SVG plot (--plot). --quick finishes in under a minute on a
+// 2-core machine.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "bench/axon_bench/baseline.h"
+#include "bench/axon_bench/report.h"
+#include "bench/axon_bench/workload.h"
+#include "client/axonctl/admin_client.h"
+#include "client/tools/local_cluster.h"
+
+#ifndef AXON_BENCH_PERFTEST
+#define AXON_BENCH_PERFTEST ""
+#endif
+#ifndef AXON_BENCH_UCX_LIBDIR
+#define AXON_BENCH_UCX_LIBDIR ""
+#endif
+
+namespace axon::bench {
+namespace {
+
+struct Options {
+  bool quick = false;
+  std::string json, plot;
+  std::vector<std::string> placements = {"local", "remote"};
+  std::vector<size_t> sizes;
+  int pairs = 1;
+  int runs = 3;
+  std::string socket_a, socket_b;  // running daemons; empty: start two
+  std::string axond, perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
+  std::string run_dir = "run/bench";
+  bool baseline = true;
+};
+
+std::vector<size_t> DefaultSizes(bool quick, size_t eager_limit) {
+  std::vector<size_t> sizes;
+  if (quick) {
+    sizes = {8, 128, 2048, eager_limit, 32768, 512 << 10, 8 << 20};
+  } else {
+    for (size_t s = 8; s <= (size_t{512} << 20); s *= 4) sizes.push_back(s);
+    sizes.push_back(eager_limit);
+    sizes.push_back(size_t{1} << 30);
+  }
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
+}
+
+int Window(size_t size) { return size <= (64 << 10) ? 64 : size <= (4 << 20) ? 16 : 2; }
+
+int StreamCount(size_t size, bool quick) {
+  const double budget = quick ? 64e6 : 1e9;  // bytes per run
+  const int cap = quick ? 20000 : 200000;
+  return std::clamp(static_cast<int>(budget / static_cast<double>(std::max<size_t>(size, 64))),
+                    quick ? 8 : 16, cap);
+}
+
+int LatencyIterations(size_t size, bool quick) {
+  if (size >= (64 << 20)) return quick ? 3 : 10;
+  if (size >= (1 << 20)) return quick ? 20 : 100;
+  return quick ? 300 : 3000;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// The UCX transports the two daemons use between them, from `axonctl peers`.
+std::string PeerTransports(const std::string& socket) {
+  ctl::AdminClient admin(socket, std::chrono::seconds(5));
+  auto peers = admin.ListPeers();
+  std::set<std::string> tls;
+  if (peers.ok()) {
+    for (const auto& p : peers->peers()) {
+      for (const auto& lane : p.transports()) {
+        tls.insert(std::string(lane.substr(0, lane.find('/'))));
+      }
+    }
+  }
+  tls.erase("");
+  return tls.empty() ? "tcp" : absl::StrJoin(tls, ",");
+}
+
+std::string Machine() {
+  utsname u{};
+  ::uname(&u);
+  return absl::StrCat(u.nodename, " ", u.sysname, " ", u.release, " ", u.machine, ", ",
+                      std::thread::hardware_concurrency(), " cores");
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"axon-bench: axon against ucx_perftest, same node and across two daemons"};
+  Options o;
+  std::string placements = "local,remote", sizes;
+  size_t eager_limit = 16384;
+  app.add_flag("--quick", o.quick, "a short run (under 60 s on 2 cores)");
+  app.add_option("--json", o.json, "write the results as JSON here");
+  app.add_option("--plot", o.plot, "write latency and bandwidth curves as SVG here");
+  app.add_option("--placements", placements, "local, remote or both")->capture_default_str();
+  app.add_option("--sizes", sizes, "comma-separated message sizes (default: 8 B to 1 GiB)");
+  app.add_option("--pairs", o.pairs, "also stream with 2..N client pairs at once")
+      ->capture_default_str();
+  app.add_option("--runs", o.runs, "runs per measurement; the median is reported")
+      ->capture_default_str();
+  app.add_option("--socket-a", o.socket_a, "use this running daemon as node a");
+  app.add_option("--socket-b", o.socket_b, "and this one as node b");
+  app.add_option("--axond", o.axond, "the axond to start (default: next to this program)");
+  app.add_option("--perftest", o.perftest, "ucx_perftest of the same UCX")->capture_default_str();
+  app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
+  app.add_option("--run-dir", o.run_dir, "sockets and logs of the daemons")->capture_default_str();
+  app.add_option("--eager-limit", eager_limit, "peers.eager_limit of the daemons it starts")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (o.quick && app.count("--runs") == 0) o.runs = 1;
+  o.placements = absl::StrSplit(placements, ',', absl::SkipEmpty());
+  if (!sizes.empty()) {
+    for (absl::string_view s : absl::StrSplit(sizes, ',', absl::SkipEmpty())) {
+      o.sizes.push_back(std::stoull(std::string(s)));
+    }
+  } else {
+    o.sizes = DefaultSizes(o.quick, eager_limit);
+  }
+
+  tools::LocalCluster cluster(o.run_dir, o.axond,
+                              {absl::StrCat("peers.eager_limit=", eager_limit)});
+  if (o.socket_a.empty()) {
+    if (auto st = cluster.Start("bench"); !st.ok()) {
+      std::cerr << "axon-bench: " << st.message() << "\n";
+      return 1;
+    }
+    o.socket_a = cluster.a().socket;
+    o.socket_b = cluster.b().socket;
+  }
+  Run run{.machine = Machine()};
+  for (int i = 0; i < argc; ++i) run.command += (i ? " " : "") + std::string(argv[i]);
+  {
+    ctl::AdminClient admin(o.socket_a, std::chrono::seconds(5));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    absl::StatusOr<v1::StatusResponse> status = admin.Status();
+    while (!status.ok() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      status = admin.Status();
+    }
+    if (!status.ok()) {
+      std::cerr << "axon-bench: cannot reach axond at " << o.socket_a << ": " << status.status()
+                << "\n";
+      return 1;
+    }
+    run.ucx_version = status->ucx().version();
+  }
+  const size_t max_size = *std::max_element(o.sizes.begin(), o.sizes.end());
+  Perftest perftest(o.perftest, o.ucx_libdir);
+  if (!perftest.available()) std::cerr << "axon-bench: no ucx_perftest: no baseline\n";
+
+  const int total = static_cast<int>(o.placements.size() * o.sizes.size());
+  int done = 0;
+  const auto started = std::chrono::steady_clock::now();
+  for (const std::string& placement : o.placements) {
+    const bool remote = placement == "remote";
+    const std::string& receive_socket = remote ? o.socket_b : o.socket_a;
+    std::vector<Pair> pairs;
+    for (int i = 0; i < o.pairs; ++i) {
+      const size_t bytes = std::max<size_t>(max_size * 2, 64 << 10);
+      auto pair =
+          MakePair(o.socket_a, receive_socket, static_cast<int>(i + (remote ? 100 : 0)), bytes);
+      if (!pair.ok()) {
+        std::cerr << "axon-bench: " << pair.status() << "\n";
+        return 1;
+      }
+      pairs.push_back(*std::move(pair));
+    }
+    // Wait until the daemons see each other (a send fails UNAVAILABLE until then).
+    for (int attempt = 0; remote; ++attempt) {
+      auto probe = PingPong(pairs[0], 8, 1);
+      if (probe.ok()) break;
+      if (attempt > 100) {
+        std::cerr << "axon-bench: the daemons did not connect: " << probe.status() << "\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    const std::string tls = remote ? PeerTransports(o.socket_a) : "sm";
+    for (size_t size : o.sizes) {
+      std::cerr
+          << absl::StrFormat(
+                 "\r[%d/%d] %-6s %10d B  %.0fs elapsed   ", ++done, total, placement, size,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())
+          << std::flush;
+      Row row{
+          .placement = placement, .size = size, .baseline_tls = perftest.available() ? tls : ""};
+      std::vector<double> mins, p50s, p99s, rates, gbps, base_lat, base_rate, base_gbps;
+      const int window = Window(size);
+      const int count = StreamCount(size, o.quick);
+      for (int r = 0; r < o.runs; ++r) {
+        if (size <= (size_t{64} << 20)) {
+          auto lat = PingPong(pairs[0], size, LatencyIterations(size, o.quick));
+          if (!lat.ok()) {
+            row.note = std::string(lat.status().message());
+            break;
+          }
+          mins.push_back(lat->min_us), p50s.push_back(lat->p50_us), p99s.push_back(lat->p99_us);
+        }
+        std::vector<Pair> one;
+        one.push_back(std::move(pairs[0]));
+        auto stream = RunStreams(one, size, count, window);
+        pairs[0] = std::move(one[0]);
+        if (!stream.ok()) {
+          row.note = std::string(stream.status().message());
+          break;
+        }
+        rates.push_back(stream->messages_per_s), gbps.push_back(stream->gbytes_per_s);
+        if (perftest.available()) {
+          if (size <= (size_t{64} << 20)) {
+            auto b = perftest.Run("ucp_am_lat", tls, size, LatencyIterations(size, o.quick), 1);
+            if (b.ok())
+              base_lat.push_back(b->latency_us);
+            else
+              row.note = std::string(b.status().message()).substr(0, 120);
+          }
+          auto b = perftest.Run("ucp_am_bw", tls, size, count, window);
+          if (b.ok()) {
+            base_rate.push_back(b->messages_per_s), base_gbps.push_back(b->gbytes_per_s);
+          } else {
+            row.note = std::string(b.status().message()).substr(0, 120);
+          }
+        }
+      }
+      row.lat_min_us = Median(mins), row.lat_p50_us = Median(p50s), row.lat_p99_us = Median(p99s);
+      row.rate = Median(rates), row.gbps = Median(gbps);
+      row.base_lat_us = Median(base_lat), row.base_rate = Median(base_rate);
+      row.base_gbps = Median(base_gbps);
+      run.rows.push_back(row);
+    }
+    // Several pairs at once, at a small and a large size.
+    for (int n = 2; n <= o.pairs; ++n) {
+      for (size_t size : {size_t{64}, std::min(max_size, size_t{8} << 20)}) {
+        std::vector<Pair> some;
+        for (int i = 0; i < n; ++i) some.push_back(std::move(pairs[i]));
+        auto stream = RunStreams(some, size, StreamCount(size, o.quick), Window(size));
+        for (int i = 0; i < n; ++i) pairs[i] = std::move(some[i]);
+        Row row{.placement = placement, .size = size, .pairs = n};
+        if (stream.ok()) {
+          row.rate = stream->messages_per_s, row.gbps = stream->gbytes_per_s;
+        } else {
+          row.note = std::string(stream.status().message());
+        }
+        run.rows.push_back(row);
+      }
+    }
+  }
+  std::cerr << "\r" << std::string(60, ' ') << "\r";
+  std::cout << "axon-bench on " << run.machine << ", UCX " << run.ucx_version << ", medians of "
+            << o.runs << " run(s)\n"
+            << Table(run) << "GPU rows: not measured (GPU tensors are issue 5).\n";
+  if (!o.json.empty()) {
+    if (auto st = WriteFile(o.json, Json(run)); !st.ok()) std::cerr << st << "\n";
+  }
+  if (!o.plot.empty()) {
+    if (auto st = WriteFile(o.plot, Svg(run)); !st.ok()) std::cerr << st << "\n";
+  }
+  std::cout << Json(run);
+  return 0;
+}
+
+}  // namespace
+}  // namespace axon::bench
+
+int main(int argc, char** argv) { return axon::bench::Main(argc, argv); }

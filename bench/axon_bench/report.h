@@ -1,0 +1,39 @@
+// axon-bench's output: a readable table, JSON, and an SVG plot.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace axon::bench {
+
+// One measured row: axon and its baseline at one size, memory and placement.
+struct Row {
+  std::string placement;  // "local" (one daemon) or "remote" (two daemons)
+  std::string memory = "host";
+  size_t size = 0;
+  int pairs = 1;
+  std::string baseline_tls;  // UCX_TLS of the ucx_perftest baseline
+  // axon; 0 where not measured
+  double lat_min_us = 0, lat_p50_us = 0, lat_p99_us = 0;
+  double rate = 0, gbps = 0;
+  // ucx_perftest
+  double base_lat_us = 0, base_rate = 0, base_gbps = 0;
+  std::string note;  // why something is missing
+};
+
+struct Run {
+  std::string machine;  // uname, cores
+  std::string ucx_version;
+  std::string command;
+  std::vector<Row> rows;
+};
+
+std::string Table(const Run& run);
+std::string Json(const Run& run);
+// Latency and bandwidth against size, axon and baseline, per placement.
+std::string Svg(const Run& run);
+absl::Status WriteFile(const std::string& path, const std::string& text);
+
+}  // namespace axon::bench

@@ -1,0 +1,170 @@
+#include "bench/axon_bench/workload.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace axon::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kPing = 1, kPong = 2, kData = 3;
+constexpr int kWaitMs = 60000;
+
+absl::Status Check(const absl::StatusOr<Completed>& done, const char* what) {
+  if (!done.ok())
+    return absl::Status(done.status().code(), absl::StrCat(what, ": ", done.status().message()));
+  if (!done->status.ok()) {
+    return absl::Status(done->status.code(), absl::StrCat(what, ": ", done->status.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Pair> MakePair(const std::string& send_socket, const std::string& receive_socket,
+                              int index, size_t bytes) {
+  Pair p;
+  p.sender_endpoint = absl::StrCat("bench-s", index);
+  p.receiver_endpoint = absl::StrCat("bench-r", index);
+  auto s = Client::Connect({.socket_path = send_socket, .client_name = p.sender_endpoint});
+  if (!s.ok()) return s.status();
+  auto r = Client::Connect({.socket_path = receive_socket, .client_name = p.receiver_endpoint});
+  if (!r.ok()) return r.status();
+  p.sender = *std::move(s);
+  p.receiver = *std::move(r);
+  auto sa = p.sender->BindEndpoint(p.sender_endpoint);
+  if (!sa.ok()) return sa.status();
+  auto ra = p.receiver->BindEndpoint(p.receiver_endpoint);
+  if (!ra.ok()) return ra.status();
+  p.sender_address = *sa;
+  p.receiver_address = *ra;
+  auto sb = p.sender->AllocateHost(bytes);
+  if (!sb.ok()) return sb.status();
+  auto rb = p.receiver->AllocateHost(bytes);
+  if (!rb.ok()) return rb.status();
+  p.send_buffer = std::make_unique<HostBuffer>(*std::move(sb));
+  p.receive_buffer = std::make_unique<HostBuffer>(*std::move(rb));
+  std::memset(p.send_buffer->data(), 0x5a, bytes);
+  return p;
+}
+
+absl::StatusOr<Latency> PingPong(Pair& pair, size_t size, int iterations) {
+  absl::Status echo_status;
+  // The echo side: wait for a ping, answer with a pong of the same size.
+  std::thread echo([&] {
+    auto recv =
+        pair.receiver->PostRecv(pair.receiver_endpoint, kPing, *pair.receive_buffer, 0, size);
+    for (int i = 0; i < iterations && echo_status.ok(); ++i) {
+      if (!recv.ok()) {
+        echo_status = recv.status();
+        return;
+      }
+      echo_status = Check(pair.receiver->Wait(*recv, kWaitMs), "echo receive");
+      if (!echo_status.ok()) return;
+      if (i + 1 < iterations) {
+        recv =
+            pair.receiver->PostRecv(pair.receiver_endpoint, kPing, *pair.receive_buffer, 0, size);
+      }
+      auto pong = pair.receiver->Send(pair.receiver_endpoint, pair.sender_address, kPong,
+                                      *pair.receive_buffer, 0, size);
+      if (!pong.ok()) {
+        echo_status = pong.status();
+        return;
+      }
+      echo_status = Check(pair.receiver->Wait(*pong, kWaitMs), "pong");
+    }
+  });
+  std::vector<double> us;
+  absl::Status status;
+  for (int i = 0; i < iterations; ++i) {
+    const auto t0 = Clock::now();
+    auto back = pair.sender->PostRecv(pair.sender_endpoint, kPong, *pair.send_buffer, 0, size);
+    auto ping = pair.sender->Send(pair.sender_endpoint, pair.receiver_address, kPing,
+                                  *pair.send_buffer, 0, size);
+    if (!back.ok() || !ping.ok()) {
+      status = !back.ok() ? back.status() : ping.status();
+      break;
+    }
+    status = Check(pair.sender->Wait(*back, kWaitMs), "pong receive");
+    if (!status.ok()) break;
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / 2);
+    status = Check(pair.sender->Wait(*ping, kWaitMs), "ping");
+    if (!status.ok()) break;
+  }
+  echo.join();
+  if (!status.ok()) return status;
+  if (!echo_status.ok()) return echo_status;
+  std::sort(us.begin(), us.end());
+  const auto at = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(q * static_cast<double>(us.size())))];
+  };
+  return Latency{us.front(), at(0.5), at(0.99)};
+}
+
+absl::StatusOr<Stream> RunStreams(std::vector<Pair>& pairs, size_t size, int count, int window) {
+  std::mutex mu;
+  absl::Status status;
+  auto fail = [&](const absl::Status& st) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (status.ok()) status = st;
+  };
+  const size_t slots = std::max<size_t>(
+      1, std::min<size_t>(static_cast<size_t>(window),
+                          pairs[0].send_buffer->size() / std::max<size_t>(size, 1)));
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  for (Pair& p : pairs) {
+    threads.emplace_back([&, pp = &p] {  // receiver: keeps `slots` receives posted
+      std::deque<Operation> posted;
+      int next = 0, done = 0;
+      while (done < count) {
+        while (static_cast<int>(posted.size()) < static_cast<int>(slots) && next < count) {
+          auto op = pp->receiver->PostRecv(pp->receiver_endpoint, kData, *pp->receive_buffer,
+                                           (static_cast<size_t>(next) % slots) * size, size);
+          if (!op.ok()) return fail(op.status());
+          posted.push_back(*op);
+          ++next;
+        }
+        if (auto st = Check(pp->receiver->Wait(posted.front(), kWaitMs), "stream receive");
+            !st.ok()) {
+          return fail(st);
+        }
+        posted.pop_front();
+        ++done;
+      }
+    });
+    threads.emplace_back([&, pp = &p] {  // sender: keeps `slots` sends in flight
+      std::deque<Operation> in_flight;
+      for (int i = 0; i < count; ++i) {
+        if (in_flight.size() == slots) {
+          if (auto st = Check(pp->sender->Wait(in_flight.front(), kWaitMs), "stream send");
+              !st.ok()) {
+            return fail(st);
+          }
+          in_flight.pop_front();
+        }
+        auto op = pp->sender->Send(pp->sender_endpoint, pp->receiver_address, kData,
+                                   *pp->send_buffer, (static_cast<size_t>(i) % slots) * size, size);
+        if (!op.ok()) return fail(op.status());
+        in_flight.push_back(*op);
+      }
+      for (auto op : in_flight) {
+        if (auto st = Check(pp->sender->Wait(op, kWaitMs), "stream send"); !st.ok())
+          return fail(st);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (!status.ok()) return status;
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double messages = static_cast<double>(count) * static_cast<double>(pairs.size());
+  return Stream{messages / seconds, messages * static_cast<double>(size) / seconds / 1e9};
+}
+
+}  // namespace axon::bench
