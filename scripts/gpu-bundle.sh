@@ -30,7 +30,14 @@ if [[ -n $ucx_root ]]; then
   mkdir -p "$out/lib/ucx"
   cp -L "$ucx_root"/lib/lib{ucp,uct,ucs,ucm}.so.0 "$out/lib/"
   cp -L "$ucx_root"/lib/ucx/*.so.0 "$out/lib/ucx/"
-  [[ -x $ucx_root/bin/ucx_perftest ]] && cp "$ucx_root"/bin/{ucx_perftest,ucx_info} "$out/bin/"
+  if [[ -x $ucx_root/bin/ucx_perftest ]]; then
+    cp "$ucx_root"/bin/{ucx_perftest,ucx_info} "$out/bin/"
+    # The baseline's own libraries (the wheel's libgomp, ...).
+    ldd "$ucx_root/bin/ucx_perftest" | awk '/=> \// {print $1, $3}' | while read -r name path; do
+      [[ $name =~ $skip ]] && continue
+      cp -nL "$path" "$out/lib/$name"
+    done
+  fi
 fi
 # Debug info stays here; the bundle must travel in under 64 MiB.
 strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/ucx/*.so* 2>/dev/null || true

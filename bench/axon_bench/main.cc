@@ -96,6 +96,10 @@ std::string PeerTransports(const std::string& socket) {
     }
   }
   tls.erase("");
+  // Host rows: the CUDA transports carry no host memory.
+  for (auto it = tls.begin(); it != tls.end();) {
+    it = it->rfind("cuda", 0) == 0 || *it == "gdr_copy" ? tls.erase(it) : std::next(it);
+  }
   return tls.empty() ? "tcp" : absl::StrJoin(tls, ",");
 }
 
