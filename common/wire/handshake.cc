@@ -20,6 +20,9 @@ std::vector<uint8_t> EncodeHello(const Hello& hello) {
   w.Fixed(hello.nonce);
   w.U8(static_cast<uint8_t>(hello.proof.size()));
   w.Fixed(hello.proof);
+  const size_t address = std::min(hello.worker_address.size(), kMaxWorkerAddress);
+  w.U32(static_cast<uint32_t>(address));
+  w.Fixed(absl::MakeConstSpan(hello.worker_address).subspan(0, address));
   return w.Take();
 }
 
@@ -55,6 +58,14 @@ absl::StatusOr<Hello> DecodeHello(absl::Span<const uint8_t> body) {
   auto proof = r.Fixed(*proof_size);
   if (!proof.ok()) return proof.status();
   hello.proof = *std::move(proof);
+  auto address_size = r.U32();
+  if (!address_size.ok()) return address_size.status();
+  if (*address_size > kMaxWorkerAddress) {
+    return absl::InvalidArgumentError(absl::StrCat("worker address of ", *address_size, " bytes"));
+  }
+  auto address = r.Fixed(*address_size);
+  if (!address.ok()) return address.status();
+  hello.worker_address = *std::move(address);
   if (r.remaining() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(r.remaining(), " stray bytes after hello"));
   }

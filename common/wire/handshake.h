@@ -1,9 +1,12 @@
 // The handshake bodies exchanged when two daemons connect, and the HMAC proof
 // that shows both hold the shared token without sending it.
 //
-//   dialer -> acceptor   Hello{name, caps, transports, nonce_d}
-//   acceptor -> dialer   Hello{name, caps, transports, nonce_a, proof_a}  or Reject{reason}
-//   dialer -> acceptor   HelloAuth{proof_d}                               or Reject{reason}
+//   dialer -> acceptor   Hello{name, caps, transports, nonce_d, -, address_d}
+//   acceptor -> dialer   Hello{name, caps, transports, nonce_a, proof_a, address_a}  or Reject
+//   dialer -> acceptor   HelloAuth{proof_d}                                          or Reject
+// Once up, each side connects a second, data endpoint to the other's UCX
+// worker address (which, unlike the sockaddr connection, may use shared
+// memory or CUDA IPC on one host) and binds it with DataBind{their nonce}.
 // proof_x = HMAC-SHA256(token, role_x | nonce_dialer | nonce_acceptor | name_x); both nonces
 // are fresh random bytes, so a recorded proof is useless later. Without a
 // token the proofs are empty, and a side that has a token refuses them.
@@ -25,6 +28,7 @@ inline constexpr size_t kMaxNodeName = 63;
 inline constexpr size_t kMaxTransports = 64;
 inline constexpr size_t kMaxTransportName = 64;
 inline constexpr size_t kMaxReason = 512;
+inline constexpr size_t kMaxWorkerAddress = 32 * 1024;
 
 // Capability bits.
 inline constexpr uint64_t kCapCudaMemory = 1;  // UCX can send/receive CUDA memory
@@ -36,7 +40,8 @@ struct Hello {
   uint64_t capabilities = 0;
   std::vector<std::string> transports;
   Nonce nonce{};
-  std::vector<uint8_t> proof;  // empty, or kProofSize bytes
+  std::vector<uint8_t> proof;           // empty, or kProofSize bytes
+  std::vector<uint8_t> worker_address;  // the sender's UCX worker address; may be empty
 };
 
 std::vector<uint8_t> EncodeHello(const Hello& hello);

@@ -38,6 +38,8 @@ const char* MessageTypeName(MessageType type) {
       return "data-ack";
     case MessageType::kDataCancel:
       return "data-cancel";
+    case MessageType::kDataBind:
+      return "data-bind";
   }
   return "unknown";
 }

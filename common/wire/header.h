@@ -35,8 +35,9 @@ enum class MessageType : uint16_t {
   kData = 6,        // one message for an endpoint: DataBody, the bytes as payload
   kDataAck = 7,     // the receiving daemon's verdict on one kData
   kDataCancel = 8,  // the sender gives up on one kData not yet delivered
+  kDataBind = 9,    // first frame on a data endpoint: the receiver's handshake nonce
 };
-inline constexpr uint16_t kMaxMessageType = 8;
+inline constexpr uint16_t kMaxMessageType = 9;
 
 const char* MessageTypeName(MessageType type);
 

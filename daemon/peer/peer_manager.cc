@@ -51,6 +51,15 @@ absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Wor
       !st.ok()) {
     return st;
   }
+  if (pm->options_.data_endpoints) {
+    auto address = worker.Address();
+    if (address.ok()) {
+      pm->worker_address_ = *std::move(address);
+    } else {
+      spdlog::warn("peer plane: no worker address ({}): messages share the control connection",
+                   address.status().message());
+    }
+  }
   auto listener = ucx::Listener::Create(
       worker, *listen, [raw](ucp_conn_request_h request) { raw->OnConnection(request); });
   if (!listener.ok()) return listener.status();
@@ -82,7 +91,7 @@ absl::Duration PeerManager::tick_interval() const {
 
 wire::Hello PeerManager::MyHello(const wire::Nonce& nonce, std::vector<uint8_t> proof) const {
   return wire::Hello{options_.node_name, options_.capabilities, options_.transports, nonce,
-                     std::move(proof)};
+                     std::move(proof),   worker_address_};
 }
 
 void PeerManager::SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<uint8_t> body,
@@ -139,7 +148,7 @@ void PeerManager::OnConnection(ucp_conn_request_h request) {
 
 void PeerManager::OnConnectionError(uint64_t id, const absl::Status& status) {
   for (auto& [name, peer] : peers_) {
-    if (peer.ep && peer.connection_id == id) {
+    if ((peer.ep && peer.connection_id == id) || (peer.data_ep && peer.data_connection_id == id)) {
       MarkDown(peer, std::string(status.message()));
       return;
     }
@@ -152,9 +161,42 @@ void PeerManager::OnConnectionError(uint64_t id, const absl::Status& status) {
 
 PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
   for (auto& [name, peer] : peers_) {
-    if (peer.ep && peer.ep->handle() == ep) return &peer;
+    if ((peer.ep && peer.ep->handle() == ep) || (peer.data_in != nullptr && peer.data_in == ep)) {
+      return &peer;
+    }
   }
   return nullptr;
+}
+
+void PeerManager::ConnectData(Peer& peer) {
+  if (!options_.data_endpoints || peer.their_address.empty() || worker_address_.empty()) return;
+  const uint64_t id = next_connection_id_++;
+  auto ep = ucx::Endpoint::ConnectToWorker(
+      worker_, peer.their_address,
+      [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+  if (!ep.ok()) {
+    spdlog::warn("peer {}: no data endpoint ({}); messages share the control connection", peer.name,
+                 ep.status().message());
+    return;
+  }
+  peer.data_ep = *std::move(ep);
+  peer.data_connection_id = id;
+  // The peer learns which of its endpoints this is from its own nonce, which
+  // only the authenticated control connection carried.
+  wire::Header header{.version = options_.wire_version, .type = wire::MessageType::kDataBind};
+  peer.data_ep->SendAm(kAmId, wire::Encode(header, peer.their_nonce), {}, nullptr);
+}
+
+void PeerManager::OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body) {
+  for (auto& [name, peer] : peers_) {
+    if (peer.state == PeerState::kUp && body.size() == wire::kNonceSize &&
+        wire::ProofMatches(body, peer.my_nonce)) {
+      peer.data_in = from;
+      spdlog::debug("peer {}: data endpoint bound", name);
+      return;
+    }
+  }
+  spdlog::warn("peer plane: a data endpoint bound with an unknown nonce; ignored");
 }
 
 void PeerManager::PullThenHandle(ucx::AmMessage message) {
@@ -178,6 +220,10 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     return;
   }
   Peer* peer = FindByEndpoint(message.reply_ep);
+  if (peer == nullptr && decoded.ok() && decoded->header.type == wire::MessageType::kDataBind) {
+    OnDataBind(message.reply_ep, decoded->body);
+    return;
+  }
   if (peer == nullptr) {
     auto it = std::find_if(unbound_.begin(), unbound_.end(), [&](const Unbound& u) {
       return u.ep && u.ep->handle() == message.reply_ep;
@@ -240,6 +286,8 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     case wire::MessageType::kPong:
       OnPong(*peer, header);
       return;
+    case wire::MessageType::kDataBind:
+      return;  // a repeat on a bound endpoint
     case wire::MessageType::kData:
     case wire::MessageType::kDataAck:
     case wire::MessageType::kDataCancel:
@@ -296,6 +344,7 @@ void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
   peer.handshake = Handshake::kAwaitAuth;
   peer.their_nonce = hello.nonce;
   peer.my_nonce = *nonce;
+  peer.their_address = hello.worker_address;
   peer.stats.peer_cuda_memory = (hello.capabilities & wire::kCapCudaMemory) != 0;
   peer.stats.messages_received++;
   auto proof = wire::MakeProof(options_.config.token, wire::Role::kAcceptor, peer.their_nonce,
@@ -322,6 +371,7 @@ void PeerManager::OnHelloAtDialer(Peer& peer, const wire::Hello& hello) {
     return;
   }
   peer.their_nonce = hello.nonce;
+  peer.their_address = hello.worker_address;
   peer.stats.peer_cuda_memory = (hello.capabilities & wire::kCapCudaMemory) != 0;
   Send(peer, wire::MessageType::kHelloAuth,
        wire::EncodeProof(wire::MakeProof(options_.config.token, wire::Role::kDialer, peer.my_nonce,
@@ -349,6 +399,7 @@ void PeerManager::MarkUp(Peer& peer) {
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
                peer.dialer ? "dialed" : "accepted");
+  ConnectData(peer);
 }
 
 void PeerManager::MarkDown(Peer& peer, const std::string& why) {
@@ -363,6 +414,8 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.stats.last_error = why;
   const bool had_connection = peer.ep != nullptr;
   peer.ep.reset();
+  peer.data_ep.reset();
+  peer.data_in = nullptr;
   peer.handshake = Handshake::kNone;
   for (auto& [seq, waiter] : peer.pings) {
     if (waiter.done) {
@@ -411,8 +464,9 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                       .type = type,
                       .payload_length = payload.size(),
                       .sequence = sequence};
-  peer.ep->SendAmFrom(kAmId, wire::Encode(header, body), payload, std::move(keepalive), protocol,
-                      nullptr);
+  ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
+  ep.SendAmFrom(kAmId, wire::Encode(header, body), payload, std::move(keepalive), protocol,
+                nullptr);
   return absl::OkStatus();
 }
 
@@ -489,7 +543,10 @@ std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
     s.address = peer.address_text;
     s.state = peer.state;
     s.since = peer.since;
-    if (peer.ep && peer.state == PeerState::kUp) s.transports = peer.ep->Transports();
+    if (peer.ep && peer.state == PeerState::kUp) {
+      // The lanes the tensors take: the data endpoint's, when there is one.
+      s.transports = (peer.data_ep ? peer.data_ep : peer.ep)->Transports();
+    }
     out.push_back(std::move(s));
   }
   return out;

@@ -30,6 +30,9 @@ struct PeerOptions {
   uint64_t capabilities = 0;            // wire::kCap* of this node
   std::vector<std::string> transports;  // this node's UCX transports
   uint16_t wire_version = wire::kVersion;
+  // Connect a data endpoint to each peer's worker address once up (shared
+  // memory and CUDA IPC become possible on one host).
+  bool data_endpoints = true;
 };
 
 enum class PeerState { kConnecting, kUp, kDown };
@@ -101,6 +104,12 @@ class PeerManager {
     absl::Time since;
     std::unique_ptr<ucx::Endpoint> ep;
     uint64_t connection_id = 0;  // of `ep`
+    // The message path's own connection: data_ep sends to the peer's worker
+    // address; data_in is the endpoint the peer's data_ep arrives on here.
+    std::vector<uint8_t> their_address;
+    std::unique_ptr<ucx::Endpoint> data_ep;
+    uint64_t data_connection_id = 0;
+    ucp_ep_h data_in = nullptr;
     Handshake handshake = Handshake::kNone;
     wire::Nonce my_nonce{}, their_nonce{};
     absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
@@ -128,6 +137,10 @@ class PeerManager {
   void OnPong(Peer& peer, const wire::Header& header);
   void Dial(Peer& peer);
   void MarkUp(Peer& peer);
+  // Connects and binds the peer's data endpoint (after MarkUp).
+  void ConnectData(Peer& peer);
+  // A DataBind on an endpoint we do not know yet.
+  void OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body);
   void MarkDown(Peer& peer, const std::string& why);
   void Send(Peer& peer, wire::MessageType type, std::vector<uint8_t> body,
             std::vector<uint8_t> payload = {}, uint64_t sequence = 0);
@@ -147,6 +160,7 @@ class PeerManager {
   std::map<std::string, Peer> peers_;
   std::vector<Unbound> unbound_;
   uint64_t next_connection_id_ = 1;
+  std::vector<uint8_t> worker_address_;  // sent in hellos
   DataHandler on_data_;
   DownHandler on_down_;
   // False once destroyed: UCX completions that outlive it check it.

@@ -37,6 +37,14 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(const ContextOptions& o
   // after TIME_WAIT runs out (SO_REUSEADDR on the peer listener). The
   // environment still wins, for an operator who wants otherwise.
   ::setenv("UCX_TCP_CM_REUSEADDR", "y", /*overwrite=*/0);
+  // Shared memory between two daemons on one host: UCX leaves the shm
+  // transports out of endpoints that want peer error handling (ours do)
+  // unless told they may use it; they then detect a dead peer by keepalive,
+  // which we make 1 s instead of 20 s so that a pull from a dead daemon fails
+  // soon. Environment first, as above.
+  ::setenv("UCX_POSIX_ERROR_HANDLING", "y", 0);
+  ::setenv("UCX_SYSV_ERROR_HANDLING", "y", 0);
+  ::setenv("UCX_KEEPALIVE_INTERVAL", "1s", 0);
   ucp_config_t* raw_config = nullptr;
   if (auto st = ToStatus(ucp_config_read(nullptr, nullptr, &raw_config), "ucp_config_read");
       !st.ok()) {

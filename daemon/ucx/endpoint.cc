@@ -31,6 +31,14 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Connect(Worker& worker,
   return Create(worker, params, std::move(on_error));
 }
 
+absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::ConnectToWorker(
+    Worker& worker, absl::Span<const uint8_t> address, ErrorHandler on_error) {
+  ucp_ep_params_t params{};
+  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
+  params.address = reinterpret_cast<const ucp_address_t*>(address.data());
+  return Create(worker, params, std::move(on_error));
+}
+
 absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Accept(Worker& worker,
                                                            ucp_conn_request_h request,
                                                            ErrorHandler on_error) {

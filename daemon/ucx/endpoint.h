@@ -30,6 +30,10 @@ class Endpoint {
   static absl::StatusOr<std::unique_ptr<Endpoint>> Connect(Worker& worker,
                                                            const SocketAddress& address,
                                                            ErrorHandler on_error);
+  // Connects to another worker by its address (Worker::Address): UCX may then
+  // pick any transport that reaches it, shared memory and CUDA IPC included.
+  static absl::StatusOr<std::unique_ptr<Endpoint>> ConnectToWorker(
+      Worker& worker, absl::Span<const uint8_t> address, ErrorHandler on_error);
   static absl::StatusOr<std::unique_ptr<Endpoint>> Accept(Worker& worker,
                                                           ucp_conn_request_h request,
                                                           ErrorHandler on_error);

@@ -81,6 +81,20 @@ absl::Status Worker::SetAmHandler(uint16_t id, AmHandler handler) {
                   "ucp_worker_set_am_recv_handler");
 }
 
+absl::StatusOr<std::vector<uint8_t>> Worker::Address() const {
+  ucp_address_t* address = nullptr;
+  size_t length = 0;
+  if (auto st =
+          ToStatus(ucp_worker_get_address(handle_, &address, &length), "ucp_worker_get_address");
+      !st.ok()) {
+    return st;
+  }
+  const auto* bytes = reinterpret_cast<const uint8_t*>(address);
+  std::vector<uint8_t> out(bytes, bytes + length);
+  ucp_worker_release_address(handle_, address);
+  return out;
+}
+
 void Worker::RemoveAmHandler(uint16_t id) {
   if (am_handlers_.count(id) == 0) return;
   ucp_am_handler_param_t params{};

@@ -74,6 +74,8 @@ class Worker {
   absl::Status SetAmHandler(uint16_t id, AmHandler handler);
   // Stops delivering messages with `id`, also those already received.
   void RemoveAmHandler(uint16_t id);
+  // This worker's address, for a peer to connect to (Endpoint::ConnectToWorker).
+  absl::StatusOr<std::vector<uint8_t>> Address() const;
   // Pulls a rendezvous message's bytes into [into, into + data->length()),
   // which the caller keeps valid until `done` runs (on the UCX thread).
   void ReceiveData(std::unique_ptr<PendingData> data, void* into,

@@ -89,6 +89,7 @@ Hello SampleHello() {
   h.transports = {"tcp/lo", "sysv/memory"};
   h.nonce.fill(9);
   h.proof.assign(kProofSize, 3);
+  h.worker_address = {1, 2, 3, 4, 5, 6, 7};
   return h;
 }
 
@@ -100,6 +101,7 @@ TEST(WireHandshake, HelloRoundTrip) {
   EXPECT_EQ(decoded->transports, (std::vector<std::string>{"tcp/lo", "sysv/memory"}));
   EXPECT_EQ(decoded->nonce, SampleHello().nonce);
   EXPECT_EQ(decoded->proof, SampleHello().proof);
+  EXPECT_EQ(decoded->worker_address, SampleHello().worker_address);
 }
 
 TEST(WireHandshake, HelloEveryTruncationIsRefused) {
