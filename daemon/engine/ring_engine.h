@@ -82,7 +82,7 @@ class RingEngine {
     uint64_t length = 0;
     uint64_t tag = 0;
     std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
-    std::string from;                    // sends: the source address, "node/endpoint"
+    std::string from;  // sends: the source, "endpoint" here or "node/endpoint" from elsewhere
   };
   // A session's receive area: messages with no posted receive land in its
   // free slots, and the client releases each slot when done with it.
@@ -168,6 +168,7 @@ class RingEngine {
   std::multimap<absl::Time, Deadline> deadlines_;
   UniqueFd deadline_timer_;  // created with the first deadline
   absl::Time last_work_ = absl::InfinitePast();
+  bool just_worked_ = false;  // the last poll found work; last_work_ is stale
   uint64_t ops_completed_ = 0;
 };
 

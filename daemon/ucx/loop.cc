@@ -40,6 +40,7 @@ Loop::~Loop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    has_tasks_.store(true, std::memory_order_release);
   }
   Wake();
   thread_.join();
@@ -73,12 +74,15 @@ absl::Status Loop::InitFromLoop(const ContextOptions& options) {
 }
 
 bool Loop::RunTasksFromLoop() {
+  // This runs every iteration of a busy loop: no allocation when idle.
+  if (!has_tasks_.load(std::memory_order_acquire)) return true;
   std::deque<absl::AnyInvocable<void() &&>> batch;
   bool stopping = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     batch.swap(queue_);
     stopping = stopping_;
+    has_tasks_.store(false, std::memory_order_relaxed);
   }
   for (auto& task : batch) {
     std::move(task)();
@@ -158,6 +162,7 @@ void Loop::Post(absl::AnyInvocable<void() &&> task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(std::move(task));
+    has_tasks_.store(true, std::memory_order_release);
   }
   Wake();
 }

@@ -94,6 +94,7 @@ class Loop {
   std::mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> queue_;  // guarded by mu_
   bool stopping_ = false;                            // guarded by mu_
+  std::atomic<bool> has_tasks_{false};               // queue_ or stopping_ changed
 
   std::atomic<uint64_t> wakeups_{0};
   std::atomic<uint64_t> tasks_run_{0};
