@@ -74,7 +74,10 @@ int main(int argc, char** argv) {
   std::printf("%12s %10s %12s %12s\n", "size", "n", "rt p50 us", "rt min us");
   for (absl::string_view s : absl::StrSplit(sizes, ',', absl::SkipEmpty())) {
     const size_t size = std::stoull(std::string(s));
-    const int n = iterations > 0 ? iterations : size >= (16 << 20) ? 20 : size >= (1 << 20) ? 200 : 2000;
+    const int n = iterations > 0       ? iterations
+                  : size >= (16 << 20) ? 20
+                  : size >= (1 << 20)  ? 200
+                                       : 2000;
     axon::bench::Blob request;
     request.set_data(std::string(size, '\x5a'));
     std::vector<double> us;

@@ -101,21 +101,29 @@ absl::Status Session::SetupRings() {
 }
 
 absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
+  return EnqueueAll({submission});
+}
+
+absl::StatusOr<uint64_t> Session::EnqueueAll(std::vector<wire::Submission> all) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
-  submission.op_id = next_op++;
-  while (true) {
-    auto pushed = submissions->TryPush(wire::EntryBytes(submission));
-    if (!pushed.ok()) return pushed.status();
-    if (*pushed) break;
-    // Full. The daemon stops taking submissions while this side's completion
-    // ring is full, so take completions off it meanwhile (or both would wait).
-    if (auto st = DrainCompletions(); !st.ok()) return st;
-    if (submissions->ConsumerNeedsWakeup()) RingDaemon();
-    std::this_thread::yield();
+  uint64_t op_id = 0;
+  for (wire::Submission& submission : all) {
+    submission.op_id = op_id = next_op++;
+    while (true) {
+      auto pushed = submissions->TryPush(wire::EntryBytes(submission));
+      if (!pushed.ok()) return pushed.status();
+      if (*pushed) break;
+      // Full. The daemon stops taking submissions while this side's
+      // completion ring is full, so take completions off it meanwhile (or
+      // both would wait).
+      if (auto st = DrainCompletions(); !st.ok()) return st;
+      if (submissions->ConsumerNeedsWakeup()) RingDaemon();
+      std::this_thread::yield();
+    }
   }
   if (submissions->ConsumerNeedsWakeup()) RingDaemon();
-  return submission.op_id;
+  return op_id;
 }
 
 void Session::RingDaemon() {
@@ -342,6 +350,30 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
     return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
   }
   auto op = session_->Enqueue(*s);
+  if (!op.ok()) return op.status();
+  return Operation{*op};
+}
+
+absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
+                                       absl::Span<const View> parts, OpOptions options) {
+  if (parts.empty()) return absl::InvalidArgumentError("a send has at least one part");
+  if (parts.size() > wire::kMaxSendParts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
+  }
+  std::vector<wire::Submission> all;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].buffer == nullptr) return absl::InvalidArgumentError("a part has no buffer");
+    auto s = Transfer(wire::RingOp::kSend, from, tag, *parts[i].buffer, parts[i].offset,
+                      parts[i].length, options);
+    if (!s.ok()) return s.status();
+    if (to.empty() || !wire::SetNameField(s->peer, to)) {
+      return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
+    }
+    if (i + 1 < parts.size()) s->flags = wire::kSubmissionMore;
+    all.push_back(*s);
+  }
+  auto op = session_->EnqueueAll(std::move(all));
   if (!op.ok()) return op.status();
   return Operation{*op};
 }

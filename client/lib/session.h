@@ -54,6 +54,9 @@ struct Session {
   absl::Status SetupRings();
   // Puts one submission on the ring and returns its op id.
   absl::StatusOr<uint64_t> Enqueue(wire::Submission submission);
+  // Puts several submissions on the ring back to back (no other thread's in
+  // between) and returns the op id of the last.
+  absl::StatusOr<uint64_t> EnqueueAll(std::vector<wire::Submission> submissions);
   // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.
   absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
   // Waits for a receive-area message for `endpoint`.

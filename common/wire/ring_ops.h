@@ -29,6 +29,11 @@ enum class RingOp : uint16_t {
   kRelease = 6,   // the client is done with receive-area slot `region` (no completion)
 };
 
+// Submission flags.
+inline constexpr uint16_t kSubmissionMore = 1;  // kSend: one part; the message goes on in
+                                                // the next entry (same session, back to back)
+inline constexpr size_t kMaxSendParts = 64;
+
 // Completion flags.
 inline constexpr uint32_t kCompletionArrival = 1;  // a message landed in receive-area slot op_id
 

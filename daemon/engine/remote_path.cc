@@ -36,13 +36,25 @@ void RemotePath::SendFromLoop(Outgoing send) {
 
 void RemotePath::Transmit(Node& n, Outgoing send) {
   const uint64_t id = next_message_id_++;
-  const absl::Span<const uint8_t> payload(send.region->data() + send.offset, send.length);
   const auto protocol =
       send.length <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
+  // One part: the region's bytes in place. Several: UCX gathers them (IOV).
+  std::vector<absl::Span<const uint8_t>> parts;
+  uint64_t first = send.length;
+  for (const Part& p : send.more) first -= p.length;
+  parts.emplace_back(send.region->data() + send.offset, first);
+  for (const Part& p : send.more) parts.emplace_back(p.data(), p.length);
+  std::shared_ptr<const void> keep = send.region;
+  if (!send.more.empty()) {
+    auto all = std::make_shared<std::vector<std::shared_ptr<HostRegion>>>();
+    all->push_back(send.region);
+    for (const Part& p : send.more) all->push_back(p.region);
+    keep = all;
+  }
   auto st = peers_.SendDataFromLoop(
       send.node, wire::MessageType::kData,
       wire::EncodeData({.message_id = id, .tag = send.tag, .from = send.from, .to = send.to}),
-      payload, send.region, protocol, n.next_send_sequence);
+      std::move(parts), std::move(keep), protocol, n.next_send_sequence);
   if (!st.ok()) {
     hooks_.complete(send.session, send.op_id, st, 0, 0);
     return;

@@ -41,6 +41,14 @@ struct Incoming {
   uint64_t length() const { return pending ? pending->length() : data.size(); }
 };
 
+// Bytes of a client region, kept mapped while a message uses them.
+struct Part {
+  std::shared_ptr<HostRegion> region;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  const uint8_t* data() const { return region->data() + offset; }
+};
+
 // A send to another node, as the engine checked it.
 struct Outgoing {
   uint64_t session = 0;
@@ -50,8 +58,9 @@ struct Outgoing {
   uint64_t tag = 0;
   std::shared_ptr<HostRegion> region;  // kept mapped until the ack
   uint64_t offset = 0;
-  uint64_t length = 0;
-  absl::Status aborted;  // set when withdrawn: the reason its CANCELLED ack reports
+  uint64_t length = 0;     // of the whole message
+  std::vector<Part> more;  // a gather send: the parts after [offset, offset + ...)
+  absl::Status aborted;    // set when withdrawn: the reason its CANCELLED ack reports
 };
 
 class RemotePath {

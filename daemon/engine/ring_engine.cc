@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -195,7 +196,28 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       Release(id, session, submission);
       return;
     case wire::RingOp::kSend: {
+      if (submission.flags & wire::kSubmissionMore) {
+        GatherPart(id, session, submission);
+        return;
+      }
       auto send = Prepare(id, submission);
+      if (!session.gathering.empty() || !session.gather_error.ok()) {
+        // The last part of a gather send: the parts so far go in front.
+        const absl::Status failed = std::exchange(session.gather_error, absl::OkStatus());
+        std::vector<Part> parts = std::exchange(session.gathering, {});
+        if (!send.ok()) break;
+        if (!failed.ok()) {
+          Complete(id, submission.op_id, failed);
+          return;
+        }
+        parts.push_back({std::move(send->region), send->offset, send->length});
+        send->region = std::move(parts.front().region);
+        send->offset = parts.front().offset;
+        send->length = 0;
+        for (const Part& p : parts) send->length += p.length;
+        send->more.assign(std::make_move_iterator(parts.begin() + 1),
+                          std::make_move_iterator(parts.end()));
+      }
       if (!send.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
       std::string to = wire::NameField(submission.peer);
@@ -302,7 +324,8 @@ void RingEngine::SendRemote(uint64_t id, const wire::Submission& submission, Pen
                                  .tag = send.tag,
                                  .region = std::move(send.region),
                                  .offset = send.offset,
-                                 .length = send.length});
+                                 .length = send.length,
+                                 .more = std::move(send.more)});
 }
 
 void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
@@ -384,7 +407,7 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
                           });
     return true;
   }
-  if (send.length > 0) std::memcpy(into, send.region->data() + send.offset, send.length);
+  CopyOut(send, into);
   Count(send.session, /*sent=*/true, send.length);
   Count(id, /*sent=*/false, send.length);
   Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
@@ -459,6 +482,41 @@ void RingEngine::FillArea(uint64_t id) {
       }
     }
   }
+}
+
+void RingEngine::CopyOut(const Pending& send, uint8_t* into) {
+  uint64_t first = send.length;
+  for (const Part& p : send.more) first -= p.length;
+  if (first > 0) std::memcpy(into, send.region->data() + send.offset, first);
+  into += first;
+  for (const Part& p : send.more) {
+    if (p.length > 0) std::memcpy(into, p.data(), p.length);
+    into += p.length;
+  }
+}
+
+void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submission& submission) {
+  --session.traffic.in_flight;  // a part gets no completion; the whole send does
+  if (!session.gather_error.ok()) return;
+  if (session.gathering.size() + 1 >= wire::kMaxSendParts) {
+    session.gather_error = absl::InvalidArgumentError(
+        absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
+    return;
+  }
+  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
+  if (!region) {
+    session.gather_error =
+        absl::InvalidArgumentError("unknown region " + std::to_string(submission.region));
+    return;
+  }
+  if (submission.offset > region->length() ||
+      submission.length > region->length() - submission.offset) {
+    session.gather_error = absl::InvalidArgumentError(
+        absl::StrCat("part [", submission.offset, ", +", submission.length,
+                     ") lies outside region ", submission.region));
+    return;
+  }
+  session.gathering.push_back({std::move(region), submission.offset, submission.length});
 }
 
 bool RingEngine::Abort(uint64_t id, uint64_t op_id, const absl::Status& why) {
@@ -546,8 +604,7 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
     return;
   }
   if (send.length > 0) {
-    std::memcpy(receive.region->data() + receive.offset, send.region->data() + send.offset,
-                send.length);
+    CopyOut(send, receive.region->data() + receive.offset);
   }
   Count(send.session, /*sent=*/true, send.length);
   Count(receive.session, /*sent=*/false, send.length);

@@ -79,8 +79,9 @@ class RingEngine {
     uint64_t op_id = 0;
     std::shared_ptr<HostRegion> region;  // kept mapped while pending
     uint64_t offset = 0;
-    uint64_t length = 0;
+    uint64_t length = 0;  // sends: of the whole message
     uint64_t tag = 0;
+    std::vector<Part> more;              // a gather send: the parts after the first
     std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
     std::string from;  // sends: the source, "endpoint" here or "node/endpoint" from elsewhere
   };
@@ -113,7 +114,14 @@ class RingEngine {
     bool broken = false;                   // its rings were found corrupt
     SessionTraffic traffic;
     std::optional<Area> area;
+    // A gather send being submitted: its parts so far, or why it failed.
+    std::vector<Part> gathering;
+    absl::Status gather_error;
   };
+  // Copies a local send's bytes, every part in order, to `into`.
+  static void CopyOut(const Pending& send, uint8_t* into);
+  // A kSend entry with kSubmissionMore: one part of a gather send.
+  void GatherPart(uint64_t id, Session& session, const wire::Submission& submission);
   // Ring ops on the receive area.
   void SetArea(uint64_t id, Session& session, const wire::Submission& submission);
   void Release(uint64_t id, Session& session, const wire::Submission& submission);

@@ -453,20 +453,28 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
 
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
                                            std::vector<uint8_t> body,
-                                           absl::Span<const uint8_t> payload,
+                                           std::vector<absl::Span<const uint8_t>> parts,
                                            std::shared_ptr<const void> keepalive,
                                            ucx::AmProtocol protocol, uint64_t sequence) {
   if (auto st = CheckUpFromLoop(node); !st.ok()) return st;
   Peer& peer = peers_.find(node)->second;
+  uint64_t payload = 0;
+  for (const auto& p : parts) payload += p.size();
   peer.stats.messages_sent++;
-  peer.stats.bytes_sent += wire::kHeaderSize + body.size() + payload.size();
+  peer.stats.bytes_sent += wire::kHeaderSize + body.size() + payload;
   wire::Header header{.version = options_.wire_version,
                       .type = type,
-                      .payload_length = payload.size(),
+                      .payload_length = payload,
                       .sequence = sequence};
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
-  ep.SendAmFrom(kAmId, wire::Encode(header, body), payload, std::move(keepalive), protocol,
-                nullptr);
+  if (parts.size() <= 1) {
+    ep.SendAmFrom(kAmId, wire::Encode(header, body),
+                  parts.empty() ? absl::Span<const uint8_t>() : parts[0], std::move(keepalive),
+                  protocol, nullptr);
+  } else {
+    ep.SendAmGather(kAmId, wire::Encode(header, body), std::move(parts), std::move(keepalive),
+                    protocol, nullptr);
+  }
   return absl::OkStatus();
 }
 

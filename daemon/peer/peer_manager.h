@@ -83,8 +83,10 @@ class PeerManager {
   absl::Status CheckUpFromLoop(const std::string& node) const;
   // Sends a message-path frame whose payload is `payload` in place (see
   // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
+  // The payload is `parts`, back to back (empty: none).
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                std::vector<uint8_t> body, absl::Span<const uint8_t> payload,
+                                std::vector<uint8_t> body,
+                                std::vector<absl::Span<const uint8_t>> parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
                                 uint64_t sequence);
 

@@ -81,17 +81,49 @@ void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
     return;
   }
   auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
-  std::vector<uint8_t>& h = request->buffer(0) = std::move(header);
+  request->buffer(0) = std::move(header);
   request->Keep(std::move(keepalive));
+  Submit(id, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1), protocol);
+}
+
+void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header,
+                            std::vector<absl::Span<const uint8_t>> parts,
+                            std::shared_ptr<const void> keepalive, AmProtocol protocol,
+                            SendDone done) {
+  if (failed_) {
+    if (done) done(absl::UnavailableError("connection is broken"));
+    return;
+  }
+  // The IOV entries must outlive the operation, like the memory they point to.
+  struct Gather {
+    std::vector<ucp_dt_iov_t> iov;
+    std::shared_ptr<const void> keepalive;
+  };
+  auto gather = std::make_shared<Gather>();
+  for (const auto& p : parts) {
+    gather->iov.push_back({const_cast<uint8_t*>(p.data()), p.size()});
+  }
+  gather->keepalive = std::move(keepalive);
+  const ucp_dt_iov_t* iov = gather->iov.data();
+  const size_t count = gather->iov.size();
+  auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
+  request->buffer(0) = std::move(header);
+  request->Keep(std::move(gather));
+  Submit(id, std::move(request), iov, count, ucp_dt_make_iov(), protocol);
+}
+
+void Endpoint::Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer,
+                      size_t count, ucp_datatype_t datatype, AmProtocol protocol) {
+  std::vector<uint8_t>& h = request->buffer(0);
   ucp_request_param_t params{};
-  params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
   params.flags = UCP_AM_SEND_FLAG_REPLY;
+  params.datatype = datatype;
   if (protocol == AmProtocol::kEager) params.flags |= UCP_AM_SEND_FLAG_EAGER;
   if (protocol == AmProtocol::kRendezvous) params.flags |= UCP_AM_SEND_FLAG_RNDV;
   Request::PrepareSend(params, request.get());
-  Request::Submit(
-      ucp_am_send_nbx(handle_, id, h.data(), h.size(), payload.data(), payload.size(), &params),
-      std::move(request));
+  Request::Submit(ucp_am_send_nbx(handle_, id, h.data(), h.size(), buffer, count, &params),
+                  std::move(request));
 }
 
 std::vector<std::string> Endpoint::Transports() const {

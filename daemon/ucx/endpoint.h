@@ -17,6 +17,8 @@
 
 namespace axon::ucx {
 
+class Request;
+
 // How UCX sends an active message's payload: its choice, or forced.
 enum class AmProtocol { kAuto, kEager, kRendezvous };
 
@@ -51,6 +53,11 @@ class Endpoint {
   void SendAmFrom(uint16_t id, std::vector<uint8_t> header, absl::Span<const uint8_t> payload,
                   std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done);
 
+  // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV).
+  void SendAmGather(uint16_t id, std::vector<uint8_t> header,
+                    std::vector<absl::Span<const uint8_t>> parts,
+                    std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done);
+
   // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
   std::vector<std::string> Transports() const;
 
@@ -62,6 +69,9 @@ class Endpoint {
   static absl::StatusOr<std::unique_ptr<Endpoint>> Create(Worker& worker, ucp_ep_params_t& params,
                                                           ErrorHandler on_error);
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
+  // Submits ucp_am_send_nbx; `buffer`/`count` as UCX takes them for `datatype`.
+  void Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer, size_t count,
+              ucp_datatype_t datatype, AmProtocol protocol);
 
   Worker& worker_;
   ErrorHandler on_error_;

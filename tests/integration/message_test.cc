@@ -412,6 +412,69 @@ TEST_P(MessageTest, CallbacksFuturesAndThreads) {
   EXPECT_TRUE(receiver_->Wait(*back)->status.ok());
 }
 
+// A message of several parts (a header and tensors from two buffers) arrives
+// as one, the parts back to back, small (eager) and large (rendezvous), into a
+// posted buffer and into the receive area. Bad parts fail the whole send.
+TEST_P(MessageTest, GatherSendsArriveAsOneMessage) {
+  auto header = sender_->AllocateHost(4096);
+  auto tensors = sender_->AllocateHost(4 << 20);
+  auto dst = receiver_->AllocateHost(8 << 20);
+  ASSERT_TRUE(header.ok() && tensors.ok() && dst.ok());
+  std::memcpy(header->data(), "HDR:", 4);
+  for (size_t i = 0; i < tensors->size(); ++i) {
+    static_cast<uint8_t*>(tensors->data())[i] = static_cast<uint8_t>(i * 13 + 1);
+  }
+  for (size_t tensor : {size_t{100}, size_t{1} << 20}) {
+    SCOPED_TRACE(tensor);
+    const std::vector<View> parts = {
+        {&*header, 0, 4}, {&*tensors, 0, tensor}, {&*tensors, 3 << 20, tensor}, {&*header, 1, 3}};
+    std::vector<uint8_t> expected;
+    for (const View& v : parts) {
+      const auto* p = static_cast<const uint8_t*>(v.buffer->data()) + v.offset;
+      expected.insert(expected.end(), p, p + v.length);
+    }
+    auto recv = receiver_->PostRecv("b", 5, *dst, 0, dst->size());
+    auto send = sender_->Send("a", At("b"), 5, parts);
+    ASSERT_TRUE(recv.ok() && send.ok());
+    auto got = receiver_->Wait(*recv, 30000);
+    ASSERT_TRUE(got.ok() && got->status.ok()) << (got.ok() ? got->status : got.status());
+    ASSERT_EQ(got->length, expected.size());
+    EXPECT_EQ(std::memcmp(dst->data(), expected.data(), expected.size()), 0);
+    auto sent = sender_->Wait(*send, 30000);
+    ASSERT_TRUE(sent.ok());
+    EXPECT_TRUE(sent->status.ok()) << sent->status;
+    EXPECT_EQ(sent->length, expected.size());
+  }
+  // Into the receive area.
+  auto area = receiver_->AllocateHost(1 << 20);
+  ASSERT_TRUE(area.ok());
+  ASSERT_TRUE(receiver_->SetReceiveArea(*area, 64 << 10).ok());
+  const std::vector<View> small = {{&*header, 0, 4}, {&*tensors, 0, 20000}};
+  auto to_area = sender_->Send("a", At("b"), 6, small);
+  ASSERT_TRUE(to_area.ok());
+  auto m = receiver_->Receive("b", 10000);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->length, 20004u);
+  EXPECT_EQ(std::memcmp(m->data, "HDR:", 4), 0);
+  EXPECT_EQ(std::memcmp(m->data + 4, tensors->data(), 20000), 0);
+  ASSERT_TRUE(receiver_->Release(*m).ok());
+  EXPECT_TRUE(sender_->Wait(*to_area)->status.ok());
+  // A part outside its buffer fails the whole send; the next one is fine.
+  const std::vector<View> bad = {{&*header, 0, 4}, {&*tensors, 4 << 20, 1}};
+  auto refused = sender_->Send("a", At("b"), 7, bad);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(sender_->Wait(*refused)->status.code(), absl::StatusCode::kInvalidArgument);
+  std::vector<View> too_many(65, View{&*header, 0, 1});
+  EXPECT_EQ(sender_->Send("a", At("b"), 7, too_many).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto after = sender_->Send("a", At("b"), 8, small);
+  ASSERT_TRUE(after.ok());
+  auto m2 = receiver_->Receive("b", 10000);
+  ASSERT_TRUE(m2.ok()) << m2.status();
+  EXPECT_EQ(m2->tag, 8u);
+  EXPECT_TRUE(sender_->Wait(*after)->status.ok());
+}
+
 v1::SessionInfo SessionOf(Axond& axond, uint64_t id) {
   v1::ListSessionsResponse sessions;
   (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,

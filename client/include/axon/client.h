@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace axon {
 
@@ -40,6 +41,15 @@ struct Session;
 // An operation handed to the daemon; wait for it with Client::Wait.
 struct Operation {
   uint64_t id = 0;
+};
+
+class HostBuffer;
+
+// Bytes [offset, offset + length) of a shared buffer: one part of a message.
+struct View {
+  const HostBuffer* buffer = nullptr;
+  size_t offset = 0;
+  size_t length = 0;
 };
 
 // Per-operation options for Send and PostRecv.
@@ -129,6 +139,11 @@ class Client {
   absl::StatusOr<Operation> Send(const std::string& from, const std::string& to, uint64_t tag,
                                  const HostBuffer& buffer, size_t offset, size_t length,
                                  OpOptions options = {});
+  // Sends one message made of several parts back to back, e.g. a header and
+  // the tensors it describes (at most 64 parts), each read in place. The
+  // receiver gets one message: the parts' bytes, in order, contiguous.
+  absl::StatusOr<Operation> Send(const std::string& from, const std::string& to, uint64_t tag,
+                                 absl::Span<const View> parts, OpOptions options = {});
   // Posts [offset, offset + length) of `buffer` for the next message with `tag`
   // to endpoint `endpoint` (bound by this client); the data lands there.
   absl::StatusOr<Operation> PostRecv(const std::string& endpoint, uint64_t tag,
