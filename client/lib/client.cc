@@ -137,7 +137,7 @@ absl::Status Session::DrainCompletions() {
     auto n = completions->TryPop(absl::MakeSpan(entry));
     if (!n.ok()) return n.status();
     if (*n < 0) return absl::OkStatus();
-    auto completion = wire::ReadEntry<wire::Completion>(absl::MakeConstSpan(entry).subspan(0, *n));
+    auto completion = wire::ReadCompletion(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
     if (completion->flags & wire::kCompletionArrival) {
       arrivals.push_back(*completion);

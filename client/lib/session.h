@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "axon/client.h"
@@ -41,10 +42,10 @@ struct Session {
   std::optional<ring::SpscRing> submissions;  // guarded by ring_mu
   std::optional<ring::SpscRing> completions;  // guarded by ring_mu
   UniqueFd daemon_bell, client_bell;
-  uint64_t next_op = 1;                           // guarded by ring_mu
-  std::map<uint64_t, wire::Completion> finished;  // completions not yet waited for, by op id
-  std::deque<wire::Completion> arrivals;          // receive-area messages not yet taken
-  const uint8_t* area = nullptr;                  // the receive area, once set
+  uint64_t next_op = 1;                                      // guarded by ring_mu
+  absl::flat_hash_map<uint64_t, wire::Completion> finished;  // not yet waited for, by op id
+  std::deque<wire::Completion> arrivals;                     // receive-area messages not yet taken
+  const uint8_t* area = nullptr;                             // the receive area, once set
   uint64_t area_slot_size = 0;
 
   ~Session();

@@ -4,6 +4,7 @@
 // memory the other side can write: decoders copy them out and check them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -60,6 +61,22 @@ struct Completion {
   uint64_t tag = 0;
   char message[kCompletionMessageSize] = {};  // why it failed, NUL-padded (truncated)
 };
+
+// A completion without error text travels without its message field (the
+// common case: 32 bytes instead of 232).
+inline constexpr size_t kCompletionShortSize = offsetof(Completion, message);
+inline absl::Span<const uint8_t> CompletionBytes(const Completion& c) {
+  return {reinterpret_cast<const uint8_t*>(&c),
+          c.message[0] == '\0' ? kCompletionShortSize : sizeof(c)};
+}
+inline std::optional<Completion> ReadCompletion(absl::Span<const uint8_t> bytes) {
+  if (bytes.size() != kCompletionShortSize && bytes.size() != sizeof(Completion)) {
+    return std::nullopt;
+  }
+  Completion c;  // message zeroed: stays so for a short one
+  std::memcpy(&c, bytes.data(), bytes.size());
+  return c;
+}
 
 template <typename Entry>
 absl::Span<const uint8_t> EntryBytes(const Entry& entry) {

@@ -91,6 +91,18 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
   FailOrphanedSends();
 }
 
+std::optional<uint64_t> RingEngine::Owner(const std::string& endpoint) {
+  const uint64_t generation = sessions_manager_.endpoint_generation();
+  if (generation != owners_generation_) {
+    owners_.clear();
+    owners_generation_ = generation;
+  }
+  if (auto it = owners_.find(endpoint); it != owners_.end()) return it->second;
+  auto owner = sessions_manager_.EndpointOwner(endpoint);
+  if (owner) owners_.emplace(endpoint, *owner);
+  return owner;
+}
+
 void RingEngine::FailOrphanedSends() {
   for (auto it = endpoints_.begin(); it != endpoints_.end();) {
     if (!sessions_manager_.EndpointOwner(it->first)) {
@@ -229,7 +241,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
           return;
         }
       }
-      if (!sessions_manager_.EndpointOwner(to)) {
+      if (!Owner(to)) {
         Complete(id, submission.op_id,
                  absl::NotFoundError("no endpoint '" + to + "' on node " + node_name_));
         return;
@@ -277,7 +289,7 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
     return status;
   };
   const std::string endpoint = wire::NameField(submission.endpoint);
-  if (sessions_manager_.EndpointOwner(endpoint) != id) {
+  if (Owner(endpoint) != id) {
     return fail(
         absl::FailedPreconditionError("endpoint '" + endpoint + "' is not bound by this session"));
   }
@@ -651,7 +663,7 @@ void RingEngine::Complete(Session& session, const wire::Completion& completion) 
 bool RingEngine::Flush(Session& session) {
   bool pushed = false;
   while (!session.backlog.empty()) {
-    auto ok = session.completions.TryPush(wire::EntryBytes(session.backlog.front()));
+    auto ok = session.completions.TryPush(wire::CompletionBytes(session.backlog.front()));
     if (!ok.ok()) {
       session.broken = true;
       return false;

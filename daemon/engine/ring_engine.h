@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -152,6 +153,8 @@ class RingEngine {
   void OnArrived(std::shared_ptr<Incoming> message);
   bool Withdraw(const std::string& node, uint64_t message_id);
   void DropFromNode(const std::string& node);
+  // SessionManager::EndpointOwner through a cache (no lock per message).
+  std::optional<uint64_t> Owner(const std::string& endpoint);
   // Fails sends waiting on endpoints nobody holds any more.
   void FailOrphanedSends();
   // Completes pending operation `op_id` of session `id` with `why`, if it is
@@ -167,8 +170,10 @@ class RingEngine {
   const std::string node_name_;
   const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
-  std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
-  std::unique_ptr<RemotePath> remote_;               // null without a peer plane
+  std::map<std::string, EndpointQueues> endpoints_;   // by destination endpoint
+  std::unique_ptr<RemotePath> remote_;                // null without a peer plane
+  std::unordered_map<std::string, uint64_t> owners_;  // endpoint -> session, as of:
+  uint64_t owners_generation_ = ~uint64_t{0};
   struct Deadline {
     uint64_t session, op_id;
     uint32_t timeout_ms;

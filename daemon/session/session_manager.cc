@@ -145,6 +145,7 @@ absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
         "endpoint '", name, "' is already bound on this node (session ", it->second, ")"));
   }
   endpoints_[name] = id;
+  endpoint_generation_.fetch_add(1, std::memory_order_release);
   (*session)->info.endpoints.push_back(name);
   return absl::OkStatus();
 }
@@ -159,6 +160,7 @@ absl::Status SessionManager::UnbindEndpoint(uint64_t id, absl::string_view token
     return absl::NotFoundError(absl::StrCat("session ", id, " has no endpoint '", name, "'"));
   }
   endpoints_.erase(it);
+  endpoint_generation_.fetch_add(1, std::memory_order_release);
   auto& names = (*session)->info.endpoints;
   names.erase(std::remove(names.begin(), names.end(), name), names.end());
   return absl::OkStatus();
@@ -255,6 +257,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     closed = std::move(it->second);
     sessions_.erase(it);
     for (const std::string& name : closed.info.endpoints) endpoints_.erase(name);
+    endpoint_generation_.fetch_add(1, std::memory_order_release);
   }
   closed_total_.fetch_add(1, std::memory_order_relaxed);
   if (close_observer_) close_observer_(id);

@@ -71,6 +71,11 @@ class SessionManager {
   absl::Status UnbindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
   // The session that bound `name`, if any.
   std::optional<uint64_t> EndpointOwner(const std::string& name) const;
+  // Changes whenever an endpoint is bound or released: a cache of
+  // EndpointOwner read after reading this is good while it stays the same.
+  uint64_t endpoint_generation() const {
+    return endpoint_generation_.load(std::memory_order_acquire);
+  }
   // Called (outside the manager's lock) for every session closed, so other
   // parts can release what they hold for it. Set before serving.
   void SetCloseObserver(std::function<void(uint64_t id)> observer) {
@@ -106,9 +111,10 @@ class SessionManager {
   // Finds session `id` and checks `token`; mu_ held.
   absl::StatusOr<Session*> Authorized(uint64_t id, absl::string_view token);
 
-  std::map<uint64_t, Session> sessions_;       // guarded by mu_
-  std::map<std::string, uint64_t> endpoints_;  // name -> session, guarded by mu_
-  uint64_t next_id_ = 1;                       // guarded by mu_
+  std::map<uint64_t, Session> sessions_;          // guarded by mu_
+  std::map<std::string, uint64_t> endpoints_;     // name -> session, guarded by mu_
+  std::atomic<uint64_t> endpoint_generation_{0};  // bumped under mu_ after endpoints_ changes
+  uint64_t next_id_ = 1;                          // guarded by mu_
   std::function<void(uint64_t)> close_observer_;
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};
