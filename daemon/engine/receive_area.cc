@@ -1,0 +1,127 @@
+// RingEngine, part: the receive area. Messages with no posted receive land
+// in free slots of the receiving session's area, announced in send order; a
+// full area holds them back (back-pressure on the sender).
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "daemon/engine/ring_engine.h"
+
+namespace axon::daemon {
+
+void RingEngine::Park(const std::string& to, Pending send) {
+  EndpointQueues& queues = endpoints_[to];
+  // The area must not let it overtake an earlier message on the same pair.
+  const bool behind = std::any_of(queues.sends.begin(), queues.sends.end(),
+                                  [&](const Pending& s) { return s.from == send.from; });
+  if (!behind && TryArea(to, send)) return;
+  queues.sends.push_back(std::move(send));  // waits for a receive or a slot: back-pressure
+}
+
+bool RingEngine::TryArea(const std::string& to, Pending& send) {
+  const auto owner = sessions_manager_.EndpointOwner(to);
+  if (!owner) return false;
+  auto it = sessions_.find(*owner);
+  if (it == sessions_.end() || !it->second->area) return false;
+  Area& area = *it->second->area;
+  if (area.free.empty() || send.length > area.slot_size) return false;
+  const uint64_t slot = area.free.back();
+  area.free.pop_back();
+  uint8_t* into = area.region->data() + slot * area.slot_size;
+  const uint64_t id = *owner;
+  wire::Completion arrival{
+      .op_id = slot, .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
+  const std::string from = send.incoming ? send.from : absl::StrCat(node_name_, "/", send.from);
+  const std::string names = to + "\n" + from;  // both fit: 63 + 1 + 127 < 200
+  std::memcpy(arrival.message, names.data(),
+              std::min(names.size(), wire::kCompletionMessageSize - 1));
+  const uint64_t sequence = area.landing_base + area.landing.size();
+  area.landing.push_back({.slot = slot, .arrival = arrival});
+  if (send.incoming) {
+    remote_->LandFromLoop(send.incoming, into, area.region,
+                          [this, id, sequence, length = send.length](absl::Status st) {
+                            if (st.ok()) Count(id, /*sent=*/false, length);
+                            Landed(id, sequence, st.ok());
+                          });
+    return true;
+  }
+  CopyOut(send, into);
+  Count(send.session, /*sent=*/true, send.length);
+  Count(id, /*sent=*/false, send.length);
+  Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
+  Landed(id, sequence, true);
+  return true;
+}
+
+void RingEngine::Landed(uint64_t id, uint64_t sequence, bool ok) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || !it->second->area) return;
+  Session& session = *it->second;
+  Area& area = *session.area;
+  if (sequence < area.landing_base) return;
+  Area::Landing& l = area.landing[sequence - area.landing_base];
+  l.done = true;
+  l.failed = !ok;
+  while (!area.landing.empty() && area.landing.front().done) {
+    const Area::Landing& front = area.landing.front();
+    if (front.failed) {
+      area.free.push_back(front.slot);  // nothing arrived: the slot is free again
+    } else {
+      Complete(session, front.arrival);
+    }
+    area.landing.pop_front();
+    ++area.landing_base;
+  }
+}
+
+void RingEngine::SetArea(uint64_t id, Session& session, const wire::Submission& submission) {
+  auto fail = [&](absl::Status st) { Complete(id, submission.op_id, std::move(st)); };
+  if (session.area) return fail(absl::FailedPreconditionError("the session has a receive area"));
+  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
+  if (!region) {
+    return fail(absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
+  }
+  if (submission.length == 0 || submission.length > region->length()) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("slots of ", submission.length, " bytes in a region of ", region->length())));
+  }
+  Area area{.region = std::move(region), .slot_size = submission.length};
+  const uint64_t slots = area.region->length() / area.slot_size;
+  for (uint64_t i = slots; i > 0; --i) area.free.push_back(i - 1);  // slot 0 first
+  session.area = std::move(area);
+  Complete(id, submission.op_id, absl::OkStatus(), slots);
+  FillArea(id);
+}
+
+void RingEngine::Release(uint64_t id, Session& session, const wire::Submission& submission) {
+  // No completion: a release cannot fail in a way the client could act on.
+  --session.traffic.in_flight;
+  if (!session.area) return;
+  const uint64_t slots = session.area->region->length() / session.area->slot_size;
+  if (submission.region >= slots || std::find(session.area->free.begin(), session.area->free.end(),
+                                              submission.region) != session.area->free.end()) {
+    spdlog::warn("session {}: release of slot {} that is not in use", id, submission.region);
+    return;
+  }
+  session.area->free.push_back(submission.region);
+  FillArea(id);
+}
+
+void RingEngine::FillArea(uint64_t id) {
+  for (auto& [name, queues] : endpoints_) {
+    if (sessions_manager_.EndpointOwner(name) != id) continue;
+    std::set<std::string> blocked;  // sources with an earlier message still waiting
+    for (auto it = queues.sends.begin(); it != queues.sends.end();) {
+      if (blocked.count(it->from) == 0 && TryArea(name, *it)) {
+        it = queues.sends.erase(it);
+      } else {
+        blocked.insert(it->from);
+        ++it;
+      }
+    }
+  }
+}
+
+}  // namespace axon::daemon
