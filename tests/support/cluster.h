@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,26 @@ struct Cluster {
   explicit Cluster(const TempDir& dir, std::vector<std::string> names = {"n1", "n2", "n3"},
                    std::vector<std::string> extra = {})
       : dir(dir), names(std::move(names)), extra(std::move(extra)) {
-    for (size_t i = 0; i < this->names.size(); ++i) Start(i);
+    // Another process on this machine may hold a port of the range (a
+    // parallel test whose pid shares ours modulo 1200): then try another.
+    std::mt19937 random(static_cast<unsigned>(::getpid()));
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      size_t failed = this->names.size();
+      for (size_t i = 0; i < this->names.size() && failed == this->names.size(); ++i) {
+        if (!Launch(i)) failed = i;
+      }
+      if (failed == this->names.size()) return;
+      const std::string log = daemons[failed]->process().Log();
+      if (log.find("Address already in use") == std::string::npos || attempt == 4) {
+        ADD_FAILURE() << "axond " << this->names[failed] << " did not start:\n" << log;
+        return;
+      }
+      daemons.clear();
+      base = 20000 + static_cast<int>(random() % 1200) * 10;
+    }
   }
 
-  std::string Address(size_t i) const { return "127.0.0.1:" + std::to_string(BasePort() + i); }
+  std::string Address(size_t i) const { return "127.0.0.1:" + std::to_string(base + i); }
 
   std::string StaticPeers() const {
     std::string list = "peers.static=[";
@@ -38,8 +55,15 @@ struct Cluster {
     return list + "]";
   }
 
+  // (Re)starts daemon i and expects it to come up.
   void Start(size_t i, std::map<std::string, std::string> env = {},
              std::vector<std::string> sets = {}) {
+    EXPECT_TRUE(Launch(i, std::move(env), std::move(sets))) << daemons[i]->process().Log();
+  }
+
+  // (Re)starts daemon i; whether it came up.
+  bool Launch(size_t i, std::map<std::string, std::string> env = {},
+              std::vector<std::string> sets = {}) {
     std::vector<std::string> all = {"peers.listen=" + Address(i), StaticPeers(),
                                     "peers.keepalive_ms=300", "peers.dead_after_ms=1500",
                                     "peers.reconnect_max_ms=1000"};
@@ -49,7 +73,7 @@ struct Cluster {
     daemons[i].reset();
     daemons[i] = std::make_unique<Axond>(
         dir, AxondOptions{.node_name = names[i], .sets = all, .env = std::move(env)});
-    EXPECT_TRUE(daemons[i]->WaitReady()) << daemons[i]->process().Log();
+    return daemons[i]->WaitReady() && daemons[i]->process().running();
   }
 
   v1::ListPeersResponse Peers(size_t i) {
@@ -77,6 +101,7 @@ struct Cluster {
   }
 
   const TempDir& dir;
+  int base = BasePort();  // the first daemon's port; the others follow
   std::vector<std::string> names;
   std::vector<std::string> extra;
   std::vector<std::unique_ptr<Axond>> daemons;
