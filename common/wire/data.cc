@@ -27,7 +27,6 @@ std::vector<uint8_t> EncodeData(const DataBody& body) {
 
 absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
   BodyReader r(bytes);
-  DataBody body;
   auto id = r.U64();
   auto tag = r.U64();
   auto from = r.String(kMaxEndpointName);

@@ -34,16 +34,24 @@ void RemotePath::SendFromLoop(Outgoing send) {
   Transmit(n, std::move(send));
 }
 
+std::vector<absl::Span<const uint8_t>> PartSpans(const HostRegion& region, uint64_t offset,
+                                                 uint64_t length, const std::vector<Part>& more) {
+  uint64_t first = length;
+  for (const Part& p : more) first -= p.length;
+  std::vector<absl::Span<const uint8_t>> spans;
+  spans.reserve(1 + more.size());
+  spans.emplace_back(region.data() + offset, first);
+  for (const Part& p : more) spans.emplace_back(p.data(), p.length);
+  return spans;
+}
+
 void RemotePath::Transmit(Node& n, Outgoing send) {
   const uint64_t id = next_message_id_++;
   const auto protocol =
       send.length <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
-  std::vector<absl::Span<const uint8_t>> parts;
-  uint64_t first = send.length;
-  for (const Part& p : send.more) first -= p.length;
-  parts.emplace_back(send.region->data() + send.offset, first);
-  for (const Part& p : send.more) parts.emplace_back(p.data(), p.length);
+  std::vector<absl::Span<const uint8_t>> parts =
+      PartSpans(*send.region, send.offset, send.length, send.more);
   std::shared_ptr<const void> keep = send.region;
   if (!send.more.empty()) {
     auto all = std::make_shared<std::vector<std::shared_ptr<HostRegion>>>();

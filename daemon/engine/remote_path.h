@@ -49,6 +49,11 @@ struct Part {
   const uint8_t* data() const { return region->data() + offset; }
 };
 
+// The bytes of a send, in order: [offset, ...) of `region` (what is left of
+// `length` after the `more` parts), then each part of `more`.
+std::vector<absl::Span<const uint8_t>> PartSpans(const HostRegion& region, uint64_t offset,
+                                                 uint64_t length, const std::vector<Part>& more);
+
 // A send to another node, as the engine checked it.
 struct Outgoing {
   uint64_t session = 0;

@@ -293,19 +293,11 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
     return fail(
         absl::FailedPreconditionError("endpoint '" + endpoint + "' is not bound by this session"));
   }
-  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
-  if (!region) {
-    return fail(absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
-  }
-  if (submission.offset > region->length() ||
-      submission.length > region->length() - submission.offset) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "bytes [", submission.offset, ", +", submission.length, ") lie outside region ",
-        submission.region, " of ", region->length(), " bytes")));
-  }
+  auto part = FindPart(id, submission.region, submission.offset, submission.length);
+  if (!part.ok()) return fail(part.status());
   return Pending{.session = id,
                  .op_id = submission.op_id,
-                 .region = std::move(region),
+                 .region = std::move(part->region),
                  .offset = submission.offset,
                  .length = submission.length,
                  .tag = submission.tag,
@@ -384,13 +376,13 @@ void RingEngine::DropFromNode(const std::string& node) {
 }
 
 void RingEngine::CopyOut(const Pending& send, uint8_t* into) {
-  uint64_t first = send.length;
-  for (const Part& p : send.more) first -= p.length;
-  if (first > 0) std::memcpy(into, send.region->data() + send.offset, first);
-  into += first;
-  for (const Part& p : send.more) {
-    if (p.length > 0) std::memcpy(into, p.data(), p.length);
-    into += p.length;
+  if (send.more.empty()) {  // the common case, on the hot path: no list of spans
+    if (send.length > 0) std::memcpy(into, send.region->data() + send.offset, send.length);
+    return;
+  }
+  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
+    if (!s.empty()) std::memcpy(into, s.data(), s.size());
+    into += s.size();
   }
 }
 
@@ -402,20 +394,24 @@ void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submissio
         absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
     return;
   }
-  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
-  if (!region) {
-    session.gather_error =
-        absl::InvalidArgumentError("unknown region " + std::to_string(submission.region));
+  auto part = FindPart(id, submission.region, submission.offset, submission.length);
+  if (!part.ok()) {
+    session.gather_error = part.status();
     return;
   }
-  if (submission.offset > region->length() ||
-      submission.length > region->length() - submission.offset) {
-    session.gather_error = absl::InvalidArgumentError(
-        absl::StrCat("part [", submission.offset, ", +", submission.length,
-                     ") lies outside region ", submission.region));
-    return;
+  session.gathering.push_back(*std::move(part));
+}
+
+absl::StatusOr<Part> RingEngine::FindPart(uint64_t id, uint64_t region, uint64_t offset,
+                                          uint64_t length) {
+  std::shared_ptr<HostRegion> r = sessions_manager_.FindRegion(id, region);
+  if (!r) return absl::InvalidArgumentError("unknown region " + std::to_string(region));
+  if (offset > r->length() || length > r->length() - offset) {
+    return absl::InvalidArgumentError(absl::StrCat("bytes [", offset, ", +", length,
+                                                   ") lie outside region ", region, " of ",
+                                                   r->length(), " bytes"));
   }
-  session.gathering.push_back({std::move(region), submission.offset, submission.length});
+  return Part{std::move(r), offset, length};
 }
 
 void RingEngine::Deliver(const Pending& send, const Pending& receive) {

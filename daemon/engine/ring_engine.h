@@ -121,6 +121,9 @@ class RingEngine {
   };
   // Copies a local send's bytes, every part in order, to `into`.
   static void CopyOut(const Pending& send, uint8_t* into);
+  // Bytes [offset, offset + length) of session `id`'s region `region`, or
+  // INVALID_ARGUMENT (unknown region, bytes outside it, overflow included).
+  absl::StatusOr<Part> FindPart(uint64_t id, uint64_t region, uint64_t offset, uint64_t length);
   // A kSend entry with kSubmissionMore: one part of a gather send.
   void GatherPart(uint64_t id, Session& session, const wire::Submission& submission);
   // Ring ops on the receive area.
