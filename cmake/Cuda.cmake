@@ -16,3 +16,5 @@ if(AXON_HAVE_CUDA)
   target_link_libraries(axon_cuda INTERFACE CUDA::cudart)
   target_compile_definitions(axon_cuda INTERFACE AXON_HAVE_CUDA=1)
 endif()
+# The GPUs the test kernels are built for (H100/H200 are 90; PTX runs on newer).
+set(AXON_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of the test kernels")

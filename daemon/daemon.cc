@@ -63,6 +63,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
                                ? absl::StrCat(d->state_.cuda.device_count, " device(s)")
                                : d->state_.cuda.detail);
 
+  if (cfg.gpu.remote_path == "direct" && !info.cuda_memory) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "gpu.remote_path is direct, but this UCX cannot move CUDA memory (memory types: ",
+        absl::StrJoin(info.memory_types, ","),
+        "); set gpu.remote_path to auto or staging, or give UCX its CUDA transports"));
+  }
+  d->state_.gpu_direct = cfg.gpu.remote_path != "staging" && info.cuda_memory;
+  spdlog::info("GPU buffers to other nodes: {}", d->state_.gpu_direct ? "direct" : "staging");
+
   if (auto st = d->StartPeers(); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("cannot start the peer plane: ", st.message()));
   }
@@ -166,7 +175,8 @@ absl::Status Daemon::StartRingEngine() {
   PeerManager* peers = peers_.get();
   const RemotePath::Limits limits{
       .eager_limit = static_cast<uint64_t>(state_.config.peers.eager_limit),
-      .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight)};
+      .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight),
+      .gpu_direct = state_.gpu_direct};
   auto set = loop->Call<bool>(
       [loop, engine, peers, limits] {
         if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "common/cuda_info.h"
+#include "common/cuda/cuda_info.h"
 #include "daemon/config/config.h"
 #include "daemon/rpc_stats.h"
 #include "daemon/session/session_manager.h"
@@ -26,6 +26,7 @@ struct DaemonState {
   std::string config_path;
   absl::Time start_time;
   CudaInfo cuda;
+  bool gpu_direct = false;  // GPU buffers go to UCX as they are (gpu.remote_path)
   ucx::Loop* ucx = nullptr;
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving

@@ -74,6 +74,10 @@ std::string RenderStatus(const v1::StatusResponse& s) {
           ? absl::StrCat(cuda.device_count(), " device(s), driver ", cuda.driver_version() / 1000,
                          ".", (cuda.driver_version() % 1000) / 10)
           : absl::StrCat("no device: ", cuda.detail()));
+  Row(out, "GPU path",
+      absl::StrCat(
+          cuda.remote_path(), " (to other nodes); devices in use: ",
+          cuda.devices_in_use().empty() ? "none" : absl::StrJoin(cuda.devices_in_use(), ",")));
   Row(out, "sessions", absl::StrCat(s.session_count()));
   Row(out, "peers", absl::StrCat(s.peer_count()));
   return out;
@@ -91,6 +95,13 @@ std::string RenderStats(const v1::StatsResponse& s) {
   Row(out, "ucx thread",
       absl::StrCat(s.ucx_thread_wakeups(), " wake-ups, ", s.ucx_thread_tasks(), " tasks"));
   Row(out, "reloads", absl::StrCat(s.config_reloads()));
+  Row(out, "gpu memory",
+      absl::StrCat(s.gpu_registrations(), " registrations (", s.gpu_ipc_opens(), " IPC opens, ",
+                   s.gpu_ipc_reuses(), " reuses, ", s.gpu_vmm_imports(), " VMM imports), ",
+                   s.gpu_allocations_open(), " allocations open"));
+  Row(out, "gpu copies",
+      absl::StrCat(s.gpu_copies(), " copies, ", s.gpu_copy_bytes(), " bytes; ",
+                   s.gpu_staged_messages(), " messages staged"));
   std::vector<std::string> calls;
   for (const auto& [method, count] : s.rpc_calls())
     calls.push_back(absl::StrCat(method, "=", count));
@@ -106,9 +117,12 @@ std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
                       "IN-FLIGHT", "MSGS OUT/IN", "BYTES OUT/IN", "CLIENT", "ENDPOINTS");
   for (const auto& s : sessions.sessions()) {
     absl::StrAppendFormat(
-        &out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8d %14d %9d %15s %21s  %-12s %s\n", s.session_id(),
+        &out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8s %14d %9d %15s %21s  %-12s %s\n", s.session_id(),
         s.pid(), s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()),
-        s.socket_bound() ? "open" : "-", s.regions(), s.registered_bytes(), s.in_flight(),
+        s.socket_bound() ? "open" : "-",
+        s.gpu_regions() > 0 ? absl::StrCat(s.regions(), " (", s.gpu_regions(), " gpu)")
+                            : absl::StrCat(s.regions()),
+        s.registered_bytes(), s.in_flight(),
         absl::StrCat(s.messages_sent(), "/", s.messages_received()),
         absl::StrCat(s.bytes_sent(), "/", s.bytes_received()),
         s.client_name().empty() ? "-" : s.client_name(),
@@ -120,14 +134,15 @@ std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
 std::string RenderPeers(const v1::ListPeersResponse& peers) {
   if (peers.peers().empty()) return "no peers\n";
   std::string out =
-      absl::StrFormat("%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", "NAME", "ADDRESS", "STATE",
-                      "SINCE", "RTT", "MSGS OUT/IN", "BYTES OUT/IN", "TRANSPORTS");
+      absl::StrFormat("%-14s %-21s %-10s %-19s %9s %15s %19s %-8s  %s\n", "NAME", "ADDRESS",
+                      "STATE", "SINCE", "RTT", "MSGS OUT/IN", "BYTES OUT/IN", "GPU", "TRANSPORTS");
   for (const auto& p : peers.peers()) {
-    absl::StrAppendFormat(&out, "%-14s %-21s %-10s %-19s %9s %15s %19s  %s\n", p.name(),
+    absl::StrAppendFormat(&out, "%-14s %-21s %-10s %-19s %9s %15s %19s %-8s  %s\n", p.name(),
                           p.address(), p.state(), FormatUnixMs(p.state_since_unix_ms()),
                           p.last_rtt_us() > 0 ? absl::StrFormat("%.0fus", p.last_rtt_us()) : "-",
                           absl::StrCat(p.messages_sent(), "/", p.messages_received()),
                           absl::StrCat(p.bytes_sent(), "/", p.bytes_received()),
+                          p.gpu_path().empty() ? "-" : p.gpu_path(),
                           p.transports().empty() ? "-" : absl::StrJoin(p.transports(), ","));
     if (p.state() != "up" && !p.last_error().empty()) {
       absl::StrAppendFormat(&out, "%-14s last error: %s\n", "", p.last_error());

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/session.h"
+#include "common/cuda/driver.h"
 #include "common/defaults.h"
 #include "common/errno_status.h"
 #include "common/fd_passing.h"
@@ -324,11 +325,12 @@ absl::Status Client::PingDaemon() {
 namespace {
 
 absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& endpoint,
-                                          uint64_t tag, const HostBuffer& buffer, size_t offset,
+                                          uint64_t tag, const Buffer& buffer, size_t offset,
                                           size_t length, OpOptions options) {
   if (endpoint.empty() || endpoint.size() >= wire::kEndpointNameSize) {
     return absl::InvalidArgumentError("endpoint names are 1 to 63 characters");
   }
+  if (buffer.region_id() == 0) return absl::InvalidArgumentError("the buffer was moved from");
   wire::Submission s{.op = static_cast<uint16_t>(op),
                      .timeout_ms = options.timeout_ms,
                      .region = buffer.region_id(),
@@ -339,13 +341,21 @@ absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& en
   return s;
 }
 
+// The daemon must not read a GPU tensor before the work producing it is
+// done (nor overwrite one still being read): wait for the caller's stream.
+absl::Status StreamOrder(const Buffer& buffer, const OpOptions& options) {
+  if (!buffer.on_gpu()) return absl::OkStatus();
+  return cuda::SynchronizeStream(options.cuda_stream);
+}
+
 }  // namespace
 
 absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
-                                       const HostBuffer& buffer, size_t offset, size_t length,
+                                       const Buffer& buffer, size_t offset, size_t length,
                                        OpOptions options) {
   auto s = Transfer(wire::RingOp::kSend, from, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
+  if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
   if (to.empty() || !wire::SetNameField(s->peer, to)) {
     return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
   }
@@ -362,6 +372,7 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
         absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
   }
   std::vector<wire::Submission> all;
+  bool gpu = false;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].buffer == nullptr) return absl::InvalidArgumentError("a part has no buffer");
     auto s = Transfer(wire::RingOp::kSend, from, tag, *parts[i].buffer, parts[i].offset,
@@ -372,6 +383,10 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
     }
     if (i + 1 < parts.size()) s->flags = wire::kSubmissionMore;
     all.push_back(*s);
+    gpu = gpu || parts[i].buffer->on_gpu();
+  }
+  if (gpu) {
+    if (auto st = cuda::SynchronizeStream(options.cuda_stream); !st.ok()) return st;
   }
   auto op = session_->EnqueueAll(std::move(all));
   if (!op.ok()) return op.status();
@@ -379,10 +394,11 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
 }
 
 absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t tag,
-                                           const HostBuffer& buffer, size_t offset, size_t length,
+                                           const Buffer& buffer, size_t offset, size_t length,
                                            OpOptions options) {
   auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
+  if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
   auto op = session_->Enqueue(*s);
   if (!op.ok()) return op.status();
   return Operation{*op};
@@ -540,38 +556,84 @@ absl::StatusOr<HostBuffer> Client::AllocateHost(size_t bytes) {
     ::munmap(data, bytes);
     return region.status();
   }
-  return HostBuffer(session_, data, bytes, *region, fd.Release());
+  // The mapping and the fd go when the buffer does, after it unregisters.
+  std::shared_ptr<void> owner(data, [bytes, fd = fd.Release()](void* p) {
+    ::munmap(p, bytes);
+    ::close(fd);
+  });
+  return HostBuffer(session_, data, bytes, *region, std::move(owner));
 }
 
-HostBuffer::HostBuffer(HostBuffer&& other) noexcept
+absl::StatusOr<CudaBuffer> Client::RegisterCuda(void* data, size_t length) {
+  if (length == 0) return absl::InvalidArgumentError("cannot register 0 bytes");
+  auto allocation = cuda::AllocationOf(data);
+  if (!allocation.ok()) return allocation.status();
+  auto handle = cuda::IpcHandleOf(allocation->base);
+  if (!handle.ok()) return handle.status();
+  auto bus_id = cuda::BusIdOf(allocation->device);
+  if (!bus_id.ok()) return bus_id.status();
+  auto reply = session_->Call({.type = wire::SessionMessageType::kRegisterCuda,
+                               .length = length,
+                               .device = *bus_id,
+                               .handle = *handle,
+                               .offset = reinterpret_cast<uintptr_t>(data) - allocation->base},
+                              {});
+  if (!reply.ok()) return reply.status();
+  if (!reply->status().ok()) return reply->status();
+  return CudaBuffer(session_, data, length, reply->value, allocation->device, nullptr);
+}
+
+absl::StatusOr<CudaBuffer> Client::AllocateCuda(size_t bytes, int device) {
+  if (bytes == 0) return absl::InvalidArgumentError("cannot allocate 0 bytes");
+  auto memory = cuda::DeviceMemory::CreateShareable(device, bytes);
+  if (!memory.ok()) return memory.status();
+  auto fd = memory->ExportFd();
+  if (!fd.ok()) return fd.status();
+  auto bus_id = cuda::BusIdOf(device);
+  if (!bus_id.ok()) return bus_id.status();
+  const int fds[] = {fd->get()};
+  auto reply = session_->Call({.type = wire::SessionMessageType::kRegisterCudaFd,
+                               .length = bytes,
+                               .device = *bus_id,
+                               .size = memory->size()},
+                              fds);
+  if (!reply.ok()) return reply.status();
+  if (!reply->status().ok()) return reply->status();
+  auto owner = std::make_shared<cuda::DeviceMemory>(*std::move(memory));
+  void* data = owner->data();
+  return CudaBuffer(session_, data, bytes, reply->value, device, std::move(owner));
+}
+
+Buffer::Buffer(Buffer&& other) noexcept
     : session_(std::move(other.session_)),
       data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       region_id_(std::exchange(other.region_id_, 0)),
-      fd_(std::exchange(other.fd_, -1)) {}
+      device_(std::exchange(other.device_, -1)),
+      owner_(std::move(other.owner_)) {}
 
-HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     Release();
     session_ = std::move(other.session_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     region_id_ = std::exchange(other.region_id_, 0);
-    fd_ = std::exchange(other.fd_, -1);
+    device_ = std::exchange(other.device_, -1);
+    owner_ = std::move(other.owner_);
   }
   return *this;
 }
 
-HostBuffer::~HostBuffer() { Release(); }
+Buffer::~Buffer() { Release(); }
 
-void HostBuffer::Release() {
+void Buffer::Release() {
   if (data_ == nullptr) return;
   if (session_) {
     (void)session_->Call({.type = wire::SessionMessageType::kUnregister, .region_id = region_id_},
                          {});
   }
-  ::munmap(data_, size_);
-  ::close(fd_);
+  owner_.reset();  // after the daemon let go
   data_ = nullptr;
 }
 

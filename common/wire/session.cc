@@ -8,6 +8,8 @@ namespace {
 
 constexpr size_t kMaxToken = 64;
 constexpr size_t kMaxMessage = 1024;
+constexpr size_t kMaxDevice = 64;
+constexpr size_t kIpcHandleBytes = 64;
 
 absl::Status Leftover(const BodyReader& r) {
   if (r.remaining() == 0) return absl::OkStatus();
@@ -31,6 +33,18 @@ std::vector<uint8_t> EncodeSessionRequest(const SessionRequest& request) {
       break;
     case SessionMessageType::kUnregister:
       w.U64(request.region_id);
+      break;
+    case SessionMessageType::kRegisterCuda:
+      w.String(request.device);
+      w.String(request.handle);
+      w.U64(request.offset);
+      w.U64(request.length);
+      break;
+    case SessionMessageType::kRegisterCudaFd:
+      w.String(request.device);
+      w.U64(request.size);
+      w.U64(request.offset);
+      w.U64(request.length);
       break;
     case SessionMessageType::kReply:
       break;
@@ -69,6 +83,33 @@ absl::StatusOr<SessionRequest> DecodeSessionRequest(absl::Span<const uint8_t> by
       auto region = r.U64();
       if (!region.ok()) return region.status();
       request.region_id = *region;
+      break;
+    }
+    case static_cast<uint16_t>(SessionMessageType::kRegisterCuda):
+    case static_cast<uint16_t>(SessionMessageType::kRegisterCudaFd): {
+      request.type = static_cast<SessionMessageType>(*type);
+      auto device = r.String(kMaxDevice);
+      if (!device.ok()) return device.status();
+      request.device = *std::move(device);
+      if (request.type == SessionMessageType::kRegisterCuda) {
+        auto handle = r.String(kIpcHandleBytes);
+        if (!handle.ok()) return handle.status();
+        if (handle->size() != kIpcHandleBytes) {
+          return absl::InvalidArgumentError(absl::StrCat("a CUDA IPC handle has ", kIpcHandleBytes,
+                                                         " bytes, not ", handle->size()));
+        }
+        request.handle = *std::move(handle);
+      } else {
+        auto size = r.U64();
+        if (!size.ok()) return size.status();
+        request.size = *size;
+      }
+      auto offset = r.U64();
+      auto length = r.U64();
+      if (!offset.ok() || !length.ok())
+        return absl::InvalidArgumentError("session message truncated");
+      request.offset = *offset;
+      request.length = *length;
       break;
     }
     default:

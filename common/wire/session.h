@@ -5,6 +5,8 @@
 //
 //   client -> daemon   Hello{session_id, token}            first message, once
 //                      RegisterHost{length} + memfd         map host memory
+//                      RegisterCuda{device, handle, offset, length}   open a CUDA IPC handle
+//                      RegisterCudaFd{device, size, offset, length} + fd   import a VMM allocation
 //                      Unregister{region_id}
 //                      SetupRings{length} + memfd, 2 eventfds    the per-message rings
 //   daemon -> client   Reply{request_id, code, message, value}
@@ -24,6 +26,8 @@ enum class SessionMessageType : uint16_t {
   kRegisterHost = 2,
   kUnregister = 3,
   kSetupRings = 4,  // + 3 fds: the rings memfd, the daemon's doorbell, the client's doorbell
+  kRegisterCuda = 5,
+  kRegisterCudaFd = 6,  // + 1 fd: the VMM allocation, exported as a POSIX fd
   kReply = 100,
 };
 
@@ -32,15 +36,19 @@ struct SessionRequest {
   uint32_t request_id = 0;
   uint64_t session_id = 0;  // kHello
   std::string token;        // kHello
-  uint64_t length = 0;      // kRegisterHost, kSetupRings
+  uint64_t length = 0;      // kRegisterHost, kSetupRings, kRegisterCuda*: the region's bytes
   uint64_t region_id = 0;   // kUnregister
+  std::string device;       // kRegisterCuda*: the GPU's PCI bus id ("0000:3b:00.0")
+  std::string handle;       // kRegisterCuda: the allocation's IPC handle (64 bytes)
+  uint64_t offset = 0;      // kRegisterCuda*: where the region starts in the allocation
+  uint64_t size = 0;        // kRegisterCudaFd: the VMM allocation's size
 };
 
 struct SessionReply {
   uint32_t request_id = 0;
   absl::StatusCode code = absl::StatusCode::kOk;
   std::string message;
-  uint64_t value = 0;  // kRegisterHost: the region id
+  uint64_t value = 0;  // kRegister*: the region id
 
   absl::Status status() const { return absl::Status(code, message); }
 };

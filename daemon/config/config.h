@@ -47,6 +47,10 @@ struct Config {
     int eager_limit = 0;    // bytes: larger messages go rendezvous
     int max_in_flight = 0;  // messages per peer sent and not yet acknowledged
   } peers;
+  struct Gpu {
+    // How GPU buffers travel to other nodes: "auto", "direct" or "staging".
+    std::string remote_path;
+  } gpu;
   struct Sessions {
     int64_t max_registered_bytes = 0;  // per session
     int64_t max_regions = 0;           // per session

@@ -148,6 +148,12 @@ ConfigField Str(std::string section, std::string key, Section Config::*sec,
 
 absl::Status CheckLogLevel(const std::string& level) { return ParseLogLevel(level).status(); }
 
+absl::Status CheckGpuPath(const std::string& path) {
+  if (path == "auto" || path == "direct" || path == "staging") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", path, "' is not one of auto, direct, staging"));
+}
+
 absl::Status CheckFilePath(const std::string& path) {
   if (path.empty() || path.front() == '/') return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("path '", path, "' must be absolute"));
@@ -257,6 +263,7 @@ const std::vector<ConfigField>& ConfigSchema() {
       Int("peers", "dead_after_ms", &Config::peers, &Config::Peers::dead_after_ms, 100, 600000),
       Int("peers", "eager_limit", &Config::peers, &Config::Peers::eager_limit, 0, 1 << 20),
       Int("peers", "max_in_flight", &Config::peers, &Config::Peers::max_in_flight, 1, 1 << 20),
+      Str("gpu", "remote_path", &Config::gpu, &Config::Gpu::remote_path, &CheckGpuPath),
       Int("sessions", "max_registered_bytes", &Config::sessions,
           &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
       Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions, int64_t{1},

@@ -40,18 +40,23 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
   const uint64_t sequence = area.landing_base + area.landing.size();
   area.landing.push_back({.slot = slot, .arrival = arrival});
   if (send.incoming) {
-    remote_->LandFromLoop(send.incoming, into, area.region,
+    remote_->LandFromLoop(send.incoming, area.region, into,
                           [this, id, sequence, length = send.length](absl::Status st) {
                             if (st.ok()) Count(id, /*sent=*/false, length);
                             Landed(id, sequence, st.ok());
                           });
     return true;
   }
-  CopyOut(send, into);
-  Count(send.session, /*sent=*/true, send.length);
-  Count(id, /*sent=*/false, send.length);
-  Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
-  Landed(id, sequence, true);
+  CopyLocal(send, area.region, into,
+            [this, id, sequence, from = send.session, op_id = send.op_id, length = send.length,
+             tag = send.tag](absl::Status st) {
+              if (st.ok()) {
+                Count(from, /*sent=*/true, length);
+                Count(id, /*sent=*/false, length);
+              }
+              Complete(from, op_id, st, length, tag);
+              Landed(id, sequence, st.ok());
+            });
   return true;
 }
 
@@ -79,9 +84,13 @@ void RingEngine::Landed(uint64_t id, uint64_t sequence, bool ok) {
 void RingEngine::SetArea(uint64_t id, Session& session, const wire::Submission& submission) {
   auto fail = [&](absl::Status st) { Complete(id, submission.op_id, std::move(st)); };
   if (session.area) return fail(absl::FailedPreconditionError("the session has a receive area"));
-  std::shared_ptr<HostRegion> region = sessions_manager_.FindRegion(id, submission.region);
+  std::shared_ptr<Region> region = sessions_manager_.FindRegion(id, submission.region);
   if (!region) {
     return fail(absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
+  }
+  if (region->on_gpu()) {
+    return fail(absl::InvalidArgumentError(
+        "the receive area must be host memory (post receives for GPU buffers instead)"));
   }
   if (submission.length == 0 || submission.length > region->length()) {
     return fail(absl::InvalidArgumentError(

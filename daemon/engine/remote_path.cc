@@ -8,8 +8,9 @@
 
 namespace axon::daemon {
 
-RemotePath::RemotePath(ucx::Worker& worker, PeerManager& peers, Limits limits, Hooks hooks)
-    : worker_(worker), peers_(peers), limits_(limits), hooks_(std::move(hooks)) {
+RemotePath::RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
+                       Hooks hooks)
+    : worker_(worker), peers_(peers), copier_(copier), limits_(limits), hooks_(std::move(hooks)) {
   peers_.SetDataHandlersFromLoop(
       [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
              ucx::AmMessage& message) { OnFrame(node, header, body, message); },
@@ -27,14 +28,14 @@ void RemotePath::SendFromLoop(Outgoing send) {
     return;
   }
   Node& n = nodes_[send.node];
-  if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty()) {
+  if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty() || n.staging) {
     n.waiting.push_back(std::move(send));  // keeps order behind the window
     return;
   }
   Transmit(n, std::move(send));
 }
 
-std::vector<absl::Span<const uint8_t>> PartSpans(const HostRegion& region, uint64_t offset,
+std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t offset,
                                                  uint64_t length, const std::vector<Part>& more) {
   uint64_t first = length;
   for (const Part& p : more) first -= p.length;
@@ -46,19 +47,30 @@ std::vector<absl::Span<const uint8_t>> PartSpans(const HostRegion& region, uint6
 }
 
 void RemotePath::Transmit(Node& n, Outgoing send) {
-  const uint64_t id = next_message_id_++;
-  const auto protocol =
-      send.length <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
+  bool gpu = send.region->on_gpu();
+  for (const Part& p : send.more) gpu = gpu || p.region->on_gpu();
+  if (gpu && (!limits_.gpu_direct || !send.more.empty())) {
+    Stage(n, std::move(send));
+    return;
+  }
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
   std::vector<absl::Span<const uint8_t>> parts =
       PartSpans(*send.region, send.offset, send.length, send.more);
   std::shared_ptr<const void> keep = send.region;
   if (!send.more.empty()) {
-    auto all = std::make_shared<std::vector<std::shared_ptr<HostRegion>>>();
+    auto all = std::make_shared<std::vector<std::shared_ptr<Region>>>();
     all->push_back(send.region);
     for (const Part& p : send.more) all->push_back(p.region);
     keep = all;
   }
+  Post(n, std::move(send), std::move(parts), std::move(keep));
+}
+
+void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
+                      std::shared_ptr<const void> keep) {
+  const uint64_t id = next_message_id_++;
+  const auto protocol =
+      send.length <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
   auto st = peers_.SendDataFromLoop(
       send.node, wire::MessageType::kData,
       wire::EncodeData({.message_id = id, .tag = send.tag, .from = send.from, .to = send.to}),
@@ -70,6 +82,62 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
   ++n.next_send_sequence;
   ++n.in_flight;
   in_flight_.emplace(id, std::move(send));
+}
+
+void RemotePath::Stage(Node& n, Outgoing send) {
+  auto buffer = pinned_->Take(send.length);
+  if (!buffer.ok()) {
+    hooks_.complete(send.session, send.op_id, buffer.status(), 0, 0);
+    return;
+  }
+  int device = send.region->on_gpu() ? send.region->device() : -1;
+  for (const Part& p : send.more) {
+    if (device < 0 && p.region->on_gpu()) device = p.region->device();
+  }
+  uint8_t* into = (*buffer)->data;
+  absl::Status st;
+  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
+    if (st.ok()) st = copier_.Copy(device, into, s.data(), s.size());
+    into += s.size();
+  }
+  if (!st.ok()) {
+    hooks_.complete(send.session, send.op_id, st, 0, 0);
+    return;
+  }
+  ++staged_;
+  n.staging = true;  // later sends to the node wait: order holds
+  copier_.Then(device, [this, alive = alive_, buffer = *std::move(buffer),
+                        send = std::move(send)](absl::Status copied) mutable {
+    if (!*alive) return;
+    auto it = nodes_.find(send.node);
+    if (it == nodes_.end()) {  // the node went down meanwhile
+      hooks_.complete(send.session, send.op_id,
+                      absl::UnavailableError(absl::StrCat("node ", send.node, " went away")), 0, 0);
+      return;
+    }
+    it->second.staging = false;
+    if (!copied.ok()) {
+      hooks_.complete(send.session, send.op_id, copied, 0, 0);
+    } else {
+      std::vector<absl::Span<const uint8_t>> parts{{buffer->data, send.length}};
+      auto keep =
+          std::make_shared<std::pair<std::shared_ptr<PinnedPool::Buffer>, std::shared_ptr<Region>>>(
+              buffer, send.region);
+      Post(it->second, std::move(send), std::move(parts), std::move(keep));
+    }
+    Drain(it->first);
+  });
+}
+
+void RemotePath::Drain(const std::string& node) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  Node& n = it->second;
+  while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight && !n.staging) {
+    Outgoing next = std::move(n.waiting.front());
+    n.waiting.pop_front();
+    Transmit(n, std::move(next));
+  }
 }
 
 void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
@@ -133,27 +201,81 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
   }
 }
 
-void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, uint8_t* into,
-                              std::shared_ptr<const void> keep,
-                              std::function<void(absl::Status)> done) {
+void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
+                              uint8_t* into, std::function<void(absl::Status)> done) {
   if (!message->pending) {
-    if (!message->data.empty()) std::memcpy(into, message->data.data(), message->data.size());
-    Ack(message->node, message->message_id, absl::OkStatus());
-    done(absl::OkStatus());
+    if (message->data.empty() || !region->on_gpu()) {
+      if (!message->data.empty()) std::memcpy(into, message->data.data(), message->data.size());
+      Landed(*message, absl::OkStatus(), done);
+      return;
+    }
+    auto st = copier_.Copy(region->device(), into, message->data.data(), message->data.size());
+    if (!st.ok()) {
+      Landed(*message, st, done);
+      return;
+    }
+    copier_.Then(region->device(), [this, alive = alive_, message, region,
+                                    done = std::move(done)](absl::Status copied) {
+      if (*alive) Landed(*message, copied, done);
+    });
     return;
   }
+  if (region->on_gpu() && !limits_.gpu_direct) {
+    LandStaged(std::move(message), std::move(region), into, std::move(done));
+    return;
+  }
+  worker_.ReceiveData(std::move(message->pending), into,
+                      [this, alive = alive_, message, region = std::move(region),
+                       done = std::move(done)](const absl::Status& st) {
+                        if (!*alive) return;
+                        Landed(*message,
+                               st.ok() ? st
+                                       : absl::UnavailableError(absl::StrCat(
+                                             "pulling the message from ", message->node,
+                                             " failed: ", st.message())),
+                               done);
+                      });
+}
+
+void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
+                            uint8_t* into, std::function<void(absl::Status)> done) {
+  auto buffer = pinned_->Take(message->length());
+  if (!buffer.ok()) {
+    // Leave the data on the sender: the refusal releases it there.
+    message->pending.reset();
+    Landed(*message, buffer.status(), done);
+    return;
+  }
+  ++staged_;
+  uint8_t* bounce = (*buffer)->data;
   worker_.ReceiveData(
-      std::move(message->pending), into,
-      [this, alive = alive_, message, keep = std::move(keep),
+      std::move(message->pending), bounce,
+      [this, alive = alive_, message, region = std::move(region), into, buffer = *buffer,
        done = std::move(done)](const absl::Status& st) {
         if (!*alive) return;
-        const absl::Status result =
-            st.ok() ? st
-                    : absl::UnavailableError(absl::StrCat(
-                          "pulling the message from ", message->node, " failed: ", st.message()));
-        Ack(message->node, message->message_id, result);
-        done(result);
+        if (!st.ok()) {
+          Landed(*message,
+                 absl::UnavailableError(absl::StrCat("pulling the message from ", message->node,
+                                                     " failed: ", st.message())),
+                 done);
+          return;
+        }
+        if (auto copied = copier_.Copy(region->device(), into, buffer->data, message->length());
+            !copied.ok()) {
+          Landed(*message, copied, done);
+          return;
+        }
+        copier_.Then(region->device(),
+                     [this, alive, message, region, buffer, done](absl::Status up) {
+                       if (*alive) Landed(*message, up, done);
+                     });
       });
+}
+
+void RemotePath::Landed(const Incoming& message, const absl::Status& st,
+                        const std::function<void(absl::Status)>& done) {
+  Ack(message.node, message.message_id, st);
+  done(st);
 }
 
 void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why) {
@@ -178,13 +300,8 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   absl::Status status = ack.status();
   if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
   hooks_.complete(send.session, send.op_id, status, status.ok() ? send.length : 0, send.tag);
-  Node& n = nodes_[node];
-  --n.in_flight;
-  while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight) {
-    Outgoing next = std::move(n.waiting.front());
-    n.waiting.pop_front();
-    Transmit(n, std::move(next));
-  }
+  --nodes_[node].in_flight;
+  Drain(node);
 }
 
 void RemotePath::OnCancel(const std::string& node, uint64_t message_id) {

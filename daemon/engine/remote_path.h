@@ -12,6 +12,12 @@
 //
 // Receiving: frames are handed on in the order they were sent (a per-peer
 // sequence), so order holds per (source, destination) pair.
+//
+// GPU memory: on the direct path, device buffers go to UCX as they are (it
+// must support CUDA memory). On the staging path a GPU send is first copied
+// into a pinned host buffer (later sends to that node wait behind it, to
+// keep the order), and a message for a GPU buffer lands in a pinned buffer
+// and is copied up. Gather sends with a GPU part are always staged.
 #pragma once
 
 #include <deque>
@@ -23,7 +29,9 @@
 
 #include "absl/status/status.h"
 #include "common/wire/data.h"
-#include "daemon/memory/host_region.h"
+#include "daemon/cuda/gpu_copier.h"
+#include "daemon/cuda/pinned_pool.h"
+#include "daemon/memory/region.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/ucx/worker.h"
 
@@ -43,7 +51,7 @@ struct Incoming {
 
 // Bytes of a client region, kept mapped while a message uses them.
 struct Part {
-  std::shared_ptr<HostRegion> region;
+  std::shared_ptr<Region> region;
   uint64_t offset = 0;
   uint64_t length = 0;
   const uint8_t* data() const { return region->data() + offset; }
@@ -51,7 +59,7 @@ struct Part {
 
 // The bytes of a send, in order: [offset, ...) of `region` (what is left of
 // `length` after the `more` parts), then each part of `more`.
-std::vector<absl::Span<const uint8_t>> PartSpans(const HostRegion& region, uint64_t offset,
+std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t offset,
                                                  uint64_t length, const std::vector<Part>& more);
 
 // A send to another node, as the engine checked it.
@@ -61,7 +69,7 @@ struct Outgoing {
   std::string node;
   std::string from, to;  // endpoints
   uint64_t tag = 0;
-  std::shared_ptr<HostRegion> region;  // kept mapped until the ack
+  std::shared_ptr<Region> region;  // kept mapped until the ack
   uint64_t offset = 0;
   uint64_t length = 0;     // of the whole message
   std::vector<Part> more;  // a gather send: the parts after [offset, offset + ...)
@@ -87,19 +95,21 @@ class RemotePath {
   struct Limits {
     uint64_t eager_limit = 16384;
     uint64_t max_in_flight = 1024;
+    bool gpu_direct = false;  // GPU buffers go to UCX as they are; else staged
   };
 
-  RemotePath(ucx::Worker& worker, PeerManager& peers, Limits limits, Hooks hooks);
+  RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
+             Hooks hooks);
   ~RemotePath();
   RemotePath(const RemotePath&) = delete;
   RemotePath& operator=(const RemotePath&) = delete;
 
   // Sends, or queues behind the window; completes through hooks.complete.
   void SendFromLoop(Outgoing send);
-  // Lands `message` at `into` (message->length() bytes, kept valid by
-  // `keep`), acknowledges it to its sender, then runs `done`.
-  void LandFromLoop(std::shared_ptr<Incoming> message, uint8_t* into,
-                    std::shared_ptr<const void> keep, std::function<void(absl::Status)> done);
+  // Lands `message` at `into` (message->length() bytes of region `region`,
+  // kept mapped until then), acknowledges it to its sender, then runs `done`.
+  void LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
+                    uint8_t* into, std::function<void(absl::Status)> done);
   // Tells the sender its message was not delivered, and why.
   void RefuseFromLoop(const Incoming& message, const absl::Status& why);
   // A session closed: its queued sends go; its sends in flight are withdrawn
@@ -112,11 +122,13 @@ class RemotePath {
   bool AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why);
 
   uint64_t in_flight() const { return in_flight_.size(); }
+  uint64_t staged() const { return staged_; }  // GPU messages staged through host memory
 
  private:
   struct Node {
     uint64_t in_flight = 0;
-    std::deque<Outgoing> waiting;  // behind the window
+    std::deque<Outgoing> waiting;  // behind the window, or behind a send being staged
+    bool staging = false;          // a GPU send is being copied to host memory
     uint64_t next_send_sequence = 1;
     uint64_t next_receive_sequence = 1;
     std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
@@ -129,10 +141,26 @@ class RemotePath {
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
   void Transmit(Node& n, Outgoing send);
+  // Copies a GPU send into a pinned buffer, then sends that.
+  void Stage(Node& n, Outgoing send);
+  // Sends `parts` (the send's bytes, kept valid by `keep`) as one message.
+  void Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
+            std::shared_ptr<const void> keep);
+  // Sends what waits for node `node`, while the window and staging allow.
+  void Drain(const std::string& node);
+  // Pulls a rendezvous message into a pinned buffer, then copies it to a GPU.
+  void LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
+                  std::function<void(absl::Status)> done);
+  // Acknowledges a landed message and tells the engine.
+  void Landed(const Incoming& message, const absl::Status& st,
+              const std::function<void(absl::Status)>& done);
   void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
 
   ucx::Worker& worker_;
   PeerManager& peers_;
+  GpuCopier& copier_;
+  std::shared_ptr<PinnedPool> pinned_ = PinnedPool::Create(uint64_t{256} << 20);
+  uint64_t staged_ = 0;
   const Limits limits_;
   Hooks hooks_;
   std::map<std::string, Node> nodes_;

@@ -31,7 +31,7 @@ RingEngine::~RingEngine() {
 
 void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
   remote_ = std::make_unique<RemotePath>(
-      loop_.WorkerFromLoop(), peers, limits,
+      loop_.WorkerFromLoop(), peers, copier_, limits,
       RemotePath::Hooks{
           .complete =
               [this](uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
@@ -123,7 +123,7 @@ void RingEngine::FailOrphanedSends() {
 }
 
 bool RingEngine::PollFromLoop() {
-  bool did_work = false;
+  bool did_work = copier_.busy() && copier_.Poll();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (Serve(it->first, *it->second, did_work)) {
       ++it;
@@ -138,6 +138,7 @@ bool RingEngine::PollFromLoop() {
     just_worked_ = true;
     return true;
   }
+  if (copier_.busy()) return true;  // GPU copies in flight: nothing wakes the loop for them
   if (sessions_.empty()) return false;
   const absl::Time now = absl::Now();
   if (just_worked_) {
@@ -148,6 +149,7 @@ bool RingEngine::PollFromLoop() {
 }
 
 bool RingEngine::PrepareToSleepFromLoop() {
+  if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
   for (auto& [id, session] : sessions_) {
     if (!session->backlog.empty() || !session->submissions.PrepareToSleep()) return false;
   }
@@ -404,7 +406,7 @@ void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submissio
 
 absl::StatusOr<Part> RingEngine::FindPart(uint64_t id, uint64_t region, uint64_t offset,
                                           uint64_t length) {
-  std::shared_ptr<HostRegion> r = sessions_manager_.FindRegion(id, region);
+  std::shared_ptr<Region> r = sessions_manager_.FindRegion(id, region);
   if (!r) return absl::InvalidArgumentError("unknown region " + std::to_string(region));
   if (offset > r->length() || length > r->length() - offset) {
     return absl::InvalidArgumentError(absl::StrCat("bytes [", offset, ", +", length,
@@ -423,7 +425,7 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
       Complete(receive.session, receive.op_id, no_room);
       return;
     }
-    remote_->LandFromLoop(send.incoming, receive.region->data() + receive.offset, receive.region,
+    remote_->LandFromLoop(send.incoming, receive.region, receive.region->data() + receive.offset,
                           [this, session = receive.session, op_id = receive.op_id,
                            length = send.length, tag = send.tag](absl::Status st) {
                             if (st.ok()) Count(session, /*sent=*/false, length);
@@ -438,13 +440,49 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
     Complete(receive.session, receive.op_id, no_room);
     return;
   }
-  if (send.length > 0) {
-    CopyOut(send, receive.region->data() + receive.offset);
+  CopyLocal(send, receive.region, receive.region->data() + receive.offset,
+            [this, from = send.session, send_op = send.op_id, to = receive.session,
+             receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
+              if (st.ok()) {
+                Count(from, /*sent=*/true, length);
+                Count(to, /*sent=*/false, length);
+              }
+              Complete(from, send_op, st, length, tag);
+              Complete(to, receive_op, st, length, tag);
+            });
+}
+
+void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,
+                           absl::AnyInvocable<void(absl::Status)> done) {
+  int device = to->on_gpu() ? to->device() : -1;
+  if (send.region && send.region->on_gpu()) device = send.region->device();
+  for (const Part& p : send.more) {
+    if (device < 0 && p.region->on_gpu()) device = p.region->device();
   }
-  Count(send.session, /*sent=*/true, send.length);
-  Count(receive.session, /*sent=*/false, send.length);
-  Complete(send.session, send.op_id, absl::OkStatus(), send.length, send.tag);
-  Complete(receive.session, receive.op_id, absl::OkStatus(), send.length, send.tag);
+  if (device < 0) {  // host to host, the common case
+    CopyOut(send, into);
+    done(absl::OkStatus());
+    return;
+  }
+  // The GPU copies it: host pages pinned once, then one async copy per
+  // part on the source's device (a peer copy when the target is another GPU).
+  auto keep = std::make_shared<std::vector<std::shared_ptr<Region>>>();
+  keep->push_back(to);
+  keep->push_back(send.region);
+  for (const Part& p : send.more) keep->push_back(p.region);
+  for (const auto& r : *keep) r->PinForGpu();
+  absl::Status st;
+  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
+    if (st.ok()) st = copier_.Copy(device, into, s.data(), s.size());
+    into += s.size();
+  }
+  if (!st.ok()) {
+    done(std::move(st));
+    return;
+  }
+  copier_.Then(device, [keep, done = std::move(done)](absl::Status result) mutable {
+    done(std::move(result));
+  });
 }
 
 void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,

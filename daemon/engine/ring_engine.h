@@ -20,11 +20,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
+#include "daemon/cuda/gpu_copier.h"
 #include "daemon/engine/remote_path.h"
 #include "daemon/memory/host_region.h"
 #include "daemon/session/session_manager.h"
@@ -37,6 +39,12 @@ struct SessionTraffic {
   uint64_t in_flight = 0;  // operations submitted and not yet completed
   uint64_t messages_sent = 0, bytes_sent = 0;
   uint64_t messages_received = 0, bytes_received = 0;
+};
+
+// What the engine did with GPU memory, for `axonctl stats`.
+struct GpuTraffic {
+  uint64_t copies = 0, copy_bytes = 0;
+  uint64_t staged = 0;  // messages staged through pinned host memory
 };
 
 struct SessionRings {
@@ -70,6 +78,9 @@ class RingEngine {
   bool PrepareToSleepFromLoop();
 
   uint64_t ops_completed() const { return ops_completed_; }
+  GpuTraffic GpuTrafficFromLoop() const {
+    return {copier_.copies(), copier_.bytes(), remote_ ? remote_->staged() : 0};
+  }
   // Per session, by id.
   std::map<uint64_t, SessionTraffic> TrafficFromLoop() const;
 
@@ -78,7 +89,7 @@ class RingEngine {
   struct Pending {
     uint64_t session = 0;
     uint64_t op_id = 0;
-    std::shared_ptr<HostRegion> region;  // kept mapped while pending
+    std::shared_ptr<Region> region;  // kept mapped while pending
     uint64_t offset = 0;
     uint64_t length = 0;  // sends: of the whole message
     uint64_t tag = 0;
@@ -89,7 +100,7 @@ class RingEngine {
   // A session's receive area: messages with no posted receive land in its
   // free slots, and the client releases each slot when done with it.
   struct Area {
-    std::shared_ptr<HostRegion> region;
+    std::shared_ptr<Region> region;  // host memory
     uint64_t slot_size = 0;
     std::vector<uint64_t> free;  // slot indexes
     // Messages landing or landed, in the order they were taken: a message is
@@ -119,8 +130,13 @@ class RingEngine {
     std::vector<Part> gathering;
     absl::Status gather_error;
   };
-  // Copies a local send's bytes, every part in order, to `into`.
+  // Copies a local send's bytes, every part in order, to `into` (host memory
+  // on both sides).
   static void CopyOut(const Pending& send, uint8_t* into);
+  // Copies a local send's bytes to `into` in region `to`, then runs `done`:
+  // at once between host regions, once the GPU copies finish otherwise.
+  void CopyLocal(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,
+                 absl::AnyInvocable<void(absl::Status)> done);
   // Bytes [offset, offset + length) of session `id`'s region `region`, or
   // INVALID_ARGUMENT (unknown region, bytes outside it, overflow included).
   absl::StatusOr<Part> FindPart(uint64_t id, uint64_t region, uint64_t offset, uint64_t length);
@@ -174,6 +190,7 @@ class RingEngine {
   const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::map<std::string, EndpointQueues> endpoints_;   // by destination endpoint
+  GpuCopier copier_;                                  // GPU copies, polled with the rings
   std::unique_ptr<RemotePath> remote_;                // null without a peer plane
   std::unordered_map<std::string, uint64_t> owners_;  // endpoint -> session, as of:
   uint64_t owners_generation_ = ~uint64_t{0};

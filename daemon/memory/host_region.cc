@@ -7,7 +7,9 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "common/cuda/driver.h"
 #include "common/errno_status.h"
+#include "common/log.h"
 
 namespace axon::daemon {
 
@@ -41,6 +43,19 @@ absl::StatusOr<std::unique_ptr<HostRegion>> HostRegion::Map(UniqueFd fd, uint64_
       new HostRegion(std::move(fd), static_cast<uint8_t*>(data), length));
 }
 
-HostRegion::~HostRegion() { ::munmap(data_, length_); }
+void HostRegion::PinForGpu() {
+  if (pin_tried_) return;
+  pin_tried_ = true;  // once: a region that cannot be pinned is copied unpinned
+  if (auto st = cuda::PinHost(data(), length()); !st.ok()) {
+    spdlog::debug("host region of {} bytes stays unpinned: {}", length(), st.message());
+    return;
+  }
+  pinned_ = true;
+}
+
+HostRegion::~HostRegion() {
+  if (pinned_) cuda::UnpinHost(data());
+  ::munmap(data(), length());
+}
 
 }  // namespace axon::daemon

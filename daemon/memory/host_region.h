@@ -8,10 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
+#include "daemon/memory/region.h"
 
 namespace axon::daemon {
 
-class HostRegion {
+class HostRegion final : public Region {
  public:
   // INVALID_ARGUMENT unless `fd` is a memfd sealed against shrinking
   // (F_SEAL_SHRINK, so the client cannot pull pages out from under the
@@ -19,20 +20,17 @@ class HostRegion {
   static absl::StatusOr<std::unique_ptr<HostRegion>> Map(UniqueFd fd, uint64_t length);
   // The checks Map makes, without mapping anything.
   static absl::Status Check(int fd, uint64_t length);
-  ~HostRegion();
-  HostRegion(const HostRegion&) = delete;
-  HostRegion& operator=(const HostRegion&) = delete;
+  ~HostRegion() override;
 
-  uint8_t* data() const { return data_; }
-  uint64_t length() const { return length_; }
+  void PinForGpu() override;
 
  private:
   HostRegion(UniqueFd fd, uint8_t* data, uint64_t length)
-      : fd_(std::move(fd)), data_(data), length_(length) {}
+      : Region(data, length, MemoryKind::kHost, -1), fd_(std::move(fd)) {}
 
   UniqueFd fd_;
-  uint8_t* data_;
-  uint64_t length_;
+  bool pin_tried_ = false;
+  bool pinned_ = false;  // registered with CUDA (cudaHostRegister)
 };
 
 }  // namespace axon::daemon

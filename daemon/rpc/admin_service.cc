@@ -67,6 +67,8 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   cuda->set_device_count(state_.cuda.device_count);
   cuda->set_driver_version(state_.cuda.driver_version);
   cuda->set_detail(state_.cuda.detail);
+  cuda->set_remote_path(state_.gpu_direct ? "direct" : "staging");
+  for (int device : state_.sessions->cuda_stats().devices) cuda->add_devices_in_use(device);
 
   response->set_session_count(static_cast<uint32_t>(state_.sessions->active()));
   response->set_peer_count(static_cast<uint32_t>(state_.config.peers.static_peers.size()));
@@ -91,6 +93,21 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
   response->set_ucx_thread_wakeups(state_.ucx->wakeups());
   response->set_ucx_thread_tasks(state_.ucx->tasks_run());
   response->set_config_reloads(state_.config_reloads.load());
+  const CudaRegistryStats cuda = state_.sessions->cuda_stats();
+  response->set_gpu_registrations(cuda.registrations);
+  response->set_gpu_ipc_opens(cuda.ipc_opens);
+  response->set_gpu_ipc_reuses(cuda.ipc_reuses);
+  response->set_gpu_vmm_imports(cuda.vmm_imports);
+  response->set_gpu_allocations_open(cuda.open_now);
+  if (state_.engine != nullptr) {
+    RingEngine* engine = state_.engine;
+    auto gpu = state_.ucx->Call<GpuTraffic>([engine] { return engine->GpuTrafficFromLoop(); },
+                                            kUcxPingTimeout);
+    if (!gpu.ok()) return axon::rpc::ToGrpcStatus(gpu.status());
+    response->set_gpu_copies(gpu->copies);
+    response->set_gpu_copy_bytes(gpu->copy_bytes);
+    response->set_gpu_staged_messages(gpu->staged);
+  }
   return grpc::Status::OK;
 }
 
@@ -117,6 +134,7 @@ grpc::Status AdminService::ListPeers(grpc::ServerContext*, const v1::ListPeersRe
     info->set_last_error(p.last_error);
     info->set_dialer(p.dialer);
     info->set_peer_cuda_memory(p.peer_cuda_memory);
+    info->set_gpu_path(state_.gpu_direct && p.peer_cuda_memory ? "direct" : "staging");
   }
   return grpc::Status::OK;
 }
@@ -188,6 +206,7 @@ grpc::Status AdminService::ListSessions(grpc::ServerContext*, const v1::ListSess
     info->set_socket_bound(s.socket_bound);
     info->set_registered_bytes(s.registered_bytes);
     info->set_regions(s.regions);
+    info->set_gpu_regions(s.gpu_regions);
     for (const auto& name : s.endpoints) info->add_endpoints(name);
     if (auto it = traffic.find(s.id); it != traffic.end()) {
       info->set_in_flight(it->second.in_flight);

@@ -194,6 +194,27 @@ absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memf
                                                       uint64_t length) {
   // A bad region is INVALID_ARGUMENT whatever the session's limits.
   if (auto st = HostRegion::Check(memfd.get(), length); !st.ok()) return st;
+  return Register(id, length, [&]() -> absl::StatusOr<std::shared_ptr<Region>> {
+    auto region = HostRegion::Map(std::move(memfd), length);
+    if (!region.ok()) return region.status();
+    return std::shared_ptr<Region>(*std::move(region));
+  });
+}
+
+absl::StatusOr<uint64_t> SessionManager::RegisterCuda(uint64_t id, const CudaRequest& request,
+                                                      UniqueFd vmm_fd) {
+  return Register(id, request.length, [&]() -> absl::StatusOr<std::shared_ptr<Region>> {
+    if (vmm_fd.valid()) {
+      return cuda_.ImportFd(request.device, std::move(vmm_fd), request.size, request.offset,
+                            request.length);
+    }
+    return cuda_.OpenIpc(request.device, request.handle, request.offset, request.length);
+  });
+}
+
+absl::StatusOr<uint64_t> SessionManager::Register(
+    uint64_t id, uint64_t length,
+    absl::FunctionRef<absl::StatusOr<std::shared_ptr<Region>>()> make) {
   {
     // Check the limits before mapping anything.
     std::lock_guard<std::mutex> lock(mu_);
@@ -212,9 +233,9 @@ absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memf
           session.info.registered_bytes, " registered)"));
     }
   }
-  auto region = HostRegion::Map(std::move(memfd), length);
+  auto region = make();
   if (!region.ok()) return region.status();
-  std::unique_ptr<HostRegion> doomed;  // released outside the lock if the session is gone
+  std::shared_ptr<Region> doomed;  // released outside the lock if the session is gone
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
@@ -225,12 +246,13 @@ absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memf
   const uint64_t region_id = session.next_region++;
   session.info.registered_bytes += length;
   session.info.regions++;
+  if ((*region)->on_gpu()) session.info.gpu_regions++;
   session.regions[region_id] = *std::move(region);
   return region_id;
 }
 
 absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
-  std::shared_ptr<HostRegion> released;
+  std::shared_ptr<Region> released;  // unmapped outside the lock
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
@@ -241,6 +263,7 @@ absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
   }
   session.info.registered_bytes -= region->second->length();
   session.info.regions--;
+  if (region->second->on_gpu()) session.info.gpu_regions--;
   released = std::move(region->second);
   session.regions.erase(region);
   return absl::OkStatus();
@@ -280,7 +303,7 @@ std::vector<SessionSnapshot> SessionManager::List() const {
   return out;
 }
 
-std::shared_ptr<HostRegion> SessionManager::FindRegion(uint64_t id, uint64_t region) const {
+std::shared_ptr<Region> SessionManager::FindRegion(uint64_t id, uint64_t region) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return nullptr;

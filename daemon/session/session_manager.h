@@ -18,11 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
+#include "daemon/memory/cuda_region.h"
 #include "daemon/memory/host_region.h"
 
 namespace axon::daemon {
@@ -43,6 +45,7 @@ struct SessionSnapshot {
   bool socket_bound = false;
   uint64_t registered_bytes = 0;
   uint64_t regions = 0;
+  uint64_t gpu_regions = 0;  // of `regions`
   std::vector<std::string> endpoints;
 };
 
@@ -65,6 +68,15 @@ class SessionManager {
   absl::Status BindSocket(uint64_t id, absl::string_view token, const PeerCredentials& caller);
   // Maps a client's memfd; returns the region id.
   absl::StatusOr<uint64_t> RegisterHost(uint64_t id, UniqueFd memfd, uint64_t length);
+  // Opens a client's GPU memory: a legacy IPC handle (request.handle), or the
+  // VMM allocation exported as `vmm_fd`. Returns the region id.
+  struct CudaRequest {
+    std::string device;  // PCI bus id
+    std::string handle;  // legacy IPC handle
+    uint64_t size = 0;   // VMM: the allocation's size
+    uint64_t offset = 0, length = 0;
+  };
+  absl::StatusOr<uint64_t> RegisterCuda(uint64_t id, const CudaRequest& request, UniqueFd vmm_fd);
   absl::Status Unregister(uint64_t id, uint64_t region);
   // Endpoint names are unique on the node; a session's go when it closes.
   absl::Status BindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
@@ -86,7 +98,8 @@ class SessionManager {
   std::vector<SessionSnapshot> List() const;
   bool IsOpen(uint64_t id) const;
   // Region `region` of session `id`, kept mapped while the caller holds it.
-  std::shared_ptr<HostRegion> FindRegion(uint64_t id, uint64_t region) const;
+  std::shared_ptr<Region> FindRegion(uint64_t id, uint64_t region) const;
+  CudaRegistryStats cuda_stats() const { return cuda_.stats(); }
 
   uint64_t attached_total() const { return attached_total_.load(); }
   uint64_t closed_total() const { return closed_total_.load(); }
@@ -98,12 +111,17 @@ class SessionManager {
     std::string token;
     uint64_t next_region = 1;
     // Shared: an operation in flight keeps its region mapped.
-    std::map<uint64_t, std::shared_ptr<HostRegion>> regions;
+    std::map<uint64_t, std::shared_ptr<Region>> regions;
     // Readable when the client process exits; touched only on io_'s thread.
     std::shared_ptr<asio::posix::stream_descriptor> pid_watch;
   };
 
   void WatchProcess(uint64_t id, pid_t pid);
+  // Checks the session's limits for `length` more bytes, runs `make`, and
+  // files what it made under a new region id.
+  absl::StatusOr<uint64_t> Register(
+      uint64_t id, uint64_t length,
+      absl::FunctionRef<absl::StatusOr<std::shared_ptr<Region>>()> make);
 
   asio::io_context& io_;
   const SessionLimits limits_;
@@ -116,6 +134,7 @@ class SessionManager {
   std::atomic<uint64_t> endpoint_generation_{0};  // bumped under mu_ after endpoints_ changes
   uint64_t next_id_ = 1;                          // guarded by mu_
   std::function<void(uint64_t)> close_observer_;
+  CudaRegistry cuda_;
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};
 };

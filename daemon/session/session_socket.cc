@@ -124,6 +124,26 @@ wire::SessionReply SessionSocketServer::Handle(Connection& conn,
       reply.value = *region;
       return reply;
     }
+    case wire::SessionMessageType::kRegisterCuda:
+    case wire::SessionMessageType::kRegisterCudaFd: {
+      const bool vmm = request.type == wire::SessionMessageType::kRegisterCudaFd;
+      if (fds.size() != (vmm ? 1u : 0u)) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat(vmm ? "a VMM registration needs exactly one fd, got "
+                             : "a CUDA IPC registration takes no fds, got ",
+                         fds.size())));
+      }
+      auto region = sessions_.RegisterCuda(conn.session_id,
+                                           {.device = request.device,
+                                            .handle = request.handle,
+                                            .size = request.size,
+                                            .offset = request.offset,
+                                            .length = request.length},
+                                           vmm ? std::move(fds[0]) : UniqueFd());
+      if (!region.ok()) return fail(region.status());
+      reply.value = *region;
+      return reply;
+    }
     case wire::SessionMessageType::kUnregister:
       if (auto st = sessions_.Unregister(conn.session_id, request.region_id); !st.ok()) {
         return fail(st);

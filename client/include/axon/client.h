@@ -6,6 +6,7 @@
 //   auto client = axon::Client::Connect({.client_name = "trainer-0"});
 //   auto buffer = (*client)->AllocateHost(64 << 20);   // shared with axond
 //   std::memcpy(buffer->data(), tensor, bytes);
+//   auto gpu = (*client)->RegisterCuda(device_ptr, bytes);  // GPU memory, by IPC
 #pragma once
 
 #include <atomic>
@@ -43,11 +44,11 @@ struct Operation {
   uint64_t id = 0;
 };
 
-class HostBuffer;
+class Buffer;
 
 // Bytes [offset, offset + length) of a shared buffer: one part of a message.
 struct View {
-  const HostBuffer* buffer = nullptr;
+  const Buffer* buffer = nullptr;
   size_t offset = 0;
   size_t length = 0;
 };
@@ -57,6 +58,13 @@ struct OpOptions {
   // The daemon fails the operation with DEADLINE_EXCEEDED if it has not
   // completed this many milliseconds after submission. 0: no deadline.
   uint32_t timeout_ms = 0;
+  // GPU buffers only: the CUDA stream (a cudaStream_t) whose queued work
+  // writes the bytes a Send reads, or still reads the buffer a PostRecv will
+  // overwrite. libaxon waits for that work before it hands the operation to
+  // the daemon, so the daemon never touches a tensor too early. nullptr is
+  // the legacy default stream. A completed operation's bytes are in place:
+  // any stream may use them.
+  void* cuda_stream = nullptr;
 };
 
 struct Completed {
@@ -77,34 +85,65 @@ struct Message {
   uint64_t slot = 0;
 };
 
-// Host memory shared with the daemon: a sealed memfd, mapped here and
-// registered with axond. Move-only; unregistered and unmapped when destroyed.
-// It keeps its session alive, so it may outlive the Client that made it.
-class HostBuffer {
+// Memory registered with the daemon, host or GPU. Move-only; unregistered
+// when destroyed (and freed, when libaxon allocated it). It keeps its session
+// alive, so it may outlive the Client that made it.
+class Buffer {
  public:
-  HostBuffer(HostBuffer&& other) noexcept;
-  HostBuffer& operator=(HostBuffer&& other) noexcept;
-  HostBuffer(const HostBuffer&) = delete;
-  HostBuffer& operator=(const HostBuffer&) = delete;
-  ~HostBuffer();
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer();
 
+  // Host memory: an address in this process. GPU memory: a device address.
   void* data() const { return data_; }
   size_t size() const { return size_; }
   // The daemon's id for this region within the session.
   uint64_t region_id() const { return region_id_; }
+  bool on_gpu() const { return device_ >= 0; }
+  int device() const { return device_; }  // the CUDA device, or -1 for host memory
+
+ protected:
+  Buffer(std::shared_ptr<internal::Session> session, void* data, size_t size, uint64_t region_id,
+         int device, std::shared_ptr<void> owner)
+      : session_(std::move(session)),
+        data_(data),
+        size_(size),
+        region_id_(region_id),
+        device_(device),
+        owner_(std::move(owner)) {}
 
  private:
-  friend class Client;
-  HostBuffer(std::shared_ptr<internal::Session> session, void* data, size_t size,
-             uint64_t region_id, int fd)
-      : session_(std::move(session)), data_(data), size_(size), region_id_(region_id), fd_(fd) {}
   void Release();
 
   std::shared_ptr<internal::Session> session_;
   void* data_ = nullptr;
   size_t size_ = 0;
   uint64_t region_id_ = 0;
-  int fd_ = -1;
+  int device_ = -1;
+  std::shared_ptr<void> owner_;  // the memory, when libaxon allocated it
+};
+
+// Host memory shared with the daemon: a sealed memfd, mapped here and
+// registered with axond.
+class HostBuffer final : public Buffer {
+ private:
+  friend class Client;
+  HostBuffer(std::shared_ptr<internal::Session> session, void* data, size_t size,
+             uint64_t region_id, std::shared_ptr<void> owner)
+      : Buffer(std::move(session), data, size, region_id, -1, std::move(owner)) {}
+};
+
+// GPU memory the daemon opened: registered by CUDA IPC handle
+// (Client::RegisterCuda), or allocated by libaxon and shared by fd
+// (Client::AllocateCuda).
+class CudaBuffer final : public Buffer {
+ private:
+  friend class Client;
+  CudaBuffer(std::shared_ptr<internal::Session> session, void* data, size_t size,
+             uint64_t region_id, int device, std::shared_ptr<void> owner)
+      : Buffer(std::move(session), data, size, region_id, device, std::move(owner)) {}
 };
 
 class Client {
@@ -123,6 +162,17 @@ class Client {
   // `memfd`; the daemon holds its own reference until Unregister.
   absl::StatusOr<uint64_t> RegisterHost(int memfd, size_t length);
   absl::Status Unregister(uint64_t region_id);
+  // Registers GPU memory [data, data + length), e.g. from cudaMalloc or
+  // PyTorch's caching allocator, by a legacy CUDA IPC handle of the
+  // allocation it lies in. The daemon opens each allocation once and keeps
+  // it open until the last buffer in it is gone: keep the memory allocated
+  // until then. INVALID_ARGUMENT for memory that is not a cudaMalloc'd
+  // device allocation; FAILED_PRECONDITION without a GPU.
+  absl::StatusOr<CudaBuffer> RegisterCuda(void* data, size_t length);
+  // Allocates `bytes` of GPU memory on `device` (a VMM allocation) and shares
+  // it with the daemon as a POSIX fd over the session socket: unlike IPC
+  // handles, this works across PID namespaces and containers.
+  absl::StatusOr<CudaBuffer> AllocateCuda(size_t bytes, int device = 0);
   // Binds endpoint `name` (unique on the node) to this session; returns its
   // address, "node/name". ALREADY_EXISTS when another session holds it.
   absl::StatusOr<std::string> BindEndpoint(const std::string& name);
@@ -137,7 +187,7 @@ class Client {
   // UNAVAILABLE (the receiver or its node went away), INVALID_ARGUMENT
   // (bytes outside the buffer), DEADLINE_EXCEEDED, CANCELLED.
   absl::StatusOr<Operation> Send(const std::string& from, const std::string& to, uint64_t tag,
-                                 const HostBuffer& buffer, size_t offset, size_t length,
+                                 const Buffer& buffer, size_t offset, size_t length,
                                  OpOptions options = {});
   // Sends one message made of several parts back to back, e.g. a header and
   // the tensors it describes (at most 64 parts), each read in place. The
@@ -147,7 +197,7 @@ class Client {
   // Posts [offset, offset + length) of `buffer` for the next message with `tag`
   // to endpoint `endpoint` (bound by this client); the data lands there.
   absl::StatusOr<Operation> PostRecv(const std::string& endpoint, uint64_t tag,
-                                     const HostBuffer& buffer, size_t offset, size_t length,
+                                     const Buffer& buffer, size_t offset, size_t length,
                                      OpOptions options = {});
   // Makes `area` (allocated by this client) the session's receive area, cut
   // into slots of `slot_size` bytes; returns the number of slots. A message

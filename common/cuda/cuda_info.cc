@@ -1,4 +1,4 @@
-#include "common/cuda_info.h"
+#include "common/cuda/cuda_info.h"
 
 #ifdef AXON_HAVE_CUDA
 #include <cuda_runtime_api.h>

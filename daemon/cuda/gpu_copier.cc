@@ -1,0 +1,121 @@
+#include "daemon/cuda/gpu_copier.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/cuda/driver.h"
+
+#ifdef AXON_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace axon::daemon {
+
+#ifdef AXON_HAVE_CUDA
+namespace {
+
+absl::Status Failed(cudaError_t err, absl::string_view what) {
+  (void)cudaGetLastError();
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
+}
+
+}  // namespace
+
+GpuCopier::~GpuCopier() {
+  for (Waiting& w : waiting_) {
+    (void)cudaEventSynchronize(static_cast<cudaEvent_t>(w.event));
+    (void)cudaEventDestroy(static_cast<cudaEvent_t>(w.event));
+  }
+  for (void* e : spare_events_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  for (auto& [device, stream] : streams_) {
+    (void)cudaSetDevice(device);
+    (void)cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
+    (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+  }
+}
+
+absl::Status GpuCopier::Stream(int device, void** stream) {
+  if (auto st = axon::cuda::UseDevice(device); !st.ok()) return st;
+  auto it = streams_.find(device);
+  if (it == streams_.end()) {
+    cudaStream_t s;
+    if (cudaError_t err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+        err != cudaSuccess) {
+      return Failed(err, "creating a copy stream");
+    }
+    it = streams_.emplace(device, s).first;
+  }
+  *stream = it->second;
+  return absl::OkStatus();
+}
+
+absl::Status GpuCopier::Copy(int device, void* to, const void* from, size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  void* stream;
+  if (auto st = Stream(device, &stream); !st.ok()) return st;
+  if (cudaError_t err =
+          cudaMemcpyAsync(to, from, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream));
+      err != cudaSuccess) {
+    return Failed(err, absl::StrCat("copying ", bytes, " bytes on GPU ", device));
+  }
+  ++copies_;
+  bytes_ += bytes;
+  return absl::OkStatus();
+}
+
+void GpuCopier::Then(int device, absl::AnyInvocable<void(absl::Status)> done) {
+  void* stream;
+  if (auto st = Stream(device, &stream); !st.ok()) return done(st);
+  cudaEvent_t event;
+  if (!spare_events_.empty()) {
+    event = static_cast<cudaEvent_t>(spare_events_.back());
+    spare_events_.pop_back();
+  } else if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+             err != cudaSuccess) {
+    return done(Failed(err, "creating a copy event"));
+  }
+  if (cudaError_t err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+      err != cudaSuccess) {
+    spare_events_.push_back(event);
+    return done(Failed(err, "recording a copy event"));
+  }
+  waiting_.push_back({device, event, std::move(done)});
+}
+
+bool GpuCopier::Poll() {
+  bool ran = false;
+  // Per device, batches finish in order; across devices, in any order.
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    const cudaError_t state = cudaEventQuery(static_cast<cudaEvent_t>(it->event));
+    if (state == cudaErrorNotReady) {
+      ++it;
+      continue;
+    }
+    absl::Status result = state == cudaSuccess ? absl::OkStatus() : Failed(state, "a GPU copy");
+    spare_events_.push_back(it->event);
+    auto done = std::move(it->done);
+    it = waiting_.erase(it);
+    done(std::move(result));  // may queue more (iterators of a deque: restart)
+    ran = true;
+    it = waiting_.begin();
+  }
+  return ran;
+}
+
+#else  // no CUDA toolkit
+
+GpuCopier::~GpuCopier() = default;
+absl::Status GpuCopier::Stream(int, void**) {
+  return absl::UnimplementedError("axon was built without CUDA");
+}
+absl::Status GpuCopier::Copy(int device, void*, const void*, size_t) {
+  void* stream;
+  return Stream(device, &stream);
+}
+void GpuCopier::Then(int device, absl::AnyInvocable<void(absl::Status)> done) {
+  void* stream;
+  done(Stream(device, &stream));
+}
+bool GpuCopier::Poll() { return false; }
+
+#endif
+
+}  // namespace axon::daemon

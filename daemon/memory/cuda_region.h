@@ -1,0 +1,68 @@
+// GPU memory a client registered, opened in axond. CudaRegistry opens each
+// allocation once per device and shares the mapping between every region
+// cut from it; the mapping closes (the IPC handle, or the imported VMM
+// allocation) when the last region and the last operation holding one let go,
+// so a dead client's GPU memory is freed once its operations have finished.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "common/cuda/driver.h"
+#include "common/unique_fd.h"
+#include "daemon/memory/region.h"
+
+namespace axon::daemon {
+
+class CudaRegion final : public Region {
+ public:
+  CudaRegion(std::shared_ptr<const cuda::DeviceMemory> memory, uint64_t offset, uint64_t length)
+      : Region(memory->data() + offset, length, MemoryKind::kCuda, memory->device()),
+        memory_(std::move(memory)) {}
+
+ private:
+  std::shared_ptr<const cuda::DeviceMemory> memory_;
+};
+
+// What CudaRegistry did, for `axonctl stats`.
+struct CudaRegistryStats {
+  uint64_t registrations = 0;  // CUDA regions registered
+  uint64_t ipc_opens = 0;      // legacy IPC handles opened
+  uint64_t ipc_reuses = 0;     // registrations served by an allocation open already
+  uint64_t vmm_imports = 0;    // VMM allocations imported from an fd
+  uint64_t open_now = 0;       // allocations mapped now
+  std::set<int> devices;       // devices the daemon has touched
+};
+
+class CudaRegistry {
+ public:
+  // Thread-safe. A region of [offset, offset + length) of the allocation
+  // behind a legacy IPC handle, on the device with PCI bus id `bus_id`.
+  absl::StatusOr<std::shared_ptr<Region>> OpenIpc(const std::string& bus_id,
+                                                  const std::string& handle, uint64_t offset,
+                                                  uint64_t length);
+  // The same for a VMM allocation of `size` bytes exported as `fd`.
+  absl::StatusOr<std::shared_ptr<Region>> ImportFd(const std::string& bus_id, UniqueFd fd,
+                                                   uint64_t size, uint64_t offset, uint64_t length);
+  CudaRegistryStats stats() const;
+
+ private:
+  absl::StatusOr<int> Device(const std::string& bus_id);  // mu_ held
+  std::shared_ptr<const cuda::DeviceMemory> Share(cuda::DeviceMemory memory);
+
+  mutable std::mutex mu_;
+  // (device, handle) -> the mapping, while any region holds it.
+  std::map<std::pair<int, std::string>, std::weak_ptr<const cuda::DeviceMemory>> ipc_;
+  CudaRegistryStats stats_;
+  // Outlives the registry: regions can.
+  std::shared_ptr<std::atomic<uint64_t>> open_now_ = std::make_shared<std::atomic<uint64_t>>(0);
+};
+
+}  // namespace axon::daemon

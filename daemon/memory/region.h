@@ -1,0 +1,41 @@
+// A client's memory as the daemon sees it: host memory it mapped (HostRegion)
+// or GPU memory it opened (CudaRegion). The engine moves bytes between
+// regions; the kind says whether a plain memcpy will do.
+#pragma once
+
+#include <cstdint>
+
+namespace axon::daemon {
+
+enum class MemoryKind : uint8_t { kHost, kCuda };
+
+class Region {
+ public:
+  virtual ~Region() = default;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+
+  // Host regions: an address in the daemon. CUDA regions: a device address
+  // in the daemon's mapping of the client's allocation.
+  uint8_t* data() const { return data_; }
+  uint64_t length() const { return length_; }
+  MemoryKind kind() const { return kind_; }
+  bool on_gpu() const { return kind_ == MemoryKind::kCuda; }
+  int device() const { return device_; }  // -1 for host memory
+
+  // Host regions: pins the pages for the GPU's copy engines (once; kept
+  // until the region goes). A no-op for CUDA regions and without CUDA.
+  virtual void PinForGpu() {}
+
+ protected:
+  Region(uint8_t* data, uint64_t length, MemoryKind kind, int device)
+      : data_(data), length_(length), kind_(kind), device_(device) {}
+
+ private:
+  uint8_t* data_;
+  uint64_t length_;
+  MemoryKind kind_;
+  int device_;
+};
+
+}  // namespace axon::daemon

@@ -1,0 +1,418 @@
+// GPU tensors through real daemons: same node (a device-to-device copy in
+// the daemon) and across two daemons, over the direct path (UCX moves device
+// memory) and the staging path (pinned host buffers); host to GPU and back;
+// gather sends with a GPU part; VMM buffers shared by fd; a client killed
+// with GPU buffers in flight; handles that do not open. Checksums are
+// computed by kernels. Every test skips cleanly without a GPU.
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "axon/client.h"
+#include "axon/v1/admin.pb.h"
+#include "axon/v1/control.grpc.pb.h"
+#include "common/cuda/driver.h"
+#include "common/fd_passing.h"
+#include "common/rpc/channel.h"
+#include "common/unix_socket.h"
+#include "common/wire/session.h"
+#include "tests/gpu/kernels.h"
+#include "tests/support/cluster.h"
+
+#ifdef AXON_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace axon::testing {
+namespace {
+
+using gpu::ChecksumDevice;
+using gpu::ChecksumHost;
+using gpu::FillDevice;
+using gpu::FillHost;
+
+enum class Path { kLocal, kDirect, kStaging };
+
+std::string PathName(const ::testing::TestParamInfo<Path>& p) {
+  switch (p.param) {
+    case Path::kLocal:
+      return "Local";
+    case Path::kDirect:
+      return "RemoteDirect";
+    case Path::kStaging:
+      return "RemoteStaging";
+  }
+  return "?";
+}
+
+// Device memory from cudaMalloc, freed at the end.
+struct DeviceAllocation {
+  void* data = nullptr;
+  explicit DeviceAllocation(size_t bytes) {
+#ifdef AXON_HAVE_CUDA
+    if (cudaMalloc(&data, bytes) != cudaSuccess) data = nullptr;
+#else
+    (void)bytes;
+#endif
+  }
+  ~DeviceAllocation() {
+#ifdef AXON_HAVE_CUDA
+    if (data != nullptr) cudaFree(data);
+#endif
+  }
+};
+
+uint64_t DeviceSum(const void* data, size_t bytes) {
+  uint64_t sum = 0;
+  EXPECT_TRUE(ChecksumDevice(data, bytes, &sum));
+  return sum;
+}
+
+v1::StatsResponse Stats(const Axond& axond) {
+  v1::StatsResponse stats;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "stats"}).out, &stats);
+  return stats;
+}
+
+class GpuTest : public ::testing::TestWithParam<Path> {
+ protected:
+  bool remote() const { return GetParam() != Path::kLocal; }
+
+  void SetUp() override {
+    if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
+    if (remote()) {
+      cluster_ = std::make_unique<Cluster>(
+          dir_, std::vector<std::string>{"node-a", "node-b"},
+          std::vector<std::string>{std::string("gpu.remote_path=") +
+                                   (GetParam() == Path::kStaging ? "staging" : "direct")});
+      ASSERT_FALSE(cluster_->daemons.empty());
+      if (GetParam() == Path::kDirect && !cluster_->daemons[0]->process().running()) {
+        GTEST_SKIP() << "this UCX cannot move CUDA memory (direct refused):\n"
+                     << cluster_->daemons[0]->process().Log();
+      }
+      ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
+          << cluster_->daemons[0]->process().Log();
+    } else {
+      local_ = std::make_unique<Axond>(dir_);
+      ASSERT_TRUE(local_->WaitReady()) << local_->process().Log();
+    }
+    auto a = Client::Connect({.socket_path = sending().socket(), .client_name = "gpu-sender"});
+    auto b = Client::Connect({.socket_path = receiving().socket(), .client_name = "gpu-receiver"});
+    ASSERT_TRUE(a.ok() && b.ok());
+    sender_ = *std::move(a);
+    receiver_ = *std::move(b);
+    ASSERT_TRUE(sender_->BindEndpoint("a").ok());
+    ASSERT_TRUE(receiver_->BindEndpoint("b").ok());
+  }
+
+  Axond& sending() { return remote() ? *cluster_->daemons[0] : *local_; }
+  Axond& receiving() { return remote() ? *cluster_->daemons[1] : *local_; }
+  std::string To(const std::string& name) const {
+    return (remote() ? "node-b/" : "node-a/") + name;
+  }
+
+  // Sends [0, bytes) of `from` into `into` and waits for both sides.
+  void Move(const Buffer& from, const Buffer& into, size_t bytes, uint64_t tag) {
+    auto recv = receiver_->PostRecv("b", tag, into, 0, bytes);
+    ASSERT_TRUE(recv.ok()) << recv.status();
+    auto send = sender_->Send("a", To("b"), tag, from, 0, bytes);
+    ASSERT_TRUE(send.ok()) << send.status();
+    auto sent = sender_->Wait(*send, 60000);
+    auto got = receiver_->Wait(*recv, 60000);
+    ASSERT_TRUE(sent.ok() && got.ok());
+    ASSERT_TRUE(sent->status.ok()) << bytes << " bytes: " << sent->status;
+    ASSERT_TRUE(got->status.ok()) << bytes << " bytes: " << got->status;
+    EXPECT_EQ(got->length, bytes);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Axond> local_;
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<Client> sender_, receiver_;
+};
+
+TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
+  constexpr size_t kMax = size_t{1} << 30;
+  DeviceAllocation source(kMax), target(kMax);
+  ASSERT_TRUE(source.data && target.data) << "cannot allocate 2 GiB on the GPU";
+  ASSERT_TRUE(FillDevice(source.data, kMax, 1));
+  auto from = sender_->RegisterCuda(source.data, kMax);
+  ASSERT_TRUE(from.ok()) << from.status();
+  auto into = receiver_->RegisterCuda(target.data, kMax);
+  ASSERT_TRUE(into.ok()) << into.status();
+  uint64_t tag = 1;
+  for (size_t bytes : {size_t{1}, size_t{63}, size_t{4096}, size_t{16384}, size_t{16385},
+                       size_t{1} << 20, size_t{64} << 20, size_t{256} << 20, kMax}) {
+    SCOPED_TRACE(bytes);
+    ASSERT_TRUE(FillDevice(target.data, bytes, 99));  // not the pattern
+    Move(*from, *into, bytes, tag++);
+    EXPECT_EQ(DeviceSum(target.data, bytes), DeviceSum(source.data, bytes));
+  }
+  // Registered once: repeat sends registered nothing more.
+  EXPECT_EQ(Stats(sending()).gpu_registrations(), remote() ? 1u : 2u);
+  EXPECT_GT(Stats(remote() ? receiving() : sending()).gpu_copies(), 0u);
+  if (GetParam() == Path::kStaging) {
+    EXPECT_GT(Stats(sending()).gpu_staged_messages(), 0u);
+  }
+}
+
+TEST_P(GpuTest, HostToGpuAndBack) {
+  constexpr size_t kBytes = size_t{8} << 20;
+  DeviceAllocation device(kBytes);
+  ASSERT_TRUE(device.data);
+  auto gpu_in = receiver_->RegisterCuda(device.data, kBytes);
+  ASSERT_TRUE(gpu_in.ok()) << gpu_in.status();
+  auto host_out = sender_->AllocateHost(kBytes);
+  ASSERT_TRUE(host_out.ok());
+  FillHost(host_out->data(), kBytes, 5);
+  uint64_t tag = 1;
+  for (size_t bytes : {size_t{1}, size_t{16385}, kBytes}) {
+    SCOPED_TRACE(bytes);
+    Move(*host_out, *gpu_in, bytes, tag++);
+    EXPECT_EQ(DeviceSum(device.data, bytes), ChecksumHost(host_out->data(), bytes));
+  }
+  // And back: a GPU source on the sender, a host buffer on the receiver.
+  DeviceAllocation source(kBytes);
+  ASSERT_TRUE(source.data && FillDevice(source.data, kBytes, 6));
+  auto gpu_out = sender_->RegisterCuda(source.data, kBytes);
+  ASSERT_TRUE(gpu_out.ok()) << gpu_out.status();
+  auto host_in = receiver_->AllocateHost(kBytes);
+  ASSERT_TRUE(host_in.ok());
+  for (size_t bytes : {size_t{1}, size_t{16385}, kBytes}) {
+    SCOPED_TRACE(bytes);
+    Move(*gpu_out, *host_in, bytes, tag++);
+    EXPECT_EQ(ChecksumHost(host_in->data(), bytes), DeviceSum(source.data, bytes));
+  }
+}
+
+TEST_P(GpuTest, GatherSendWithAHostHeaderAndGpuTensors) {
+  auto header = sender_->AllocateHost(64);
+  ASSERT_TRUE(header.ok());
+  FillHost(header->data(), 64, 3);
+  constexpr size_t kTensor = size_t{3} << 20;
+  DeviceAllocation t1(kTensor), t2(kTensor), landing(64 + 2 * kTensor);
+  ASSERT_TRUE(t1.data && t2.data && landing.data);
+  ASSERT_TRUE(FillDevice(t1.data, kTensor, 11) && FillDevice(t2.data, kTensor, 12));
+  auto b1 = sender_->RegisterCuda(t1.data, kTensor);
+  auto b2 = sender_->RegisterCuda(t2.data, kTensor);
+  auto into = receiver_->RegisterCuda(landing.data, 64 + 2 * kTensor);
+  ASSERT_TRUE(b1.ok() && b2.ok() && into.ok());
+  auto recv = receiver_->PostRecv("b", 7, *into, 0, 64 + 2 * kTensor);
+  ASSERT_TRUE(recv.ok());
+  const View parts[] = {{&*header, 0, 64}, {&*b1, 0, kTensor}, {&*b2, 0, kTensor}};
+  auto send = sender_->Send("a", To("b"), 7, parts);
+  ASSERT_TRUE(send.ok()) << send.status();
+  auto sent = sender_->Wait(*send, 30000);
+  auto got = receiver_->Wait(*recv, 30000);
+  ASSERT_TRUE(sent.ok() && got.ok());
+  ASSERT_TRUE(sent->status.ok()) << sent->status;
+  ASSERT_TRUE(got->status.ok()) << got->status;
+  EXPECT_EQ(got->length, 64 + 2 * kTensor);
+  auto* base = static_cast<uint8_t*>(landing.data);
+  uint64_t header_sum = 0;
+  ASSERT_TRUE(ChecksumDevice(base, 64, &header_sum));
+  EXPECT_EQ(header_sum, ChecksumHost(header->data(), 64));
+  EXPECT_EQ(DeviceSum(base + 64, kTensor), DeviceSum(t1.data, kTensor));
+  EXPECT_EQ(DeviceSum(base + 64 + kTensor, kTensor), DeviceSum(t2.data, kTensor));
+}
+
+TEST_P(GpuTest, VmmBuffersSharedByFd) {
+  constexpr size_t kBytes = size_t{64} << 20;
+  auto from = sender_->AllocateCuda(kBytes);
+  ASSERT_TRUE(from.ok()) << from.status();
+  auto into = receiver_->AllocateCuda(kBytes);
+  ASSERT_TRUE(into.ok()) << into.status();
+  EXPECT_TRUE(from->on_gpu());
+  ASSERT_TRUE(FillDevice(from->data(), kBytes, 21));
+  Move(*from, *into, kBytes, 1);
+  EXPECT_EQ(DeviceSum(into->data(), kBytes), DeviceSum(from->data(), kBytes));
+  EXPECT_GE(Stats(sending()).gpu_vmm_imports(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, GpuTest,
+                         ::testing::Values(Path::kLocal, Path::kDirect, Path::kStaging), PathName);
+
+class GpuDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
+    axond_ = std::make_unique<Axond>(dir_);
+    ASSERT_TRUE(axond_->WaitReady()) << axond_->process().Log();
+  }
+  TempDir dir_;
+  std::unique_ptr<Axond> axond_;
+};
+
+TEST_F(GpuDaemonTest, OneAllocationIsOpenedOnce) {
+  DeviceAllocation memory(size_t{4} << 20);
+  ASSERT_TRUE(memory.data);
+  auto client = Client::Connect({.socket_path = axond_->socket()});
+  ASSERT_TRUE(client.ok());
+  auto* base = static_cast<uint8_t*>(memory.data);
+  auto first = (*client)->RegisterCuda(base, 1 << 20);
+  auto second = (*client)->RegisterCuda(base + (1 << 20), 1 << 20);
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  v1::StatsResponse stats = Stats(*axond_);
+  EXPECT_EQ(stats.gpu_ipc_opens(), 1u);
+  EXPECT_EQ(stats.gpu_ipc_reuses(), 1u);
+  EXPECT_EQ(stats.gpu_allocations_open(), 1u);
+  // Bytes outside the allocation are refused.
+  auto outside = (*client)->RegisterCuda(base + (3 << 20), 2 << 20);
+  EXPECT_EQ(outside.status().code(), absl::StatusCode::kInvalidArgument) << outside.status();
+  // Host memory is not GPU memory.
+  std::vector<uint8_t> host(4096);
+  EXPECT_EQ((*client)->RegisterCuda(host.data(), host.size()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  { CudaBuffer gone = *std::move(first); }  // unregistered; the allocation stays open
+  EXPECT_EQ(Stats(*axond_).gpu_allocations_open(), 1u);
+  { CudaBuffer gone = *std::move(second); }  // the last region in it: closed
+  EXPECT_EQ(Stats(*axond_).gpu_allocations_open(), 0u);
+}
+
+// A session opened by hand, to send what libaxon never would.
+struct RawSession {
+  UniqueFd socket;
+  uint32_t next = 1;
+  absl::StatusOr<wire::SessionReply> Call(wire::SessionRequest request, absl::Span<const int> fds) {
+    request.request_id = next++;
+    if (auto st = SendMessage(socket.get(), wire::EncodeSessionRequest(request), fds); !st.ok()) {
+      return st;
+    }
+    auto message = ReceiveMessage(socket.get());
+    if (!message.ok()) return message.status();
+    return wire::DecodeSessionReply(message->bytes);
+  }
+};
+
+RawSession OpenRawSession(const std::string& socket_path) {
+  auto stub = v1::Control::NewStub(rpc::MakeControlChannel(socket_path));
+  v1::AttachRequest request;
+  request.set_client_name("raw");
+  request.set_protocol_version(0);
+  v1::AttachResponse response;
+  grpc::ClientContext context;
+  EXPECT_TRUE(stub->Attach(&context, request, &response).ok());
+  auto socket = ConnectUnixSocket(socket_path + ".session", SOCK_SEQPACKET);
+  EXPECT_TRUE(socket.ok());
+  RawSession raw{*std::move(socket)};
+  auto hello = raw.Call({.type = wire::SessionMessageType::kHello,
+                         .session_id = response.session_id(),
+                         .token = response.token()},
+                        {});
+  EXPECT_TRUE(hello.ok() && hello->status().ok());
+  return raw;
+}
+
+TEST_F(GpuDaemonTest, HandlesThatDoNotOpenAreInvalidArgument) {
+  RawSession raw = OpenRawSession(axond_->socket());
+  auto bus = cuda::BusIdOf(0);
+  ASSERT_TRUE(bus.ok());
+  // Garbage.
+  auto garbage = raw.Call({.type = wire::SessionMessageType::kRegisterCuda,
+                           .length = 4096,
+                           .device = *bus,
+                           .handle = std::string(cuda::kIpcHandleBytes, '\x5a')},
+                          {});
+  ASSERT_TRUE(garbage.ok()) << garbage.status();
+  EXPECT_EQ(garbage->code, absl::StatusCode::kInvalidArgument) << garbage->message;
+  // A real handle of an allocation that is gone (freed by its exporter).
+  std::string stale;
+  {
+    DeviceAllocation memory(1 << 20);
+    ASSERT_TRUE(memory.data);
+    auto handle = cuda::IpcHandleOf(reinterpret_cast<uintptr_t>(memory.data));
+    ASSERT_TRUE(handle.ok());
+    stale = *handle;
+  }
+  auto gone = raw.Call({.type = wire::SessionMessageType::kRegisterCuda,
+                        .length = 4096,
+                        .device = *bus,
+                        .handle = stale},
+                       {});
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->code, absl::StatusCode::kInvalidArgument) << gone->message;
+  // No such device.
+  auto nowhere = raw.Call({.type = wire::SessionMessageType::kRegisterCuda,
+                           .length = 4096,
+                           .device = "0000:ff:1f.7",
+                           .handle = std::string(cuda::kIpcHandleBytes, '\x5a')},
+                          {});
+  ASSERT_TRUE(nowhere.ok());
+  EXPECT_EQ(nowhere->code, absl::StatusCode::kInvalidArgument) << nowhere->message;
+  // A VMM registration whose fd is not an exported allocation.
+  UniqueFd not_vmm(::memfd_create("not-vmm", MFD_CLOEXEC));
+  const int fds[] = {not_vmm.get()};
+  auto bad_fd = raw.Call({.type = wire::SessionMessageType::kRegisterCudaFd,
+                          .length = 4096,
+                          .device = *bus,
+                          .size = 2 << 20},
+                         fds);
+  ASSERT_TRUE(bad_fd.ok());
+  EXPECT_EQ(bad_fd->code, absl::StatusCode::kInvalidArgument) << bad_fd->message;
+  // The daemon is fine: a real registration and a move still work.
+  EXPECT_EQ(axond_->Ctl({"health"}).exit_code, 0);
+  DeviceAllocation memory(1 << 20);
+  auto client = Client::Connect({.socket_path = axond_->socket()});
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE((*client)->RegisterCuda(memory.data, 1 << 20).ok());
+}
+
+#ifdef AXON_HAVE_CUDA
+size_t FreeGpuBytes() {
+  size_t free_bytes = 0, total = 0;
+  (void)cudaMemGetInfo(&free_bytes, &total);
+  return free_bytes;
+}
+#endif
+
+TEST_F(GpuDaemonTest, KilledClientReleasesItsGpuMemory) {
+#ifdef AXON_HAVE_CUDA
+  // The daemon's own CUDA context first, so the baseline includes it.
+  {
+    DeviceAllocation warm(1 << 20);
+    auto client = Client::Connect({.socket_path = axond_->socket()});
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE((*client)->RegisterCuda(warm.data, 1 << 20).ok());
+  }
+  auto receiver = Client::Connect({.socket_path = axond_->socket()});
+  ASSERT_TRUE(receiver.ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("sink").ok());
+  ASSERT_TRUE(
+      WaitFor([&] { return Stats(*axond_).gpu_allocations_open() == 0; }, std::chrono::seconds(5)));
+  const size_t baseline = FreeGpuBytes();
+  constexpr size_t kBytes = size_t{1} << 30;
+  for (const char* mode : {"ipc", "vmm"}) {
+    SCOPED_TRACE(mode);
+    Child doomed({HelperPath("gpu_client"), axond_->socket(), "doomed", "sink",
+                  std::to_string(kBytes), mode},
+                 dir_.File(std::string("gpu_client_") + mode + ".log"));
+    ASSERT_TRUE(WaitFor([&] { return doomed.Log().find("in flight") != std::string::npos; },
+                        std::chrono::seconds(30)))
+        << doomed.Log();
+    EXPECT_LT(FreeGpuBytes(), baseline - kBytes / 2) << "the helper's 1 GiB is not in use";
+    EXPECT_EQ(Stats(*axond_).gpu_allocations_open(), 1u);
+    doomed.Signal(SIGKILL);
+    doomed.Wait(std::chrono::seconds(10));
+    // The daemon closes the handle once the send waiting for "sink" fails.
+    EXPECT_TRUE(WaitFor([&] { return FreeGpuBytes() + (size_t{64} << 20) >= baseline; },
+                        std::chrono::seconds(15)))
+        << "free " << FreeGpuBytes() << ", baseline " << baseline;
+    EXPECT_EQ(Stats(*axond_).gpu_allocations_open(), 0u);
+  }
+  EXPECT_EQ(axond_->Ctl({"health"}).exit_code, 0);
+  // The receiver's endpoint still works: a fresh transfer moves.
+  DeviceAllocation memory(1 << 20);
+  auto buffer = (*receiver)->RegisterCuda(memory.data, 1 << 20);
+  ASSERT_TRUE(buffer.ok()) << buffer.status();
+#else
+  GTEST_SKIP() << "built without CUDA";
+#endif
+}
+
+}  // namespace
+}  // namespace axon::testing
