@@ -26,7 +26,6 @@ struct DaemonState {
   std::string config_path;
   absl::Time start_time;
   CudaInfo cuda;
-  bool gpu_direct = false;  // GPU buffers go to UCX as they are (gpu.remote_path)
   ucx::Loop* ucx = nullptr;
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving

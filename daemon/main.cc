@@ -3,12 +3,17 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/debugging/failure_signal_handler.h"
+#include "absl/debugging/symbolize.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "daemon/config/config.h"
 #include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
+  // A crash leaves its signal and stack in the log (stderr), for the operator.
+  absl::InitializeSymbolizer(argv[0]);
+  absl::InstallFailureSignalHandler({});
   CLI::App app{
       "axond: the axon daemon. One per node; owns the network (UCX) and GPU memory "
       "registrations, and serves local clients on a Unix control socket."};

@@ -1,5 +1,6 @@
 #include "common/cuda/driver.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -341,16 +342,24 @@ void UnpinHost(void* data) { (void)cudaHostUnregister(data); }
 
 absl::StatusOr<void*> AllocatePinned(size_t bytes) {
   if (auto st = Usable(); !st.ok()) return st;
-  void* data = nullptr;
-  if (cudaError_t err = cudaHostAlloc(&data, bytes, cudaHostAllocPortable); err != cudaSuccess) {
+  void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrCat("no ", bytes, " bytes of host memory"));
+  }
+  if (cudaError_t err = cudaHostRegister(data, bytes, cudaHostRegisterPortable);
+      err != cudaSuccess) {
     (void)cudaGetLastError();
+    ::munmap(data, bytes);
     return absl::ResourceExhaustedError(
-        absl::StrCat("no ", bytes, " bytes of pinned host memory: ", cudaGetErrorString(err)));
+        absl::StrCat("cannot pin ", bytes, " bytes of host memory: ", cudaGetErrorString(err)));
   }
   return data;
 }
 
-void FreePinned(void* data) { (void)cudaFreeHost(data); }
+void FreePinned(void* data, size_t bytes) {
+  (void)cudaHostUnregister(data);
+  ::munmap(data, bytes);
+}
 
 absl::Status SynchronizeStream(void* stream) {
   if (cudaError_t err = cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
@@ -386,7 +395,7 @@ absl::Status SynchronizeStream(void*) { return NoCuda(); }
 absl::Status PinHost(void*, size_t) { return NoCuda(); }
 void UnpinHost(void*) {}
 absl::StatusOr<void*> AllocatePinned(size_t) { return NoCuda(); }
-void FreePinned(void*) {}
+void FreePinned(void*, size_t) {}
 
 #endif
 

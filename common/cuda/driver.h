@@ -89,9 +89,11 @@ absl::Status SynchronizeStream(void* stream);
 absl::Status PinHost(void* data, size_t length);
 void UnpinHost(void* data);
 
-// Page-locked host memory from the CUDA driver (cudaHostAlloc), and back.
+// Page-locked host memory: ordinary pages (mmap), pinned with
+// cudaHostRegister, so UCX sees plain host memory it can read and write with
+// any transport.
 absl::StatusOr<void*> AllocatePinned(size_t bytes);
-void FreePinned(void* data);
+void FreePinned(void* data, size_t bytes);
 
 // True for device (or managed) memory, false for host memory, whatever
 // allocated it.

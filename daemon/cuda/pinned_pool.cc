@@ -7,7 +7,7 @@
 namespace axon::daemon {
 
 PinnedPool::~PinnedPool() {
-  for (auto& [size, data] : idle_) cuda::FreePinned(data);
+  for (auto& [size, data] : idle_) cuda::FreePinned(data, size);
 }
 
 absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> PinnedPool::Take(size_t bytes) {
@@ -33,7 +33,7 @@ absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> PinnedPool::Take(size_t byte
     if (auto p = pool.lock()) {
       p->Give(b);
     } else {
-      cuda::FreePinned(b->data);
+      cuda::FreePinned(b->data, b->size);
     }
     delete b;
   });
@@ -48,7 +48,7 @@ void PinnedPool::Give(Buffer* buffer) {
       return;
     }
   }
-  cuda::FreePinned(buffer->data);
+  cuda::FreePinned(buffer->data, buffer->size);
 }
 
 uint64_t PinnedPool::allocations() const {

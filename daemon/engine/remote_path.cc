@@ -49,7 +49,8 @@ std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t 
 void RemotePath::Transmit(Node& n, Outgoing send) {
   bool gpu = send.region->on_gpu();
   for (const Part& p : send.more) gpu = gpu || p.region->on_gpu();
-  if (gpu && (!limits_.gpu_direct || !send.more.empty())) {
+  // GPU memory goes through pinned host memory (see the header).
+  if (gpu) {
     Stage(n, std::move(send));
     return;
   }
@@ -181,6 +182,7 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
   in->to = std::move(body.to);
   in->data = std::move(message.data);
   in->pending = std::move(message.pending);
+  in->bytes = in->pending ? in->pending->length() : in->data.size();
   Node& n = nodes_[node];
   if (sequence != n.next_receive_sequence) {
     if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
@@ -220,12 +222,12 @@ void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr
     });
     return;
   }
-  if (region->on_gpu() && !limits_.gpu_direct) {
+  if (region->on_gpu()) {
     LandStaged(std::move(message), std::move(region), into, std::move(done));
     return;
   }
   worker_.ReceiveData(std::move(message->pending), into,
-                      [this, alive = alive_, message, region = std::move(region),
+                      [this, alive = alive_, message, keep = std::move(region),
                        done = std::move(done)](const absl::Status& st) {
                         if (!*alive) return;
                         Landed(*message,
@@ -239,7 +241,8 @@ void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr
 
 void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                             uint8_t* into, std::function<void(absl::Status)> done) {
-  auto buffer = pinned_->Take(message->length());
+  const uint64_t length = message->length();  // before the pending data moves out
+  auto buffer = pinned_->Take(length);
   if (!buffer.ok()) {
     // Leave the data on the sender: the refusal releases it there.
     message->pending.reset();
@@ -250,7 +253,7 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
   uint8_t* bounce = (*buffer)->data;
   worker_.ReceiveData(
       std::move(message->pending), bounce,
-      [this, alive = alive_, message, region = std::move(region), into, buffer = *buffer,
+      [this, alive = alive_, message, region = std::move(region), into, length, buffer = *buffer,
        done = std::move(done)](const absl::Status& st) {
         if (!*alive) return;
         if (!st.ok()) {
@@ -260,7 +263,7 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
                  done);
           return;
         }
-        if (auto copied = copier_.Copy(region->device(), into, buffer->data, message->length());
+        if (auto copied = copier_.Copy(region->device(), into, buffer->data, length);
             !copied.ok()) {
           Landed(*message, copied, done);
           return;

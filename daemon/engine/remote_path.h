@@ -13,11 +13,13 @@
 // Receiving: frames are handed on in the order they were sent (a per-peer
 // sequence), so order holds per (source, destination) pair.
 //
-// GPU memory: on the direct path, device buffers go to UCX as they are (it
-// must support CUDA memory). On the staging path a GPU send is first copied
-// into a pinned host buffer (later sends to that node wait behind it, to
-// keep the order), and a message for a GPU buffer lands in a pinned buffer
-// and is copied up. Gather sends with a GPU part are always staged.
+// GPU memory travels through pinned host memory, copied by the GPU's copy
+// engines: a GPU send is first copied into a pinned buffer (later sends to
+// that node wait behind it, to keep the order), and a rendezvous message for
+// a GPU buffer is pulled into a pinned buffer and copied up. UCX itself never
+// sees device memory here: UCX 1.22 cannot use memory this daemon opened from
+// another process's IPC handle (told it is CUDA memory, its sends crash and
+// its rendezvous receives hang; seen on an H100).
 #pragma once
 
 #include <deque>
@@ -46,7 +48,8 @@ struct Incoming {
   std::string to;                             // the receiving endpoint, on this node
   std::vector<uint8_t> data;                  // eager: the bytes
   std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
-  uint64_t length() const { return pending ? pending->length() : data.size(); }
+  uint64_t bytes = 0;                         // the message's length, either way
+  uint64_t length() const { return bytes; }
 };
 
 // Bytes of a client region, kept mapped while a message uses them.
@@ -95,7 +98,6 @@ class RemotePath {
   struct Limits {
     uint64_t eager_limit = 16384;
     uint64_t max_in_flight = 1024;
-    bool gpu_direct = false;  // GPU buffers go to UCX as they are; else staged
   };
 
   RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,

@@ -67,7 +67,7 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   cuda->set_device_count(state_.cuda.device_count);
   cuda->set_driver_version(state_.cuda.driver_version);
   cuda->set_detail(state_.cuda.detail);
-  cuda->set_remote_path(state_.gpu_direct ? "direct" : "staging");
+  cuda->set_remote_path("staging");
   for (int device : state_.sessions->cuda_stats().devices) cuda->add_devices_in_use(device);
 
   response->set_session_count(static_cast<uint32_t>(state_.sessions->active()));
@@ -134,7 +134,7 @@ grpc::Status AdminService::ListPeers(grpc::ServerContext*, const v1::ListPeersRe
     info->set_last_error(p.last_error);
     info->set_dialer(p.dialer);
     info->set_peer_cuda_memory(p.peer_cuda_memory);
-    info->set_gpu_path(state_.gpu_direct && p.peer_cuda_memory ? "direct" : "staging");
+    info->set_gpu_path("staging");
   }
   return grpc::Status::OK;
 }

@@ -75,7 +75,7 @@ void Endpoint::SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint
 
 void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
                           absl::Span<const uint8_t> payload, std::shared_ptr<const void> keepalive,
-                          AmProtocol protocol, SendDone done) {
+                          AmProtocol protocol, SendDone done, MemoryKind memory) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
@@ -83,13 +83,14 @@ void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
   auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
   request->buffer(0) = std::move(header);
   request->Keep(std::move(keepalive));
-  Submit(id, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1), protocol);
+  Submit(id, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1), protocol,
+         memory);
 }
 
 void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header,
                             std::vector<absl::Span<const uint8_t>> parts,
                             std::shared_ptr<const void> keepalive, AmProtocol protocol,
-                            SendDone done) {
+                            SendDone done, MemoryKind memory) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
@@ -109,11 +110,12 @@ void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header,
   auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
   request->buffer(0) = std::move(header);
   request->Keep(std::move(gather));
-  Submit(id, std::move(request), iov, count, ucp_dt_make_iov(), protocol);
+  Submit(id, std::move(request), iov, count, ucp_dt_make_iov(), protocol, memory);
 }
 
 void Endpoint::Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer,
-                      size_t count, ucp_datatype_t datatype, AmProtocol protocol) {
+                      size_t count, ucp_datatype_t datatype, AmProtocol protocol,
+                      MemoryKind memory) {
   std::vector<uint8_t>& h = request->buffer(0);
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
@@ -121,6 +123,10 @@ void Endpoint::Submit(uint16_t id, std::unique_ptr<Request> request, const void*
   params.datatype = datatype;
   if (protocol == AmProtocol::kEager) params.flags |= UCP_AM_SEND_FLAG_EAGER;
   if (protocol == AmProtocol::kRendezvous) params.flags |= UCP_AM_SEND_FLAG_RNDV;
+  // Always said: UCX's memory-type cache misjudges pinned host memory
+  // (cudaHostRegister) and memory opened from IPC handles.
+  params.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMORY_TYPE;
+  params.memory_type = memory == MemoryKind::kCuda ? UCS_MEMORY_TYPE_CUDA : UCS_MEMORY_TYPE_HOST;
   Request::PrepareSend(params, request.get());
   Request::Submit(ucp_am_send_nbx(handle_, id, h.data(), h.size(), buffer, count, &params),
                   std::move(request));

@@ -51,12 +51,14 @@ class Endpoint {
   // Sends active message `id` whose payload is `payload` in place (no copy):
   // `keepalive` keeps that memory valid until UCX is done with it.
   void SendAmFrom(uint16_t id, std::vector<uint8_t> header, absl::Span<const uint8_t> payload,
-                  std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done);
+                  std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
+                  MemoryKind memory = MemoryKind::kHost);
 
   // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV).
   void SendAmGather(uint16_t id, std::vector<uint8_t> header,
                     std::vector<absl::Span<const uint8_t>> parts,
-                    std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done);
+                    std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
+                    MemoryKind memory = MemoryKind::kHost);
 
   // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
   std::vector<std::string> Transports() const;
@@ -71,7 +73,7 @@ class Endpoint {
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
   // Submits ucp_am_send_nbx; `buffer`/`count` as UCX takes them for `datatype`.
   void Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer, size_t count,
-              ucp_datatype_t datatype, AmProtocol protocol);
+              ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory);
 
   Worker& worker_;
   ErrorHandler on_error_;

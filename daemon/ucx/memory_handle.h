@@ -11,10 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/ucx/context.h"
+#include "daemon/ucx/memory_kind.h"
 
 namespace axon::ucx {
-
-enum class MemoryKind { kHost, kCuda };
 
 class MemoryHandle {
  public:

@@ -15,6 +15,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "daemon/ucx/context.h"
+#include "daemon/ucx/memory_kind.h"
 
 namespace axon::ucx {
 
@@ -79,7 +80,8 @@ class Worker {
   // Pulls a rendezvous message's bytes into [into, into + data->length()),
   // which the caller keeps valid until `done` runs (on the UCX thread).
   void ReceiveData(std::unique_ptr<PendingData> data, void* into,
-                   std::function<void(const absl::Status&)> done);
+                   std::function<void(const absl::Status&)> done,
+                   MemoryKind memory = MemoryKind::kHost);
   // Runs `fn` after the current ucp_worker_progress call returns.
   void Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
   // Frees `request` (from a *_nbx call) once it completes.

@@ -133,6 +133,20 @@ TEST_F(DaemonTest, SecondDaemonOnTheSameSocketIsRefused) {
   EXPECT_EQ(first.Ctl({"health"}).exit_code, 0);
 }
 
+TEST_F(DaemonTest, DirectGpuPathIsRefusedLoudly) {
+  // UCX 1.22 cannot move memory opened from CUDA IPC handles: asking for the
+  // direct GPU path stops the daemon at start-up, saying why.
+  Axond axond(dir_, AxondOptions{.sets = {"gpu.remote_path=direct"}});
+  auto code = axond.process().Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(code.has_value()) << "axond did not exit";
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(axond.process().Log(),
+              HasSubstr("cannot move GPU memory opened from CUDA IPC handles"));
+  Axond staged(dir_, AxondOptions{.sets = {"gpu.remote_path=staging"}});
+  ASSERT_TRUE(staged.WaitReady()) << staged.process().Log();
+  EXPECT_THAT(staged.Ctl({"status"}).out, HasSubstr("staging"));
+}
+
 TEST_F(DaemonTest, SigtermExitsZeroAndRemovesTheSocket) {
   for (int sig : {SIGTERM, SIGINT}) {
     SCOPED_TRACE(sig);
