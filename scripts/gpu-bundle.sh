@@ -12,7 +12,7 @@ out=$repo/.bundle
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=("$build/daemon/axond" "$build/client/axonctl" "$build/client/axon" "$build/client/send_tensor")
-for b in "$build"/bench/*_bench "$build/bench/axon-bench"; do [[ -x $b ]] && bins+=("$b"); done
+for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench"; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer" \
          "$build/tests/gpu_client"; do
   [[ -x $t ]] && bins+=("$t")

@@ -3,6 +3,7 @@
 # scripts/gpu-bundle.sh made here (that machine has no gRPC, protobuf or UCX).
 #   scripts/gpu-run.sh tests [GTEST_FILTER]   every *_test program; a summary at the end
 #   scripts/gpu-run.sh bench [ARGS...]        axon-bench against the bundled ucx_perftest
+#   scripts/gpu-run.sh gpu-bench [ARGS...]    gpu-bench: GPU tensors against cudaMemcpy
 #   scripts/gpu-run.sh demo                   axon demo
 # The test programs look for axond, axonctl and their helpers where CMake
 # built them (build/...); this links those paths to the bundle.
@@ -38,8 +39,11 @@ case $mode in
     exec "$bundle/bin/axon-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-bench "$@"
     ;;
+  gpu-bench)
+    exec "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-gpu-bench "$@"
+    ;;
   demo)
     exec "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo
     ;;
-  *) echo "usage: $0 tests [FILTER] | bench [ARGS] | demo" >&2; exit 2 ;;
+  *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | demo" >&2; exit 2 ;;
 esac

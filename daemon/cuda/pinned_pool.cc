@@ -40,15 +40,24 @@ absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> PinnedPool::Take(size_t byte
 }
 
 void PinnedPool::Give(Buffer* buffer) {
+  std::vector<std::pair<size_t, uint8_t*>> evicted;  // freed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_bytes_ + buffer->size <= keep_bytes_) {
+    if (buffer->size > keep_bytes_) {
+      evicted.emplace_back(buffer->size, buffer->data);
+    } else {
+      // The buffer just used is the likeliest to be wanted again: smaller
+      // idle ones make room for it.
+      while (idle_bytes_ + buffer->size > keep_bytes_ && !idle_.empty()) {
+        evicted.emplace_back(*idle_.begin());
+        idle_bytes_ -= idle_.begin()->first;
+        idle_.erase(idle_.begin());
+      }
       idle_.emplace(buffer->size, buffer->data);
       idle_bytes_ += buffer->size;
-      return;
     }
   }
-  cuda::FreePinned(buffer->data, buffer->size);
+  for (auto& [size, data] : evicted) cuda::FreePinned(data, size);
 }
 
 uint64_t PinnedPool::allocations() const {

@@ -1,7 +1,8 @@
 // Pinned host buffers for staging GPU data through host memory (the
 // `staging` GPU path): cudaHostAlloc is slow (milliseconds for large
 // buffers), so buffers go back to a pool when their last holder lets go and
-// are handed out again, in power-of-two sizes, up to `keep_bytes` kept idle.
+// are handed out again, in power-of-two sizes, up to `keep_bytes` kept idle
+// (the smallest idle buffers go first when a returned one needs the room).
 // Thread-safe; a buffer may outlive the pool.
 #pragma once
 

@@ -161,7 +161,9 @@ class RemotePath {
   ucx::Worker& worker_;
   PeerManager& peers_;
   GpuCopier& copier_;
-  std::shared_ptr<PinnedPool> pinned_ = PinnedPool::Create(uint64_t{256} << 20);
+  // Staging buffers: pinning is slow (~0.1 s per 256 MiB), so up to 1 GiB
+  // of them stay pinned and idle between messages.
+  std::shared_ptr<PinnedPool> pinned_ = PinnedPool::Create(uint64_t{1} << 30);
   uint64_t staged_ = 0;
   const Limits limits_;
   Hooks hooks_;

@@ -1,0 +1,248 @@
+// gpu-bench: GPU tensors through axon against the raw CUDA copies, in one run.
+//   local   GPU -> GPU through one daemon (a device-to-device copy in axond)
+//           against cudaMemcpy device to device in this process (P4);
+//   remote  GPU -> GPU across two daemons (staged through pinned host memory)
+//           against the pinned-staging limit: the slower of pinned
+//           cudaMemcpy device->host and host->device (P5);
+//   sync    the stream-order cost libaxon pays per GPU operation: a
+//           cudaStreamSynchronize of the caller's stream, when it is idle.
+// Each figure is the median of --runs runs of --iterations transfers. Prints
+// a table; --json PATH writes the same as JSON.
+#include <cuda_runtime_api.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "axon/client.h"
+#include "client/tools/local_cluster.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string axond, run_dir = "/tmp/axon-gpu-bench", json;
+  int runs = 3, iterations = 10;
+  bool quick = false;
+};
+
+struct Row {
+  std::string where;
+  size_t size = 0;
+  double axon_gbps = 0, base_gbps = 0;
+  std::string baseline;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+void Check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    std::fprintf(stderr, "gpu-bench: %s: %s\n", what, cudaGetErrorString(err));
+    std::exit(1);
+  }
+}
+
+// GB/s of `iterations` cudaMemcpy calls of `size` bytes, median of `runs`.
+double CopyRate(void* to, const void* from, size_t size, const Options& o) {
+  std::vector<double> rates;
+  for (int r = 0; r < o.runs; ++r) {
+    Check(cudaDeviceSynchronize(), "sync");
+    const auto start = Clock::now();
+    for (int i = 0; i < o.iterations; ++i) {
+      Check(cudaMemcpy(to, from, size, cudaMemcpyDefault), "copy");
+    }
+    Check(cudaDeviceSynchronize(), "sync");  // a device-to-device cudaMemcpy returns early
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    rates.push_back(double(size) * o.iterations / s / 1e9);
+  }
+  return Median(rates);
+}
+
+// One send of `size` bytes from `from` into `into`, both sides waited for.
+absl::Status Transfer(axon::Client& sender, axon::Client& receiver, const std::string& to,
+                      const axon::Buffer& from, const axon::Buffer& into, size_t size,
+                      uint64_t tag) {
+  auto recv = receiver.PostRecv("rx", tag, into, 0, size);
+  if (!recv.ok()) return recv.status();
+  auto send = sender.Send("tx", to, tag, from, 0, size);
+  if (!send.ok()) return send.status();
+  auto a = sender.Wait(*send, 60000);
+  auto b = receiver.Wait(*recv, 60000);
+  if (!a.ok()) return a.status();
+  if (!b.ok()) return b.status();
+  if (!a->status.ok()) {
+    (void)receiver.Cancel(*recv);
+    (void)receiver.Wait(*recv, 1000);
+    return a->status;
+  }
+  return b->status;
+}
+
+// GB/s of sends of `size` bytes, median of the runs.
+double AxonRate(axon::Client& sender, axon::Client& receiver, const std::string& to,
+                const axon::Buffer& from, const axon::Buffer& into, size_t size, const Options& o) {
+  static uint64_t tag = 1000;
+  std::vector<double> rates;
+  for (int r = 0; r < o.runs; ++r) {
+    const auto start = Clock::now();
+    for (int i = 0; i < o.iterations; ++i) {
+      if (auto st = Transfer(sender, receiver, to, from, into, size, ++tag); !st.ok()) {
+        std::fprintf(stderr, "gpu-bench: a transfer of %zu bytes failed: %s\n", size,
+                     std::string(st.message()).c_str());
+        std::exit(1);
+      }
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    rates.push_back(double(size) * o.iterations / s / 1e9);
+  }
+  return Median(rates);
+}
+
+// Median microseconds of a cudaStreamSynchronize on an idle stream.
+double IdleSyncMicros() {
+  cudaStream_t stream;
+  Check(cudaStreamCreate(&stream), "stream");
+  std::vector<double> us;
+  for (int i = 0; i < 20000; ++i) {
+    const auto start = Clock::now();
+    Check(cudaStreamSynchronize(stream), "sync");
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  }
+  cudaStreamDestroy(stream);
+  return Median(us);
+}
+
+std::string Size(size_t n) {
+  if (n >= (size_t{1} << 30)) return absl::StrCat(n >> 30, "G");
+  return absl::StrCat(n >> 20, "M");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"gpu-bench: GPU tensors through axon against raw CUDA copies"};
+  app.add_option("--axond", o.axond, "the axond binary (default: next to this build)");
+  app.add_option("--run-dir", o.run_dir, "where the daemons' sockets and logs go");
+  app.add_option("--runs", o.runs, "runs per figure (the median is reported)");
+  app.add_option("--iterations", o.iterations, "transfers per run");
+  app.add_option("--json", o.json, "also write the results as JSON here");
+  app.add_flag("--quick", o.quick, "sizes up to 64 MiB only");
+  CLI11_PARSE(app, argc, argv);
+
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("gpu-bench: no CUDA device; nothing to measure\n");
+    return 0;
+  }
+  std::vector<size_t> sizes = {size_t{1} << 20, size_t{16} << 20, size_t{64} << 20};
+  if (!o.quick) sizes.insert(sizes.end(), {size_t{256} << 20, size_t{1} << 30});
+  const size_t max = sizes.back();
+
+  axon::tools::LocalCluster cluster(o.run_dir, o.axond, {"gpu.remote_path=staging"});
+  if (auto st = cluster.Start("gpu-bench"); !st.ok()) {
+    std::fprintf(stderr, "gpu-bench: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  auto connect = [](const std::string& socket, const char* name) {
+    auto c = axon::Client::Connect({.socket_path = socket, .client_name = name});
+    for (int i = 0; i < 100 && !c.ok(); ++i) {  // the daemon is starting
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      c = axon::Client::Connect({.socket_path = socket, .client_name = name});
+    }
+    if (!c.ok()) {
+      std::fprintf(stderr, "gpu-bench: %s\n", std::string(c.status().message()).c_str());
+      std::exit(1);
+    }
+    return *std::move(c);
+  };
+  auto sender = connect(cluster.a().socket, "gpu-bench-tx");
+  auto local_rx = connect(cluster.a().socket, "gpu-bench-rx");
+  auto remote_rx = connect(cluster.b().socket, "gpu-bench-rx");
+  (void)sender->BindEndpoint("tx");
+  (void)local_rx->BindEndpoint("rx");
+  (void)remote_rx->BindEndpoint("rx");
+
+  void *src = nullptr, *dst = nullptr, *dst2 = nullptr, *host = nullptr;
+  Check(cudaMalloc(&src, max), "cudaMalloc");
+  Check(cudaMalloc(&dst, max), "cudaMalloc");
+  Check(cudaMalloc(&dst2, max), "cudaMalloc");
+  Check(cudaHostAlloc(&host, max, cudaHostAllocDefault), "cudaHostAlloc");
+  Check(cudaMemset(src, 7, max), "memset");
+  auto from = sender->RegisterCuda(src, max);
+  auto local_into = local_rx->RegisterCuda(dst, max);
+  auto remote_into = remote_rx->RegisterCuda(dst2, max);
+  if (!from.ok() || !local_into.ok() || !remote_into.ok()) {
+    std::fprintf(stderr, "gpu-bench: registering GPU memory failed\n");
+    return 1;
+  }
+
+  // Until the daemons see each other, a send to the other node fails.
+  const std::string remote_rx_address = cluster.b().name + "/rx";
+  for (int i = 0;; ++i) {
+    auto st = Transfer(*sender, *remote_rx, remote_rx_address, *from, *remote_into, 1, i + 1);
+    if (st.ok()) break;
+    if (i > 100) {
+      std::fprintf(stderr, "gpu-bench: the daemons did not connect: %s\n",
+                   std::string(st.message()).c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+
+  std::vector<Row> rows;
+  for (size_t size : sizes) {
+    std::fprintf(stderr, "gpu-bench: %s ...\n", Size(size).c_str());
+    Row local{.where = "local", .size = size, .baseline = "cudaMemcpy D2D"};
+    local.base_gbps = CopyRate(dst, src, size, o);
+    local.axon_gbps = AxonRate(*sender, *local_rx, "rx", *from, *local_into, size, o);
+    rows.push_back(local);
+    Row remote{.where = "remote", .size = size, .baseline = "min(pinned D2H, H2D)"};
+    remote.base_gbps = std::min(CopyRate(host, src, size, o), CopyRate(dst2, host, size, o));
+    remote.axon_gbps =
+        AxonRate(*sender, *remote_rx, remote_rx_address, *from, *remote_into, size, o);
+    rows.push_back(remote);
+  }
+  const double sync_us = IdleSyncMicros();
+
+  std::string table = absl::StrFormat("%-7s %6s | %9s %9s %6s  %s\n", "where", "size", "axon GB/s",
+                                      "base GB/s", "ratio", "baseline");
+  std::string json = "{\"rows\": [";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& r = rows[i];
+    absl::StrAppendFormat(&table, "%-7s %6s | %9.2f %9.2f %6.2f  %s\n", r.where, Size(r.size),
+                          r.axon_gbps, r.base_gbps, r.axon_gbps / r.base_gbps, r.baseline);
+    absl::StrAppendFormat(&json,
+                          "%s{\"where\": \"%s\", \"size\": %d, \"axon_gbps\": %.3f, "
+                          "\"base_gbps\": %.3f, \"ratio\": %.3f, \"baseline\": \"%s\"}",
+                          i ? ", " : "", r.where, r.size, r.axon_gbps, r.base_gbps,
+                          r.axon_gbps / r.base_gbps, r.baseline);
+  }
+  absl::StrAppendFormat(&json,
+                        "], \"idle_stream_sync_us\": %.3f, \"runs\": %d, \"iterations\": %d}\n",
+                        sync_us, o.runs, o.iterations);
+  absl::StrAppendFormat(&table,
+                        "stream order: cudaStreamSynchronize of an idle stream, %.2f us per GPU "
+                        "operation\nmedians of %d runs x %d transfers; ratio = axon / base\n",
+                        sync_us, o.runs, o.iterations);
+  std::fputs(table.c_str(), stdout);
+  std::fputs(json.c_str(), stdout);
+  if (!o.json.empty()) std::ofstream(o.json) << json;
+  cudaFree(src);
+  cudaFree(dst);
+  cudaFree(dst2);
+  cudaFreeHost(host);
+  return 0;
+}
