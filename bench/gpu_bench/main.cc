@@ -4,6 +4,8 @@
 //   remote  GPU -> GPU across two daemons (staged through pinned host memory)
 //           against the pinned-staging limit: the slower of pinned
 //           cudaMemcpy device->host and host->device (P5);
+//   peer    with two GPUs: GPU 0 -> GPU 1 through one daemon, against a peer
+//           cudaMemcpy (issue 7);
 //   sync    the stream-order cost libaxon pays per GPU operation: a
 //           cudaStreamSynchronize of the caller's stream, when it is idle.
 // Each figure is the median of --runs runs of --iterations transfers. Prints
@@ -16,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,6 +187,21 @@ int main(int argc, char** argv) {
   auto from = sender->RegisterCuda(src, max);
   auto local_into = local_rx->RegisterCuda(dst, max);
   auto remote_into = remote_rx->RegisterCuda(dst2, max);
+  // With a second GPU: GPU 0 to GPU 1 through one daemon (a peer copy),
+  // against cudaMemcpyPeer.
+  void* peer_dst = nullptr;
+  std::optional<axon::CudaBuffer> peer_into;
+  if (devices >= 2) {
+    Check(cudaSetDevice(1), "cudaSetDevice(1)");
+    Check(cudaMalloc(&peer_dst, max), "cudaMalloc on GPU 1");
+    Check(cudaSetDevice(0), "cudaSetDevice(0)");
+    auto b = local_rx->RegisterCuda(peer_dst, max);
+    if (!b.ok()) {
+      std::fprintf(stderr, "gpu-bench: registering GPU 1 memory failed\n");
+      return 1;
+    }
+    peer_into.emplace(*std::move(b));
+  }
   if (!from.ok() || !local_into.ok() || !remote_into.ok()) {
     std::fprintf(stderr, "gpu-bench: registering GPU memory failed\n");
     return 1;
@@ -214,6 +232,12 @@ int main(int argc, char** argv) {
     remote.axon_gbps =
         AxonRate(*sender, *remote_rx, remote_rx_address, *from, *remote_into, size, o);
     rows.push_back(remote);
+    if (peer_into) {
+      Row peer{.where = "peer", .size = size, .baseline = "cudaMemcpyPeer 0->1"};
+      peer.base_gbps = CopyRate(peer_dst, src, size, o);  // UVA: a peer copy
+      peer.axon_gbps = AxonRate(*sender, *local_rx, "rx", *from, *peer_into, size, o);
+      rows.push_back(peer);
+    }
   }
   const double sync_us = IdleSyncMicros();
 
@@ -243,6 +267,7 @@ int main(int argc, char** argv) {
   cudaFree(src);
   cudaFree(dst);
   cudaFree(dst2);
+  if (peer_dst != nullptr) cudaFree(peer_dst);
   cudaFreeHost(host);
   return 0;
 }

@@ -40,6 +40,8 @@ struct Driver {
   decltype(&cuMemSetAccess) set_access = nullptr;
   decltype(&cuMemRelease) release = nullptr;
   decltype(&cuMemGetAllocationGranularity) granularity = nullptr;
+  decltype(&cuDevicePrimaryCtxGetState) context_state = nullptr;
+  decltype(&cuDeviceGet) device_get = nullptr;
   absl::Status status;
 };
 
@@ -72,6 +74,8 @@ const Driver& GetDriver() {
     Load(*d, "cuMemSetAccess", d->set_access);
     Load(*d, "cuMemRelease", d->release);
     Load(*d, "cuMemGetAllocationGranularity", d->granularity);
+    Load(*d, "cuDevicePrimaryCtxGetState", d->context_state);
+    Load(*d, "cuDeviceGet", d->device_get);
     return d;
   }();
   return *driver;
@@ -328,6 +332,24 @@ void DeviceMemory::Reset() {
   base_ = 0;
 }
 
+std::vector<int> DevicesWithContext() {
+  std::vector<int> out;
+  int count = 0;
+  if (!Usable().ok() || cudaGetDeviceCount(&count) != cudaSuccess) return out;
+  const Driver& d = GetDriver();
+  if (!d.status.ok()) return out;
+  for (int i = 0; i < count; ++i) {
+    CUdevice device;
+    unsigned flags = 0;
+    int active = 0;
+    if (d.device_get(&device, i) == CUDA_SUCCESS &&
+        d.context_state(device, &flags, &active) == CUDA_SUCCESS && active) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
 absl::Status PinHost(void* data, size_t length) {
   if (auto st = Usable(); !st.ok()) return st;
   if (cudaError_t err = cudaHostRegister(data, length, cudaHostRegisterDefault);
@@ -394,6 +416,7 @@ void DeviceMemory::Reset() {}
 absl::Status SynchronizeStream(void*) { return NoCuda(); }
 absl::Status PinHost(void*, size_t) { return NoCuda(); }
 void UnpinHost(void*) {}
+std::vector<int> DevicesWithContext() { return {}; }
 absl::StatusOr<void*> AllocatePinned(size_t) { return NoCuda(); }
 void FreePinned(void*, size_t) {}
 

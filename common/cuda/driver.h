@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
@@ -94,6 +95,10 @@ void UnpinHost(void* data);
 // any transport.
 absl::StatusOr<void*> AllocatePinned(size_t bytes);
 void FreePinned(void* data, size_t bytes);
+
+// The devices on which this process has an active primary context (each
+// costs GPU memory; axond should have one only where its clients are).
+std::vector<int> DevicesWithContext();
 
 // True for device (or managed) memory, false for host memory, whatever
 // allocated it.

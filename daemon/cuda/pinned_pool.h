@@ -27,6 +27,9 @@ class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
   PinnedPool& operator=(const PinnedPool&) = delete;
 
   // A buffer of at least `bytes` bytes; back to the pool when released.
+  // Pinning runs in the calling thread's current CUDA context: make the
+  // device that will copy to or from it current first (else CUDA creates a
+  // context on device 0, which the daemon may have no client on).
   struct Buffer {
     uint8_t* data;
     size_t size;

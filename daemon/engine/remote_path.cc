@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/cuda/driver.h"
 #include "common/log.h"
 
 namespace axon::daemon {
@@ -85,15 +86,22 @@ void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8
   in_flight_.emplace(id, std::move(send));
 }
 
+absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> RemotePath::TakeStaging(int device,
+                                                                         uint64_t bytes) {
+  // Pinned in the copying device's context (see PinnedPool::Take).
+  if (auto st = cuda::UseDevice(device); !st.ok()) return st;
+  return pinned_->Take(bytes);
+}
+
 void RemotePath::Stage(Node& n, Outgoing send) {
-  auto buffer = pinned_->Take(send.length);
-  if (!buffer.ok()) {
-    hooks_.complete(send.session, send.op_id, buffer.status(), 0, 0);
-    return;
-  }
   int device = send.region->on_gpu() ? send.region->device() : -1;
   for (const Part& p : send.more) {
     if (device < 0 && p.region->on_gpu()) device = p.region->device();
+  }
+  auto buffer = TakeStaging(device, send.length);
+  if (!buffer.ok()) {
+    hooks_.complete(send.session, send.op_id, buffer.status(), 0, 0);
+    return;
   }
   uint8_t* into = (*buffer)->data;
   absl::Status st;
@@ -242,7 +250,7 @@ void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr
 void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                             uint8_t* into, std::function<void(absl::Status)> done) {
   const uint64_t length = message->length();  // before the pending data moves out
-  auto buffer = pinned_->Take(length);
+  auto buffer = TakeStaging(region->device(), length);
   if (!buffer.ok()) {
     // Leave the data on the sender: the refusal releases it there.
     message->pending.reset();

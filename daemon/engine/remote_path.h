@@ -143,6 +143,8 @@ class RemotePath {
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
   void Transmit(Node& n, Outgoing send);
+  // A pinned staging buffer for copies on `device`.
+  absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> TakeStaging(int device, uint64_t bytes);
   // Copies a GPU send into a pinned buffer, then sends that.
   void Stage(Node& n, Outgoing send);
   // Sends `parts` (the send's bytes, kept valid by `keep`) as one message.

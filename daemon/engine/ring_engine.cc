@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/cuda/driver.h"
 #include "common/log.h"
 
 namespace axon::daemon {
@@ -470,6 +471,11 @@ void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& t
   keep->push_back(to);
   keep->push_back(send.region);
   for (const Part& p : send.more) keep->push_back(p.region);
+  // Pinning runs in the current context: the copying device's, not device 0's.
+  if (auto st = cuda::UseDevice(device); !st.ok()) {
+    done(st);
+    return;
+  }
   for (const auto& r : *keep) r->PinForGpu();
   absl::Status st;
   for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {

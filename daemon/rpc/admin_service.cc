@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 
+#include "common/cuda/driver.h"
 #include "common/log.h"
 #include "common/rpc/status_convert.h"
 #include "common/version.h"
@@ -68,7 +69,7 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   cuda->set_driver_version(state_.cuda.driver_version);
   cuda->set_detail(state_.cuda.detail);
   cuda->set_remote_path("staging");
-  for (int device : state_.sessions->cuda_stats().devices) cuda->add_devices_in_use(device);
+  for (int device : cuda::DevicesWithContext()) cuda->add_devices_in_use(device);
 
   response->set_session_count(static_cast<uint32_t>(state_.sessions->active()));
   response->set_peer_count(static_cast<uint32_t>(state_.config.peers.static_peers.size()));

@@ -1,0 +1,194 @@
+// Two or more GPUs (issue 7): one daemon serving a client on GPU 0 and one on
+// GPU 1 (a peer copy in the daemon, checksummed by kernels, 1 B to 1 GiB),
+// and the daemon holding a CUDA context only on the devices its clients use.
+// Skips with fewer than two GPUs.
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "axon/client.h"
+#include "axon/v1/admin.pb.h"
+#include "tests/gpu/kernels.h"
+#include "tests/support/cluster.h"
+
+#ifdef AXON_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace axon::testing {
+namespace {
+
+#ifdef AXON_HAVE_CUDA
+struct OnDevice {
+  int device;
+  void* data = nullptr;
+  OnDevice(int d, size_t bytes) : device(d) {
+    if (cudaSetDevice(d) != cudaSuccess || cudaMalloc(&data, bytes) != cudaSuccess) data = nullptr;
+  }
+  ~OnDevice() {
+    cudaSetDevice(device);
+    if (data != nullptr) cudaFree(data);
+  }
+  uint64_t Sum(size_t bytes) const {
+    uint64_t sum = 0;
+    cudaSetDevice(device);
+    EXPECT_TRUE(gpu::ChecksumDevice(data, bytes, &sum));
+    return sum;
+  }
+};
+
+v1::StatusResponse Status(const Axond& axond) {
+  v1::StatusResponse status;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "status"}).out, &status);
+  return status;
+}
+
+// The bus ids nvidia-smi lists for process `pid`, or "?" when it lists no
+// processes at all (some containers hide them).
+std::string SmiBusIds(pid_t pid) {
+  FILE* p =
+      ::popen("nvidia-smi --query-compute-apps=pid,gpu_bus_id --format=csv,noheader 2>&1", "r");
+  if (p == nullptr) return "?";
+  std::string out, line;
+  char buffer[512];
+  bool any = false;
+  while (std::fgets(buffer, sizeof(buffer), p) != nullptr) {
+    line = buffer;
+    if (line.find(',') == std::string::npos) continue;
+    any = true;
+    if (std::stoi(line.substr(0, line.find(','))) == pid) out += line;
+  }
+  ::pclose(p);
+  return any ? out : "?";
+}
+#endif
+
+class MultiGpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#ifdef AXON_HAVE_CUDA
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
+      GTEST_SKIP() << "needs two GPUs, found " << devices;
+    }
+    axond_ = std::make_unique<Axond>(dir_);
+    ASSERT_TRUE(axond_->WaitReady()) << axond_->process().Log();
+#else
+    GTEST_SKIP() << "built without CUDA";
+#endif
+  }
+  TempDir dir_;
+  std::unique_ptr<Axond> axond_;
+};
+
+TEST_F(MultiGpuTest, PeerCopyFromGpu0ToGpu1) {
+#ifdef AXON_HAVE_CUDA
+  constexpr size_t kMax = size_t{1} << 30;
+  OnDevice source(0, kMax), target(1, kMax);
+  ASSERT_TRUE(source.data && target.data);
+  cudaSetDevice(0);
+  ASSERT_TRUE(gpu::FillDevice(source.data, kMax, 3));
+  auto a = Client::Connect({.socket_path = axond_->socket(), .client_name = "gpu0"});
+  auto b = Client::Connect({.socket_path = axond_->socket(), .client_name = "gpu1"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->BindEndpoint("a").ok() && (*b)->BindEndpoint("b").ok());
+  auto from = (*a)->RegisterCuda(source.data, kMax);
+  auto into = (*b)->RegisterCuda(target.data, kMax);
+  ASSERT_TRUE(from.ok() && into.ok()) << from.status() << into.status();
+  EXPECT_EQ(from->device(), 0);
+  EXPECT_EQ(into->device(), 1);
+  uint64_t tag = 1;
+  for (size_t bytes : {size_t{1}, size_t{4096}, size_t{16385}, size_t{1} << 20, size_t{64} << 20,
+                       size_t{256} << 20, kMax}) {
+    SCOPED_TRACE(bytes);
+    auto recv = (*b)->PostRecv("b", tag, *into, 0, bytes);
+    auto send = (*a)->Send("a", "b", tag, *from, 0, bytes);
+    ASSERT_TRUE(recv.ok() && send.ok());
+    auto sent = (*a)->Wait(*send, 30000);
+    auto got = (*b)->Wait(*recv, 30000);
+    ASSERT_TRUE(sent.ok() && got.ok() && sent->status.ok() && got->status.ok());
+    EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
+    ++tag;
+  }
+  const v1::StatusResponse status = Status(*axond_);
+  ASSERT_EQ(status.cuda().devices_in_use_size(), 2);
+#endif
+}
+
+TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
+#ifdef AXON_HAVE_CUDA
+  Cluster cluster(dir_, {"node-a", "node-b"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  constexpr size_t kMax = size_t{256} << 20;
+  OnDevice source(0, kMax), target(1, kMax);
+  ASSERT_TRUE(source.data && target.data);
+  cudaSetDevice(0);
+  ASSERT_TRUE(gpu::FillDevice(source.data, kMax, 4));
+  auto a = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+  auto b = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->BindEndpoint("a").ok() && (*b)->BindEndpoint("b").ok());
+  auto from = (*a)->RegisterCuda(source.data, kMax);
+  auto into = (*b)->RegisterCuda(target.data, kMax);
+  ASSERT_TRUE(from.ok() && into.ok());
+  uint64_t tag = 1;
+  for (size_t bytes : {size_t{1}, size_t{16385}, size_t{8} << 20, kMax}) {
+    SCOPED_TRACE(bytes);
+    auto recv = (*b)->PostRecv("b", tag, *into, 0, bytes);
+    auto send = (*a)->Send("a", "node-b/b", tag, *from, 0, bytes);
+    ASSERT_TRUE(recv.ok() && send.ok());
+    auto sent = (*a)->Wait(*send, 30000);
+    auto got = (*b)->Wait(*recv, 30000);
+    ASSERT_TRUE(sent.ok() && got.ok() && sent->status.ok() && got->status.ok());
+    EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
+    ++tag;
+  }
+  // Each daemon holds a context on its own client's GPU only.
+  EXPECT_EQ(Status(*cluster.daemons[0]).cuda().devices_in_use_size(), 1);
+  EXPECT_EQ(Status(*cluster.daemons[1]).cuda().devices_in_use(0), 1);
+#endif
+}
+
+TEST_F(MultiGpuTest, ContextOnlyWhereTheClientsAre) {
+#ifdef AXON_HAVE_CUDA
+  // A client on GPU 1 only: the daemon must not touch GPU 0.
+  OnDevice one(1, 64 << 20), two(1, 64 << 20);
+  ASSERT_TRUE(one.data && two.data);
+  auto client = Client::Connect({.socket_path = axond_->socket()});
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->BindEndpoint("x").ok());
+  auto from = (*client)->RegisterCuda(one.data, 64 << 20);
+  auto into = (*client)->RegisterCuda(two.data, 64 << 20);
+  ASSERT_TRUE(from.ok() && into.ok());
+  auto recv = (*client)->PostRecv("x", 1, *into, 0, 64 << 20);
+  auto send = (*client)->Send("x", "x", 1, *from, 0, 64 << 20);
+  ASSERT_TRUE(recv.ok() && send.ok());
+  auto done = (*client)->Wait(*recv, 30000);
+  ASSERT_TRUE(done.ok() && done->status.ok());
+  const v1::StatusResponse status = Status(*axond_);
+  ASSERT_EQ(status.cuda().devices_in_use_size(), 1);
+  EXPECT_EQ(status.cuda().devices_in_use(0), 1);
+  const std::string smi = SmiBusIds(axond_->process().pid());
+  if (smi == "?") {
+    std::printf("nvidia-smi lists no processes here; the daemon's own view: device 1 only\n");
+  } else {
+    char bus[32] = {};
+    ASSERT_EQ(cudaDeviceGetPCIBusId(bus, sizeof(bus), 0), cudaSuccess);
+    std::string gpu0 = bus;
+    for (auto& c : gpu0) c = static_cast<char>(std::toupper(c));
+    std::string upper = smi;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(c));
+    std::printf("nvidia-smi, the daemon's contexts:\n%s", smi.c_str());
+    EXPECT_EQ(upper.find(gpu0.substr(gpu0.size() - 7)), std::string::npos)
+        << "the daemon has a context on GPU 0 (" << gpu0 << "):\n"
+        << smi;
+  }
+#endif
+}
+
+}  // namespace
+}  // namespace axon::testing
