@@ -87,7 +87,7 @@ void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8
 }
 
 absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> RemotePath::TakeStaging(int device,
-                                                                         uint64_t bytes) {
+                                                                            uint64_t bytes) {
   // Pinned in the copying device's context (see PinnedPool::Take).
   if (auto st = cuda::UseDevice(device); !st.ok()) return st;
   return pinned_->Take(bytes);
