@@ -4,8 +4,10 @@ alternatives, in one run: torch.distributed.rpc on the TensorPipe backend,
 plain gRPC with the bytes in a protobuf field (grpc_echo_bench), and axon
 across two daemons (axon-bench, round trip = 2 x its one-way p50).
 
-Sizes: 64 B, 1 MiB, 64 MiB; CPU tensors, and CUDA tensors for TensorPipe when
-a GPU is present (axon's GPU path is issue 5, so its CUDA rows are absent).
+Sizes: 64 B, 1 MiB, 64 MiB; CPU tensors, and CUDA tensors when a GPU is
+present. axon's CUDA round trips come from gpu-bench, across two daemons
+("cuda": staged through host memory) and through one daemon ("cuda-1d": the
+two processes on one node, as TensorPipe's are, copied device to device).
 
   python3 bench/compare/compare.py --bin .bundle/bin [--json out.json]
 
@@ -90,6 +92,18 @@ def run_axon(bench, axond, perftest, libdir):
             for r in rows if r["pairs"] == 1]
 
 
+def run_axon_cuda(gpu_bench, axond):
+    out = tempfile.mktemp(suffix=".json")
+    subprocess.run([gpu_bench, "--quick", "--runs", "1", "--iterations", "3", "--axond", axond,
+                    "--run-dir", tempfile.mkdtemp(), "--json", out],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        trips = json.load(f)["round_trips"]
+    pick = lambda where: [{"size": t["size"], "round_trip_us": t["round_trip_us"]}
+                          for t in trips if t["where"] == where]
+    return pick("remote"), pick("local")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", default=".bundle/bin", help="folder with axon-bench, axond, "
@@ -99,16 +113,20 @@ def main():
     args = parser.parse_args()
     b = args.bin
     import torch
-    results = {"cpu": {}, "cuda": {}}
+    results = {"cpu": {}, "cuda": {}, "cuda-1d": {}}
     results["cpu"]["axon"] = run_axon(f"{b}/axon-bench", f"{b}/axond", f"{b}/ucx_perftest",
                                       args.ucx_libdir)
     results["cpu"]["grpc"] = run_grpc(f"{b}/grpc_echo_bench")
     results["cpu"]["tensorpipe"] = run_tensorpipe("cpu")
     if torch.cuda.is_available():
         results["cuda"]["tensorpipe"] = run_tensorpipe("cuda")
+        results["cuda-1d"]["tensorpipe"] = results["cuda"]["tensorpipe"]
+        if os.path.exists(f"{b}/gpu-bench"):
+            results["cuda"]["axon"], results["cuda-1d"]["axon"] = run_axon_cuda(
+                f"{b}/gpu-bench", f"{b}/axond")
     print(f"{'tensor':8} {'size':>10} {'axon rt':>12} {'tensorpipe rt':>14} {'grpc rt':>12} "
           f"{'tp/axon':>8} {'grpc/axon':>9}")
-    for device in ("cpu", "cuda"):
+    for device in ("cpu", "cuda", "cuda-1d"):
         by = {name: {r["size"]: r["round_trip_us"]["p50"] for r in rows}
               for name, rows in results[device].items()}
         for size in SIZES:

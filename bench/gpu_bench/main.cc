@@ -6,6 +6,8 @@
 //           cudaMemcpy device->host and host->device (P5);
 //   peer    with two GPUs: GPU 0 -> GPU 1 through one daemon, against a peer
 //           cudaMemcpy (issue 7);
+//   rt      round trips of GPU tensors (64 B, 1 MiB, 64 MiB) local and remote,
+//           the tensor carried both ways, for bench/compare (P8);
 //   sync    the stream-order cost libaxon pays per GPU operation: a
 //           cudaStreamSynchronize of the caller's stream, when it is idle.
 // Each figure is the median of --runs runs of --iterations transfers. Prints
@@ -77,9 +79,12 @@ double CopyRate(void* to, const void* from, size_t size, const Options& o) {
 absl::Status Transfer(axon::Client& sender, axon::Client& receiver, const std::string& to,
                       const axon::Buffer& from, const axon::Buffer& into, size_t size,
                       uint64_t tag) {
-  auto recv = receiver.PostRecv("rx", tag, into, 0, size);
+  // Every client here binds one endpoint, named after its role.
+  const std::string receiver_endpoint = to.substr(to.find('/') + 1);
+  const std::string sender_endpoint = receiver_endpoint == "rx" ? "tx" : "rx";
+  auto recv = receiver.PostRecv(receiver_endpoint, tag, into, 0, size);
   if (!recv.ok()) return recv.status();
-  auto send = sender.Send("tx", to, tag, from, 0, size);
+  auto send = sender.Send(sender_endpoint, to, tag, from, 0, size);
   if (!send.ok()) return send.status();
   auto a = sender.Wait(*send, 60000);
   auto b = receiver.Wait(*recv, 60000);
@@ -111,6 +116,32 @@ double AxonRate(axon::Client& sender, axon::Client& receiver, const std::string&
     rates.push_back(double(size) * o.iterations / s / 1e9);
   }
   return Median(rates);
+}
+
+// Round trips of `size` bytes of GPU memory: `a` sends `mine` to `b`'s
+// `theirs`, which sends it back into `mine`; median and min microseconds.
+struct RoundTrip {
+  double p50_us = 0, min_us = 0;
+};
+RoundTrip RoundTrips(axon::Client& a, axon::Client& b, const std::string& to_b,
+                     const std::string& to_a, const axon::Buffer& mine, const axon::Buffer& theirs,
+                     size_t size, int iterations) {
+  static uint64_t tag = 1u << 30;
+  std::vector<double> us;
+  for (int i = 0; i < iterations + iterations / 10; ++i) {
+    const auto start = Clock::now();
+    absl::Status st = Transfer(a, b, to_b, mine, theirs, size, ++tag);
+    if (st.ok()) st = Transfer(b, a, to_a, theirs, mine, size, ++tag);
+    if (!st.ok()) {
+      std::fprintf(stderr, "gpu-bench: a round trip of %zu bytes failed: %s\n", size,
+                   std::string(st.message()).c_str());
+      std::exit(1);
+    }
+    if (i >= iterations / 10) {  // the first tenth warms up
+      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    }
+  }
+  return {Median(us), *std::min_element(us.begin(), us.end())};
 }
 
 // Median microseconds of a cudaStreamSynchronize on an idle stream.
@@ -239,6 +270,21 @@ int main(int argc, char** argv) {
       rows.push_back(peer);
     }
   }
+  // Round trips, the tensor both ways, as bench/compare measures TensorPipe.
+  struct Trip {
+    std::string where;
+    size_t size;
+    RoundTrip rt;
+  };
+  std::vector<Trip> trips;
+  for (size_t size : {size_t{64}, size_t{1} << 20, size_t{64} << 20}) {
+    const int n = size < (1 << 20) ? 2000 : size < (16 << 20) ? 200 : 20;
+    trips.push_back(
+        {"local", size, RoundTrips(*sender, *local_rx, "rx", "tx", *from, *local_into, size, n)});
+    trips.push_back({"remote", size,
+                     RoundTrips(*sender, *remote_rx, remote_rx_address, cluster.a().name + "/tx",
+                                *from, *remote_into, size, n)});
+  }
   const double sync_us = IdleSyncMicros();
 
   std::string table = absl::StrFormat("%-7s %6s | %9s %9s %6s  %s\n", "where", "size", "axon GB/s",
@@ -253,6 +299,17 @@ int main(int argc, char** argv) {
                           "\"base_gbps\": %.3f, \"ratio\": %.3f, \"baseline\": \"%s\"}",
                           i ? ", " : "", r.where, r.size, r.axon_gbps, r.base_gbps,
                           r.axon_gbps / r.base_gbps, r.baseline);
+  }
+  absl::StrAppendFormat(&table, "\n%-7s %9s | %12s %12s\n", "where", "size", "rt p50", "rt min");
+  json += "], \"round_trips\": [";
+  for (size_t i = 0; i < trips.size(); ++i) {
+    const Trip& t = trips[i];
+    absl::StrAppendFormat(&table, "%-7s %9d | %10.1fus %10.1fus\n", t.where, t.size, t.rt.p50_us,
+                          t.rt.min_us);
+    absl::StrAppendFormat(&json,
+                          "%s{\"where\": \"%s\", \"size\": %d, \"round_trip_us\": "
+                          "{\"p50\": %.3f, \"min\": %.3f}}",
+                          i ? ", " : "", t.where, t.size, t.rt.p50_us, t.rt.min_us);
   }
   absl::StrAppendFormat(&json,
                         "], \"idle_stream_sync_us\": %.3f, \"runs\": %d, \"iterations\": %d}\n",
