@@ -22,6 +22,9 @@ std::vector<uint8_t> EncodeData(const DataBody& body) {
   w.U64(body.tag);
   w.String(body.from);
   w.String(body.to);
+  w.U64(body.total);
+  w.U64(body.offset);
+  w.U64(body.first_id);
   return w.Take();
 }
 
@@ -32,8 +35,15 @@ absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
   auto from = r.String(kMaxEndpointName);
   auto to = r.String(kMaxEndpointName);
   if (!to.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", to.status().message()));
+  auto total = r.U64();
+  auto offset = r.U64();
+  auto first_id = r.U64();
+  if (!first_id.ok()) return absl::InvalidArgumentError("data: truncated");
+  if (*total != 0 && *offset >= *total) {
+    return absl::InvalidArgumentError("data: a chunk past the end of its message");
+  }
   if (auto st = NoTrailing(r, "data"); !st.ok()) return st;
-  return DataBody{*id, *tag, *std::move(from), *std::move(to)};
+  return DataBody{*id, *tag, *std::move(from), *std::move(to), *total, *offset, *first_id};
 }
 
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status) {

@@ -2,7 +2,11 @@
 // the header in front of them):
 //
 //   kData        DataBody; the message bytes travel as the payload, eager or
-//                rendezvous. header.sequence orders kData per connection.
+//                rendezvous. header.sequence orders kData per connection. A
+//                large staged GPU message travels in chunks, one kData each,
+//                in order: `total` is then the whole message's length,
+//                `offset` the chunk's place in it, and `first_id` the
+//                message id of chunk 0, which names the message.
 //   kDataAck     AckBody: delivered (OK) or why not; the sender's operation
 //                completes with it.
 //   kDataCancel  CancelBody: the sender withdraws a message; answered by an
@@ -25,8 +29,11 @@ inline constexpr size_t kMaxStatusMessage = 1024;
 struct DataBody {
   uint64_t message_id = 0;  // the sender's, unique per connection
   uint64_t tag = 0;
-  std::string from;  // the sending endpoint, on the sending node
-  std::string to;    // the receiving endpoint, on the receiving node
+  std::string from;       // the sending endpoint, on the sending node
+  std::string to;         // the receiving endpoint, on the receiving node
+  uint64_t total = 0;     // chunked: the whole message's bytes; 0: not chunked
+  uint64_t offset = 0;    // chunked: where this chunk goes
+  uint64_t first_id = 0;  // chunked: chunk 0's message id
 };
 
 struct AckBody {

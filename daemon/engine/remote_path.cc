@@ -51,6 +51,11 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
   bool gpu = send.region->on_gpu();
   for (const Part& p : send.more) gpu = gpu || p.region->on_gpu();
   // GPU memory goes through pinned host memory (see the header).
+  if (gpu && send.more.empty() && send.length > kChunk) {
+    const int device = send.region->device();
+    StageChunks(n, std::move(send), device);
+    return;
+  }
   if (gpu) {
     Stage(n, std::move(send));
     return;
@@ -69,16 +74,22 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
 }
 
 void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
-                      std::shared_ptr<const void> keep) {
-  const uint64_t id = next_message_id_++;
+                      std::shared_ptr<const void> keep, wire::DataBody body) {
+  // A chunk comes with its id and place; anything else takes the next id.
+  const uint64_t id = body.total != 0 ? body.message_id : next_message_id_++;
+  body.message_id = id;
+  body.tag = send.tag;
+  body.from = send.from;
+  body.to = send.to;
+  uint64_t payload = 0;
+  for (const auto& p : parts) payload += p.size();
   const auto protocol =
-      send.length <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
-  auto st = peers_.SendDataFromLoop(
-      send.node, wire::MessageType::kData,
-      wire::EncodeData({.message_id = id, .tag = send.tag, .from = send.from, .to = send.to}),
-      std::move(parts), std::move(keep), protocol, n.next_send_sequence);
+      payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
+  auto st =
+      peers_.SendDataFromLoop(send.node, wire::MessageType::kData, wire::EncodeData(body),
+                              std::move(parts), std::move(keep), protocol, n.next_send_sequence);
   if (!st.ok()) {
-    hooks_.complete(send.session, send.op_id, st, 0, 0);
+    Finish(send, st);
     return;
   }
   ++n.next_send_sequence;
@@ -191,6 +202,14 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
   in->data = std::move(message.data);
   in->pending = std::move(message.pending);
   in->bytes = in->pending ? in->pending->length() : in->data.size();
+  in->chunked = body.total != 0;
+  in->total = in->chunked ? body.total : in->bytes;
+  in->offset = body.offset;
+  in->first_id = in->chunked ? body.first_id : body.message_id;
+  if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > kChunk)) {
+    RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
+    return;
+  }
   Node& n = nodes_[node];
   if (sequence != n.next_receive_sequence) {
     if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
@@ -201,60 +220,68 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
     n.early.emplace(sequence, std::move(in));  // ahead of a gap: wait for it
     return;
   }
-  hooks_.arrived(std::move(in));
+  Dispatch(std::move(in));
   ++n.next_receive_sequence;
   // Whatever waited for this one follows in order.
   for (auto it = n.early.begin(); it != n.early.end() && it->first == n.next_receive_sequence;
        it = n.early.erase(it)) {
-    hooks_.arrived(std::move(it->second));
+    Dispatch(std::move(it->second));
     ++n.next_receive_sequence;
   }
 }
 
 void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                               uint8_t* into, std::function<void(absl::Status)> done) {
+  if (message->chunked) {
+    LandChunkedFromLoop(std::move(message), std::move(region), into, std::move(done));
+    return;
+  }
+  Land(message, std::move(region), into,
+       [this, message, done = std::move(done)](absl::Status st) { Landed(*message, st, done); });
+}
+
+void RemotePath::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
+                      uint8_t* into, std::function<void(absl::Status)> then) {
   if (!message->pending) {
     if (message->data.empty() || !region->on_gpu()) {
       if (!message->data.empty()) std::memcpy(into, message->data.data(), message->data.size());
-      Landed(*message, absl::OkStatus(), done);
+      then(absl::OkStatus());
       return;
     }
     auto st = copier_.Copy(region->device(), into, message->data.data(), message->data.size());
     if (!st.ok()) {
-      Landed(*message, st, done);
+      then(st);
       return;
     }
-    copier_.Then(region->device(), [this, alive = alive_, message, region,
-                                    done = std::move(done)](absl::Status copied) {
-      if (*alive) Landed(*message, copied, done);
-    });
+    copier_.Then(region->device(),
+                 [alive = alive_, message, region, then = std::move(then)](absl::Status copied) {
+                   if (*alive) then(copied);
+                 });
     return;
   }
   if (region->on_gpu()) {
-    LandStaged(std::move(message), std::move(region), into, std::move(done));
+    LandStaged(std::move(message), std::move(region), into, std::move(then));
     return;
   }
-  worker_.ReceiveData(std::move(message->pending), into,
-                      [this, alive = alive_, message, keep = std::move(region),
-                       done = std::move(done)](const absl::Status& st) {
-                        if (!*alive) return;
-                        Landed(*message,
-                               st.ok() ? st
-                                       : absl::UnavailableError(absl::StrCat(
-                                             "pulling the message from ", message->node,
-                                             " failed: ", st.message())),
-                               done);
-                      });
+  worker_.ReceiveData(
+      std::move(message->pending), into,
+      [alive = alive_, message, keep = std::move(region),
+       then = std::move(then)](const absl::Status& st) {
+        if (!*alive) return;
+        then(st.ok() ? st
+                     : absl::UnavailableError(absl::StrCat(
+                           "pulling the message from ", message->node, " failed: ", st.message())));
+      });
 }
 
 void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
-                            uint8_t* into, std::function<void(absl::Status)> done) {
-  const uint64_t length = message->length();  // before the pending data moves out
+                            uint8_t* into, std::function<void(absl::Status)> then) {
+  const uint64_t length = message->bytes;
   auto buffer = TakeStaging(region->device(), length);
   if (!buffer.ok()) {
-    // Leave the data on the sender: the refusal releases it there.
+    // Leave the data on the sender: the answer releases it there.
     message->pending.reset();
-    Landed(*message, buffer.status(), done);
+    then(buffer.status());
     return;
   }
   ++staged_;
@@ -262,24 +289,21 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
   worker_.ReceiveData(
       std::move(message->pending), bounce,
       [this, alive = alive_, message, region = std::move(region), into, length, buffer = *buffer,
-       done = std::move(done)](const absl::Status& st) {
+       then = std::move(then)](const absl::Status& st) {
         if (!*alive) return;
         if (!st.ok()) {
-          Landed(*message,
-                 absl::UnavailableError(absl::StrCat("pulling the message from ", message->node,
-                                                     " failed: ", st.message())),
-                 done);
+          then(absl::UnavailableError(
+              absl::StrCat("pulling the message from ", message->node, " failed: ", st.message())));
           return;
         }
         if (auto copied = copier_.Copy(region->device(), into, buffer->data, length);
             !copied.ok()) {
-          Landed(*message, copied, done);
+          then(copied);
           return;
         }
-        copier_.Then(region->device(),
-                     [this, alive, message, region, buffer, done](absl::Status up) {
-                       if (*alive) Landed(*message, up, done);
-                     });
+        copier_.Then(region->device(), [alive, region, buffer, then](absl::Status up) {
+          if (*alive) then(up);
+        });
       });
 }
 
@@ -290,6 +314,12 @@ void RemotePath::Landed(const Incoming& message, const absl::Status& st,
 }
 
 void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why) {
+  if (message.chunked && message.offset == 0) {
+    if (auto it = chunked_.find({message.node, message.first_id}); it != chunked_.end()) {
+      RefuseChunked(it->second, message, why);
+      return;
+    }
+  }
   Ack(message.node, message.message_id, why);
 }
 
@@ -310,15 +340,23 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   in_flight_.erase(it);
   absl::Status status = ack.status();
   if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
-  hooks_.complete(send.session, send.op_id, status, status.ok() ? send.length : 0, send.tag);
+  Finish(send, status);
   --nodes_[node].in_flight;
   Drain(node);
 }
 
 void RemotePath::OnCancel(const std::string& node, uint64_t message_id) {
+  const absl::Status withdrawn = absl::CancelledError("the sender withdrew the message");
   // Not queued (landing, or answered already): its ack is on its way.
   if (hooks_.withdraw(node, message_id)) {
-    Ack(node, message_id, absl::CancelledError("the sender withdrew the message"));
+    if (auto it = chunked_.find({node, message_id}); it != chunked_.end()) {
+      Incoming first;  // chunk 0: the engine held it; answer it and the rest
+      first.node = node;
+      first.message_id = message_id;
+      RefuseChunked(it->second, first, withdrawn);
+      return;
+    }
+    Ack(node, message_id, withdrawn);
   }
 }
 
@@ -346,17 +384,18 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
       return true;
     }
   }
+  bool found = false;  // a chunked send has one entry per chunk
   for (auto& [id, send] : in_flight_) {
     if (send.session != session || send.op_id != op_id) continue;
+    found = true;
     if (send.aborted.ok()) {
       send.aborted = why;
       (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
                                     wire::EncodeCancel(id), {}, nullptr, ucx::AmProtocol::kEager,
                                     0);
     }
-    return true;
   }
-  return false;
+  return found;
 }
 
 void RemotePath::OnNodeDown(const std::string& node) {
@@ -367,13 +406,27 @@ void RemotePath::OnNodeDown(const std::string& node) {
   nodes_.erase(nit);  // a new connection starts its sequences afresh
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
     if (it->second.node == node) {
-      hooks_.complete(it->second.session, it->second.op_id, gone, 0, 0);
+      Finish(it->second, gone);
       it = in_flight_.erase(it);
     } else {
       ++it;
     }
   }
   for (const Outgoing& o : n.waiting) hooks_.complete(o.session, o.op_id, gone, 0, 0);
+  // Chunked messages from it: a landing one fails now (its other chunks
+  // will never come).
+  for (auto it = chunked_.begin(); it != chunked_.end();) {
+    if (it->first.first != node) {
+      ++it;
+      continue;
+    }
+    std::shared_ptr<Chunked> c = it->second;
+    it = chunked_.erase(it);
+    if (c->matched && !c->finished) {
+      c->finished = true;
+      c->done(gone);
+    }
+  }
   hooks_.node_down(node);
 }
 

@@ -16,7 +16,10 @@
 // GPU memory travels through pinned host memory, copied by the GPU's copy
 // engines: a GPU send is first copied into a pinned buffer (later sends to
 // that node wait behind it, to keep the order), and a rendezvous message for
-// a GPU buffer is pulled into a pinned buffer and copied up. UCX itself never
+// a GPU buffer is pulled into a pinned buffer and copied up. A large GPU send
+// goes in chunks of kChunk bytes, each sent as soon as it is copied down and
+// copied up as soon as it lands, so the copies overlap the wire
+// (chunked_path.cc). UCX itself never
 // sees device memory here: UCX 1.22 cannot use memory this daemon opened from
 // another process's IPC handle (told it is CUDA memory, its sends crash and
 // its rendezvous receives hang; seen on an H100).
@@ -48,8 +51,13 @@ struct Incoming {
   std::string to;                             // the receiving endpoint, on this node
   std::vector<uint8_t> data;                  // eager: the bytes
   std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
-  uint64_t bytes = 0;                         // the message's length, either way
-  uint64_t length() const { return bytes; }
+  uint64_t bytes = 0;                         // this frame's payload, either way
+  uint64_t total = 0;                         // the whole message's length
+  uint64_t length() const { return total; }
+  // A chunk of a chunked message (wire::DataBody): chunk 0 stands for the
+  // whole message in the engine; the others follow it to where it landed.
+  bool chunked = false;
+  uint64_t offset = 0, first_id = 0;
 };
 
 // Bytes of a client region, kept mapped while a message uses them.
@@ -77,6 +85,13 @@ struct Outgoing {
   uint64_t length = 0;     // of the whole message
   std::vector<Part> more;  // a gather send: the parts after [offset, offset + ...)
   absl::Status aborted;    // set when withdrawn: the reason its CANCELLED ack reports
+  // A chunk of a chunked send: the send completes once every chunk is
+  // answered, with the first failure.
+  struct Chunks {
+    uint64_t unanswered = 0;
+    absl::Status status;
+  };
+  std::shared_ptr<Chunks> chunks;
 };
 
 class RemotePath {
@@ -126,6 +141,8 @@ class RemotePath {
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }  // GPU messages staged through host memory
 
+  static constexpr uint64_t kChunk = uint64_t{8} << 20;
+
  private:
   struct Node {
     uint64_t in_flight = 0;
@@ -147,14 +164,49 @@ class RemotePath {
   absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> TakeStaging(int device, uint64_t bytes);
   // Copies a GPU send into a pinned buffer, then sends that.
   void Stage(Node& n, Outgoing send);
-  // Sends `parts` (the send's bytes, kept valid by `keep`) as one message.
+  // The same for a large single-part GPU send, in chunks.
+  void StageChunks(Node& n, Outgoing send, int device);
+  // Sends `parts` (the send's bytes, kept valid by `keep`) as one message;
+  // `body` carries the chunk fields of a chunk.
   void Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
-            std::shared_ptr<const void> keep);
+            std::shared_ptr<const void> keep, wire::DataBody body = {});
+  // Completes `send`'s operation with `st`, once per chunked send.
+  void Finish(const Outgoing& send, absl::Status st);
   // Sends what waits for node `node`, while the window and staging allow.
   void Drain(const std::string& node);
+  // Puts `message`'s bytes at `into` (of `region`), then runs `then` (no ack).
+  void Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
+            std::function<void(absl::Status)> then);
   // Pulls a rendezvous message into a pinned buffer, then copies it to a GPU.
   void LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
-                  std::function<void(absl::Status)> done);
+                  std::function<void(absl::Status)> then);
+  // A chunked message arriving: its chunks, where they go, how far it got.
+  struct Chunked {
+    std::string node;
+    uint64_t first_id = 0;
+    uint64_t total = 0;
+    std::vector<std::shared_ptr<Incoming>> early;  // chunks that came before it was matched
+    bool matched = false, finished = false;
+    absl::Status status;  // why it was refused, or its first failure
+    std::shared_ptr<Region> region;
+    uint8_t* into = nullptr;
+    std::function<void(absl::Status)> done;
+    uint64_t arrived = 0, landed = 0;  // bytes
+  };
+  // LandFromLoop for chunk 0 of a chunked message: it and every other chunk.
+  void LandChunkedFromLoop(std::shared_ptr<Incoming> first, std::shared_ptr<Region> region,
+                           uint8_t* into, std::function<void(absl::Status)> done);
+  // A frame in sequence order: to the engine, or to its chunked message.
+  void Dispatch(std::shared_ptr<Incoming> in);
+  void LandChunk(const std::shared_ptr<Chunked>& c, std::shared_ptr<Incoming> chunk);
+  // Answers a chunk that will not land; forgets the message once all came.
+  void RefuseChunk(const std::shared_ptr<Chunked>& c, const Incoming& chunk);
+  void ChunkLanded(const std::shared_ptr<Chunked>& c, uint64_t bytes, const absl::Status& st);
+  // Forgets `c` once every chunk came and it finished.
+  void MaybeForget(const std::shared_ptr<Chunked>& c);
+  // Refuses the whole chunked message: chunk 0 (`first`) and those that came.
+  void RefuseChunked(const std::shared_ptr<Chunked>& c, const Incoming& first,
+                     const absl::Status& why);
   // Acknowledges a landed message and tells the engine.
   void Landed(const Incoming& message, const absl::Status& st,
               const std::function<void(absl::Status)>& done);
@@ -172,6 +224,8 @@ class RemotePath {
   std::map<std::string, Node> nodes_;
   uint64_t next_message_id_ = 1;
   std::map<uint64_t, Outgoing> in_flight_;  // by message id, awaiting their ack
+  // Chunked messages arriving, by (node, chunk 0's message id).
+  std::map<std::pair<std::string, uint64_t>, std::shared_ptr<Chunked>> chunked_;
   // False once destroyed: UCX completions that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

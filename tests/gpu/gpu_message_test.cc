@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "axon/client.h"
@@ -227,6 +228,37 @@ TEST_P(GpuTest, VmmBuffersSharedByFd) {
   Move(*from, *into, kBytes, 1);
   EXPECT_EQ(DeviceSum(into->data(), kBytes), DeviceSum(from->data(), kBytes));
   EXPECT_GE(Stats(sending()).gpu_vmm_imports(), 1u);
+}
+
+// A send larger than RemotePath::kChunk crosses daemons in chunks: refused
+// (no room), withdrawn (cancel) and then delivered, the daemons stay sound.
+TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
+  constexpr size_t kBytes = size_t{40} << 20;  // 5 chunks
+  DeviceAllocation source(kBytes), target(kBytes);
+  ASSERT_TRUE(source.data && target.data && FillDevice(source.data, kBytes, 8));
+  auto from = sender_->RegisterCuda(source.data, kBytes);
+  auto into = receiver_->RegisterCuda(target.data, kBytes);
+  ASSERT_TRUE(from.ok() && into.ok());
+  // No room: a 1 MiB buffer for 40 MiB.
+  auto small = receiver_->PostRecv("b", 1, *into, 0, 1 << 20);
+  auto big = sender_->Send("a", To("b"), 1, *from, 0, kBytes);
+  ASSERT_TRUE(small.ok() && big.ok());
+  auto refused = sender_->Wait(*big, 20000);
+  auto too_small = receiver_->Wait(*small, 20000);
+  ASSERT_TRUE(refused.ok() && too_small.ok());
+  EXPECT_EQ(refused->status.code(), absl::StatusCode::kResourceExhausted) << refused->status;
+  EXPECT_EQ(too_small->status.code(), absl::StatusCode::kResourceExhausted);
+  // Withdrawn before anyone posts a receive.
+  auto waiting = sender_->Send("a", To("b"), 2, *from, 0, kBytes);
+  ASSERT_TRUE(waiting.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let it reach the other side
+  (void)sender_->Cancel(*waiting);
+  auto cancelled = sender_->Wait(*waiting, 20000);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status.code(), absl::StatusCode::kCancelled) << cancelled->status;
+  // And a delivery after both.
+  Move(*from, *into, kBytes, 3);
+  EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, GpuTest, ::testing::Values(Path::kLocal, Path::kStaging), PathName);

@@ -185,6 +185,23 @@ TEST(WireData, RoundTripsAndRefusesTruncation) {
   EXPECT_FALSE(DecodeData(EncodeData({.to = std::string(64, 'x')})).ok());
 }
 
+TEST(WireData, ChunksSayWhereTheyGo) {
+  const DataBody chunk{
+      .message_id = 9, .to = "b", .total = 3 << 20, .offset = 2 << 20, .first_id = 7};
+  auto decoded = DecodeData(EncodeData(chunk));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->total, 3u << 20);
+  EXPECT_EQ(decoded->offset, 2u << 20);
+  EXPECT_EQ(decoded->first_id, 7u);
+  // Not chunked: all zero.
+  auto plain = DecodeData(EncodeData({.message_id = 1, .to = "b"}));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->total, 0u);
+  // A chunk that starts past the end of its message.
+  EXPECT_THAT(Error(DecodeData(EncodeData({.to = "b", .total = 10, .offset = 10})).status()),
+              HasSubstr("past the end"));
+}
+
 TEST(WireData, AckCarriesTheStatusAndUnknownCodesAreNotOk) {
   auto ack = DecodeAck(EncodeAck(9, absl::NotFoundError("no endpoint 'x'")));
   ASSERT_TRUE(ack.ok()) << ack.status();

@@ -1,0 +1,167 @@
+// RemotePath, part: large GPU sends in chunks. The sender copies each chunk
+// down and sends it as soon as its copy is done; the receiver lands each
+// chunk where its message landed, copying it up as soon as it arrives. A
+// chunk that could not be staged travels empty, and fails the message.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/engine/remote_path.h"
+
+namespace axon::daemon {
+
+void RemotePath::StageChunks(Node& n, Outgoing send, int device) {
+  const uint64_t count = (send.length + kChunk - 1) / kChunk;
+  send.chunks = std::make_shared<Outgoing::Chunks>();
+  send.chunks->unanswered = count;
+  const uint64_t first_id = next_message_id_;
+  next_message_id_ += count;  // chunk i is first_id + i
+  ++staged_;
+  n.staging = true;  // later sends to the node wait for the last chunk: order holds
+  const uint8_t* source = send.region->data() + send.offset;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t offset = i * kChunk;
+    const uint64_t bytes = std::min(kChunk, send.length - offset);
+    auto buffer = TakeStaging(device, bytes);
+    absl::Status staged = buffer.status();
+    if (staged.ok()) staged = copier_.Copy(device, (*buffer)->data, source + offset, bytes);
+    copier_.Then(device, [this, alive = alive_, staged, chunk = send,
+                          buffer = buffer.ok() ? *buffer : nullptr,
+                          body = wire::DataBody{.message_id = first_id + i,
+                                                .total = send.length,
+                                                .offset = offset,
+                                                .first_id = first_id},
+                          bytes, last = i + 1 == count](absl::Status copied) mutable {
+      if (!*alive) return;
+      auto it = nodes_.find(chunk.node);
+      if (it == nodes_.end()) {  // the node went down meanwhile
+        Finish(chunk, absl::UnavailableError(absl::StrCat("node ", chunk.node, " went away")));
+        return;
+      }
+      if (last) it->second.staging = false;
+      const absl::Status result = staged.ok() ? copied : staged;
+      if (result.ok()) {
+        std::vector<absl::Span<const uint8_t>> parts{{buffer->data, bytes}};
+        auto keep = std::make_shared<
+            std::pair<std::shared_ptr<PinnedPool::Buffer>, std::shared_ptr<Region>>>(buffer,
+                                                                                     chunk.region);
+        Post(it->second, std::move(chunk), std::move(parts), std::move(keep), std::move(body));
+      } else {
+        // Empty: the receiver fails the message. Its ack completes this one.
+        if (chunk.chunks->status.ok()) chunk.chunks->status = result;
+        Post(it->second, std::move(chunk), {}, nullptr, std::move(body));
+      }
+      if (last) Drain(it->first);
+    });
+  }
+}
+
+void RemotePath::Finish(const Outgoing& send, absl::Status st) {
+  if (!send.chunks) {
+    hooks_.complete(send.session, send.op_id, st, st.ok() ? send.length : 0, send.tag);
+    return;
+  }
+  if (!st.ok() && send.chunks->status.ok()) send.chunks->status = std::move(st);
+  if (--send.chunks->unanswered > 0) return;
+  const absl::Status result = send.chunks->status;
+  hooks_.complete(send.session, send.op_id, result, result.ok() ? send.length : 0, send.tag);
+}
+
+void RemotePath::Dispatch(std::shared_ptr<Incoming> in) {
+  if (!in->chunked) {
+    hooks_.arrived(std::move(in));
+    return;
+  }
+  const std::pair<std::string, uint64_t> key{in->node, in->first_id};
+  if (in->offset == 0) {  // chunk 0 stands for the message in the engine
+    auto c = std::make_shared<Chunked>();
+    c->node = in->node;
+    c->first_id = in->first_id;
+    c->total = in->total;
+    c->arrived = std::min(kChunk, c->total);
+    chunked_[key] = c;
+    hooks_.arrived(std::move(in));
+    return;
+  }
+  auto it = chunked_.find(key);
+  if (it == chunked_.end()) {
+    Ack(in->node, in->message_id,
+        absl::InvalidArgumentError("a chunk of a message that is not arriving"));
+    return;
+  }
+  std::shared_ptr<Chunked> c = it->second;
+  c->arrived += std::min(kChunk, c->total - in->offset);
+  if (c->matched) {
+    LandChunk(c, std::move(in));
+  } else if (c->finished) {  // refused or withdrawn
+    RefuseChunk(c, *in);
+  } else {
+    c->early.push_back(std::move(in));
+  }
+}
+
+void RemotePath::LandChunkedFromLoop(std::shared_ptr<Incoming> first,
+                                     std::shared_ptr<Region> region, uint8_t* into,
+                                     std::function<void(absl::Status)> done) {
+  auto it = chunked_.find({first->node, first->first_id});
+  if (it == chunked_.end()) {  // its node went away meanwhile
+    Landed(*first, absl::UnavailableError(absl::StrCat("node ", first->node, " went away")), done);
+    return;
+  }
+  std::shared_ptr<Chunked> c = it->second;
+  c->matched = true;
+  c->region = std::move(region);
+  c->into = into;
+  c->done = std::move(done);
+  LandChunk(c, std::move(first));
+  for (auto& chunk : std::exchange(c->early, {})) LandChunk(c, std::move(chunk));
+}
+
+void RemotePath::LandChunk(const std::shared_ptr<Chunked>& c, std::shared_ptr<Incoming> chunk) {
+  const uint64_t expected = std::min(kChunk, c->total - chunk->offset);
+  if (chunk->bytes != expected) {  // sent empty: the sender could not stage it
+    const absl::Status lost = absl::DataLossError(
+        absl::StrCat("the sender could not stage bytes [", chunk->offset, ", +", expected, ")"));
+    Ack(chunk->node, chunk->message_id, lost);
+    ChunkLanded(c, expected, lost);
+    return;
+  }
+  Land(chunk, c->region, c->into + chunk->offset, [this, c, chunk, expected](absl::Status st) {
+    Ack(chunk->node, chunk->message_id, st);
+    ChunkLanded(c, expected, st);
+  });
+}
+
+void RemotePath::ChunkLanded(const std::shared_ptr<Chunked>& c, uint64_t bytes,
+                             const absl::Status& st) {
+  if (!st.ok() && c->status.ok()) c->status = st;
+  c->landed += bytes;
+  if (c->landed == c->total && !c->finished) {
+    c->finished = true;
+    c->done(c->status);
+  }
+  MaybeForget(c);
+}
+
+void RemotePath::RefuseChunk(const std::shared_ptr<Chunked>& c, const Incoming& chunk) {
+  Ack(chunk.node, chunk.message_id, c->status);
+  MaybeForget(c);
+}
+
+void RemotePath::RefuseChunked(const std::shared_ptr<Chunked>& c, const Incoming& first,
+                               const absl::Status& why) {
+  c->status = why;
+  c->finished = true;
+  Ack(first.node, first.message_id, why);
+  for (const auto& chunk : std::exchange(c->early, {})) Ack(chunk->node, chunk->message_id, why);
+  MaybeForget(c);
+}
+
+void RemotePath::MaybeForget(const std::shared_ptr<Chunked>& c) {
+  if (c->finished && c->arrived == c->total) {
+    auto it = chunked_.find({c->node, c->first_id});
+    if (it != chunked_.end() && it->second == c) chunked_.erase(it);
+  }
+}
+
+}  // namespace axon::daemon
