@@ -51,11 +51,6 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
   bool gpu = send.region->on_gpu();
   for (const Part& p : send.more) gpu = gpu || p.region->on_gpu();
   // GPU memory goes through pinned host memory (see the header).
-  if (gpu && send.more.empty() && send.length > kChunk) {
-    const int device = send.region->device();
-    StageChunks(n, std::move(send), device);
-    return;
-  }
   if (gpu) {
     Stage(n, std::move(send));
     return;
@@ -102,51 +97,6 @@ absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> RemotePath::TakeStaging(int 
   // Pinned in the copying device's context (see PinnedPool::Take).
   if (auto st = cuda::UseDevice(device); !st.ok()) return st;
   return pinned_->Take(bytes);
-}
-
-void RemotePath::Stage(Node& n, Outgoing send) {
-  int device = send.region->on_gpu() ? send.region->device() : -1;
-  for (const Part& p : send.more) {
-    if (device < 0 && p.region->on_gpu()) device = p.region->device();
-  }
-  auto buffer = TakeStaging(device, send.length);
-  if (!buffer.ok()) {
-    hooks_.complete(send.session, send.op_id, buffer.status(), 0, 0);
-    return;
-  }
-  uint8_t* into = (*buffer)->data;
-  absl::Status st;
-  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
-    if (st.ok()) st = copier_.Copy(device, into, s.data(), s.size());
-    into += s.size();
-  }
-  if (!st.ok()) {
-    hooks_.complete(send.session, send.op_id, st, 0, 0);
-    return;
-  }
-  ++staged_;
-  n.staging = true;  // later sends to the node wait: order holds
-  copier_.Then(device, [this, alive = alive_, buffer = *std::move(buffer),
-                        send = std::move(send)](absl::Status copied) mutable {
-    if (!*alive) return;
-    auto it = nodes_.find(send.node);
-    if (it == nodes_.end()) {  // the node went down meanwhile
-      hooks_.complete(send.session, send.op_id,
-                      absl::UnavailableError(absl::StrCat("node ", send.node, " went away")), 0, 0);
-      return;
-    }
-    it->second.staging = false;
-    if (!copied.ok()) {
-      hooks_.complete(send.session, send.op_id, copied, 0, 0);
-    } else {
-      std::vector<absl::Span<const uint8_t>> parts{{buffer->data, send.length}};
-      auto keep =
-          std::make_shared<std::pair<std::shared_ptr<PinnedPool::Buffer>, std::shared_ptr<Region>>>(
-              buffer, send.region);
-      Post(it->second, std::move(send), std::move(parts), std::move(keep));
-    }
-    Drain(it->first);
-  });
 }
 
 void RemotePath::Drain(const std::string& node) {

@@ -19,7 +19,7 @@
 // a GPU buffer is pulled into a pinned buffer and copied up. A large GPU send
 // goes in chunks of kChunk bytes, each sent as soon as it is copied down and
 // copied up as soon as it lands, so the copies overlap the wire
-// (chunked_path.cc). UCX itself never
+// (staging.cc). UCX itself never
 // sees device memory here: UCX 1.22 cannot use memory this daemon opened from
 // another process's IPC handle (told it is CUDA memory, its sends crash and
 // its rendezvous receives hang; seen on an H100).
@@ -162,10 +162,9 @@ class RemotePath {
   void Transmit(Node& n, Outgoing send);
   // A pinned staging buffer for copies on `device`.
   absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> TakeStaging(int device, uint64_t bytes);
-  // Copies a GPU send into a pinned buffer, then sends that.
+  // Copies a GPU send into pinned buffers, and sends each as its copy
+  // finishes: one buffer, or kChunk-sized chunks of a large single-part send.
   void Stage(Node& n, Outgoing send);
-  // The same for a large single-part GPU send, in chunks.
-  void StageChunks(Node& n, Outgoing send, int device);
   // Sends `parts` (the send's bytes, kept valid by `keep`) as one message;
   // `body` carries the chunk fields of a chunk.
   void Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,

@@ -1,7 +1,8 @@
-// RemotePath, part: large GPU sends in chunks. The sender copies each chunk
-// down and sends it as soon as its copy is done; the receiver lands each
-// chunk where its message landed, copying it up as soon as it arrives. A
-// chunk that could not be staged travels empty, and fails the message.
+// RemotePath, part: GPU sends staged through pinned host memory, large ones
+// in chunks. The sender copies each piece down and sends it as soon as its
+// copy is done; the receiver lands each chunk where its message landed,
+// copying it up as soon as it arrives. A chunk that could not be staged
+// travels empty, and fails the message.
 #include <algorithm>
 #include <utility>
 
@@ -10,46 +11,68 @@
 
 namespace axon::daemon {
 
-void RemotePath::StageChunks(Node& n, Outgoing send, int device) {
-  const uint64_t count = (send.length + kChunk - 1) / kChunk;
-  send.chunks = std::make_shared<Outgoing::Chunks>();
-  send.chunks->unanswered = count;
-  const uint64_t first_id = next_message_id_;
-  next_message_id_ += count;  // chunk i is first_id + i
+void RemotePath::Stage(Node& n, Outgoing send) {
+  int device = send.region->on_gpu() ? send.region->device() : -1;
+  for (const Part& p : send.more) {
+    if (device < 0 && p.region->on_gpu()) device = p.region->device();
+  }
+  // One piece (any number of parts), or chunks of one large part.
+  const bool chunked = send.more.empty() && send.length > kChunk;
+  const uint64_t count = chunked ? (send.length + kChunk - 1) / kChunk : 1;
+  uint64_t first_id = 0;
+  if (chunked) {
+    send.chunks = std::make_shared<Outgoing::Chunks>();
+    send.chunks->unanswered = count;
+    first_id = next_message_id_;
+    next_message_id_ += count;  // chunk i is first_id + i
+  }
   ++staged_;
-  n.staging = true;  // later sends to the node wait for the last chunk: order holds
-  const uint8_t* source = send.region->data() + send.offset;
+  n.staging = true;  // later sends to the node wait for the last piece: order holds
+  const std::vector<absl::Span<const uint8_t>> spans =
+      PartSpans(*send.region, send.offset, send.length, send.more);
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t offset = i * kChunk;
-    const uint64_t bytes = std::min(kChunk, send.length - offset);
+    const uint64_t bytes = chunked ? std::min(kChunk, send.length - offset) : send.length;
     auto buffer = TakeStaging(device, bytes);
     absl::Status staged = buffer.status();
-    if (staged.ok()) staged = copier_.Copy(device, (*buffer)->data, source + offset, bytes);
-    copier_.Then(device, [this, alive = alive_, staged, chunk = send,
-                          buffer = buffer.ok() ? *buffer : nullptr,
-                          body = wire::DataBody{.message_id = first_id + i,
-                                                .total = send.length,
-                                                .offset = offset,
-                                                .first_id = first_id},
-                          bytes, last = i + 1 == count](absl::Status copied) mutable {
+    // Bytes [offset, offset + bytes) of the parts, back to back.
+    uint64_t skip = offset, at = 0;
+    for (absl::Span<const uint8_t> s : spans) {
+      if (!staged.ok() || at == bytes) break;
+      if (skip >= s.size()) {
+        skip -= s.size();
+        continue;
+      }
+      const uint64_t take = std::min<uint64_t>(s.size() - skip, bytes - at);
+      staged = copier_.Copy(device, (*buffer)->data + at, s.data() + skip, take);
+      at += take;
+      skip = 0;
+    }
+    wire::DataBody body;
+    if (chunked) {
+      body = {
+          .message_id = first_id + i, .total = send.length, .offset = offset, .first_id = first_id};
+    }
+    copier_.Then(device, [this, alive = alive_, staged, piece = send,
+                          buffer = buffer.ok() ? *buffer : nullptr, body = std::move(body), bytes,
+                          last = i + 1 == count](absl::Status copied) mutable {
       if (!*alive) return;
-      auto it = nodes_.find(chunk.node);
+      auto it = nodes_.find(piece.node);
       if (it == nodes_.end()) {  // the node went down meanwhile
-        Finish(chunk, absl::UnavailableError(absl::StrCat("node ", chunk.node, " went away")));
+        Finish(piece, absl::UnavailableError(absl::StrCat("node ", piece.node, " went away")));
         return;
       }
       if (last) it->second.staging = false;
       const absl::Status result = staged.ok() ? copied : staged;
       if (result.ok()) {
         std::vector<absl::Span<const uint8_t>> parts{{buffer->data, bytes}};
-        auto keep = std::make_shared<
-            std::pair<std::shared_ptr<PinnedPool::Buffer>, std::shared_ptr<Region>>>(buffer,
-                                                                                     chunk.region);
-        Post(it->second, std::move(chunk), std::move(parts), std::move(keep), std::move(body));
+        Post(it->second, std::move(piece), std::move(parts), std::move(buffer), std::move(body));
+      } else if (piece.chunks) {
+        // Sent empty: the receiver fails the message; its answer completes this one.
+        if (piece.chunks->status.ok()) piece.chunks->status = result;
+        Post(it->second, std::move(piece), {}, nullptr, std::move(body));
       } else {
-        // Empty: the receiver fails the message. Its ack completes this one.
-        if (chunk.chunks->status.ok()) chunk.chunks->status = result;
-        Post(it->second, std::move(chunk), {}, nullptr, std::move(body));
+        Finish(piece, result);
       }
       if (last) Drain(it->first);
     });
