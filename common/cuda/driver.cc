@@ -228,28 +228,33 @@ absl::StatusOr<DeviceMemory> DeviceMemory::ImportFd(int device, int fd, size_t s
   memory.kind_ = Kind::kVmm;
   memory.device_ = device;
   memory.vmm_handle_ = handle;
+  if (auto st = memory.MapVmm(size, granularity, /*imported=*/true); !st.ok()) return st;
+  return memory;
+}
+
+absl::Status DeviceMemory::MapVmm(size_t size, size_t granularity, bool imported) {
+  const Driver& d = GetDriver();
   CUdeviceptr base = 0;
   if (CUresult r = d.reserve(&base, size, granularity, 0, 0); r != CUDA_SUCCESS) {
     return DriverError(r, "cuMemAddressReserve");
   }
-  memory.base_ = static_cast<uintptr_t>(base);
-  if (CUresult r = d.map(base, size, 0, handle, 0); r != CUDA_SUCCESS) {
-    memory.size_ = 0;
+  if (CUresult r = d.map(base, size, 0, vmm_handle_, 0); r != CUDA_SUCCESS) {
     d.address_free(base, size);
-    memory.base_ = 0;
+    if (!imported) return DriverError(r, "cuMemMap");
     return absl::InvalidArgumentError(absl::StrCat("mapping ", size,
                                                    " bytes of the VMM allocation failed (CUresult ",
                                                    static_cast<int>(r), "): is it that large?"));
   }
-  memory.size_ = size;
+  base_ = static_cast<uintptr_t>(base);
+  size_ = size;
   CUmemAccessDesc access{};
   access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  access.location.id = device;
+  access.location.id = device_;
   access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
   if (CUresult r = d.set_access(base, size, &access, 1); r != CUDA_SUCCESS) {
-    return DriverError(r, "cuMemSetAccess");
+    return DriverError(r, "cuMemSetAccess");  // Reset unmaps and frees it
   }
-  return memory;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<DeviceMemory> DeviceMemory::CreateShareable(int device, size_t size) {
@@ -273,24 +278,7 @@ absl::StatusOr<DeviceMemory> DeviceMemory::CreateShareable(int device, size_t si
   memory.kind_ = Kind::kVmm;
   memory.device_ = device;
   memory.vmm_handle_ = handle;
-  CUdeviceptr base = 0;
-  if (CUresult r = d.reserve(&base, rounded, granularity, 0, 0); r != CUDA_SUCCESS) {
-    return DriverError(r, "cuMemAddressReserve");
-  }
-  memory.base_ = static_cast<uintptr_t>(base);
-  if (CUresult r = d.map(base, rounded, 0, handle, 0); r != CUDA_SUCCESS) {
-    d.address_free(base, rounded);
-    memory.base_ = 0;
-    return DriverError(r, "cuMemMap");
-  }
-  memory.size_ = rounded;
-  CUmemAccessDesc access{};
-  access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  access.location.id = device;
-  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  if (CUresult r = d.set_access(base, rounded, &access, 1); r != CUDA_SUCCESS) {
-    return DriverError(r, "cuMemSetAccess");
-  }
+  if (auto st = memory.MapVmm(rounded, granularity, /*imported=*/false); !st.ok()) return st;
   return memory;
 }
 
@@ -408,6 +396,7 @@ absl::StatusOr<DeviceMemory> DeviceMemory::OpenIpc(int, const std::string&) { re
 absl::StatusOr<DeviceMemory> DeviceMemory::ImportFd(int, int, size_t) { return NoCuda(); }
 absl::StatusOr<DeviceMemory> DeviceMemory::CreateShareable(int, size_t) { return NoCuda(); }
 absl::StatusOr<UniqueFd> DeviceMemory::ExportFd() const { return NoCuda(); }
+absl::Status DeviceMemory::MapVmm(size_t, size_t, bool) { return NoCuda(); }
 DeviceMemory& DeviceMemory::operator=(DeviceMemory&& other) noexcept {
   std::swap(base_, other.base_);
   return *this;

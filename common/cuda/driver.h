@@ -73,6 +73,10 @@ class DeviceMemory {
  private:
   enum class Kind { kNone, kIpc, kVmm };
   void Reset();
+  // kVmm with vmm_handle_ set: reserves `size` bytes of addresses, maps the
+  // allocation there and lets device_ read and write it. A map failure of an
+  // `imported` allocation is INVALID_ARGUMENT (the fd's allocation is smaller).
+  absl::Status MapVmm(size_t size, size_t granularity, bool imported);
 
   Kind kind_ = Kind::kNone;
   uintptr_t base_ = 0;

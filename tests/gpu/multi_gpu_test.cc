@@ -41,6 +41,18 @@ struct OnDevice {
   }
 };
 
+// Sends [0, bytes) of `from` (client `a`, endpoint "a") to `to` (client
+// `b`'s endpoint "b"), into `into`; true when both sides succeeded.
+bool Move(Client& a, Client& b, const std::string& to, const Buffer& from, const Buffer& into,
+          size_t bytes, uint64_t tag) {
+  auto recv = b.PostRecv("b", tag, into, 0, bytes);
+  auto send = a.Send("a", to, tag, from, 0, bytes);
+  if (!recv.ok() || !send.ok()) return false;
+  auto sent = a.Wait(*send, 30000);
+  auto got = b.Wait(*recv, 30000);
+  return sent.ok() && got.ok() && sent->status.ok() && got->status.ok();
+}
+
 v1::StatusResponse Status(const Axond& axond) {
   v1::StatusResponse status;
   (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "status"}).out, &status);
@@ -105,14 +117,8 @@ TEST_F(MultiGpuTest, PeerCopyFromGpu0ToGpu1) {
   for (size_t bytes : {size_t{1}, size_t{4096}, size_t{16385}, size_t{1} << 20, size_t{64} << 20,
                        size_t{256} << 20, kMax}) {
     SCOPED_TRACE(bytes);
-    auto recv = (*b)->PostRecv("b", tag, *into, 0, bytes);
-    auto send = (*a)->Send("a", "b", tag, *from, 0, bytes);
-    ASSERT_TRUE(recv.ok() && send.ok());
-    auto sent = (*a)->Wait(*send, 30000);
-    auto got = (*b)->Wait(*recv, 30000);
-    ASSERT_TRUE(sent.ok() && got.ok() && sent->status.ok() && got->status.ok());
+    ASSERT_TRUE(Move(**a, **b, "b", *from, *into, bytes, tag++));
     EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
-    ++tag;
   }
   const v1::StatusResponse status = Status(*axond_);
   ASSERT_EQ(status.cuda().devices_in_use_size(), 2);
@@ -138,14 +144,8 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
   uint64_t tag = 1;
   for (size_t bytes : {size_t{1}, size_t{16385}, size_t{8} << 20, kMax}) {
     SCOPED_TRACE(bytes);
-    auto recv = (*b)->PostRecv("b", tag, *into, 0, bytes);
-    auto send = (*a)->Send("a", "node-b/b", tag, *from, 0, bytes);
-    ASSERT_TRUE(recv.ok() && send.ok());
-    auto sent = (*a)->Wait(*send, 30000);
-    auto got = (*b)->Wait(*recv, 30000);
-    ASSERT_TRUE(sent.ok() && got.ok() && sent->status.ok() && got->status.ok());
+    ASSERT_TRUE(Move(**a, **b, "node-b/b", *from, *into, bytes, tag++));
     EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
-    ++tag;
   }
   // Each daemon holds a context on its own client's GPU only.
   EXPECT_EQ(Status(*cluster.daemons[0]).cuda().devices_in_use_size(), 1);
