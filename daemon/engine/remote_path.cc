@@ -47,11 +47,17 @@ std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t 
   return spans;
 }
 
+int GpuDevice(const Region& region, const std::vector<Part>& more) {
+  if (region.on_gpu()) return region.device();
+  for (const Part& p : more) {
+    if (p.region->on_gpu()) return p.region->device();
+  }
+  return -1;
+}
+
 void RemotePath::Transmit(Node& n, Outgoing send) {
-  bool gpu = send.region->on_gpu();
-  for (const Part& p : send.more) gpu = gpu || p.region->on_gpu();
   // GPU memory goes through pinned host memory (see the header).
-  if (gpu) {
+  if (GpuDevice(*send.region, send.more) >= 0) {
     Stage(n, std::move(send));
     return;
   }

@@ -73,6 +73,10 @@ struct Part {
 std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t offset,
                                                  uint64_t length, const std::vector<Part>& more);
 
+// The device of the first part of a send in GPU memory ([offset, ...) of
+// `region`, then `more`), or -1 when every part is host memory.
+int GpuDevice(const Region& region, const std::vector<Part>& more);
+
 // A send to another node, as the engine checked it.
 struct Outgoing {
   uint64_t session = 0;

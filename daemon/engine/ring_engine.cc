@@ -455,11 +455,11 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
 
 void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,
                            absl::AnyInvocable<void(absl::Status)> done) {
-  int device = to->on_gpu() ? to->device() : -1;
-  if (send.region && send.region->on_gpu()) device = send.region->device();
-  for (const Part& p : send.more) {
-    if (device < 0 && p.region->on_gpu()) device = p.region->device();
-  }
+  // The source's device; the target's when only the target is on a GPU.
+  const int source = send.region->on_gpu() ? send.region->device() : -1;
+  const int device = source >= 0    ? source
+                     : to->on_gpu() ? to->device()
+                                    : GpuDevice(*send.region, send.more);
   if (device < 0) {  // host to host, the common case
     CopyOut(send, into);
     done(absl::OkStatus());

@@ -12,10 +12,7 @@
 namespace axon::daemon {
 
 void RemotePath::Stage(Node& n, Outgoing send) {
-  int device = send.region->on_gpu() ? send.region->device() : -1;
-  for (const Part& p : send.more) {
-    if (device < 0 && p.region->on_gpu()) device = p.region->device();
-  }
+  const int device = GpuDevice(*send.region, send.more);
   // One piece (any number of parts), or chunks of one large part.
   const bool chunked = send.more.empty() && send.length > kChunk;
   const uint64_t count = chunked ? (send.length + kChunk - 1) / kChunk : 1;
