@@ -63,16 +63,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
                                ? absl::StrCat(d->state_.cuda.device_count, " device(s)")
                                : d->state_.cuda.detail);
 
-  if (cfg.gpu.remote_path == "direct") {
-    // UCX 1.22 crashes sending from, and hangs receiving into, memory opened
-    // from another process's CUDA IPC handle (seen on an H100), which is all
-    // the GPU memory axond holds. Say so rather than crash later.
+  if (cfg.gpu.remote_path == "direct" && !info.cuda_memory) {
     return absl::FailedPreconditionError(absl::StrCat(
         "gpu.remote_path is direct, but UCX ", info.version,
-        " cannot move GPU memory opened from CUDA IPC handles (memory types: ",
-        absl::StrJoin(info.memory_types, ","), "); set gpu.remote_path to auto or staging"));
+        " cannot move CUDA memory here (memory types: ", absl::StrJoin(info.memory_types, ","),
+        "); set gpu.remote_path to auto or staging"));
   }
-  spdlog::info("GPU buffers to other nodes: staged through pinned host memory");
+  d->state_.gpu_direct = cfg.gpu.remote_path != "staging" && info.cuda_memory;
+  spdlog::info("GPU buffers to other nodes: {}",
+               d->state_.gpu_direct
+                   ? "direct (device bounce buffers moved by UCX) where the peer's UCX takes CUDA "
+                     "memory, else staged through pinned host memory"
+                   : "staged through pinned host memory");
 
   if (auto st = d->StartPeers(); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("cannot start the peer plane: ", st.message()));
@@ -177,7 +179,9 @@ absl::Status Daemon::StartRingEngine() {
   PeerManager* peers = peers_.get();
   const RemotePath::Limits limits{
       .eager_limit = static_cast<uint64_t>(state_.config.peers.eager_limit),
-      .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight)};
+      .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight),
+      .gpu_direct = state_.gpu_direct,
+      .gpu_direct_only = state_.config.gpu.remote_path == "direct"};
   auto set = loop->Call<bool>(
       [loop, engine, peers, limits] {
         if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);

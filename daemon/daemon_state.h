@@ -26,6 +26,9 @@ struct DaemonState {
   std::string config_path;
   absl::Time start_time;
   CudaInfo cuda;
+  // GPU data to and from peers whose UCX takes CUDA memory goes through UCX
+  // in device memory (gpu.remote_path auto or direct, and UCX can).
+  bool gpu_direct = false;
   ucx::Loop* ucx = nullptr;
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving

@@ -31,6 +31,9 @@ if [[ -n $ucx_root ]]; then
   mkdir -p "$out/lib/ucx"
   cp -L "$ucx_root"/lib/lib{ucp,uct,ucs,ucm}.so.0 "$out/lib/"
   cp -L "$ucx_root"/lib/ucx/*.so.0 "$out/lib/ucx/"
+  # The wheel's vendored libraries (its cudart, which ucx_perftest's CUDA
+  # memory module needs for `-m cuda`).
+  for l in "$ucx_root"/../libucx_*.libs/*.so*; do [[ -e $l ]] && cp -nL "$l" "$out/lib/"; done
   if [[ -x $ucx_root/bin/ucx_perftest ]]; then
     cp "$ucx_root"/bin/{ucx_perftest,ucx_info} "$out/bin/"
     # The baseline's own libraries (the wheel's libgomp, ...).

@@ -40,7 +40,8 @@ case $mode in
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-bench "$@"
     ;;
   gpu-bench)
-    exec "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-gpu-bench "$@"
+    exec "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
+      --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-gpu-bench "$@"
     ;;
   demo)
     exec "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo

@@ -1,6 +1,7 @@
-// The raw baseline of axon-bench's host rows: ucx_perftest from the same UCX
-// install, on the same transports, at the same size, in the same run. It runs
-// as two processes on loopback (a server and a client), like the daemons.
+// The raw baseline of axon-bench's host rows, and of gpu-bench's direct rows:
+// ucx_perftest from the same UCX install, on the same transports, at the same
+// size, in the same run. It runs as two processes on loopback (a server and a
+// client), like the daemons.
 #pragma once
 
 #include <string>
@@ -24,9 +25,11 @@ class Perftest {
   bool available() const { return !binary_.empty(); }
   const std::string& binary() const { return binary_; }
 
-  // `test`: "ucp_am_lat" or "ucp_am_bw"; `tls`: the UCX_TLS to use.
+  // `test`: "ucp_am_lat" or "ucp_am_bw"; `tls`: the UCX_TLS to use;
+  // `memory`: where both sides' buffers live, "host" or "cuda" (-m).
   absl::StatusOr<PerftestResult> Run(const std::string& test, const std::string& tls, size_t size,
-                                     int iterations, int window);
+                                     int iterations, int window,
+                                     const std::string& memory = "host");
 
  private:
   std::string binary_, library_path_;

@@ -1,13 +1,16 @@
 // gpu-bench: GPU tensors through axon against the raw CUDA copies, in one run.
 //   local   GPU -> GPU through one daemon (a device-to-device copy in axond)
 //           against cudaMemcpy device to device in this process (P4);
-//   remote  GPU -> GPU across two daemons (staged through pinned host memory)
-//           against the pinned-staging limit: the slower of pinned
-//           cudaMemcpy device->host and host->device (P5);
+//   remote  GPU -> GPU across two daemons staged through pinned host memory
+//           (gpu.remote_path=staging) against the pinned-staging limit: the
+//           slower of pinned cudaMemcpy device->host and host->device (P5);
+//   direct  GPU -> GPU across two other daemons through UCX in device memory
+//           (gpu.remote_path=direct) against ucx_perftest ucp_am_bw -m cuda
+//           from the same UCX, one message in flight like axon here (P5);
 //   peer    with two GPUs: GPU 0 -> GPU 1 through one daemon, against a peer
 //           cudaMemcpy (issue 7);
-//   rt      round trips of GPU tensors (64 B, 1 MiB, 64 MiB) local and remote,
-//           the tensor carried both ways, for bench/compare (P8);
+//   rt      round trips of GPU tensors (64 B, 1 MiB, 64 MiB) local, remote
+//           and direct, the tensor carried both ways, for bench/compare (P8);
 //   sync    the stream-order cost libaxon pays per GPU operation: a
 //           cudaStreamSynchronize of the caller's stream, when it is idle.
 // Each figure is the median of --runs runs of --iterations transfers. Prints
@@ -28,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "axon/client.h"
+#include "bench/axon_bench/baseline.h"
 #include "client/tools/local_cluster.h"
 
 namespace {
@@ -36,6 +40,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string axond, run_dir = "/tmp/axon-gpu-bench", json;
+  std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
   int runs = 3, iterations = 10;
   bool quick = false;
 };
@@ -158,6 +163,70 @@ double IdleSyncMicros() {
   return Median(us);
 }
 
+// Two daemons of one GPU path, and their clients: a sender and a receiver
+// on node a, a receiver on node b.
+struct Nodes {
+  std::unique_ptr<axon::tools::LocalCluster> cluster;
+  std::unique_ptr<axon::Client> sender, local_rx, remote_rx;
+  std::string remote_rx_address, sender_address;
+};
+
+std::unique_ptr<axon::Client> Connect(const std::string& socket, const char* name) {
+  auto c = axon::Client::Connect({.socket_path = socket, .client_name = name});
+  for (int i = 0; i < 100 && !c.ok(); ++i) {  // the daemon is starting
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    c = axon::Client::Connect({.socket_path = socket, .client_name = name});
+  }
+  if (!c.ok()) {
+    std::fprintf(stderr, "gpu-bench: %s\n", std::string(c.status().message()).c_str());
+    std::exit(1);
+  }
+  return *std::move(c);
+}
+
+Nodes StartNodes(const Options& o, const std::string& path) {
+  Nodes n;
+  n.cluster = std::make_unique<axon::tools::LocalCluster>(
+      absl::StrCat(o.run_dir, "/", path), o.axond,
+      std::vector<std::string>{"gpu.remote_path=" + path});
+  if (auto st = n.cluster->Start("gpu-bench-" + path); !st.ok()) {
+    std::fprintf(stderr, "gpu-bench: %s\n", std::string(st.message()).c_str());
+    std::exit(1);
+  }
+  n.sender = Connect(n.cluster->a().socket, "gpu-bench-tx");
+  n.local_rx = Connect(n.cluster->a().socket, "gpu-bench-rx");
+  n.remote_rx = Connect(n.cluster->b().socket, "gpu-bench-rx");
+  (void)n.sender->BindEndpoint("tx");
+  (void)n.local_rx->BindEndpoint("rx");
+  (void)n.remote_rx->BindEndpoint("rx");
+  n.remote_rx_address = n.cluster->b().name + "/rx";
+  n.sender_address = n.cluster->a().name + "/tx";
+  return n;
+}
+
+// Registers `src` with the sender and `dst` with the remote receiver.
+std::pair<axon::CudaBuffer, axon::CudaBuffer> RegisterRemote(Nodes& n, void* src, void* dst,
+                                                             size_t bytes) {
+  auto from = n.sender->RegisterCuda(src, bytes);
+  auto into = n.remote_rx->RegisterCuda(dst, bytes);
+  if (!from.ok() || !into.ok()) {
+    std::fprintf(stderr, "gpu-bench: registering GPU memory failed\n");
+    std::exit(1);
+  }
+  // Until the daemons see each other, a send to the other node fails.
+  for (int i = 0;; ++i) {
+    auto st = Transfer(*n.sender, *n.remote_rx, n.remote_rx_address, *from, *into, 1, i + 1);
+    if (st.ok()) break;
+    if (i > 100) {
+      std::fprintf(stderr, "gpu-bench: the daemons did not connect: %s\n",
+                   std::string(st.message()).c_str());
+      std::exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return {*std::move(from), *std::move(into)};
+}
+
 std::string Size(size_t n) {
   if (n >= (size_t{1} << 30)) return absl::StrCat(n >> 30, "G");
   return absl::StrCat(n >> 20, "M");
@@ -173,6 +242,9 @@ int main(int argc, char** argv) {
   app.add_option("--runs", o.runs, "runs per figure (the median is reported)");
   app.add_option("--iterations", o.iterations, "transfers per run");
   app.add_option("--json", o.json, "also write the results as JSON here");
+  app.add_option("--perftest", o.perftest, "ucx_perftest of the same UCX (the direct rows' baseline)")
+      ->capture_default_str();
+  app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
   app.add_flag("--quick", o.quick, "sizes up to 64 MiB only");
   CLI11_PARSE(app, argc, argv);
 
@@ -185,29 +257,13 @@ int main(int argc, char** argv) {
   if (!o.quick) sizes.insert(sizes.end(), {size_t{256} << 20, size_t{1} << 30});
   const size_t max = sizes.back();
 
-  axon::tools::LocalCluster cluster(o.run_dir, o.axond, {"gpu.remote_path=staging"});
-  if (auto st = cluster.Start("gpu-bench"); !st.ok()) {
-    std::fprintf(stderr, "gpu-bench: %s\n", std::string(st.message()).c_str());
-    return 1;
-  }
-  auto connect = [](const std::string& socket, const char* name) {
-    auto c = axon::Client::Connect({.socket_path = socket, .client_name = name});
-    for (int i = 0; i < 100 && !c.ok(); ++i) {  // the daemon is starting
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      c = axon::Client::Connect({.socket_path = socket, .client_name = name});
-    }
-    if (!c.ok()) {
-      std::fprintf(stderr, "gpu-bench: %s\n", std::string(c.status().message()).c_str());
-      std::exit(1);
-    }
-    return *std::move(c);
-  };
-  auto sender = connect(cluster.a().socket, "gpu-bench-tx");
-  auto local_rx = connect(cluster.a().socket, "gpu-bench-rx");
-  auto remote_rx = connect(cluster.b().socket, "gpu-bench-rx");
-  (void)sender->BindEndpoint("tx");
-  (void)local_rx->BindEndpoint("rx");
-  (void)remote_rx->BindEndpoint("rx");
+  // Staging pair (also the local rows), and a direct pair.
+  Nodes staged = StartNodes(o, "staging");
+  Nodes direct = StartNodes(o, "direct");
+  axon::Client& sender = *staged.sender;
+  axon::Client& local_rx = *staged.local_rx;
+  axon::bench::Perftest perftest(o.perftest, o.ucx_libdir);
+  if (!perftest.available()) std::fprintf(stderr, "gpu-bench: no ucx_perftest: no direct baseline\n");
 
   void *src = nullptr, *dst = nullptr, *dst2 = nullptr, *host = nullptr;
   Check(cudaMalloc(&src, max), "cudaMalloc");
@@ -215,9 +271,9 @@ int main(int argc, char** argv) {
   Check(cudaMalloc(&dst2, max), "cudaMalloc");
   Check(cudaHostAlloc(&host, max, cudaHostAllocDefault), "cudaHostAlloc");
   Check(cudaMemset(src, 7, max), "memset");
-  auto from = sender->RegisterCuda(src, max);
-  auto local_into = local_rx->RegisterCuda(dst, max);
-  auto remote_into = remote_rx->RegisterCuda(dst2, max);
+  auto [from, remote_into] = RegisterRemote(staged, src, dst2, max);
+  auto [direct_from, direct_into] = RegisterRemote(direct, src, dst2, max);
+  auto local_into = local_rx.RegisterCuda(dst, max);
   // With a second GPU: GPU 0 to GPU 1 through one daemon (a peer copy),
   // against cudaMemcpyPeer.
   void* peer_dst = nullptr;
@@ -226,29 +282,16 @@ int main(int argc, char** argv) {
     Check(cudaSetDevice(1), "cudaSetDevice(1)");
     Check(cudaMalloc(&peer_dst, max), "cudaMalloc on GPU 1");
     Check(cudaSetDevice(0), "cudaSetDevice(0)");
-    auto b = local_rx->RegisterCuda(peer_dst, max);
+    auto b = local_rx.RegisterCuda(peer_dst, max);
     if (!b.ok()) {
       std::fprintf(stderr, "gpu-bench: registering GPU 1 memory failed\n");
       return 1;
     }
     peer_into.emplace(*std::move(b));
   }
-  if (!from.ok() || !local_into.ok() || !remote_into.ok()) {
+  if (!local_into.ok()) {
     std::fprintf(stderr, "gpu-bench: registering GPU memory failed\n");
     return 1;
-  }
-
-  // Until the daemons see each other, a send to the other node fails.
-  const std::string remote_rx_address = cluster.b().name + "/rx";
-  for (int i = 0;; ++i) {
-    auto st = Transfer(*sender, *remote_rx, remote_rx_address, *from, *remote_into, 1, i + 1);
-    if (st.ok()) break;
-    if (i > 100) {
-      std::fprintf(stderr, "gpu-bench: the daemons did not connect: %s\n",
-                   std::string(st.message()).c_str());
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 
   std::vector<Row> rows;
@@ -256,17 +299,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gpu-bench: %s ...\n", Size(size).c_str());
     Row local{.where = "local", .size = size, .baseline = "cudaMemcpy D2D"};
     local.base_gbps = CopyRate(dst, src, size, o);
-    local.axon_gbps = AxonRate(*sender, *local_rx, "rx", *from, *local_into, size, o);
+    local.axon_gbps = AxonRate(sender, local_rx, "rx", from, *local_into, size, o);
     rows.push_back(local);
     Row remote{.where = "remote", .size = size, .baseline = "min(pinned D2H, H2D)"};
     remote.base_gbps = std::min(CopyRate(host, src, size, o), CopyRate(dst2, host, size, o));
-    remote.axon_gbps =
-        AxonRate(*sender, *remote_rx, remote_rx_address, *from, *remote_into, size, o);
+    remote.axon_gbps = AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from,
+                                remote_into, size, o);
     rows.push_back(remote);
+    Row dir{.where = "direct", .size = size, .baseline = "ucx_perftest am_bw -m cuda"};
+    dir.axon_gbps = AxonRate(*direct.sender, *direct.remote_rx, direct.remote_rx_address,
+                             direct_from, direct_into, size, o);
+    if (perftest.available()) {
+      std::vector<double> base;
+      for (int r = 0; r < o.runs; ++r) {
+        auto b = perftest.Run("ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda");
+        if (!b.ok()) {
+          std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());
+          break;
+        }
+        base.push_back(b->gbytes_per_s);
+      }
+      dir.base_gbps = Median(base);
+    }
+    rows.push_back(dir);
     if (peer_into) {
       Row peer{.where = "peer", .size = size, .baseline = "cudaMemcpyPeer 0->1"};
       peer.base_gbps = CopyRate(peer_dst, src, size, o);  // UVA: a peer copy
-      peer.axon_gbps = AxonRate(*sender, *local_rx, "rx", *from, *peer_into, size, o);
+      peer.axon_gbps = AxonRate(sender, local_rx, "rx", from, *peer_into, size, o);
       rows.push_back(peer);
     }
   }
@@ -280,10 +339,13 @@ int main(int argc, char** argv) {
   for (size_t size : {size_t{64}, size_t{1} << 20, size_t{64} << 20}) {
     const int n = size < (1 << 20) ? 2000 : size < (16 << 20) ? 200 : 20;
     trips.push_back(
-        {"local", size, RoundTrips(*sender, *local_rx, "rx", "tx", *from, *local_into, size, n)});
+        {"local", size, RoundTrips(sender, local_rx, "rx", "tx", from, *local_into, size, n)});
     trips.push_back({"remote", size,
-                     RoundTrips(*sender, *remote_rx, remote_rx_address, cluster.a().name + "/tx",
-                                *from, *remote_into, size, n)});
+                     RoundTrips(sender, *staged.remote_rx, staged.remote_rx_address,
+                                staged.sender_address, from, remote_into, size, n)});
+    trips.push_back({"direct", size,
+                     RoundTrips(*direct.sender, *direct.remote_rx, direct.remote_rx_address,
+                                direct.sender_address, direct_from, direct_into, size, n)});
   }
   const double sync_us = IdleSyncMicros();
 
@@ -292,13 +354,14 @@ int main(int argc, char** argv) {
   std::string json = "{\"rows\": [";
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
+    const double ratio = r.base_gbps > 0 ? r.axon_gbps / r.base_gbps : 0;
     absl::StrAppendFormat(&table, "%-7s %6s | %9.2f %9.2f %6.2f  %s\n", r.where, Size(r.size),
-                          r.axon_gbps, r.base_gbps, r.axon_gbps / r.base_gbps, r.baseline);
+                          r.axon_gbps, r.base_gbps, ratio, r.baseline);
     absl::StrAppendFormat(&json,
                           "%s{\"where\": \"%s\", \"size\": %d, \"axon_gbps\": %.3f, "
                           "\"base_gbps\": %.3f, \"ratio\": %.3f, \"baseline\": \"%s\"}",
-                          i ? ", " : "", r.where, r.size, r.axon_gbps, r.base_gbps,
-                          r.axon_gbps / r.base_gbps, r.baseline);
+                          i ? ", " : "", r.where, r.size, r.axon_gbps, r.base_gbps, ratio,
+                          r.baseline);
   }
   absl::StrAppendFormat(&table, "\n%-7s %9s | %12s %12s\n", "where", "size", "rt p50", "rt min");
   json += "], \"round_trips\": [";

@@ -371,6 +371,19 @@ void FreePinned(void* data, size_t bytes) {
   ::munmap(data, bytes);
 }
 
+absl::StatusOr<void*> AllocateDevice(size_t bytes) {
+  if (auto st = Usable(); !st.ok()) return st;
+  void* data = nullptr;
+  if (cudaError_t err = cudaMalloc(&data, bytes); err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", bytes, " bytes of GPU memory: ", cudaGetErrorString(err)));
+  }
+  return data;
+}
+
+void FreeDevice(void* data, size_t) { (void)cudaFree(data); }
+
 absl::Status SynchronizeStream(void* stream) {
   if (cudaError_t err = cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
       err != cudaSuccess) {
@@ -408,6 +421,8 @@ void UnpinHost(void*) {}
 std::vector<int> DevicesWithContext() { return {}; }
 absl::StatusOr<void*> AllocatePinned(size_t) { return NoCuda(); }
 void FreePinned(void*, size_t) {}
+absl::StatusOr<void*> AllocateDevice(size_t) { return NoCuda(); }
+void FreeDevice(void*, size_t) {}
 
 #endif
 

@@ -100,6 +100,11 @@ void UnpinHost(void* data);
 absl::StatusOr<void*> AllocatePinned(size_t bytes);
 void FreePinned(void* data, size_t bytes);
 
+// Device memory on the calling thread's current device (cudaMalloc): the
+// daemon's own, which UCX can send from and receive into.
+absl::StatusOr<void*> AllocateDevice(size_t bytes);
+void FreeDevice(void* data, size_t bytes);
+
 // The devices on which this process has an active primary context (each
 // costs GPU memory; axond should have one only where its clients are).
 std::vector<int> DevicesWithContext();

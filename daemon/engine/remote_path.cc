@@ -56,8 +56,14 @@ int GpuDevice(const Region& region, const std::vector<Part>& more) {
 }
 
 void RemotePath::Transmit(Node& n, Outgoing send) {
-  // GPU memory goes through pinned host memory (see the header).
+  // GPU memory goes through a bounce buffer (see the header).
   if (GpuDevice(*send.region, send.more) >= 0) {
+    if (limits_.gpu_direct_only && !DirectWith(send.node)) {
+      Finish(send, absl::FailedPreconditionError(absl::StrCat(
+                       "gpu.remote_path is direct, but the UCX of node ", send.node,
+                       " does not take CUDA memory; set gpu.remote_path to auto to stage")));
+      return;
+    }
     Stage(n, std::move(send));
     return;
   }
@@ -75,7 +81,8 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
 }
 
 void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
-                      std::shared_ptr<const void> keep, wire::DataBody body) {
+                      std::shared_ptr<const void> keep, wire::DataBody body,
+                      ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
   const uint64_t id = body.total != 0 ? body.message_id : next_message_id_++;
   body.message_id = id;
@@ -88,7 +95,8 @@ void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8
       payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
   auto st =
       peers_.SendDataFromLoop(send.node, wire::MessageType::kData, wire::EncodeData(body),
-                              std::move(parts), std::move(keep), protocol, n.next_send_sequence);
+                              std::move(parts), std::move(keep), protocol, n.next_send_sequence,
+                              memory);
   if (!st.ok()) {
     Finish(send, st);
     return;
@@ -98,11 +106,19 @@ void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8
   in_flight_.emplace(id, std::move(send));
 }
 
-absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> RemotePath::TakeStaging(int device,
-                                                                            uint64_t bytes) {
-  // Pinned in the copying device's context (see PinnedPool::Take).
+bool RemotePath::DirectWith(const std::string& node) const {
+  return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
+}
+
+absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> RemotePath::TakeBounce(int device,
+                                                                          uint64_t bytes,
+                                                                          bool direct) {
+  // Pinned in the copying device's context (see BufferPool::Pinned).
   if (auto st = cuda::UseDevice(device); !st.ok()) return st;
-  return pinned_->Take(bytes);
+  if (!direct) return pinned_->Take(bytes);
+  auto& pool = device_pools_[device];
+  if (!pool) pool = BufferPool::Device(uint64_t{1} << 30);
+  return pool->Take(bytes);
 }
 
 void RemotePath::Drain(const std::string& node) {
@@ -233,14 +249,15 @@ void RemotePath::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region>
 void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                             uint8_t* into, std::function<void(absl::Status)> then) {
   const uint64_t length = message->bytes;
-  auto buffer = TakeStaging(region->device(), length);
+  const bool direct = DirectWith(message->node);
+  auto buffer = TakeBounce(region->device(), length, direct);
   if (!buffer.ok()) {
     // Leave the data on the sender: the answer releases it there.
     message->pending.reset();
     then(buffer.status());
     return;
   }
-  ++staged_;
+  if (!message->chunked || message->offset == 0) ++(direct ? direct_ : staged_);
   uint8_t* bounce = (*buffer)->data;
   worker_.ReceiveData(
       std::move(message->pending), bounce,
@@ -260,7 +277,8 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
         copier_.Then(region->device(), [alive, region, buffer, then](absl::Status up) {
           if (*alive) then(up);
         });
-      });
+      },
+      direct ? ucx::MemoryKind::kCuda : ucx::MemoryKind::kHost);
 }
 
 void RemotePath::Landed(const Incoming& message, const absl::Status& st,

@@ -13,16 +13,21 @@
 // Receiving: frames are handed on in the order they were sent (a per-peer
 // sequence), so order holds per (source, destination) pair.
 //
-// GPU memory travels through pinned host memory, copied by the GPU's copy
-// engines: a GPU send is first copied into a pinned buffer (later sends to
+// GPU memory goes through a bounce buffer of the daemon's own, copied by the
+// GPU's copy engines: a GPU send is first copied into one (later sends to
 // that node wait behind it, to keep the order), and a rendezvous message for
-// a GPU buffer is pulled into a pinned buffer and copied up. A large GPU send
-// goes in chunks of kChunk bytes, each sent as soon as it is copied down and
-// copied up as soon as it lands, so the copies overlap the wire
-// (staging.cc). UCX itself never
-// sees device memory here: UCX 1.22 cannot use memory this daemon opened from
-// another process's IPC handle (told it is CUDA memory, its sends crash and
-// its rendezvous receives hang; seen on an H100).
+// a GPU buffer is pulled into one and copied up. A large GPU send goes in
+// chunks of kChunk bytes, each sent as soon as it is copied and copied up as
+// soon as it lands, so the copies overlap the wire (staging.cc).
+//
+// The bounce buffer is device memory the daemon allocated (the direct path:
+// UCX moves it with its CUDA transports, cuda_ipc between daemons on one
+// host) when gpu_direct is set and the peer's UCX takes CUDA memory, and
+// pinned host memory otherwise (the staging path; also for pieces small
+// enough to go eagerly). UCX never sees the clients' memory itself: UCX 1.22
+// cannot use memory this daemon opened from another process's IPC handle
+// (told it is CUDA memory, its sends crash and its rendezvous receives hang;
+// seen on an H100), so the direct path costs one device copy on each side.
 #pragma once
 
 #include <deque>
@@ -35,7 +40,7 @@
 #include "absl/status/status.h"
 #include "common/wire/data.h"
 #include "daemon/cuda/gpu_copier.h"
-#include "daemon/cuda/pinned_pool.h"
+#include "daemon/cuda/buffer_pool.h"
 #include "daemon/memory/region.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/ucx/worker.h"
@@ -117,6 +122,12 @@ class RemotePath {
   struct Limits {
     uint64_t eager_limit = 16384;
     uint64_t max_in_flight = 1024;
+    // GPU data to and from peers whose UCX takes CUDA memory goes in device
+    // bounce buffers (else pinned host ones).
+    bool gpu_direct = false;
+    // And to a peer whose UCX does not, a GPU send fails (gpu.remote_path
+    // is `direct`) rather than being staged.
+    bool gpu_direct_only = false;
   };
 
   RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
@@ -144,6 +155,7 @@ class RemotePath {
 
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }  // GPU messages staged through host memory
+  uint64_t direct() const { return direct_; }  // GPU messages through UCX in device memory
 
   static constexpr uint64_t kChunk = uint64_t{8} << 20;
 
@@ -164,15 +176,20 @@ class RemotePath {
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
   void Transmit(Node& n, Outgoing send);
-  // A pinned staging buffer for copies on `device`.
-  absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> TakeStaging(int device, uint64_t bytes);
-  // Copies a GPU send into pinned buffers, and sends each as its copy
+  // Whether GPU data to or from `node` goes in device memory.
+  bool DirectWith(const std::string& node) const;
+  // A bounce buffer for `bytes` bytes copied on `device`: device memory of
+  // its own (`direct`), or pinned host memory.
+  absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> TakeBounce(int device, uint64_t bytes,
+                                                                 bool direct);
+  // Copies a GPU send into bounce buffers, and sends each as its copy
   // finishes: one buffer, or kChunk-sized chunks of a large single-part send.
   void Stage(Node& n, Outgoing send);
-  // Sends `parts` (the send's bytes, kept valid by `keep`) as one message;
-  // `body` carries the chunk fields of a chunk.
+  // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
+  // one message; `body` carries the chunk fields of a chunk.
   void Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
-            std::shared_ptr<const void> keep, wire::DataBody body = {});
+            std::shared_ptr<const void> keep, wire::DataBody body = {},
+            ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);
   // Sends what waits for node `node`, while the window and staging allow.
@@ -180,7 +197,7 @@ class RemotePath {
   // Puts `message`'s bytes at `into` (of `region`), then runs `then` (no ack).
   void Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
             std::function<void(absl::Status)> then);
-  // Pulls a rendezvous message into a pinned buffer, then copies it to a GPU.
+  // Pulls a rendezvous message into a bounce buffer, then copies it to a GPU.
   void LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
                   std::function<void(absl::Status)> then);
   // A chunked message arriving: its chunks, where they go, how far it got.
@@ -218,10 +235,13 @@ class RemotePath {
   ucx::Worker& worker_;
   PeerManager& peers_;
   GpuCopier& copier_;
-  // Staging buffers: pinning is slow (~0.1 s per 256 MiB), so up to 1 GiB
-  // of them stay pinned and idle between messages.
-  std::shared_ptr<PinnedPool> pinned_ = PinnedPool::Create(uint64_t{1} << 30);
-  uint64_t staged_ = 0;
+  // Bounce buffers: pinning is slow (~0.1 s per 256 MiB), so up to 1 GiB
+  // of them stay pinned and idle between messages; the same for device
+  // buffers, per device (reused buffers also keep the peer's UCX from
+  // opening a new IPC mapping for each message).
+  std::shared_ptr<BufferPool> pinned_ = BufferPool::Pinned(uint64_t{1} << 30);
+  std::map<int, std::shared_ptr<BufferPool>> device_pools_;
+  uint64_t staged_ = 0, direct_ = 0;
   const Limits limits_;
   Hooks hooks_;
   std::map<std::string, Node> nodes_;

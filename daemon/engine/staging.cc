@@ -1,5 +1,5 @@
-// RemotePath, part: GPU sends staged through pinned host memory, large ones
-// in chunks. The sender copies each piece down and sends it as soon as its
+// RemotePath, part: GPU sends through bounce buffers (device memory of the
+// daemon's own, or pinned host memory), large ones in chunks. The sender copies each piece down and sends it as soon as its
 // copy is done; the receiver lands each chunk where its message landed,
 // copying it up as soon as it arrives. A chunk that could not be staged
 // travels empty, and fails the message.
@@ -23,14 +23,17 @@ void RemotePath::Stage(Node& n, Outgoing send) {
     first_id = next_message_id_;
     next_message_id_ += count;  // chunk i is first_id + i
   }
-  ++staged_;
+  const bool direct = DirectWith(send.node);
+  ++(direct && send.length > limits_.eager_limit ? direct_ : staged_);
   n.staging = true;  // later sends to the node wait for the last piece: order holds
   const std::vector<absl::Span<const uint8_t>> spans =
       PartSpans(*send.region, send.offset, send.length, send.more);
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t offset = i * kChunk;
     const uint64_t bytes = chunked ? std::min(kChunk, send.length - offset) : send.length;
-    auto buffer = TakeStaging(device, bytes);
+    // Small pieces go eagerly, which UCX does from host memory.
+    const bool in_device = direct && bytes > limits_.eager_limit;
+    auto buffer = TakeBounce(device, bytes, in_device);
     absl::Status staged = buffer.status();
     // Bytes [offset, offset + bytes) of the parts, back to back.
     uint64_t skip = offset, at = 0;
@@ -52,7 +55,7 @@ void RemotePath::Stage(Node& n, Outgoing send) {
     }
     copier_.Then(device, [this, alive = alive_, staged, piece = send,
                           buffer = buffer.ok() ? *buffer : nullptr, body = std::move(body), bytes,
-                          last = i + 1 == count](absl::Status copied) mutable {
+                          in_device, last = i + 1 == count](absl::Status copied) mutable {
       if (!*alive) return;
       auto it = nodes_.find(piece.node);
       if (it == nodes_.end()) {  // the node went down meanwhile
@@ -63,7 +66,8 @@ void RemotePath::Stage(Node& n, Outgoing send) {
       const absl::Status result = staged.ok() ? copied : staged;
       if (result.ok()) {
         std::vector<absl::Span<const uint8_t>> parts{{buffer->data, bytes}};
-        Post(it->second, std::move(piece), std::move(parts), std::move(buffer), std::move(body));
+        Post(it->second, std::move(piece), std::move(parts), std::move(buffer), std::move(body),
+             in_device ? ucx::MemoryKind::kCuda : ucx::MemoryKind::kHost);
       } else if (piece.chunks) {
         // Sent empty: the receiver fails the message; its answer completes this one.
         if (piece.chunks->status.ok()) piece.chunks->status = result;

@@ -451,11 +451,17 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
   return absl::OkStatus();
 }
 
+bool PeerManager::PeerTakesCudaFromLoop(const std::string& node) const {
+  auto it = peers_.find(node);
+  return it != peers_.end() && it->second.stats.peer_cuda_memory;
+}
+
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
                                            std::vector<uint8_t> body,
                                            std::vector<absl::Span<const uint8_t>> parts,
                                            std::shared_ptr<const void> keepalive,
-                                           ucx::AmProtocol protocol, uint64_t sequence) {
+                                           ucx::AmProtocol protocol, uint64_t sequence,
+                                           ucx::MemoryKind memory) {
   if (auto st = CheckUpFromLoop(node); !st.ok()) return st;
   Peer& peer = peers_.find(node)->second;
   uint64_t payload = 0;
@@ -470,10 +476,10 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
   if (parts.size() <= 1) {
     ep.SendAmFrom(kAmId, wire::Encode(header, body),
                   parts.empty() ? absl::Span<const uint8_t>() : parts[0], std::move(keepalive),
-                  protocol, nullptr);
+                  protocol, nullptr, memory);
   } else {
     ep.SendAmGather(kAmId, wire::Encode(header, body), std::move(parts), std::move(keepalive),
-                    protocol, nullptr);
+                    protocol, nullptr, memory);
   }
   return absl::OkStatus();
 }

@@ -81,6 +81,8 @@ class PeerManager {
   void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down);
   // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
   absl::Status CheckUpFromLoop(const std::string& node) const;
+  // Whether node `node` said (in its Hello) that its UCX takes CUDA memory.
+  bool PeerTakesCudaFromLoop(const std::string& node) const;
   // Sends a message-path frame whose payload is `payload` in place (see
   // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
   // The payload is `parts`, back to back (empty: none).
@@ -88,7 +90,8 @@ class PeerManager {
                                 std::vector<uint8_t> body,
                                 std::vector<absl::Span<const uint8_t>> parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
-                                uint64_t sequence);
+                                uint64_t sequence,
+                                ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
  private:
   enum class Handshake { kNone, kAwaitHello, kAwaitAuth, kDone };

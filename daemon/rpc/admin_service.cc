@@ -68,7 +68,7 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   cuda->set_device_count(state_.cuda.device_count);
   cuda->set_driver_version(state_.cuda.driver_version);
   cuda->set_detail(state_.cuda.detail);
-  cuda->set_remote_path("staging");
+  cuda->set_remote_path(state_.gpu_direct ? "direct" : "staging");
   for (int device : cuda::DevicesWithContext()) cuda->add_devices_in_use(device);
 
   response->set_session_count(static_cast<uint32_t>(state_.sessions->active()));
@@ -108,6 +108,7 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
     response->set_gpu_copies(gpu->copies);
     response->set_gpu_copy_bytes(gpu->copy_bytes);
     response->set_gpu_staged_messages(gpu->staged);
+    response->set_gpu_direct_messages(gpu->direct);
   }
   return grpc::Status::OK;
 }
@@ -135,7 +136,9 @@ grpc::Status AdminService::ListPeers(grpc::ServerContext*, const v1::ListPeersRe
     info->set_last_error(p.last_error);
     info->set_dialer(p.dialer);
     info->set_peer_cuda_memory(p.peer_cuda_memory);
-    info->set_gpu_path("staging");
+    info->set_gpu_path(state_.gpu_direct && p.peer_cuda_memory ? "direct"
+                       : state_.config.gpu.remote_path == "direct" ? "refused"
+                                                                   : "staging");
   }
   return grpc::Status::OK;
 }

@@ -37,9 +37,9 @@ using gpu::ChecksumHost;
 using gpu::FillDevice;
 using gpu::FillHost;
 
-// Across nodes GPU memory is always staged (gpu.remote_path=direct is
-// refused: see daemon_test's DirectGpuPathIsRefusedLoudly).
-enum class Path { kLocal, kStaging };
+// One daemon; two, staging through pinned host memory; two, through UCX in
+// device memory.
+enum class Path { kLocal, kStaging, kDirect };
 
 std::string PathName(const ::testing::TestParamInfo<Path>& p) {
   switch (p.param) {
@@ -47,6 +47,8 @@ std::string PathName(const ::testing::TestParamInfo<Path>& p) {
       return "Local";
     case Path::kStaging:
       return "RemoteStaging";
+    case Path::kDirect:
+      return "RemoteDirect";
   }
   return "?";
 }
@@ -87,8 +89,10 @@ class GpuTest : public ::testing::TestWithParam<Path> {
   void SetUp() override {
     if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
     if (remote()) {
-      cluster_ = std::make_unique<Cluster>(dir_, std::vector<std::string>{"node-a", "node-b"},
-                                           std::vector<std::string>{"gpu.remote_path=staging"});
+      cluster_ = std::make_unique<Cluster>(
+          dir_, std::vector<std::string>{"node-a", "node-b"},
+          std::vector<std::string>{GetParam() == Path::kDirect ? "gpu.remote_path=direct"
+                                                               : "gpu.remote_path=staging"});
       ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
           << cluster_->daemons[0]->process().Log();
     } else {
@@ -154,6 +158,11 @@ TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
   EXPECT_GT(Stats(remote() ? receiving() : sending()).gpu_copies(), 0u);
   if (GetParam() == Path::kStaging) {
     EXPECT_GT(Stats(sending()).gpu_staged_messages(), 0u);
+    EXPECT_EQ(Stats(sending()).gpu_direct_messages(), 0u);
+  }
+  if (GetParam() == Path::kDirect) {  // the five sizes above the eager limit
+    EXPECT_EQ(Stats(sending()).gpu_direct_messages(), 5u);
+    EXPECT_EQ(Stats(receiving()).gpu_direct_messages(), 5u);
   }
 }
 
@@ -261,7 +270,8 @@ TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
   EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, GpuTest, ::testing::Values(Path::kLocal, Path::kStaging), PathName);
+INSTANTIATE_TEST_SUITE_P(Paths, GpuTest,
+                         ::testing::Values(Path::kLocal, Path::kStaging, Path::kDirect), PathName);
 
 class GpuDaemonTest : public ::testing::Test {
  protected:

@@ -1,4 +1,4 @@
-#include "daemon/cuda/pinned_pool.h"
+#include "daemon/cuda/buffer_pool.h"
 
 #include <bit>
 
@@ -6,11 +6,19 @@
 
 namespace axon::daemon {
 
-PinnedPool::~PinnedPool() {
-  for (auto& [size, data] : idle_) cuda::FreePinned(data, size);
+std::shared_ptr<BufferPool> BufferPool::Pinned(size_t keep_bytes) {
+  return Create(keep_bytes, &cuda::AllocatePinned, &cuda::FreePinned);
 }
 
-absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> PinnedPool::Take(size_t bytes) {
+std::shared_ptr<BufferPool> BufferPool::Device(size_t keep_bytes) {
+  return Create(keep_bytes, &cuda::AllocateDevice, &cuda::FreeDevice);
+}
+
+BufferPool::~BufferPool() {
+  for (auto& [size, data] : idle_) free_(data, size);
+}
+
+absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> BufferPool::Take(size_t bytes) {
   const size_t size = std::bit_ceil(std::max<size_t>(bytes, 4096));
   uint8_t* data = nullptr;
   {
@@ -22,24 +30,25 @@ absl::StatusOr<std::shared_ptr<PinnedPool::Buffer>> PinnedPool::Take(size_t byte
     }
   }
   if (data == nullptr) {
-    auto fresh = cuda::AllocatePinned(size);
+    auto fresh = allocate_(size);
     if (!fresh.ok()) return fresh.status();
     data = static_cast<uint8_t*>(*fresh);
     std::lock_guard<std::mutex> lock(mu_);
     ++allocations_;
   }
-  std::weak_ptr<PinnedPool> pool = weak_from_this();
-  return std::shared_ptr<Buffer>(new Buffer{data, size}, [pool](Buffer* b) {
+  std::weak_ptr<BufferPool> pool = weak_from_this();
+  // A buffer that outlives the pool frees itself.
+  return std::shared_ptr<Buffer>(new Buffer{data, size}, [pool, free = free_](Buffer* b) {
     if (auto p = pool.lock()) {
       p->Give(b);
     } else {
-      cuda::FreePinned(b->data, b->size);
+      free(b->data, b->size);
     }
     delete b;
   });
 }
 
-void PinnedPool::Give(Buffer* buffer) {
+void BufferPool::Give(Buffer* buffer) {
   std::vector<std::pair<size_t, uint8_t*>> evicted;  // freed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -57,12 +66,17 @@ void PinnedPool::Give(Buffer* buffer) {
       idle_bytes_ += buffer->size;
     }
   }
-  for (auto& [size, data] : evicted) cuda::FreePinned(data, size);
+  for (auto& [size, data] : evicted) free_(data, size);
 }
 
-uint64_t PinnedPool::allocations() const {
+uint64_t BufferPool::allocations() const {
   std::lock_guard<std::mutex> lock(mu_);
   return allocations_;
+}
+
+size_t BufferPool::idle_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return idle_bytes_;
 }
 
 }  // namespace axon::daemon
