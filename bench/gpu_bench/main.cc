@@ -24,6 +24,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,7 +43,7 @@ struct Options {
   std::string axond, run_dir = "/tmp/axon-gpu-bench", json;
   std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
   int runs = 3, iterations = 10;
-  bool quick = false;
+  bool quick = false, no_direct = false;
 };
 
 struct Row {
@@ -171,31 +172,35 @@ struct Nodes {
   std::string remote_rx_address, sender_address;
 };
 
-std::unique_ptr<axon::Client> Connect(const std::string& socket, const char* name) {
+absl::StatusOr<std::unique_ptr<axon::Client>> Connect(const std::string& socket,
+                                                      const char* name) {
   auto c = axon::Client::Connect({.socket_path = socket, .client_name = name});
   for (int i = 0; i < 100 && !c.ok(); ++i) {  // the daemon is starting
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     c = axon::Client::Connect({.socket_path = socket, .client_name = name});
   }
-  if (!c.ok()) {
-    std::fprintf(stderr, "gpu-bench: %s\n", std::string(c.status().message()).c_str());
-    std::exit(1);
-  }
-  return *std::move(c);
+  return c;
 }
 
-Nodes StartNodes(const Options& o, const std::string& path) {
+// Two daemons with gpu.remote_path=`path`; an error when they do not start
+// (direct, where UCX cannot move CUDA memory).
+absl::StatusOr<Nodes> StartNodes(const Options& o, const std::string& path) {
   Nodes n;
   n.cluster = std::make_unique<axon::tools::LocalCluster>(
       absl::StrCat(o.run_dir, "/", path), o.axond,
       std::vector<std::string>{"gpu.remote_path=" + path});
-  if (auto st = n.cluster->Start("gpu-bench-" + path); !st.ok()) {
-    std::fprintf(stderr, "gpu-bench: %s\n", std::string(st.message()).c_str());
-    std::exit(1);
+  if (auto st = n.cluster->Start("gpu-bench-" + path); !st.ok()) return st;
+  for (auto [client, socket, name] :
+       {std::tuple{&n.sender, n.cluster->a().socket, "gpu-bench-tx"},
+        std::tuple{&n.local_rx, n.cluster->a().socket, "gpu-bench-rx"},
+        std::tuple{&n.remote_rx, n.cluster->b().socket, "gpu-bench-rx"}}) {
+    auto c = Connect(socket, name);
+    if (!c.ok()) {
+      return absl::Status(c.status().code(),
+                          absl::StrCat(c.status().message(), " (see ", n.cluster->run_dir(), ")"));
+    }
+    *client = *std::move(c);
   }
-  n.sender = Connect(n.cluster->a().socket, "gpu-bench-tx");
-  n.local_rx = Connect(n.cluster->a().socket, "gpu-bench-rx");
-  n.remote_rx = Connect(n.cluster->b().socket, "gpu-bench-rx");
   (void)n.sender->BindEndpoint("tx");
   (void)n.local_rx->BindEndpoint("rx");
   (void)n.remote_rx->BindEndpoint("rx");
@@ -246,6 +251,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
   app.add_flag("--quick", o.quick, "sizes up to 64 MiB only");
+  app.add_flag("--no-direct", o.no_direct, "leave out the direct rows (gpu.remote_path=direct)");
   CLI11_PARSE(app, argc, argv);
 
   int devices = 0;
@@ -257,9 +263,23 @@ int main(int argc, char** argv) {
   if (!o.quick) sizes.insert(sizes.end(), {size_t{256} << 20, size_t{1} << 30});
   const size_t max = sizes.back();
 
-  // Staging pair (also the local rows), and a direct pair.
-  Nodes staged = StartNodes(o, "staging");
-  Nodes direct = StartNodes(o, "direct");
+  // Staging pair (also the local rows), and a direct pair where UCX can.
+  auto staging_nodes = StartNodes(o, "staging");
+  if (!staging_nodes.ok()) {
+    std::fprintf(stderr, "gpu-bench: %s\n", std::string(staging_nodes.status().message()).c_str());
+    return 1;
+  }
+  Nodes& staged = *staging_nodes;
+  std::optional<Nodes> direct;
+  if (!o.no_direct) {
+    auto d = StartNodes(o, "direct");
+    if (d.ok()) {
+      direct = *std::move(d);
+    } else {
+      std::fprintf(stderr, "gpu-bench: no direct rows: %s\n",
+                   std::string(d.status().message()).c_str());
+    }
+  }
   axon::Client& sender = *staged.sender;
   axon::Client& local_rx = *staged.local_rx;
   axon::bench::Perftest perftest(o.perftest, o.ucx_libdir);
@@ -272,7 +292,8 @@ int main(int argc, char** argv) {
   Check(cudaHostAlloc(&host, max, cudaHostAllocDefault), "cudaHostAlloc");
   Check(cudaMemset(src, 7, max), "memset");
   auto [from, remote_into] = RegisterRemote(staged, src, dst2, max);
-  auto [direct_from, direct_into] = RegisterRemote(direct, src, dst2, max);
+  std::optional<std::pair<axon::CudaBuffer, axon::CudaBuffer>> direct_buffers;
+  if (direct) direct_buffers.emplace(RegisterRemote(*direct, src, dst2, max));
   auto local_into = local_rx.RegisterCuda(dst, max);
   // With a second GPU: GPU 0 to GPU 1 through one daemon (a peer copy),
   // against cudaMemcpyPeer.
@@ -306,22 +327,24 @@ int main(int argc, char** argv) {
     remote.axon_gbps = AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from,
                                 remote_into, size, o);
     rows.push_back(remote);
-    Row dir{.where = "direct", .size = size, .baseline = "ucx_perftest am_bw -m cuda"};
-    dir.axon_gbps = AxonRate(*direct.sender, *direct.remote_rx, direct.remote_rx_address,
-                             direct_from, direct_into, size, o);
-    if (perftest.available()) {
-      std::vector<double> base;
-      for (int r = 0; r < o.runs; ++r) {
-        auto b = perftest.Run("ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda");
-        if (!b.ok()) {
-          std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());
-          break;
+    if (direct) {
+      Row dir{.where = "direct", .size = size, .baseline = "ucx_perftest am_bw -m cuda"};
+      dir.axon_gbps = AxonRate(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
+                               direct_buffers->first, direct_buffers->second, size, o);
+      if (perftest.available()) {
+        std::vector<double> base;
+        for (int r = 0; r < o.runs; ++r) {
+          auto b = perftest.Run("ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda");
+          if (!b.ok()) {
+            std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());
+            break;
+          }
+          base.push_back(b->gbytes_per_s);
         }
-        base.push_back(b->gbytes_per_s);
+        dir.base_gbps = Median(base);
       }
-      dir.base_gbps = Median(base);
+      rows.push_back(dir);
     }
-    rows.push_back(dir);
     if (peer_into) {
       Row peer{.where = "peer", .size = size, .baseline = "cudaMemcpyPeer 0->1"};
       peer.base_gbps = CopyRate(peer_dst, src, size, o);  // UVA: a peer copy
@@ -343,9 +366,12 @@ int main(int argc, char** argv) {
     trips.push_back({"remote", size,
                      RoundTrips(sender, *staged.remote_rx, staged.remote_rx_address,
                                 staged.sender_address, from, remote_into, size, n)});
-    trips.push_back({"direct", size,
-                     RoundTrips(*direct.sender, *direct.remote_rx, direct.remote_rx_address,
-                                direct.sender_address, direct_from, direct_into, size, n)});
+    if (direct) {
+      trips.push_back({"direct", size,
+                       RoundTrips(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
+                                  direct->sender_address, direct_buffers->first,
+                                  direct_buffers->second, size, n)});
+    }
   }
   const double sync_us = IdleSyncMicros();
 
