@@ -6,8 +6,10 @@ across two daemons (axon-bench, round trip = 2 x its one-way p50).
 
 Sizes: 64 B, 1 MiB, 64 MiB; CPU tensors, and CUDA tensors when a GPU is
 present. axon's CUDA round trips come from gpu-bench, across two daemons
-("cuda": staged through host memory) and through one daemon ("cuda-1d": the
-two processes on one node, as TensorPipe's are, copied device to device).
+("cuda": the direct path, device bounce buffers moved by UCX, where UCX can;
+"cuda-staged": staged through pinned host memory) and through one daemon
+("cuda-1d": the two processes on one node, as TensorPipe's are, copied device
+to device).
 
   python3 bench/compare/compare.py --bin .bundle/bin [--json out.json]
 
@@ -92,16 +94,17 @@ def run_axon(bench, axond, perftest, libdir):
             for r in rows if r["pairs"] == 1]
 
 
-def run_axon_cuda(gpu_bench, axond):
+def run_axon_cuda(gpu_bench, axond, perftest, libdir):
     out = tempfile.mktemp(suffix=".json")
     subprocess.run([gpu_bench, "--quick", "--runs", "1", "--iterations", "3", "--axond", axond,
+                    "--perftest", perftest, "--ucx-libdir", libdir,
                     "--run-dir", tempfile.mkdtemp(), "--json", out],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:
         trips = json.load(f)["round_trips"]
     pick = lambda where: [{"size": t["size"], "round_trip_us": t["round_trip_us"]}
                           for t in trips if t["where"] == where]
-    return pick("remote"), pick("local")
+    return pick("direct") or pick("remote"), pick("remote"), pick("local")
 
 
 def main():
@@ -113,20 +116,22 @@ def main():
     args = parser.parse_args()
     b = args.bin
     import torch
-    results = {"cpu": {}, "cuda": {}, "cuda-1d": {}}
+    results = {"cpu": {}, "cuda": {}, "cuda-staged": {}, "cuda-1d": {}}
     results["cpu"]["axon"] = run_axon(f"{b}/axon-bench", f"{b}/axond", f"{b}/ucx_perftest",
                                       args.ucx_libdir)
     results["cpu"]["grpc"] = run_grpc(f"{b}/grpc_echo_bench")
     results["cpu"]["tensorpipe"] = run_tensorpipe("cpu")
     if torch.cuda.is_available():
         results["cuda"]["tensorpipe"] = run_tensorpipe("cuda")
+        results["cuda-staged"]["tensorpipe"] = results["cuda"]["tensorpipe"]
         results["cuda-1d"]["tensorpipe"] = results["cuda"]["tensorpipe"]
         if os.path.exists(f"{b}/gpu-bench"):
-            results["cuda"]["axon"], results["cuda-1d"]["axon"] = run_axon_cuda(
-                f"{b}/gpu-bench", f"{b}/axond")
+            (results["cuda"]["axon"], results["cuda-staged"]["axon"],
+             results["cuda-1d"]["axon"]) = run_axon_cuda(
+                f"{b}/gpu-bench", f"{b}/axond", f"{b}/ucx_perftest", args.ucx_libdir)
     print(f"{'tensor':8} {'size':>10} {'axon rt':>12} {'tensorpipe rt':>14} {'grpc rt':>12} "
           f"{'tp/axon':>8} {'grpc/axon':>9}")
-    for device in ("cpu", "cuda", "cuda-1d"):
+    for device in ("cpu", "cuda", "cuda-staged", "cuda-1d"):
         by = {name: {r["size"]: r["round_trip_us"]["p50"] for r in rows}
               for name, rows in results[device].items()}
         for size in SIZES:

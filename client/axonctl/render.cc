@@ -102,7 +102,7 @@ std::string RenderStats(const v1::StatsResponse& s) {
   Row(out, "gpu copies",
       absl::StrCat(s.gpu_copies(), " copies, ", s.gpu_copy_bytes(), " bytes; ",
                    s.gpu_staged_messages(), " messages staged, ", s.gpu_direct_messages(),
-                   " direct"));
+                   " direct; ", s.gpu_bounce_allocations(), " bounce buffers allocated"));
   std::vector<std::string> calls;
   for (const auto& [method, count] : s.rpc_calls())
     calls.push_back(absl::StrCat(method, "=", count));

@@ -106,6 +106,12 @@ void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8
   in_flight_.emplace(id, std::move(send));
 }
 
+uint64_t RemotePath::bounce_allocations() const {
+  uint64_t n = pinned_->allocations();
+  for (const auto& [device, pool] : device_pools_) n += pool->allocations();
+  return n;
+}
+
 bool RemotePath::DirectWith(const std::string& node) const {
   return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
 }

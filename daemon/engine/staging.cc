@@ -1,8 +1,10 @@
 // RemotePath, part: GPU sends through bounce buffers (device memory of the
-// daemon's own, or pinned host memory), large ones in chunks. The sender copies each piece down and sends it as soon as its
-// copy is done; the receiver lands each chunk where its message landed,
-// copying it up as soon as it arrives. A chunk that could not be staged
-// travels empty, and fails the message.
+// daemon's own, or pinned host memory), large ones in chunks. The sender
+// copies each piece into a bounce buffer and sends it as soon as its copy is
+// done, with at most kChunksInFlight chunks of a send unanswered; the
+// receiver lands each chunk where its message landed, copying it up as soon
+// as it arrives. A chunk that could not be staged, or that follows a
+// failure, travels empty and fails the message.
 #include <algorithm>
 #include <utility>
 
@@ -12,72 +14,87 @@
 namespace axon::daemon {
 
 void RemotePath::Stage(Node& n, Outgoing send) {
-  const int device = GpuDevice(*send.region, send.more);
-  // One piece (any number of parts), or chunks of one large part.
-  const bool chunked = send.more.empty() && send.length > kChunk;
-  const uint64_t count = chunked ? (send.length + kChunk - 1) / kChunk : 1;
-  uint64_t first_id = 0;
-  if (chunked) {
-    send.chunks = std::make_shared<Outgoing::Chunks>();
-    send.chunks->unanswered = count;
-    first_id = next_message_id_;
-    next_message_id_ += count;  // chunk i is first_id + i
-  }
   const bool direct = DirectWith(send.node);
   ++(direct && send.length > limits_.eager_limit ? direct_ : staged_);
   n.staging = true;  // later sends to the node wait for the last piece: order holds
-  const std::vector<absl::Span<const uint8_t>> spans =
-      PartSpans(*send.region, send.offset, send.length, send.more);
-  for (uint64_t i = 0; i < count; ++i) {
-    const uint64_t offset = i * kChunk;
-    const uint64_t bytes = chunked ? std::min(kChunk, send.length - offset) : send.length;
-    // Small pieces go eagerly, which UCX does from host memory.
-    const bool in_device = direct && bytes > limits_.eager_limit;
-    auto buffer = TakeBounce(device, bytes, in_device);
-    absl::Status staged = buffer.status();
-    // Bytes [offset, offset + bytes) of the parts, back to back.
-    uint64_t skip = offset, at = 0;
-    for (absl::Span<const uint8_t> s : spans) {
-      if (!staged.ok() || at == bytes) break;
-      if (skip >= s.size()) {
-        skip -= s.size();
-        continue;
-      }
-      const uint64_t take = std::min<uint64_t>(s.size() - skip, bytes - at);
-      staged = copier_.Copy(device, (*buffer)->data + at, s.data() + skip, take);
-      at += take;
-      skip = 0;
-    }
-    wire::DataBody body;
-    if (chunked) {
-      body = {
-          .message_id = first_id + i, .total = send.length, .offset = offset, .first_id = first_id};
-    }
-    copier_.Then(device, [this, alive = alive_, staged, piece = send,
-                          buffer = buffer.ok() ? *buffer : nullptr, body = std::move(body), bytes,
-                          in_device, last = i + 1 == count](absl::Status copied) mutable {
-      if (!*alive) return;
-      auto it = nodes_.find(piece.node);
-      if (it == nodes_.end()) {  // the node went down meanwhile
-        Finish(piece, absl::UnavailableError(absl::StrCat("node ", piece.node, " went away")));
-        return;
-      }
-      if (last) it->second.staging = false;
-      const absl::Status result = staged.ok() ? copied : staged;
-      if (result.ok()) {
-        std::vector<absl::Span<const uint8_t>> parts{{buffer->data, bytes}};
-        Post(it->second, std::move(piece), std::move(parts), std::move(buffer), std::move(body),
-             in_device ? ucx::MemoryKind::kCuda : ucx::MemoryKind::kHost);
-      } else if (piece.chunks) {
-        // Sent empty: the receiver fails the message; its answer completes this one.
-        if (piece.chunks->status.ok()) piece.chunks->status = result;
-        Post(it->second, std::move(piece), {}, nullptr, std::move(body));
-      } else {
-        Finish(piece, result);
-      }
-      if (last) Drain(it->first);
-    });
+  // One piece (any number of parts), or chunks of one large part.
+  if (!send.more.empty() || send.length <= kChunk) {
+    StagePiece(send, 0, send.length, {}, direct && send.length > limits_.eager_limit, true);
+    return;
   }
+  send.chunks = std::make_shared<Outgoing::Chunks>();
+  Outgoing::Chunks& c = *send.chunks;
+  c.count = (send.length + kChunk - 1) / kChunk;
+  c.unanswered = c.count;
+  c.first_id = next_message_id_;
+  next_message_id_ += c.count;  // chunk i is first_id + i
+  c.direct = direct;
+  while (c.staged < std::min(c.count, kChunksInFlight)) StageNextChunk(send);
+}
+
+void RemotePath::StageNextChunk(const Outgoing& send) {
+  Outgoing::Chunks& c = *send.chunks;
+  const uint64_t i = c.staged++;
+  const uint64_t offset = i * kChunk;
+  const uint64_t bytes = std::min(kChunk, send.length - offset);
+  wire::DataBody body{
+      .message_id = c.first_id + i, .total = send.length, .offset = offset, .first_id = c.first_id};
+  const bool last = i + 1 == c.count;
+  auto it = nodes_.find(send.node);
+  if (c.status.ok()) {
+    // Small pieces go eagerly, which UCX does from host memory.
+    StagePiece(send, offset, bytes, std::move(body), c.direct && bytes > limits_.eager_limit,
+               last);
+    return;
+  }
+  // Failed already (refused, withdrawn, not stageable): no copy.
+  if (last) it->second.staging = false;
+  Post(it->second, send, {}, nullptr, std::move(body));
+  if (last) Drain(send.node);
+}
+
+void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes,
+                            wire::DataBody body, bool in_device, bool last) {
+  const int device = GpuDevice(*send.region, send.more);
+  auto buffer = TakeBounce(device, bytes, in_device);
+  absl::Status staged = buffer.status();
+  // Bytes [offset, offset + bytes) of the parts, back to back.
+  uint64_t skip = offset, at = 0;
+  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
+    if (!staged.ok() || at == bytes) break;
+    if (skip >= s.size()) {
+      skip -= s.size();
+      continue;
+    }
+    const uint64_t take = std::min<uint64_t>(s.size() - skip, bytes - at);
+    staged = copier_.Copy(device, (*buffer)->data + at, s.data() + skip, take);
+    at += take;
+    skip = 0;
+  }
+  copier_.Then(device, [this, alive = alive_, staged, piece = send,
+                        buffer = buffer.ok() ? *buffer : nullptr, body = std::move(body), bytes,
+                        in_device, last](absl::Status copied) mutable {
+    if (!*alive) return;
+    auto it = nodes_.find(piece.node);
+    if (it == nodes_.end()) {  // the node went down meanwhile
+      Finish(piece, absl::UnavailableError(absl::StrCat("node ", piece.node, " went away")));
+      return;
+    }
+    if (last) it->second.staging = false;
+    const absl::Status result = staged.ok() ? copied : staged;
+    if (result.ok()) {
+      std::vector<absl::Span<const uint8_t>> parts{{buffer->data, bytes}};
+      Post(it->second, std::move(piece), std::move(parts), std::move(buffer), std::move(body),
+           in_device ? ucx::MemoryKind::kCuda : ucx::MemoryKind::kHost);
+    } else if (piece.chunks) {
+      // Sent empty: the receiver fails the message; its answer completes this one.
+      if (piece.chunks->status.ok()) piece.chunks->status = result;
+      Post(it->second, std::move(piece), {}, nullptr, std::move(body));
+    } else {
+      Finish(piece, result);
+    }
+    if (last) Drain(it->first);
+  });
 }
 
 void RemotePath::Finish(const Outgoing& send, absl::Status st) {
@@ -86,6 +103,14 @@ void RemotePath::Finish(const Outgoing& send, absl::Status st) {
     return;
   }
   if (!st.ok() && send.chunks->status.ok()) send.chunks->status = std::move(st);
+  // An answer makes room for the next chunk; to a node gone, the chunks
+  // not yet staged never go, and nobody will answer them.
+  Outgoing::Chunks& c = *send.chunks;
+  if (c.staged < c.count && nodes_.count(send.node) == 0) {
+    c.unanswered -= c.count - c.staged;
+    c.staged = c.count;
+  }
+  if (c.staged < c.count) StageNextChunk(send);
   if (--send.chunks->unanswered > 0) return;
   const absl::Status result = send.chunks->status;
   hooks_.complete(send.session, send.op_id, result, result.ok() ? send.length : 0, send.tag);

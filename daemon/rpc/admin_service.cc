@@ -109,6 +109,7 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
     response->set_gpu_copy_bytes(gpu->copy_bytes);
     response->set_gpu_staged_messages(gpu->staged);
     response->set_gpu_direct_messages(gpu->direct);
+    response->set_gpu_bounce_allocations(gpu->bounce_allocations);
   }
   return grpc::Status::OK;
 }

@@ -164,6 +164,12 @@ TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
     EXPECT_EQ(Stats(sending()).gpu_direct_messages(), 5u);
     EXPECT_EQ(Stats(receiving()).gpu_direct_messages(), 5u);
   }
+  if (remote()) {
+    // 1 GiB went in 128 chunks, at most 32 of them in bounce buffers at
+    // once (each side), and the buffers were reused (without the bound: 128+).
+    EXPECT_LE(Stats(sending()).gpu_bounce_allocations(), 48u);
+    EXPECT_LE(Stats(receiving()).gpu_bounce_allocations(), 48u);
+  }
 }
 
 TEST_P(GpuTest, HostToGpuAndBack) {
@@ -239,16 +245,17 @@ TEST_P(GpuTest, VmmBuffersSharedByFd) {
   EXPECT_GE(Stats(sending()).gpu_vmm_imports(), 1u);
 }
 
-// A send larger than RemotePath::kChunk crosses daemons in chunks: refused
-// (no room), withdrawn (cancel) and then delivered, the daemons stay sound.
+// A send larger than RemotePath::kChunk crosses daemons in chunks, 32 at a
+// time: refused (no room), withdrawn (cancel) and then delivered, the daemons
+// stay sound. Chunks staged after a failure travel empty.
 TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
-  constexpr size_t kBytes = size_t{40} << 20;  // 5 chunks
+  constexpr size_t kBytes = size_t{320} << 20;  // 40 chunks
   DeviceAllocation source(kBytes), target(kBytes);
   ASSERT_TRUE(source.data && target.data && FillDevice(source.data, kBytes, 8));
   auto from = sender_->RegisterCuda(source.data, kBytes);
   auto into = receiver_->RegisterCuda(target.data, kBytes);
   ASSERT_TRUE(from.ok() && into.ok());
-  // No room: a 1 MiB buffer for 40 MiB.
+  // No room: a 1 MiB buffer for 320 MiB.
   auto small = receiver_->PostRecv("b", 1, *into, 0, 1 << 20);
   auto big = sender_->Send("a", To("b"), 1, *from, 0, kBytes);
   ASSERT_TRUE(small.ok() && big.ok());
