@@ -1,6 +1,6 @@
 // GPU tensors through real daemons: same node (a device-to-device copy in
-// the daemon) and across two daemons (staged through pinned host buffers);
-// host to GPU and back;
+// the daemon) and across two daemons (the direct path, and staged through
+// pinned host buffers); host to GPU and back;
 // gather sends with a GPU part; VMM buffers shared by fd; a client killed
 // with GPU buffers in flight; handles that do not open. Checksums are
 // computed by kernels. Every test skips cleanly without a GPU.
@@ -24,6 +24,7 @@
 #include "common/wire/session.h"
 #include "tests/gpu/kernels.h"
 #include "tests/support/cluster.h"
+#include "tests/support/pair_test.h"
 
 #ifdef AXON_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -82,58 +83,29 @@ v1::StatsResponse Stats(const Axond& axond) {
   return stats;
 }
 
-class GpuTest : public ::testing::TestWithParam<Path> {
+class GpuTest : public ::testing::TestWithParam<Path>, protected Pair {
  protected:
-  bool remote() const { return GetParam() != Path::kLocal; }
-
   void SetUp() override {
     if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
-    if (remote()) {
-      cluster_ = std::make_unique<Cluster>(
-          dir_, std::vector<std::string>{"node-a", "node-b"},
-          std::vector<std::string>{GetParam() == Path::kDirect ? "gpu.remote_path=direct"
-                                                               : "gpu.remote_path=staging"});
-      ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
-          << cluster_->daemons[0]->process().Log();
-    } else {
-      local_ = std::make_unique<Axond>(dir_);
-      ASSERT_TRUE(local_->WaitReady()) << local_->process().Log();
-    }
-    auto a = Client::Connect({.socket_path = sending().socket(), .client_name = "gpu-sender"});
-    auto b = Client::Connect({.socket_path = receiving().socket(), .client_name = "gpu-receiver"});
-    ASSERT_TRUE(a.ok() && b.ok());
-    sender_ = *std::move(a);
-    receiver_ = *std::move(b);
-    ASSERT_TRUE(sender_->BindEndpoint("a").ok());
-    ASSERT_TRUE(receiver_->BindEndpoint("b").ok());
-  }
-
-  Axond& sending() { return remote() ? *cluster_->daemons[0] : *local_; }
-  Axond& receiving() { return remote() ? *cluster_->daemons[1] : *local_; }
-  std::string To(const std::string& name) const {
-    return (remote() ? "node-b/" : "node-a/") + name;
+    StartPair(GetParam() != Path::kLocal,
+              {GetParam() == Path::kDirect ? "gpu.remote_path=direct" : "gpu.remote_path=staging"});
   }
 
   // Sends [0, bytes) of `from` into `into` and waits for both sides.
   void Move(const Buffer& from, const Buffer& into, size_t bytes, uint64_t tag) {
     auto recv = receiver_->PostRecv("b", tag, into, 0, bytes);
     ASSERT_TRUE(recv.ok()) << recv.status();
-    auto send = sender_->Send("a", To("b"), tag, from, 0, bytes);
+    auto send = sender_->Send("a", At("b"), tag, from, 0, bytes);
     ASSERT_TRUE(send.ok()) << send.status();
     auto sent = sender_->Wait(*send, 20000);
     auto got = receiver_->Wait(*recv, 20000);
     ASSERT_TRUE(sent.ok() && got.ok()) << sent.status() << got.status() << "\n"
-                                       << sending().process().Log() << "\n"
-                                       << receiving().process().Log();
+                                       << sending_daemon().process().Log() << "\n"
+                                       << receiving_daemon().process().Log();
     ASSERT_TRUE(sent->status.ok()) << bytes << " bytes: " << sent->status;
     ASSERT_TRUE(got->status.ok()) << bytes << " bytes: " << got->status;
     EXPECT_EQ(got->length, bytes);
   }
-
-  TempDir dir_;
-  std::unique_ptr<Axond> local_;
-  std::unique_ptr<Cluster> cluster_;
-  std::unique_ptr<Client> sender_, receiver_;
 };
 
 TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
@@ -154,21 +126,21 @@ TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
     EXPECT_EQ(DeviceSum(target.data, bytes), DeviceSum(source.data, bytes));
   }
   // Registered once: repeat sends registered nothing more.
-  EXPECT_EQ(Stats(sending()).gpu_registrations(), remote() ? 1u : 2u);
-  EXPECT_GT(Stats(remote() ? receiving() : sending()).gpu_copies(), 0u);
+  EXPECT_EQ(Stats(sending_daemon()).gpu_registrations(), remote() ? 1u : 2u);
+  EXPECT_GT(Stats(remote() ? receiving_daemon() : sending_daemon()).gpu_copies(), 0u);
   if (GetParam() == Path::kStaging) {
-    EXPECT_GT(Stats(sending()).gpu_staged_messages(), 0u);
-    EXPECT_EQ(Stats(sending()).gpu_direct_messages(), 0u);
+    EXPECT_GT(Stats(sending_daemon()).gpu_staged_messages(), 0u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 0u);
   }
   if (GetParam() == Path::kDirect) {  // the five sizes above the eager limit
-    EXPECT_EQ(Stats(sending()).gpu_direct_messages(), 5u);
-    EXPECT_EQ(Stats(receiving()).gpu_direct_messages(), 5u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 5u);
+    EXPECT_EQ(Stats(receiving_daemon()).gpu_direct_messages(), 5u);
   }
   if (remote()) {
     // 1 GiB went in 128 chunks, at most 32 of them in bounce buffers at
     // once (each side), and the buffers were reused (without the bound: 128+).
-    EXPECT_LE(Stats(sending()).gpu_bounce_allocations(), 48u);
-    EXPECT_LE(Stats(receiving()).gpu_bounce_allocations(), 48u);
+    EXPECT_LE(Stats(sending_daemon()).gpu_bounce_allocations(), 48u);
+    EXPECT_LE(Stats(receiving_daemon()).gpu_bounce_allocations(), 48u);
   }
 }
 
@@ -216,7 +188,7 @@ TEST_P(GpuTest, GatherSendWithAHostHeaderAndGpuTensors) {
   auto recv = receiver_->PostRecv("b", 7, *into, 0, 64 + 2 * kTensor);
   ASSERT_TRUE(recv.ok());
   const View parts[] = {{&*header, 0, 64}, {&*b1, 0, kTensor}, {&*b2, 0, kTensor}};
-  auto send = sender_->Send("a", To("b"), 7, parts);
+  auto send = sender_->Send("a", At("b"), 7, parts);
   ASSERT_TRUE(send.ok()) << send.status();
   auto sent = sender_->Wait(*send, 30000);
   auto got = receiver_->Wait(*recv, 30000);
@@ -242,7 +214,7 @@ TEST_P(GpuTest, VmmBuffersSharedByFd) {
   ASSERT_TRUE(FillDevice(from->data(), kBytes, 21));
   Move(*from, *into, kBytes, 1);
   EXPECT_EQ(DeviceSum(into->data(), kBytes), DeviceSum(from->data(), kBytes));
-  EXPECT_GE(Stats(sending()).gpu_vmm_imports(), 1u);
+  EXPECT_GE(Stats(sending_daemon()).gpu_vmm_imports(), 1u);
 }
 
 // A send larger than RemotePath::kChunk crosses daemons in chunks, 32 at a
@@ -257,7 +229,7 @@ TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
   ASSERT_TRUE(from.ok() && into.ok());
   // No room: a 1 MiB buffer for 320 MiB.
   auto small = receiver_->PostRecv("b", 1, *into, 0, 1 << 20);
-  auto big = sender_->Send("a", To("b"), 1, *from, 0, kBytes);
+  auto big = sender_->Send("a", At("b"), 1, *from, 0, kBytes);
   ASSERT_TRUE(small.ok() && big.ok());
   auto refused = sender_->Wait(*big, 20000);
   auto too_small = receiver_->Wait(*small, 20000);
@@ -265,7 +237,7 @@ TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
   EXPECT_EQ(refused->status.code(), absl::StatusCode::kResourceExhausted) << refused->status;
   EXPECT_EQ(too_small->status.code(), absl::StatusCode::kResourceExhausted);
   // Withdrawn before anyone posts a receive.
-  auto waiting = sender_->Send("a", To("b"), 2, *from, 0, kBytes);
+  auto waiting = sender_->Send("a", At("b"), 2, *from, 0, kBytes);
   ASSERT_TRUE(waiting.ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let it reach the other side
   (void)sender_->Cancel(*waiting);

@@ -1,6 +1,7 @@
 // Test support: a sending and a receiving client, each attached to its own
 // daemon (remote: node-a and node-b, peered over UCX) or both to one
-// (local). Parameterised on remote.
+// (local). PairTest is parameterised on remote; fixtures with other
+// parameters derive from Pair and call StartPair.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -24,15 +25,18 @@ inline uint64_t Checksum(const void* data, size_t size) {
 // The daemons' eager limit in these tests.
 inline constexpr size_t kTestEagerLimit = 16384;
 
-class PairTest : public ::testing::TestWithParam<bool> {
+class Pair {
  protected:
-  bool remote() const { return GetParam(); }
+  bool remote() const { return remote_; }
 
-  void SetUp() override {
-    if (remote()) {
-      cluster_ = std::make_unique<Cluster>(
-          dir_, std::vector<std::string>{"node-a", "node-b"},
-          std::vector<std::string>{"peers.eager_limit=" + std::to_string(kTestEagerLimit)});
+  // Starts the daemons (two peered ones with `sets` added, or one) and the
+  // two clients, bound to endpoints "a" (sender) and "b" (receiver).
+  void StartPair(bool remote, std::vector<std::string> sets = {}) {
+    remote_ = remote;
+    if (remote_) {
+      sets.push_back("peers.eager_limit=" + std::to_string(kTestEagerLimit));
+      cluster_ = std::make_unique<Cluster>(dir_, std::vector<std::string>{"node-a", "node-b"},
+                                           std::move(sets));
       ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
           << cluster_->daemons[0]->process().Log();
     } else {
@@ -56,10 +60,16 @@ class PairTest : public ::testing::TestWithParam<bool> {
     return (remote() ? "node-b/" : "node-a/") + name;
   }
 
+  bool remote_ = false;
   TempDir dir_;
   std::unique_ptr<Axond> local_;
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Client> sender_, receiver_;
+};
+
+class PairTest : public ::testing::TestWithParam<bool>, protected Pair {
+ protected:
+  void SetUp() override { StartPair(GetParam()); }
 };
 
 inline std::string PathName(const ::testing::TestParamInfo<bool>& p) {
