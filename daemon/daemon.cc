@@ -142,7 +142,9 @@ absl::Status Daemon::StartPeers() {
   }
   PeerOptions options{.node_name = cfg.node.name,
                       .config = cfg.peers,
-                      .capabilities = ucx_->info().cuda_memory ? wire::kCapCudaMemory : 0,
+                      // Peers send CUDA memory only to a node that takes it:
+                      // its UCX can, and its gpu.remote_path allows it.
+                      .capabilities = state_.gpu_direct ? wire::kCapCudaMemory : 0,
                       .transports = ucx_->info().transports};
   // For tests of version negotiation only: speak another wire version.
   if (const char* v = std::getenv("AXON_TEST_WIRE_VERSION"); v != nullptr) {

@@ -31,7 +31,9 @@ inline constexpr size_t kMaxReason = 512;
 inline constexpr size_t kMaxWorkerAddress = 32 * 1024;
 
 // Capability bits.
-inline constexpr uint64_t kCapCudaMemory = 1;  // UCX can send/receive CUDA memory
+// The node takes GPU data in CUDA memory (the direct path): its UCX can, and
+// its gpu.remote_path is auto or direct.
+inline constexpr uint64_t kCapCudaMemory = 1;
 
 using Nonce = std::array<uint8_t, kNonceSize>;
 

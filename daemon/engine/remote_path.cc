@@ -28,7 +28,7 @@ void RemotePath::SendFromLoop(Outgoing send) {
     hooks_.complete(send.session, send.op_id, st, 0, 0);
     return;
   }
-  Node& n = nodes_[send.node];
+  Node& n = NodeNamed(send.node);
   if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty() || n.staging) {
     n.waiting.push_back(std::move(send));  // keeps order behind the window
     return;
@@ -60,8 +60,9 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
   if (GpuDevice(*send.region, send.more) >= 0) {
     if (limits_.gpu_direct_only && !DirectWith(send.node)) {
       Finish(send, absl::FailedPreconditionError(absl::StrCat(
-                       "gpu.remote_path is direct, but the UCX of node ", send.node,
-                       " does not take CUDA memory; set gpu.remote_path to auto to stage")));
+                       "gpu.remote_path is direct, but node ", send.node,
+                       " does not take CUDA memory (its UCX cannot, or its gpu.remote_path is "
+                       "staging); set gpu.remote_path to auto to stage")));
       return;
     }
     Stage(n, std::move(send));
@@ -116,15 +117,28 @@ bool RemotePath::DirectWith(const std::string& node) const {
   return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
 }
 
-absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> RemotePath::TakeBounce(int device,
-                                                                          uint64_t bytes,
-                                                                          bool direct) {
+RemotePath::Node& RemotePath::NodeNamed(const std::string& name) {
+  auto [it, added] = nodes_.try_emplace(name);
+  if (added) it->second.generation = next_generation_++;
+  return it->second;
+}
+
+absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t bytes,
+                                                          bool direct) {
   // Pinned in the copying device's context (see BufferPool::Pinned).
   if (auto st = cuda::UseDevice(device); !st.ok()) return st;
-  if (!direct) return pinned_->Take(bytes);
-  auto& pool = device_pools_[device];
-  if (!pool) pool = BufferPool::Device(uint64_t{1} << 30);
-  return pool->Take(bytes);
+  if (direct) {
+    auto& pool = device_pools_[device];
+    if (!pool) pool = BufferPool::Device(kChunksInFlight * kChunk);
+    auto buffer = pool->Take(bytes);
+    if (buffer.ok()) return Bounce{*std::move(buffer), ucx::MemoryKind::kCuda};
+    // The clients' GPU is full (a caching allocator holds it): stage.
+    spdlog::debug("no GPU memory for a {}-byte bounce buffer ({}); staging through host memory",
+                  bytes, buffer.status().message());
+  }
+  auto buffer = pinned_->Take(bytes);
+  if (!buffer.ok()) return buffer.status();
+  return Bounce{*std::move(buffer), ucx::MemoryKind::kHost};
 }
 
 void RemotePath::Drain(const std::string& node) {
@@ -188,7 +202,7 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
     RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
     return;
   }
-  Node& n = nodes_[node];
+  Node& n = NodeNamed(node);
   if (sequence != n.next_receive_sequence) {
     if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
       RefuseFromLoop(*in, absl::InvalidArgumentError(
@@ -255,20 +269,22 @@ void RemotePath::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region>
 void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                             uint8_t* into, std::function<void(absl::Status)> then) {
   const uint64_t length = message->bytes;
-  const bool direct = DirectWith(message->node);
-  auto buffer = TakeBounce(region->device(), length, direct);
-  if (!buffer.ok()) {
+  auto bounce = TakeBounce(region->device(), length, DirectWith(message->node));
+  if (!bounce.ok()) {
     // Leave the data on the sender: the answer releases it there.
     message->pending.reset();
-    then(buffer.status());
+    then(bounce.status());
     return;
   }
-  if (!message->chunked || message->offset == 0) ++(direct ? direct_ : staged_);
-  uint8_t* bounce = (*buffer)->data;
+  if (!message->chunked || message->offset == 0) {
+    ++(bounce->memory == ucx::MemoryKind::kCuda ? direct_ : staged_);
+  }
+  uint8_t* data = bounce->buffer->data;
+  const ucx::MemoryKind memory = bounce->memory;
   worker_.ReceiveData(
-      std::move(message->pending), bounce,
-      [this, alive = alive_, message, region = std::move(region), into, length, buffer = *buffer,
-       then = std::move(then)](const absl::Status& st) {
+      std::move(message->pending), data,
+      [this, alive = alive_, message, region = std::move(region), into, length,
+       buffer = std::move(bounce->buffer), then = std::move(then)](const absl::Status& st) {
         if (!*alive) return;
         if (!st.ok()) {
           then(absl::UnavailableError(
@@ -284,7 +300,7 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
           if (*alive) then(up);
         });
       },
-      direct ? ucx::MemoryKind::kCuda : ucx::MemoryKind::kHost);
+      memory);
 }
 
 void RemotePath::Landed(const Incoming& message, const absl::Status& st,
@@ -321,7 +337,7 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   absl::Status status = ack.status();
   if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
   Finish(send, status);
-  --nodes_[node].in_flight;
+  --NodeNamed(node).in_flight;
   Drain(node);
 }
 

@@ -94,6 +94,7 @@ struct Outgoing {
   uint64_t length = 0;     // of the whole message
   std::vector<Part> more;  // a gather send: the parts after [offset, offset + ...)
   absl::Status aborted;    // set when withdrawn: the reason its CANCELLED ack reports
+  uint64_t generation = 0;  // of the node's connection it was staged on
   // A chunk of a chunked send: the send completes once every chunk is
   // answered, with the first failure.
   struct Chunks {
@@ -170,9 +171,10 @@ class RemotePath {
 
  private:
   struct Node {
+    uint64_t generation = 0;  // a new one per connection (nodes_ entry)
     uint64_t in_flight = 0;
     std::deque<Outgoing> waiting;  // behind the window, or behind a send being staged
-    bool staging = false;          // a GPU send is being copied to host memory
+    bool staging = false;          // a GPU send's first piece is being copied
     uint64_t next_send_sequence = 1;
     uint64_t next_receive_sequence = 1;
     std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
@@ -185,20 +187,28 @@ class RemotePath {
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
   void Transmit(Node& n, Outgoing send);
+  // nodes_[name], given a fresh generation when new.
+  Node& NodeNamed(const std::string& name);
+  // The node `send` was staged on, if that connection is still there.
+  Node* Live(const Outgoing& send);
   // Whether GPU data to or from `node` goes in device memory.
   bool DirectWith(const std::string& node) const;
   // A bounce buffer for `bytes` bytes copied on `device`: device memory of
-  // its own (`direct`), or pinned host memory.
-  absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> TakeBounce(int device, uint64_t bytes,
-                                                                 bool direct);
+  // its own (`direct`), or pinned host memory (also when no device memory
+  // is left).
+  struct Bounce {
+    std::shared_ptr<BufferPool::Buffer> buffer;
+    ucx::MemoryKind memory = ucx::MemoryKind::kHost;
+  };
+  absl::StatusOr<Bounce> TakeBounce(int device, uint64_t bytes, bool direct);
   // Copies a GPU send into bounce buffers, and sends each as its copy
   // finishes: one buffer, or kChunk-sized chunks of a large single-part send,
   // kChunksInFlight at a time.
   void Stage(Node& n, Outgoing send);
-  // Copies piece `index` of `send` (bytes [offset, offset + bytes)) into a
-  // bounce buffer and posts it when copied; `body` carries a chunk's fields.
+  // Copies bytes [offset, offset + bytes) of `send` into a bounce buffer
+  // and posts them when copied; `body` carries a chunk's fields.
   void StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes, wire::DataBody body,
-                  bool in_device, bool last);
+                  bool in_device);
   // Stages chunk `send.chunks->staged` of a chunked send: copied, or sent
   // empty once the send has failed (the receiver answers it either way).
   void StageNextChunk(const Outgoing& send);
@@ -253,11 +263,13 @@ class RemotePath {
   PeerManager& peers_;
   GpuCopier& copier_;
   // Bounce buffers: pinning is slow (~0.1 s per 256 MiB), so up to 1 GiB
-  // of them stay pinned and idle between messages; the same for device
-  // buffers, per device (reused buffers also keep the peer's UCX from
-  // opening a new IPC mapping for each message).
+  // of them stay pinned and idle between messages; device buffers, taken
+  // from the clients' GPU, up to 256 MiB per device (one send's window;
+  // reused buffers also keep the peer's UCX from opening a new IPC mapping
+  // for each message).
   std::shared_ptr<BufferPool> pinned_ = BufferPool::Pinned(uint64_t{1} << 30);
-  std::map<int, std::shared_ptr<BufferPool>> device_pools_;
+  std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // 256 MiB idle each
+  uint64_t next_generation_ = 1;
   uint64_t staged_ = 0, direct_ = 0;
   const Limits limits_;
   Hooks hooks_;

@@ -16,10 +16,14 @@ namespace axon::daemon {
 void RemotePath::Stage(Node& n, Outgoing send) {
   const bool direct = DirectWith(send.node);
   ++(direct && send.length > limits_.eager_limit ? direct_ : staged_);
-  n.staging = true;  // later sends to the node wait for the last piece: order holds
+  send.generation = n.generation;
+  // Later sends to the node wait until this one's first piece is posted:
+  // order holds (later chunks may follow later messages; the receiver sorts
+  // them by message).
+  n.staging = true;
   // One piece (any number of parts), or chunks of one large part.
   if (!send.more.empty() || send.length <= kChunk) {
-    StagePiece(send, 0, send.length, {}, direct && send.length > limits_.eager_limit, true);
+    StagePiece(send, 0, send.length, {}, direct && send.length > limits_.eager_limit);
     return;
   }
   send.chunks = std::make_shared<Outgoing::Chunks>();
@@ -32,6 +36,11 @@ void RemotePath::Stage(Node& n, Outgoing send) {
   while (c.staged < std::min(c.count, kChunksInFlight)) StageNextChunk(send);
 }
 
+RemotePath::Node* RemotePath::Live(const Outgoing& send) {
+  auto it = nodes_.find(send.node);
+  return it != nodes_.end() && it->second.generation == send.generation ? &it->second : nullptr;
+}
+
 void RemotePath::StageNextChunk(const Outgoing& send) {
   Outgoing::Chunks& c = *send.chunks;
   const uint64_t i = c.staged++;
@@ -39,25 +48,22 @@ void RemotePath::StageNextChunk(const Outgoing& send) {
   const uint64_t bytes = std::min(kChunk, send.length - offset);
   wire::DataBody body{
       .message_id = c.first_id + i, .total = send.length, .offset = offset, .first_id = c.first_id};
-  const bool last = i + 1 == c.count;
-  auto it = nodes_.find(send.node);
-  if (c.status.ok()) {
+  Node* n = Live(send);
+  if (c.status.ok() || n == nullptr) {
     // Small pieces go eagerly, which UCX does from host memory.
-    StagePiece(send, offset, bytes, std::move(body), c.direct && bytes > limits_.eager_limit,
-               last);
+    StagePiece(send, offset, bytes, std::move(body), c.direct && bytes > limits_.eager_limit);
     return;
   }
-  // Failed already (refused, withdrawn, not stageable): no copy.
-  if (last) it->second.staging = false;
-  Post(it->second, send, {}, nullptr, std::move(body));
-  if (last) Drain(send.node);
+  // Failed already (refused, withdrawn, not stageable): no copy. Never
+  // chunk 0, which went first.
+  Post(*n, send, {}, nullptr, std::move(body));
 }
 
 void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes,
-                            wire::DataBody body, bool in_device, bool last) {
+                            wire::DataBody body, bool in_device) {
   const int device = GpuDevice(*send.region, send.more);
-  auto buffer = TakeBounce(device, bytes, in_device);
-  absl::Status staged = buffer.status();
+  auto bounce = TakeBounce(device, bytes, in_device);
+  absl::Status staged = bounce.status();
   // Bytes [offset, offset + bytes) of the parts, back to back.
   uint64_t skip = offset, at = 0;
   for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
@@ -67,33 +73,36 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
       continue;
     }
     const uint64_t take = std::min<uint64_t>(s.size() - skip, bytes - at);
-    staged = copier_.Copy(device, (*buffer)->data + at, s.data() + skip, take);
+    staged = copier_.Copy(device, bounce->buffer->data + at, s.data() + skip, take);
     at += take;
     skip = 0;
   }
+  // The first piece of a send (the only one, or chunk 0) releases the order.
+  const bool first = offset == 0;
   copier_.Then(device, [this, alive = alive_, staged, piece = send,
-                        buffer = buffer.ok() ? *buffer : nullptr, body = std::move(body), bytes,
-                        in_device, last](absl::Status copied) mutable {
+                        bounce = bounce.ok() ? *std::move(bounce) : Bounce{},
+                        body = std::move(body), bytes, first](absl::Status copied) mutable {
     if (!*alive) return;
-    auto it = nodes_.find(piece.node);
-    if (it == nodes_.end()) {  // the node went down meanwhile
+    Node* n = Live(piece);
+    if (n == nullptr) {  // the node went down meanwhile
       Finish(piece, absl::UnavailableError(absl::StrCat("node ", piece.node, " went away")));
       return;
     }
-    if (last) it->second.staging = false;
+    if (first) n->staging = false;
+    const std::string node = piece.node;  // `piece` moves on below
     const absl::Status result = staged.ok() ? copied : staged;
     if (result.ok()) {
-      std::vector<absl::Span<const uint8_t>> parts{{buffer->data, bytes}};
-      Post(it->second, std::move(piece), std::move(parts), std::move(buffer), std::move(body),
-           in_device ? ucx::MemoryKind::kCuda : ucx::MemoryKind::kHost);
+      std::vector<absl::Span<const uint8_t>> parts{{bounce.buffer->data, bytes}};
+      Post(*n, std::move(piece), std::move(parts), std::move(bounce.buffer), std::move(body),
+           bounce.memory);
     } else if (piece.chunks) {
       // Sent empty: the receiver fails the message; its answer completes this one.
       if (piece.chunks->status.ok()) piece.chunks->status = result;
-      Post(it->second, std::move(piece), {}, nullptr, std::move(body));
+      Post(*n, std::move(piece), {}, nullptr, std::move(body));
     } else {
       Finish(piece, result);
     }
-    if (last) Drain(it->first);
+    if (first) Drain(node);
   });
 }
 
@@ -103,16 +112,17 @@ void RemotePath::Finish(const Outgoing& send, absl::Status st) {
     return;
   }
   if (!st.ok() && send.chunks->status.ok()) send.chunks->status = std::move(st);
-  // An answer makes room for the next chunk; to a node gone, the chunks
-  // not yet staged never go, and nobody will answer them.
+  // An answer makes room for the next chunk. To a node gone or down, the
+  // chunks not yet staged never go, and nobody will answer them: all at
+  // once (not one by one, each failing to post: a deep recursion).
   Outgoing::Chunks& c = *send.chunks;
-  if (c.staged < c.count && nodes_.count(send.node) == 0) {
+  if (c.staged < c.count && (Live(send) == nullptr || !peers_.CheckUpFromLoop(send.node).ok())) {
     c.unanswered -= c.count - c.staged;
     c.staged = c.count;
   }
   if (c.staged < c.count) StageNextChunk(send);
-  if (--send.chunks->unanswered > 0) return;
-  const absl::Status result = send.chunks->status;
+  if (--c.unanswered > 0) return;
+  const absl::Status result = c.status;
   hooks_.complete(send.session, send.op_id, result, result.ok() ? send.length : 0, send.tag);
 }
 

@@ -83,10 +83,28 @@ v1::StatsResponse Stats(const Axond& axond) {
   return stats;
 }
 
+// Whether this machine's UCX moves CUDA memory, so that the direct path
+// starts: asked of one daemon, once.
+bool DirectPathAvailable(const TempDir& dir) {
+  static const bool available = [&] {
+    Axond probe(dir, AxondOptions{.instance = "probe", .sets = {"gpu.remote_path=staging"}});
+    if (!probe.WaitReady()) return false;
+    v1::StatusResponse status;
+    return google::protobuf::util::JsonStringToMessage(probe.Ctl({"--json", "status"}).out,
+                                                       &status)
+               .ok() &&
+           status.ucx().cuda_memory_supported();
+  }();
+  return available;
+}
+
 class GpuTest : public ::testing::TestWithParam<Path>, protected Pair {
  protected:
   void SetUp() override {
     if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
+    if (GetParam() == Path::kDirect && !DirectPathAvailable(dir_)) {
+      GTEST_SKIP() << "this UCX cannot move CUDA memory: no direct path";
+    }
     StartPair(GetParam() != Path::kLocal,
               {GetParam() == Path::kDirect ? "gpu.remote_path=direct" : "gpu.remote_path=staging"});
   }
@@ -247,6 +265,38 @@ TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
   // And a delivery after both.
   Move(*from, *into, kBytes, 3);
   EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
+}
+
+// A chunked send nobody receives yet holds up nothing else to that node:
+// only its first chunk keeps the order, the rest wait for answers.
+TEST_P(GpuTest, AnUnmatchedLargeSendHoldsUpNothingElse) {
+  constexpr size_t kBytes = size_t{320} << 20;  // 40 chunks, more than one window
+  DeviceAllocation source(kBytes);
+  ASSERT_TRUE(source.data && FillDevice(source.data, kBytes, 4));
+  auto from = sender_->RegisterCuda(source.data, kBytes);
+  ASSERT_TRUE(from.ok()) << from.status();
+  auto big = sender_->Send("a", At("b"), 1, *from, 0, kBytes);  // no receive posted
+  ASSERT_TRUE(big.ok());
+  // A small host message to another endpoint on that node, sent after it.
+  ASSERT_TRUE(receiver_->BindEndpoint("c").ok());
+  auto note = sender_->AllocateHost(64);
+  auto inbox = receiver_->AllocateHost(64);
+  ASSERT_TRUE(note.ok() && inbox.ok());
+  FillHost(note->data(), 64, 9);
+  auto recv = receiver_->PostRecv("c", 2, *inbox, 0, 64);
+  auto send = sender_->Send("a", At("c"), 2, *note, 0, 64);
+  ASSERT_TRUE(recv.ok() && send.ok());
+  auto got = receiver_->Wait(*recv, 10000);
+  auto sent = sender_->Wait(*send, 10000);
+  ASSERT_TRUE(got.ok() && sent.ok()) << got.status() << sent.status();
+  EXPECT_TRUE(got->status.ok()) << got->status;
+  EXPECT_TRUE(sent->status.ok()) << sent->status;
+  EXPECT_EQ(ChecksumHost(inbox->data(), 64), ChecksumHost(note->data(), 64));
+  // The large one is still waiting; withdrawn, it says so.
+  (void)sender_->Cancel(*big);
+  auto cancelled = sender_->Wait(*big, 20000);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status.code(), absl::StatusCode::kCancelled) << cancelled->status;
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, GpuTest,
