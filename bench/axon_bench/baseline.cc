@@ -73,16 +73,14 @@ absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std:
     const char* old = std::getenv("LD_LIBRARY_PATH");
     env.push_back(absl::StrCat("LD_LIBRARY_PATH=", library_path_, old ? ":" : "", old ? old : ""));
   }
-  const pid_t server =
-      Spawn({binary_, "-p", std::to_string(port), "-m", memory}, env, server_log);
+  const pid_t server = Spawn({binary_, "-p", std::to_string(port), "-m", memory}, env, server_log);
   if (server < 0) return absl::InternalError("cannot start ucx_perftest");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const pid_t client =
-      Spawn({binary_, "127.0.0.1", "-p", std::to_string(port), "-t", test, "-s",
-             std::to_string(size), "-n", std::to_string(iterations), "-w",
-             std::to_string(std::max(1, iterations / 10)), "-W", std::to_string(window), "-m",
-             memory, "-f"},
-            env, client_log);
+  const pid_t client = Spawn(
+      {binary_, "127.0.0.1", "-p", std::to_string(port), "-t", test, "-s", std::to_string(size),
+       "-n", std::to_string(iterations), "-w", std::to_string(std::max(1, iterations / 10)), "-W",
+       std::to_string(window), "-m", memory, "-f"},
+      env, client_log);
   const int code = client < 0 ? -1 : WaitExit(client, std::chrono::seconds(120));
   WaitExit(server, std::chrono::seconds(5));
   std::ifstream in(client_log);

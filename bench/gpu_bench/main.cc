@@ -24,9 +24,9 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <tuple>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -172,8 +172,7 @@ struct Nodes {
   std::string remote_rx_address, sender_address;
 };
 
-absl::StatusOr<std::unique_ptr<axon::Client>> Connect(const std::string& socket,
-                                                      const char* name) {
+absl::StatusOr<std::unique_ptr<axon::Client>> Connect(const std::string& socket, const char* name) {
   auto c = axon::Client::Connect({.socket_path = socket, .client_name = name});
   for (int i = 0; i < 100 && !c.ok(); ++i) {  // the daemon is starting
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -247,7 +246,8 @@ int main(int argc, char** argv) {
   app.add_option("--runs", o.runs, "runs per figure (the median is reported)");
   app.add_option("--iterations", o.iterations, "transfers per run");
   app.add_option("--json", o.json, "also write the results as JSON here");
-  app.add_option("--perftest", o.perftest, "ucx_perftest of the same UCX (the direct rows' baseline)")
+  app.add_option("--perftest", o.perftest,
+                 "ucx_perftest of the same UCX (the direct rows' baseline)")
       ->capture_default_str();
   app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
   app.add_flag("--quick", o.quick, "sizes up to 64 MiB only");
@@ -283,7 +283,8 @@ int main(int argc, char** argv) {
   axon::Client& sender = *staged.sender;
   axon::Client& local_rx = *staged.local_rx;
   axon::bench::Perftest perftest(o.perftest, o.ucx_libdir);
-  if (!perftest.available()) std::fprintf(stderr, "gpu-bench: no ucx_perftest: no direct baseline\n");
+  if (!perftest.available())
+    std::fprintf(stderr, "gpu-bench: no ucx_perftest: no direct baseline\n");
 
   void *src = nullptr, *dst = nullptr, *dst2 = nullptr, *host = nullptr;
   Check(cudaMalloc(&src, max), "cudaMalloc");
@@ -324,8 +325,8 @@ int main(int argc, char** argv) {
     rows.push_back(local);
     Row remote{.where = "remote", .size = size, .baseline = "min(pinned D2H, H2D)"};
     remote.base_gbps = std::min(CopyRate(host, src, size, o), CopyRate(dst2, host, size, o));
-    remote.axon_gbps = AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from,
-                                remote_into, size, o);
+    remote.axon_gbps =
+        AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from, remote_into, size, o);
     rows.push_back(remote);
     if (direct) {
       Row dir{.where = "direct", .size = size, .baseline = "ucx_perftest am_bw -m cuda"};

@@ -94,10 +94,9 @@ void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8
   for (const auto& p : parts) payload += p.size();
   const auto protocol =
       payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
-  auto st =
-      peers_.SendDataFromLoop(send.node, wire::MessageType::kData, wire::EncodeData(body),
-                              std::move(parts), std::move(keep), protocol, n.next_send_sequence,
-                              memory);
+  auto st = peers_.SendDataFromLoop(send.node, wire::MessageType::kData, wire::EncodeData(body),
+                                    std::move(parts), std::move(keep), protocol,
+                                    n.next_send_sequence, memory);
   if (!st.ok()) {
     Finish(send, st);
     return;
@@ -123,8 +122,7 @@ RemotePath::Node& RemotePath::NodeNamed(const std::string& name) {
   return it->second;
 }
 
-absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t bytes,
-                                                          bool direct) {
+absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t bytes, bool direct) {
   // Pinned in the copying device's context (see BufferPool::Pinned).
   if (auto st = cuda::UseDevice(device); !st.ok()) return st;
   if (direct) {

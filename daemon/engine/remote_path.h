@@ -39,8 +39,8 @@
 
 #include "absl/status/status.h"
 #include "common/wire/data.h"
-#include "daemon/cuda/gpu_copier.h"
 #include "daemon/cuda/buffer_pool.h"
+#include "daemon/cuda/gpu_copier.h"
 #include "daemon/memory/region.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/ucx/worker.h"
@@ -91,9 +91,9 @@ struct Outgoing {
   uint64_t tag = 0;
   std::shared_ptr<Region> region;  // kept mapped until the ack
   uint64_t offset = 0;
-  uint64_t length = 0;     // of the whole message
-  std::vector<Part> more;  // a gather send: the parts after [offset, offset + ...)
-  absl::Status aborted;    // set when withdrawn: the reason its CANCELLED ack reports
+  uint64_t length = 0;      // of the whole message
+  std::vector<Part> more;   // a gather send: the parts after [offset, offset + ...)
+  absl::Status aborted;     // set when withdrawn: the reason its CANCELLED ack reports
   uint64_t generation = 0;  // of the node's connection it was staged on
   // A chunk of a chunked send: the send completes once every chunk is
   // answered, with the first failure.
@@ -160,7 +160,7 @@ class RemotePath {
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }  // GPU messages staged through host memory
   uint64_t direct() const { return direct_; }  // GPU messages through UCX in device memory
-  uint64_t bounce_allocations() const;  // bounce buffers allocated (pooled) so far
+  uint64_t bounce_allocations() const;         // bounce buffers allocated (pooled) so far
 
   static constexpr uint64_t kChunk = uint64_t{8} << 20;
   // Chunks of one send in bounce buffers at once (256 MiB): the next is

@@ -90,8 +90,7 @@ class PeerManager {
                                 std::vector<uint8_t> body,
                                 std::vector<absl::Span<const uint8_t>> parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
-                                uint64_t sequence,
-                                ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+                                uint64_t sequence, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
  private:
   enum class Handshake { kNone, kAwaitHello, kAwaitAuth, kDone };

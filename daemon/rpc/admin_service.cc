@@ -137,7 +137,7 @@ grpc::Status AdminService::ListPeers(grpc::ServerContext*, const v1::ListPeersRe
     info->set_last_error(p.last_error);
     info->set_dialer(p.dialer);
     info->set_peer_cuda_memory(p.peer_cuda_memory);
-    info->set_gpu_path(state_.gpu_direct && p.peer_cuda_memory ? "direct"
+    info->set_gpu_path(state_.gpu_direct && p.peer_cuda_memory     ? "direct"
                        : state_.config.gpu.remote_path == "direct" ? "refused"
                                                                    : "staging");
   }

@@ -90,8 +90,7 @@ bool DirectPathAvailable(const TempDir& dir) {
     Axond probe(dir, AxondOptions{.instance = "probe", .sets = {"gpu.remote_path=staging"}});
     if (!probe.WaitReady()) return false;
     v1::StatusResponse status;
-    return google::protobuf::util::JsonStringToMessage(probe.Ctl({"--json", "status"}).out,
-                                                       &status)
+    return google::protobuf::util::JsonStringToMessage(probe.Ctl({"--json", "status"}).out, &status)
                .ok() &&
            status.ucx().cuda_memory_supported();
   }();

@@ -4,10 +4,10 @@
 // GPU tests use the CUDA-backed pools for real.
 #include "daemon/cuda/buffer_pool.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <set>
-
-#include <gtest/gtest.h>
 
 #include "absl/status/status.h"
 
@@ -66,7 +66,7 @@ TEST(BufferPool, KeepsAtMostItsLimitIdleEvictingTheSmallest) {
   }  // released: small, mid, big: 52 KiB idle
   EXPECT_EQ(pool->idle_bytes(), 52u << 10);
   {
-    auto more = pool->Take(32 << 10);  // the idle 32 KiB one
+    auto more = pool->Take(32 << 10);   // the idle 32 KiB one
     auto extra = pool->Take(32 << 10);  // a new one
     ASSERT_TRUE(more.ok() && extra.ok());
     EXPECT_EQ(pool->allocations(), 4u);
