@@ -5,10 +5,15 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,6 +33,33 @@ int FreePort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// Whether a daemon accepts connections on Unix socket `path`.
+bool Listening(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The last `n` lines of file `path`, joined by " | ".
+std::string Tail(const std::string& path, size_t n) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  std::string out;
+  for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) {
+    absl::StrAppend(&out, out.empty() ? "" : " | ", lines[i]);
+  }
+  return out;
 }
 
 }  // namespace
@@ -91,7 +123,29 @@ absl::Status LocalCluster::Start(const std::string& prefix) {
       return absl::InternalError(absl::StrCat("cannot start ", axond_, ": ", strerror(rc)));
     }
   }
-  return absl::OkStatus();
+  // Until both listen, or one exits (a bad setting, say): then say why.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    bool all = true;
+    for (LocalDaemon& d : daemons_) {
+      int status = 0;
+      if (::waitpid(d.pid, &status, WNOHANG) == d.pid) {
+        d.pid = -1;
+        return absl::FailedPreconditionError(
+            absl::StrCat("axond ", d.name, " exited at start (",
+                         WIFEXITED(status) ? absl::StrCat("code ", WEXITSTATUS(status))
+                                           : absl::StrCat("signal ", WTERMSIG(status)),
+                         "): ", Tail(d.log, 3), " (log: ", d.log, ")"));
+      }
+      all = all && Listening(d.socket);
+    }
+    if (all) return absl::OkStatus();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the daemons did not listen within 30 s (logs in ", run_dir_, ")"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void LocalCluster::Stop() {

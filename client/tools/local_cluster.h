@@ -27,7 +27,9 @@ class LocalCluster {
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
 
-  // Starts node-a and node-b ("<prefix>-a", "<prefix>-b").
+  // Starts node-a and node-b ("<prefix>-a", "<prefix>-b") and waits until
+  // both listen; a daemon that exits meanwhile fails it, with its last log
+  // lines.
   absl::Status Start(const std::string& prefix);
   void Stop();
   void Keep() { keep_ = true; }

@@ -14,6 +14,7 @@
 
 #include "axon/v1/admin.pb.h"
 #include "axon/v1/control.grpc.pb.h"
+#include "client/tools/local_cluster.h"
 #include "common/rpc/channel.h"
 #include "common/unix_socket.h"
 #include "tests/support/axond.h"
@@ -162,6 +163,22 @@ TEST_F(DaemonTest, DirectGpuPathNeedsAUcxThatMovesCudaMemory) {
   ASSERT_TRUE(code.has_value()) << "axond did not exit";
   EXPECT_EQ(*code, 1);
   EXPECT_THAT(direct.process().Log(), HasSubstr("cannot move CUDA memory here"));
+}
+
+TEST_F(DaemonTest, LocalClusterSaysWhyADaemonDidNotStart) {
+  // The tools' two-daemon cluster (axon demo, the benchmarks): both up, or
+  // the reason one exited, at once rather than after a connect timeout.
+  {
+    tools::LocalCluster good(dir_.path() + "/good", AxondPath());
+    EXPECT_TRUE(good.Start("good").ok());
+  }
+  tools::LocalCluster bad(dir_.path() + "/bad", AxondPath(), {"gpu.remote_path=sideways"});
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status st = bad.Start("bad");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("exited at start (code 1)"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("remote_path"));
 }
 
 TEST_F(DaemonTest, SigtermExitsZeroAndRemovesTheSocket) {
