@@ -15,7 +15,8 @@ namespace axon::daemon {
 
 void RemotePath::Stage(Node& n, Outgoing send) {
   const bool direct = DirectWith(send.node);
-  ++(direct && send.length > limits_.eager_limit ? direct_ : staged_);
+  const bool in_device = direct && send.length > limits_.eager_limit;  // else it goes eagerly
+  ++(in_device ? direct_ : staged_);
   send.generation = n.generation;
   // Later sends to the node wait until this one's first piece is posted:
   // order holds (later chunks may follow later messages; the receiver sorts
@@ -23,7 +24,7 @@ void RemotePath::Stage(Node& n, Outgoing send) {
   n.staging = true;
   // One piece (any number of parts), or chunks of one large part.
   if (!send.more.empty() || send.length <= kChunk) {
-    StagePiece(send, 0, send.length, {}, direct && send.length > limits_.eager_limit);
+    StagePiece(send, 0, send.length, {}, in_device);
     return;
   }
   send.chunks = std::make_shared<Outgoing::Chunks>();
