@@ -16,7 +16,6 @@ namespace axon::daemon {
 void RemotePath::Stage(Node& n, Outgoing send) {
   const bool direct = DirectWith(send.node);
   const bool in_device = direct && send.length > limits_.eager_limit;  // else it goes eagerly
-  ++(in_device ? direct_ : staged_);
   send.generation = n.generation;
   // Later sends to the node wait until this one's first piece is posted:
   // order holds (later chunks may follow later messages; the receiver sorts
@@ -65,6 +64,9 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
   const int device = GpuDevice(*send.region, send.more);
   auto bounce = TakeBounce(device, bytes, in_device);
   absl::Status staged = bounce.status();
+  // Counted by the memory it really went in (no device memory left: host).
+  const bool first = offset == 0;
+  if (first) ++(bounce.ok() && bounce->memory == ucx::MemoryKind::kCuda ? direct_ : staged_);
   // Bytes [offset, offset + bytes) of the parts, back to back.
   uint64_t skip = offset, at = 0;
   for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
@@ -79,7 +81,6 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
     skip = 0;
   }
   // The first piece of a send (the only one, or chunk 0) releases the order.
-  const bool first = offset == 0;
   copier_.Then(device, [this, alive = alive_, staged, piece = send,
                         bounce = bounce.ok() ? *std::move(bounce) : Bounce{},
                         body = std::move(body), bytes, first](absl::Status copied) mutable {
