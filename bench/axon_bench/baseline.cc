@@ -62,7 +62,8 @@ int WaitExit(pid_t pid, std::chrono::seconds timeout) {
 
 absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std::string& tls,
                                              size_t size, int iterations, int window,
-                                             const std::string& memory) {
+                                             const std::string& memory,
+                                             const std::string& devices) {
   if (binary_.empty()) return absl::UnavailableError("ucx_perftest not found");
   const int port = 24000 + (::getpid() % 500) * 8 + (next_port_++ % 8);
   const std::string dir = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
@@ -73,14 +74,23 @@ absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std:
     const char* old = std::getenv("LD_LIBRARY_PATH");
     env.push_back(absl::StrCat("LD_LIBRARY_PATH=", library_path_, old ? ":" : "", old ? old : ""));
   }
-  const pid_t server = Spawn({binary_, "-p", std::to_string(port), "-m", memory}, env, server_log);
+  std::vector<std::string> server_args = {binary_, "-p", std::to_string(port), "-m", memory};
+  std::vector<std::string> client_args = {binary_, "127.0.0.1",
+                                          "-p",    std::to_string(port),
+                                          "-t",    test,
+                                          "-s",    std::to_string(size),
+                                          "-n",    std::to_string(iterations),
+                                          "-w",    std::to_string(std::max(1, iterations / 10)),
+                                          "-W",    std::to_string(window),
+                                          "-m",    memory,
+                                          "-f"};
+  if (!devices.empty()) {
+    for (auto* args : {&server_args, &client_args}) args->insert(args->end(), {"-a", devices});
+  }
+  const pid_t server = Spawn(server_args, env, server_log);
   if (server < 0) return absl::InternalError("cannot start ucx_perftest");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const pid_t client = Spawn(
-      {binary_, "127.0.0.1", "-p", std::to_string(port), "-t", test, "-s", std::to_string(size),
-       "-n", std::to_string(iterations), "-w", std::to_string(std::max(1, iterations / 10)), "-W",
-       std::to_string(window), "-m", memory, "-f"},
-      env, client_log);
+  const pid_t client = Spawn(client_args, env, client_log);
   const int code = client < 0 ? -1 : WaitExit(client, std::chrono::seconds(120));
   WaitExit(server, std::chrono::seconds(5));
   std::ifstream in(client_log);

@@ -26,10 +26,12 @@ class Perftest {
   const std::string& binary() const { return binary_; }
 
   // `test`: "ucp_am_lat" or "ucp_am_bw"; `tls`: the UCX_TLS to use;
-  // `memory`: where both sides' buffers live, "host" or "cuda" (-m).
+  // `memory`: where both sides' buffers live, "host" or "cuda" (-m);
+  // `devices`: which GPUs, as "cuda:SEND,cuda:RECV" (-a; "" leaves it to
+  // ucx_perftest, which puts the server on GPU 0 and the client on GPU 1).
   absl::StatusOr<PerftestResult> Run(const std::string& test, const std::string& tls, size_t size,
-                                     int iterations, int window,
-                                     const std::string& memory = "host");
+                                     int iterations, int window, const std::string& memory = "host",
+                                     const std::string& devices = "");
 
  private:
   std::string binary_, library_path_;

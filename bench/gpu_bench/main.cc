@@ -9,6 +9,8 @@
 //           from the same UCX, one message in flight like axon here (P5);
 //   peer    with two GPUs: GPU 0 -> GPU 1 through one daemon, against a peer
 //           cudaMemcpy (issue 7);
+//   d-peer  with two GPUs: GPU 0 -> GPU 1 across two daemons, direct, against
+//           ucx_perftest -m cuda from GPU 0 to GPU 1 (issue 7);
 //   rt      round trips of GPU tensors (64 B, 1 MiB, 64 MiB) local, remote
 //           and direct, the tensor carried both ways, for bench/compare (P8);
 //   sync    the stream-order cost libaxon pays per GPU operation: a
@@ -299,7 +301,7 @@ int main(int argc, char** argv) {
   // With a second GPU: GPU 0 to GPU 1 through one daemon (a peer copy),
   // against cudaMemcpyPeer.
   void* peer_dst = nullptr;
-  std::optional<axon::CudaBuffer> peer_into;
+  std::optional<axon::CudaBuffer> peer_into, direct_peer_into;
   if (devices >= 2) {
     Check(cudaSetDevice(1), "cudaSetDevice(1)");
     Check(cudaMalloc(&peer_dst, max), "cudaMalloc on GPU 1");
@@ -310,6 +312,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     peer_into.emplace(*std::move(b));
+    if (direct) {  // and across two daemons, GPU 0 to GPU 1, direct
+      auto d = direct->remote_rx->RegisterCuda(peer_dst, max);
+      if (!d.ok()) {
+        std::fprintf(stderr, "gpu-bench: registering GPU 1 memory failed\n");
+        return 1;
+      }
+      direct_peer_into.emplace(*std::move(d));
+    }
   }
   if (!local_into.ok()) {
     std::fprintf(stderr, "gpu-bench: registering GPU memory failed\n");
@@ -328,22 +338,27 @@ int main(int argc, char** argv) {
     remote.axon_gbps =
         AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from, remote_into, size, o);
     rows.push_back(remote);
+    // ucx_perftest between two processes, CUDA memory on GPU `gpu_from` and
+    // GPU `gpu_to`, one message in flight; 0 without it.
+    auto raw_cuda = [&](int gpu_from, int gpu_to) {
+      std::vector<double> base;
+      for (int r = 0; perftest.available() && r < o.runs; ++r) {
+        // With one GPU, ucx_perftest's default is GPU 0 for both.
+        auto b = perftest.Run("ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda",
+                              devices < 2 ? "" : absl::StrCat("cuda:", gpu_from, ",cuda:", gpu_to));
+        if (!b.ok()) {
+          std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());
+          break;
+        }
+        base.push_back(b->gbytes_per_s);
+      }
+      return Median(base);
+    };
     if (direct) {
       Row dir{.where = "direct", .size = size, .baseline = "ucx_perftest am_bw -m cuda"};
       dir.axon_gbps = AxonRate(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
                                direct_buffers->first, direct_buffers->second, size, o);
-      if (perftest.available()) {
-        std::vector<double> base;
-        for (int r = 0; r < o.runs; ++r) {
-          auto b = perftest.Run("ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda");
-          if (!b.ok()) {
-            std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());
-            break;
-          }
-          base.push_back(b->gbytes_per_s);
-        }
-        dir.base_gbps = Median(base);
-      }
+      dir.base_gbps = raw_cuda(0, 0);
       rows.push_back(dir);
     }
     if (peer_into) {
@@ -351,6 +366,13 @@ int main(int argc, char** argv) {
       peer.base_gbps = CopyRate(peer_dst, src, size, o);  // UVA: a peer copy
       peer.axon_gbps = AxonRate(sender, local_rx, "rx", from, *peer_into, size, o);
       rows.push_back(peer);
+    }
+    if (direct_peer_into) {
+      Row dp{.where = "d-peer", .size = size, .baseline = "ucx_perftest -m cuda GPU 0->1"};
+      dp.axon_gbps = AxonRate(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
+                              direct_buffers->first, *direct_peer_into, size, o);
+      dp.base_gbps = raw_cuda(0, 1);
+      rows.push_back(dp);
     }
   }
   // Round trips, the tensor both ways, as bench/compare measures TensorPipe.

@@ -59,6 +59,12 @@ v1::StatusResponse Status(const Axond& axond) {
   return status;
 }
 
+v1::StatsResponse Stats(const Axond& axond) {
+  v1::StatsResponse stats;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "stats"}).out, &stats);
+  return stats;
+}
+
 // The bus ids nvidia-smi lists for process `pid`, or "?" when it lists no
 // processes at all (some containers hide them).
 std::string SmiBusIds(pid_t pid) {
@@ -150,6 +156,20 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
   // Each daemon holds a context on its own client's GPU only.
   EXPECT_EQ(Status(*cluster.daemons[0]).cuda().devices_in_use_size(), 1);
   EXPECT_EQ(Status(*cluster.daemons[1]).cuda().devices_in_use(0), 1);
+  // Where UCX moves CUDA memory (gpu.remote_path is auto here), the three
+  // sizes above the eager limit went direct, over cuda_ipc between the GPUs.
+  if (Status(*cluster.daemons[0]).ucx().cuda_memory_supported()) {
+    const v1::ListPeersResponse peers = cluster.Peers(0);
+    ASSERT_EQ(peers.peers_size(), 1);
+    std::string lanes;
+    for (const auto& t : peers.peers(0).transports()) lanes += t + " ";
+    std::printf("node-a -> node-b: gpu path %s, lanes %s\n", peers.peers(0).gpu_path().c_str(),
+                lanes.c_str());
+    EXPECT_EQ(peers.peers(0).gpu_path(), "direct");
+    EXPECT_NE(lanes.find("cuda_ipc"), std::string::npos) << lanes;
+    EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_direct_messages(), 3u);
+    EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_direct_messages(), 3u);
+  }
 #endif
 }
 
