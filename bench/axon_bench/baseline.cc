@@ -63,13 +63,14 @@ int WaitExit(pid_t pid, std::chrono::seconds timeout) {
 absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std::string& tls,
                                              size_t size, int iterations, int window,
                                              const std::string& memory,
-                                             const std::string& devices) {
+                                             const std::string& cuda_devices) {
   if (binary_.empty()) return absl::UnavailableError("ucx_perftest not found");
   const int port = 24000 + (::getpid() % 500) * 8 + (next_port_++ % 8);
   const std::string dir = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
   const std::string server_log = absl::StrCat(dir, "/axon-bench-perftest-server-", ::getpid());
   const std::string client_log = absl::StrCat(dir, "/axon-bench-perftest-client-", ::getpid());
   std::vector<std::string> env = {"UCX_TLS=" + tls, "UCX_WARN_UNUSED_ENV_VARS=n"};
+  if (!cuda_devices.empty()) env.push_back("CUDA_VISIBLE_DEVICES=" + cuda_devices);
   if (!library_path_.empty()) {
     const char* old = std::getenv("LD_LIBRARY_PATH");
     env.push_back(absl::StrCat("LD_LIBRARY_PATH=", library_path_, old ? ":" : "", old ? old : ""));
@@ -84,9 +85,6 @@ absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std:
                                           "-W",    std::to_string(window),
                                           "-m",    memory,
                                           "-f"};
-  if (!devices.empty()) {
-    for (auto* args : {&server_args, &client_args}) args->insert(args->end(), {"-a", devices});
-  }
   const pid_t server = Spawn(server_args, env, server_log);
   if (server < 0) return absl::InternalError("cannot start ucx_perftest");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

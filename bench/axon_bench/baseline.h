@@ -27,11 +27,14 @@ class Perftest {
 
   // `test`: "ucp_am_lat" or "ucp_am_bw"; `tls`: the UCX_TLS to use;
   // `memory`: where both sides' buffers live, "host" or "cuda" (-m);
-  // `devices`: which GPUs, as "cuda:SEND,cuda:RECV" (-a; "" leaves it to
-  // ucx_perftest, which puts the server on GPU 0 and the client on GPU 1).
+  // `cuda_devices`: CUDA_VISIBLE_DEVICES for both processes ("" leaves it
+  // alone). ucx_perftest puts the receiving server on the first visible GPU
+  // and the sending client on the second, or on the first if there is one:
+  // "0" is GPU 0 to GPU 0, "1,0" is GPU 0 to GPU 1. (Its -a selects
+  // device-initiated tests, not the GPUs of these.)
   absl::StatusOr<PerftestResult> Run(const std::string& test, const std::string& tls, size_t size,
                                      int iterations, int window, const std::string& memory = "host",
-                                     const std::string& devices = "");
+                                     const std::string& cuda_devices = "");
 
  private:
   std::string binary_, library_path_;

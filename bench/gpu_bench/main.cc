@@ -343,9 +343,9 @@ int main(int argc, char** argv) {
     auto raw_cuda = [&](int gpu_from, int gpu_to) {
       std::vector<double> base;
       for (int r = 0; perftest.available() && r < o.runs; ++r) {
-        // With one GPU, ucx_perftest's default is GPU 0 for both.
-        auto b = perftest.Run("ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda",
-                              devices < 2 ? "" : absl::StrCat("cuda:", gpu_from, ",cuda:", gpu_to));
+        auto b = perftest.Run(
+            "ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda",
+            gpu_from == gpu_to ? absl::StrCat(gpu_from) : absl::StrCat(gpu_to, ",", gpu_from));
         if (!b.ok()) {
           std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());
           break;

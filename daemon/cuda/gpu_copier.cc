@@ -24,7 +24,10 @@ GpuCopier::~GpuCopier() {
     (void)cudaEventSynchronize(static_cast<cudaEvent_t>(w.event));
     (void)cudaEventDestroy(static_cast<cudaEvent_t>(w.event));
   }
-  for (void* e : spare_events_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  for (auto& [device, events] : spare_events_) {
+    (void)cudaSetDevice(device);
+    for (void* e : events) (void)cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  }
   for (auto& [device, stream] : streams_) {
     (void)cudaSetDevice(device);
     (void)cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
@@ -65,17 +68,18 @@ void GpuCopier::Then(int device, absl::AnyInvocable<void(absl::Status)> done) {
   void* stream;
   if (auto st = Stream(device, &stream); !st.ok()) return done(st);
   cudaEvent_t event;
-  if (!spare_events_.empty()) {
-    event = static_cast<cudaEvent_t>(spare_events_.back());
-    spare_events_.pop_back();
+  std::vector<void*>& spare = spare_events_[device];
+  if (!spare.empty()) {
+    event = static_cast<cudaEvent_t>(spare.back());
+    spare.pop_back();
   } else if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
              err != cudaSuccess) {
-    return done(Failed(err, "creating a copy event"));
+    return done(Failed(err, absl::StrCat("creating a copy event on GPU ", device)));
   }
   if (cudaError_t err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
       err != cudaSuccess) {
-    spare_events_.push_back(event);
-    return done(Failed(err, "recording a copy event"));
+    spare.push_back(event);
+    return done(Failed(err, absl::StrCat("recording a copy event on GPU ", device)));
   }
   waiting_.push_back({device, event, std::move(done)});
 }
@@ -90,7 +94,7 @@ bool GpuCopier::Poll() {
       continue;
     }
     absl::Status result = state == cudaSuccess ? absl::OkStatus() : Failed(state, "a GPU copy");
-    spare_events_.push_back(it->event);
+    spare_events_[it->device].push_back(it->event);
     auto done = std::move(it->done);
     it = waiting_.erase(it);
     done(std::move(result));  // may queue more (iterators of a deque: restart)

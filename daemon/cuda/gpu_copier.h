@@ -49,7 +49,9 @@ class GpuCopier {
 
   std::map<int, void*> streams_;  // device -> cudaStream_t
   std::deque<Waiting> waiting_;
-  std::vector<void*> spare_events_;
+  // Finished events, per device: an event records only on a stream of the
+  // device it was made on.
+  std::map<int, std::vector<void*>> spare_events_;
   uint64_t copies_ = 0, bytes_ = 0;
 };
 
