@@ -108,15 +108,18 @@ absl::Status Transfer(axon::Client& sender, axon::Client& receiver, const std::s
 
 // GB/s of sends of `size` bytes, median of the runs.
 double AxonRate(axon::Client& sender, axon::Client& receiver, const std::string& to,
-                const axon::Buffer& from, const axon::Buffer& into, size_t size, const Options& o) {
+                const axon::Buffer& from, const axon::Buffer& into, size_t size, const Options& o,
+                const std::string& where) {
   static uint64_t tag = 1000;
   std::vector<double> rates;
   for (int r = 0; r < o.runs; ++r) {
     const auto start = Clock::now();
     for (int i = 0; i < o.iterations; ++i) {
       if (auto st = Transfer(sender, receiver, to, from, into, size, ++tag); !st.ok()) {
-        std::fprintf(stderr, "gpu-bench: a transfer of %zu bytes failed: %s\n", size,
-                     std::string(st.message()).c_str());
+        std::fprintf(stderr,
+                     "gpu-bench: %s: a transfer of %zu bytes failed: %s (the daemons' logs are "
+                     "under %s)\n",
+                     where.c_str(), size, std::string(st.message()).c_str(), o.run_dir.c_str());
         std::exit(1);
       }
     }
@@ -306,6 +309,14 @@ int main(int argc, char** argv) {
     Check(cudaSetDevice(1), "cudaSetDevice(1)");
     Check(cudaMalloc(&peer_dst, max), "cudaMalloc on GPU 1");
     Check(cudaSetDevice(0), "cudaSetDevice(0)");
+    // The baseline at its best: GPU 0 writes GPU 1's memory directly (NVLink
+    // or PCIe peer to peer), as axond's peer copy does where it can.
+    int can = 0;
+    if (cudaDeviceCanAccessPeer(&can, 0, 1) == cudaSuccess && can) {
+      Check(cudaDeviceEnablePeerAccess(1, 0), "peer access GPU 0 -> GPU 1");
+    } else {
+      std::fprintf(stderr, "gpu-bench: GPU 0 cannot reach GPU 1 directly: peer copies via host\n");
+    }
     auto b = local_rx.RegisterCuda(peer_dst, max);
     if (!b.ok()) {
       std::fprintf(stderr, "gpu-bench: registering GPU 1 memory failed\n");
@@ -331,12 +342,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gpu-bench: %s ...\n", Size(size).c_str());
     Row local{.where = "local", .size = size, .baseline = "cudaMemcpy D2D"};
     local.base_gbps = CopyRate(dst, src, size, o);
-    local.axon_gbps = AxonRate(sender, local_rx, "rx", from, *local_into, size, o);
+    local.axon_gbps = AxonRate(sender, local_rx, "rx", from, *local_into, size, o, "local");
     rows.push_back(local);
     Row remote{.where = "remote", .size = size, .baseline = "min(pinned D2H, H2D)"};
     remote.base_gbps = std::min(CopyRate(host, src, size, o), CopyRate(dst2, host, size, o));
-    remote.axon_gbps =
-        AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from, remote_into, size, o);
+    remote.axon_gbps = AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from,
+                                remote_into, size, o, "remote");
     rows.push_back(remote);
     // ucx_perftest between two processes, CUDA memory on GPU `gpu_from` and
     // GPU `gpu_to`, one message in flight; 0 without it.
@@ -357,20 +368,20 @@ int main(int argc, char** argv) {
     if (direct) {
       Row dir{.where = "direct", .size = size, .baseline = "ucx_perftest am_bw -m cuda"};
       dir.axon_gbps = AxonRate(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
-                               direct_buffers->first, direct_buffers->second, size, o);
+                               direct_buffers->first, direct_buffers->second, size, o, "direct");
       dir.base_gbps = raw_cuda(0, 0);
       rows.push_back(dir);
     }
     if (peer_into) {
       Row peer{.where = "peer", .size = size, .baseline = "cudaMemcpyPeer 0->1"};
       peer.base_gbps = CopyRate(peer_dst, src, size, o);  // UVA: a peer copy
-      peer.axon_gbps = AxonRate(sender, local_rx, "rx", from, *peer_into, size, o);
+      peer.axon_gbps = AxonRate(sender, local_rx, "rx", from, *peer_into, size, o, "peer");
       rows.push_back(peer);
     }
     if (direct_peer_into) {
       Row dp{.where = "d-peer", .size = size, .baseline = "ucx_perftest -m cuda GPU 0->1"};
       dp.axon_gbps = AxonRate(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
-                              direct_buffers->first, *direct_peer_into, size, o);
+                              direct_buffers->first, *direct_peer_into, size, o, "d-peer");
       dp.base_gbps = raw_cuda(0, 1);
       rows.push_back(dp);
     }

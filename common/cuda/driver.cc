@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 #ifdef AXON_HAVE_CUDA
 #include <cuda.h>
@@ -112,6 +115,32 @@ absl::Status UseDevice(int device) {
         absl::StrCat("CUDA device ", device, ": ", cudaGetErrorString(err)));
   }
   return absl::OkStatus();
+}
+
+absl::Status EnablePeerAccess(int device, int peer) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* done = new std::map<std::pair<int, int>, absl::Status>();
+  absl::MutexLock lock(&mu);
+  if (auto it = done->find({device, peer}); it != done->end()) {
+    if (auto st = UseDevice(device); !st.ok()) return st;
+    return it->second;
+  }
+  if (auto st = UseDevice(device); !st.ok()) return st;
+  int can = 0;
+  absl::Status result;
+  if (cudaError_t err = cudaDeviceCanAccessPeer(&can, device, peer); err != cudaSuccess || !can) {
+    (void)cudaGetLastError();
+    result = absl::FailedPreconditionError(
+        absl::StrCat("GPU ", device, " cannot reach GPU ", peer, "'s memory directly"));
+  } else if (cudaError_t e = cudaDeviceEnablePeerAccess(peer, 0);
+             e != cudaSuccess && e != cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError();
+    result = RuntimeError(e, absl::StrCat("peer access from GPU ", device, " to GPU ", peer));
+  } else {
+    (void)cudaGetLastError();  // clears cudaErrorPeerAccessAlreadyEnabled
+  }
+  done->emplace(std::pair{device, peer}, result);
+  return result;
 }
 
 absl::StatusOr<int> DeviceByBusId(const std::string& bus_id) {
@@ -247,11 +276,24 @@ absl::Status DeviceMemory::MapVmm(size_t size, size_t granularity, bool imported
   }
   base_ = static_cast<uintptr_t>(base);
   size_ = size;
-  CUmemAccessDesc access{};
-  access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  access.location.id = device_;
-  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  if (CUresult r = d.set_access(base, size, &access, 1); r != CUDA_SUCCESS) {
+  // Its own device, and every GPU that can reach it directly (a peer copy
+  // to or from it then goes over NVLink or PCIe, not through the host).
+  std::vector<CUmemAccessDesc> access;
+  int devices = 0;
+  (void)cudaGetDeviceCount(&devices);
+  for (int other = 0; other < devices; ++other) {
+    int can = other == device_ ? 1 : 0;
+    if (other != device_ && cudaDeviceCanAccessPeer(&can, other, device_) != cudaSuccess) {
+      (void)cudaGetLastError();
+      can = 0;
+    }
+    if (!can) continue;
+    CUmemAccessDesc& a = access.emplace_back();
+    a.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    a.location.id = other;
+    a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  }
+  if (CUresult r = d.set_access(base, size, access.data(), access.size()); r != CUDA_SUCCESS) {
     return DriverError(r, "cuMemSetAccess");  // Reset unmaps and frees it
   }
   return absl::OkStatus();
@@ -400,6 +442,7 @@ absl::Status NoCuda() { return absl::UnimplementedError("axon was built without 
 
 absl::Status Usable() { return NoCuda(); }
 absl::Status UseDevice(int) { return NoCuda(); }
+absl::Status EnablePeerAccess(int, int) { return NoCuda(); }
 absl::StatusOr<int> DeviceByBusId(const std::string&) { return NoCuda(); }
 absl::StatusOr<std::string> BusIdOf(int) { return NoCuda(); }
 bool IsDevicePointer(const void*) { return false; }

@@ -26,6 +26,13 @@ absl::Status Usable();
 // context the first time).
 absl::Status UseDevice(int device);
 
+// Lets `device`'s context reach memory on `peer` directly (NVLink or PCIe
+// peer to peer) in the copies it issues between the two: once per pair, and
+// it stays. FailedPrecondition where the two cannot reach each other; the
+// driver then stages such copies through host memory. Leaves `device`
+// current.
+absl::Status EnablePeerAccess(int device, int peer);
+
 // The device (this process's ordinal) whose PCI bus id is `bus_id`, e.g.
 // "0000:3b:00.0": ordinals differ between processes, bus ids do not.
 absl::StatusOr<int> DeviceByBusId(const std::string& bus_id);

@@ -471,6 +471,24 @@ void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& t
   keep->push_back(to);
   keep->push_back(send.region);
   for (const Part& p : send.more) keep->push_back(p.region);
+  // A peer copy goes GPU to GPU where the two reach each other, into the
+  // target as the copying device maps it (else the driver stages it through
+  // host memory: 10x slower over NVLink).
+  if (to->on_gpu() && to->device() != device) {
+    auto st = cuda::EnablePeerAccess(device, to->device());
+    if (st.ok()) {
+      auto mapped = to->AddressOn(device, into);
+      if (mapped.ok()) {
+        into = *mapped;
+      } else {
+        st = mapped.status();
+      }
+    }
+    if (!st.ok()) {
+      spdlog::debug("peer copy GPU {} -> GPU {} through host memory: {}", device, to->device(),
+                    st.message());
+    }
+  }
   // Pinning runs in the current context: the copying device's, not device 0's.
   if (auto st = cuda::UseDevice(device); !st.ok()) {
     done(st);

@@ -21,14 +21,46 @@
 
 namespace axon::daemon {
 
+// Legacy IPC mappings, one per (device, handle): CUDA opens a handle once
+// per context. Shared by the registry and the IPC regions it cut, which open
+// their allocation on a second device for peer copies. Thread-safe.
+class IpcMappings {
+ public:
+  explicit IpcMappings(std::shared_ptr<std::atomic<uint64_t>> open_now)
+      : open_now_(std::move(open_now)) {}
+  // `handle` mapped on `device`: the mapping someone holds, or a new one
+  // (`*opened` set). A mapping closes when its last holder lets go.
+  absl::StatusOr<std::shared_ptr<const cuda::DeviceMemory>> Open(int device,
+                                                                 const std::string& handle,
+                                                                 bool* opened);
+  // Counted in `open_now` until the last holder lets go.
+  static std::shared_ptr<const cuda::DeviceMemory> Share(
+      cuda::DeviceMemory memory, const std::shared_ptr<std::atomic<uint64_t>>& open_now);
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<int, std::string>, std::weak_ptr<const cuda::DeviceMemory>> open_;
+  std::shared_ptr<std::atomic<uint64_t>> open_now_;
+};
+
 class CudaRegion final : public Region {
  public:
-  CudaRegion(std::shared_ptr<const cuda::DeviceMemory> memory, uint64_t offset, uint64_t length)
+  // `ipc` and `handle`: where `memory` came from, for legacy IPC memory
+  // (null for VMM memory, which every GPU that can reach it maps).
+  CudaRegion(std::shared_ptr<const cuda::DeviceMemory> memory, uint64_t offset, uint64_t length,
+             std::shared_ptr<IpcMappings> ipc = nullptr, std::string handle = {})
       : Region(memory->data() + offset, length, MemoryKind::kCuda, memory->device()),
-        memory_(std::move(memory)) {}
+        memory_(std::move(memory)),
+        ipc_(std::move(ipc)),
+        handle_(std::move(handle)) {}
+
+  absl::StatusOr<uint8_t*> AddressOn(int device, uint8_t* p) override;
 
  private:
   std::shared_ptr<const cuda::DeviceMemory> memory_;
+  std::shared_ptr<IpcMappings> ipc_;
+  std::string handle_;
+  std::map<int, std::shared_ptr<const cuda::DeviceMemory>> on_devices_;  // peer mappings
 };
 
 // What CudaRegistry did, for `axonctl stats`.
@@ -55,14 +87,11 @@ class CudaRegistry {
 
  private:
   absl::StatusOr<int> Device(const std::string& bus_id);  // mu_ held
-  std::shared_ptr<const cuda::DeviceMemory> Share(cuda::DeviceMemory memory);
-
   mutable std::mutex mu_;
-  // (device, handle) -> the mapping, while any region holds it.
-  std::map<std::pair<int, std::string>, std::weak_ptr<const cuda::DeviceMemory>> ipc_;
   CudaRegistryStats stats_;
-  // Outlives the registry: regions can.
+  // Both outlive the registry: regions can.
   std::shared_ptr<std::atomic<uint64_t>> open_now_ = std::make_shared<std::atomic<uint64_t>>(0);
+  std::shared_ptr<IpcMappings> ipc_ = std::make_shared<IpcMappings>(open_now_);
 };
 
 }  // namespace axon::daemon

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
+
 namespace axon::daemon {
 
 enum class MemoryKind : uint8_t { kHost, kCuda };
@@ -26,6 +28,13 @@ class Region {
   // Host regions: pins the pages for the GPU's copy engines (once; kept
   // until the region goes). A no-op for CUDA regions and without CUDA.
   virtual void PinForGpu() {}
+
+  // `p`, an address in this region, as a copy issued on GPU `device` must
+  // name it: `p` itself, except in legacy IPC memory of another GPU, which
+  // `device` maps on its own (a peer mapping, opened on first use and kept
+  // while the region lives) so the copy goes GPU to GPU, not through host
+  // memory. Engine thread.
+  virtual absl::StatusOr<uint8_t*> AddressOn(int /*device*/, uint8_t* p) { return p; }
 
  protected:
   Region(uint8_t* data, uint64_t length, MemoryKind kind, int device)

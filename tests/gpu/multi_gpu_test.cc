@@ -133,8 +133,13 @@ TEST_F(MultiGpuTest, PeerCopyFromGpu0ToGpu1) {
 
 TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
 #ifdef AXON_HAVE_CUDA
-  Cluster cluster(dir_, {"node-a", "node-b"});
-  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  // Not node-a: the fixture's daemon has that name (and its socket).
+  Cluster cluster(dir_, {"gpu0-node", "gpu1-node"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)))
+      << "gpu0-node: " << cluster.StateOf(0, "gpu1-node") << "\n"
+      << cluster.daemons[0]->process().Log() << "\ngpu1-node: " << cluster.StateOf(1, "gpu0-node")
+      << "\n"
+      << cluster.daemons[1]->process().Log();
   constexpr size_t kMax = size_t{256} << 20;
   OnDevice source(0, kMax), target(1, kMax);
   ASSERT_TRUE(source.data && target.data);
@@ -150,7 +155,7 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
   uint64_t tag = 1;
   for (size_t bytes : {size_t{1}, size_t{16385}, size_t{8} << 20, kMax}) {
     SCOPED_TRACE(bytes);
-    ASSERT_TRUE(Move(**a, **b, "node-b/b", *from, *into, bytes, tag++));
+    ASSERT_TRUE(Move(**a, **b, "gpu1-node/b", *from, *into, bytes, tag++));
     EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
   }
   // Each daemon holds a context on its own client's GPU only.
@@ -163,8 +168,8 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
     ASSERT_EQ(peers.peers_size(), 1);
     std::string lanes;
     for (const auto& t : peers.peers(0).transports()) lanes += t + " ";
-    std::printf("node-a -> node-b: gpu path %s, lanes %s\n", peers.peers(0).gpu_path().c_str(),
-                lanes.c_str());
+    std::printf("gpu0-node -> gpu1-node: gpu path %s, lanes %s\n",
+                peers.peers(0).gpu_path().c_str(), lanes.c_str());
     EXPECT_EQ(peers.peers(0).gpu_path(), "direct");
     EXPECT_NE(lanes.find("cuda_ipc"), std::string::npos) << lanes;
     EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_direct_messages(), 3u);
