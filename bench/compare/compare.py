@@ -11,7 +11,7 @@ present. axon's CUDA round trips come from gpu-bench, across two daemons
 ("cuda-1d": the two processes on one node, as TensorPipe's are, copied device
 to device).
 
-  python3 bench/compare/compare.py --bin .bundle/bin [--json out.json]
+  python3 bench/compare/compare.py --bin .bundle/bin [--json out.json] [--tensors cuda]
 
 Needs PyTorch. Prints a table and JSON.
 """
@@ -113,22 +113,38 @@ def main():
                         "grpc_echo_bench and ucx_perftest")
     parser.add_argument("--ucx-libdir", default=".bundle/lib")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--tensors", default="cpu,cuda",
+                        help="which tensors to compare: cpu, cuda or both (default cpu,cuda)")
     args = parser.parse_args()
     b = args.bin
+    kinds = args.tensors.split(",")
     import torch
     results = {"cpu": {}, "cuda": {}, "cuda-staged": {}, "cuda-1d": {}}
-    results["cpu"]["axon"] = run_axon(f"{b}/axon-bench", f"{b}/axond", f"{b}/ucx_perftest",
-                                      args.ucx_libdir)
-    results["cpu"]["grpc"] = run_grpc(f"{b}/grpc_echo_bench")
-    results["cpu"]["tensorpipe"] = run_tensorpipe("cpu")
-    if torch.cuda.is_available():
-        results["cuda"]["tensorpipe"] = run_tensorpipe("cuda")
+    began = time.monotonic()
+
+    def step(what, run):
+        print(f"compare: {what} ...", file=sys.stderr, flush=True)
+        value = run()
+        print(f"compare: {what} done at {time.monotonic() - began:.0f} s", file=sys.stderr,
+              flush=True)
+        return value
+
+    if "cpu" in kinds:
+        results["cpu"]["axon"] = step("axon, CPU tensors", lambda: run_axon(
+            f"{b}/axon-bench", f"{b}/axond", f"{b}/ucx_perftest", args.ucx_libdir))
+        results["cpu"]["grpc"] = step("gRPC", lambda: run_grpc(f"{b}/grpc_echo_bench"))
+        results["cpu"]["tensorpipe"] = step("TensorPipe, CPU tensors",
+                                            lambda: run_tensorpipe("cpu"))
+    if "cuda" in kinds and torch.cuda.is_available():
+        results["cuda"]["tensorpipe"] = step("TensorPipe, CUDA tensors",
+                                             lambda: run_tensorpipe("cuda"))
         results["cuda-staged"]["tensorpipe"] = results["cuda"]["tensorpipe"]
         results["cuda-1d"]["tensorpipe"] = results["cuda"]["tensorpipe"]
         if os.path.exists(f"{b}/gpu-bench"):
             (results["cuda"]["axon"], results["cuda-staged"]["axon"],
-             results["cuda-1d"]["axon"]) = run_axon_cuda(
-                f"{b}/gpu-bench", f"{b}/axond", f"{b}/ucx_perftest", args.ucx_libdir)
+             results["cuda-1d"]["axon"]) = step("axon, CUDA tensors", lambda: run_axon_cuda(
+                f"{b}/gpu-bench", f"{b}/axond", f"{b}/ucx_perftest", args.ucx_libdir))
+    sys.stdout.flush()
     print(f"{'tensor':8} {'size':>10} {'axon rt':>12} {'tensorpipe rt':>14} {'grpc rt':>12} "
           f"{'tp/axon':>8} {'grpc/axon':>9}")
     for device in ("cpu", "cuda", "cuda-staged", "cuda-1d"):
