@@ -301,6 +301,88 @@ TEST_P(GpuTest, AnUnmatchedLargeSendHoldsUpNothingElse) {
 INSTANTIATE_TEST_SUITE_P(Paths, GpuTest,
                          ::testing::Values(Path::kLocal, Path::kStaging, Path::kDirect), PathName);
 
+// The GPU path a node's daemon shows for `peer` in `axonctl peers`.
+std::string GpuPathTo(Cluster& cluster, size_t node, const std::string& peer) {
+  const v1::ListPeersResponse peers = cluster.Peers(node);
+  for (const auto& p : peers.peers()) {
+    if (p.name() == peer) return p.gpu_path();
+  }
+  return "absent";
+}
+
+// Sends [0, bytes) of `from` (endpoint `from_endpoint` of `sender`) to
+// `address`, into `into` (endpoint `to_endpoint` of `receiver`).
+void MoveGpu(Client& sender, const std::string& from_endpoint, const Buffer& from, Client& receiver,
+             const std::string& to_endpoint, const std::string& address, const Buffer& into,
+             size_t bytes, uint64_t tag) {
+  auto recv = receiver.PostRecv(to_endpoint, tag, into, 0, bytes);
+  auto send = sender.Send(from_endpoint, address, tag, from, 0, bytes);
+  ASSERT_TRUE(recv.ok() && send.ok()) << recv.status() << send.status();
+  auto sent = sender.Wait(*send, 20000);
+  auto got = receiver.Wait(*recv, 20000);
+  ASSERT_TRUE(sent.ok() && got.ok()) << sent.status() << got.status();
+  ASSERT_TRUE(sent->status.ok()) << sent->status;
+  ASSERT_TRUE(got->status.ok()) << got->status;
+}
+
+// One node stages (gpu.remote_path=staging), the other allows direct (auto):
+// the staging node does not advertise CUDA memory, so GPU data goes staged
+// in both directions. Restarted with auto, the next connection goes direct.
+TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
+  if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
+  TempDir dir;
+  if (!DirectPathAvailable(dir)) GTEST_SKIP() << "this UCX cannot move CUDA memory: no direct path";
+  Cluster cluster(dir, {"node-a", "node-b"},
+                  {"peers.eager_limit=" + std::to_string(kTestEagerLimit)});
+  cluster.Start(1, {}, {"gpu.remote_path=staging"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  EXPECT_EQ(GpuPathTo(cluster, 0, "node-b"), "staging");
+  EXPECT_EQ(GpuPathTo(cluster, 1, "node-a"), "staging");
+
+  constexpr size_t kBytes = size_t{64} << 20;  // two chunks
+  DeviceAllocation x(kBytes), y(kBytes);
+  ASSERT_TRUE(x.data && y.data);
+  ASSERT_TRUE(FillDevice(x.data, kBytes, 6) && FillDevice(y.data, kBytes, 9));
+  auto a = Client::Connect({.socket_path = cluster.daemons[0]->socket(), .client_name = "a"});
+  auto b = Client::Connect({.socket_path = cluster.daemons[1]->socket(), .client_name = "b"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->BindEndpoint("a").ok() && (*b)->BindEndpoint("b").ok());
+  auto on_a = (*a)->RegisterCuda(x.data, kBytes);
+  auto on_b = (*b)->RegisterCuda(y.data, kBytes);
+  ASSERT_TRUE(on_a.ok() && on_b.ok()) << on_a.status() << on_b.status();
+  // b to a, then a to b: x and y both end up holding y's pattern.
+  const uint64_t pattern = DeviceSum(y.data, kBytes);
+  MoveGpu(**b, "b", *on_b, **a, "a", "node-a/a", *on_a, kBytes, 1);
+  EXPECT_EQ(DeviceSum(x.data, kBytes), pattern);
+  ASSERT_TRUE(FillDevice(y.data, kBytes, 1));
+  MoveGpu(**a, "a", *on_a, **b, "b", "node-b/b", *on_b, kBytes, 2);
+  EXPECT_EQ(DeviceSum(y.data, kBytes), pattern);
+  for (size_t node : {0, 1}) {
+    const v1::StatsResponse stats = Stats(*cluster.daemons[node]);
+    EXPECT_EQ(stats.gpu_staged_messages(), 2u) << node;  // one sent, one received
+    EXPECT_EQ(stats.gpu_direct_messages(), 0u) << node;
+  }
+
+  // Node b back to auto: after the reconnection both ends go direct.
+  b->reset();
+  cluster.Start(1);
+  ASSERT_TRUE(WaitFor([&] { return GpuPathTo(cluster, 0, "node-b") == "direct"; },
+                      std::chrono::seconds(15)))
+      << GpuPathTo(cluster, 0, "node-b");
+  EXPECT_EQ(GpuPathTo(cluster, 1, "node-a"), "direct");
+  auto b2 = Client::Connect({.socket_path = cluster.daemons[1]->socket(), .client_name = "b"});
+  ASSERT_TRUE(b2.ok()) << b2.status();
+  auto bound = (*b2)->BindEndpoint("b");
+  ASSERT_TRUE(bound.ok()) << bound.status() << "\n" << cluster.daemons[1]->process().Log();
+  auto on_b2 = (*b2)->RegisterCuda(y.data, kBytes);
+  ASSERT_TRUE(on_b2.ok()) << on_b2.status();
+  ASSERT_TRUE(FillDevice(y.data, kBytes, 1));
+  MoveGpu(**a, "a", *on_a, **b2, "b", "node-b/b", *on_b2, kBytes, 3);
+  EXPECT_EQ(DeviceSum(y.data, kBytes), pattern);
+  EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_direct_messages(), 1u);
+  EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_direct_messages(), 1u);
+}
+
 class GpuDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {

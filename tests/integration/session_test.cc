@@ -67,6 +67,28 @@ TEST_F(SessionTest, AttachAndShareHostMemory) {
   EXPECT_EQ((*client)->AllocateHost(10).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// A trainer that outlives its daemon (systemctl restart axond) attaches to
+// the new one at once from the same process: nothing of the old connection
+// is reused, whether the old client was still attached or had gone.
+TEST_F(SessionTest, AttachesToARestartedDaemonFromTheSameProcess) {
+  std::unique_ptr<Client> kept;
+  for (int restart = 0; restart < 3; ++restart) {
+    SCOPED_TRACE(restart);
+    auto axond = std::make_unique<Axond>(dir_);
+    ASSERT_TRUE(axond->WaitReady()) << axond->process().Log();
+    auto client = Client::Connect({.socket_path = axond->socket(), .client_name = "trainer"});
+    ASSERT_TRUE(client.ok()) << client.status();
+    auto buffer = (*client)->AllocateHost(4096);
+    EXPECT_TRUE(buffer.ok()) << buffer.status();
+    if (restart % 2 == 0) {
+      kept = *std::move(client);  // attached while its daemon stops
+    } else {
+      client->reset();  // gone before
+    }
+    axond.reset();
+  }
+}
+
 TEST_F(SessionTest, BadRegionsAreInvalidArgument) {
   Axond axond(dir_);
   ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
