@@ -6,7 +6,7 @@
 //           slower of pinned cudaMemcpy device->host and host->device (P5);
 //   direct  GPU -> GPU across two other daemons through UCX in device memory
 //           (gpu.remote_path=direct) against ucx_perftest ucp_am_bw -m cuda
-//           from the same UCX, one message in flight like axon here (P5);
+//           from the same UCX, --window messages in flight as for axon (P5);
 //   peer    with two GPUs: GPU 0 -> GPU 1 through one daemon, against a peer
 //           cudaMemcpy (issue 7);
 //   d-peer  with two GPUs: GPU 0 -> GPU 1 across two daemons, direct, against
@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -44,7 +45,7 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   std::string axond, run_dir = "/tmp/axon-gpu-bench", json;
   std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
-  int runs = 3, iterations = 10;
+  int runs = 3, iterations = 10, window = 2;
   bool quick = false, no_direct = false;
 };
 
@@ -83,44 +84,77 @@ double CopyRate(void* to, const void* from, size_t size, const Options& o) {
   return Median(rates);
 }
 
-// One send of `size` bytes from `from` into `into`, both sides waited for.
-absl::Status Transfer(axon::Client& sender, axon::Client& receiver, const std::string& to,
-                      const axon::Buffer& from, const axon::Buffer& into, size_t size,
-                      uint64_t tag) {
+// One transfer of `size` bytes from `from` into `into`: the receive
+// posted, then the send (as (send, receive)).
+using Ops = std::pair<axon::Operation, axon::Operation>;
+absl::StatusOr<Ops> Post(axon::Client& sender, axon::Client& receiver, const std::string& to,
+                         const axon::Buffer& from, const axon::Buffer& into, size_t size,
+                         uint64_t tag) {
   // Every client here binds one endpoint, named after its role.
   const std::string receiver_endpoint = to.substr(to.find('/') + 1);
   const std::string sender_endpoint = receiver_endpoint == "rx" ? "tx" : "rx";
   auto recv = receiver.PostRecv(receiver_endpoint, tag, into, 0, size);
   if (!recv.ok()) return recv.status();
   auto send = sender.Send(sender_endpoint, to, tag, from, 0, size);
-  if (!send.ok()) return send.status();
-  auto a = sender.Wait(*send, 60000);
-  auto b = receiver.Wait(*recv, 60000);
-  if (!a.ok()) return a.status();
-  if (!b.ok()) return b.status();
-  if (!a->status.ok()) {
+  if (!send.ok()) {
     (void)receiver.Cancel(*recv);
     (void)receiver.Wait(*recv, 1000);
+    return send.status();
+  }
+  return Ops{*send, *recv};
+}
+
+// Waits for both sides of a posted transfer; a failed send withdraws its
+// receive.
+absl::Status Finish(axon::Client& sender, axon::Client& receiver, const Ops& ops) {
+  auto a = sender.Wait(ops.first, 60000);
+  if (!a.ok()) return a.status();
+  if (!a->status.ok()) {
+    (void)receiver.Cancel(ops.second);
+    (void)receiver.Wait(ops.second, 1000);
     return a->status;
   }
+  auto b = receiver.Wait(ops.second, 60000);
+  if (!b.ok()) return b.status();
   return b->status;
 }
 
-// GB/s of sends of `size` bytes, median of the runs.
+// One transfer, both sides waited for.
+absl::Status Transfer(axon::Client& sender, axon::Client& receiver, const std::string& to,
+                      const axon::Buffer& from, const axon::Buffer& into, size_t size,
+                      uint64_t tag) {
+  auto ops = Post(sender, receiver, to, from, into, size, tag);
+  if (!ops.ok()) return ops.status();
+  return Finish(sender, receiver, *ops);
+}
+
+// GB/s of sends of `size` bytes with `o.window` of them in flight (each
+// into the same buffer: a bandwidth figure, the bytes are not checked),
+// median of the runs.
 double AxonRate(axon::Client& sender, axon::Client& receiver, const std::string& to,
                 const axon::Buffer& from, const axon::Buffer& into, size_t size, const Options& o,
                 const std::string& where) {
   static uint64_t tag = 1000;
+  auto fail = [&](const absl::Status& st) {
+    std::fprintf(stderr,
+                 "gpu-bench: %s: a transfer of %zu bytes failed: %s (the daemons' logs are "
+                 "under %s)\n",
+                 where.c_str(), size, std::string(st.message()).c_str(), o.run_dir.c_str());
+    std::exit(1);
+  };
   std::vector<double> rates;
   for (int r = 0; r < o.runs; ++r) {
+    std::deque<Ops> flight;
     const auto start = Clock::now();
-    for (int i = 0; i < o.iterations; ++i) {
-      if (auto st = Transfer(sender, receiver, to, from, into, size, ++tag); !st.ok()) {
-        std::fprintf(stderr,
-                     "gpu-bench: %s: a transfer of %zu bytes failed: %s (the daemons' logs are "
-                     "under %s)\n",
-                     where.c_str(), size, std::string(st.message()).c_str(), o.run_dir.c_str());
-        std::exit(1);
+    for (int i = 0; i < o.iterations || !flight.empty(); ++i) {
+      if (i < o.iterations) {
+        auto ops = Post(sender, receiver, to, from, into, size, ++tag);
+        if (!ops.ok()) fail(ops.status());
+        flight.push_back(*ops);
+      }
+      if (static_cast<int>(flight.size()) >= o.window || i >= o.iterations) {
+        if (auto st = Finish(sender, receiver, flight.front()); !st.ok()) fail(st);
+        flight.pop_front();
       }
     }
     const double s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -250,6 +284,10 @@ int main(int argc, char** argv) {
   app.add_option("--run-dir", o.run_dir, "where the daemons' sockets and logs go");
   app.add_option("--runs", o.runs, "runs per figure (the median is reported)");
   app.add_option("--iterations", o.iterations, "transfers per run");
+  app.add_option("--window", o.window,
+                 "transfers in flight in the bandwidth rows (ucx_perftest -W alike)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--json", o.json, "also write the results as JSON here");
   app.add_option("--perftest", o.perftest,
                  "ucx_perftest of the same UCX (the direct rows' baseline)")
@@ -350,7 +388,7 @@ int main(int argc, char** argv) {
                                 remote_into, size, o, "remote");
     rows.push_back(remote);
     // ucx_perftest between two processes, CUDA memory on GPU `gpu_from` and
-    // GPU `gpu_to`, one message in flight; 0 without it.
+    // GPU `gpu_to`, --window messages in flight; 0 without it.
     auto raw_cuda = [&](int gpu_from, int gpu_to) {
       std::vector<double> base;
       for (int r = 0; perftest.available() && r < o.runs; ++r) {
@@ -435,12 +473,14 @@ int main(int argc, char** argv) {
                           i ? ", " : "", t.where, t.size, t.rt.p50_us, t.rt.min_us);
   }
   absl::StrAppendFormat(&json,
-                        "], \"idle_stream_sync_us\": %.3f, \"runs\": %d, \"iterations\": %d}\n",
-                        sync_us, o.runs, o.iterations);
+                        "], \"idle_stream_sync_us\": %.3f, \"runs\": %d, \"iterations\": %d, "
+                        "\"window\": %d}\n",
+                        sync_us, o.runs, o.iterations, o.window);
   absl::StrAppendFormat(&table,
                         "stream order: cudaStreamSynchronize of an idle stream, %.2f us per GPU "
-                        "operation\nmedians of %d runs x %d transfers; ratio = axon / base\n",
-                        sync_us, o.runs, o.iterations);
+                        "operation\nmedians of %d runs x %d transfers, %d in flight; ratio = axon "
+                        "/ base\n",
+                        sync_us, o.runs, o.iterations, o.window);
   std::fputs(table.c_str(), stdout);
   std::fputs(json.c_str(), stdout);
   if (!o.json.empty()) std::ofstream(o.json) << json;

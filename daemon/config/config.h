@@ -50,6 +50,9 @@ struct Config {
   struct Gpu {
     // How GPU buffers travel to other nodes: "auto", "direct" or "staging".
     std::string remote_path;
+    // Idle bounce buffers kept per GPU (device memory) and for all GPUs
+    // (pinned host memory), in MiB; more is freed as it comes back.
+    int64_t bounce_keep_mib = 0;
   } gpu;
   struct Sessions {
     int64_t max_registered_bytes = 0;  // per session

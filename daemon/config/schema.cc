@@ -264,6 +264,8 @@ const std::vector<ConfigField>& ConfigSchema() {
       Int("peers", "eager_limit", &Config::peers, &Config::Peers::eager_limit, 0, 1 << 20),
       Int("peers", "max_in_flight", &Config::peers, &Config::Peers::max_in_flight, 1, 1 << 20),
       Str("gpu", "remote_path", &Config::gpu, &Config::Gpu::remote_path, &CheckGpuPath),
+      Int("gpu", "bounce_keep_mib", &Config::gpu, &Config::Gpu::bounce_keep_mib, int64_t{0},
+          int64_t{1} << 20),
       Int("sessions", "max_registered_bytes", &Config::sessions,
           &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
       Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions, int64_t{1},

@@ -11,7 +11,12 @@ namespace axon::daemon {
 
 RemotePath::RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
                        Hooks hooks)
-    : worker_(worker), peers_(peers), copier_(copier), limits_(limits), hooks_(std::move(hooks)) {
+    : worker_(worker),
+      peers_(peers),
+      copier_(copier),
+      pinned_(BufferPool::Pinned(limits.bounce_keep_bytes)),
+      limits_(limits),
+      hooks_(std::move(hooks)) {
   peers_.SetDataHandlersFromLoop(
       [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
              ucx::AmMessage& message) { OnFrame(node, header, body, message); },
@@ -127,7 +132,7 @@ absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t b
   if (auto st = cuda::UseDevice(device); !st.ok()) return st;
   if (direct) {
     auto& pool = device_pools_[device];
-    if (!pool) pool = BufferPool::Device(kChunksInFlight * kChunk);
+    if (!pool) pool = BufferPool::Device(limits_.bounce_keep_bytes);
     auto buffer = pool->Take(bytes);
     if (buffer.ok()) return Bounce{*std::move(buffer), ucx::MemoryKind::kCuda};
     // The clients' GPU is full (a caching allocator holds it): stage.

@@ -132,6 +132,8 @@ class RemotePath {
     // And to a peer whose UCX does not, a GPU send fails (gpu.remote_path
     // is `direct`) rather than being staged.
     bool gpu_direct_only = false;
+    // Idle bounce buffers kept per GPU, and pinned ones for all GPUs.
+    uint64_t bounce_keep_bytes = uint64_t{1} << 30;
   };
 
   RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
@@ -270,8 +272,8 @@ class RemotePath {
   // from the clients' GPU, up to 256 MiB per device (one send's window;
   // reused buffers also keep the peer's UCX from opening a new IPC mapping
   // for each message).
-  std::shared_ptr<BufferPool> pinned_ = BufferPool::Pinned(uint64_t{1} << 30);
-  std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // 256 MiB idle each
+  std::shared_ptr<BufferPool> pinned_;
+  std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // each keeps limits_'s idle bytes
   uint64_t next_generation_ = 1;
   uint64_t staged_ = 0, direct_ = 0;
   const Limits limits_;
