@@ -363,6 +363,11 @@ void RemotePath::DropSessionFromLoop(uint64_t session) {
   for (auto& [name, n] : nodes_) {
     std::erase_if(n.waiting, [session](const Outgoing& o) { return o.session == session; });
   }
+  for (auto& [key, withdrawn] : copying_) {  // being copied: never sent
+    if (key.first == session && withdrawn.ok()) {
+      withdrawn = absl::CancelledError("the client's session closed");
+    }
+  }
   for (const auto& [id, send] : in_flight_) {
     if (send.session == session) {
       (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
@@ -373,6 +378,10 @@ void RemotePath::DropSessionFromLoop(uint64_t session) {
 }
 
 bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why) {
+  if (auto it = copying_.find({session, op_id}); it != copying_.end()) {
+    if (it->second.ok()) it->second = why;  // completes once its copy is done
+    return true;
+  }
   for (auto& [name, n] : nodes_) {
     auto it = std::find_if(n.waiting.begin(), n.waiting.end(), [&](const Outgoing& o) {
       return o.session == session && o.op_id == op_id;

@@ -80,11 +80,18 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
     at += take;
     skip = 0;
   }
+  if (!send.chunks) copying_[{send.session, send.op_id}] = absl::OkStatus();
   // The first piece of a send (the only one, or chunk 0) releases the order.
   copier_.Then(device, [this, alive = alive_, staged, piece = send,
                         bounce = bounce.ok() ? *std::move(bounce) : Bounce{},
                         body = std::move(body), bytes, first](absl::Status copied) mutable {
     if (!*alive) return;
+    absl::Status withdrawn;
+    if (!piece.chunks) {
+      auto it = copying_.find({piece.session, piece.op_id});
+      if (it != copying_.end()) withdrawn = std::move(it->second);
+      if (it != copying_.end()) copying_.erase(it);
+    }
     Node* n = Live(piece);
     if (n == nullptr) {  // the node went down meanwhile
       Finish(piece, absl::UnavailableError(absl::StrCat("node ", piece.node, " went away")));
@@ -93,7 +100,9 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
     if (first) n->staging = false;
     const std::string node = piece.node;  // `piece` moves on below
     const absl::Status result = staged.ok() ? copied : staged;
-    if (result.ok()) {
+    if (!withdrawn.ok()) {  // cancelled while it was being copied: never sent
+      Finish(piece, withdrawn);
+    } else if (result.ok()) {
       std::vector<absl::Span<const uint8_t>> parts{{bounce.buffer->data, bytes}};
       Post(*n, std::move(piece), std::move(parts), std::move(bounce.buffer), std::move(body),
            bounce.memory);

@@ -266,6 +266,34 @@ TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {
   EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
 }
 
+// A send nobody receives is always found by Cancel: being copied into its
+// bounce buffer, waiting, or in flight (before, a cancel that came while the
+// copy ran answered NOT_FOUND and the send went on). Right after the send,
+// twenty times, to land in the copy now and then.
+TEST_P(GpuTest, CancelFindsASendWhileItIsCopied) {
+  constexpr size_t kBytes = size_t{32} << 20;  // one piece
+  DeviceAllocation source(kBytes);
+  ASSERT_TRUE(source.data && FillDevice(source.data, kBytes, 2));
+  auto from = sender_->RegisterCuda(source.data, kBytes);
+  ASSERT_TRUE(from.ok()) << from.status();
+  for (uint64_t tag = 1; tag <= 20; ++tag) {
+    auto send = sender_->Send("a", At("b"), tag, *from, 0, kBytes);
+    ASSERT_TRUE(send.ok()) << send.status();
+    const absl::Status cancel = sender_->Cancel(*send);
+    EXPECT_TRUE(cancel.ok()) << tag << ": " << cancel;
+    auto done = sender_->Wait(*send, 20000);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(done->status.code(), absl::StatusCode::kCancelled) << tag << ": " << done->status;
+  }
+  // Nothing of them arrives later: a receive gets the next send only.
+  DeviceAllocation target(kBytes);
+  ASSERT_TRUE(target.data);
+  auto into = receiver_->RegisterCuda(target.data, kBytes);
+  ASSERT_TRUE(into.ok()) << into.status();
+  Move(*from, *into, kBytes, 21);
+  EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
+}
+
 // A chunked send nobody receives yet holds up nothing else to that node:
 // only its first chunk keeps the order, the rest wait for answers.
 TEST_P(GpuTest, AnUnmatchedLargeSendHoldsUpNothingElse) {
