@@ -351,7 +351,11 @@ int main(int argc, char** argv) {
     // or PCIe peer to peer), as axond's peer copy does where it can.
     int can = 0;
     if (cudaDeviceCanAccessPeer(&can, 0, 1) == cudaSuccess && can) {
-      Check(cudaDeviceEnablePeerAccess(1, 0), "peer access GPU 0 -> GPU 1");
+      if (cudaError_t e = cudaDeviceEnablePeerAccess(1, 0);
+          e != cudaSuccess && e != cudaErrorPeerAccessAlreadyEnabled) {
+        Check(e, "peer access GPU 0 -> GPU 1");
+      }
+      (void)cudaGetLastError();
     } else {
       std::fprintf(stderr, "gpu-bench: GPU 0 cannot reach GPU 1 directly: peer copies via host\n");
     }
@@ -393,7 +397,7 @@ int main(int argc, char** argv) {
       std::vector<double> base;
       for (int r = 0; perftest.available() && r < o.runs; ++r) {
         auto b = perftest.Run(
-            "ucp_am_bw", "all", size, std::max(o.iterations, 10), 1, "cuda",
+            "ucp_am_bw", "all", size, std::max(o.iterations, 10), o.window, "cuda",
             gpu_from == gpu_to ? absl::StrCat(gpu_from) : absl::StrCat(gpu_to, ",", gpu_from));
         if (!b.ok()) {
           std::fprintf(stderr, "gpu-bench: %s\n", std::string(b.status().message()).c_str());

@@ -278,22 +278,27 @@ absl::Status DeviceMemory::MapVmm(size_t size, size_t granularity, bool imported
   size_ = size;
   // Its own device, and every GPU that can reach it directly (a peer copy
   // to or from it then goes over NVLink or PCIe, not through the host).
-  std::vector<CUmemAccessDesc> access;
+  std::vector<CUmemAccessDesc> access(1);
+  access[0].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  access[0].location.id = device_;
+  access[0].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
   int devices = 0;
-  (void)cudaGetDeviceCount(&devices);
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
   for (int other = 0; other < devices; ++other) {
-    int can = other == device_ ? 1 : 0;
-    if (other != device_ && cudaDeviceCanAccessPeer(&can, other, device_) != cudaSuccess) {
-      (void)cudaGetLastError();
-      can = 0;
+    int can = 0;
+    if (other == device_ || cudaDeviceCanAccessPeer(&can, other, device_) != cudaSuccess || !can) {
+      continue;
     }
-    if (!can) continue;
-    CUmemAccessDesc& a = access.emplace_back();
-    a.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    a.location.id = other;
-    a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    CUmemAccessDesc peer = access[0];
+    peer.location.id = other;
+    access.push_back(peer);
   }
-  if (CUresult r = d.set_access(base, size, access.data(), access.size()); r != CUDA_SUCCESS) {
+  (void)cudaGetLastError();
+  CUresult r = d.set_access(base, size, access.data(), access.size());
+  if (r != CUDA_SUCCESS && access.size() > 1) {  // a peer refused (ACS, IOMMU): own device only
+    r = d.set_access(base, size, access.data(), 1);
+  }
+  if (r != CUDA_SUCCESS) {
     return DriverError(r, "cuMemSetAccess");  // Reset unmaps and frees it
   }
   return absl::OkStatus();

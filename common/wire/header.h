@@ -21,7 +21,9 @@
 namespace axon::wire {
 
 inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
-inline constexpr uint16_t kVersion = 1;
+// 2: GPU sends go in 32 MiB chunks (1: 8 MiB); the receiver sizes chunks by
+// its own RemotePath::kChunk, so the two must not mix.
+inline constexpr uint16_t kVersion = 2;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr size_t kMaxBodyLength = 64 * 1024;
 inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB

@@ -267,11 +267,11 @@ class RemotePath {
   ucx::Worker& worker_;
   PeerManager& peers_;
   GpuCopier& copier_;
-  // Bounce buffers: pinning is slow (~0.1 s per 256 MiB), so up to 1 GiB
-  // of them stay pinned and idle between messages; device buffers, taken
-  // from the clients' GPU, up to 256 MiB per device (one send's window;
-  // reused buffers also keep the peer's UCX from opening a new IPC mapping
-  // for each message).
+  // Bounce buffers: pinning is slow (~0.1 s per 256 MiB) and cudaFree
+  // stalls the GPU, so up to Limits::bounce_keep_bytes of each stay idle
+  // between messages: pinned ones for all GPUs, device ones (taken from the
+  // clients' GPU) per device. Reused buffers also keep the peer's UCX from
+  // opening a new IPC mapping for each message.
   std::shared_ptr<BufferPool> pinned_;
   std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // each keeps limits_'s idle bytes
   uint64_t next_generation_ = 1;

@@ -80,17 +80,21 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
     at += take;
     skip = 0;
   }
-  if (!send.chunks) copying_[{send.session, send.op_id}] = absl::OkStatus();
+  // Until its first piece is posted a send is neither waiting nor in
+  // flight: a cancel finds it here.
+  if (first) copying_[{send.session, send.op_id}] = absl::OkStatus();
   // The first piece of a send (the only one, or chunk 0) releases the order.
   copier_.Then(device, [this, alive = alive_, staged, piece = send,
                         bounce = bounce.ok() ? *std::move(bounce) : Bounce{},
                         body = std::move(body), bytes, first](absl::Status copied) mutable {
     if (!*alive) return;
     absl::Status withdrawn;
-    if (!piece.chunks) {
+    if (first) {
       auto it = copying_.find({piece.session, piece.op_id});
-      if (it != copying_.end()) withdrawn = std::move(it->second);
-      if (it != copying_.end()) copying_.erase(it);
+      if (it != copying_.end()) {
+        withdrawn = std::move(it->second);
+        copying_.erase(it);
+      }
     }
     Node* n = Live(piece);
     if (n == nullptr) {  // the node went down meanwhile
@@ -99,19 +103,28 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
     }
     if (first) n->staging = false;
     const std::string node = piece.node;  // `piece` moves on below
+    const uint64_t session = piece.session, op_id = piece.op_id;
+    const std::shared_ptr<Outgoing::Chunks> chunks = piece.chunks;
     const absl::Status result = staged.ok() ? copied : staged;
-    if (!withdrawn.ok()) {  // cancelled while it was being copied: never sent
+    if (!withdrawn.ok() && !chunks) {  // cancelled while it was being copied: never sent
       Finish(piece, withdrawn);
     } else if (result.ok()) {
       std::vector<absl::Span<const uint8_t>> parts{{bounce.buffer->data, bytes}};
       Post(*n, std::move(piece), std::move(parts), std::move(bounce.buffer), std::move(body),
            bounce.memory);
-    } else if (piece.chunks) {
+    } else if (chunks) {
       // Sent empty: the receiver fails the message; its answer completes this one.
-      if (piece.chunks->status.ok()) piece.chunks->status = result;
+      if (chunks->status.ok()) chunks->status = result;
       Post(*n, std::move(piece), {}, nullptr, std::move(body));
     } else {
       Finish(piece, result);
+    }
+    if (!withdrawn.ok() && chunks) {
+      // A chunked send cancelled while its first chunk was copied: that
+      // chunk is in flight now and is withdrawn like any; the chunks not yet
+      // copied travel empty, and the send completes with `withdrawn`.
+      if (chunks->status.ok()) chunks->status = withdrawn;
+      (void)AbortFromLoop(session, op_id, withdrawn);
     }
     if (first) Drain(node);
   });
