@@ -286,7 +286,11 @@ void Daemon::Shutdown(const char* why) {
   stopping_ = true;
   spdlog::info("shutting down ({})", why);
   systemd_.Stopping();
-  if (control_server_) control_server_->Shutdown(std::chrono::milliseconds(2000));
+  // gRPC waits out the grace for every open connection, not only for calls
+  // in flight (clients close theirs only when they next notice), so a
+  // longer one made every stop with a client attached last that long.
+  // Control calls are short; one cut off is retried against the next axond.
+  if (control_server_) control_server_->Shutdown(std::chrono::milliseconds(250));
   if (session_server_) session_server_->Shutdown();
   std::error_code ignored;
   signals_.cancel(ignored);

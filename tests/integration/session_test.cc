@@ -89,6 +89,22 @@ TEST_F(SessionTest, AttachesToARestartedDaemonFromTheSameProcess) {
   }
 }
 
+// A daemon with clients attached stops at once on SIGTERM (it took gRPC's
+// whole 2 s grace while a client's connection was open), and the clients
+// see errors, not hangs.
+TEST_F(SessionTest, StopsPromptlyWithClientsAttached) {
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto client = Client::Connect({.socket_path = axond.socket(), .client_name = "trainer"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->BindEndpoint("x").ok());
+  axond.process().Signal(SIGTERM);
+  const auto code = axond.process().Wait(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(code.has_value()) << "axond still running 1.5 s after SIGTERM";
+  EXPECT_EQ(*code, 0) << axond.process().Log();
+  EXPECT_FALSE((*client)->AllocateHost(4096).ok());
+}
+
 TEST_F(SessionTest, BadRegionsAreInvalidArgument) {
   Axond axond(dir_);
   ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
