@@ -1,8 +1,6 @@
 #include "bench/axon_bench/baseline.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,33 +14,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-
-extern char** environ;
+#include "client/tools/spawn.h"
 
 namespace axon::bench {
 namespace {
 
-// Spawns argv with `env` added, stdout and stderr to `log`; returns the pid.
+// Spawns argv with `env` added, stdout and stderr to `log`; the pid, or -1.
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
             const std::string& log) {
-  std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
-  envs.insert(envs.end(), env.begin(), env.end());
-  std::vector<char*> argv, envp;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (auto& e : envs) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), envp.data()) != 0) {
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
+  auto pid = tools::SpawnWithOutput(args, env, log, log);
+  return pid.ok() ? *pid : -1;
 }
 
 int WaitExit(pid_t pid, std::chrono::seconds timeout) {

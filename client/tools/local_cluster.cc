@@ -1,9 +1,7 @@
 #include "client/tools/local_cluster.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -17,8 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-
-extern char** environ;
+#include "client/tools/spawn.h"
 
 namespace axon::tools {
 namespace {
@@ -108,20 +105,12 @@ absl::Status LocalCluster::Start(const std::string& prefix) {
       args.push_back("--set");
       args.push_back(set);
     }
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, d.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    const int rc = posix_spawn(&d.pid, axond_.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
+    auto pid = SpawnWithOutput(args, {}, "/dev/null", d.log);  // axond logs to stderr
+    if (!pid.ok()) {
       d.pid = -1;
-      return absl::InternalError(absl::StrCat("cannot start ", axond_, ": ", strerror(rc)));
+      return pid.status();
     }
+    d.pid = *pid;
   }
   // Until both listen, or one exits (a bad setting, say): then say why.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
