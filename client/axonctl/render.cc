@@ -103,6 +103,9 @@ std::string RenderStats(const v1::StatsResponse& s) {
       absl::StrCat(s.gpu_copies(), " copies, ", s.gpu_copy_bytes(), " bytes; ",
                    s.gpu_staged_messages(), " messages staged, ", s.gpu_direct_messages(),
                    " direct; ", s.gpu_bounce_allocations(), " bounce buffers allocated"));
+  Row(out, "gpu bounce idle",
+      absl::StrCat(s.gpu_bounce_idle_device_bytes(), " bytes device memory, ",
+                   s.gpu_bounce_idle_pinned_bytes(), " bytes pinned host memory"));
   std::vector<std::string> calls;
   for (const auto& [method, count] : s.rpc_calls())
     calls.push_back(absl::StrCat(method, "=", count));

@@ -117,6 +117,12 @@ uint64_t RemotePath::bounce_allocations() const {
   return n;
 }
 
+uint64_t RemotePath::bounce_idle_device_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [device, pool] : device_pools_) n += pool->idle_bytes();
+  return n;
+}
+
 bool RemotePath::DirectWith(const std::string& node) const {
   return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
 }

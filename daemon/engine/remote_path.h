@@ -163,6 +163,8 @@ class RemotePath {
   uint64_t staged() const { return staged_; }  // GPU messages staged through host memory
   uint64_t direct() const { return direct_; }  // GPU messages through UCX in device memory
   uint64_t bounce_allocations() const;         // bounce buffers allocated (pooled) so far
+  uint64_t bounce_idle_device_bytes() const;   // allocated and idle now, all GPUs
+  uint64_t bounce_idle_pinned_bytes() const { return pinned_->idle_bytes(); }
 
   // Each chunk costs a fixed ~25-30 us beyond its bytes: 32 MiB chunks
   // against 8 MiB doubled the direct path at 64-256 MiB and halved its 64 MiB

@@ -47,6 +47,7 @@ struct GpuTraffic {
   uint64_t staged = 0;  // messages staged through pinned host memory
   uint64_t direct = 0;  // messages UCX moved in device memory
   uint64_t bounce_allocations = 0;
+  uint64_t bounce_idle_device_bytes = 0, bounce_idle_pinned_bytes = 0;
 };
 
 struct SessionRings {
@@ -81,8 +82,13 @@ class RingEngine {
 
   uint64_t ops_completed() const { return ops_completed_; }
   GpuTraffic GpuTrafficFromLoop() const {
-    return {copier_.copies(), copier_.bytes(), remote_ ? remote_->staged() : 0,
-            remote_ ? remote_->direct() : 0, remote_ ? remote_->bounce_allocations() : 0};
+    return {copier_.copies(),
+            copier_.bytes(),
+            remote_ ? remote_->staged() : 0,
+            remote_ ? remote_->direct() : 0,
+            remote_ ? remote_->bounce_allocations() : 0,
+            remote_ ? remote_->bounce_idle_device_bytes() : 0,
+            remote_ ? remote_->bounce_idle_pinned_bytes() : 0};
   }
   // Per session, by id.
   std::map<uint64_t, SessionTraffic> TrafficFromLoop() const;

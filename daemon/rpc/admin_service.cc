@@ -110,6 +110,8 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
     response->set_gpu_staged_messages(gpu->staged);
     response->set_gpu_direct_messages(gpu->direct);
     response->set_gpu_bounce_allocations(gpu->bounce_allocations);
+    response->set_gpu_bounce_idle_device_bytes(gpu->bounce_idle_device_bytes);
+    response->set_gpu_bounce_idle_pinned_bytes(gpu->bounce_idle_pinned_bytes);
   }
   return grpc::Status::OK;
 }

@@ -71,6 +71,8 @@ TEST_F(DaemonTest, HealthStatusAndJson) {
   auto parsed_stats = ParseJson<v1::StatsResponse>(stats.out);
   EXPECT_GE(parsed_stats.rpc_calls().at("Admin/Status"), 1u);
   EXPECT_GE(parsed_stats.control_connections_accepted(), 3u);
+  EXPECT_EQ(parsed_stats.gpu_bounce_idle_device_bytes(), 0u);  // nothing moved yet
+  EXPECT_THAT(axond.Ctl({"stats"}).out, HasSubstr("gpu bounce idle"));
 
   RunResult version = axond.Ctl({"version"});
   EXPECT_EQ(version.exit_code, 0);
