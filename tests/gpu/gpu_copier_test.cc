@@ -12,21 +12,12 @@
 #include <vector>
 
 #include "common/cuda/driver.h"
+#include "tests/gpu/on_device.h"
 
 namespace axon::daemon {
 namespace {
 
-struct DeviceBytes {
-  int device;
-  void* data = nullptr;
-  DeviceBytes(int d, size_t bytes) : device(d) {
-    if (cudaSetDevice(d) != cudaSuccess || cudaMalloc(&data, bytes) != cudaSuccess) data = nullptr;
-  }
-  ~DeviceBytes() {
-    cudaSetDevice(device);
-    if (data != nullptr) cudaFree(data);
-  }
-};
+using axon::testing::OnDevice;
 
 // Polls until `pending` callbacks have run, or 10 s.
 void PollUntil(GpuCopier& copier, const int& done, int pending) {
@@ -47,7 +38,7 @@ TEST(GpuCopier, CopiesHostToDeviceAndBackInOrder) {
   constexpr size_t kBytes = 4 << 20;
   std::vector<uint8_t> in(kBytes), out(kBytes, 0);
   for (size_t i = 0; i < kBytes; ++i) in[i] = static_cast<uint8_t>(i * 7 + 3);
-  DeviceBytes gpu(0, kBytes);
+  OnDevice gpu(0, kBytes);
   ASSERT_NE(gpu.data, nullptr);
   GpuCopier copier;
   int done = 0;
@@ -77,7 +68,7 @@ TEST(GpuCopier, CopiesHostToDeviceAndBackInOrder) {
 TEST(GpuCopier, BatchesAlternateBetweenTwoGpus) {
   if (Devices() < 2) GTEST_SKIP() << "needs two GPUs, found " << Devices();
   constexpr size_t kBytes = 1 << 20;
-  DeviceBytes zero(0, kBytes), one(1, kBytes);
+  OnDevice zero(0, kBytes), one(1, kBytes);
   ASSERT_TRUE(zero.data && one.data);
   std::vector<uint8_t> in(kBytes, 0x5a), out(kBytes, 0);
   GpuCopier copier;

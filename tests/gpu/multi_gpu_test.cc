@@ -17,29 +17,21 @@
 
 #ifdef AXON_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "tests/gpu/on_device.h"
 #endif
 
 namespace axon::testing {
 namespace {
 
 #ifdef AXON_HAVE_CUDA
-struct OnDevice {
-  int device;
-  void* data = nullptr;
-  OnDevice(int d, size_t bytes) : device(d) {
-    if (cudaSetDevice(d) != cudaSuccess || cudaMalloc(&data, bytes) != cudaSuccess) data = nullptr;
-  }
-  ~OnDevice() {
-    cudaSetDevice(device);
-    if (data != nullptr) cudaFree(data);
-  }
-  uint64_t Sum(size_t bytes) const {
-    uint64_t sum = 0;
-    cudaSetDevice(device);
-    EXPECT_TRUE(gpu::ChecksumDevice(data, bytes, &sum));
-    return sum;
-  }
-};
+// The checksum of the first `bytes` bytes of `memory`, computed on its GPU.
+uint64_t Sum(const OnDevice& memory, size_t bytes) {
+  uint64_t sum = 0;
+  cudaSetDevice(memory.device);
+  EXPECT_TRUE(gpu::ChecksumDevice(memory.data, bytes, &sum));
+  return sum;
+}
 
 // Sends [0, bytes) of `from` (client `a`, endpoint "a") to `to` (client
 // `b`'s endpoint "b"), into `into`; true when both sides succeeded.
@@ -124,7 +116,7 @@ TEST_F(MultiGpuTest, PeerCopyFromGpu0ToGpu1) {
                        size_t{256} << 20, kMax}) {
     SCOPED_TRACE(bytes);
     ASSERT_TRUE(Move(**a, **b, "b", *from, *into, bytes, tag++));
-    EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
+    EXPECT_EQ(Sum(target, bytes), Sum(source, bytes));
   }
   const v1::StatusResponse status = Status(*axond_);
   ASSERT_EQ(status.cuda().devices_in_use_size(), 2);
@@ -156,7 +148,7 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
   for (size_t bytes : {size_t{1}, size_t{16385}, size_t{8} << 20, kMax}) {
     SCOPED_TRACE(bytes);
     ASSERT_TRUE(Move(**a, **b, "gpu1-node/b", *from, *into, bytes, tag++));
-    EXPECT_EQ(target.Sum(bytes), source.Sum(bytes));
+    EXPECT_EQ(Sum(target, bytes), Sum(source, bytes));
   }
   // Each daemon holds a context on its own client's GPU only.
   EXPECT_EQ(Status(*cluster.daemons[0]).cuda().devices_in_use_size(), 1);
