@@ -19,13 +19,6 @@
 namespace axon::bench {
 namespace {
 
-// Spawns argv with `env` added, stdout and stderr to `log`; the pid, or -1.
-pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            const std::string& log) {
-  auto pid = tools::SpawnWithOutput(args, env, log, log);
-  return pid.ok() ? *pid : -1;
-}
-
 int WaitExit(pid_t pid, std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -66,12 +59,13 @@ absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std:
                                           "-W",    std::to_string(window),
                                           "-m",    memory,
                                           "-f"};
-  const pid_t server = Spawn(server_args, env, server_log);
-  if (server < 0) return absl::InternalError("cannot start ucx_perftest");
+  // Each with stdout and stderr in its log.
+  const auto server = tools::SpawnWithOutput(server_args, env, server_log, server_log);
+  if (!server.ok()) return server.status();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const pid_t client = Spawn(client_args, env, client_log);
-  const int code = client < 0 ? -1 : WaitExit(client, std::chrono::seconds(120));
-  WaitExit(server, std::chrono::seconds(5));
+  const auto client = tools::SpawnWithOutput(client_args, env, client_log, client_log);
+  const int code = client.ok() ? WaitExit(*client, std::chrono::seconds(120)) : -1;
+  WaitExit(*server, std::chrono::seconds(5));
   std::ifstream in(client_log);
   std::stringstream text;
   text << in.rdbuf();

@@ -283,8 +283,9 @@ class RemotePath {
   std::map<std::string, Node> nodes_;
   uint64_t next_message_id_ = 1;
   std::map<uint64_t, Outgoing> in_flight_;  // by message id, awaiting their ack
-  // Single-piece GPU sends being copied into their bounce buffer, by
-  // (session, op id): withdrawn (the reason set) before they are posted.
+  // GPU sends whose first piece (the only one, or chunk 0) is being copied
+  // into its bounce buffer, by (session, op id): withdrawn (the reason set)
+  // before that piece is posted.
   std::map<std::pair<uint64_t, uint64_t>, absl::Status> copying_;
   // Chunked messages arriving, by (node, chunk 0's message id).
   std::map<std::pair<std::string, uint64_t>, std::shared_ptr<Chunked>> chunked_;
