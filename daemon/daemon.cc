@@ -184,7 +184,8 @@ absl::Status Daemon::StartRingEngine() {
       .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight),
       .gpu_direct = state_.gpu_direct,
       .gpu_direct_only = state_.config.gpu.remote_path == "direct",
-      .bounce_keep_bytes = static_cast<uint64_t>(state_.config.gpu.bounce_keep_mib) << 20};
+      .bounce_keep_bytes = static_cast<uint64_t>(state_.config.gpu.bounce_keep_mib) << 20,
+      .same_host_handles = state_.config.gpu.same_host == "handles"};
   auto set = loop->Call<bool>(
       [loop, engine, peers, limits] {
         if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);

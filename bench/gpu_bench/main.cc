@@ -5,14 +5,20 @@
 //           (gpu.remote_path=staging) against the pinned-staging limit: the
 //           slower of pinned cudaMemcpy device->host and host->device (P5);
 //   direct  GPU -> GPU across two other daemons through UCX in device memory
-//           (gpu.remote_path=direct) against ucx_perftest ucp_am_bw -m cuda
-//           from the same UCX, --window messages in flight as for axon (P5);
+//           (gpu.remote_path=direct, gpu.same_host=bounce: bounce buffers)
+//           against ucx_perftest ucp_am_bw -m cuda from the same UCX,
+//           --window messages in flight as for axon (P5);
+//   handle  the same across two more daemons by CUDA IPC handle
+//           (gpu.same_host=handles, the default on one host), against the
+//           same ucx_perftest (P5);
 //   peer    with two GPUs: GPU 0 -> GPU 1 through one daemon, against a peer
 //           cudaMemcpy (issue 7);
 //   d-peer  with two GPUs: GPU 0 -> GPU 1 across two daemons, direct, against
 //           ucx_perftest -m cuda from GPU 0 to GPU 1 (issue 7);
+//   h-peer  the same by handle (issue 7);
 //   rt      round trips of GPU tensors (64 B, 1 MiB, 64 MiB) local, remote
-//           and direct, the tensor carried both ways, for bench/compare (P8);
+//           direct and by handle, the tensor carried both ways, for
+//           bench/compare (P8);
 //   sync    the stream-order cost libaxon pays per GPU operation: a
 //           cudaStreamSynchronize of the caller's stream, when it is idle.
 // Each figure is the median of --runs runs of --iterations transfers. Prints
@@ -46,7 +52,7 @@ struct Options {
   std::string axond, run_dir = "/tmp/axon-gpu-bench", json;
   std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
   int runs = 3, iterations = 10, window = 2;
-  bool quick = false, no_direct = false;
+  bool quick = false, no_direct = false, no_handles = false;
 };
 
 struct Row {
@@ -220,14 +226,14 @@ absl::StatusOr<std::unique_ptr<axon::Client>> Connect(const std::string& socket,
   return c;
 }
 
-// Two daemons with gpu.remote_path=`path`; an error when they do not start
-// (direct, where UCX cannot move CUDA memory).
-absl::StatusOr<Nodes> StartNodes(const Options& o, const std::string& path) {
+// Two daemons named after `label`, with `sets`; an error when they do not
+// start (direct, where UCX cannot move CUDA memory).
+absl::StatusOr<Nodes> StartNodes(const Options& o, const std::string& label,
+                                 std::vector<std::string> sets) {
   Nodes n;
-  n.cluster = std::make_unique<axon::tools::LocalCluster>(
-      absl::StrCat(o.run_dir, "/", path), o.axond,
-      std::vector<std::string>{"gpu.remote_path=" + path});
-  if (auto st = n.cluster->Start("gpu-bench-" + path); !st.ok()) return st;
+  n.cluster = std::make_unique<axon::tools::LocalCluster>(absl::StrCat(o.run_dir, "/", label),
+                                                          o.axond, std::move(sets));
+  if (auto st = n.cluster->Start("gpu-bench-" + label); !st.ok()) return st;
   for (auto [client, socket, name] :
        {std::tuple{&n.sender, n.cluster->a().socket, "gpu-bench-tx"},
         std::tuple{&n.local_rx, n.cluster->a().socket, "gpu-bench-rx"},
@@ -294,7 +300,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
   app.add_flag("--quick", o.quick, "sizes up to 64 MiB only");
-  app.add_flag("--no-direct", o.no_direct, "leave out the direct rows (gpu.remote_path=direct)");
+  app.add_flag("--no-direct", o.no_direct,
+               "leave out the direct and by-handle rows (gpu.remote_path=direct)");
+  app.add_flag("--no-handles", o.no_handles,
+               "leave out the by-handle rows (gpu.same_host=handles)");
   CLI11_PARSE(app, argc, argv);
 
   int devices = 0;
@@ -307,20 +316,29 @@ int main(int argc, char** argv) {
   const size_t max = sizes.back();
 
   // Staging pair (also the local rows), and a direct pair where UCX can.
-  auto staging_nodes = StartNodes(o, "staging");
+  auto staging_nodes = StartNodes(o, "staging", {"gpu.remote_path=staging"});
   if (!staging_nodes.ok()) {
     std::fprintf(stderr, "gpu-bench: %s\n", std::string(staging_nodes.status().message()).c_str());
     return 1;
   }
   Nodes& staged = *staging_nodes;
-  std::optional<Nodes> direct;
+  std::optional<Nodes> direct, handles;
   if (!o.no_direct) {
-    auto d = StartNodes(o, "direct");
+    auto d = StartNodes(o, "direct", {"gpu.remote_path=direct", "gpu.same_host=bounce"});
     if (d.ok()) {
       direct = *std::move(d);
     } else {
       std::fprintf(stderr, "gpu-bench: no direct rows: %s\n",
                    std::string(d.status().message()).c_str());
+    }
+  }
+  if (direct && !o.no_handles) {
+    auto h = StartNodes(o, "handles", {"gpu.remote_path=direct", "gpu.same_host=handles"});
+    if (h.ok()) {
+      handles = *std::move(h);
+    } else {
+      std::fprintf(stderr, "gpu-bench: no by-handle rows: %s\n",
+                   std::string(h.status().message()).c_str());
     }
   }
   axon::Client& sender = *staged.sender;
@@ -336,13 +354,14 @@ int main(int argc, char** argv) {
   Check(cudaHostAlloc(&host, max, cudaHostAllocDefault), "cudaHostAlloc");
   Check(cudaMemset(src, 7, max), "memset");
   auto [from, remote_into] = RegisterRemote(staged, src, dst2, max);
-  std::optional<std::pair<axon::CudaBuffer, axon::CudaBuffer>> direct_buffers;
+  std::optional<std::pair<axon::CudaBuffer, axon::CudaBuffer>> direct_buffers, handle_buffers;
   if (direct) direct_buffers.emplace(RegisterRemote(*direct, src, dst2, max));
+  if (handles) handle_buffers.emplace(RegisterRemote(*handles, src, dst2, max));
   auto local_into = local_rx.RegisterCuda(dst, max);
   // With a second GPU: GPU 0 to GPU 1 through one daemon (a peer copy),
   // against cudaMemcpyPeer.
   void* peer_dst = nullptr;
-  std::optional<axon::CudaBuffer> peer_into, direct_peer_into;
+  std::optional<axon::CudaBuffer> peer_into, direct_peer_into, handle_peer_into;
   if (devices >= 2) {
     Check(cudaSetDevice(1), "cudaSetDevice(1)");
     Check(cudaMalloc(&peer_dst, max), "cudaMalloc on GPU 1");
@@ -365,13 +384,16 @@ int main(int argc, char** argv) {
       return 1;
     }
     peer_into.emplace(*std::move(b));
-    if (direct) {  // and across two daemons, GPU 0 to GPU 1, direct
-      auto d = direct->remote_rx->RegisterCuda(peer_dst, max);
+    // And across two daemons, GPU 0 to GPU 1, direct and by handle.
+    for (auto [nodes, into] :
+         {std::pair{&direct, &direct_peer_into}, std::pair{&handles, &handle_peer_into}}) {
+      if (!*nodes) continue;
+      auto d = (*nodes)->remote_rx->RegisterCuda(peer_dst, max);
       if (!d.ok()) {
         std::fprintf(stderr, "gpu-bench: registering GPU 1 memory failed\n");
         return 1;
       }
-      direct_peer_into.emplace(*std::move(d));
+      into->emplace(*std::move(d));
     }
   }
   if (!local_into.ok()) {
@@ -413,6 +435,13 @@ int main(int argc, char** argv) {
                                direct_buffers->first, direct_buffers->second, size, o, "direct");
       dir.base_gbps = raw_cuda(0, 0);
       rows.push_back(dir);
+      if (handles) {
+        Row by{.where = "handle", .size = size, .baseline = dir.baseline};
+        by.axon_gbps = AxonRate(*handles->sender, *handles->remote_rx, handles->remote_rx_address,
+                                handle_buffers->first, handle_buffers->second, size, o, "handle");
+        by.base_gbps = dir.base_gbps;
+        rows.push_back(by);
+      }
     }
     if (peer_into) {
       Row peer{.where = "peer", .size = size, .baseline = "cudaMemcpyPeer 0->1"};
@@ -426,6 +455,13 @@ int main(int argc, char** argv) {
                               direct_buffers->first, *direct_peer_into, size, o, "d-peer");
       dp.base_gbps = raw_cuda(0, 1);
       rows.push_back(dp);
+      if (handle_peer_into) {
+        Row hp{.where = "h-peer", .size = size, .baseline = dp.baseline};
+        hp.axon_gbps = AxonRate(*handles->sender, *handles->remote_rx, handles->remote_rx_address,
+                                handle_buffers->first, *handle_peer_into, size, o, "h-peer");
+        hp.base_gbps = dp.base_gbps;
+        rows.push_back(hp);
+      }
     }
   }
   // Round trips, the tensor both ways, as bench/compare measures TensorPipe.
@@ -447,6 +483,12 @@ int main(int argc, char** argv) {
                        RoundTrips(*direct->sender, *direct->remote_rx, direct->remote_rx_address,
                                   direct->sender_address, direct_buffers->first,
                                   direct_buffers->second, size, n)});
+    }
+    if (handles) {
+      trips.push_back({"handle", size,
+                       RoundTrips(*handles->sender, *handles->remote_rx, handles->remote_rx_address,
+                                  handles->sender_address, handle_buffers->first,
+                                  handle_buffers->second, size, n)});
     }
   }
   const double sync_us = IdleSyncMicros();

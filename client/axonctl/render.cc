@@ -102,7 +102,9 @@ std::string RenderStats(const v1::StatsResponse& s) {
   Row(out, "gpu copies",
       absl::StrCat(s.gpu_copies(), " copies, ", s.gpu_copy_bytes(), " bytes; ",
                    s.gpu_staged_messages(), " messages staged, ", s.gpu_direct_messages(),
-                   " direct; ", s.gpu_bounce_allocations(), " bounce buffers allocated"));
+                   " direct, ", s.gpu_handle_messages(), " by handle; ", s.gpu_bounce_allocations(),
+                   " bounce buffers allocated"));
+  Row(out, "gpu peer handles", absl::StrCat(s.gpu_peer_handles_open(), " allocations open"));
   Row(out, "gpu bounce idle",
       absl::StrCat(s.gpu_bounce_idle_device_bytes(), " bytes device memory, ",
                    s.gpu_bounce_idle_pinned_bytes(), " bytes pinned host memory"));

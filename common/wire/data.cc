@@ -25,6 +25,11 @@ std::vector<uint8_t> EncodeData(const DataBody& body) {
   w.U64(body.total);
   w.U64(body.offset);
   w.U64(body.first_id);
+  w.String(body.handle);
+  w.String(body.bus_id);
+  w.U64(body.handle_offset);
+  w.U64(body.length);
+  w.U8(body.probe ? 1 : 0);
   return w.Take();
 }
 
@@ -38,12 +43,35 @@ absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
   auto total = r.U64();
   auto offset = r.U64();
   auto first_id = r.U64();
-  if (!first_id.ok()) return absl::InvalidArgumentError("data: truncated");
+  auto handle = r.String(kMaxIpcHandle);
+  auto bus_id = r.String(kMaxBusId);
+  if (!bus_id.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data: ", bus_id.status().message()));
+  }
+  auto handle_offset = r.U64();
+  auto length = r.U64();
+  auto probe = r.U8();
+  if (!probe.ok()) return absl::InvalidArgumentError("data: truncated");
+  if (*probe > 1) return absl::InvalidArgumentError("data: probe is neither 0 nor 1");
   if (*total != 0 && *offset >= *total) {
     return absl::InvalidArgumentError("data: a chunk past the end of its message");
   }
+  if (!handle->empty() && (*total != 0 || *length == 0)) {
+    return absl::InvalidArgumentError("data: a handle needs a length and is never chunked");
+  }
   if (auto st = NoTrailing(r, "data"); !st.ok()) return st;
-  return DataBody{*id, *tag, *std::move(from), *std::move(to), *total, *offset, *first_id};
+  return DataBody{.message_id = *id,
+                  .tag = *tag,
+                  .from = *std::move(from),
+                  .to = *std::move(to),
+                  .total = *total,
+                  .offset = *offset,
+                  .first_id = *first_id,
+                  .handle = *std::move(handle),
+                  .bus_id = *std::move(bus_id),
+                  .handle_offset = *handle_offset,
+                  .length = *length,
+                  .probe = *probe == 1};
 }
 
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status) {
@@ -84,6 +112,23 @@ absl::StatusOr<uint64_t> DecodeCancel(absl::Span<const uint8_t> bytes) {
     return absl::InvalidArgumentError(absl::StrCat("data-cancel: ", id.status().message()));
   if (auto st = NoTrailing(r, "data-cancel"); !st.ok()) return st;
   return *id;
+}
+
+std::vector<uint8_t> EncodeHandleClosed(const std::string& handle) {
+  BodyWriter w;
+  w.String(handle);
+  return w.Take();
+}
+
+absl::StatusOr<std::string> DecodeHandleClosed(absl::Span<const uint8_t> bytes) {
+  BodyReader r(bytes);
+  auto handle = r.String(kMaxIpcHandle);
+  if (!handle.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data-handle-closed: ", handle.status().message()));
+  }
+  if (auto st = NoTrailing(r, "data-handle-closed"); !st.ok()) return st;
+  return *std::move(handle);
 }
 
 }  // namespace axon::wire

@@ -11,6 +11,16 @@
 //                completes with it.
 //   kDataCancel  CancelBody: the sender withdraws a message; answered by an
 //                ack (CANCELLED, or OK when it was delivered already).
+//   kData by handle: between daemons on one host, a GPU message may travel as
+//                the CUDA IPC handle of the sender's memory instead of its
+//                bytes (`handle` set, no payload): the receiving daemon opens
+//                it and copies the bytes itself.
+//   kDataHandleAnswer  AckBody, as soon as the handle is opened or not: OK
+//                for a `probe` (the message is answered by its kDataAck
+//                later), or the reason it could not be opened (then the
+//                message was not delivered, and the sender sends the bytes).
+//   kDataHandleClosed   the handle: the sender's memory behind it is gone, so
+//                the receiver closes its mapping.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +44,18 @@ struct DataBody {
   uint64_t total = 0;     // chunked: the whole message's bytes; 0: not chunked
   uint64_t offset = 0;    // chunked: where this chunk goes
   uint64_t first_id = 0;  // chunked: chunk 0's message id
+  // By handle: the legacy CUDA IPC handle of the allocation holding the
+  // message, the PCI bus id of its GPU, where the message starts in the
+  // allocation, and its length. Empty `handle`: the bytes are the payload.
+  std::string handle;
+  std::string bus_id;
+  uint64_t handle_offset = 0;
+  uint64_t length = 0;
+  bool probe = false;  // answer with kDataHandleAnswer once opened
 };
+
+inline constexpr size_t kMaxIpcHandle = 64;
+inline constexpr size_t kMaxBusId = 64;
 
 struct AckBody {
   uint64_t message_id = 0;
@@ -50,5 +71,7 @@ std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status);
 absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeCancel(uint64_t message_id);
 absl::StatusOr<uint64_t> DecodeCancel(absl::Span<const uint8_t> bytes);
+std::vector<uint8_t> EncodeHandleClosed(const std::string& handle);
+absl::StatusOr<std::string> DecodeHandleClosed(absl::Span<const uint8_t> bytes);
 
 }  // namespace axon::wire

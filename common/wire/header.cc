@@ -40,6 +40,10 @@ const char* MessageTypeName(MessageType type) {
       return "data-cancel";
     case MessageType::kDataBind:
       return "data-bind";
+    case MessageType::kDataHandleAnswer:
+      return "data-handle-answer";
+    case MessageType::kDataHandleClosed:
+      return "data-handle-closed";
   }
   return "unknown";
 }

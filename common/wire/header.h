@@ -23,7 +23,10 @@ namespace axon::wire {
 inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
 // 2: GPU sends go in 32 MiB chunks (1: 8 MiB); the receiver sizes chunks by
 // its own RemotePath::kChunk, so the two must not mix.
-inline constexpr uint16_t kVersion = 2;
+// 3: kData may carry a CUDA IPC handle instead of the bytes (DataBody::handle),
+// answered by kDataHandleAnswer when asked or when it cannot be opened;
+// kDataHandleClosed.
+inline constexpr uint16_t kVersion = 3;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr size_t kMaxBodyLength = 64 * 1024;
 inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB
@@ -34,12 +37,14 @@ enum class MessageType : uint16_t {
   kReject = 3,     // handshake refused, with the reason
   kPing = 4,       // keepalive and `axonctl ping`; payload echoed back
   kPong = 5,
-  kData = 6,        // one message for an endpoint: DataBody, the bytes as payload
-  kDataAck = 7,     // the receiving daemon's verdict on one kData
-  kDataCancel = 8,  // the sender gives up on one kData not yet delivered
-  kDataBind = 9,    // first frame on a data endpoint: the receiver's handshake nonce
+  kData = 6,               // one message for an endpoint: DataBody, the bytes as payload
+  kDataAck = 7,            // the receiving daemon's verdict on one kData
+  kDataCancel = 8,         // the sender gives up on one kData not yet delivered
+  kDataBind = 9,           // first frame on a data endpoint: the receiver's handshake nonce
+  kDataHandleAnswer = 10,  // a kData by handle opened (a probe's answer) or refused: AckBody
+  kDataHandleClosed = 11,  // the sender let go of an IPC handle it had sent
 };
-inline constexpr uint16_t kMaxMessageType = 9;
+inline constexpr uint16_t kMaxMessageType = 11;
 
 const char* MessageTypeName(MessageType type);
 

@@ -53,6 +53,9 @@ struct Config {
     // Idle bounce buffers kept per GPU (device memory) and for all GPUs
     // (pinned host memory), in MiB; more is freed as it comes back.
     int64_t bounce_keep_mib = 0;
+    // GPU buffers to a daemon on this host: "handles" (by CUDA IPC handle,
+    // one copy) or "bounce" (like any other node, by remote_path).
+    std::string same_host;
   } gpu;
   struct Sessions {
     int64_t max_registered_bytes = 0;  // per session

@@ -154,6 +154,11 @@ absl::Status CheckGpuPath(const std::string& path) {
       absl::StrCat("'", path, "' is not one of auto, direct, staging"));
 }
 
+absl::Status CheckSameHost(const std::string& how) {
+  if (how == "handles" || how == "bounce") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("'", how, "' is not one of handles, bounce"));
+}
+
 absl::Status CheckFilePath(const std::string& path) {
   if (path.empty() || path.front() == '/') return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("path '", path, "' must be absolute"));
@@ -266,6 +271,7 @@ const std::vector<ConfigField>& ConfigSchema() {
       Str("gpu", "remote_path", &Config::gpu, &Config::Gpu::remote_path, &CheckGpuPath),
       Int("gpu", "bounce_keep_mib", &Config::gpu, &Config::Gpu::bounce_keep_mib, int64_t{0},
           int64_t{1} << 20),
+      Str("gpu", "same_host", &Config::gpu, &Config::Gpu::same_host, &CheckSameHost),
       Int("sessions", "max_registered_bytes", &Config::sessions,
           &Config::Sessions::max_registered_bytes, int64_t{1}, int64_t{1} << 50),
       Int("sessions", "max_regions", &Config::sessions, &Config::Sessions::max_regions, int64_t{1},

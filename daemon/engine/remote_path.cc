@@ -10,17 +10,18 @@
 namespace axon::daemon {
 
 RemotePath::RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
-                       Hooks hooks)
+                       Hooks hooks, std::shared_ptr<IpcMappings> ipc)
     : worker_(worker),
       peers_(peers),
       copier_(copier),
       pinned_(BufferPool::Pinned(limits.bounce_keep_bytes)),
+      ipc_(std::move(ipc)),
       limits_(limits),
       hooks_(std::move(hooks)) {
   peers_.SetDataHandlersFromLoop(
       [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
              ucx::AmMessage& message) { OnFrame(node, header, body, message); },
-      [this](const std::string& node) { OnNodeDown(node); });
+      [this](const std::string& node) { OnNodeDown(node); }, [this] { SweepHandlesFromLoop(); });
 }
 
 RemotePath::~RemotePath() {
@@ -34,7 +35,7 @@ void RemotePath::SendFromLoop(Outgoing send) {
     return;
   }
   Node& n = NodeNamed(send.node);
-  if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty() || n.staging) {
+  if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty() || Held(n)) {
     n.waiting.push_back(std::move(send));  // keeps order behind the window
     return;
   }
@@ -60,9 +61,40 @@ int GpuDevice(const Region& region, const std::vector<Part>& more) {
   return -1;
 }
 
+absl::Status CopyOnGpu(GpuCopier& copier, int device,
+                       const std::vector<absl::Span<const uint8_t>>& from, Region& to,
+                       uint8_t* into, const std::vector<std::shared_ptr<Region>>& pin) {
+  if (to.on_gpu() && to.device() != device) {
+    auto st = cuda::EnablePeerAccess(device, to.device());
+    if (st.ok()) {
+      auto mapped = to.AddressOn(device, into);
+      if (mapped.ok()) {
+        into = *mapped;
+      } else {
+        st = mapped.status();
+      }
+    }
+    if (!st.ok()) {
+      spdlog::debug("peer copy GPU {} -> GPU {} through host memory: {}", device, to.device(),
+                    st.message());
+    }
+  }
+  // Pinning runs in the current context: the copying device's, not device 0's.
+  if (auto st = cuda::UseDevice(device); !st.ok()) return st;
+  for (const auto& r : pin) r->PinForGpu();
+  for (absl::Span<const uint8_t> s : from) {
+    if (auto st = copier.Copy(device, into, s.data(), s.size()); !st.ok()) return st;
+    into += s.size();
+  }
+  return absl::OkStatus();
+}
+
+bool RemotePath::Held(const Node& n) const { return n.staging || n.probe != 0; }
+
 void RemotePath::Transmit(Node& n, Outgoing send) {
   // GPU memory goes through a bounce buffer (see the header).
   if (GpuDevice(*send.region, send.more) >= 0) {
+    if (SendByHandle(n, send)) return;
     if (limits_.gpu_direct_only && !DirectWith(send.node)) {
       Finish(send, absl::FailedPreconditionError(absl::StrCat(
                        "gpu.remote_path is direct, but node ", send.node,
@@ -154,7 +186,7 @@ void RemotePath::Drain(const std::string& node) {
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return;
   Node& n = it->second;
-  while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight && !n.staging) {
+  while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight && !Held(n)) {
     Outgoing next = std::move(n.waiting.front());
     n.waiting.pop_front();
     Transmit(n, std::move(next));
@@ -187,6 +219,16 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
       if (id.ok()) OnCancel(node, *id);
       return;
     }
+    case wire::MessageType::kDataHandleAnswer: {
+      auto answer = wire::DecodeAck(body);
+      if (answer.ok()) OnHandleAnswer(node, *answer);
+      return;
+    }
+    case wire::MessageType::kDataHandleClosed: {
+      auto handle = wire::DecodeHandleClosed(body);
+      if (handle.ok()) OnHandleClosed(node, *handle);
+      return;
+    }
     default:
       return;
   }
@@ -207,6 +249,13 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
   in->total = in->chunked ? body.total : in->bytes;
   in->offset = body.offset;
   in->first_id = in->chunked ? body.first_id : body.message_id;
+  if (!body.handle.empty()) {  // no payload: the bytes stay on the sender
+    in->total = body.length;
+    in->handle = std::move(body.handle);
+    in->bus_id = std::move(body.bus_id);
+    in->handle_offset = body.handle_offset;
+    in->probe = body.probe;
+  }
   if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > kChunk)) {
     RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
     return;
@@ -243,6 +292,10 @@ void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr
 
 void RemotePath::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                       uint8_t* into, std::function<void(absl::Status)> then) {
+  if (message->source) {
+    LandByHandle(std::move(message), std::move(region), into, std::move(then));
+    return;
+  }
   if (!message->pending) {
     if (message->data.empty() || !region->on_gpu()) {
       if (!message->data.empty()) std::memcpy(into, message->data.data(), message->data.size());
@@ -343,6 +396,11 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   }
   Outgoing send = std::move(it->second);
   in_flight_.erase(it);
+  if (!send.handle.empty()) {  // it opened there: later ones need not wait
+    Node& n = NodeNamed(node);
+    n.handles_opened.insert(send.handle);
+    if (n.probe == ack.message_id) n.probe = 0;
+  }
   absl::Status status = ack.status();
   if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
   Finish(send, status);
@@ -427,6 +485,9 @@ void RemotePath::OnNodeDown(const std::string& node) {
     }
   }
   for (const Outgoing& o : n.waiting) hooks_.complete(o.session, o.op_id, gone, 0, 0);
+  // Its handles: closed here once no landing holds them; none held there.
+  std::erase_if(opened_, [&](const auto& entry) { return entry.first.first == node; });
+  for (auto& [handle, shared] : shared_) shared.nodes.erase(node);
   // Chunked messages from it: a landing one fails now (its other chunks
   // will never come).
   for (auto it = chunked_.begin(); it != chunked_.end();) {

@@ -28,12 +28,19 @@
 // cannot use memory this daemon opened from another process's IPC handle
 // (told it is CUDA memory, its sends crash and its rendezvous receives hang;
 // seen on an H100), so the direct path costs one device copy on each side.
+//
+// Between daemons on one host (the data endpoint has a cuda_ipc lane), a GPU
+// send of one part in legacy IPC memory goes by handle instead
+// (gpu.same_host: handles, by_handle.cc): the frame carries the client's CUDA
+// IPC handle, and the receiving daemon opens it and copies straight from the
+// sender's tensor into the posted buffer, one copy in all.
 #pragma once
 
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +48,7 @@
 #include "common/wire/data.h"
 #include "daemon/cuda/buffer_pool.h"
 #include "daemon/cuda/gpu_copier.h"
+#include "daemon/memory/cuda_region.h"
 #include "daemon/memory/region.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/ucx/worker.h"
@@ -63,6 +71,12 @@ struct Incoming {
   // whole message in the engine; the others follow it to where it landed.
   bool chunked = false;
   uint64_t offset = 0, first_id = 0;
+  // By handle: where the bytes lie on the sender (wire::DataBody), and that
+  // memory as opened here (in sequence order, before the engine sees it).
+  std::string handle, bus_id;
+  uint64_t handle_offset = 0;
+  bool probe = false;
+  std::shared_ptr<Region> source;
 };
 
 // Bytes of a client region, kept mapped while a message uses them.
@@ -82,6 +96,15 @@ std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t 
 // `region`, then `more`), or -1 when every part is host memory.
 int GpuDevice(const Region& region, const std::vector<Part>& more);
 
+// Copies `from` (back to back) to `into`, an address in `to`, on GPU `device`:
+// into the target as that GPU maps it, so a peer copy goes GPU to GPU where
+// the two reach each other (else the driver stages it through host memory:
+// 10x slower over NVLink). Host pages of `pin` are pinned first. Follow it
+// with copier.Then.
+absl::Status CopyOnGpu(GpuCopier& copier, int device,
+                       const std::vector<absl::Span<const uint8_t>>& from, Region& to,
+                       uint8_t* into, const std::vector<std::shared_ptr<Region>>& pin);
+
 // A send to another node, as the engine checked it.
 struct Outgoing {
   uint64_t session = 0;
@@ -95,6 +118,7 @@ struct Outgoing {
   std::vector<Part> more;   // a gather send: the parts after [offset, offset + ...)
   absl::Status aborted;     // set when withdrawn: the reason its CANCELLED ack reports
   uint64_t generation = 0;  // of the node's connection it was staged on
+  std::string handle;       // sent by handle: the IPC handle it named
   // A chunk of a chunked send: the send completes once every chunk is
   // answered, with the first failure.
   struct Chunks {
@@ -134,10 +158,15 @@ class RemotePath {
     bool gpu_direct_only = false;
     // Idle bounce buffers kept per GPU, and pinned ones for all GPUs.
     uint64_t bounce_keep_bytes = uint64_t{1} << 30;
+    // GPU sends to a daemon on this host go by CUDA IPC handle where they
+    // can (gpu.same_host is handles; needs gpu_direct too).
+    bool same_host_handles = true;
   };
 
-  RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
-             Hooks hooks);
+  // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'
+  // handles share; may be null (no handles taken).
+  RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
+             std::shared_ptr<IpcMappings> ipc = nullptr);
   ~RemotePath();
   RemotePath(const RemotePath&) = delete;
   RemotePath& operator=(const RemotePath&) = delete;
@@ -160,10 +189,12 @@ class RemotePath {
   bool AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why);
 
   uint64_t in_flight() const { return in_flight_.size(); }
-  uint64_t staged() const { return staged_; }  // GPU messages staged through host memory
-  uint64_t direct() const { return direct_; }  // GPU messages through UCX in device memory
-  uint64_t bounce_allocations() const;         // bounce buffers allocated (pooled) so far
-  uint64_t bounce_idle_device_bytes() const;   // allocated and idle now, all GPUs
+  uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
+  uint64_t direct() const { return direct_; }        // GPU messages through UCX in device memory
+  uint64_t by_handle() const { return by_handle_; }  // GPU messages sent or landed by handle
+  uint64_t handles_open() const { return opened_.size(); }  // peers' handles mapped now
+  uint64_t bounce_allocations() const;        // bounce buffers allocated (pooled) so far
+  uint64_t bounce_idle_device_bytes() const;  // allocated and idle now, all GPUs
   uint64_t bounce_idle_pinned_bytes() const { return pinned_->idle_bytes(); }
 
   // Each chunk costs a fixed ~25-30 us beyond its bytes: 32 MiB chunks
@@ -185,6 +216,13 @@ class RemotePath {
     uint64_t next_send_sequence = 1;
     uint64_t next_receive_sequence = 1;
     std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
+    // By handle: the first message naming a handle this node has not
+    // opened yet is a probe; later sends wait until the node answers that
+    // it opened it, so that a refused one is sent again in its place
+    // (by_handle.cc).
+    uint64_t probe = 0;  // its message id, 0 when none
+    std::set<std::string> handles_opened;
+    bool handles_refused = false;  // this connection takes no more handles
   };
   void OnFrame(const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
                ucx::AmMessage& message);
@@ -194,6 +232,25 @@ class RemotePath {
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
   void Transmit(Node& n, Outgoing send);
+  // Whether later sends to `n` must wait behind what is under way.
+  bool Held(const Node& n) const;
+  // By handle (by_handle.cc). Sends `send` by handle if it can go so
+  // (true: taken); else leaves it alone.
+  bool SendByHandle(Node& n, Outgoing& send);
+  // Opens an arriving message's handle; false when it could not (answered).
+  bool OpenHandle(Incoming& in);
+  // Tells the sender of `in` its handle opened (OK) or why not.
+  void Answer(const Incoming& in, const absl::Status& opened);
+  // Copies a message by handle from the sender's memory to `into`.
+  void LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
+                    uint8_t* into, std::function<void(absl::Status)> then);
+  // Opened (a probe's answer: later sends may go) or refused (it goes again
+  // through bounce buffers).
+  void OnHandleAnswer(const std::string& node, const wire::AckBody& answer);
+  void OnHandleClosed(const std::string& node, const std::string& handle);
+  // Tells the nodes holding handles whose memory this daemon let go.
+  void SweepHandlesFromLoop();
+  absl::StatusOr<std::string> BusId(int device);
   // nodes_[name], given a fresh generation when new.
   Node& NodeNamed(const std::string& name);
   // The node `send` was staged on, if that connection is still there.
@@ -277,7 +334,18 @@ class RemotePath {
   std::shared_ptr<BufferPool> pinned_;
   std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // each keeps limits_'s idle bytes
   uint64_t next_generation_ = 1;
-  uint64_t staged_ = 0, direct_ = 0;
+  uint64_t staged_ = 0, direct_ = 0, by_handle_ = 0;
+  // By handle. Sent: the handles each node holds, until this daemon's
+  // mapping of their memory closes. Received: peers' handles opened here,
+  // by (node, handle), until the node says they closed or goes down.
+  std::shared_ptr<IpcMappings> ipc_;
+  struct Shared {
+    std::weak_ptr<const void> mapping;
+    std::set<std::string> nodes;
+  };
+  std::map<std::string, Shared> shared_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const cuda::DeviceMemory>> opened_;
+  std::map<int, std::string> bus_ids_;
   const Limits limits_;
   Hooks hooks_;
   std::map<std::string, Node> nodes_;

@@ -44,7 +44,8 @@ void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limi
           .withdraw = [this](const std::string& node,
                              uint64_t message_id) { return Withdraw(node, message_id); },
           .node_down = [this](const std::string& node) { DropFromNode(node); },
-      });
+      },
+      sessions_manager_.ipc_mappings());
 }
 
 absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
@@ -471,36 +472,10 @@ void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& t
   keep->push_back(to);
   keep->push_back(send.region);
   for (const Part& p : send.more) keep->push_back(p.region);
-  // A peer copy goes GPU to GPU where the two reach each other, into the
-  // target as the copying device maps it (else the driver stages it through
-  // host memory: 10x slower over NVLink).
-  if (to->on_gpu() && to->device() != device) {
-    auto st = cuda::EnablePeerAccess(device, to->device());
-    if (st.ok()) {
-      auto mapped = to->AddressOn(device, into);
-      if (mapped.ok()) {
-        into = *mapped;
-      } else {
-        st = mapped.status();
-      }
-    }
-    if (!st.ok()) {
-      spdlog::debug("peer copy GPU {} -> GPU {} through host memory: {}", device, to->device(),
-                    st.message());
-    }
-  }
-  // Pinning runs in the current context: the copying device's, not device 0's.
-  if (auto st = cuda::UseDevice(device); !st.ok()) {
-    done(st);
-    return;
-  }
-  for (const auto& r : *keep) r->PinForGpu();
-  absl::Status st;
-  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
-    if (st.ok()) st = copier_.Copy(device, into, s.data(), s.size());
-    into += s.size();
-  }
-  if (!st.ok()) {
+  if (auto st =
+          CopyOnGpu(copier_, device, PartSpans(*send.region, send.offset, send.length, send.more),
+                    *to, into, *keep);
+      !st.ok()) {
     done(std::move(st));
     return;
   }

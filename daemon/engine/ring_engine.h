@@ -44,8 +44,10 @@ struct SessionTraffic {
 // What the engine did with GPU memory, for `axonctl stats`.
 struct GpuTraffic {
   uint64_t copies = 0, copy_bytes = 0;
-  uint64_t staged = 0;  // messages staged through pinned host memory
-  uint64_t direct = 0;  // messages UCX moved in device memory
+  uint64_t staged = 0;        // messages staged through pinned host memory
+  uint64_t direct = 0;        // messages UCX moved in device memory
+  uint64_t by_handle = 0;     // messages by CUDA IPC handle (daemons on one host)
+  uint64_t handles_open = 0;  // peers' GPU allocations this daemon holds open by handle
   uint64_t bounce_allocations = 0;
   uint64_t bounce_idle_device_bytes = 0, bounce_idle_pinned_bytes = 0;
 };
@@ -86,6 +88,8 @@ class RingEngine {
             copier_.bytes(),
             remote_ ? remote_->staged() : 0,
             remote_ ? remote_->direct() : 0,
+            remote_ ? remote_->by_handle() : 0,
+            remote_ ? remote_->handles_open() : 0,
             remote_ ? remote_->bounce_allocations() : 0,
             remote_ ? remote_->bounce_idle_device_bytes() : 0,
             remote_ ? remote_->bounce_idle_pinned_bytes() : 0};

@@ -151,6 +151,8 @@ void RemotePath::Finish(const Outgoing& send, absl::Status st) {
 }
 
 void RemotePath::Dispatch(std::shared_ptr<Incoming> in) {
+  // By handle: opened before the engine sees it, or answered and dropped.
+  if (!in->handle.empty() && !OpenHandle(*in)) return;
   if (!in->chunked) {
     hooks_.arrived(std::move(in));
     return;

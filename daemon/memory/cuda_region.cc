@@ -65,6 +65,11 @@ absl::StatusOr<uint8_t*> CudaRegion::AddressOn(int device, uint8_t* p) {
   return view->data() + (p - memory_->data());
 }
 
+std::optional<IpcSource> CudaRegion::IpcSourceOf(const uint8_t* p) const {
+  if (!ipc_ || handle_.empty()) return std::nullopt;  // VMM memory
+  return IpcSource{handle_, static_cast<uint64_t>(p - memory_->data()), memory_};
+}
+
 absl::StatusOr<int> CudaRegistry::Device(const std::string& bus_id) {
   auto device = cuda::DeviceByBusId(bus_id);
   if (!device.ok()) return device.status();

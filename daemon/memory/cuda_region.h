@@ -55,6 +55,7 @@ class CudaRegion final : public Region {
         handle_(std::move(handle)) {}
 
   absl::StatusOr<uint8_t*> AddressOn(int device, uint8_t* p) override;
+  std::optional<IpcSource> IpcSourceOf(const uint8_t* p) const override;
 
  private:
   std::shared_ptr<const cuda::DeviceMemory> memory_;
@@ -84,6 +85,9 @@ class CudaRegistry {
   absl::StatusOr<std::shared_ptr<Region>> ImportFd(const std::string& bus_id, UniqueFd fd,
                                                    uint64_t size, uint64_t offset, uint64_t length);
   CudaRegistryStats stats() const;
+  // The daemon's legacy IPC mappings, for memory opened by other means (a
+  // peer daemon's handles) to share: one mapping per allocation and device.
+  std::shared_ptr<IpcMappings> ipc() const { return ipc_; }
 
  private:
   absl::StatusOr<int> Device(const std::string& bus_id);  // mu_ held

@@ -4,12 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 
 namespace axon::daemon {
 
 enum class MemoryKind : uint8_t { kHost, kCuda };
+
+// Where bytes of a region lie for another process on this host: the legacy
+// CUDA IPC handle of their allocation and their offset in it. `mapping`
+// expires once this daemon's own mapping of the allocation closes (the
+// client let go of it).
+struct IpcSource {
+  std::string handle;
+  uint64_t offset = 0;
+  std::weak_ptr<const void> mapping;
+};
 
 class Region {
  public:
@@ -35,6 +48,10 @@ class Region {
   // while the region lives) so the copy goes GPU to GPU, not through host
   // memory. Engine thread.
   virtual absl::StatusOr<uint8_t*> AddressOn(int /*device*/, uint8_t* p) { return p; }
+
+  // `p`, an address in this region, as another process on this host can
+  // open it: only legacy IPC memory can be (not host or VMM memory).
+  virtual std::optional<IpcSource> IpcSourceOf(const uint8_t* /*p*/) const { return std::nullopt; }
 
  protected:
   Region(uint8_t* data, uint64_t length, MemoryKind kind, int device)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 
@@ -291,6 +292,8 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     case wire::MessageType::kData:
     case wire::MessageType::kDataAck:
     case wire::MessageType::kDataCancel:
+    case wire::MessageType::kDataHandleAnswer:
+    case wire::MessageType::kDataHandleClosed:
       if (peer->state != PeerState::kUp) {
         MarkDown(*peer, absl::StrCat("protocol error: ", wire::MessageTypeName(header.type),
                                      " before the handshake finished"));
@@ -431,9 +434,11 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   if (had_connection && on_down_) on_down_(peer.name);
 }
 
-void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down) {
+void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
+                                          std::function<void()> on_tick) {
   on_data_ = std::move(on_data);
   on_down_ = std::move(on_down);
+  on_tick_ = std::move(on_tick);
 }
 
 absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
@@ -454,6 +459,22 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
 bool PeerManager::PeerTakesCudaFromLoop(const std::string& node) const {
   auto it = peers_.find(node);
   return it != peers_.end() && it->second.stats.peer_cuda_memory;
+}
+
+bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
+  auto it = peers_.find(node);
+  if (it == peers_.end()) return false;
+  Peer& peer = it->second;
+  if (peer.state != PeerState::kUp || !peer.data_ep) return false;
+  if (peer.shares_gpus_on == peer.data_connection_id) return true;
+  // Asked again until the lane shows (UCX may still be wiring it up).
+  for (const std::string& lane : peer.data_ep->Transports()) {
+    if (absl::StartsWith(lane, "cuda_ipc/")) {
+      peer.shares_gpus_on = peer.data_connection_id;
+      return true;
+    }
+  }
+  return false;
 }
 
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
@@ -547,6 +568,7 @@ void PeerManager::TickFromLoop() {
         break;
     }
   }
+  if (on_tick_) on_tick_();
 }
 
 std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {

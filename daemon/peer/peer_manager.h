@@ -78,11 +78,16 @@ class PeerManager {
   const SocketAddress& listen_address() const { return listener_->address(); }
 
   // The message path on top of the peer plane.
-  void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down);
+  // `on_tick`, when set, runs at the end of every TickFromLoop.
+  void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
+                               std::function<void()> on_tick = nullptr);
   // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
   absl::Status CheckUpFromLoop(const std::string& node) const;
   // Whether node `node` said (in its Hello) that its UCX takes CUDA memory.
   bool PeerTakesCudaFromLoop(const std::string& node) const;
+  // Whether node `node` is up and its data endpoint has a cuda_ipc lane:
+  // UCX found it on this host, with GPUs both can reach.
+  bool PeerSharesGpusFromLoop(const std::string& node);
   // Sends a message-path frame whose payload is `payload` in place (see
   // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
   // The payload is `parts`, back to back (empty: none).
@@ -113,6 +118,7 @@ class PeerManager {
     std::vector<uint8_t> their_address;
     std::unique_ptr<ucx::Endpoint> data_ep;
     uint64_t data_connection_id = 0;
+    uint64_t shares_gpus_on = 0;  // the data connection found to have a cuda_ipc lane
     ucp_ep_h data_in = nullptr;
     Handshake handshake = Handshake::kNone;
     wire::Nonce my_nonce{}, their_nonce{};
@@ -167,6 +173,7 @@ class PeerManager {
   std::vector<uint8_t> worker_address_;  // sent in hellos
   DataHandler on_data_;
   DownHandler on_down_;
+  std::function<void()> on_tick_;
   // False once destroyed: UCX completions that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

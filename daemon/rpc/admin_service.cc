@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 
+#include "absl/strings/match.h"
 #include "common/cuda/driver.h"
 #include "common/log.h"
 #include "common/rpc/status_convert.h"
@@ -109,6 +110,8 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
     response->set_gpu_copy_bytes(gpu->copy_bytes);
     response->set_gpu_staged_messages(gpu->staged);
     response->set_gpu_direct_messages(gpu->direct);
+    response->set_gpu_handle_messages(gpu->by_handle);
+    response->set_gpu_peer_handles_open(gpu->handles_open);
     response->set_gpu_bounce_allocations(gpu->bounce_allocations);
     response->set_gpu_bounce_idle_device_bytes(gpu->bounce_idle_device_bytes);
     response->set_gpu_bounce_idle_pinned_bytes(gpu->bounce_idle_pinned_bytes);
@@ -139,7 +142,15 @@ grpc::Status AdminService::ListPeers(grpc::ServerContext*, const v1::ListPeersRe
     info->set_last_error(p.last_error);
     info->set_dialer(p.dialer);
     info->set_peer_cuda_memory(p.peer_cuda_memory);
-    info->set_gpu_path(state_.gpu_direct && p.peer_cuda_memory     ? "direct"
+    const bool direct = state_.gpu_direct && p.peer_cuda_memory;
+    // On this host (a cuda_ipc lane), GPU tensors in legacy IPC memory go
+    // by handle (RemotePath); the rest still go direct.
+    const bool handles =
+        direct && state_.config.gpu.same_host == "handles" &&
+        std::any_of(p.transports.begin(), p.transports.end(),
+                    [](const std::string& tl) { return absl::StartsWith(tl, "cuda_ipc/"); });
+    info->set_gpu_path(handles                                     ? "handles"
+                       : direct                                    ? "direct"
                        : state_.config.gpu.remote_path == "direct" ? "refused"
                                                                    : "staging");
   }

@@ -100,6 +100,7 @@ class SessionManager {
   // Region `region` of session `id`, kept mapped while the caller holds it.
   std::shared_ptr<Region> FindRegion(uint64_t id, uint64_t region) const;
   CudaRegistryStats cuda_stats() const { return cuda_.stats(); }
+  std::shared_ptr<IpcMappings> ipc_mappings() const { return cuda_.ipc(); }
 
   uint64_t attached_total() const { return attached_total_.load(); }
   uint64_t closed_total() const { return closed_total_.load(); }

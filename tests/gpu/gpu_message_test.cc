@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,8 +40,9 @@ using gpu::FillDevice;
 using gpu::FillHost;
 
 // One daemon; two, staging through pinned host memory; two, through UCX in
-// device memory.
-enum class Path { kLocal, kStaging, kDirect };
+// device memory (bounce buffers: gpu.same_host=bounce); two, the receiving
+// daemon copying out of the sender's memory by CUDA IPC handle.
+enum class Path { kLocal, kStaging, kDirect, kHandle };
 
 std::string PathName(const ::testing::TestParamInfo<Path>& p) {
   switch (p.param) {
@@ -50,6 +52,8 @@ std::string PathName(const ::testing::TestParamInfo<Path>& p) {
       return "RemoteStaging";
     case Path::kDirect:
       return "RemoteDirect";
+    case Path::kHandle:
+      return "RemoteByHandle";
   }
   return "?";
 }
@@ -101,11 +105,13 @@ class GpuTest : public ::testing::TestWithParam<Path>, protected Pair {
  protected:
   void SetUp() override {
     if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
-    if (GetParam() == Path::kDirect && !DirectPathAvailable(dir_)) {
+    const bool direct = GetParam() == Path::kDirect || GetParam() == Path::kHandle;
+    if (direct && !DirectPathAvailable(dir_)) {
       GTEST_SKIP() << "this UCX cannot move CUDA memory: no direct path";
     }
     StartPair(GetParam() != Path::kLocal,
-              {GetParam() == Path::kDirect ? "gpu.remote_path=direct" : "gpu.remote_path=staging"});
+              {direct ? "gpu.remote_path=direct" : "gpu.remote_path=staging",
+               GetParam() == Path::kDirect ? "gpu.same_host=bounce" : "gpu.same_host=handles"});
   }
 
   // Sends [0, bytes) of `from` into `into` and waits for both sides.
@@ -152,6 +158,14 @@ TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
   if (GetParam() == Path::kDirect) {  // the five sizes above the eager limit
     EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 5u);
     EXPECT_EQ(Stats(receiving_daemon()).gpu_direct_messages(), 5u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 0u);
+  }
+  if (GetParam() == Path::kHandle) {  // all nine, whatever the size; no bounce buffer
+    EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 9u);
+    EXPECT_EQ(Stats(receiving_daemon()).gpu_handle_messages(), 9u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 0u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_bounce_allocations(), 0u);
+    EXPECT_EQ(Stats(receiving_daemon()).gpu_bounce_allocations(), 0u);
   }
   if (remote()) {
     // 1 GiB went in 32 chunks, at most 8 of them in bounce buffers at once
@@ -331,7 +345,9 @@ TEST_P(GpuTest, AnUnmatchedLargeSendHoldsUpNothingElse) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, GpuTest,
-                         ::testing::Values(Path::kLocal, Path::kStaging, Path::kDirect), PathName);
+                         ::testing::Values(Path::kLocal, Path::kStaging, Path::kDirect,
+                                           Path::kHandle),
+                         PathName);
 
 // The GPU path a node's daemon shows for `peer` in `axonctl peers`.
 std::string GpuPathTo(Cluster& cluster, size_t node, const std::string& peer) {
@@ -398,13 +414,14 @@ TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
     EXPECT_EQ(stats.gpu_direct_messages(), 0u) << node;
   }
 
-  // Node b back to auto: after the reconnection both ends go direct.
+  // Node b back to auto: after the reconnection both ends go direct, and as
+  // both daemons share this host's GPUs, by handle (gpu.same_host: handles).
   b->reset();
   cluster.Start(1);
-  ASSERT_TRUE(WaitFor([&] { return GpuPathTo(cluster, 0, "node-b") == "direct"; },
+  ASSERT_TRUE(WaitFor([&] { return GpuPathTo(cluster, 0, "node-b") == "handles"; },
                       std::chrono::seconds(15)))
       << GpuPathTo(cluster, 0, "node-b");
-  EXPECT_EQ(GpuPathTo(cluster, 1, "node-a"), "direct");
+  EXPECT_EQ(GpuPathTo(cluster, 1, "node-a"), "handles");
   auto b2 = Client::Connect({.socket_path = cluster.daemons[1]->socket(), .client_name = "b"});
   ASSERT_TRUE(b2.ok()) << b2.status();
   auto bound = (*b2)->BindEndpoint("b");
@@ -414,8 +431,8 @@ TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
   ASSERT_TRUE(FillDevice(y.data, kBytes, 1));
   MoveGpu(**a, "a", *on_a, **b2, "b", "node-b/b", *on_b2, kBytes, 3);
   EXPECT_EQ(DeviceSum(y.data, kBytes), pattern);
-  EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_direct_messages(), 1u);
-  EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_direct_messages(), 1u);
+  EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_handle_messages(), 1u);
+  EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_handle_messages(), 1u);
 }
 
 class GpuDaemonTest : public ::testing::Test {
@@ -550,6 +567,50 @@ size_t FreeGpuBytes() {
   return free_bytes;
 }
 #endif
+
+// By handle, the receiving daemon holds the sender's allocation open until
+// the sending client lets go of it, and then closes it: the memory is freed
+// for real within a peer tick of the sender's unregistration.
+TEST_P(GpuTest, APeerLetsGoOfAHandleWhenTheSenderDoes) {
+#ifdef AXON_HAVE_CUDA
+  if (GetParam() != Path::kHandle) GTEST_SKIP() << "by handle only";
+  constexpr size_t kSmall = size_t{1} << 20;
+  DeviceAllocation warm(kSmall), target(kSmall);
+  auto warm_buffer = sender_->RegisterCuda(warm.data, kSmall);
+  auto into = receiver_->RegisterCuda(target.data, kSmall);
+  ASSERT_TRUE(warm_buffer.ok() && into.ok());
+  Move(*warm_buffer, *into, kSmall, 1);  // both daemons' contexts up
+  const uint64_t open_before = Stats(receiving_daemon()).gpu_peer_handles_open();
+  EXPECT_EQ(open_before, 1u);
+  const size_t baseline = FreeGpuBytes();
+  constexpr size_t kBytes = size_t{1} << 30;
+  auto source = std::make_unique<DeviceAllocation>(kBytes);
+  ASSERT_TRUE(source->data && FillDevice(source->data, kBytes, 3));
+  std::optional<CudaBuffer> from;
+  {
+    auto registered = sender_->RegisterCuda(source->data, kBytes);
+    ASSERT_TRUE(registered.ok()) << registered.status();
+    from.emplace(*std::move(registered));
+  }
+  Move(*from, *into, kSmall, 2);
+  EXPECT_EQ(DeviceSum(target.data, kSmall), DeviceSum(source->data, kSmall));
+  EXPECT_EQ(Stats(receiving_daemon()).gpu_peer_handles_open(), open_before + 1);
+  from.reset();    // unregistered: the sending daemon closes its mapping
+  source.reset();  // cudaFree: the memory stays while the peer has it open
+  EXPECT_TRUE(
+      WaitFor([&] { return Stats(receiving_daemon()).gpu_peer_handles_open() == open_before; },
+              std::chrono::seconds(10)))
+      << Stats(receiving_daemon()).gpu_peer_handles_open();
+  EXPECT_TRUE(WaitFor([&] { return FreeGpuBytes() + (size_t{64} << 20) >= baseline; },
+                      std::chrono::seconds(15)))
+      << "free " << FreeGpuBytes() << ", baseline " << baseline;
+  // The first allocation still goes by handle, without a new probe.
+  Move(*warm_buffer, *into, kSmall, 3);
+  EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 3u);
+#else
+  GTEST_SKIP() << "built without CUDA";
+#endif
+}
 
 TEST_F(GpuDaemonTest, KilledClientReleasesItsGpuMemory) {
 #ifdef AXON_HAVE_CUDA

@@ -126,7 +126,9 @@ TEST_F(MultiGpuTest, PeerCopyFromGpu0ToGpu1) {
 TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
 #ifdef AXON_HAVE_CUDA
   // Not node-a: the fixture's daemon has that name (and its socket).
-  Cluster cluster(dir_, {"gpu0-node", "gpu1-node"});
+  // Bounce buffers over UCX's cuda_ipc (by handle, gpu1-node would open
+  // gpu0's memory and hold a context there too).
+  Cluster cluster(dir_, {"gpu0-node", "gpu1-node"}, {"gpu.same_host=bounce"});
   ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)))
       << "gpu0-node: " << cluster.StateOf(0, "gpu1-node") << "\n"
       << cluster.daemons[0]->process().Log() << "\ngpu1-node: " << cluster.StateOf(1, "gpu0-node")

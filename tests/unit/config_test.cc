@@ -164,6 +164,7 @@ TEST_F(ConfigFiles, BadSetsAreRefusedWithTheArgument) {
            {"nope.level=debug", "unknown section 'nope'"},
            {"log.lvl=debug", "unknown key 'log.lvl'"},
            {"control.socket_mode=999", "control.socket_mode"},
+           {"gpu.same_host=ipc", "gpu.same_host"},
        }) {
     SCOPED_TRACE(set);
     auto config = LoadConfig({.sets = {set}});

@@ -202,6 +202,39 @@ TEST(WireData, ChunksSayWhereTheyGo) {
               HasSubstr("past the end"));
 }
 
+TEST(WireData, AMessageByHandleCarriesWhereItLies) {
+  const std::string handle(64, '\x07');
+  const DataBody by_handle{.message_id = 3,
+                           .to = "b",
+                           .handle = handle,
+                           .bus_id = "0000:07:00.0",
+                           .handle_offset = 4096,
+                           .length = 1 << 20,
+                           .probe = true};
+  auto decoded = DecodeData(EncodeData(by_handle));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->handle, handle);
+  EXPECT_EQ(decoded->bus_id, "0000:07:00.0");
+  EXPECT_EQ(decoded->handle_offset, 4096u);
+  EXPECT_EQ(decoded->length, 1u << 20);
+  EXPECT_TRUE(decoded->probe);
+  // A handle with no length, or chunked, or longer than CUDA's, is refused.
+  DataBody empty = by_handle;
+  empty.length = 0;
+  EXPECT_THAT(Error(DecodeData(EncodeData(empty)).status()), HasSubstr("needs a length"));
+  DataBody chunked = by_handle;
+  chunked.total = 2 << 20;
+  EXPECT_FALSE(DecodeData(EncodeData(chunked)).ok());
+  DataBody longer = by_handle;
+  longer.handle += "x";
+  EXPECT_FALSE(DecodeData(EncodeData(longer)).ok());
+  auto closed = DecodeHandleClosed(EncodeHandleClosed(handle));
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(*closed, handle);
+  EXPECT_FALSE(DecodeHandleClosed({}).ok());
+  EXPECT_FALSE(DecodeHandleClosed(EncodeHandleClosed(handle + "x")).ok());
+}
+
 TEST(WireData, AckCarriesTheStatusAndUnknownCodesAreNotOk) {
   auto ack = DecodeAck(EncodeAck(9, absl::NotFoundError("no endpoint 'x'")));
   ASSERT_TRUE(ack.ok()) << ack.status();
