@@ -5,6 +5,9 @@
 #   scripts/gpu-run.sh bench [ARGS...]        axon-bench against the bundled ucx_perftest
 #   scripts/gpu-run.sh gpu-bench [ARGS...]    gpu-bench: GPU tensors against cudaMemcpy
 #   scripts/gpu-run.sh demo                   axon demo
+# AXON_MPS=1 runs it with the CUDA Multi-Process Service up (started here,
+# stopped at the end): without MPS, processes sharing a GPU take turns by
+# time slice (docs/PERFORMANCE.md, "GPU time slices").
 # The test programs look for axond, axonctl and their helpers where CMake
 # built them (build/...); this links those paths to the bundle.
 set -uo pipefail
@@ -17,6 +20,13 @@ for pair in daemon/axond client/axonctl client/axon client/send_tensor tests/att
   mkdir -p "$repo/build/$(dirname "$pair")"
   [[ -e $repo/build/$pair ]] || ln -s "$bundle/bin/$(basename "$pair")" "$repo/build/$pair"
 done
+if [[ ${AXON_MPS:-0} == 1 ]]; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/axon-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/axon-mps/log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  nvidia-cuda-mps-control -d || { echo "gpu-run: cannot start MPS" >&2; exit 1; }
+  trap 'echo quit | nvidia-cuda-mps-control' EXIT
+  echo "gpu-run: MPS up" >&2
+fi
 mode=${1:-tests}
 shift || true
 case $mode in
@@ -36,15 +46,15 @@ case $mode in
     [[ ${#failed[@]} -eq 0 ]]
     ;;
   bench)
-    exec "$bundle/bin/axon-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
+    "$bundle/bin/axon-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-bench "$@"
     ;;
   gpu-bench)
-    exec "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
+    "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-gpu-bench "$@"
     ;;
   demo)
-    exec "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo
+    "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo
     ;;
   *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | demo" >&2; exit 2 ;;
 esac

@@ -6,10 +6,12 @@ across two daemons (axon-bench, round trip = 2 x its one-way p50).
 
 Sizes: 64 B, 1 MiB, 64 MiB; CPU tensors, and CUDA tensors when a GPU is
 present. axon's CUDA round trips come from gpu-bench, across two daemons
-("cuda": the direct path, device bounce buffers moved by UCX, where UCX can;
-"cuda-staged": staged through pinned host memory) and through one daemon
-("cuda-1d": the two processes on one node, as TensorPipe's are, copied device
-to device).
+("cuda": by CUDA IPC handle, the default between daemons on one host, where
+UCX takes CUDA memory; "cuda-bounce": the direct path, device bounce buffers
+moved by UCX; "cuda-staged": staged through pinned host memory) and through
+one daemon ("cuda-1d": the two processes on one node, as TensorPipe's are,
+copied device to device). Set CUDA_MPS_PIPE_DIRECTORY to an MPS daemon's to
+measure everything with MPS (docs/PERFORMANCE.md, "GPU time slices").
 
   python3 bench/compare/compare.py --bin .bundle/bin [--json out.json] [--tensors cuda]
 
@@ -104,7 +106,8 @@ def run_axon_cuda(gpu_bench, axond, perftest, libdir):
         trips = json.load(f)["round_trips"]
     pick = lambda where: [{"size": t["size"], "round_trip_us": t["round_trip_us"]}
                           for t in trips if t["where"] == where]
-    return pick("direct"), pick("remote"), pick("local")  # no direct rows: "cuda" stays empty
+    # Without direct rows (UCX without CUDA), "cuda" and "cuda-bounce" stay empty.
+    return pick("handle"), pick("direct"), pick("remote"), pick("local")
 
 
 def main():
@@ -119,7 +122,8 @@ def main():
     b = args.bin
     kinds = args.tensors.split(",")
     import torch
-    results = {"cpu": {}, "cuda": {}, "cuda-staged": {}, "cuda-1d": {}}
+    cuda_kinds = ("cuda", "cuda-bounce", "cuda-staged", "cuda-1d")
+    results = {"cpu": {}, **{kind: {} for kind in cuda_kinds}}
     began = time.monotonic()
 
     def step(what, run):
@@ -138,16 +142,17 @@ def main():
     if "cuda" in kinds and torch.cuda.is_available():
         results["cuda"]["tensorpipe"] = step("TensorPipe, CUDA tensors",
                                              lambda: run_tensorpipe("cuda"))
-        results["cuda-staged"]["tensorpipe"] = results["cuda"]["tensorpipe"]
-        results["cuda-1d"]["tensorpipe"] = results["cuda"]["tensorpipe"]
+        for kind in cuda_kinds[1:]:
+            results[kind]["tensorpipe"] = results["cuda"]["tensorpipe"]
         if os.path.exists(f"{b}/gpu-bench"):
-            (results["cuda"]["axon"], results["cuda-staged"]["axon"],
-             results["cuda-1d"]["axon"]) = step("axon, CUDA tensors", lambda: run_axon_cuda(
+            axon = step("axon, CUDA tensors", lambda: run_axon_cuda(
                 f"{b}/gpu-bench", f"{b}/axond", f"{b}/ucx_perftest", args.ucx_libdir))
+            for kind, rows in zip(cuda_kinds, axon):
+                results[kind]["axon"] = rows
     sys.stdout.flush()
-    print(f"{'tensor':8} {'size':>10} {'axon rt':>12} {'tensorpipe rt':>14} {'grpc rt':>12} "
+    print(f"{'tensor':11} {'size':>10} {'axon rt':>12} {'tensorpipe rt':>14} {'grpc rt':>12} "
           f"{'tp/axon':>8} {'grpc/axon':>9}")
-    for device in ("cpu", "cuda", "cuda-staged", "cuda-1d"):
+    for device in ("cpu",) + cuda_kinds:
         by = {name: {r["size"]: r["round_trip_us"]["p50"] for r in rows}
               for name, rows in results[device].items()}
         for size in SIZES:
@@ -156,7 +161,7 @@ def main():
             grpc = by.get("grpc", {}).get(size)
             fmt = lambda v: f"{v:.1f}us" if v else "-"
             ratio = lambda v: f"{v / axon:.2f}" if v and axon else "-"
-            print(f"{device:8} {size:>10} {fmt(axon):>12} {fmt(tp):>14} {fmt(grpc):>12} "
+            print(f"{device:11} {size:>10} {fmt(axon):>12} {fmt(tp):>14} {fmt(grpc):>12} "
                   f"{ratio(tp):>8} {ratio(grpc):>9}")
     print("rt: round trip p50 (request and reply each carry the tensor); tp/axon > 1: axon faster")
     text = json.dumps(results, indent=2)

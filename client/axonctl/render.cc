@@ -77,7 +77,11 @@ std::string RenderStatus(const v1::StatusResponse& s) {
   Row(out, "GPU path",
       absl::StrCat(
           cuda.remote_path(), " (to other nodes); devices in use: ",
-          cuda.devices_in_use().empty() ? "none" : absl::StrJoin(cuda.devices_in_use(), ",")));
+          cuda.devices_in_use().empty() ? "none" : absl::StrJoin(cuda.devices_in_use(), ","),
+          cuda.devices_in_use().empty() ? ""
+          : cuda.devices_on_mps().empty()
+              ? " (not shared through MPS)"
+              : absl::StrCat(" (through MPS: ", absl::StrJoin(cuda.devices_on_mps(), ","), ")")));
   Row(out, "sessions", absl::StrCat(s.session_count()));
   Row(out, "peers", absl::StrCat(s.peer_count()));
   return out;

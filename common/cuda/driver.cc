@@ -385,6 +385,16 @@ std::vector<int> DevicesWithContext() {
   return out;
 }
 
+bool SharedByMps(int device) {
+  int mps = 0;
+  if (!Usable().ok() ||
+      cudaDeviceGetAttribute(&mps, cudaDevAttrMpsEnabled, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return mps != 0;
+}
+
 absl::Status PinHost(void* data, size_t length) {
   if (auto st = Usable(); !st.ok()) return st;
   if (cudaError_t err = cudaHostRegister(data, length, cudaHostRegisterDefault);
@@ -467,6 +477,7 @@ absl::Status SynchronizeStream(void*) { return NoCuda(); }
 absl::Status PinHost(void*, size_t) { return NoCuda(); }
 void UnpinHost(void*) {}
 std::vector<int> DevicesWithContext() { return {}; }
+bool SharedByMps(int) { return false; }
 absl::StatusOr<void*> AllocatePinned(size_t) { return NoCuda(); }
 void FreePinned(void*, size_t) {}
 absl::StatusOr<void*> AllocateDevice(size_t) { return NoCuda(); }

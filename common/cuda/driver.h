@@ -116,6 +116,12 @@ void FreeDevice(void* data, size_t bytes);
 // costs GPU memory; axond should have one only where its clients are).
 std::vector<int> DevicesWithContext();
 
+// True when contexts on `device` are shared through MPS (the CUDA
+// Multi-Process Service): work from different processes then runs side by
+// side. Without it, processes using one GPU take turns by time slice, and
+// each switch costs about 140 us on an H100 (docs/PERFORMANCE.md).
+bool SharedByMps(int device);
+
 // True for device (or managed) memory, false for host memory, whatever
 // allocated it.
 bool IsDevicePointer(const void* pointer);

@@ -70,7 +70,10 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*
   cuda->set_driver_version(state_.cuda.driver_version);
   cuda->set_detail(state_.cuda.detail);
   cuda->set_remote_path(state_.gpu_direct ? "direct" : "staging");
-  for (int device : cuda::DevicesWithContext()) cuda->add_devices_in_use(device);
+  for (int device : cuda::DevicesWithContext()) {
+    cuda->add_devices_in_use(device);
+    if (cuda::SharedByMps(device)) cuda->add_devices_on_mps(device);
+  }
 
   response->set_session_count(static_cast<uint32_t>(state_.sessions->active()));
   response->set_peer_count(static_cast<uint32_t>(state_.config.peers.static_peers.size()));

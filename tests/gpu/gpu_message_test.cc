@@ -472,6 +472,30 @@ TEST_F(GpuDaemonTest, OneAllocationIsOpenedOnce) {
   EXPECT_EQ(Stats(*axond_).gpu_allocations_open(), 0u);
 }
 
+// `axonctl status` says whether the GPUs axond uses are shared through MPS
+// (without it, processes on one GPU take turns by time slice): as this
+// process's CUDA sees it, on the GPU machine with and without MPS running.
+TEST_F(GpuDaemonTest, StatusSaysWhetherTheGpuIsSharedThroughMps) {
+  DeviceAllocation memory(size_t{1} << 20);
+  ASSERT_TRUE(memory.data);
+  auto client = Client::Connect({.socket_path = axond_->socket()});
+  ASSERT_TRUE(client.ok());
+  auto buffer = (*client)->RegisterCuda(memory.data, 1 << 20);
+  ASSERT_TRUE(buffer.ok()) << buffer.status();
+  v1::StatusResponse status;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(axond_->Ctl({"--json", "status"}).out, &status)
+          .ok());
+  ASSERT_EQ(status.cuda().devices_in_use_size(), 1);
+  const int device = status.cuda().devices_in_use(0);
+  const bool mps = cuda::SharedByMps(device);
+  std::printf("GPU %d shared through MPS: %s\n", device, mps ? "yes" : "no");
+  EXPECT_EQ(status.cuda().devices_on_mps_size(), mps ? 1 : 0);
+  const std::string text = axond_->Ctl({"status"}).out;
+  EXPECT_NE(text.find(mps ? "(through MPS: " : "(not shared through MPS)"), std::string::npos)
+      << text;
+}
+
 // A session opened by hand, to send what libaxon never would.
 struct RawSession {
   UniqueFd socket;
