@@ -72,7 +72,10 @@ bool RemotePath::OpenHandle(Incoming& in) {
     Answer(in, why);
     return false;
   };
-  if (!ipc_) return refuse(absl::UnimplementedError("this daemon opens no handles"));
+  if (!ipc_ || !limits_.same_host_handles) {
+    return refuse(
+        absl::FailedPreconditionError("this daemon takes no GPU handles (gpu.same_host: bounce)"));
+  }
   const std::pair<std::string, std::string> key{in.node, in.handle};
   auto it = opened_.find(key);
   if (it == opened_.end()) {

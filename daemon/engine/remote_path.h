@@ -159,7 +159,8 @@ class RemotePath {
     // Idle bounce buffers kept per GPU, and pinned ones for all GPUs.
     uint64_t bounce_keep_bytes = uint64_t{1} << 30;
     // GPU sends to a daemon on this host go by CUDA IPC handle where they
-    // can (gpu.same_host is handles; needs gpu_direct too).
+    // can (gpu.same_host is handles; needs gpu_direct too), and peers'
+    // handles are taken; without, peers' handles are refused.
     bool same_host_handles = true;
   };
 

@@ -435,6 +435,59 @@ TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
   EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_handle_messages(), 1u);
 }
 
+// A node that takes no handles (gpu.same_host=bounce) refuses the first one
+// it is sent; the message goes again through bounce buffers, ahead of the
+// one sent after it (held until the answer), and later sends to that node
+// go through bounce buffers from the start.
+TEST(GpuMixedPaths, ARefusedHandleGoesAgainThroughBounceBuffersInOrder) {
+  if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
+  TempDir dir;
+  if (!DirectPathAvailable(dir)) GTEST_SKIP() << "this UCX cannot move CUDA memory: no direct path";
+  Cluster cluster(dir, {"node-a", "node-b"},
+                  {"peers.eager_limit=" + std::to_string(kTestEagerLimit)});
+  cluster.Start(1, {}, {"gpu.same_host=bounce"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  ASSERT_TRUE(WaitFor([&] { return GpuPathTo(cluster, 0, "node-b") == "handles"; },
+                      std::chrono::seconds(15)))
+      << GpuPathTo(cluster, 0, "node-b");
+  constexpr size_t kBytes = size_t{4} << 20;
+  DeviceAllocation x(kBytes), y(kBytes), into(2 * kBytes);
+  ASSERT_TRUE(x.data && y.data && into.data);
+  ASSERT_TRUE(FillDevice(x.data, kBytes, 1) && FillDevice(y.data, kBytes, 2));
+  auto a = Client::Connect({.socket_path = cluster.daemons[0]->socket(), .client_name = "a"});
+  auto b = Client::Connect({.socket_path = cluster.daemons[1]->socket(), .client_name = "b"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->BindEndpoint("a").ok() && (*b)->BindEndpoint("b").ok());
+  auto from_x = (*a)->RegisterCuda(x.data, kBytes);
+  auto from_y = (*a)->RegisterCuda(y.data, kBytes);
+  auto on_b = (*b)->RegisterCuda(into.data, 2 * kBytes);
+  ASSERT_TRUE(from_x.ok() && from_y.ok() && on_b.ok());
+  // Two sends with one tag, back to back: the receives match them in order.
+  auto first = (*a)->Send("a", "node-b/b", 7, *from_x, 0, kBytes);
+  auto second = (*a)->Send("a", "node-b/b", 7, *from_y, 0, kBytes);
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto got_first = (*b)->PostRecv("b", 7, *on_b, 0, kBytes);
+  auto got_second = (*b)->PostRecv("b", 7, *on_b, kBytes, kBytes);
+  ASSERT_TRUE(got_first.ok() && got_second.ok());
+  for (auto [client, op] : {std::pair{a->get(), *first}, std::pair{a->get(), *second},
+                            std::pair{b->get(), *got_first}, std::pair{b->get(), *got_second}}) {
+    auto done = client->Wait(op, 20000);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_TRUE(done->status.ok()) << done->status;
+  }
+  auto* landed = static_cast<uint8_t*>(into.data);
+  EXPECT_EQ(DeviceSum(landed, kBytes), DeviceSum(x.data, kBytes));
+  EXPECT_EQ(DeviceSum(landed + kBytes, kBytes), DeviceSum(y.data, kBytes));
+  // A later send goes through bounce buffers at once.
+  MoveGpu(**a, "a", *from_x, **b, "b", "node-b/b", *on_b, kBytes, 8);
+  const v1::StatsResponse sent = Stats(*cluster.daemons[0]);
+  EXPECT_EQ(sent.gpu_handle_messages(), 0u);
+  EXPECT_EQ(sent.gpu_direct_messages(), 3u);
+  EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_peer_handles_open(), 0u);
+  EXPECT_NE(cluster.daemons[0]->process().Log().find("cannot open CUDA IPC handles"),
+            std::string::npos);
+}
+
 class GpuDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
