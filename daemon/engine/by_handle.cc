@@ -46,6 +46,10 @@ bool RemotePath::SendByHandle(Node& n, Outgoing& send) {
   auto bus_id = BusId(send.region->device());
   if (!bus_id.ok()) return false;
   Shared& shared = shared_[source->handle];
+  // The memory of a handle let go since the last sweep, registered again
+  // (or another allocation with the same handle): the nodes close the old
+  // mapping first, and the send below probes afresh.
+  if (shared.mapping.expired()) CloseHandle(source->handle, shared);
   shared.mapping = source->mapping;
   shared.nodes.insert(send.node);
   const bool probe = !n.handles_opened.contains(source->handle);
@@ -172,14 +176,19 @@ void RemotePath::SweepHandlesFromLoop() {
       ++it;
       continue;
     }
-    for (const std::string& node : it->second.nodes) {
-      (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataHandleClosed,
-                                    wire::EncodeHandleClosed(it->first), {}, nullptr,
-                                    ucx::AmProtocol::kEager, 0);
-      if (auto n = nodes_.find(node); n != nodes_.end()) n->second.handles_opened.erase(it->first);
-    }
+    CloseHandle(it->first, it->second);
     it = shared_.erase(it);
   }
+}
+
+void RemotePath::CloseHandle(const std::string& handle, Shared& shared) {
+  for (const std::string& node : shared.nodes) {
+    (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataHandleClosed,
+                                  wire::EncodeHandleClosed(handle), {}, nullptr,
+                                  ucx::AmProtocol::kEager, 0);
+    if (auto n = nodes_.find(node); n != nodes_.end()) n->second.handles_opened.erase(handle);
+  }
+  shared.nodes.clear();
 }
 
 }  // namespace axon::daemon

@@ -251,6 +251,9 @@ class RemotePath {
   void OnHandleClosed(const std::string& node, const std::string& handle);
   // Tells the nodes holding handles whose memory this daemon let go.
   void SweepHandlesFromLoop();
+  // Tells the nodes holding `handle` that this daemon let go of its memory.
+  struct Shared;
+  void CloseHandle(const std::string& handle, Shared& shared);
   absl::StatusOr<std::string> BusId(int device);
   // nodes_[name], given a fresh generation when new.
   Node& NodeNamed(const std::string& name);

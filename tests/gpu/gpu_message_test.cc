@@ -435,6 +435,42 @@ TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
   EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_handle_messages(), 1u);
 }
 
+// Memory freed and allocated again at once (before any peer tick) sends its
+// new bytes, whether or not the new allocation has the old one's IPC handle
+// (printed: what the driver does).
+TEST_P(GpuTest, AReallocatedBufferSendsItsNewBytes) {
+#ifdef AXON_HAVE_CUDA
+  if (GetParam() != Path::kHandle) GTEST_SKIP() << "by handle only";
+  constexpr size_t kBytes = size_t{64} << 20;
+  DeviceAllocation target(kBytes);
+  auto into = receiver_->RegisterCuda(target.data, kBytes);
+  ASSERT_TRUE(into.ok()) << into.status();
+  std::string last_handle;
+  void* last_address = nullptr;
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    DeviceAllocation source(kBytes);
+    ASSERT_TRUE(source.data && FillDevice(source.data, kBytes, 30 + round));
+    cudaIpcMemHandle_t handle;
+    ASSERT_EQ(cudaIpcGetMemHandle(&handle, source.data), cudaSuccess);
+    const std::string bytes(reinterpret_cast<const char*>(&handle), sizeof(handle));
+    if (round > 0) {
+      std::printf("round %d: same address %s, same IPC handle %s\n", round,
+                  source.data == last_address ? "yes" : "no", bytes == last_handle ? "yes" : "no");
+    }
+    last_handle = bytes;
+    last_address = source.data;
+    auto from = sender_->RegisterCuda(source.data, kBytes);
+    ASSERT_TRUE(from.ok()) << from.status();
+    Move(*from, *into, kBytes, 1 + round);
+    EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
+  }  // unregistered, then freed
+  EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 3u);
+#else
+  GTEST_SKIP() << "built without CUDA";
+#endif
+}
+
 // A node that takes no handles (gpu.same_host=bounce) refuses the first one
 // it is sent; the message goes again through bounce buffers, ahead of the
 // one sent after it (held until the answer), and later sends to that node
