@@ -15,6 +15,7 @@ run ctest --test-dir "$repo/build" --output-on-failure -j "$jobs"
 if [[ ${AXON_TEST_SANITIZERS:-1} != 0 ]]; then
   run "$repo/scripts/build.sh" "$repo/build-asan" -DAXON_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS="suppressions=$repo/tests/lsan.supp" \
     run ctest --test-dir "$repo/build-asan" --output-on-failure -j "$jobs"
   run "$repo/scripts/build.sh" "$repo/build-tsan" -DAXON_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
   # UCX's memory hooks (ucm) intercept mmap/madvise and deadlock TSan's own
