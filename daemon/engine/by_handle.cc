@@ -37,7 +37,9 @@ absl::StatusOr<std::string> RemotePath::BusId(int device) {
 }
 
 bool RemotePath::SendByHandle(Node& n, Outgoing& send) {
-  if (!limits_.same_host_handles || n.handles_refused || !send.more.empty() ||
+  // Zero bytes have no place in an allocation to name (and the peer refuses
+  // a handle without a length): they go the usual way.
+  if (!limits_.same_host_handles || n.handles_refused || !send.more.empty() || send.length == 0 ||
       !DirectWith(send.node) || !peers_.PeerSharesGpusFromLoop(send.node)) {
     return false;
   }
@@ -76,6 +78,9 @@ bool RemotePath::OpenHandle(Incoming& in) {
     Answer(in, why);
     return false;
   };
+  if (!peers_.PeerSharesGpusFromLoop(in.node)) {  // not on this host, as far as UCX can tell
+    return refuse(absl::FailedPreconditionError("the peer shares no GPUs with this daemon"));
+  }
   if (!ipc_ || !limits_.same_host_handles) {
     return refuse(
         absl::FailedPreconditionError("this daemon takes no GPU handles (gpu.same_host: bounce)"));

@@ -396,9 +396,11 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   }
   Outgoing send = std::move(it->second);
   in_flight_.erase(it);
-  if (!send.handle.empty()) {  // it opened there: later ones need not wait
+  if (!send.handle.empty()) {
     Node& n = NodeNamed(node);
-    n.handles_opened.insert(send.handle);
+    // Delivered, so it opened there: later ones need not wait. (An error
+    // ack may come before the peer tried: the next send probes again.)
+    if (ack.code == absl::StatusCode::kOk) n.handles_opened.insert(send.handle);
     if (n.probe == ack.message_id) n.probe = 0;
   }
   absl::Status status = ack.status();
@@ -432,8 +434,10 @@ void RemotePath::DropSessionFromLoop(uint64_t session) {
       withdrawn = absl::CancelledError("the client's session closed");
     }
   }
-  for (const auto& [id, send] : in_flight_) {
+  for (auto& [id, send] : in_flight_) {
     if (send.session == session) {
+      // A probe refused meanwhile is then finished, not sent again.
+      if (send.aborted.ok()) send.aborted = absl::CancelledError("the client's session closed");
       (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
                                     wire::EncodeCancel(id), {}, nullptr, ucx::AmProtocol::kEager,
                                     0);

@@ -437,7 +437,7 @@ TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
 
 // Memory freed and allocated again at once (before any peer tick) sends its
 // new bytes, whether or not the new allocation has the old one's IPC handle
-// (printed: what the driver does).
+// (printed: what the driver does). And an empty send.
 TEST_P(GpuTest, AReallocatedBufferSendsItsNewBytes) {
 #ifdef AXON_HAVE_CUDA
   if (GetParam() != Path::kHandle) GTEST_SKIP() << "by handle only";
@@ -466,6 +466,17 @@ TEST_P(GpuTest, AReallocatedBufferSendsItsNewBytes) {
     EXPECT_EQ(DeviceSum(target.data, kBytes), DeviceSum(source.data, kBytes));
   }  // unregistered, then freed
   EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 3u);
+  // Zero bytes of a GPU buffer go the usual way (no handle to name them);
+  // the connection goes on (before, the peer dropped the frame and every
+  // later message to it waited).
+  DeviceAllocation small(4096);
+  ASSERT_TRUE(small.data && FillDevice(small.data, 4096, 5));
+  auto from = sender_->RegisterCuda(small.data, 4096);
+  ASSERT_TRUE(from.ok()) << from.status();
+  Move(*from, *into, 0, 10);
+  Move(*from, *into, 4096, 11);
+  EXPECT_EQ(DeviceSum(target.data, 4096), DeviceSum(small.data, 4096));
+  EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 4u);
 #else
   GTEST_SKIP() << "built without CUDA";
 #endif
