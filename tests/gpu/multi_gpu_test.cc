@@ -172,6 +172,51 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
 #endif
 }
 
+// The same by CUDA IPC handle (gpu.same_host: handles, the default): the
+// receiving daemon opens the sender's memory on GPU 0 and copies from there
+// into its client's memory on GPU 1, so it holds a context on both. Written
+// after the last two-GPU machine was lent: not run yet (session 6).
+TEST_F(MultiGpuTest, AcrossTwoDaemonsByHandleOnDifferentGpus) {
+#ifdef AXON_HAVE_CUDA
+  Cluster cluster(dir_, {"gpu0-node", "gpu1-node"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)))
+      << cluster.daemons[0]->process().Log() << "\n"
+      << cluster.daemons[1]->process().Log();
+  if (!Status(*cluster.daemons[0]).ucx().cuda_memory_supported()) {
+    GTEST_SKIP() << "this UCX cannot move CUDA memory: no direct path, no handles";
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return cluster.Peers(0).peers_size() == 1 &&
+               cluster.Peers(0).peers(0).gpu_path() == "handles";
+      },
+      std::chrono::seconds(15)));
+  constexpr size_t kMax = size_t{256} << 20;
+  OnDevice source(0, kMax), target(1, kMax);
+  ASSERT_TRUE(source.data && target.data);
+  cudaSetDevice(0);
+  ASSERT_TRUE(gpu::FillDevice(source.data, kMax, 5));
+  auto a = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+  auto b = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->BindEndpoint("a").ok() && (*b)->BindEndpoint("b").ok());
+  auto from = (*a)->RegisterCuda(source.data, kMax);
+  auto into = (*b)->RegisterCuda(target.data, kMax);
+  ASSERT_TRUE(from.ok() && into.ok());
+  uint64_t tag = 1;
+  for (size_t bytes : {size_t{1}, size_t{16385}, size_t{8} << 20, kMax}) {
+    SCOPED_TRACE(bytes);
+    ASSERT_TRUE(Move(**a, **b, "gpu1-node/b", *from, *into, bytes, tag++));
+    EXPECT_EQ(Sum(target, bytes), Sum(source, bytes));
+  }
+  EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_handle_messages(), 4u);
+  EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_handle_messages(), 4u);
+  EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_bounce_allocations(), 0u);
+  EXPECT_EQ(Status(*cluster.daemons[0]).cuda().devices_in_use_size(), 1);
+  EXPECT_EQ(Status(*cluster.daemons[1]).cuda().devices_in_use_size(), 2);
+#endif
+}
+
 TEST_F(MultiGpuTest, ContextOnlyWhereTheClientsAre) {
 #ifdef AXON_HAVE_CUDA
   // A client on GPU 1 only: the daemon must not touch GPU 0.
