@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "daemon/cuda/mps.h"
 
 namespace axon::daemon {
 namespace {
@@ -45,6 +46,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   d->state_.config = std::move(config);
   d->state_.config_path = d->sources_.path;
   d->state_.start_time = absl::Now();
+  if (auto uid = MpsServerOfAnotherUser("/proc", ::geteuid())) {
+    spdlog::warn(
+        "an MPS server runs for uid {} on this host: CUDA makes axond (uid {}) wait until that "
+        "user's GPU processes have all exited, here and at its first CUDA call (README: GPU "
+        "sharing)",
+        *uid, ::geteuid());
+  }
   d->state_.cuda = QueryCudaInfo();
   const Config& cfg = d->state_.config;
 
