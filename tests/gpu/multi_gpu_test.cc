@@ -123,22 +123,15 @@ TEST_F(MultiGpuTest, PeerCopyFromGpu0ToGpu1) {
 #endif
 }
 
-TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
 #ifdef AXON_HAVE_CUDA
-  // Not node-a: the fixture's daemon has that name (and its socket).
-  // Bounce buffers over UCX's cuda_ipc (by handle, gpu1-node would open
-  // gpu0's memory and hold a context there too).
-  Cluster cluster(dir_, {"gpu0-node", "gpu1-node"}, {"gpu.same_host=bounce"});
-  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)))
-      << "gpu0-node: " << cluster.StateOf(0, "gpu1-node") << "\n"
-      << cluster.daemons[0]->process().Log() << "\ngpu1-node: " << cluster.StateOf(1, "gpu0-node")
-      << "\n"
-      << cluster.daemons[1]->process().Log();
+// A client of daemon 0 with 256 MiB on GPU 0 sends 1 B to 256 MiB to a
+// client of daemon 1 with memory on GPU 1, checksummed on both GPUs.
+void MoveFromGpu0ToGpu1(Cluster& cluster, int pattern) {
   constexpr size_t kMax = size_t{256} << 20;
   OnDevice source(0, kMax), target(1, kMax);
   ASSERT_TRUE(source.data && target.data);
   cudaSetDevice(0);
-  ASSERT_TRUE(gpu::FillDevice(source.data, kMax, 4));
+  ASSERT_TRUE(gpu::FillDevice(source.data, kMax, pattern));
   auto a = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
   auto b = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
   ASSERT_TRUE(a.ok() && b.ok());
@@ -152,6 +145,23 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
     ASSERT_TRUE(Move(**a, **b, "gpu1-node/b", *from, *into, bytes, tag++));
     EXPECT_EQ(Sum(target, bytes), Sum(source, bytes));
   }
+}
+
+#endif
+
+TEST_F(MultiGpuTest, AcrossTwoDaemonsOnDifferentGpus) {
+#ifdef AXON_HAVE_CUDA
+  // Not node-a: the fixture's daemon has that name (and its socket).
+  // Bounce buffers over UCX's cuda_ipc (by handle, gpu1-node would open
+  // gpu0's memory and hold a context there too).
+  Cluster cluster(dir_, {"gpu0-node", "gpu1-node"}, {"gpu.same_host=bounce"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)))
+      << "gpu0-node: " << cluster.StateOf(0, "gpu1-node") << "\n"
+      << cluster.daemons[0]->process().Log() << "\ngpu1-node: " << cluster.StateOf(1, "gpu0-node")
+      << "\n"
+      << cluster.daemons[1]->process().Log();
+  MoveFromGpu0ToGpu1(cluster, 4);
+  if (::testing::Test::HasFatalFailure()) return;
   // Each daemon holds a context on its own client's GPU only.
   EXPECT_EQ(Status(*cluster.daemons[0]).cuda().devices_in_use_size(), 1);
   EXPECT_EQ(Status(*cluster.daemons[1]).cuda().devices_in_use(0), 1);
@@ -191,24 +201,8 @@ TEST_F(MultiGpuTest, AcrossTwoDaemonsByHandleOnDifferentGpus) {
                cluster.Peers(0).peers(0).gpu_path() == "handles";
       },
       std::chrono::seconds(15)));
-  constexpr size_t kMax = size_t{256} << 20;
-  OnDevice source(0, kMax), target(1, kMax);
-  ASSERT_TRUE(source.data && target.data);
-  cudaSetDevice(0);
-  ASSERT_TRUE(gpu::FillDevice(source.data, kMax, 5));
-  auto a = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
-  auto b = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_TRUE((*a)->BindEndpoint("a").ok() && (*b)->BindEndpoint("b").ok());
-  auto from = (*a)->RegisterCuda(source.data, kMax);
-  auto into = (*b)->RegisterCuda(target.data, kMax);
-  ASSERT_TRUE(from.ok() && into.ok());
-  uint64_t tag = 1;
-  for (size_t bytes : {size_t{1}, size_t{16385}, size_t{8} << 20, kMax}) {
-    SCOPED_TRACE(bytes);
-    ASSERT_TRUE(Move(**a, **b, "gpu1-node/b", *from, *into, bytes, tag++));
-    EXPECT_EQ(Sum(target, bytes), Sum(source, bytes));
-  }
+  MoveFromGpu0ToGpu1(cluster, 5);
+  if (::testing::Test::HasFatalFailure()) return;
   EXPECT_EQ(Stats(*cluster.daemons[0]).gpu_handle_messages(), 4u);
   EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_handle_messages(), 4u);
   EXPECT_EQ(Stats(*cluster.daemons[1]).gpu_bounce_allocations(), 0u);
