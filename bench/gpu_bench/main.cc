@@ -322,24 +322,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   Nodes& staged = *staging_nodes;
+  // A pair whose rows are left out (with the reason) when it does not start.
+  auto optional_nodes = [&](const char* label, std::vector<std::string> sets,
+                            const char* rows) -> std::optional<Nodes> {
+    auto n = StartNodes(o, label, std::move(sets));
+    if (n.ok()) return *std::move(n);
+    std::fprintf(stderr, "gpu-bench: no %s rows: %s\n", rows,
+                 std::string(n.status().message()).c_str());
+    return std::nullopt;
+  };
   std::optional<Nodes> direct, handles;
   if (!o.no_direct) {
-    auto d = StartNodes(o, "direct", {"gpu.remote_path=direct", "gpu.same_host=bounce"});
-    if (d.ok()) {
-      direct = *std::move(d);
-    } else {
-      std::fprintf(stderr, "gpu-bench: no direct rows: %s\n",
-                   std::string(d.status().message()).c_str());
-    }
+    direct = optional_nodes("direct", {"gpu.remote_path=direct", "gpu.same_host=bounce"}, "direct");
   }
   if (direct && !o.no_handles) {
-    auto h = StartNodes(o, "handles", {"gpu.remote_path=direct", "gpu.same_host=handles"});
-    if (h.ok()) {
-      handles = *std::move(h);
-    } else {
-      std::fprintf(stderr, "gpu-bench: no by-handle rows: %s\n",
-                   std::string(h.status().message()).c_str());
-    }
+    handles =
+        optional_nodes("handles", {"gpu.remote_path=direct", "gpu.same_host=handles"}, "by-handle");
   }
   axon::Client& sender = *staged.sender;
   axon::Client& local_rx = *staged.local_rx;
