@@ -4,19 +4,32 @@
 # not part of the base system, into .bundle/ (git-ignored). On the GPU machine:
 #   export LD_LIBRARY_PATH=$PWD/.bundle/lib:$PWD/.bundle/lib/ucx-wheel
 #   .bundle/bin/axond ...
-# Usage: scripts/gpu-bundle.sh [BUILD_DIR]
+# Usage: scripts/gpu-bundle.sh [--profile] [BUILD_DIR]
+#   --profile: only axond and axon-bench, with their symbols, plus this
+#   machine's perf and its libraries packed in .bundle/perf.tar.xz (there:
+#   tar -C .bundle -xJf .bundle/perf.tar.xz, then
+#   LD_LIBRARY_PATH=.bundle/perf/lib .bundle/perf/perf record ...).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+profile=0
+if [[ ${1:-} == --profile ]]; then
+  profile=1
+  shift
+fi
 build=${1:-$repo/build}
 out=$repo/.bundle
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=("$build/daemon/axond" "$build/client/axonctl" "$build/client/axon" "$build/client/send_tensor")
+if ((profile)); then
+  bins=("$build/daemon/axond" "$build/bench/axon-bench")
+else
 for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench"; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer" \
          "$build/tests/gpu_client"; do
   [[ -x $t ]] && bins+=("$t")
 done
+fi
 cp "${bins[@]}" "$out/bin/"
 # The libraries glibc and the GPU machine's base image already have.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libgcc_s|libstdc\+\+|libcuda\.so|libcudart\.so|libnvidia)'
@@ -44,5 +57,20 @@ if [[ -n $ucx_root ]]; then
   fi
 fi
 # Debug info stays here; the bundle must travel in under 64 MiB.
-strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/ucx/*.so* 2>/dev/null || true
+if ((profile)); then
+  strip --strip-debug "$out"/bin/* "$out"/lib/*.so* "$out"/lib/ucx/*.so* 2>/dev/null || true
+  perf=$(command -v perf)
+  mkdir -p "$out/perf/lib"
+  cp -L "$perf" "$out/perf/perf"
+  ldd "$perf" | awk '/=> \// {print $1, $3}' | while read -r name path; do
+    [[ $name =~ $skip ]] && continue
+    cp -nL "$path" "$out/perf/lib/$name"
+  done
+  strip --strip-unneeded "$out"/perf/lib/*.so* 2>/dev/null || true
+  # Packed: unpacked it would not fit next to the rest.
+  tar -C "$out" -cJf "$out/perf.tar.xz" perf
+  rm -rf "$out/perf"
+else
+  strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/ucx/*.so* 2>/dev/null || true
+fi
 du -sh "$out"

@@ -118,7 +118,8 @@ int Main(int argc, char** argv) {
   app.add_flag("--quick", o.quick, "a short run (under 60 s on 2 cores)");
   app.add_option("--json", o.json, "write the results as JSON here");
   app.add_option("--plot", o.plot, "write latency and bandwidth curves as SVG here");
-  app.add_option("--placements", placements, "local, remote or both")->capture_default_str();
+  app.add_option("--placements", placements, "comma-separated: local, remote")
+      ->capture_default_str();
   app.add_option("--sizes", sizes, "comma-separated message sizes (default: 8 B to 1 GiB)");
   app.add_option("--pairs", o.pairs, "also stream with 2..N client pairs at once")
       ->capture_default_str();
@@ -135,6 +136,12 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (o.quick && app.count("--runs") == 0) o.runs = 1;
   o.placements = absl::StrSplit(placements, ',', absl::SkipEmpty());
+  for (const std::string& p : o.placements) {
+    if (p != "local" && p != "remote") {
+      std::cerr << "axon-bench: --placements takes local and/or remote, not '" << p << "'\n";
+      return 2;
+    }
+  }
   if (!sizes.empty()) {
     for (absl::string_view s : absl::StrSplit(sizes, ',', absl::SkipEmpty())) {
       o.sizes.push_back(std::stoull(std::string(s)));
@@ -192,14 +199,11 @@ int Main(int argc, char** argv) {
       pairs.push_back(*std::move(pair));
     }
     // Wait until the daemons see each other (a send fails UNAVAILABLE until then).
-    for (int attempt = 0; remote; ++attempt) {
-      auto probe = PingPong(pairs[0], 8, 1);
-      if (probe.ok()) break;
-      if (attempt > 100) {
-        std::cerr << "axon-bench: the daemons did not connect: " << probe.status() << "\n";
+    if (remote) {
+      if (auto st = WaitUntilConnected(pairs[0], 100); !st.ok()) {
+        std::cerr << "axon-bench: " << st << "\n";
         return 1;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     const std::string tls = remote ? PeerTransports(o.socket_a) : "sm";
     for (size_t size : o.sizes) {

@@ -1,5 +1,7 @@
 #include "bench/axon_bench/workload.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -13,7 +15,7 @@ namespace axon::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr uint64_t kPing = 1, kPong = 2, kData = 3;
+constexpr uint64_t kPing = 1, kPong = 2, kData = 3, kProbe = 4;
 constexpr int kWaitMs = 60000;
 
 absl::Status Check(const absl::StatusOr<Completed>& done, const char* what) {
@@ -54,10 +56,32 @@ absl::StatusOr<Pair> MakePair(const std::string& send_socket, const std::string&
   return p;
 }
 
+absl::Status WaitUntilConnected(Pair& pair, int attempts) {
+  // One receive stays posted across the attempts: a failed send leaves
+  // nothing behind for the next one to trip over.
+  auto receive =
+      pair.receiver->PostRecv(pair.receiver_endpoint, kProbe, *pair.receive_buffer, 0, 8);
+  if (!receive.ok()) return receive.status();
+  absl::Status last;
+  for (int i = 0; i < attempts; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto send = pair.sender->Send(pair.sender_endpoint, pair.receiver_address, kProbe,
+                                  *pair.send_buffer, 0, 8);
+    if (!send.ok()) return send.status();
+    auto sent = pair.sender->Wait(*send, kWaitMs);
+    if (!sent.ok()) return sent.status();
+    last = sent->status;
+    if (last.ok()) return Check(pair.receiver->Wait(*receive, kWaitMs), "probe receive");
+    if (last.code() != absl::StatusCode::kUnavailable) return last;
+  }
+  return absl::UnavailableError(absl::StrCat("the daemons did not connect: ", last.message()));
+}
+
 absl::StatusOr<Latency> PingPong(Pair& pair, size_t size, int iterations) {
   absl::Status echo_status;
   // The echo side: wait for a ping, answer with a pong of the same size.
   std::thread echo([&] {
+    ::pthread_setname_np(::pthread_self(), "bench-echo");
     auto recv =
         pair.receiver->PostRecv(pair.receiver_endpoint, kPing, *pair.receive_buffer, 0, size);
     for (int i = 0; i < iterations && echo_status.ok(); ++i) {
@@ -121,6 +145,7 @@ absl::StatusOr<Stream> RunStreams(std::vector<Pair>& pairs, size_t size, int cou
   const auto start = Clock::now();
   for (Pair& p : pairs) {
     threads.emplace_back([&, pp = &p] {  // receiver: keeps `slots` receives posted
+      ::pthread_setname_np(::pthread_self(), "bench-recv");
       std::deque<Operation> posted;
       int next = 0, done = 0;
       while (done < count) {
@@ -140,6 +165,7 @@ absl::StatusOr<Stream> RunStreams(std::vector<Pair>& pairs, size_t size, int cou
       }
     });
     threads.emplace_back([&, pp = &p] {  // sender: keeps `slots` sends in flight
+      ::pthread_setname_np(::pthread_self(), "bench-send");
       std::deque<Operation> in_flight;
       for (int i = 0; i < count; ++i) {
         if (in_flight.size() == slots) {

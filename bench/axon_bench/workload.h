@@ -26,6 +26,10 @@ struct Pair {
 absl::StatusOr<Pair> MakePair(const std::string& send_socket, const std::string& receive_socket,
                               int index, size_t bytes);
 
+// Waits until a message from the pair's sender reaches its receiver: across
+// two daemons, sends fail UNAVAILABLE until the daemons see each other.
+absl::Status WaitUntilConnected(Pair& pair, int attempts);
+
 struct Latency {
   double min_us = 0, p50_us = 0, p99_us = 0;  // one way: round trip / 2
 };

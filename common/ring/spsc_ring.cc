@@ -66,9 +66,12 @@ absl::StatusOr<bool> SpscRing::TryPush(absl::Span<const uint8_t> message) {
         absl::StrCat("message of ", message.size(), " bytes; a slot holds ", max_message()));
   }
   const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
-  const uint64_t head = header_->head.load(std::memory_order_acquire);
-  if (tail - head > capacity_) return Corrupt(head, tail);
-  if (tail - head == capacity_) return false;
+  if (tail - head_seen_ >= capacity_) {  // looks full (or stale): where is the consumer?
+    const uint64_t head = header_->head.load(std::memory_order_acquire);
+    if (tail - head > capacity_) return Corrupt(head, tail);
+    head_seen_ = head;
+    if (tail - head == capacity_) return false;
+  }
   uint8_t* slot = Slot(tail);
   const auto length = static_cast<uint32_t>(message.size());
   std::memcpy(slot, &length, sizeof(length));
@@ -85,9 +88,13 @@ bool SpscRing::ConsumerNeedsWakeup() const {
 
 absl::StatusOr<int64_t> SpscRing::TryPop(absl::Span<uint8_t> out) {
   const uint64_t head = header_->head.load(std::memory_order_relaxed);
-  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
-  if (tail - head > capacity_) return Corrupt(head, tail);
-  if (tail == head) return -1;
+  if (const uint64_t known = tail_seen_ - head; known == 0 || known > capacity_) {
+    // Looks empty (or stale): has the producer added more?
+    const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+    if (tail - head > capacity_) return Corrupt(head, tail);
+    tail_seen_ = tail;
+    if (tail == head) return -1;
+  }
   const uint8_t* slot = Slot(head);
   uint32_t length = 0;
   std::memcpy(&length, slot, sizeof(length));
@@ -114,7 +121,13 @@ bool SpscRing::PrepareToSleep() {
   return true;
 }
 
-void SpscRing::Awake() { header_->consumer_sleeping.store(0, std::memory_order_relaxed); }
+void SpscRing::Awake() {
+  // Called on every poll: a store each time would take the cache line from
+  // the producer, which reads the flag after every push.
+  if (header_->consumer_sleeping.load(std::memory_order_relaxed) != 0) {
+    header_->consumer_sleeping.store(0, std::memory_order_relaxed);
+  }
+}
 
 uint64_t SpscRing::size() const {
   return header_->tail.load(std::memory_order_acquire) -

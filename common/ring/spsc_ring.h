@@ -79,6 +79,11 @@ class SpscRing {
   uint8_t* slots_;
   uint32_t capacity_;
   uint32_t slot_size_;
+  // The other side's position as last read (and checked). Each side re-reads
+  // it only when the ring looks full (producer) or empty (consumer), so a
+  // busy pair does not pull the other's cache line on every entry.
+  uint64_t head_seen_ = 0;  // producer
+  uint64_t tail_seen_ = 0;  // consumer
 };
 
 }  // namespace axon::ring

@@ -99,6 +99,36 @@ absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes) {
   return AckBody{*id, status_code, *std::move(message)};
 }
 
+std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids) {
+  BodyWriter w;
+  w.U32(static_cast<uint32_t>(message_ids.size()));
+  for (uint64_t id : message_ids) w.U64(id);
+  return w.Take();
+}
+
+absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes) {
+  BodyReader r(bytes);
+  auto count = r.U32();
+  if (!count.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data-acks: ", count.status().message()));
+  }
+  if (*count == 0 || *count > kMaxAckedIds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data-acks: ", *count, " ids (1 to ", kMaxAckedIds, " allowed)"));
+  }
+  std::vector<uint64_t> ids;
+  ids.reserve(*count);
+  for (uint32_t i = 0; i < *count; ++i) {
+    auto id = r.U64();
+    if (!id.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("data-acks: ", id.status().message()));
+    }
+    ids.push_back(*id);
+  }
+  if (auto st = NoTrailing(r, "data-acks"); !st.ok()) return st;
+  return ids;
+}
+
 std::vector<uint8_t> EncodeCancel(uint64_t message_id) {
   BodyWriter w;
   w.U64(message_id);

@@ -9,6 +9,9 @@
 //                message id of chunk 0, which names the message.
 //   kDataAck     AckBody: delivered (OK) or why not; the sender's operation
 //                completes with it.
+//   kDataAcks    the ids of several kData delivered (all OK), one frame for
+//                what a poll of the receiving daemon landed; a failure
+//                always goes in its own kDataAck.
 //   kDataCancel  CancelBody: the sender withdraws a message; answered by an
 //                ack (CANCELLED, or OK when it was delivered already).
 //   kData by handle: between daemons on one host, a GPU message may travel as
@@ -69,6 +72,10 @@ std::vector<uint8_t> EncodeData(const DataBody& body);
 absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status);
 absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes);
+// At most this many ids in one kDataAcks.
+inline constexpr size_t kMaxAckedIds = 1024;
+std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids);
+absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeCancel(uint64_t message_id);
 absl::StatusOr<uint64_t> DecodeCancel(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeHandleClosed(const std::string& handle);

@@ -44,6 +44,8 @@ const char* MessageTypeName(MessageType type) {
       return "data-handle-answer";
     case MessageType::kDataHandleClosed:
       return "data-handle-closed";
+    case MessageType::kDataAcks:
+      return "data-acks";
   }
   return "unknown";
 }

@@ -26,7 +26,8 @@ inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
 // 3: kData may carry a CUDA IPC handle instead of the bytes (DataBody::handle),
 // answered by kDataHandleAnswer when asked or when it cannot be opened;
 // kDataHandleClosed.
-inline constexpr uint16_t kVersion = 3;
+// 4: delivered messages are acknowledged in batches (kDataAcks).
+inline constexpr uint16_t kVersion = 4;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr size_t kMaxBodyLength = 64 * 1024;
 inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB
@@ -43,8 +44,9 @@ enum class MessageType : uint16_t {
   kDataBind = 9,           // first frame on a data endpoint: the receiver's handshake nonce
   kDataHandleAnswer = 10,  // a kData by handle opened (a probe's answer) or refused: AckBody
   kDataHandleClosed = 11,  // the sender let go of an IPC handle it had sent
+  kDataAcks = 12,          // several kData delivered (OK): their ids
 };
-inline constexpr uint16_t kMaxMessageType = 11;
+inline constexpr uint16_t kMaxMessageType = 12;
 
 const char* MessageTypeName(MessageType type);
 

@@ -214,6 +214,15 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
       OnAck(node, *ack);
       return;
     }
+    case wire::MessageType::kDataAcks: {
+      auto ids = wire::DecodeAcks(body);
+      if (!ids.ok()) {
+        spdlog::warn("peer {}: dropping malformed acks: {}", node, ids.status().message());
+        return;
+      }
+      for (uint64_t id : *ids) OnAck(node, wire::AckBody{.message_id = id});
+      return;
+    }
     case wire::MessageType::kDataCancel: {
       auto id = wire::DecodeCancel(body);
       if (id.ok()) OnCancel(node, *id);
@@ -382,10 +391,30 @@ void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why
 }
 
 void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::Status& status) {
+  if (status.ok()) {
+    std::vector<uint64_t>& ids = unsent_acks_[node];
+    ids.push_back(message_id);
+    if (ids.size() == wire::kMaxAckedIds) FlushAcks(node);
+    return;
+  }
+  // A failure goes alone, with its reason (after the batch, which came first).
+  FlushAcks(node);
   // A peer that went down has failed the message on its side already.
   (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAck,
                                 wire::EncodeAck(message_id, status), {}, nullptr,
                                 ucx::AmProtocol::kEager, 0);
+}
+
+void RemotePath::FlushAcks(const std::string& node) {
+  auto it = unsent_acks_.find(node);
+  if (it == unsent_acks_.end()) return;
+  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, wire::EncodeAcks(it->second),
+                                {}, nullptr, ucx::AmProtocol::kEager, 0);
+  unsent_acks_.erase(it);
+}
+
+void RemotePath::FlushAcksFromLoop() {
+  while (!unsent_acks_.empty()) FlushAcks(unsent_acks_.begin()->first);
 }
 
 void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
@@ -475,6 +504,7 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
 }
 
 void RemotePath::OnNodeDown(const std::string& node) {
+  unsent_acks_.erase(node);  // its sends failed on its side already
   auto nit = nodes_.find(node);
   if (nit == nodes_.end()) return;
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));

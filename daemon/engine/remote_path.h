@@ -189,6 +189,12 @@ class RemotePath {
   // it was delivered first). False when there is no such send.
   bool AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why);
 
+  // Sends the acks batched since the last call, one kDataAcks per peer. The
+  // engine calls it at the end of every poll (and does not sleep while
+  // acks_pending()).
+  void FlushAcksFromLoop();
+  bool acks_pending() const { return !unsent_acks_.empty(); }
+
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
   uint64_t direct() const { return direct_; }        // GPU messages through UCX in device memory
@@ -325,7 +331,10 @@ class RemotePath {
   // Acknowledges a landed message and tells the engine.
   void Landed(const Incoming& message, const absl::Status& st,
               const std::function<void(absl::Status)>& done);
+  // OK goes into the node's batch (sent when full or at FlushAcksFromLoop);
+  // a failure goes at once, after the batch.
   void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
+  void FlushAcks(const std::string& node);
 
   ucx::Worker& worker_;
   PeerManager& peers_;
@@ -355,6 +364,9 @@ class RemotePath {
   std::map<std::string, Node> nodes_;
   uint64_t next_message_id_ = 1;
   std::map<uint64_t, Outgoing> in_flight_;  // by message id, awaiting their ack
+  // Delivered messages not yet acknowledged, by sending node (one frame per
+  // node per poll instead of one per message).
+  std::map<std::string, std::vector<uint64_t>> unsent_acks_;
   // GPU sends whose first piece (the only one, or chunk 0) is being copied
   // into its bounce buffer, by (session, op id): withdrawn (the reason set)
   // before that piece is posted.

@@ -134,6 +134,13 @@ bool RingEngine::PollFromLoop() {
       it = sessions_.erase(it);
     }
   }
+  // What this poll completed, for every session (a local send completes
+  // the receiver's operation too). A ring found corrupt here closes at the
+  // next poll.
+  for (auto& [id, session] : sessions_) {
+    if (!session->backlog.empty()) Flush(*session);
+  }
+  if (remote_) remote_->FlushAcksFromLoop();
   // Busy: keep polling a little after the last entry instead of sleeping.
   // The clock is read only on idle polls (it showed in profiles).
   if (did_work) {
@@ -152,6 +159,7 @@ bool RingEngine::PollFromLoop() {
 
 bool RingEngine::PrepareToSleepFromLoop() {
   if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
+  if (remote_ && remote_->acks_pending()) return false;
   for (auto& [id, session] : sessions_) {
     if (!session->backlog.empty() || !session->submissions.PrepareToSleep()) return false;
   }
@@ -515,8 +523,9 @@ std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
   if ((completion.flags & wire::kCompletionArrival) == 0) --session.traffic.in_flight;
+  // Pushed by the next poll (PollFromLoop flushes every session), so that a
+  // poll's completions to one client cost one doorbell check, not one each.
   session.backlog.push_back(completion);
-  Flush(session);
 }
 
 // Moves queued completions onto the ring; true when none are left waiting.

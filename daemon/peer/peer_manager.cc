@@ -291,6 +291,7 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
       return;  // a repeat on a bound endpoint
     case wire::MessageType::kData:
     case wire::MessageType::kDataAck:
+    case wire::MessageType::kDataAcks:
     case wire::MessageType::kDataCancel:
     case wire::MessageType::kDataHandleAnswer:
     case wire::MessageType::kDataHandleClosed:

@@ -253,5 +253,27 @@ TEST(WireData, AckCarriesTheStatusAndUnknownCodesAreNotOk) {
   EXPECT_FALSE(DecodeCancel({}).ok());
 }
 
+TEST(WireData, BatchedAcksRoundTripAndBadCountsAreRefused) {
+  const std::vector<uint64_t> ids = {3, 1, 4, uint64_t{1} << 60};
+  auto back = DecodeAcks(EncodeAcks(ids));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, ids);
+  std::vector<uint64_t> most(kMaxAckedIds, 7);
+  ASSERT_TRUE(DecodeAcks(EncodeAcks(most)).ok());
+  most.push_back(7);
+  EXPECT_FALSE(DecodeAcks(EncodeAcks(most)).ok());  // one id too many
+  EXPECT_FALSE(DecodeAcks(EncodeAcks({})).ok());    // none
+  std::vector<uint8_t> bytes = EncodeAcks(ids);
+  for (size_t n = 0; n < bytes.size(); ++n) {  // every truncation
+    EXPECT_FALSE(DecodeAcks(absl::MakeConstSpan(bytes.data(), n)).ok()) << n;
+  }
+  bytes.push_back(0);
+  EXPECT_FALSE(DecodeAcks(bytes).ok());  // trailing bytes
+  BodyWriter w;                          // a count that claims more ids than the body holds
+  w.U32(1000);
+  w.U64(1);
+  EXPECT_FALSE(DecodeAcks(w.Take()).ok());
+}
+
 }  // namespace
 }  // namespace axon::wire

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Profiles axon-bench on the GPU machine with the perf that
+# `scripts/gpu-bundle.sh --profile` packed (that machine has no perf).
+#   scripts/gpu-profile.sh OUT_DIR NAME [axon-bench ARGS...]
+# writes OUT_DIR/NAME.txt (the benchmark's table) and OUT_DIR/NAME-perf.txt
+# (where every thread spent its samples, system-wide, by thread and symbol).
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=$1 name=$2
+shift 2
+[[ -x $repo/.bundle/perf/perf ]] || tar -C "$repo/.bundle" -xJf "$repo/.bundle/perf.tar.xz"
+perf() { LD_LIBRARY_PATH=$repo/.bundle/perf/lib "$repo/.bundle/perf/perf" "$@"; }
+data=/tmp/axon-profile-$name.data
+perf record -q -a -F 4999 -o "$data" -- bash "$repo/scripts/gpu-run.sh" bench "$@" \
+  > "$out/$name.txt" 2>&1
+{
+  echo "== samples by thread (pid:name)"
+  perf report -i "$data" --no-children --sort pid --stdio --percent-limit 0.5 2>/dev/null |
+    grep -v '^#' | grep -v '^$' | head -30
+  for thread in axond-ucx bench-send bench-recv bench-echo; do
+    echo "== $thread, by symbol (every process with a thread of that name)"
+    perf report -i "$data" --no-children --comms "$thread" --percentage relative \
+      --sort pid,sym --stdio \
+      --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
+  done
+} > "$out/$name-perf.txt"
