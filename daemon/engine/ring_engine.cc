@@ -224,7 +224,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         GatherPart(id, session, submission);
         return;
       }
-      auto send = Prepare(id, submission);
+      auto send = Prepare(id, session, submission);
       if (!session.gathering.empty() || !session.gather_error.ok()) {
         // The last part of a gather send: the parts so far go in front.
         const absl::Status failed = std::exchange(session.gather_error, absl::OkStatus());
@@ -271,7 +271,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       return;
     }
     case wire::RingOp::kPostRecv: {
-      auto receive = Prepare(id, submission);
+      auto receive = Prepare(id, session, submission);
       if (!receive.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
       EndpointQueues& queues = endpoints_[wire::NameField(submission.endpoint)];
@@ -294,7 +294,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
   }
 }
 
-absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
+absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& session,
                                                         const wire::Submission& submission) {
   auto fail = [&](absl::Status status) {
     Complete(id, submission.op_id, status);
@@ -305,7 +305,7 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id,
     return fail(
         absl::FailedPreconditionError("endpoint '" + endpoint + "' is not bound by this session"));
   }
-  auto part = FindPart(id, submission.region, submission.offset, submission.length);
+  auto part = FindPart(id, session, submission.region, submission.offset, submission.length);
   if (!part.ok()) return fail(part.status());
   return Pending{.session = id,
                  .op_id = submission.op_id,
@@ -406,7 +406,7 @@ void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submissio
         absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
     return;
   }
-  auto part = FindPart(id, submission.region, submission.offset, submission.length);
+  auto part = FindPart(id, session, submission.region, submission.offset, submission.length);
   if (!part.ok()) {
     session.gather_error = part.status();
     return;
@@ -414,10 +414,20 @@ void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submissio
   session.gathering.push_back(*std::move(part));
 }
 
-absl::StatusOr<Part> RingEngine::FindPart(uint64_t id, uint64_t region, uint64_t offset,
-                                          uint64_t length) {
-  std::shared_ptr<Region> r = sessions_manager_.FindRegion(id, region);
-  if (!r) return absl::InvalidArgumentError("unknown region " + std::to_string(region));
+absl::StatusOr<Part> RingEngine::FindPart(uint64_t id, Session& session, uint64_t region,
+                                          uint64_t offset, uint64_t length) {
+  const uint64_t generation = sessions_manager_.region_generation();
+  if (generation != session.regions_seen) {
+    session.regions.clear();
+    session.regions_seen = generation;
+  }
+  std::shared_ptr<Region> r;
+  if (auto it = session.regions.find(region); it != session.regions.end()) r = it->second.lock();
+  if (!r) {
+    r = sessions_manager_.FindRegion(id, region);
+    if (!r) return absl::InvalidArgumentError("unknown region " + std::to_string(region));
+    session.regions[region] = r;
+  }
   if (offset > r->length() || length > r->length() - offset) {
     return absl::InvalidArgumentError(absl::StrCat("bytes [", offset, ", +", length,
                                                    ") lie outside region ", region, " of ",

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -142,6 +143,11 @@ class RingEngine {
     // A gather send being submitted: its parts so far, or why it failed.
     std::vector<Part> gathering;
     absl::Status gather_error;
+    // SessionManager::FindRegion through a cache (no lock per operation),
+    // good while region_generation() stays `regions_seen`. Weak: an
+    // unregistered region is unmapped as soon as nothing in flight holds it.
+    absl::flat_hash_map<uint64_t, std::weak_ptr<Region>> regions;
+    uint64_t regions_seen = ~uint64_t{0};
   };
   // Copies a local send's bytes, every part in order, to `into` (host memory
   // on both sides).
@@ -152,7 +158,8 @@ class RingEngine {
                  absl::AnyInvocable<void(absl::Status)> done);
   // Bytes [offset, offset + length) of session `id`'s region `region`, or
   // INVALID_ARGUMENT (unknown region, bytes outside it, overflow included).
-  absl::StatusOr<Part> FindPart(uint64_t id, uint64_t region, uint64_t offset, uint64_t length);
+  absl::StatusOr<Part> FindPart(uint64_t id, Session& session, uint64_t region, uint64_t offset,
+                                uint64_t length);
   // A kSend entry with kSubmissionMore: one part of a gather send.
   void GatherPart(uint64_t id, Session& session, const wire::Submission& submission);
   // Ring ops on the receive area.
@@ -178,7 +185,8 @@ class RingEngine {
   bool Flush(Session& session);
   void Handle(uint64_t id, Session& session, const wire::Submission& submission);
   // Checks the endpoint and region of a send or receive.
-  absl::StatusOr<Pending> Prepare(uint64_t id, const wire::Submission& submission);
+  absl::StatusOr<Pending> Prepare(uint64_t id, Session& session,
+                                  const wire::Submission& submission);
   void Deliver(const Pending& send, const Pending& receive);
   void SendRemote(uint64_t id, const wire::Submission& submission, Pending send, std::string node,
                   std::string to);

@@ -266,6 +266,7 @@ absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
   if (region->second->on_gpu()) session.info.gpu_regions--;
   released = std::move(region->second);
   session.regions.erase(region);
+  region_generation_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -281,6 +282,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     sessions_.erase(it);
     for (const std::string& name : closed.info.endpoints) endpoints_.erase(name);
     endpoint_generation_.fetch_add(1, std::memory_order_release);
+    region_generation_.fetch_add(1, std::memory_order_release);
   }
   closed_total_.fetch_add(1, std::memory_order_relaxed);
   if (close_observer_) close_observer_(id);

@@ -99,6 +99,9 @@ class SessionManager {
   bool IsOpen(uint64_t id) const;
   // Region `region` of session `id`, kept mapped while the caller holds it.
   std::shared_ptr<Region> FindRegion(uint64_t id, uint64_t region) const;
+  // Changes whenever a region is unregistered or a session closes: a cache
+  // of FindRegion read after reading this is good while it stays the same.
+  uint64_t region_generation() const { return region_generation_.load(std::memory_order_acquire); }
   CudaRegistryStats cuda_stats() const { return cuda_.stats(); }
   std::shared_ptr<IpcMappings> ipc_mappings() const { return cuda_.ipc(); }
 
@@ -133,6 +136,7 @@ class SessionManager {
   std::map<uint64_t, Session> sessions_;          // guarded by mu_
   std::map<std::string, uint64_t> endpoints_;     // name -> session, guarded by mu_
   std::atomic<uint64_t> endpoint_generation_{0};  // bumped under mu_ after endpoints_ changes
+  std::atomic<uint64_t> region_generation_{0};    // bumped under mu_ after a region goes
   uint64_t next_id_ = 1;                          // guarded by mu_
   std::function<void(uint64_t)> close_observer_;
   CudaRegistry cuda_;

@@ -135,6 +135,24 @@ TEST_P(MessageTest, FailuresSayWhy) {
   EXPECT_EQ(receiving_daemon().Ctl({"health"}).exit_code, 0);
 }
 
+TEST_P(MessageTest, AnUnregisteredRegionCannotBeSentFrom) {
+  auto src = sender_->AllocateHost(64);
+  auto dst = receiver_->AllocateHost(64);
+  ASSERT_TRUE(src.ok() && dst.ok());
+  auto recv = receiver_->PostRecv("b", 3, *dst, 0, 64);
+  auto send = sender_->Send("a", At("b"), 3, *src, 0, 64);  // the daemon now knows the region
+  ASSERT_TRUE(recv.ok() && send.ok());
+  ASSERT_TRUE(sender_->Wait(*send)->status.ok());
+  ASSERT_TRUE(receiver_->Wait(*recv)->status.ok());
+  ASSERT_TRUE(sender_->Unregister(src->region_id()).ok());
+  auto again = sender_->Send("a", At("b"), 3, *src, 0, 64);
+  ASSERT_TRUE(again.ok());
+  auto done = sender_->Wait(*again);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(done->status.message(), HasSubstr("unknown region"));
+}
+
 TEST_P(MessageTest, ASendToAReceiverThatLeavesFails) {
   auto src = sender_->AllocateHost(4096);
   ASSERT_TRUE(src.ok());
