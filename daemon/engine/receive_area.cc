@@ -21,7 +21,7 @@ void RingEngine::Park(const std::string& to, Pending send) {
 }
 
 bool RingEngine::TryArea(const std::string& to, Pending& send) {
-  const auto owner = sessions_manager_.EndpointOwner(to);
+  const auto owner = Owner(to);
   if (!owner) return false;
   auto it = sessions_.find(*owner);
   if (it == sessions_.end() || !it->second->area) return false;

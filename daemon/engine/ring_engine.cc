@@ -345,7 +345,7 @@ void RingEngine::SendRemote(uint64_t id, const wire::Submission& submission, Pen
 }
 
 void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
-  if (!sessions_manager_.EndpointOwner(message->to)) {
+  if (!Owner(message->to)) {
     remote_->RefuseFromLoop(
         *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
     return;
