@@ -43,6 +43,13 @@ Daemon::~Daemon() {
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSources sources) {
   std::unique_ptr<Daemon> d(new Daemon(std::move(sources)));
+  // Signals are taken from the start: one that comes while axond starts
+  // waits for Run (asio queues it) instead of killing a daemon whose socket
+  // already exists. A test sending SIGINT as soon as the socket appeared
+  // caught the daemon before Run.
+  d->signals_.add(SIGTERM);
+  d->signals_.add(SIGINT);
+  d->signals_.add(SIGHUP);
   d->state_.config = std::move(config);
   d->state_.config_path = d->sources_.path;
   d->state_.start_time = absl::Now();
@@ -210,9 +217,6 @@ absl::Status Daemon::StartRingEngine() {
 }
 
 int Daemon::Run() {
-  signals_.add(SIGTERM);
-  signals_.add(SIGINT);
-  signals_.add(SIGHUP);
   AwaitSignal();
   if (systemd_.watchdog_interval()) {
     spdlog::info(
