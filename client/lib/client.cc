@@ -102,39 +102,29 @@ absl::Status Session::SetupRings() {
 }
 
 absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
-  // One entry, the common case: no vector to allocate per message.
-  std::lock_guard<std::mutex> lock(ring_mu);
-  if (!submissions) return absl::FailedPreconditionError("the session has no rings");
-  if (auto st = PushLocked(submission); !st.ok()) return st;
-  if (submissions->ConsumerNeedsWakeup()) RingDaemon();
-  return submission.op_id;
+  return EnqueueAll(absl::MakeSpan(&submission, 1));  // no vector to allocate per message
 }
 
-absl::StatusOr<uint64_t> Session::EnqueueAll(std::vector<wire::Submission> all) {
+absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   uint64_t op_id = 0;
   for (wire::Submission& submission : all) {
-    if (auto st = PushLocked(submission); !st.ok()) return st;
-    op_id = submission.op_id;
+    submission.op_id = op_id = next_op++;
+    while (true) {
+      auto pushed = submissions->TryPush(wire::EntryBytes(submission));
+      if (!pushed.ok()) return pushed.status();
+      if (*pushed) break;
+      // Full. The daemon stops taking submissions while this side's
+      // completion ring is full, so take completions off it meanwhile (or
+      // both would wait).
+      if (auto st = DrainCompletions(); !st.ok()) return st;
+      if (submissions->ConsumerNeedsWakeup()) RingDaemon();
+      std::this_thread::yield();
+    }
   }
   if (submissions->ConsumerNeedsWakeup()) RingDaemon();
   return op_id;
-}
-
-absl::Status Session::PushLocked(wire::Submission& submission) {
-  submission.op_id = next_op++;
-  while (true) {
-    auto pushed = submissions->TryPush(wire::EntryBytes(submission));
-    if (!pushed.ok()) return pushed.status();
-    if (*pushed) return absl::OkStatus();
-    // Full. The daemon stops taking submissions while this side's
-    // completion ring is full, so take completions off it meanwhile (or
-    // both would wait).
-    if (auto st = DrainCompletions(); !st.ok()) return st;
-    if (submissions->ConsumerNeedsWakeup()) RingDaemon();
-    std::this_thread::yield();
-  }
 }
 
 void Session::RingDaemon() {
@@ -407,7 +397,7 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
   if (gpu) {
     if (auto st = cuda::SynchronizeStream(options.cuda_stream); !st.ok()) return st;
   }
-  auto op = session_->EnqueueAll(std::move(all));
+  auto op = session_->EnqueueAll(absl::MakeSpan(all));
   if (!op.ok()) return op.status();
   return Operation{*op};
 }

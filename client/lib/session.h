@@ -57,10 +57,8 @@ struct Session {
   absl::StatusOr<uint64_t> Enqueue(wire::Submission submission);
   // Puts several submissions on the ring back to back (no other thread's in
   // between) and returns the op id of the last.
-  absl::StatusOr<uint64_t> EnqueueAll(std::vector<wire::Submission> submissions);
-  // ring_mu held: gives `submission` the next op id and pushes it, draining
-  // completions while the ring is full.
-  absl::Status PushLocked(wire::Submission& submission);
+  // Gives each its op id.
+  absl::StatusOr<uint64_t> EnqueueAll(absl::Span<wire::Submission> submissions);
   // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.
   absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
   // Waits for a receive-area message for `endpoint`.

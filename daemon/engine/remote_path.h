@@ -6,8 +6,9 @@
 // Sending: a kData frame whose payload is the region's bytes in place. Up to
 // eager_limit bytes go eagerly; larger ones go rendezvous, and the receiving
 // daemon pulls them straight into the posted buffer. The sending operation
-// completes when the receiving daemon acknowledges (kDataAck): the data is in
-// the receiver's memory, or it says why not. At most max_in_flight messages
+// completes when the receiving daemon acknowledges it: the data is in the
+// receiver's memory (kDataAcks, batched per peer and poll), or it says why
+// not (kDataAck). At most max_in_flight messages
 // per peer wait for their ack; later ones queue here, in order (back-pressure).
 //
 // Receiving: frames are handed on in the order they were sent (a per-peer
