@@ -165,11 +165,15 @@ absl::Status Daemon::StartPeers() {
   if (const char* v = std::getenv("AXON_TEST_WIRE_VERSION"); v != nullptr) {
     options.wire_version = static_cast<uint16_t>(std::atoi(v));
   }
+  if (const char* v = std::getenv("AXON_TEST_HOLD_HELLO_AUTH_MS"); v != nullptr) {
+    options.hold_hello_auth = absl::Milliseconds(std::atoi(v));
+  }
   ucx::Loop* loop = ucx_.get();
   auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
       [loop,
        options = std::move(options)]() mutable -> absl::StatusOr<std::unique_ptr<PeerManager>> {
-        auto pm = PeerManager::StartFromLoop(loop->WorkerFromLoop(), std::move(options));
+        auto pm = PeerManager::StartFromLoop(loop->ControlWorkerFromLoop(),
+                                             loop->DataWorkerFromLoop(), std::move(options));
         if (!pm.ok()) return pm.status();
         PeerManager* raw = pm->get();
         if (auto st = loop->SetTickerFromLoop(raw->tick_interval(), [raw] { raw->TickFromLoop(); });

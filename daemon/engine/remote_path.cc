@@ -9,10 +9,9 @@
 
 namespace axon::daemon {
 
-RemotePath::RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits,
-                       Hooks hooks, std::shared_ptr<IpcMappings> ipc)
-    : worker_(worker),
-      peers_(peers),
+RemotePath::RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
+                       std::shared_ptr<IpcMappings> ipc)
+    : peers_(peers),
       copier_(copier),
       pinned_(BufferPool::Pinned(limits.bounce_keep_bytes)),
       ipc_(std::move(ipc)),
@@ -326,7 +325,7 @@ void RemotePath::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region>
     LandStaged(std::move(message), std::move(region), into, std::move(then));
     return;
   }
-  worker_.ReceiveData(
+  ucx::Worker::ReceiveData(
       std::move(message->pending), into,
       [alive = alive_, message, keep = std::move(region),
        then = std::move(then)](const absl::Status& st) {
@@ -352,7 +351,7 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
   }
   uint8_t* data = bounce->buffer->data;
   const ucx::MemoryKind memory = bounce->memory;
-  worker_.ReceiveData(
+  ucx::Worker::ReceiveData(
       std::move(message->pending), data,
       [this, alive = alive_, message, region = std::move(region), into, length,
        buffer = std::move(bounce->buffer), then = std::move(then)](const absl::Status& st) {

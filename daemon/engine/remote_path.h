@@ -167,7 +167,7 @@ class RemotePath {
 
   // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'
   // handles share; may be null (no handles taken).
-  RemotePath(ucx::Worker& worker, PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
+  RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
              std::shared_ptr<IpcMappings> ipc = nullptr);
   ~RemotePath();
   RemotePath(const RemotePath&) = delete;
@@ -337,7 +337,6 @@ class RemotePath {
   void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
   void FlushAcks(const std::string& node);
 
-  ucx::Worker& worker_;
   PeerManager& peers_;
   GpuCopier& copier_;
   // Bounce buffers: pinning is slow (~0.1 s per 256 MiB) and cudaFree

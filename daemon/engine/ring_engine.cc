@@ -32,7 +32,7 @@ RingEngine::~RingEngine() {
 
 void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
   remote_ = std::make_unique<RemotePath>(
-      loop_.WorkerFromLoop(), peers, copier_, limits,
+      peers, copier_, limits,
       RemotePath::Hooks{
           .complete =
               [this](uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,

@@ -1,6 +1,7 @@
 #include "daemon/peer/peer_manager.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,9 @@ namespace {
 
 // axon uses one active-message id; the wire header says what a message is.
 constexpr uint16_t kAmId = 1;
+// Message-path frames a peer may send on its data endpoint before this node
+// has finished the handshake (see OnDataBind); more is a protocol error.
+constexpr size_t kMaxEarlyFrames = 4096;
 
 std::string Ms(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d), " ms"); }
 
@@ -28,12 +32,13 @@ const char* PeerStateName(PeerState state) {
   return "unknown";
 }
 
-PeerManager::PeerManager(ucx::Worker& worker, PeerOptions options)
-    : worker_(worker), options_(std::move(options)) {}
+PeerManager::PeerManager(ucx::Worker& control, ucx::Worker& data, PeerOptions options)
+    : control_(control), data_(data), options_(std::move(options)) {}
 
 PeerManager::~PeerManager() {
   *alive_ = false;
-  worker_.RemoveAmHandler(kAmId);
+  control_.RemoveAmHandler(kAmId);
+  if (&data_ != &control_) data_.RemoveAmHandler(kAmId);
   for (auto& [name, peer] : peers_) {
     for (auto& [seq, waiter] : peer.pings) {
       if (waiter.done) waiter.done(absl::UnavailableError("the daemon is shutting down"));
@@ -41,19 +46,22 @@ PeerManager::~PeerManager() {
   }
 }
 
-absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Worker& worker,
+absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Worker& control,
+                                                                        ucx::Worker& data,
                                                                         PeerOptions options) {
   auto listen = ParseSocketAddress(options.config.listen);
   if (!listen.ok()) return listen.status();
-  std::unique_ptr<PeerManager> pm(new PeerManager(worker, std::move(options)));
+  std::unique_ptr<PeerManager> pm(new PeerManager(control, data, std::move(options)));
   PeerManager* raw = pm.get();
-  if (auto st =
-          worker.SetAmHandler(kAmId, [raw](ucx::AmMessage m) { raw->OnMessage(std::move(m)); });
-      !st.ok()) {
-    return st;
+  for (ucx::Worker* worker : {&control, &data}) {
+    if (auto st =
+            worker->SetAmHandler(kAmId, [raw](ucx::AmMessage m) { raw->OnMessage(std::move(m)); });
+        !st.ok()) {
+      return st;
+    }
   }
   if (pm->options_.data_endpoints) {
-    auto address = worker.Address();
+    auto address = data.Address();
     if (address.ok()) {
       pm->worker_address_ = *std::move(address);
     } else {
@@ -62,7 +70,7 @@ absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Wor
     }
   }
   auto listener = ucx::Listener::Create(
-      worker, *listen, [raw](ucp_conn_request_h request) { raw->OnConnection(request); });
+      control, *listen, [raw](ucp_conn_request_h request) { raw->OnConnection(request); });
   if (!listener.ok()) return listener.status();
   pm->listener_ = *std::move(listener);
 
@@ -120,7 +128,7 @@ void PeerManager::Dial(Peer& peer) {
   }
   const uint64_t id = next_connection_id_++;
   auto ep = ucx::Endpoint::Connect(
-      worker_, peer.address, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+      control_, peer.address, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
     MarkDown(peer, std::string(ep.status().message()));
     return;
@@ -138,7 +146,7 @@ void PeerManager::Dial(Peer& peer) {
 void PeerManager::OnConnection(ucp_conn_request_h request) {
   const uint64_t id = next_connection_id_++;
   auto ep = ucx::Endpoint::Accept(
-      worker_, request, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+      control_, request, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
     spdlog::warn("peer plane: cannot accept a connection: {}", ep.status().message());
     listener_->Reject(request);
@@ -173,8 +181,7 @@ void PeerManager::ConnectData(Peer& peer) {
   if (!options_.data_endpoints || peer.their_address.empty() || worker_address_.empty()) return;
   const uint64_t id = next_connection_id_++;
   auto ep = ucx::Endpoint::ConnectToWorker(
-      worker_, peer.their_address,
-      [this, id](const absl::Status& st) { OnConnectionError(id, st); });
+      data_, peer.their_address, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
     spdlog::warn("peer {}: no data endpoint ({}); messages share the control connection", peer.name,
                  ep.status().message());
@@ -190,8 +197,13 @@ void PeerManager::ConnectData(Peer& peer) {
 
 void PeerManager::OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body) {
   for (auto& [name, peer] : peers_) {
-    if (peer.state == PeerState::kUp && body.size() == wire::kNonceSize &&
-        wire::ProofMatches(body, peer.my_nonce)) {
+    // The dialer binds as soon as it is up, which is before this node (the
+    // acceptor) has its hello-auth: the bind travels on the data worker and
+    // may overtake it. Its frames wait in `early` until then.
+    const bool nonce_sent =
+        peer.state == PeerState::kUp ||
+        (peer.state == PeerState::kConnecting && peer.handshake == Handshake::kAwaitAuth);
+    if (nonce_sent && body.size() == wire::kNonceSize && wire::ProofMatches(body, peer.my_nonce)) {
       peer.data_in = from;
       spdlog::debug("peer {}: data endpoint bound", name);
       return;
@@ -203,15 +215,16 @@ void PeerManager::OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body) {
 void PeerManager::PullThenHandle(ucx::AmMessage message) {
   auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
   shared->data.resize(shared->pending->length());
-  worker_.ReceiveData(std::move(shared->pending), shared->data.data(),
-                      [this, alive = alive_, shared](const absl::Status& st) {
-                        if (!*alive) return;
-                        if (!st.ok()) {
-                          spdlog::warn("peer plane: receiving a message failed: {}", st.message());
-                          return;
-                        }
-                        OnMessage(std::move(*shared));
-                      });
+  ucx::Worker::ReceiveData(std::move(shared->pending), shared->data.data(),
+                           [this, alive = alive_, shared](const absl::Status& st) {
+                             if (!*alive) return;
+                             if (!st.ok()) {
+                               spdlog::warn("peer plane: receiving a message failed: {}",
+                                            st.message());
+                               return;
+                             }
+                             OnMessage(std::move(*shared));
+                           });
 }
 
 void PeerManager::OnMessage(ucx::AmMessage message) {
@@ -271,6 +284,11 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
         MarkDown(*peer, "unexpected hello-auth");
         return;
       }
+      if (options_.hold_hello_auth > absl::ZeroDuration()) {  // tests only
+        peer->held_auth.assign(decoded->body.begin(), decoded->body.end());
+        peer->held_until = absl::Now() + options_.hold_hello_auth;
+        return;
+      }
       OnAuth(*peer, decoded->body);
       return;
     case wire::MessageType::kReject: {
@@ -296,6 +314,11 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     case wire::MessageType::kDataHandleAnswer:
     case wire::MessageType::kDataHandleClosed:
       if (peer->state != PeerState::kUp) {
+        if (peer->handshake == Handshake::kAwaitAuth && peer->data_in == message.reply_ep &&
+            peer->early.size() < kMaxEarlyFrames) {
+          peer->early.push_back(std::move(message));  // see OnDataBind
+          return;
+        }
         MarkDown(*peer, absl::StrCat("protocol error: ", wire::MessageTypeName(header.type),
                                      " before the handshake finished"));
         return;
@@ -404,6 +427,12 @@ void PeerManager::MarkUp(Peer& peer) {
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
                peer.dialer ? "dialed" : "accepted");
   ConnectData(peer);
+  // Frames that came before: decoded (and counted) once already.
+  std::vector<ucx::AmMessage> early = std::exchange(peer.early, {});
+  for (ucx::AmMessage& message : early) {
+    auto decoded = wire::Decode(message.header, message.data_length());
+    if (decoded.ok() && on_data_) on_data_(peer.name, decoded->header, decoded->body, message);
+  }
 }
 
 void PeerManager::MarkDown(Peer& peer, const std::string& why) {
@@ -420,6 +449,8 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.ep.reset();
   peer.data_ep.reset();
   peer.data_in = nullptr;
+  peer.early.clear();
+  peer.held_auth.clear();
   peer.handshake = Handshake::kNone;
   for (auto& [seq, waiter] : peer.pings) {
     if (waiter.done) {
@@ -550,7 +581,9 @@ void PeerManager::TickFromLoop() {
     }
     switch (peer.state) {
       case PeerState::kConnecting:
-        if (now - peer.connect_started > dead_after) {
+        if (!peer.held_auth.empty() && now >= peer.held_until) {
+          OnAuth(peer, std::exchange(peer.held_auth, {}));
+        } else if (now - peer.connect_started > dead_after) {
           MarkDown(peer, absl::StrCat("handshake did not finish within ", Ms(dead_after)));
         }
         break;

@@ -33,6 +33,9 @@ struct PeerOptions {
   // Connect a data endpoint to each peer's worker address once up (shared
   // memory and CUDA IPC become possible on one host).
   bool data_endpoints = true;
+  // Tests only: an acceptor handles a hello-auth this long after it came, so
+  // the dialer is up well before it (AXON_TEST_HOLD_HELLO_AUTH_MS).
+  absl::Duration hold_hello_auth = absl::ZeroDuration();
 };
 
 enum class PeerState { kConnecting, kUp, kDown };
@@ -62,8 +65,11 @@ class PeerManager {
   // Peer `node`'s connection is gone (it may come back as a new one).
   using DownHandler = std::function<void(const std::string& node)>;
 
-  // Listens on options.config.listen and starts dialing.
-  static absl::StatusOr<std::unique_ptr<PeerManager>> StartFromLoop(ucx::Worker& worker,
+  // Listens on options.config.listen and starts dialing. `control` holds
+  // the listener and the connections made through it; `data` the data
+  // endpoints (ucx::Loop's two workers; the same worker for both works too).
+  static absl::StatusOr<std::unique_ptr<PeerManager>> StartFromLoop(ucx::Worker& control,
+                                                                    ucx::Worker& data,
                                                                     PeerOptions options);
   ~PeerManager();
 
@@ -120,6 +126,11 @@ class PeerManager {
     uint64_t data_connection_id = 0;
     uint64_t shares_gpus_on = 0;  // the data connection found to have a cuda_ipc lane
     ucp_ep_h data_in = nullptr;
+    // Frames that came on data_in before this node finished the handshake,
+    // handled in order once it has (MarkUp); dropped by MarkDown.
+    std::vector<ucx::AmMessage> early;
+    std::vector<uint8_t> held_auth;  // PeerOptions::hold_hello_auth
+    absl::Time held_until;
     Handshake handshake = Handshake::kNone;
     wire::Nonce my_nonce{}, their_nonce{};
     absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
@@ -135,7 +146,7 @@ class PeerManager {
     absl::Time since;
   };
 
-  PeerManager(ucx::Worker& worker, PeerOptions options);
+  PeerManager(ucx::Worker& control, ucx::Worker& data, PeerOptions options);
 
   void OnConnection(ucp_conn_request_h request);
   // UCX reported connection `id` broken.
@@ -164,13 +175,14 @@ class PeerManager {
   // heap, then handle it like an eager one.
   void PullThenHandle(ucx::AmMessage message);
 
-  ucx::Worker& worker_;
+  ucx::Worker& control_;
+  ucx::Worker& data_;
   PeerOptions options_;
   std::unique_ptr<ucx::Listener> listener_;
   std::map<std::string, Peer> peers_;
   std::vector<Unbound> unbound_;
   uint64_t next_connection_id_ = 1;
-  std::vector<uint8_t> worker_address_;  // sent in hellos
+  std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
   DataHandler on_data_;
   DownHandler on_down_;
   std::function<void()> on_tick_;

@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options)
     started.set_value(std::move(st));
     if (ok) raw->RunFromLoop();
     // Destroy UCX objects on the thread that created them.
-    raw->worker_.reset();
+    raw->data_.reset();
+    raw->control_.reset();
     if (!ok) raw->context_.reset();
   });
   if (absl::Status st = started_future.get(); !st.ok()) {
@@ -61,11 +62,13 @@ absl::Status Loop::InitFromLoop(const ContextOptions& options) {
   auto context = Context::Create(options);
   if (!context.ok()) return context.status();
   context_ = *std::move(context);
-  auto worker = Worker::Create(*context_);
-  if (!worker.ok()) return worker.status();
-  worker_ = *std::move(worker);
+  for (std::unique_ptr<Worker>* slot : {&control_, &data_}) {
+    auto worker = Worker::Create(*context_);
+    if (!worker.ok()) return worker.status();
+    *slot = *std::move(worker);
+  }
 
-  for (int fd : {wake_fd_.get(), timer_fd_.get(), worker_->event_fd()}) {
+  for (int fd : {wake_fd_.get(), timer_fd_.get(), control_->event_fd(), data_->event_fd()}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -94,14 +97,23 @@ bool Loop::RunTasksFromLoop() {
   return !stopping;
 }
 
+bool Loop::ProgressFromLoop() {
+  bool progressed = data_->Progress();
+  if (control_due_ || ++turns_since_control_ >= kControlEvery) {
+    turns_since_control_ = 0;
+    control_due_ = control_->Progress();  // busy: again next turn
+    progressed = control_due_ || progressed;
+  }
+  return progressed;
+}
+
 void Loop::RunFromLoop() {
   while (true) {
     if (!RunTasksFromLoop()) break;
     // One progress per iteration, then the poller: while both are busy they
-    // take turns (each ucp_worker_progress also polls the tcp transport
-    // with a system call, so calling it until it finds nothing costs one
-    // more call per message).
-    const bool progressed = worker_->Progress();
+    // take turns (calling progress until it finds nothing costs one more
+    // call per message).
+    const bool progressed = ProgressFromLoop();
     if (poller_ && poller_()) continue;
     if (progressed) continue;
     {
@@ -109,15 +121,33 @@ void Loop::RunFromLoop() {
       if (!queue_.empty() || stopping_) continue;
     }
     if (prepare_to_sleep_ && !prepare_to_sleep_()) continue;
-    auto armed = worker_->Arm();
-    if (!armed.ok()) {
-      spdlog::error("UCX thread: {}; polling instead of sleeping", armed.status().message());
-    } else if (!*armed) {
+    // The control worker may have skipped its turns: look at it before
+    // sleeping.
+    if (control_->Progress()) {
+      control_due_ = true;
+      continue;
+    }
+    absl::Status arm_error;
+    bool armed = true;
+    for (Worker* worker : {data_.get(), control_.get()}) {
+      auto st = worker->Arm();
+      if (!st.ok()) {
+        arm_error = st.status();
+      } else if (!*st) {
+        armed = false;
+      }
+      if (!armed || !arm_error.ok()) break;
+    }
+    if (!arm_error.ok()) {
+      spdlog::error("UCX thread: {}; polling instead of sleeping", arm_error.message());
+    } else if (!armed) {
+      control_due_ = true;
       continue;  // events arrived meanwhile: progress them first
     }
     epoll_event events[16];
-    const int n = ::epoll_wait(epoll_fd_.get(), events, 16, armed.ok() ? -1 : 10);
+    const int n = ::epoll_wait(epoll_fd_.get(), events, 16, arm_error.ok() ? -1 : 10);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
+    control_due_ = true;
     if (n < 0 && errno != EINTR) {
       spdlog::error("UCX thread: epoll_wait: {}", std::strerror(errno));
     }

@@ -1,8 +1,17 @@
 // UcxLoop is the UCX thread: it creates, owns and destroys the UCX context and
-// worker, and every UCX call in axond runs on it. Other threads hand it work
-// with Post(); it progresses the worker, then sleeps in epoll on the worker's
-// event fd and a wake-up eventfd. An idle daemon's UCX thread does not run.
-// Methods whose names end in FromLoop may only be called on this thread.
+// its two workers, and every UCX call in axond runs on it. Other threads hand
+// it work with Post(); it progresses the workers, then sleeps in epoll on
+// their event fds and a wake-up eventfd. An idle daemon's UCX thread does not
+// run. Methods whose names end in FromLoop may only be called on this thread.
+//
+// Two workers, because UCX polls every interface an endpoint of a worker
+// uses on every ucp_worker_progress of that worker: the control worker holds
+// the peer connections made through the listener (tcp, so each progress is
+// an epoll_wait system call); the data worker holds only the endpoints that
+// messages take (shared memory, cuda_ipc, IB where there is one). The loop
+// progresses the data worker every turn and the control worker every
+// kControlEvery turns, every turn while it is busy, after every wake-up and
+// before every sleep.
 #pragma once
 
 #include <atomic>
@@ -59,7 +68,12 @@ class Loop {
   uint64_t tasks_run() const { return tasks_run_.load(std::memory_order_relaxed); }
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
-  Worker& WorkerFromLoop() { return *worker_; }
+  // The control worker: the listener and the connections made through it.
+  Worker& ControlWorkerFromLoop() { return *control_; }
+  // The data worker: endpoints to other workers' addresses (messages).
+  Worker& DataWorkerFromLoop() { return *data_; }
+  // How often the control worker is progressed while it is idle.
+  static constexpr unsigned kControlEvery = 16;
 
   // Runs `tick` on the UCX thread every `period` (a timerfd in the loop's
   // epoll set, so an idle loop still sleeps between ticks). One ticker.
@@ -81,8 +95,15 @@ class Loop {
   bool RunTasksFromLoop();
   void Wake();
 
+  // Progresses the workers (see the top of this file); whether either did
+  // anything.
+  bool ProgressFromLoop();
+
   std::unique_ptr<Context> context_;
-  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Worker> control_;
+  std::unique_ptr<Worker> data_;
+  bool control_due_ = true;  // progress the control worker next turn
+  unsigned turns_since_control_ = 0;
   UniqueFd epoll_fd_;
   UniqueFd wake_fd_;  // eventfd: Post() writes, the loop drains
   UniqueFd timer_fd_;

@@ -134,8 +134,9 @@ void Worker::ReceiveData(std::unique_ptr<PendingData> data, void* into,
   Request::PrepareReceiveAm(params, request.get());
   params.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMORY_TYPE;
   params.memory_type = memory == MemoryKind::kCuda ? UCS_MEMORY_TYPE_CUDA : UCS_MEMORY_TYPE_HOST;
-  Request::Submit(ucp_am_recv_data_nbx(handle_, descriptor, into, data->length(), &params),
-                  std::move(request));
+  Request::Submit(
+      ucp_am_recv_data_nbx(data->worker_.handle_, descriptor, into, data->length(), &params),
+      std::move(request));
 }
 
 void Worker::Deliver(uint16_t id, AmMessage message) {

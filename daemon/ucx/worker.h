@@ -78,10 +78,11 @@ class Worker {
   // This worker's address, for a peer to connect to (Endpoint::ConnectToWorker).
   absl::StatusOr<std::vector<uint8_t>> Address() const;
   // Pulls a rendezvous message's bytes into [into, into + data->length()),
-  // which the caller keeps valid until `done` runs (on the UCX thread).
-  void ReceiveData(std::unique_ptr<PendingData> data, void* into,
-                   std::function<void(const absl::Status&)> done,
-                   MemoryKind memory = MemoryKind::kHost);
+  // which the caller keeps valid until `done` runs (on the UCX thread). The
+  // worker that received the message does it.
+  static void ReceiveData(std::unique_ptr<PendingData> data, void* into,
+                          std::function<void(const absl::Status&)> done,
+                          MemoryKind memory = MemoryKind::kHost);
   // Runs `fn` after the current ucp_worker_progress call returns.
   void Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
   // Frees `request` (from a *_nbx call) once it completes.

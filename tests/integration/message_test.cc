@@ -585,5 +585,59 @@ TEST(RemoteMessageTest, ASendToADeadNodeFails) {
   cluster.daemons[1].reset();
 }
 
+// The dialer (node-a, whose name sorts first) is up as soon as it has the
+// acceptor's hello, and its data endpoint binds through the data worker, so a
+// send made at that moment may reach node-b before node-b has node-a's
+// hello-auth (which travels on the control connection). It must wait there,
+// not be dropped. Each round restarts node-a and sends the moment it is up;
+// node-b holds each hello-auth for 300 ms, so the messages always come first.
+TEST(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  cluster.Start(1, {{"AXON_TEST_HOLD_HELLO_AUTH_MS", "300"}});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(receiver.ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto dst = (*receiver)->AllocateHost(1 << 20);
+  ASSERT_TRUE(dst.ok());
+  for (uint64_t round = 1; round <= 5; ++round) {
+    SCOPED_TRACE(round);
+    cluster.Start(0);
+    auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+    ASSERT_TRUE(sender.ok());
+    ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+    auto src = (*sender)->AllocateHost(1 << 20);
+    ASSERT_TRUE(src.ok());
+    std::memset(src->data(), static_cast<int>(round), 1 << 20);
+    // One eager and one rendezvous message per round.
+    auto small_in = (*receiver)->PostRecv("b", round, *dst, 0, 64);
+    auto large_in = (*receiver)->PostRecv("b", round + 100, *dst, 4096, 1 << 19);
+    ASSERT_TRUE(small_in.ok() && large_in.ok());
+    // UNAVAILABLE while node-a is connecting; the first send that passes is
+    // made the moment node-a has node-b up.
+    absl::Status sent = absl::UnavailableError("not sent");
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (absl::IsUnavailable(sent) && std::chrono::steady_clock::now() < give_up) {
+      auto send = (*sender)->Send("a", "node-b/b", round, *src, 0, 64);
+      ASSERT_TRUE(send.ok());
+      auto done = (*sender)->Wait(*send, 10000);
+      ASSERT_TRUE(done.ok()) << done.status();
+      sent = done->status;
+    }
+    ASSERT_TRUE(sent.ok()) << sent;
+    auto large = (*sender)->Send("a", "node-b/b", round + 100, *src, 0, 1 << 19);
+    ASSERT_TRUE(large.ok());
+    EXPECT_TRUE((*sender)->Wait(*large, 10000)->status.ok());
+    for (auto op : {*small_in, *large_in}) {
+      auto received = (*receiver)->Wait(op, 10000);
+      ASSERT_TRUE(received.ok()) << received.status();
+      EXPECT_TRUE(received->status.ok()) << received->status;
+    }
+    EXPECT_EQ(static_cast<uint8_t*>(dst->data())[63], round);
+    EXPECT_EQ(static_cast<uint8_t*>(dst->data())[4096 + (1 << 19) - 1], round);
+  }
+}
+
 }  // namespace
 }  // namespace axon::testing
