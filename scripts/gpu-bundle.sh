@@ -4,18 +4,24 @@
 # not part of the base system, into .bundle/ (git-ignored). On the GPU machine:
 #   export LD_LIBRARY_PATH=$PWD/.bundle/lib:$PWD/.bundle/lib/ucx-wheel
 #   .bundle/bin/axond ...
-# Usage: scripts/gpu-bundle.sh [--profile] [BUILD_DIR]
+# Usage: scripts/gpu-bundle.sh [--profile] [--base BASE_BUILD_DIR] [BUILD_DIR]
 #   --profile: only axond and axon-bench, with their symbols, plus this
 #   machine's perf and its libraries packed in .bundle/perf.tar.xz (there:
 #   tar -C .bundle -xJf .bundle/perf.tar.xz, then
 #   LD_LIBRARY_PATH=.bundle/perf/lib .bundle/perf/perf record ...).
+#   --base: also the axond and axon-bench of an older build (see
+#   scripts/build-base.sh) in .bundle/base/, for scripts/gpu-ab.sh.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 profile=0
-if [[ ${1:-} == --profile ]]; then
-  profile=1
-  shift
-fi
+base=
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --profile) profile=1; shift ;;
+    --base) base=$2; shift 2 ;;
+    *) echo "gpu-bundle: unknown option $1" >&2; exit 2 ;;
+  esac
+done
 build=${1:-$repo/build}
 out=$repo/.bundle
 rm -rf "$out"
@@ -72,5 +78,10 @@ if ((profile)); then
   rm -rf "$out/perf"
 else
   strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/ucx/*.so* 2>/dev/null || true
+fi
+if [[ -n $base ]]; then
+  mkdir -p "$out/base"
+  cp "$base/daemon/axond" "$base/bench/axon-bench" "$out/base/"
+  strip --strip-unneeded "$out"/base/* 2>/dev/null || true
 fi
 du -sh "$out"

@@ -17,7 +17,8 @@ absl::Status NoTrailing(const BodyReader& reader, const char* what) {
 }  // namespace
 
 std::vector<uint8_t> EncodeData(const DataBody& body) {
-  BodyWriter w;
+  // 7 u64s, 4 u16 lengths and a u8 besides the strings.
+  BodyWriter w(65 + body.from.size() + body.to.size() + body.handle.size() + body.bus_id.size());
   w.U64(body.message_id);
   w.U64(body.tag);
   w.String(body.from);
@@ -100,7 +101,7 @@ absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes) {
 }
 
 std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids) {
-  BodyWriter w;
+  BodyWriter w(4 + 8 * message_ids.size());
   w.U32(static_cast<uint32_t>(message_ids.size()));
   for (uint64_t id : message_ids) w.U64(id);
   return w.Take();

@@ -76,6 +76,8 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload
 // Appends little-endian fields to a body.
 class BodyWriter {
  public:
+  // `expected`: the bytes it will likely hold (reserved up front).
+  explicit BodyWriter(size_t expected = 64) { bytes_.reserve(expected); }
   void U8(uint8_t v) { bytes_.push_back(v); }
   void U16(uint16_t v);
   void U32(uint32_t v);

@@ -81,7 +81,7 @@ void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
     return;
   }
   auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
-  request->buffer(0) = std::move(header);
+  request->header() = std::move(header);
   request->Keep(std::move(keepalive));
   Submit(id, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1), protocol,
          memory);
@@ -108,7 +108,7 @@ void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header,
   const ucp_dt_iov_t* iov = gather->iov.data();
   const size_t count = gather->iov.size();
   auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
-  request->buffer(0) = std::move(header);
+  request->header() = std::move(header);
   request->Keep(std::move(gather));
   Submit(id, std::move(request), iov, count, ucp_dt_make_iov(), protocol, memory);
 }
@@ -116,7 +116,7 @@ void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header,
 void Endpoint::Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer,
                       size_t count, ucp_datatype_t datatype, AmProtocol protocol,
                       MemoryKind memory) {
-  std::vector<uint8_t>& h = request->buffer(0);
+  std::vector<uint8_t>& h = request->header();
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
   params.flags = UCP_AM_SEND_FLAG_REPLY;

@@ -6,10 +6,8 @@
 
 #include <ucp/api/ucp.h>
 
-#include <deque>
 #include <functional>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -20,16 +18,12 @@ class Request {
  public:
   using Done = std::function<void(const absl::Status& status)>;
 
-  // `what` names the operation in error messages, e.g. "ucp_am_send_nbx".
-  Request(std::string what, Done done) : what_(std::move(what)), done_(std::move(done)) {}
-  virtual ~Request() = default;
+  // `what` (a literal) names the operation in error messages, e.g.
+  // "ucp_am_send_nbx".
+  Request(const char* what, Done done) : what_(what), done_(std::move(done)) {}
 
-  // Buffers UCX reads from or writes into while the request is in flight.
-  // References stay valid as more buffers are added (a deque).
-  std::vector<uint8_t>& buffer(size_t i) {
-    if (buffers_.size() <= i) buffers_.resize(i + 1);
-    return buffers_[i];
-  }
+  // The active-message header UCX reads while the request is in flight.
+  std::vector<uint8_t>& header() { return header_; }
 
   // Keeps `object` alive while the request is in flight (memory UCX reads).
   void Keep(std::shared_ptr<const void> object) { keep_ = std::move(object); }
@@ -46,9 +40,9 @@ class Request {
   static void OnReceiveAm(void* handle, ucs_status_t status, size_t length, void* user_data);
   static void Complete(void* handle, ucs_status_t status, void* user_data);
 
-  std::string what_;
+  const char* what_;
   Done done_;
-  std::deque<std::vector<uint8_t>> buffers_;
+  std::vector<uint8_t> header_;
   std::shared_ptr<const void> keep_;
 };
 

@@ -51,9 +51,14 @@ bool Worker::Progress() {
 bool Worker::RunDeferred() {
   bool any = false;
   while (!deferred_.empty()) {
-    auto fn = std::move(deferred_.front());
+    auto next = std::move(deferred_.front());
     deferred_.pop_front();
-    fn();
+    if (auto* arrival = std::get_if<Arrival>(&next)) {
+      auto it = am_handlers_.find(arrival->id);
+      if (it != am_handlers_.end()) it->second.handler(std::move(arrival->message));
+    } else {
+      std::get<absl::AnyInvocable<void()>>(next)();
+    }
     any = true;
   }
   return any;
@@ -140,10 +145,7 @@ void Worker::ReceiveData(std::unique_ptr<PendingData> data, void* into,
 }
 
 void Worker::Deliver(uint16_t id, AmMessage message) {
-  Defer([this, id, m = std::move(message)]() mutable {
-    auto it = am_handlers_.find(id);
-    if (it != am_handlers_.end()) it->second.handler(std::move(m));
-  });
+  deferred_.emplace_back(Arrival{id, std::move(message)});
 }
 
 void Worker::TrackRequest(ucs_status_ptr_t request) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -84,7 +85,7 @@ class Worker {
                           std::function<void(const absl::Status&)> done,
                           MemoryKind memory = MemoryKind::kHost);
   // Runs `fn` after the current ucp_worker_progress call returns.
-  void Defer(absl::AnyInvocable<void()> fn) { deferred_.push_back(std::move(fn)); }
+  void Defer(absl::AnyInvocable<void()> fn) { deferred_.emplace_back(std::move(fn)); }
   // Frees `request` (from a *_nbx call) once it completes.
   void TrackRequest(ucs_status_ptr_t request);
 
@@ -106,7 +107,14 @@ class Worker {
   void Deliver(uint16_t id, AmMessage message);
 
   std::map<uint16_t, AmRegistration> am_handlers_;
-  std::deque<absl::AnyInvocable<void()>> deferred_;
+  // A received message waiting for its handler: kept as it is rather than
+  // in a closure, which would not fit AnyInvocable's inline storage (one
+  // allocation per message fewer).
+  struct Arrival {
+    uint16_t id;
+    AmMessage message;
+  };
+  std::deque<std::variant<absl::AnyInvocable<void()>, Arrival>> deferred_;  // in order
   std::vector<void*> tracked_;  // requests to free on completion
 };
 
