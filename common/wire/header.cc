@@ -11,14 +11,19 @@ namespace {
 
 // Little-endian on the wire; one copy where the host is little-endian too.
 template <typename T>
-void Put(std::vector<uint8_t>& out, T v) {
+void Store(uint8_t* p, T v) {
   if constexpr (std::endian::native == std::endian::little) {
-    const size_t at = out.size();
-    out.resize(at + sizeof(T));
-    std::memcpy(out.data() + at, &v, sizeof(T));
+    std::memcpy(p, &v, sizeof(T));
   } else {
-    for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
   }
+}
+
+template <typename T>
+void Put(std::vector<uint8_t>& out, T v) {
+  const size_t at = out.size();
+  out.resize(at + sizeof(T));
+  Store(out.data() + at, v);
 }
 
 template <typename T>
@@ -64,18 +69,33 @@ const char* MessageTypeName(MessageType type) {
   return "unknown";
 }
 
+namespace {
+
+// The kHeaderSize bytes at `out`, for a body of `body_size` bytes.
+void WriteHeader(const Header& header, size_t body_size, uint8_t* out) {
+  Store<uint32_t>(out, kMagic);
+  Store<uint16_t>(out + 4, header.version);
+  Store<uint16_t>(out + 6, static_cast<uint16_t>(header.type));
+  Store<uint32_t>(out + 8, header.flags);
+  Store<uint32_t>(out + 12, static_cast<uint32_t>(body_size));
+  Store<uint64_t>(out + 16, header.payload_length);
+  Store<uint64_t>(out + 24, header.sequence);
+}
+
+}  // namespace
+
 std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body) {
-  std::vector<uint8_t> out;
-  out.reserve(kHeaderSize + body.size());
-  Put<uint32_t>(out, kMagic);
-  Put<uint16_t>(out, header.version);
-  Put<uint16_t>(out, static_cast<uint16_t>(header.type));
-  Put<uint32_t>(out, header.flags);
-  Put<uint32_t>(out, static_cast<uint32_t>(body.size()));
-  Put<uint64_t>(out, header.payload_length);
-  Put<uint64_t>(out, header.sequence);
-  out.insert(out.end(), body.begin(), body.end());
+  std::vector<uint8_t> out(kHeaderSize + body.size());
+  WriteHeader(header, body.size(), out.data());
+  if (!body.empty()) std::memcpy(out.data() + kHeaderSize, body.data(), body.size());
   return out;
+}
+
+std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body) {
+  const size_t body_size = body.size();
+  body.insert(body.begin(), kHeaderSize, 0);
+  WriteHeader(header, body_size, body.data());
+  return body;
 }
 
 absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload_size) {

@@ -67,6 +67,9 @@ struct Decoded {
 
 // Header followed by body.
 std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body);
+// The same, in `body`'s own storage: BodyWriter leaves room for the header,
+// so a body it wrote takes no second allocation.
+std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body);
 
 // Checks magic, version, type, and every length against the bytes present.
 // `payload_size` is the size of the data that came with the message; it must
@@ -77,7 +80,8 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload
 class BodyWriter {
  public:
   // `expected`: the bytes it will likely hold (reserved up front).
-  explicit BodyWriter(size_t expected = 64) { bytes_.reserve(expected); }
+  // Room for a header in front besides (see Frame).
+  explicit BodyWriter(size_t expected = 64) { bytes_.reserve(kHeaderSize + expected); }
   void U8(uint8_t v) { bytes_.push_back(v); }
   void U16(uint16_t v);
   void U32(uint32_t v);

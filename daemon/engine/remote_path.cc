@@ -41,11 +41,11 @@ void RemotePath::SendFromLoop(Outgoing send) {
   Transmit(n, std::move(send));
 }
 
-std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t offset,
-                                                 uint64_t length, const std::vector<Part>& more) {
+ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length,
+                     const std::vector<Part>& more) {
   uint64_t first = length;
   for (const Part& p : more) first -= p.length;
-  std::vector<absl::Span<const uint8_t>> spans;
+  ucx::Parts spans;
   spans.reserve(1 + more.size());
   spans.emplace_back(region.data() + offset, first);
   for (const Part& p : more) spans.emplace_back(p.data(), p.length);
@@ -60,8 +60,7 @@ int GpuDevice(const Region& region, const std::vector<Part>& more) {
   return -1;
 }
 
-absl::Status CopyOnGpu(GpuCopier& copier, int device,
-                       const std::vector<absl::Span<const uint8_t>>& from, Region& to,
+absl::Status CopyOnGpu(GpuCopier& copier, int device, const ucx::Parts& from, Region& to,
                        uint8_t* into, const std::vector<std::shared_ptr<Region>>& pin) {
   if (to.on_gpu() && to.device() != device) {
     auto st = cuda::EnablePeerAccess(device, to.device());
@@ -90,7 +89,7 @@ absl::Status CopyOnGpu(GpuCopier& copier, int device,
 
 bool RemotePath::Held(const Node& n) const { return n.staging || n.probe != 0; }
 
-void RemotePath::Transmit(Node& n, Outgoing send) {
+void RemotePath::Transmit(Node& n, Outgoing&& send) {
   // GPU memory goes through a bounce buffer (see the header).
   if (GpuDevice(*send.region, send.more) >= 0) {
     if (SendByHandle(n, send)) return;
@@ -105,8 +104,7 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
     return;
   }
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
-  std::vector<absl::Span<const uint8_t>> parts =
-      PartSpans(*send.region, send.offset, send.length, send.more);
+  ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
   std::shared_ptr<const void> keep = send.region;
   if (!send.more.empty()) {
     auto all = std::make_shared<std::vector<std::shared_ptr<Region>>>();
@@ -117,9 +115,8 @@ void RemotePath::Transmit(Node& n, Outgoing send) {
   Post(n, std::move(send), std::move(parts), std::move(keep));
 }
 
-void RemotePath::Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
-                      std::shared_ptr<const void> keep, wire::DataBody body,
-                      ucx::MemoryKind memory) {
+void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
+                      wire::DataBody body, ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
   const uint64_t id = body.total != 0 ? body.message_id : next_message_id_++;
   body.message_id = id;
@@ -286,6 +283,16 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
     Dispatch(std::move(it->second));
     ++n.next_receive_sequence;
   }
+}
+
+bool RemotePath::LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into) {
+  if (message.chunked || message.source || message.pending ||
+      (region.on_gpu() && !message.data.empty())) {
+    return false;
+  }
+  if (!message.data.empty()) std::memcpy(into, message.data.data(), message.data.size());
+  Ack(message.node, message.message_id, absl::OkStatus());
+  return true;
 }
 
 void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,

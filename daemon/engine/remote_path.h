@@ -90,8 +90,8 @@ struct Part {
 
 // The bytes of a send, in order: [offset, ...) of `region` (what is left of
 // `length` after the `more` parts), then each part of `more`.
-std::vector<absl::Span<const uint8_t>> PartSpans(const Region& region, uint64_t offset,
-                                                 uint64_t length, const std::vector<Part>& more);
+ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length,
+                     const std::vector<Part>& more);
 
 // The device of the first part of a send in GPU memory ([offset, ...) of
 // `region`, then `more`), or -1 when every part is host memory.
@@ -102,8 +102,7 @@ int GpuDevice(const Region& region, const std::vector<Part>& more);
 // the two reach each other (else the driver stages it through host memory:
 // 10x slower over NVLink). Host pages of `pin` are pinned first. Follow it
 // with copier.Then.
-absl::Status CopyOnGpu(GpuCopier& copier, int device,
-                       const std::vector<absl::Span<const uint8_t>>& from, Region& to,
+absl::Status CopyOnGpu(GpuCopier& copier, int device, const ucx::Parts& from, Region& to,
                        uint8_t* into, const std::vector<std::shared_ptr<Region>>& pin);
 
 // A send to another node, as the engine checked it.
@@ -179,6 +178,10 @@ class RemotePath {
   // kept mapped until then), acknowledges it to its sender, then runs `done`.
   void LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                     uint8_t* into, std::function<void(absl::Status)> done);
+  // The common case of LandFromLoop, done at once: a whole message whose
+  // bytes came with it, into host memory (or none). Copies and acknowledges
+  // it and returns true; false when it needs LandFromLoop (nothing done).
+  bool LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into);
   // Tells the sender its message was not delivered, and why.
   void RefuseFromLoop(const Incoming& message, const absl::Status& why);
   // A session closed: its queued sends go; its sends in flight are withdrawn
@@ -239,7 +242,7 @@ class RemotePath {
   void OnAck(const std::string& node, const wire::AckBody& ack);
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
-  void Transmit(Node& n, Outgoing send);
+  void Transmit(Node& n, Outgoing&& send);
   // Whether later sends to `n` must wait behind what is under way.
   bool Held(const Node& n) const;
   // By handle (by_handle.cc). Sends `send` by handle if it can go so
@@ -289,9 +292,8 @@ class RemotePath {
   void StageNextChunk(const Outgoing& send);
   // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
   // one message; `body` carries the chunk fields of a chunk.
-  void Post(Node& n, Outgoing send, std::vector<absl::Span<const uint8_t>> parts,
-            std::shared_ptr<const void> keep, wire::DataBody body = {},
-            ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+  void Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
+            wire::DataBody body = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);
   // Sends what waits for node `node`, while the window and staging allow.

@@ -223,6 +223,7 @@ class RingEngine {
   UniqueFd deadline_timer_;  // created with the first deadline
   absl::Time last_work_ = absl::InfinitePast();
   bool just_worked_ = false;  // the last poll found work; last_work_ is stale
+  uint32_t idle_polls_ = 0;
   uint64_t ops_completed_ = 0;
 };
 

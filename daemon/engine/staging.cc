@@ -56,7 +56,7 @@ void RemotePath::StageNextChunk(const Outgoing& send) {
   }
   // Failed already (refused, withdrawn, not stageable): no copy. Never
   // chunk 0, which went first.
-  Post(*n, send, {}, nullptr, std::move(body));
+  Post(*n, Outgoing(send), {}, nullptr, std::move(body));
 }
 
 void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes,
@@ -109,7 +109,7 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
     if (!withdrawn.ok() && !chunks) {  // cancelled while it was being copied: never sent
       Finish(piece, withdrawn);
     } else if (result.ok()) {
-      std::vector<absl::Span<const uint8_t>> parts{{bounce.buffer->data, bytes}};
+      ucx::Parts parts{{bounce.buffer->data, bytes}};
       Post(*n, std::move(piece), std::move(parts), std::move(bounce.buffer), std::move(body),
            bounce.memory);
     } else if (chunks) {

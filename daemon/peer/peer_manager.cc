@@ -109,7 +109,7 @@ void PeerManager::SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<
                       .type = type,
                       .payload_length = payload.size(),
                       .sequence = sequence};
-  ep.SendAm(kAmId, wire::Encode(header, body), std::move(payload), nullptr);
+  ep.SendAm(kAmId, wire::Frame(header, std::move(body)), std::move(payload), nullptr);
 }
 
 void PeerManager::Send(Peer& peer, wire::MessageType type, std::vector<uint8_t> body,
@@ -267,7 +267,7 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
   }
   peer->stats.messages_received++;
   peer->stats.bytes_received += message.header.size() + message.data_length();
-  peer->last_heard = absl::Now();
+  peer->heard = true;  // last_heard is set by the next tick (the clock showed in profiles)
   const wire::Header& header = decoded->header;
   switch (header.type) {
     case wire::MessageType::kHello: {
@@ -510,8 +510,7 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
 }
 
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                           std::vector<uint8_t> body,
-                                           std::vector<absl::Span<const uint8_t>> parts,
+                                           std::vector<uint8_t> body, ucx::Parts parts,
                                            std::shared_ptr<const void> keepalive,
                                            ucx::AmProtocol protocol, uint64_t sequence,
                                            ucx::MemoryKind memory) {
@@ -527,12 +526,12 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                       .sequence = sequence};
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
   if (parts.size() <= 1) {
-    ep.SendAmFrom(kAmId, wire::Encode(header, body),
+    ep.SendAmFrom(kAmId, wire::Frame(header, std::move(body)),
                   parts.empty() ? absl::Span<const uint8_t>() : parts[0], std::move(keepalive),
                   protocol, nullptr, memory);
   } else {
-    ep.SendAmGather(kAmId, wire::Encode(header, body), std::move(parts), std::move(keepalive),
-                    protocol, nullptr, memory);
+    ep.SendAmGather(kAmId, wire::Frame(header, std::move(body)), std::move(parts),
+                    std::move(keepalive), protocol, nullptr, memory);
   }
   return absl::OkStatus();
 }
@@ -568,6 +567,7 @@ void PeerManager::TickFromLoop() {
                      [&](const Unbound& u) { return !u.ep || now - u.since > dead_after; }),
       unbound_.end());
   for (auto& [name, peer] : peers_) {
+    if (std::exchange(peer.heard, false)) peer.last_heard = now;
     for (auto it = peer.pings.begin(); it != peer.pings.end();) {
       if (now > it->second.deadline) {
         if (it->second.done) {

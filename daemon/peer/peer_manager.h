@@ -98,8 +98,7 @@ class PeerManager {
   // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
   // The payload is `parts`, back to back (empty: none).
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                std::vector<uint8_t> body,
-                                std::vector<absl::Span<const uint8_t>> parts,
+                                std::vector<uint8_t> body, ucx::Parts parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
                                 uint64_t sequence, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
@@ -134,6 +133,7 @@ class PeerManager {
     Handshake handshake = Handshake::kNone;
     wire::Nonce my_nonce{}, their_nonce{};
     absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
+    bool heard = false;  // something came since the last tick
     absl::Duration backoff;
     uint64_t next_sequence = 1;
     std::map<uint64_t, PingWaiter> pings;

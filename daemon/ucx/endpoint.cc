@@ -87,8 +87,7 @@ void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
          memory);
 }
 
-void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header,
-                            std::vector<absl::Span<const uint8_t>> parts,
+void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header, Parts parts,
                             std::shared_ptr<const void> keepalive, AmProtocol protocol,
                             SendDone done, MemoryKind memory) {
   if (failed_) {

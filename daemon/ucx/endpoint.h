@@ -10,12 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/net_address.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::ucx {
+
+// The pieces of one message's payload, back to back (most have one or two).
+using Parts = absl::InlinedVector<absl::Span<const uint8_t>, 2>;
 
 class Request;
 
@@ -55,8 +59,7 @@ class Endpoint {
                   MemoryKind memory = MemoryKind::kHost);
 
   // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV).
-  void SendAmGather(uint16_t id, std::vector<uint8_t> header,
-                    std::vector<absl::Span<const uint8_t>> parts,
+  void SendAmGather(uint16_t id, std::vector<uint8_t> header, Parts parts,
                     std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
                     MemoryKind memory = MemoryKind::kHost);
 
