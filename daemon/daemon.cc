@@ -168,6 +168,9 @@ absl::Status Daemon::StartPeers() {
   if (const char* v = std::getenv("AXON_TEST_HOLD_HELLO_AUTH_MS"); v != nullptr) {
     options.hold_hello_auth = absl::Milliseconds(std::atoi(v));
   }
+  if (const char* v = std::getenv("AXON_TEST_CORRUPT_DATA_FRAME"); v != nullptr) {
+    options.corrupt_data_frame = std::strtoull(v, nullptr, 10);
+  }
   ucx::Loop* loop = ucx_.get();
   auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
       [loop,

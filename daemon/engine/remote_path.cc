@@ -195,7 +195,7 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
     case wire::MessageType::kData: {
       auto data = wire::DecodeData(body);
       if (!data.ok()) {
-        spdlog::warn("peer {}: dropping a malformed data frame: {}", node, data.status().message());
+        Malformed(node, header, data.status());
         return;
       }
       OnData(node, header.sequence, *std::move(data), message);
@@ -204,7 +204,7 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
     case wire::MessageType::kDataAck: {
       auto ack = wire::DecodeAck(body);
       if (!ack.ok()) {
-        spdlog::warn("peer {}: dropping a malformed ack: {}", node, ack.status().message());
+        Malformed(node, header, ack.status());
         return;
       }
       OnAck(node, *ack);
@@ -213,7 +213,7 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
     case wire::MessageType::kDataAcks: {
       auto ids = wire::DecodeAcks(body);
       if (!ids.ok()) {
-        spdlog::warn("peer {}: dropping malformed acks: {}", node, ids.status().message());
+        Malformed(node, header, ids.status());
         return;
       }
       for (uint64_t id : *ids) OnAck(node, wire::AckBody{.message_id = id});
@@ -221,22 +221,44 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
     }
     case wire::MessageType::kDataCancel: {
       auto id = wire::DecodeCancel(body);
-      if (id.ok()) OnCancel(node, *id);
+      if (!id.ok()) {
+        Malformed(node, header, id.status());
+        return;
+      }
+      OnCancel(node, *id);
       return;
     }
     case wire::MessageType::kDataHandleAnswer: {
       auto answer = wire::DecodeAck(body);
-      if (answer.ok()) OnHandleAnswer(node, *answer);
+      if (!answer.ok()) {
+        Malformed(node, header, answer.status());
+        return;
+      }
+      OnHandleAnswer(node, *answer);
       return;
     }
     case wire::MessageType::kDataHandleClosed: {
       auto handle = wire::DecodeHandleClosed(body);
-      if (handle.ok()) OnHandleClosed(node, *handle);
+      if (!handle.ok()) {
+        Malformed(node, header, handle.status());
+        return;
+      }
+      OnHandleClosed(node, *handle);
       return;
     }
     default:
       return;
   }
+}
+
+void RemotePath::Malformed(const std::string& node, const wire::Header& header,
+                           const absl::Status& why) {
+  // Dropping one frame would leave its sender waiting for an answer and
+  // every later data frame from that node behind the gap in the sequence:
+  // drop the connection instead, which fails what is in flight both ways.
+  peers_.DropFromLoop(
+      node, absl::StrCat("protocol error: a malformed ", wire::MessageTypeName(header.type),
+                         " frame (", why.message(), ")"));
 }
 
 void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBody body,

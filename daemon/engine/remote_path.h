@@ -237,6 +237,8 @@ class RemotePath {
   };
   void OnFrame(const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
                ucx::AmMessage& message);
+  // A frame from `node` that does not decode: drops the connection.
+  void Malformed(const std::string& node, const wire::Header& header, const absl::Status& why);
   void OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
               ucx::AmMessage& message);
   void OnAck(const std::string& node, const wire::AckBody& ack);

@@ -430,6 +430,7 @@ void PeerManager::MarkUp(Peer& peer) {
   // Frames that came before: decoded (and counted) once already.
   std::vector<ucx::AmMessage> early = std::exchange(peer.early, {});
   for (ucx::AmMessage& message : early) {
+    if (peer.state != PeerState::kUp) break;  // one of them was a protocol error
     auto decoded = wire::Decode(message.header, message.data_length());
     if (decoded.ok() && on_data_) on_data_(peer.name, decoded->header, decoded->body, message);
   }
@@ -488,6 +489,11 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
   return absl::OkStatus();
 }
 
+void PeerManager::DropFromLoop(const std::string& node, const std::string& why) {
+  auto it = peers_.find(node);
+  if (it != peers_.end() && it->second.state != PeerState::kDown) MarkDown(it->second, why);
+}
+
 bool PeerManager::PeerTakesCudaFromLoop(const std::string& node) const {
   auto it = peers_.find(node);
   return it != peers_.end() && it->second.stats.peer_cuda_memory;
@@ -524,6 +530,10 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                       .type = type,
                       .payload_length = payload,
                       .sequence = sequence};
+  if (options_.corrupt_data_frame != 0 && type == wire::MessageType::kData &&
+      ++data_frames_sent_ == options_.corrupt_data_frame && !body.empty()) {
+    body.back() = 0xff;  // the probe flag, which is 0 or 1
+  }
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
   if (parts.size() <= 1) {
     ep.SendAmFrom(kAmId, wire::Frame(header, std::move(body)),

@@ -36,6 +36,9 @@ struct PeerOptions {
   // Tests only: an acceptor handles a hello-auth this long after it came, so
   // the dialer is up well before it (AXON_TEST_HOLD_HELLO_AUTH_MS).
   absl::Duration hold_hello_auth = absl::ZeroDuration();
+  // Tests only: the Nth data frame sent (counted from 1) goes out malformed
+  // (AXON_TEST_CORRUPT_DATA_FRAME).
+  uint64_t corrupt_data_frame = 0;
 };
 
 enum class PeerState { kConnecting, kUp, kDown };
@@ -89,6 +92,9 @@ class PeerManager {
                                std::function<void()> on_tick = nullptr);
   // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
   absl::Status CheckUpFromLoop(const std::string& node) const;
+  // Drops the connection to `node` (a protocol error above the peer plane);
+  // it reconnects like after any failure.
+  void DropFromLoop(const std::string& node, const std::string& why);
   // Whether node `node` said (in its Hello) that its UCX takes CUDA memory.
   bool PeerTakesCudaFromLoop(const std::string& node) const;
   // Whether node `node` is up and its data endpoint has a cuda_ipc lane:
@@ -183,6 +189,7 @@ class PeerManager {
   std::vector<Unbound> unbound_;
   uint64_t next_connection_id_ = 1;
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
+  uint64_t data_frames_sent_ = 0;        // for PeerOptions::corrupt_data_frame
   DataHandler on_data_;
   DownHandler on_down_;
   std::function<void()> on_tick_;

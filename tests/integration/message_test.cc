@@ -639,5 +639,57 @@ TEST(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
   }
 }
 
+// A data frame that does not decode (node-a's second, made malformed on
+// purpose) must not leave its send waiting for an answer, nor hold back what
+// node-a sends after it: node-b drops the connection with a protocol error,
+// the send fails UNAVAILABLE, and once the daemons reconnect messages flow.
+TEST(RemoteMessageTest, AMalformedDataFrameDropsTheConnectionAndNothingHangs) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  cluster.Start(0, {{"AXON_TEST_CORRUPT_DATA_FRAME", "2"}});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(sender.ok() && receiver.ok());
+  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto src = (*sender)->AllocateHost(4096);
+  auto dst = (*receiver)->AllocateHost(4096);
+  ASSERT_TRUE(src.ok() && dst.ok());
+  std::memset(src->data(), 0x5a, 4096);
+  for (uint64_t tag : {1, 2, 3}) {
+    ASSERT_TRUE((*receiver)->PostRecv("b", tag, *dst, (tag - 1) * 1024, 1024).ok());
+  }
+  auto first = (*sender)->Send("a", "node-b/b", 1, *src, 0, 64);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE((*sender)->Wait(*first, 10000)->status.ok());
+  auto second = (*sender)->Send("a", "node-b/b", 2, *src, 0, 64);
+  ASSERT_TRUE(second.ok());
+  auto failed = (*sender)->Wait(*second, 10000);
+  ASSERT_TRUE(failed.ok()) << failed.status();  // answered, not hanging
+  EXPECT_EQ(failed->status.code(), absl::StatusCode::kUnavailable) << failed->status;
+  bool said_why = false;
+  const v1::ListPeersResponse peers = cluster.Peers(1);
+  for (const auto& p : peers.peers()) {
+    said_why = said_why ||
+               p.last_error().find("protocol error: a malformed data frame") != std::string::npos;
+  }
+  EXPECT_TRUE(said_why) << cluster.daemons[1]->Ctl({"peers"}).out;
+  // After the reconnect, the next message goes through.
+  absl::Status third = absl::UnavailableError("not sent");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (absl::IsUnavailable(third) && std::chrono::steady_clock::now() < give_up) {
+    auto send = (*sender)->Send("a", "node-b/b", 3, *src, 0, 64);
+    ASSERT_TRUE(send.ok());
+    auto done = (*sender)->Wait(*send, 10000);
+    ASSERT_TRUE(done.ok()) << done.status();
+    third = done->status;
+  }
+  EXPECT_TRUE(third.ok()) << third;
+  EXPECT_EQ(static_cast<uint8_t*>(dst->data())[2048 + 63], 0x5a);
+  EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);
+  EXPECT_EQ(cluster.daemons[1]->Ctl({"health"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace axon::testing
