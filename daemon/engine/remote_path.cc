@@ -442,6 +442,7 @@ void RemotePath::FlushAcks(const std::string& node) {
 }
 
 void RemotePath::FlushAcksFromLoop() {
+  peers_.FlushBatchesFromLoop();
   while (!unsent_acks_.empty()) FlushAcks(unsent_acks_.begin()->first);
 }
 
