@@ -65,8 +65,6 @@ const char* MessageTypeName(MessageType type) {
       return "data-handle-closed";
     case MessageType::kDataAcks:
       return "data-acks";
-    case MessageType::kDataBatch:
-      return "data-batch";
   }
   return "unknown";
 }
@@ -147,52 +145,6 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload
   }
   d.body = bytes.subspan(kHeaderSize);
   return d;
-}
-
-uint8_t* AppendToBatch(std::vector<uint8_t>& batch, const Header& header,
-                       absl::Span<const uint8_t> body) {
-  const size_t payload = static_cast<size_t>(header.payload_length);
-  const size_t at = batch.size();
-  batch.resize(at + BatchedSize(body.size(), payload));
-  uint8_t* p = batch.data() + at;
-  Store<uint32_t>(p, static_cast<uint32_t>(kHeaderSize + body.size() + payload));
-  WriteHeader(header, body.size(), p + 4);
-  if (!body.empty()) std::memcpy(p + 4 + kHeaderSize, body.data(), body.size());
-  return p + 4 + kHeaderSize + body.size();
-}
-
-absl::StatusOr<std::vector<Batched>> DecodeBatch(absl::Span<const uint8_t> batch, uint32_t count) {
-  // Each frame takes at least its length and a header.
-  if (count == 0 || count > batch.size() / (4 + kHeaderSize)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch of ", count, " frames in ", batch.size(), " bytes"));
-  }
-  std::vector<Batched> out;
-  out.reserve(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    if (batch.size() < 4) return absl::InvalidArgumentError("batch truncated before a frame");
-    const uint32_t length = Get<uint32_t>(batch.data());
-    batch.remove_prefix(4);
-    if (length < kHeaderSize || length > batch.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batched frame of ", length, " bytes with ", batch.size(), " left"));
-    }
-    const absl::Span<const uint8_t> frame = batch.subspan(0, length);
-    batch.remove_prefix(length);
-    const uint32_t body_length = Get<uint32_t>(frame.data() + 12);
-    if (body_length > length - kHeaderSize) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batched frame's body of ", body_length, " bytes in a frame of ", length));
-    }
-    const absl::Span<const uint8_t> payload = frame.subspan(kHeaderSize + body_length);
-    auto decoded = Decode(frame.subspan(0, kHeaderSize + body_length), payload.size());
-    if (!decoded.ok()) return decoded.status();
-    out.push_back({*decoded, payload});
-  }
-  if (!batch.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("batch: ", batch.size(), " trailing bytes"));
-  }
-  return out;
 }
 
 void BodyWriter::U16(uint16_t v) { Put(bytes_, v); }

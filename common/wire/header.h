@@ -27,8 +27,7 @@ inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
 // answered by kDataHandleAnswer when asked or when it cannot be opened;
 // kDataHandleClosed.
 // 4: delivered messages are acknowledged in batches (kDataAcks).
-// 5: small kData frames travel several to an active message (kDataBatch).
-inline constexpr uint16_t kVersion = 5;
+inline constexpr uint16_t kVersion = 4;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr size_t kMaxBodyLength = 64 * 1024;
 inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB
@@ -46,9 +45,8 @@ enum class MessageType : uint16_t {
   kDataHandleAnswer = 10,  // a kData by handle opened (a probe's answer) or refused: AckBody
   kDataHandleClosed = 11,  // the sender let go of an IPC handle it had sent
   kDataAcks = 12,          // several kData delivered (OK): their ids
-  kDataBatch = 13,         // several kData frames, each with its payload (see AppendToBatch)
 };
-inline constexpr uint16_t kMaxMessageType = 13;
+inline constexpr uint16_t kMaxMessageType = 12;
 
 const char* MessageTypeName(MessageType type);
 
@@ -77,23 +75,6 @@ std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body);
 // `payload_size` is the size of the data that came with the message; it must
 // equal header.payload_length.
 absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload_size);
-
-// A kDataBatch's payload is frames back to back, each
-//   u32 length | header | body | payload
-// where length covers the rest; its body is the u32 count of frames.
-// Appends one frame (a whole Encode(header, body), then room for
-// header.payload_length bytes of payload) and returns where the payload goes.
-uint8_t* AppendToBatch(std::vector<uint8_t>& batch, const Header& header,
-                       absl::Span<const uint8_t> body);
-// The bytes AppendToBatch adds for a frame of this body and payload.
-inline size_t BatchedSize(size_t body, size_t payload) { return 4 + kHeaderSize + body + payload; }
-// One frame of a batch: views into the batch.
-struct Batched {
-  Decoded frame;  // checked like Decode does
-  absl::Span<const uint8_t> payload;
-};
-// Splits a batch of `count` frames; refuses anything short, long, or left over.
-absl::StatusOr<std::vector<Batched>> DecodeBatch(absl::Span<const uint8_t> batch, uint32_t count);
 
 // Appends little-endian fields to a body.
 class BodyWriter {

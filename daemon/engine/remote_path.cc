@@ -442,7 +442,6 @@ void RemotePath::FlushAcks(const std::string& node) {
 }
 
 void RemotePath::FlushAcksFromLoop() {
-  peers_.FlushBatchesFromLoop();
   while (!unsent_acks_.empty()) FlushAcks(unsent_acks_.begin()->first);
 }
 

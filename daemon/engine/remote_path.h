@@ -193,12 +193,11 @@ class RemotePath {
   // it was delivered first). False when there is no such send.
   bool AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why);
 
-  // Sends the data frames gathered (PeerManager::FlushBatchesFromLoop) and
-  // the acks batched since the last call, one kDataAcks per peer. The
+  // Sends the acks batched since the last call, one kDataAcks per peer. The
   // engine calls it at the end of every poll (and does not sleep while
   // acks_pending()).
   void FlushAcksFromLoop();
-  bool acks_pending() const { return !unsent_acks_.empty() || peers_.batches_pending(); }
+  bool acks_pending() const { return !unsent_acks_.empty(); }
 
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory

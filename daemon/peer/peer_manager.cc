@@ -1,7 +1,6 @@
 #include "daemon/peer/peer_manager.h"
 
 #include <algorithm>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -311,7 +310,6 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     case wire::MessageType::kData:
     case wire::MessageType::kDataAck:
     case wire::MessageType::kDataAcks:
-    case wire::MessageType::kDataBatch:
     case wire::MessageType::kDataCancel:
     case wire::MessageType::kDataHandleAnswer:
     case wire::MessageType::kDataHandleClosed:
@@ -325,39 +323,8 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
                                      " before the handshake finished"));
         return;
       }
-      HandleData(*peer, header, decoded->body, message);
+      if (on_data_) on_data_(peer->name, header, decoded->body, message);
       return;
-  }
-}
-
-void PeerManager::HandleData(Peer& peer, const wire::Header& header, absl::Span<const uint8_t> body,
-                             ucx::AmMessage& message) {
-  if (header.type != wire::MessageType::kDataBatch) {
-    if (on_data_) on_data_(peer.name, header, body, message);
-    return;
-  }
-  wire::BodyReader reader(body);
-  auto count = reader.U32();
-  absl::StatusOr<std::vector<wire::Batched>> frames =
-      count.ok() && reader.remaining() == 0
-          ? wire::DecodeBatch(message.data, *count)
-          : absl::InvalidArgumentError("its body is not one u32 count");
-  if (!frames.ok()) {
-    MarkDown(peer, absl::StrCat("protocol error: a malformed data-batch (",
-                                frames.status().message(), ")"));
-    return;
-  }
-  for (const wire::Batched& b : *frames) {
-    if (b.frame.header.type != wire::MessageType::kData) {
-      MarkDown(peer, absl::StrCat("protocol error: a data-batch holds a ",
-                                  wire::MessageTypeName(b.frame.header.type)));
-      return;
-    }
-    if (peer.state != PeerState::kUp) return;  // an earlier frame dropped the connection
-    ucx::AmMessage one;
-    one.reply_ep = message.reply_ep;
-    one.data.assign(b.payload.begin(), b.payload.end());
-    if (on_data_) on_data_(peer.name, b.frame.header, b.frame.body, one);
   }
 }
 
@@ -465,7 +432,7 @@ void PeerManager::MarkUp(Peer& peer) {
   for (ucx::AmMessage& message : early) {
     if (peer.state != PeerState::kUp) break;  // one of them was a protocol error
     auto decoded = wire::Decode(message.header, message.data_length());
-    if (decoded.ok()) HandleData(peer, decoded->header, decoded->body, message);
+    if (decoded.ok() && on_data_) on_data_(peer.name, decoded->header, decoded->body, message);
   }
 }
 
@@ -485,8 +452,6 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.data_in = nullptr;
   peer.early.clear();
   peer.held_auth.clear();
-  peer.batch.clear();  // on_down_ fails what was in it
-  peer.batched = 0;
   peer.handshake = Handshake::kNone;
   for (auto& [seq, waiter] : peer.pings) {
     if (waiter.done) {
@@ -569,23 +534,6 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
       ++data_frames_sent_ == options_.corrupt_data_frame && !body.empty()) {
     body.back() = 0xff;  // the probe flag, which is 0 or 1
   }
-  const size_t batched_size = wire::BatchedSize(body.size(), payload);
-  if (type == wire::MessageType::kData && protocol == ucx::AmProtocol::kEager &&
-      memory == ucx::MemoryKind::kHost && batched_size <= options_.batch_bytes) {
-    if (peer.batch.size() + batched_size > options_.batch_bytes) FlushBatch(peer);
-    if (peer.batched == 0) {
-      batched_peers_.push_back(&peer);
-      peer.batch.reserve(options_.batch_bytes);
-    }
-    uint8_t* into = wire::AppendToBatch(peer.batch, header, body);
-    for (const auto& p : parts) {
-      if (!p.empty()) std::memcpy(into, p.data(), p.size());
-      into += p.size();
-    }
-    peer.batched++;
-    return absl::OkStatus();
-  }
-  FlushBatch(peer);  // what was gathered goes first: the receiver wants the sequence in order
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
   if (parts.size() <= 1) {
     ep.SendAmFrom(kAmId, wire::Frame(header, std::move(body)),
@@ -596,25 +544,6 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                     std::move(keepalive), protocol, nullptr, memory);
   }
   return absl::OkStatus();
-}
-
-void PeerManager::FlushBatch(Peer& peer) {
-  if (peer.batched == 0 || !peer.ep) return;
-  wire::BodyWriter count(4);
-  count.U32(std::exchange(peer.batched, 0));
-  auto bytes = std::make_shared<std::vector<uint8_t>>(std::exchange(peer.batch, {}));
-  wire::Header header{.version = options_.wire_version,
-                      .type = wire::MessageType::kDataBatch,
-                      .payload_length = bytes->size()};
-  const absl::Span<const uint8_t> payload(*bytes);
-  ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
-  ep.SendAmFrom(kAmId, wire::Frame(header, count.Take()), payload, std::move(bytes),
-                ucx::AmProtocol::kEager, nullptr, ucx::MemoryKind::kHost);
-}
-
-void PeerManager::FlushBatchesFromLoop() {
-  for (Peer* peer : batched_peers_) FlushBatch(*peer);
-  batched_peers_.clear();
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {

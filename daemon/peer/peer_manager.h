@@ -39,10 +39,6 @@ struct PeerOptions {
   // Tests only: the Nth data frame sent (counted from 1) goes out malformed
   // (AXON_TEST_CORRUPT_DATA_FRAME).
   uint64_t corrupt_data_frame = 0;
-  // Small kData frames to one peer are gathered into one active message of
-  // up to this many bytes (0: each goes alone); FlushBatchesFromLoop sends
-  // what is gathered.
-  size_t batch_bytes = 8192;
 };
 
 enum class PeerState { kConnecting, kUp, kDown };
@@ -96,11 +92,6 @@ class PeerManager {
                                std::function<void()> on_tick = nullptr);
   // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
   absl::Status CheckUpFromLoop(const std::string& node) const;
-  // Sends every peer's batch of kData frames (see SendDataFromLoop). The
-  // message path calls it at the end of every poll; it must not sleep while
-  // batches_pending().
-  void FlushBatchesFromLoop();
-  bool batches_pending() const { return !batched_peers_.empty(); }
   // Drops the connection to `node` (a protocol error above the peer plane);
   // it reconnects like after any failure.
   void DropFromLoop(const std::string& node, const std::string& why);
@@ -111,10 +102,7 @@ class PeerManager {
   bool PeerSharesGpusFromLoop(const std::string& node);
   // Sends a message-path frame whose payload is `payload` in place (see
   // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
-  // The payload is `parts`, back to back (empty: none). An eager kData of
-  // host memory that fits PeerOptions::batch_bytes is copied into the
-  // peer's batch instead, which leaves at the next FlushBatchesFromLoop, or
-  // before anything else sent to that peer, or when full.
+  // The payload is `parts`, back to back (empty: none).
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
                                 std::vector<uint8_t> body, ucx::Parts parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
@@ -147,9 +135,6 @@ class PeerManager {
     // handled in order once it has (MarkUp); dropped by MarkDown.
     std::vector<ucx::AmMessage> early;
     std::vector<uint8_t> held_auth;  // PeerOptions::hold_hello_auth
-    // kData frames gathered for one kDataBatch (wire::AppendToBatch).
-    std::vector<uint8_t> batch;
-    uint32_t batched = 0;
     absl::Time held_until;
     Handshake handshake = Handshake::kNone;
     wire::Nonce my_nonce{}, their_nonce{};
@@ -181,11 +166,6 @@ class PeerManager {
   void MarkUp(Peer& peer);
   // Connects and binds the peer's data endpoint (after MarkUp).
   void ConnectData(Peer& peer);
-  void FlushBatch(Peer& peer);
-  // A message-path frame from an up peer: to the data handler, a batch
-  // frame by frame.
-  void HandleData(Peer& peer, const wire::Header& header, absl::Span<const uint8_t> body,
-                  ucx::AmMessage& message);
   // A DataBind on an endpoint we do not know yet.
   void OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body);
   void MarkDown(Peer& peer, const std::string& why);
@@ -210,7 +190,6 @@ class PeerManager {
   uint64_t next_connection_id_ = 1;
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
   uint64_t data_frames_sent_ = 0;        // for PeerOptions::corrupt_data_frame
-  std::vector<Peer*> batched_peers_;     // with a batch to send (some maybe sent already)
   DataHandler on_data_;
   DownHandler on_down_;
   std::function<void()> on_tick_;

@@ -3,8 +3,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "common/wire/data.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
@@ -337,52 +335,6 @@ TEST(WireData, BatchedAcksRoundTripAndBadCountsAreRefused) {
   w.U32(1000);
   w.U64(1);
   EXPECT_FALSE(DecodeAcks(w.Take()).ok());
-}
-
-// A batch of three kData frames (payloads of 0, 5 and 64 bytes) splits back
-// into the same headers, bodies and payloads; anything short, long, left
-// over or miscounted is refused.
-TEST(WireData, BatchesRoundTripAndMalformedOnesAreRefused) {
-  std::vector<uint8_t> batch;
-  std::vector<std::vector<uint8_t>> payloads = {{}, {1, 2, 3, 4, 5}, std::vector<uint8_t>(64, 9)};
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    const std::vector<uint8_t> body =
-        EncodeData(DataBody{.message_id = 10 + i, .tag = i, .from = "a", .to = "b"});
-    Header h{.type = MessageType::kData, .payload_length = payloads[i].size(), .sequence = 1 + i};
-    const size_t before = batch.size();
-    uint8_t* into = AppendToBatch(batch, h, body);
-    if (!payloads[i].empty()) std::memcpy(into, payloads[i].data(), payloads[i].size());
-    EXPECT_EQ(batch.size() - before, BatchedSize(body.size(), payloads[i].size()));
-  }
-  auto frames = DecodeBatch(batch, 3);
-  ASSERT_TRUE(frames.ok()) << frames.status();
-  ASSERT_EQ(frames->size(), 3u);
-  for (size_t i = 0; i < 3; ++i) {
-    const Batched& b = (*frames)[i];
-    EXPECT_EQ(b.frame.header.type, MessageType::kData);
-    EXPECT_EQ(b.frame.header.sequence, 1 + i);
-    EXPECT_EQ(std::vector<uint8_t>(b.payload.begin(), b.payload.end()), payloads[i]);
-    auto data = DecodeData(b.frame.body);
-    ASSERT_TRUE(data.ok()) << data.status();
-    EXPECT_EQ(data->message_id, 10 + i);
-  }
-  EXPECT_FALSE(DecodeBatch(batch, 2).ok());  // a frame left over
-  EXPECT_FALSE(DecodeBatch(batch, 4).ok());  // one missing
-  EXPECT_FALSE(DecodeBatch(batch, 0).ok());
-  EXPECT_FALSE(DecodeBatch(batch, 0xffffffff).ok());
-  for (size_t n = 0; n < batch.size(); ++n) {  // every truncation
-    EXPECT_FALSE(DecodeBatch(absl::MakeConstSpan(batch.data(), n), 3).ok()) << n;
-  }
-  std::vector<uint8_t> longer = batch;
-  longer.push_back(0);
-  EXPECT_FALSE(DecodeBatch(longer, 3).ok());  // trailing bytes
-  std::vector<uint8_t> lying = batch;         // a frame length past the end
-  lying[0] = 0xff;
-  lying[1] = 0xff;
-  EXPECT_FALSE(DecodeBatch(lying, 3).ok());
-  std::vector<uint8_t> body_too_long = batch;  // the first header's body length past its frame
-  body_too_long[4 + 12] = 0xff;
-  EXPECT_FALSE(DecodeBatch(body_too_long, 3).ok());
 }
 
 }  // namespace
