@@ -103,7 +103,7 @@ TEST_P(MessageTest, OrderIsKeptAndNothingIsLost) {
 }
 
 // Sizes that travel differently between daemons, interleaved on one tag:
-// small ones gathered into batches, an eager one too big for a batch, a
+// small eager ones, an eager one larger than a shared-memory segment, a
 // rendezvous one, and empty ones. Order and bytes hold for all of them.
 TEST_P(MessageTest, MixedSizesKeepTheirOrder) {
   constexpr size_t kMessages = 300;
