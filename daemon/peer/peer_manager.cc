@@ -3,15 +3,12 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 
 namespace axon::daemon {
 namespace {
 
-// axon uses one active-message id; the wire header says what a message is.
-constexpr uint16_t kAmId = 1;
 // Message-path frames a peer may send on its data endpoint before this node
 // has finished the handshake (see OnDataBind); more is a protocol error.
 constexpr size_t kMaxEarlyFrames = 4096;
@@ -175,41 +172,6 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
     }
   }
   return nullptr;
-}
-
-void PeerManager::ConnectData(Peer& peer) {
-  if (!options_.data_endpoints || peer.their_address.empty() || worker_address_.empty()) return;
-  const uint64_t id = next_connection_id_++;
-  auto ep = ucx::Endpoint::ConnectToWorker(
-      data_, peer.their_address, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
-  if (!ep.ok()) {
-    spdlog::warn("peer {}: no data endpoint ({}); messages share the control connection", peer.name,
-                 ep.status().message());
-    return;
-  }
-  peer.data_ep = *std::move(ep);
-  peer.data_connection_id = id;
-  // The peer learns which of its endpoints this is from its own nonce, which
-  // only the authenticated control connection carried.
-  wire::Header header{.version = options_.wire_version, .type = wire::MessageType::kDataBind};
-  peer.data_ep->SendAm(kAmId, wire::Encode(header, peer.their_nonce), {}, nullptr);
-}
-
-void PeerManager::OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body) {
-  for (auto& [name, peer] : peers_) {
-    // The dialer binds as soon as it is up, which is before this node (the
-    // acceptor) has its hello-auth: the bind travels on the data worker and
-    // may overtake it. Its frames wait in `early` until then.
-    const bool nonce_sent =
-        peer.state == PeerState::kUp ||
-        (peer.state == PeerState::kConnecting && peer.handshake == Handshake::kAwaitAuth);
-    if (nonce_sent && body.size() == wire::kNonceSize && wire::ProofMatches(body, peer.my_nonce)) {
-      peer.data_in = from;
-      spdlog::debug("peer {}: data endpoint bound", name);
-      return;
-    }
-  }
-  spdlog::warn("peer plane: a data endpoint bound with an unknown nonce; ignored");
 }
 
 void PeerManager::PullThenHandle(ucx::AmMessage message) {
@@ -465,85 +427,6 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
   if (had_connection && on_down_) on_down_(peer.name);
-}
-
-void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
-                                          std::function<void()> on_tick) {
-  on_data_ = std::move(on_data);
-  on_down_ = std::move(on_down);
-  on_tick_ = std::move(on_tick);
-}
-
-absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
-  auto it = peers_.find(node);
-  if (it == peers_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("no node '", node, "' among the peers of node '", options_.node_name, "'"));
-  }
-  const Peer& peer = it->second;
-  if (peer.state != PeerState::kUp) {
-    return absl::UnavailableError(
-        absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
-                     peer.stats.last_error.empty() ? "" : ": " + peer.stats.last_error));
-  }
-  return absl::OkStatus();
-}
-
-void PeerManager::DropFromLoop(const std::string& node, const std::string& why) {
-  auto it = peers_.find(node);
-  if (it != peers_.end() && it->second.state != PeerState::kDown) MarkDown(it->second, why);
-}
-
-bool PeerManager::PeerTakesCudaFromLoop(const std::string& node) const {
-  auto it = peers_.find(node);
-  return it != peers_.end() && it->second.stats.peer_cuda_memory;
-}
-
-bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
-  auto it = peers_.find(node);
-  if (it == peers_.end()) return false;
-  Peer& peer = it->second;
-  if (peer.state != PeerState::kUp || !peer.data_ep) return false;
-  if (peer.shares_gpus_on == peer.data_connection_id) return true;
-  // Asked again until the lane shows (UCX may still be wiring it up).
-  for (const std::string& lane : peer.data_ep->Transports()) {
-    if (absl::StartsWith(lane, "cuda_ipc/")) {
-      peer.shares_gpus_on = peer.data_connection_id;
-      return true;
-    }
-  }
-  return false;
-}
-
-absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                           std::vector<uint8_t> body, ucx::Parts parts,
-                                           std::shared_ptr<const void> keepalive,
-                                           ucx::AmProtocol protocol, uint64_t sequence,
-                                           ucx::MemoryKind memory) {
-  if (auto st = CheckUpFromLoop(node); !st.ok()) return st;
-  Peer& peer = peers_.find(node)->second;
-  uint64_t payload = 0;
-  for (const auto& p : parts) payload += p.size();
-  peer.stats.messages_sent++;
-  peer.stats.bytes_sent += wire::kHeaderSize + body.size() + payload;
-  wire::Header header{.version = options_.wire_version,
-                      .type = type,
-                      .payload_length = payload,
-                      .sequence = sequence};
-  if (options_.corrupt_data_frame != 0 && type == wire::MessageType::kData &&
-      ++data_frames_sent_ == options_.corrupt_data_frame && !body.empty()) {
-    body.back() = 0xff;  // the probe flag, which is 0 or 1
-  }
-  ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
-  if (parts.size() <= 1) {
-    ep.SendAmFrom(kAmId, wire::Frame(header, std::move(body)),
-                  parts.empty() ? absl::Span<const uint8_t>() : parts[0], std::move(keepalive),
-                  protocol, nullptr, memory);
-  } else {
-    ep.SendAmGather(kAmId, wire::Frame(header, std::move(body)), std::move(parts),
-                    std::move(keepalive), protocol, nullptr, memory);
-  }
-  return absl::OkStatus();
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {

@@ -3,6 +3,7 @@
 // keepalives that notice a dead or frozen peer, reconnection with exponential
 // backoff, and pings. It lives on the UCX thread: every method ends in
 // FromLoop. Of each pair of daemons, the one whose name sorts first dials.
+// The data endpoints and sending on them are in data_path.cc.
 #pragma once
 
 #include <functional>
@@ -151,6 +152,9 @@ class PeerManager {
     uint64_t connection_id = 0;
     absl::Time since;
   };
+
+  // axon uses one active-message id; the wire header says what a message is.
+  static constexpr uint16_t kAmId = 1;
 
   PeerManager(ucx::Worker& control, ucx::Worker& data, PeerOptions options);
 

@@ -1,0 +1,157 @@
+// Messages across two daemons only: a node that dies with sends pending, one
+// that is reached the moment it is up, and one that sends a malformed frame.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "axon/client.h"
+#include "axon/v1/admin.pb.h"
+#include "tests/support/pair_test.h"
+
+namespace axon::testing {
+namespace {
+
+constexpr size_t kEagerLimit = kTestEagerLimit;
+
+// Sends `size` bytes with `tag` from endpoint "a" to node-b's "b", again
+// while the answer is UNAVAILABLE (node-a not connected yet), for up to 15 s;
+// the first other answer.
+absl::Status SendWhenUp(Client& sender, uint64_t tag, const HostBuffer& src, size_t size) {
+  absl::Status sent = absl::UnavailableError("not sent within 15 s");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (absl::IsUnavailable(sent) && std::chrono::steady_clock::now() < give_up) {
+    auto send = sender.Send("a", "node-b/b", tag, src, 0, size);
+    if (!send.ok()) return send.status();
+    auto done = sender.Wait(*send, 10000);
+    if (!done.ok()) return done.status();
+    sent = done->status;
+  }
+  return sent;
+}
+
+// Remote only: the receiving daemon dies with sends pending, eager and
+// rendezvous. The sender is told, and does not hang.
+TEST(RemoteMessageTest, ASendToADeadNodeFails) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(sender.ok() && receiver.ok());
+  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto src = (*sender)->AllocateHost(1 << 20);
+  ASSERT_TRUE(src.ok());
+  auto small = (*sender)->Send("a", "node-b/b", 1, *src, 0, 64);
+  auto large = (*sender)->Send("a", "node-b/b", 1, *src, 0, 1 << 20);
+  ASSERT_TRUE(small.ok() && large.ok());
+  EXPECT_EQ((*sender)->Wait(*small, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
+  cluster.daemons[1]->process().Signal(SIGKILL);
+  cluster.daemons[1]->process().Wait(std::chrono::seconds(5));
+  for (auto op : {*small, *large}) {
+    auto done = (*sender)->Wait(op, 10000);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(done->status.code(), absl::StatusCode::kUnavailable) << done->status;
+  }
+  // A send while the node is down fails at once.
+  auto later = (*sender)->Send("a", "node-b/b", 1, *src, 0, 8);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ((*sender)->Wait(*later, 10000)->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);
+  cluster.daemons[1].reset();
+}
+
+// The dialer (node-a, whose name sorts first) is up as soon as it has the
+// acceptor's hello, and its data endpoint binds through the data worker, so a
+// send made at that moment may reach node-b before node-b has node-a's
+// hello-auth (which travels on the control connection). It must wait there,
+// not be dropped. Each round restarts node-a and sends the moment it is up;
+// node-b holds each hello-auth for 300 ms, so the messages always come first.
+TEST(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  cluster.Start(1, {{"AXON_TEST_HOLD_HELLO_AUTH_MS", "300"}});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(receiver.ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto dst = (*receiver)->AllocateHost(1 << 20);
+  ASSERT_TRUE(dst.ok());
+  for (uint64_t round = 1; round <= 5; ++round) {
+    SCOPED_TRACE(round);
+    cluster.Start(0);
+    auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+    ASSERT_TRUE(sender.ok());
+    ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+    auto src = (*sender)->AllocateHost(1 << 20);
+    ASSERT_TRUE(src.ok());
+    std::memset(src->data(), static_cast<int>(round), 1 << 20);
+    // One eager and one rendezvous message per round.
+    auto small_in = (*receiver)->PostRecv("b", round, *dst, 0, 64);
+    auto large_in = (*receiver)->PostRecv("b", round + 100, *dst, 4096, 1 << 19);
+    ASSERT_TRUE(small_in.ok() && large_in.ok());
+    // UNAVAILABLE while node-a is connecting; the first send that passes is
+    // made the moment node-a has node-b up.
+    const absl::Status sent = SendWhenUp(**sender, round, *src, 64);
+    ASSERT_TRUE(sent.ok()) << sent;
+    auto large = (*sender)->Send("a", "node-b/b", round + 100, *src, 0, 1 << 19);
+    ASSERT_TRUE(large.ok());
+    EXPECT_TRUE((*sender)->Wait(*large, 10000)->status.ok());
+    for (auto op : {*small_in, *large_in}) {
+      auto received = (*receiver)->Wait(op, 10000);
+      ASSERT_TRUE(received.ok()) << received.status();
+      EXPECT_TRUE(received->status.ok()) << received->status;
+    }
+    EXPECT_EQ(static_cast<uint8_t*>(dst->data())[63], round);
+    EXPECT_EQ(static_cast<uint8_t*>(dst->data())[4096 + (1 << 19) - 1], round);
+  }
+}
+
+// A data frame that does not decode (node-a's second, made malformed on
+// purpose) must not leave its send waiting for an answer, nor hold back what
+// node-a sends after it: node-b drops the connection with a protocol error,
+// the send fails UNAVAILABLE, and once the daemons reconnect messages flow.
+TEST(RemoteMessageTest, AMalformedDataFrameDropsTheConnectionAndNothingHangs) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  cluster.Start(0, {{"AXON_TEST_CORRUPT_DATA_FRAME", "2"}});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(sender.ok() && receiver.ok());
+  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto src = (*sender)->AllocateHost(4096);
+  auto dst = (*receiver)->AllocateHost(4096);
+  ASSERT_TRUE(src.ok() && dst.ok());
+  std::memset(src->data(), 0x5a, 4096);
+  for (uint64_t tag : {1, 2, 3}) {
+    ASSERT_TRUE((*receiver)->PostRecv("b", tag, *dst, (tag - 1) * 1024, 1024).ok());
+  }
+  auto first = (*sender)->Send("a", "node-b/b", 1, *src, 0, 64);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE((*sender)->Wait(*first, 10000)->status.ok());
+  auto second = (*sender)->Send("a", "node-b/b", 2, *src, 0, 64);
+  ASSERT_TRUE(second.ok());
+  auto failed = (*sender)->Wait(*second, 10000);
+  ASSERT_TRUE(failed.ok()) << failed.status();  // answered, not hanging
+  EXPECT_EQ(failed->status.code(), absl::StatusCode::kUnavailable) << failed->status;
+  bool said_why = false;
+  const v1::ListPeersResponse peers = cluster.Peers(1);
+  for (const auto& p : peers.peers()) {
+    said_why = said_why ||
+               p.last_error().find("protocol error: a malformed data frame") != std::string::npos;
+  }
+  EXPECT_TRUE(said_why) << cluster.daemons[1]->Ctl({"peers"}).out;
+  // After the reconnect, the next message goes through.
+  const absl::Status third = SendWhenUp(**sender, 3, *src, 64);
+  EXPECT_TRUE(third.ok()) << third;
+  EXPECT_EQ(static_cast<uint8_t*>(dst->data())[2048 + 63], 0x5a);
+  EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);
+  EXPECT_EQ(cluster.daemons[1]->Ctl({"health"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace axon::testing
