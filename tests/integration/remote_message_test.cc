@@ -33,32 +33,30 @@ absl::Status SendWhenUp(Client& sender, uint64_t tag, const HostBuffer& src, siz
 
 // Remote only: the receiving daemon dies with sends pending, eager and
 // rendezvous. The sender is told, and does not hang.
-TEST(RemoteMessageTest, ASendToADeadNodeFails) {
-  TempDir dir;
-  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
-  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
-  auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
-  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
-  ASSERT_TRUE(sender.ok() && receiver.ok());
-  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
-  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
-  auto src = (*sender)->AllocateHost(1 << 20);
+// node-a's client sends to node-b's; each test starts the pair itself.
+class RemoteMessageTest : public ::testing::Test, protected Pair {};
+
+TEST_F(RemoteMessageTest, ASendToADeadNodeFails) {
+  ASSERT_NO_FATAL_FAILURE(StartPair(/*remote=*/true));
+  Cluster& cluster = *cluster_;
+  Client* sender = sender_.get();
+  auto src = sender->AllocateHost(1 << 20);
   ASSERT_TRUE(src.ok());
-  auto small = (*sender)->Send("a", "node-b/b", 1, *src, 0, 64);
-  auto large = (*sender)->Send("a", "node-b/b", 1, *src, 0, 1 << 20);
+  auto small = sender->Send("a", "node-b/b", 1, *src, 0, 64);
+  auto large = sender->Send("a", "node-b/b", 1, *src, 0, 1 << 20);
   ASSERT_TRUE(small.ok() && large.ok());
-  EXPECT_EQ((*sender)->Wait(*small, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(sender->Wait(*small, 200).status().code(), absl::StatusCode::kDeadlineExceeded);
   cluster.daemons[1]->process().Signal(SIGKILL);
   cluster.daemons[1]->process().Wait(std::chrono::seconds(5));
   for (auto op : {*small, *large}) {
-    auto done = (*sender)->Wait(op, 10000);
+    auto done = sender->Wait(op, 10000);
     ASSERT_TRUE(done.ok()) << done.status();
     EXPECT_EQ(done->status.code(), absl::StatusCode::kUnavailable) << done->status;
   }
   // A send while the node is down fails at once.
-  auto later = (*sender)->Send("a", "node-b/b", 1, *src, 0, 8);
+  auto later = sender->Send("a", "node-b/b", 1, *src, 0, 8);
   ASSERT_TRUE(later.ok());
-  EXPECT_EQ((*sender)->Wait(*later, 10000)->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(sender->Wait(*later, 10000)->status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);
   cluster.daemons[1].reset();
 }
@@ -69,7 +67,7 @@ TEST(RemoteMessageTest, ASendToADeadNodeFails) {
 // hello-auth (which travels on the control connection). It must wait there,
 // not be dropped. Each round restarts node-a and sends the moment it is up;
 // node-b holds each hello-auth for 300 ms, so the messages always come first.
-TEST(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
+TEST_F(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
   TempDir dir;
   Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
   cluster.Start(1, {{"AXON_TEST_HOLD_HELLO_AUTH_MS", "300"}});
@@ -113,29 +111,24 @@ TEST(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
 // purpose) must not leave its send waiting for an answer, nor hold back what
 // node-a sends after it: node-b drops the connection with a protocol error,
 // the send fails UNAVAILABLE, and once the daemons reconnect messages flow.
-TEST(RemoteMessageTest, AMalformedDataFrameDropsTheConnectionAndNothingHangs) {
-  TempDir dir;
-  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
-  cluster.Start(0, {{"AXON_TEST_CORRUPT_DATA_FRAME", "2"}});
-  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
-  auto sender = Client::Connect({.socket_path = cluster.daemons[0]->socket()});
-  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
-  ASSERT_TRUE(sender.ok() && receiver.ok());
-  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
-  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
-  auto src = (*sender)->AllocateHost(4096);
-  auto dst = (*receiver)->AllocateHost(4096);
+TEST_F(RemoteMessageTest, AMalformedDataFrameDropsTheConnectionAndNothingHangs) {
+  ASSERT_NO_FATAL_FAILURE(StartPair(/*remote=*/true, {}, {{"AXON_TEST_CORRUPT_DATA_FRAME", "2"}}));
+  Cluster& cluster = *cluster_;
+  Client* sender = sender_.get();
+  Client* receiver = receiver_.get();
+  auto src = sender->AllocateHost(4096);
+  auto dst = receiver->AllocateHost(4096);
   ASSERT_TRUE(src.ok() && dst.ok());
   std::memset(src->data(), 0x5a, 4096);
   for (uint64_t tag : {1, 2, 3}) {
-    ASSERT_TRUE((*receiver)->PostRecv("b", tag, *dst, (tag - 1) * 1024, 1024).ok());
+    ASSERT_TRUE(receiver->PostRecv("b", tag, *dst, (tag - 1) * 1024, 1024).ok());
   }
-  auto first = (*sender)->Send("a", "node-b/b", 1, *src, 0, 64);
+  auto first = sender->Send("a", "node-b/b", 1, *src, 0, 64);
   ASSERT_TRUE(first.ok());
-  EXPECT_TRUE((*sender)->Wait(*first, 10000)->status.ok());
-  auto second = (*sender)->Send("a", "node-b/b", 2, *src, 0, 64);
+  EXPECT_TRUE(sender->Wait(*first, 10000)->status.ok());
+  auto second = sender->Send("a", "node-b/b", 2, *src, 0, 64);
   ASSERT_TRUE(second.ok());
-  auto failed = (*sender)->Wait(*second, 10000);
+  auto failed = sender->Wait(*second, 10000);
   ASSERT_TRUE(failed.ok()) << failed.status();  // answered, not hanging
   EXPECT_EQ(failed->status.code(), absl::StatusCode::kUnavailable) << failed->status;
   bool said_why = false;
@@ -146,7 +139,7 @@ TEST(RemoteMessageTest, AMalformedDataFrameDropsTheConnectionAndNothingHangs) {
   }
   EXPECT_TRUE(said_why) << cluster.daemons[1]->Ctl({"peers"}).out;
   // After the reconnect, the next message goes through.
-  const absl::Status third = SendWhenUp(**sender, 3, *src, 64);
+  const absl::Status third = SendWhenUp(*sender, 3, *src, 64);
   EXPECT_TRUE(third.ok()) << third;
   EXPECT_EQ(static_cast<uint8_t*>(dst->data())[2048 + 63], 0x5a);
   EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);

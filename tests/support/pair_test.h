@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -31,12 +32,16 @@ class Pair {
 
   // Starts the daemons (two peered ones with `sets` added, or one) and the
   // two clients, bound to endpoints "a" (sender) and "b" (receiver).
-  void StartPair(bool remote, std::vector<std::string> sets = {}) {
+  // `env_a`: environment for node-a (remote; test hooks such as
+  // AXON_TEST_CORRUPT_DATA_FRAME).
+  void StartPair(bool remote, std::vector<std::string> sets = {},
+                 std::map<std::string, std::string> env_a = {}) {
     remote_ = remote;
     if (remote_) {
       sets.push_back("peers.eager_limit=" + std::to_string(kTestEagerLimit));
       cluster_ = std::make_unique<Cluster>(dir_, std::vector<std::string>{"node-a", "node-b"},
                                            std::move(sets));
+      if (!env_a.empty()) cluster_->Start(0, std::move(env_a));
       ASSERT_TRUE(WaitFor([&] { return cluster_->AllUp(); }, std::chrono::seconds(15)))
           << cluster_->daemons[0]->process().Log();
     } else {
