@@ -26,6 +26,17 @@ void Put(std::vector<uint8_t>& out, T v) {
   Store(out.data() + at, v);
 }
 
+// The kHeaderSize bytes at `out`, for a body of `body_size` bytes.
+void WriteHeader(const Header& header, size_t body_size, uint8_t* out) {
+  Store<uint32_t>(out, kMagic);
+  Store<uint16_t>(out + 4, header.version);
+  Store<uint16_t>(out + 6, static_cast<uint16_t>(header.type));
+  Store<uint32_t>(out + 8, header.flags);
+  Store<uint32_t>(out + 12, static_cast<uint32_t>(body_size));
+  Store<uint64_t>(out + 16, header.payload_length);
+  Store<uint64_t>(out + 24, header.sequence);
+}
+
 template <typename T>
 T Get(const uint8_t* p) {
   T v = 0;
@@ -68,21 +79,6 @@ const char* MessageTypeName(MessageType type) {
   }
   return "unknown";
 }
-
-namespace {
-
-// The kHeaderSize bytes at `out`, for a body of `body_size` bytes.
-void WriteHeader(const Header& header, size_t body_size, uint8_t* out) {
-  Store<uint32_t>(out, kMagic);
-  Store<uint16_t>(out + 4, header.version);
-  Store<uint16_t>(out + 6, static_cast<uint16_t>(header.type));
-  Store<uint32_t>(out + 8, header.flags);
-  Store<uint32_t>(out + 12, static_cast<uint32_t>(body_size));
-  Store<uint64_t>(out + 16, header.payload_length);
-  Store<uint64_t>(out + 24, header.sequence);
-}
-
-}  // namespace
 
 std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body) {
   std::vector<uint8_t> out(kHeaderSize + body.size());

@@ -40,16 +40,15 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
   const uint64_t sequence = area.landing_base + area.landing.size();
   area.landing.push_back({.slot = slot, .arrival = arrival});
   if (send.incoming) {
+    auto landed = [this, id, sequence, length = send.length](absl::Status st) {
+      if (st.ok()) Count(id, /*sent=*/false, length);
+      Landed(id, sequence, st.ok());
+    };
     if (remote_->LandNowFromLoop(*send.incoming, *area.region, into)) {
-      Count(id, /*sent=*/false, send.length);
-      Landed(id, sequence, true);
+      landed(absl::OkStatus());  // no std::function on the common path
       return true;
     }
-    remote_->LandFromLoop(send.incoming, area.region, into,
-                          [this, id, sequence, length = send.length](absl::Status st) {
-                            if (st.ok()) Count(id, /*sent=*/false, length);
-                            Landed(id, sequence, st.ok());
-                          });
+    remote_->LandFromLoop(send.incoming, area.region, into, std::move(landed));
     return true;
   }
   CopyLocal(send, area.region, into,

@@ -448,17 +448,16 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
       return;
     }
     uint8_t* into = receive.region->data() + receive.offset;
+    auto landed = [this, session = receive.session, op_id = receive.op_id, length = send.length,
+                   tag = send.tag](absl::Status st) {
+      if (st.ok()) Count(session, /*sent=*/false, length);
+      Complete(session, op_id, std::move(st), length, tag);
+    };
     if (remote_->LandNowFromLoop(*send.incoming, *receive.region, into)) {
-      Count(receive.session, /*sent=*/false, send.length);
-      Complete(receive.session, receive.op_id, absl::OkStatus(), send.length, send.tag);
+      landed(absl::OkStatus());  // no std::function on the common path
       return;
     }
-    remote_->LandFromLoop(send.incoming, receive.region, into,
-                          [this, session = receive.session, op_id = receive.op_id,
-                           length = send.length, tag = send.tag](absl::Status st) {
-                            if (st.ok()) Count(session, /*sent=*/false, length);
-                            Complete(session, op_id, std::move(st), length, tag);
-                          });
+    remote_->LandFromLoop(send.incoming, receive.region, into, std::move(landed));
     return;
   }
   if (send.length > receive.length) {

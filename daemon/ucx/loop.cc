@@ -127,25 +127,16 @@ void Loop::RunFromLoop() {
       control_due_ = true;
       continue;
     }
-    absl::Status arm_error;
-    bool armed = true;
-    for (Worker* worker : {data_.get(), control_.get()}) {
-      auto st = worker->Arm();
-      if (!st.ok()) {
-        arm_error = st.status();
-      } else if (!*st) {
-        armed = false;
-      }
-      if (!armed || !arm_error.ok()) break;
-    }
-    if (!arm_error.ok()) {
-      spdlog::error("UCX thread: {}; polling instead of sleeping", arm_error.message());
-    } else if (!armed) {
+    absl::StatusOr<bool> armed = data_->Arm();
+    if (armed.ok() && *armed) armed = control_->Arm();
+    if (!armed.ok()) {
+      spdlog::error("UCX thread: {}; polling instead of sleeping", armed.status().message());
+    } else if (!*armed) {
       control_due_ = true;
       continue;  // events arrived meanwhile: progress them first
     }
     epoll_event events[16];
-    const int n = ::epoll_wait(epoll_fd_.get(), events, 16, arm_error.ok() ? -1 : 10);
+    const int n = ::epoll_wait(epoll_fd_.get(), events, 16, armed.ok() ? -1 : 10);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     control_due_ = true;
     if (n < 0 && errno != EINTR) {

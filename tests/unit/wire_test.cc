@@ -37,38 +37,16 @@ TEST(WireHeader, RoundTrip) {
 // encoder cannot go unnoticed between daemons of different builds.
 TEST(WireHeader, LayoutIsLittleEndianAndFixed) {
   const auto m = SampleMessage();
-  const std::vector<uint8_t> expected_header = {0x41,
-                                                0x58,
-                                                0x4e,
-                                                0x31,  // kMagic, "AXN1"
-                                                static_cast<uint8_t>(kVersion),
-                                                0,
-                                                static_cast<uint8_t>(MessageType::kPing),
-                                                0,
-                                                7,
-                                                0,
-                                                0,
-                                                0,  // flags
-                                                5,
-                                                0,
-                                                0,
-                                                0,  // body length
-                                                100,
-                                                0,
-                                                0,
-                                                0,
-                                                0,
-                                                0,
-                                                0,
-                                                0,  // payload length
-                                                42,
-                                                0,
-                                                0,
-                                                0,
-                                                0,
-                                                0,
-                                                0,
-                                                0};  // sequence
+  // clang-format off
+  const std::vector<uint8_t> expected_header = {
+      0x41, 0x58, 0x4e, 0x31,                          // kMagic, "AXN1"
+      static_cast<uint8_t>(kVersion), 0,               // version
+      static_cast<uint8_t>(MessageType::kPing), 0,     // type
+      7, 0, 0, 0,                                      // flags
+      5, 0, 0, 0,                                      // body length
+      100, 0, 0, 0, 0, 0, 0, 0,                        // payload length
+      42, 0, 0, 0, 0, 0, 0, 0};                        // sequence
+  // clang-format on
   ASSERT_EQ(m.size(), kHeaderSize + 5);
   EXPECT_EQ(std::vector<uint8_t>(m.begin(), m.begin() + kHeaderSize), expected_header);
 }
