@@ -83,6 +83,13 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// A daemon's UCX thread busy time so far (`axonctl stats`), in seconds; a
+// negative value when the daemon does not answer.
+double LoopBusySeconds(ctl::AdminClient& admin) {
+  auto stats = admin.Stats();
+  return stats.ok() ? stats->ucx_thread_busy_seconds() : -1;
+}
+
 // The UCX transports the two daemons use between them, from `axonctl peers`.
 std::string PeerTransports(const std::string& socket) {
   ctl::AdminClient admin(socket, std::chrono::seconds(5));
@@ -181,6 +188,10 @@ int Main(int argc, char** argv) {
   Perftest perftest(o.perftest, o.ucx_libdir);
   if (!perftest.available()) std::cerr << "axon-bench: no ucx_perftest: no baseline\n";
 
+  // How busy each daemon's UCX thread was during a stream: it says which one
+  // limits the rate (near 1) and which has room.
+  ctl::AdminClient admin_a(o.socket_a, std::chrono::seconds(5));
+  ctl::AdminClient admin_b(o.socket_b, std::chrono::seconds(5));
   const int total = static_cast<int>(o.placements.size() * o.sizes.size());
   int done = 0;
   const auto started = std::chrono::steady_clock::now();
@@ -215,6 +226,7 @@ int Main(int argc, char** argv) {
       Row row{
           .placement = placement, .size = size, .baseline_tls = perftest.available() ? tls : ""};
       std::vector<double> mins, p50s, p99s, rates, gbps, base_lat, base_rate, base_gbps;
+      std::vector<double> busy_a, busy_b;
       const int window = Window(size);
       const int count = StreamCount(size, o.quick);
       for (int r = 0; r < o.runs; ++r) {
@@ -228,13 +240,23 @@ int Main(int argc, char** argv) {
         }
         std::vector<Pair> one;
         one.push_back(std::move(pairs[0]));
+        const double a0 = LoopBusySeconds(admin_a), b0 = remote ? LoopBusySeconds(admin_b) : -1;
+        const auto t0 = std::chrono::steady_clock::now();
         auto stream = RunStreams(one, size, count, window);
+        const double wall =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         pairs[0] = std::move(one[0]);
         if (!stream.ok()) {
           row.note = std::string(stream.status().message());
           break;
         }
         rates.push_back(stream->messages_per_s), gbps.push_back(stream->gbytes_per_s);
+        if (const double a1 = LoopBusySeconds(admin_a); a0 >= 0 && a1 >= 0) {
+          busy_a.push_back((a1 - a0) / wall);
+        }
+        if (const double b1 = remote ? LoopBusySeconds(admin_b) : -1; b0 >= 0 && b1 >= 0) {
+          busy_b.push_back((b1 - b0) / wall);
+        }
         if (perftest.available()) {
           if (size <= (size_t{64} << 20)) {
             auto b = perftest.Run("ucp_am_lat", tls, size, LatencyIterations(size, o.quick), 1);
@@ -253,6 +275,8 @@ int Main(int argc, char** argv) {
       }
       row.lat_min_us = Median(mins), row.lat_p50_us = Median(p50s), row.lat_p99_us = Median(p99s);
       row.rate = Median(rates), row.gbps = Median(gbps);
+      row.busy_a = busy_a.empty() ? -1 : Median(busy_a);
+      row.busy_b = busy_b.empty() ? -1 : Median(busy_b);
       row.base_lat_us = Median(base_lat), row.base_rate = Median(base_rate);
       row.base_gbps = Median(base_gbps);
       run.rows.push_back(row);

@@ -27,6 +27,13 @@ std::string Ratio(double axon, double base) {
   return axon > 0 && base > 0 ? absl::StrFormat("%.2f", axon / base) : std::string("-");
 }
 
+// "a/b" loop busy shares as percentages, "-" where not measured.
+std::string Busy(const Row& r) {
+  auto one = [](double v) { return v < 0 ? std::string("-") : absl::StrFormat("%.0f%%", 100 * v); };
+  if (r.busy_a < 0 && r.busy_b < 0) return "-";
+  return r.busy_b < 0 ? one(r.busy_a) : one(r.busy_a) + "/" + one(r.busy_b);
+}
+
 std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -39,23 +46,24 @@ std::string Escape(const std::string& s) {
 }  // namespace
 
 std::string Table(const Run& run) {
-  std::string out =
-      absl::StrFormat("%-7s %-5s %6s %3s | %9s %9s %9s %9s %5s | %11s %11s %5s | %8s %8s %5s  %s\n",
-                      "where", "mem", "size", "n", "lat min", "lat p50", "lat p99", "ucx p50", "x",
-                      "msg/s", "ucx msg/s", "ratio", "GB/s", "ucx GB/s", "ratio", "baseline");
+  std::string out = absl::StrFormat(
+      "%-7s %-5s %6s %3s | %9s %9s %9s %9s %5s | %11s %11s %5s %9s | %8s %8s %5s  %s\n", "where",
+      "mem", "size", "n", "lat min", "lat p50", "lat p99", "ucx p50", "x", "msg/s", "ucx msg/s",
+      "ratio", "busy a/b", "GB/s", "ucx GB/s", "ratio", "baseline");
   for (const Row& r : run.rows) {
     absl::StrAppendFormat(
-        &out, "%-7s %-5s %6s %3d | %9s %9s %9s %9s %5s | %11s %11s %5s | %8s %8s %5s  %s%s\n",
+        &out, "%-7s %-5s %6s %3d | %9s %9s %9s %9s %5s | %11s %11s %5s %9s | %8s %8s %5s  %s%s\n",
         r.placement, r.memory, Size(r.size), r.pairs, Num(r.lat_min_us, "%.2fus"),
         Num(r.lat_p50_us, "%.2fus"), Num(r.lat_p99_us, "%.2fus"), Num(r.base_lat_us, "%.2fus"),
         Ratio(r.lat_p50_us, r.base_lat_us), Num(r.rate, "%.0f"), Num(r.base_rate, "%.0f"),
-        Ratio(r.rate, r.base_rate), Num(r.gbps, "%.3f"), Num(r.base_gbps, "%.3f"),
+        Ratio(r.rate, r.base_rate), Busy(r), Num(r.gbps, "%.3f"), Num(r.base_gbps, "%.3f"),
         Ratio(r.gbps, r.base_gbps), r.baseline_tls.empty() ? "-" : "ucx_perftest " + r.baseline_tls,
         r.note.empty() ? "" : "  (" + r.note + ")");
   }
   out +=
       "lat: one way (round trip / 2); x: axon p50 / ucx_perftest p50 (lower is better); "
-      "ratio: axon / ucx_perftest (higher is better)\n";
+      "ratio: axon / ucx_perftest (higher is better); busy a/b: share of the stream's wall time "
+      "the UCX thread of node-a (sender) / node-b (receiver, remote rows) was busy\n";
   return out;
 }
 
@@ -65,11 +73,13 @@ std::string Json(const Run& run) {
     rows.push_back(absl::StrFormat(
         "    {\"placement\": \"%s\", \"memory\": \"%s\", \"size\": %d, \"pairs\": %d, "
         "\"latency_us\": {\"min\": %.3f, \"p50\": %.3f, \"p99\": %.3f}, \"messages_per_s\": %.1f, "
-        "\"gbytes_per_s\": %.4f, \"baseline\": {\"tool\": \"ucx_perftest\", \"tls\": \"%s\", "
+        "\"gbytes_per_s\": %.4f, \"loop_busy\": {\"a\": %.3f, \"b\": %.3f}, \"baseline\": "
+        "{\"tool\": \"ucx_perftest\", \"tls\": \"%s\", "
         "\"latency_us_p50\": %.3f, \"messages_per_s\": %.1f, \"gbytes_per_s\": %.4f}, "
         "\"note\": \"%s\"}",
         r.placement, r.memory, r.size, r.pairs, r.lat_min_us, r.lat_p50_us, r.lat_p99_us, r.rate,
-        r.gbps, Escape(r.baseline_tls), r.base_lat_us, r.base_rate, r.base_gbps, Escape(r.note)));
+        r.gbps, r.busy_a, r.busy_b, Escape(r.baseline_tls), r.base_lat_us, r.base_rate, r.base_gbps,
+        Escape(r.note)));
   }
   return absl::StrFormat(
       "{\n  \"machine\": \"%s\",\n  \"ucx\": \"%s\",\n  \"command\": \"%s\",\n  \"rows\": [\n%s\n  "

@@ -18,6 +18,10 @@ struct Row {
   // axon; 0 where not measured
   double lat_min_us = 0, lat_p50_us = 0, lat_p99_us = 0;
   double rate = 0, gbps = 0;
+  // The stream's share of wall time each daemon's UCX thread was busy
+  // (node-a: the sender's; node-b: the receiver's, remote only); -1 where
+  // not measured.
+  double busy_a = -1, busy_b = -1;
   // ucx_perftest
   double base_lat_us = 0, base_rate = 0, base_gbps = 0;
   std::string note;  // why something is missing

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "client/axonctl/admin_client.h"
@@ -107,10 +108,12 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (*stats) {
+    std::optional<axon::v1::StatsResponse> previous;
     while (true) {
-      if (int rc = Print(options, client.Stats(), &axon::ctl::RenderStats); rc != kExitOk) {
-        return rc;
-      }
+      auto response = client.Stats();
+      if (int rc = Print(options, response, &axon::ctl::RenderStats); rc != kExitOk) return rc;
+      if (previous && !options.json) std::cout << axon::ctl::RenderBusyShare(*previous, *response);
+      previous = *response;
       if (watch_s <= 0) return kExitOk;
       std::cout << std::endl;
       std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(watch_s * 1000)));

@@ -87,6 +87,17 @@ std::string RenderStatus(const v1::StatusResponse& s) {
   return out;
 }
 
+std::string RenderBusyShare(const v1::StatsResponse& before, const v1::StatsResponse& now) {
+  const double wall = now.uptime_seconds() - before.uptime_seconds();
+  if (wall <= 0) return "";
+  std::string out;
+  Row(out, "ucx thread",
+      absl::StrFormat(
+          "busy %.1f%% over the last %.1f s",
+          100.0 * (now.ucx_thread_busy_seconds() - before.ucx_thread_busy_seconds()) / wall, wall));
+  return out;
+}
+
 std::string RenderStats(const v1::StatsResponse& s) {
   std::string out;
   Row(out, "uptime", FormatDuration(s.uptime_seconds()));
@@ -97,7 +108,12 @@ std::string RenderStats(const v1::StatsResponse& s) {
       absl::StrCat(s.sessions_active(), " active, ", s.sessions_attached_total(), " attached, ",
                    s.sessions_closed_total(), " closed"));
   Row(out, "ucx thread",
-      absl::StrCat(s.ucx_thread_wakeups(), " wake-ups, ", s.ucx_thread_tasks(), " tasks"));
+      absl::StrCat(s.ucx_thread_wakeups(), " wake-ups, ", s.ucx_thread_tasks(), " tasks, ",
+                   absl::StrFormat("busy %.3f s", s.ucx_thread_busy_seconds()),
+                   s.uptime_seconds() > 0
+                       ? absl::StrFormat(" (%.1f%% of uptime)",
+                                         100.0 * s.ucx_thread_busy_seconds() / s.uptime_seconds())
+                       : std::string()));
   Row(out, "reloads", absl::StrCat(s.config_reloads()));
   Row(out, "gpu memory",
       absl::StrCat(s.gpu_registrations(), " registrations (", s.gpu_ipc_opens(), " IPC opens, ",

@@ -124,7 +124,7 @@ void RingEngine::FailOrphanedSends() {
   }
 }
 
-bool RingEngine::PollFromLoop() {
+ucx::Polled RingEngine::PollFromLoop() {
   bool did_work = copier_.busy() && copier_.Poll();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (Serve(it->first, *it->second, did_work)) {
@@ -145,18 +145,19 @@ bool RingEngine::PollFromLoop() {
   // The clock is read only on idle polls (it showed in profiles).
   if (did_work) {
     just_worked_ = true;
-    return true;
+    return ucx::Polled::kWork;
   }
-  if (copier_.busy()) return true;  // GPU copies in flight: nothing wakes the loop for them
-  if (sessions_.empty()) return false;
+  // GPU copies in flight: nothing wakes the loop for them.
+  if (copier_.busy()) return ucx::Polled::kSpin;
+  if (sessions_.empty()) return ucx::Polled::kIdle;
   // Idle polls between bursts are many: read the clock on every 32nd.
-  if (!just_worked_ && ++idle_polls_ % 32 != 0) return true;
+  if (!just_worked_ && ++idle_polls_ % 32 != 0) return ucx::Polled::kSpin;
   const absl::Time now = absl::Now();
   if (just_worked_) {
     just_worked_ = false;
     last_work_ = now;
   }
-  return now - last_work_ < kSpin;
+  return now - last_work_ < kSpin ? ucx::Polled::kSpin : ucx::Polled::kIdle;
 }
 
 bool RingEngine::PrepareToSleepFromLoop() {

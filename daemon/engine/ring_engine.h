@@ -80,7 +80,7 @@ class RingEngine {
   void RemoveSessionFromLoop(uint64_t session);
 
   // For ucx::Loop::SetPollerFromLoop.
-  bool PollFromLoop();
+  ucx::Polled PollFromLoop();
   bool PrepareToSleepFromLoop();
 
   uint64_t ops_completed() const { return ops_completed_; }

@@ -97,6 +97,7 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
   response->set_sessions_active(state_.sessions->active());
   response->set_ucx_thread_wakeups(state_.ucx->wakeups());
   response->set_ucx_thread_tasks(state_.ucx->tasks_run());
+  response->set_ucx_thread_busy_seconds(absl::ToDoubleSeconds(state_.ucx->busy()));
   response->set_config_reloads(state_.config_reloads.load());
   const CudaRegistryStats cuda = state_.sessions->cuda_stats();
   response->set_gpu_registrations(cuda.registrations);

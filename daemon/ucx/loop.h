@@ -32,6 +32,13 @@
 
 namespace axon::ucx {
 
+// What a poller found on one turn (see SetPollerFromLoop).
+enum class Polled {
+  kIdle,  // nothing: the loop may sleep
+  kSpin,  // nothing, but poll again instead of sleeping (work is likely soon)
+  kWork,  // did something
+};
+
 class Loop {
  public:
   // Starts the thread and returns once the context and worker exist (or failed).
@@ -66,6 +73,12 @@ class Loop {
 
   uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
   uint64_t tasks_run() const { return tasks_run_.load(std::memory_order_relaxed); }
+  // Time the UCX thread spent on turns that did work (UCX progress, the
+  // poller's work, posted tasks), since Start: busy time over wall time is
+  // how loaded the thread is. Spinning and sleeping do not count. Each turn
+  // is timed with the TSC (two reads of a few cycles), converted to time at
+  // the rate seen since the start. Thread-safe.
+  absl::Duration busy() const;
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
   // The control worker: the listener and the connections made through it.
@@ -83,16 +96,18 @@ class Loop {
   absl::Status WatchFdFromLoop(int fd, std::function<void()> on_readable);
   void UnwatchFdFromLoop(int fd);
   // Other work the loop does besides UCX: `poll` runs every iteration and
-  // says whether it did anything (then the loop goes round again instead of
+  // says what it found (unless idle, the loop goes round again instead of
   // sleeping); `prepare_to_sleep` runs just before the loop would sleep and
   // may veto it (return false) when work arrived or it wants to spin on.
-  void SetPollerFromLoop(std::function<bool()> poll, std::function<bool()> prepare_to_sleep);
+  void SetPollerFromLoop(std::function<Polled()> poll, std::function<bool()> prepare_to_sleep);
 
  private:
   Loop() = default;
   absl::Status InitFromLoop(const ContextOptions& options);
   void RunFromLoop();
-  bool RunTasksFromLoop();
+  // Runs the posted tasks; false once the loop is stopping. `ran`: whether
+  // there were any.
+  bool RunTasksFromLoop(bool& ran);
   void Wake();
 
   // Progresses the workers (see the top of this file); whether either did
@@ -109,7 +124,7 @@ class Loop {
   UniqueFd timer_fd_;
   absl::AnyInvocable<void()> ticker_;
   std::map<int, std::function<void()>> watched_;
-  std::function<bool()> poller_;
+  std::function<Polled()> poller_;
   std::function<bool()> prepare_to_sleep_;
 
   std::mutex mu_;
@@ -119,6 +134,11 @@ class Loop {
 
   std::atomic<uint64_t> wakeups_{0};
   std::atomic<uint64_t> tasks_run_{0};
+  // Ticks spent on busy turns (written by the loop thread only), and the
+  // clock and ticks when the loop started (set before Start returns).
+  std::atomic<uint64_t> busy_ticks_{0};
+  int64_t start_ns_ = 0;
+  uint64_t start_ticks_ = 0;
   std::thread thread_;
 };
 

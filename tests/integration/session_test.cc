@@ -244,6 +244,7 @@ TEST_F(SessionTest, EndpointsAreUniqueAndGoWithTheirSession) {
 namespace axon::testing {
 namespace {
 
+// Also: the UCX thread's busy time (axonctl stats) counts work, not sleep.
 TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
   Axond axond(dir_);
   ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
@@ -258,12 +259,20 @@ TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
   auto stats = [&] {
     v1::StatsResponse s;
     (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "stats"}).out, &s);
-    return s.ucx_thread_wakeups();
+    return s;
   };
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  const uint64_t before = stats();
+  const v1::StatsResponse before = stats();
+  // The 20000 round trips kept the UCX thread busy for a while, and never
+  // longer than the daemon has been up.
+  EXPECT_GT(before.ucx_thread_busy_seconds(), 0.0);
+  EXPECT_LT(before.ucx_thread_busy_seconds(), before.uptime_seconds());
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  EXPECT_LE(stats() - before, 3u);
+  const v1::StatsResponse after = stats();
+  EXPECT_LE(after.ucx_thread_wakeups() - before.ucx_thread_wakeups(), 3u);
+  // Asleep is not busy (the stats calls themselves are a little work).
+  EXPECT_LT(after.ucx_thread_busy_seconds() - before.ucx_thread_busy_seconds(), 0.05);
+  EXPECT_THAT(axond.Ctl({"stats"}).out, HasSubstr("% of uptime)"));
   // And it wakes again for the next message.
   EXPECT_TRUE((*client)->PingDaemon().ok());
 }

@@ -1,7 +1,10 @@
 // The UCX thread against the real UCX library: tasks run in order on one
-// thread, Ping answers, and an idle loop sleeps instead of spinning.
+// thread, Ping answers, an idle loop sleeps instead of spinning, and its busy
+// time counts work only.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <thread>
 #include <vector>
@@ -82,6 +85,61 @@ TEST(UcxLoop, IdleLoopSleeps) {
   // A spinning loop would wake thousands of times; a sleeping one not at all
   // (a stray UCX event may wake it once or twice).
   EXPECT_LE((*loop)->wakeups() - before, 2u);
+}
+
+// The busy time counts turns that did work (a task, a poller's work) and
+// not a poller that only spins, nor sleep.
+TEST(UcxLoop, BusyTimeCountsWorkOnly) {
+  auto loop = Loop::Start({});
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  Loop* l = loop->get();
+  std::atomic<int> work_turns{0};
+  std::atomic<bool> spin{false};
+  ASSERT_TRUE(l->Call<bool>(
+                   [l, &work_turns, &spin] {
+                     l->SetPollerFromLoop(
+                         [&work_turns, &spin] {
+                           if (work_turns.load() > 0) {
+                             work_turns.fetch_sub(1);
+                             const auto until =
+                                 std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+                             while (std::chrono::steady_clock::now() < until) {
+                             }
+                             return Polled::kWork;
+                           }
+                           return spin.load() ? Polled::kSpin : Polled::kIdle;
+                         },
+                         [] { return true; });
+                     return true;
+                   },
+                   absl::Seconds(5))
+                  .ok());
+  const absl::Duration start = l->busy();
+  // Idle: asleep for 200 ms.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_LT(l->busy() - start, absl::Milliseconds(20));
+  // Spinning without work for 200 ms.
+  spin = true;
+  l->Post([] {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  spin = false;
+  l->Post([] {});
+  ASSERT_TRUE(l->Ping(absl::Seconds(5)).ok());
+  EXPECT_LT(l->busy() - start, absl::Milliseconds(40));
+  // 100 turns of 1 ms work: at least 100 ms busy.
+  const absl::Duration before_work = l->busy();
+  work_turns = 100;
+  l->Post([] {});
+  while (work_turns.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(l->Ping(absl::Seconds(5)).ok());
+  EXPECT_GE(l->busy() - before_work, absl::Milliseconds(100));
+  ASSERT_TRUE(l->Call<bool>(
+                   [l] {
+                     l->SetPollerFromLoop(nullptr, nullptr);
+                     return true;
+                   },
+                   absl::Seconds(5))
+                  .ok());
 }
 
 TEST(UcxLoop, DestructionRunsPendingTasks) {
