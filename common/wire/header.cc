@@ -155,53 +155,24 @@ void BodyWriter::Fixed(absl::Span<const uint8_t> s) {
   bytes_.insert(bytes_.end(), s.begin(), s.end());
 }
 
-absl::StatusOr<absl::Span<const uint8_t>> BodyReader::Take(size_t n, const char* what) {
-  if (failed_ || n > rest_.size()) {
-    failed_ = true;
-    return absl::InvalidArgumentError(
-        absl::StrCat("body truncated: ", what, " needs ", n, " bytes, ", rest_.size(), " left"));
-  }
-  auto out = rest_.subspan(0, n);
-  rest_.remove_prefix(n);
-  return out;
+absl::Status BodyReader::Truncated(size_t n, const char* what) {
+  const size_t left = failed_ ? 0 : rest_.size();
+  failed_ = true;
+  return absl::InvalidArgumentError(
+      absl::StrCat("body truncated: ", what, " needs ", n, " bytes, ", left, " left"));
 }
 
-absl::StatusOr<uint8_t> BodyReader::U8() {
-  auto b = Take(1, "u8");
-  if (!b.ok()) return b.status();
-  return (*b)[0];
+absl::Status BodyReader::TooLong(size_t n, size_t max_length) {
+  failed_ = true;
+  return absl::InvalidArgumentError(
+      absl::StrCat("string of ", n, " bytes exceeds its limit of ", max_length));
 }
-absl::StatusOr<uint16_t> BodyReader::U16() {
-  auto b = Take(2, "u16");
-  if (!b.ok()) return b.status();
-  return Get<uint16_t>(b->data());
-}
-absl::StatusOr<uint32_t> BodyReader::U32() {
-  auto b = Take(4, "u32");
-  if (!b.ok()) return b.status();
-  return Get<uint32_t>(b->data());
-}
-absl::StatusOr<uint64_t> BodyReader::U64() {
-  auto b = Take(8, "u64");
-  if (!b.ok()) return b.status();
-  return Get<uint64_t>(b->data());
-}
-absl::StatusOr<std::string> BodyReader::String(size_t max_length) {
-  auto n = U16();
-  if (!n.ok()) return n.status();
-  if (*n > max_length) {
-    failed_ = true;
-    return absl::InvalidArgumentError(
-        absl::StrCat("string of ", *n, " bytes exceeds its limit of ", max_length));
-  }
-  auto b = Take(*n, "string");
-  if (!b.ok()) return b.status();
-  return std::string(b->begin(), b->end());
-}
+
 absl::StatusOr<std::vector<uint8_t>> BodyReader::Fixed(size_t length) {
-  auto b = Take(length, "fixed field");
-  if (!b.ok()) return b.status();
-  return std::vector<uint8_t>(b->begin(), b->end());
+  if (failed_ || rest_.size() < length) return Truncated(length, "fixed field");
+  std::vector<uint8_t> out(rest_.begin(), rest_.begin() + static_cast<ptrdiff_t>(length));
+  rest_.remove_prefix(length);
+  return out;
 }
 
 }  // namespace axon::wire

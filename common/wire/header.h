@@ -9,8 +9,10 @@
 // bytes) travels separately, as the active message's data.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -99,20 +101,45 @@ class BodyWriter {
 
 // Reads what BodyWriter wrote; every read checks the bytes left first, and a
 // failed read leaves the reader failed (all later reads fail too).
+// The fixed-size reads are inline (a data frame has a dozen fields, and
+// every message is decoded); only a failure leaves the fast path.
 class BodyReader {
  public:
   explicit BodyReader(absl::Span<const uint8_t> body) : rest_(body) {}
-  absl::StatusOr<uint8_t> U8();
-  absl::StatusOr<uint16_t> U16();
-  absl::StatusOr<uint32_t> U32();
-  absl::StatusOr<uint64_t> U64();
+  absl::StatusOr<uint8_t> U8() { return Read<uint8_t>("u8"); }
+  absl::StatusOr<uint16_t> U16() { return Read<uint16_t>("u16"); }
+  absl::StatusOr<uint32_t> U32() { return Read<uint32_t>("u32"); }
+  absl::StatusOr<uint64_t> U64() { return Read<uint64_t>("u64"); }
   // A string of at most `max_length` bytes.
-  absl::StatusOr<std::string> String(size_t max_length);
+  absl::StatusOr<std::string> String(size_t max_length) {
+    auto n = U16();
+    if (!n.ok()) return n.status();
+    if (*n > max_length) return TooLong(*n, max_length);
+    if (rest_.size() < *n) return Truncated(*n, "string");
+    std::string s(reinterpret_cast<const char*>(rest_.data()), *n);
+    rest_.remove_prefix(*n);
+    return s;
+  }
   absl::StatusOr<std::vector<uint8_t>> Fixed(size_t length);
   size_t remaining() const { return rest_.size(); }
 
  private:
-  absl::StatusOr<absl::Span<const uint8_t>> Take(size_t n, const char* what);
+  template <typename T>
+  absl::StatusOr<T> Read(const char* what) {
+    if (failed_ || rest_.size() < sizeof(T)) return Truncated(sizeof(T), what);
+    T v = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&v, rest_.data(), sizeof(T));
+    } else {
+      for (size_t i = 0; i < sizeof(T); ++i)
+        v |= static_cast<T>(static_cast<T>(rest_[i]) << (8 * i));
+    }
+    rest_.remove_prefix(sizeof(T));
+    return v;
+  }
+  // Both leave the reader failed.
+  absl::Status Truncated(size_t n, const char* what);
+  absl::Status TooLong(size_t n, size_t max_length);
   absl::Span<const uint8_t> rest_;
   bool failed_ = false;
 };

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace axon::wire {
@@ -92,11 +93,16 @@ std::optional<Entry> ReadEntry(absl::Span<const uint8_t> bytes) {
 }
 
 // A name field from shared memory: at most N - 1 bytes, stopping at NUL.
+// The view is of `field` itself.
 template <size_t N>
-std::string NameField(const char (&field)[N]) {
+absl::string_view NameView(const char (&field)[N]) {
   size_t n = 0;
   while (n < N - 1 && field[n] != '\0') ++n;
-  return std::string(field, n);
+  return absl::string_view(field, n);
+}
+template <size_t N>
+std::string NameField(const char (&field)[N]) {
+  return std::string(NameView(field));
 }
 
 // False when `name` does not fit.

@@ -247,15 +247,16 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       }
       if (!send.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
-      std::string to = wire::NameField(submission.peer);
-      if (const size_t slash = to.find('/'); slash != std::string::npos) {
-        std::string node = to.substr(0, slash);
-        to = to.substr(slash + 1);
+      absl::string_view address = wire::NameView(submission.peer);
+      if (const size_t slash = address.find('/'); slash != absl::string_view::npos) {
+        const absl::string_view node = address.substr(0, slash);
+        address.remove_prefix(slash + 1);
         if (node != node_name_) {
-          SendRemote(id, submission, *std::move(send), std::move(node), std::move(to));
+          SendRemote(id, *std::move(send), std::string(node), std::string(address));
           return;
         }
       }
+      const std::string to(address);
       if (!Owner(to)) {
         Complete(id, submission.op_id,
                  absl::NotFoundError("no endpoint '" + to + "' on node " + node_name_));
@@ -277,7 +278,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       auto receive = Prepare(id, session, submission);
       if (!receive.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
-      EndpointQueues& queues = endpoints_[wire::NameField(submission.endpoint)];
+      EndpointQueues& queues = endpoints_[receive->from];  // the receiving endpoint
       auto match = std::find_if(queues.sends.begin(), queues.sends.end(),
                                 [&](const Pending& s) { return s.tag == receive->tag; });
       if (match == queues.sends.end()) {
@@ -319,10 +320,9 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& se
                  .from = endpoint};  // sends: the full address only when needed
 }
 
-void RingEngine::SendRemote(uint64_t id, const wire::Submission& submission, Pending send,
-                            std::string node, std::string to) {
+void RingEngine::SendRemote(uint64_t id, Pending send, std::string node, std::string to) {
   if (!remote_) {
-    Complete(id, submission.op_id,
+    Complete(id, send.op_id,
              absl::FailedPreconditionError(
                  absl::StrCat("node ", node_name_,
                               " has no peer plane (peers.listen is empty), so it cannot "
@@ -331,14 +331,14 @@ void RingEngine::SendRemote(uint64_t id, const wire::Submission& submission, Pen
     return;
   }
   if (to.empty() || to.size() > wire::kMaxEndpointName) {
-    Complete(id, submission.op_id,
+    Complete(id, send.op_id,
              absl::InvalidArgumentError("bad destination endpoint name '" + to + "'"));
     return;
   }
   remote_->SendFromLoop(Outgoing{.session = id,
                                  .op_id = send.op_id,
                                  .node = std::move(node),
-                                 .from = wire::NameField(submission.endpoint),
+                                 .from = std::move(send.from),
                                  .to = std::move(to),
                                  .tag = send.tag,
                                  .region = std::move(send.region),
@@ -353,15 +353,13 @@ void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
         *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
     return;
   }
-  const std::string to = message->to;
-  Pending send{.length = message->length(),
-               .tag = message->tag,
-               .incoming = message,
-               .from = absl::StrCat(message->node, "/", message->from)};
+  const std::string& to = message->to;  // `message` keeps it
+  Pending send{.length = message->length(), .tag = message->tag, .incoming = message};
   EndpointQueues& queues = endpoints_[to];
   auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
                             [&](const Pending& r) { return r.tag == send.tag; });
   if (match == queues.receives.end()) {
+    send.from = absl::StrCat(message->node, "/", message->from);  // parked: kept in order by it
     Park(to, std::move(send));
     return;
   }

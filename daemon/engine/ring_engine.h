@@ -109,7 +109,9 @@ class RingEngine {
     uint64_t tag = 0;
     std::vector<Part> more;              // a gather send: the parts after the first
     std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
-    std::string from;  // sends: the source, "endpoint" here or "node/endpoint" from elsewhere
+    // Sends: the source, "endpoint" here or "node/endpoint" from elsewhere
+    // (set only once it is parked); receives: the receiving endpoint.
+    std::string from;
   };
   // A session's receive area: messages with no posted receive land in its
   // free slots, and the client releases each slot when done with it.
@@ -188,8 +190,7 @@ class RingEngine {
   absl::StatusOr<Pending> Prepare(uint64_t id, Session& session,
                                   const wire::Submission& submission);
   void Deliver(const Pending& send, const Pending& receive);
-  void SendRemote(uint64_t id, const wire::Submission& submission, Pending send, std::string node,
-                  std::string to);
+  void SendRemote(uint64_t id, Pending send, std::string node, std::string to);
   void OnArrived(std::shared_ptr<Incoming> message);
   bool Withdraw(const std::string& node, uint64_t message_id);
   void DropFromNode(const std::string& node);

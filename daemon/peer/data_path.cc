@@ -97,8 +97,9 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                                            std::shared_ptr<const void> keepalive,
                                            ucx::AmProtocol protocol, uint64_t sequence,
                                            ucx::MemoryKind memory) {
-  if (auto st = CheckUpFromLoop(node); !st.ok()) return st;
-  Peer& peer = peers_.find(node)->second;
+  auto it = peers_.find(node);  // once per message: CheckUpFromLoop only says why not
+  if (it == peers_.end() || it->second.state != PeerState::kUp) return CheckUpFromLoop(node);
+  Peer& peer = it->second;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
   peer.stats.messages_sent++;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "daemon/ucx/request.h"
 #include "daemon/ucx/status.h"
 
 namespace axon::ucx {
@@ -59,13 +60,14 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(const ContextOptions& o
     }
   }
   ucp_params_t params{};
-  params.field_mask =
-      UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED | UCP_PARAM_FIELD_NAME;
+  params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED |
+                      UCP_PARAM_FIELD_NAME | UCP_PARAM_FIELD_REQUEST_SIZE;
   // RMA: registered regions get remote keys, for pulls straight into a
   // destination buffer.
   params.features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
   params.mt_workers_shared = 0;  // one worker, one thread
   params.name = "axond";
+  params.request_size = Request::kReservedBytes;  // a Request lives in each UCX request
   ucp_context_h handle = nullptr;
   if (auto st = ToStatus(ucp_init(&params, config.get(), &handle), "ucp_init"); !st.ok()) {
     return st;

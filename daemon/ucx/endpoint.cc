@@ -80,9 +80,9 @@ void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
   }
-  auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
-  request->header() = std::move(header);
-  request->Keep(std::move(keepalive));
+  Request request("ucp_am_send_nbx", std::move(done));
+  request.header() = std::move(header);
+  request.Keep(std::move(keepalive));
   Submit(id, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1), protocol,
          memory);
 }
@@ -106,16 +106,15 @@ void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header, Parts part
   gather->keepalive = std::move(keepalive);
   const ucp_dt_iov_t* iov = gather->iov.data();
   const size_t count = gather->iov.size();
-  auto request = std::make_unique<Request>("ucp_am_send_nbx", std::move(done));
-  request->header() = std::move(header);
-  request->Keep(std::move(gather));
+  Request request("ucp_am_send_nbx", std::move(done));
+  request.header() = std::move(header);
+  request.Keep(std::move(gather));
   Submit(id, std::move(request), iov, count, ucp_dt_make_iov(), protocol, memory);
 }
 
-void Endpoint::Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer,
-                      size_t count, ucp_datatype_t datatype, AmProtocol protocol,
-                      MemoryKind memory) {
-  std::vector<uint8_t>& h = request->header();
+void Endpoint::Submit(uint16_t id, Request request, const void* buffer, size_t count,
+                      ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory) {
+  std::vector<uint8_t>& h = request.header();
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
   params.flags = UCP_AM_SEND_FLAG_REPLY;
@@ -126,9 +125,11 @@ void Endpoint::Submit(uint16_t id, std::unique_ptr<Request> request, const void*
   // (cudaHostRegister) and memory opened from IPC handles.
   params.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMORY_TYPE;
   params.memory_type = memory == MemoryKind::kCuda ? UCS_MEMORY_TYPE_CUDA : UCS_MEMORY_TYPE_HOST;
-  Request::PrepareSend(params, request.get());
-  Request::Submit(ucp_am_send_nbx(handle_, id, h.data(), h.size(), buffer, count, &params),
-                  std::move(request));
+  Request::PrepareSend(params);
+  // Sent before the request moves (an argument's move may come first).
+  const ucs_status_ptr_t result =
+      ucp_am_send_nbx(handle_, id, h.data(), h.size(), buffer, count, &params);
+  Request::Submit(result, std::move(request));
 }
 
 std::vector<std::string> Endpoint::Transports() const {

@@ -75,7 +75,7 @@ class Endpoint {
                                                           ErrorHandler on_error);
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
   // Submits ucp_am_send_nbx; `buffer`/`count` as UCX takes them for `datatype`.
-  void Submit(uint16_t id, std::unique_ptr<Request> request, const void* buffer, size_t count,
+  void Submit(uint16_t id, Request request, const void* buffer, size_t count,
               ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory);
 
   Worker& worker_;

@@ -1,7 +1,13 @@
-// ucx::Request is one UCX operation in flight (a send, a receive, a close):
-// it owns what the operation needs until UCX is done with it (the buffers,
-// the completion callback) and runs the callback exactly once, whether UCX
-// completes the operation at once, fails it at once, or completes it later.
+// ucx::Request is one UCX operation in flight (a send, a receive of
+// rendezvous data): it owns what the operation needs until UCX is done with
+// it (the active-message header, the memory UCX reads, the completion
+// callback) and runs the callback exactly once, whether UCX completes the
+// operation at once, fails it at once, or completes it later.
+//
+// No allocation of its own: an operation that completes at once (most small
+// sends) never leaves the caller's stack, and one that UCX keeps lives in the
+// bytes every UCX request reserves for it (ucp_params_t::request_size, set to
+// Request::kReservedBytes by Context), until its callback.
 #pragma once
 
 #include <ucp/api/ucp.h>
@@ -21,6 +27,7 @@ class Request {
   // `what` (a literal) names the operation in error messages, e.g.
   // "ucp_am_send_nbx".
   Request(const char* what, Done done) : what_(what), done_(std::move(done)) {}
+  Request(Request&&) = default;
 
   // The active-message header UCX reads while the request is in flight.
   std::vector<uint8_t>& header() { return header_; }
@@ -28,17 +35,23 @@ class Request {
   // Keeps `object` alive while the request is in flight (memory UCX reads).
   void Keep(std::shared_ptr<const void> object) { keep_ = std::move(object); }
 
-  // Points `params`' callback and user data at a request; set the operation's
-  // own fields (flags, ...) besides, then pass the *_nbx result to Submit.
-  static void PrepareSend(ucp_request_param_t& params, Request* request);
-  static void PrepareReceiveAm(ucp_request_param_t& params, Request* request);
-  // Takes the result of a *_nbx call made with PrepareX(params, request.get()).
-  static void Submit(ucs_status_ptr_t result, std::unique_ptr<Request> request);
+  // Points `params`' callback at Request's; set the operation's own fields
+  // (flags, ...) besides, then pass the *_nbx result to Submit.
+  static void PrepareSend(ucp_request_param_t& params);
+  static void PrepareReceiveAm(ucp_request_param_t& params);
+  // Takes the result of a *_nbx call made with PrepareX(params) and the
+  // request's state: completes it at once, or moves it into the UCX request
+  // until UCX calls back. Moving keeps the header's bytes where they are.
+  static void Submit(ucs_status_ptr_t result, Request request);
+
+  // What each UCX request must reserve (see the top of this file).
+  static const size_t kReservedBytes;
 
  private:
   static void OnSend(void* handle, ucs_status_t status, void* user_data);
   static void OnReceiveAm(void* handle, ucs_status_t status, size_t length, void* user_data);
-  static void Complete(void* handle, ucs_status_t status, void* user_data);
+  // Runs the callback of `request`, which is done.
+  static void Finish(Request request, ucs_status_t status);
 
   const char* what_;
   Done done_;

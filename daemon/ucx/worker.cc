@@ -134,14 +134,14 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
 void Worker::ReceiveData(std::unique_ptr<PendingData> data, void* into,
                          std::function<void(const absl::Status&)> done, MemoryKind memory) {
   void* descriptor = std::exchange(data->descriptor_, nullptr);
-  auto request = std::make_unique<Request>("ucp_am_recv_data_nbx", std::move(done));
+  Request request("ucp_am_recv_data_nbx", std::move(done));
   ucp_request_param_t params{};
-  Request::PrepareReceiveAm(params, request.get());
+  Request::PrepareReceiveAm(params);
   params.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMORY_TYPE;
   params.memory_type = memory == MemoryKind::kCuda ? UCS_MEMORY_TYPE_CUDA : UCS_MEMORY_TYPE_HOST;
-  Request::Submit(
-      ucp_am_recv_data_nbx(data->worker_.handle_, descriptor, into, data->length(), &params),
-      std::move(request));
+  const ucs_status_ptr_t result =
+      ucp_am_recv_data_nbx(data->worker_.handle_, descriptor, into, data->length(), &params);
+  Request::Submit(result, std::move(request));
 }
 
 void Worker::Deliver(uint16_t id, AmMessage message) {
