@@ -129,7 +129,7 @@ void Endpoint::Submit(uint16_t id, Request request, const void* buffer, size_t c
   // Sent before the request moves (an argument's move may come first).
   const ucs_status_ptr_t result =
       ucp_am_send_nbx(handle_, id, h.data(), h.size(), buffer, count, &params);
-  Request::Submit(result, std::move(request), worker_.release_later());
+  Request::Submit(result, std::move(request));
 }
 
 std::vector<std::string> Endpoint::Transports() const {

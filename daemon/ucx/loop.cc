@@ -171,8 +171,6 @@ void Loop::RunFromLoop() {
       control_due_ = true;
       continue;
     }
-    data_->ReleaseKept();
-    control_->ReleaseKept();
     absl::StatusOr<bool> armed = data_->Arm();
     if (armed.ok() && *armed) armed = control_->Arm();
     if (!armed.ok()) {

@@ -19,11 +19,11 @@ void Request::PrepareReceiveAm(ucp_request_param_t& params) {
   params.cb.recv_am = &Request::OnReceiveAm;
 }
 
-void Request::Submit(ucs_status_ptr_t result, Request request,
-                     std::vector<std::shared_ptr<const void>>& release_later) {
-  if (result == nullptr || UCS_PTR_IS_ERR(result)) {
-    if (request.keep_) release_later.push_back(std::move(request.keep_));
-    Finish(std::move(request), result == nullptr ? UCS_OK : UCS_PTR_STATUS(result));
+void Request::Submit(ucs_status_ptr_t result, Request request) {
+  if (result == nullptr) {
+    Finish(std::move(request), UCS_OK);
+  } else if (UCS_PTR_IS_ERR(result)) {
+    Finish(std::move(request), UCS_PTR_STATUS(result));
   } else {
     // UCX calls back only from a later progress, so this is in place first.
     // UCX's requests come from a cache-line-aligned pool and the handle

@@ -42,14 +42,7 @@ class Request {
   // Takes the result of a *_nbx call made with PrepareX(params) and the
   // request's state: completes it at once, or moves it into the UCX request
   // until UCX calls back. Moving keeps the header's bytes where they are.
-  //
-  // Completed at once, what it kept goes to `release_later` (the worker
-  // drops it on its next progress): dropping a reference is an atomic
-  // instruction, which would wait here for the send's own stores to the
-  // peer's shared memory to finish (it showed as 8-13% of the sending
-  // daemon's loop).
-  static void Submit(ucs_status_ptr_t result, Request request,
-                     std::vector<std::shared_ptr<const void>>& release_later);
+  static void Submit(ucs_status_ptr_t result, Request request);
 
   // What each UCX request must reserve (see the top of this file).
   static const size_t kReservedBytes;

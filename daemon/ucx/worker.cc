@@ -38,12 +38,10 @@ Worker::~Worker() {
     Progress();
   }
   deferred_.clear();  // releases the rendezvous data nobody took
-  release_later_.clear();
   ucp_worker_destroy(handle_);
 }
 
 bool Worker::Progress() {
-  ReleaseKept();
   bool any = ucp_worker_progress(handle_) != 0;
   FreeCompletedRequests();
   any = RunDeferred() || any;
@@ -143,7 +141,7 @@ void Worker::ReceiveData(std::unique_ptr<PendingData> data, void* into,
   params.memory_type = memory == MemoryKind::kCuda ? UCS_MEMORY_TYPE_CUDA : UCS_MEMORY_TYPE_HOST;
   const ucs_status_ptr_t result =
       ucp_am_recv_data_nbx(data->worker_.handle_, descriptor, into, data->length(), &params);
-  Request::Submit(result, std::move(request), data->worker_.release_later_);
+  Request::Submit(result, std::move(request));
 }
 
 void Worker::Deliver(uint16_t id, AmMessage message) {

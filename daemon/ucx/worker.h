@@ -88,11 +88,6 @@ class Worker {
   void Defer(absl::AnyInvocable<void()> fn) { deferred_.emplace_back(std::move(fn)); }
   // Frees `request` (from a *_nbx call) once it completes.
   void TrackRequest(ucs_status_ptr_t request);
-  // Where a request that completed at once leaves what it kept (see
-  // Request::Submit); emptied by the next Progress, or by ReleaseKept.
-  std::vector<std::shared_ptr<const void>>& release_later() { return release_later_; }
-  // Before sleeping: nothing stays held while the loop waits.
-  void ReleaseKept() { release_later_.clear(); }
 
  private:
   friend class PendingData;
@@ -121,9 +116,6 @@ class Worker {
   };
   std::deque<std::variant<absl::AnyInvocable<void()>, Arrival>> deferred_;  // in order
   std::vector<void*> tracked_;  // requests to free on completion
-  // What sends that completed at once kept alive, dropped on the next
-  // progress (see Request::Submit).
-  std::vector<std::shared_ptr<const void>> release_later_;
 };
 
 }  // namespace axon::ucx
