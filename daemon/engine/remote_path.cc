@@ -538,13 +538,16 @@ void RemotePath::OnNodeDown(const std::string& node) {
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));
   Node n = std::move(nit->second);
   nodes_.erase(nit);  // a new connection starts its sequences afresh
-  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-    if (it->second.node == node) {
-      Finish(it->second, gone);
-      it = in_flight_.erase(it);
-    } else {
-      ++it;
-    }
+  // Failed in the order they were sent.
+  std::vector<uint64_t> ids;
+  for (const auto& [id, send] : in_flight_) {
+    if (send.node == node) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    auto it = in_flight_.find(id);
+    Finish(it->second, gone);
+    in_flight_.erase(it);
   }
   for (const Outgoing& o : n.waiting) hooks_.complete(o.session, o.op_id, gone, 0, 0);
   // Its handles: closed here once no landing holds them; none held there.

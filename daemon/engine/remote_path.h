@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "common/wire/data.h"
 #include "daemon/cuda/buffer_pool.h"
@@ -367,7 +368,10 @@ class RemotePath {
   Hooks hooks_;
   std::map<std::string, Node> nodes_;
   uint64_t next_message_id_ = 1;
-  std::map<uint64_t, Outgoing> in_flight_;  // by message id, awaiting their ack
+  // By message id, awaiting their ack. A hash map: one is added and one
+  // removed per message (a tree allocated and rebalanced for each); where
+  // order matters (a node going down) the ids are sorted first.
+  absl::flat_hash_map<uint64_t, Outgoing> in_flight_;
   // Delivered messages not yet acknowledged, by sending node (one frame per
   // node per poll instead of one per message).
   std::map<std::string, std::vector<uint64_t>> unsent_acks_;

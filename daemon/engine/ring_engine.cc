@@ -18,6 +18,16 @@
 namespace axon::daemon {
 namespace {
 
+// Removes the matched entry: the front, usually, which a deque pops cheaply.
+template <typename Queue>
+void EraseMatch(Queue& queue, typename Queue::iterator match) {
+  if (match == queue.begin()) {
+    queue.pop_front();
+  } else {
+    queue.erase(match);
+  }
+}
+
 void Ring(int bell) {
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(bell, &one, sizeof(one));
@@ -138,7 +148,7 @@ ucx::Polled RingEngine::PollFromLoop() {
   // the receiver's operation too). A ring found corrupt here closes at the
   // next poll.
   for (auto& [id, session] : sessions_) {
-    if (!session->backlog.empty()) Flush(*session);
+    if (!session->backlog_empty()) Flush(*session);
   }
   if (remote_) remote_->FlushAcksFromLoop();
   // Busy: keep polling a little after the last entry instead of sleeping.
@@ -164,7 +174,7 @@ bool RingEngine::PrepareToSleepFromLoop() {
   if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
   if (remote_ && remote_->acks_pending()) return false;
   for (auto& [id, session] : sessions_) {
-    if (!session->backlog.empty() || !session->submissions.PrepareToSleep()) return false;
+    if (!session->backlog_empty() || !session->submissions.PrepareToSleep()) return false;
   }
   return true;
 }
@@ -270,7 +280,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         return;
       }
       Pending receive = std::move(*match);
-      queues.receives.erase(match);
+      EraseMatch(queues.receives, match);
       Deliver(*send, receive);
       return;
     }
@@ -286,7 +296,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         return;
       }
       Pending send = std::move(*match);
-      queues.sends.erase(match);
+      EraseMatch(queues.sends, match);
       Deliver(send, *receive);
       return;
     }
@@ -364,7 +374,7 @@ void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
     return;
   }
   Pending receive = std::move(*match);
-  queues.receives.erase(match);
+  EraseMatch(queues.receives, match);
   Deliver(send, receive);
 }
 
@@ -547,19 +557,23 @@ void RingEngine::Complete(Session& session, const wire::Completion& completion) 
 // Moves queued completions onto the ring; true when none are left waiting.
 bool RingEngine::Flush(Session& session) {
   bool pushed = false;
-  while (!session.backlog.empty()) {
-    auto ok = session.completions.TryPush(wire::CompletionBytes(session.backlog.front()));
+  while (!session.backlog_empty()) {
+    auto ok =
+        session.completions.TryPush(wire::CompletionBytes(session.backlog[session.backlog_next]));
     if (!ok.ok()) {
       session.broken = true;
       return false;
     }
     if (!*ok) break;  // full: the client has not taken its completions yet
-    session.backlog.pop_front();
+    ++session.backlog_next;
     ++ops_completed_;
     pushed = true;
   }
   if (pushed && session.completions.ConsumerNeedsWakeup()) Ring(session.rings.client_bell.get());
-  return session.backlog.empty();
+  if (!session.backlog_empty()) return false;
+  session.backlog.clear();  // keeps its capacity
+  session.backlog_next = 0;
+  return true;
 }
 
 }  // namespace axon::daemon

@@ -138,8 +138,13 @@ class RingEngine {
     SessionRings rings;
     ring::SpscRing submissions;
     ring::SpscRing completions;
-    std::deque<wire::Completion> backlog;  // completions waiting for room
-    bool broken = false;                   // its rings were found corrupt
+    // Completions waiting for room on the ring, in order: a vector taken
+    // from the front and reused once empty (a deque of these 232-byte
+    // entries allocated a block for every second one).
+    std::vector<wire::Completion> backlog;
+    size_t backlog_next = 0;
+    bool backlog_empty() const { return backlog_next == backlog.size(); }
+    bool broken = false;  // its rings were found corrupt
     SessionTraffic traffic;
     std::optional<Area> area;
     // A gather send being submitted: its parts so far, or why it failed.
