@@ -441,16 +441,8 @@ void RemotePath::FlushAcks(const std::string& node) {
   unsent_acks_.erase(it);
 }
 
-void RemotePath::FlushAcksFromLoop(bool busy) {
-  if (!busy) {
-    while (!unsent_acks_.empty()) FlushAcks(unsent_acks_.begin()->first);
-    return;
-  }
-  for (auto it = unsent_acks_.begin(); it != unsent_acks_.end();) {
-    const auto next = std::next(it);  // FlushAcks erases `it`
-    if (it->second.size() >= kAckBatch) FlushAcks(it->first);
-    it = next;
-  }
+void RemotePath::FlushAcksFromLoop() {
+  while (!unsent_acks_.empty()) FlushAcks(unsent_acks_.begin()->first);
 }
 
 void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {

@@ -196,12 +196,8 @@ class RemotePath {
 
   // Sends the acks batched since the last call, one kDataAcks per peer. The
   // engine calls it at the end of every poll (and does not sleep while
-  // acks_pending()). `busy`: the poll found work, so another comes at once;
-  // then only a peer's batch of kAckBatch or more goes now (an ack frame
-  // per turn of a busy loop was one UCX message more per message, on both
-  // daemons), and the rest with the next idle poll.
-  void FlushAcksFromLoop(bool busy = false);
-  static constexpr size_t kAckBatch = 16;
+  // acks_pending()).
+  void FlushAcksFromLoop();
   bool acks_pending() const { return !unsent_acks_.empty(); }
 
   uint64_t in_flight() const { return in_flight_.size(); }

@@ -150,7 +150,7 @@ ucx::Polled RingEngine::PollFromLoop() {
   for (auto& [id, session] : sessions_) {
     if (!session->backlog_empty()) Flush(*session);
   }
-  if (remote_) remote_->FlushAcksFromLoop(/*busy=*/did_work);
+  if (remote_) remote_->FlushAcksFromLoop();
   // Busy: keep polling a little after the last entry instead of sleeping.
   // The clock is read only on idle polls (it showed in profiles).
   if (did_work) {
