@@ -3,7 +3,8 @@
 # `scripts/gpu-bundle.sh --profile` packed (that machine has no perf).
 #   scripts/gpu-profile.sh OUT_DIR NAME [axon-bench ARGS...]
 # writes OUT_DIR/NAME.txt (the benchmark's table) and OUT_DIR/NAME-perf.txt
-# (where every thread spent its samples, system-wide, by thread and symbol).
+# (where every thread spent its samples, system-wide, by thread and symbol,
+# then each daemon's loop thread alone).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=$1 name=$2
@@ -22,5 +23,14 @@ perf record -q -a -F 4999 -o "$data" -- bash "$repo/scripts/gpu-run.sh" bench "$
     perf report -i "$data" --no-children --comms "$thread" --percentage relative \
       --sort pid,sym --stdio \
       --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
+  done
+  # Each daemon's loop on its own (the sender's and the receiver's differ),
+  # as shares of that thread's samples, with the library of each symbol.
+  for tid in $(perf report -i "$data" --no-children --sort pid --stdio 2>/dev/null |
+                 awk '$2 ~ /:axond-ucx$/ {split($2, t, ":"); print t[1]}'); do
+    echo "== axond-ucx thread $tid alone, by library and symbol"
+    perf report -i "$data" --no-children --tid "$tid" --percentage relative --sort dso,sym \
+      --stdio --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-160 |
+      head -60
   done
 } > "$out/$name-perf.txt"
