@@ -155,18 +155,13 @@ ucx::Polled RingEngine::PollFromLoop() {
   // The clock is read only on idle polls (it showed in profiles).
   if (did_work) {
     just_worked_ = true;
-    idle_polls_ = 0;
     return ucx::Polled::kWork;
   }
   // GPU copies in flight: nothing wakes the loop for them.
   if (copier_.busy()) return ucx::Polled::kSpin;
   if (sessions_.empty()) return ucx::Polled::kIdle;
-  // Idle polls between bursts are many: read the clock on every 32nd only.
-  // Not on the first idle poll after work either: a loop near saturation
-  // alternates work and idle polls, and reading it there was 6% of the
-  // sending daemon's loop. The last work is then dated 32 polls late (a
-  // few microseconds against kSpin).
-  if (++idle_polls_ % 32 != 0) return ucx::Polled::kSpin;
+  // Idle polls between bursts are many: read the clock on every 32nd.
+  if (!just_worked_ && ++idle_polls_ % 32 != 0) return ucx::Polled::kSpin;
   const absl::Time now = absl::Now();
   if (just_worked_) {
     just_worked_ = false;
