@@ -37,17 +37,6 @@ void WriteHeader(const Header& header, size_t body_size, uint8_t* out) {
   Store<uint64_t>(out + 24, header.sequence);
 }
 
-template <typename T>
-T Get(const uint8_t* p) {
-  T v = 0;
-  if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(&v, p, sizeof(T));
-  } else {
-    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
-  }
-  return v;
-}
-
 }  // namespace
 
 const char* MessageTypeName(MessageType type) {
@@ -100,27 +89,27 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload
         absl::StrCat("message truncated: ", bytes.size(), " bytes, header needs ", kHeaderSize));
   }
   const uint8_t* p = bytes.data();
-  const uint32_t magic = Get<uint32_t>(p);
+  const uint32_t magic = Load<uint32_t>(p);
   if (magic != kMagic) {
     return absl::InvalidArgumentError(
         absl::StrFormat("bad magic 0x%08x (not an axon peer)", magic));
   }
   Decoded d;
-  d.header.version = Get<uint16_t>(p + 4);
+  d.header.version = Load<uint16_t>(p + 4);
   if (d.header.version != kVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "wire protocol version ", d.header.version, " is not this daemon's version ", kVersion,
         d.header.version > kVersion ? " (the peer is newer)" : " (the peer is older)"));
   }
-  const uint16_t type = Get<uint16_t>(p + 6);
+  const uint16_t type = Load<uint16_t>(p + 6);
   if (type == 0 || type > kMaxMessageType) {
     return absl::InvalidArgumentError(absl::StrCat("unknown message type ", type));
   }
   d.header.type = static_cast<MessageType>(type);
-  d.header.flags = Get<uint32_t>(p + 8);
-  d.header.body_length = Get<uint32_t>(p + 12);
-  d.header.payload_length = Get<uint64_t>(p + 16);
-  d.header.sequence = Get<uint64_t>(p + 24);
+  d.header.flags = Load<uint32_t>(p + 8);
+  d.header.body_length = Load<uint32_t>(p + 12);
+  d.header.payload_length = Load<uint64_t>(p + 16);
+  d.header.sequence = Load<uint64_t>(p + 24);
   if (d.header.body_length > kMaxBodyLength) {
     return absl::InvalidArgumentError(absl::StrCat("body length ", d.header.body_length,
                                                    " exceeds the limit of ", kMaxBodyLength));

@@ -101,6 +101,18 @@ class BodyWriter {
 
 // Reads what BodyWriter wrote; every read checks the bytes left first, and a
 // failed read leaves the reader failed (all later reads fail too).
+// A little-endian field at `p`: one copy where the host is little-endian too.
+template <typename T>
+T Load(const uint8_t* p) {
+  T v = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, p, sizeof(T));
+  } else {
+    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
+  }
+  return v;
+}
+
 // The fixed-size reads are inline (a data frame has a dozen fields, and
 // every message is decoded); only a failure leaves the fast path.
 class BodyReader {
@@ -127,13 +139,7 @@ class BodyReader {
   template <typename T>
   absl::StatusOr<T> Read(const char* what) {
     if (failed_ || rest_.size() < sizeof(T)) return Truncated(sizeof(T), what);
-    T v = 0;
-    if constexpr (std::endian::native == std::endian::little) {
-      std::memcpy(&v, rest_.data(), sizeof(T));
-    } else {
-      for (size_t i = 0; i < sizeof(T); ++i)
-        v |= static_cast<T>(static_cast<T>(rest_[i]) << (8 * i));
-    }
+    const T v = Load<T>(rest_.data());
     rest_.remove_prefix(sizeof(T));
     return v;
   }

@@ -21,9 +21,9 @@ void Request::PrepareReceiveAm(ucp_request_param_t& params) {
 
 void Request::Submit(ucs_status_ptr_t result, Request request) {
   if (result == nullptr) {
-    Finish(std::move(request), UCS_OK);
+    Finish(request, UCS_OK);
   } else if (UCS_PTR_IS_ERR(result)) {
-    Finish(std::move(request), UCS_PTR_STATUS(result));
+    Finish(request, UCS_PTR_STATUS(result));
   } else {
     // UCX calls back only from a later progress, so this is in place first.
     // UCX's requests come from a cache-line-aligned pool and the handle
@@ -38,14 +38,14 @@ void Request::OnSend(void* handle, ucs_status_t status, void*) {
   Request request = std::move(*in_place);
   in_place->~Request();
   ucp_request_free(handle);
-  Finish(std::move(request), status);
+  Finish(request, status);
 }
 
 void Request::OnReceiveAm(void* handle, ucs_status_t status, size_t, void*) {
   OnSend(handle, status, nullptr);
 }
 
-void Request::Finish(Request request, ucs_status_t status) {
+void Request::Finish(const Request& request, ucs_status_t status) {
   if (request.done_) request.done_(ToStatus(status, request.what_));
 }
 

@@ -51,7 +51,7 @@ class Request {
   static void OnSend(void* handle, ucs_status_t status, void* user_data);
   static void OnReceiveAm(void* handle, ucs_status_t status, size_t length, void* user_data);
   // Runs the callback of `request`, which is done.
-  static void Finish(Request request, ucs_status_t status);
+  static void Finish(const Request& request, ucs_status_t status);
 
   const char* what_;
   Done done_;
