@@ -16,9 +16,10 @@ absl::Status NoTrailing(const BodyReader& reader, const char* what) {
 
 }  // namespace
 
-std::vector<uint8_t> EncodeData(const DataBody& body) {
+std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse) {
   // 7 u64s, 4 u16 lengths and a u8 besides the strings.
-  BodyWriter w(65 + body.from.size() + body.to.size() + body.handle.size() + body.bus_id.size());
+  BodyWriter w(std::move(reuse),
+               65 + body.from.size() + body.to.size() + body.handle.size() + body.bus_id.size());
   w.U64(body.message_id);
   w.U64(body.tag);
   w.String(body.from);
@@ -100,14 +101,16 @@ absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes) {
   return AckBody{*id, status_code, *std::move(message)};
 }
 
-std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids) {
-  BodyWriter w(4 + 8 * message_ids.size());
+std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids,
+                                std::vector<uint8_t> reuse) {
+  BodyWriter w(std::move(reuse), 4 + 8 * message_ids.size());
   w.U32(static_cast<uint32_t>(message_ids.size()));
   for (uint64_t id : message_ids) w.U64(id);
   return w.Take();
 }
 
-absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes) {
+absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes,
+                                                 std::vector<uint64_t> reuse) {
   BodyReader r(bytes);
   auto count = r.U32();
   if (!count.ok()) {
@@ -117,7 +120,8 @@ absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes
     return absl::InvalidArgumentError(
         absl::StrCat("data-acks: ", *count, " ids (1 to ", kMaxAckedIds, " allowed)"));
   }
-  std::vector<uint64_t> ids;
+  std::vector<uint64_t> ids = std::move(reuse);
+  ids.clear();
   ids.reserve(*count);
   for (uint32_t i = 0; i < *count; ++i) {
     auto id = r.U64();

@@ -68,14 +68,18 @@ struct AckBody {
   absl::Status status() const { return absl::Status(code, message); }
 };
 
-std::vector<uint8_t> EncodeData(const DataBody& body);
+// `reuse`: a buffer whose storage the result takes (see BodyWriter).
+std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse = {});
 absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status);
 absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes);
 // At most this many ids in one kDataAcks.
 inline constexpr size_t kMaxAckedIds = 1024;
-std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids);
-absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes);
+// `reuse`: storage for the result (a buffer kept from one batch to the next).
+std::vector<uint8_t> EncodeAcks(absl::Span<const uint64_t> message_ids,
+                                std::vector<uint8_t> reuse = {});
+absl::StatusOr<std::vector<uint64_t>> DecodeAcks(absl::Span<const uint8_t> bytes,
+                                                 std::vector<uint64_t> reuse = {});
 std::vector<uint8_t> EncodeCancel(uint64_t message_id);
 absl::StatusOr<uint64_t> DecodeCancel(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeHandleClosed(const std::string& handle);

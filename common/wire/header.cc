@@ -76,6 +76,12 @@ std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body
   return out;
 }
 
+void FrameInto(const Header& header, absl::Span<const uint8_t> body, std::vector<uint8_t>& out) {
+  out.resize(kHeaderSize + body.size());
+  WriteHeader(header, body.size(), out.data());
+  if (!body.empty()) std::memcpy(out.data() + kHeaderSize, body.data(), body.size());
+}
+
 std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body) {
   const size_t body_size = body.size();
   body.insert(body.begin(), kHeaderSize, 0);

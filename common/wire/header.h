@@ -72,6 +72,8 @@ std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body
 // The same, in `body`'s own storage: BodyWriter leaves room for the header,
 // so a body it wrote takes no second allocation.
 std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body);
+// The same into `out`, replacing what it held (its storage is reused).
+void FrameInto(const Header& header, absl::Span<const uint8_t> body, std::vector<uint8_t>& out);
 
 // Checks magic, version, type, and every length against the bytes present.
 // `payload_size` is the size of the data that came with the message; it must
@@ -84,6 +86,12 @@ class BodyWriter {
   // `expected`: the bytes it will likely hold (reserved up front).
   // Room for a header in front besides (see Frame).
   explicit BodyWriter(size_t expected = 64) { bytes_.reserve(kHeaderSize + expected); }
+  // Writes into `reuse`'s storage (emptied first): a buffer kept from one
+  // message to the next takes no allocation.
+  BodyWriter(std::vector<uint8_t> reuse, size_t expected) : bytes_(std::move(reuse)) {
+    bytes_.clear();
+    bytes_.reserve(kHeaderSize + expected);
+  }
   void U8(uint8_t v) { bytes_.push_back(v); }
   void U16(uint16_t v);
   void U32(uint32_t v);

@@ -54,11 +54,8 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
   CopyLocal(send, area.region, into,
             [this, id, sequence, from = send.session, op_id = send.op_id, length = send.length,
              tag = send.tag](absl::Status st) {
-              if (st.ok()) {
-                Count(from, /*sent=*/true, length);
-                Count(id, /*sent=*/false, length);
-              }
-              Complete(from, op_id, st, length, tag);
+              if (st.ok()) Count(id, /*sent=*/false, length);
+              CompleteMessage(from, /*sent=*/true, op_id, st, length, tag);
               Landed(id, sequence, st.ok());
             });
   return true;

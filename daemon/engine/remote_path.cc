@@ -127,9 +127,9 @@ void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_pt
   for (const auto& p : parts) payload += p.size();
   const auto protocol =
       payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
-  auto st = peers_.SendDataFromLoop(send.node, wire::MessageType::kData, wire::EncodeData(body),
-                                    std::move(parts), std::move(keep), protocol,
-                                    n.next_send_sequence, memory);
+  encoded_ = wire::EncodeData(body, std::move(encoded_));  // its storage serves every frame
+  auto st = peers_.SendDataFromLoop(send.node, wire::MessageType::kData, encoded_, std::move(parts),
+                                    std::move(keep), protocol, n.next_send_sequence, memory);
   if (!st.ok()) {
     Finish(send, st);
     return;
@@ -180,8 +180,10 @@ absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t b
 
 void RemotePath::Drain(const std::string& node) {
   auto it = nodes_.find(node);
-  if (it == nodes_.end()) return;
-  Node& n = it->second;
+  if (it != nodes_.end()) Drain(it->second);
+}
+
+void RemotePath::Drain(Node& n) {
   while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight && !Held(n)) {
     Outgoing next = std::move(n.waiting.front());
     n.waiting.pop_front();
@@ -211,12 +213,13 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
       return;
     }
     case wire::MessageType::kDataAcks: {
-      auto ids = wire::DecodeAcks(body);
+      auto ids = wire::DecodeAcks(body, std::move(acked_));
       if (!ids.ok()) {
         Malformed(node, header, ids.status());
         return;
       }
-      for (uint64_t id : *ids) OnAck(node, wire::AckBody{.message_id = id});
+      acked_ = *std::move(ids);
+      OnAcks(node, acked_);
       return;
     }
     case wire::MessageType::kDataCancel: {
@@ -421,6 +424,7 @@ void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why
 void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::Status& status) {
   if (status.ok()) {
     std::vector<uint64_t>& ids = unsent_acks_[node];
+    if (ids.empty()) ++ack_batches_;
     ids.push_back(message_id);
     if (ids.size() == wire::kMaxAckedIds) FlushAcks(node);
     return;
@@ -435,21 +439,47 @@ void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::S
 
 void RemotePath::FlushAcks(const std::string& node) {
   auto it = unsent_acks_.find(node);
-  if (it == unsent_acks_.end()) return;
-  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, wire::EncodeAcks(it->second),
-                                {}, nullptr, ucx::AmProtocol::kEager, 0);
-  unsent_acks_.erase(it);
+  if (it != unsent_acks_.end()) FlushAcks(it->first, it->second);
+}
+
+void RemotePath::FlushAcks(const std::string& node, std::vector<uint64_t>& ids) {
+  if (ids.empty()) return;
+  encoded_ = wire::EncodeAcks(ids, std::move(encoded_));
+  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, encoded_, {}, nullptr,
+                                ucx::AmProtocol::kEager, 0);
+  ids.clear();
+  --ack_batches_;
 }
 
 void RemotePath::FlushAcksFromLoop() {
-  while (!unsent_acks_.empty()) FlushAcks(unsent_acks_.begin()->first);
+  if (ack_batches_ == 0) return;
+  for (auto& [node, ids] : unsent_acks_) FlushAcks(node, ids);
 }
 
 void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
+  if (Answered(node, ack)) Reopen(node, 1);
+}
+
+void RemotePath::OnAcks(const std::string& node, absl::Span<const uint64_t> message_ids) {
+  uint64_t answered = 0;
+  for (uint64_t id : message_ids) answered += Answered(node, wire::AckBody{.message_id = id});
+  if (answered > 0) Reopen(node, answered);
+}
+
+void RemotePath::Reopen(const std::string& node, uint64_t answered) {
+  // Looked up after the completions (which do not drop nodes today; this
+  // would still hold if they did).
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  it->second.in_flight -= answered;
+  Drain(it->second);
+}
+
+bool RemotePath::Answered(const std::string& node, const wire::AckBody& ack) {
   auto it = in_flight_.find(ack.message_id);
   if (it == in_flight_.end() || it->second.node != node) {
     spdlog::warn("peer {}: ack for unknown message {}", node, ack.message_id);
-    return;
+    return false;
   }
   Outgoing send = std::move(it->second);
   in_flight_.erase(it);
@@ -463,8 +493,7 @@ void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
   absl::Status status = ack.status();
   if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
   Finish(send, status);
-  --NodeNamed(node).in_flight;
-  Drain(node);
+  return true;
 }
 
 void RemotePath::OnCancel(const std::string& node, uint64_t message_id) {
@@ -532,7 +561,10 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
 }
 
 void RemotePath::OnNodeDown(const std::string& node) {
-  unsent_acks_.erase(node);  // its sends failed on its side already
+  if (auto it = unsent_acks_.find(node); it != unsent_acks_.end()) {
+    if (!it->second.empty()) --ack_batches_;
+    unsent_acks_.erase(it);  // its sends failed on its side already
+  }
   auto nit = nodes_.find(node);
   if (nit == nodes_.end()) return;
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));

@@ -64,7 +64,7 @@ struct Incoming {
   uint64_t tag = 0;
   std::string from;                           // the sending endpoint
   std::string to;                             // the receiving endpoint, on this node
-  std::vector<uint8_t> data;                  // eager: the bytes
+  ucx::AmData data;                           // eager: the bytes
   std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
   uint64_t bytes = 0;                         // this frame's payload, either way
   uint64_t total = 0;                         // the whole message's length
@@ -198,7 +198,7 @@ class RemotePath {
   // engine calls it at the end of every poll (and does not sleep while
   // acks_pending()).
   void FlushAcksFromLoop();
-  bool acks_pending() const { return !unsent_acks_.empty(); }
+  bool acks_pending() const { return ack_batches_ != 0; }
 
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
@@ -242,7 +242,14 @@ class RemotePath {
   void Malformed(const std::string& node, const wire::Header& header, const absl::Status& why);
   void OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
               ucx::AmMessage& message);
+  // An ack for one message, or a batch of them: completes the sends, then
+  // sends what waits behind them.
   void OnAck(const std::string& node, const wire::AckBody& ack);
+  void OnAcks(const std::string& node, absl::Span<const uint64_t> message_ids);
+  // Completes the send `ack` answers; false if it answers none from `node`.
+  bool Answered(const std::string& node, const wire::AckBody& ack);
+  // `answered` sends to `node` left the window: sends what waits.
+  void Reopen(const std::string& node, uint64_t answered);
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node);
   void Transmit(Node& n, Outgoing&& send);
@@ -301,6 +308,7 @@ class RemotePath {
   void Finish(const Outgoing& send, absl::Status st);
   // Sends what waits for node `node`, while the window and staging allow.
   void Drain(const std::string& node);
+  void Drain(Node& n);
   // Puts `message`'s bytes at `into` (of `region`), then runs `then` (no ack).
   void Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
             std::function<void(absl::Status)> then);
@@ -341,6 +349,7 @@ class RemotePath {
   // a failure goes at once, after the batch.
   void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
   void FlushAcks(const std::string& node);
+  void FlushAcks(const std::string& node, std::vector<uint64_t>& ids);
 
   PeerManager& peers_;
   GpuCopier& copier_;
@@ -368,13 +377,18 @@ class RemotePath {
   Hooks hooks_;
   std::map<std::string, Node> nodes_;
   uint64_t next_message_id_ = 1;
+  std::vector<uint8_t> encoded_;  // Post's data frame bodies, one after another
   // By message id, awaiting their ack. A hash map: one is added and one
   // removed per message (a tree allocated and rebalanced for each); where
   // order matters (a node going down) the ids are sorted first.
   absl::flat_hash_map<uint64_t, Outgoing> in_flight_;
   // Delivered messages not yet acknowledged, by sending node (one frame per
   // node per poll instead of one per message).
+  // By node; a flushed batch is emptied, not erased (its storage serves the
+  // next), and `ack_batches_` counts the non-empty ones.
   std::map<std::string, std::vector<uint64_t>> unsent_acks_;
+  size_t ack_batches_ = 0;
+  std::vector<uint64_t> acked_;  // a received batch's ids, decoded (storage kept)
   // GPU sends whose first piece (the only one, or chunk 0) is being copied
   // into its bounce buffer, by (session, op id): withdrawn (the reason set)
   // before that piece is posted.

@@ -47,8 +47,7 @@ void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limi
           .complete =
               [this](uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
                      uint64_t tag) {
-                if (status.ok()) Count(session, /*sent=*/true, length);
-                Complete(session, op_id, std::move(status), length, tag);
+                CompleteMessage(session, /*sent=*/true, op_id, std::move(status), length, tag);
               },
           .arrived = [this](std::shared_ptr<Incoming> m) { OnArrived(std::move(m)); },
           .withdraw = [this](const std::string& node,
@@ -148,7 +147,7 @@ ucx::Polled RingEngine::PollFromLoop() {
   // the receiver's operation too). A ring found corrupt here closes at the
   // next poll.
   for (auto& [id, session] : sessions_) {
-    if (!session->backlog_empty()) Flush(*session);
+    if (!session->backlog_empty() || session->unrung) Flush(*session);
   }
   if (remote_) remote_->FlushAcksFromLoop();
   // Busy: keep polling a little after the last entry instead of sleeping.
@@ -174,7 +173,9 @@ bool RingEngine::PrepareToSleepFromLoop() {
   if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
   if (remote_ && remote_->acks_pending()) return false;
   for (auto& [id, session] : sessions_) {
-    if (!session->backlog_empty() || !session->submissions.PrepareToSleep()) return false;
+    if (!session->backlog_empty() || session->unrung || !session->submissions.PrepareToSleep()) {
+      return false;
+    }
   }
   return true;
 }
@@ -459,8 +460,7 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
     uint8_t* into = receive.region->data() + receive.offset;
     auto landed = [this, session = receive.session, op_id = receive.op_id, length = send.length,
                    tag = send.tag](absl::Status st) {
-      if (st.ok()) Count(session, /*sent=*/false, length);
-      Complete(session, op_id, std::move(st), length, tag);
+      CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
     };
     if (remote_->LandNowFromLoop(*send.incoming, *receive.region, into)) {
       landed(absl::OkStatus());  // no std::function on the common path
@@ -479,12 +479,8 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
   CopyLocal(send, receive.region, receive.region->data() + receive.offset,
             [this, from = send.session, send_op = send.op_id, to = receive.session,
              receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
-              if (st.ok()) {
-                Count(from, /*sent=*/true, length);
-                Count(to, /*sent=*/false, length);
-              }
-              Complete(from, send_op, st, length, tag);
-              Complete(to, receive_op, st, length, tag);
+              CompleteMessage(from, /*sent=*/true, send_op, st, length, tag);
+              CompleteMessage(to, /*sent=*/false, receive_op, st, length, tag);
             });
 }
 
@@ -518,10 +514,10 @@ void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& t
   });
 }
 
-void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,
-                          uint64_t tag) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
+namespace {
+
+wire::Completion MakeCompletion(uint64_t id, uint64_t op_id, const absl::Status& status,
+                                uint64_t length, uint64_t tag) {
   wire::Completion completion{
       .op_id = op_id, .code = static_cast<uint32_t>(status.code()), .length = length, .tag = tag};
   if (!status.ok()) {
@@ -530,15 +526,35 @@ void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint
     std::memcpy(completion.message, why.data(),
                 std::min(why.size(), wire::kCompletionMessageSize - 1));
   }
-  Complete(*it->second, completion);
+  return completion;
+}
+
+void CountIn(SessionTraffic& t, bool sent, uint64_t bytes) {
+  (sent ? t.messages_sent : t.messages_received)++;
+  (sent ? t.bytes_sent : t.bytes_received) += bytes;
+}
+
+}  // namespace
+
+void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,
+                          uint64_t tag) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  Complete(*it->second, MakeCompletion(id, op_id, status, length, tag));
+}
+
+void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status,
+                                 uint64_t length, uint64_t tag) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (status.ok()) CountIn(it->second->traffic, sent, length);
+  Complete(*it->second, MakeCompletion(id, op_id, status, length, tag));
 }
 
 void RingEngine::Count(uint64_t id, bool sent, uint64_t bytes) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  SessionTraffic& t = it->second->traffic;
-  (sent ? t.messages_sent : t.messages_received)++;
-  (sent ? t.bytes_sent : t.bytes_received) += bytes;
+  CountIn(it->second->traffic, sent, bytes);
 }
 
 std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
@@ -549,14 +565,27 @@ std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
   if ((completion.flags & wire::kCompletionArrival) == 0) --session.traffic.in_flight;
-  // Pushed by the next poll (PollFromLoop flushes every session), so that a
-  // poll's completions to one client cost one doorbell check, not one each.
-  session.backlog.push_back(completion);
+  // Onto the ring at once when nothing waits before it (a spinning client
+  // sees it now); the doorbell is the next poll's (PollFromLoop flushes every
+  // session), so that a poll's completions to one client cost one check.
+  if (session.backlog_empty() && !session.broken) {
+    auto ok = session.completions.TryPush(wire::CompletionBytes(completion));
+    if (!ok.ok()) {
+      session.broken = true;  // closes at the next poll
+      return;
+    }
+    if (*ok) {
+      ++ops_completed_;
+      session.unrung = true;
+      return;
+    }
+  }
+  session.backlog.push_back(completion);  // the ring is full: in order, behind the others
 }
 
 // Moves queued completions onto the ring; true when none are left waiting.
 bool RingEngine::Flush(Session& session) {
-  bool pushed = false;
+  bool pushed = std::exchange(session.unrung, false);
   while (!session.backlog_empty()) {
     auto ok =
         session.completions.TryPush(wire::CompletionBytes(session.backlog[session.backlog_next]));

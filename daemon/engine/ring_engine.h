@@ -144,6 +144,9 @@ class RingEngine {
     std::vector<wire::Completion> backlog;
     size_t backlog_next = 0;
     bool backlog_empty() const { return backlog_next == backlog.size(); }
+    // Completions went straight onto the ring since the last Flush, which
+    // rings the doorbell if the client sleeps (one check per poll).
+    bool unrung = false;
     bool broken = false;  // its rings were found corrupt
     SessionTraffic traffic;
     std::optional<Area> area;
@@ -189,6 +192,10 @@ class RingEngine {
   // Completes operation `op_id` of session `id`, if the session is still here.
   void Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length = 0,
                 uint64_t tag = 0);
+  // The same for a message's send (`sent`) or receive, counted in session
+  // `id`'s traffic when it succeeded: one session lookup for both.
+  void CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status, uint64_t length,
+                       uint64_t tag);
   bool Flush(Session& session);
   void Handle(uint64_t id, Session& session, const wire::Submission& submission);
   // Checks the endpoint and region of a send or receive.

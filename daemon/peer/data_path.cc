@@ -93,7 +93,7 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
 }
 
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                           std::vector<uint8_t> body, ucx::Parts parts,
+                                           absl::Span<const uint8_t> body, ucx::Parts parts,
                                            std::shared_ptr<const void> keepalive,
                                            ucx::AmProtocol protocol, uint64_t sequence,
                                            ucx::MemoryKind memory) {
@@ -108,18 +108,20 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                       .type = type,
                       .payload_length = payload,
                       .sequence = sequence};
+  // Framed in a buffer kept for the next frame (the endpoint needs it only
+  // during the call).
+  wire::FrameInto(header, body, frame_);
   if (options_.corrupt_data_frame != 0 && type == wire::MessageType::kData &&
       ++data_frames_sent_ == options_.corrupt_data_frame && !body.empty()) {
-    body.back() = 0xff;  // the probe flag, which is 0 or 1
+    frame_.back() = 0xff;  // the probe flag, which is 0 or 1
   }
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
   if (parts.size() <= 1) {
-    ep.SendAmFrom(kAmId, wire::Frame(header, std::move(body)),
-                  parts.empty() ? absl::Span<const uint8_t>() : parts[0], std::move(keepalive),
-                  protocol, nullptr, memory);
+    ep.SendAmFrom(kAmId, frame_, parts.empty() ? absl::Span<const uint8_t>() : parts[0],
+                  std::move(keepalive), protocol, nullptr, memory);
   } else {
-    ep.SendAmGather(kAmId, wire::Frame(header, std::move(body)), std::move(parts),
-                    std::move(keepalive), protocol, nullptr, memory);
+    ep.SendAmGather(kAmId, frame_, std::move(parts), std::move(keepalive), protocol, nullptr,
+                    memory);
   }
   return absl::OkStatus();
 }

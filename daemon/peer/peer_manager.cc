@@ -51,8 +51,7 @@ absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Wor
   std::unique_ptr<PeerManager> pm(new PeerManager(control, data, std::move(options)));
   PeerManager* raw = pm.get();
   for (ucx::Worker* worker : {&control, &data}) {
-    if (auto st =
-            worker->SetAmHandler(kAmId, [raw](ucx::AmMessage m) { raw->OnMessage(std::move(m)); });
+    if (auto st = worker->SetAmHandler(kAmId, [raw](ucx::AmMessage& m) { raw->OnMessage(m); });
         !st.ok()) {
       return st;
     }
@@ -174,7 +173,7 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
   return nullptr;
 }
 
-void PeerManager::PullThenHandle(ucx::AmMessage message) {
+void PeerManager::PullThenHandle(ucx::AmMessage& message) {
   auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
   shared->data.resize(shared->pending->length());
   ucx::Worker::ReceiveData(std::move(shared->pending), shared->data.data(),
@@ -185,14 +184,14 @@ void PeerManager::PullThenHandle(ucx::AmMessage message) {
                                             st.message());
                                return;
                              }
-                             OnMessage(std::move(*shared));
+                             OnMessage(*shared);
                            });
 }
 
-void PeerManager::OnMessage(ucx::AmMessage message) {
+void PeerManager::OnMessage(ucx::AmMessage& message) {
   auto decoded = wire::Decode(message.header, message.data_length());
   if (message.pending && (!decoded.ok() || decoded->header.type != wire::MessageType::kData)) {
-    PullThenHandle(std::move(message));
+    PullThenHandle(message);
     return;
   }
   Peer* peer = FindByEndpoint(message.reply_ep);
@@ -261,7 +260,8 @@ void PeerManager::OnMessage(ucx::AmMessage message) {
     }
     case wire::MessageType::kPing:
       if (peer->state == PeerState::kUp) {
-        Send(*peer, wire::MessageType::kPong, {}, std::move(message.data), header.sequence);
+        Send(*peer, wire::MessageType::kPong, {},
+             std::vector<uint8_t>(message.data.begin(), message.data.end()), header.sequence);
       }
       return;
     case wire::MessageType::kPong:

@@ -105,7 +105,7 @@ class PeerManager {
   // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
   // The payload is `parts`, back to back (empty: none).
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                std::vector<uint8_t> body, ucx::Parts parts,
+                                absl::Span<const uint8_t> body, ucx::Parts parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
                                 uint64_t sequence, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
@@ -161,7 +161,7 @@ class PeerManager {
   void OnConnection(ucp_conn_request_h request);
   // UCX reported connection `id` broken.
   void OnConnectionError(uint64_t id, const absl::Status& status);
-  void OnMessage(ucx::AmMessage message);
+  void OnMessage(ucx::AmMessage& message);
   void OnHelloFromUnbound(size_t index, const wire::Hello& hello);
   void OnHelloAtDialer(Peer& peer, const wire::Hello& hello);
   void OnAuth(Peer& peer, absl::Span<const uint8_t> body);
@@ -183,7 +183,7 @@ class PeerManager {
   Peer* FindByEndpoint(ucp_ep_h ep);
   // A rendezvous message that is not message-path data: pull it onto the
   // heap, then handle it like an eager one.
-  void PullThenHandle(ucx::AmMessage message);
+  void PullThenHandle(ucx::AmMessage& message);
 
   ucx::Worker& control_;
   ucx::Worker& data_;
@@ -194,6 +194,7 @@ class PeerManager {
   uint64_t next_connection_id_ = 1;
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
   uint64_t data_frames_sent_ = 0;        // for PeerOptions::corrupt_data_frame
+  std::vector<uint8_t> frame_;           // SendDataFromLoop's, kept for the next frame
   DataHandler on_data_;
   DownHandler on_down_;
   std::function<void()> on_tick_;

@@ -66,14 +66,14 @@ void Endpoint::OnError(void* arg, ucp_ep_h, ucs_status_t status) {
   });
 }
 
-void Endpoint::SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint8_t> payload,
+void Endpoint::SendAm(uint16_t id, absl::Span<const uint8_t> header, std::vector<uint8_t> payload,
                       SendDone done) {
   auto owned = std::make_shared<std::vector<uint8_t>>(std::move(payload));
   const absl::Span<const uint8_t> bytes(*owned);
-  SendAmFrom(id, std::move(header), bytes, std::move(owned), AmProtocol::kAuto, std::move(done));
+  SendAmFrom(id, header, bytes, std::move(owned), AmProtocol::kAuto, std::move(done));
 }
 
-void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
+void Endpoint::SendAmFrom(uint16_t id, absl::Span<const uint8_t> header,
                           absl::Span<const uint8_t> payload, std::shared_ptr<const void> keepalive,
                           AmProtocol protocol, SendDone done, MemoryKind memory) {
   if (failed_) {
@@ -81,13 +81,12 @@ void Endpoint::SendAmFrom(uint16_t id, std::vector<uint8_t> header,
     return;
   }
   Request request("ucp_am_send_nbx", std::move(done));
-  request.header() = std::move(header);
   request.Keep(std::move(keepalive));
-  Submit(id, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1), protocol,
-         memory);
+  Submit(id, header, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1),
+         protocol, memory);
 }
 
-void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header, Parts parts,
+void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
                             std::shared_ptr<const void> keepalive, AmProtocol protocol,
                             SendDone done, MemoryKind memory) {
   if (failed_) {
@@ -107,17 +106,19 @@ void Endpoint::SendAmGather(uint16_t id, std::vector<uint8_t> header, Parts part
   const ucp_dt_iov_t* iov = gather->iov.data();
   const size_t count = gather->iov.size();
   Request request("ucp_am_send_nbx", std::move(done));
-  request.header() = std::move(header);
   request.Keep(std::move(gather));
-  Submit(id, std::move(request), iov, count, ucp_dt_make_iov(), protocol, memory);
+  Submit(id, header, std::move(request), iov, count, ucp_dt_make_iov(), protocol, memory);
 }
 
-void Endpoint::Submit(uint16_t id, Request request, const void* buffer, size_t count,
-                      ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory) {
-  std::vector<uint8_t>& h = request.header();
+void Endpoint::Submit(uint16_t id, absl::Span<const uint8_t> header, Request request,
+                      const void* buffer, size_t count, ucp_datatype_t datatype,
+                      AmProtocol protocol, MemoryKind memory) {
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
-  params.flags = UCP_AM_SEND_FLAG_REPLY;
+  // UCX copies the header only when the send stays in flight (from its own
+  // pool), so callers encode headers into buffers they reuse: no allocation
+  // per message for them.
+  params.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_COPY_HEADER;
   params.datatype = datatype;
   if (protocol == AmProtocol::kEager) params.flags |= UCP_AM_SEND_FLAG_EAGER;
   if (protocol == AmProtocol::kRendezvous) params.flags |= UCP_AM_SEND_FLAG_RNDV;
@@ -128,7 +129,7 @@ void Endpoint::Submit(uint16_t id, Request request, const void* buffer, size_t c
   Request::PrepareSend(params);
   // Sent before the request moves (an argument's move may come first).
   const ucs_status_ptr_t result =
-      ucp_am_send_nbx(handle_, id, h.data(), h.size(), buffer, count, &params);
+      ucp_am_send_nbx(handle_, id, header.data(), header.size(), buffer, count, &params);
   Request::Submit(result, std::move(request));
 }
 

@@ -47,19 +47,20 @@ class Endpoint {
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
-  // Sends active message `id` with `header` and `payload`; both are kept alive
-  // until UCX is done with them.
-  void SendAm(uint16_t id, std::vector<uint8_t> header, std::vector<uint8_t> payload,
+  // Sends active message `id` with `header` and `payload`. The header is
+  // needed only during the call (UCX copies it if the send stays in flight);
+  // the payload is kept alive until UCX is done with it.
+  void SendAm(uint16_t id, absl::Span<const uint8_t> header, std::vector<uint8_t> payload,
               SendDone done);
 
   // Sends active message `id` whose payload is `payload` in place (no copy):
   // `keepalive` keeps that memory valid until UCX is done with it.
-  void SendAmFrom(uint16_t id, std::vector<uint8_t> header, absl::Span<const uint8_t> payload,
+  void SendAmFrom(uint16_t id, absl::Span<const uint8_t> header, absl::Span<const uint8_t> payload,
                   std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
                   MemoryKind memory = MemoryKind::kHost);
 
   // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV).
-  void SendAmGather(uint16_t id, std::vector<uint8_t> header, Parts parts,
+  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
                     std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
                     MemoryKind memory = MemoryKind::kHost);
 
@@ -75,8 +76,8 @@ class Endpoint {
                                                           ErrorHandler on_error);
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
   // Submits ucp_am_send_nbx; `buffer`/`count` as UCX takes them for `datatype`.
-  void Submit(uint16_t id, Request request, const void* buffer, size_t count,
-              ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory);
+  void Submit(uint16_t id, absl::Span<const uint8_t> header, Request request, const void* buffer,
+              size_t count, ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory);
 
   Worker& worker_;
   ErrorHandler on_error_;

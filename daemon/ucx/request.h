@@ -1,7 +1,7 @@
 // ucx::Request is one UCX operation in flight (a send, a receive of
 // rendezvous data): it owns what the operation needs until UCX is done with
-// it (the active-message header, the memory UCX reads, the completion
-// callback) and runs the callback exactly once, whether UCX completes the
+// it (the memory UCX reads, the completion callback; UCX copies the
+// active-message header itself) and runs the callback exactly once, whether UCX completes the
 // operation at once, fails it at once, or completes it later.
 //
 // No allocation of its own: an operation that completes at once (most small
@@ -14,7 +14,6 @@
 
 #include <functional>
 #include <memory>
-#include <vector>
 
 #include "absl/status/status.h"
 
@@ -29,9 +28,6 @@ class Request {
   Request(const char* what, Done done) : what_(what), done_(std::move(done)) {}
   Request(Request&&) = default;
 
-  // The active-message header UCX reads while the request is in flight.
-  std::vector<uint8_t>& header() { return header_; }
-
   // Keeps `object` alive while the request is in flight (memory UCX reads).
   void Keep(std::shared_ptr<const void> object) { keep_ = std::move(object); }
 
@@ -41,7 +37,7 @@ class Request {
   static void PrepareReceiveAm(ucp_request_param_t& params);
   // Takes the result of a *_nbx call made with PrepareX(params) and the
   // request's state: completes it at once, or moves it into the UCX request
-  // until UCX calls back. Moving keeps the header's bytes where they are.
+  // until UCX calls back.
   static void Submit(ucs_status_ptr_t result, Request request);
 
   // What each UCX request must reserve (see the top of this file).
@@ -55,7 +51,6 @@ class Request {
 
   const char* what_;
   Done done_;
-  std::vector<uint8_t> header_;
   std::shared_ptr<const void> keep_;
 };
 

@@ -38,6 +38,7 @@ Worker::~Worker() {
     Progress();
   }
   deferred_.clear();  // releases the rendezvous data nobody took
+  running_.clear();
   ucp_worker_destroy(handle_);
 }
 
@@ -49,18 +50,25 @@ bool Worker::Progress() {
 }
 
 bool Worker::RunDeferred() {
+  // Nested (a handler progressed the worker): what arrived meanwhile runs
+  // after the batch in hand, in order, from the outer call.
+  if (running_deferred_) return false;
+  running_deferred_ = true;
   bool any = false;
   while (!deferred_.empty()) {
-    auto next = std::move(deferred_.front());
-    deferred_.pop_front();
-    if (auto* arrival = std::get_if<Arrival>(&next)) {
-      auto it = am_handlers_.find(arrival->id);
-      if (it != am_handlers_.end()) it->second.handler(std::move(arrival->message));
-    } else {
-      std::get<absl::AnyInvocable<void()>>(next)();
+    running_.swap(deferred_);
+    for (Deferred& next : running_) {
+      if (auto* arrival = std::get_if<Arrival>(&next)) {
+        auto it = am_handlers_.find(arrival->id);
+        if (it != am_handlers_.end()) it->second.handler(arrival->message);
+      } else {
+        std::get<absl::AnyInvocable<void()>>(next)();
+      }
     }
+    running_.clear();  // releases the rendezvous data nobody took
     any = true;
   }
+  running_deferred_ = false;
   return any;
 }
 
@@ -114,20 +122,20 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
                           size_t length, const ucp_am_recv_param_t* param) {
   auto* registration = static_cast<AmRegistration*>(arg);
   Worker* worker = registration->worker;
-  const uint16_t id = registration->id;
-  AmMessage message;
+  // Built where it waits for its handler: its inline bytes are copied once.
+  AmMessage& message = std::get<Arrival>(worker->deferred_.emplace_back(std::in_place_type<Arrival>,
+                                                                        registration->id))
+                           .message;
   if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) message.reply_ep = param->reply_ep;
   const auto* h = static_cast<const uint8_t*>(header);
   message.header.assign(h, h + header_length);
   if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
     // The handler decides where the bytes go; UCX keeps the descriptor.
     message.pending.reset(new PendingData(*worker, data, length));
-    worker->Deliver(id, std::move(message));
     return UCS_INPROGRESS;
   }
   const auto* d = static_cast<const uint8_t*>(data);
   message.data.assign(d, d + length);
-  worker->Deliver(id, std::move(message));
   return UCS_OK;
 }
 
@@ -142,10 +150,6 @@ void Worker::ReceiveData(std::unique_ptr<PendingData> data, void* into,
   const ucs_status_ptr_t result =
       ucp_am_recv_data_nbx(data->worker_.handle_, descriptor, into, data->length(), &params);
   Request::Submit(result, std::move(request));
-}
-
-void Worker::Deliver(uint16_t id, AmMessage message) {
-  deferred_.emplace_back(Arrival{id, std::move(message)});
 }
 
 void Worker::TrackRequest(ucs_status_ptr_t request) {

@@ -6,13 +6,13 @@
 
 #include <ucp/api/ucp.h>
 
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <variant>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "daemon/ucx/context.h"
@@ -41,12 +41,18 @@ class PendingData {
   size_t length_;
 };
 
+// The bytes of a received header, and of an eager message's data. A data
+// frame's header (about 100 bytes with its names) and a small message's data
+// stay inline: no allocation per message for them.
+using AmHeader = absl::InlinedVector<uint8_t, 192>;
+using AmData = absl::InlinedVector<uint8_t, 128>;
+
 // One received active message. Eager: `data` holds the bytes. Rendezvous:
 // `pending` is set and the bytes are still on the sender.
 struct AmMessage {
   ucp_ep_h reply_ep = nullptr;  // the endpoint it came over (sender sets the reply flag)
-  std::vector<uint8_t> header;
-  std::vector<uint8_t> data;
+  AmHeader header;
+  AmData data;
   std::unique_ptr<PendingData> pending;
 
   size_t data_length() const { return pending ? pending->length() : data.size(); }
@@ -54,7 +60,8 @@ struct AmMessage {
 
 class Worker {
  public:
-  using AmHandler = std::function<void(AmMessage message)>;
+  // Gets the message in place; it may take its data or pending data.
+  using AmHandler = std::function<void(AmMessage& message)>;
 
   static absl::StatusOr<std::unique_ptr<Worker>> Create(const Context& context);
   ~Worker();
@@ -66,7 +73,8 @@ class Worker {
   int event_fd() const { return event_fd_; }
 
   // Progresses communication, then runs deferred callbacks; returns whether
-  // anything happened.
+  // anything happened. Called from a handler or deferred callback, it
+  // progresses only: what it receives runs after the current batch.
   bool Progress();
   // Arms the event fd. Returns false when events are pending (progress again
   // instead of sleeping).
@@ -104,17 +112,22 @@ class Worker {
 
   ucp_worker_h handle_;
   int event_fd_;
-  void Deliver(uint16_t id, AmMessage message);
-
   std::map<uint16_t, AmRegistration> am_handlers_;
   // A received message waiting for its handler: kept as it is rather than
   // in a closure, which would not fit AnyInvocable's inline storage (one
   // allocation per message fewer).
   struct Arrival {
+    explicit Arrival(uint16_t id) : id(id) {}
     uint16_t id;
     AmMessage message;
   };
-  std::deque<std::variant<absl::AnyInvocable<void()>, Arrival>> deferred_;  // in order
+  using Deferred = std::variant<absl::AnyInvocable<void()>, Arrival>;
+  // In order. RunDeferred swaps the queue with `running_` (empty, and kept
+  // with its capacity) and runs that batch: no allocation per entry, and a
+  // handler may defer more meanwhile.
+  std::vector<Deferred> deferred_;
+  std::vector<Deferred> running_;
+  bool running_deferred_ = false;
   std::vector<void*> tracked_;  // requests to free on completion
 };
 
