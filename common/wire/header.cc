@@ -9,23 +9,6 @@
 namespace axon::wire {
 namespace {
 
-// Little-endian on the wire; one copy where the host is little-endian too.
-template <typename T>
-void Store(uint8_t* p, T v) {
-  if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(p, &v, sizeof(T));
-  } else {
-    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-  }
-}
-
-template <typename T>
-void Put(std::vector<uint8_t>& out, T v) {
-  const size_t at = out.size();
-  out.resize(at + sizeof(T));
-  Store(out.data() + at, v);
-}
-
 // The kHeaderSize bytes at `out`, for a body of `body_size` bytes.
 void WriteHeader(const Header& header, size_t body_size, uint8_t* out) {
   Store<uint32_t>(out, kMagic);
@@ -138,17 +121,7 @@ absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload
   return d;
 }
 
-void BodyWriter::U16(uint16_t v) { Put(bytes_, v); }
-void BodyWriter::U32(uint32_t v) { Put(bytes_, v); }
-void BodyWriter::U64(uint64_t v) { Put(bytes_, v); }
-void BodyWriter::String(absl::string_view s) {
-  const size_t n = std::min<size_t>(s.size(), 0xffff);
-  U16(static_cast<uint16_t>(n));
-  bytes_.insert(bytes_.end(), s.begin(), s.begin() + static_cast<ptrdiff_t>(n));
-}
-void BodyWriter::Fixed(absl::Span<const uint8_t> s) {
-  bytes_.insert(bytes_.end(), s.begin(), s.end());
-}
+void BodyWriter::Grow(size_t n) { bytes_.resize(std::max(2 * bytes_.size(), size_ + n)); }
 
 absl::Status BodyReader::Truncated(size_t n, const char* what) {
   const size_t left = failed_ ? 0 : rest_.size();

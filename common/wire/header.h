@@ -9,6 +9,7 @@
 // bytes) travels separately, as the active message's data.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -80,31 +81,66 @@ void FrameInto(const Header& header, absl::Span<const uint8_t> body, std::vector
 // equal header.payload_length.
 absl::StatusOr<Decoded> Decode(absl::Span<const uint8_t> bytes, uint64_t payload_size);
 
-// Appends little-endian fields to a body.
+// A little-endian field at `p`: one copy where the host is little-endian too.
+template <typename T>
+void Store(uint8_t* p, T v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof(T));
+  } else {
+    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+  }
+}
+
+// Appends little-endian fields to a body. Inline, and each field one bounds
+// check and a copy (every data frame is encoded with it): the buffer is
+// sized up front to `expected` and grows only past it.
 class BodyWriter {
  public:
-  // `expected`: the bytes it will likely hold (reserved up front).
-  // Room for a header in front besides (see Frame).
-  explicit BodyWriter(size_t expected = 64) { bytes_.reserve(kHeaderSize + expected); }
+  // `expected`: the bytes it will likely hold. Room for a header in front
+  // besides (see Frame).
+  explicit BodyWriter(size_t expected = 64) {
+    bytes_.reserve(kHeaderSize + expected);
+    bytes_.resize(expected);
+  }
   // Writes into `reuse`'s storage (emptied first): a buffer kept from one
   // message to the next takes no allocation.
   BodyWriter(std::vector<uint8_t> reuse, size_t expected) : bytes_(std::move(reuse)) {
-    bytes_.clear();
     bytes_.reserve(kHeaderSize + expected);
+    bytes_.resize(expected);
   }
-  void U8(uint8_t v) { bytes_.push_back(v); }
-  void U16(uint16_t v);
-  void U32(uint32_t v);
-  void U64(uint64_t v);
-  // u16 length, then the bytes.
-  void String(absl::string_view s);
+  void U8(uint8_t v) { *Room(1) = v; }
+  void U16(uint16_t v) { Store(Room(sizeof(v)), v); }
+  void U32(uint32_t v) { Store(Room(sizeof(v)), v); }
+  void U64(uint64_t v) { Store(Room(sizeof(v)), v); }
+  // u16 length, then the bytes (at most 65535 of them).
+  void String(absl::string_view s) {
+    const size_t n = std::min<size_t>(s.size(), 0xffff);
+    U16(static_cast<uint16_t>(n));
+    if (n > 0) std::memcpy(Room(n), s.data(), n);
+  }
   // Exactly `s.size()` bytes, no length (fixed-size fields such as nonces).
-  void Fixed(absl::Span<const uint8_t> s);
-  std::vector<uint8_t> Take() { return std::move(bytes_); }
-  absl::Span<const uint8_t> bytes() const { return bytes_; }
+  void Fixed(absl::Span<const uint8_t> s) {
+    if (!s.empty()) std::memcpy(Room(s.size()), s.data(), s.size());
+  }
+  std::vector<uint8_t> Take() {
+    bytes_.resize(size_);
+    size_ = 0;
+    return std::move(bytes_);
+  }
+  absl::Span<const uint8_t> bytes() const { return {bytes_.data(), size_}; }
 
  private:
-  std::vector<uint8_t> bytes_;
+  // The next `n` bytes, growing the buffer if they do not fit.
+  uint8_t* Room(size_t n) {
+    if (bytes_.size() - size_ < n) Grow(n);
+    uint8_t* at = bytes_.data() + size_;
+    size_ += n;
+    return at;
+  }
+  void Grow(size_t n);
+
+  std::vector<uint8_t> bytes_;  // [0, size_) written; the rest is room
+  size_t size_ = 0;
 };
 
 // Reads what BodyWriter wrote; every read checks the bytes left first, and a

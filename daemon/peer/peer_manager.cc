@@ -175,7 +175,7 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
 
 void PeerManager::PullThenHandle(ucx::AmMessage& message) {
   auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
-  shared->data.resize(shared->pending->length());
+  shared->data.Resize(shared->pending->length());
   ucx::Worker::ReceiveData(std::move(shared->pending), shared->data.data(),
                            [this, alive = alive_, shared](const absl::Status& st) {
                              if (!*alive) return;

@@ -128,14 +128,14 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
                            .message;
   if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) message.reply_ep = param->reply_ep;
   const auto* h = static_cast<const uint8_t*>(header);
-  message.header.assign(h, h + header_length);
+  message.header.assign(h, header_length);
   if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
     // The handler decides where the bytes go; UCX keeps the descriptor.
     message.pending.reset(new PendingData(*worker, data, length));
     return UCS_INPROGRESS;
   }
   const auto* d = static_cast<const uint8_t*>(data);
-  message.data.assign(d, d + length);
+  message.data.assign(d, length);
   return UCS_OK;
 }
 

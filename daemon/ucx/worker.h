@@ -12,9 +12,9 @@
 #include <variant>
 #include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "common/small_bytes.h"
 #include "daemon/ucx/context.h"
 #include "daemon/ucx/memory_kind.h"
 
@@ -44,8 +44,8 @@ class PendingData {
 // The bytes of a received header, and of an eager message's data. A data
 // frame's header (about 100 bytes with its names) and a small message's data
 // stay inline: no allocation per message for them.
-using AmHeader = absl::InlinedVector<uint8_t, 192>;
-using AmData = absl::InlinedVector<uint8_t, 128>;
+using AmHeader = SmallBytes<192>;
+using AmData = SmallBytes<128>;
 
 // One received active message. Eager: `data` holds the bytes. Rendezvous:
 // `pending` is set and the bytes are still on the sender.

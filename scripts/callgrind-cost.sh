@@ -1,0 +1,56 @@
+#!/bin/bash
+# Instructions per message on each daemon's UCX thread, counted by callgrind:
+# a deterministic measure of per-message work, for A/B comparisons on a noisy
+# machine (timings swing by 10-15% between runs; these counts by about 1%).
+#
+#   scripts/callgrind-cost.sh [AXOND ...]   (default: build/daemon/axond)
+#
+# For each axond it runs `axon-bench --quick --placements remote --sizes 64`
+# with both daemons under callgrind, once with --runs 1 and once with
+# --runs 3, and prints the UCX thread's instructions (Ir) of each daemon. The
+# difference between the two, divided by the messages of two more runs
+# (2 x (20000 streamed + 600 ping-pong)), is the steady-state cost per
+# message: one-time work (UCX's protocol selection, connection setup) cancels
+# out. Idle spinning counts too, so repeat a row to see its spread.
+# Needs valgrind (apt-get install valgrind); about 20 s per axond.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bench=$repo/build/bench/axon-bench
+[[ $# -gt 0 ]] || set -- "$repo/build/daemon/axond"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat >"$work/axond.sh" <<'WRAP'
+#!/bin/bash
+exec valgrind --tool=callgrind --separate-threads=yes --dump-instr=no \
+  --callgrind-out-file="$CG_DIR/cg.%p.out" "$AXOND_REAL" "$@" 2>>"$CG_DIR/valgrind.log"
+WRAP
+chmod +x "$work/axond.sh"
+
+# Ir of the UCX loop thread of each daemon whose output is in $1, as "a b".
+loop_ir() {
+  local out=()
+  for pid in $(ls "$1" | sed -n 's/^cg\.\([0-9]*\)\.out-.*/\1/p' | sort -un); do
+    for f in "$1"/cg."$pid".out-*; do
+      if grep -q "Loop::RunFromLoop" "$f"; then
+        out+=("$(sed -n 's/^summary: //p' "$f")")
+      fi
+    done
+  done
+  echo "${out[@]}"
+}
+
+messages=$((2 * (20000 + 600)))
+printf '%-50s %14s %14s %14s %14s %10s %10s\n' axond "a runs=1" "b runs=1" "a runs=3" "b runs=3" "a Ir/msg" "b Ir/msg"
+for axond in "$@"; do
+  declare -A ir=()
+  for runs in 1 3; do
+    export CG_DIR=$work/cg-$runs AXOND_REAL=$axond
+    rm -rf "$CG_DIR" && mkdir -p "$CG_DIR"
+    "$bench" --quick --axond "$work/axond.sh" --placements remote --sizes 64 --runs "$runs" \
+      --run-dir "$work/run" >"$work/bench.log" 2>&1 || { cat "$work/bench.log"; exit 1; }
+    read -r a b <<<"$(loop_ir "$CG_DIR")"
+    ir[a$runs]=$a ir[b$runs]=$b
+  done
+  printf '%-50s %14s %14s %14s %14s %10.0f %10.0f\n' "$axond" "${ir[a1]}" "${ir[b1]}" "${ir[a3]}" "${ir[b3]}" \
+    "$(echo "(${ir[a3]} - ${ir[a1]}) / $messages" | bc -l)" "$(echo "(${ir[b3]} - ${ir[b1]}) / $messages" | bc -l)"
+done
