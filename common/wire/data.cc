@@ -16,7 +16,22 @@ absl::Status NoTrailing(const BodyReader& reader, const char* what) {
 
 }  // namespace
 
-std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse) {
+DataView View(const DataBody& body) {
+  return DataView{.message_id = body.message_id,
+                  .tag = body.tag,
+                  .from = body.from,
+                  .to = body.to,
+                  .total = body.total,
+                  .offset = body.offset,
+                  .first_id = body.first_id,
+                  .handle = body.handle,
+                  .bus_id = body.bus_id,
+                  .handle_offset = body.handle_offset,
+                  .length = body.length,
+                  .probe = body.probe};
+}
+
+std::vector<uint8_t> EncodeData(const DataView& body, std::vector<uint8_t> reuse) {
   // 7 u64s, 4 u16 lengths and a u8 besides the strings.
   BodyWriter w(std::move(reuse),
                65 + body.from.size() + body.to.size() + body.handle.size() + body.bus_id.size());
@@ -35,18 +50,18 @@ std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse
   return w.Take();
 }
 
-absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
+absl::StatusOr<DataView> DecodeDataView(absl::Span<const uint8_t> bytes) {
   BodyReader r(bytes);
   auto id = r.U64();
   auto tag = r.U64();
-  auto from = r.String(kMaxEndpointName);
-  auto to = r.String(kMaxEndpointName);
+  auto from = r.StringView(kMaxEndpointName);
+  auto to = r.StringView(kMaxEndpointName);
   if (!to.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", to.status().message()));
   auto total = r.U64();
   auto offset = r.U64();
   auto first_id = r.U64();
-  auto handle = r.String(kMaxIpcHandle);
-  auto bus_id = r.String(kMaxBusId);
+  auto handle = r.StringView(kMaxIpcHandle);
+  auto bus_id = r.StringView(kMaxBusId);
   if (!bus_id.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("data: ", bus_id.status().message()));
   }
@@ -62,18 +77,35 @@ absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
     return absl::InvalidArgumentError("data: a handle needs a length and is never chunked");
   }
   if (auto st = NoTrailing(r, "data"); !st.ok()) return st;
-  return DataBody{.message_id = *id,
+  return DataView{.message_id = *id,
                   .tag = *tag,
-                  .from = *std::move(from),
-                  .to = *std::move(to),
+                  .from = *from,
+                  .to = *to,
                   .total = *total,
                   .offset = *offset,
                   .first_id = *first_id,
-                  .handle = *std::move(handle),
-                  .bus_id = *std::move(bus_id),
+                  .handle = *handle,
+                  .bus_id = *bus_id,
                   .handle_offset = *handle_offset,
                   .length = *length,
                   .probe = *probe == 1};
+}
+
+absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
+  auto v = DecodeDataView(bytes);
+  if (!v.ok()) return v.status();
+  return DataBody{.message_id = v->message_id,
+                  .tag = v->tag,
+                  .from = std::string(v->from),
+                  .to = std::string(v->to),
+                  .total = v->total,
+                  .offset = v->offset,
+                  .first_id = v->first_id,
+                  .handle = std::string(v->handle),
+                  .bus_id = std::string(v->bus_id),
+                  .handle_offset = v->handle_offset,
+                  .length = v->length,
+                  .probe = v->probe};
 }
 
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status) {

@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace axon::wire {
@@ -39,23 +40,31 @@ namespace axon::wire {
 inline constexpr size_t kMaxEndpointName = 63;
 inline constexpr size_t kMaxStatusMessage = 1024;
 
-struct DataBody {
+// Its strings are std::string (DataBody) or views of bytes that outlive it
+// (DataView: what the per-message path encodes and decodes, no copies).
+template <typename Str>
+struct BasicDataBody {
   uint64_t message_id = 0;  // the sender's, unique per connection
   uint64_t tag = 0;
-  std::string from;       // the sending endpoint, on the sending node
-  std::string to;         // the receiving endpoint, on the receiving node
+  Str from;               // the sending endpoint, on the sending node
+  Str to;                 // the receiving endpoint, on the receiving node
   uint64_t total = 0;     // chunked: the whole message's bytes; 0: not chunked
   uint64_t offset = 0;    // chunked: where this chunk goes
   uint64_t first_id = 0;  // chunked: chunk 0's message id
   // By handle: the legacy CUDA IPC handle of the allocation holding the
   // message, the PCI bus id of its GPU, where the message starts in the
   // allocation, and its length. Empty `handle`: the bytes are the payload.
-  std::string handle;
-  std::string bus_id;
+  Str handle;
+  Str bus_id;
   uint64_t handle_offset = 0;
   uint64_t length = 0;
   bool probe = false;  // answer with kDataHandleAnswer once opened
 };
+using DataBody = BasicDataBody<std::string>;
+using DataView = BasicDataBody<absl::string_view>;
+
+// `body` as views of its strings.
+DataView View(const DataBody& body);
 
 inline constexpr size_t kMaxIpcHandle = 64;
 inline constexpr size_t kMaxBusId = 64;
@@ -69,7 +78,12 @@ struct AckBody {
 };
 
 // `reuse`: a buffer whose storage the result takes (see BodyWriter).
-std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse = {});
+std::vector<uint8_t> EncodeData(const DataView& body, std::vector<uint8_t> reuse = {});
+inline std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse = {}) {
+  return EncodeData(View(body), std::move(reuse));
+}
+// The view's strings point into `bytes`.
+absl::StatusOr<DataView> DecodeDataView(absl::Span<const uint8_t> bytes);
 absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status);
 absl::StatusOr<AckBody> DecodeAck(absl::Span<const uint8_t> bytes);

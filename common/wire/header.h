@@ -168,11 +168,17 @@ class BodyReader {
   absl::StatusOr<uint64_t> U64() { return Read<uint64_t>("u64"); }
   // A string of at most `max_length` bytes.
   absl::StatusOr<std::string> String(size_t max_length) {
+    auto s = StringView(max_length);
+    if (!s.ok()) return s.status();
+    return std::string(*s);
+  }
+  // The same, as a view of the body's bytes.
+  absl::StatusOr<absl::string_view> StringView(size_t max_length) {
     auto n = U16();
     if (!n.ok()) return n.status();
     if (*n > max_length) return TooLong(*n, max_length);
     if (rest_.size() < *n) return Truncated(*n, "string");
-    std::string s(reinterpret_cast<const char*>(rest_.data()), *n);
+    const absl::string_view s(reinterpret_cast<const char*>(rest_.data()), *n);
     rest_.remove_prefix(*n);
     return s;
   }

@@ -116,9 +116,10 @@ void RemotePath::Transmit(Node& n, Outgoing&& send) {
 }
 
 void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
-                      wire::DataBody body, ucx::MemoryKind memory) {
+                      const wire::DataBody& chunk, ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
-  const uint64_t id = body.total != 0 ? body.message_id : next_message_id_++;
+  const uint64_t id = chunk.total != 0 ? chunk.message_id : next_message_id_++;
+  wire::DataView body = wire::View(chunk);  // the names are the send's, not copied
   body.message_id = id;
   body.tag = send.tag;
   body.from = send.from;
@@ -195,12 +196,12 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
                          absl::Span<const uint8_t> body, ucx::AmMessage& message) {
   switch (header.type) {
     case wire::MessageType::kData: {
-      auto data = wire::DecodeData(body);
+      auto data = wire::DecodeDataView(body);  // views of `message.header`
       if (!data.ok()) {
         Malformed(node, header, data.status());
         return;
       }
-      OnData(node, header.sequence, *std::move(data), message);
+      OnData(node, header.sequence, *data, message);
       return;
     }
     case wire::MessageType::kDataAck: {
@@ -264,14 +265,14 @@ void RemotePath::Malformed(const std::string& node, const wire::Header& header,
                          " frame (", why.message(), ")"));
 }
 
-void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
+void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::DataView& body,
                         ucx::AmMessage& message) {
   auto in = std::make_shared<Incoming>();
   in->node = node;
   in->message_id = body.message_id;
   in->tag = body.tag;
-  in->from = std::move(body.from);
-  in->to = std::move(body.to);
+  in->from.assign(body.from.data(), body.from.size());
+  in->to.assign(body.to.data(), body.to.size());
   in->data = std::move(message.data);
   in->pending = std::move(message.pending);
   in->bytes = in->pending ? in->pending->length() : in->data.size();
@@ -281,8 +282,8 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, wire::DataBo
   in->first_id = in->chunked ? body.first_id : body.message_id;
   if (!body.handle.empty()) {  // no payload: the bytes stay on the sender
     in->total = body.length;
-    in->handle = std::move(body.handle);
-    in->bus_id = std::move(body.bus_id);
+    in->handle.assign(body.handle.data(), body.handle.size());
+    in->bus_id.assign(body.bus_id.data(), body.bus_id.size());
     in->handle_offset = body.handle_offset;
     in->probe = body.probe;
   }

@@ -240,7 +240,7 @@ class RemotePath {
                ucx::AmMessage& message);
   // A frame from `node` that does not decode: drops the connection.
   void Malformed(const std::string& node, const wire::Header& header, const absl::Status& why);
-  void OnData(const std::string& node, uint64_t sequence, wire::DataBody body,
+  void OnData(const std::string& node, uint64_t sequence, const wire::DataView& body,
               ucx::AmMessage& message);
   // An ack for one message, or a batch of them: completes the sends, then
   // sends what waits behind them.
@@ -301,9 +301,9 @@ class RemotePath {
   // empty once the send has failed (the receiver answers it either way).
   void StageNextChunk(const Outgoing& send);
   // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
-  // one message; `body` carries the chunk fields of a chunk.
+  // one message; `chunk` carries the fields of a chunk or a handle.
   void Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
-            wire::DataBody body = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+            const wire::DataBody& chunk = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);
   // Sends what waits for node `node`, while the window and staging allow.

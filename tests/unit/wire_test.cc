@@ -222,7 +222,7 @@ TEST(WireData, RoundTripsAndRefusesTruncation) {
   auto longer = bytes;
   longer.push_back(0);
   EXPECT_THAT(Error(DecodeData(longer).status()), HasSubstr("trailing"));
-  EXPECT_FALSE(DecodeData(EncodeData({.to = std::string(64, 'x')})).ok());
+  EXPECT_FALSE(DecodeData(EncodeData(DataBody{.to = std::string(64, 'x')})).ok());
 }
 
 TEST(WireData, ChunksSayWhereTheyGo) {
@@ -234,12 +234,13 @@ TEST(WireData, ChunksSayWhereTheyGo) {
   EXPECT_EQ(decoded->offset, 2u << 20);
   EXPECT_EQ(decoded->first_id, 7u);
   // Not chunked: all zero.
-  auto plain = DecodeData(EncodeData({.message_id = 1, .to = "b"}));
+  auto plain = DecodeData(EncodeData(DataBody{.message_id = 1, .to = "b"}));
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->total, 0u);
   // A chunk that starts past the end of its message.
-  EXPECT_THAT(Error(DecodeData(EncodeData({.to = "b", .total = 10, .offset = 10})).status()),
-              HasSubstr("past the end"));
+  EXPECT_THAT(
+      Error(DecodeData(EncodeData(DataBody{.to = "b", .total = 10, .offset = 10})).status()),
+      HasSubstr("past the end"));
 }
 
 TEST(WireData, AMessageByHandleCarriesWhereItLies) {
