@@ -50,7 +50,9 @@ std::vector<uint8_t> EncodeData(const DataView& body, std::vector<uint8_t> reuse
   return w.Take();
 }
 
-absl::StatusOr<DataView> DecodeDataView(absl::Span<const uint8_t> bytes) {
+namespace internal {
+
+absl::StatusOr<DataView> DecodeDataChecked(absl::Span<const uint8_t> bytes) {
   BodyReader r(bytes);
   auto id = r.U64();
   auto tag = r.U64();
@@ -89,6 +91,57 @@ absl::StatusOr<DataView> DecodeDataView(absl::Span<const uint8_t> bytes) {
                   .handle_offset = *handle_offset,
                   .length = *length,
                   .probe = *probe == 1};
+}
+
+}  // namespace internal
+
+// The per-message path: each field one bounds check, no Status per field
+// (about 450 instructions per frame otherwise, in callgrind).
+absl::StatusOr<DataView> DecodeDataView(absl::Span<const uint8_t> bytes) {
+  const uint8_t* p = bytes.data();
+  const uint8_t* const end = p + bytes.size();
+  bool bad = false;
+  auto u64 = [&]() -> uint64_t {
+    if (end - p < 8) {
+      bad = true;
+      return 0;
+    }
+    const auto v = Load<uint64_t>(p);
+    p += 8;
+    return v;
+  };
+  auto string = [&](size_t max_length) -> absl::string_view {
+    if (end - p < 2) {
+      bad = true;
+      return {};
+    }
+    const auto n = Load<uint16_t>(p);
+    if (n > max_length || end - p - 2 < n) {
+      bad = true;
+      return {};
+    }
+    const absl::string_view s(reinterpret_cast<const char*>(p + 2), n);
+    p += 2 + n;
+    return s;
+  };
+  DataView v;
+  v.message_id = u64();
+  v.tag = u64();
+  v.from = string(kMaxEndpointName);
+  v.to = string(kMaxEndpointName);
+  v.total = u64();
+  v.offset = u64();
+  v.first_id = u64();
+  v.handle = string(kMaxIpcHandle);
+  v.bus_id = string(kMaxBusId);
+  v.handle_offset = u64();
+  v.length = u64();
+  if (end - p != 1 || *p > 1) bad = true;  // the probe flag, and nothing after it
+  if (!bad) v.probe = *p == 1;
+  if (v.total != 0 && v.offset >= v.total) bad = true;
+  if (!v.handle.empty() && (v.total != 0 || v.length == 0)) bad = true;
+  if (bad) return internal::DecodeDataChecked(bytes);
+  return v;
 }
 
 absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {

@@ -482,6 +482,18 @@ bool RemotePath::Answered(const std::string& node, const wire::AckBody& ack) {
     spdlog::warn("peer {}: ack for unknown message {}", node, ack.message_id);
     return false;
   }
+  absl::Status status = ack.status();
+  if (status.code() == absl::StatusCode::kCancelled && !it->second.aborted.ok()) {
+    status = it->second.aborted;
+  }
+  if (!it->second.chunks && it->second.handle.empty()) {  // the common case: not moved
+    const Outgoing& send = it->second;
+    const uint64_t session = send.session, op_id = send.op_id, tag = send.tag;
+    const uint64_t length = status.ok() ? send.length : 0;
+    in_flight_.erase(it);  // its memory is free for the client from here
+    hooks_.complete(session, op_id, std::move(status), length, tag);
+    return true;
+  }
   Outgoing send = std::move(it->second);
   in_flight_.erase(it);
   if (!send.handle.empty()) {
@@ -491,8 +503,6 @@ bool RemotePath::Answered(const std::string& node, const wire::AckBody& ack) {
     if (ack.code == absl::StatusCode::kOk) n.handles_opened.insert(send.handle);
     if (n.probe == ack.message_id) n.probe = 0;
   }
-  absl::Status status = ack.status();
-  if (status.code() == absl::StatusCode::kCancelled && !send.aborted.ok()) status = send.aborted;
   Finish(send, status);
   return true;
 }

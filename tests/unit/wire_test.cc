@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "common/wire/data.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
@@ -223,6 +225,50 @@ TEST(WireData, RoundTripsAndRefusesTruncation) {
   longer.push_back(0);
   EXPECT_THAT(Error(DecodeData(longer).status()), HasSubstr("trailing"));
   EXPECT_FALSE(DecodeData(EncodeData(DataBody{.to = std::string(64, 'x')})).ok());
+}
+
+// The fast decoder (no Status per field) accepts exactly what the checked
+// one does: random corruptions of valid frames either fail with a reason
+// from both, or decode to a body that encodes back to the same bytes.
+TEST(WireData, DecodingCorruptFramesFailsOrRoundTrips) {
+  const std::vector<DataBody> bodies = {
+      {.message_id = 7, .tag = 1, .from = "trainer-0", .to = "param-server"},
+      {.message_id = 9, .to = "b", .total = 3 << 20, .offset = 2 << 20, .first_id = 7},
+      {.message_id = 3,
+       .to = "b",
+       .handle = std::string(64, '\x07'),
+       .bus_id = "0000:07:00.0",
+       .handle_offset = 4096,
+       .length = 1 << 20,
+       .probe = true}};
+  std::mt19937 random(42);
+  int failed = 0, decoded = 0;
+  for (const DataBody& body : bodies) {
+    const std::vector<uint8_t> good = EncodeData(body);
+    for (int i = 0; i < 3000; ++i) {
+      std::vector<uint8_t> bytes = good;
+      const int flips = 1 + static_cast<int>(random() % 3);
+      for (int f = 0; f < flips; ++f) {
+        bytes[random() % bytes.size()] = static_cast<uint8_t>(random() % 4 == 0 ? random() : 0);
+      }
+      if (random() % 8 == 0) bytes.resize(random() % (bytes.size() + 4), 0);
+      auto view = DecodeDataView(bytes);
+      ASSERT_EQ(view.ok(), internal::DecodeDataChecked(bytes).ok()) << "corruption " << i;
+      if (!view.ok()) {
+        EXPECT_FALSE(view.status().message().empty());
+        EXPECT_FALSE(DecodeData(bytes).ok());
+        ++failed;
+        continue;
+      }
+      ++decoded;
+      EXPECT_EQ(EncodeData(*view), bytes) << "corruption " << i;
+      auto body_again = DecodeData(bytes);
+      ASSERT_TRUE(body_again.ok());
+      EXPECT_EQ(body_again->to, std::string(view->to.data(), view->to.size()));
+    }
+  }
+  EXPECT_GT(failed, 100);  // both ways taken
+  EXPECT_GT(decoded, 100);
 }
 
 TEST(WireData, ChunksSayWhereTheyGo) {
