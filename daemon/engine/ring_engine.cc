@@ -102,15 +102,16 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
   FailOrphanedSends();
 }
 
-std::optional<uint64_t> RingEngine::Owner(const std::string& endpoint) {
+std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
   const uint64_t generation = sessions_manager_.endpoint_generation();
   if (generation != owners_generation_) {
     owners_.clear();
     owners_generation_ = generation;
   }
   if (auto it = owners_.find(endpoint); it != owners_.end()) return it->second;
-  auto owner = sessions_manager_.EndpointOwner(endpoint);
-  if (owner) owners_.emplace(endpoint, *owner);
+  std::string name(endpoint);
+  auto owner = sessions_manager_.EndpointOwner(name);
+  if (owner) owners_.emplace(std::move(name), *owner);
   return owner;
 }
 
@@ -315,10 +316,10 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& se
     Complete(id, submission.op_id, status);
     return status;
   };
-  const std::string endpoint = wire::NameField(submission.endpoint);
+  const absl::string_view endpoint = wire::NameView(submission.endpoint);
   if (Owner(endpoint) != id) {
-    return fail(
-        absl::FailedPreconditionError("endpoint '" + endpoint + "' is not bound by this session"));
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("endpoint '", endpoint, "' is not bound by this session")));
   }
   auto part = FindPart(id, session, submission.region, submission.offset, submission.length);
   if (!part.ok()) return fail(part.status());
@@ -328,7 +329,7 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& se
                  .offset = submission.offset,
                  .length = submission.length,
                  .tag = submission.tag,
-                 .from = endpoint};  // sends: the full address only when needed
+                 .from = std::string(endpoint)};  // sends: the full address only when needed
 }
 
 void RingEngine::SendRemote(uint64_t id, Pending send, std::string node, std::string to) {

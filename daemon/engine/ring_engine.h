@@ -17,7 +17,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -207,7 +206,7 @@ class RingEngine {
   bool Withdraw(const std::string& node, uint64_t message_id);
   void DropFromNode(const std::string& node);
   // SessionManager::EndpointOwner through a cache (no lock per message).
-  std::optional<uint64_t> Owner(const std::string& endpoint);
+  std::optional<uint64_t> Owner(absl::string_view endpoint);
   // Fails sends waiting on endpoints nobody holds any more.
   void FailOrphanedSends();
   // Completes pending operation `op_id` of session `id` with `why`, if it is
@@ -223,10 +222,11 @@ class RingEngine {
   const std::string node_name_;
   const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
-  std::map<std::string, EndpointQueues> endpoints_;   // by destination endpoint
-  GpuCopier copier_;                                  // GPU copies, polled with the rings
-  std::unique_ptr<RemotePath> remote_;                // null without a peer plane
-  std::unordered_map<std::string, uint64_t> owners_;  // endpoint -> session, as of:
+  std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
+  GpuCopier copier_;                                 // GPU copies, polled with the rings
+  std::unique_ptr<RemotePath> remote_;               // null without a peer plane
+  // Endpoint -> session, looked up by view (no string built per message), as of:
+  absl::flat_hash_map<std::string, uint64_t> owners_;
   uint64_t owners_generation_ = ~uint64_t{0};
   struct Deadline {
     uint64_t session, op_id;
