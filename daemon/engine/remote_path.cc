@@ -454,6 +454,8 @@ void RemotePath::FlushAcks(const std::string& node, std::vector<uint64_t>& ids) 
 
 void RemotePath::FlushAcksFromLoop() {
   if (ack_batches_ == 0) return;
+  // Sending never drops a node on the spot (UCX errors come back deferred,
+  // through the worker), so the map stays as it is while this walks it.
   for (auto& [node, ids] : unsent_acks_) FlushAcks(node, ids);
 }
 
