@@ -105,19 +105,17 @@ void RemotePath::Transmit(Node& n, Outgoing&& send) {
   }
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
   ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
-  if (send.more.empty()) {
-    // Borrowed: `send` stays where it is until Post has sent it.
-    ucx::KeepAlive keep = ucx::KeepAlive::Borrow(send.region);
-    Post(n, std::move(send), std::move(parts), std::move(keep));
-    return;
+  std::shared_ptr<const void> keep = send.region;
+  if (!send.more.empty()) {
+    auto all = std::make_shared<std::vector<std::shared_ptr<Region>>>();
+    all->push_back(send.region);
+    for (const Part& p : send.more) all->push_back(p.region);
+    keep = all;
   }
-  auto all = std::make_shared<std::vector<std::shared_ptr<Region>>>();
-  all->push_back(send.region);
-  for (const Part& p : send.more) all->push_back(p.region);
-  Post(n, std::move(send), std::move(parts), std::move(all));
+  Post(n, std::move(send), std::move(parts), std::move(keep));
 }
 
-void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, ucx::KeepAlive keep,
+void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
                       const wire::DataBody& chunk, ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
   const uint64_t id = chunk.total != 0 ? chunk.message_id : next_message_id_++;

@@ -365,14 +365,13 @@ void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
         *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
     return;
   }
-  const std::string& to = message->to;  // the message keeps it, wherever `send` goes
-  Pending send{.length = message->length(), .tag = message->tag, .incoming = std::move(message)};
+  const std::string& to = message->to;  // `message` keeps it
+  Pending send{.length = message->length(), .tag = message->tag, .incoming = message};
   EndpointQueues& queues = endpoints_[to];
   auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
                             [&](const Pending& r) { return r.tag == send.tag; });
   if (match == queues.receives.end()) {
-    // Parked: kept in order by its full source.
-    send.from = absl::StrCat(send.incoming->node, "/", send.incoming->from);
+    send.from = absl::StrCat(message->node, "/", message->from);  // parked: kept in order by it
     Park(to, std::move(send));
     return;
   }

@@ -94,8 +94,9 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
 
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
                                            absl::Span<const uint8_t> body, ucx::Parts parts,
-                                           ucx::KeepAlive keepalive, ucx::AmProtocol protocol,
-                                           uint64_t sequence, ucx::MemoryKind memory) {
+                                           std::shared_ptr<const void> keepalive,
+                                           ucx::AmProtocol protocol, uint64_t sequence,
+                                           ucx::MemoryKind memory) {
   auto it = peers_.find(node);  // once per message: CheckUpFromLoop only says why not
   if (it == peers_.end() || it->second.state != PeerState::kUp) return CheckUpFromLoop(node);
   Peer& peer = it->second;

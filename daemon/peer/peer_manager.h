@@ -106,7 +106,7 @@ class PeerManager {
   // The payload is `parts`, back to back (empty: none).
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
                                 absl::Span<const uint8_t> body, ucx::Parts parts,
-                                ucx::KeepAlive keepalive, ucx::AmProtocol protocol,
+                                std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
                                 uint64_t sequence, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
  private:

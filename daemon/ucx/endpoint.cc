@@ -74,19 +74,21 @@ void Endpoint::SendAm(uint16_t id, absl::Span<const uint8_t> header, std::vector
 }
 
 void Endpoint::SendAmFrom(uint16_t id, absl::Span<const uint8_t> header,
-                          absl::Span<const uint8_t> payload, KeepAlive keepalive,
+                          absl::Span<const uint8_t> payload, std::shared_ptr<const void> keepalive,
                           AmProtocol protocol, SendDone done, MemoryKind memory) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
   }
-  Submit(id, header, Request("ucp_am_send_nbx", std::move(done)), std::move(keepalive),
-         payload.data(), payload.size(), ucp_dt_make_contig(1), protocol, memory);
+  Request request("ucp_am_send_nbx", std::move(done));
+  request.Keep(std::move(keepalive));
+  Submit(id, header, std::move(request), payload.data(), payload.size(), ucp_dt_make_contig(1),
+         protocol, memory);
 }
 
 void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
-                            KeepAlive keepalive, AmProtocol protocol, SendDone done,
-                            MemoryKind memory) {
+                            std::shared_ptr<const void> keepalive, AmProtocol protocol,
+                            SendDone done, MemoryKind memory) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
@@ -100,16 +102,17 @@ void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts
   for (const auto& p : parts) {
     gather->iov.push_back({const_cast<uint8_t*>(p.data()), p.size()});
   }
-  gather->keepalive = std::move(keepalive).Take();
+  gather->keepalive = std::move(keepalive);
   const ucp_dt_iov_t* iov = gather->iov.data();
   const size_t count = gather->iov.size();
-  Submit(id, header, Request("ucp_am_send_nbx", std::move(done)), std::move(gather), iov, count,
-         ucp_dt_make_iov(), protocol, memory);
+  Request request("ucp_am_send_nbx", std::move(done));
+  request.Keep(std::move(gather));
+  Submit(id, header, std::move(request), iov, count, ucp_dt_make_iov(), protocol, memory);
 }
 
 void Endpoint::Submit(uint16_t id, absl::Span<const uint8_t> header, Request request,
-                      KeepAlive keepalive, const void* buffer, size_t count,
-                      ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory) {
+                      const void* buffer, size_t count, ucp_datatype_t datatype,
+                      AmProtocol protocol, MemoryKind memory) {
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
   // UCX copies the header only when the send stays in flight (from its own
@@ -127,8 +130,6 @@ void Endpoint::Submit(uint16_t id, absl::Span<const uint8_t> header, Request req
   // Sent before the request moves (an argument's move may come first).
   const ucs_status_ptr_t result =
       ucp_am_send_nbx(handle_, id, header.data(), header.size(), buffer, count, &params);
-  // Kept only by a send UCX keeps in flight; one done already reads nothing.
-  if (result != nullptr && !UCS_PTR_IS_ERR(result)) request.Keep(std::move(keepalive).Take());
   Request::Submit(result, std::move(request));
 }
 

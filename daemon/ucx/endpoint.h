@@ -14,7 +14,6 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/net_address.h"
-#include "daemon/ucx/keep_alive.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::ucx {
@@ -57,12 +56,13 @@ class Endpoint {
   // Sends active message `id` whose payload is `payload` in place (no copy):
   // `keepalive` keeps that memory valid until UCX is done with it.
   void SendAmFrom(uint16_t id, absl::Span<const uint8_t> header, absl::Span<const uint8_t> payload,
-                  KeepAlive keepalive, AmProtocol protocol, SendDone done,
+                  std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
                   MemoryKind memory = MemoryKind::kHost);
 
   // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV).
-  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts, KeepAlive keepalive,
-                    AmProtocol protocol, SendDone done, MemoryKind memory = MemoryKind::kHost);
+  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
+                    std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
+                    MemoryKind memory = MemoryKind::kHost);
 
   // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
   std::vector<std::string> Transports() const;
@@ -76,9 +76,8 @@ class Endpoint {
                                                           ErrorHandler on_error);
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
   // Submits ucp_am_send_nbx; `buffer`/`count` as UCX takes them for `datatype`.
-  void Submit(uint16_t id, absl::Span<const uint8_t> header, Request request, KeepAlive keepalive,
-              const void* buffer, size_t count, ucp_datatype_t datatype, AmProtocol protocol,
-              MemoryKind memory);
+  void Submit(uint16_t id, absl::Span<const uint8_t> header, Request request, const void* buffer,
+              size_t count, ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory);
 
   Worker& worker_;
   ErrorHandler on_error_;

@@ -111,41 +111,6 @@ TEST_F(UcxAm, HeaderBufferIsReusableWhileTheSendIsInFlight) {
   EXPECT_EQ(into, *payload);
 }
 
-TEST_F(UcxAm, ABorrowedKeepAliveIsTakenOnlyBySendsInFlight) {
-  // Rendezvous: in flight after the call, so the send takes its own
-  // reference; the payload outlives the caller's.
-  bool freed = false;
-  std::shared_ptr<std::vector<uint8_t>> payload(new std::vector<uint8_t>(Pattern(4 << 20, 3)),
-                                                [&](std::vector<uint8_t>* p) {
-                                                  freed = true;
-                                                  delete p;
-                                                });
-  const std::vector<uint8_t> want = *payload;
-  std::optional<absl::Status> sent;
-  const std::vector<uint8_t> header = {1, 2, 3};
-  ep_->SendAmFrom(kId, header, *payload, KeepAlive::Borrow(payload), AmProtocol::kRendezvous,
-                  [&](const absl::Status& st) { sent = st; });
-  EXPECT_EQ(payload.use_count(), 2);  // the caller's and the send's
-  payload.reset();
-  EXPECT_FALSE(freed);
-  ASSERT_TRUE(ProgressUntil([&] { return received_.size() == 1; }));
-  std::vector<uint8_t> into(want.size());
-  std::optional<absl::Status> pulled;
-  Worker::ReceiveData(std::move(received_[0].pending), into.data(),
-                      [&](const absl::Status& st) { pulled = st; });
-  ASSERT_TRUE(ProgressUntil([&] { return pulled.has_value() && sent.has_value(); }));
-  EXPECT_TRUE(sent->ok()) << *sent;
-  EXPECT_EQ(into, want);
-  EXPECT_TRUE(freed);  // released with the request
-
-  // A small eager send is done inside the call: nothing kept, no copy made.
-  auto small = std::make_shared<std::vector<uint8_t>>(Pattern(64, 5));
-  ep_->SendAmFrom(kId, header, *small, KeepAlive::Borrow(small), AmProtocol::kEager, nullptr);
-  EXPECT_EQ(small.use_count(), 1);
-  ASSERT_TRUE(ProgressUntil([&] { return received_.size() == 2; }));
-  EXPECT_EQ(received_[1].data, *small);
-}
-
 TEST_F(UcxAm, EagerMessagesArriveWholeAndInOrder) {
   // Around the inline sizes of AmHeader (192) and AmData (128), and past.
   const std::vector<size_t> header_sizes = {32, 191, 192, 193, 1000};
