@@ -157,8 +157,11 @@ bool RemotePath::DirectWith(const std::string& node) const {
 }
 
 RemotePath::Node& RemotePath::NodeNamed(const std::string& name) {
+  // Most messages go to or come from the node of the message before.
+  if (last_node_ != nullptr && last_node_->first == name) return last_node_->second;
   auto [it, added] = nodes_.try_emplace(name);
   if (added) it->second.generation = next_generation_++;
+  last_node_ = &*it;
   return it->second;
 }
 
@@ -472,6 +475,11 @@ void RemotePath::OnAcks(const std::string& node, absl::Span<const uint64_t> mess
 void RemotePath::Reopen(const std::string& node, uint64_t answered) {
   // Looked up after the completions (which do not drop nodes today; this
   // would still hold if they did).
+  if (last_node_ != nullptr && last_node_->first == node) {
+    last_node_->second.in_flight -= answered;
+    Drain(last_node_->second);
+    return;
+  }
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return;
   it->second.in_flight -= answered;
@@ -582,6 +590,7 @@ void RemotePath::OnNodeDown(const std::string& node) {
   if (nit == nodes_.end()) return;
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));
   Node n = std::move(nit->second);
+  last_node_ = nullptr;
   nodes_.erase(nit);  // a new connection starts its sequences afresh
   // Failed in the order they were sent.
   std::vector<uint64_t> ids;

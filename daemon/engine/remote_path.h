@@ -376,6 +376,9 @@ class RemotePath {
   const Limits limits_;
   Hooks hooks_;
   std::map<std::string, Node> nodes_;
+  // The entry NodeNamed found last (map entries stay put; reset when one is
+  // erased).
+  std::pair<const std::string, Node>* last_node_ = nullptr;
   uint64_t next_message_id_ = 1;
   std::vector<uint8_t> encoded_;  // Post's data frame bodies, one after another
   // By message id, awaiting their ack. A hash map: one is added and one

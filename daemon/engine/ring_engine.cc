@@ -107,8 +107,14 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
   if (generation != owners_generation_) {
     owners_.clear();
     owners_generation_ = generation;
+    last_owner_ = {};
   }
-  if (auto it = owners_.find(endpoint); it != owners_.end()) return it->second;
+  // Most submissions and arrivals name the endpoint of the one before.
+  if (last_owner_.second != 0 && endpoint == last_owner_.first) return last_owner_.second;
+  if (auto it = owners_.find(endpoint); it != owners_.end()) {
+    last_owner_ = {it->first, it->second};
+    return it->second;
+  }
   std::string name(endpoint);
   auto owner = sessions_manager_.EndpointOwner(name);
   if (owner) owners_.emplace(std::move(name), *owner);

@@ -227,6 +227,9 @@ class RingEngine {
   std::unique_ptr<RemotePath> remote_;               // null without a peer plane
   // Endpoint -> session, looked up by view (no string built per message), as of:
   absl::flat_hash_map<std::string, uint64_t> owners_;
+  // The last endpoint found there and its session (0: none; session ids
+  // start at 1). The name is a copy: a rehash moves the map's keys.
+  std::pair<std::string, uint64_t> last_owner_;
   uint64_t owners_generation_ = ~uint64_t{0};
   struct Deadline {
     uint64_t session, op_id;
