@@ -1,0 +1,106 @@
+// RemotePath, part: acks. The receiving daemon answers every data frame: a
+// delivery goes in the batch of its poll (kDataAcks, flushed at the end of
+// every poll), a failure alone and at once (kDataAck). The sending daemon
+// completes the send on its answer and sends what waited behind the window.
+#include <utility>
+#include <vector>
+
+#include "common/log.h"
+#include "common/wire/data.h"
+#include "daemon/engine/remote_path.h"
+
+namespace axon::daemon {
+
+void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::Status& status) {
+  if (status.ok()) {
+    std::vector<uint64_t>& ids = unsent_acks_[node];
+    if (ids.empty()) ++ack_batches_;
+    ids.push_back(message_id);
+    if (ids.size() == wire::kMaxAckedIds) FlushAcks(node);
+    return;
+  }
+  // A failure goes alone, with its reason (after the batch, which came first).
+  FlushAcks(node);
+  // A peer that went down has failed the message on its side already.
+  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAck,
+                                wire::EncodeAck(message_id, status), {}, nullptr,
+                                ucx::AmProtocol::kEager, 0);
+}
+
+void RemotePath::FlushAcks(const std::string& node) {
+  auto it = unsent_acks_.find(node);
+  if (it != unsent_acks_.end()) FlushAcks(it->first, it->second);
+}
+
+void RemotePath::FlushAcks(const std::string& node, std::vector<uint64_t>& ids) {
+  if (ids.empty()) return;
+  encoded_ = wire::EncodeAcks(ids, std::move(encoded_));
+  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, encoded_, {}, nullptr,
+                                ucx::AmProtocol::kEager, 0);
+  ids.clear();
+  --ack_batches_;
+}
+
+void RemotePath::FlushAcksFromLoop() {
+  if (ack_batches_ == 0) return;
+  // Sending never drops a node on the spot (UCX errors come back deferred,
+  // through the worker), so the map stays as it is while this walks it.
+  for (auto& [node, ids] : unsent_acks_) FlushAcks(node, ids);
+}
+
+void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {
+  if (Answered(node, ack)) Reopen(node, 1);
+}
+
+void RemotePath::OnAcks(const std::string& node, absl::Span<const uint64_t> message_ids) {
+  uint64_t answered = 0;
+  for (uint64_t id : message_ids) answered += Answered(node, wire::AckBody{.message_id = id});
+  if (answered > 0) Reopen(node, answered);
+}
+
+void RemotePath::Reopen(const std::string& node, uint64_t answered) {
+  // Looked up after the completions (which do not drop nodes today; this
+  // would still hold if they did).
+  if (last_node_ != nullptr && last_node_->first == node) {
+    last_node_->second.in_flight -= answered;
+    Drain(last_node_->second);
+    return;
+  }
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  it->second.in_flight -= answered;
+  Drain(it->second);
+}
+
+bool RemotePath::Answered(const std::string& node, const wire::AckBody& ack) {
+  auto it = in_flight_.find(ack.message_id);
+  if (it == in_flight_.end() || it->second.node != node) {
+    spdlog::warn("peer {}: ack for unknown message {}", node, ack.message_id);
+    return false;
+  }
+  absl::Status status = ack.status();
+  if (status.code() == absl::StatusCode::kCancelled && !it->second.aborted.ok()) {
+    status = it->second.aborted;
+  }
+  if (!it->second.chunks && it->second.handle.empty()) {  // the common case: not moved
+    const Outgoing& send = it->second;
+    const uint64_t session = send.session, op_id = send.op_id, tag = send.tag;
+    const uint64_t length = status.ok() ? send.length : 0;
+    in_flight_.erase(it);  // its memory is free for the client from here
+    hooks_.complete(session, op_id, std::move(status), length, tag);
+    return true;
+  }
+  Outgoing send = std::move(it->second);
+  in_flight_.erase(it);
+  if (!send.handle.empty()) {
+    Node& n = NodeNamed(node);
+    // Delivered, so it opened there: later ones need not wait. (An error
+    // ack may come before the peer tried: the next send probes again.)
+    if (ack.code == absl::StatusCode::kOk) n.handles_opened.insert(send.handle);
+    if (n.probe == ack.message_id) n.probe = 0;
+  }
+  Finish(send, status);
+  return true;
+}
+
+}  // namespace axon::daemon

@@ -1,0 +1,115 @@
+// RingEngine, part: completions. Every operation a client puts on its
+// submission ring gets exactly one completion, pushed onto its completion
+// ring at once when nothing waits before it and queued otherwise (a client
+// behind on its ring); the doorbell is checked once per poll.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "absl/strings/string_view.h"
+#include "common/log.h"
+#include "daemon/engine/ring_engine.h"
+
+namespace axon::daemon {
+
+namespace {
+
+// Wakes the client sleeping on its completion ring.
+void Ring(int bell) {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(bell, &one, sizeof(one));
+}
+
+wire::Completion MakeCompletion(uint64_t id, uint64_t op_id, const absl::Status& status,
+                                uint64_t length, uint64_t tag) {
+  wire::Completion completion{
+      .op_id = op_id, .code = static_cast<uint32_t>(status.code()), .length = length, .tag = tag};
+  if (!status.ok()) {
+    spdlog::debug("session {} op {}: {}", id, op_id, status.message());
+    const absl::string_view why = status.message();
+    std::memcpy(completion.message, why.data(),
+                std::min(why.size(), wire::kCompletionMessageSize - 1));
+  }
+  return completion;
+}
+
+void CountIn(SessionTraffic& t, bool sent, uint64_t bytes) {
+  (sent ? t.messages_sent : t.messages_received)++;
+  (sent ? t.bytes_sent : t.bytes_received) += bytes;
+}
+
+}  // namespace
+
+void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,
+                          uint64_t tag) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  Complete(*it->second, MakeCompletion(id, op_id, status, length, tag));
+}
+
+void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status,
+                                 uint64_t length, uint64_t tag) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (status.ok()) CountIn(it->second->traffic, sent, length);
+  Complete(*it->second, MakeCompletion(id, op_id, status, length, tag));
+}
+
+void RingEngine::Count(uint64_t id, bool sent, uint64_t bytes) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  CountIn(it->second->traffic, sent, bytes);
+}
+
+std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
+  std::map<uint64_t, SessionTraffic> out;
+  for (const auto& [id, session] : sessions_) out[id] = session->traffic;
+  return out;
+}
+
+void RingEngine::Complete(Session& session, const wire::Completion& completion) {
+  if ((completion.flags & wire::kCompletionArrival) == 0) --session.traffic.in_flight;
+  // Onto the ring at once when nothing waits before it (a spinning client
+  // sees it now); the doorbell is the next poll's (PollFromLoop flushes every
+  // session), so that a poll's completions to one client cost one check.
+  if (session.backlog_empty() && !session.broken) {
+    auto ok = session.completions.TryPush(wire::CompletionBytes(completion));
+    if (!ok.ok()) {
+      session.broken = true;  // closes at the next poll
+      return;
+    }
+    if (*ok) {
+      ++ops_completed_;
+      session.unrung = true;
+      return;
+    }
+  }
+  session.backlog.push_back(completion);  // the ring is full: in order, behind the others
+}
+
+// Moves queued completions onto the ring; true when none are left waiting.
+bool RingEngine::Flush(Session& session) {
+  bool pushed = std::exchange(session.unrung, false);
+  while (!session.backlog_empty()) {
+    auto ok =
+        session.completions.TryPush(wire::CompletionBytes(session.backlog[session.backlog_next]));
+    if (!ok.ok()) {
+      session.broken = true;
+      return false;
+    }
+    if (!*ok) break;  // full: the client has not taken its completions yet
+    ++session.backlog_next;
+    ++ops_completed_;
+    pushed = true;
+  }
+  if (pushed && session.completions.ConsumerNeedsWakeup()) Ring(session.rings.client_bell.get());
+  if (!session.backlog_empty()) return false;
+  session.backlog.clear();  // keeps its capacity
+  session.backlog_next = 0;
+  return true;
+}
+
+}  // namespace axon::daemon
