@@ -52,17 +52,16 @@ const char* MessageTypeName(MessageType type) {
   return "unknown";
 }
 
-std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body) {
-  std::vector<uint8_t> out(kHeaderSize + body.size());
-  WriteHeader(header, body.size(), out.data());
-  if (!body.empty()) std::memcpy(out.data() + kHeaderSize, body.data(), body.size());
-  return out;
-}
-
 void FrameInto(const Header& header, absl::Span<const uint8_t> body, std::vector<uint8_t>& out) {
   out.resize(kHeaderSize + body.size());
   WriteHeader(header, body.size(), out.data());
   if (!body.empty()) std::memcpy(out.data() + kHeaderSize, body.data(), body.size());
+}
+
+std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body) {
+  std::vector<uint8_t> out;
+  FrameInto(header, body, out);
+  return out;
 }
 
 std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body) {

@@ -61,15 +61,10 @@ void RemotePath::OnAcks(const std::string& node, absl::Span<const uint64_t> mess
 void RemotePath::Reopen(const std::string& node, uint64_t answered) {
   // Looked up after the completions (which do not drop nodes today; this
   // would still hold if they did).
-  if (last_node_ != nullptr && last_node_->first == node) {
-    last_node_->second.in_flight -= answered;
-    Drain(last_node_->second);
-    return;
-  }
-  auto it = nodes_.find(node);
-  if (it == nodes_.end()) return;
-  it->second.in_flight -= answered;
-  Drain(it->second);
+  Node* n = FindNode(node);
+  if (n == nullptr) return;
+  n->in_flight -= answered;
+  Drain(*n);
 }
 
 bool RemotePath::Answered(const std::string& node, const wire::AckBody& ack) {

@@ -182,9 +182,14 @@ absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t b
   return Bounce{*std::move(buffer), ucx::MemoryKind::kHost};
 }
 
+RemotePath::Node* RemotePath::FindNode(const std::string& name) {
+  if (last_node_ != nullptr && last_node_->first == name) return &last_node_->second;
+  auto it = nodes_.find(name);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
 void RemotePath::Drain(const std::string& node) {
-  auto it = nodes_.find(node);
-  if (it != nodes_.end()) Drain(it->second);
+  if (Node* n = FindNode(node)) Drain(*n);
 }
 
 void RemotePath::Drain(Node& n) {

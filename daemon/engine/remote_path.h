@@ -309,6 +309,8 @@ class RemotePath {
   // Sends what waits for node `node`, while the window and staging allow.
   void Drain(const std::string& node);
   void Drain(Node& n);
+  // nodes_[name] if it is there (the last one found first), else null.
+  Node* FindNode(const std::string& name);
   // Puts `message`'s bytes at `into` (of `region`), then runs `then` (no ack).
   void Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
             std::function<void(absl::Status)> then);
