@@ -12,32 +12,31 @@
 namespace axon::daemon {
 
 void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::Status& status) {
+  // Every message came with a Node entry (OnData), which goes with its
+  // connection: none means the node went away, and its side failed the
+  // message already.
+  Node* n = FindNode(node);
   if (status.ok()) {
-    std::vector<uint64_t>& ids = unsent_acks_[node];
-    if (ids.empty()) ++ack_batches_;
-    ids.push_back(message_id);
-    if (ids.size() == wire::kMaxAckedIds) FlushAcks(node);
+    if (n == nullptr) return;
+    if (n->unsent_acks.empty()) ++ack_batches_;
+    n->unsent_acks.push_back(message_id);
+    if (n->unsent_acks.size() == wire::kMaxAckedIds) FlushAcks(node, *n);
     return;
   }
   // A failure goes alone, with its reason (after the batch, which came first).
-  FlushAcks(node);
+  if (n != nullptr) FlushAcks(node, *n);
   // A peer that went down has failed the message on its side already.
   (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAck,
                                 wire::EncodeAck(message_id, status), {}, nullptr,
                                 ucx::AmProtocol::kEager, 0);
 }
 
-void RemotePath::FlushAcks(const std::string& node) {
-  auto it = unsent_acks_.find(node);
-  if (it != unsent_acks_.end()) FlushAcks(it->first, it->second);
-}
-
-void RemotePath::FlushAcks(const std::string& node, std::vector<uint64_t>& ids) {
-  if (ids.empty()) return;
-  encoded_ = wire::EncodeAcks(ids, std::move(encoded_));
+void RemotePath::FlushAcks(const std::string& node, Node& n) {
+  if (n.unsent_acks.empty()) return;
+  encoded_ = wire::EncodeAcks(n.unsent_acks, std::move(encoded_));
   (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, encoded_, {}, nullptr,
                                 ucx::AmProtocol::kEager, 0);
-  ids.clear();
+  n.unsent_acks.clear();
   --ack_batches_;
 }
 
@@ -45,7 +44,7 @@ void RemotePath::FlushAcksFromLoop() {
   if (ack_batches_ == 0) return;
   // Sending never drops a node on the spot (UCX errors come back deferred,
   // through the worker), so the map stays as it is while this walks it.
-  for (auto& [node, ids] : unsent_acks_) FlushAcks(node, ids);
+  for (auto& [node, n] : nodes_) FlushAcks(node, n);
 }
 
 void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {

@@ -12,7 +12,7 @@
 namespace axon::daemon {
 
 void RingEngine::Park(const std::string& to, Pending send) {
-  EndpointQueues& queues = endpoints_[to];
+  EndpointQueues& queues = QueuesOf(to);
   // The area must not let it overtake an earlier message on the same pair.
   const bool behind = std::any_of(queues.sends.begin(), queues.sends.end(),
                                   [&](const Pending& s) { return s.from == send.from; });

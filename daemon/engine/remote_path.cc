@@ -273,9 +273,28 @@ void RemotePath::Malformed(const std::string& node, const wire::Header& header,
                          " frame (", why.message(), ")"));
 }
 
+std::shared_ptr<Incoming> RemotePath::NewIncoming() {
+  if (spare_incoming_.empty()) return std::make_shared<Incoming>();
+  std::shared_ptr<Incoming> in = std::move(spare_incoming_.back());
+  spare_incoming_.pop_back();
+  return in;
+}
+
+void RemotePath::Recycle(std::shared_ptr<Incoming> in) {
+  // Only one nobody else holds (parked, landing, early, a chunk): a few
+  // spares cover a stream, since each lands before the next arrives.
+  constexpr size_t kSpares = 8;
+  if (in.use_count() == 1 && spare_incoming_.size() < kSpares) {
+    in->pending.reset();  // a rendezvous message's hold on the sender
+    in->source.reset();
+    spare_incoming_.push_back(std::move(in));
+  }
+}
+
 void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::DataView& body,
                         ucx::AmMessage& message) {
-  auto in = std::make_shared<Incoming>();
+  // Every field is set: `in` may be a recycled one.
+  std::shared_ptr<Incoming> in = NewIncoming();
   in->node = node;
   in->message_id = body.message_id;
   in->tag = body.tag;
@@ -288,15 +307,15 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
   in->total = in->chunked ? body.total : in->bytes;
   in->offset = body.offset;
   in->first_id = in->chunked ? body.first_id : body.message_id;
-  if (!body.handle.empty()) {  // no payload: the bytes stay on the sender
-    in->total = body.length;
-    in->handle.assign(body.handle.data(), body.handle.size());
-    in->bus_id.assign(body.bus_id.data(), body.bus_id.size());
-    in->handle_offset = body.handle_offset;
-    in->probe = body.probe;
-  }
+  in->handle.assign(body.handle.data(), body.handle.size());
+  in->bus_id.assign(body.bus_id.data(), body.bus_id.size());
+  in->handle_offset = body.handle.empty() ? 0 : body.handle_offset;
+  in->probe = !body.handle.empty() && body.probe;
+  in->source.reset();
+  if (!body.handle.empty()) in->total = body.length;  // no payload: the bytes stay on the sender
   if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > kChunk)) {
     RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
+    Recycle(std::move(in));
     return;
   }
   Node& n = NodeNamed(node);
@@ -304,19 +323,21 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
     if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
       RefuseFromLoop(*in, absl::InvalidArgumentError(
                               absl::StrCat("data frame sequence ", sequence, " repeated")));
+      Recycle(std::move(in));
       return;
     }
     n.early.emplace(sequence, std::move(in));  // ahead of a gap: wait for it
     return;
   }
-  Dispatch(std::move(in));
+  Dispatch(in);
   ++n.next_receive_sequence;
   // Whatever waited for this one follows in order.
   for (auto it = n.early.begin(); it != n.early.end() && it->first == n.next_receive_sequence;
        it = n.early.erase(it)) {
-    Dispatch(std::move(it->second));
+    Dispatch(it->second);
     ++n.next_receive_sequence;
   }
+  Recycle(std::move(in));
 }
 
 bool RemotePath::LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into) {
@@ -495,12 +516,10 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
 }
 
 void RemotePath::OnNodeDown(const std::string& node) {
-  if (auto it = unsent_acks_.find(node); it != unsent_acks_.end()) {
-    if (!it->second.empty()) --ack_batches_;
-    unsent_acks_.erase(it);  // its sends failed on its side already
-  }
   auto nit = nodes_.find(node);
   if (nit == nodes_.end()) return;
+  // Acks owed to it go with it: its sends failed on its side already.
+  if (!nit->second.unsent_acks.empty()) --ack_batches_;
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));
   Node n = std::move(nit->second);
   last_node_ = nullptr;

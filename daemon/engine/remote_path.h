@@ -141,7 +141,8 @@ class RemotePath {
         complete;
     // A message arrived for endpoint message->to; the engine matches or queues it,
     // or refuses it with Refuse().
-    std::function<void(std::shared_ptr<Incoming> message)> arrived;
+    // It keeps `message` (a copy of the pointer) only if it needs it later.
+    std::function<void(const std::shared_ptr<Incoming>& message)> arrived;
     // The sender withdrew a message: the engine drops it if still queued
     // (true) and the path answers CANCELLED.
     std::function<bool(const std::string& node, uint64_t message_id)> withdraw;
@@ -228,6 +229,10 @@ class RemotePath {
     uint64_t next_send_sequence = 1;
     uint64_t next_receive_sequence = 1;
     std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
+    // Its messages delivered here and not yet acknowledged: one frame per
+    // node per poll instead of one per message. Emptied when flushed (the
+    // storage serves the next batch).
+    std::vector<uint64_t> unsent_acks;
     // By handle: the first message naming a handle this node has not
     // opened yet is a probe; later sends wait until the node answers that
     // it opened it, so that a refused one is sent again in its place
@@ -334,7 +339,12 @@ class RemotePath {
   void LandChunkedFromLoop(std::shared_ptr<Incoming> first, std::shared_ptr<Region> region,
                            uint8_t* into, std::function<void(absl::Status)> done);
   // A frame in sequence order: to the engine, or to its chunked message.
-  void Dispatch(std::shared_ptr<Incoming> in);
+  void Dispatch(const std::shared_ptr<Incoming>& in);
+  // An Incoming to fill: one the engine let go of (Recycle), or a new one.
+  // Arrivals allocate nothing in the common case (a received message landed
+  // at once); every field is set by OnData.
+  std::shared_ptr<Incoming> NewIncoming();
+  void Recycle(std::shared_ptr<Incoming> in);
   void LandChunk(const std::shared_ptr<Chunked>& c, std::shared_ptr<Incoming> chunk);
   // Answers a chunk that will not land; forgets the message once all came.
   void RefuseChunk(const std::shared_ptr<Chunked>& c, const Incoming& chunk);
@@ -350,8 +360,7 @@ class RemotePath {
   // OK goes into the node's batch (sent when full or at FlushAcksFromLoop);
   // a failure goes at once, after the batch.
   void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
-  void FlushAcks(const std::string& node);
-  void FlushAcks(const std::string& node, std::vector<uint64_t>& ids);
+  void FlushAcks(const std::string& node, Node& n);
 
   PeerManager& peers_;
   GpuCopier& copier_;
@@ -387,13 +396,10 @@ class RemotePath {
   // removed per message (a tree allocated and rebalanced for each); where
   // order matters (a node going down) the ids are sorted first.
   absl::flat_hash_map<uint64_t, Outgoing> in_flight_;
-  // Delivered messages not yet acknowledged, by sending node (one frame per
-  // node per poll instead of one per message).
-  // By node; a flushed batch is emptied, not erased (its storage serves the
-  // next), and `ack_batches_` counts the non-empty ones.
-  std::map<std::string, std::vector<uint64_t>> unsent_acks_;
+  // Nodes whose Node::unsent_acks is not empty.
   size_t ack_batches_ = 0;
   std::vector<uint64_t> acked_;  // a received batch's ids, decoded (storage kept)
+  std::vector<std::shared_ptr<Incoming>> spare_incoming_;  // for NewIncoming
   // GPU sends whose first piece (the only one, or chunk 0) is being copied
   // into its bounce buffer, by (session, op id): withdrawn (the reason set)
   // before that piece is posted.

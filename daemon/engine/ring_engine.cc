@@ -44,7 +44,7 @@ void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limi
                      uint64_t tag) {
                 CompleteMessage(session, /*sent=*/true, op_id, std::move(status), length, tag);
               },
-          .arrived = [this](std::shared_ptr<Incoming> m) { OnArrived(std::move(m)); },
+          .arrived = [this](const std::shared_ptr<Incoming>& m) { OnArrived(m); },
           .withdraw = [this](const std::string& node,
                              uint64_t message_id) { return Withdraw(node, message_id); },
           .node_down = [this](const std::string& node) { DropFromNode(node); },
@@ -116,6 +116,12 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
   return owner;
 }
 
+RingEngine::EndpointQueues& RingEngine::QueuesOf(const std::string& name) {
+  if (last_queues_ != nullptr && last_queues_->first == name) return last_queues_->second;
+  last_queues_ = &*endpoints_.try_emplace(name).first;
+  return last_queues_->second;
+}
+
 void RingEngine::FailOrphanedSends() {
   for (auto it = endpoints_.begin(); it != endpoints_.end();) {
     if (!sessions_manager_.EndpointOwner(it->first)) {
@@ -128,6 +134,7 @@ void RingEngine::FailOrphanedSends() {
           Complete(send.session, send.op_id, gone);
         }
       }
+      last_queues_ = nullptr;
       it = endpoints_.erase(it);
     } else {
       ++it;
@@ -275,7 +282,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
                  absl::NotFoundError("no endpoint '" + to + "' on node " + node_name_));
         return;
       }
-      EndpointQueues& queues = endpoints_[to];
+      EndpointQueues& queues = QueuesOf(to);
       auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
                                 [&](const Pending& r) { return r.tag == send->tag; });
       if (match == queues.receives.end()) {
@@ -291,7 +298,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       auto receive = Prepare(id, session, submission);
       if (!receive.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
-      EndpointQueues& queues = endpoints_[receive->from];  // the receiving endpoint
+      EndpointQueues& queues = QueuesOf(receive->from);  // the receiving endpoint
       auto match = std::find_if(queues.sends.begin(), queues.sends.end(),
                                 [&](const Pending& s) { return s.tag == receive->tag; });
       if (match == queues.sends.end()) {
@@ -360,25 +367,28 @@ void RingEngine::SendRemote(uint64_t id, Pending send, std::string node, std::st
                                  .more = std::move(send.more)});
 }
 
-void RingEngine::OnArrived(std::shared_ptr<Incoming> message) {
+void RingEngine::OnArrived(const std::shared_ptr<Incoming>& message) {
   if (!Owner(message->to)) {
     remote_->RefuseFromLoop(
         *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
     return;
   }
   const std::string& to = message->to;  // `message` keeps it
-  Pending send{.length = message->length(), .tag = message->tag, .incoming = message};
-  EndpointQueues& queues = endpoints_[to];
+  EndpointQueues& queues = QueuesOf(to);
   auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
-                            [&](const Pending& r) { return r.tag == send.tag; });
+                            [&](const Pending& r) { return r.tag == message->tag; });
   if (match == queues.receives.end()) {
-    send.from = absl::StrCat(message->node, "/", message->from);  // parked: kept in order by it
-    Park(to, std::move(send));
+    // Parked: it keeps the message (the remote path recycles only those
+    // nobody kept), and is kept in order by its source.
+    Park(to, Pending{.length = message->length(),
+                     .tag = message->tag,
+                     .incoming = message,
+                     .from = absl::StrCat(message->node, "/", message->from)});
     return;
   }
   Pending receive = std::move(*match);
   EraseMatch(queues.receives, match);
-  Deliver(send, receive);
+  DeliverIncoming(message, receive);
 }
 
 bool RingEngine::Withdraw(const std::string& node, uint64_t message_id) {
@@ -450,25 +460,30 @@ absl::StatusOr<Part> RingEngine::FindPart(uint64_t id, Session& session, uint64_
   return Part{std::move(r), offset, length};
 }
 
+void RingEngine::DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive) {
+  const uint64_t length = message->length();
+  if (length > receive.length) {
+    const absl::Status no_room = absl::ResourceExhaustedError(
+        absl::StrCat("a message of ", length, " bytes for a buffer of ", receive.length));
+    remote_->RefuseFromLoop(*message, no_room);
+    Complete(receive.session, receive.op_id, no_room);
+    return;
+  }
+  uint8_t* into = receive.region->data() + receive.offset;
+  auto landed = [this, session = receive.session, op_id = receive.op_id, length,
+                 tag = message->tag](absl::Status st) {
+    CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
+  };
+  if (remote_->LandNowFromLoop(*message, *receive.region, into)) {
+    landed(absl::OkStatus());  // no std::function on the common path
+    return;
+  }
+  remote_->LandFromLoop(message, receive.region, into, std::move(landed));
+}
+
 void RingEngine::Deliver(const Pending& send, const Pending& receive) {
   if (send.incoming) {
-    if (send.length > receive.length) {
-      const absl::Status no_room = absl::ResourceExhaustedError(
-          absl::StrCat("a message of ", send.length, " bytes for a buffer of ", receive.length));
-      remote_->RefuseFromLoop(*send.incoming, no_room);
-      Complete(receive.session, receive.op_id, no_room);
-      return;
-    }
-    uint8_t* into = receive.region->data() + receive.offset;
-    auto landed = [this, session = receive.session, op_id = receive.op_id, length = send.length,
-                   tag = send.tag](absl::Status st) {
-      CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
-    };
-    if (remote_->LandNowFromLoop(*send.incoming, *receive.region, into)) {
-      landed(absl::OkStatus());  // no std::function on the common path
-      return;
-    }
-    remote_->LandFromLoop(send.incoming, receive.region, into, std::move(landed));
+    DeliverIncoming(send.incoming, receive);
     return;
   }
   if (send.length > receive.length) {

@@ -188,6 +188,9 @@ class RingEngine {
   // Drains one session's submissions; false when the session broke.
   bool Serve(uint64_t id, Session& session, bool& did_work);
   void Complete(Session& session, const wire::Completion& completion);
+  // Onto the ring now (false: the ring is full, or corrupt: `broken` set).
+  // Only when nothing waits in the backlog.
+  bool Pushed(Session& session, absl::Span<const uint8_t> bytes);
   // Completes operation `op_id` of session `id`, if the session is still here.
   void Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length = 0,
                 uint64_t tag = 0);
@@ -201,8 +204,10 @@ class RingEngine {
   absl::StatusOr<Pending> Prepare(uint64_t id, Session& session,
                                   const wire::Submission& submission);
   void Deliver(const Pending& send, const Pending& receive);
+  // Deliver for a message from another node (`send.incoming`).
+  void DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive);
   void SendRemote(uint64_t id, Pending send, std::string node, std::string to);
-  void OnArrived(std::shared_ptr<Incoming> message);
+  void OnArrived(const std::shared_ptr<Incoming>& message);
   bool Withdraw(const std::string& node, uint64_t message_id);
   void DropFromNode(const std::string& node);
   // SessionManager::EndpointOwner through a cache (no lock per message).
@@ -223,8 +228,12 @@ class RingEngine {
   const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
-  GpuCopier copier_;                                 // GPU copies, polled with the rings
-  std::unique_ptr<RemotePath> remote_;               // null without a peer plane
+  // endpoints_[name], the entry found last first (map entries stay put;
+  // reset when one is erased): a send and its receive name the same one.
+  EndpointQueues& QueuesOf(const std::string& name);
+  std::pair<const std::string, EndpointQueues>* last_queues_ = nullptr;
+  GpuCopier copier_;                    // GPU copies, polled with the rings
+  std::unique_ptr<RemotePath> remote_;  // null without a peer plane
   // Endpoint -> session, looked up by view (no string built per message), as of:
   absl::flat_hash_map<std::string, uint64_t> owners_;
   // The last endpoint found there and its session (0: none; session ids

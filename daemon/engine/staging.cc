@@ -150,11 +150,11 @@ void RemotePath::Finish(const Outgoing& send, absl::Status st) {
   hooks_.complete(send.session, send.op_id, result, result.ok() ? send.length : 0, send.tag);
 }
 
-void RemotePath::Dispatch(std::shared_ptr<Incoming> in) {
+void RemotePath::Dispatch(const std::shared_ptr<Incoming>& in) {
   // By handle: opened before the engine sees it, or answered and dropped.
   if (!in->handle.empty() && !OpenHandle(*in)) return;
   if (!in->chunked) {
-    hooks_.arrived(std::move(in));
+    hooks_.arrived(in);
     return;
   }
   const std::pair<std::string, uint64_t> key{in->node, in->first_id};
@@ -165,7 +165,7 @@ void RemotePath::Dispatch(std::shared_ptr<Incoming> in) {
     c->total = in->total;
     c->arrived = std::min(kChunk, c->total);
     chunked_[key] = c;
-    hooks_.arrived(std::move(in));
+    hooks_.arrived(in);
     return;
   }
   auto it = chunked_.find(key);
@@ -177,11 +177,11 @@ void RemotePath::Dispatch(std::shared_ptr<Incoming> in) {
   std::shared_ptr<Chunked> c = it->second;
   c->arrived += std::min(kChunk, c->total - in->offset);
   if (c->matched) {
-    LandChunk(c, std::move(in));
+    LandChunk(c, in);
   } else if (c->finished) {  // refused or withdrawn
     RefuseChunk(c, *in);
   } else {
-    c->early.push_back(std::move(in));
+    c->early.push_back(in);
   }
 }
 

@@ -51,13 +51,21 @@ void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_do
   on_tick_ = std::move(on_tick);
 }
 
-absl::Status PeerManager::CheckUpFromLoop(const std::string& node) const {
+PeerManager::Peer* PeerManager::FindPeer(const std::string& node) {
+  if (last_peer_ != nullptr && last_peer_->first == node) return &last_peer_->second;
   auto it = peers_.find(node);
-  if (it == peers_.end()) {
+  if (it == peers_.end()) return nullptr;
+  last_peer_ = &*it;
+  return &it->second;
+}
+
+absl::Status PeerManager::CheckUpFromLoop(const std::string& node) {
+  const Peer* found = FindPeer(node);
+  if (found == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("no node '", node, "' among the peers of node '", options_.node_name, "'"));
   }
-  const Peer& peer = it->second;
+  const Peer& peer = *found;
   if (peer.state != PeerState::kUp) {
     return absl::UnavailableError(
         absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),
@@ -97,9 +105,9 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                                            std::shared_ptr<const void> keepalive,
                                            ucx::AmProtocol protocol, uint64_t sequence,
                                            ucx::MemoryKind memory) {
-  auto it = peers_.find(node);  // once per message: CheckUpFromLoop only says why not
-  if (it == peers_.end() || it->second.state != PeerState::kUp) return CheckUpFromLoop(node);
-  Peer& peer = it->second;
+  Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not
+  if (found == nullptr || found->state != PeerState::kUp) return CheckUpFromLoop(node);
+  Peer& peer = *found;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
   peer.stats.messages_sent++;
