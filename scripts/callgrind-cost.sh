@@ -3,7 +3,7 @@
 # a deterministic measure of per-message work, for A/B comparisons on a noisy
 # machine (timings swing by 10-15% between runs; these counts by about 1%).
 #
-#   scripts/callgrind-cost.sh [AXOND ...]   (default: build/daemon/axond)
+#   scripts/callgrind-cost.sh [--work] [AXOND ...]   (default: build/daemon/axond)
 #
 # For each axond it runs `axon-bench --quick --placements remote --sizes 64`
 # with both daemons under callgrind, once with --runs 1 and once with
@@ -12,17 +12,34 @@
 # (2 x (20000 streamed + 600 ping-pong)), is the steady-state cost per
 # message: one-time work (UCX's protocol selection, connection setup) cancels
 # out. Idle spinning counts too, so repeat a row to see its spread.
+#
+# --work counts only the engine's work: instructions inside
+# RingEngine::Handle (a submission), Worker::RunDeferred (an arrival),
+# RingEngine::Flush and RemotePath::FlushAcksFromLoop (callgrind's
+# --toggle-collect). Idle polls, and the polls that find the ring or UCX
+# FIFO entry, do not count, so it sizes changes to the daemon's
+# per-message code better than the whole-thread count. It still varies
+# (sender about 3%, receiver up to 15%): how many messages one poll or
+# one ack batch serves depends on timing.
 # Needs valgrind (apt-get install valgrind); about 20 s per axond.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bench=$repo/build/bench/axon-bench
+toggles=""
+if [[ ${1:-} == --work ]]; then
+  shift
+  for f in 'axon::daemon::RingEngine::Handle(*' 'axon::ucx::Worker::RunDeferred()*' \
+    'axon::daemon::RingEngine::Flush(*' 'axon::daemon::RemotePath::FlushAcksFromLoop(*'; do
+    toggles+=" --toggle-collect='$f'"
+  done
+fi
 [[ $# -gt 0 ]] || set -- "$repo/build/daemon/axond"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat >"$work/axond.sh" <<'WRAP'
+cat >"$work/axond.sh" <<WRAP
 #!/bin/bash
-exec valgrind --tool=callgrind --separate-threads=yes --dump-instr=no \
-  --callgrind-out-file="$CG_DIR/cg.%p.out" "$AXOND_REAL" "$@" 2>>"$CG_DIR/valgrind.log"
+exec valgrind --tool=callgrind --separate-threads=yes --dump-instr=no $toggles \\
+  --callgrind-out-file="\$CG_DIR/cg.%p.out" "\$AXOND_REAL" "\$@" 2>>"\$CG_DIR/valgrind.log"
 WRAP
 chmod +x "$work/axond.sh"
 
@@ -31,9 +48,14 @@ loop_ir() {
   local out=()
   for pid in $(ls "$1" | sed -n 's/^cg\.\([0-9]*\)\.out-.*/\1/p' | sort -un); do
     for f in "$1"/cg."$pid".out-*; do
-      if grep -q "Loop::RunFromLoop" "$f"; then
-        out+=("$(sed -n 's/^summary: //p' "$f")")
+      # The UCX thread: the one that ran the loop (with --work, the only one
+      # with instructions counted).
+      if [[ -n $toggles ]]; then
+        grep -q '^summary: [1-9]' "$f" || continue
+      elif ! grep -q "Loop::RunFromLoop" "$f"; then
+        continue
       fi
+      out+=("$(sed -n 's/^summary: //p' "$f")")
     done
   done
   echo "${out[@]}"

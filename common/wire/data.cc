@@ -1,5 +1,8 @@
 #include "common/wire/data.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "common/wire/header.h"
 
@@ -31,23 +34,58 @@ DataView View(const DataBody& body) {
                   .probe = body.probe};
 }
 
-std::vector<uint8_t> EncodeData(const DataView& body, std::vector<uint8_t> reuse) {
+namespace {
+
+// A string field as BodyWriter::String writes it: a u16 length, then at most
+// 65535 bytes.
+size_t StringSize(absl::string_view s) { return std::min<size_t>(s.size(), 0xffff); }
+
+size_t DataBodySize(const DataView& body) {
   // 7 u64s, 4 u16 lengths and a u8 besides the strings.
-  BodyWriter w(std::move(reuse),
-               65 + body.from.size() + body.to.size() + body.handle.size() + body.bus_id.size());
-  w.U64(body.message_id);
-  w.U64(body.tag);
-  w.String(body.from);
-  w.String(body.to);
-  w.U64(body.total);
-  w.U64(body.offset);
-  w.U64(body.first_id);
-  w.String(body.handle);
-  w.String(body.bus_id);
-  w.U64(body.handle_offset);
-  w.U64(body.length);
-  w.U8(body.probe ? 1 : 0);
-  return w.Take();
+  return 65 + StringSize(body.from) + StringSize(body.to) + StringSize(body.handle) +
+         StringSize(body.bus_id);
+}
+
+// Writes `body` at `p`, which has room for DataBodySize(body) bytes: the
+// size is known up front, so no field needs a check of its own.
+void WriteDataBody(const DataView& body, uint8_t* p) {
+  const auto u64 = [&p](uint64_t v) {
+    Store(p, v);
+    p += sizeof(v);
+  };
+  const auto string = [&p](absl::string_view s) {
+    const auto n = static_cast<uint16_t>(StringSize(s));
+    Store(p, n);
+    p += sizeof(n);
+    if (n > 0) std::memcpy(p, s.data(), n);
+    p += n;
+  };
+  u64(body.message_id);
+  u64(body.tag);
+  string(body.from);
+  string(body.to);
+  u64(body.total);
+  u64(body.offset);
+  u64(body.first_id);
+  string(body.handle);
+  string(body.bus_id);
+  u64(body.handle_offset);
+  u64(body.length);
+  *p = body.probe ? 1 : 0;
+}
+
+}  // namespace
+
+std::vector<uint8_t> EncodeData(const DataView& body, std::vector<uint8_t> reuse) {
+  const size_t size = DataBodySize(body);
+  reuse.reserve(kHeaderSize + size);  // room for Frame to put a header in front
+  reuse.resize(size);
+  WriteDataBody(body, reuse.data());
+  return reuse;
+}
+
+void EncodeDataFrame(const Header& header, const DataView& body, std::vector<uint8_t>& out) {
+  WriteDataBody(body, FrameRoom(header, DataBodySize(body), out));
 }
 
 namespace internal {

@@ -79,6 +79,10 @@ struct AckBody {
 
 // `reuse`: a buffer whose storage the result takes (see BodyWriter).
 std::vector<uint8_t> EncodeData(const DataView& body, std::vector<uint8_t> reuse = {});
+// The whole frame, `header` and then `body`, into `out` (its storage reused):
+// what the per-message path sends, in one pass.
+struct Header;
+void EncodeDataFrame(const Header& header, const DataView& body, std::vector<uint8_t>& out);
 inline std::vector<uint8_t> EncodeData(const DataBody& body, std::vector<uint8_t> reuse = {}) {
   return EncodeData(View(body), std::move(reuse));
 }

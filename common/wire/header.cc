@@ -52,10 +52,15 @@ const char* MessageTypeName(MessageType type) {
   return "unknown";
 }
 
+uint8_t* FrameRoom(const Header& header, size_t body_size, std::vector<uint8_t>& out) {
+  out.resize(kHeaderSize + body_size);
+  WriteHeader(header, body_size, out.data());
+  return out.data() + kHeaderSize;
+}
+
 void FrameInto(const Header& header, absl::Span<const uint8_t> body, std::vector<uint8_t>& out) {
-  out.resize(kHeaderSize + body.size());
-  WriteHeader(header, body.size(), out.data());
-  if (!body.empty()) std::memcpy(out.data() + kHeaderSize, body.data(), body.size());
+  uint8_t* at = FrameRoom(header, body.size(), out);
+  if (!body.empty()) std::memcpy(at, body.data(), body.size());
 }
 
 std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body) {

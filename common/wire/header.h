@@ -75,6 +75,10 @@ std::vector<uint8_t> Encode(const Header& header, absl::Span<const uint8_t> body
 std::vector<uint8_t> Frame(const Header& header, std::vector<uint8_t> body);
 // The same into `out`, replacing what it held (its storage is reused).
 void FrameInto(const Header& header, absl::Span<const uint8_t> body, std::vector<uint8_t>& out);
+// Sizes `out` for a frame of a `body_size`-byte body (its storage reused),
+// writes the header, and returns where the body goes, for the caller to
+// write it in place.
+uint8_t* FrameRoom(const Header& header, size_t body_size, std::vector<uint8_t>& out);
 
 // Checks magic, version, type, and every length against the bytes present.
 // `payload_size` is the size of the data that came with the message; it must

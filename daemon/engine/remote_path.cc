@@ -128,9 +128,13 @@ void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_pt
   for (const auto& p : parts) payload += p.size();
   const auto protocol =
       payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
-  encoded_ = wire::EncodeData(body, std::move(encoded_));  // its storage serves every frame
-  auto st = peers_.SendDataFromLoop(send.node, wire::MessageType::kData, encoded_, std::move(parts),
-                                    std::move(keep), protocol, n.next_send_sequence, memory);
+  // Encoded straight into the peer plane's frame buffer.
+  auto st = peers_.SendFrameFromLoop(
+      send.node, wire::MessageType::kData,
+      [&body](const wire::Header& header, std::vector<uint8_t>& out) {
+        wire::EncodeDataFrame(header, body, out);
+      },
+      std::move(parts), std::move(keep), protocol, n.next_send_sequence, memory);
   if (!st.ok()) {
     Finish(send, st);
     return;

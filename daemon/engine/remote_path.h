@@ -391,7 +391,7 @@ class RemotePath {
   // erased).
   std::pair<const std::string, Node>* last_node_ = nullptr;
   uint64_t next_message_id_ = 1;
-  std::vector<uint8_t> encoded_;  // Post's data frame bodies, one after another
+  std::vector<uint8_t> encoded_;  // kDataAcks bodies, one after another (storage kept)
   // By message id, awaiting their ack. A hash map: one is added and one
   // removed per message (a tree allocated and rebalanced for each); where
   // order matters (a node going down) the ids are sorted first.

@@ -105,22 +105,35 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                                            std::shared_ptr<const void> keepalive,
                                            ucx::AmProtocol protocol, uint64_t sequence,
                                            ucx::MemoryKind memory) {
+  return SendFrameFromLoop(
+      node, type,
+      [body](const wire::Header& header, std::vector<uint8_t>& out) {
+        wire::FrameInto(header, body, out);
+      },
+      std::move(parts), std::move(keepalive), protocol, sequence, memory);
+}
+
+absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::MessageType type,
+                                            FrameWriter frame, ucx::Parts parts,
+                                            std::shared_ptr<const void> keepalive,
+                                            ucx::AmProtocol protocol, uint64_t sequence,
+                                            ucx::MemoryKind memory) {
   Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not
   if (found == nullptr || found->state != PeerState::kUp) return CheckUpFromLoop(node);
   Peer& peer = *found;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
-  peer.stats.messages_sent++;
-  peer.stats.bytes_sent += wire::kHeaderSize + body.size() + payload;
   wire::Header header{.version = options_.wire_version,
                       .type = type,
                       .payload_length = payload,
                       .sequence = sequence};
   // Framed in a buffer kept for the next frame (the endpoint needs it only
   // during the call).
-  wire::FrameInto(header, body, frame_);
+  frame(header, frame_);
+  peer.stats.messages_sent++;
+  peer.stats.bytes_sent += frame_.size() + payload;
   if (options_.corrupt_data_frame != 0 && type == wire::MessageType::kData &&
-      ++data_frames_sent_ == options_.corrupt_data_frame && !body.empty()) {
+      ++data_frames_sent_ == options_.corrupt_data_frame && frame_.size() > wire::kHeaderSize) {
     frame_.back() = 0xff;  // the probe flag, which is 0 or 1
   }
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;

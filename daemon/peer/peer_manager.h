@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/net_address.h"
@@ -108,6 +109,15 @@ class PeerManager {
                                 absl::Span<const uint8_t> body, ucx::Parts parts,
                                 std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
                                 uint64_t sequence, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+  // The same with the frame written in place by `frame`: it gets the header
+  // and the buffer to write header and body into (wire::EncodeDataFrame), so
+  // the body is not encoded apart and copied.
+  using FrameWriter =
+      absl::FunctionRef<void(const wire::Header& header, std::vector<uint8_t>& out)>;
+  absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
+                                 ucx::Parts parts, std::shared_ptr<const void> keepalive,
+                                 ucx::AmProtocol protocol, uint64_t sequence,
+                                 ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
  private:
   enum class Handshake { kNone, kAwaitHello, kAwaitAuth, kDone };

@@ -227,6 +227,49 @@ TEST(WireData, RoundTripsAndRefusesTruncation) {
   EXPECT_FALSE(DecodeData(EncodeData(DataBody{.to = std::string(64, 'x')})).ok());
 }
 
+// The per-message path writes header and body in one pass into a buffer kept
+// from frame to frame; it must be the frame Encode makes of EncodeData's body,
+// whatever the buffer held before (a longer frame, a shorter one).
+TEST(WireData, FrameInPlaceEqualsHeaderAndEncodedBody) {
+  const DataBody bodies[] = {
+      {.message_id = 7, .tag = 0xfeed, .from = "trainer-0", .to = "param-server"},
+      {.message_id = 1, .to = "b"},
+      {.message_id = 9,
+       .tag = 3,
+       .from = std::string(63, 'f'),
+       .to = std::string(63, 't'),
+       .handle = std::string(64, 'h'),
+       .bus_id = "0000:19:00.0",
+       .handle_offset = 4096,
+       .length = 1 << 20,
+       .probe = true},
+      {.message_id = 2,
+       .from = "a",
+       .to = "c",
+       .total = 1 << 30,
+       .offset = 32 << 20,
+       .first_id = 1},
+  };
+  std::vector<uint8_t> out(1000, 0xab);  // reused: holds stale bytes at first
+  uint64_t sequence = 1;
+  for (const DataBody& body : bodies) {
+    const Header header{.version = kVersion,
+                        .type = MessageType::kData,
+                        .payload_length = 64,
+                        .sequence = sequence++};
+    EncodeDataFrame(header, View(body), out);
+    EXPECT_EQ(out, Encode(header, EncodeData(body))) << body.message_id;
+    auto decoded = Decode(out, 64);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->header.sequence, header.sequence);
+    auto data = DecodeData(decoded->body);
+    ASSERT_TRUE(data.ok()) << data.status();
+    EXPECT_EQ(data->to, body.to);
+    EXPECT_EQ(data->handle, body.handle);
+    EXPECT_EQ(data->probe, body.probe);
+  }
+}
+
 // The fast decoder (no Status per field) accepts exactly what the checked
 // one does: random corruptions of valid frames either fail with a reason
 // from both, or decode to a body that encodes back to the same bytes.
