@@ -94,11 +94,12 @@ std::optional<Entry> ReadEntry(absl::Span<const uint8_t> bytes) {
 
 // A name field from shared memory: at most N - 1 bytes, stopping at NUL.
 // The view is of `field` itself.
+// memchr, not a loop over bytes: two names per send (about 150 instructions
+// a message in callgrind, byte by byte).
 template <size_t N>
 absl::string_view NameView(const char (&field)[N]) {
-  size_t n = 0;
-  while (n < N - 1 && field[n] != '\0') ++n;
-  return absl::string_view(field, n);
+  const void* nul = std::memchr(field, '\0', N - 1);
+  return absl::string_view(field, nul == nullptr ? N - 1 : static_cast<const char*>(nul) - field);
 }
 template <size_t N>
 std::string NameField(const char (&field)[N]) {

@@ -272,7 +272,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         const absl::string_view node = address.substr(0, slash);
         address.remove_prefix(slash + 1);
         if (node != node_name_) {
-          SendRemote(id, *std::move(send), std::string(node), std::string(address));
+          SendRemote(id, *std::move(send), node, address);
           return;
         }
       }
@@ -340,7 +340,8 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& se
                  .from = std::string(endpoint)};  // sends: the full address only when needed
 }
 
-void RingEngine::SendRemote(uint64_t id, Pending send, std::string node, std::string to) {
+void RingEngine::SendRemote(uint64_t id, Pending&& send, absl::string_view node,
+                            absl::string_view to) {
   if (!remote_) {
     Complete(id, send.op_id,
              absl::FailedPreconditionError(
@@ -352,14 +353,14 @@ void RingEngine::SendRemote(uint64_t id, Pending send, std::string node, std::st
   }
   if (to.empty() || to.size() > wire::kMaxEndpointName) {
     Complete(id, send.op_id,
-             absl::InvalidArgumentError("bad destination endpoint name '" + to + "'"));
+             absl::InvalidArgumentError(absl::StrCat("bad destination endpoint name '", to, "'")));
     return;
   }
   remote_->SendFromLoop(Outgoing{.session = id,
                                  .op_id = send.op_id,
-                                 .node = std::move(node),
+                                 .node = std::string(node),
                                  .from = std::move(send.from),
-                                 .to = std::move(to),
+                                 .to = std::string(to),
                                  .tag = send.tag,
                                  .region = std::move(send.region),
                                  .offset = send.offset,

@@ -206,7 +206,8 @@ class RingEngine {
   void Deliver(const Pending& send, const Pending& receive);
   // Deliver for a message from another node (`send.incoming`).
   void DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive);
-  void SendRemote(uint64_t id, Pending send, std::string node, std::string to);
+  // `node` and `to` are views of the submission (copied into the send).
+  void SendRemote(uint64_t id, Pending&& send, absl::string_view node, absl::string_view to);
   void OnArrived(const std::shared_ptr<Incoming>& message);
   bool Withdraw(const std::string& node, uint64_t message_id);
   void DropFromNode(const std::string& node);

@@ -8,6 +8,7 @@
 #include "common/wire/data.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
+#include "common/wire/ring_ops.h"
 
 namespace axon::wire {
 namespace {
@@ -403,6 +404,21 @@ TEST(WireData, BatchedAcksRoundTripAndBadCountsAreRefused) {
   w.U32(1000);
   w.U64(1);
   EXPECT_FALSE(DecodeAcks(w.Take()).ok());
+}
+
+// Names in ring entries come from shared memory a client writes: at most
+// N - 1 bytes are read, whether or not a NUL ends them.
+TEST(WireRing, NameViewStopsAtNulOrAtTheFieldsEnd) {
+  char field[8] = {};
+  EXPECT_EQ(NameView(field), "");
+  ASSERT_TRUE(SetNameField(field, "node/ep"));
+  EXPECT_EQ(NameView(field), "node/ep");
+  EXPECT_FALSE(SetNameField(field, "12345678"));  // no room for the NUL
+  std::memcpy(field, "abcdefgh", 8);              // no NUL at all
+  EXPECT_EQ(NameView(field), "abcdefg");
+  field[3] = '\0';
+  EXPECT_EQ(NameView(field), "abc");
+  EXPECT_EQ(NameField(field), "abc");
 }
 
 }  // namespace
