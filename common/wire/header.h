@@ -53,13 +53,6 @@ inline constexpr uint16_t kMaxMessageType = 12;
 
 const char* MessageTypeName(MessageType type);
 
-// Header flags. Unknown ones are ignored (a daemon that does not know one
-// behaves as without it).
-// kData: the sender had this many or more messages to the receiving node in
-// flight when it sent this one, so more follow: the receiver may hold its
-// acks back a little, to send them in fewer frames (RemotePath::Ack).
-inline constexpr uint32_t kFlagStreaming = 1u << 0;
-
 struct Header {
   uint16_t version = kVersion;
   MessageType type = MessageType::kPing;

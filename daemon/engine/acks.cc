@@ -41,14 +41,10 @@ void RemotePath::FlushAcks(const std::string& node, Node& n) {
 }
 
 void RemotePath::FlushAcksFromLoop() {
-  const uint64_t poll = polls_++;
   if (ack_batches_ == 0) return;
   // Sending never drops a node on the spot (UCX errors come back deferred,
   // through the worker), so the map stays as it is while this walks it.
-  for (auto& [node, n] : nodes_) {
-    const bool hold = n.streaming && n.frame_poll == poll && n.unsent_acks.size() < kAckHold;
-    if (!hold) FlushAcks(node, n);
-  }
+  for (auto& [node, n] : nodes_) FlushAcks(node, n);
 }
 
 void RemotePath::OnAck(const std::string& node, const wire::AckBody& ack) {

@@ -129,13 +129,10 @@ void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_pt
   const auto protocol =
       payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
   // Encoded straight into the peer plane's frame buffer.
-  const uint32_t flags = n.in_flight >= kStreamingInFlight ? wire::kFlagStreaming : 0;
   auto st = peers_.SendFrameFromLoop(
       send.node, wire::MessageType::kData,
-      [&body, flags](const wire::Header& header, std::vector<uint8_t>& out) {
-        wire::Header flagged = header;
-        flagged.flags |= flags;
-        wire::EncodeDataFrame(flagged, body, out);
+      [&body](const wire::Header& header, std::vector<uint8_t>& out) {
+        wire::EncodeDataFrame(header, body, out);
       },
       std::move(parts), std::move(keep), protocol, n.next_send_sequence, memory);
   if (!st.ok()) {
@@ -216,7 +213,7 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
         Malformed(node, header, data.status());
         return;
       }
-      OnData(node, header, *data, message);
+      OnData(node, header.sequence, *data, message);
       return;
     }
     case wire::MessageType::kDataAck: {
@@ -298,9 +295,8 @@ void RemotePath::Recycle(std::shared_ptr<Incoming> in) {
   }
 }
 
-void RemotePath::OnData(const std::string& node, const wire::Header& header,
-                        const wire::DataView& body, ucx::AmMessage& message) {
-  const uint64_t sequence = header.sequence;
+void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::DataView& body,
+                        ucx::AmMessage& message) {
   // Every field is set: `in` may be a recycled one.
   std::shared_ptr<Incoming> in = NewIncoming();
   in->node = node;
@@ -327,8 +323,6 @@ void RemotePath::OnData(const std::string& node, const wire::Header& header,
     return;
   }
   Node& n = NodeNamed(node);
-  n.streaming = (header.flags & wire::kFlagStreaming) != 0;
-  n.frame_poll = polls_;
   if (sequence != n.next_receive_sequence) {
     if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
       RefuseFromLoop(*in, absl::InvalidArgumentError(

@@ -197,17 +197,8 @@ class RemotePath {
 
   // Sends the acks batched since the last call, one kDataAcks per peer. The
   // engine calls it at the end of every poll (and does not sleep while
-  // acks_pending()). A node streaming to this one (its frames say more
-  // follow, and one came in since the last call) has its batch held until
-  // it reaches kAckHold or a poll brings nothing new from it: at one frame
-  // per poll, a stream otherwise sent one ack frame back per message, and
-  // each costs the sender a UCX arrival.
+  // acks_pending()).
   void FlushAcksFromLoop();
-  static constexpr size_t kAckHold = 16;
-  // A data frame says more follow (wire::kFlagStreaming) when this many or
-  // more to its node are in flight. A ping-pong (one at a time) never does,
-  // so its acks are never held.
-  static constexpr uint64_t kStreamingInFlight = 8;
   bool acks_pending() const { return ack_batches_ != 0; }
 
   uint64_t in_flight() const { return in_flight_.size(); }
@@ -242,11 +233,6 @@ class RemotePath {
     // node per poll instead of one per message. Emptied when flushed (the
     // storage serves the next batch).
     std::vector<uint64_t> unsent_acks;
-    // Its last data frame said more follow (wire::kFlagStreaming), and
-    // arrived during poll `frame_poll` (polls_): while it is the current
-    // poll, a batch under kAckHold waits for the next one.
-    bool streaming = false;
-    uint64_t frame_poll = 0;
     // By handle: the first message naming a handle this node has not
     // opened yet is a probe; later sends wait until the node answers that
     // it opened it, so that a refused one is sent again in its place
@@ -259,7 +245,7 @@ class RemotePath {
                ucx::AmMessage& message);
   // A frame from `node` that does not decode: drops the connection.
   void Malformed(const std::string& node, const wire::Header& header, const absl::Status& why);
-  void OnData(const std::string& node, const wire::Header& header, const wire::DataView& body,
+  void OnData(const std::string& node, uint64_t sequence, const wire::DataView& body,
               ucx::AmMessage& message);
   // An ack for one message, or a batch of them: completes the sends, then
   // sends what waits behind them.
@@ -412,7 +398,6 @@ class RemotePath {
   absl::flat_hash_map<uint64_t, Outgoing> in_flight_;
   // Nodes whose Node::unsent_acks is not empty.
   size_t ack_batches_ = 0;
-  uint64_t polls_ = 1;           // FlushAcksFromLoop calls, plus one
   std::vector<uint64_t> acked_;  // a received batch's ids, decoded (storage kept)
   std::vector<std::shared_ptr<Incoming>> spare_incoming_;  // for NewIncoming
   // GPU sends whose first piece (the only one, or chunk 0) is being copied
