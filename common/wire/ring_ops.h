@@ -4,6 +4,7 @@
 // memory the other side can write: decoders copy them out and check them.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -69,6 +70,17 @@ inline constexpr size_t kCompletionShortSize = offsetof(Completion, message);
 inline absl::Span<const uint8_t> CompletionBytes(const Completion& c) {
   return {reinterpret_cast<const uint8_t*>(&c),
           c.message[0] == '\0' ? kCompletionShortSize : sizeof(c)};
+}
+// CompletionBytes(Completion{.op_id, .length, .tag}), an OK one without
+// flags, written without building (and zero-filling) the whole Completion:
+// the engine sends one for nearly every operation.
+inline std::array<uint8_t, kCompletionShortSize> OkCompletionBytes(uint64_t op_id, uint64_t length,
+                                                                   uint64_t tag) {
+  std::array<uint8_t, kCompletionShortSize> bytes{};
+  std::memcpy(bytes.data() + offsetof(Completion, op_id), &op_id, sizeof(op_id));
+  std::memcpy(bytes.data() + offsetof(Completion, length), &length, sizeof(length));
+  std::memcpy(bytes.data() + offsetof(Completion, tag), &tag, sizeof(tag));
+  return bytes;
 }
 inline std::optional<Completion> ReadCompletion(absl::Span<const uint8_t> bytes) {
   if (bytes.size() != kCompletionShortSize && bytes.size() != sizeof(Completion)) {

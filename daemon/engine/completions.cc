@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cstddef>
 #include <cstring>
 #include <map>
 #include <utility>
@@ -65,11 +63,7 @@ void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::S
   // The common case goes onto the ring as its 32 bytes: a wire::Completion
   // would zero-fill its 200-byte message field first, once per message.
   if (session.backlog_empty() && !session.broken) {
-    std::array<uint8_t, wire::kCompletionShortSize> bytes{};
-    std::memcpy(bytes.data() + offsetof(wire::Completion, op_id), &op_id, sizeof(op_id));
-    std::memcpy(bytes.data() + offsetof(wire::Completion, length), &length, sizeof(length));
-    std::memcpy(bytes.data() + offsetof(wire::Completion, tag), &tag, sizeof(tag));
-    if (Pushed(session, bytes)) {
+    if (Pushed(session, wire::OkCompletionBytes(op_id, length, tag))) {
       --session.traffic.in_flight;  // as Complete does
       return;
     }

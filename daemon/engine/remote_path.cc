@@ -161,12 +161,10 @@ bool RemotePath::DirectWith(const std::string& node) const {
 }
 
 RemotePath::Node& RemotePath::NodeNamed(const std::string& name) {
-  // Most messages go to or come from the node of the message before.
-  if (last_node_ != nullptr && last_node_->first == name) return last_node_->second;
-  auto [it, added] = nodes_.try_emplace(name);
-  if (added) it->second.generation = next_generation_++;
-  last_node_ = &*it;
-  return it->second;
+  bool added = false;
+  Node& n = last_node_.FindOrAdd(nodes_, name, &added);
+  if (added) n.generation = next_generation_++;
+  return n;
 }
 
 absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t bytes, bool direct) {
@@ -187,9 +185,7 @@ absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t b
 }
 
 RemotePath::Node* RemotePath::FindNode(const std::string& name) {
-  if (last_node_ != nullptr && last_node_->first == name) return &last_node_->second;
-  auto it = nodes_.find(name);
-  return it == nodes_.end() ? nullptr : &it->second;
+  return last_node_.Find(nodes_, name);
 }
 
 void RemotePath::Drain(const std::string& node) {
@@ -314,8 +310,7 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
   in->handle.assign(body.handle.data(), body.handle.size());
   in->bus_id.assign(body.bus_id.data(), body.bus_id.size());
   in->handle_offset = body.handle.empty() ? 0 : body.handle_offset;
-  in->probe = !body.handle.empty() && body.probe;
-  in->source.reset();
+  in->probe = !body.handle.empty() && body.probe;     // `source`: null, new or recycled
   if (!body.handle.empty()) in->total = body.length;  // no payload: the bytes stay on the sender
   if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > kChunk)) {
     RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
@@ -526,7 +521,7 @@ void RemotePath::OnNodeDown(const std::string& node) {
   if (!nit->second.unsent_acks.empty()) --ack_batches_;
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));
   Node n = std::move(nit->second);
-  last_node_ = nullptr;
+  last_node_.Forget();
   nodes_.erase(nit);  // a new connection starts its sequences afresh
   // Failed in the order they were sent.
   std::vector<uint64_t> ids;

@@ -47,6 +47,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "common/last_entry.h"
 #include "common/wire/data.h"
 #include "daemon/cuda/buffer_pool.h"
 #include "daemon/cuda/gpu_copier.h"
@@ -387,9 +388,9 @@ class RemotePath {
   const Limits limits_;
   Hooks hooks_;
   std::map<std::string, Node> nodes_;
-  // The entry NodeNamed found last (map entries stay put; reset when one is
-  // erased).
-  std::pair<const std::string, Node>* last_node_ = nullptr;
+  // For NodeNamed and FindNode: most messages go to or come from the node
+  // of the message before.
+  LastEntry<std::map<std::string, Node>> last_node_;
   uint64_t next_message_id_ = 1;
   std::vector<uint8_t> encoded_;  // kDataAcks bodies, one after another (storage kept)
   // By message id, awaiting their ack. A hash map: one is added and one

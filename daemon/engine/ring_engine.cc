@@ -116,12 +116,6 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
   return owner;
 }
 
-RingEngine::EndpointQueues& RingEngine::QueuesOf(const std::string& name) {
-  if (last_queues_ != nullptr && last_queues_->first == name) return last_queues_->second;
-  last_queues_ = &*endpoints_.try_emplace(name).first;
-  return last_queues_->second;
-}
-
 void RingEngine::FailOrphanedSends() {
   for (auto it = endpoints_.begin(); it != endpoints_.end();) {
     if (!sessions_manager_.EndpointOwner(it->first)) {
@@ -134,7 +128,7 @@ void RingEngine::FailOrphanedSends() {
           Complete(send.session, send.op_id, gone);
         }
       }
-      last_queues_ = nullptr;
+      last_queues_.Forget();
       it = endpoints_.erase(it);
     } else {
       ++it;

@@ -23,6 +23,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/last_entry.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
@@ -229,10 +230,12 @@ class RingEngine {
   const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
-  // endpoints_[name], the entry found last first (map entries stay put;
-  // reset when one is erased): a send and its receive name the same one.
-  EndpointQueues& QueuesOf(const std::string& name);
-  std::pair<const std::string, EndpointQueues>* last_queues_ = nullptr;
+  // endpoints_[name], the entry found last first: a send and its receive
+  // name the same one.
+  EndpointQueues& QueuesOf(const std::string& name) {
+    return last_queues_.FindOrAdd(endpoints_, name);
+  }
+  LastEntry<std::map<std::string, EndpointQueues>> last_queues_;
   GpuCopier copier_;                    // GPU copies, polled with the rings
   std::unique_ptr<RemotePath> remote_;  // null without a peer plane
   // Endpoint -> session, looked up by view (no string built per message), as of:

@@ -52,11 +52,7 @@ void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_do
 }
 
 PeerManager::Peer* PeerManager::FindPeer(const std::string& node) {
-  if (last_peer_ != nullptr && last_peer_->first == node) return &last_peer_->second;
-  auto it = peers_.find(node);
-  if (it == peers_.end()) return nullptr;
-  last_peer_ = &*it;
-  return &it->second;
+  return last_peer_.Find(peers_, node);
 }
 
 absl::Status PeerManager::CheckUpFromLoop(const std::string& node) {

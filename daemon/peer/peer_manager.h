@@ -16,6 +16,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/last_entry.h"
 #include "common/net_address.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
@@ -202,9 +203,8 @@ class PeerManager {
   PeerOptions options_;
   std::unique_ptr<ucx::Listener> listener_;
   std::map<std::string, Peer> peers_;  // entries stay put, never erased
-  // The entry FindPeer found last: most messages go to the peer of the one
-  // before (two string-keyed tree lookups per message showed in callgrind).
-  std::pair<const std::string, Peer>* last_peer_ = nullptr;
+  // For FindPeer: most messages go to the peer of the one before.
+  LastEntry<std::map<std::string, Peer>> last_peer_;
   std::vector<Unbound> unbound_;
   uint64_t next_connection_id_ = 1;
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "common/wire/data.h"
@@ -404,6 +405,20 @@ TEST(WireData, BatchedAcksRoundTripAndBadCountsAreRefused) {
   w.U32(1000);
   w.U64(1);
   EXPECT_FALSE(DecodeAcks(w.Take()).ok());
+}
+
+TEST(WireRing, OkCompletionBytesAreTheShortCompletion) {
+  const Completion c{.op_id = 0x0102030405060708, .length = 64, .tag = 0xfeed};
+  const auto expected = CompletionBytes(c);
+  const auto bytes = OkCompletionBytes(c.op_id, c.length, c.tag);
+  ASSERT_EQ(expected.size(), bytes.size());
+  EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), expected.begin()));
+  auto read = ReadCompletion(bytes);
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->op_id, c.op_id);
+  EXPECT_EQ(read->code, 0u);
+  EXPECT_EQ(read->length, 64u);
+  EXPECT_EQ(read->tag, 0xfeedu);
 }
 
 // Names in ring entries come from shared memory a client writes: at most
