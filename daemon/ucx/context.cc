@@ -46,6 +46,14 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(const ContextOptions& o
   ::setenv("UCX_POSIX_ERROR_HANDLING", "y", 0);
   ::setenv("UCX_SYSV_ERROR_HANDLING", "y", 0);
   ::setenv("UCX_KEEPALIVE_INTERVAL", "1s", 0);
+  // A small message between two daemons on one host is one shared-memory
+  // FIFO element when it fits ("short"), else a descriptor the element points
+  // to ("copy-in"). UCX's 128-byte element leaves 84 bytes for a sent frame
+  // with the reply flag, less than our header and a 64 B payload need; at
+  // 512 bytes, frames up to 468 bytes go short, which saves the sender the
+  // descriptor and the receiver a second cache line to fetch. The FIFO is 64
+  // elements per interface: 32 KiB instead of 8 KiB. Environment first.
+  ::setenv("UCX_MM_FIFO_ELEM_SIZE", "512", 0);
   ucp_config_t* raw_config = nullptr;
   if (auto st = ToStatus(ucp_config_read(nullptr, nullptr, &raw_config), "ucp_config_read");
       !st.ok()) {

@@ -134,6 +134,7 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
     message.pending.reset(new PendingData(*worker, data, length));
     return UCS_INPROGRESS;
   }
+  message.in_descriptor = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
   const auto* d = static_cast<const uint8_t*>(data);
   message.data.assign(d, length);
   return UCS_OK;

@@ -54,6 +54,10 @@ struct AmMessage {
   AmHeader header;
   AmData data;
   std::unique_ptr<PendingData> pending;
+  // UCX handed the bytes over in a descriptor it could have let us keep
+  // (UCP_AM_RECV_ATTR_FLAG_DATA): a "copy-in" send. False for a message that
+  // came inside the transport's FIFO element ("short") or by rendezvous.
+  bool in_descriptor = false;
 
   size_t data_length() const { return pending ? pending->length() : data.size(); }
 };

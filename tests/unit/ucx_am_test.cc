@@ -5,12 +5,14 @@
 // large ones not; a handler that progresses the worker keeps that order.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,6 +29,7 @@ struct Received {
   std::vector<uint8_t> header;
   std::vector<uint8_t> data;             // eager
   std::unique_ptr<PendingData> pending;  // rendezvous
+  bool in_descriptor = false;
 };
 
 class UcxAm : public ::testing::Test {
@@ -60,6 +63,7 @@ class UcxAm : public ::testing::Test {
     r.header.assign(m.header.begin(), m.header.end());
     r.data.assign(m.data.begin(), m.data.end());
     r.pending = std::move(m.pending);
+    r.in_descriptor = m.in_descriptor;
     received_.push_back(std::move(r));
   }
 
@@ -134,6 +138,29 @@ TEST_F(UcxAm, EagerMessagesArriveWholeAndInOrder) {
     EXPECT_EQ(received_[i].data, expected[i].second) << i;
     EXPECT_EQ(received_[i].pending, nullptr) << i;
   }
+}
+
+// Context::Create makes UCX's shared-memory FIFO element 512 bytes: a data
+// frame's header (about 120 bytes) with a 64 B payload travels inside the
+// element ("short"), not in a descriptor the element points to, as it does
+// with UCX's default of 128 bytes. A larger one still goes in a descriptor.
+TEST_F(UcxAm, SmallFramesTravelInsideTheSharedMemoryFifo) {
+  const auto& tls = context_->info().transports;
+  if (std::none_of(tls.begin(), tls.end(), [](const std::string& tl) {
+        return tl.rfind("sysv/", 0) == 0 || tl.rfind("posix/", 0) == 0;
+      })) {
+    GTEST_SKIP() << "no shared-memory transport here";
+  }
+  std::vector<uint8_t> header = Pattern(120, 3);
+  for (size_t size : {64, 1000}) {
+    auto data = std::make_shared<std::vector<uint8_t>>(Pattern(size, 5));
+    ep_->SendAmFrom(kId, header, *data, data, AmProtocol::kEager, nullptr);
+  }
+  ASSERT_TRUE(ProgressUntil([&] { return received_.size() == 2; }));
+  EXPECT_FALSE(received_[0].in_descriptor) << "120 + 64 bytes did not fit the FIFO element";
+  EXPECT_TRUE(received_[1].in_descriptor) << "120 + 1000 bytes fit a FIFO element?";
+  EXPECT_EQ(received_[0].data, Pattern(64, 5));
+  EXPECT_EQ(received_[1].data, Pattern(1000, 5));
 }
 
 // A handler that progresses the worker itself (and defers work) still sees
