@@ -8,12 +8,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/axonctl/admin_client.h"
 #include "client/tools/spawn.h"
 
 namespace axon::bench {
@@ -98,6 +101,25 @@ absl::StatusOr<PerftestResult> Perftest::Run(const std::string& test, const std:
   }
   // ucx_perftest counts MB as 2^20 bytes.
   return PerftestResult{numbers[1], numbers[7], numbers[5] * 1048576.0 / 1e9};
+}
+
+std::string PeerTransports(const std::string& socket) {
+  ctl::AdminClient admin(socket, std::chrono::seconds(5));
+  auto peers = admin.ListPeers();
+  std::set<std::string> tls;
+  if (peers.ok()) {
+    for (const auto& p : peers->peers()) {
+      for (const auto& lane : p.transports()) {
+        tls.insert(std::string(lane.substr(0, lane.find('/'))));
+      }
+    }
+  }
+  tls.erase("");
+  // Host rows: the CUDA transports carry no host memory.
+  for (auto it = tls.begin(); it != tls.end();) {
+    it = it->rfind("cuda", 0) == 0 || *it == "gdr_copy" ? tls.erase(it) : std::next(it);
+  }
+  return tls.empty() ? "tcp" : absl::StrJoin(tls, ",");
 }
 
 }  // namespace axon::bench

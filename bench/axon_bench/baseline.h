@@ -41,4 +41,9 @@ class Perftest {
   int next_port_ = 0;
 };
 
+// The UCX transports (UCX_TLS) that the daemon at `socket` uses to its peers,
+// from `axonctl peers`, without the CUDA ones: the host baseline's transports.
+// "tcp" when it reports none.
+std::string PeerTransports(const std::string& socket);
+
 }  // namespace axon::bench

@@ -90,26 +90,6 @@ double LoopBusySeconds(ctl::AdminClient& admin) {
   return stats.ok() ? stats->ucx_thread_busy_seconds() : -1;
 }
 
-// The UCX transports the two daemons use between them, from `axonctl peers`.
-std::string PeerTransports(const std::string& socket) {
-  ctl::AdminClient admin(socket, std::chrono::seconds(5));
-  auto peers = admin.ListPeers();
-  std::set<std::string> tls;
-  if (peers.ok()) {
-    for (const auto& p : peers->peers()) {
-      for (const auto& lane : p.transports()) {
-        tls.insert(std::string(lane.substr(0, lane.find('/'))));
-      }
-    }
-  }
-  tls.erase("");
-  // Host rows: the CUDA transports carry no host memory.
-  for (auto it = tls.begin(); it != tls.end();) {
-    it = it->rfind("cuda", 0) == 0 || *it == "gdr_copy" ? tls.erase(it) : std::next(it);
-  }
-  return tls.empty() ? "tcp" : absl::StrJoin(tls, ",");
-}
-
 std::string Machine() {
   utsname u{};
   ::uname(&u);

@@ -3,7 +3,9 @@
 //           against cudaMemcpy device to device in this process (P4);
 //   remote  GPU -> GPU across two daemons staged through pinned host memory
 //           (gpu.remote_path=staging) against the pinned-staging limit: the
-//           slower of pinned cudaMemcpy device->host and host->device (P5);
+//           slowest of pinned cudaMemcpy device->host, host->device and the
+//           host wire between the daemons (ucx_perftest ucp_am_bw, host
+//           memory, their transports) (P5);
 //   direct  GPU -> GPU across two other daemons through UCX in device memory
 //           (gpu.remote_path=direct, gpu.same_host=bounce: bounce buffers)
 //           against ucx_perftest ucp_am_bw -m cuda from the same UCX,
@@ -342,6 +344,7 @@ int main(int argc, char** argv) {
   axon::Client& sender = *staged.sender;
   axon::Client& local_rx = *staged.local_rx;
   axon::bench::Perftest perftest(o.perftest, o.ucx_libdir);
+  std::string staged_tls;  // known once the staging pair has connected
   if (!perftest.available())
     std::fprintf(stderr, "gpu-bench: no ucx_perftest: no direct baseline\n");
 
@@ -406,10 +409,28 @@ int main(int argc, char** argv) {
     local.base_gbps = CopyRate(dst, src, size, o);
     local.axon_gbps = AxonRate(sender, local_rx, "rx", from, *local_into, size, o, "local");
     rows.push_back(local);
-    Row remote{.where = "remote", .size = size, .baseline = "min(pinned D2H, H2D)"};
-    remote.base_gbps = std::min(CopyRate(host, src, size, o), CopyRate(dst2, host, size, o));
-    remote.axon_gbps = AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from,
-                                remote_into, size, o, "remote");
+    // The pinned-staging limit: a pipeline of a pinned copy out, the host
+    // wire between the two daemons and a pinned copy in runs at its slowest
+    // stage. The wire is ucx_perftest in host memory on the daemons' own
+    // transports, with as many messages in flight.
+    const double staged_gbps = AxonRate(sender, *staged.remote_rx, staged.remote_rx_address, from,
+                                        remote_into, size, o, "remote");
+    if (staged_tls.empty()) staged_tls = axon::bench::PeerTransports(staged.cluster->a().socket);
+    const double d2h = CopyRate(host, src, size, o), h2d = CopyRate(dst2, host, size, o);
+    std::vector<double> wire;
+    for (int r = 0; perftest.available() && r < o.runs; ++r) {
+      auto b = perftest.Run("ucp_am_bw", staged_tls, size, std::max(o.iterations, 10), o.window);
+      if (b.ok()) wire.push_back(b->gbytes_per_s);
+    }
+    Row remote{.where = "remote",
+               .size = size,
+               .baseline = wire.empty()
+                               ? absl::StrFormat("min(pinned D2H %.1f, H2D %.1f)", d2h, h2d)
+                               : absl::StrFormat("min(pinned D2H %.1f, H2D %.1f, %s wire %.1f)",
+                                                 d2h, h2d, staged_tls, Median(wire))};
+    remote.base_gbps = std::min(d2h, h2d);
+    if (!wire.empty()) remote.base_gbps = std::min(remote.base_gbps, Median(wire));
+    remote.axon_gbps = staged_gbps;
     rows.push_back(remote);
     // ucx_perftest between two processes, CUDA memory on GPU `gpu_from` and
     // GPU `gpu_to`, --window messages in flight; 0 without it.
