@@ -4,7 +4,8 @@
 // daemons, each row next to ucx_perftest from the same UCX on the same
 // transports at the same size, in the same run. Prints a table; writes JSON
 // (--json) and an SVG plot (--plot). --quick finishes in under a minute on a
-// 2-core machine.
+// 2-core machine. --memory cuda adds GPU rows: it runs gpu-bench (built
+// beside it where the CUDA toolkit is) and folds its rows in (gpu_rows.h).
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "bench/axon_bench/baseline.h"
+#include "bench/axon_bench/gpu_rows.h"
 #include "bench/axon_bench/report.h"
 #include "bench/axon_bench/workload.h"
 #include "client/axonctl/admin_client.h"
@@ -46,6 +48,8 @@ struct Options {
   std::string axond, perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
   std::string run_dir = "run/bench";
   bool baseline = true;
+  std::vector<std::string> memory = {"host"};
+  std::string gpu_bench;  // empty: next to this program
 };
 
 std::vector<size_t> DefaultSizes(bool quick, size_t eager_limit) {
@@ -105,6 +109,14 @@ int Main(int argc, char** argv) {
   app.add_flag("--quick", o.quick, "a short run (under 60 s on 2 cores)");
   app.add_option("--json", o.json, "write the results as JSON here");
   app.add_option("--plot", o.plot, "write latency and bandwidth curves as SVG here");
+  std::string memory = "host";
+  app.add_option("--memory", memory,
+                 "comma-separated: host, cuda (GPU rows: runs gpu-bench, which has its own "
+                 "sizes, 1 MiB to 1 GiB)")
+      ->capture_default_str();
+  app.add_option("--gpu-bench", o.gpu_bench,
+                 "the gpu-bench for --memory cuda (default: next to "
+                 "this program)");
   app.add_option("--placements", placements, "comma-separated: local, remote")
       ->capture_default_str();
   app.add_option("--sizes", sizes, "comma-separated message sizes (default: 8 B to 1 GiB)");
@@ -129,6 +141,15 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  o.memory = absl::StrSplit(memory, ',', absl::SkipEmpty());
+  for (const std::string& m : o.memory) {
+    if (m != "host" && m != "cuda") {
+      std::cerr << "axon-bench: --memory takes host and/or cuda, not '" << m << "'\n";
+      return 2;
+    }
+  }
+  const bool cuda = std::find(o.memory.begin(), o.memory.end(), "cuda") != o.memory.end();
+  if (std::find(o.memory.begin(), o.memory.end(), "host") == o.memory.end()) o.placements.clear();
   if (!sizes.empty()) {
     for (absl::string_view s : absl::StrSplit(sizes, ',', absl::SkipEmpty())) {
       o.sizes.push_back(std::stoull(std::string(s)));
@@ -278,10 +299,28 @@ int Main(int argc, char** argv) {
       }
     }
   }
+  std::string gpu_note;
+  if (cuda) {
+    std::cerr << "\r" << std::string(60, ' ') << "\rgpu-bench (GPU rows) ..." << std::flush;
+    auto gpu = GpuRows({.gpu_bench = o.gpu_bench,
+                        .axond = o.axond,
+                        .perftest = o.perftest,
+                        .ucx_libdir = o.ucx_libdir,
+                        .run_dir = o.run_dir + "/gpu",
+                        .runs = o.runs,
+                        .quick = o.quick},
+                       &gpu_note);
+    if (gpu.ok()) {
+      run.rows.insert(run.rows.end(), gpu->begin(), gpu->end());
+    } else {
+      gpu_note = std::string(gpu.status().message());
+    }
+  }
   std::cerr << "\r" << std::string(60, ' ') << "\r";
   std::cout << "axon-bench on " << run.machine << ", UCX " << run.ucx_version << ", medians of "
             << o.runs << " run(s)\n"
-            << Table(run) << "GPU rows: not measured (GPU tensors are issue 5).\n";
+            << Table(run);
+  if (!gpu_note.empty()) std::cout << "GPU rows: " << gpu_note << "\n";
   if (!o.json.empty()) {
     if (auto st = WriteFile(o.json, Json(run)); !st.ok()) std::cerr << st << "\n";
   }

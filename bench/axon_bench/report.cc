@@ -43,6 +43,11 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
+std::string BaselineName(const Row& r) {
+  if (!r.baseline_name.empty()) return r.baseline_name;
+  return r.baseline_tls.empty() ? "-" : "ucx_perftest " + r.baseline_tls;
+}
+
 }  // namespace
 
 std::string Table(const Run& run) {
@@ -57,8 +62,7 @@ std::string Table(const Run& run) {
         Num(r.lat_p50_us, "%.2fus"), Num(r.lat_p99_us, "%.2fus"), Num(r.base_lat_us, "%.2fus"),
         Ratio(r.lat_p50_us, r.base_lat_us), Num(r.rate, "%.0f"), Num(r.base_rate, "%.0f"),
         Ratio(r.rate, r.base_rate), Busy(r), Num(r.gbps, "%.3f"), Num(r.base_gbps, "%.3f"),
-        Ratio(r.gbps, r.base_gbps), r.baseline_tls.empty() ? "-" : "ucx_perftest " + r.baseline_tls,
-        r.note.empty() ? "" : "  (" + r.note + ")");
+        Ratio(r.gbps, r.base_gbps), BaselineName(r), r.note.empty() ? "" : "  (" + r.note + ")");
   }
   out +=
       "lat: one way (round trip / 2); x: axon p50 / ucx_perftest p50 (lower is better); "
@@ -74,12 +78,13 @@ std::string Json(const Run& run) {
         "    {\"placement\": \"%s\", \"memory\": \"%s\", \"size\": %d, \"pairs\": %d, "
         "\"latency_us\": {\"min\": %.3f, \"p50\": %.3f, \"p99\": %.3f}, \"messages_per_s\": %.1f, "
         "\"gbytes_per_s\": %.4f, \"loop_busy\": {\"a\": %.3f, \"b\": %.3f}, \"baseline\": "
-        "{\"tool\": \"ucx_perftest\", \"tls\": \"%s\", "
+        "{\"tool\": \"%s\", \"tls\": \"%s\", "
         "\"latency_us_p50\": %.3f, \"messages_per_s\": %.1f, \"gbytes_per_s\": %.4f}, "
         "\"note\": \"%s\"}",
         r.placement, r.memory, r.size, r.pairs, r.lat_min_us, r.lat_p50_us, r.lat_p99_us, r.rate,
-        r.gbps, r.busy_a, r.busy_b, Escape(r.baseline_tls), r.base_lat_us, r.base_rate, r.base_gbps,
-        Escape(r.note)));
+        r.gbps, r.busy_a, r.busy_b,
+        Escape(r.baseline_name.empty() ? std::string("ucx_perftest") : r.baseline_name),
+        Escape(r.baseline_tls), r.base_lat_us, r.base_rate, r.base_gbps, Escape(r.note)));
   }
   return absl::StrFormat(
       "{\n  \"machine\": \"%s\",\n  \"ucx\": \"%s\",\n  \"command\": \"%s\",\n  \"rows\": [\n%s\n  "
@@ -97,15 +102,21 @@ std::string Svg(const Run& run) {
     std::vector<std::pair<double, double>> lat, bw;
   };
   std::map<std::string, Series> series;
-  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+                          "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
   int next_color = 0;
   for (const Row& r : run.rows) {
     if (r.pairs != 1) continue;
     for (bool base : {false, true}) {
-      const std::string key = r.placement + (base ? " ucx_perftest " + r.baseline_tls : " axon");
+      // GPU rows' baselines differ by row (gpu-bench names the figures):
+      // one series per placement.
+      const std::string where = r.memory == "host" ? r.placement : r.placement + " " + r.memory;
+      const std::string key = where + (!base                     ? " axon"
+                                       : r.baseline_name.empty() ? " ucx_perftest " + r.baseline_tls
+                                                                 : " baseline");
       auto [it, fresh] = series.try_emplace(key);
       if (fresh) {
-        it->second = {key, colors[(base ? next_color - 1 : next_color++) % 4], base, {}, {}};
+        it->second = {key, colors[(base ? next_color - 1 : next_color++) % 8], base, {}, {}};
       }
       const double lat = base ? r.base_lat_us : r.lat_p50_us;
       const double bw = base ? r.base_gbps : r.gbps;

@@ -10,7 +10,9 @@ namespace axon::bench {
 
 // One measured row: axon and its baseline at one size, memory and placement.
 struct Row {
-  std::string placement;  // "local" (one daemon) or "remote" (two daemons)
+  // "local" (one daemon) or "remote" (two daemons); GPU rows also "direct",
+  // "handle", "peer"... (gpu-bench's)
+  std::string placement;
   std::string memory = "host";
   size_t size = 0;
   int pairs = 1;
@@ -24,6 +26,8 @@ struct Row {
   double busy_a = -1, busy_b = -1;
   // ucx_perftest
   double base_lat_us = 0, base_rate = 0, base_gbps = 0;
+  // The baseline when it is not ucx_perftest (GPU rows: "cudaMemcpy D2D"...).
+  std::string baseline_name;
   std::string note;  // why something is missing
 };
 
