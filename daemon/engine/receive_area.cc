@@ -13,9 +13,16 @@ namespace axon::daemon {
 
 void RingEngine::Park(const std::string& to, Pending send) {
   EndpointQueues& queues = QueuesOf(to);
-  // The area must not let it overtake an earlier message on the same pair.
-  const bool behind = std::any_of(queues.sends.begin(), queues.sends.end(),
-                                  [&](const Pending& s) { return s.from == send.from; });
+  // The area must not let it overtake an earlier message on the same pair:
+  // one from the same endpoint here, or the same endpoint of the same node.
+  const auto same_source = [&send](const Pending& s) {
+    if (s.incoming || send.incoming) {
+      return s.incoming && send.incoming && s.incoming->from == send.incoming->from &&
+             s.incoming->node == send.incoming->node;
+    }
+    return s.from == send.from;
+  };
+  const bool behind = std::any_of(queues.sends.begin(), queues.sends.end(), same_source);
   if (!behind && TryArea(to, send)) return;
   queues.sends.push_back(std::move(send));  // waits for a receive or a slot: back-pressure
 }
@@ -33,8 +40,11 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
   const uint64_t id = *owner;
   wire::Completion arrival{
       .op_id = slot, .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
-  const std::string from = send.incoming ? send.from : absl::StrCat(node_name_, "/", send.from);
-  const std::string names = to + "\n" + from;  // both fit: 63 + 1 + 127 < 200
+  // The receiving endpoint and the sender's "node/endpoint": both fit,
+  // 63 + 1 + 127 < 200.
+  const std::string names =
+      send.incoming ? absl::StrCat(to, "\n", send.incoming->node, "/", send.incoming->from)
+                    : absl::StrCat(to, "\n", node_name_, "/", send.from);
   std::memcpy(arrival.message, names.data(),
               std::min(names.size(), wire::kCompletionMessageSize - 1));
   const uint64_t sequence = area.landing_base + area.landing.size();

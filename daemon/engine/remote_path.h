@@ -202,6 +202,10 @@ class RemotePath {
   void FlushAcksFromLoop();
   bool acks_pending() const { return ack_batches_ != 0; }
 
+  // The engine let go of a message it parked (delivered from the queue):
+  // kept for the next arrival if nothing else holds it.
+  void RecycleFromLoop(std::shared_ptr<Incoming> in) { Recycle(std::move(in)); }
+
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
   uint64_t direct() const { return direct_; }        // GPU messages through UCX in device memory

@@ -302,6 +302,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       Pending send = std::move(*match);
       EraseMatch(queues.sends, match);
       Deliver(send, *receive);
+      if (send.incoming) remote_->RecycleFromLoop(std::move(send.incoming));
       return;
     }
   }
@@ -375,10 +376,7 @@ void RingEngine::OnArrived(const std::shared_ptr<Incoming>& message) {
   if (match == queues.receives.end()) {
     // Parked: it keeps the message (the remote path recycles only those
     // nobody kept), and is kept in order by its source.
-    Park(to, Pending{.length = message->length(),
-                     .tag = message->tag,
-                     .incoming = message,
-                     .from = absl::StrCat(message->node, "/", message->from)});
+    Park(to, Pending{.length = message->length(), .tag = message->tag, .incoming = message});
     return;
   }
   Pending receive = std::move(*match);

@@ -109,8 +109,8 @@ class RingEngine {
     uint64_t tag = 0;
     std::vector<Part> more;              // a gather send: the parts after the first
     std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
-    // Sends: the source, "endpoint" here or "node/endpoint" from elsewhere
-    // (set only once it is parked); receives: the receiving endpoint.
+    // Sends from here: the sending endpoint; receives: the receiving
+    // endpoint. (A send from another node is named by `incoming`.)
     std::string from;
   };
   // A session's receive area: messages with no posted receive land in its
