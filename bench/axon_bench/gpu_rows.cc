@@ -3,12 +3,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "client/tools/spawn.h"
+#include "common/errno_status.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -95,8 +97,11 @@ absl::StatusOr<std::vector<Row>> GpuRows(const GpuRowsOptions& o, std::string* n
   auto pid = tools::SpawnWithOutput(args, {}, log, log);
   if (!pid.ok()) return pid.status();
   int status = 0;
-  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  pid_t waited = -1;
+  do {
+    waited = ::waitpid(*pid, &status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited < 0) return ErrnoStatus(errno, "waitpid(gpu-bench)");
   const std::string output = ReadAll(log);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return absl::InternalError(

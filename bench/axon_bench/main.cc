@@ -13,12 +13,10 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "bench/axon_bench/baseline.h"
 #include "bench/axon_bench/gpu_rows.h"
@@ -115,8 +113,7 @@ int Main(int argc, char** argv) {
                  "sizes, 1 MiB to 1 GiB)")
       ->capture_default_str();
   app.add_option("--gpu-bench", o.gpu_bench,
-                 "the gpu-bench for --memory cuda (default: next to "
-                 "this program)");
+                 "the gpu-bench for --memory cuda (default: next to this program)");
   app.add_option("--placements", placements, "comma-separated: local, remote")
       ->capture_default_str();
   app.add_option("--sizes", sizes, "comma-separated message sizes (default: 8 B to 1 GiB)");
