@@ -42,6 +42,9 @@ absl::Status SpscRing::Initialize(void* memory, size_t bytes, uint32_t capacity,
   header->head.store(0, std::memory_order_relaxed);
   header->tail.store(0, std::memory_order_relaxed);
   header->consumer_sleeping.store(0, std::memory_order_release);
+  // Every slot empty (word 0).
+  std::memset(static_cast<uint8_t*>(memory) + sizeof(RingHeader), 0,
+              static_cast<size_t>(capacity) * slot_size);
   return absl::OkStatus();
 }
 
@@ -72,10 +75,11 @@ absl::StatusOr<bool> SpscRing::TryPush(absl::Span<const uint8_t> message) {
     head_seen_ = head;
     if (tail - head == capacity_) return false;
   }
+  // The consumer cleared this slot's word before it moved past it (and the
+  // head we read says it has).
   uint8_t* slot = Slot(tail);
-  const auto length = static_cast<uint32_t>(message.size());
-  std::memcpy(slot, &length, sizeof(length));
-  if (!message.empty()) std::memcpy(slot + sizeof(length), message.data(), message.size());
+  if (!message.empty()) std::memcpy(slot + sizeof(uint32_t), message.data(), message.size());
+  Word(slot).store(static_cast<uint32_t>(message.size()) + 1, std::memory_order_release);
   header_->tail.store(tail + 1, std::memory_order_release);
   return true;
 }
@@ -87,17 +91,13 @@ bool SpscRing::ConsumerNeedsWakeup() const {
 }
 
 absl::StatusOr<int64_t> SpscRing::TryPop(absl::Span<uint8_t> out) {
+  // The head is ours; the slot says whether the producer filled it. The tail
+  // is not read here, so a hostile one cannot lead the consumer astray.
   const uint64_t head = header_->head.load(std::memory_order_relaxed);
-  if (const uint64_t known = tail_seen_ - head; known == 0 || known > capacity_) {
-    // Looks empty (or stale): has the producer added more?
-    const uint64_t tail = header_->tail.load(std::memory_order_acquire);
-    if (tail - head > capacity_) return Corrupt(head, tail);
-    tail_seen_ = tail;
-    if (tail == head) return -1;
-  }
-  const uint8_t* slot = Slot(head);
-  uint32_t length = 0;
-  std::memcpy(&length, slot, sizeof(length));
+  uint8_t* slot = Slot(head);
+  const uint32_t word = Word(slot).load(std::memory_order_acquire);
+  if (word == 0) return -1;
+  const uint32_t length = word - 1;
   if (length > max_message()) {
     return absl::DataLossError(
         absl::StrCat("a slot claims ", length, " bytes; slots hold ", max_message()));
@@ -105,7 +105,9 @@ absl::StatusOr<int64_t> SpscRing::TryPop(absl::Span<uint8_t> out) {
   if (out.size() < length) {
     return absl::InvalidArgumentError("the output buffer is smaller than the message");
   }
-  if (length > 0) std::memcpy(out.data(), slot + sizeof(length), length);
+  if (length > 0) std::memcpy(out.data(), slot + sizeof(uint32_t), length);
+  // Empty again before the producer may see the head move past it.
+  Word(slot).store(0, std::memory_order_relaxed);
   header_->head.store(head + 1, std::memory_order_release);
   return static_cast<int64_t>(length);
 }

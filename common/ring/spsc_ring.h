@@ -3,8 +3,14 @@
 // libaxon and axond, so that a message costs no system call and no gRPC.
 //
 // Memory layout: a RingHeader (positions on separate cache lines) followed by
-// `capacity` slots of `slot_size` bytes; each slot holds a u32 length and the
-// message bytes. The consumer that finds the ring empty announces it will
+// `capacity` slots of `slot_size` bytes; each slot holds a u32 word and the
+// message bytes. The word is 0 while the slot is empty and the message's
+// length + 1 once it is full: the producer writes it last, and the consumer
+// polls the slot itself and clears it as it takes the message. So finding a
+// message costs the consumer one cache line from the producer (the slot,
+// which also holds the message's first bytes), not two (the tail, then the
+// slot). The tail still moves, for a consumer about to sleep and for size().
+// The consumer that finds the ring empty announces it will
 // sleep (`consumer_sleeping`) and waits on a doorbell (an eventfd); a producer
 // rings the doorbell only when that flag is set, so a busy pair never makes a
 // system call and an idle one uses no CPU.
@@ -35,7 +41,10 @@ struct alignas(64) RingHeader {
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "ring positions must be lock-free");
 
-inline constexpr uint32_t kRingMagic = 0x524e5841;  // "AXNR"
+// "AXN2": slots announce themselves (the first layout, "AXNR", had the
+// consumer read the tail); a client and a daemon of different layouts refuse
+// to attach rather than misread each other.
+inline constexpr uint32_t kRingMagic = 0x324e5841;
 
 // Bytes of shared memory a ring of this geometry needs.
 size_t RingBytes(uint32_t capacity, uint32_t slot_size);
@@ -79,11 +88,15 @@ class SpscRing {
   uint8_t* slots_;
   uint32_t capacity_;
   uint32_t slot_size_;
-  // The other side's position as last read (and checked). Each side re-reads
-  // it only when the ring looks full (producer) or empty (consumer), so a
-  // busy pair does not pull the other's cache line on every entry.
-  uint64_t head_seen_ = 0;  // producer
-  uint64_t tail_seen_ = 0;  // consumer
+  // The slot's word (see the top): 0 empty, else length + 1.
+  static std::atomic_ref<uint32_t> Word(uint8_t* slot) {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(slot));
+  }
+
+  // The consumer's position as last read (and checked). The producer re-reads
+  // it only when the ring looks full, so a busy pair does not pull the other's
+  // cache line on every entry.
+  uint64_t head_seen_ = 0;
 };
 
 }  // namespace axon::ring
