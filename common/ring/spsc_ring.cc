@@ -4,6 +4,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace axon::ring {
 namespace {
@@ -56,8 +57,13 @@ absl::StatusOr<SpscRing> SpscRing::Attach(void* memory, size_t bytes, uint32_t c
     return absl::InvalidArgumentError("ring memory does not fit the expected geometry");
   }
   auto* header = static_cast<RingHeader*>(memory);
-  if (header->magic != kRingMagic || header->capacity != capacity ||
-      header->slot_size != slot_size) {
+  if (header->magic != kRingMagic) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the ring's layout (magic 0x%08x) is not this side's (0x%08x): the client library and "
+        "axond come from different axon versions",
+        header->magic, kRingMagic));
+  }
+  if (header->capacity != capacity || header->slot_size != slot_size) {
     return absl::InvalidArgumentError("the ring header does not match the expected geometry");
   }
   return SpscRing(header, static_cast<uint8_t*>(memory) + sizeof(RingHeader), capacity, slot_size);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -87,6 +88,14 @@ TEST(SpscRing, BadGeometryIsRefused) {
   // The other side must agree on the geometry it expects.
   EXPECT_FALSE(SpscRing::Attach(memory.data, memory.size, kSlots / 2, kSlotSize).ok());
   EXPECT_FALSE(SpscRing::Attach(memory.data, memory.size, kSlots, kSlotSize * 2).ok());
+  // A ring of the first layout ("AXNR", the consumer read the tail) from an
+  // older client: refused, saying so.
+  static_cast<RingHeader*>(memory.data)->magic = 0x524e5841;
+  auto old = SpscRing::Attach(memory.data, memory.size, kSlots, kSlotSize);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(old.status().message().find("different axon versions"), std::string::npos)
+      << old.status();
 }
 
 TEST(SpscRing, CorruptPositionsAreDataLossNotAnOverread) {
