@@ -12,6 +12,7 @@
 
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
+#include "tests/gpu/gpu_support.h"
 #include "tests/gpu/kernels.h"
 #include "tests/support/cluster.h"
 
@@ -49,12 +50,6 @@ v1::StatusResponse Status(const Axond& axond) {
   v1::StatusResponse status;
   (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "status"}).out, &status);
   return status;
-}
-
-v1::StatsResponse Stats(const Axond& axond) {
-  v1::StatsResponse stats;
-  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "stats"}).out, &stats);
-  return stats;
 }
 
 // The bus ids nvidia-smi lists for process `pid`, or "?" when it lists no
