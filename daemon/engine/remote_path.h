@@ -202,9 +202,9 @@ class RemotePath {
   void FlushAcksFromLoop();
   bool acks_pending() const { return ack_batches_ != 0; }
 
-  // The engine let go of a message it parked (delivered from the queue):
-  // kept for the next arrival if nothing else holds it.
-  void RecycleFromLoop(std::shared_ptr<Incoming> in) { Recycle(std::move(in)); }
+  // A message this path or the engine is done with (the engine delivered
+  // one it had parked): kept for the next arrival if nothing else holds it.
+  void Recycle(std::shared_ptr<Incoming> in);
 
   uint64_t in_flight() const { return in_flight_.size(); }
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
@@ -349,7 +349,6 @@ class RemotePath {
   // Arrivals allocate nothing in the common case (a received message landed
   // at once); every field is set by OnData.
   std::shared_ptr<Incoming> NewIncoming();
-  void Recycle(std::shared_ptr<Incoming> in);
   void LandChunk(const std::shared_ptr<Chunked>& c, std::shared_ptr<Incoming> chunk);
   // Answers a chunk that will not land; forgets the message once all came.
   void RefuseChunk(const std::shared_ptr<Chunked>& c, const Incoming& chunk);

@@ -302,7 +302,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       Pending send = std::move(*match);
       EraseMatch(queues.sends, match);
       Deliver(send, *receive);
-      if (send.incoming) remote_->RecycleFromLoop(std::move(send.incoming));
+      if (send.incoming) remote_->Recycle(std::move(send.incoming));
       return;
     }
   }

@@ -6,7 +6,6 @@
 // of GPU memory (IPC opens, handles that do not open, a client killed with
 // GPU buffers in flight) is in gpu_daemon_test.cc. Checksums are computed by
 // kernels. Every test skips cleanly without a GPU.
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -59,10 +58,7 @@ bool DirectPathAvailable(const TempDir& dir) {
   static const bool available = [&] {
     Axond probe(dir, AxondOptions{.instance = "probe", .sets = {"gpu.remote_path=staging"}});
     if (!probe.WaitReady()) return false;
-    v1::StatusResponse status;
-    return google::protobuf::util::JsonStringToMessage(probe.Ctl({"--json", "status"}).out, &status)
-               .ok() &&
-           status.ucx().cuda_memory_supported();
+    return Status(probe).ucx().cuda_memory_supported();
   }();
   return available;
 }

@@ -1,6 +1,6 @@
 // Test support for the GPU tests: device memory from cudaMalloc on the
 // current GPU (null without CUDA or when it fails), its checksum by kernel,
-// and a daemon's stats.
+// and a daemon's status and stats.
 #pragma once
 
 #include <google/protobuf/util/json_util.h>
@@ -42,6 +42,13 @@ inline uint64_t DeviceSum(const void* data, size_t bytes) {
   uint64_t sum = 0;
   EXPECT_TRUE(gpu::ChecksumDevice(data, bytes, &sum));
   return sum;
+}
+
+// A daemon's `axonctl --json status` (empty when it does not parse).
+inline v1::StatusResponse Status(const Axond& axond) {
+  v1::StatusResponse status;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "status"}).out, &status);
+  return status;
 }
 
 inline v1::StatsResponse Stats(const Axond& axond) {

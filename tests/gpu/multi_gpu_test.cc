@@ -2,7 +2,6 @@
 // GPU 1 (a peer copy in the daemon, checksummed by kernels, 1 B to 1 GiB),
 // and the daemon holding a CUDA context only on the devices its clients use.
 // Skips with fewer than two GPUs.
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -44,12 +43,6 @@ bool Move(Client& a, Client& b, const std::string& to, const Buffer& from, const
   auto sent = a.Wait(*send, 30000);
   auto got = b.Wait(*recv, 30000);
   return sent.ok() && got.ok() && sent->status.ok() && got->status.ok();
-}
-
-v1::StatusResponse Status(const Axond& axond) {
-  v1::StatusResponse status;
-  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "status"}).out, &status);
-  return status;
 }
 
 // The bus ids nvidia-smi lists for process `pid`, or "?" when it lists no
