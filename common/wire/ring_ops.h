@@ -26,7 +26,7 @@ inline constexpr size_t kAddressSize = 128;      // "node/endpoint", NUL-padded
 enum class RingOp : uint16_t {
   kNop = 1,       // completes at once: the round trip of the per-message path
   kSend = 2,      // region bytes -> the endpoint `peer` on this node, with `tag`
-  kPostRecv = 3,  // a buffer for the next message to `endpoint` with `tag`
+  kPostRecv = 3,  // a buffer for the next message to `endpoint` with `tag` (from `peer`)
   kCancel = 4,    // withdraw pending operation `region` (its op id) of this session
   kSetArea = 5,   // region `region` becomes the receive area, in slots of `length` bytes
   kRelease = 6,   // the client is done with receive-area slot `region` (no completion)
@@ -36,6 +36,16 @@ enum class RingOp : uint16_t {
 inline constexpr uint16_t kSubmissionMore = 1;  // kSend: one part; the message goes on in
                                                 // the next entry (same session, back to back)
 inline constexpr size_t kMaxSendParts = 64;
+
+// A message whose tag has this bit waits for a receive posted for it and
+// never lands in a receive area: calls send tensors with such tags to
+// memory the receiver picks once it has read the call (common/wire/call.h).
+inline constexpr uint64_t kDirectedTagBit = uint64_t{1} << 63;
+// A message whose tag has this bit (and kDirectedTagBit) fails NOT_FOUND at
+// once when no receive is posted for it as it arrives: a call's reply, whose
+// receive the caller posts before it sends the request, so that a reply to a
+// caller who gave up is refused at once instead of waiting for nothing.
+inline constexpr uint64_t kPostedOnlyTagBit = uint64_t{1} << 61;
 
 // Completion flags.
 inline constexpr uint32_t kCompletionArrival = 1;  // a message landed in receive-area slot op_id
@@ -50,7 +60,9 @@ struct Submission {
   uint64_t length = 0;
   uint64_t tag = 0;
   char endpoint[kEndpointNameSize] = {};  // the session's own endpoint
-  char peer[kAddressSize] = {};           // kSend: "endpoint" or "node/endpoint"
+  // kSend: the destination, "endpoint" or "node/endpoint". kPostRecv: the
+  // only sender whose message may match (same form); empty: any sender.
+  char peer[kAddressSize] = {};
 };
 
 inline constexpr size_t kCompletionMessageSize = 200;

@@ -15,7 +15,9 @@ void RingEngine::Park(const std::string& to, Pending send) {
   EndpointQueues& queues = QueuesOf(to);
   // The area must not let it overtake an earlier message on the same pair:
   // one from the same endpoint here, or the same endpoint of the same node.
+  // Directed messages wait for their own receive and hold nothing back.
   const auto same_source = [&send](const Pending& s) {
+    if (s.tag & wire::kDirectedTagBit) return false;
     if (s.incoming || send.incoming) {
       return s.incoming && send.incoming && s.incoming->from == send.incoming->from &&
              s.incoming->node == send.incoming->node;
@@ -28,6 +30,7 @@ void RingEngine::Park(const std::string& to, Pending send) {
 }
 
 bool RingEngine::TryArea(const std::string& to, Pending& send) {
+  if (send.tag & wire::kDirectedTagBit) return false;
   const auto owner = Owner(to);
   if (!owner) return false;
   auto it = sessions_.find(*owner);
@@ -137,7 +140,7 @@ void RingEngine::FillArea(uint64_t id) {
       if (blocked.count(it->from) == 0 && TryArea(name, *it)) {
         it = queues.sends.erase(it);
       } else {
-        blocked.insert(it->from);
+        if (!(it->tag & wire::kDirectedTagBit)) blocked.insert(it->from);
         ++it;
       }
     }

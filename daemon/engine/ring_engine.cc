@@ -18,6 +18,12 @@
 namespace axon::daemon {
 namespace {
 
+absl::Status NoReceivePosted(absl::string_view to) {
+  return absl::NotFoundError(absl::StrCat("endpoint ", to,
+                                          " has no receive posted for this message (a reply "
+                                          "whose caller gave up)"));
+}
+
 // Removes the matched entry: the front, usually, which a deque pops cheaply.
 template <typename Queue>
 void EraseMatch(Queue& queue, typename Queue::iterator match) {
@@ -116,7 +122,26 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
   return owner;
 }
 
+void RingEngine::FailReceivesFrom(absl::string_view node, const absl::Status& why,
+                                  const std::function<bool(absl::string_view)>& gone) {
+  for (auto& [name, queues] : endpoints_) {
+    std::erase_if(queues.receives, [&](const Pending& r) {
+      if (r.source_endpoint.empty() || r.source_node != node || !gone(r.source_endpoint)) {
+        return false;
+      }
+      Complete(
+          r.session, r.op_id,
+          absl::Status(why.code(), absl::StrCat(why.message(), " (the sender ", r.source_node, "/",
+                                                r.source_endpoint, " this receive waited for)")));
+      return true;
+    });
+  }
+}
+
 void RingEngine::FailOrphanedSends() {
+  // Receives waiting for a message from an endpoint here that went away.
+  FailReceivesFrom(node_name_, absl::UnavailableError("the sending endpoint went away"),
+                   [this](absl::string_view endpoint) { return !Owner(endpoint).has_value(); });
   for (auto it = endpoints_.begin(); it != endpoints_.end();) {
     if (!sessions_manager_.EndpointOwner(it->first)) {
       const absl::Status gone =
@@ -278,8 +303,12 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       }
       EndpointQueues& queues = QueuesOf(to);
       auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
-                                [&](const Pending& r) { return r.tag == send->tag; });
+                                [&](const Pending& r) { return Accepts(r, *send); });
       if (match == queues.receives.end()) {
+        if (send->tag & wire::kPostedOnlyTagBit) {
+          Complete(id, submission.op_id, NoReceivePosted(to));
+          return;
+        }
         Park(to, *std::move(send));
         return;
       }
@@ -292,9 +321,16 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       auto receive = Prepare(id, session, submission);
       if (!receive.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
+      if (absl::string_view source = wire::NameView(submission.peer); !source.empty()) {
+        const size_t slash = source.find('/');
+        receive->source_node =
+            slash == absl::string_view::npos ? node_name_ : std::string(source.substr(0, slash));
+        receive->source_endpoint =
+            std::string(slash == absl::string_view::npos ? source : source.substr(slash + 1));
+      }
       EndpointQueues& queues = QueuesOf(receive->from);  // the receiving endpoint
       auto match = std::find_if(queues.sends.begin(), queues.sends.end(),
-                                [&](const Pending& s) { return s.tag == receive->tag; });
+                                [&](const Pending& s) { return Accepts(*receive, s); });
       if (match == queues.sends.end()) {
         queues.receives.push_back(*std::move(receive));
         return;
@@ -371,9 +407,14 @@ void RingEngine::OnArrived(const std::shared_ptr<Incoming>& message) {
   }
   const std::string& to = message->to;  // `message` keeps it
   EndpointQueues& queues = QueuesOf(to);
-  auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
-                            [&](const Pending& r) { return r.tag == message->tag; });
+  auto match = std::find_if(queues.receives.begin(), queues.receives.end(), [&](const Pending& r) {
+    return Accepts(r, message->tag, message->node, message->from);
+  });
   if (match == queues.receives.end()) {
+    if (message->tag & wire::kPostedOnlyTagBit) {
+      remote_->RefuseFromLoop(*message, NoReceivePosted(to));
+      return;
+    }
     // Parked: it keeps the message (the remote path recycles only those
     // nobody kept), and is kept in order by its source.
     Park(to, Pending{.length = message->length(), .tag = message->tag, .incoming = message});
@@ -402,6 +443,8 @@ void RingEngine::DropFromNode(const std::string& node) {
     std::erase_if(queues.sends,
                   [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
   }
+  FailReceivesFrom(node, absl::UnavailableError("node " + node + " is down"),
+                   [](absl::string_view) { return true; });
 }
 
 void RingEngine::CopyOut(const Pending& send, uint8_t* into) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -112,7 +113,21 @@ class RingEngine {
     // Sends from here: the sending endpoint; receives: the receiving
     // endpoint. (A send from another node is named by `incoming`.)
     std::string from;
+    // Receives that name their sender: its node and endpoint (empty: any).
+    std::string source_node, source_endpoint;
   };
+  // Whether `receive` takes a message from `node`/`endpoint` with `tag`.
+  static bool Accepts(const Pending& receive, uint64_t tag, absl::string_view node,
+                      absl::string_view endpoint) {
+    return receive.tag == tag &&
+           (receive.source_endpoint.empty() ||
+            (receive.source_endpoint == endpoint && receive.source_node == node));
+  }
+  // The same for `send`, from here or from another node.
+  bool Accepts(const Pending& receive, const Pending& send) const {
+    return send.incoming ? Accepts(receive, send.tag, send.incoming->node, send.incoming->from)
+                         : Accepts(receive, send.tag, node_name_, send.from);
+  }
   // A session's receive area: messages with no posted receive land in its
   // free slots, and the client releases each slot when done with it.
   struct Area {
@@ -214,8 +229,12 @@ class RingEngine {
   void DropFromNode(const std::string& node);
   // SessionManager::EndpointOwner through a cache (no lock per message).
   std::optional<uint64_t> Owner(absl::string_view endpoint);
-  // Fails sends waiting on endpoints nobody holds any more.
+  // Fails sends waiting on endpoints nobody holds any more, and receives
+  // waiting for a message from one.
   void FailOrphanedSends();
+  // Fails receives that name a sender on `node` for which `gone` holds.
+  void FailReceivesFrom(absl::string_view node, const absl::Status& why,
+                        const std::function<bool(absl::string_view)>& gone);
   // Completes pending operation `op_id` of session `id` with `why`, if it is
   // still pending here or on the remote path; false if it is not.
   bool Abort(uint64_t id, uint64_t op_id, const absl::Status& why);
