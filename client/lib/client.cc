@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/call_runtime.h"
 #include "client/lib/session.h"
 #include "common/cuda/driver.h"
 #include "common/defaults.h"
@@ -141,7 +142,18 @@ absl::Status Session::DrainCompletions() {
     auto completion = wire::ReadCompletion(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
     if (completion->flags & wire::kCompletionArrival) {
+      const absl::string_view names = wire::NameView(completion->message);
+      if (!arrival_handlers.empty()) {
+        auto handler = arrival_handlers.find(names.substr(0, names.find('\n')));
+        if (handler != arrival_handlers.end()) {
+          due.emplace_back(handler->second, *completion);
+          continue;
+        }
+      }
       arrivals.push_back(*completion);
+    } else if (auto callback = callbacks.find(completion->op_id); callback != callbacks.end()) {
+      due.emplace_back(std::move(callback->second), *completion);
+      callbacks.erase(callback);
     } else {
       finished[completion->op_id] = *completion;
     }
@@ -187,24 +199,27 @@ absl::Status Session::Progress(int wait_ms) {
 }
 
 bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
-  if (callbacks.empty()) return false;
-  std::vector<std::pair<std::function<void(const wire::Completion&)>, wire::Completion>> due;
-  for (auto it = callbacks.begin(); it != callbacks.end();) {
-    auto done = finished.find(it->first);
-    if (done == finished.end()) {
-      ++it;
-      continue;
-    }
-    due.emplace_back(std::move(it->second), done->second);
-    finished.erase(done);
-    it = callbacks.erase(it);
-  }
   if (due.empty()) return false;
-  callbacks_run += due.size();
+  std::vector<std::pair<Callback, wire::Completion>> run;
+  run.swap(due);
+  callbacks_run += run.size();
   lock.unlock();
-  for (auto& [fn, completion] : due) fn(completion);
+  for (auto& [fn, completion] : run) fn(completion);
   lock.lock();
+  if (due.empty()) {  // keep the storage for the next round
+    run.clear();
+    due.swap(run);
+  }
   return true;
+}
+
+void Session::AddCallback(uint64_t op_id, Callback done) {
+  if (auto it = finished.find(op_id); it != finished.end()) {
+    due.emplace_back(std::move(done), it->second);
+    finished.erase(it);
+    return;
+  }
+  callbacks[op_id] = std::move(done);
 }
 
 absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
@@ -221,9 +236,13 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
   absl::Time now = start;
   while (true) {
     if (take()) return absl::OkStatus();
+    if (!due.empty()) {  // drained by another path (a full submission ring)
+      RunCallbacks(lock);
+      continue;
+    }
     const size_t before = finished.size() + arrivals.size();
     if (auto st = DrainCompletions(); !st.ok()) return st;
-    if (finished.size() + arrivals.size() != before) {
+    if (finished.size() + arrivals.size() != before || !due.empty()) {
       drained.notify_all();
       RunCallbacks(lock);
       continue;
@@ -315,11 +334,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     return absl::Status(st.code(), absl::StrCat("setting up the rings: ", st.message()));
   }
   std::unique_ptr<Client> client(new Client(std::move(session)));
-  if (options.progress_thread) {
-    client->progress_ = std::thread([c = client.get()] {
-      while (!c->stop_progress_) (void)c->session_->Progress(50);
-    });
-  }
+  if (options.progress_thread) client->StartProgressThread();
   return client;
 }
 
@@ -407,6 +422,9 @@ absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t
                                            OpOptions options) {
   auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
+  if (!options.from.empty() && !wire::SetNameField(s->peer, std::string(options.from))) {
+    return absl::InvalidArgumentError("the sender is 'endpoint' or 'node/endpoint'");
+  }
   if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
   auto op = session_->Enqueue(*s);
   if (!op.ok()) return op.status();
@@ -448,6 +466,15 @@ absl::Status Client::Release(const Message& message) {
   return op.status();  // the daemon sends no completion for a release
 }
 
+absl::Status Client::CancelAsync(Operation op) {
+  auto cancel =
+      session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .region = op.id});
+  if (!cancel.ok()) return cancel.status();
+  // NOT_FOUND (it finished first) is the usual answer and needs no one.
+  OnComplete(Operation{*cancel}, [](const Completed&) {});
+  return absl::OkStatus();
+}
+
 absl::Status Client::Cancel(Operation op) {
   auto cancel =
       session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .region = op.id});
@@ -481,10 +508,42 @@ absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
 
 void Client::OnComplete(Operation op, std::function<void(const Completed&)> done) {
   std::unique_lock<std::mutex> lock(session_->ring_mu);
-  session_->callbacks[op.id] = [done = std::move(done)](const wire::Completion& c) {
-    done(ToCompleted(c));
-  };
+  session_->AddCallback(
+      op.id, [done = std::move(done)](const wire::Completion& c) { done(ToCompleted(c)); });
   session_->RunCallbacks(lock);  // it may have finished already
+}
+
+void Client::OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler) {
+  std::unique_lock<std::mutex> lock(session_->ring_mu);
+  if (!handler) {
+    session_->arrival_handlers.erase(endpoint);
+    return;
+  }
+  const uint8_t* area = session_->area;
+  const uint64_t slot_size = session_->area_slot_size;
+  auto run = [handler = std::move(handler), area, slot_size](const wire::Completion& c) {
+    const absl::string_view names = wire::NameView(c.message);
+    const size_t newline = names.find('\n');
+    Message m;
+    m.endpoint = std::string(names.substr(0, newline));
+    m.from = newline == absl::string_view::npos ? "" : std::string(names.substr(newline + 1));
+    m.tag = c.tag;
+    m.slot = c.op_id;
+    m.length = c.length;
+    m.data = area + m.slot * slot_size;
+    handler(m);
+  };
+  for (auto it = session_->arrivals.begin(); it != session_->arrivals.end();) {
+    const absl::string_view names = wire::NameView(it->message);
+    if (names.substr(0, names.find('\n')) == endpoint) {
+      session_->due.emplace_back(run, *it);
+      it = session_->arrivals.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  session_->arrival_handlers[endpoint] = std::move(run);
+  session_->RunCallbacks(lock);
 }
 
 std::future<Completed> Client::Future(Operation op) {
@@ -496,9 +555,27 @@ std::future<Completed> Client::Future(Operation op) {
 
 absl::Status Client::Progress(int timeout_ms) { return session_->Progress(timeout_ms); }
 
+Client::Client(std::shared_ptr<internal::Session> session) : session_(std::move(session)) {}
+
+void Client::StartProgressThread() {
+  std::lock_guard<std::mutex> lock(progress_mu_);
+  if (progress_.joinable()) return;
+  progress_ = std::thread([this] {
+    while (!stop_progress_) (void)session_->Progress(50);
+  });
+}
+
+internal::CallRuntime& Client::call_runtime() {
+  StartProgressThread();  // calls complete on it
+  std::lock_guard<std::mutex> lock(call_runtime_mu_);
+  if (!call_runtime_) call_runtime_ = std::make_shared<internal::CallRuntime>(*this);
+  return *call_runtime_;
+}
+
 Client::~Client() {
   stop_progress_ = true;
   if (progress_.joinable()) progress_.join();
+  call_runtime_.reset();  // its buffers unregister while the session is attached
   (void)Detach();
 }
 

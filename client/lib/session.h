@@ -75,10 +75,18 @@ struct Session {
   // `lock` holds ring_mu: runs the callbacks of finished operations.
   bool RunCallbacks(std::unique_lock<std::mutex>& lock);
 
-  // Callbacks by op id (guarded by ring_mu), and the doorbell's sleeper.
-  std::map<uint64_t, std::function<void(const wire::Completion&)>> callbacks;
-  bool sleeper = false;        // guarded by ring_mu
+  // Callbacks by op id and receive-area handlers by endpoint (guarded by
+  // ring_mu). A completion whose callback is registered goes straight to
+  // `due` when drained, so thousands of operations in flight cost nothing
+  // per drain; RunCallbacks runs what is due with the lock released.
+  using Callback = std::function<void(const wire::Completion&)>;
+  absl::flat_hash_map<uint64_t, Callback> callbacks;
+  absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> arrival_handlers;
+  std::vector<std::pair<Callback, wire::Completion>> due;
+  bool sleeper = false;        // guarded by ring_mu: a thread sleeps on the doorbell
   uint64_t callbacks_run = 0;  // guarded by ring_mu
+  // ring_mu held: `done` runs once `op_id` completes (at once if it has).
+  void AddCallback(uint64_t op_id, Callback done);
   std::condition_variable drained;
   // ring_mu held: moves every completion on the ring into `finished`.
   absl::Status DrainCompletions();

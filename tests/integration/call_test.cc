@@ -1,13 +1,20 @@
-// Call/Serve on top of messages, local and remote: a request with a header
-// and tensors and its reply, unknown methods, handler errors, and deadlines.
+// Calls with typed tensors between real clients of real daemons, on one node
+// and across two: every placement of a tensor (inline, apart, copied from
+// unregistered memory, into the caller's own tensors), many calls in flight,
+// deadlines, cancel, unknown methods, handler errors, async handlers, bad
+// input.
 #include "axon/call.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
+#include <deque>
+#include <numeric>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "tests/support/pair_test.h"
 
 namespace axon::testing {
@@ -15,104 +22,284 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class CallTest : public PairTest {
+class CallTest : public ::testing::TestWithParam<bool>, protected Pair {
  protected:
   void SetUp() override {
-    PairTest::SetUp();
+    // Progress threads on both: futures and Then fire without waiting.
+    StartPair(GetParam());
     if (HasFatalFailure()) return;
-    auto area = receiver_->AllocateHost(8 << 20);
-    ASSERT_TRUE(area.ok());
-    area_.emplace(*std::move(area));
-    ASSERT_TRUE(receiver_->SetReceiveArea(*area_, 1 << 20).ok());
-    server_ = std::make_unique<Server>(*receiver_, "b");
+    server_ = std::make_unique<Server>(*receiver_, "b", ServerOptions{.concurrency = 4});
     server_->Handle("echo", [](const Request& r) -> absl::StatusOr<Reply> {
-      Reply reply{.header = "re: " + r.header};
-      for (auto t : r.tensors) reply.tensors.emplace_back(t.rbegin(), t.rend());  // reversed
-      return reply;
+      return Reply{.header = absl::StrCat("re: ", r.header), .tensors = r.tensors};
     });
     server_->Handle("fail", [](const Request&) -> absl::StatusOr<Reply> {
       return absl::PermissionDeniedError("not for you");
     });
-    server_->Handle("slow", [](const Request&) -> absl::StatusOr<Reply> {
-      std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    server_->Handle("slow", [this](const Request& r) -> absl::StatusOr<Reply> {
+      ++slow_started_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(r.header.empty() ? 800 : 2000));
       return Reply{.header = "late"};
     });
-  }
-  void StartServing() {
-    serving_ = std::thread([this] {
-      while (!stop_) {
-        auto st = server_->ServeOnce(50);
-        if (!st.ok() && st.code() != absl::StatusCode::kDeadlineExceeded) errors_++;
-      }
+    server_->Handle("big", [this](const Request&) -> absl::StatusOr<Reply> {
+      auto t = Tensor::Of(*big_, 0, dtype::kUInt8, {static_cast<int64_t>(big_->size())});
+      if (!t.ok()) return t.status();
+      return Reply{.tensors = {*t}};
     });
+    server_->HandleAsync("later", [](const Request& r, Responder responder) {
+      std::thread([header = std::string(r.header), responder = std::move(responder)]() mutable {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        responder.Send(Reply{.header = "async " + header});
+      }).detach();
+    });
+    server_->HandleAsync("forgets", [](const Request&, Responder) {});
+    auto big = receiver_->AllocateHost(4 << 20);
+    ASSERT_TRUE(big.ok());
+    big_.emplace(*std::move(big));
+    ASSERT_TRUE(server_->Start().ok());
+    caller_ = std::make_unique<Caller>(*sender_, "a");
   }
   void TearDown() override {
-    stop_ = true;
-    if (serving_.joinable()) serving_.join();
+    if (server_) server_->Stop();
   }
 
-  std::optional<HostBuffer> area_;
   std::unique_ptr<Server> server_;
-  std::thread serving_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> errors_{0};
+  std::unique_ptr<Caller> caller_;
+  std::optional<HostBuffer> big_;
+  std::atomic<int> slow_started_{0};
 };
 
-INSTANTIATE_TEST_SUITE_P(Path, CallTest, ::testing::Values(false, true), PathName);
+template <typename T>
+void Fill(void* data, size_t count, T first) {
+  auto* p = static_cast<T*>(data);
+  for (size_t i = 0; i < count; ++i) p[i] = static_cast<T>(first + static_cast<T>(i));
+}
 
-TEST_P(CallTest, RequestAndReplyWithTensors) {
-  StartServing();
-  Caller caller(*sender_, "a");
-  std::vector<uint8_t> small(100), large(300 << 10);
-  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<uint8_t>(i * 7);
-  for (size_t i = 0; i < small.size(); ++i) small[i] = static_cast<uint8_t>(i);
-  for (int round = 0; round < 20; ++round) {
-    auto reply = caller.Call(At("b"), "echo", "hello " + std::to_string(round),
-                             {{small.data(), small.size()}, {large.data(), large.size()}});
+TEST_P(CallTest, EchoesTypedTensorsWhereverTheyLie) {
+  // A registered float32 tensor (inline), a registered 1 MiB uint8 tensor
+  // (apart), unregistered bfloat16 and fp8 tensors (copied once), and an
+  // empty int64 one.
+  auto registered = sender_->AllocateHost(2 << 20);
+  ASSERT_TRUE(registered.ok());
+  Fill<float>(registered->data(), 4, 1.5f);
+  Fill<uint8_t>(static_cast<uint8_t*>(registered->data()) + 4096, 1 << 20, 7);
+  std::vector<uint16_t> bf16(64);
+  Fill<uint16_t>(bf16.data(), bf16.size(), 100);
+  std::vector<uint8_t> fp8(96, 0x3c);
+  auto small = Tensor::Of(*registered, 0, dtype::kFloat32, {2, 2});
+  auto large = Tensor::Of(*registered, 4096, dtype::kUInt8, {1 << 20});
+  auto host = Tensor::Host(bf16.data(), dtype::kBFloat16, {8, 8});
+  auto f8 = Tensor::Host(fp8.data(), dtype::kFloat8E4M3Fn, {96});
+  auto empty = Tensor::Host(nullptr, dtype::kInt64, {0, 3});
+  ASSERT_TRUE(small.ok() && large.ok() && host.ok() && f8.ok() && empty.ok());
+  for (int round = 0; round < 3; ++round) {  // the pools are reused
+    auto reply = caller_->Call(At("b"), "echo", "hello " + std::to_string(round),
+                               {*small, *large, *host, *f8, *empty});
     ASSERT_TRUE(reply.ok()) << reply.status();
     EXPECT_EQ(reply->header, "re: hello " + std::to_string(round));
-    ASSERT_EQ(reply->tensors.size(), 2u);
-    EXPECT_EQ(reply->tensors[0], std::vector<uint8_t>(small.rbegin(), small.rend()));
-    EXPECT_EQ(Checksum(reply->tensors[1].data(), reply->tensors[1].size()),
-              Checksum(std::vector<uint8_t>(large.rbegin(), large.rend()).data(), large.size()));
+    ASSERT_EQ(reply->tensors.size(), 5u);
+    const std::vector<Tensor>& t = reply->tensors;
+    EXPECT_EQ(t[0].desc.dtype, dtype::kFloat32);
+    EXPECT_THAT(t[0].desc.dims(), ::testing::ElementsAre(2, 2));
+    EXPECT_EQ(t[0].span<float>()[3], 4.5f);
+    EXPECT_EQ(t[1].desc.dtype, dtype::kUInt8);
+    ASSERT_EQ(t[1].bytes(), 1u << 20);
+    EXPECT_EQ(Checksum(t[1].data, t[1].bytes()),
+              Checksum(static_cast<uint8_t*>(registered->data()) + 4096, 1 << 20));
+    EXPECT_EQ(t[2].desc.dtype, dtype::kBFloat16);
+    EXPECT_THAT(t[2].desc.dims(), ::testing::ElementsAre(8, 8));
+    EXPECT_EQ(std::memcmp(t[2].data, bf16.data(), 128), 0);
+    EXPECT_EQ(t[3].desc.dtype, dtype::kFloat8E4M3Fn);
+    EXPECT_EQ(std::memcmp(t[3].data, fp8.data(), fp8.size()), 0);
+    EXPECT_EQ(t[4].desc.dtype, dtype::kInt64);
+    EXPECT_EQ(t[4].bytes(), 0u);
+    for (const Tensor& x : t) EXPECT_FALSE(x.on_gpu());
+    for (const Tensor& x : t) EXPECT_EQ(reinterpret_cast<uintptr_t>(x.data) % 64, 0u);
   }
-  EXPECT_EQ(errors_, 0);
 }
 
-TEST_P(CallTest, ErrorsComeBackAsStatuses) {
-  StartServing();
-  Caller caller(*sender_, "a");
-  auto unknown = caller.Call(At("b"), "nope", "", {});
-  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kUnimplemented) << unknown.status();
-  EXPECT_THAT(unknown.status().message(), HasSubstr("no method 'nope'"));
-  auto failed = caller.Call(At("b"), "fail", "", {});
-  EXPECT_EQ(failed.status(), absl::PermissionDeniedError("not for you"));
-  auto nobody = caller.Call(At("nobody"), "echo", "", {});
-  EXPECT_EQ(nobody.status().code(), absl::StatusCode::kNotFound) << nobody.status();
-  // A reply larger than the caller allows.
-  std::vector<uint8_t> big(2 << 20 >> 2);
-  auto too_big =
-      caller.Call(At("b"), "echo", "", {{big.data(), big.size()}}, {.max_reply_bytes = 1024});
-  EXPECT_EQ(too_big.status().code(), absl::StatusCode::kResourceExhausted) << too_big.status();
+TEST_P(CallTest, ReplyLandsInTheCallersOwnTensors) {
+  auto in = sender_->AllocateHost(1 << 20);
+  auto out = sender_->AllocateHost(1 << 20);
+  ASSERT_TRUE(in.ok() && out.ok());
+  Fill<int32_t>(in->data(), 1 << 18, 11);
+  std::memset(out->data(), 0, 1 << 20);
+  auto request = Tensor::Of(*in, 0, dtype::kInt32, {1 << 18});
+  auto into = Tensor::Of(*out, 0, dtype::kInt32, {1 << 18});
+  ASSERT_TRUE(request.ok() && into.ok());
+  const Tensor into_list[] = {*into};
+  auto reply = caller_->Call(At("b"), "echo", "", {*request}, {.reply_into = into_list});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_EQ(reply->tensors.size(), 1u);
+  EXPECT_EQ(reply->tensors[0].data, out->data());  // written in place
+  EXPECT_EQ(std::memcmp(out->data(), in->data(), 1 << 20), 0);
+  // Too small a tensor to reply into: RESOURCE_EXHAUSTED, not a truncation.
+  auto tiny = Tensor::Of(*out, 0, dtype::kInt32, {16});
+  const Tensor tiny_list[] = {*tiny};
+  auto refused = caller_->Call(At("b"), "echo", "", {*request}, {.reply_into = tiny_list});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
 }
 
-TEST_P(CallTest, DeadlinesHold) {
-  StartServing();
-  Caller caller(*sender_, "a");
-  const auto start = std::chrono::steady_clock::now();
-  auto late = caller.Call(At("b"), "slow", "", {}, {.timeout_ms = 200});
+TEST_P(CallTest, TenThousandCallsFiveHundredInFlightEachGetsItsReply) {
+  constexpr int kCalls = 10000, kWindow = 500;
+  auto buffer = sender_->AllocateHost(kWindow * 64);
+  ASSERT_TRUE(buffer.ok());
+  std::deque<std::pair<int, PendingCall>> flying;
+  int next = 0, done = 0;
+  while (done < kCalls) {
+    while (next < kCalls && flying.size() < kWindow) {
+      const size_t slot = static_cast<size_t>(next % kWindow);
+      auto* p = static_cast<int64_t*>(buffer->data()) + slot * 8;
+      Fill<int64_t>(p, 8, next);
+      auto t = Tensor::Of(*buffer, slot * 64, dtype::kInt64, {8});
+      ASSERT_TRUE(t.ok());
+      auto call =
+          caller_->CallAsync(At("b"), "echo", std::to_string(next), {*t}, {.timeout_ms = 60000});
+      ASSERT_TRUE(call.ok()) << call.status();
+      flying.emplace_back(next++, *call);
+    }
+    auto [index, call] = flying.front();
+    flying.pop_front();
+    auto reply = call.Wait();
+    ASSERT_TRUE(reply.ok()) << "call " << index << ": " << reply.status();
+    ASSERT_EQ(reply->header, "re: " + std::to_string(index));
+    ASSERT_EQ(reply->tensors.size(), 1u);
+    ASSERT_EQ(reply->tensors[0].span<int64_t>()[7], index + 7);
+    ++done;
+  }
+  // A reply is counted once it has left, which may be after it arrived.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = server_->Stats();
+        return s.size() == 1 && s[0].calls == static_cast<uint64_t>(kCalls);
+      },
+      std::chrono::seconds(10)));
+  const auto stats = server_->Stats();
+  EXPECT_EQ(stats[0].method, "echo");
+  EXPECT_EQ(stats[0].calls, static_cast<uint64_t>(kCalls));
+  EXPECT_EQ(stats[0].errors, 0u);
+  EXPECT_GT(stats[0].p99_us, 0);
+}
+
+TEST_P(CallTest, ThenAndFutureFireWithoutAWaiter) {
+  std::promise<std::string> got;
+  auto call = caller_->CallAsync(At("b"), "echo", "then", {});
+  ASSERT_TRUE(call.ok());
+  call->Then([&got](absl::StatusOr<Reply> r) { got.set_value(r.ok() ? r->header : "error"); });
+  auto future = caller_->CallAsync(At("b"), "later", "f", {})->Future();
+  // Nobody waits on the calls: this thread drives the client meanwhile.
+  auto header = got.get_future();
+  while (header.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready ||
+         future.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+    (void)sender_->Progress(10);
+  }
+  EXPECT_EQ(header.get(), "re: then");
+  auto r = future.get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->header, "async f");
+}
+
+TEST_P(CallTest, ASlowHandlerDoesNotStallTheOthers) {
+  auto slow = caller_->CallAsync(At("b"), "slow", "long", {});
+  ASSERT_TRUE(slow.ok());
+  ASSERT_TRUE(WaitFor([&] { return slow_started_ > 0; }, std::chrono::seconds(10)));
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 50; ++i) {
+    auto reply = caller_->Call(At("b"), "echo", "quick", {});
+    ASSERT_TRUE(reply.ok()) << reply.status();
+  }
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+  EXPECT_FALSE(slow->done());
+  EXPECT_EQ(slow->Wait()->header, "late");
+}
+
+TEST_P(CallTest, DeadlinesAndCancel) {
+  const absl::Time start = absl::Now();
+  auto late = caller_->Call(At("b"), "slow", "", {}, {.timeout_ms = 200});
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
-  // No server at all: the request waits in the area's place... until the deadline.
-  stop_ = true;
-  serving_.join();
-  auto unanswered = caller.Call(At("b"), "echo", "", {}, {.timeout_ms = 300});
-  EXPECT_EQ(unanswered.status().code(), absl::StatusCode::kDeadlineExceeded);
-  // After the late reply was refused, calls work again.
-  stop_ = false;
-  StartServing();
-  EXPECT_TRUE(caller.Call(At("b"), "echo", "again", {}).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+
+  auto call = caller_->CallAsync(At("b"), "slow", "", {}, {.timeout_ms = 10000});
+  ASSERT_TRUE(call.ok());
+  const absl::Time cancelled = absl::Now();
+  call->Cancel();
+  EXPECT_EQ(call->Wait().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_LT(absl::Now() - cancelled, absl::Milliseconds(500));
+  // The server goes on; the dropped replies are counted once the handlers end.
+  auto reply = caller_->Call(At("b"), "echo", "after", {});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (const MethodStats& m : server_->Stats()) {
+          if (m.method == "slow" && m.calls == 2) return m.dropped_replies == 2;
+        }
+        return false;
+      },
+      std::chrono::seconds(10)));
 }
+
+TEST_P(CallTest, UnknownMethodsAndHandlerErrorsComeBackAsStatuses) {
+  auto unknown = caller_->Call(At("b"), "nope", "", {});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("nope"));
+  auto failed = caller_->Call(At("b"), "fail", "", {});
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(failed.status().message(), "not for you");
+  auto later = caller_->Call(At("b"), "later", "x", {});
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->header, "async x");
+  auto forgot = caller_->Call(At("b"), "forgets", "", {});
+  EXPECT_EQ(forgot.status().code(), absl::StatusCode::kInternal);
+  auto nobody = caller_->Call(At("nobody"), "echo", "", {});
+  EXPECT_EQ(nobody.status().code(), absl::StatusCode::kNotFound) << nobody.status();
+  bool unknown_counted = false;
+  for (const MethodStats& m : server_->Stats()) {
+    if (m.method == "(unknown)") unknown_counted = m.errors == 1;
+    if (m.method == "fail") {
+      EXPECT_EQ(m.errors, 1u);
+    }
+  }
+  EXPECT_TRUE(unknown_counted);
+}
+
+TEST_P(CallTest, BadInputIsRefusedWithAClearStatus) {
+  auto invalid = [](const absl::Status& st, const std::string& says) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+    EXPECT_THAT(st.message(), HasSubstr(says));
+  };
+  invalid(caller_->Call(At("b"), std::string(200, 'm'), "", {}).status(), "method name");
+  invalid(caller_->Call(At("b"), "", "", {}).status(), "method name");
+  invalid(caller_->Call(At("b"), "echo", std::string(65 * 1024, 'h'), {}).status(), "header");
+  std::vector<float> data(16);
+  auto t = Tensor::Host(data.data(), dtype::kFloat32, {4, 4});
+  ASSERT_TRUE(t.ok());
+  std::vector<Tensor> many(129, *t);
+  invalid(caller_->Call(At("b"), "echo", "", many).status(), "at most 128 tensors");
+  Tensor strided = *t;
+  strided.desc.has_strides = true;
+  strided.desc.strides = {1, 4};
+  invalid(caller_->Call(At("b"), "echo", "", {strided}).status(), "contiguous");
+  Tensor unknown = *t;
+  unknown.desc.dtype = DType{static_cast<DTypeCode>(3), 8};
+  invalid(caller_->Call(At("b"), "echo", "", {unknown}).status(), "dtype");
+  Tensor huge = *t;
+  huge.desc.shape = {int64_t{1} << 40, int64_t{1} << 40};
+  EXPECT_FALSE(caller_->Call(At("b"), "echo", "", {huge}).ok());
+  Tensor negative = *t;
+  negative.desc.shape = {-4, 4};
+  invalid(caller_->Call(At("b"), "echo", "", {negative}).status(), "negative");
+  auto in_buffer = sender_->AllocateHost(4096);
+  ASSERT_TRUE(in_buffer.ok());
+  auto outside = Tensor::Of(*in_buffer, 4000, dtype::kFloat32, {64});
+  EXPECT_EQ(outside.status().code(), absl::StatusCode::kInvalidArgument);
+  // A reply larger than the caller allows.
+  auto big = caller_->Call(At("b"), "big", "", {}, {.max_reply_bytes = 1 << 20});
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
+  auto fine = caller_->Call(At("b"), "big", "", {});
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(fine->tensors.at(0).bytes(), 4u << 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, CallTest, ::testing::Bool(), PathName);
 
 }  // namespace
 }  // namespace axon::testing

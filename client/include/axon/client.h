@@ -15,10 +15,12 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace axon {
@@ -32,12 +34,14 @@ struct ClientOptions {
   int timeout_ms = 10000;
   // A thread that drives completions, so that OnComplete callbacks and
   // futures fire without Wait or Progress calls. Callbacks run on it.
+  // Callers and Servers (axon/call.h) start it on first use.
   bool progress_thread = false;
 };
 
 namespace internal {
 struct Session;
-}
+class CallRuntime;
+}  // namespace internal
 
 // An operation handed to the daemon; wait for it with Client::Wait.
 struct Operation {
@@ -65,6 +69,9 @@ struct OpOptions {
   // the legacy default stream. A completed operation's bytes are in place:
   // any stream may use them.
   void* cuda_stream = nullptr;
+  // PostRecv only: match only a message from this sender ("endpoint" on
+  // this node or "node/endpoint"); empty: any sender.
+  absl::string_view from;
 };
 
 struct Completed {
@@ -221,6 +228,13 @@ class Client {
   void OnComplete(Operation op, std::function<void(const Completed&)> done);
   // The same as a future.
   std::future<Completed> Future(Operation op);
+  // From now on, receive-area messages for `endpoint` go to `handler` (on
+  // the thread that drives completions, like OnComplete) instead of to
+  // Receive; release each with Release. Messages already waiting go first.
+  // An empty handler gives them back to Receive.
+  void OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler);
+  // Withdraws `op` like Cancel, without waiting for the daemon's answer.
+  absl::Status CancelAsync(Operation op);
   // Drives completions for up to `timeout_ms`; OK once it ran a callback,
   // DEADLINE_EXCEEDED if none came due.
   absl::Status Progress(int timeout_ms);
@@ -236,8 +250,18 @@ class Client {
   const std::string& node_name() const;
 
  private:
-  explicit Client(std::shared_ptr<internal::Session> session) : session_(std::move(session)) {}
+  friend class Caller;
+  friend class Server;
+  friend class internal::CallRuntime;
+  explicit Client(std::shared_ptr<internal::Session> session);
+  // Starts the progress thread unless it runs (calls need one).
+  void StartProgressThread();
+  // What calls share: memory pools and GPU registrations (made on first use).
+  internal::CallRuntime& call_runtime();
   std::shared_ptr<internal::Session> session_;
+  std::mutex call_runtime_mu_;
+  std::shared_ptr<internal::CallRuntime> call_runtime_;
+  std::mutex progress_mu_;
   std::atomic<bool> stop_progress_{false};
   std::thread progress_;
 };

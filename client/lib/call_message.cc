@@ -1,0 +1,130 @@
+// libaxon, part: calls as messages (call_message.h).
+#include "client/lib/call_message.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/wire/ring_ops.h"
+
+namespace axon::internal {
+
+absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame frame,
+                                       absl::Span<const Tensor> tensors, uint64_t inline_budget,
+                                       bool all_separate) {
+  if (tensors.size() > wire::kMaxCallTensors) {
+    return absl::InvalidArgumentError(absl::StrCat("a call carries at most ", wire::kMaxCallTensors,
+                                                   " tensors; this one has ", tensors.size()));
+  }
+  OutgoingCall out;
+  frame.tensors.clear();
+  for (const Tensor& t : tensors) {
+    if (auto st = ValidateTensorDesc(t.desc); !st.ok()) return st;
+    auto source = runtime.Resolve(t);
+    if (!source.ok()) return source.status();
+    wire::CallTensor entry{.desc = t.desc, .bytes = source->bytes};
+    entry.desc.byte_offset = 0;
+    out.sources.push_back(*std::move(source));
+    frame.tensors.push_back(std::move(entry));
+  }
+  // Placement: first everything inline that may be, then the frame's size
+  // (which does not depend on placement) decides what fits.
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    frame.tensors[i].placement = (all_separate || tensors[i].on_gpu()) ? wire::Placement::kSeparate
+                                                                       : wire::Placement::kInline;
+  }
+  auto frame_size = wire::CallFrameSize(frame);
+  if (!frame_size.ok()) return frame_size.status();
+  // Parts: the frame, then per inline tensor its bytes and maybe a pad.
+  size_t parts = 1;
+  uint64_t end = *frame_size;
+  for (wire::CallTensor& t : frame.tensors) {
+    if (t.placement != wire::Placement::kInline) continue;
+    const uint64_t start = (end + wire::kCallAlign - 1) & ~uint64_t{wire::kCallAlign - 1};
+    const bool fits = start + t.bytes <= inline_budget && parts + 2 < wire::kMaxSendParts;
+    if (!fits) {
+      t.placement = wire::Placement::kSeparate;
+      continue;
+    }
+    end = start + t.bytes;
+    parts += 2;
+  }
+  const uint64_t total = wire::InlineLayout(frame, *frame_size);
+  // The frame block holds the frame and the pad up to the first inline tensor.
+  uint64_t first = total;
+  for (const wire::CallTensor& t : frame.tensors) {
+    if (t.placement == wire::Placement::kInline) {
+      first = t.inline_offset;
+      break;
+    }
+  }
+  // Then kCallAlign zeros past it, which every later pad (shorter) reuses.
+  auto block = runtime.host().Get(first + wire::kCallAlign);
+  if (!block.ok()) return block.status();
+  auto written = wire::EncodeCallFrame(
+      frame, absl::MakeSpan(static_cast<uint8_t*>((*block)->data), (*block)->size));
+  if (!written.ok()) return written.status();
+  std::memset(static_cast<uint8_t*>((*block)->data) + *written, 0,
+              first + wire::kCallAlign - *written);
+  out.parts.push_back(View{(*block)->buffer, (*block)->offset, first});
+  uint64_t at = first;
+  for (size_t i = 0; i < frame.tensors.size(); ++i) {
+    const wire::CallTensor& t = frame.tensors[i];
+    if (t.placement != wire::Placement::kInline) continue;
+    if (t.inline_offset > at) {  // a pad, shorter than kCallAlign
+      const uint64_t pad = t.inline_offset - at;
+      out.parts.push_back(View{(*block)->buffer, (*block)->offset + first, pad});
+    }
+    if (t.bytes > 0) {
+      out.parts.push_back(View{out.sources[i].buffer, out.sources[i].offset, t.bytes});
+    }
+    at = t.inline_offset + t.bytes;
+  }
+  out.frame = std::move(frame);
+  out.frame_block = *std::move(block);
+  return out;
+}
+
+absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
+                      const OutgoingCall& call, bool reply, uint32_t timeout_ms,
+                      const std::function<void(Operation)>& sent) {
+  const OpOptions options{.timeout_ms = timeout_ms};
+  auto op = client.Send(from, to, tag, call.parts, options);
+  if (!op.ok()) return op.status();
+  sent(*op);
+  for (size_t i = 0; i < call.frame.tensors.size(); ++i) {
+    const wire::CallTensor& t = call.frame.tensors[i];
+    if (t.placement != wire::Placement::kSeparate) continue;
+    const Source& s = call.sources[i];
+    auto tensor_op = client.Send(from, to, wire::CallTensorTag(call.frame.call_id, i, reply),
+                                 *s.buffer, s.offset, s.bytes, options);
+    if (!tensor_op.ok()) return tensor_op.status();
+    sent(*tensor_op);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Tensor> InlineTensors(const wire::CallFrame& frame, const uint8_t* message,
+                                  const Buffer* buffer) {
+  std::vector<Tensor> tensors;
+  tensors.reserve(frame.tensors.size());
+  for (const wire::CallTensor& t : frame.tensors) {
+    Tensor tensor{.desc = t.desc};
+    tensor.desc.byte_offset = 0;
+    if (t.placement == wire::Placement::kInline) {
+      tensor.desc.device = Device{};
+      tensor.desc.memory = MemoryKind::kHostMemfd;
+      tensor.data = const_cast<uint8_t*>(message + t.inline_offset);
+      tensor.buffer = buffer;
+    }
+    tensors.push_back(std::move(tensor));
+  }
+  return tensors;
+}
+
+uint32_t RemainingMs(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return 0;
+  const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+  return static_cast<uint32_t>(std::clamp<int64_t>(ms, 1, UINT32_MAX));
+}
+
+}  // namespace axon::internal

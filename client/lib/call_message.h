@@ -1,0 +1,52 @@
+// How a call's request or reply becomes messages: the frame in a pool block,
+// the inline tensors as further parts read in place (padded to the frame's
+// 64-byte alignment), and the separate tensors as messages of their own.
+// Shared by Caller and Server. Internal to libaxon.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/statusor.h"
+#include "axon/client.h"
+#include "axon/tensor.h"
+#include "client/lib/call_runtime.h"
+#include "common/wire/call.h"
+
+namespace axon::internal {
+
+struct OutgoingCall {
+  wire::CallFrame frame;
+  std::shared_ptr<Block> frame_block;
+  absl::InlinedVector<Source, wire::kInlineTensors> sources;  // per tensor
+  std::vector<View> parts;  // the message: the frame block, inline tensors, padding
+};
+
+// Resolves `tensors` and lays out `frame` (its other fields set by the
+// caller): host tensors inline while the message stays within
+// `inline_budget` bytes and the parts within a send's limit (and all of them
+// separate when `all_separate`), GPU tensors separate. Writes the frame.
+absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame frame,
+                                       absl::Span<const Tensor> tensors, uint64_t inline_budget,
+                                       bool all_separate);
+
+// Sends `call` from `from` to `to`: the message with `tag`, then each
+// separate tensor with its CallTensorTag. Calls `sent` with each operation
+// (the message first); stops at the first that cannot be submitted.
+absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
+                      const OutgoingCall& call, bool reply, uint32_t timeout_ms,
+                      const std::function<void(Operation)>& sent);
+
+// Views of the inline tensors of a decoded frame whose message lies at
+// `message` (in `buffer`, when registered), and placeholders for the
+// separate ones.
+std::vector<Tensor> InlineTensors(const wire::CallFrame& frame, const uint8_t* message,
+                                  const Buffer* buffer);
+
+// What is left of a deadline, as a ring timeout (at least 1 ms; 0 for none).
+uint32_t RemainingMs(absl::Time deadline);
+
+}  // namespace axon::internal

@@ -1,0 +1,57 @@
+// A call in flight on the caller's side: what it waits for, what it keeps
+// alive, and how it ends (exactly once, by its reply, a failed operation,
+// its deadline or Cancel). Internal to libaxon.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "axon/call.h"
+#include "client/lib/call_message.h"
+
+namespace axon::internal {
+
+struct CallState : std::enable_shared_from_this<CallState> {
+  Client* client = nullptr;
+  CallRuntime* runtime = nullptr;
+  std::string endpoint;  // the caller's
+  std::string to;        // the server's address
+  std::string method;
+  uint64_t call_id = 0;
+  absl::Time deadline = absl::InfiniteFuture();
+  uint64_t max_reply_bytes = 0;
+  std::vector<Tensor> reply_into;
+
+  std::mutex mu;
+  std::condition_variable ended_cv;
+  bool ended = false;                                             // guarded by mu
+  std::optional<absl::StatusOr<Reply>> result;                    // guarded by mu, once ended
+  std::vector<std::function<void(absl::StatusOr<Reply>)>> thens;  // guarded by mu
+  absl::InlinedVector<uint64_t, 4> pending;           // guarded by mu: op ids not yet completed
+  absl::InlinedVector<uint64_t, 4> pending_receives;  // guarded by mu: those that are receives
+  int awaited = 0;                 // guarded by mu: receives of the reply still to land
+  Reply reply;                     // guarded by mu: being assembled
+  OutgoingCall request;            // kept until its sends complete
+  std::shared_ptr<Block> landing;  // where the reply message lands
+
+  // Ends the call with `result` unless it has ended; withdraws what is
+  // still pending and runs the callbacks (not under mu).
+  void End(absl::StatusOr<Reply> result);
+  // Registers op `op` (a receive or a send) as pending, its completion
+  // handled by `then` (called under no lock).
+  void Track(Operation op, bool receive, std::function<void(const Completed&)> then);
+  // The reply message landed (`length` bytes in `landing`).
+  void OnReplyMessage(const Completed& done);
+  // One of the reply's receives landed.
+  void OnReplyTensor(const Completed& done);
+};
+
+}  // namespace axon::internal

@@ -1,0 +1,333 @@
+// libaxon, part: the calling side of calls (Caller, PendingCall).
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "axon/call.h"
+#include "client/lib/call_runtime.h"
+#include "client/lib/call_state.h"
+#include "common/cuda/driver.h"
+#include "common/wire/call.h"
+
+namespace axon {
+namespace internal {
+
+void CallState::End(absl::StatusOr<Reply> outcome) {
+  std::vector<std::function<void(absl::StatusOr<Reply>)>> run;
+  absl::InlinedVector<uint64_t, 4> withdraw;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ended) return;
+    ended = true;
+    result = std::move(outcome);
+    run.swap(thens);
+    // A call that failed withdraws everything; one that succeeded only the
+    // receives nothing came for (its request was delivered, or no reply).
+    withdraw.swap(result->ok() ? pending_receives : pending);
+    pending.clear();
+    pending_receives.clear();
+  }
+  ended_cv.notify_all();
+  // Receives still posted would take a late reply into memory given back.
+  for (uint64_t op : withdraw) (void)client->CancelAsync(Operation{op});
+  for (auto& fn : run) fn(*result);
+}
+
+void CallState::Track(Operation op, bool receive, std::function<void(const Completed&)> then) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ended) {
+      (void)client->CancelAsync(op);
+      return;
+    }
+    pending.push_back(op.id);
+    if (receive) pending_receives.push_back(op.id);
+  }
+  client->OnComplete(
+      op, [self = shared_from_this(), id = op.id, then = std::move(then)](const Completed& done) {
+        {
+          std::lock_guard<std::mutex> lock(self->mu);
+          for (auto* list : {&self->pending, &self->pending_receives}) {
+            auto it = std::find(list->begin(), list->end(), id);
+            if (it != list->end()) list->erase(it);
+          }
+        }
+        then(done);
+      });
+}
+
+void CallState::OnReplyMessage(const Completed& done) {
+  if (!done.status.ok()) {
+    End(absl::Status(done.status.code(),
+                     absl::StrCat("call ", method, " to ", to, ": ", done.status.message())));
+    return;
+  }
+  const auto* message = static_cast<const uint8_t*>(landing->data);
+  wire::CallFrame frame;
+  if (auto st = wire::DecodeCallFrame({message, done.length}, frame); !st.ok()) {
+    End(absl::DataLossError(
+        absl::StrCat("call ", method, " to ", to, ": the reply: ", st.message())));
+    return;
+  }
+  if (frame.kind != wire::CallKind::kReply || frame.call_id != call_id) {
+    End(absl::DataLossError(
+        absl::StrCat("call ", method, " to ", to, ": the reply does not answer this call")));
+    return;
+  }
+  if (frame.code != 0) {
+    End(absl::Status(static_cast<absl::StatusCode>(frame.code), frame.message));
+    return;
+  }
+  uint64_t total = 0;
+  for (const wire::CallTensor& t : frame.tensors) total += t.bytes;
+  if (total > max_reply_bytes) {
+    End(absl::ResourceExhaustedError(absl::StrCat("call ", method, " to ", to, ": the reply's ",
+                                                  total, " bytes of tensors exceed the call's ",
+                                                  "max_reply_bytes of ", max_reply_bytes)));
+    return;
+  }
+  std::vector<Tensor> tensors = InlineTensors(frame, message, landing->buffer);
+  struct Post {
+    size_t index;
+    Tensor into;
+  };
+  std::vector<Post> posts;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (frame.tensors[i].placement == wire::Placement::kInline) {
+      tensors[i].owner = landing;  // the view keeps the landing block
+      continue;
+    }
+    if (i < reply_into.size()) {  // posted before the request went
+      tensors[i] = reply_into[i];
+      tensors[i].desc.dtype = frame.tensors[i].desc.dtype;
+      tensors[i].desc.ndim = frame.tensors[i].desc.ndim;
+      tensors[i].desc.shape = frame.tensors[i].desc.shape;
+      tensors[i].desc.has_strides = false;
+      continue;
+    }
+    auto landed = runtime->Land(frame.tensors[i].desc, frame.tensors[i].bytes);
+    if (!landed.ok()) {
+      End(landed.status());
+      return;
+    }
+    tensors[i] = *landed;
+    posts.push_back({i, *std::move(landed)});
+  }
+  // Separate tensors posted before the request count as awaited already.
+  bool complete;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ended) return;
+    reply.header.assign(frame.header.begin(), frame.header.end());
+    reply.tensors = std::move(tensors);
+    awaited += static_cast<int>(posts.size());
+    for (size_t i = 0; i < reply_into.size(); ++i) {  // posted, but nothing comes for them
+      if (i >= frame.tensors.size() || frame.tensors[i].placement != wire::Placement::kSeparate) {
+        --awaited;
+      }
+    }
+    awaited -= 1;  // the reply message itself
+    complete = awaited == 0;
+  }
+  for (const Post& p : posts) {
+    const Source s{p.into.buffer,
+                   static_cast<size_t>(static_cast<const uint8_t*>(p.into.data) -
+                                       static_cast<const uint8_t*>(p.into.buffer->data())),
+                   frame.tensors[p.index].bytes, nullptr};
+    auto op =
+        client->PostRecv(endpoint, wire::CallTensorTag(call_id, p.index, /*reply=*/true), *s.buffer,
+                         s.offset, s.bytes, {.timeout_ms = RemainingMs(deadline), .from = to});
+    if (!op.ok()) {
+      End(op.status());
+      return;
+    }
+    Track(*op, /*receive=*/true,
+          [self = shared_from_this()](const Completed& c) { self->OnReplyTensor(c); });
+  }
+  if (complete) {
+    Reply r;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      r = std::move(reply);
+    }
+    End(std::move(r));
+  }
+}
+
+void CallState::OnReplyTensor(const Completed& done) {
+  if (!done.status.ok()) {
+    End(absl::Status(
+        done.status.code(),
+        absl::StrCat("call ", method, " to ", to, ": a reply tensor: ", done.status.message())));
+    return;
+  }
+  Reply r;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ended || --awaited > 0) return;
+    r = std::move(reply);
+  }
+  End(std::move(r));
+}
+
+}  // namespace internal
+
+absl::StatusOr<Reply> PendingCall::Wait() const {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  while (!state_->ended) {
+    lock.unlock();
+    (void)state_->client->Progress(20);  // returns once any callback ran
+    lock.lock();
+  }
+  return *state_->result;
+}
+
+bool PendingCall::WaitFor(int timeout_ms) const {
+  const absl::Time until = absl::Now() + absl::Milliseconds(timeout_ms);
+  std::unique_lock<std::mutex> lock(state_->mu);
+  while (!state_->ended) {
+    const absl::Duration left = until - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    lock.unlock();
+    (void)state_->client->Progress(
+        static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 20)));
+    lock.lock();
+  }
+  return true;
+}
+
+bool PendingCall::done() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->ended;
+}
+
+void PendingCall::Then(std::function<void(absl::StatusOr<Reply>)> done) const {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (!state_->ended) {
+      state_->thens.push_back(std::move(done));
+      return;
+    }
+  }
+  done(*state_->result);
+}
+
+std::future<absl::StatusOr<Reply>> PendingCall::Future() const {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<Reply>>>();
+  auto future = promise->get_future();
+  Then([promise](absl::StatusOr<Reply> r) { promise->set_value(std::move(r)); });
+  return future;
+}
+
+void PendingCall::Cancel() const { state_->End(absl::CancelledError("cancelled by the caller")); }
+
+uint64_t PendingCall::id() const { return state_->call_id; }
+
+Caller::Caller(Client& client, std::string endpoint)
+    : client_(client), endpoint_(std::move(endpoint)) {}
+Caller::~Caller() = default;
+
+absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::string_view method,
+                                              absl::string_view header,
+                                              absl::Span<const Tensor> tensors,
+                                              const CallOptions& options) {
+  if (method.empty() || method.size() > wire::kMaxMethodName) {
+    return absl::InvalidArgumentError(absl::StrCat("a method name has 1 to ", wire::kMaxMethodName,
+                                                   " bytes; this one has ", method.size()));
+  }
+  if (header.size() > wire::kMaxCallHeader) {
+    return absl::InvalidArgumentError(absl::StrCat("a call's header has at most ",
+                                                   wire::kMaxCallHeader, " bytes; this one has ",
+                                                   header.size()));
+  }
+  internal::CallRuntime& runtime = client_.call_runtime();
+  auto state = std::make_shared<internal::CallState>();
+  state->client = &client_;
+  state->runtime = &runtime;
+  state->endpoint = endpoint_;
+  state->to = to;
+  state->method = std::string(method);
+  state->call_id = runtime.NextCallId();
+  state->max_reply_bytes = options.max_reply_bytes;
+  if (options.timeout_ms != 0) {
+    state->deadline = absl::Now() + absl::Milliseconds(options.timeout_ms);
+  }
+  state->reply_into.assign(options.reply_into.begin(), options.reply_into.end());
+
+  wire::CallFrame frame{.kind = wire::CallKind::kRequest,
+                        .flags = options.reply_into.empty() ? uint8_t{0} : wire::kCallFlagReplyInto,
+                        .call_id = state->call_id,
+                        .timeout_ms = options.timeout_ms,
+                        .method = method,
+                        .reply_room = options.reply_room,
+                        .header = {reinterpret_cast<const uint8_t*>(header.data()), header.size()}};
+  auto request = internal::BuildCall(runtime, std::move(frame), tensors, options.inline_bytes,
+                                     /*all_separate=*/false);
+  if (!request.ok()) return request.status();
+  state->request = *std::move(request);
+  bool gpu = false;
+  for (const Tensor& t : tensors) gpu = gpu || t.on_gpu();
+  if (gpu) {
+    if (auto st = cuda::SynchronizeStream(options.cuda_stream); !st.ok()) return st;
+  }
+  // Everything the reply needs is posted before the request leaves.
+  auto landing = runtime.host().Get(std::max<uint32_t>(options.reply_room, 256));
+  if (!landing.ok()) return landing.status();
+  state->landing = *std::move(landing);
+  const uint32_t timeout = options.timeout_ms;
+  const OpOptions posted{.timeout_ms = timeout, .from = to};
+  std::vector<internal::Source> into;
+  for (const Tensor& t : state->reply_into) {
+    if (t.buffer == nullptr && !t.on_gpu()) {
+      return absl::InvalidArgumentError(
+          "reply_into tensors must be registered (a Buffer) or GPU memory: the daemon writes "
+          "them in place");
+    }
+    auto source = runtime.Resolve(t);
+    if (!source.ok()) return source.status();
+    into.push_back(*std::move(source));
+  }
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->awaited = 1 + static_cast<int>(into.size());
+  }
+  auto reply_op =
+      client_.PostRecv(endpoint_, wire::CallReplyTag(state->call_id), *state->landing->buffer,
+                       state->landing->offset, state->landing->size, posted);
+  if (!reply_op.ok()) return reply_op.status();
+  state->Track(*reply_op, /*receive=*/true,
+               [state](const Completed& c) { state->OnReplyMessage(c); });
+  for (size_t i = 0; i < into.size(); ++i) {
+    auto op = client_.PostRecv(endpoint_, wire::CallTensorTag(state->call_id, i, /*reply=*/true),
+                               *into[i].buffer, into[i].offset, into[i].bytes, posted);
+    if (!op.ok()) {
+      state->End(op.status());
+      return op.status();
+    }
+    state->Track(*op, /*receive=*/true, [state](const Completed& c) { state->OnReplyTensor(c); });
+  }
+  auto sent = internal::SendCall(
+      client_, endpoint_, to, wire::kCallRequestTag, state->request, /*reply=*/false, timeout,
+      [&state](Operation op) {
+        state->Track(op, /*receive=*/false, [state](const Completed& c) {
+          if (c.status.ok()) return;
+          state->End(absl::Status(
+              c.status.code(),
+              absl::StrCat("call ", state->method, " to ", state->to, ": ", c.status.message())));
+        });
+      });
+  if (!sent.ok()) {
+    state->End(sent);
+    return sent;
+  }
+  return PendingCall(std::move(state));
+}
+
+absl::StatusOr<Reply> Caller::Call(const std::string& to, absl::string_view method,
+                                   absl::string_view header, absl::Span<const Tensor> tensors,
+                                   const CallOptions& options) {
+  auto call = CallAsync(to, method, header, tensors, options);
+  if (!call.ok()) return call.status();
+  return call->Wait();
+}
+
+}  // namespace axon

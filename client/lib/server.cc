@@ -1,0 +1,345 @@
+// libaxon, part: the serving side of calls (Server, Responder, ServerCore).
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "axon/call.h"
+#include "client/lib/server_core.h"
+#include "client/lib/session.h"
+#include "common/log.h"
+#include "common/wire/call.h"
+
+namespace axon {
+namespace internal {
+namespace {
+
+// Replies to callers without a deadline still must not wait forever for a
+// caller that is gone.
+constexpr uint32_t kReplyTimeoutMs = 30000;
+// Unknown methods are counted under one name: a caller cannot grow the table.
+constexpr absl::string_view kUnknownMethod = "(unknown)";
+
+}  // namespace
+
+ServerCore::ServerCore(Client& client, CallRuntime& runtime, std::string endpoint,
+                       ServerOptions options)
+    : client_(client), endpoint_(std::move(endpoint)), options_(options), runtime_(runtime) {}
+
+void ServerCore::Handle(const std::string& method, Server::Handler handler) {
+  methods_[method] = Method{.handler = std::move(handler)};
+}
+
+void ServerCore::HandleAsync(const std::string& method, Server::AsyncHandler handler) {
+  methods_[method] = Method{.async_handler = std::move(handler)};
+}
+
+absl::Status ServerCore::Start(const Buffer* area) {
+  if (started_) return absl::FailedPreconditionError("the server has started already");
+  if (options_.concurrency < 1) {
+    return absl::InvalidArgumentError("a server runs at least one handler at a time");
+  }
+  started_ = true;
+  area_ = area;
+  for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { Work(); });
+  std::weak_ptr<ServerCore> weak = weak_from_this();
+  client_.OnArrival(endpoint_, [weak](const Message& message) {
+    if (auto core = weak.lock()) core->OnArrival(message);
+  });
+  return absl::OkStatus();
+}
+
+void ServerCore::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || !started_) return;
+    stopping_ = true;
+  }
+  client_.OnArrival(endpoint_, nullptr);
+  ready_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  std::deque<std::shared_ptr<ServerCall>> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    left.swap(queue_);
+  }
+  for (auto& call : left) {
+    Answer(call, absl::UnavailableError(absl::StrCat("endpoint ", endpoint_, " stopped serving")));
+  }
+}
+
+ServerCore::Counters& ServerCore::CountersOf(absl::string_view method) {
+  if (methods_.find(method) == methods_.end()) method = kUnknownMethod;
+  auto it = counters_.find(method);
+  if (it == counters_.end()) it = counters_.emplace(std::string(method), Counters{}).first;
+  return it->second;
+}
+
+std::vector<MethodStats> ServerCore::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<MethodStats> out;
+  for (const auto& [name, c] : counters_) {
+    out.push_back({.method = name,
+                   .calls = c.calls,
+                   .errors = c.errors,
+                   .in_flight = c.in_flight,
+                   .dropped_replies = c.dropped,
+                   .p50_us = c.latency.Quantile(0.5),
+                   .p99_us = c.latency.Quantile(0.99)});
+  }
+  return out;
+}
+
+void ServerCore::OnArrival(const Message& message) {
+  auto call = std::make_shared<ServerCall>();
+  call->core = shared_from_this();
+  call->message = message;
+  call->arrived = absl::Now();
+  absl::Status bad;
+  if (message.tag != wire::kCallRequestTag) {
+    bad = absl::InvalidArgumentError(absl::StrCat("tag ", message.tag, " is not a call's"));
+  } else {
+    bad = wire::DecodeCallFrame({message.data, message.length}, call->frame);
+    if (bad.ok() && call->frame.kind != wire::CallKind::kRequest) {
+      bad = absl::InvalidArgumentError("a reply where a request belongs");
+    }
+  }
+  if (!bad.ok()) {
+    spdlog::warn("endpoint {}: dropped a message from {} that is not a call request: {}", endpoint_,
+                 message.from, bad.message());
+    (void)client_.Release(message);
+    return;
+  }
+  const wire::CallFrame& frame = call->frame;
+  Request& request = call->request;
+  request.method = frame.method;
+  request.from = message.from;
+  request.header =
+      absl::string_view(reinterpret_cast<const char*>(frame.header.data()), frame.header.size());
+  request.tensors = InlineTensors(frame, message.data, area_);
+  request.call_id = frame.call_id;
+  if (frame.timeout_ms != 0)
+    request.deadline = call->arrived + absl::Milliseconds(frame.timeout_ms);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++CountersOf(request.method).in_flight;
+  }
+  int separate = 0;
+  for (const wire::CallTensor& t : frame.tensors)
+    separate += t.placement == wire::Placement::kSeparate;
+  if (separate == 0) {
+    Ready(std::move(call));
+    return;
+  }
+  // All counted before the first is posted: one may land at once.
+  call->landing = separate + 1;
+  for (size_t i = 0; i < frame.tensors.size(); ++i) {
+    const wire::CallTensor& t = frame.tensors[i];
+    if (t.placement != wire::Placement::kSeparate) continue;
+    auto landed = runtime_.Land(t.desc, t.bytes);
+    absl::StatusOr<Operation> op = absl::UnknownError("not posted");
+    if (!landed.ok()) {
+      op = landed.status();
+    } else {
+      request.tensors[i] = *landed;
+      const size_t offset =
+          static_cast<size_t>(static_cast<const uint8_t*>(landed->data) -
+                              static_cast<const uint8_t*>(landed->buffer->data()));
+      op = client_.PostRecv(endpoint_, wire::CallTensorTag(frame.call_id, i, /*reply=*/false),
+                            *landed->buffer, offset, t.bytes,
+                            {.timeout_ms = RemainingMs(request.deadline), .from = request.from});
+    }
+    if (!op.ok()) {
+      spdlog::warn("endpoint {}: call {} from {}: cannot take tensor {}: {}", endpoint_,
+                   frame.call_id, request.from, i, op.status().message());
+      call->failed = true;
+      if (--call->landing == 0) Answer(call, op.status());
+      continue;
+    }
+    client_.OnComplete(*op, [this, call](const Completed& done) {
+      if (!done.status.ok()) call->failed = true;
+      if (--call->landing > 0) return;
+      if (call->failed) {
+        Finish(call, /*dropped=*/true);  // the caller's tensor never came: it gave up
+      } else {
+        Ready(call);
+      }
+    });
+  }
+  if (--call->landing == 0) {
+    if (call->failed) {
+      Answer(call, absl::ResourceExhaustedError("the server could not take the call's tensors"));
+    } else {
+      Ready(call);
+    }
+  }
+}
+
+void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(call));
+      ready_cv_.notify_one();
+      return;
+    }
+  }
+  Answer(call, absl::UnavailableError(absl::StrCat("endpoint ", endpoint_, " stopped serving")));
+}
+
+void ServerCore::Work() {
+  while (true) {
+    std::shared_ptr<ServerCall> call;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ready_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      call = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Run(call);
+  }
+}
+
+void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {
+  const Request& request = call->request;
+  if (absl::Now() > request.deadline) {
+    call->answered = true;
+    call->code = absl::StatusCode::kDeadlineExceeded;
+    Finish(call, /*dropped=*/true);  // its caller has given up
+    return;
+  }
+  auto method = methods_.find(request.method);
+  if (method == methods_.end()) {
+    Answer(call, absl::UnimplementedError(absl::StrCat(
+                     "endpoint ", endpoint_, " serves no method '", request.method, "'")));
+    return;
+  }
+  try {
+    if (method->second.async_handler) {
+      method->second.async_handler(request, Responder(call));
+      return;
+    }
+    Answer(call, method->second.handler(request));
+  } catch (const std::exception& e) {
+    Answer(call,
+           absl::InternalError(absl::StrCat("method ", request.method, " threw: ", e.what())));
+  }
+}
+
+void ServerCore::Answer(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply) {
+  if (call->answered.exchange(true)) return;
+  call->code = reply.status().code();
+  const Request& request = call->request;
+  auto build = [&](const absl::Status& status, absl::Span<const Tensor> tensors) {
+    wire::CallFrame frame{.kind = wire::CallKind::kReply,
+                          .call_id = request.call_id,
+                          .code = static_cast<uint32_t>(status.code()),
+                          .message = status.message().substr(
+                              0, std::min(status.message().size(), wire::kMaxStatusMessage))};
+    if (reply.ok()) {
+      frame.header = {reinterpret_cast<const uint8_t*>(reply->header.data()), reply->header.size()};
+    }
+    return BuildCall(runtime_, std::move(frame), tensors, call->frame.reply_room,
+                     (call->frame.flags & wire::kCallFlagReplyInto) != 0);
+  };
+  auto out = reply.ok() ? build(absl::OkStatus(), reply->tensors) : build(reply.status(), {});
+  if (!out.ok()) {  // the handler's reply cannot go: say why instead
+    const absl::Status why = absl::InternalError(
+        absl::StrCat("method ", request.method, "'s reply: ", out.status().message()));
+    call->code = why.code();
+    reply = why;
+    out = build(why, {});
+    if (!out.ok()) {
+      Finish(call, /*dropped=*/true);
+      return;
+    }
+  }
+  call->reply = *std::move(out);
+  call->sending = 1;  // held until every send is submitted
+  auto submitted = SendCall(
+      client_, endpoint_, request.from, wire::CallReplyTag(request.call_id), *call->reply,
+      /*reply=*/true,
+      request.deadline == absl::InfiniteFuture() ? kReplyTimeoutMs : RemainingMs(request.deadline),
+      [this, &call](Operation op) {
+        ++call->sending;
+        client_.OnComplete(op, [this, call](const Completed& done) { Sent(call, done); });
+      });
+  if (!submitted.ok()) call->send_failed = true;
+  Sent(call, Completed{});
+}
+
+void ServerCore::Sent(const std::shared_ptr<ServerCall>& call, const Completed& done) {
+  if (!done.status.ok()) call->send_failed = true;
+  if (--call->sending > 0) return;
+  Finish(call, call->send_failed);
+}
+
+void ServerCore::Finish(const std::shared_ptr<ServerCall>& call, bool dropped) {
+  (void)client_.Release(call->message);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Counters& c = CountersOf(call->request.method);
+    --c.in_flight;
+    ++c.calls;
+    if (call->code != absl::StatusCode::kOk) ++c.errors;
+    if (dropped) ++c.dropped;
+    c.latency.Add(absl::ToDoubleMicroseconds(absl::Now() - call->arrived));
+  }
+  if (dropped) {
+    spdlog::debug("endpoint {}: the reply to call {} from {} was dropped (the caller is gone)",
+                  endpoint_, call->request.call_id, call->request.from);
+  }
+  call->reply.reset();
+  call->request.tensors.clear();
+  call->core.reset();
+}
+
+}  // namespace internal
+
+Responder::Responder(std::shared_ptr<internal::ServerCall> call) : call_(std::move(call)) {}
+Responder::Responder(Responder&&) noexcept = default;
+Responder& Responder::operator=(Responder&& other) noexcept {
+  if (this != &other) {
+    if (call_) Send(absl::InternalError("the handler dropped its Responder without answering"));
+    call_ = std::move(other.call_);
+  }
+  return *this;
+}
+Responder::~Responder() {
+  if (call_) Send(absl::InternalError("the handler dropped its Responder without answering"));
+}
+
+void Responder::Send(absl::StatusOr<Reply> reply) {
+  if (!call_) return;
+  std::shared_ptr<internal::ServerCall> call = std::move(call_);
+  if (auto core = call->core) core->Answer(call, std::move(reply));
+}
+
+Server::Server(Client& client, std::string endpoint, ServerOptions options)
+    : client_(client),
+      endpoint_(std::move(endpoint)),
+      core_(std::make_shared<internal::ServerCore>(client, client.call_runtime(), endpoint_,
+                                                   options)),
+      options_(options) {}
+
+Server::~Server() { Stop(); }
+
+void Server::Handle(const std::string& method, Handler handler) {
+  core_->Handle(method, std::move(handler));
+}
+
+void Server::HandleAsync(const std::string& method, AsyncHandler handler) {
+  core_->HandleAsync(method, std::move(handler));
+}
+
+absl::Status Server::Start() {
+  auto area = client_.call_runtime().ReceiveArea(options_.slot_bytes, options_.slots);
+  if (!area.ok()) return area.status();
+  return core_->Start(*area);
+}
+
+void Server::Stop() { core_->Stop(); }
+
+std::vector<MethodStats> Server::Stats() const { return core_->Stats(); }
+
+}  // namespace axon

@@ -1,0 +1,85 @@
+// The serving side of calls, behind axon::Server: requests arrive on the
+// client's completion thread (Client::OnArrival), their separate tensors
+// are posted into pool memory, and once all have landed the request queues
+// for the server's threads, which run handlers and send replies. Internal.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "axon/call.h"
+#include "client/lib/call_message.h"
+#include "client/lib/latency_histogram.h"
+
+namespace axon::internal {
+
+struct ServerCall {
+  std::shared_ptr<ServerCore> core;
+  Message message;  // the request, in a receive-area slot until released
+  wire::CallFrame frame;
+  Request request;
+  absl::Time arrived;
+  std::atomic<int> landing{0};      // separate tensors still to land
+  std::atomic<bool> failed{false};  // one of them did not
+  std::atomic<bool> answered{false};
+  absl::StatusCode code = absl::StatusCode::kOk;  // what it was answered with
+  // The reply, kept until its messages have left.
+  std::optional<OutgoingCall> reply;
+  std::atomic<int> sending{0};
+  std::atomic<bool> send_failed{false};
+};
+
+class ServerCore : public std::enable_shared_from_this<ServerCore> {
+ public:
+  ServerCore(Client& client, CallRuntime& runtime, std::string endpoint, ServerOptions options);
+
+  void Handle(const std::string& method, Server::Handler handler);
+  void HandleAsync(const std::string& method, Server::AsyncHandler handler);
+  absl::Status Start(const Buffer* area);
+  void Stop();
+  std::vector<MethodStats> Stats() const;
+  // Sends `reply` for `call` once (later answers are ignored).
+  void Answer(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply);
+
+ private:
+  struct Method {
+    Server::Handler handler;
+    Server::AsyncHandler async_handler;
+  };
+  struct Counters {
+    uint64_t calls = 0, errors = 0, in_flight = 0, dropped = 0;
+    LatencyHistogram latency;
+  };
+  void OnArrival(const Message& message);
+  void Ready(std::shared_ptr<ServerCall> call);
+  void Work();
+  void Run(const std::shared_ptr<ServerCall>& call);
+  void Sent(const std::shared_ptr<ServerCall>& call, const Completed& done);
+  void Finish(const std::shared_ptr<ServerCall>& call, bool dropped);
+  Counters& CountersOf(absl::string_view method);  // mu_ held
+
+  Client& client_;
+  const std::string endpoint_;
+  const ServerOptions options_;
+  CallRuntime& runtime_;
+  const Buffer* area_ = nullptr;
+  std::map<std::string, Method, std::less<>> methods_;  // fixed once started
+
+  mutable std::mutex mu_;
+  std::condition_variable ready_cv_;
+  std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by mu_
+  bool stopping_ = false;                          // guarded by mu_
+  bool started_ = false;
+  std::vector<std::thread> threads_;
+  std::map<std::string, Counters, std::less<>> counters_;  // guarded by mu_
+};
+
+}  // namespace axon::internal
