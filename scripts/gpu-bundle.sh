@@ -30,13 +30,16 @@ bins=("$build/daemon/axond" "$build/client/axonctl" "$build/client/axon" "$build
 if ((profile)); then
   bins=("$build/daemon/axond" "$build/bench/axon-bench")
 else
-for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench"; do [[ -x $b ]] && bins+=("$b"); done
+for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench" \
+         "$build/bench/call-bench"; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer" \
-         "$build/tests/gpu_client"; do
+         "$build/tests/gpu_client" "$build/tests/call_peer"; do
   [[ -x $t ]] && bins+=("$t")
 done
 fi
 cp "${bins[@]}" "$out/bin/"
+# call-bench's TensorPipe peer runs beside it.
+cp "$repo/bench/call_bench/tensorpipe_rpc.py" "$out/bin/"
 # The libraries glibc and the GPU machine's base image already have.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libgcc_s|libstdc\+\+|libcuda\.so|libcudart\.so|libnvidia)'
 for b in "${bins[@]}"; do

@@ -4,6 +4,7 @@
 #   scripts/gpu-run.sh tests [GTEST_FILTER]   every *_test program; a summary at the end
 #   scripts/gpu-run.sh bench [ARGS...]        axon-bench against the bundled ucx_perftest
 #   scripts/gpu-run.sh gpu-bench [ARGS...]    gpu-bench: GPU tensors against cudaMemcpy
+#   scripts/gpu-run.sh call-bench [ARGS...]   call-bench: calls against messages and TensorPipe
 #   scripts/gpu-run.sh demo                   axon demo
 # AXON_MPS=1 runs it with the CUDA Multi-Process Service up (started here,
 # stopped at the end): without MPS, processes sharing a GPU take turns by
@@ -16,7 +17,7 @@ bundle=$repo/.bundle
 export LD_LIBRARY_PATH=$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export NCCL_NVLS_ENABLE=0
 for pair in daemon/axond client/axonctl client/axon client/send_tensor tests/attach_client \
-            tests/msg_peer tests/gpu_client; do
+            tests/msg_peer tests/gpu_client tests/call_peer; do
   mkdir -p "$repo/build/$(dirname "$pair")"
   [[ -e $repo/build/$pair ]] || ln -s "$bundle/bin/$(basename "$pair")" "$repo/build/$pair"
 done
@@ -53,8 +54,12 @@ case $mode in
     "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-gpu-bench "$@"
     ;;
+  call-bench)
+    "$bundle/bin/call-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-call-bench "$@"
+    ;;
   demo)
     "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo
     ;;
-  *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | demo" >&2; exit 2 ;;
+  *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | call-bench [ARGS] | demo" >&2
+     exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 // its deadline or Cancel). Internal to libaxon.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -33,6 +34,7 @@ struct CallState : std::enable_shared_from_this<CallState> {
   std::mutex mu;
   std::condition_variable ended_cv;
   bool ended = false;                                             // guarded by mu
+  std::atomic<bool> ended_flag{false};                            // `ended`, for waiters that spin
   std::optional<absl::StatusOr<Reply>> result;                    // guarded by mu, once ended
   std::vector<std::function<void(absl::StatusOr<Reply>)>> thens;  // guarded by mu
   absl::InlinedVector<uint64_t, 4> pending;           // guarded by mu: op ids not yet completed

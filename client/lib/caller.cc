@@ -18,6 +18,7 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
     std::lock_guard<std::mutex> lock(mu);
     if (ended) return;
     ended = true;
+    ended_flag.store(true, std::memory_order_release);
     result = std::move(outcome);
     run.swap(thens);
     // A call that failed withdraws everything; one that succeeded only the
@@ -171,28 +172,36 @@ void CallState::OnReplyTensor(const Completed& done) {
 
 }  // namespace internal
 
-absl::StatusOr<Reply> PendingCall::Wait() const {
-  std::unique_lock<std::mutex> lock(state_->mu);
-  while (!state_->ended) {
-    lock.unlock();
-    (void)state_->client->Progress(20);  // returns once any callback ran
-    lock.lock();
+namespace {
+
+// The client's progress thread ends calls. A waiter spins a little before it
+// sleeps: a reply due within microseconds is then seen without a futex
+// wake-up on either side.
+constexpr absl::Duration kSpinBeforeSleep = absl::Microseconds(50);
+
+bool SpinUntilEnded(const internal::CallState& state, absl::Time until) {
+  const absl::Time spin_until = std::min(until, absl::Now() + kSpinBeforeSleep);
+  for (int i = 0;; ++i) {
+    if (state.ended_flag.load(std::memory_order_acquire)) return true;
+    if (i % 64 == 63 && absl::Now() > spin_until) return false;
   }
+}
+
+}  // namespace
+
+absl::StatusOr<Reply> PendingCall::Wait() const {
+  SpinUntilEnded(*state_, absl::InfiniteFuture());
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->ended_cv.wait(lock, [this] { return state_->ended; });
   return *state_->result;
 }
 
 bool PendingCall::WaitFor(int timeout_ms) const {
   const absl::Time until = absl::Now() + absl::Milliseconds(timeout_ms);
+  if (SpinUntilEnded(*state_, until)) return true;
   std::unique_lock<std::mutex> lock(state_->mu);
-  while (!state_->ended) {
-    const absl::Duration left = until - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    lock.unlock();
-    (void)state_->client->Progress(
-        static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 20)));
-    lock.lock();
-  }
-  return true;
+  return state_->ended_cv.wait_until(lock, absl::ToChronoTime(until),
+                                     [this] { return state_->ended; });
 }
 
 bool PendingCall::done() const {

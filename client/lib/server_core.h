@@ -76,6 +76,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   mutable std::mutex mu_;
   std::condition_variable ready_cv_;
   std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by mu_
+  std::atomic<size_t> queued_{0};                  // queue_.size(), for spinning workers
   bool stopping_ = false;                          // guarded by mu_
   bool started_ = false;
   std::vector<std::thread> threads_;

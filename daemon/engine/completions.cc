@@ -62,6 +62,7 @@ void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::S
   CountIn(session.traffic, sent, length);
   // The common case goes onto the ring as its 32 bytes: a wire::Completion
   // would zero-fill its 200-byte message field first, once per message.
+  if (!session.deadline_ops.empty()) session.deadline_ops.erase(op_id);
   if (session.backlog_empty() && !session.broken) {
     if (Pushed(session, wire::OkCompletionBytes(op_id, length, tag))) {
       --session.traffic.in_flight;  // as Complete does
@@ -84,7 +85,10 @@ std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
 }
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
-  if ((completion.flags & wire::kCompletionArrival) == 0) --session.traffic.in_flight;
+  if ((completion.flags & wire::kCompletionArrival) == 0) {
+    --session.traffic.in_flight;
+    if (!session.deadline_ops.empty()) session.deadline_ops.erase(completion.op_id);
+  }
   // Onto the ring at once when nothing waits before it (a spinning client
   // sees it now); the doorbell is the next poll's (PollFromLoop flushes every
   // session), so that a poll's completions to one client cost one check.

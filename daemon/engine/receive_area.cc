@@ -45,11 +45,16 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
       .op_id = slot, .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
   // The receiving endpoint and the sender's "node/endpoint": both fit,
   // 63 + 1 + 127 < 200.
-  const std::string names =
-      send.incoming ? absl::StrCat(to, "\n", send.incoming->node, "/", send.incoming->from)
-                    : absl::StrCat(to, "\n", node_name_, "/", send.from);
-  std::memcpy(arrival.message, names.data(),
-              std::min(names.size(), wire::kCompletionMessageSize - 1));
+  // Written in place: a string built per arrival was a heap allocation.
+  const absl::string_view pieces[] = {
+      to, "\n", send.incoming ? absl::string_view(send.incoming->node) : node_name_, "/",
+      send.incoming ? absl::string_view(send.incoming->from) : absl::string_view(send.from)};
+  size_t at = 0;
+  for (absl::string_view piece : pieces) {
+    const size_t n = std::min(piece.size(), wire::kCompletionMessageSize - 1 - at);
+    std::memcpy(arrival.message + at, piece.data(), n);
+    at += n;
+  }
   const uint64_t sequence = area.landing_base + area.landing.size();
   area.landing.push_back({.slot = slot, .arrival = arrival});
   if (send.incoming) {

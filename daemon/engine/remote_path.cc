@@ -41,8 +41,7 @@ void RemotePath::SendFromLoop(Outgoing send) {
   Transmit(n, std::move(send));
 }
 
-ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length,
-                     const std::vector<Part>& more) {
+ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length, const PartList& more) {
   uint64_t first = length;
   for (const Part& p : more) first -= p.length;
   ucx::Parts spans;
@@ -52,7 +51,7 @@ ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length,
   return spans;
 }
 
-int GpuDevice(const Region& region, const std::vector<Part>& more) {
+int GpuDevice(const Region& region, const PartList& more) {
   if (region.on_gpu()) return region.device();
   for (const Part& p : more) {
     if (p.region->on_gpu()) return p.region->device();

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "common/last_entry.h"
 #include "common/wire/data.h"
@@ -90,14 +91,17 @@ struct Part {
   const uint8_t* data() const { return region->data() + offset; }
 };
 
+// A gather send's parts after the first: inline up to a call's usual count
+// (its frame, eight tensors), so the hot path allocates no list.
+using PartList = absl::InlinedVector<Part, 8>;
+
 // The bytes of a send, in order: [offset, ...) of `region` (what is left of
 // `length` after the `more` parts), then each part of `more`.
-ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length,
-                     const std::vector<Part>& more);
+ucx::Parts PartSpans(const Region& region, uint64_t offset, uint64_t length, const PartList& more);
 
 // The device of the first part of a send in GPU memory ([offset, ...) of
 // `region`, then `more`), or -1 when every part is host memory.
-int GpuDevice(const Region& region, const std::vector<Part>& more);
+int GpuDevice(const Region& region, const PartList& more);
 
 // Copies `from` (back to back) to `into`, an address in `to`, on GPU `device`:
 // into the target as that GPU maps it, so a peer copy goes GPU to GPU where
@@ -117,7 +121,7 @@ struct Outgoing {
   std::shared_ptr<Region> region;  // kept mapped until the ack
   uint64_t offset = 0;
   uint64_t length = 0;      // of the whole message
-  std::vector<Part> more;   // a gather send: the parts after [offset, offset + ...)
+  PartList more;            // a gather send: the parts after [offset, offset + ...)
   absl::Status aborted;     // set when withdrawn: the reason its CANCELLED ack reports
   uint64_t generation = 0;  // of the node's connection it was staged on
   std::string handle;       // sent by handle: the IPC handle it named

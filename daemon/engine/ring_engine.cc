@@ -270,19 +270,21 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       if (!session.gathering.empty() || !session.gather_error.ok()) {
         // The last part of a gather send: the parts so far go in front.
         const absl::Status failed = std::exchange(session.gather_error, absl::OkStatus());
-        std::vector<Part> parts = std::exchange(session.gathering, {});
+        PartList parts = std::exchange(session.gathering, {});
         if (!send.ok()) break;
         if (!failed.ok()) {
           Complete(id, submission.op_id, failed);
           return;
         }
+        // The first part leads; the rest and the last submission follow it.
+        Part first = std::move(parts.front());
+        parts.erase(parts.begin());
         parts.push_back({std::move(send->region), send->offset, send->length});
-        send->region = std::move(parts.front().region);
-        send->offset = parts.front().offset;
-        send->length = 0;
+        send->region = std::move(first.region);
+        send->offset = first.offset;
+        send->length = first.length;
         for (const Part& p : parts) send->length += p.length;
-        send->more.assign(std::make_move_iterator(parts.begin() + 1),
-                          std::make_move_iterator(parts.end()));
+        send->more = std::move(parts);
       }
       if (!send.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);

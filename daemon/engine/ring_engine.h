@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -108,7 +109,7 @@ class RingEngine {
     uint64_t offset = 0;
     uint64_t length = 0;  // sends: of the whole message
     uint64_t tag = 0;
-    std::vector<Part> more;              // a gather send: the parts after the first
+    PartList more;                       // a gather send: the parts after the first
     std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
     // Sends from here: the sending endpoint; receives: the receiving
     // endpoint. (A send from another node is named by `incoming`.)
@@ -166,13 +167,16 @@ class RingEngine {
     SessionTraffic traffic;
     std::optional<Area> area;
     // A gather send being submitted: its parts so far, or why it failed.
-    std::vector<Part> gathering;
+    PartList gathering;
     absl::Status gather_error;
     // SessionManager::FindRegion through a cache (no lock per operation),
     // good while region_generation() stays `regions_seen`. Weak: an
     // unregistered region is unmapped as soon as nothing in flight holds it.
     absl::flat_hash_map<uint64_t, std::weak_ptr<Region>> regions;
     uint64_t regions_seen = ~uint64_t{0};
+    // Operations with a deadline not yet completed: what a compaction of
+    // deadlines_ keeps.
+    absl::flat_hash_set<uint64_t> deadline_ops;
   };
   // Copies a local send's bytes, every part in order, to `into` (host memory
   // on both sides).
@@ -241,6 +245,8 @@ class RingEngine {
   // Deadlines: a timerfd in the loop set for the earliest one.
   void AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms);
   void OnDeadlineTimer();
+  // Drops the deadlines of operations that completed.
+  void CompactDeadlines();
   void ArmDeadlineTimer();
 
   ucx::Loop& loop_;
@@ -264,10 +270,18 @@ class RingEngine {
   std::pair<std::string, uint64_t> last_owner_;
   uint64_t owners_generation_ = ~uint64_t{0};
   struct Deadline {
+    absl::Time when;
     uint64_t session, op_id;
     uint32_t timeout_ms;
+    // For a min-heap: the earliest at the front.
+    bool operator<(const Deadline& other) const { return when > other.when; }
   };
-  std::multimap<absl::Time, Deadline> deadlines_;
+  // A heap in a vector kept from op to op: adding a deadline (nearly every
+  // operation has one) allocates nothing. Completed operations stay in it
+  // until their time comes and then find nothing to abort.
+  std::vector<Deadline> deadlines_;
+  // Past this size the heap drops the deadlines of completed operations.
+  size_t deadlines_compact_at_ = 4096;
   UniqueFd deadline_timer_;  // created with the first deadline
   absl::Time last_work_ = absl::InfinitePast();
   bool just_worked_ = false;  // the last poll found work; last_work_ is stale

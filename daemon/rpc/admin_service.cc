@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/rpc/status_convert.h"
 #include "common/version.h"
+#include "daemon/alloc_count.h"
 #include "daemon/engine/ring_engine.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
@@ -120,6 +121,10 @@ grpc::Status AdminService::Stats(grpc::ServerContext*, const v1::StatsRequest*,
     response->set_gpu_bounce_idle_device_bytes(gpu->bounce_idle_device_bytes);
     response->set_gpu_bounce_idle_pinned_bytes(gpu->bounce_idle_pinned_bytes);
   }
+  auto allocations =
+      state_.ucx->Call<uint64_t>([] { return ThreadAllocations(); }, kUcxPingTimeout);
+  if (!allocations.ok()) return axon::rpc::ToGrpcStatus(allocations.status());
+  response->set_ucx_thread_allocations(*allocations);
   return grpc::Status::OK;
 }
 

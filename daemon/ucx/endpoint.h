@@ -19,7 +19,9 @@
 namespace axon::ucx {
 
 // The pieces of one message's payload, back to back (most have one or two).
-using Parts = absl::InlinedVector<absl::Span<const uint8_t>, 2>;
+// A gather send's spans: inline up to a call's usual count (frame, padding
+// and eight tensors), so sending them allocates no list.
+using Parts = absl::InlinedVector<absl::Span<const uint8_t>, 10>;
 
 class Request;
 

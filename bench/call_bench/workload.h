@@ -1,0 +1,41 @@
+// call-bench's measurements: an echo call's round trip and its rate with
+// many in flight, and the bare message ping-pong it is compared with, for
+// host or GPU tensors of one size.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "axon/call.h"
+
+namespace axon::bench {
+
+struct Endpoints {
+  Client* caller = nullptr;  // bound to "caller"
+  Client* server = nullptr;  // bound to "echo" (serving) and "pong" (ping-pong)
+  std::string echo, pong;    // their addresses as the caller names them
+};
+
+struct CallSample {
+  std::vector<double> round_trips_us;  // sequential calls
+  double calls_per_s = 0;              // `calls` calls, `window` in flight
+  uint64_t calls = 0;
+};
+
+// `iterations` sequential echo calls of one tensor of `bytes` (uint8, on
+// the GPU when `gpu`, replying into the caller's own tensor), then `calls`
+// calls with `window` in flight.
+absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool gpu,
+                                        int iterations, int calls, int window);
+
+// The same bytes as a bare message there and back (posted receives on both
+// sides): the round trip a call is compared with.
+absl::StatusOr<std::vector<double>> MeasurePingPong(const Endpoints& e, uint64_t bytes, bool gpu,
+                                                    int iterations);
+
+double Percentile(std::vector<double> values, double q);
+
+}  // namespace axon::bench
