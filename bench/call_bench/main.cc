@@ -184,6 +184,7 @@ int Main(int argc, char** argv) {
     std::cerr << "call-bench: " << st << "\n";
     return 1;
   }
+  std::cerr << "call-bench: daemons up: " << cluster.a().log << ", " << cluster.b().log << "\n";
   auto caller = Client::Connect({.socket_path = cluster.a().socket, .client_name = "caller"});
   auto local = Client::Connect({.socket_path = cluster.a().socket, .client_name = "local"});
   auto remote = Client::Connect({.socket_path = cluster.b().socket, .client_name = "remote"});
@@ -214,6 +215,7 @@ int Main(int argc, char** argv) {
               << "\n";
     return 1;
   }
+  std::cerr << "call-bench: the daemons see each other\n";
 
   std::vector<Row> rows;
   for (const std::string& placement : o.placements) {
@@ -231,6 +233,7 @@ int Main(int argc, char** argv) {
         rows.push_back(row);
         continue;
       }
+      std::cerr << absl::StrFormat("call-bench: %s %s %d ...\n", placement, memory, size);
       const int iterations = Iterations(size, o.quick);
       const int calls = size > (4 << 20) ? std::max(o.calls / 20, 20) : o.calls;
       const int window = size > (4 << 20) ? std::min(o.window, 8) : o.window;
@@ -250,6 +253,7 @@ int Main(int argc, char** argv) {
           allocations.push_back(static_cast<double>(*after - *before) /
                                 static_cast<double>(sample->calls + sample->round_trips_us.size()));
         }
+        std::cerr << "call-bench:   calls done, ping-pong ...\n";
         auto trips = MeasurePingPong(e, size, memory == "cuda", iterations);
         if (trips.ok()) bare.push_back(Percentile(*trips, 0.5));
       }
