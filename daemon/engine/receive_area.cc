@@ -3,8 +3,8 @@
 // full area holds them back (back-pressure on the sender).
 #include <algorithm>
 #include <cstring>
-#include <set>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "daemon/engine/ring_engine.h"
@@ -67,6 +67,13 @@ bool RingEngine::TryArea(const std::string& to, Pending& send) {
       return true;
     }
     remote_->LandFromLoop(send.incoming, area.region, into, std::move(landed));
+    return true;
+  }
+  if (CopyLocalNow(send, *area.region, into)) {
+    Count(id, /*sent=*/false, send.length);
+    CompleteMessage(send.session, /*sent=*/true, send.op_id, absl::OkStatus(), send.length,
+                    send.tag);
+    Landed(id, sequence, true);
     return true;
   }
   CopyLocal(send, area.region, into,
@@ -140,12 +147,14 @@ void RingEngine::Release(uint64_t id, Session& session, const wire::Submission& 
 void RingEngine::FillArea(uint64_t id) {
   for (auto& [name, queues] : endpoints_) {
     if (sessions_manager_.EndpointOwner(name) != id) continue;
-    std::set<std::string> blocked;  // sources with an earlier message still waiting
+    // Sources with an earlier message still waiting (few: a list, no tree).
+    absl::InlinedVector<std::string, 4> blocked;  // copies: erasing moves the queue
     for (auto it = queues.sends.begin(); it != queues.sends.end();) {
-      if (blocked.count(it->from) == 0 && TryArea(name, *it)) {
+      if (std::find(blocked.begin(), blocked.end(), it->from) == blocked.end() &&
+          TryArea(name, *it)) {
         it = queues.sends.erase(it);
       } else {
-        if (!(it->tag & wire::kDirectedTagBit)) blocked.insert(it->from);
+        if (!(it->tag & wire::kDirectedTagBit)) blocked.push_back(it->from);
         ++it;
       }
     }

@@ -106,7 +106,7 @@ void RemotePath::Transmit(Node& n, Outgoing&& send) {
   ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
   std::shared_ptr<const void> keep = send.region;
   if (!send.more.empty()) {
-    auto all = std::make_shared<std::vector<std::shared_ptr<Region>>>();
+    auto all = std::make_shared<absl::InlinedVector<std::shared_ptr<Region>, 9>>();
     all->push_back(send.region);
     for (const Part& p : send.more) all->push_back(p.region);
     keep = all;

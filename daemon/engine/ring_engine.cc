@@ -95,7 +95,7 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
   // Its own operations go with it (nobody is left to tell) ...
   for (auto& [name, queues] : endpoints_) {
     for (auto* q : {&queues.receives, &queues.sends}) {
-      std::erase_if(*q, [id](const Pending& p) { return !p.incoming && p.session == id; });
+      q->remove_if([id](const Pending& p) { return !p.incoming && p.session == id; });
     }
   }
   if (remote_) remote_->DropSessionFromLoop(id);
@@ -125,7 +125,7 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
 void RingEngine::FailReceivesFrom(absl::string_view node, const absl::Status& why,
                                   const std::function<bool(absl::string_view)>& gone) {
   for (auto& [name, queues] : endpoints_) {
-    std::erase_if(queues.receives, [&](const Pending& r) {
+    queues.receives.remove_if([&](const Pending& r) {
       if (r.source_endpoint.empty() || r.source_node != node || !gone(r.source_endpoint)) {
         return false;
       }
@@ -442,8 +442,8 @@ bool RingEngine::Withdraw(const std::string& node, uint64_t message_id) {
 
 void RingEngine::DropFromNode(const std::string& node) {
   for (auto& [name, queues] : endpoints_) {
-    std::erase_if(queues.sends,
-                  [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
+    queues.sends.remove_if(
+        [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
   }
   FailReceivesFrom(node, absl::UnavailableError("node " + node + " is down"),
                    [](absl::string_view) { return true; });
@@ -531,12 +531,28 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
     Complete(receive.session, receive.op_id, no_room);
     return;
   }
-  CopyLocal(send, receive.region, receive.region->data() + receive.offset,
+  uint8_t* into = receive.region->data() + receive.offset;
+  if (CopyLocalNow(send, *receive.region, into)) {
+    CompleteMessage(send.session, /*sent=*/true, send.op_id, absl::OkStatus(), send.length,
+                    send.tag);
+    CompleteMessage(receive.session, /*sent=*/false, receive.op_id, absl::OkStatus(), send.length,
+                    send.tag);
+    return;
+  }
+  CopyLocal(send, receive.region, into,
             [this, from = send.session, send_op = send.op_id, to = receive.session,
              receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
               CompleteMessage(from, /*sent=*/true, send_op, st, length, tag);
               CompleteMessage(to, /*sent=*/false, receive_op, st, length, tag);
             });
+}
+
+bool RingEngine::CopyLocalNow(const Pending& send, const Region& to, uint8_t* into) {
+  if (send.region->on_gpu() || to.on_gpu() || GpuDevice(*send.region, send.more) >= 0) {
+    return false;
+  }
+  CopyOut(send, into);
+  return true;
 }
 
 void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,

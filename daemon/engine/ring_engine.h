@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/last_entry.h"
+#include "common/reused_queue.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
@@ -143,12 +144,13 @@ class RingEngine {
       bool done = false, failed = false;
       wire::Completion arrival;
     };
-    std::deque<Landing> landing;
+    ReusedQueue<Landing> landing;
     uint64_t landing_base = 0;  // sequence of landing.front()
   };
   struct EndpointQueues {
-    std::deque<Pending> receives;
-    std::deque<Pending> sends;
+    // Kept storage: a queue per endpoint allocates nothing per message.
+    ReusedQueue<Pending> receives;
+    ReusedQueue<Pending> sends;
   };
   struct Session {
     SessionRings rings;
@@ -185,6 +187,9 @@ class RingEngine {
   // at once between host regions, once the GPU copies finish otherwise.
   void CopyLocal(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,
                  absl::AnyInvocable<void(absl::Status)> done);
+  // The same done at once for host memory on both sides (the common case:
+  // no callback to build); false when the GPU must copy (use CopyLocal).
+  bool CopyLocalNow(const Pending& send, const Region& to, uint8_t* into);
   // Bytes [offset, offset + length) of session `id`'s region `region`, or
   // INVALID_ARGUMENT (unknown region, bytes outside it, overflow included).
   absl::StatusOr<Part> FindPart(uint64_t id, Session& session, uint64_t region, uint64_t offset,

@@ -1,5 +1,6 @@
 #include "daemon/ucx/endpoint.h"
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/ucx/request.h"
 #include "daemon/ucx/status.h"
@@ -95,7 +96,7 @@ void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts
   }
   // The IOV entries must outlive the operation, like the memory they point to.
   struct Gather {
-    std::vector<ucp_dt_iov_t> iov;
+    absl::InlinedVector<ucp_dt_iov_t, 10> iov;  // one allocation per send: this struct
     std::shared_ptr<const void> keepalive;
   };
   auto gather = std::make_shared<Gather>();
