@@ -44,7 +44,7 @@ int Print(const Options& options, const absl::StatusOr<Response>& response,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"axonctl: look at a local axond (health, status, stats, sessions, peers)."};
+  CLI::App app{"axonctl: look at a local axond (health, status, stats, sessions, calls, peers)."};
   app.require_subcommand(1);
   Options options;
   options.socket = axon::DefaultSocketPath();
@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   stats->add_option("-w,--watch", watch_s, "Repeat every SECONDS until interrupted")
       ->check(CLI::PositiveNumber);
   auto* sessions = app.add_subcommand("sessions", "Client processes attached to the daemon");
+  auto* calls = app.add_subcommand(
+      "calls", "Call servers on this node: per endpoint and method, calls, errors, latency");
   auto* peers = app.add_subcommand("peers", "Other daemons this one knows");
   auto* version = app.add_subcommand("version", "Versions of axonctl and of the daemon");
   auto* ping =
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
   }
   if (*status) return Print(options, client.Status(), &axon::ctl::RenderStatus);
   if (*sessions) return Print(options, client.ListSessions(), &axon::ctl::RenderSessions);
+  if (*calls) return Print(options, client.ListSessions(), &axon::ctl::RenderCalls);
   if (*peers) return Print(options, client.ListPeers(), &axon::ctl::RenderPeers);
   if (*ping) {
     auto response = client.Ping(ping_node, ping_count, ping_size);

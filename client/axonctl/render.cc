@@ -157,6 +157,25 @@ std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
   return out;
 }
 
+std::string RenderCalls(const v1::ListSessionsResponse& sessions) {
+  std::string out = absl::StrFormat("%-8s %-12s %-20s %-24s %10s %8s %9s %8s %10s %10s\n",
+                                    "SESSION", "CLIENT", "ENDPOINT", "METHOD", "CALLS", "ERRORS",
+                                    "IN-FLIGHT", "DROPPED", "P50", "P99");
+  int rows = 0;
+  for (const auto& s : sessions.sessions()) {
+    for (const auto& c : s.calls()) {
+      ++rows;
+      absl::StrAppendFormat(&out, "%-8d %-12s %-20s %-24s %10d %8d %9d %8d %10s %10s\n",
+                            s.session_id(), s.client_name().empty() ? "-" : s.client_name(),
+                            c.endpoint(), c.method(), c.calls(), c.errors(), c.in_flight(),
+                            c.dropped_replies(), absl::StrFormat("%.0fus", c.p50_us()),
+                            absl::StrFormat("%.0fus", c.p99_us()));
+    }
+  }
+  if (rows == 0) return "no call servers\n";
+  return out;
+}
+
 std::string RenderPeers(const v1::ListPeersResponse& peers) {
   if (peers.peers().empty()) return "no peers\n";
   std::string out =

@@ -18,6 +18,8 @@ std::string RenderStats(const v1::StatsResponse& stats);
 // For `stats --watch`: the UCX thread's busy share between two answers.
 std::string RenderBusyShare(const v1::StatsResponse& before, const v1::StatsResponse& now);
 std::string RenderSessions(const v1::ListSessionsResponse& sessions);
+// Every session's call servers, a row per endpoint and method.
+std::string RenderCalls(const v1::ListSessionsResponse& sessions);
 std::string RenderPeers(const v1::ListPeersResponse& peers);
 std::string RenderPing(const std::string& node, uint64_t size, const v1::PingResponse& ping);
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "axon/call.h"
 #include "client/lib/call_runtime.h"
 #include "client/lib/session.h"
 #include "common/cuda/driver.h"
@@ -595,6 +596,28 @@ absl::StatusOr<std::string> Client::BindEndpoint(const std::string& name) {
     return rpc::FromGrpcStatus(st);
   }
   return response.address();
+}
+
+absl::Status Client::ReportCalls(const std::string& endpoint,
+                                 const std::vector<MethodStats>& stats) {
+  v1::ReportCallsRequest request;
+  request.set_session_id(session_->id);
+  request.set_token(session_->token);
+  for (const MethodStats& s : stats) {
+    v1::MethodCalls* m = request.add_methods();
+    m->set_endpoint(endpoint);
+    m->set_method(s.method);
+    m->set_calls(s.calls);
+    m->set_errors(s.errors);
+    m->set_in_flight(s.in_flight);
+    m->set_dropped_replies(s.dropped_replies);
+    m->set_p50_us(s.p50_us);
+    m->set_p99_us(s.p99_us);
+  }
+  v1::ReportCallsResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, session_->timeout_ms);
+  return rpc::FromGrpcStatus(session_->control->ReportCalls(&context, request, &response));
 }
 
 absl::Status Client::UnbindEndpoint(const std::string& name) {

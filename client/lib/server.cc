@@ -40,6 +40,7 @@ absl::Status ServerCore::Start(const Buffer* area) {
   started_ = true;
   area_ = area;
   for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { Work(); });
+  reporter_ = std::thread([this] { Report(); });
   std::weak_ptr<ServerCore> weak = weak_from_this();
   client_.OnArrival(endpoint_, [weak](const Message& message) {
     if (auto core = weak.lock()) core->OnArrival(message);
@@ -55,8 +56,10 @@ void ServerCore::Stop() {
   }
   client_.OnArrival(endpoint_, nullptr);
   ready_cv_.notify_all();
+  stop_cv_.notify_all();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  if (reporter_.joinable()) reporter_.join();
   std::deque<std::shared_ptr<ServerCall>> left;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -64,6 +67,19 @@ void ServerCore::Stop() {
   }
   for (auto& call : left) {
     Answer(call, absl::UnavailableError(absl::StrCat("endpoint ", endpoint_, " stopped serving")));
+  }
+}
+
+void ServerCore::Report() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    const bool stopping =
+        stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+    lock.unlock();
+    // Failing to report (a daemon restarting) costs nothing but the view.
+    (void)client_.ReportCalls(endpoint_, Stats());
+    lock.lock();
+    if (stopping) return;
   }
 }
 

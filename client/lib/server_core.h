@@ -75,11 +75,14 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   mutable std::mutex mu_;
   std::condition_variable ready_cv_;
+  std::condition_variable stop_cv_;                // the reporter's: wakes it to stop
   std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by mu_
   std::atomic<size_t> queued_{0};                  // queue_.size(), for spinning workers
   bool stopping_ = false;                          // guarded by mu_
   bool started_ = false;
   std::vector<std::thread> threads_;
+  std::thread reporter_;  // tells the daemon the stats, about once a second
+  void Report();
   std::map<std::string, Counters, std::less<>> counters_;  // guarded by mu_
 };
 

@@ -235,6 +235,17 @@ grpc::Status AdminService::ListSessions(grpc::ServerContext*, const v1::ListSess
     info->set_regions(s.regions);
     info->set_gpu_regions(s.gpu_regions);
     for (const auto& name : s.endpoints) info->add_endpoints(name);
+    for (const CallReport& c : s.calls) {
+      v1::MethodCalls* m = info->add_calls();
+      m->set_endpoint(c.endpoint);
+      m->set_method(c.method);
+      m->set_calls(c.calls);
+      m->set_errors(c.errors);
+      m->set_in_flight(c.in_flight);
+      m->set_dropped_replies(c.dropped_replies);
+      m->set_p50_us(c.p50_us);
+      m->set_p99_us(c.p99_us);
+    }
     if (auto it = traffic.find(s.id); it != traffic.end()) {
       info->set_in_flight(it->second.in_flight);
       info->set_messages_sent(it->second.messages_sent);

@@ -58,4 +58,24 @@ grpc::Status ControlService::UnbindEndpoint(grpc::ServerContext*,
       state_.sessions->UnbindEndpoint(request->session_id(), request->token(), request->name()));
 }
 
+grpc::Status ControlService::ReportCalls(grpc::ServerContext*,
+                                         const v1::ReportCallsRequest* request,
+                                         v1::ReportCallsResponse*) {
+  state_.rpc_stats.Count("Control/ReportCalls");
+  std::vector<CallReport> calls;
+  calls.reserve(static_cast<size_t>(request->methods_size()));
+  for (const v1::MethodCalls& m : request->methods()) {
+    calls.push_back({.endpoint = m.endpoint(),
+                     .method = m.method(),
+                     .calls = m.calls(),
+                     .errors = m.errors(),
+                     .in_flight = m.in_flight(),
+                     .dropped_replies = m.dropped_replies(),
+                     .p50_us = m.p50_us(),
+                     .p99_us = m.p99_us()});
+  }
+  return axon::rpc::ToGrpcStatus(
+      state_.sessions->ReportCalls(request->session_id(), request->token(), std::move(calls)));
+}
+
 }  // namespace axon::daemon::rpc

@@ -20,6 +20,8 @@ class ControlService final : public axon::v1::Control::Service {
   grpc::Status UnbindEndpoint(grpc::ServerContext* context,
                               const v1::UnbindEndpointRequest* request,
                               v1::UnbindEndpointResponse* response) override;
+  grpc::Status ReportCalls(grpc::ServerContext* context, const v1::ReportCallsRequest* request,
+                           v1::ReportCallsResponse* response) override;
 
  private:
   DaemonState& state_;

@@ -125,6 +125,35 @@ absl::Status SessionManager::Detach(uint64_t id, absl::string_view token) {
   return absl::OkStatus();
 }
 
+absl::Status SessionManager::ReportCalls(uint64_t id, absl::string_view token,
+                                         std::vector<CallReport> calls) {
+  if (calls.size() > kMaxCallReports) {
+    return absl::InvalidArgumentError(absl::StrCat("a call report has at most ", kMaxCallReports,
+                                                   " entries; this one has ", calls.size()));
+  }
+  for (const CallReport& c : calls) {
+    if (c.endpoint.size() > 128 || c.method.size() > 128) {
+      return absl::InvalidArgumentError("a call report names an endpoint or method over 128 bytes");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = Authorized(id, token);
+  if (!session.ok()) return session.status();
+  // Each report speaks for the endpoints it names (one per Server).
+  std::vector<CallReport>& kept = (*session)->info.calls;
+  std::erase_if(kept, [&](const CallReport& old) {
+    return std::any_of(calls.begin(), calls.end(),
+                       [&](const CallReport& c) { return c.endpoint == old.endpoint; });
+  });
+  if (kept.size() + calls.size() > kMaxCallReports) {
+    return absl::ResourceExhaustedError(absl::StrCat("the session reports calls for more than ",
+                                                     kMaxCallReports, " endpoint methods"));
+  }
+  kept.insert(kept.end(), std::make_move_iterator(calls.begin()),
+              std::make_move_iterator(calls.end()));
+  return absl::OkStatus();
+}
+
 absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
                                           const std::string& name) {
   bool valid = !name.empty() && name.size() <= 63;

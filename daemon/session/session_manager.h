@@ -37,6 +37,15 @@ struct SessionLimits {
   uint64_t max_regions = 4096;
 };
 
+// A call server's counts for one endpoint and method, as its client last
+// reported them (ReportCalls).
+struct CallReport {
+  std::string endpoint, method;
+  uint64_t calls = 0, errors = 0, in_flight = 0, dropped_replies = 0;
+  double p50_us = 0, p99_us = 0;
+};
+inline constexpr size_t kMaxCallReports = 256;
+
 struct SessionSnapshot {
   uint64_t id = 0;
   std::string client_name;
@@ -47,6 +56,7 @@ struct SessionSnapshot {
   uint64_t regions = 0;
   uint64_t gpu_regions = 0;  // of `regions`
   std::vector<std::string> endpoints;
+  std::vector<CallReport> calls;
 };
 
 struct AttachResult {
@@ -80,6 +90,10 @@ class SessionManager {
   absl::Status Unregister(uint64_t id, uint64_t region);
   // Endpoint names are unique on the node; a session's go when it closes.
   absl::Status BindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
+  // Replaces the session's call report for the endpoints it names;
+  // INVALID_ARGUMENT past
+  // kMaxCallReports entries or for names over 128 bytes.
+  absl::Status ReportCalls(uint64_t id, absl::string_view token, std::vector<CallReport> calls);
   absl::Status UnbindEndpoint(uint64_t id, absl::string_view token, const std::string& name);
   // The session that bound `name`, if any.
   std::optional<uint64_t> EndpointOwner(const std::string& name) const;

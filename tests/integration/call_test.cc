@@ -178,6 +178,15 @@ TEST_P(CallTest, TenThousandCallsFiveHundredInFlightEachGetsItsReply) {
   EXPECT_EQ(stats[0].calls, static_cast<uint64_t>(kCalls));
   EXPECT_EQ(stats[0].errors, 0u);
   EXPECT_GT(stats[0].p99_us, 0);
+  // Operators see the same through the daemon, reported about once a second.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string table = receiving_daemon().Ctl({"calls"}).out;
+        return table.find("echo") != std::string::npos &&
+               table.find(" 10000 ") != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << receiving_daemon().Ctl({"calls"}).out;
 }
 
 TEST_P(CallTest, ThenAndFutureFireWithoutAWaiter) {

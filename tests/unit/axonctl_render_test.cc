@@ -1,5 +1,5 @@
-// How axonctl prints the UCX thread's busy time: since start in `stats`, and
-// over the last interval in `stats --watch`.
+// How axonctl prints the UCX thread's busy time (since start in `stats`, over
+// the last interval in `stats --watch`) and the call servers (`calls`).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -26,6 +26,26 @@ TEST(AxonctlRender, WatchShowsTheShareOfTheLastInterval) {
   EXPECT_THAT(RenderBusyShare(At(10, 1), At(12, 2.5)), HasSubstr("busy 75.0% over the last 2.0 s"));
   // A restarted daemon (uptime went back) has no interval to show.
   EXPECT_EQ(RenderBusyShare(At(10, 1), At(5, 0.1)), "");
+}
+
+TEST(AxonctlRender, CallsShowARowPerEndpointAndMethod) {
+  v1::ListSessionsResponse sessions;
+  EXPECT_EQ(RenderCalls(sessions), "no call servers\n");
+  v1::SessionInfo* s = sessions.add_sessions();
+  s->set_session_id(7);
+  s->set_client_name("ps-0");
+  v1::MethodCalls* m = s->add_calls();
+  m->set_endpoint("kv");
+  m->set_method("get");
+  m->set_calls(1200);
+  m->set_errors(3);
+  m->set_in_flight(4);
+  m->set_dropped_replies(1);
+  m->set_p50_us(41.6);
+  m->set_p99_us(180.2);
+  const std::string table = RenderCalls(sessions);
+  EXPECT_THAT(table, HasSubstr("METHOD"));
+  EXPECT_THAT(table, ::testing::ContainsRegex("7 +ps-0 +kv +get +1200 +3 +4 +1 +42us +180us"));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -41,7 +42,9 @@ struct ClientOptions {
 namespace internal {
 struct Session;
 class CallRuntime;
+class ServerCore;
 }  // namespace internal
+struct MethodStats;
 
 // An operation handed to the daemon; wait for it with Client::Wait.
 struct Operation {
@@ -253,6 +256,9 @@ class Client {
   friend class Caller;
   friend class Server;
   friend class internal::CallRuntime;
+  friend class internal::ServerCore;
+  // Tells the daemon what a call server saw (axonctl calls).
+  absl::Status ReportCalls(const std::string& endpoint, const std::vector<MethodStats>& stats);
   explicit Client(std::shared_ptr<internal::Session> session);
   // Starts the progress thread unless it runs (calls need one).
   void StartProgressThread();
