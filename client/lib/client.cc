@@ -37,6 +37,17 @@ void SetDeadline(grpc::ClientContext& context, int timeout_ms) {
 }  // namespace
 
 namespace internal {
+namespace {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
 
 absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
                                                  absl::Span<const int> fds) {
@@ -248,7 +259,15 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
       RunCallbacks(lock);
       continue;
     }
-    if (++spins < kSpinsPerClock && wait_ms > 0) continue;
+    if (++spins < kSpinsPerClock && wait_ms > 0) {
+      // Spin without the lock: other threads submit, register callbacks and
+      // wait meanwhile (spinning under it stalled every Send of the
+      // client's other threads for the whole spin).
+      lock.unlock();
+      for (; spins < kSpinsPerClock && !completions->HasMessage(); ++spins) CpuRelax();
+      lock.lock();
+      continue;
+    }
     spins = 0;
     now = absl::Now();
     if (now > deadline) {

@@ -67,6 +67,12 @@ class SpscRing {
   // Consumer. Copies the next message into `out` (at least max_message()
   // bytes) and returns its length, or nullopt-as-(-1) when empty.
   absl::StatusOr<int64_t> TryPop(absl::Span<uint8_t> out);
+  // Whether TryPop would find a message: two atomic loads, no side effect, so
+  // a thread that does not hold the consumer's lock may spin on it.
+  bool HasMessage() const {
+    const uint64_t head = header_->head.load(std::memory_order_relaxed);
+    return Word(Slot(head)).load(std::memory_order_acquire) != 0;
+  }
   // Before sleeping: announces it, and returns false if a message arrived
   // meanwhile (then do not sleep). After waking: call Awake().
   bool PrepareToSleep();
