@@ -74,10 +74,10 @@ CallRuntime::CallRuntime(Client& client)
     : client_(client),
       host_(
           "host",
-          [&client](size_t bytes) -> absl::StatusOr<std::unique_ptr<Buffer>> {
+          [&client](size_t bytes) -> absl::StatusOr<std::shared_ptr<Buffer>> {
             auto b = client.AllocateHost(bytes);
             if (!b.ok()) return b.status();
-            return std::make_unique<HostBuffer>(*std::move(b));
+            return std::make_shared<HostBuffer>(*std::move(b));
           },
           kHostArena, kHostMax) {}
 
@@ -87,10 +87,10 @@ MemoryPool& CallRuntime::GpuPool(int device) {
   if (!pool) {
     pool = std::make_unique<MemoryPool>(
         absl::StrCat("GPU ", device),
-        [this, device](size_t bytes) -> absl::StatusOr<std::unique_ptr<Buffer>> {
+        [this, device](size_t bytes) -> absl::StatusOr<std::shared_ptr<Buffer>> {
           auto b = client_.AllocateCuda(bytes, device);
           if (!b.ok()) return b.status();
-          return std::make_unique<CudaBuffer>(*std::move(b));
+          return std::make_shared<CudaBuffer>(*std::move(b));
         },
         kGpuArena, kGpuMax);
   }

@@ -121,6 +121,7 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
 absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
+  if (detached) return absl::FailedPreconditionError("the session is detached");
   uint64_t op_id = 0;
   for (wire::Submission& submission : all) {
     submission.op_id = op_id = next_op++;
@@ -225,6 +226,23 @@ bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
   return true;
 }
 
+void Session::FailPending() {
+  absl::flat_hash_map<uint64_t, Callback> waiting;
+  absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> handlers;
+  {
+    std::unique_lock<std::mutex> lock(ring_mu);
+    RunCallbacks(lock);
+    waiting.swap(callbacks);
+    handlers.swap(arrival_handlers);
+  }
+  for (auto& [op_id, fn] : waiting) {
+    wire::Completion failed{.op_id = op_id,
+                            .code = static_cast<uint32_t>(absl::StatusCode::kUnavailable)};
+    wire::SetNameField(failed.message, "the client detached from axond");
+    fn(failed);
+  }
+}
+
 void Session::AddCallback(uint64_t op_id, Callback done) {
   if (auto it = finished.find(op_id); it != finished.end()) {
     due.emplace_back(std::move(done), it->second);
@@ -298,6 +316,7 @@ absl::Status Session::Detach() {
   {
     std::lock_guard<std::mutex> lock(mu);
     if (!socket.valid()) return absl::OkStatus();
+    detached = true;
     socket.Reset();  // closing it alone would end the session; Detach says so explicitly
   }
   v1::DetachRequest request;
@@ -595,8 +614,9 @@ internal::CallRuntime& Client::call_runtime() {
 Client::~Client() {
   stop_progress_ = true;
   if (progress_.joinable()) progress_.join();
-  call_runtime_.reset();  // its buffers unregister while the session is attached
   (void)Detach();
+  session_->FailPending();
+  call_runtime_.reset();
 }
 
 absl::Status Client::Detach() { return session_->Detach(); }

@@ -15,11 +15,11 @@ struct MemoryPool::Core {
 
   mutable std::mutex mu;
   size_t held = 0;                                            // bytes registered
-  std::vector<std::unique_ptr<Buffer>> arenas;                // guarded by mu
+  std::vector<std::shared_ptr<Buffer>> arenas;                // guarded by mu
   size_t arena_used = 0;                                      // of arenas.back()
   std::map<size_t, std::vector<Block>> free;                  // small blocks by class size
-  std::multimap<size_t, std::unique_ptr<Buffer>> large_free;  // idle large buffers by size
-  std::map<const Buffer*, std::unique_ptr<Buffer>> large_used;
+  std::multimap<size_t, std::shared_ptr<Buffer>> large_free;  // idle large buffers by size
+  std::map<const Buffer*, std::shared_ptr<Buffer>> large_used;
 
   void Put(const Block& block) {
     std::lock_guard<std::mutex> lock(mu);
@@ -98,7 +98,7 @@ absl::StatusOr<std::shared_ptr<Block>> MemoryPool::Get(size_t bytes) {
   // Large: an idle buffer of at least `bytes` and at most twice that, or a new one.
   const size_t want = (bytes + (size_t{1} << 20) - 1) & ~((size_t{1} << 20) - 1);
   if (auto it = c.large_free.lower_bound(want); it != c.large_free.end() && it->first <= 2 * want) {
-    std::unique_ptr<Buffer> buffer = std::move(it->second);
+    std::shared_ptr<Buffer> buffer = std::move(it->second);
     c.large_free.erase(it);
     const Buffer* raw = buffer.get();
     c.large_used.emplace(raw, std::move(buffer));

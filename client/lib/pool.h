@@ -30,8 +30,9 @@ struct Block {
 
 class MemoryPool {
  public:
-  // Registers `bytes` of memory (AllocateHost, AllocateCuda).
-  using Allocator = std::function<absl::StatusOr<std::unique_ptr<Buffer>>(size_t bytes)>;
+  // Registers `bytes` of memory (AllocateHost, AllocateCuda). Shared, not
+  // unique: the pointer deletes the buffer as the type it was made as.
+  using Allocator = std::function<absl::StatusOr<std::shared_ptr<Buffer>>(size_t bytes)>;
 
   MemoryPool(std::string name, Allocator allocate, size_t arena_bytes, size_t max_bytes);
   // A block of at least `bytes` (at least 1), 64-byte aligned; back to the

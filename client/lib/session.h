@@ -2,6 +2,7 @@
 // Detach) and the session socket (fd passing, liveness). Internal.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -32,7 +33,8 @@ struct Session {
   std::string node_name;
 
   std::mutex mu;
-  UniqueFd socket;  // guarded by mu; invalid once detached
+  UniqueFd socket;                    // guarded by mu; invalid once detached
+  std::atomic<bool> detached{false};  // no more submissions: nobody reads them
   uint32_t next_request = 1;
 
   // The per-message rings, shared with the daemon (set up by SetupRings).
@@ -85,6 +87,11 @@ struct Session {
   std::vector<std::pair<Callback, wire::Completion>> due;
   bool sleeper = false;        // guarded by ring_mu: a thread sleeps on the doorbell
   uint64_t callbacks_run = 0;  // guarded by ring_mu
+  // After detaching: runs every callback still waiting with UNAVAILABLE (no
+  // completion will come for it) and drops the arrival handlers, so that
+  // nothing they hold (a call's state, pool blocks, buffers of this
+  // session) is kept alive by the session itself.
+  void FailPending();
   // ring_mu held: `done` runs once `op_id` completes (at once if it has).
   void AddCallback(uint64_t op_id, Callback done);
   std::condition_variable drained;

@@ -27,9 +27,9 @@ class FakeBuffer final : public Buffer {
 struct Counting {
   int allocations = 0;
   MemoryPool::Allocator allocator() {
-    return [this](size_t bytes) -> absl::StatusOr<std::unique_ptr<Buffer>> {
+    return [this](size_t bytes) -> absl::StatusOr<std::shared_ptr<Buffer>> {
       ++allocations;
-      return std::make_unique<FakeBuffer>(bytes);
+      return std::make_shared<FakeBuffer>(bytes);
     };
   }
 };
