@@ -287,6 +287,15 @@ int Main(int argc, char** argv) {
   const std::string json = Json(rows, o);
   std::cout << json;
   if (!o.json.empty()) std::ofstream(o.json) << json;
+  // A row that could not be measured (other than for want of a GPU) fails
+  // the run, so that CI notices a broken path.
+  for (const Row& r : rows) {
+    if (r.rate <= 0 && r.note != "no CUDA device") {
+      std::cerr << "call-bench: " << r.placement << " " << r.memory << " " << r.size
+                << " not measured: " << r.note << "\n";
+      return 1;
+    }
+  }
   return 0;
 }
 
