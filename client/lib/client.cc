@@ -49,6 +49,24 @@ inline void CpuRelax() {
 
 }  // namespace
 
+absl::string_view ArrivalEndpoint(const wire::Completion& arrival) {
+  const absl::string_view names = wire::NameView(arrival.message);
+  return names.substr(0, names.find('\n'));
+}
+
+Message ArrivalMessage(const wire::Completion& arrival, const uint8_t* area, uint64_t slot_size) {
+  const absl::string_view names = wire::NameView(arrival.message);
+  const size_t newline = names.find('\n');
+  Message m;
+  m.endpoint = std::string(names.substr(0, newline));
+  m.from = newline == absl::string_view::npos ? "" : std::string(names.substr(newline + 1));
+  m.tag = arrival.tag;
+  m.slot = arrival.op_id;
+  m.length = arrival.length;
+  m.data = area + m.slot * slot_size;
+  return m;
+}
+
 absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
                                                  absl::Span<const int> fds) {
   std::lock_guard<std::mutex> lock(mu);
@@ -155,9 +173,8 @@ absl::Status Session::DrainCompletions() {
     auto completion = wire::ReadCompletion(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
     if (completion->flags & wire::kCompletionArrival) {
-      const absl::string_view names = wire::NameView(completion->message);
       if (!arrival_handlers.empty()) {
-        auto handler = arrival_handlers.find(names.substr(0, names.find('\n')));
+        auto handler = arrival_handlers.find(ArrivalEndpoint(*completion));
         if (handler != arrival_handlers.end()) {
           due.emplace_back(handler->second, *completion);
           continue;
@@ -192,8 +209,7 @@ absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endp
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
     for (auto it = arrivals.begin(); it != arrivals.end(); ++it) {
-      const std::string names = wire::NameField(it->message);
-      if (names.substr(0, names.find('\n')) == endpoint) {
+      if (ArrivalEndpoint(*it) == endpoint) {
         done = *it;
         arrivals.erase(it);
         return true;
@@ -487,16 +503,7 @@ absl::StatusOr<size_t> Client::SetReceiveArea(const HostBuffer& area, size_t slo
 absl::StatusOr<Message> Client::Receive(const std::string& endpoint, int timeout_ms) {
   auto arrival = session_->WaitForArrival(endpoint, timeout_ms);
   if (!arrival.ok()) return arrival.status();
-  const std::string names = wire::NameField(arrival->message);
-  const size_t newline = names.find('\n');
-  Message m;
-  m.endpoint = names.substr(0, newline);
-  m.from = newline == std::string::npos ? "" : names.substr(newline + 1);
-  m.tag = arrival->tag;
-  m.slot = arrival->op_id;
-  m.length = arrival->length;
-  m.data = session_->area + m.slot * session_->area_slot_size;
-  return m;
+  return internal::ArrivalMessage(*arrival, session_->area, session_->area_slot_size);
 }
 
 absl::Status Client::Release(const Message& message) {
@@ -561,20 +568,10 @@ void Client::OnArrival(const std::string& endpoint, std::function<void(const Mes
   const uint8_t* area = session_->area;
   const uint64_t slot_size = session_->area_slot_size;
   auto run = [handler = std::move(handler), area, slot_size](const wire::Completion& c) {
-    const absl::string_view names = wire::NameView(c.message);
-    const size_t newline = names.find('\n');
-    Message m;
-    m.endpoint = std::string(names.substr(0, newline));
-    m.from = newline == absl::string_view::npos ? "" : std::string(names.substr(newline + 1));
-    m.tag = c.tag;
-    m.slot = c.op_id;
-    m.length = c.length;
-    m.data = area + m.slot * slot_size;
-    handler(m);
+    handler(internal::ArrivalMessage(c, area, slot_size));
   };
   for (auto it = session_->arrivals.begin(); it != session_->arrivals.end();) {
-    const absl::string_view names = wire::NameView(it->message);
-    if (names.substr(0, names.find('\n')) == endpoint) {
+    if (internal::ArrivalEndpoint(*it) == endpoint) {
       session_->due.emplace_back(run, *it);
       it = session_->arrivals.erase(it);
     } else {

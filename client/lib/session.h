@@ -25,6 +25,11 @@
 
 namespace axon::internal {
 
+// A receive-area arrival's names are "endpoint\nfrom": the receiving
+// endpoint, and the message it describes, its slot in `area`.
+absl::string_view ArrivalEndpoint(const wire::Completion& arrival);
+Message ArrivalMessage(const wire::Completion& arrival, const uint8_t* area, uint64_t slot_size);
+
 struct Session {
   std::unique_ptr<v1::Control::Stub> control;
   int timeout_ms = 10000;
