@@ -27,14 +27,14 @@ void RemotePath::Ack(const std::string& node, uint64_t message_id, const absl::S
   if (n != nullptr) FlushAcks(node, *n);
   // A peer that went down has failed the message on its side already.
   (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAck,
-                                wire::EncodeAck(message_id, status), {}, nullptr,
+                                wire::EncodeAck(message_id, status), {}, {},
                                 ucx::AmProtocol::kEager, 0);
 }
 
 void RemotePath::FlushAcks(const std::string& node, Node& n) {
   if (n.unsent_acks.empty()) return;
   encoded_ = wire::EncodeAcks(n.unsent_acks, std::move(encoded_));
-  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, encoded_, {}, nullptr,
+  (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataAcks, encoded_, {}, {},
                                 ucx::AmProtocol::kEager, 0);
   n.unsent_acks.clear();
   --ack_batches_;

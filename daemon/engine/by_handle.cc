@@ -63,7 +63,7 @@ bool RemotePath::SendByHandle(Node& n, Outgoing& send) {
   send.handle = std::move(source->handle);
   send.generation = n.generation;
   const uint64_t id = next_message_id_;  // Post's
-  Post(n, std::move(send), {}, nullptr, std::move(body));
+  Post(n, std::move(send), {}, {}, std::move(body));
   if (in_flight_.contains(id)) {
     ++by_handle_;
     if (probe) n.probe = id;
@@ -127,7 +127,7 @@ void RemotePath::LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr
 
 void RemotePath::Answer(const Incoming& in, const absl::Status& opened) {
   (void)peers_.SendDataFromLoop(in.node, wire::MessageType::kDataHandleAnswer,
-                                wire::EncodeAck(in.message_id, opened), {}, nullptr,
+                                wire::EncodeAck(in.message_id, opened), {}, {},
                                 ucx::AmProtocol::kEager, 0);
 }
 
@@ -189,8 +189,8 @@ void RemotePath::SweepHandlesFromLoop() {
 void RemotePath::CloseHandle(const std::string& handle, Shared& shared) {
   for (const std::string& node : shared.nodes) {
     (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataHandleClosed,
-                                  wire::EncodeHandleClosed(handle), {}, nullptr,
-                                  ucx::AmProtocol::kEager, 0);
+                                  wire::EncodeHandleClosed(handle), {}, {}, ucx::AmProtocol::kEager,
+                                  0);
     if (auto n = nodes_.find(node); n != nodes_.end()) n->second.handles_opened.erase(handle);
   }
   shared.nodes.clear();

@@ -104,17 +104,12 @@ void RemotePath::Transmit(Node& n, Outgoing&& send) {
   }
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
   ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
-  std::shared_ptr<const void> keep = send.region;
-  if (!send.more.empty()) {
-    auto all = std::make_shared<absl::InlinedVector<std::shared_ptr<Region>, 9>>();
-    all->push_back(send.region);
-    for (const Part& p : send.more) all->push_back(p.region);
-    keep = all;
-  }
+  ucx::Keepalives keep{send.region};
+  for (const Part& p : send.more) keep.push_back(p.region);
   Post(n, std::move(send), std::move(parts), std::move(keep));
 }
 
-void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
+void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
                       const wire::DataBody& chunk, ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
   const uint64_t id = chunk.total != 0 ? chunk.message_id : next_message_id_++;
@@ -285,6 +280,7 @@ void RemotePath::Recycle(std::shared_ptr<Incoming> in) {
   constexpr size_t kSpares = 8;
   if (in.use_count() == 1 && spare_incoming_.size() < kSpares) {
     in->pending.reset();  // a rendezvous message's hold on the sender
+    in->data.Reset();     // UCX's descriptor, when held
     in->source.reset();
     spare_incoming_.push_back(std::move(in));
   }
@@ -478,8 +474,7 @@ void RemotePath::DropSessionFromLoop(uint64_t session) {
       // A probe refused meanwhile is then finished, not sent again.
       if (send.aborted.ok()) send.aborted = absl::CancelledError("the client's session closed");
       (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
-                                    wire::EncodeCancel(id), {}, nullptr, ucx::AmProtocol::kEager,
-                                    0);
+                                    wire::EncodeCancel(id), {}, {}, ucx::AmProtocol::kEager, 0);
     }
   }
 }
@@ -506,8 +501,7 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
     if (send.aborted.ok()) {
       send.aborted = why;
       (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
-                                    wire::EncodeCancel(id), {}, nullptr, ucx::AmProtocol::kEager,
-                                    0);
+                                    wire::EncodeCancel(id), {}, {}, ucx::AmProtocol::kEager, 0);
     }
   }
   return found;

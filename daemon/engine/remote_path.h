@@ -316,7 +316,7 @@ class RemotePath {
   void StageNextChunk(const Outgoing& send);
   // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
   // one message; `chunk` carries the fields of a chunk or a handle.
-  void Post(Node& n, Outgoing&& send, ucx::Parts parts, std::shared_ptr<const void> keep,
+  void Post(Node& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
             const wire::DataBody& chunk = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);

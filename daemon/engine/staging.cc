@@ -56,7 +56,7 @@ void RemotePath::StageNextChunk(const Outgoing& send) {
   }
   // Failed already (refused, withdrawn, not stageable): no copy. Never
   // chunk 0, which went first.
-  Post(*n, Outgoing(send), {}, nullptr, std::move(body));
+  Post(*n, Outgoing(send), {}, {}, std::move(body));
 }
 
 void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes,
@@ -110,12 +110,12 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
       Finish(piece, withdrawn);
     } else if (result.ok()) {
       ucx::Parts parts{{bounce.buffer->data, bytes}};
-      Post(*n, std::move(piece), std::move(parts), std::move(bounce.buffer), std::move(body),
+      Post(*n, std::move(piece), std::move(parts), {std::move(bounce.buffer)}, std::move(body),
            bounce.memory);
     } else if (chunks) {
       // Sent empty: the receiver fails the message; its answer completes this one.
       if (chunks->status.ok()) chunks->status = result;
-      Post(*n, std::move(piece), {}, nullptr, std::move(body));
+      Post(*n, std::move(piece), {}, {}, std::move(body));
     } else {
       Finish(piece, result);
     }

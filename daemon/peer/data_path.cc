@@ -98,22 +98,20 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
 
 absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
                                            absl::Span<const uint8_t> body, ucx::Parts parts,
-                                           std::shared_ptr<const void> keepalive,
-                                           ucx::AmProtocol protocol, uint64_t sequence,
-                                           ucx::MemoryKind memory) {
+                                           ucx::Keepalives keep, ucx::AmProtocol protocol,
+                                           uint64_t sequence, ucx::MemoryKind memory) {
   return SendFrameFromLoop(
       node, type,
       [body](const wire::Header& header, std::vector<uint8_t>& out) {
         wire::FrameInto(header, body, out);
       },
-      std::move(parts), std::move(keepalive), protocol, sequence, memory);
+      std::move(parts), std::move(keep), protocol, sequence, memory);
 }
 
 absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::MessageType type,
                                             FrameWriter frame, ucx::Parts parts,
-                                            std::shared_ptr<const void> keepalive,
-                                            ucx::AmProtocol protocol, uint64_t sequence,
-                                            ucx::MemoryKind memory) {
+                                            ucx::Keepalives keep, ucx::AmProtocol protocol,
+                                            uint64_t sequence, ucx::MemoryKind memory) {
   Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not
   if (found == nullptr || found->state != PeerState::kUp) return CheckUpFromLoop(node);
   Peer& peer = *found;
@@ -133,12 +131,11 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
     frame_.back() = 0xff;  // the probe flag, which is 0 or 1
   }
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
-  if (parts.size() <= 1) {
+  if (parts.size() <= 1 && keep.size() <= 1) {
     ep.SendAmFrom(kAmId, frame_, parts.empty() ? absl::Span<const uint8_t>() : parts[0],
-                  std::move(keepalive), protocol, nullptr, memory);
+                  keep.empty() ? nullptr : std::move(keep[0]), protocol, nullptr, memory);
   } else {
-    ep.SendAmGather(kAmId, frame_, std::move(parts), std::move(keepalive), protocol, nullptr,
-                    memory);
+    ep.SendAmGather(kAmId, frame_, std::move(parts), std::move(keep), protocol, nullptr, memory);
   }
   return absl::OkStatus();
 }

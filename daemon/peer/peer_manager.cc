@@ -175,17 +175,16 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
 
 void PeerManager::PullThenHandle(ucx::AmMessage& message) {
   auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
-  shared->data.Resize(shared->pending->length());
-  ucx::Worker::ReceiveData(std::move(shared->pending), shared->data.data(),
-                           [this, alive = alive_, shared](const absl::Status& st) {
-                             if (!*alive) return;
-                             if (!st.ok()) {
-                               spdlog::warn("peer plane: receiving a message failed: {}",
-                                            st.message());
-                               return;
-                             }
-                             OnMessage(*shared);
-                           });
+  uint8_t* into = shared->data.Resize(shared->pending->length());
+  ucx::Worker::ReceiveData(
+      std::move(shared->pending), into, [this, alive = alive_, shared](const absl::Status& st) {
+        if (!*alive) return;
+        if (!st.ok()) {
+          spdlog::warn("peer plane: receiving a message failed: {}", st.message());
+          return;
+        }
+        OnMessage(*shared);
+      });
 }
 
 void PeerManager::OnMessage(ucx::AmMessage& message) {

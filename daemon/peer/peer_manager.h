@@ -108,16 +108,16 @@ class PeerManager {
   // The payload is `parts`, back to back (empty: none).
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
                                 absl::Span<const uint8_t> body, ucx::Parts parts,
-                                std::shared_ptr<const void> keepalive, ucx::AmProtocol protocol,
-                                uint64_t sequence, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+                                ucx::Keepalives keep, ucx::AmProtocol protocol, uint64_t sequence,
+                                ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // The same with the frame written in place by `frame`: it gets the header
   // and the buffer to write header and body into (wire::EncodeDataFrame), so
   // the body is not encoded apart and copied.
   using FrameWriter =
       absl::FunctionRef<void(const wire::Header& header, std::vector<uint8_t>& out)>;
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
-                                 ucx::Parts parts, std::shared_ptr<const void> keepalive,
-                                 ucx::AmProtocol protocol, uint64_t sequence,
+                                 ucx::Parts parts, ucx::Keepalives keep, ucx::AmProtocol protocol,
+                                 uint64_t sequence,
                                  ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 
  private:

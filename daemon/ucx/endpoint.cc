@@ -88,22 +88,17 @@ void Endpoint::SendAmFrom(uint16_t id, absl::Span<const uint8_t> header,
 }
 
 void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
-                            std::shared_ptr<const void> keepalive, AmProtocol protocol,
-                            SendDone done, MemoryKind memory) {
+                            Keepalives keep, AmProtocol protocol, SendDone done,
+                            MemoryKind memory) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));
     return;
   }
-  // The IOV entries must outlive the operation, like the memory they point to.
-  struct Gather {
-    absl::InlinedVector<ucp_dt_iov_t, 10> iov;  // one allocation per send: this struct
-    std::shared_ptr<const void> keepalive;
-  };
-  auto gather = std::make_shared<Gather>();
+  Gather::Ptr gather = Gather::Take();
   for (const auto& p : parts) {
     gather->iov.push_back({const_cast<uint8_t*>(p.data()), p.size()});
   }
-  gather->keepalive = std::move(keepalive);
+  gather->keep = std::move(keep);
   const ucp_dt_iov_t* iov = gather->iov.data();
   const size_t count = gather->iov.size();
   Request request("ucp_am_send_nbx", std::move(done));

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/net_address.h"
+#include "daemon/ucx/request.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::ucx {
@@ -22,8 +23,6 @@ namespace axon::ucx {
 // A gather send's spans: inline up to a call's usual count (frame, padding
 // and eight tensors), so sending them allocates no list.
 using Parts = absl::InlinedVector<absl::Span<const uint8_t>, 10>;
-
-class Request;
 
 // How UCX sends an active message's payload: its choice, or forced.
 enum class AmProtocol { kAuto, kEager, kRendezvous };
@@ -61,10 +60,10 @@ class Endpoint {
                   std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
                   MemoryKind memory = MemoryKind::kHost);
 
-  // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV).
-  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
-                    std::shared_ptr<const void> keepalive, AmProtocol protocol, SendDone done,
-                    MemoryKind memory = MemoryKind::kHost);
+  // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV),
+  // kept valid by `keep`.
+  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts, Keepalives keep,
+                    AmProtocol protocol, SendDone done, MemoryKind memory = MemoryKind::kHost);
 
   // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
   std::vector<std::string> Transports() const;

@@ -2,12 +2,37 @@
 
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "daemon/ucx/status.h"
 
 namespace axon::ucx {
 
 const size_t Request::kReservedBytes = sizeof(Request);
+
+namespace {
+// Enough for every gathered send in flight in a busy daemon; beyond it they
+// are freed (a burst does not pin memory forever).
+constexpr size_t kKeptGathers = 4096;
+thread_local std::vector<std::unique_ptr<Gather>> spare_gathers;
+}  // namespace
+
+void Gather::Recycle::operator()(Gather* gather) const {
+  std::unique_ptr<Gather> owned(gather);
+  owned->iov.clear();
+  owned->keep.clear();  // releases the memory now, not when reused
+  if (spare_gathers.size() < kKeptGathers) {
+    if (spare_gathers.capacity() == 0) spare_gathers.reserve(kKeptGathers);
+    spare_gathers.push_back(std::move(owned));
+  }
+}
+
+Gather::Ptr Gather::Take() {
+  if (spare_gathers.empty()) return Ptr(new Gather);
+  Ptr gather(spare_gathers.back().release());
+  spare_gathers.pop_back();
+  return gather;
+}
 
 void Request::PrepareSend(ucp_request_param_t& params) {
   params.op_attr_mask |= UCP_OP_ATTR_FIELD_CALLBACK;

@@ -15,9 +15,30 @@
 #include <functional>
 #include <memory>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 
 namespace axon::ucx {
+
+// What keeps a send's memory valid until UCX is done reading it: one owner
+// per part at most, inline up to a call's usual count.
+using Keepalives = absl::InlinedVector<std::shared_ptr<const void>, 10>;
+
+// A gathered send's IOV list and keepalives. UCX reads the list until the
+// send completes, so it lives apart from the Request (which moves into
+// UCX's request memory). Recycled per thread: once warm, a gathered send
+// allocates nothing.
+struct Gather {
+  absl::InlinedVector<ucp_dt_iov_t, 10> iov;
+  Keepalives keep;
+
+  struct Recycle {
+    void operator()(Gather* gather) const;
+  };
+  using Ptr = std::unique_ptr<Gather, Recycle>;
+  // An empty Gather, recycled when there is one.
+  static Ptr Take();
+};
 
 class Request {
  public:
@@ -30,6 +51,7 @@ class Request {
 
   // Keeps `object` alive while the request is in flight (memory UCX reads).
   void Keep(std::shared_ptr<const void> object) { keep_ = std::move(object); }
+  void Keep(Gather::Ptr gather) { gather_ = std::move(gather); }
 
   // Points `params`' callback at Request's; set the operation's own fields
   // (flags, ...) besides, then pass the *_nbx result to Submit.
@@ -52,6 +74,7 @@ class Request {
   const char* what_;
   Done done_;
   std::shared_ptr<const void> keep_;
+  Gather::Ptr gather_;
 };
 
 }  // namespace axon::ucx

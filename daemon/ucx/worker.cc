@@ -134,8 +134,11 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
     message.pending.reset(new PendingData(*worker, data, length));
     return UCS_INPROGRESS;
   }
-  message.in_descriptor = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
   const auto* d = static_cast<const uint8_t*>(data);
+  if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0 && length > AmData::kInline) {
+    message.data.Hold(worker->handle_, d, length);  // released when the message is done with
+    return UCS_INPROGRESS;
+  }
   message.data.assign(d, length);
   return UCS_OK;
 }

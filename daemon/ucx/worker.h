@@ -15,6 +15,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "common/small_bytes.h"
+#include "daemon/ucx/am_data.h"
 #include "daemon/ucx/context.h"
 #include "daemon/ucx/memory_kind.h"
 
@@ -41,11 +42,9 @@ class PendingData {
   size_t length_;
 };
 
-// The bytes of a received header, and of an eager message's data. A data
-// frame's header (about 100 bytes with its names) and a small message's data
-// stay inline: no allocation per message for them.
+// The bytes of a received header. A data frame's header (about 100 bytes
+// with its names) stays inline: no allocation per message for it.
 using AmHeader = SmallBytes<192>;
-using AmData = SmallBytes<128>;
 
 // One received active message. Eager: `data` holds the bytes. Rendezvous:
 // `pending` is set and the bytes are still on the sender.
@@ -54,10 +53,6 @@ struct AmMessage {
   AmHeader header;
   AmData data;
   std::unique_ptr<PendingData> pending;
-  // UCX handed the bytes over in a descriptor it could have let us keep
-  // (UCP_AM_RECV_ATTR_FLAG_DATA): a "copy-in" send. False for a message that
-  // came inside the transport's FIFO element ("short") or by rendezvous.
-  bool in_descriptor = false;
 
   size_t data_length() const { return pending ? pending->length() : data.size(); }
 };

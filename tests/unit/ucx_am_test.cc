@@ -63,7 +63,7 @@ class UcxAm : public ::testing::Test {
     r.header.assign(m.header.begin(), m.header.end());
     r.data.assign(m.data.begin(), m.data.end());
     r.pending = std::move(m.pending);
-    r.in_descriptor = m.in_descriptor;
+    r.in_descriptor = m.data.held();
     received_.push_back(std::move(r));
   }
 
@@ -116,9 +116,9 @@ TEST_F(UcxAm, HeaderBufferIsReusableWhileTheSendIsInFlight) {
 }
 
 TEST_F(UcxAm, EagerMessagesArriveWholeAndInOrder) {
-  // Around the inline sizes of AmHeader (192) and AmData (128), and past.
+  // Around the inline sizes of AmHeader (192) and AmData (512), and past.
   const std::vector<size_t> header_sizes = {32, 191, 192, 193, 1000};
-  const std::vector<size_t> data_sizes = {0, 1, 127, 128, 129, 4000};
+  const std::vector<size_t> data_sizes = {0, 1, 511, 512, 513, 4000, 70000};
   std::vector<uint8_t> buffer;  // one header buffer for every send
   std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> expected;
   for (int round = 0; round < 20; ++round) {
@@ -161,6 +161,122 @@ TEST_F(UcxAm, SmallFramesTravelInsideTheSharedMemoryFifo) {
   EXPECT_TRUE(received_[1].in_descriptor) << "120 + 1000 bytes fit a FIFO element?";
   EXPECT_EQ(received_[0].data, Pattern(64, 5));
   EXPECT_EQ(received_[1].data, Pattern(1000, 5));
+}
+
+// A handler may keep an eager message's data past its return (UCX's
+// descriptor, held): it stays intact while more messages arrive, and giving
+// it back leaves the worker receiving.
+class UcxAmKeeping : public UcxAm {
+ protected:
+  void OnMessage(AmMessage& m) override {
+    UcxAm::OnMessage(m);
+    kept_.push_back(std::move(m.data));
+  }
+  void TearDown() override {
+    kept_.clear();
+    UcxAm::TearDown();
+  }
+  std::vector<AmData> kept_;
+};
+
+TEST_F(UcxAmKeeping, KeptDataStaysIntactWhileMoreArrives) {
+  const std::vector<uint8_t> header = Pattern(40, 2);
+  constexpr int kCount = 200;
+  for (int i = 0; i < kCount; ++i) {
+    auto data = std::make_shared<std::vector<uint8_t>>(Pattern(600 + i * 37, i));
+    ep_->SendAmFrom(kId, header, *data, data, AmProtocol::kEager, nullptr);
+  }
+  ASSERT_TRUE(ProgressUntil([&] { return kept_.size() == kCount; }));
+  for (int i = 0; i < kCount; ++i) {
+    const auto want = Pattern(600 + i * 37, i);
+    ASSERT_EQ(std::vector<uint8_t>(kept_[i].begin(), kept_[i].end()), want) << i;
+  }
+  kept_.clear();  // every descriptor back to UCX
+  auto data = std::make_shared<std::vector<uint8_t>>(Pattern(3000, 7));
+  ep_->SendAmFrom(kId, header, *data, data, AmProtocol::kEager, nullptr);
+  ASSERT_TRUE(ProgressUntil([&] { return kept_.size() == 1; }));
+  EXPECT_EQ(std::vector<uint8_t>(kept_[0].begin(), kept_[0].end()), *data);
+}
+
+// A gathered send arrives as its parts back to back, each part kept alive by
+// its own keepalive until UCX is done with it.
+TEST_F(UcxAm, GatheredPartsArriveBackToBack) {
+  const std::vector<uint8_t> header = Pattern(64, 4);
+  for (size_t part_size : {8, 300, 5000, 100000}) {
+    Parts parts;
+    Keepalives keep;
+    std::vector<uint8_t> whole;
+    for (int i = 0; i < 9; ++i) {
+      auto piece = std::make_shared<std::vector<uint8_t>>(Pattern(part_size + i, i));
+      parts.push_back(*piece);
+      whole.insert(whole.end(), piece->begin(), piece->end());
+      keep.push_back(std::move(piece));  // the only owner from here on
+    }
+    std::optional<absl::Status> sent;
+    received_.clear();
+    ep_->SendAmGather(kId, header, std::move(parts), std::move(keep), AmProtocol::kAuto,
+                      [&](const absl::Status& st) { sent = st; });
+    ASSERT_TRUE(ProgressUntil([&] { return received_.size() == 1; })) << part_size;
+    std::vector<uint8_t> got = received_[0].data;
+    if (received_[0].pending) {
+      got.resize(received_[0].pending->length());
+      std::optional<absl::Status> pulled;
+      Worker::ReceiveData(std::move(received_[0].pending), got.data(),
+                          [&](const absl::Status& st) { pulled = st; });
+      ASSERT_TRUE(ProgressUntil([&] { return pulled.has_value(); }));
+      ASSERT_TRUE(pulled->ok()) << *pulled;
+    }
+    ASSERT_TRUE(ProgressUntil([&] { return sent.has_value(); }));
+    EXPECT_TRUE(sent->ok()) << *sent;
+    EXPECT_EQ(got, whole) << part_size;
+  }
+}
+
+TEST(UcxGather, IsRecycledOnItsThread) {
+  Gather* first = nullptr;
+  {
+    Gather::Ptr g = Gather::Take();
+    g->iov.push_back({nullptr, 1});
+    g->keep.push_back(std::make_shared<int>(1));
+    first = g.get();
+  }
+  Gather::Ptr again = Gather::Take();
+  EXPECT_EQ(again.get(), first);
+  EXPECT_TRUE(again->iov.empty());
+  EXPECT_TRUE(again->keep.empty());
+}
+
+TEST(UcxRecycledBlocks, ReusesBlocksBySizeClass) {
+  size_t capacity = 0;
+  uint8_t* a = RecycledBlocks::Take(1500, capacity);
+  EXPECT_EQ(capacity, 2048u);
+  RecycledBlocks::Give(a, capacity);
+  size_t again = 0;
+  EXPECT_EQ(RecycledBlocks::Take(2048, again), a);
+  EXPECT_EQ(again, 2048u);
+  RecycledBlocks::Give(a, again);
+  size_t big = 0;
+  uint8_t* b = RecycledBlocks::Take((3 << 20) + 1, big);  // past the classes: exact
+  EXPECT_EQ(big, (3u << 20) + 1);
+  RecycledBlocks::Give(b, big);
+}
+
+TEST(UcxAmData, CopiesInlineOrIntoABlockAndMoves) {
+  for (size_t n : {0, 1, 512, 513, 70000}) {
+    std::vector<uint8_t> bytes(n);
+    for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>(i * 7);
+    AmData d;
+    d.assign(bytes.data(), n);
+    AmData moved(std::move(d));
+    EXPECT_TRUE(d.empty());
+    EXPECT_EQ(std::vector<uint8_t>(moved.begin(), moved.end()), bytes) << n;
+    AmData assigned;
+    const uint8_t three[3] = {1, 2, 3};
+    assigned.assign(three, 3);
+    assigned = std::move(moved);
+    EXPECT_EQ(std::vector<uint8_t>(assigned.begin(), assigned.end()), bytes) << n;
+    EXPECT_FALSE(assigned.held());
+  }
 }
 
 // A handler that progresses the worker itself (and defers work) still sees
