@@ -105,6 +105,11 @@ std::vector<MethodStats> ServerCore::Stats() const {
   return out;
 }
 
+SlotHold::~SlotHold() {
+  // Fails only when the session has ended, and the slot with it.
+  (void)session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kRelease), .region = slot_});
+}
+
 void ServerCore::OnArrival(const Message& message) {
   auto call = std::make_shared<ServerCall>();
   call->core = shared_from_this();
@@ -132,6 +137,12 @@ void ServerCore::OnArrival(const Message& message) {
   request.header =
       absl::string_view(reinterpret_cast<const char*>(frame.header.data()), frame.header.size());
   request.tensors = InlineTensors(frame, message.data, area_);
+  call->slot = std::make_shared<SlotHold>(client_.session_, message.slot);
+  for (size_t i = 0; i < frame.tensors.size(); ++i) {
+    if (frame.tensors[i].placement == wire::Placement::kInline) {
+      request.tensors[i].owner = call->slot;
+    }
+  }
   request.call_id = frame.call_id;
   if (frame.timeout_ms != 0)
     request.deadline = call->arrived + absl::Milliseconds(frame.timeout_ms);
@@ -298,7 +309,7 @@ void ServerCore::Sent(const std::shared_ptr<ServerCall>& call, const Completed& 
 }
 
 void ServerCore::Finish(const std::shared_ptr<ServerCall>& call, bool dropped) {
-  (void)client_.Release(call->message);
+  call->slot.reset();  // the slot goes back once the handler's tensors are gone too
   {
     std::lock_guard<std::mutex> lock(mu_);
     Counters& c = CountersOf(call->request.method);

@@ -21,9 +21,29 @@
 
 namespace axon::internal {
 
+struct Session;
+
+// A request's receive-area slot, given back to the daemon when the last
+// holder goes: the call, and the request's inline tensors, which a handler
+// may keep past its reply (each Tensor's `owner`). Holds the session, not
+// the Client, so a tensor may outlive both.
+class SlotHold {
+ public:
+  SlotHold(std::shared_ptr<Session> session, uint64_t slot)
+      : session_(std::move(session)), slot_(slot) {}
+  ~SlotHold();
+  SlotHold(const SlotHold&) = delete;
+  SlotHold& operator=(const SlotHold&) = delete;
+
+ private:
+  std::shared_ptr<Session> session_;
+  uint64_t slot_;
+};
+
 struct ServerCall {
   std::shared_ptr<ServerCore> core;
-  Message message;  // the request, in a receive-area slot until released
+  Message message;                 // the request, in a receive-area slot
+  std::shared_ptr<SlotHold> slot;  // until this and the request's tensors are gone
   wire::CallFrame frame;
   Request request;
   absl::Time arrived;

@@ -67,9 +67,11 @@ struct Reply {
   std::vector<Tensor> tensors;
 };
 
-// What a handler sees. Its views stay valid until the handler's reply is
-// sent (the handler returned, or an async handler's Responder::Send), and,
-// where the reply sends them back, until the reply has left.
+// What a handler sees. `method` and `header` stay valid until the handler's
+// reply is sent (the handler returned, or an async handler's
+// Responder::Send). The tensors stay valid while any copy of each Tensor
+// lives (its `owner` holds the receive-area slot or pool block): a handler
+// may keep them, though a kept slot is one fewer for new requests.
 struct Request {
   absl::string_view method;
   std::string from;  // the caller's endpoint, "node/endpoint"
