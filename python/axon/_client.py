@@ -1,0 +1,178 @@
+"""The node's daemon, attached: endpoints, shared memory, calls."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from typing import Any, Dict, Optional, Sequence
+
+from . import _axon
+from ._calls import Call
+from ._tensors import cuda_stream, optional_seconds_to_ms
+
+_live_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+class Client:
+    """A session with this node's axond.
+
+    ``socket``: the daemon's control socket (default: $AXON_SOCKET, else
+    /run/axon/axond.sock). ``name`` is what operators see in ``axonctl
+    sessions``. Use it as a context manager (``with``/``async with``) or
+    call :meth:`close`.
+    """
+
+    def __init__(self, socket: Optional[str] = None, name: Optional[str] = None,
+                 timeout: float = 10.0):
+        if name is None:
+            name = f"python-{os.getpid()}"
+        self._pid = os.getpid()
+        self._state = _axon.Client.connect(socket or "", name, int(timeout * 1000))
+        self._lock = threading.Lock()
+        self._awaited: Dict[int, Call] = {}
+        self._watching: Optional[asyncio.AbstractEventLoop] = None
+        self._servers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        _live_clients.add(self)
+
+    # --- attributes -----------------------------------------------------
+    @property
+    def node(self) -> str:
+        return self._state.node
+
+    @property
+    def session_id(self) -> int:
+        return self._state.session_id
+
+    @property
+    def closed(self) -> bool:
+        return self._state.closed
+
+    def fileno(self) -> int:
+        """The eventfd that turns readable when something completed."""
+        return self._state.fd
+
+    # --- endpoints and memory ---------------------------------------------
+    def endpoint(self, name: str) -> "Endpoint":
+        """Binds endpoint ``name`` (unique on the node) to this client."""
+        self._check_fork()
+        return Endpoint(self, name, self._state.bind(name))
+
+    def allocate(self, nbytes: int):
+        """``nbytes`` of host memory shared with the daemon, as a uint8
+        tensor (DLPack). Tensors viewing it are sent without a copy::
+
+            buf = np.from_dlpack(client.allocate(4096)).view(np.float32)
+        """
+        self._check_fork()
+        return self._state.allocate_host(nbytes)
+
+    def ping(self) -> None:
+        """One round trip through the daemon."""
+        self._state.ping()
+
+    # --- lifetime -------------------------------------------------------
+    def close(self) -> None:
+        """Stops this client's servers and detaches; calls in flight end
+        UNAVAILABLE. Closing twice is fine."""
+        for server in list(self._servers):
+            server.stop()
+        if self._watching is not None and not self._watching.is_closed():
+            try:
+                self._watching.remove_reader(self._state.fd)
+            except (RuntimeError, ValueError):
+                pass  # another thread's loop, or already gone
+        self._watching = None
+        if os.getpid() == self._pid:
+            self._state.close()
+        self._drain()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"node={self.node!r}"
+        return f"<axon.Client {state}>"
+
+    # --- completions ----------------------------------------------------
+    def _await_on(self, loop: asyncio.AbstractEventLoop, call: Call) -> None:
+        with self._lock:
+            self._awaited[call.token] = call
+            if self._watching is None:
+                # The first loop that awaits watches the fd; futures of other
+                # loops are settled on theirs (Call._resolve).
+                self._watching = loop
+                loop.add_reader(self._state.fd, self._drain)
+
+    def _drain(self) -> None:
+        for token in self._state.drain():
+            with self._lock:
+                call = self._awaited.pop(token, None)
+            if call is not None:
+                call._resolve()
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            from .errors import FailedPrecondition
+            raise FailedPrecondition(
+                "this client belongs to the parent process; connect a new one after fork")
+
+
+class Endpoint:
+    """An endpoint this client bound: it makes calls, and serves them
+    through :meth:`server`."""
+
+    def __init__(self, client: Client, name: str, address: str):
+        self.client = client
+        self.name = name
+        self.address = address  # "node/name"
+
+    def call(self, to: str, method: str, *tensors: Any, header: bytes = b"",
+             timeout: Optional[float] = 10.0, out: Sequence[Any] = (),
+             stream: Any = None) -> Call:
+        """Calls ``method`` at endpoint ``to`` ("endpoint" on this node or
+        "node/endpoint") with ``tensors`` (anything with ``__dlpack__``:
+        torch, numpy, CuPy, JAX; host or CUDA). Returns at once; wait on,
+        await or cancel the :class:`Call`.
+
+        ``out``: tensors the reply's tensors land in, in order, written in
+        place. ``timeout``: seconds for the whole call (None: no deadline).
+        ``stream``: the CUDA stream whose queued work writes the tensors
+        (default: torch's current stream, for torch CUDA tensors).
+        """
+        self.client._check_fork()
+        if not isinstance(header, (bytes, bytearray, memoryview)):
+            raise TypeError(f"header must be bytes, not {type(header).__name__}")
+        handle = _axon.call_async(
+            self.client._state, self.name, to, method, bytes(header), list(tensors), list(out),
+            optional_seconds_to_ms(timeout), cuda_stream(tensors, stream))
+        return Call(self.client, handle)
+
+    def server(self, concurrency: int = 8, slots: int = 256,
+               slot_bytes: int = 128 * 1024) -> "Server":
+        """A server for calls to this endpoint; register methods, then start it."""
+        from ._server import Server
+        return Server(self, concurrency=concurrency, slots=slots, slot_bytes=slot_bytes)
+
+    def close(self) -> None:
+        """Unbinds the endpoint."""
+        self.client._state.unbind(self.name)
+
+    def __repr__(self) -> str:
+        return f"<axon.Endpoint {self.address!r}>"
+
+
+def connect(socket: Optional[str] = None, name: Optional[str] = None,
+            timeout: float = 10.0) -> Client:
+    """Attaches to this node's axond; see :class:`Client`."""
+    return Client(socket=socket, name=name, timeout=timeout)

@@ -1,0 +1,126 @@
+// axon._axon.Call and Client.call: a call in flight, as Python sees it.
+// libaxon completes it on its progress thread, which stores the reply and
+// pushes the call's token to the client's notifier; Python collects it from
+// there (asyncio) or waits on the call itself (blocking), the GIL released.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+#include "axon/call.h"
+#include "bindings.h"
+#include "client_state.h"
+#include "status.h"
+
+namespace nb = nanobind;
+
+namespace axon::python {
+namespace {
+
+std::atomic<uint64_t> next_token{1};
+
+class CallHandle {
+ public:
+  struct Result {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::StatusOr<Reply>> reply;
+  };
+
+  CallHandle(PendingCall pending, std::shared_ptr<Result> result, uint64_t token)
+      : pending_(std::move(pending)), result_(std::move(result)), token_(token) {}
+
+  uint64_t token() const { return token_; }
+  bool done() const {
+    std::lock_guard<std::mutex> lock(result_->mu);
+    return result_->reply.has_value();
+  }
+  // True once the call has ended; negative `timeout`: no limit.
+  bool Wait(double timeout) const {
+    nb::gil_scoped_release unlocked;
+    std::unique_lock<std::mutex> lock(result_->mu);
+    auto ended = [&] { return result_->reply.has_value(); };
+    if (timeout < 0) {
+      result_->cv.wait(lock, ended);
+      return true;
+    }
+    return result_->cv.wait_for(lock, std::chrono::duration<double>(timeout), ended);
+  }
+  void Cancel() const {
+    nb::gil_scoped_release unlocked;
+    pending_.Cancel();
+  }
+  // (header, [tensors]) or raises; the call must have ended.
+  nb::tuple Reply_() const {
+    std::lock_guard<std::mutex> lock(result_->mu);
+    if (!result_->reply) {
+      throw StatusError(absl::FailedPreconditionError("the call has not ended"));
+    }
+    const absl::StatusOr<Reply>& reply = *result_->reply;
+    ThrowIfError(reply.status());
+    nb::list tensors;
+    for (const Tensor& t : reply->tensors) tensors.append(ExportTensor(t));
+    return nb::make_tuple(nb::bytes(reply->header.data(), reply->header.size()), tensors);
+  }
+
+ private:
+  PendingCall pending_;
+  std::shared_ptr<Result> result_;
+  uint64_t token_;
+};
+
+CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::string& from,
+                     const std::string& to, const std::string& method, nb::bytes header,
+                     nb::list tensors, nb::list reply_into, uint32_t timeout_ms,
+                     uint64_t cuda_stream) {
+  std::vector<Tensor> in, into;
+  in.reserve(tensors.size());
+  for (nb::handle t : tensors) in.push_back(ImportTensor(t, &state->shared));
+  for (nb::handle t : reply_into) into.push_back(ImportTensor(t, &state->shared));
+  CallOptions options{.timeout_ms = timeout_ms,
+                      .reply_into = into,
+                      .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
+  const absl::string_view head(header.c_str(), header.size());
+  auto result = std::make_shared<CallHandle::Result>();
+  const uint64_t token = next_token++;
+  absl::StatusOr<PendingCall> pending;
+  {
+    nb::gil_scoped_release unlocked;
+    Caller caller(state->get(), from);
+    pending = caller.CallAsync(to, method, head, in, options);
+    if (pending.ok()) {
+      // Runs on libaxon's thread: no Python here.
+      pending->Then([result, notifier = state->notifier, token](absl::StatusOr<Reply> reply) {
+        {
+          std::lock_guard<std::mutex> lock(result->mu);
+          result->reply = std::move(reply);
+        }
+        result->cv.notify_all();
+        notifier->Push(token);
+      });
+    }
+  }
+  return CallHandle(ValueOrThrow(std::move(pending)), std::move(result), token);
+}
+
+}  // namespace
+
+void BindCalls(nb::module_& m) {
+  nb::class_<CallHandle>(m, "Call")
+      .def_prop_ro("token", &CallHandle::token)
+      .def("done", &CallHandle::done)
+      .def("wait", &CallHandle::Wait, nb::arg("timeout") = -1.0)
+      .def("cancel", &CallHandle::Cancel)
+      .def("reply", &CallHandle::Reply_);
+  m.def("call_async", &CallAsync, nb::arg("client"), nb::arg("from_"), nb::arg("to"),
+        nb::arg("method"), nb::arg("header"), nb::arg("tensors"), nb::arg("reply_into"),
+        nb::arg("timeout_ms"), nb::arg("cuda_stream") = 0);
+}
+
+}  // namespace axon::python

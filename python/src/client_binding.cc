@@ -1,0 +1,92 @@
+// axon._axon.Client: attach, endpoints, shared memory, close.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "bindings.h"
+#include "client_state.h"
+#include "status.h"
+
+namespace nb = nanobind;
+
+namespace axon::python {
+
+Client& ClientState::get() const {
+  if (!client) throw StatusError(absl::FailedPreconditionError("the client is closed"));
+  return *client;
+}
+
+namespace {
+
+std::shared_ptr<ClientState> Connect(const std::string& socket, const std::string& name,
+                                     int timeout_ms) {
+  auto state = std::make_shared<ClientState>();
+  ClientOptions options{.socket_path = socket, .client_name = name, .timeout_ms = timeout_ms};
+  absl::StatusOr<std::unique_ptr<Client>> client;
+  {
+    nb::gil_scoped_release unlocked;
+    client = Client::Connect(options);
+  }
+  state->client = ValueOrThrow(std::move(client));
+  return state;
+}
+
+void Close(ClientState& state) {
+  std::unique_ptr<Client> client = std::move(state.client);
+  if (!client) return;
+  nb::gil_scoped_release unlocked;
+  client.reset();  // detaches; waits for the progress thread
+}
+
+// `bytes` of host memory shared with the daemon, as a uint8 tensor: what a
+// tensor made from it carries is read in place.
+nb::object AllocateHost(ClientState& state, size_t bytes) {
+  absl::StatusOr<HostBuffer> buffer;
+  {
+    nb::gil_scoped_release unlocked;
+    buffer = state.get().AllocateHost(bytes);
+  }
+  auto shared = std::make_shared<HostBuffer>(ValueOrThrow(std::move(buffer)));
+  state.shared.Add(shared);
+  Tensor t;
+  const int64_t shape[1] = {static_cast<int64_t>(bytes)};
+  t.desc = ValueOrThrow(TensorDesc::Contiguous(dtype::kUInt8, shape));
+  t.desc.memory = MemoryKind::kHostMemfd;
+  t.data = shared->data();
+  t.buffer = shared.get();
+  t.owner = shared;
+  return ExportTensor(std::move(t));
+}
+
+}  // namespace
+
+void BindClient(nb::module_& m) {
+  nb::class_<ClientState>(m, "Client")
+      .def_static("connect", &Connect, nb::arg("socket") = "", nb::arg("name") = "",
+                  nb::arg("timeout_ms") = 10000)
+      .def("close", &Close)
+      .def_prop_ro("closed", [](const ClientState& s) { return !s.client; })
+      .def_prop_ro("fd", [](const ClientState& s) { return s.notifier->fd(); })
+      .def("drain", [](ClientState& s) { return s.notifier->Drain(); })
+      .def_prop_ro("node", [](const ClientState& s) { return s.get().node_name(); })
+      .def_prop_ro("session_id", [](const ClientState& s) { return s.get().session_id(); })
+      .def("bind",
+           [](ClientState& s, const std::string& name) {
+             nb::gil_scoped_release unlocked;
+             return ValueOrThrow(s.get().BindEndpoint(name));
+           })
+      .def("unbind",
+           [](ClientState& s, const std::string& name) {
+             nb::gil_scoped_release unlocked;
+             ThrowIfError(s.get().UnbindEndpoint(name));
+           })
+      .def("allocate_host", &AllocateHost, nb::arg("bytes"))
+      .def("ping", [](ClientState& s) {
+        nb::gil_scoped_release unlocked;
+        ThrowIfError(s.get().PingDaemon());
+      });
+}
+
+}  // namespace axon::python

@@ -1,0 +1,24 @@
+// What the Python Client object wraps: the libaxon Client, the notifier its
+// completions reach Python through, and the host memory it shares.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "axon/client.h"
+#include "notifier.h"
+#include "tensors.h"
+
+namespace axon::python {
+
+struct ClientState {
+  std::unique_ptr<Client> client;  // null once closed
+  // Shared with libaxon's callbacks, which must never hold the client (the
+  // last holder would then destroy it on libaxon's own thread).
+  std::shared_ptr<Notifier> notifier = std::make_shared<Notifier>();
+  SharedHostMemory shared;
+
+  Client& get() const;  // raises FAILED_PRECONDITION once closed
+};
+
+}  // namespace axon::python
