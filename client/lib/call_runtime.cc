@@ -97,9 +97,10 @@ MemoryPool& CallRuntime::GpuPool(int device) {
   return *pool;
 }
 
-absl::StatusOr<const Buffer*> CallRuntime::ReceiveArea(uint32_t slot_bytes, uint32_t slots) {
+absl::StatusOr<std::shared_ptr<const Buffer>> CallRuntime::ReceiveArea(uint32_t slot_bytes,
+                                                                       uint32_t slots) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (area_) return area_.get();
+  if (area_) return area_;
   {
     std::lock_guard<std::mutex> ring(client_.session_->ring_mu);
     if (client_.session_->area != nullptr) return nullptr;
@@ -109,11 +110,11 @@ absl::StatusOr<const Buffer*> CallRuntime::ReceiveArea(uint32_t slot_bytes, uint
   }
   auto buffer = client_.AllocateHost(size_t{slot_bytes} * slots);
   if (!buffer.ok()) return buffer.status();
-  auto area = std::make_unique<HostBuffer>(*std::move(buffer));
+  auto area = std::make_shared<HostBuffer>(*std::move(buffer));
   auto made = client_.SetReceiveArea(*area, slot_bytes);
   if (!made.ok()) return made.status();
   area_ = std::move(area);
-  return area_.get();
+  return area_;
 }
 
 absl::StatusOr<Source> CallRuntime::Resolve(const Tensor& tensor) {

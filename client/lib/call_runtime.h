@@ -40,8 +40,9 @@ class CallRuntime {
   absl::StatusOr<Tensor> Land(const TensorDesc& desc, uint64_t bytes);
   MemoryPool& host() { return host_; }
   // The session's receive area, set up here (slots of `slot_bytes`) unless
-  // the client set one up itself: then nullptr (its Buffer is the client's).
-  absl::StatusOr<const Buffer*> ReceiveArea(uint32_t slot_bytes, uint32_t slots);
+  // the client set one up itself: then null (its Buffer is the client's).
+  // Shared: tensors viewing a slot keep it mapped past the client.
+  absl::StatusOr<std::shared_ptr<const Buffer>> ReceiveArea(uint32_t slot_bytes, uint32_t slots);
   uint64_t NextCallId() { return next_call_.fetch_add(1, std::memory_order_relaxed); }
 
   // Pool limits.
@@ -67,7 +68,7 @@ class CallRuntime {
     std::shared_ptr<CudaBuffer> buffer;
   };
   std::map<uintptr_t, Registration> registrations_;  // guarded by mu_
-  std::unique_ptr<HostBuffer> area_;                 // guarded by mu_
+  std::shared_ptr<HostBuffer> area_;                 // guarded by mu_
 };
 
 }  // namespace axon::internal

@@ -32,13 +32,13 @@ void ServerCore::HandleAsync(const std::string& method, Server::AsyncHandler han
   methods_[method] = Method{.async_handler = std::move(handler)};
 }
 
-absl::Status ServerCore::Start(const Buffer* area) {
+absl::Status ServerCore::Start(std::shared_ptr<const Buffer> area) {
   if (started_) return absl::FailedPreconditionError("the server has started already");
   if (options_.concurrency < 1) {
     return absl::InvalidArgumentError("a server runs at least one handler at a time");
   }
   started_ = true;
-  area_ = area;
+  area_ = std::move(area);
   for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { Work(); });
   reporter_ = std::thread([this] { Report(); });
   std::weak_ptr<ServerCore> weak = weak_from_this();
@@ -65,9 +65,33 @@ void ServerCore::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     left.swap(queue_);
   }
-  for (auto& call : left) {
-    Answer(call, absl::UnavailableError(absl::StrCat("endpoint ", endpoint_, " stopped serving")));
+  std::vector<std::shared_ptr<ServerCall>> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [raw, weak] : awaiting_) {
+      if (auto call = weak.lock()) held.push_back(std::move(call));
+    }
+    awaiting_.clear();
   }
+  const absl::Status stopped =
+      absl::UnavailableError(absl::StrCat("endpoint ", endpoint_, " stopped serving"));
+  for (auto& call : left) Answer(call, stopped);
+  for (auto& call : held) Answer(call, stopped);
+  std::unique_lock<std::mutex> lock(mu_);
+  closed_ = true;
+  answered_cv_.wait(lock, [this] { return answering_ == 0; });
+}
+
+bool ServerCore::BeginAnswer() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return false;
+  ++answering_;
+  return true;
+}
+
+void ServerCore::EndAnswer() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--answering_ == 0) answered_cv_.notify_all();
 }
 
 void ServerCore::Report() {
@@ -136,8 +160,8 @@ void ServerCore::OnArrival(const Message& message) {
   request.from = message.from;
   request.header =
       absl::string_view(reinterpret_cast<const char*>(frame.header.data()), frame.header.size());
-  request.tensors = InlineTensors(frame, message.data, area_);
-  call->slot = std::make_shared<SlotHold>(client_.session_, message.slot);
+  request.tensors = InlineTensors(frame, message.data, area_.get());
+  call->slot = std::make_shared<SlotHold>(client_.session_, area_, message.slot);
   for (size_t i = 0; i < frame.tensors.size(); ++i) {
     if (frame.tensors[i].placement == wire::Placement::kInline) {
       request.tensors[i].owner = call->slot;
@@ -250,6 +274,10 @@ void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {
   }
   try {
     if (method->second.async_handler) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        awaiting_.emplace(call.get(), call);
+      }
       method->second.async_handler(request, Responder(call));
       return;
     }
@@ -262,6 +290,16 @@ void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {
 
 void ServerCore::Answer(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply) {
   if (call->answered.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    awaiting_.erase(call.get());
+  }
+  if (!BeginAnswer()) return;  // stopped: the client may be gone
+  AnswerNow(call, std::move(reply));
+  EndAnswer();
+}
+
+void ServerCore::AnswerNow(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply) {
   call->code = reply.status().code();
   const Request& request = call->request;
   auto build = [&](const absl::Status& status, absl::Span<const Tensor> tensors) {

@@ -26,17 +26,18 @@ struct Session;
 // A request's receive-area slot, given back to the daemon when the last
 // holder goes: the call, and the request's inline tensors, which a handler
 // may keep past its reply (each Tensor's `owner`). Holds the session, not
-// the Client, so a tensor may outlive both.
+// the Client, and the area libaxon made, so a tensor may outlive both.
 class SlotHold {
  public:
-  SlotHold(std::shared_ptr<Session> session, uint64_t slot)
-      : session_(std::move(session)), slot_(slot) {}
+  SlotHold(std::shared_ptr<Session> session, std::shared_ptr<const Buffer> area, uint64_t slot)
+      : session_(std::move(session)), area_(std::move(area)), slot_(slot) {}
   ~SlotHold();
   SlotHold(const SlotHold&) = delete;
   SlotHold& operator=(const SlotHold&) = delete;
 
  private:
   std::shared_ptr<Session> session_;
+  std::shared_ptr<const Buffer> area_;
   uint64_t slot_;
 };
 
@@ -63,7 +64,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   void Handle(const std::string& method, Server::Handler handler);
   void HandleAsync(const std::string& method, Server::AsyncHandler handler);
-  absl::Status Start(const Buffer* area);
+  absl::Status Start(std::shared_ptr<const Buffer> area);
+  // Stops taking requests, waits for running handlers, and answers
+  // UNAVAILABLE what is queued and what async handlers still hold. Answers
+  // that come later (a Responder kept past Stop) are dropped: the Client may
+  // be gone by then.
   void Stop();
   std::vector<MethodStats> Stats() const;
   // Sends `reply` for `call` once (later answers are ignored).
@@ -84,13 +89,18 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void Run(const std::shared_ptr<ServerCall>& call);
   void Sent(const std::shared_ptr<ServerCall>& call, const Completed& done);
   void Finish(const std::shared_ptr<ServerCall>& call, bool dropped);
+  // Answer, once it may use the client (false after Stop).
+  bool BeginAnswer();
+  void EndAnswer();
+  void AnswerNow(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply);
   Counters& CountersOf(absl::string_view method);  // mu_ held
 
   Client& client_;
   const std::string endpoint_;
   const ServerOptions options_;
   CallRuntime& runtime_;
-  const Buffer* area_ = nullptr;
+  // The receive area when libaxon made it (null when the client's own).
+  std::shared_ptr<const Buffer> area_;
   std::map<std::string, Method, std::less<>> methods_;  // fixed once started
 
   mutable std::mutex mu_;
@@ -99,6 +109,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by mu_
   std::atomic<size_t> queued_{0};                  // queue_.size(), for spinning workers
   bool stopping_ = false;                          // guarded by mu_
+  bool closed_ = false;                            // Stop is done; guarded by mu_
+  int answering_ = 0;                              // Answers running; guarded by mu_
+  std::condition_variable answered_cv_;            // answering_ reached 0
+  // Calls an async handler holds (its Responder); guarded by mu_.
+  std::map<const ServerCall*, std::weak_ptr<ServerCall>> awaiting_;
   bool started_ = false;
   std::vector<std::thread> threads_;
   std::thread reporter_;  // tells the daemon the stats, about once a second

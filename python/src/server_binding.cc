@@ -87,6 +87,7 @@ class ServerHandle {
 
   // `fn(method, from, header, tensors)` returns (header, [tensors]).
   void Handle(const std::string& method, nb::handle fn) {
+    CheckRunning();
     std::shared_ptr<void> held = HoldPython(fn);  // released under the GIL
     std::weak_ptr<ClientState> weak = state_;
     server_->Handle(method, [held, weak](const Request& request) -> absl::StatusOr<Reply> {
@@ -103,6 +104,7 @@ class ServerHandle {
   }
   // `fn(request, responder)` answers through the responder, any time.
   void HandleAsync(const std::string& method, nb::handle fn) {
+    CheckRunning();
     std::shared_ptr<void> held = HoldPython(fn);
     std::weak_ptr<ClientState> weak = state_;
     server_->HandleAsync(method, [held, weak](const Request& request, Responder responder) {
@@ -121,6 +123,7 @@ class ServerHandle {
     });
   }
   void Start() {
+    CheckRunning();
     nb::gil_scoped_release unlocked;
     ThrowIfError(server_->Start());
   }
@@ -128,9 +131,14 @@ class ServerHandle {
     if (!server_) return;
     nb::gil_scoped_release unlocked;  // handlers may be waiting for the GIL
     server_->Stop();
+    // Drops the handlers, and with them the Python functions they hold
+    // (references the garbage collector cannot see, which would keep a
+    // server and its handlers' closures alive in a cycle).
+    server_.reset();
   }
   nb::list Stats() const {
     nb::list out;
+    if (!server_) return out;
     for (const MethodStats& s : server_->Stats()) {
       nb::dict d;
       d["method"] = s.method;
@@ -146,6 +154,9 @@ class ServerHandle {
   }
 
  private:
+  void CheckRunning() const {
+    if (!server_) throw StatusError(absl::FailedPreconditionError("the server was stopped"));
+  }
   std::shared_ptr<ClientState> state_;
   std::unique_ptr<Server> server_;
 };

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <numeric>
 #include <thread>
 
@@ -52,6 +53,15 @@ class CallTest : public ::testing::TestWithParam<bool>, protected Pair {
       }).detach();
     });
     server_->HandleAsync("forgets", [](const Request&, Responder) {});
+    server_->HandleAsync("keeps", [this](const Request&, Responder responder) {
+      std::lock_guard<std::mutex> lock(kept_mu_);
+      kept_responders_.push_back(std::move(responder));
+    });
+    server_->Handle("keeps-tensors", [this](const Request& r) -> absl::StatusOr<Reply> {
+      std::lock_guard<std::mutex> lock(kept_mu_);
+      kept_tensors_.insert(kept_tensors_.end(), r.tensors.begin(), r.tensors.end());
+      return Reply{};
+    });
     auto big = receiver_->AllocateHost(4 << 20);
     ASSERT_TRUE(big.ok());
     big_.emplace(*std::move(big));
@@ -66,6 +76,9 @@ class CallTest : public ::testing::TestWithParam<bool>, protected Pair {
   std::unique_ptr<Caller> caller_;
   std::optional<HostBuffer> big_;
   std::atomic<int> slow_started_{0};
+  std::mutex kept_mu_;
+  std::vector<Responder> kept_responders_;  // guarded by kept_mu_
+  std::vector<Tensor> kept_tensors_;        // guarded by kept_mu_
 };
 
 template <typename T>
@@ -260,14 +273,60 @@ TEST_P(CallTest, UnknownMethodsAndHandlerErrorsComeBackAsStatuses) {
   EXPECT_EQ(forgot.status().code(), absl::StatusCode::kInternal);
   auto nobody = caller_->Call(At("nobody"), "echo", "", {});
   EXPECT_EQ(nobody.status().code(), absl::StatusCode::kNotFound) << nobody.status();
-  bool unknown_counted = false;
-  for (const MethodStats& m : server_->Stats()) {
-    if (m.method == "(unknown)") unknown_counted = m.errors == 1;
-    if (m.method == "fail") {
-      EXPECT_EQ(m.errors, 1u);
+  // A call is counted once its reply has left the server, which may be
+  // after the caller has it.
+  auto errors_of = [&](const std::string& method) {
+    for (const MethodStats& m : server_->Stats()) {
+      if (m.method == method) return m.errors;
     }
-  }
-  EXPECT_TRUE(unknown_counted);
+    return uint64_t{0};
+  };
+  EXPECT_TRUE(WaitFor([&] { return errors_of("(unknown)") == 1 && errors_of("fail") == 1; },
+                      std::chrono::seconds(10)))
+      << errors_of("(unknown)") << " " << errors_of("fail");
+}
+
+// An async handler that still holds its Responder when the server stops:
+// Stop answers its caller UNAVAILABLE, and the Responder's own answer,
+// later, after the server's client is gone, is dropped without touching it.
+TEST_P(CallTest, AResponderKeptPastStopIsAnsweredByStop) {
+  auto call = caller_->CallAsync(At("b"), "keeps", "", {}, {.timeout_ms = 30000});
+  ASSERT_TRUE(call.ok()) << call.status();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(kept_mu_);
+        return !kept_responders_.empty();
+      },
+      std::chrono::seconds(10)));
+  const auto stop_started = absl::Now();
+  server_->Stop();
+  auto reply = call->Wait();
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable) << reply.status();
+  EXPECT_THAT(reply.status().message(), HasSubstr("stopped serving"));
+  EXPECT_LT(absl::Now() - stop_started, absl::Seconds(10));
+  server_.reset();
+  receiver_.reset();
+  kept_responders_[0].Send(Reply{.header = "too late"});
+  kept_responders_.clear();
+}
+
+// Inline request tensors a handler keeps stay readable past its reply,
+// and past the server and its client: they hold their receive-area slot.
+TEST_P(CallTest, KeptRequestTensorsOutliveTheServersClient) {
+  std::vector<int32_t> values(64);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<int32_t>(i * 3);
+  auto t = Tensor::Host(values.data(), dtype::kInt32, {64});
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(caller_->Call(At("b"), "keeps-tensors", "", {*t}).ok());
+  server_->Stop();
+  server_.reset();
+  receiver_.reset();
+  std::lock_guard<std::mutex> lock(kept_mu_);
+  ASSERT_EQ(kept_tensors_.size(), 1u);
+  auto kept = kept_tensors_[0].span<int32_t>();
+  ASSERT_EQ(kept.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(kept[i], values[i]) << i;
+  kept_tensors_.clear();
 }
 
 TEST_P(CallTest, BadInputIsRefusedWithAClearStatus) {
