@@ -13,7 +13,7 @@ deps_dir=${AXON_DEPS_DIR:-$repo/build/_deps}
 ucx_wheel_version=1.22.0
 
 packages=(
-  cmake ninja-build g++ pkg-config python3-pip
+  cmake ninja-build g++ pkg-config python3-pip python3-venv python3-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
   libsystemd-dev libssl-dev libgtest-dev libgmock-dev
