@@ -170,14 +170,17 @@ int Main(int argc, char** argv) {
   app.add_option("--window", o.window, "calls in flight for the rate");
   app.add_option("--placements", o.placements, "local, remote")->delimiter(',');
   app.add_option("--host-sizes", o.host_sizes, "host tensor sizes")->delimiter(',');
-  app.add_option("--gpu-sizes", o.gpu_sizes, "GPU tensor sizes (with a CUDA device)")
-      ->delimiter(',');
+  app.add_option("--gpu-sizes", o.gpu_sizes,
+                 "GPU tensor sizes (with a CUDA device); none: no GPU rows")
+      ->delimiter(',')
+      ->expected(0, CLI::detail::expected_max_vector_size);
   app.add_option("--axond", o.axond, "the axond binary (default: beside this build)");
   app.add_option("--run-dir", o.run_dir, "sockets and logs");
   app.add_option("--json", o.json, "write the rows as JSON here");
   app.add_option("--tensorpipe", o.tensorpipe, "auto (when PyTorch imports) or off");
   app.add_option("--python", o.python, "the Python with PyTorch");
   CLI11_PARSE(app, argc, argv);
+  std::erase(o.gpu_sizes, 0);  // `--gpu-sizes` alone: none
 
   tools::LocalCluster cluster(o.run_dir, o.axond);
   if (auto st = cluster.Start("bench"); !st.ok()) {

@@ -108,11 +108,20 @@ class Client:
     def _await_on(self, loop: asyncio.AbstractEventLoop, call: Call) -> None:
         with self._lock:
             self._awaited[call.token] = call
-            if self._watching is None:
-                # The first loop that awaits watches the fd; futures of other
-                # loops are settled on theirs (Call._resolve).
-                self._watching = loop
-                loop.add_reader(self._state.fd, self._drain)
+            watching = self._watching
+            if watching is loop:
+                return
+            # One loop watches the fd, the first that awaits; futures of
+            # other loops are settled on theirs (Call._resolve). A loop that
+            # stopped (asyncio.run returned) hands the fd to the next one.
+            if watching is not None and watching.is_running():
+                return
+            if watching is not None and not watching.is_closed():
+                watching.remove_reader(self._state.fd)
+            self._watching = loop
+            loop.add_reader(self._state.fd, self._drain)
+        # What completed while no loop watched is collected now.
+        loop.call_soon(self._drain)
 
     def _drain(self) -> None:
         for token in self._state.drain():

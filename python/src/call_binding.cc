@@ -33,8 +33,12 @@ class CallHandle {
     std::optional<absl::StatusOr<Reply>> reply;
   };
 
-  CallHandle(PendingCall pending, std::shared_ptr<Result> result, uint64_t token)
-      : pending_(std::move(pending)), result_(std::move(result)), token_(token) {}
+  CallHandle(PendingCall pending, std::shared_ptr<Result> result, uint64_t token,
+             std::shared_ptr<ClientState> state)
+      : pending_(std::move(pending)),
+        result_(std::move(result)),
+        token_(token),
+        state_(std::move(state)) {}
 
   uint64_t token() const { return token_; }
   bool done() const {
@@ -65,7 +69,7 @@ class CallHandle {
     const absl::StatusOr<Reply>& reply = *result_->reply;
     ThrowIfError(reply.status());
     nb::list tensors;
-    for (const Tensor& t : reply->tensors) tensors.append(ExportTensor(t));
+    for (const Tensor& t : reply->tensors) tensors.append(ExportTensor(t, state_->known));
     return nb::make_tuple(nb::bytes(reply->header.data(), reply->header.size()), tensors);
   }
 
@@ -73,6 +77,7 @@ class CallHandle {
   PendingCall pending_;
   std::shared_ptr<Result> result_;
   uint64_t token_;
+  std::shared_ptr<ClientState> state_;  // Python's: the client stays until the call object goes
 };
 
 CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::string& from,
@@ -81,8 +86,8 @@ CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::strin
                      uint64_t cuda_stream) {
   std::vector<Tensor> in, into;
   in.reserve(tensors.size());
-  for (nb::handle t : tensors) in.push_back(ImportTensor(t, &state->shared));
-  for (nb::handle t : reply_into) into.push_back(ImportTensor(t, &state->shared));
+  for (nb::handle t : tensors) in.push_back(ImportTensor(t, state->known));
+  for (nb::handle t : reply_into) into.push_back(ImportTensor(t, state->known));
   CallOptions options{.timeout_ms = timeout_ms,
                       .reply_into = into,
                       .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
@@ -106,7 +111,7 @@ CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::strin
       });
     }
   }
-  return CallHandle(ValueOrThrow(std::move(pending)), std::move(result), token);
+  return CallHandle(ValueOrThrow(std::move(pending)), std::move(result), token, state);
 }
 
 }  // namespace

@@ -13,6 +13,16 @@ namespace nb = nanobind;
 
 namespace axon::python {
 
+ClientState::~ClientState() {
+  if (!client) return;
+  if (PyGILState_Check() != 0) {
+    nb::gil_scoped_release unlocked;
+    client.reset();
+  } else {
+    client.reset();
+  }
+}
+
 Client& ClientState::get() const {
   if (!client) throw StatusError(absl::FailedPreconditionError("the client is closed"));
   return *client;
@@ -49,7 +59,6 @@ nb::object AllocateHost(ClientState& state, size_t bytes) {
     buffer = state.get().AllocateHost(bytes);
   }
   auto shared = std::make_shared<HostBuffer>(ValueOrThrow(std::move(buffer)));
-  state.shared.Add(shared);
   Tensor t;
   const int64_t shape[1] = {static_cast<int64_t>(bytes)};
   t.desc = ValueOrThrow(TensorDesc::Contiguous(dtype::kUInt8, shape));
@@ -57,7 +66,7 @@ nb::object AllocateHost(ClientState& state, size_t bytes) {
   t.data = shared->data();
   t.buffer = shared.get();
   t.owner = shared;
-  return ExportTensor(std::move(t));
+  return ExportTensor(std::move(t), state.known);
 }
 
 }  // namespace

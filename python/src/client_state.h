@@ -12,11 +12,18 @@
 namespace axon::python {
 
 struct ClientState {
+  ClientState() = default;
+  // Detaches if Python never closed it, without the GIL: libaxon's threads
+  // may need it to let go of Python objects while the client stops.
+  ~ClientState();
+  ClientState(const ClientState&) = delete;
+  ClientState& operator=(const ClientState&) = delete;
+
   std::unique_ptr<Client> client;  // null once closed
   // Shared with libaxon's callbacks, which must never hold the client (the
   // last holder would then destroy it on libaxon's own thread).
   std::shared_ptr<Notifier> notifier = std::make_shared<Notifier>();
-  SharedHostMemory shared;
+  KnownMemory known;
 
   Client& get() const;  // raises FAILED_PRECONDITION once closed
 };

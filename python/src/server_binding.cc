@@ -21,22 +21,22 @@ namespace axon::python {
 namespace {
 
 // The request as Python sees it: method, sender, header, tensors.
-nb::tuple RequestTuple(const Request& request) {
+nb::tuple RequestTuple(const Request& request, KnownMemory& known) {
   nb::list tensors;
-  for (const Tensor& t : request.tensors) tensors.append(ExportTensor(t));
+  for (const Tensor& t : request.tensors) tensors.append(ExportTensor(t, known));
   return nb::make_tuple(std::string(request.method), request.from,
                         nb::bytes(request.header.data(), request.header.size()), tensors);
 }
 
 // A handler's (header, [tensors]) as a Reply; the tensors' objects stay
 // alive until the reply has left.
-absl::StatusOr<Reply> ReplyOf(nb::handle result, const SharedHostMemory* shared) {
+absl::StatusOr<Reply> ReplyOf(nb::handle result, const KnownMemory& known) {
   nb::tuple pair = nb::cast<nb::tuple>(result);
   Reply reply;
   nb::bytes header = nb::cast<nb::bytes>(pair[0]);
   reply.header.assign(header.c_str(), header.size());
   for (nb::handle t : nb::cast<nb::list>(pair[1])) {
-    reply.tensors.push_back(ImportTensor(t, shared));
+    reply.tensors.push_back(ImportTensor(t, known));
   }
   return reply;
 }
@@ -56,7 +56,7 @@ class ResponderHandle {
   void Send(nb::handle result) {
     absl::StatusOr<Reply> reply;
     try {
-      reply = ReplyOf(result, &state_->shared);
+      reply = ReplyOf(result, state_->known);
     } catch (const std::exception& e) {
       reply = absl::InvalidArgumentError(e.what());
     }
@@ -95,8 +95,8 @@ class ServerHandle {
       if (!state || PythonFinalizing()) return Unavailable();
       nb::gil_scoped_acquire gil;
       try {
-        nb::object result = Callable(held)(RequestTuple(request));
-        return ReplyOf(result, &state->shared);
+        nb::object result = Callable(held)(RequestTuple(request, state->known));
+        return ReplyOf(result, state->known);
       } catch (const std::exception& e) {
         return StatusOfPythonError(e);
       }
@@ -115,7 +115,8 @@ class ServerHandle {
       }
       nb::gil_scoped_acquire gil;
       try {
-        Callable(held)(RequestTuple(request), ResponderHandle(std::move(responder), state));
+        Callable(held)(RequestTuple(request, state->known),
+                       ResponderHandle(std::move(responder), state));
       } catch (const std::exception&) {
         // The package's wrapper answers its own errors; anything else drops
         // the responder, which answers INTERNAL.

@@ -28,25 +28,27 @@ std::shared_ptr<void> HoldPython(nb::handle object) {
   });
 }
 
-void SharedHostMemory::Add(const std::shared_ptr<HostBuffer>& buffer) {
+void KnownMemory::Add(const void* data, uint64_t bytes, const Buffer* buffer,
+                      const std::shared_ptr<void>& owner) {
   std::lock_guard<std::mutex> lock(mu_);
-  by_start_[reinterpret_cast<uintptr_t>(buffer->data())] = buffer;
+  // Entries whose owner is gone go as new ones come: pools reuse addresses,
+  // so the map stays about as large as the memory in use.
+  by_start_[reinterpret_cast<uintptr_t>(data)] = Entry{bytes, buffer, owner};
 }
 
-void SharedHostMemory::Remove(const void* data) {
-  std::lock_guard<std::mutex> lock(mu_);
-  by_start_.erase(reinterpret_cast<uintptr_t>(data));
-}
-
-std::shared_ptr<HostBuffer> SharedHostMemory::Find(const void* data, uint64_t bytes) const {
+std::optional<KnownMemory::Found> KnownMemory::Find(const void* data, uint64_t bytes) const {
   const auto at = reinterpret_cast<uintptr_t>(data);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_start_.upper_bound(at);
-  if (it == by_start_.begin()) return nullptr;
-  --it;
-  std::shared_ptr<HostBuffer> buffer = it->second.lock();
-  if (!buffer || at + bytes > it->first + buffer->size()) return nullptr;
-  return buffer;
+  // A few starts below: a small view may begin just under a larger region.
+  for (int looked = 0; it != by_start_.begin() && looked < 8; ++looked) {
+    --it;
+    const Entry& e = it->second;
+    if (at + bytes <= it->first + e.bytes) {
+      if (auto owner = e.owner.lock()) return Found{e.buffer, std::move(owner)};
+    }
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -55,7 +57,7 @@ absl::Status Invalid(const std::string& what) { return absl::InvalidArgumentErro
 
 }  // namespace
 
-Tensor ImportTensor(nb::handle object, const SharedHostMemory* shared) {
+Tensor ImportTensor(nb::handle object, const KnownMemory& known) {
   nb::ndarray<> array;
   if (!nb::try_cast(object, array)) {
     throw StatusError(Invalid(absl::StrCat(
@@ -88,26 +90,24 @@ Tensor ImportTensor(nb::handle object, const SharedHostMemory* shared) {
   Tensor tensor;
   if (array.device_type() == nb::device::cpu::value) {
     tensor = ValueOrThrow(Tensor::Host(data, dtype, dims));
-    if (shared != nullptr) {
-      if (auto buffer = shared->Find(data, tensor.bytes())) {
-        tensor.buffer = buffer.get();
-        tensor.desc.memory = MemoryKind::kHostMemfd;
-        tensor.owner = HoldPython(object);
-        // The buffer outlives the call too: the Python object holds it.
-        return tensor;
-      }
-    }
   } else if (array.device_type() == nb::device::cuda::value) {
     tensor = ValueOrThrow(Tensor::Cuda(data, dtype, dims));
   } else {
     throw StatusError(Invalid(absl::StrCat("tensors on DLPack device type ", array.device_type(),
                                            " are not supported: host or CUDA")));
   }
+  if (auto found = known.Find(data, tensor.bytes())) {
+    tensor.buffer = found->buffer;
+    if (!tensor.on_gpu()) tensor.desc.memory = MemoryKind::kHostMemfd;
+  }
   tensor.owner = HoldPython(object);
   return tensor;
 }
 
-nb::object ExportTensor(Tensor tensor) {
+nb::object ExportTensor(Tensor tensor, KnownMemory& known) {
+  if (tensor.buffer != nullptr && tensor.owner) {
+    known.Add(tensor.data, tensor.bytes(), tensor.buffer, tensor.owner);
+  }
   const size_t ndim = static_cast<size_t>(tensor.desc.ndim);
   size_t shape[kMaxDims];
   for (size_t i = 0; i < ndim; ++i) shape[i] = static_cast<size_t>(tensor.desc.shape[i]);

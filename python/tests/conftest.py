@@ -4,6 +4,7 @@ other. The daemon comes from $AXON_AXOND, else the repository's build."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
 import signal
@@ -21,6 +22,12 @@ def axond_path() -> str:
     if not os.access(path, os.X_OK):
         pytest.exit(f"no axond at {path}: build it (scripts/build.sh) or set AXON_AXOND", 2)
     return path
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the test process dies, so a
+    crashed run leaves no daemon behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -43,7 +50,8 @@ class Daemon:
                 f"control.socket={self.socket}", "--set", f"peers.listen=127.0.0.1:{self.port}",
                 "--set", self.peers, "--set", "log.level=warn"]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
+                                         preexec_fn=die_with_parent)
 
     def wait_listening(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

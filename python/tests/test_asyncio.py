@@ -141,3 +141,23 @@ def test_completion_fd_is_drained(node):
                 os.set_blocking(client.fileno(), False)
 
     asyncio.run(main())
+
+
+def test_one_client_across_event_loops(node):
+    with axon.connect(node.socket) as client:
+        server = client.endpoint("svc").server()
+
+        @server.method()
+        def echo(request):
+            return request.tensors
+
+        with server:
+            ep = client.endpoint("me")
+
+            async def some_calls(k):
+                replies = await asyncio.gather(
+                    *(ep.call("svc", "echo", np.full(2, k)) for _ in range(20)))
+                return [int(arr(r.tensors[0])[0]) for r in replies]
+
+            for k in range(3):  # a new loop each time, as asyncio.run makes
+                assert asyncio.run(some_calls(k)) == [k] * 20

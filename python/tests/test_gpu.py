@@ -1,0 +1,125 @@
+"""CUDA tensors from PyTorch through calls: every pairing with the host, on
+one node and across two, stream order without a manual synchronize, the
+caching allocator's memory, and replies into CUDA tensors. Skipped without
+torch and a CUDA device."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+import axon  # noqa: E402  (after torch: its CUDA runtime is the one loaded)
+
+
+def connected_call(ep, to, method, *tensors, **kw):
+    deadline = time.monotonic() + 30
+    while True:  # until the daemons have connected
+        try:
+            return ep.call(to, method, *tensors, **kw).wait()
+        except (ConnectionError, LookupError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture(params=["local", "remote"])
+def pair(request):
+    if request.param == "local":
+        a = b = request.getfixturevalue("node")
+    else:
+        a, b = request.getfixturevalue("nodes")
+    with axon.connect(b.socket) as server_client, axon.connect(a.socket) as client:
+        server = server_client.endpoint("gpu").server()
+
+        @server.method()
+        def echo(req):
+            return req.tensors
+
+        @server.method()
+        def to_host(req):
+            return [torch.from_dlpack(t).cpu() for t in req.tensors]
+
+        @server.method()
+        def to_gpu(req):
+            return [torch.from_dlpack(t).cuda() for t in req.tensors]
+
+        @server.method()
+        def where(req):
+            return ",".join(torch.from_dlpack(t).device.type for t in req.tensors).encode()
+
+        with server:
+            to = "gpu" if a is b else f"{b.name}/gpu"
+            yield client.endpoint("me"), to
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.int64,
+                                   torch.uint8])
+def test_gpu_to_gpu_stays_on_the_gpu(pair, dtype):
+    ep, to = pair
+    t = (torch.arange(1 << 16, device="cuda") % 100).to(dtype).reshape(256, 256)
+    assert connected_call(ep, to, "where", t).header == b"cuda"
+    reply = ep.call(to, "echo", t).wait()
+    got = torch.from_dlpack(reply.tensors[0])
+    assert got.is_cuda and got.dtype == dtype and got.shape == t.shape
+    assert torch.equal(got, t)
+
+
+def test_host_and_gpu_both_ways(pair):
+    ep, to = pair
+    g = torch.randn(1000, device="cuda")
+    h = torch.randn(1000)
+    connected_call(ep, to, "where", h)
+    back = torch.from_dlpack(ep.call(to, "to_host", g).wait().tensors[0])
+    assert not back.is_cuda and torch.equal(back, g.cpu())
+    up = torch.from_dlpack(ep.call(to, "to_gpu", h).wait().tensors[0])
+    assert up.is_cuda and torch.equal(up.cpu(), h)
+
+
+def test_stream_order_without_synchronize(pair):
+    ep, to = pair
+    connected_call(ep, to, "where", torch.zeros(1))
+    stream = torch.cuda.Stream()
+    for size in (1 << 10, 1 << 24):
+        with torch.cuda.stream(stream):
+            t = torch.zeros(size, device="cuda")
+            torch.cuda._sleep(50_000_000)  # the fill lands well after the call is made
+            t.fill_(7)
+            reply = ep.call(to, "echo", t).wait()  # torch's current stream: waited for
+        got = torch.from_dlpack(reply.tensors[0])
+        assert bool((got == 7).all()), size
+
+
+def test_caching_allocator_tensors_are_registered_once(pair):
+    ep, to = pair
+    block = torch.empty(1 << 20, dtype=torch.uint8, device="cuda")  # one allocation
+    connected_call(ep, to, "where", block[:16])
+    for i in range(50):
+        piece = block[i * 1024:(i + 1) * 1024]
+        piece.fill_(i)
+        got = torch.from_dlpack(ep.call(to, "echo", piece).wait().tensors[0])
+        assert bool((got == i).all())
+
+
+def test_reply_into_cuda_tensor(pair):
+    ep, to = pair
+    src = torch.arange(4096, dtype=torch.float32, device="cuda")
+    out = torch.zeros(4096, dtype=torch.float32, device="cuda")
+    connected_call(ep, to, "where", src[:1])
+    ep.call(to, "echo", src, out=[out]).wait()
+    torch.cuda.synchronize()
+    assert torch.equal(out, src)
+
+
+def test_torch_tensors_without_dlpack_wrappers(pair):
+    ep, to = pair
+    connected_call(ep, to, "where", torch.zeros(1))
+    t = torch.randn(3, 5, device="cuda")
+    with pytest.raises(ValueError, match="not contiguous"):
+        ep.call(to, "echo", t.t())
+    got = torch.from_dlpack(ep.call(to, "echo", t.t().contiguous()).wait().tensors[0])
+    assert torch.equal(got, t.t())
