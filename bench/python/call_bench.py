@@ -139,7 +139,8 @@ def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, runs: int, calls
              window: int):
     """call-bench's remote host rows for the same sizes (C++ caller)."""
     out = run_dir / "call-bench.json"
-    args = [str(build / "bench" / "call-bench"), "--placements", "remote", "--host-sizes",
+    args = [str(build / "bench" / "call-bench"), "--axond", str(build / "daemon" / "axond"),
+            "--placements", "remote", "--host-sizes",
             *map(str, sizes), "--gpu-sizes", "--runs", str(runs), "--calls", str(calls),
             "--window", str(window), "--json", str(out), "--run-dir", str(run_dir / "cpp")]
     subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
