@@ -142,9 +142,13 @@ def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, runs: int, calls
     args = [str(build / "bench" / "call-bench"), "--axond", str(build / "daemon" / "axond"),
             "--placements", "remote", "--host-sizes",
             *map(str, sizes), "--gpu-sizes", "--runs", str(runs), "--calls", str(calls),
-            "--window", str(window), "--json", str(out), "--run-dir", str(run_dir / "cpp")]
+            "--window", str(window), "--json", str(out), "--run-dir", str(run_dir / "cpp"),
+            "--python", sys.executable]
     subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=900)
+    tp_log = run_dir / "cpp" / "tensorpipe.log"
+    if tp_log.exists() and "Error" in tp_log.read_text():
+        print("call_bench.py: TensorPipe failed:\n" + tp_log.read_text()[-1500:], file=sys.stderr)
     rows = {}
     if out.exists():
         for r in json.loads(out.read_text())["rows"]:

@@ -7,6 +7,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -48,6 +49,14 @@ class CallHandle {
   // True once the call has ended; negative `timeout`: no limit.
   bool Wait(double timeout) const {
     nb::gil_scoped_release unlocked;
+    // libaxon's own wait first: it spins briefly before it sleeps, which
+    // saves a sleeping thread's wake-up on a fast call. The reply is ours
+    // once the Then callback has stored it, just after.
+    constexpr int kHour = 3600 * 1000;
+    const int ms = timeout < 0 ? kHour : static_cast<int>(std::min(timeout * 1000, 2e9));
+    while (!pending_.WaitFor(ms)) {
+      if (timeout >= 0) return done();
+    }
     std::unique_lock<std::mutex> lock(result_->mu);
     auto ended = [&] { return result_->reply.has_value(); };
     if (timeout < 0) {
