@@ -26,13 +26,14 @@ from __future__ import annotations
 import atexit
 
 from . import errors
-from ._calls import Call, Reply
+from ._calls import Call, Completed, Op, Reply
 from ._client import Client, Endpoint, _live_clients, connect
 from ._server import Request, Server
 from .errors import Error
 
 __all__ = [
-    "Call", "Client", "Endpoint", "Error", "Reply", "Request", "Server", "connect", "errors",
+    "Call", "Client", "Completed", "Endpoint", "Error", "Op", "Reply", "Request", "Server",
+    "connect", "errors",
 ]
 
 

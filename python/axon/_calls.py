@@ -1,4 +1,4 @@
-"""Calls in flight: wait on them, await them, or cancel them."""
+"""Calls and messages in flight: wait on them, await them, or cancel them."""
 
 from __future__ import annotations
 
@@ -27,38 +27,40 @@ class Reply:
     tensors: List[Any] = field(default_factory=list)
 
 
-class Call:
-    """A call in flight, from :meth:`Endpoint.call`.
+@dataclass
+class Completed:
+    """A message operation that completed: the bytes it moved, and the tag
+    (for a receive: the message's)."""
 
-    ``call.wait(timeout)`` blocks for the reply; ``await call`` waits in
-    asyncio (cancelling the awaiting task cancels the call); ``call.cancel()``
-    ends it CANCELLED unless it ended first.
-    """
+    length: int
+    tag: int
 
-    def __init__(self, client: "Client", handle: "_axon.Call"):
+
+class _Pending:
+    """What Call and Op share: waiting, awaiting, cancelling."""
+
+    def __init__(self, client: "Client", handle: Any):
         self._client = client
         self._handle = handle
         self._lock = threading.Lock()
         self._futures: list = []  # (loop, future) awaiting it
-        self._resolved = False
 
     def done(self) -> bool:
         return self._handle.done()
 
-    def wait(self, timeout: Optional[float] = None) -> Reply:
-        """The reply, waiting up to ``timeout`` seconds (None: the call's own
-        deadline bounds it). Raises the call's error, or DeadlineExceeded if
-        ``timeout`` passes first (the call goes on)."""
+    def wait(self, timeout: Optional[float] = None):
+        """The outcome, waiting up to ``timeout`` seconds (None: the
+        operation's own deadline bounds it). Raises its error, or
+        DeadlineExceeded if ``timeout`` passes first (it goes on)."""
         if not self._handle.wait(-1.0 if timeout is None else float(timeout)):
-            raise DeadlineExceeded(f"the call did not end within {timeout} s (it goes on)")
+            raise DeadlineExceeded(f"not done within {timeout} s (it goes on)")
         return self.result()
 
-    def result(self) -> Reply:
-        """The reply of a call that has ended, or its error."""
-        header, tensors = self._handle.reply()
-        return Reply(header, tensors)
+    def result(self):
+        raise NotImplementedError
 
     def cancel(self) -> None:
+        """Ends it CANCELLED unless it ended first."""
         self._handle.cancel()
 
     def __await__(self):
@@ -72,7 +74,7 @@ class Call:
         future.add_done_callback(self._on_future_done)
         return (yield from future.__await__())
 
-    def _on_future_done(self, future: asyncio.Future) -> None:
+    def _on_future_done(self, future: "asyncio.Future") -> None:
         if future.cancelled():
             self.cancel()
 
@@ -107,3 +109,27 @@ class Call:
     @property
     def token(self) -> int:
         return self._handle.token
+
+
+class Call(_Pending):
+    """A call in flight, from :meth:`Endpoint.call`.
+
+    ``call.wait(timeout)`` blocks for the :class:`Reply`; ``await call`` waits
+    in asyncio (cancelling the awaiting task cancels the call);
+    ``call.cancel()`` ends it CANCELLED unless it ended first.
+    """
+
+    def result(self) -> Reply:
+        """The reply of a call that has ended, or its error."""
+        header, tensors = self._handle.reply()
+        return Reply(header, tensors)
+
+
+class Op(_Pending):
+    """A send or a posted receive in flight, from :meth:`Endpoint.send` or
+    :meth:`Endpoint.recv_into`: wait on it, await it, or cancel it, like a
+    :class:`Call`; its outcome is a :class:`Completed`."""
+
+    def result(self) -> Completed:
+        length, tag = self._handle.result()
+        return Completed(length, tag)

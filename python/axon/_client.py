@@ -9,7 +9,7 @@ import weakref
 from typing import Any, Dict, Optional, Sequence
 
 from . import _axon
-from ._calls import Call
+from ._calls import Call, Op
 from ._tensors import cuda_stream, optional_seconds_to_ms
 
 _live_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
@@ -31,7 +31,7 @@ class Client:
         self._pid = os.getpid()
         self._state = _axon.Client.connect(socket or "", name, int(timeout * 1000))
         self._lock = threading.Lock()
-        self._awaited: Dict[int, Call] = {}
+        self._awaited: Dict[int, Any] = {}
         self._watching: Optional[asyncio.AbstractEventLoop] = None
         self._servers: "weakref.WeakSet[Any]" = weakref.WeakSet()
         _live_clients.add(self)
@@ -105,7 +105,7 @@ class Client:
         return f"<axon.Client {state}>"
 
     # --- completions ----------------------------------------------------
-    def _await_on(self, loop: asyncio.AbstractEventLoop, call: Call) -> None:
+    def _await_on(self, loop: asyncio.AbstractEventLoop, call: Any) -> None:
         with self._lock:
             self._awaited[call.token] = call
             watching = self._watching
@@ -167,6 +167,29 @@ class Endpoint:
             optional_seconds_to_ms(timeout), cuda_stream(tensors, stream))
         return Call(self.client, handle)
 
+    def send(self, to: str, *tensors: Any, tag: int = 0, timeout: Optional[float] = None,
+             stream: Any = None) -> Op:
+        """Sends ``tensors`` to endpoint ``to`` as one message, back to back,
+        with ``tag``. Completes once the bytes sit in the receiver's tensor:
+        it waits for the receiver to post one (back-pressure, never a drop).
+        Messages from one endpoint to another arrive in order."""
+        self.client._check_fork()
+        handle = _axon.send_async(self.client._state, self.name, to, _tag(tag), list(tensors),
+                                  optional_seconds_to_ms(timeout), cuda_stream(tensors, stream))
+        return Op(self.client, handle)
+
+    def recv_into(self, tensor: Any, tag: int = 0, timeout: Optional[float] = None,
+                  sender: Optional[str] = None, stream: Any = None) -> Op:
+        """Posts ``tensor`` for the next message with ``tag`` to this endpoint
+        (from ``sender`` only, "endpoint" or "node/endpoint", when given):
+        the daemon writes the message into it. The tensor must be shared
+        memory (:meth:`Client.allocate`) or CUDA memory."""
+        self.client._check_fork()
+        handle = _axon.recv_into_async(self.client._state, self.name, _tag(tag), tensor,
+                                       optional_seconds_to_ms(timeout), sender or "",
+                                       cuda_stream([tensor], stream))
+        return Op(self.client, handle)
+
     def server(self, concurrency: int = 8, slots: int = 256,
                slot_bytes: int = 128 * 1024) -> "Server":
         """A server for calls to this endpoint; register methods, then start it."""
@@ -179,6 +202,13 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"<axon.Endpoint {self.address!r}>"
+
+
+def _tag(tag: int) -> int:
+    # The top bits are axon's own (calls, directed replies).
+    if not isinstance(tag, int) or not 0 <= tag < 1 << 60:
+        raise ValueError(f"a tag is an int in [0, 2**60), not {tag!r}")
+    return tag
 
 
 def connect(socket: Optional[str] = None, name: Optional[str] = None,

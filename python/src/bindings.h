@@ -8,5 +8,6 @@ namespace axon::python {
 void BindClient(nanobind::module_& m);
 void BindCalls(nanobind::module_& m);
 void BindServer(nanobind::module_& m);
+void BindMessages(nanobind::module_& m);
 
 }  // namespace axon::python

@@ -24,8 +24,6 @@ namespace nb = nanobind;
 namespace axon::python {
 namespace {
 
-std::atomic<uint64_t> next_token{1};
-
 class CallHandle {
  public:
   struct Result {
@@ -102,7 +100,7 @@ CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::strin
                       .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
   const absl::string_view head(header.c_str(), header.size());
   auto result = std::make_shared<CallHandle::Result>();
-  const uint64_t token = next_token++;
+  const uint64_t token = NextToken();
   absl::StatusOr<PendingCall> pending;
   {
     nb::gil_scoped_release unlocked;

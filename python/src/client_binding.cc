@@ -5,6 +5,8 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
+
 #include "bindings.h"
 #include "client_state.h"
 #include "status.h"
@@ -12,6 +14,11 @@
 namespace nb = nanobind;
 
 namespace axon::python {
+
+uint64_t NextToken() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 ClientState::~ClientState() {
   if (!client) return;

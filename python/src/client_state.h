@@ -28,4 +28,7 @@ struct ClientState {
   Client& get() const;  // raises FAILED_PRECONDITION once closed
 };
 
+// A token for the notifier: unique in the process.
+uint64_t NextToken();
+
 }  // namespace axon::python

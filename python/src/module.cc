@@ -11,4 +11,5 @@ NB_MODULE(_axon, m) {
   axon::python::BindClient(m);
   axon::python::BindCalls(m);
   axon::python::BindServer(m);
+  axon::python::BindMessages(m);
 }

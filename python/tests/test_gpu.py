@@ -123,3 +123,34 @@ def test_torch_tensors_without_dlpack_wrappers(pair):
         ep.call(to, "echo", t.t())
     got = torch.from_dlpack(ep.call(to, "echo", t.t().contiguous()).wait().tensors[0])
     assert torch.equal(got, t.t())
+
+
+@pytest.mark.parametrize("place", ["local", "remote"])
+def test_messages_of_cuda_tensors(request, place):
+    if place == "local":
+        a = b = request.getfixturevalue("node")
+    else:
+        a, b = request.getfixturevalue("nodes")
+    with axon.connect(a.socket) as ca, axon.connect(b.socket) as cb:
+        tx, rx = ca.endpoint("tx"), cb.endpoint("rx")
+        to = "rx" if a is b else f"{b.name}/rx"
+        into = torch.zeros(1 << 20, dtype=torch.float16, device="cuda")
+        host_into = torch.from_dlpack(cb.allocate(1 << 21)).view(torch.float16)
+        src = torch.randn(1 << 20, device="cuda").half()
+        deadline = time.monotonic() + 30
+        while True:  # until the daemons have connected
+            posted = rx.recv_into(into, tag=3)
+            try:
+                tx.send(to, src, tag=3, timeout=5).wait(10)
+                break
+            except (ConnectionError, LookupError):
+                posted.cancel()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        posted.wait(10)
+        assert torch.equal(into, src)
+        posted = rx.recv_into(host_into, tag=4)  # GPU to host
+        tx.send(to, src, tag=4).wait(10)
+        posted.wait(10)
+        assert torch.equal(host_into, src.cpu())

@@ -52,6 +52,7 @@ struct Operation {
 };
 
 class Buffer;
+struct Tensor;  // axon/tensor.h
 
 // Bytes [offset, offset + length) of a shared buffer: one part of a message.
 struct View {
@@ -204,6 +205,21 @@ class Client {
   // receiver gets one message: the parts' bytes, in order, contiguous.
   absl::StatusOr<Operation> Send(const std::string& from, const std::string& to, uint64_t tag,
                                  absl::Span<const View> parts, OpOptions options = {});
+  // Sends `tensors` back to back as one message, like Send of parts, each
+  // read as axon/tensor.h says: in place when it lies in a Buffer or on a
+  // GPU (an allocation registered once), else copied once into libaxon's
+  // pool. libaxon keeps what the send reads until it completes, then runs
+  // `done` on the completion thread (Wait does not see it).
+  absl::StatusOr<Operation> SendTensors(const std::string& from, const std::string& to,
+                                        uint64_t tag, absl::Span<const Tensor> tensors,
+                                        OpOptions options,
+                                        std::function<void(const Completed&)> done);
+  // Posts `into` for the next message with `tag` to `endpoint`: a tensor in a
+  // Buffer, or GPU memory (registered once per allocation); the message's
+  // bytes land there. Runs `done` like SendTensors.
+  absl::StatusOr<Operation> PostRecvInto(const std::string& endpoint, uint64_t tag,
+                                         const Tensor& into, OpOptions options,
+                                         std::function<void(const Completed&)> done);
   // Posts [offset, offset + length) of `buffer` for the next message with `tag`
   // to endpoint `endpoint` (bound by this client); the data lands there.
   absl::StatusOr<Operation> PostRecv(const std::string& endpoint, uint64_t tag,

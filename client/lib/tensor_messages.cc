@@ -1,0 +1,52 @@
+// Client::SendTensors and Client::PostRecvInto: messages of tensors, their
+// memory resolved the way calls resolve it (CallRuntime::Resolve).
+#include "absl/strings/str_cat.h"
+#include "axon/client.h"
+#include "axon/tensor.h"
+#include "client/lib/call_runtime.h"
+
+namespace axon {
+
+absl::StatusOr<Operation> Client::SendTensors(const std::string& from, const std::string& to,
+                                              uint64_t tag, absl::Span<const Tensor> tensors,
+                                              OpOptions options,
+                                              std::function<void(const Completed&)> done) {
+  StartProgressThread();
+  std::vector<internal::Source> sources;
+  std::vector<View> parts;
+  sources.reserve(tensors.size());
+  parts.reserve(tensors.size());
+  for (const Tensor& t : tensors) {
+    auto source = call_runtime().Resolve(t);
+    if (!source.ok()) return source.status();
+    parts.push_back(View{source->buffer, source->offset, source->bytes});
+    sources.push_back(*std::move(source));
+  }
+  auto op = Send(from, to, tag, parts, options);
+  if (!op.ok()) return op;
+  OnComplete(*op, [sources = std::move(sources), done = std::move(done)](const Completed& c) {
+    if (done) done(c);
+  });
+  return op;
+}
+
+absl::StatusOr<Operation> Client::PostRecvInto(const std::string& endpoint, uint64_t tag,
+                                               const Tensor& into, OpOptions options,
+                                               std::function<void(const Completed&)> done) {
+  if (into.buffer == nullptr && !into.on_gpu()) {
+    return absl::InvalidArgumentError(
+        "a receive lands in a tensor in registered memory (Client::AllocateHost) or on a GPU: "
+        "the daemon writes it in place");
+  }
+  StartProgressThread();
+  auto source = call_runtime().Resolve(into);
+  if (!source.ok()) return source.status();
+  auto op = PostRecv(endpoint, tag, *source->buffer, source->offset, source->bytes, options);
+  if (!op.ok()) return op;
+  OnComplete(*op, [keep = std::move(source->keep), done = std::move(done)](const Completed& c) {
+    if (done) done(c);
+  });
+  return op;
+}
+
+}  // namespace axon
