@@ -139,6 +139,7 @@ def test_tensors_outlive_their_client(node):
     del view, reply, kept
 
 
+@pytest.mark.filterwarnings("ignore:This process.*fork:DeprecationWarning")  # on purpose
 def test_fork_child_needs_its_own_client(node):
     with axon.connect(node.socket) as client:
         ep = client.endpoint("parent")
