@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, List, Optional
-
-
-def tensor_list(tensors: Iterable[Any]) -> List[Any]:
-    return list(tensors)
+from typing import Any, Iterable, Optional
 
 
 def cuda_stream(tensors: Iterable[Any], stream: Any) -> int:

@@ -8,15 +8,11 @@
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
 
 #include "axon/call.h"
 #include "bindings.h"
 #include "client_state.h"
+#include "outcome.h"
 #include "status.h"
 
 namespace nb = nanobind;
@@ -24,26 +20,16 @@ namespace nb = nanobind;
 namespace axon::python {
 namespace {
 
+using CallOutcome = Outcome<absl::StatusOr<Reply>>;
+
 class CallHandle {
  public:
-  struct Result {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<absl::StatusOr<Reply>> reply;
-  };
-
-  CallHandle(PendingCall pending, std::shared_ptr<Result> result, uint64_t token,
+  CallHandle(PendingCall pending, std::shared_ptr<CallOutcome> outcome,
              std::shared_ptr<ClientState> state)
-      : pending_(std::move(pending)),
-        result_(std::move(result)),
-        token_(token),
-        state_(std::move(state)) {}
+      : pending_(std::move(pending)), outcome_(std::move(outcome)), state_(std::move(state)) {}
 
-  uint64_t token() const { return token_; }
-  bool done() const {
-    std::lock_guard<std::mutex> lock(result_->mu);
-    return result_->reply.has_value();
-  }
+  uint64_t token() const { return outcome_->token(); }
+  bool done() const { return outcome_->done(); }
   // True once the call has ended; negative `timeout`: no limit.
   bool Wait(double timeout) const {
     nb::gil_scoped_release unlocked;
@@ -55,13 +41,7 @@ class CallHandle {
     while (!pending_.WaitFor(ms)) {
       if (timeout >= 0) return done();
     }
-    std::unique_lock<std::mutex> lock(result_->mu);
-    auto ended = [&] { return result_->reply.has_value(); };
-    if (timeout < 0) {
-      result_->cv.wait(lock, ended);
-      return true;
-    }
-    return result_->cv.wait_for(lock, std::chrono::duration<double>(timeout), ended);
+    return outcome_->WaitFor(timeout);
   }
   void Cancel() const {
     nb::gil_scoped_release unlocked;
@@ -69,21 +49,19 @@ class CallHandle {
   }
   // (header, [tensors]) or raises; the call must have ended.
   nb::tuple Reply_() const {
-    std::lock_guard<std::mutex> lock(result_->mu);
-    if (!result_->reply) {
-      throw StatusError(absl::FailedPreconditionError("the call has not ended"));
-    }
-    const absl::StatusOr<Reply>& reply = *result_->reply;
-    ThrowIfError(reply.status());
-    nb::list tensors;
-    for (const Tensor& t : reply->tensors) tensors.append(ExportTensor(t, state_->known));
-    return nb::make_tuple(nb::bytes(reply->header.data(), reply->header.size()), tensors);
+    return outcome_->With(
+        [&](const absl::StatusOr<Reply>& reply) {
+          ThrowIfError(reply.status());
+          nb::list tensors;
+          for (const Tensor& t : reply->tensors) tensors.append(ExportTensor(t, state_->known));
+          return nb::make_tuple(nb::bytes(reply->header.data(), reply->header.size()), tensors);
+        },
+        "the call has not ended");
   }
 
  private:
   PendingCall pending_;
-  std::shared_ptr<Result> result_;
-  uint64_t token_;
+  std::shared_ptr<CallOutcome> outcome_;
   std::shared_ptr<ClientState> state_;  // Python's: the client stays until the call object goes
 };
 
@@ -99,26 +77,17 @@ CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::strin
                       .reply_into = into,
                       .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
   const absl::string_view head(header.c_str(), header.size());
-  auto result = std::make_shared<CallHandle::Result>();
-  const uint64_t token = NextToken();
+  auto outcome = std::make_shared<CallOutcome>(state->notifier, NextToken());
   absl::StatusOr<PendingCall> pending;
   {
     nb::gil_scoped_release unlocked;
     Caller caller(state->get(), from);
     pending = caller.CallAsync(to, method, head, in, options);
     if (pending.ok()) {
-      // Runs on libaxon's thread: no Python here.
-      pending->Then([result, notifier = state->notifier, token](absl::StatusOr<Reply> reply) {
-        {
-          std::lock_guard<std::mutex> lock(result->mu);
-          result->reply = std::move(reply);
-        }
-        result->cv.notify_all();
-        notifier->Push(token);
-      });
+      pending->Then([outcome](absl::StatusOr<Reply> reply) { outcome->Set(std::move(reply)); });
     }
   }
-  return CallHandle(ValueOrThrow(std::move(pending)), std::move(result), token, state);
+  return CallHandle(ValueOrThrow(std::move(pending)), std::move(outcome), state);
 }
 
 }  // namespace

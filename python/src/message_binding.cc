@@ -6,14 +6,12 @@
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
+#include <functional>
 
 #include "axon/tensor.h"
 #include "bindings.h"
 #include "client_state.h"
+#include "outcome.h"
 #include "status.h"
 
 namespace nb = nanobind;
@@ -21,32 +19,18 @@ namespace nb = nanobind;
 namespace axon::python {
 namespace {
 
+using OpOutcome = Outcome<Completed>;
+
 class OpHandle {
  public:
-  struct Result {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Completed> completed;
-  };
+  OpHandle(std::shared_ptr<ClientState> state, Operation op, std::shared_ptr<OpOutcome> outcome)
+      : state_(std::move(state)), op_(op), outcome_(std::move(outcome)) {}
 
-  OpHandle(std::shared_ptr<ClientState> state, Operation op, std::shared_ptr<Result> result,
-           uint64_t token)
-      : state_(std::move(state)), op_(op), result_(std::move(result)), token_(token) {}
-
-  uint64_t token() const { return token_; }
-  bool done() const {
-    std::lock_guard<std::mutex> lock(result_->mu);
-    return result_->completed.has_value();
-  }
+  uint64_t token() const { return outcome_->token(); }
+  bool done() const { return outcome_->done(); }
   bool Wait(double timeout) const {
     nb::gil_scoped_release unlocked;
-    std::unique_lock<std::mutex> lock(result_->mu);
-    auto ended = [&] { return result_->completed.has_value(); };
-    if (timeout < 0) {
-      result_->cv.wait(lock, ended);
-      return true;
-    }
-    return result_->cv.wait_for(lock, std::chrono::duration<double>(timeout), ended);
+    return outcome_->WaitFor(timeout);
   }
   void Cancel() const {
     if (done() || !state_->client) return;
@@ -55,33 +39,23 @@ class OpHandle {
   }
   // (length, tag), or raises; the operation must have completed.
   nb::tuple Result_() const {
-    std::lock_guard<std::mutex> lock(result_->mu);
-    if (!result_->completed) {
-      throw StatusError(absl::FailedPreconditionError("the operation has not completed"));
-    }
-    ThrowIfError(result_->completed->status);
-    return nb::make_tuple(result_->completed->length, result_->completed->tag);
+    return outcome_->With(
+        [](const Completed& c) {
+          ThrowIfError(c.status);
+          return nb::make_tuple(c.length, c.tag);
+        },
+        "the operation has not completed");
   }
 
  private:
   std::shared_ptr<ClientState> state_;
   Operation op_;
-  std::shared_ptr<Result> result_;
-  uint64_t token_;
+  std::shared_ptr<OpOutcome> outcome_;
 };
 
-std::function<void(const Completed&)> Completion(const std::shared_ptr<OpHandle::Result>& result,
-                                                 const std::shared_ptr<Notifier>& notifier,
-                                                 uint64_t token) {
-  // Runs on libaxon's thread: no Python here.
-  return [result, notifier, token](const Completed& c) {
-    {
-      std::lock_guard<std::mutex> lock(result->mu);
-      result->completed = c;
-    }
-    result->cv.notify_all();
-    notifier->Push(token);
-  };
+// Runs on libaxon's thread: no Python there.
+std::function<void(const Completed&)> SetOn(std::shared_ptr<OpOutcome> outcome) {
+  return [outcome = std::move(outcome)](const Completed& c) { outcome->Set(c); };
 }
 
 OpHandle SendAsync(const std::shared_ptr<ClientState>& state, const std::string& from,
@@ -90,25 +64,23 @@ OpHandle SendAsync(const std::shared_ptr<ClientState>& state, const std::string&
   std::vector<Tensor> in;
   in.reserve(tensors.size());
   for (nb::handle t : tensors) in.push_back(ImportTensor(t, state->known));
-  auto result = std::make_shared<OpHandle::Result>();
-  const uint64_t token = NextToken();
+  auto outcome = std::make_shared<OpOutcome>(state->notifier, NextToken());
   absl::StatusOr<Operation> op;
   {
     nb::gil_scoped_release unlocked;
     op = state->get().SendTensors(
         from, to, tag, in,
         OpOptions{.timeout_ms = timeout_ms, .cuda_stream = reinterpret_cast<void*>(cuda_stream)},
-        Completion(result, state->notifier, token));
+        SetOn(outcome));
   }
-  return OpHandle(state, ValueOrThrow(std::move(op)), std::move(result), token);
+  return OpHandle(state, ValueOrThrow(std::move(op)), std::move(outcome));
 }
 
 OpHandle RecvIntoAsync(const std::shared_ptr<ClientState>& state, const std::string& endpoint,
                        uint64_t tag, nb::handle into, uint32_t timeout_ms, const std::string& from,
                        uint64_t cuda_stream) {
   Tensor tensor = ImportTensor(into, state->known);
-  auto result = std::make_shared<OpHandle::Result>();
-  const uint64_t token = NextToken();
+  auto outcome = std::make_shared<OpOutcome>(state->notifier, NextToken());
   absl::StatusOr<Operation> op;
   {
     nb::gil_scoped_release unlocked;
@@ -116,9 +88,9 @@ OpHandle RecvIntoAsync(const std::shared_ptr<ClientState>& state, const std::str
                                    OpOptions{.timeout_ms = timeout_ms,
                                              .cuda_stream = reinterpret_cast<void*>(cuda_stream),
                                              .from = from},
-                                   Completion(result, state->notifier, token));
+                                   SetOn(outcome));
   }
-  return OpHandle(state, ValueOrThrow(std::move(op)), std::move(result), token);
+  return OpHandle(state, ValueOrThrow(std::move(op)), std::move(outcome));
 }
 
 }  // namespace
