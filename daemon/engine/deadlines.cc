@@ -17,11 +17,9 @@ namespace axon::daemon {
 bool RingEngine::Abort(uint64_t id, uint64_t op_id, const absl::Status& why) {
   for (auto& [name, queues] : endpoints_) {
     for (auto* q : {&queues.receives, &queues.sends}) {
-      auto it = std::find_if(q->begin(), q->end(), [&](const Pending& p) {
-        return !p.incoming && p.session == id && p.op_id == op_id;
-      });
-      if (it != q->end()) {
-        q->erase(it);
+      if (q->TakeFirstIf([&](const Pending& p) {
+            return !p.incoming && p.session == id && p.op_id == op_id;
+          })) {
         Complete(id, op_id, why);
         return true;
       }

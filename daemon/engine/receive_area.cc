@@ -24,7 +24,7 @@ void RingEngine::Park(const std::string& to, Pending send) {
     }
     return s.from == send.from;
   };
-  const bool behind = std::any_of(queues.sends.begin(), queues.sends.end(), same_source);
+  const bool behind = queues.sends.any_of(same_source);
   if (!behind && TryArea(to, send)) return;
   queues.sends.push_back(std::move(send));  // waits for a receive or a slot: back-pressure
 }
@@ -149,15 +149,14 @@ void RingEngine::FillArea(uint64_t id) {
     if (sessions_manager_.EndpointOwner(name) != id) continue;
     // Sources with an earlier message still waiting (few: a list, no tree).
     absl::InlinedVector<std::string, 4> blocked;  // copies: erasing moves the queue
-    for (auto it = queues.sends.begin(); it != queues.sends.end();) {
-      if (std::find(blocked.begin(), blocked.end(), it->from) == blocked.end() &&
-          TryArea(name, *it)) {
-        it = queues.sends.erase(it);
-      } else {
-        if (!(it->tag & wire::kDirectedTagBit)) blocked.push_back(it->from);
-        ++it;
+    queues.sends.remove_if([&](Pending& send) {
+      if (std::find(blocked.begin(), blocked.end(), send.from) == blocked.end() &&
+          TryArea(name, send)) {
+        return true;
       }
-    }
+      if (!(send.tag & wire::kDirectedTagBit)) blocked.push_back(send.from);
+      return false;
+    });
   }
 }
 

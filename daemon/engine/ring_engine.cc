@@ -24,16 +24,6 @@ absl::Status NoReceivePosted(absl::string_view to) {
                                           "whose caller gave up)"));
 }
 
-// Removes the matched entry: the front, usually, which a deque pops cheaply.
-template <typename Queue>
-void EraseMatch(Queue& queue, typename Queue::iterator match) {
-  if (match == queue.begin()) {
-    queue.pop_front();
-  } else {
-    queue.erase(match);
-  }
-}
-
 }  // namespace
 
 RingEngine::~RingEngine() {
@@ -146,13 +136,13 @@ void RingEngine::FailOrphanedSends() {
     if (!sessions_manager_.EndpointOwner(it->first)) {
       const absl::Status gone =
           absl::UnavailableError("the receiving endpoint " + it->first + " went away");
-      for (const Pending& send : it->second.sends) {
+      it->second.sends.for_each([&](const Pending& send) {
         if (send.incoming) {
           remote_->RefuseFromLoop(*send.incoming, gone);
         } else {
           Complete(send.session, send.op_id, gone);
         }
-      }
+      });
       last_queues_.Forget();
       it = endpoints_.erase(it);
     } else {
@@ -304,9 +294,9 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         return;
       }
       EndpointQueues& queues = QueuesOf(to);
-      auto match = std::find_if(queues.receives.begin(), queues.receives.end(),
-                                [&](const Pending& r) { return Accepts(r, *send); });
-      if (match == queues.receives.end()) {
+      auto receive = queues.receives.TakeFirst(
+          send->tag, [&](const Pending& r) { return Accepts(r, *send); });
+      if (!receive) {
         if (send->tag & wire::kPostedOnlyTagBit) {
           Complete(id, submission.op_id, NoReceivePosted(to));
           return;
@@ -314,9 +304,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         Park(to, *std::move(send));
         return;
       }
-      Pending receive = std::move(*match);
-      EraseMatch(queues.receives, match);
-      Deliver(*send, receive);
+      Deliver(*send, *receive);
       return;
     }
     case wire::RingOp::kPostRecv: {
@@ -331,16 +319,14 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
             std::string(slash == absl::string_view::npos ? source : source.substr(slash + 1));
       }
       EndpointQueues& queues = QueuesOf(receive->from);  // the receiving endpoint
-      auto match = std::find_if(queues.sends.begin(), queues.sends.end(),
-                                [&](const Pending& s) { return Accepts(*receive, s); });
-      if (match == queues.sends.end()) {
+      auto send = queues.sends.TakeFirst(
+          receive->tag, [&](const Pending& s) { return Accepts(*receive, s); });
+      if (!send) {
         queues.receives.push_back(*std::move(receive));
         return;
       }
-      Pending send = std::move(*match);
-      EraseMatch(queues.sends, match);
-      Deliver(send, *receive);
-      if (send.incoming) remote_->Recycle(std::move(send.incoming));
+      Deliver(*send, *receive);
+      if (send->incoming) remote_->Recycle(std::move(send->incoming));
       return;
     }
   }
@@ -409,10 +395,10 @@ void RingEngine::OnArrived(const std::shared_ptr<Incoming>& message) {
   }
   const std::string& to = message->to;  // `message` keeps it
   EndpointQueues& queues = QueuesOf(to);
-  auto match = std::find_if(queues.receives.begin(), queues.receives.end(), [&](const Pending& r) {
+  auto receive = queues.receives.TakeFirst(message->tag, [&](const Pending& r) {
     return Accepts(r, message->tag, message->node, message->from);
   });
-  if (match == queues.receives.end()) {
+  if (!receive) {
     if (message->tag & wire::kPostedOnlyTagBit) {
       remote_->RefuseFromLoop(*message, NoReceivePosted(to));
       return;
@@ -422,18 +408,14 @@ void RingEngine::OnArrived(const std::shared_ptr<Incoming>& message) {
     Park(to, Pending{.length = message->length(), .tag = message->tag, .incoming = message});
     return;
   }
-  Pending receive = std::move(*match);
-  EraseMatch(queues.receives, match);
-  DeliverIncoming(message, receive);
+  DeliverIncoming(message, *receive);
 }
 
 bool RingEngine::Withdraw(const std::string& node, uint64_t message_id) {
   for (auto& [name, queues] : endpoints_) {
-    auto it = std::find_if(queues.sends.begin(), queues.sends.end(), [&](const Pending& p) {
-      return p.incoming && p.incoming->node == node && p.incoming->message_id == message_id;
-    });
-    if (it != queues.sends.end()) {
-      queues.sends.erase(it);
+    if (queues.sends.TakeFirstIf([&](const Pending& p) {
+          return p.incoming && p.incoming->node == node && p.incoming->message_id == message_id;
+        })) {
       return true;
     }
   }

@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/last_entry.h"
+#include "common/match_queue.h"
 #include "common/reused_queue.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
@@ -148,9 +149,10 @@ class RingEngine {
     uint64_t landing_base = 0;  // sequence of landing.front()
   };
   struct EndpointQueues {
-    // Kept storage: a queue per endpoint allocates nothing per message.
-    ReusedQueue<Pending> receives;
-    ReusedQueue<Pending> sends;
+    // Matched by tag in posting order; kept storage: a queue per endpoint
+    // allocates nothing per message.
+    MatchQueue<Pending> receives;
+    MatchQueue<Pending> sends;
   };
   struct Session {
     SessionRings rings;
