@@ -47,6 +47,7 @@ struct Row {
   double rt_p50 = 0, rt_p99 = 0, rate = 0;  // medians over runs
   double bare_rt_p50 = 0;
   double allocations_per_call = -1;   // both daemons' UCX threads; -1: not counted
+  double busy_caller_us = -1, busy_server_us = -1;  // UCX thread busy per call, rate part
   double tp_rt_p50 = 0, tp_rate = 0;  // TensorPipe (0: not measured)
   std::string note;
 };
@@ -65,6 +66,12 @@ absl::StatusOr<uint64_t> Allocations(ctl::AdminClient& a, ctl::AdminClient& b) {
   if (!sa.ok()) return sa.status();
   if (!sb.ok()) return sb.status();
   return sa->ucx_thread_allocations() + sb->ucx_thread_allocations();
+}
+
+// Seconds the UCX thread of the daemon behind `admin` has been busy.
+double BusySeconds(ctl::AdminClient& admin) {
+  auto stats = admin.Stats();
+  return stats.ok() ? stats->ucx_thread_busy_seconds() : 0;
 }
 
 // Both daemons see each other up (a remote call fails UNAVAILABLE before).
@@ -129,9 +136,11 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
         "    {\"placement\": \"%s\", \"memory\": \"%s\", \"size\": %d, \"round_trip_us\": "
         "{\"p50\": %.2f, \"p99\": %.2f}, \"calls_per_s\": %.0f, \"bare_round_trip_us\": %.2f, "
         "\"round_trip_vs_bare\": %.3f, \"daemon_allocations_per_call\": %.3f, "
+        "\"ucx_thread_busy_us_per_call\": {\"caller_daemon\": %.2f, \"server_daemon\": %.2f}, "
         "\"tensorpipe\": {\"round_trip_us\": %.2f, \"calls_per_s\": %.0f}, \"note\": \"%s\"}%s\n",
         r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.bare_rt_p50,
-        r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call, r.tp_rt_p50,
+        r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call, r.busy_caller_us,
+        r.busy_server_us, r.tp_rt_p50,
         r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
   }
   out += "  ]\n}\n";
@@ -142,23 +151,29 @@ void PrintTable(const std::vector<Row>& rows, const Options& o) {
   std::cout << absl::StrFormat(
       "call-bench: echo calls, %d calls with %d in flight for the rate; medians of %d runs\n",
       o.calls, o.window, o.runs);
-  std::cout << absl::StrFormat("%-7s %-5s %10s | %9s %9s %10s | %9s %6s | %7s | %9s %10s %7s\n",
-                               "where", "mem", "size", "rt p50", "rt p99", "calls/s", "bare rt",
-                               "x bare", "alloc/c", "tp rt", "tp calls/s", "x tp");
+  std::cout << absl::StrFormat(
+      "%-7s %-5s %10s | %9s %9s %10s | %9s %6s | %7s %11s | %9s %10s %7s\n", "where", "mem",
+      "size", "rt p50", "rt p99", "calls/s", "bare rt", "x bare", "alloc/c", "busy/c a b",
+      "tp rt", "tp calls/s", "x tp");
   for (const Row& r : rows) {
     auto us = [](double v) { return v > 0 ? absl::StrFormat("%.1fus", v) : std::string("-"); };
     std::cout << absl::StrFormat(
-        "%-7s %-5s %10d | %9s %9s %10.0f | %9s %6s | %7s | %9s %10s %7s%s\n", r.placement, r.memory,
-        r.size, us(r.rt_p50), us(r.rt_p99), r.rate, us(r.bare_rt_p50),
+        "%-7s %-5s %10d | %9s %9s %10.0f | %9s %6s | %7s %11s | %9s %10s %7s%s\n", r.placement,
+        r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate, us(r.bare_rt_p50),
         r.bare_rt_p50 > 0 ? absl::StrFormat("%.2f", r.rt_p50 / r.bare_rt_p50) : "-",
         r.allocations_per_call >= 0 ? absl::StrFormat("%.2f", r.allocations_per_call) : "-",
+        r.busy_caller_us >= 0
+            ? absl::StrFormat("%.1f %.1f", r.busy_caller_us, r.busy_server_us)
+            : std::string("-"),
         us(r.tp_rt_p50), r.tp_rate > 0 ? absl::StrFormat("%.0f", r.tp_rate) : "-",
         r.tp_rate > 0 ? absl::StrFormat("%.2f", r.rate / r.tp_rate) : "-",
         r.note.empty() ? "" : "  (" + r.note + ")");
   }
   std::cout << "rt: call round trip (request and reply each carry the tensor); bare rt: the same "
                "bytes as two messages; x bare = rt / bare rt; alloc/c: heap allocations of both "
-               "daemons' UCX threads per call; x tp: calls/s against TensorPipe's\n";
+               "daemons' UCX threads per call; busy/c: microseconds per call the caller's (a) and the "
+               "server's (b) daemon's UCX thread was busy while the rate ran; x tp: calls/s "
+               "against TensorPipe's\n";
 }
 
 int Main(int argc, char** argv) {
@@ -224,8 +239,14 @@ int Main(int argc, char** argv) {
   for (const std::string& placement : o.placements) {
     Client* server = placement == "local" ? local->get() : remote->get();
     const std::string node = server->node_name();
-    Endpoints e{
-        .caller = caller->get(), .server = server, .echo = node + "/echo", .pong = node + "/pong"};
+    ctl::AdminClient& server_admin = placement == "local" ? admin_a : admin_b;
+    Endpoints e{.caller = caller->get(),
+                .server = server,
+                .echo = node + "/echo",
+                .pong = node + "/pong",
+                .daemon_busy = [&] {
+                  return std::pair{BusySeconds(admin_a), BusySeconds(server_admin)};
+                }};
     std::vector<std::pair<std::string, uint64_t>> grid;
     for (uint64_t s : o.host_sizes) grid.emplace_back("host", s);
     for (uint64_t s : o.gpu_sizes) grid.emplace_back("cuda", s);
@@ -240,7 +261,7 @@ int Main(int argc, char** argv) {
       const int iterations = Iterations(size, o.quick);
       const int calls = size > (4 << 20) ? std::max(o.calls / 20, 20) : o.calls;
       const int window = size > (4 << 20) ? std::min(o.window, 8) : o.window;
-      std::vector<double> p50, p99, rate, bare, allocations;
+      std::vector<double> p50, p99, rate, bare, allocations, busy_a, busy_b;
       for (int run = 0; run < o.runs; ++run) {
         auto before = Allocations(admin_a, admin_b);
         auto sample = MeasureCalls(e, size, memory == "cuda", iterations, calls, window);
@@ -252,6 +273,8 @@ int Main(int argc, char** argv) {
         p50.push_back(Percentile(sample->round_trips_us, 0.5));
         p99.push_back(Percentile(sample->round_trips_us, 0.99));
         rate.push_back(sample->calls_per_s);
+        busy_a.push_back(sample->caller_daemon_busy_us);
+        busy_b.push_back(sample->server_daemon_busy_us);
         if (before.ok() && after.ok()) {
           allocations.push_back(static_cast<double>(*after - *before) /
                                 static_cast<double>(sample->calls + sample->round_trips_us.size()));
@@ -263,6 +286,10 @@ int Main(int argc, char** argv) {
       row.rt_p50 = Median(p50);
       row.rt_p99 = Median(p99);
       row.rate = Median(rate);
+      if (!busy_a.empty()) {
+        row.busy_caller_us = Median(busy_a);
+        row.busy_server_us = Median(busy_b);
+      }
       row.bare_rt_p50 = Median(bare);
       if (!allocations.empty()) row.allocations_per_call = Median(allocations);
       rows.push_back(row);

@@ -73,6 +73,7 @@ absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool
   std::deque<std::pair<PendingCall, int>> flying;
   std::vector<int> free_slots;
   for (int i = slots - 1; i >= 0; --i) free_slots.push_back(i);
+  const auto busy_before = e.daemon_busy ? e.daemon_busy() : std::pair<double, double>{};
   const auto start = Clock::now();
   for (int next = 0, done = 0; done < calls;) {
     while (next < calls && static_cast<int>(flying.size()) < window) {
@@ -93,6 +94,11 @@ absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool
   }
   sample.calls = static_cast<uint64_t>(calls);
   sample.calls_per_s = calls / std::chrono::duration<double>(Clock::now() - start).count();
+  if (e.daemon_busy) {
+    const auto busy_after = e.daemon_busy();
+    sample.caller_daemon_busy_us = (busy_after.first - busy_before.first) * 1e6 / calls;
+    sample.server_daemon_busy_us = (busy_after.second - busy_before.second) * 1e6 / calls;
+  }
   return sample;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,12 +18,18 @@ struct Endpoints {
   Client* caller = nullptr;  // bound to "caller"
   Client* server = nullptr;  // bound to "echo" (serving) and "pong" (ping-pong)
   std::string echo, pong;    // their addresses as the caller names them
+  // Seconds each daemon's UCX thread has been busy so far (caller's, then
+  // server's); unset: not measured.
+  std::function<std::pair<double, double>()> daemon_busy;
 };
 
 struct CallSample {
   std::vector<double> round_trips_us;  // sequential calls
   double calls_per_s = 0;              // `calls` calls, `window` in flight
   uint64_t calls = 0;
+  // Each daemon's UCX thread busy time per call while the rate ran (caller's
+  // daemon, server's): which side bounds the rate. -1: not measured.
+  double caller_daemon_busy_us = -1, server_daemon_busy_us = -1;
 };
 
 // `iterations` sequential echo calls of one tensor of `bytes` (uint8, on

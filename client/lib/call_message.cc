@@ -10,7 +10,7 @@ namespace axon::internal {
 
 absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame frame,
                                        absl::Span<const Tensor> tensors, uint64_t inline_budget,
-                                       bool all_separate) {
+                                       uint64_t apart) {
   if (tensors.size() > wire::kMaxCallTensors) {
     return absl::InvalidArgumentError(absl::StrCat("a call carries at most ", wire::kMaxCallTensors,
                                                    " tensors; this one has ", tensors.size()));
@@ -29,8 +29,9 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
   // Placement: first everything inline that may be, then the frame's size
   // (which does not depend on placement) decides what fits.
   for (size_t i = 0; i < tensors.size(); ++i) {
-    frame.tensors[i].placement = (all_separate || tensors[i].on_gpu()) ? wire::Placement::kSeparate
-                                                                       : wire::Placement::kInline;
+    const bool asked_apart = i < 64 && ((apart >> i) & 1) != 0;
+    frame.tensors[i].placement = (asked_apart || tensors[i].on_gpu()) ? wire::Placement::kSeparate
+                                                                      : wire::Placement::kInline;
   }
   auto frame_size = wire::CallFrameSize(frame);
   if (!frame_size.ok()) return frame_size.status();

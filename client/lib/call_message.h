@@ -27,11 +27,11 @@ struct OutgoingCall {
 
 // Resolves `tensors` and lays out `frame` (its other fields set by the
 // caller): host tensors inline while the message stays within
-// `inline_budget` bytes and the parts within a send's limit (and all of them
-// separate when `all_separate`), GPU tensors separate. Writes the frame.
+// `inline_budget` bytes and the parts within a send's limit, GPU tensors
+// and tensor i with bit i of `apart` set separate. Writes the frame.
 absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame frame,
                                        absl::Span<const Tensor> tensors, uint64_t inline_budget,
-                                       bool all_separate);
+                                       uint64_t apart);
 
 // Sends `call` from `from` to `to`: the message with `tag`, then each
 // separate tensor with its CallTensorTag. Calls `sent` with each operation

@@ -30,6 +30,7 @@ struct CallState : std::enable_shared_from_this<CallState> {
   absl::Time deadline = absl::InfiniteFuture();
   uint64_t max_reply_bytes = 0;
   std::vector<Tensor> reply_into;
+  uint64_t reply_apart = 0;  // bit i: a receive into reply_into[i] was posted with the request
 
   std::mutex mu;
   std::condition_variable ended_cv;

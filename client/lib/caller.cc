@@ -1,5 +1,6 @@
 // libaxon, part: the calling side of calls (Caller, PendingCall).
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "axon/call.h"
@@ -93,19 +94,33 @@ void CallState::OnReplyMessage(const Completed& done) {
   };
   std::vector<Post> posts;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    if (frame.tensors[i].placement == wire::Placement::kInline) {
-      tensors[i].owner = landing;  // the view keeps the landing block
-      continue;
-    }
-    if (i < reply_into.size()) {  // posted before the request went
+    const wire::CallTensor& t = frame.tensors[i];
+    const bool inline_tensor = t.placement == wire::Placement::kInline;
+    if (i < reply_into.size()) {  // the caller's own tensor
+      if (t.bytes > reply_into[i].bytes()) {
+        End(absl::ResourceExhaustedError(absl::StrCat(
+            "call ", method, " to ", to, ": reply tensor ", i, " has ", t.bytes,
+            " bytes; reply_into[", i, "] holds ", reply_into[i].bytes())));
+        return;
+      }
+      const bool posted = ((reply_apart >> i) & 1) != 0;
+      if (inline_tensor) {  // small: copied out of the reply message, here
+        if (t.bytes > 0) std::memcpy(reply_into[i].data, tensors[i].data, t.bytes);
+      } else if (!posted) {  // apart, but not posted with the request: now
+        posts.push_back({i, reply_into[i]});
+      }
       tensors[i] = reply_into[i];
-      tensors[i].desc.dtype = frame.tensors[i].desc.dtype;
-      tensors[i].desc.ndim = frame.tensors[i].desc.ndim;
-      tensors[i].desc.shape = frame.tensors[i].desc.shape;
+      tensors[i].desc.dtype = t.desc.dtype;
+      tensors[i].desc.ndim = t.desc.ndim;
+      tensors[i].desc.shape = t.desc.shape;
       tensors[i].desc.has_strides = false;
       continue;
     }
-    auto landed = runtime->Land(frame.tensors[i].desc, frame.tensors[i].bytes);
+    if (inline_tensor) {
+      tensors[i].owner = landing;  // the view keeps the landing block
+      continue;
+    }
+    auto landed = runtime->Land(t.desc, t.bytes);
     if (!landed.ok()) {
       End(landed.status());
       return;
@@ -122,7 +137,8 @@ void CallState::OnReplyMessage(const Completed& done) {
     reply.tensors = std::move(tensors);
     awaited += static_cast<int>(posts.size());
     for (size_t i = 0; i < reply_into.size(); ++i) {  // posted, but nothing comes for them
-      if (i >= frame.tensors.size() || frame.tensors[i].placement != wire::Placement::kSeparate) {
+      if (((reply_apart >> i) & 1) != 0 &&
+          (i >= frame.tensors.size() || frame.tensors[i].placement != wire::Placement::kSeparate)) {
         --awaited;
       }
     }
@@ -130,10 +146,13 @@ void CallState::OnReplyMessage(const Completed& done) {
     complete = awaited == 0;
   }
   for (const Post& p : posts) {
-    const Source s{p.into.buffer,
-                   static_cast<size_t>(static_cast<const uint8_t*>(p.into.data) -
-                                       static_cast<const uint8_t*>(p.into.buffer->data())),
-                   frame.tensors[p.index].bytes, nullptr};
+    auto resolved = runtime->Resolve(p.into);  // registered memory or GPU (checked at CallAsync)
+    if (!resolved.ok()) {
+      End(resolved.status());
+      return;
+    }
+    Source s = *std::move(resolved);
+    s.bytes = frame.tensors[p.index].bytes;
     auto op =
         client->PostRecv(endpoint, wire::CallTensorTag(call_id, p.index, /*reply=*/true), *s.buffer,
                          s.offset, s.bytes, {.timeout_ms = RemainingMs(deadline), .from = to});
@@ -173,6 +192,9 @@ void CallState::OnReplyTensor(const Completed& done) {
 }  // namespace internal
 
 namespace {
+
+// The least room a reply message gets: its frame and a few small tensors.
+constexpr uint32_t kMinReplyRoom = 256;
 
 // The client's progress thread ends calls. A waiter spins a little before it
 // sleeps: a reply due within microseconds is then seen without a futex
@@ -248,6 +270,25 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
                                                    wire::kMaxCallHeader, " bytes; this one has ",
                                                    header.size()));
   }
+  if (options.reply_into.size() > CallOptions::kMaxReplyInto) {
+    return absl::InvalidArgumentError(absl::StrCat("reply_into takes at most ", CallOptions::kMaxReplyInto,
+                                                   " tensors; this call has ",
+                                                   options.reply_into.size()));
+  }
+  // Which of reply_into the daemon writes in place (a receive posted now):
+  // GPU tensors and host ones past inline_bytes. Smaller host ones come
+  // inside the reply message and are copied from it: cheaper than a message
+  // of their own.
+  uint64_t apart = 0;
+  for (size_t i = 0; i < options.reply_into.size(); ++i) {
+    const Tensor& t = options.reply_into[i];
+    if (t.buffer == nullptr && !t.on_gpu()) {
+      return absl::InvalidArgumentError(
+          "reply_into tensors must be registered (a Buffer) or GPU memory: the daemon writes "
+          "them in place");
+    }
+    if (t.on_gpu() || t.bytes() > options.inline_bytes) apart |= uint64_t{1} << i;
+  }
   internal::CallRuntime& runtime = client_.call_runtime();
   auto state = std::make_shared<internal::CallState>();
   state->client = &client_;
@@ -261,16 +302,17 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     state->deadline = absl::Now() + absl::Milliseconds(options.timeout_ms);
   }
   state->reply_into.assign(options.reply_into.begin(), options.reply_into.end());
+  state->reply_apart = apart;
 
   wire::CallFrame frame{.kind = wire::CallKind::kRequest,
-                        .flags = options.reply_into.empty() ? uint8_t{0} : wire::kCallFlagReplyInto,
                         .call_id = state->call_id,
                         .timeout_ms = options.timeout_ms,
                         .method = method,
-                        .reply_room = options.reply_room,
+                        .reply_room = std::max<uint32_t>(options.reply_room, kMinReplyRoom),
+                        .reply_apart = apart,
                         .header = {reinterpret_cast<const uint8_t*>(header.data()), header.size()}};
   auto request = internal::BuildCall(runtime, std::move(frame), tensors, options.inline_bytes,
-                                     /*all_separate=*/false);
+                                     /*apart=*/0);
   if (!request.ok()) return request.status();
   state->request = *std::move(request);
   bool gpu = false;
@@ -279,21 +321,17 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     if (auto st = cuda::SynchronizeStream(options.cuda_stream); !st.ok()) return st;
   }
   // Everything the reply needs is posted before the request leaves.
-  auto landing = runtime.host().Get(std::max<uint32_t>(options.reply_room, 256));
+  auto landing = runtime.host().Get(std::max<uint32_t>(options.reply_room, kMinReplyRoom));
   if (!landing.ok()) return landing.status();
   state->landing = *std::move(landing);
   const uint32_t timeout = options.timeout_ms;
   const OpOptions posted{.timeout_ms = timeout, .from = to};
-  std::vector<internal::Source> into;
-  for (const Tensor& t : state->reply_into) {
-    if (t.buffer == nullptr && !t.on_gpu()) {
-      return absl::InvalidArgumentError(
-          "reply_into tensors must be registered (a Buffer) or GPU memory: the daemon writes "
-          "them in place");
-    }
-    auto source = runtime.Resolve(t);
+  absl::InlinedVector<std::pair<size_t, internal::Source>, 4> into;
+  for (size_t i = 0; i < state->reply_into.size(); ++i) {
+    if (((apart >> i) & 1) == 0) continue;
+    auto source = runtime.Resolve(state->reply_into[i]);
     if (!source.ok()) return source.status();
-    into.push_back(*std::move(source));
+    into.emplace_back(i, *std::move(source));
   }
   {
     std::lock_guard<std::mutex> lock(state->mu);
@@ -305,9 +343,9 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   if (!reply_op.ok()) return reply_op.status();
   state->Track(*reply_op, /*receive=*/true,
                [state](const Completed& c) { state->OnReplyMessage(c); });
-  for (size_t i = 0; i < into.size(); ++i) {
+  for (const auto& [i, source] : into) {
     auto op = client_.PostRecv(endpoint_, wire::CallTensorTag(state->call_id, i, /*reply=*/true),
-                               *into[i].buffer, into[i].offset, into[i].bytes, posted);
+                               *source.buffer, source.offset, source.bytes, posted);
     if (!op.ok()) {
       state->End(op.status());
       return op.status();

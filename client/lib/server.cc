@@ -312,7 +312,7 @@ void ServerCore::AnswerNow(const std::shared_ptr<ServerCall>& call, absl::Status
       frame.header = {reinterpret_cast<const uint8_t*>(reply->header.data()), reply->header.size()};
     }
     return BuildCall(runtime_, std::move(frame), tensors, call->frame.reply_room,
-                     (call->frame.flags & wire::kCallFlagReplyInto) != 0);
+                     call->frame.reply_apart);
   };
   auto out = reply.ok() ? build(absl::OkStatus(), reply->tensors) : build(reply.status(), {});
   if (!out.ok()) {  // the handler's reply cannot go: say why instead

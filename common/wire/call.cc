@@ -58,7 +58,7 @@ absl::StatusOr<size_t> Measure(const CallFrame& frame) {
         return absl::InvalidArgumentError(absl::StrCat("call method name is ", frame.method.size(),
                                                        " bytes; at most ", kMaxMethodName));
       }
-      size += 2 + frame.method.size();
+      size += 2 + frame.method.size() + 4 + 8;
       break;
     case CallKind::kReply:
       if (frame.code > kMaxStatusCode) {
@@ -318,6 +318,8 @@ absl::StatusOr<size_t> EncodeCallFrame(const CallFrame& frame, absl::Span<uint8_
   if (frame.kind == CallKind::kRequest) {
     w.Put(static_cast<uint16_t>(frame.method.size()));
     w.Put(frame.method.data(), frame.method.size());
+    w.Put(frame.reply_room);
+    w.Put(frame.reply_apart);
   } else {
     const absl::string_view message = SentMessage(frame.message);
     w.Put(frame.code);
@@ -373,6 +375,8 @@ absl::Status DecodeCallFrame(absl::Span<const uint8_t> message, CallFrame& out) 
   out.call_id = 0;
   out.timeout_ms = 0;
   out.method = {};
+  out.reply_room = 0;
+  out.reply_apart = 0;
   out.code = 0;
   out.message = {};
   out.header = {};
@@ -421,7 +425,12 @@ absl::Status DecodeCallFrame(absl::Span<const uint8_t> message, CallFrame& out) 
     }
     const uint8_t* method = r.Take(length, "method name");
     if (!r.ok()) return r.status();
+    const auto reply_room = r.Get<uint32_t>("reply room");
+    const auto reply_apart = r.Get<uint64_t>("reply tensors apart");
+    if (!r.ok()) return r.status();
     out.method = View(method, length);
+    out.reply_room = reply_room;
+    out.reply_apart = reply_apart;
   } else {
     const auto code = r.Get<uint32_t>("status code");
     const auto length = r.Get<uint16_t>("status message length");

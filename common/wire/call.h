@@ -11,11 +11,11 @@
 // tagged CallTensorTag(call_id, index), and land in memory the receiver
 // chose for them.
 //
-// Layout, version 1 (little endian):
+// Layout, version 2 (little endian):
 //   u32 magic 'AXC1' | u16 version | u8 kind | u8 flags | u32 frame_length
 //   u64 call_id | u32 timeout_ms
 //   kind request: u16 length + method (1 to kMaxMethodName bytes)
-//                 | u32 reply_room
+//                 | u32 reply_room | u64 reply_apart
 //   kind reply:   u32 status code (absl::StatusCode) | u16 length + message
 //                 (at most kMaxStatusMessage bytes)
 //   u32 header_length + header bytes (at most kMaxCallHeader)
@@ -42,7 +42,7 @@
 namespace axon::wire {
 
 inline constexpr uint32_t kCallMagic = 0x31435841;  // "AXC1" in little endian
-inline constexpr uint16_t kCallVersion = 1;
+inline constexpr uint16_t kCallVersion = 2;
 inline constexpr size_t kMaxMethodName = 128;
 inline constexpr size_t kMaxCallHeader = 64 * 1024;
 inline constexpr size_t kMaxCallTensors = 128;
@@ -50,11 +50,6 @@ inline constexpr size_t kInlineTensors = 8;  // tensors a frame holds without al
 inline constexpr size_t kCallAlign = 64;     // inline tensors start at multiples of this
 
 enum class CallKind : uint8_t { kRequest = 1, kReply = 2 };
-
-// Request flags.
-// The caller posted receives for the reply's first tensors (CallOptions::
-// reply_into): the server sends every reply tensor as a message of its own.
-inline constexpr uint8_t kCallFlagReplyInto = 1;
 
 enum class Placement : uint8_t {
   kInline = 1,    // in this message, at inline_offset
@@ -79,6 +74,11 @@ struct CallFrame {
   // Requests: the bytes the caller's buffer for the reply message holds
   // (frame and inline tensors); the server sends what does not fit apart.
   uint32_t reply_room = 0;
+  // Requests: bit i set: the caller posted a receive for reply tensor i (a
+  // tensor of CallOptions::reply_into that the daemon writes in place), so
+  // the server sends it apart whatever its size. Flags are none so far
+  // (sent 0, not checked).
+  uint64_t reply_apart = 0;
   uint32_t code = 0;          // replies: absl::StatusCode
   absl::string_view message;  // replies: the error's text (truncated to kMaxStatusMessage)
   absl::Span<const uint8_t> header;

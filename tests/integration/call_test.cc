@@ -152,6 +152,52 @@ TEST_P(CallTest, ReplyLandsInTheCallersOwnTensors) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
 }
 
+TEST_P(CallTest, SmallReplyIntoTensorsComeInsideTheReplyAndLandInPlace) {
+  // A small host tensor (copied out of the reply message), one past
+  // inline_bytes (written in place by the daemon), and a third with no
+  // reply_into (pool memory), in one reply.
+  auto in = sender_->AllocateHost(64 << 10);
+  auto out = sender_->AllocateHost(64 << 10);
+  ASSERT_TRUE(in.ok() && out.ok());
+  Fill<uint8_t>(in->data(), 64 << 10, 3);
+  std::memset(out->data(), 0, 64 << 10);
+  auto* o = static_cast<uint8_t*>(out->data());
+  auto small = Tensor::Of(*in, 0, dtype::kUInt16, {32});
+  auto large = Tensor::Of(*in, 4096, dtype::kUInt8, {32 << 10});
+  auto third = Tensor::Of(*in, 40960, dtype::kUInt8, {100});
+  auto small_into = Tensor::Of(*out, 0, dtype::kUInt8, {256});  // room to spare
+  auto large_into = Tensor::Of(*out, 4096, dtype::kUInt8, {32 << 10});
+  ASSERT_TRUE(small.ok() && large.ok() && third.ok() && small_into.ok() && large_into.ok());
+  const Tensor into[] = {*small_into, *large_into};
+  for (int round = 0; round < 2; ++round) {
+    auto reply = caller_->Call(At("b"), "echo", "", {*small, *large, *third},
+                               {.reply_into = into, .inline_bytes = 16 << 10});
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_EQ(reply->tensors.size(), 3u);
+    EXPECT_EQ(reply->tensors[0].data, o);
+    EXPECT_EQ(reply->tensors[0].desc.dtype, dtype::kUInt16);  // the reply's type and shape
+    EXPECT_THAT(reply->tensors[0].desc.dims(), ::testing::ElementsAre(32));
+    EXPECT_EQ(std::memcmp(o, in->data(), 64), 0);
+    EXPECT_EQ(o[64], 0);  // nothing past the reply tensor's bytes
+    EXPECT_EQ(reply->tensors[1].data, o + 4096);
+    EXPECT_EQ(std::memcmp(o + 4096, static_cast<uint8_t*>(in->data()) + 4096, 32 << 10), 0);
+    EXPECT_NE(reply->tensors[2].owner, nullptr);  // pool memory
+    EXPECT_EQ(std::memcmp(reply->tensors[2].data, static_cast<uint8_t*>(in->data()) + 40960, 100),
+              0);
+    std::memset(out->data(), 0, 64 << 10);
+  }
+  // A small one that is too small: RESOURCE_EXHAUSTED.
+  auto tiny = Tensor::Of(*out, 0, dtype::kUInt8, {8});
+  const Tensor tiny_list[] = {*tiny};
+  auto refused = caller_->Call(At("b"), "echo", "", {*small}, {.reply_into = tiny_list});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("reply_into[0] holds 8"));
+  // More than kMaxReplyInto: refused before anything is sent.
+  std::vector<Tensor> many(CallOptions::kMaxReplyInto + 1, *small_into);
+  auto too_many = caller_->CallAsync(At("b"), "echo", "", {}, {.reply_into = many});
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(CallTest, TenThousandCallsFiveHundredInFlightEachGetsItsReply) {
   constexpr int kCalls = 10000, kWindow = 500;
   auto buffer = sender_->AllocateHost(kWindow * 64);

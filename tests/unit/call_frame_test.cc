@@ -83,6 +83,8 @@ CallFrame Request(size_t tensors) {
   f.call_id = 0x123456789abc;
   f.timeout_ms = 2500;
   f.method = "model.Generate";
+  f.reply_room = 65536;
+  f.reply_apart = 0x8000000000000005;
   static const uint8_t kHeader[] = {'k', '=', 'v', 0, 0xff};
   f.header = kHeader;
   for (size_t i = 0; i < tensors; ++i) f.tensors.push_back(Varied(i));
@@ -93,6 +95,8 @@ CallFrame Reply(size_t tensors) {
   CallFrame f = Request(tensors);
   f.kind = CallKind::kReply;
   f.method = {};
+  f.reply_room = 0;  // requests only
+  f.reply_apart = 0;
   f.code = static_cast<uint32_t>(absl::StatusCode::kNotFound);
   f.message = "no such model";
   return f;
@@ -120,6 +124,8 @@ void ExpectSame(const CallFrame& got, const CallFrame& want) {
   EXPECT_EQ(got.call_id, want.call_id);
   EXPECT_EQ(got.timeout_ms, want.timeout_ms);
   EXPECT_EQ(got.method, want.method);
+  EXPECT_EQ(got.reply_room, want.reply_room);
+  EXPECT_EQ(got.reply_apart, want.reply_apart);
   EXPECT_EQ(got.code, want.code);
   EXPECT_EQ(got.message, want.message);
   EXPECT_EQ(std::vector<uint8_t>(got.header.begin(), got.header.end()),
@@ -199,13 +205,13 @@ class Raw {
   // magic through timeout_ms; frame_length is filled in by Done().
   static Raw Head(uint8_t kind, uint64_t call_id = 9, uint32_t timeout_ms = 0) {
     Raw r;
-    r.U32(0x31435841).U16(1).U8(kind).U8(0).U32(0).U64(call_id).U32(timeout_ms);
+    r.U32(0x31435841).U16(2).U8(kind).U8(0).U32(0).U64(call_id).U32(timeout_ms);
     return r;
   }
   // A request for "m" with no header, up to the tensor count.
   static Raw Request() {
     Raw r = Head(1);
-    r.U16(1).Str("m").U32(0);
+    r.U16(1).Str("m").U32(65536).U64(0).U32(0);
     return r;
   }
   // Sets frame_length to the bytes so far; the message is `message_size`
@@ -267,6 +273,8 @@ TEST(CallFrame, LayoutIsTheDocumentedOne) {
   f.call_id = 0x0102030405;
   f.timeout_ms = 1000;
   f.method = "ab";
+  f.reply_room = 4096;
+  f.reply_apart = 0x3;
   static const uint8_t kHeader[] = {9, 8, 7};
   f.header = kHeader;
   CallTensor gpu = Make(dtype::kBFloat16, {2, 3}, Placement::kSeparate, Cuda(1));
@@ -281,7 +289,7 @@ TEST(CallFrame, LayoutIsTheDocumentedOne) {
   std::vector<uint8_t> expected;
   {
     Raw body = r;
-    body.U16(2).Str("ab").U32(3).U8(9).U8(8).U8(7).U16(2);
+    body.U16(2).Str("ab").U32(4096).U64(3).U32(3).U8(9).U8(8).U8(7).U16(2);
     RawTensor{.code = 4,
               .bits = 16,
               .ndim = 2,
@@ -296,13 +304,13 @@ TEST(CallFrame, LayoutIsTheDocumentedOne) {
               .bytes = 12,
               .placement = 2}
         .To(body);
-    // The frame is 165 bytes, so the inline tensor lands at 192.
+    // The frame is 177 bytes, so the inline tensor lands at 192.
     RawTensor{.code = 1, .bits = 8, .shape = {5}, .bytes = 5, .placement = 1, .inline_offset = 192}
         .To(body);
     expected = body.Done();
   }
   expected[7] = 3;  // flags
-  ASSERT_EQ(*CallFrameSize(f), 165u) << "the test's arithmetic";
+  ASSERT_EQ(*CallFrameSize(f), 177u) << "the test's arithmetic";
   expected.resize(192, 0xee);  // Message()'s padding
   for (int b = 0; b < 5; ++b) expected.push_back(static_cast<uint8_t>(b * 7));
   EXPECT_EQ(m, expected);
@@ -381,7 +389,7 @@ TEST(CallFrameDecode, MagicVersionAndKind) {
   ExpectMalformed(m, "magic");
   m = RequestWith({});
   m[4] = 7;
-  ExpectMalformed(m, "call frame version 7, this build speaks 1");
+  ExpectMalformed(m, "call frame version 7, this build speaks 2");
   m = RequestWith({});
   m[6] = 3;
   ExpectMalformed(m, "unknown call kind 3");
@@ -418,7 +426,7 @@ TEST(CallFrameDecode, FrameLengthMustBeTheFrame) {
 
 TEST(CallFrameDecode, CallIdAndStatusCode) {
   Raw r = Raw::Head(1, uint64_t{1} << 48);
-  r.U16(1).Str("m").U32(0).U16(0);
+  r.U16(1).Str("m").U32(0).U64(0).U32(0).U16(0);
   ExpectMalformed(r.Done(), "call id 281474976710656 is above 2^48 - 1");
   Raw reply = Raw::Head(2);
   reply.U32(17).U16(0).U32(0).U16(0);
@@ -430,11 +438,11 @@ TEST(CallFrameDecode, MethodName) {
   empty.U16(0).U32(0).U16(0);
   ExpectMalformed(empty.Done(), "empty method name");
   Raw longest = Raw::Head(1);
-  longest.U16(128).Str(std::string(128, 'm')).U32(0).U16(0);
+  longest.U16(128).Str(std::string(128, 'm')).U32(0).U64(0).U32(0).U16(0);
   CallFrame out;
   EXPECT_TRUE(DecodeCallFrame(longest.Done(), out).ok());
   Raw too_long = Raw::Head(1);
-  too_long.U16(129).Str(std::string(129, 'm')).U32(0).U16(0);
+  too_long.U16(129).Str(std::string(129, 'm')).U32(0).U64(0).U32(0).U16(0);
   ExpectMalformed(too_long.Done(), "method name of 129 bytes; at most 128");
   Raw truncated = Raw::Head(1);
   truncated.U16(100).Str("abc");
@@ -453,15 +461,15 @@ TEST(CallFrameDecode, StatusMessage) {
 
 TEST(CallFrameDecode, Header) {
   Raw largest = Raw::Head(1);
-  largest.U16(1).Str("m").U32(65536).Str(std::string(65536, 'h')).U16(0);
+  largest.U16(1).Str("m").U32(0).U64(0).U32(65536).Str(std::string(65536, 'h')).U16(0);
   CallFrame out;
   EXPECT_TRUE(DecodeCallFrame(largest.Done(), out).ok());
   EXPECT_EQ(out.header.size(), 65536u);
   Raw too_long = Raw::Head(1);
-  too_long.U16(1).Str("m").U32(65537).Str(std::string(65537, 'h')).U16(0);
+  too_long.U16(1).Str("m").U32(0).U64(0).U32(65537).Str(std::string(65537, 'h')).U16(0);
   ExpectMalformed(too_long.Done(), "header of 65537 bytes; at most 65536");
   Raw claims = Raw::Head(1);
-  claims.U16(1).Str("m").U32(0xffff).Str("hh");
+  claims.U16(1).Str("m").U32(0).U64(0).U32(0xffff).Str("hh");
   ExpectMalformed(claims.Done(), "ends inside header");
 }
 
@@ -528,9 +536,9 @@ TEST(CallFrameDecode, Placement) {
 }
 
 TEST(CallFrameDecode, InlineOffsets) {
-  // The frame of one tensor is 79 bytes; of two, 125.
-  ASSERT_EQ(RequestWith({RawTensor{}}).size(), 79u);
-  ASSERT_EQ(RequestWith({RawTensor{}, RawTensor{}}).size(), 125u);
+  // The frame of one tensor is 91 bytes; of two, 137.
+  ASSERT_EQ(RequestWith({RawTensor{}}).size(), 91u);
+  ASSERT_EQ(RequestWith({RawTensor{}, RawTensor{}}).size(), 137u);
   ExpectMalformed(RequestWith({RawTensor{.placement = 1, .inline_offset = 100}}, 200),
                   "tensor 0's inline offset 100 is not a multiple of 64");
   ExpectMalformed(RequestWith({RawTensor{.placement = 1, .inline_offset = 64}}, 200),

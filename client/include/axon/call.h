@@ -25,9 +25,10 @@
 // from its pool (on the GPU the descriptor names, or host memory), and posts
 // a receive for it that only this caller's message can match; the daemons
 // write it there, GPU to GPU where both ends are on GPUs. The reply comes
-// back the same way into memory the caller posted before sending:
-// CallOptions::reply_into (the caller's own tensors, written in place) or a
-// pool block sized from the reply's descriptors.
+// back the same way: small host tensors inside the reply message (within
+// CallOptions::reply_room), the rest apart, into CallOptions::reply_into
+// (the caller's own tensors, posted before the request left and written in
+// place) or into pool blocks sized from the reply's descriptors.
 //
 // Completions (replies landing, requests arriving) run on the client's
 // progress thread, which the first Caller or Server of a client starts
@@ -87,10 +88,15 @@ struct CallOptions {
   // The whole call: request, handler, reply. Both daemons enforce it; the
   // server skips a request whose caller gave up. 0: no deadline.
   uint32_t timeout_ms = 10000;
-  // The reply's tensors land in these, in order (zero copy: the daemon writes
-  // them in place), host or GPU; each must be large enough for its reply
-  // tensor (RESOURCE_EXHAUSTED otherwise). Tensors past these land in pool
-  // memory. They must stay alive until the call ends.
+  // The reply's tensors land in these, in order, host or GPU: GPU tensors
+  // and host tensors past inline_bytes are written in place by the daemon
+  // (zero copy); smaller host ones travel inside the reply message and
+  // libaxon copies them out (one copy of at most inline_bytes is cheaper
+  // than a message of their own). Each must be large enough for its reply
+  // tensor (RESOURCE_EXHAUSTED otherwise). At most kMaxReplyInto; tensors
+  // past these land in pool memory. They must stay alive until the call
+  // ends.
+  static constexpr size_t kMaxReplyInto = 64;
   absl::Span<const Tensor> reply_into;
   // The reply's tensors may take at most this many bytes in all.
   uint64_t max_reply_bytes = uint64_t{1} << 32;
@@ -98,7 +104,8 @@ struct CallOptions {
   // (which travel inside it up to this size; larger ones go apart).
   uint32_t reply_room = 64 * 1024;
   // Host tensors up to this many bytes in all travel inside the request
-  // message; the rest go as messages of their own.
+  // message; the rest go as messages of their own. Also the size up to
+  // which a host reply_into tensor is copied rather than written in place.
   uint32_t inline_bytes = 16 * 1024;
   // GPU tensors: the stream (a cudaStream_t) whose queued work writes the
   // request's tensors; libaxon waits for it before the daemon reads them.
