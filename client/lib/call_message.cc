@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/submit.h"
 #include "common/wire/ring_ops.h"
 
 namespace axon::internal {
@@ -87,17 +88,19 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
 
 absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
                       const OutgoingCall& call, bool reply, uint32_t timeout_ms,
+                      const std::function<Session::Callback()>& then,
                       const std::function<void(Operation)>& sent) {
   const OpOptions options{.timeout_ms = timeout_ms};
-  auto op = client.Send(from, to, tag, call.parts, options);
+  auto op = Submit::Send(client, from, to, tag, call.parts, options, then());
   if (!op.ok()) return op.status();
   sent(*op);
   for (size_t i = 0; i < call.frame.tensors.size(); ++i) {
     const wire::CallTensor& t = call.frame.tensors[i];
     if (t.placement != wire::Placement::kSeparate) continue;
     const Source& s = call.sources[i];
-    auto tensor_op = client.Send(from, to, wire::CallTensorTag(call.frame.call_id, i, reply),
-                                 *s.buffer, s.offset, s.bytes, options);
+    const View part{s.buffer, s.offset, s.bytes};
+    auto tensor_op = Submit::Send(client, from, to, wire::CallTensorTag(call.frame.call_id, i, reply),
+                                  {&part, 1}, options, then());
     if (!tensor_op.ok()) return tensor_op.status();
     sent(*tensor_op);
   }

@@ -14,6 +14,7 @@
 #include "axon/client.h"
 #include "axon/tensor.h"
 #include "client/lib/call_runtime.h"
+#include "client/lib/session.h"
 #include "common/wire/call.h"
 
 namespace axon::internal {
@@ -34,10 +35,12 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
                                        uint64_t apart);
 
 // Sends `call` from `from` to `to`: the message with `tag`, then each
-// separate tensor with its CallTensorTag. Calls `sent` with each operation
-// (the message first); stops at the first that cannot be submitted.
+// separate tensor with its CallTensorTag. Each send's completion runs the
+// callback `then()` made for it just before; `sent` gets each operation
+// (the message first). Stops at the first that cannot be submitted.
 absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
                       const OutgoingCall& call, bool reply, uint32_t timeout_ms,
+                      const std::function<Session::Callback()>& then,
                       const std::function<void(Operation)>& sent);
 
 // Views of the inline tensors of a decoded frame whose message lies at

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "axon/call.h"
 #include "client/lib/call_message.h"
+#include "client/lib/submit.h"
 
 namespace axon::internal {
 
@@ -48,13 +49,29 @@ struct CallState : std::enable_shared_from_this<CallState> {
   // Ends the call with `result` unless it has ended; withdraws what is
   // still pending and runs the callbacks (not under mu).
   void End(absl::StatusOr<Reply> result);
-  // Registers op `op` (a receive or a send) as pending, its completion
-  // handled by `then` (called under no lock).
-  void Track(Operation op, bool receive, std::function<void(const Completed&)> then);
+  using Then = void (CallState::*)(const Completed&);
+  // The completion callback of one of the call's operations: takes it off
+  // the pending lists, then runs `then` (under no lock).
+  Session::Callback Completion(Then then);
+  // Submits one operation, a receive or a send: `submit(callback)` returns
+  // its Operation. mu is held meanwhile, so that its completion (which
+  // takes mu) finds it pending. CANCELLED if the call already ended.
+  template <typename Fn>
+  absl::Status Start(bool receive, Then then, Fn submit) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ended) return absl::CancelledError("the call ended");
+    absl::StatusOr<Operation> op = submit(Completion(then));
+    if (!op.ok()) return op.status();
+    pending.push_back(op->id);
+    if (receive) pending_receives.push_back(op->id);
+    return absl::OkStatus();
+  }
   // The reply message landed (`length` bytes in `landing`).
   void OnReplyMessage(const Completed& done);
   // One of the reply's receives landed.
   void OnReplyTensor(const Completed& done);
+  // The request (or one of its tensors) was sent: only a failure matters.
+  void OnRequestSent(const Completed& done);
 };
 
 }  // namespace axon::internal

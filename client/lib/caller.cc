@@ -34,27 +34,23 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
   for (auto& fn : run) fn(*result);
 }
 
-void CallState::Track(Operation op, bool receive, std::function<void(const Completed&)> then) {
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (ended) {
-      (void)client->CancelAsync(op);
-      return;
+Session::Callback CallState::Completion(Then then) {
+  return [self = shared_from_this(), then](const wire::Completion& c) {
+    {
+      std::lock_guard<std::mutex> lock(self->mu);
+      for (auto* list : {&self->pending, &self->pending_receives}) {
+        auto it = std::find(list->begin(), list->end(), c.op_id);
+        if (it != list->end()) list->erase(it);
+      }
     }
-    pending.push_back(op.id);
-    if (receive) pending_receives.push_back(op.id);
-  }
-  client->OnComplete(
-      op, [self = shared_from_this(), id = op.id, then = std::move(then)](const Completed& done) {
-        {
-          std::lock_guard<std::mutex> lock(self->mu);
-          for (auto* list : {&self->pending, &self->pending_receives}) {
-            auto it = std::find(list->begin(), list->end(), id);
-            if (it != list->end()) list->erase(it);
-          }
-        }
-        then(done);
-      });
+    ((*self).*then)(ToCompleted(c));
+  };
+}
+
+void CallState::OnRequestSent(const Completed& done) {
+  if (done.status.ok()) return;
+  End(absl::Status(done.status.code(),
+                   absl::StrCat("call ", method, " to ", to, ": ", done.status.message())));
 }
 
 void CallState::OnReplyMessage(const Completed& done) {
@@ -153,15 +149,15 @@ void CallState::OnReplyMessage(const Completed& done) {
     }
     Source s = *std::move(resolved);
     s.bytes = frame.tensors[p.index].bytes;
-    auto op =
-        client->PostRecv(endpoint, wire::CallTensorTag(call_id, p.index, /*reply=*/true), *s.buffer,
-                         s.offset, s.bytes, {.timeout_ms = RemainingMs(deadline), .from = to});
-    if (!op.ok()) {
-      End(op.status());
+    auto st = Start(/*receive=*/true, &CallState::OnReplyTensor, [&](Session::Callback then) {
+      return Submit::PostRecv(*client, endpoint, wire::CallTensorTag(call_id, p.index, true),
+                              *s.buffer, s.offset, s.bytes,
+                              {.timeout_ms = RemainingMs(deadline), .from = to}, std::move(then));
+    });
+    if (!st.ok()) {
+      End(st);
       return;
     }
-    Track(*op, /*receive=*/true,
-          [self = shared_from_this()](const Completed& c) { self->OnReplyTensor(c); });
   }
   if (complete) {
     Reply r;
@@ -337,31 +333,33 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     std::lock_guard<std::mutex> lock(state->mu);
     state->awaited = 1 + static_cast<int>(into.size());
   }
-  auto reply_op =
-      client_.PostRecv(endpoint_, wire::CallReplyTag(state->call_id), *state->landing->buffer,
-                       state->landing->offset, state->landing->size, posted);
-  if (!reply_op.ok()) return reply_op.status();
-  state->Track(*reply_op, /*receive=*/true,
-               [state](const Completed& c) { state->OnReplyMessage(c); });
-  for (const auto& [i, source] : into) {
-    auto op = client_.PostRecv(endpoint_, wire::CallTensorTag(state->call_id, i, /*reply=*/true),
-                               *source.buffer, source.offset, source.bytes, posted);
-    if (!op.ok()) {
-      state->End(op.status());
-      return op.status();
-    }
-    state->Track(*op, /*receive=*/true, [state](const Completed& c) { state->OnReplyTensor(c); });
-  }
-  auto sent = internal::SendCall(
-      client_, endpoint_, to, wire::kCallRequestTag, state->request, /*reply=*/false, timeout,
-      [&state](Operation op) {
-        state->Track(op, /*receive=*/false, [state](const Completed& c) {
-          if (c.status.ok()) return;
-          state->End(absl::Status(
-              c.status.code(),
-              absl::StrCat("call ", state->method, " to ", state->to, ": ", c.status.message())));
-        });
+  auto reply_op = state->Start(
+      /*receive=*/true, &internal::CallState::OnReplyMessage, [&](internal::Session::Callback done) {
+        return internal::Submit::PostRecv(client_, endpoint_, wire::CallReplyTag(state->call_id),
+                                          *state->landing->buffer, state->landing->offset,
+                                          state->landing->size, posted, std::move(done));
       });
+  if (!reply_op.ok()) return reply_op;
+  for (const auto& [i, source] : into) {
+    auto op = state->Start(
+        /*receive=*/true, &internal::CallState::OnReplyTensor, [&](internal::Session::Callback done) {
+          return internal::Submit::PostRecv(
+              client_, endpoint_, wire::CallTensorTag(state->call_id, i, /*reply=*/true),
+              *source.buffer, source.offset, source.bytes, posted, std::move(done));
+        });
+    if (!op.ok()) {
+      state->End(op);
+      return op;
+    }
+  }
+  absl::Status sent;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);  // see CallState::Start
+    sent = internal::SendCall(
+        client_, endpoint_, to, wire::kCallRequestTag, state->request, /*reply=*/false, timeout,
+        [&] { return state->Completion(&internal::CallState::OnRequestSent); },
+        [&](Operation op) { state->pending.push_back(op.id); });
+  }
   if (!sent.ok()) {
     state->End(sent);
     return sent;

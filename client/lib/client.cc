@@ -14,10 +14,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "axon/call.h"
 #include "client/lib/call_runtime.h"
 #include "client/lib/session.h"
+#include "client/lib/submit.h"
 #include "common/cuda/driver.h"
 #include "common/defaults.h"
 #include "common/errno_status.h"
@@ -153,14 +155,19 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
   return Operation{*op};
 }
 
-absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
-                                       absl::Span<const View> parts, OpOptions options) {
+namespace {
+
+// A gathered send's submissions, one per part (the last without kMore).
+using Parts = absl::InlinedVector<wire::Submission, 4>;
+
+absl::StatusOr<Parts> SendParts(const std::string& from, const std::string& to, uint64_t tag,
+                                absl::Span<const View> parts, const OpOptions& options) {
   if (parts.empty()) return absl::InvalidArgumentError("a send has at least one part");
   if (parts.size() > wire::kMaxSendParts) {
     return absl::InvalidArgumentError(
         absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
   }
-  std::vector<wire::Submission> all;
+  Parts all;
   bool gpu = false;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].buffer == nullptr) return absl::InvalidArgumentError("a part has no buffer");
@@ -177,7 +184,28 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
   if (gpu) {
     if (auto st = cuda::SynchronizeStream(options.cuda_stream); !st.ok()) return st;
   }
-  auto op = session_->EnqueueAll(absl::MakeSpan(all));
+  return all;
+}
+
+absl::StatusOr<wire::Submission> ReceiveInto(const std::string& endpoint, uint64_t tag,
+                                         const Buffer& buffer, size_t offset, size_t length,
+                                         const OpOptions& options) {
+  auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
+  if (!s.ok()) return s.status();
+  if (!options.from.empty() && !wire::SetNameField(s->peer, std::string(options.from))) {
+    return absl::InvalidArgumentError("the sender is 'endpoint' or 'node/endpoint'");
+  }
+  if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
+                                       absl::Span<const View> parts, OpOptions options) {
+  auto all = SendParts(from, to, tag, parts, options);
+  if (!all.ok()) return all.status();
+  auto op = session_->EnqueueAll(absl::MakeSpan(*all));
   if (!op.ok()) return op.status();
   return Operation{*op};
 }
@@ -185,16 +213,38 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
 absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t tag,
                                            const Buffer& buffer, size_t offset, size_t length,
                                            OpOptions options) {
-  auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
+  auto s = ReceiveInto(endpoint, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
-  if (!options.from.empty() && !wire::SetNameField(s->peer, std::string(options.from))) {
-    return absl::InvalidArgumentError("the sender is 'endpoint' or 'node/endpoint'");
-  }
-  if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
   auto op = session_->Enqueue(*s);
   if (!op.ok()) return op.status();
   return Operation{*op};
 }
+
+namespace internal {
+
+absl::StatusOr<Operation> Submit::Send(Client& client, const std::string& from,
+                                       const std::string& to, uint64_t tag,
+                                       absl::Span<const View> parts, const OpOptions& options,
+                                       Session::Callback done) {
+  auto all = SendParts(from, to, tag, parts, options);
+  if (!all.ok()) return all.status();
+  auto op = client.session_->EnqueueAll(absl::MakeSpan(*all), std::move(done));
+  if (!op.ok()) return op.status();
+  return Operation{*op};
+}
+
+absl::StatusOr<Operation> Submit::PostRecv(Client& client, const std::string& endpoint,
+                                           uint64_t tag, const Buffer& buffer, size_t offset,
+                                           size_t length, const OpOptions& options,
+                                           Session::Callback done) {
+  auto s = ReceiveInto(endpoint, tag, buffer, offset, length, options);
+  if (!s.ok()) return s.status();
+  auto op = client.session_->EnqueueAll(absl::MakeSpan(&*s, 1), std::move(done));
+  if (!op.ok()) return op.status();
+  return Operation{*op};
+}
+
+}  // namespace internal
 
 absl::StatusOr<size_t> Client::SetReceiveArea(const HostBuffer& area, size_t slot_size) {
   auto op = session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kSetArea),
@@ -240,7 +290,7 @@ absl::Status Client::Cancel(Operation op) {
   return done->status;
 }
 
-namespace {
+namespace internal {
 
 Completed ToCompleted(const wire::Completion& completion) {
   Completed done;
@@ -254,18 +304,18 @@ Completed ToCompleted(const wire::Completion& completion) {
   return done;
 }
 
-}  // namespace
+}  // namespace internal
 
 absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
   auto completion = session_->WaitFor(op.id, timeout_ms);
   if (!completion.ok()) return completion.status();
-  return ToCompleted(*completion);
+  return internal::ToCompleted(*completion);
 }
 
 void Client::OnComplete(Operation op, std::function<void(const Completed&)> done) {
   std::unique_lock<std::mutex> lock(session_->ring_mu);
   session_->AddCallback(
-      op.id, [done = std::move(done)](const wire::Completion& c) { done(ToCompleted(c)); });
+      op.id, [done = std::move(done)](const wire::Completion& c) { done(internal::ToCompleted(c)); });
   session_->RunCallbacks(lock);  // it may have finished already
 }
 

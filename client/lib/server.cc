@@ -5,6 +5,7 @@
 #include "axon/call.h"
 #include "client/lib/server_core.h"
 #include "client/lib/session.h"
+#include "client/lib/submit.h"
 #include "common/log.h"
 #include "common/wire/call.h"
 
@@ -195,9 +196,11 @@ void ServerCore::OnArrival(const Message& message) {
       const size_t offset =
           static_cast<size_t>(static_cast<const uint8_t*>(landed->data) -
                               static_cast<const uint8_t*>(landed->buffer->data()));
-      op = client_.PostRecv(endpoint_, wire::CallTensorTag(frame.call_id, i, /*reply=*/false),
-                            *landed->buffer, offset, t.bytes,
-                            {.timeout_ms = RemainingMs(request.deadline), .from = request.from});
+      op = Submit::PostRecv(
+          client_, endpoint_, wire::CallTensorTag(frame.call_id, i, /*reply=*/false),
+          *landed->buffer, offset, t.bytes,
+          {.timeout_ms = RemainingMs(request.deadline), .from = request.from},
+          [this, call](const wire::Completion& c) { Landed(call, ToCompleted(c)); });
     }
     if (!op.ok()) {
       spdlog::warn("endpoint {}: call {} from {}: cannot take tensor {}: {}", endpoint_,
@@ -206,15 +209,6 @@ void ServerCore::OnArrival(const Message& message) {
       if (--call->landing == 0) Answer(call, op.status());
       continue;
     }
-    client_.OnComplete(*op, [this, call](const Completed& done) {
-      if (!done.status.ok()) call->failed = true;
-      if (--call->landing > 0) return;
-      if (call->failed) {
-        Finish(call, /*dropped=*/true);  // the caller's tensor never came: it gave up
-      } else {
-        Ready(call);
-      }
-    });
   }
   if (--call->landing == 0) {
     if (call->failed) {
@@ -222,6 +216,16 @@ void ServerCore::OnArrival(const Message& message) {
     } else {
       Ready(call);
     }
+  }
+}
+
+void ServerCore::Landed(const std::shared_ptr<ServerCall>& call, const Completed& done) {
+  if (!done.status.ok()) call->failed = true;
+  if (--call->landing > 0) return;
+  if (call->failed) {
+    Finish(call, /*dropped=*/true);  // the caller's tensor never came: it gave up
+  } else {
+    Ready(call);
   }
 }
 
@@ -332,10 +336,11 @@ void ServerCore::AnswerNow(const std::shared_ptr<ServerCall>& call, absl::Status
       client_, endpoint_, request.from, wire::CallReplyTag(request.call_id), *call->reply,
       /*reply=*/true,
       request.deadline == absl::InfiniteFuture() ? kReplyTimeoutMs : RemainingMs(request.deadline),
-      [this, &call](Operation op) {
+      [this, &call]() -> Session::Callback {
         ++call->sending;
-        client_.OnComplete(op, [this, call](const Completed& done) { Sent(call, done); });
-      });
+        return [this, call](const wire::Completion& c) { Sent(call, ToCompleted(c)); };
+      },
+      [](Operation) {});
   if (!submitted.ok()) call->send_failed = true;
   Sent(call, Completed{});
 }

@@ -84,6 +84,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
     LatencyHistogram latency;
   };
   void OnArrival(const Message& message);
+  // A request tensor apart landed (or failed): the call is ready once all have.
+  void Landed(const std::shared_ptr<ServerCall>& call, const Completed& done);
   void Ready(std::shared_ptr<ServerCall> call);
   void Work();
   void Run(const std::shared_ptr<ServerCall>& call);

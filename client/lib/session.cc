@@ -117,7 +117,7 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
   return EnqueueAll(absl::MakeSpan(&submission, 1));  // no vector to allocate per message
 }
 
-absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all) {
+absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   if (detached) return absl::FailedPreconditionError("the session is detached");
@@ -136,6 +136,8 @@ absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all) {
       std::this_thread::yield();
     }
   }
+  // Not yet drained (this thread holds the lock): no finished entry to check.
+  if (done) callbacks.emplace(op_id, std::move(done));
   if (submissions->ConsumerNeedsWakeup()) RingDaemon();
   return op_id;
 }

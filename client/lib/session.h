@@ -62,10 +62,13 @@ struct Session {
   absl::Status SetupRings();
   // Puts one submission on the ring and returns its op id.
   absl::StatusOr<uint64_t> Enqueue(wire::Submission submission);
+  using Callback = std::function<void(const wire::Completion&)>;
   // Puts several submissions on the ring back to back (no other thread's in
-  // between) and returns the op id of the last.
-  // Gives each its op id.
-  absl::StatusOr<uint64_t> EnqueueAll(absl::Span<wire::Submission> submissions);
+  // between), gives each its op id and returns the last's. `done`, if set,
+  // runs once the last completes: registered before the lock is let go, so
+  // no completion can come first.
+  absl::StatusOr<uint64_t> EnqueueAll(absl::Span<wire::Submission> submissions,
+                                      Callback done = nullptr);
   // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.
   absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
   // Waits for a receive-area message for `endpoint`.
@@ -86,7 +89,6 @@ struct Session {
   // ring_mu). A completion whose callback is registered goes straight to
   // `due` when drained, so thousands of operations in flight cost nothing
   // per drain; RunCallbacks runs what is due with the lock released.
-  using Callback = std::function<void(const wire::Completion&)>;
   absl::flat_hash_map<uint64_t, Callback> callbacks;
   absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> arrival_handlers;
   std::vector<std::pair<Callback, wire::Completion>> due;

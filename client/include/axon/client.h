@@ -43,6 +43,7 @@ namespace internal {
 struct Session;
 class CallRuntime;
 class ServerCore;
+class Submit;
 }  // namespace internal
 struct MethodStats;
 
@@ -273,6 +274,7 @@ class Client {
   friend class Server;
   friend class internal::CallRuntime;
   friend class internal::ServerCore;
+  friend class internal::Submit;
   // Tells the daemon what a call server saw (axonctl calls).
   absl::Status ReportCalls(const std::string& endpoint, const std::vector<MethodStats>& stats);
   explicit Client(std::shared_ptr<internal::Session> session);

@@ -1,0 +1,36 @@
+// Sends and receives whose completion callback is registered in the same
+// hold of the ring's lock that submits them: the call paths' way in, one
+// lock round and no wrapper closure per operation (Client::Send followed by
+// Client::OnComplete takes the lock twice and wraps the callback twice).
+// Internal to libaxon.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "axon/client.h"
+#include "client/lib/session.h"
+
+namespace axon::internal {
+
+// What a completion on the ring says, as the public API reports it.
+Completed ToCompleted(const wire::Completion& completion);
+
+class Submit {
+ public:
+  // Client::Send of `parts`; `done` runs on completion (on the thread that
+  // drains it, under no lock).
+  static absl::StatusOr<Operation> Send(Client& client, const std::string& from,
+                                        const std::string& to, uint64_t tag,
+                                        absl::Span<const View> parts, const OpOptions& options,
+                                        Session::Callback done);
+  // Client::PostRecv; `done` as above.
+  static absl::StatusOr<Operation> PostRecv(Client& client, const std::string& endpoint,
+                                            uint64_t tag, const Buffer& buffer, size_t offset,
+                                            size_t length, const OpOptions& options,
+                                            Session::Callback done);
+};
+
+}  // namespace axon::internal
