@@ -33,6 +33,7 @@ struct Options {
   bool quick = false;
   int runs = 3;
   int calls = 1000, window = 200;
+  int sustained_calls = 20000;  // host rows; 0: none
   std::vector<std::string> placements = {"local", "remote"};
   std::vector<uint64_t> host_sizes = {64, 4096, 65536};
   std::vector<uint64_t> gpu_sizes = {1 << 20, 64 << 20};
@@ -45,6 +46,7 @@ struct Row {
   std::string placement, memory;
   uint64_t size = 0;
   double rt_p50 = 0, rt_p99 = 0, rate = 0;  // medians over runs
+  double sustained_rate = 0;                 // 0: not measured
   double bare_rt_p50 = 0;
   double allocations_per_call = -1;   // both daemons' UCX threads; -1: not counted
   double busy_caller_us = -1, busy_server_us = -1;  // UCX thread busy per call, rate part
@@ -134,11 +136,12 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
     absl::StrAppendFormat(
         &out,
         "    {\"placement\": \"%s\", \"memory\": \"%s\", \"size\": %d, \"round_trip_us\": "
-        "{\"p50\": %.2f, \"p99\": %.2f}, \"calls_per_s\": %.0f, \"bare_round_trip_us\": %.2f, "
+        "{\"p50\": %.2f, \"p99\": %.2f}, \"calls_per_s\": %.0f, \"sustained_calls_per_s\": %.0f, "
+        "\"bare_round_trip_us\": %.2f, "
         "\"round_trip_vs_bare\": %.3f, \"daemon_allocations_per_call\": %.3f, "
         "\"ucx_thread_busy_us_per_call\": {\"caller_daemon\": %.2f, \"server_daemon\": %.2f}, "
         "\"tensorpipe\": {\"round_trip_us\": %.2f, \"calls_per_s\": %.0f}, \"note\": \"%s\"}%s\n",
-        r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.bare_rt_p50,
+        r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.sustained_rate, r.bare_rt_p50,
         r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call, r.busy_caller_us,
         r.busy_server_us, r.tp_rt_p50,
         r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
@@ -149,17 +152,20 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
 
 void PrintTable(const std::vector<Row>& rows, const Options& o) {
   std::cout << absl::StrFormat(
-      "call-bench: echo calls, %d calls with %d in flight for the rate; medians of %d runs\n",
-      o.calls, o.window, o.runs);
+      "call-bench: echo calls, %d calls with %d in flight for the rate (sust/s: %d calls); "
+      "medians of %d runs\n",
+      o.calls, o.window, o.sustained_calls, o.runs);
   std::cout << absl::StrFormat(
-      "%-7s %-5s %10s | %9s %9s %10s | %9s %6s | %7s %11s | %9s %10s %7s\n", "where", "mem",
-      "size", "rt p50", "rt p99", "calls/s", "bare rt", "x bare", "alloc/c", "busy/c a b",
-      "tp rt", "tp calls/s", "x tp");
+      "%-7s %-5s %10s | %9s %9s %10s %8s | %9s %6s | %7s %11s | %9s %10s %7s\n", "where", "mem",
+      "size", "rt p50", "rt p99", "calls/s", "sust/s", "bare rt", "x bare", "alloc/c",
+      "busy/c a b", "tp rt", "tp calls/s", "x tp");
   for (const Row& r : rows) {
     auto us = [](double v) { return v > 0 ? absl::StrFormat("%.1fus", v) : std::string("-"); };
     std::cout << absl::StrFormat(
-        "%-7s %-5s %10d | %9s %9s %10.0f | %9s %6s | %7s %11s | %9s %10s %7s%s\n", r.placement,
-        r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate, us(r.bare_rt_p50),
+        "%-7s %-5s %10d | %9s %9s %10.0f %8s | %9s %6s | %7s %11s | %9s %10s %7s%s\n",
+        r.placement, r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate,
+        r.sustained_rate > 0 ? absl::StrFormat("%.0f", r.sustained_rate) : std::string("-"),
+        us(r.bare_rt_p50),
         r.bare_rt_p50 > 0 ? absl::StrFormat("%.2f", r.rt_p50 / r.bare_rt_p50) : "-",
         r.allocations_per_call >= 0 ? absl::StrFormat("%.2f", r.allocations_per_call) : "-",
         r.busy_caller_us >= 0
@@ -170,7 +176,7 @@ void PrintTable(const std::vector<Row>& rows, const Options& o) {
         r.note.empty() ? "" : "  (" + r.note + ")");
   }
   std::cout << "rt: call round trip (request and reply each carry the tensor); bare rt: the same "
-               "bytes as two messages; x bare = rt / bare rt; alloc/c: heap allocations of both "
+               "bytes as two messages; sust/s: the rate over the longer run; x bare = rt / bare rt; alloc/c: heap allocations of both "
                "daemons' UCX threads per call; busy/c: microseconds per call the caller's (a) and the "
                "server's (b) daemon's UCX thread was busy while the rate ran; x tp: calls/s "
                "against TensorPipe's\n";
@@ -182,6 +188,8 @@ int Main(int argc, char** argv) {
   app.add_flag("--quick", o.quick, "fewer iterations");
   app.add_option("--runs", o.runs, "runs per row (the table shows medians)");
   app.add_option("--calls", o.calls, "calls per rate measurement");
+  app.add_option("--sustained-calls", o.sustained_calls,
+                 "calls per sustained rate measurement (host rows; 0: none)");
   app.add_option("--window", o.window, "calls in flight for the rate");
   app.add_option("--placements", o.placements, "local, remote")->delimiter(',');
   app.add_option("--host-sizes", o.host_sizes, "host tensor sizes")->delimiter(',');
@@ -261,10 +269,12 @@ int Main(int argc, char** argv) {
       const int iterations = Iterations(size, o.quick);
       const int calls = size > (4 << 20) ? std::max(o.calls / 20, 20) : o.calls;
       const int window = size > (4 << 20) ? std::min(o.window, 8) : o.window;
-      std::vector<double> p50, p99, rate, bare, allocations, busy_a, busy_b;
+      std::vector<double> p50, p99, rate, sustained_rate, bare, allocations, busy_a, busy_b;
       for (int run = 0; run < o.runs; ++run) {
         auto before = Allocations(admin_a, admin_b);
-        auto sample = MeasureCalls(e, size, memory == "cuda", iterations, calls, window);
+        const int sustained = memory == "cuda" || o.quick ? 0 : o.sustained_calls;
+        auto sample =
+            MeasureCalls(e, size, memory == "cuda", iterations, calls, window, sustained);
         auto after = Allocations(admin_a, admin_b);
         if (!sample.ok()) {
           row.note = std::string(sample.status().message());
@@ -273,6 +283,7 @@ int Main(int argc, char** argv) {
         p50.push_back(Percentile(sample->round_trips_us, 0.5));
         p99.push_back(Percentile(sample->round_trips_us, 0.99));
         rate.push_back(sample->calls_per_s);
+        sustained_rate.push_back(sample->sustained_calls_per_s);
         busy_a.push_back(sample->caller_daemon_busy_us);
         busy_b.push_back(sample->server_daemon_busy_us);
         if (before.ok() && after.ok()) {
@@ -286,6 +297,7 @@ int Main(int argc, char** argv) {
       row.rt_p50 = Median(p50);
       row.rt_p99 = Median(p99);
       row.rate = Median(rate);
+      row.sustained_rate = Median(sustained_rate);
       if (!busy_a.empty()) {
         row.busy_caller_us = Median(busy_a);
         row.busy_server_us = Median(busy_b);

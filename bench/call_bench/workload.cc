@@ -29,6 +29,34 @@ absl::StatusOr<std::unique_ptr<Buffer>> Allocate(Client& client, uint64_t bytes,
   return std::make_unique<HostBuffer>(*std::move(b));
 }
 
+// Calls per second of `calls` echo calls with `window` in flight: the
+// window's oldest is waited for while the rest fly.
+absl::StatusOr<double> Rate(Caller& caller, const Endpoints& e, const Tensor& request,
+                            const std::vector<Tensor>& into, int calls, int window) {
+  std::deque<std::pair<PendingCall, int>> flying;
+  std::vector<int> free_slots;
+  for (int i = static_cast<int>(into.size()) - 1; i >= 0; --i) free_slots.push_back(i);
+  const auto start = Clock::now();
+  for (int next = 0, done = 0; done < calls;) {
+    while (next < calls && static_cast<int>(flying.size()) < window) {
+      const int slot = free_slots.back();
+      free_slots.pop_back();
+      auto call = caller.CallAsync(e.echo, "echo", "", {request},
+                                   {.timeout_ms = 60000, .reply_into = {&into[slot], 1}});
+      if (!call.ok()) return call.status();
+      flying.emplace_back(*call, slot);
+      ++next;
+    }
+    auto [call, slot] = flying.front();
+    flying.pop_front();
+    auto reply = call.Wait();
+    if (!reply.ok()) return reply.status();
+    free_slots.push_back(slot);
+    ++done;
+  }
+  return calls / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 }  // namespace
 
 double Percentile(std::vector<double> values, double q) {
@@ -39,7 +67,8 @@ double Percentile(std::vector<double> values, double q) {
 }
 
 absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool gpu,
-                                        int iterations, int calls, int window) {
+                                        int iterations, int calls, int window,
+                                        int sustained_calls) {
   Caller caller(*e.caller, "caller");
   auto in = Allocate(*e.caller, bytes, gpu);
   if (!in.ok()) return in.status();
@@ -69,35 +98,21 @@ absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool
     }
     if (i >= warmup) sample.round_trips_us.push_back(Micros(took));
   }
-  // Many in flight: the window's oldest is waited for while the rest fly.
-  std::deque<std::pair<PendingCall, int>> flying;
-  std::vector<int> free_slots;
-  for (int i = slots - 1; i >= 0; --i) free_slots.push_back(i);
   const auto busy_before = e.daemon_busy ? e.daemon_busy() : std::pair<double, double>{};
-  const auto start = Clock::now();
-  for (int next = 0, done = 0; done < calls;) {
-    while (next < calls && static_cast<int>(flying.size()) < window) {
-      const int slot = free_slots.back();
-      free_slots.pop_back();
-      auto call = caller.CallAsync(e.echo, "echo", "", {*request},
-                                   {.timeout_ms = 60000, .reply_into = {&into[slot], 1}});
-      if (!call.ok()) return call.status();
-      flying.emplace_back(*call, slot);
-      ++next;
-    }
-    auto [call, slot] = flying.front();
-    flying.pop_front();
-    auto reply = call.Wait();
-    if (!reply.ok()) return reply.status();
-    free_slots.push_back(slot);
-    ++done;
-  }
+  auto rate = Rate(caller, e, *request, into, calls, window);
+  if (!rate.ok()) return rate.status();
   sample.calls = static_cast<uint64_t>(calls);
-  sample.calls_per_s = calls / std::chrono::duration<double>(Clock::now() - start).count();
+  sample.calls_per_s = *rate;
   if (e.daemon_busy) {
     const auto busy_after = e.daemon_busy();
     sample.caller_daemon_busy_us = (busy_after.first - busy_before.first) * 1e6 / calls;
     sample.server_daemon_busy_us = (busy_after.second - busy_before.second) * 1e6 / calls;
+  }
+  if (sustained_calls > 0) {
+    auto sustained = Rate(caller, e, *request, into, sustained_calls, window);
+    if (!sustained.ok()) return sustained.status();
+    sample.sustained_calls_per_s = *sustained;
+    sample.calls += static_cast<uint64_t>(sustained_calls);
   }
   return sample;
 }

@@ -235,7 +235,9 @@ void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
     if (!stopping_) {
       queue_.push_back(std::move(call));
       queued_.store(queue_.size(), std::memory_order_relaxed);
-      ready_cv_.notify_one();
+      // Spinning workers see `queued_`; only a sleeping one needs the
+      // futex wake-up (a system call on this, the progress, thread).
+      if (sleeping_ > 0) ready_cv_.notify_one();
       return;
     }
   }
@@ -245,14 +247,26 @@ void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
 void ServerCore::Work() {
   while (true) {
     std::shared_ptr<ServerCall> call;
-    // A request due within microseconds is taken without sleeping.
+    // A request due within microseconds is taken without sleeping. A
+    // worker that finds the request it saw taken by another goes back to
+    // spinning rather than to sleep, which would cost the next request a
+    // wake-up.
     const absl::Time spin_until = absl::Now() + absl::Microseconds(50);
-    for (int i = 0; queued_.load(std::memory_order_relaxed) == 0; ++i) {
-      if (i % 64 == 63 && absl::Now() > spin_until) break;
-    }
-    {
+    bool spun_out = false;
+    while (!call) {
+      for (int i = 0; queued_.load(std::memory_order_relaxed) == 0; ++i) {
+        if (i % 64 == 63 && absl::Now() > spin_until) {
+          spun_out = true;
+          break;
+        }
+      }
       std::unique_lock<std::mutex> lock(mu_);
-      ready_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && !stopping_) {
+        if (!spun_out) continue;
+        ++sleeping_;
+        ready_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        --sleeping_;
+      }
       if (stopping_) return;
       call = std::move(queue_.front());
       queue_.pop_front();

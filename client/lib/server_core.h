@@ -110,6 +110,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::condition_variable stop_cv_;                // the reporter's: wakes it to stop
   std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by mu_
   std::atomic<size_t> queued_{0};                  // queue_.size(), for spinning workers
+  int sleeping_ = 0;                               // guarded by mu_: workers waiting on ready_cv_
   bool stopping_ = false;                          // guarded by mu_
   bool closed_ = false;                            // Stop is done; guarded by mu_
   int answering_ = 0;                              // Answers running; guarded by mu_

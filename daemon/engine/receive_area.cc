@@ -146,7 +146,8 @@ void RingEngine::Release(uint64_t id, Session& session, const wire::Submission& 
 
 void RingEngine::FillArea(uint64_t id) {
   for (auto& [name, queues] : endpoints_) {
-    if (sessions_manager_.EndpointOwner(name) != id) continue;
+    // Nothing waits, the usual case: no owner lookup, no scratch list.
+    if (queues.sends.empty() || sessions_manager_.EndpointOwner(name) != id) continue;
     // Sources with an earlier message still waiting (few: a list, no tree).
     absl::InlinedVector<std::string, 4> blocked;  // copies: erasing moves the queue
     queues.sends.remove_if([&](Pending& send) {
