@@ -53,6 +53,7 @@ void ServerCore::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || !started_) return;
+    std::lock_guard<std::mutex> queue(queue_mu_);
     stopping_ = true;
   }
   client_.OnArrival(endpoint_, nullptr);
@@ -63,8 +64,9 @@ void ServerCore::Stop() {
   if (reporter_.joinable()) reporter_.join();
   std::deque<std::shared_ptr<ServerCall>> left;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(queue_mu_);
     left.swap(queue_);
+    queued_ = 0;
   }
   std::vector<std::shared_ptr<ServerCall>> held;
   {
@@ -84,22 +86,24 @@ void ServerCore::Stop() {
 }
 
 bool ServerCore::BeginAnswer() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return false;
-  ++answering_;
-  return true;
+  answering_.fetch_add(1);
+  if (!closed_.load()) return true;
+  EndAnswer();
+  return false;
 }
 
 void ServerCore::EndAnswer() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (--answering_ == 0) answered_cv_.notify_all();
+  if (answering_.fetch_sub(1) == 1 && closed_.load()) {
+    std::lock_guard<std::mutex> lock(mu_);  // Stop waits under it: no lost wake-up
+    answered_cv_.notify_all();
+  }
 }
 
 void ServerCore::Report() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     const bool stopping =
-        stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+        stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_.load(); });
     lock.unlock();
     // Failing to report (a daemon restarting) costs nothing but the view.
     (void)client_.ReportCalls(endpoint_, Stats());
@@ -116,7 +120,7 @@ ServerCore::Counters& ServerCore::CountersOf(absl::string_view method) {
 }
 
 std::vector<MethodStats> ServerCore::Stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(stats_mu_);
   std::vector<MethodStats> out;
   for (const auto& [name, c] : counters_) {
     out.push_back({.method = name,
@@ -172,7 +176,7 @@ void ServerCore::OnArrival(const Message& message) {
   if (frame.timeout_ms != 0)
     request.deadline = call->arrived + absl::Milliseconds(frame.timeout_ms);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(stats_mu_);
     ++CountersOf(request.method).in_flight;
   }
   int separate = 0;
@@ -231,10 +235,10 @@ void ServerCore::Landed(const std::shared_ptr<ServerCall>& call, const Completed
 
 void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(queue_mu_);
     if (!stopping_) {
       queue_.push_back(std::move(call));
-      queued_.store(queue_.size(), std::memory_order_relaxed);
+      queued_.fetch_add(1, std::memory_order_release);
       // Spinning workers see `queued_`; only a sleeping one needs the
       // futex wake-up (a system call on this, the progress, thread).
       if (sleeping_ > 0) ready_cv_.notify_one();
@@ -244,33 +248,38 @@ void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
   Answer(call, absl::UnavailableError(absl::StrCat("endpoint ", endpoint_, " stopped serving")));
 }
 
+std::shared_ptr<ServerCall> ServerCore::TryTake() {
+  size_t unclaimed = queued_.load(std::memory_order_relaxed);
+  while (unclaimed > 0 &&
+         !queued_.compare_exchange_weak(unclaimed, unclaimed - 1, std::memory_order_acquire)) {
+  }
+  if (unclaimed == 0) return nullptr;
+  // Claimed: the queue holds at least one call for this worker (Stop, the
+  // only other taker, runs after the workers are gone).
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  std::shared_ptr<ServerCall> call = std::move(queue_.front());
+  queue_.pop_front();
+  return call;
+}
+
 void ServerCore::Work() {
   while (true) {
-    std::shared_ptr<ServerCall> call;
-    // A request due within microseconds is taken without sleeping. A
-    // worker that finds the request it saw taken by another goes back to
-    // spinning rather than to sleep, which would cost the next request a
-    // wake-up.
+    // A request due within microseconds is taken without sleeping; a
+    // worker that loses the claim to another goes back to spinning, not to
+    // sleep (which would cost the next request a wake-up).
     const absl::Time spin_until = absl::Now() + absl::Microseconds(50);
-    bool spun_out = false;
-    while (!call) {
-      for (int i = 0; queued_.load(std::memory_order_relaxed) == 0; ++i) {
-        if (i % 64 == 63 && absl::Now() > spin_until) {
-          spun_out = true;
-          break;
-        }
+    std::shared_ptr<ServerCall> call;
+    for (int i = 0; !call; ++i) {
+      if (stopping_.load(std::memory_order_relaxed)) return;
+      if (queued_.load(std::memory_order_relaxed) > 0) {
+        call = TryTake();
+        continue;
       }
-      std::unique_lock<std::mutex> lock(mu_);
-      if (queue_.empty() && !stopping_) {
-        if (!spun_out) continue;
-        ++sleeping_;
-        ready_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        --sleeping_;
-      }
-      if (stopping_) return;
-      call = std::move(queue_.front());
-      queue_.pop_front();
-      queued_.store(queue_.size(), std::memory_order_relaxed);
+      if (i % 64 != 63 || absl::Now() <= spin_until) continue;
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      ++sleeping_;
+      ready_cv_.wait(lock, [this] { return stopping_.load() || queued_.load() > 0; });
+      --sleeping_;
     }
     Run(call);
   }
@@ -295,6 +304,7 @@ void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {
       {
         std::lock_guard<std::mutex> lock(mu_);
         awaiting_.emplace(call.get(), call);
+        call->awaiting = true;
       }
       method->second.async_handler(request, Responder(call));
       return;
@@ -308,7 +318,7 @@ void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {
 
 void ServerCore::Answer(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply) {
   if (call->answered.exchange(true)) return;
-  {
+  if (call->awaiting) {
     std::lock_guard<std::mutex> lock(mu_);
     awaiting_.erase(call.get());
   }
@@ -368,7 +378,7 @@ void ServerCore::Sent(const std::shared_ptr<ServerCall>& call, const Completed& 
 void ServerCore::Finish(const std::shared_ptr<ServerCall>& call, bool dropped) {
   call->slot.reset();  // the slot goes back once the handler's tensors are gone too
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(stats_mu_);
     Counters& c = CountersOf(call->request.method);
     --c.in_flight;
     ++c.calls;

@@ -51,6 +51,7 @@ struct ServerCall {
   std::atomic<int> landing{0};      // separate tensors still to land
   std::atomic<bool> failed{false};  // one of them did not
   std::atomic<bool> answered{false};
+  std::atomic<bool> awaiting{false};  // an async handler holds it (in ServerCore::awaiting_)
   absl::StatusCode code = absl::StatusCode::kOk;  // what it was answered with
   // The reply, kept until its messages have left.
   std::optional<OutgoingCall> reply;
@@ -95,7 +96,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   bool BeginAnswer();
   void EndAnswer();
   void AnswerNow(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply);
-  Counters& CountersOf(absl::string_view method);  // mu_ held
+  Counters& CountersOf(absl::string_view method);  // stats_mu_ held
+  // Takes a queued call if one is unclaimed: the worker that wins the claim
+  // is the only one to lock the queue for it.
+  std::shared_ptr<ServerCall> TryTake();
 
   Client& client_;
   const std::string endpoint_;
@@ -105,23 +109,35 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::shared_ptr<const Buffer> area_;
   std::map<std::string, Method, std::less<>> methods_;  // fixed once started
 
-  mutable std::mutex mu_;
-  std::condition_variable ready_cv_;
-  std::condition_variable stop_cv_;                // the reporter's: wakes it to stop
-  std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by mu_
-  std::atomic<size_t> queued_{0};                  // queue_.size(), for spinning workers
-  int sleeping_ = 0;                               // guarded by mu_: workers waiting on ready_cv_
-  bool stopping_ = false;                          // guarded by mu_
-  bool closed_ = false;                            // Stop is done; guarded by mu_
-  int answering_ = 0;                              // Answers running; guarded by mu_
-  std::condition_variable answered_cv_;            // answering_ reached 0
+  // Three locks, so that the progress thread queuing a request, the
+  // workers taking one, and the counters each call updates twice do not
+  // all wait on one another.
+  mutable std::mutex mu_;  // stopping, the async handlers' calls, the reporter
+  std::condition_variable stop_cv_;  // the reporter's: wakes it to stop
+  std::atomic<bool> stopping_{false};  // written under mu_ and queue_mu_
   // Calls an async handler holds (its Responder); guarded by mu_.
   std::map<const ServerCall*, std::weak_ptr<ServerCall>> awaiting_;
+
+  std::mutex queue_mu_;
+  std::condition_variable ready_cv_;
+  std::deque<std::shared_ptr<ServerCall>> queue_;  // guarded by queue_mu_
+  // Queued calls no worker has claimed yet (spinning workers watch it).
+  std::atomic<size_t> queued_{0};
+  int sleeping_ = 0;  // guarded by queue_mu_: workers waiting on ready_cv_
+
+  // Answers running, and whether Stop is done (then none may start):
+  // each side writes its own, then reads the other's (both seq_cst), so
+  // Stop either sees an answer running or the answer sees Stop.
+  std::atomic<int> answering_{0};
+  std::atomic<bool> closed_{false};
+  std::condition_variable answered_cv_;  // with mu_: answering_ reached 0 after closing
+
+  mutable std::mutex stats_mu_;
   bool started_ = false;
   std::vector<std::thread> threads_;
   std::thread reporter_;  // tells the daemon the stats, about once a second
   void Report();
-  std::map<std::string, Counters, std::less<>> counters_;  // guarded by mu_
+  std::map<std::string, Counters, std::less<>> counters_;  // guarded by stats_mu_
 };
 
 }  // namespace axon::internal
