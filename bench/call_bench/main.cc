@@ -46,11 +46,11 @@ struct Row {
   std::string placement, memory;
   uint64_t size = 0;
   double rt_p50 = 0, rt_p99 = 0, rate = 0;  // medians over runs
-  double sustained_rate = 0;                 // 0: not measured
+  double sustained_rate = 0;                // 0: not measured
   double bare_rt_p50 = 0;
-  double allocations_per_call = -1;   // both daemons' UCX threads; -1: not counted
+  double allocations_per_call = -1;                 // both daemons' UCX threads; -1: not counted
   double busy_caller_us = -1, busy_server_us = -1;  // UCX thread busy per call, rate part
-  double tp_rt_p50 = 0, tp_rate = 0;  // TensorPipe (0: not measured)
+  double tp_rt_p50 = 0, tp_rate = 0;                // TensorPipe (0: not measured)
   std::string note;
 };
 
@@ -143,8 +143,7 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
         "\"tensorpipe\": {\"round_trip_us\": %.2f, \"calls_per_s\": %.0f}, \"note\": \"%s\"}%s\n",
         r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.sustained_rate, r.bare_rt_p50,
         r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call, r.busy_caller_us,
-        r.busy_server_us, r.tp_rt_p50,
-        r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
+        r.busy_server_us, r.tp_rt_p50, r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
   }
   out += "  ]\n}\n";
   return out;
@@ -157,29 +156,30 @@ void PrintTable(const std::vector<Row>& rows, const Options& o) {
       o.calls, o.window, o.sustained_calls, o.runs);
   std::cout << absl::StrFormat(
       "%-7s %-5s %10s | %9s %9s %10s %8s | %9s %6s | %7s %11s | %9s %10s %7s\n", "where", "mem",
-      "size", "rt p50", "rt p99", "calls/s", "sust/s", "bare rt", "x bare", "alloc/c",
-      "busy/c a b", "tp rt", "tp calls/s", "x tp");
+      "size", "rt p50", "rt p99", "calls/s", "sust/s", "bare rt", "x bare", "alloc/c", "busy/c a b",
+      "tp rt", "tp calls/s", "x tp");
   for (const Row& r : rows) {
     auto us = [](double v) { return v > 0 ? absl::StrFormat("%.1fus", v) : std::string("-"); };
     std::cout << absl::StrFormat(
-        "%-7s %-5s %10d | %9s %9s %10.0f %8s | %9s %6s | %7s %11s | %9s %10s %7s%s\n",
-        r.placement, r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate,
+        "%-7s %-5s %10d | %9s %9s %10.0f %8s | %9s %6s | %7s %11s | %9s %10s %7s%s\n", r.placement,
+        r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate,
         r.sustained_rate > 0 ? absl::StrFormat("%.0f", r.sustained_rate) : std::string("-"),
         us(r.bare_rt_p50),
         r.bare_rt_p50 > 0 ? absl::StrFormat("%.2f", r.rt_p50 / r.bare_rt_p50) : "-",
         r.allocations_per_call >= 0 ? absl::StrFormat("%.2f", r.allocations_per_call) : "-",
-        r.busy_caller_us >= 0
-            ? absl::StrFormat("%.1f %.1f", r.busy_caller_us, r.busy_server_us)
-            : std::string("-"),
+        r.busy_caller_us >= 0 ? absl::StrFormat("%.1f %.1f", r.busy_caller_us, r.busy_server_us)
+                              : std::string("-"),
         us(r.tp_rt_p50), r.tp_rate > 0 ? absl::StrFormat("%.0f", r.tp_rate) : "-",
         r.tp_rate > 0 ? absl::StrFormat("%.2f", r.rate / r.tp_rate) : "-",
         r.note.empty() ? "" : "  (" + r.note + ")");
   }
-  std::cout << "rt: call round trip (request and reply each carry the tensor); bare rt: the same "
-               "bytes as two messages; sust/s: the rate over the longer run; x bare = rt / bare rt; alloc/c: heap allocations of both "
-               "daemons' UCX threads per call; busy/c: microseconds per call the caller's (a) and the "
-               "server's (b) daemon's UCX thread was busy while the rate ran; x tp: calls/s "
-               "against TensorPipe's\n";
+  std::cout
+      << "rt: call round trip (request and reply each carry the tensor); bare rt: the same "
+         "bytes as two messages; sust/s: the rate over the longer run; x bare = rt / bare rt; "
+         "alloc/c: heap allocations of both "
+         "daemons' UCX threads per call; busy/c: microseconds per call the caller's (a) and the "
+         "server's (b) daemon's UCX thread was busy while the rate ran; x tp: calls/s "
+         "against TensorPipe's\n";
 }
 
 int Main(int argc, char** argv) {
@@ -273,8 +273,7 @@ int Main(int argc, char** argv) {
       for (int run = 0; run < o.runs; ++run) {
         auto before = Allocations(admin_a, admin_b);
         const int sustained = memory == "cuda" || o.quick ? 0 : o.sustained_calls;
-        auto sample =
-            MeasureCalls(e, size, memory == "cuda", iterations, calls, window, sustained);
+        auto sample = MeasureCalls(e, size, memory == "cuda", iterations, calls, window, sustained);
         auto after = Allocations(admin_a, admin_b);
         if (!sample.ok()) {
           row.note = std::string(sample.status().message());

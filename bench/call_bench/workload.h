@@ -27,7 +27,7 @@ struct CallSample {
   std::vector<double> round_trips_us;  // sequential calls
   double calls_per_s = 0;              // `calls` calls, `window` in flight
   double sustained_calls_per_s = 0;    // `sustained_calls` calls, the same window (0: not run)
-  uint64_t calls = 0;  // calls made with many in flight (both rates)
+  uint64_t calls = 0;                  // calls made with many in flight (both rates)
   // Each daemon's UCX thread busy time per call while the rate ran (caller's
   // daemon, server's): which side bounds the rate. -1: not measured.
   double caller_daemon_busy_us = -1, server_daemon_busy_us = -1;
@@ -38,8 +38,7 @@ struct CallSample {
 // calls with `window` in flight, then `sustained_calls` more the same way
 // (a rate less swayed by the window's ramp at start and end).
 absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool gpu,
-                                        int iterations, int calls, int window,
-                                        int sustained_calls);
+                                        int iterations, int calls, int window, int sustained_calls);
 
 // The same bytes as a bare message there and back (posted receives on both
 // sides): the round trip a call is compared with.

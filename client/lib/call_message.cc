@@ -99,8 +99,9 @@ absl::Status SendCall(Client& client, const std::string& from, const std::string
     if (t.placement != wire::Placement::kSeparate) continue;
     const Source& s = call.sources[i];
     const View part{s.buffer, s.offset, s.bytes};
-    auto tensor_op = Submit::Send(client, from, to, wire::CallTensorTag(call.frame.call_id, i, reply),
-                                  {&part, 1}, options, then());
+    auto tensor_op =
+        Submit::Send(client, from, to, wire::CallTensorTag(call.frame.call_id, i, reply),
+                     {&part, 1}, options, then());
     if (!tensor_op.ok()) return tensor_op.status();
     sent(*tensor_op);
   }

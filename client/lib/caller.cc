@@ -6,6 +6,7 @@
 #include "axon/call.h"
 #include "client/lib/call_runtime.h"
 #include "client/lib/call_state.h"
+#include "client/lib/recycled.h"
 #include "common/cuda/driver.h"
 #include "common/wire/call.h"
 
@@ -94,9 +95,9 @@ void CallState::OnReplyMessage(const Completed& done) {
     const bool inline_tensor = t.placement == wire::Placement::kInline;
     if (i < reply_into.size()) {  // the caller's own tensor
       if (t.bytes > reply_into[i].bytes()) {
-        End(absl::ResourceExhaustedError(absl::StrCat(
-            "call ", method, " to ", to, ": reply tensor ", i, " has ", t.bytes,
-            " bytes; reply_into[", i, "] holds ", reply_into[i].bytes())));
+        End(absl::ResourceExhaustedError(
+            absl::StrCat("call ", method, " to ", to, ": reply tensor ", i, " has ", t.bytes,
+                         " bytes; reply_into[", i, "] holds ", reply_into[i].bytes())));
         return;
       }
       const bool posted = ((reply_apart >> i) & 1) != 0;
@@ -267,9 +268,9 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
                                                    header.size()));
   }
   if (options.reply_into.size() > CallOptions::kMaxReplyInto) {
-    return absl::InvalidArgumentError(absl::StrCat("reply_into takes at most ", CallOptions::kMaxReplyInto,
-                                                   " tensors; this call has ",
-                                                   options.reply_into.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("reply_into takes at most ", CallOptions::kMaxReplyInto,
+                     " tensors; this call has ", options.reply_into.size()));
   }
   // Which of reply_into the daemon writes in place (a receive posted now):
   // GPU tensors and host ones past inline_bytes. Smaller host ones come
@@ -286,7 +287,7 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     if (t.on_gpu() || t.bytes() > options.inline_bytes) apart |= uint64_t{1} << i;
   }
   internal::CallRuntime& runtime = client_.call_runtime();
-  auto state = std::make_shared<internal::CallState>();
+  auto state = std::allocate_shared<internal::CallState>(internal::Recycled<internal::CallState>());
   state->client = &client_;
   state->runtime = &runtime;
   state->endpoint = endpoint_;
@@ -334,7 +335,8 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     state->awaited = 1 + static_cast<int>(into.size());
   }
   auto reply_op = state->Start(
-      /*receive=*/true, &internal::CallState::OnReplyMessage, [&](internal::Session::Callback done) {
+      /*receive=*/true, &internal::CallState::OnReplyMessage,
+      [&](internal::Session::Callback done) {
         return internal::Submit::PostRecv(client_, endpoint_, wire::CallReplyTag(state->call_id),
                                           *state->landing->buffer, state->landing->offset,
                                           state->landing->size, posted, std::move(done));
@@ -342,7 +344,8 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   if (!reply_op.ok()) return reply_op;
   for (const auto& [i, source] : into) {
     auto op = state->Start(
-        /*receive=*/true, &internal::CallState::OnReplyTensor, [&](internal::Session::Callback done) {
+        /*receive=*/true, &internal::CallState::OnReplyTensor,
+        [&](internal::Session::Callback done) {
           return internal::Submit::PostRecv(
               client_, endpoint_, wire::CallTensorTag(state->call_id, i, /*reply=*/true),
               *source.buffer, source.offset, source.bytes, posted, std::move(done));

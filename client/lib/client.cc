@@ -188,8 +188,8 @@ absl::StatusOr<Parts> SendParts(const std::string& from, const std::string& to, 
 }
 
 absl::StatusOr<wire::Submission> ReceiveInto(const std::string& endpoint, uint64_t tag,
-                                         const Buffer& buffer, size_t offset, size_t length,
-                                         const OpOptions& options) {
+                                             const Buffer& buffer, size_t offset, size_t length,
+                                             const OpOptions& options) {
   auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
   if (!options.from.empty() && !wire::SetNameField(s->peer, std::string(options.from))) {
@@ -314,8 +314,9 @@ absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
 
 void Client::OnComplete(Operation op, std::function<void(const Completed&)> done) {
   std::unique_lock<std::mutex> lock(session_->ring_mu);
-  session_->AddCallback(
-      op.id, [done = std::move(done)](const wire::Completion& c) { done(internal::ToCompleted(c)); });
+  session_->AddCallback(op.id, [done = std::move(done)](const wire::Completion& c) {
+    done(internal::ToCompleted(c));
+  });
   session_->RunCallbacks(lock);  // it may have finished already
 }
 

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "axon/call.h"
+#include "client/lib/recycled.h"
 #include "client/lib/server_core.h"
 #include "client/lib/session.h"
 #include "client/lib/submit.h"
@@ -140,7 +141,7 @@ SlotHold::~SlotHold() {
 }
 
 void ServerCore::OnArrival(const Message& message) {
-  auto call = std::make_shared<ServerCall>();
+  auto call = std::allocate_shared<ServerCall>(Recycled<ServerCall>());
   call->core = shared_from_this();
   call->message = message;
   call->arrived = absl::Now();

@@ -112,8 +112,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   // Three locks, so that the progress thread queuing a request, the
   // workers taking one, and the counters each call updates twice do not
   // all wait on one another.
-  mutable std::mutex mu_;  // stopping, the async handlers' calls, the reporter
-  std::condition_variable stop_cv_;  // the reporter's: wakes it to stop
+  mutable std::mutex mu_;              // stopping, the async handlers' calls, the reporter
+  std::condition_variable stop_cv_;    // the reporter's: wakes it to stop
   std::atomic<bool> stopping_{false};  // written under mu_ and queue_mu_
   // Calls an async handler holds (its Responder); guarded by mu_.
   std::map<const ServerCall*, std::weak_ptr<ServerCall>> awaiting_;

@@ -294,8 +294,8 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         return;
       }
       EndpointQueues& queues = QueuesOf(to);
-      auto receive = queues.receives.TakeFirst(
-          send->tag, [&](const Pending& r) { return Accepts(r, *send); });
+      auto receive =
+          queues.receives.TakeFirst(send->tag, [&](const Pending& r) { return Accepts(r, *send); });
       if (!receive) {
         if (send->tag & wire::kPostedOnlyTagBit) {
           Complete(id, submission.op_id, NoReceivePosted(to));
@@ -319,8 +319,8 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
             std::string(slash == absl::string_view::npos ? source : source.substr(slash + 1));
       }
       EndpointQueues& queues = QueuesOf(receive->from);  // the receiving endpoint
-      auto send = queues.sends.TakeFirst(
-          receive->tag, [&](const Pending& s) { return Accepts(*receive, s); });
+      auto send = queues.sends.TakeFirst(receive->tag,
+                                         [&](const Pending& s) { return Accepts(*receive, s); });
       if (!send) {
         queues.receives.push_back(*std::move(receive));
         return;

@@ -23,8 +23,8 @@ bool SameBytes(absl::Span<const uint8_t> a, absl::Span<const uint8_t> b) {
 bool SameFrame(const CallFrame& a, const CallFrame& b) {
   if (a.kind != b.kind || a.flags != b.flags || a.frame_length != b.frame_length ||
       a.call_id != b.call_id || a.timeout_ms != b.timeout_ms || a.method != b.method ||
-      a.reply_room != b.reply_room || a.reply_apart != b.reply_apart ||
-      a.code != b.code || a.message != b.message || !SameBytes(a.header, b.header) ||
+      a.reply_room != b.reply_room || a.reply_apart != b.reply_apart || a.code != b.code ||
+      a.message != b.message || !SameBytes(a.header, b.header) ||
       a.tensors.size() != b.tensors.size()) {
     return false;
   }

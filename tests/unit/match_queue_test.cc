@@ -13,7 +13,7 @@ namespace {
 struct Entry {
   uint64_t tag = 0;
   int id = 0;
-  int source = 0;                // 0: accepts any
+  int source = 0;              // 0: accepts any
   std::shared_ptr<int> holds;  // shows that a taken entry lets go
 };
 
