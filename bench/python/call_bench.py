@@ -142,7 +142,8 @@ def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, runs: int, calls
     args = [str(build / "bench" / "call-bench"), "--axond", str(build / "daemon" / "axond"),
             "--placements", "remote", "--host-sizes",
             *map(str, sizes), "--gpu-sizes", "--runs", str(runs), "--calls", str(calls),
-            "--window", str(window), "--json", str(out), "--run-dir", str(run_dir / "cpp"),
+            "--window", str(window), "--sustained-calls", "0", "--json", str(out),
+            "--run-dir", str(run_dir / "cpp"),
             "--python", sys.executable]
     subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=900)

@@ -1,5 +1,9 @@
 #include "daemon/cuda/gpu_copier.h"
 
+#include <algorithm>
+
+#include "absl/container/inlined_vector.h"
+
 #include "absl/strings/str_cat.h"
 #include "common/cuda/driver.h"
 #include "common/log.h"
@@ -93,10 +97,21 @@ void GpuCopier::Then(int device, absl::AnyInvocable<void(absl::Status)> done) {
 
 bool GpuCopier::Poll() {
   bool ran = false;
-  // Per device, batches finish in order; across devices, in any order.
+  // Per device, batches finish in order, and their callbacks must run in
+  // that order too (the staging path posts a send's chunk 0 before its
+  // chunk 1 this way). A later batch's event may be done by the time it is
+  // queried although an earlier one of its device was not when queried a
+  // moment before: once one is not ready, its device's later ones wait.
+  // Across devices, any order.
+  absl::InlinedVector<int, 4> blocked;
   for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (std::find(blocked.begin(), blocked.end(), it->device) != blocked.end()) {
+      ++it;
+      continue;
+    }
     const cudaError_t state = cudaEventQuery(static_cast<cudaEvent_t>(it->event));
     if (state == cudaErrorNotReady) {
+      blocked.push_back(it->device);
       ++it;
       continue;
     }
@@ -107,6 +122,7 @@ bool GpuCopier::Poll() {
     done(std::move(result));  // may queue more (iterators of a deque: restart)
     ran = true;
     it = waiting_.begin();
+    blocked.clear();
   }
   return ran;
 }

@@ -65,6 +65,35 @@ TEST(GpuCopier, CopiesHostToDeviceAndBackInOrder) {
   EXPECT_EQ(copier.bytes(), 2 * kBytes);
 }
 
+TEST(GpuCopier, CallbacksOfOneDeviceRunInQueueOrder) {
+  // A large copy, then many small ones behind it on the same stream, each
+  // with its callback, polled as fast as it goes. The small ones finish
+  // within microseconds of the large one: a poll that found the first
+  // batch not ready must not run a later one it then finds done (the
+  // staging path would post a message's chunk 1 before its chunk 0).
+  if (Devices() < 1) GTEST_SKIP() << "no GPU";
+  constexpr size_t kBig = 64 << 20, kSmall = 256;
+  constexpr int kBatches = 64;
+  OnDevice from(0, kBig), to(0, kBig);
+  ASSERT_TRUE(from.data && to.data);
+  GpuCopier copier;
+  for (int round = 0; round < 200; ++round) {
+    std::vector<int> order;
+    int done = 0;
+    for (int b = 0; b < kBatches; ++b) {
+      ASSERT_TRUE(copier.Copy(0, to.data, from.data, b == 0 ? kBig : kSmall).ok());
+      copier.Then(0, [&order, &done, b](absl::Status st) {
+        EXPECT_TRUE(st.ok()) << st;
+        order.push_back(b);
+        ++done;
+      });
+    }
+    PollUntil(copier, done, kBatches);
+    ASSERT_EQ(done, kBatches);
+    for (int b = 0; b < kBatches; ++b) ASSERT_EQ(order[b], b) << "round " << round;
+  }
+}
+
 TEST(GpuCopier, BatchesAlternateBetweenTwoGpus) {
   if (Devices() < 2) GTEST_SKIP() << "needs two GPUs, found " << Devices();
   constexpr size_t kBytes = 1 << 20;
