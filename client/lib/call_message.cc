@@ -30,7 +30,7 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
   // Placement: first everything inline that may be, then the frame's size
   // (which does not depend on placement) decides what fits.
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const bool asked_apart = i < 64 && ((apart >> i) & 1) != 0;
+    const bool asked_apart = wire::ReplyTensorApart(apart, i);
     frame.tensors[i].placement = (asked_apart || tensors[i].on_gpu()) ? wire::Placement::kSeparate
                                                                       : wire::Placement::kInline;
   }

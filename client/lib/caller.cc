@@ -100,7 +100,7 @@ void CallState::OnReplyMessage(const Completed& done) {
                          " bytes; reply_into[", i, "] holds ", reply_into[i].bytes())));
         return;
       }
-      const bool posted = ((reply_apart >> i) & 1) != 0;
+      const bool posted = wire::ReplyTensorApart(reply_apart, i);
       if (inline_tensor) {  // small: copied out of the reply message, here
         if (t.bytes > 0) std::memcpy(reply_into[i].data, tensors[i].data, t.bytes);
       } else if (!posted) {  // apart, but not posted with the request: now
@@ -134,7 +134,7 @@ void CallState::OnReplyMessage(const Completed& done) {
     reply.tensors = std::move(tensors);
     awaited += static_cast<int>(posts.size());
     for (size_t i = 0; i < reply_into.size(); ++i) {  // posted, but nothing comes for them
-      if (((reply_apart >> i) & 1) != 0 &&
+      if (wire::ReplyTensorApart(reply_apart, i) &&
           (i >= frame.tensors.size() || frame.tensors[i].placement != wire::Placement::kSeparate)) {
         --awaited;
       }
@@ -325,7 +325,7 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   const OpOptions posted{.timeout_ms = timeout, .from = to};
   absl::InlinedVector<std::pair<size_t, internal::Source>, 4> into;
   for (size_t i = 0; i < state->reply_into.size(); ++i) {
-    if (((apart >> i) & 1) == 0) continue;
+    if (!wire::ReplyTensorApart(apart, i)) continue;
     auto source = runtime.Resolve(state->reply_into[i]);
     if (!source.ok()) return source.status();
     into.emplace_back(i, *std::move(source));

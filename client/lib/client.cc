@@ -144,15 +144,8 @@ absl::Status StreamOrder(const Buffer& buffer, const OpOptions& options) {
 absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
                                        const Buffer& buffer, size_t offset, size_t length,
                                        OpOptions options) {
-  auto s = Transfer(wire::RingOp::kSend, from, tag, buffer, offset, length, options);
-  if (!s.ok()) return s.status();
-  if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
-  if (to.empty() || !wire::SetNameField(s->peer, to)) {
-    return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
-  }
-  auto op = session_->Enqueue(*s);
-  if (!op.ok()) return op.status();
-  return Operation{*op};
+  const View part{&buffer, offset, length};
+  return Send(from, to, tag, absl::MakeConstSpan(&part, 1), options);
 }
 
 namespace {
@@ -203,21 +196,13 @@ absl::StatusOr<wire::Submission> ReceiveInto(const std::string& endpoint, uint64
 
 absl::StatusOr<Operation> Client::Send(const std::string& from, const std::string& to, uint64_t tag,
                                        absl::Span<const View> parts, OpOptions options) {
-  auto all = SendParts(from, to, tag, parts, options);
-  if (!all.ok()) return all.status();
-  auto op = session_->EnqueueAll(absl::MakeSpan(*all));
-  if (!op.ok()) return op.status();
-  return Operation{*op};
+  return internal::Submit::Send(*this, from, to, tag, parts, options, nullptr);
 }
 
 absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t tag,
                                            const Buffer& buffer, size_t offset, size_t length,
                                            OpOptions options) {
-  auto s = ReceiveInto(endpoint, tag, buffer, offset, length, options);
-  if (!s.ok()) return s.status();
-  auto op = session_->Enqueue(*s);
-  if (!op.ok()) return op.status();
-  return Operation{*op};
+  return internal::Submit::PostRecv(*this, endpoint, tag, buffer, offset, length, options, nullptr);
 }
 
 namespace internal {

@@ -20,8 +20,8 @@ Completed ToCompleted(const wire::Completion& completion);
 
 class Submit {
  public:
-  // Client::Send of `parts`; `done` runs on completion (on the thread that
-  // drains it, under no lock).
+  // Client::Send of `parts`; `done`, if set, runs on completion (on the
+  // thread that drains it, under no lock).
   static absl::StatusOr<Operation> Send(Client& client, const std::string& from,
                                         const std::string& to, uint64_t tag,
                                         absl::Span<const View> parts, const OpOptions& options,

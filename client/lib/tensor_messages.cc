@@ -4,6 +4,7 @@
 #include "axon/client.h"
 #include "axon/tensor.h"
 #include "client/lib/call_runtime.h"
+#include "client/lib/submit.h"
 
 namespace axon {
 
@@ -22,12 +23,12 @@ absl::StatusOr<Operation> Client::SendTensors(const std::string& from, const std
     parts.push_back(View{source->buffer, source->offset, source->bytes});
     sources.push_back(*std::move(source));
   }
-  auto op = Send(from, to, tag, parts, options);
-  if (!op.ok()) return op;
-  OnComplete(*op, [sources = std::move(sources), done = std::move(done)](const Completed& c) {
-    if (done) done(c);
-  });
-  return op;
+  // The sources (a copy's block, a registration) stay held until it completes.
+  return internal::Submit::Send(
+      *this, from, to, tag, parts, options,
+      [sources = std::move(sources), done = std::move(done)](const wire::Completion& c) {
+        if (done) done(internal::ToCompleted(c));
+      });
 }
 
 absl::StatusOr<Operation> Client::PostRecvInto(const std::string& endpoint, uint64_t tag,
@@ -41,12 +42,11 @@ absl::StatusOr<Operation> Client::PostRecvInto(const std::string& endpoint, uint
   StartProgressThread();
   auto source = call_runtime().Resolve(into);
   if (!source.ok()) return source.status();
-  auto op = PostRecv(endpoint, tag, *source->buffer, source->offset, source->bytes, options);
-  if (!op.ok()) return op;
-  OnComplete(*op, [keep = std::move(source->keep), done = std::move(done)](const Completed& c) {
-    if (done) done(c);
-  });
-  return op;
+  return internal::Submit::PostRecv(
+      *this, endpoint, tag, *source->buffer, source->offset, source->bytes, options,
+      [keep = std::move(source->keep), done = std::move(done)](const wire::Completion& c) {
+        if (done) done(internal::ToCompleted(c));
+      });
 }
 
 }  // namespace axon

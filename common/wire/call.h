@@ -51,6 +51,11 @@ inline constexpr size_t kCallAlign = 64;     // inline tensors start at multiple
 
 enum class CallKind : uint8_t { kRequest = 1, kReply = 2 };
 
+// Whether bit `i` of a reply_apart mask is set (tensors past the 64th never are).
+inline constexpr bool ReplyTensorApart(uint64_t mask, size_t i) {
+  return i < 64 && ((mask >> i) & 1) != 0;
+}
+
 enum class Placement : uint8_t {
   kInline = 1,    // in this message, at inline_offset
   kSeparate = 2,  // its own message, tagged CallTensorTag(call_id, index)
