@@ -1,5 +1,6 @@
 # Third-party libraries from the distribution (scripts/setup-deps.sh installs
-# them): gRPC + protobuf, abseil, yaml-cpp, Asio, spdlog, CLI11, libsystemd.
+# them): gRPC + protobuf, abseil, yaml-cpp, Asio, spdlog, CLI11, libsystemd,
+# cpp-httplib (the metrics endpoint).
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 find_package(Protobuf REQUIRED)
@@ -11,6 +12,7 @@ find_package(yaml-cpp REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(axon_asio INTERFACE)
 target_include_directories(axon_asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})

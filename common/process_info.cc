@@ -1,5 +1,8 @@
 #include "common/process_info.h"
 
+#include <sys/resource.h>
+
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -28,6 +31,41 @@ absl::StatusOr<std::vector<gid_t>> SupplementaryGroups(pid_t pid) {
     return groups;
   }
   return absl::NotFoundError(absl::StrCat("no Groups line in ", path));
+}
+
+absl::StatusOr<ProcessUsage> OwnUsage() {
+  ProcessUsage usage;
+  std::ifstream status("/proc/self/status");
+  if (!status) return absl::NotFoundError("cannot read /proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    const bool rss = line.rfind("VmRSS:", 0) == 0;
+    const bool threads = line.rfind("Threads:", 0) == 0;
+    if (!rss && !threads) continue;
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    uint64_t n = 0;
+    if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &n)) continue;
+    if (rss) usage.resident_bytes = n * 1024;  // "VmRSS:   1234 kB"
+    if (threads) usage.threads = n;
+  }
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++usage.open_fds;
+  }
+  if (ec) return absl::NotFoundError("cannot list /proc/self/fd: " + ec.message());
+  if (usage.open_fds > 0) --usage.open_fds;  // the listing's own
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) usage.max_fds = limit.rlim_cur;
+  rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    auto seconds = [](const timeval& tv) {
+      return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+    };
+    usage.cpu_seconds = seconds(ru.ru_utime) + seconds(ru.ru_stime);
+  }
+  return usage;
 }
 
 }  // namespace axon

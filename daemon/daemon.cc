@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "daemon/cuda/mps.h"
+#include "daemon/metrics/collect.h"
 
 namespace axon::daemon {
 namespace {
@@ -146,7 +147,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
         absl::StrCat("cannot serve the session socket: ", session_server.status().message()));
   }
   d->session_server_ = *std::move(session_server);
+  if (auto st = d->StartMetrics(); !st.ok()) return st;
   return d;
+}
+
+absl::Status Daemon::StartMetrics() {
+  const std::string& listen = state_.config.metrics.listen;
+  if (listen.empty()) return absl::OkStatus();
+  auto server = metrics::MetricsServer::Start(listen, [this] { return metrics::Collect(state_); });
+  if (!server.ok()) return server.status();
+  metrics_server_ = *std::move(server);
+  state_.metrics_address = metrics_server_->address();
+  spdlog::info("metrics: http://{}/metrics", state_.metrics_address);
+  return absl::OkStatus();
 }
 
 absl::Status Daemon::StartPeers() {
@@ -306,6 +319,7 @@ void Daemon::Shutdown(const char* why) {
   stopping_ = true;
   spdlog::info("shutting down ({})", why);
   systemd_.Stopping();
+  metrics_server_.reset();  // before the parts a scrape reads go
   // gRPC waits out the grace for every open connection, not only for calls
   // in flight (clients close theirs only when they next notice), so a
   // longer one made every stop with a client attached last that long.

@@ -12,6 +12,7 @@
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
 #include "daemon/engine/ring_engine.h"
+#include "daemon/metrics/metrics_server.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/admin_service.h"
 #include "daemon/rpc/control_server.h"
@@ -38,6 +39,7 @@ class Daemon {
   void Shutdown(const char* why);
   absl::Status StartPeers();
   absl::Status StartRingEngine();
+  absl::Status StartMetrics();
 
   // Declaration order is destruction order in reverse: io_ outlives
   // everything that registers work with it.
@@ -54,6 +56,8 @@ class Daemon {
   std::unique_ptr<rpc::ControlService> control_service_;
   std::unique_ptr<rpc::ControlServer> control_server_;
   std::unique_ptr<SessionSocketServer> session_server_;
+  // Reads everything above from its own thread: stopped first (Shutdown).
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   SystemdNotifier systemd_;
   asio::signal_set signals_{io_};
   asio::steady_timer watchdog_timer_{io_};

@@ -35,6 +35,7 @@ struct DaemonState {
   PeerManager* peers = nullptr;  // null without a peer plane; use on the UCX thread only
   RingEngine* engine = nullptr;  // use on the UCX thread only
   std::string peer_listen_address;
+  std::string metrics_address;  // "" when the metrics endpoint is off
   RpcStats rpc_stats;
   std::atomic<uint64_t> config_reloads{0};
 };

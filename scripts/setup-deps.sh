@@ -17,6 +17,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
   libsystemd-dev libssl-dev libgtest-dev libgmock-dev
+  libcpp-httplib-dev  # the metrics endpoint
+  prometheus  # the metrics test scrapes axond with a real Prometheus
   clang libclang-rt-14-dev  # the libFuzzer target
   clang-format
   systemd  # systemd-analyze, for checking the unit file

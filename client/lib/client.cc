@@ -395,6 +395,8 @@ absl::Status Client::ReportCalls(const std::string& endpoint,
     m->set_dropped_replies(s.dropped_replies);
     m->set_p50_us(s.p50_us);
     m->set_p99_us(s.p99_us);
+    for (uint64_t n : s.latency_below_pow2_us) m->add_latency_below_pow2_us(n);
+    m->set_latency_sum_us(s.latency_sum_us);
   }
   v1::ReportCallsResponse response;
   grpc::ClientContext context;

@@ -131,6 +131,9 @@ std::vector<MethodStats> ServerCore::Stats() const {
                    .dropped_replies = c.dropped,
                    .p50_us = c.latency.Quantile(0.5),
                    .p99_us = c.latency.Quantile(0.99)});
+    const auto counts = c.latency.PowerOfTwoCounts();
+    out.back().latency_below_pow2_us.assign(counts.begin(), counts.end());
+    out.back().latency_sum_us = c.latency.sum_micros();
   }
   return out;
 }

@@ -17,7 +17,7 @@
 
 #include "axon/call.h"
 #include "client/lib/call_message.h"
-#include "client/lib/latency_histogram.h"
+#include "common/latency_histogram.h"
 
 namespace axon::internal {
 

@@ -62,6 +62,9 @@ struct Config {
     int64_t max_regions = 0;           // per session
     int64_t max_in_flight = 0;         // operations per session not yet completed
   } sessions;
+  struct Metrics {
+    std::string listen;  // "ip:port" of the Prometheus endpoint; empty: off
+  } metrics;
 };
 
 // Where a configuration comes from, lowest layer first after the defaults.

@@ -278,6 +278,7 @@ const std::vector<ConfigField>& ConfigSchema() {
           int64_t{1} << 20),
       Int("sessions", "max_in_flight", &Config::sessions, &Config::Sessions::max_in_flight,
           int64_t{1}, int64_t{1} << 24),
+      Str("metrics", "listen", &Config::metrics, &Config::Metrics::listen, &CheckAddress),
   };
   return *schema;
 }

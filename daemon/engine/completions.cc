@@ -60,6 +60,7 @@ void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::S
     return;
   }
   CountIn(session.traffic, sent, length);
+  if (!session.sampled.empty()) EndSample(session, op_id);
   // The common case goes onto the ring as its 32 bytes: a wire::Completion
   // would zero-fill its 200-byte message field first, once per message.
   if (!session.deadline_ops.empty()) session.deadline_ops.erase(op_id);
@@ -80,14 +81,48 @@ void RingEngine::Count(uint64_t id, bool sent, uint64_t bytes) {
 
 std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
   std::map<uint64_t, SessionTraffic> out;
-  for (const auto& [id, session] : sessions_) out[id] = session->traffic;
+  for (const auto& [id, session] : sessions_) {
+    SessionTraffic& t = out[id] = session->traffic;
+    t.submissions_queued = session->submissions.size();
+    t.completions_queued =
+        session->completions.size() + (session->backlog.size() - session->backlog_next);
+  }
   return out;
+}
+
+void RingEngine::Sample(Session& session, const wire::Submission& submission) {
+  // Bounded: a client with thousands in flight keeps at most this many timed.
+  constexpr size_t kMaxSampled = 256;
+  if (submission.op_id % OperationStats::kLatencySample != 0) return;
+  const auto op = static_cast<wire::RingOp>(submission.op);
+  const bool send = op == wire::RingOp::kSend;
+  if (!send && op != wire::RingOp::kPostRecv) return;
+  if (send && (submission.flags & wire::kSubmissionMore) != 0) return;  // a part, not the send
+  if (session.sampled.size() >= kMaxSampled) return;
+  session.sampled.push_back({submission.op_id, send, std::chrono::steady_clock::now()});
+}
+
+void RingEngine::EndSample(Session& session, uint64_t op_id) {
+  if (op_id % OperationStats::kLatencySample != 0) return;
+  auto it = std::find_if(session.sampled.begin(), session.sampled.end(),
+                         [op_id](const Session::Sampled& s) { return s.op_id == op_id; });
+  if (it == session.sampled.end()) return;
+  const double micros =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - it->started)
+          .count();
+  (it->send ? op_stats_.send_latency : op_stats_.receive_latency).Add(micros);
+  *it = session.sampled.back();
+  session.sampled.pop_back();
 }
 
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
   if ((completion.flags & wire::kCompletionArrival) == 0) {
     --session.traffic.in_flight;
     if (!session.deadline_ops.empty()) session.deadline_ops.erase(completion.op_id);
+    if (!session.sampled.empty()) EndSample(session, completion.op_id);
+    if (completion.code != 0 && completion.code < op_stats_.failed.size()) {
+      ++op_stats_.failed[completion.code];
+    }
   }
   // Onto the ring at once when nothing waits before it (a spinning client
   // sees it now); the doorbell is the next poll's (PollFromLoop flushes every

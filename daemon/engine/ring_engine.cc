@@ -218,6 +218,7 @@ bool RingEngine::Serve(uint64_t id, Session& session, bool& did_work) {
       Complete(session, {.code = static_cast<uint32_t>(absl::StatusCode::kInvalidArgument)});
       continue;
     }
+    Sample(session, *submission);
     if (session.traffic.in_flight > max_in_flight_) {
       Complete(id, submission->op_id,
                absl::ResourceExhaustedError(

@@ -12,6 +12,8 @@
 // from there queues and matches here just like a local send.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -26,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/last_entry.h"
+#include "common/latency_histogram.h"
 #include "common/match_queue.h"
 #include "common/reused_queue.h"
 #include "common/ring/spsc_ring.h"
@@ -44,6 +47,21 @@ struct SessionTraffic {
   uint64_t in_flight = 0;  // operations submitted and not yet completed
   uint64_t messages_sent = 0, bytes_sent = 0;
   uint64_t messages_received = 0, bytes_received = 0;
+  // Filled in by TrafficFromLoop: entries on the submission ring not yet
+  // taken, and completions not yet taken by the client (on its ring or
+  // waiting for room there).
+  uint64_t submissions_queued = 0, completions_queued = 0;
+};
+
+// How long operations took, submission to completion, and how many failed,
+// for the metrics endpoint. Latencies are of a sample: operations whose op
+// id is a multiple of kLatencySample (ids are the client's sequence, so the
+// sample is spread evenly), which keeps the clock off the common path.
+struct OperationStats {
+  static constexpr uint64_t kLatencySample = 16;
+  LatencyHistogram send_latency, receive_latency;
+  // By absl::StatusCode (0 stays 0): completions that carried an error.
+  std::array<uint64_t, 17> failed{};
 };
 
 // What the engine did with GPU memory, for `axonctl stats`.
@@ -101,6 +119,7 @@ class RingEngine {
   }
   // Per session, by id.
   std::map<uint64_t, SessionTraffic> TrafficFromLoop() const;
+  const OperationStats& OperationStatsFromLoop() const { return op_stats_; }
 
  private:
   // One side of a message waiting for the other.
@@ -181,7 +200,18 @@ class RingEngine {
     // Operations with a deadline not yet completed: what a compaction of
     // deadlines_ keeps.
     absl::flat_hash_set<uint64_t> deadline_ops;
+    // Operations in the latency sample (OperationStats), not yet completed.
+    struct Sampled {
+      uint64_t op_id;
+      bool send;
+      std::chrono::steady_clock::time_point started;
+    };
+    std::vector<Sampled> sampled;
   };
+  // Starts timing `submission` if it is in the latency sample.
+  static void Sample(Session& session, const wire::Submission& submission);
+  // Ends the timing of `op_id`, if it is being timed.
+  void EndSample(Session& session, uint64_t op_id);
   // Copies a local send's bytes, every part in order, to `into` (host memory
   // on both sides).
   static void CopyOut(const Pending& send, uint8_t* into);
@@ -294,6 +324,7 @@ class RingEngine {
   bool just_worked_ = false;  // the last poll found work; last_work_ is stale
   uint32_t idle_polls_ = 0;
   uint64_t ops_completed_ = 0;
+  OperationStats op_stats_;
 };
 
 }  // namespace axon::daemon

@@ -383,6 +383,7 @@ void PeerManager::OnAuth(Peer& peer, absl::Span<const uint8_t> body) {
 void PeerManager::MarkUp(Peer& peer) {
   peer.handshake = Handshake::kDone;
   peer.state = PeerState::kUp;
+  ++peer.stats.times_up;
   peer.since = peer.last_heard = peer.last_ping_sent = absl::Now();
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,

@@ -58,6 +58,7 @@ struct PeerSnapshot {
   std::string last_error;
   bool dialer = false;
   bool peer_cuda_memory = false;
+  uint64_t times_up = 0;  // the connection came up (the first time included)
 };
 
 class PeerManager {

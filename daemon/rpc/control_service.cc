@@ -72,7 +72,10 @@ grpc::Status ControlService::ReportCalls(grpc::ServerContext*,
                      .in_flight = m.in_flight(),
                      .dropped_replies = m.dropped_replies(),
                      .p50_us = m.p50_us(),
-                     .p99_us = m.p99_us()});
+                     .p99_us = m.p99_us(),
+                     .latency_below_pow2_us = {m.latency_below_pow2_us().begin(),
+                                               m.latency_below_pow2_us().end()},
+                     .latency_sum_us = m.latency_sum_us()});
   }
   return axon::rpc::ToGrpcStatus(
       state_.sessions->ReportCalls(request->session_id(), request->token(), std::move(calls)));

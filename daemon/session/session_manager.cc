@@ -135,6 +135,12 @@ absl::Status SessionManager::ReportCalls(uint64_t id, absl::string_view token,
     if (c.endpoint.size() > 128 || c.method.size() > 128) {
       return absl::InvalidArgumentError("a call report names an endpoint or method over 128 bytes");
     }
+    if (c.latency_below_pow2_us.size() > kMaxLatencyBuckets ||
+        !std::is_sorted(c.latency_below_pow2_us.begin(), c.latency_below_pow2_us.end())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a call report's latency histogram has at most ", kMaxLatencyBuckets,
+                       " cumulative (never decreasing) counts"));
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto session = Authorized(id, token);

@@ -43,8 +43,11 @@ struct CallReport {
   std::string endpoint, method;
   uint64_t calls = 0, errors = 0, in_flight = 0, dropped_replies = 0;
   double p50_us = 0, p99_us = 0;
+  std::vector<uint64_t> latency_below_pow2_us;  // cumulative, as reported
+  double latency_sum_us = 0;
 };
 inline constexpr size_t kMaxCallReports = 256;
+inline constexpr size_t kMaxLatencyBuckets = 32;
 
 struct SessionSnapshot {
   uint64_t id = 0;

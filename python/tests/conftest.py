@@ -37,8 +37,10 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, name: str, run_dir: pathlib.Path, port: int, peers: str):
+    def __init__(self, name: str, run_dir: pathlib.Path, port: int, peers: str,
+                 sets: list[str] | None = None):
         self.name = name
+        self.sets = sets or []
         self.socket = str(run_dir / f"{name}.sock")
         self.log = run_dir / f"{name}.log"
         self.port = port
@@ -49,6 +51,8 @@ class Daemon:
         args = [axond_path(), "--set", f"node.name={self.name}", "--set",
                 f"control.socket={self.socket}", "--set", f"peers.listen=127.0.0.1:{self.port}",
                 "--set", self.peers, "--set", "log.level=warn"]
+        for s in self.sets:
+            args += ["--set", s]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
                                          preexec_fn=die_with_parent)
@@ -78,12 +82,15 @@ class Daemon:
                 self.proc.wait()
 
 
-def start_daemons(tmp_path: pathlib.Path, count: int, prefix: str):
+def start_daemons(tmp_path: pathlib.Path, count: int, prefix: str,
+                  sets: list[list[str]] | None = None):
+    """`sets`: per daemon, extra --set KEY=VALUE."""
     names = [f"{prefix}-{chr(ord('a') + i)}" for i in range(count)]
     ports = [free_port() for _ in names]
     peers = "peers.static=[" + ", ".join(
         f'{{name: {n}, address: "127.0.0.1:{p}"}}' for n, p in zip(names, ports)) + "]"
-    daemons = [Daemon(n, tmp_path, p, peers) for n, p in zip(names, ports)]
+    daemons = [Daemon(n, tmp_path, p, peers, sets[i] if sets else None)
+               for i, (n, p) in enumerate(zip(names, ports))]
     for d in daemons:
         d.start()
     try:

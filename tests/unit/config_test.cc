@@ -188,6 +188,22 @@ TEST_F(ConfigFiles, SocketDefaultsToEnvironment) {
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("$AXON_SOCKET"));
 }
 
+TEST(ExampleConfig, LoadsWithTheMetricsEndpointOnLoopback) {
+  auto config = LoadConfig({.path = AXON_TEST_EXAMPLE_CONFIG});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->metrics.listen, "127.0.0.1:9464");
+  EXPECT_EQ(config->peers.static_peers.size(), 2u);
+}
+
+TEST(Config, MetricsListenIsOffByDefaultAndChecked) {
+  auto config = LoadConfig({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->metrics.listen, "");
+  auto bad = LoadConfig({.sets = {"metrics.listen=localhost"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("metrics.listen"));
+}
+
 TEST(DefaultConfig, IsTheFileInTheRepository) {
   EXPECT_EQ(std::string(DefaultConfigYaml()), testing::ReadFile(AXON_TEST_DEFAULT_CONFIG));
 }

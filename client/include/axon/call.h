@@ -204,6 +204,9 @@ struct MethodStats {
   uint64_t in_flight = 0;
   uint64_t dropped_replies = 0;  // replies whose caller had gone (servers)
   double p50_us = 0, p99_us = 0;
+  // Entry k - 1: calls answered in under 2^k us (cumulative); and their sum.
+  std::vector<uint64_t> latency_below_pow2_us;
+  double latency_sum_us = 0;
 };
 
 // Serves calls to one endpoint this client bound.
