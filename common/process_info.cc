@@ -33,6 +33,17 @@ absl::StatusOr<std::vector<gid_t>> SupplementaryGroups(pid_t pid) {
   return absl::NotFoundError(absl::StrCat("no Groups line in ", path));
 }
 
+absl::StatusOr<uint64_t> OpenFdCount() {
+  uint64_t count = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++count;
+  }
+  if (ec) return absl::NotFoundError("cannot list /proc/self/fd: " + ec.message());
+  return count > 0 ? count - 1 : 0;  // less the listing's own
+}
+
 absl::StatusOr<ProcessUsage> OwnUsage() {
   ProcessUsage usage;
   std::ifstream status("/proc/self/status");
@@ -49,13 +60,9 @@ absl::StatusOr<ProcessUsage> OwnUsage() {
     if (rss) usage.resident_bytes = n * 1024;  // "VmRSS:   1234 kB"
     if (threads) usage.threads = n;
   }
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    ++usage.open_fds;
-  }
-  if (ec) return absl::NotFoundError("cannot list /proc/self/fd: " + ec.message());
-  if (usage.open_fds > 0) --usage.open_fds;  // the listing's own
+  auto fds = OpenFdCount();
+  if (!fds.ok()) return fds.status();
+  usage.open_fds = *fds;
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) usage.max_fds = limit.rlim_cur;
   rusage ru{};

@@ -22,5 +22,7 @@ struct ProcessUsage {
   double cpu_seconds = 0;  // user + system, all threads
 };
 absl::StatusOr<ProcessUsage> OwnUsage();
+// File descriptors this process holds open.
+absl::StatusOr<uint64_t> OpenFdCount();
 
 }  // namespace axon

@@ -96,9 +96,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
     return absl::Status(st.code(), absl::StrCat("cannot start the peer plane: ", st.message()));
   }
 
+  d->fds_ =
+      std::make_unique<FdBudget>(FdBudget::Raise(static_cast<uint64_t>(cfg.sessions.fd_reserve)));
   d->sessions_ = std::make_unique<SessionManager>(
-      d->io_, SessionLimits{static_cast<uint64_t>(cfg.sessions.max_registered_bytes),
-                            static_cast<uint64_t>(cfg.sessions.max_regions)});
+      d->io_,
+      SessionLimits{
+          .max_registered_bytes = static_cast<uint64_t>(cfg.sessions.max_registered_bytes),
+          .max_regions = static_cast<uint64_t>(cfg.sessions.max_regions),
+          .max_sessions = static_cast<uint64_t>(cfg.sessions.max_sessions),
+          .max_per_uid = static_cast<uint64_t>(cfg.sessions.max_per_uid),
+          .max_per_process = static_cast<uint64_t>(cfg.sessions.max_per_process),
+          .max_endpoints = static_cast<uint64_t>(cfg.sessions.max_endpoints),
+          .socket_timeout = absl::Milliseconds(cfg.sessions.socket_timeout_ms)},
+      d->fds_.get());
   d->state_.sessions = d->sessions_.get();
   if (auto st = d->StartRingEngine(); !st.ok()) return st;
   d->admin_service_ = std::make_unique<rpc::AdminService>(d->state_);
@@ -106,7 +116,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   auto server = rpc::ControlServer::Start(
       {.socket_path = cfg.control.socket,
        .socket_mode = cfg.control.socket_mode,
-       .socket_gid = cfg.control.socket_gid},
+       .socket_gid = cfg.control.socket_gid,
+       .fds = d->fds_.get()},
       AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids),
       {d->admin_service_.get(), d->control_service_.get()}, d->io_);
   if (!server.ok()) {
@@ -140,7 +151,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
         }
         return *added;
       },
-      d->io_);
+      d->io_, d->fds_.get());
   if (!session_server.ok()) {
     return absl::Status(
         session_server.status().code(),

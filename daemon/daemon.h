@@ -49,6 +49,7 @@ class Daemon {
   std::atomic<int64_t> ucx_last_alive_ns_{0};  // written by tasks on the UCX thread
   bool stopping_ = false;
   std::unique_ptr<ucx::Loop> ucx_;
+  std::unique_ptr<FdBudget> fds_;       // read by the listeners and sessions below
   std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
   std::unique_ptr<RingEngine> rings_;   // likewise
   std::unique_ptr<SessionManager> sessions_;

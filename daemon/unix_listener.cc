@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/process_info.h"
 
@@ -14,9 +15,9 @@ namespace axon::daemon {
 
 absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Start(
     const std::string& path, const ListenOptions& options, AccessPolicy policy, std::string what,
-    asio::io_context& io, Handler on_connection) {
-  std::unique_ptr<UnixListener> listener(
-      new UnixListener(path, std::move(policy), std::move(what), io, std::move(on_connection)));
+    asio::io_context& io, Handler on_connection, const FdBudget* fds) {
+  std::unique_ptr<UnixListener> listener(new UnixListener(path, std::move(policy), std::move(what),
+                                                          io, std::move(on_connection), fds));
   auto fd = ListenUnixSocket(path, options);
   if (!fd.ok()) return fd.status();
   struct stat st {};
@@ -63,6 +64,10 @@ void UnixListener::AcceptReady() {
     }
     auto groups = SupplementaryGroups(creds->pid);
     absl::Status allowed = policy_.Check(*creds, groups.ok() ? *groups : std::vector<gid_t>{});
+    if (allowed.ok() && fds_ != nullptr) {
+      // Taken already, so the caller hears why; the next may not be.
+      allowed = fds_->CheckConnection(what_);
+    }
     if (!allowed.ok()) spdlog::warn("{}: refused: {}", what_, allowed.message());
     on_connection_({std::move(fd), *creds, std::move(allowed)});
   }

@@ -1,7 +1,8 @@
 // A listening Unix socket of axond's (the control socket, the session
 // socket): bound with the configured mode and group, served on the
 // io_context, every caller identified (SO_PEERCRED) and checked against the
-// access policy before its connection is handed on. On Close the socket file
+// access policy, and against the descriptor reserve, before its connection
+// is handed on. On Close the socket file
 // is removed, unless another process has replaced it since.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
 #include "daemon/access_policy.h"
+#include "daemon/fd_budget.h"
 
 namespace axon::daemon {
 
@@ -31,11 +33,9 @@ class UnixListener {
   using Handler = std::function<void(AcceptedConnection connection)>;
 
   // `what` names the socket in log lines ("control socket").
-  static absl::StatusOr<std::unique_ptr<UnixListener>> Start(const std::string& path,
-                                                             const ListenOptions& options,
-                                                             AccessPolicy policy, std::string what,
-                                                             asio::io_context& io,
-                                                             Handler on_connection);
+  static absl::StatusOr<std::unique_ptr<UnixListener>> Start(
+      const std::string& path, const ListenOptions& options, AccessPolicy policy, std::string what,
+      asio::io_context& io, Handler on_connection, const FdBudget* fds = nullptr);
   ~UnixListener() { Close(); }
   UnixListener(const UnixListener&) = delete;
   UnixListener& operator=(const UnixListener&) = delete;
@@ -45,8 +45,9 @@ class UnixListener {
 
  private:
   UnixListener(std::string path, AccessPolicy policy, std::string what, asio::io_context& io,
-               Handler on_connection)
-      : path_(std::move(path)),
+               Handler on_connection, const FdBudget* fds)
+      : fds_(fds),
+        path_(std::move(path)),
         policy_(std::move(policy)),
         what_(std::move(what)),
         listener_(io),
@@ -54,6 +55,7 @@ class UnixListener {
   void AwaitConnections();
   void AcceptReady();
 
+  const FdBudget* fds_;
   std::string path_;
   AccessPolicy policy_;
   std::string what_;

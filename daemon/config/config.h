@@ -61,6 +61,12 @@ struct Config {
     int64_t max_registered_bytes = 0;  // per session
     int64_t max_regions = 0;           // per session
     int64_t max_in_flight = 0;         // operations per session not yet completed
+    int64_t max_sessions = 0;          // attached at once, all clients
+    int64_t max_per_uid = 0;           // attached at once by one user
+    int64_t max_per_process = 0;       // attached at once by one process
+    int64_t max_endpoints = 0;         // per session
+    int64_t socket_timeout_ms = 0;     // attach -> session socket, connect -> hello
+    int64_t fd_reserve = 0;            // descriptors kept free (FdBudget)
   } sessions;
   struct Metrics {
     std::string listen;  // "ip:port" of the Prometheus endpoint; empty: off

@@ -278,6 +278,18 @@ const std::vector<ConfigField>& ConfigSchema() {
           int64_t{1} << 20),
       Int("sessions", "max_in_flight", &Config::sessions, &Config::Sessions::max_in_flight,
           int64_t{1}, int64_t{1} << 24),
+      Int("sessions", "max_sessions", &Config::sessions, &Config::Sessions::max_sessions,
+          int64_t{1}, int64_t{1} << 20),
+      Int("sessions", "max_per_uid", &Config::sessions, &Config::Sessions::max_per_uid, int64_t{1},
+          int64_t{1} << 20),
+      Int("sessions", "max_per_process", &Config::sessions, &Config::Sessions::max_per_process,
+          int64_t{1}, int64_t{1} << 20),
+      Int("sessions", "max_endpoints", &Config::sessions, &Config::Sessions::max_endpoints,
+          int64_t{1}, int64_t{1} << 20),
+      Int("sessions", "socket_timeout_ms", &Config::sessions, &Config::Sessions::socket_timeout_ms,
+          int64_t{100}, int64_t{600000}),
+      Int("sessions", "fd_reserve", &Config::sessions, &Config::Sessions::fd_reserve, int64_t{16},
+          int64_t{1} << 20),
       Str("metrics", "listen", &Config::metrics, &Config::Metrics::listen, &CheckAddress),
   };
   return *schema;

@@ -39,9 +39,9 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
   listen.mode = options.socket_mode;
   if (options.socket_gid) listen.gid = *options.socket_gid;
   ControlServer* raw = server.get();
-  auto listener =
-      UnixListener::Start(options.socket_path, listen, std::move(policy), "control socket", io,
-                          [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); });
+  auto listener = UnixListener::Start(
+      options.socket_path, listen, std::move(policy), "control socket", io,
+      [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); }, options.fds);
   if (!listener.ok()) return listener.status();
   server->listener_ = *std::move(listener);
   return server;
@@ -59,7 +59,7 @@ void ControlServer::OnConnection(AcceptedConnection connection) {
     grpc::AddInsecureChannelFromFd(server_.get(), fd);
   } else {
     denied_.fetch_add(1, std::memory_order_relaxed);
-    deny_server_->AddConnection(fd, std::string(connection.allowed.message()));
+    deny_server_->AddConnection(fd, connection.allowed);
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/access_policy.h"
+#include "daemon/fd_budget.h"
 #include "daemon/rpc/caller_registry.h"
 #include "daemon/rpc/deny_server.h"
 #include "daemon/unix_listener.h"
@@ -28,6 +29,7 @@ struct ControlServerOptions {
   std::string socket_path;
   unsigned socket_mode = 0660;
   std::optional<gid_t> socket_gid;
+  const FdBudget* fds = nullptr;  // refuses connections while descriptors are short
 };
 
 class ControlServer {

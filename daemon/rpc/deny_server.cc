@@ -5,11 +5,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
+#include "common/rpc/status_convert.h"
 
 namespace axon::daemon::rpc {
 namespace {
 
-// One refused call: requested, then finished with PERMISSION_DENIED.
+// One refused call: requested, then finished with its connection's status.
 struct DeniedCall {
   grpc::GenericServerContext context;
   grpc::GenericServerAsyncReaderWriter stream{&context};
@@ -28,10 +29,10 @@ DenyServer::DenyServer() {
 
 DenyServer::~DenyServer() { Shutdown(); }
 
-void DenyServer::AddConnection(int fd, std::string reason) {
+void DenyServer::AddConnection(int fd, absl::Status why) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    reasons_[fd] = std::move(reason);
+    reasons_[fd] = std::move(why);
   }
   grpc::AddInsecureChannelFromFd(server_.get(), fd);
 }
@@ -51,7 +52,7 @@ void DenyServer::Serve() {
       continue;
     }
     request_next();
-    std::string reason = "permission denied";
+    absl::Status reason = absl::PermissionDeniedError("permission denied");
     const std::string peer_name = call->context.peer();
     absl::string_view peer = peer_name;
     int fd = -1;
@@ -60,7 +61,7 @@ void DenyServer::Serve() {
       if (auto it = reasons_.find(fd); it != reasons_.end()) reason = it->second;
     }
     call->finishing = true;
-    call->stream.Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, reason), call);
+    call->stream.Finish(axon::rpc::ToGrpcStatus(reason), call);
   }
 }
 

@@ -1,5 +1,6 @@
-// A gRPC server with no services: every call on it is answered
-// PERMISSION_DENIED with the reason given when its connection was accepted.
+// A gRPC server with no services: every call on it is answered with the
+// status given when its connection was accepted (PERMISSION_DENIED for the
+// access policy, RESOURCE_EXHAUSTED when descriptors are short).
 // Connections from callers the access policy refuses are handed here, so a
 // refused caller gets a clear status instead of a dropped connection, and
 // never reaches a real service.
@@ -14,6 +15,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "absl/status/status.h"
+
 namespace axon::daemon::rpc {
 
 class DenyServer {
@@ -26,7 +29,7 @@ class DenyServer {
   DenyServer& operator=(const DenyServer&) = delete;
 
   // Takes ownership of connected socket `fd` (non-blocking).
-  void AddConnection(int fd, std::string reason);
+  void AddConnection(int fd, absl::Status why);
   void Shutdown();
 
  private:
@@ -36,7 +39,7 @@ class DenyServer {
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::unique_ptr<grpc::Server> server_;
   std::mutex mu_;
-  std::unordered_map<int, std::string> reasons_;  // by fd, guarded by mu_
+  std::unordered_map<int, absl::Status> reasons_;  // by fd, guarded by mu_
   std::thread thread_;
   bool shut_down_ = false;
 };

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -45,14 +46,56 @@ SessionManager::~SessionManager() {
   sessions_.clear();
 }
 
+absl::Status SessionManager::CheckCaps(const PeerCredentials& caller) const {
+  if (sessions_.size() >= limits_.max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat("axond serves ", sessions_.size(),
+                                                     " sessions already (sessions.max_sessions)"));
+  }
+  uint64_t same_uid = 0, same_process = 0;
+  for (const auto& [id, session] : sessions_) {
+    same_uid += session.info.creds.uid == caller.uid;
+    same_process += caller.pid > 0 && session.info.creds.pid == caller.pid;
+  }
+  if (same_uid >= limits_.max_per_uid) {
+    return absl::ResourceExhaustedError(absl::StrCat("uid ", caller.uid, " has ", same_uid,
+                                                     " sessions already (sessions.max_per_uid)"));
+  }
+  if (same_process >= limits_.max_per_process) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("process ", caller.pid, " has ", same_process,
+                     " sessions already (sessions.max_per_process)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& caller,
                                                     std::string client_name) {
   if (auto st = CheckClientName(client_name); !st.ok()) return st;
+  if (fds_ != nullptr) {
+    if (auto st = fds_->CheckSession(); !st.ok()) return st;
+  }
   auto token = RandomToken();
   if (!token.ok()) return token.status();
+  // The watch on the caller's process comes first: a session that cannot be
+  // watched for its process's death is never made.
+  std::shared_ptr<asio::posix::stream_descriptor> watch;
+  if (caller.pid > 0) {
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, caller.pid, 0));
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ESRCH) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("process ", caller.pid, " exited before its session was made"));
+      }
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot watch process ", caller.pid, " for its exit: ", std::strerror(err)));
+    }
+    watch = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
+  }
   AttachResult result;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto st = CheckCaps(caller); !st.ok()) return st;
     result.id = next_id_++;
     Session& session = sessions_[result.id];
     session.info.id = result.id;
@@ -60,47 +103,50 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
     session.info.creds = caller;
     session.info.attached = absl::Now();
     session.token = *token;
+    session.pid_watch = watch;
   }
   result.token = *std::move(token);
   attached_total_.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("session {} attached: pid {} uid {} gid {}", result.id, caller.pid, caller.uid,
                caller.gid);
-  if (caller.pid > 0) {
-    WatchProcess(result.id, caller.pid);
+  if (watch) {
+    WatchProcess(result.id, caller.pid, std::move(watch));
   } else {
     spdlog::warn(
         "session {}: caller's pid is not visible here (another pid namespace?); "
-        "it is closed only by Detach",
+        "it is closed only by Detach or when its session socket closes",
         result.id);
   }
+  ExpectSocket(result.id);
   return result;
 }
 
-void SessionManager::WatchProcess(uint64_t id, pid_t pid) {
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) {
-    // The process may already be gone; then the session is already dead.
-    const int err = errno;
-    if (err == ESRCH) {
-      Close(id, "process exited before it was watched");
-    } else {
-      spdlog::warn("session {}: cannot watch pid {}: {}", id, pid, std::strerror(err));
-    }
-    return;
-  }
-  auto watch = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return;  // detached already; `watch` closes the fd
-    it->second.pid_watch = watch;
-  }
+void SessionManager::WatchProcess(uint64_t id, pid_t pid,
+                                  std::shared_ptr<asio::posix::stream_descriptor> watch) {
   asio::post(io_, [this, id, pid, watch] {
     watch->async_wait(asio::posix::stream_descriptor::wait_read,
                       [this, id, pid, watch](std::error_code ec) {
                         if (ec) return;  // cancelled: the session was closed
                         Close(id, absl::StrCat("process ", pid, " exited"));
                       });
+  });
+}
+
+void SessionManager::ExpectSocket(uint64_t id) {
+  // The timer lives in its handler; a session closed or bound meanwhile is
+  // found so when it fires, and nothing else is held.
+  auto timer =
+      std::make_shared<asio::steady_timer>(io_, absl::ToChronoNanoseconds(limits_.socket_timeout));
+  timer->async_wait([this, id, timer](std::error_code ec) {
+    if (ec) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sessions_.find(id);
+      if (it == sessions_.end() || it->second.info.socket_bound) return;
+    }
+    Close(id, absl::StrCat("its session socket did not say hello within ",
+                           absl::ToInt64Milliseconds(limits_.socket_timeout),
+                           " ms (sessions.socket_timeout_ms)"));
   });
 }
 
@@ -178,6 +224,10 @@ absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
   if (auto it = endpoints_.find(name); it != endpoints_.end()) {
     return absl::AlreadyExistsError(absl::StrCat(
         "endpoint '", name, "' is already bound on this node (session ", it->second, ")"));
+  }
+  if ((*session)->info.endpoints.size() >= limits_.max_endpoints) {
+    return absl::ResourceExhaustedError(absl::StrCat("the session has ", limits_.max_endpoints,
+                                                     " endpoints bound (sessions.max_endpoints)"));
   }
   endpoints_[name] = id;
   endpoint_generation_.fetch_add(1, std::memory_order_release);

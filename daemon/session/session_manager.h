@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
+#include "daemon/fd_budget.h"
 #include "daemon/memory/cuda_region.h"
 #include "daemon/memory/host_region.h"
 
@@ -35,6 +36,13 @@ inline constexpr size_t kMaxClientNameLength = 128;
 struct SessionLimits {
   uint64_t max_registered_bytes = uint64_t{64} << 30;
   uint64_t max_regions = 4096;
+  uint64_t max_sessions = 1024;
+  uint64_t max_per_uid = 256;
+  uint64_t max_per_process = 64;
+  uint64_t max_endpoints = 256;
+  // From Attach to the session socket's hello, and from a connection to
+  // the session socket to its hello.
+  absl::Duration socket_timeout = absl::Seconds(10);
 };
 
 // A call server's counts for one endpoint and method, as its client last
@@ -69,13 +77,21 @@ struct AttachResult {
 
 class SessionManager {
  public:
-  SessionManager(asio::io_context& io, SessionLimits limits) : io_(io), limits_(limits) {}
+  // `fds`, if set, must outlive the manager: Attach refuses new sessions
+  // while it says descriptors are short.
+  SessionManager(asio::io_context& io, SessionLimits limits, const FdBudget* fds = nullptr)
+      : io_(io), limits_(limits), fds_(fds) {}
   ~SessionManager();
   SessionManager(const SessionManager&) = delete;
   SessionManager& operator=(const SessionManager&) = delete;
 
   // All thread-safe.
+  // RESOURCE_EXHAUSTED past sessions.max_sessions, max_per_uid or
+  // max_per_process, or while file descriptors are short; the session is
+  // closed if its session socket does not say hello within
+  // limits.socket_timeout.
   absl::StatusOr<AttachResult> Attach(const PeerCredentials& caller, std::string client_name);
+  const SessionLimits& limits() const { return limits_; }
   absl::Status Detach(uint64_t id, absl::string_view token);
   // A session socket presented `token` for session `id`.
   absl::Status BindSocket(uint64_t id, absl::string_view token, const PeerCredentials& caller);
@@ -137,7 +153,12 @@ class SessionManager {
     std::shared_ptr<asio::posix::stream_descriptor> pid_watch;
   };
 
-  void WatchProcess(uint64_t id, pid_t pid);
+  // Closes session `id` when its process exits (the pidfd `watch`).
+  void WatchProcess(uint64_t id, pid_t pid, std::shared_ptr<asio::posix::stream_descriptor> watch);
+  // Closes session `id` unless its session socket said hello by then.
+  void ExpectSocket(uint64_t id);
+  // mu_ held: OK unless a session cap would be passed by one more for `caller`.
+  absl::Status CheckCaps(const PeerCredentials& caller) const;
   // Checks the session's limits for `length` more bytes, runs `make`, and
   // files what it made under a new region id.
   absl::StatusOr<uint64_t> Register(
@@ -146,6 +167,7 @@ class SessionManager {
 
   asio::io_context& io_;
   const SessionLimits limits_;
+  const FdBudget* const fds_;
   mutable std::mutex mu_;
   // Finds session `id` and checks `token`; mu_ held.
   absl::StatusOr<Session*> Authorized(uint64_t id, absl::string_view token);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -15,15 +16,16 @@ namespace axon::daemon {
 
 absl::StatusOr<std::unique_ptr<SessionSocketServer>> SessionSocketServer::Start(
     const std::string& path, const ListenOptions& options, AccessPolicy policy,
-    SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io) {
+    SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io,
+    const FdBudget* fds) {
   std::unique_ptr<SessionSocketServer> server(
       new SessionSocketServer(sessions, std::move(attach_rings), io));
   ListenOptions seqpacket = options;
   seqpacket.type = SOCK_SEQPACKET;
   SessionSocketServer* raw = server.get();
-  auto listener =
-      UnixListener::Start(path, seqpacket, std::move(policy), "session socket", io,
-                          [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); });
+  auto listener = UnixListener::Start(
+      path, seqpacket, std::move(policy), "session socket", io,
+      [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); }, fds);
   if (!listener.ok()) return listener.status();
   server->listener_ = *std::move(listener);
   return server;
@@ -51,6 +53,18 @@ void SessionSocketServer::OnConnection(AcceptedConnection connection) {
   conn->creds = connection.creds;
   connections_.insert(conn);
   AwaitMessage(conn);
+  // A connection that never says hello holds a descriptor: not for long.
+  const absl::Duration timeout = sessions_.limits().socket_timeout;
+  auto timer = std::make_shared<asio::steady_timer>(io_, absl::ToChronoNanoseconds(timeout));
+  std::weak_ptr<Connection> weak = conn;
+  timer->async_wait([this, weak, timer, timeout](std::error_code ec) {
+    auto silent = weak.lock();
+    if (ec || shut_down_ || !silent || silent->session_id != 0 || !connections_.contains(silent)) {
+      return;
+    }
+    Drop(silent, absl::StrCat("no hello within ", absl::ToInt64Milliseconds(timeout),
+                              " ms (sessions.socket_timeout_ms)"));
+  });
 }
 
 void SessionSocketServer::AwaitMessage(const std::shared_ptr<Connection>& conn) {

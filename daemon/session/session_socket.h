@@ -31,7 +31,8 @@ class SessionSocketServer {
 
   static absl::StatusOr<std::unique_ptr<SessionSocketServer>> Start(
       const std::string& path, const ListenOptions& options, AccessPolicy policy,
-      SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io);
+      SessionManager& sessions, RingsAttacher attach_rings, asio::io_context& io,
+      const FdBudget* fds = nullptr);
   ~SessionSocketServer();
   SessionSocketServer(const SessionSocketServer&) = delete;
   SessionSocketServer& operator=(const SessionSocketServer&) = delete;

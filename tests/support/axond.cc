@@ -27,8 +27,8 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
     argv.push_back("--set");
     argv.push_back(set);
   }
-  child_ =
-      std::make_unique<Child>(argv, dir.File(instance + ".log"), SpawnOptions{.env = options.env});
+  child_ = std::make_unique<Child>(argv, dir.File(instance + ".log"),
+                                   SpawnOptions{.env = options.env, .max_fds = options.max_fds});
 }
 
 Axond::~Axond() {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct AxondOptions {
   std::vector<std::string> sets;  // extra --set KEY=VALUE
   std::string config_yaml;        // written to a file and passed with --config when non-empty
   std::map<std::string, std::string> env;
+  std::optional<uint64_t> max_fds;  // its RLIMIT_NOFILE, soft and hard
 };
 
 class Axond {

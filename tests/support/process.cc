@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,11 @@ pid_t SpawnWithFds(const std::vector<std::string>& argv_in, const SpawnOptions& 
     if (err_fd >= 0) ::dup2(err_fd, 2);
     const int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    if (options.max_fds) {
+      const rlimit limit{static_cast<rlim_t>(*options.max_fds),
+                         static_cast<rlim_t>(*options.max_fds)};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(126);
+    }
     if (options.gid && ::setgid(*options.gid) != 0) ::_exit(126);
     if (options.uid) {
       if (::setgroups(0, nullptr) != 0 || ::setuid(*options.uid) != 0) ::_exit(126);

@@ -38,6 +38,7 @@ struct SpawnOptions {
   std::map<std::string, std::string> env;  // added to (or replacing in) the environment
   std::optional<uid_t> uid;                // run as this user (and gid); needs root
   std::optional<gid_t> gid;
+  std::optional<uint64_t> max_fds;  // RLIMIT_NOFILE, soft and hard
 };
 
 // Runs a program to completion, capturing stdout and stderr.
