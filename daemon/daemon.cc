@@ -195,6 +195,7 @@ absl::Status Daemon::StartPeers() {
   if (const char* v = std::getenv("AXON_TEST_CORRUPT_DATA_FRAME"); v != nullptr) {
     options.corrupt_data_frame = std::strtoull(v, nullptr, 10);
   }
+  options.swallow_data_frames = std::getenv("AXON_TEST_SWALLOW_DATA_FRAMES") != nullptr;
   ucx::Loop* loop = ucx_.get();
   auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
       [loop,
@@ -231,7 +232,8 @@ absl::Status Daemon::StartRingEngine() {
       .gpu_direct = state_.gpu_direct,
       .gpu_direct_only = state_.config.gpu.remote_path == "direct",
       .bounce_keep_bytes = static_cast<uint64_t>(state_.config.gpu.bounce_keep_mib) << 20,
-      .same_host_handles = state_.config.gpu.same_host == "handles"};
+      .same_host_handles = state_.config.gpu.same_host == "handles",
+      .dead_after = absl::Milliseconds(state_.config.peers.dead_after_ms)};
   auto set = loop->Call<bool>(
       [loop, engine, peers, limits] {
         if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);

@@ -2,9 +2,12 @@
 // delivery goes in the batch of its poll (kDataAcks, flushed at the end of
 // every poll), a failure alone and at once (kDataAck). The sending daemon
 // completes the send on its answer and sends what waited behind the window.
+// A node that answers none of what is in flight for peers.dead_after_ms is
+// dropped, whatever its keepalives say: a send never waits forever.
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/wire/data.h"
 #include "daemon/engine/remote_path.h"
@@ -63,7 +66,31 @@ void RemotePath::Reopen(const std::string& node, uint64_t answered) {
   Node* n = FindNode(node);
   if (n == nullptr) return;
   n->in_flight -= answered;
+  n->answered += answered;
   Drain(*n);
+}
+
+void RemotePath::CheckProgressFromLoop() {
+  const absl::Time now = absl::Now();
+  std::vector<std::pair<std::string, uint64_t>> stalled;
+  for (auto& [node, n] : nodes_) {
+    if (n.in_flight == 0 || n.answered != n.answered_seen ||
+        n.progress_seen == absl::InfiniteFuture()) {
+      n.answered_seen = n.answered;
+      n.progress_seen = now;
+    } else if (now - n.progress_seen > limits_.dead_after) {
+      stalled.emplace_back(node, n.in_flight);
+    }
+  }
+  // Dropping fails the node's work through OnNodeDown, which erases it.
+  for (const auto& [node, in_flight] : stalled) {
+    const std::string why =
+        absl::StrCat(in_flight, " message(s) in flight and none acknowledged for ",
+                     absl::ToInt64Milliseconds(limits_.dead_after), " ms (peers.dead_after_ms)");
+    dropping_why_ = why;
+    peers_.DropFromLoop(node, why);
+    dropping_why_.clear();
+  }
 }
 
 bool RemotePath::Answered(const std::string& node, const wire::AckBody& ack) {

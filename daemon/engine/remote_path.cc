@@ -20,7 +20,11 @@ RemotePath::RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hoo
   peers_.SetDataHandlersFromLoop(
       [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
              ucx::AmMessage& message) { OnFrame(node, header, body, message); },
-      [this](const std::string& node) { OnNodeDown(node); }, [this] { SweepHandlesFromLoop(); });
+      [this](const std::string& node) { OnNodeDown(node); },
+      [this] {
+        SweepHandlesFromLoop();
+        CheckProgressFromLoop();
+      });
 }
 
 RemotePath::~RemotePath() {
@@ -512,7 +516,9 @@ void RemotePath::OnNodeDown(const std::string& node) {
   if (nit == nodes_.end()) return;
   // Acks owed to it go with it: its sends failed on its side already.
   if (!nit->second.unsent_acks.empty()) --ack_batches_;
-  const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " went away"));
+  const absl::Status gone = absl::UnavailableError(
+      dropping_why_.empty() ? absl::StrCat("node ", node, " went away")
+                            : absl::StrCat("node ", node, " dropped: ", dropping_why_));
   Node n = std::move(nit->second);
   last_node_.Forget();
   nodes_.erase(nit);  // a new connection starts its sequences afresh

@@ -169,6 +169,10 @@ class RemotePath {
     // can (gpu.same_host is handles; needs gpu_direct too), and peers'
     // handles are taken; without, peers' handles are refused.
     bool same_host_handles = true;
+    // Messages in flight to a node and none answered for this long: the
+    // node is dropped (its work fails UNAVAILABLE, and it reconnects),
+    // whatever its keepalives say (peers.dead_after_ms).
+    absl::Duration dead_after = absl::Seconds(3);
   };
 
   // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'
@@ -233,6 +237,12 @@ class RemotePath {
   struct Node {
     uint64_t generation = 0;  // a new one per connection (nodes_ entry)
     uint64_t in_flight = 0;
+    // Sends answered so far, and as of when the stall check last saw them
+    // change or saw nothing in flight (CheckProgressFromLoop): counted, so
+    // that the per-message path reads no clock.
+    uint64_t answered = 0;
+    uint64_t answered_seen = 0;
+    absl::Time progress_seen = absl::InfiniteFuture();
     std::deque<Outgoing> waiting;  // behind the window, or behind a send being staged
     bool staging = false;          // a GPU send's first piece is being copied
     uint64_t next_send_sequence = 1;
@@ -285,6 +295,9 @@ class RemotePath {
   void OnHandleClosed(const std::string& node, const std::string& handle);
   // Tells the nodes holding handles whose memory this daemon let go.
   void SweepHandlesFromLoop();
+  // Drops every node that has had messages in flight and none answered for
+  // limits_.dead_after (run on the peer plane's tick).
+  void CheckProgressFromLoop();
   // Tells the nodes holding `handle` that this daemon let go of its memory.
   struct Shared;
   void CloseHandle(const std::string& handle, Shared& shared);
@@ -407,6 +420,7 @@ class RemotePath {
   // Nodes whose Node::unsent_acks is not empty.
   size_t ack_batches_ = 0;
   std::vector<uint64_t> acked_;  // a received batch's ids, decoded (storage kept)
+  std::string dropping_why_;     // set while CheckProgressFromLoop drops a node
   std::vector<std::shared_ptr<Incoming>> spare_incoming_;  // for NewIncoming
   // GPU sends whose first piece (the only one, or chunk 0) is being copied
   // into its bounce buffer, by (session, op id): withdrawn (the reason set)

@@ -144,8 +144,9 @@ void PeerManager::OnConnection(ucp_conn_request_h request) {
   auto ep = ucx::Endpoint::Accept(
       control_, request, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
+    // UCX consumed the request, failed or not (it rejects and frees it
+    // itself): rejecting it again here crashed in uct_listener_reject.
     spdlog::warn("peer plane: cannot accept a connection: {}", ep.status().message());
-    listener_->Reject(request);
     return;
   }
   unbound_.push_back({*std::move(ep), id, absl::Now()});
@@ -284,6 +285,7 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
                                      " before the handshake finished"));
         return;
       }
+      if (options_.swallow_data_frames && header.type == wire::MessageType::kData) return;
       if (on_data_) on_data_(peer->name, header, decoded->body, message);
       return;
   }

@@ -42,6 +42,9 @@ struct PeerOptions {
   // Tests only: the Nth data frame sent (counted from 1) goes out malformed
   // (AXON_TEST_CORRUPT_DATA_FRAME).
   uint64_t corrupt_data_frame = 0;
+  // Tests only: every data frame that arrives is dropped unanswered, while
+  // keepalives go on as usual (AXON_TEST_SWALLOW_DATA_FRAMES).
+  bool swallow_data_frames = false;
 };
 
 enum class PeerState { kConnecting, kUp, kDown };

@@ -42,6 +42,4 @@ void Listener::OnConnection(ucp_conn_request_h request, void* arg) {
   });
 }
 
-void Listener::Reject(ucp_conn_request_h request) { ucp_listener_reject(handle_, request); }
-
 }  // namespace axon::ucx

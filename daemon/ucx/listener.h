@@ -15,8 +15,8 @@ namespace axon::ucx {
 
 class Listener {
  public:
-  // Called for each incoming connection; accept it with Endpoint::Accept or
-  // refuse it with Reject.
+  // Called for each incoming connection; accept it with Endpoint::Accept,
+  // which takes the request over whether it succeeds or fails.
   using ConnectionHandler = std::function<void(ucp_conn_request_h request)>;
 
   static absl::StatusOr<std::unique_ptr<Listener>> Create(Worker& worker,
@@ -26,7 +26,6 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  void Reject(ucp_conn_request_h request);
   // The address actually bound (port 0 in the config picks a free port).
   const SocketAddress& address() const { return address_; }
 

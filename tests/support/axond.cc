@@ -27,6 +27,7 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
     argv.push_back("--set");
     argv.push_back(set);
   }
+  argv.insert(argv.begin(), options.wrapper.begin(), options.wrapper.end());
   child_ = std::make_unique<Child>(argv, dir.File(instance + ".log"),
                                    SpawnOptions{.env = options.env, .max_fds = options.max_fds});
 }

@@ -26,6 +26,9 @@ struct AxondOptions {
   std::string config_yaml;        // written to a file and passed with --config when non-empty
   std::map<std::string, std::string> env;
   std::optional<uint64_t> max_fds;  // its RLIMIT_NOFILE, soft and hard
+  // Runs axond through this command line, e.g. {"ip", "netns", "exec", "ns"}
+  // (which execs it: the child is still axond).
+  std::vector<std::string> wrapper;
 };
 
 class Axond {
