@@ -1,9 +1,11 @@
 #include "common/process_info.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -33,21 +35,26 @@ absl::StatusOr<std::vector<gid_t>> SupplementaryGroups(pid_t pid) {
   return absl::NotFoundError(absl::StrCat("no Groups line in ", path));
 }
 
-absl::StatusOr<uint64_t> OpenFdCount() {
+namespace {
+
+// Entries of /proc/PID/fd (the listing's own descriptor among them when
+// PID is this process).
+absl::StatusOr<uint64_t> CountFds(const std::string& proc) {
   uint64_t count = 0;
   std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+  for (auto it = std::filesystem::directory_iterator(proc + "/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     ++count;
   }
-  if (ec) return absl::NotFoundError("cannot list /proc/self/fd: " + ec.message());
-  return count > 0 ? count - 1 : 0;  // less the listing's own
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot list ", proc, "/fd: ", ec.message()));
+  return count;
 }
 
-absl::StatusOr<ProcessUsage> OwnUsage() {
+// RSS, threads, descriptors and CPU time from /proc/PID (`proc`).
+absl::StatusOr<ProcessUsage> ReadUsage(const std::string& proc) {
   ProcessUsage usage;
-  std::ifstream status("/proc/self/status");
-  if (!status) return absl::NotFoundError("cannot read /proc/self/status");
+  std::ifstream status(proc + "/status");
+  if (!status) return absl::NotFoundError(absl::StrCat("cannot read ", proc, "/status"));
   std::string line;
   while (std::getline(status, line)) {
     const bool rss = line.rfind("VmRSS:", 0) == 0;
@@ -60,19 +67,43 @@ absl::StatusOr<ProcessUsage> OwnUsage() {
     if (rss) usage.resident_bytes = n * 1024;  // "VmRSS:   1234 kB"
     if (threads) usage.threads = n;
   }
-  auto fds = OpenFdCount();
+  auto fds = CountFds(proc);
   if (!fds.ok()) return fds.status();
   usage.open_fds = *fds;
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) usage.max_fds = limit.rlim_cur;
-  rusage ru{};
-  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
-    auto seconds = [](const timeval& tv) {
-      return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
-    };
-    usage.cpu_seconds = seconds(ru.ru_utime) + seconds(ru.ru_stime);
+  // utime and stime: fields 14 and 15, counted after the ")" that ends the
+  // command name (which may hold spaces).
+  std::ifstream stat(proc + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  if (const size_t paren = text.rfind(')'); paren != std::string::npos) {
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(absl::string_view(text).substr(paren + 2), ' ', absl::SkipEmpty());
+    uint64_t utime = 0, stime = 0;
+    if (fields.size() > 12 && absl::SimpleAtoi(fields[11], &utime) &&
+        absl::SimpleAtoi(fields[12], &stime)) {
+      usage.cpu_seconds =
+          static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
   }
   return usage;
 }
+
+}  // namespace
+
+absl::StatusOr<uint64_t> OpenFdCount() {
+  auto count = CountFds("/proc/self");
+  if (!count.ok()) return count.status();
+  return *count > 0 ? *count - 1 : 0;  // less the listing's own
+}
+
+absl::StatusOr<ProcessUsage> OwnUsage() {
+  auto usage = ReadUsage("/proc/self");
+  if (!usage.ok()) return usage;
+  if (usage->open_fds > 0) --usage->open_fds;  // the listing's own
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) usage->max_fds = limit.rlim_cur;
+  return usage;
+}
+
+absl::StatusOr<ProcessUsage> UsageOf(pid_t pid) { return ReadUsage(absl::StrCat("/proc/", pid)); }
 
 }  // namespace axon

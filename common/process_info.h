@@ -19,9 +19,11 @@ struct ProcessUsage {
   uint64_t open_fds = 0;
   uint64_t max_fds = 0;  // the soft RLIMIT_NOFILE
   uint64_t threads = 0;
-  double cpu_seconds = 0;  // user + system, all threads
+  double cpu_seconds = 0;  // user + system, all threads (clock ticks' precision)
 };
 absl::StatusOr<ProcessUsage> OwnUsage();
+// The same for another process (max_fds left 0); NOT_FOUND once it is gone.
+absl::StatusOr<ProcessUsage> UsageOf(pid_t pid);
 // File descriptors this process holds open.
 absl::StatusOr<uint64_t> OpenFdCount();
 

@@ -76,21 +76,6 @@ double BusySeconds(ctl::AdminClient& admin) {
   return stats.ok() ? stats->ucx_thread_busy_seconds() : 0;
 }
 
-// Both daemons see each other up (a remote call fails UNAVAILABLE before).
-absl::Status WaitForPeers(ctl::AdminClient& a, ctl::AdminClient& b) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int up = 0;
-    for (ctl::AdminClient* admin : {&a, &b}) {
-      auto peers = admin->ListPeers();
-      if (peers.ok() && peers->peers_size() == 1 && peers->peers(0).state() == "up") ++up;
-    }
-    if (up == 2) return absl::OkStatus();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return absl::UnavailableError("the two daemons did not connect within 30 s");
-}
-
 // TensorPipe's rows from tensorpipe_rpc.py, by (memory, size): round trip
 // p50 and calls/s. Empty with the reason when it could not run.
 std::map<std::pair<std::string, uint64_t>, std::pair<double, double>> RunTensorPipe(
@@ -236,7 +221,7 @@ int Main(int argc, char** argv) {
   ctl::AdminClient admin_a(cluster.a().socket, std::chrono::seconds(10));
   ctl::AdminClient admin_b(cluster.b().socket, std::chrono::seconds(10));
   const bool gpu = cuda::Usable().ok();
-  if (auto st = WaitForPeers(admin_a, admin_b); !st.ok()) {
+  if (auto st = ctl::WaitForPeersUp(admin_a, admin_b); !st.ok()) {
     std::cerr << "call-bench: " << st << "; see " << cluster.a().log << " and " << cluster.b().log
               << "\n";
     return 1;

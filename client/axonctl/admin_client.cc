@@ -2,6 +2,9 @@
 
 #include <grpcpp/client_context.h>
 
+#include <thread>
+
+#include "absl/strings/str_cat.h"
 #include "common/rpc/channel.h"
 #include "common/rpc/status_convert.h"
 
@@ -46,6 +49,21 @@ absl::StatusOr<v1::PingResponse> AdminClient::Ping(const std::string& node, uint
   // Many round trips may take longer than one call's timeout: allow 10 ms each on top.
   return Call<v1::PingRequest, v1::PingResponse>(&v1::Admin::Stub::Ping, request,
                                                  std::chrono::milliseconds(10) * count);
+}
+
+absl::Status WaitForPeersUp(AdminClient& a, AdminClient& b, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int up = 0;
+    for (AdminClient* admin : {&a, &b}) {
+      auto peers = admin->ListPeers();
+      if (peers.ok() && peers->peers_size() == 1 && peers->peers(0).state() == "up") ++up;
+    }
+    if (up == 2) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("the two daemons did not connect within ", timeout.count(), " s"));
 }
 
 }  // namespace axon::ctl

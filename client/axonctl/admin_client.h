@@ -30,4 +30,10 @@ class AdminClient {
   std::chrono::milliseconds timeout_;
 };
 
+// Waits until the daemons behind `a` and `b` (two nodes that are each
+// other's only peer, as LocalCluster starts them) both see the other up:
+// a remote send fails UNAVAILABLE before.
+absl::Status WaitForPeersUp(AdminClient& a, AdminClient& b,
+                            std::chrono::seconds timeout = std::chrono::seconds(30));
+
 }  // namespace axon::ctl
