@@ -45,6 +45,7 @@ absl::Status Session::Detach() {
     std::lock_guard<std::mutex> lock(mu);
     if (!socket.valid()) return absl::OkStatus();
     detached = true;
+    hangup_fd = -1;
     socket.Reset();  // closing it alone would end the session; Detach says so explicitly
   }
   v1::DetachRequest request;
@@ -100,6 +101,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     (void)session->Detach();
     return absl::Status(st.code(), absl::StrCat("setting up the rings: ", st.message()));
   }
+  session->hangup_fd = session->socket.get();
   std::unique_ptr<Client> client(new Client(std::move(session)));
   if (options.progress_thread) client->StartProgressThread();
   return client;
@@ -343,7 +345,12 @@ void Client::StartProgressThread() {
   std::lock_guard<std::mutex> lock(progress_mu_);
   if (progress_.joinable()) return;
   progress_ = std::thread([this] {
-    while (!stop_progress_) (void)session_->Progress(50);
+    while (!stop_progress_) {
+      // With the daemon gone there is nothing to drive: no busy loop.
+      if (!session_->Progress(50).ok() && session_->daemon_gone) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
   });
 }
 

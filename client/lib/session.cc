@@ -120,6 +120,7 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
 absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
+  if (daemon_gone) return GoneStatus();
   if (detached) return absl::FailedPreconditionError("the session is detached");
   uint64_t op_id = 0;
   for (wire::Submission& submission : all) {
@@ -225,6 +226,24 @@ bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
   return true;
 }
 
+absl::Status Session::GoneStatus() {
+  return absl::UnavailableError(
+      "axond went away (its session socket closed); connect a new client once it is back");
+}
+
+void Session::DaemonGone() {
+  if (daemon_gone.exchange(true)) return;
+  detached = true;
+  for (auto& [op_id, fn] : callbacks) {
+    wire::Completion failed{.op_id = op_id,
+                            .code = static_cast<uint32_t>(absl::StatusCode::kUnavailable)};
+    wire::SetNameField(failed.message, std::string(GoneStatus().message()));
+    due.emplace_back(std::move(fn), failed);
+  }
+  callbacks.clear();
+  drained.notify_all();
+}
+
 void Session::FailPending() {
   absl::flat_hash_map<uint64_t, Callback> waiting;
   absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> handlers;
@@ -265,6 +284,10 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
   absl::Time now = start;
   while (true) {
     if (take()) return absl::OkStatus();
+    if (daemon_gone) {
+      RunCallbacks(lock);
+      return GoneStatus();
+    }
     if (!due.empty()) {  // drained by another path (a full submission ring)
       RunCallbacks(lock);
       continue;
@@ -299,12 +322,21 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
     if (!completions->PrepareToSleep()) continue;
     sleeper = true;
     lock.unlock();
-    pollfd pfd{client_bell.get(), POLLIN, 0};
-    ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1);
+    // The doorbell, and the session socket: the daemon never writes to it
+    // unasked, so a hang-up there is the daemon going away, and what waits
+    // on it would otherwise wait forever.
+    pollfd pfds[2] = {{client_bell.get(), POLLIN, 0}, {hangup_fd.load(), POLLRDHUP, 0}};
+    ::poll(pfds, pfds[1].fd >= 0 ? 2 : 1,
+           static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1);
     uint64_t count;
     while (::read(client_bell.get(), &count, sizeof(count)) > 0) {
     }
     lock.lock();
+    if (pfds[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+      // Completions already on the ring are real: taken before the rest fail.
+      (void)DrainCompletions();
+      DaemonGone();
+    }
     sleeper = false;
     completions->Awake();
     drained.notify_all();

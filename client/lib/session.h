@@ -40,6 +40,11 @@ struct Session {
   std::mutex mu;
   UniqueFd socket;                    // guarded by mu; invalid once detached
   std::atomic<bool> detached{false};  // no more submissions: nobody reads them
+  // The session socket, for the wait loop to notice the daemon hang up
+  // (-1 once detached); and whether it did: then every operation still
+  // pending has failed UNAVAILABLE, and new ones fail so at once.
+  std::atomic<int> hangup_fd{-1};
+  std::atomic<bool> daemon_gone{false};
   uint32_t next_request = 1;
 
   // The per-message rings, shared with the daemon (set up by SetupRings).
@@ -102,6 +107,11 @@ struct Session {
   // ring_mu held: `done` runs once `op_id` completes (at once if it has).
   void AddCallback(uint64_t op_id, Callback done);
   std::condition_variable drained;
+  // ring_mu held: the daemon hung up. Fails every operation with a
+  // callback UNAVAILABLE (run by the caller's next RunCallbacks) and marks
+  // the session so.
+  void DaemonGone();
+  static absl::Status GoneStatus();
   // ring_mu held: moves every completion on the ring into `finished`.
   absl::Status DrainCompletions();
   void RingDaemon();

@@ -13,9 +13,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <future>
+#include <thread>
 
+#include "axon/call.h"
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
 #include "common/fd_passing.h"
@@ -275,6 +279,55 @@ TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
   EXPECT_THAT(axond.Ctl({"stats"}).out, HasSubstr("% of uptime)"));
   // And it wakes again for the next message.
   EXPECT_TRUE((*client)->PingDaemon().ok());
+}
+
+TEST_F(SessionTest, KilledDaemonFailsWhatWaitsUnavailable) {
+  // A daemon that dies must not leave its clients waiting forever: what
+  // they wait for fails UNAVAILABLE, through callbacks, Wait and calls.
+  Axond axond(dir_);
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  auto server_client = Client::Connect({.socket_path = axond.socket(), .progress_thread = true});
+  auto client = Client::Connect({.socket_path = axond.socket(), .progress_thread = true});
+  ASSERT_TRUE(server_client.ok() && client.ok());
+  ASSERT_TRUE((*server_client)->BindEndpoint("srv").ok());
+  ASSERT_TRUE((*client)->BindEndpoint("me").ok());
+  Server server(**server_client, "srv");
+  std::atomic<bool> release{false};
+  server.Handle("hang", [&](const Request&) -> absl::StatusOr<Reply> {
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return Reply{};
+  });
+  ASSERT_TRUE(server.Start().ok());
+  struct Release {  // before the server stops, whatever fails in between
+    std::atomic<bool>& flag;
+    ~Release() { flag = true; }
+  } release_on_exit{release};
+  auto buffer = (*client)->AllocateHost(4096);
+  ASSERT_TRUE(buffer.ok());
+  auto with_callback = (*client)->PostRecv("me", 1, *buffer, 0, 1024);
+  auto waited = (*client)->PostRecv("me", 2, *buffer, 1024, 1024);
+  ASSERT_TRUE(with_callback.ok() && waited.ok());
+  std::future<Completed> future = (*client)->Future(*with_callback);
+  Caller caller(**client, "me");
+  auto call = caller.CallAsync("srv", "hang", "", {});
+  ASSERT_TRUE(call.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the call reached the handler
+
+  axond.process().Signal(SIGKILL);
+  ASSERT_EQ(axond.process().Wait(std::chrono::seconds(10)), -SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  const Completed completed = future.get();
+  EXPECT_EQ(completed.status.code(), absl::StatusCode::kUnavailable) << completed.status;
+  EXPECT_THAT(std::string(completed.status.message()), HasSubstr("axond went away"));
+  auto wait = (*client)->Wait(*waited, 5000);
+  EXPECT_EQ(wait.status().code(), absl::StatusCode::kUnavailable) << wait.status();
+  ASSERT_TRUE(call->WaitFor(5000)) << "the call still waits for a dead daemon";
+  EXPECT_EQ(call->Wait().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::seconds(5));
+  auto send = (*client)->Send("me", "srv", 1, *buffer, 0, 64);
+  EXPECT_EQ(send.status().code(), absl::StatusCode::kUnavailable) << send.status();
 }
 
 }  // namespace
