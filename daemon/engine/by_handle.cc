@@ -64,8 +64,9 @@ bool RemotePath::SendByHandle(Node& n, Outgoing& send) {
   send.generation = n.generation;
   const uint64_t id = next_message_id_;  // Post's
   Post(n, std::move(send), {}, {}, std::move(body));
-  if (in_flight_.contains(id)) {
+  if (auto sent = in_flight_.find(id); sent != in_flight_.end()) {
     ++by_handle_;
+    by_handle_bytes_ += sent->second.length;
     if (probe) n.probe = id;
   }
   return true;
@@ -113,6 +114,7 @@ void RemotePath::LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr
   const Region& source = *message->source;
   const int device = source.device();
   ++by_handle_;
+  by_handle_bytes_ += message->total;
   if (auto st =
           CopyOnGpu(copier_, device, {{source.data(), message->total}}, *region, into, {region});
       !st.ok()) {
@@ -149,7 +151,8 @@ void RemotePath::OnHandleAnswer(const std::string& node, const wire::AckBody& an
   const wire::AckBody& refusal = answer;
   Outgoing send = std::move(it->second);
   in_flight_.erase(it);
-  --by_handle_;
+  --by_handle_;  // it goes again through bounce buffers, counted there
+  by_handle_bytes_ -= send.length;
   --n.in_flight;
   if (!n.handles_refused) {
     spdlog::warn(

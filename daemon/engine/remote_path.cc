@@ -409,6 +409,7 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
   if (!message->chunked || message->offset == 0) {
     ++(bounce->memory == ucx::MemoryKind::kCuda ? direct_ : staged_);
   }
+  (bounce->memory == ucx::MemoryKind::kCuda ? direct_bytes_ : staged_bytes_) += length;
   uint8_t* data = bounce->buffer->data;
   const ucx::MemoryKind memory = bounce->memory;
   ucx::Worker::ReceiveData(

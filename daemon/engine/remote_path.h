@@ -218,6 +218,10 @@ class RemotePath {
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
   uint64_t direct() const { return direct_; }        // GPU messages through UCX in device memory
   uint64_t by_handle() const { return by_handle_; }  // GPU messages sent or landed by handle
+  // Their bytes, sent and received, by the same paths.
+  uint64_t staged_bytes() const { return staged_bytes_; }
+  uint64_t direct_bytes() const { return direct_bytes_; }
+  uint64_t by_handle_bytes() const { return by_handle_bytes_; }
   uint64_t handles_open() const { return opened_.size(); }  // peers' handles mapped now
   uint64_t bounce_allocations() const;        // bounce buffers allocated (pooled) so far
   uint64_t bounce_idle_device_bytes() const;  // allocated and idle now, all GPUs
@@ -394,6 +398,7 @@ class RemotePath {
   std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // each keeps limits_'s idle bytes
   uint64_t next_generation_ = 1;
   uint64_t staged_ = 0, direct_ = 0, by_handle_ = 0;
+  uint64_t staged_bytes_ = 0, direct_bytes_ = 0, by_handle_bytes_ = 0;
   // By handle. Sent: the handles each node holds, until this daemon's
   // mapping of their memory closes. Received: peers' handles opened here,
   // by (node, handle), until the node says they closed or goes down.

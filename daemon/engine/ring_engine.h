@@ -73,6 +73,7 @@ struct GpuTraffic {
   uint64_t handles_open = 0;  // peers' GPU allocations this daemon holds open by handle
   uint64_t bounce_allocations = 0;
   uint64_t bounce_idle_device_bytes = 0, bounce_idle_pinned_bytes = 0;
+  uint64_t staged_bytes = 0, direct_bytes = 0, by_handle_bytes = 0;  // of the messages above
 };
 
 struct SessionRings {
@@ -115,7 +116,10 @@ class RingEngine {
             remote_ ? remote_->handles_open() : 0,
             remote_ ? remote_->bounce_allocations() : 0,
             remote_ ? remote_->bounce_idle_device_bytes() : 0,
-            remote_ ? remote_->bounce_idle_pinned_bytes() : 0};
+            remote_ ? remote_->bounce_idle_pinned_bytes() : 0,
+            remote_ ? remote_->staged_bytes() : 0,
+            remote_ ? remote_->direct_bytes() : 0,
+            remote_ ? remote_->by_handle_bytes() : 0};
   }
   // Per session, by id.
   std::map<uint64_t, SessionTraffic> TrafficFromLoop() const;

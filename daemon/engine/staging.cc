@@ -66,7 +66,9 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
   absl::Status staged = bounce.status();
   // Counted by the memory it really went in (no device memory left: host).
   const bool first = offset == 0;
-  if (first) ++(bounce.ok() && bounce->memory == ucx::MemoryKind::kCuda ? direct_ : staged_);
+  const bool in_gpu = bounce.ok() && bounce->memory == ucx::MemoryKind::kCuda;
+  if (first) ++(in_gpu ? direct_ : staged_);
+  if (bounce.ok()) (in_gpu ? direct_bytes_ : staged_bytes_) += bytes;
   // Bytes [offset, offset + bytes) of the parts, back to back.
   uint64_t skip = offset, at = 0;
   for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {

@@ -80,6 +80,11 @@ void Stats(Exposition& out, const v1::StatsResponse& s) {
   out.Sample({{"path", "staged"}}, s.gpu_staged_messages());
   out.Sample({{"path", "direct"}}, s.gpu_direct_messages());
   out.Sample({{"path", "handle"}}, s.gpu_handle_messages());
+  out.Family("axon_gpu_message_bytes_total", T::kCounter,
+             "Bytes of those GPU messages, sent and received, by path.");
+  out.Sample({{"path", "staged"}}, s.gpu_staged_bytes());
+  out.Sample({{"path", "direct"}}, s.gpu_direct_bytes());
+  out.Sample({{"path", "handle"}}, s.gpu_handle_bytes());
   out.Family("axon_gpu_peer_handles_open", T::kGauge,
              "Peers' GPU allocations this daemon holds open by CUDA IPC handle.");
   out.Sample({}, s.gpu_peer_handles_open());

@@ -43,6 +43,9 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
     out.set_gpu_staged_messages(gpu->staged);
     out.set_gpu_direct_messages(gpu->direct);
     out.set_gpu_handle_messages(gpu->by_handle);
+    out.set_gpu_staged_bytes(gpu->staged_bytes);
+    out.set_gpu_direct_bytes(gpu->direct_bytes);
+    out.set_gpu_handle_bytes(gpu->by_handle_bytes);
     out.set_gpu_peer_handles_open(gpu->handles_open);
     out.set_gpu_bounce_allocations(gpu->bounce_allocations);
     out.set_gpu_bounce_idle_device_bytes(gpu->bounce_idle_device_bytes);

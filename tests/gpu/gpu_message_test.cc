@@ -117,14 +117,22 @@ TEST_P(GpuTest, GpuToGpuFromOneByteToOneGiB) {
     EXPECT_GT(Stats(sending_daemon()).gpu_staged_messages(), 0u);
     EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 0u);
   }
-  if (GetParam() == Path::kDirect) {  // the five sizes above the eager limit
+  // The five sizes above the eager limit, and all nine.
+  const uint64_t above_eager =
+      16385 + (uint64_t{1} << 20) + (uint64_t{64} << 20) + (uint64_t{256} << 20) + kMax;
+  const uint64_t all = above_eager + 1 + 63 + 4096 + 16384;
+  if (GetParam() == Path::kDirect) {
     EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 5u);
     EXPECT_EQ(Stats(receiving_daemon()).gpu_direct_messages(), 5u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_direct_bytes(), above_eager);
+    EXPECT_EQ(Stats(receiving_daemon()).gpu_direct_bytes(), above_eager);
     EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 0u);
   }
   if (GetParam() == Path::kHandle) {  // all nine, whatever the size; no bounce buffer
     EXPECT_EQ(Stats(sending_daemon()).gpu_handle_messages(), 9u);
     EXPECT_EQ(Stats(receiving_daemon()).gpu_handle_messages(), 9u);
+    EXPECT_EQ(Stats(sending_daemon()).gpu_handle_bytes(), all);
+    EXPECT_EQ(Stats(receiving_daemon()).gpu_handle_bytes(), all);
     EXPECT_EQ(Stats(sending_daemon()).gpu_direct_messages(), 0u);
     EXPECT_EQ(Stats(sending_daemon()).gpu_bounce_allocations(), 0u);
     EXPECT_EQ(Stats(receiving_daemon()).gpu_bounce_allocations(), 0u);
@@ -373,6 +381,7 @@ TEST(GpuMixedPaths, StagingOnEitherEndTurnsTheDirectPathOffBothWays) {
   for (size_t node : {0, 1}) {
     const v1::StatsResponse stats = Stats(*cluster.daemons[node]);
     EXPECT_EQ(stats.gpu_staged_messages(), 2u) << node;  // one sent, one received
+    EXPECT_EQ(stats.gpu_staged_bytes(), 2 * kBytes) << node;
     EXPECT_EQ(stats.gpu_direct_messages(), 0u) << node;
   }
 

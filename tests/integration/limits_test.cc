@@ -21,7 +21,7 @@
 #include "axon/v1/control.grpc.pb.h"
 #include "common/rpc/channel.h"
 #include "common/unique_fd.h"
-#include "tests/support/axond.h"
+#include "tests/support/cluster.h"
 
 namespace axon::testing {
 namespace {
@@ -195,6 +195,76 @@ TEST(LimitsTest, SessionsAreRefusedWellBeforeFileDescriptorsRunOut) {
   EXPECT_TRUE(
       WaitFor([&] { return Sessions(daemon).sessions_size() == 0; }, std::chrono::seconds(10)));
   EXPECT_TRUE(Connect(daemon, "again") != nullptr);
+}
+
+TEST(LimitsTest, CallReportsAreBounded) {
+  TempDir dir;
+  Axond daemon(dir);
+  ASSERT_TRUE(daemon.WaitReady()) << daemon.process().Log();
+  auto stub = v1::Control::NewStub(rpc::MakeControlChannel(daemon.socket()));
+  v1::AttachRequest attach;
+  v1::AttachResponse session;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Attach(&ctx, attach, &session).ok());
+  }
+  auto report = [&](int methods, std::vector<uint64_t> buckets) {
+    v1::ReportCallsRequest request;
+    request.set_session_id(session.session_id());
+    request.set_token(session.token());
+    for (int i = 0; i < methods; ++i) {
+      v1::MethodCalls* m = request.add_methods();
+      m->set_endpoint("e");
+      m->set_method(absl::StrCat("m", i));
+      for (uint64_t b : buckets) m->add_latency_below_pow2_us(b);
+    }
+    v1::ReportCallsResponse response;
+    grpc::ClientContext ctx;
+    return stub->ReportCalls(&ctx, request, &response);
+  };
+  EXPECT_TRUE(report(256, {1, 2, 3}).ok());
+  grpc::Status too_many = report(257, {});
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(too_many.error_message(), HasSubstr("at most 256"));
+  EXPECT_EQ(report(1, std::vector<uint64_t>(33, 1)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(report(1, {5, 4}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(daemon.Ctl({"health"}).exit_code, 0);
+}
+
+TEST(LimitsTest, PeerWindowHoldsSendersBackWithoutLoss) {
+  // peers.max_in_flight=2: 200 messages to the other node pass a window of
+  // two, in order, none lost.
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.max_in_flight=2"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  auto a = Connect(*cluster.daemons[0], "a");
+  auto b = Connect(*cluster.daemons[1], "b");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->BindEndpoint("src").ok() && b->BindEndpoint("dst").ok());
+  constexpr int kMessages = 200;
+  auto out = a->AllocateHost(kMessages * 64);
+  auto in = b->AllocateHost(kMessages * 64);
+  ASSERT_TRUE(out.ok() && in.ok());
+  std::vector<Operation> receives, sends;
+  for (int i = 0; i < kMessages; ++i) {
+    static_cast<uint8_t*>(out->data())[i * 64] = static_cast<uint8_t>(i);
+    auto r = b->PostRecv("dst", 9, *in, static_cast<size_t>(i) * 64, 64);
+    ASSERT_TRUE(r.ok());
+    receives.push_back(*r);
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    auto s = a->Send("src", "node-b/dst", 9, *out, static_cast<size_t>(i) * 64, 64);
+    ASSERT_TRUE(s.ok()) << s.status();
+    sends.push_back(*s);
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    auto sent = a->Wait(sends[static_cast<size_t>(i)], 20000);
+    auto got = b->Wait(receives[static_cast<size_t>(i)], 20000);
+    ASSERT_TRUE(sent.ok() && got.ok());
+    ASSERT_TRUE(sent->status.ok() && got->status.ok()) << sent->status << got->status;
+    EXPECT_EQ(static_cast<uint8_t*>(in->data())[i * 64], static_cast<uint8_t>(i));
+  }
 }
 
 }  // namespace
