@@ -20,6 +20,15 @@ namespace axon {
 namespace internal {
 namespace {
 
+// The completion of operation `op_id` failed UNAVAILABLE for `why`, made
+// here for an operation the daemon will never answer.
+wire::Completion Unavailable(uint64_t op_id, const std::string& why) {
+  wire::Completion failed{.op_id = op_id,
+                          .code = static_cast<uint32_t>(absl::StatusCode::kUnavailable)};
+  wire::SetNameField(failed.message, why);
+  return failed;
+}
+
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -234,12 +243,8 @@ absl::Status Session::GoneStatus() {
 void Session::DaemonGone() {
   if (daemon_gone.exchange(true)) return;
   detached = true;
-  for (auto& [op_id, fn] : callbacks) {
-    wire::Completion failed{.op_id = op_id,
-                            .code = static_cast<uint32_t>(absl::StatusCode::kUnavailable)};
-    wire::SetNameField(failed.message, std::string(GoneStatus().message()));
-    due.emplace_back(std::move(fn), failed);
-  }
+  const std::string why(GoneStatus().message());
+  for (auto& [op_id, fn] : callbacks) due.emplace_back(std::move(fn), Unavailable(op_id, why));
   callbacks.clear();
   drained.notify_all();
 }
@@ -253,12 +258,7 @@ void Session::FailPending() {
     waiting.swap(callbacks);
     handlers.swap(arrival_handlers);
   }
-  for (auto& [op_id, fn] : waiting) {
-    wire::Completion failed{.op_id = op_id,
-                            .code = static_cast<uint32_t>(absl::StatusCode::kUnavailable)};
-    wire::SetNameField(failed.message, "the client detached from axond");
-    fn(failed);
-  }
+  for (auto& [op_id, fn] : waiting) fn(Unavailable(op_id, "the client detached from axond"));
 }
 
 void Session::AddCallback(uint64_t op_id, Callback done) {

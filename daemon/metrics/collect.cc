@@ -13,6 +13,16 @@ namespace {
 
 using T = Type;
 
+// Two samples of the current family that differ in one label: `key` is
+// `first` with value `a`, then `second` with value `b`.
+void Both(Exposition& out, Labels labels, absl::string_view key, absl::string_view first,
+          uint64_t a, absl::string_view second, uint64_t b) {
+  labels.emplace_back(key, first);
+  out.Sample(labels, a);
+  labels.back().second = second;
+  out.Sample(labels, b);
+}
+
 void Process(Exposition& out, const DaemonState& state) {
   out.Family("axon_build_info", T::kGauge, "Always 1: the daemon's version and node name.");
   out.Sample({{"version", kVersion}, {"node", state.config.node.name}}, uint64_t{1});
@@ -102,13 +112,13 @@ void Peers(Exposition& out, const v1::ListPeersResponse& r) {
   for (const auto& p : r.peers()) out.Sample({{"peer", p.name()}}, uint64_t{p.state() == "up"});
   out.Family("axon_peer_messages_total", T::kCounter, "Messages to and from the peer.");
   for (const auto& p : r.peers()) {
-    out.Sample({{"peer", p.name()}, {"direction", "sent"}}, p.messages_sent());
-    out.Sample({{"peer", p.name()}, {"direction", "received"}}, p.messages_received());
+    Both(out, {{"peer", p.name()}}, "direction", "sent", p.messages_sent(), "received",
+         p.messages_received());
   }
   out.Family("axon_peer_bytes_total", T::kCounter, "Bytes to and from the peer.");
   for (const auto& p : r.peers()) {
-    out.Sample({{"peer", p.name()}, {"direction", "sent"}}, p.bytes_sent());
-    out.Sample({{"peer", p.name()}, {"direction", "received"}}, p.bytes_received());
+    Both(out, {{"peer", p.name()}}, "direction", "sent", p.bytes_sent(), "received",
+         p.bytes_received());
   }
   out.Family("axon_peer_rtt_seconds", T::kGauge, "The last keepalive round trip to the peer.");
   for (const auto& p : r.peers()) out.Sample({{"peer", p.name()}}, p.last_rtt_us() * 1e-6);
@@ -136,29 +146,21 @@ void Sessions(Exposition& out, const v1::ListSessionsResponse& r,
              "Operations the session submitted that have not completed.");
   each([&](const auto& s, const Labels& l) { out.Sample(l, s.in_flight()); });
   out.Family("axon_session_messages_total", T::kCounter, "Messages the session sent and received.");
-  each([&](const auto& s, Labels l) {
-    l.emplace_back("direction", "sent");
-    out.Sample(l, s.messages_sent());
-    l.back().second = "received";
-    out.Sample(l, s.messages_received());
+  each([&](const auto& s, const Labels& l) {
+    Both(out, l, "direction", "sent", s.messages_sent(), "received", s.messages_received());
   });
   out.Family("axon_session_bytes_total", T::kCounter, "Bytes the session sent and received.");
-  each([&](const auto& s, Labels l) {
-    l.emplace_back("direction", "sent");
-    out.Sample(l, s.bytes_sent());
-    l.back().second = "received";
-    out.Sample(l, s.bytes_received());
+  each([&](const auto& s, const Labels& l) {
+    Both(out, l, "direction", "sent", s.bytes_sent(), "received", s.bytes_received());
   });
   out.Family("axon_session_ring_entries", T::kGauge,
              "Entries waiting on the session's rings: submissions the daemon has not taken, "
              "completions the client has not taken (1024 fit on each ring).");
-  each([&](const auto& s, Labels l) {
+  each([&](const auto& s, const Labels& l) {
     auto it = rings.find(s.session_id());
     if (it == rings.end()) return;
-    l.emplace_back("ring", "submissions");
-    out.Sample(l, it->second.submissions_queued);
-    l.back().second = "completions";
-    out.Sample(l, it->second.completions_queued);
+    Both(out, l, "ring", "submissions", it->second.submissions_queued, "completions",
+         it->second.completions_queued);
   });
 
   // Calls, per serving endpoint and method (endpoint names are unique on a

@@ -5,7 +5,6 @@
 // descriptors. After each refusal the clients already attached keep
 // working.
 #include <gmock/gmock.h>
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -29,15 +28,7 @@ namespace {
 using ::testing::HasSubstr;
 
 v1::ListSessionsResponse Sessions(const Axond& daemon) {
-  v1::ListSessionsResponse out;
-  (void)google::protobuf::util::JsonStringToMessage(daemon.Ctl({"--json", "sessions"}).out, &out);
-  return out;
-}
-
-v1::StatsResponse Stats(const Axond& daemon) {
-  v1::StatsResponse out;
-  (void)google::protobuf::util::JsonStringToMessage(daemon.Ctl({"--json", "stats"}).out, &out);
-  return out;
+  return daemon.CtlJson<v1::ListSessionsResponse>({"sessions"});
 }
 
 std::unique_ptr<Client> Connect(const Axond& daemon, const std::string& name) {
@@ -140,7 +131,7 @@ TEST(LimitsTest, SessionWithoutItsSocketIsClosedAndReleased) {
   EXPECT_EQ(Sessions(daemon).sessions_size(), 1);
   EXPECT_TRUE(
       WaitFor([&] { return Sessions(daemon).sessions_size() == 0; }, std::chrono::seconds(5)));
-  EXPECT_EQ(Stats(daemon).sessions_closed_total(), 1u);
+  EXPECT_EQ(daemon.CtlJson<v1::StatsResponse>({"stats"}).sessions_closed_total(), 1u);
   EXPECT_THAT(daemon.process().Log(), HasSubstr("sessions.socket_timeout_ms"));
 
   // A connection to the session socket that never says hello is dropped too.

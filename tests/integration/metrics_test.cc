@@ -4,7 +4,6 @@
 // Prometheus scrapes it in python/tests/test_prometheus.py.
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -26,10 +25,7 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string MetricsAddress(const Axond& daemon) {
-  v1::StatusResponse status;
-  const RunResult r = daemon.Ctl({"--json", "status"});
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &status).ok()) << r.out << r.err;
-  return status.metrics_address();
+  return daemon.CtlJson<v1::StatusResponse>({"status"}).metrics_address();
 }
 
 struct Scrape {

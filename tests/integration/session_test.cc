@@ -32,10 +32,7 @@ namespace {
 using ::testing::HasSubstr;
 
 v1::ListSessionsResponse Sessions(const Axond& axond) {
-  v1::ListSessionsResponse sessions;
-  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,
-                                                    &sessions);
-  return sessions;
+  return axond.CtlJson<v1::ListSessionsResponse>({"sessions"});
 }
 
 class SessionTest : public ::testing::Test {

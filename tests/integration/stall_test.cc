@@ -16,7 +16,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "axon/client.h"
-#include "axon/v1/admin.pb.h"
 #include "tests/support/cluster.h"
 
 namespace axon::testing {
@@ -194,14 +193,7 @@ class NetnsStallTest : public ::testing::Test {
                        "htb", "rate", "8bit", "ceil", "8bit"})
                    .exit_code == 0;
   }
-  static bool Up(const Axond& d, const std::string& peer) {
-    v1::ListPeersResponse peers;
-    (void)google::protobuf::util::JsonStringToMessage(d.Ctl({"--json", "peers"}).out, &peers);
-    for (const auto& p : peers.peers()) {
-      if (p.name() == peer) return p.state() == "up";
-    }
-    return false;
-  }
+  static bool Up(const Axond& d, const std::string& peer) { return PeerState(d, peer) == "up"; }
 
   TempDir dir_;
   bool made_ = false;

@@ -2,6 +2,8 @@
 // and the real axonctl pointed at it. Binary paths come from CMake.
 #pragma once
 
+#include <google/protobuf/util/json_util.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -46,6 +48,15 @@ class Axond {
 
   // Runs axonctl against this daemon.
   RunResult Ctl(std::vector<std::string> args, const SpawnOptions& options = {}) const;
+  // `axonctl --json ARGS`, parsed; an empty message when it printed none
+  // (the daemon is down), for callers that poll.
+  template <typename Message>
+  Message CtlJson(std::vector<std::string> args) const {
+    args.insert(args.begin(), "--json");
+    Message message;
+    (void)google::protobuf::util::JsonStringToMessage(Ctl(std::move(args)).out, &message);
+    return message;
+  }
 
   const std::string& socket() const { return socket_; }
   const std::string& config_path() const { return config_path_; }

@@ -16,6 +16,15 @@
 
 namespace axon::testing {
 
+// Peer `peer`'s state as `daemon` sees it ("up", "down", ...; "absent").
+inline std::string PeerState(const Axond& daemon, const std::string& peer) {
+  const auto listed = daemon.CtlJson<v1::ListPeersResponse>({"peers"});
+  for (const auto& p : listed.peers()) {
+    if (p.name() == peer) return p.state();
+  }
+  return "absent";
+}
+
 // Ports from a range picked per test process, so parallel runs do not collide,
 // and below Linux's ephemeral range (32768 and up) where UCX's own TCP
 // connections take their local ports.
@@ -77,19 +86,10 @@ struct Cluster {
   }
 
   v1::ListPeersResponse Peers(size_t i) {
-    v1::ListPeersResponse peers;
-    auto r = daemons[i]->Ctl({"--json", "peers"});
-    (void)google::protobuf::util::JsonStringToMessage(r.out, &peers);
-    return peers;
+    return daemons[i]->CtlJson<v1::ListPeersResponse>({"peers"});
   }
 
-  std::string StateOf(size_t i, const std::string& peer) {
-    const v1::ListPeersResponse peers = Peers(i);
-    for (const auto& p : peers.peers()) {
-      if (p.name() == peer) return p.state();
-    }
-    return "absent";
-  }
+  std::string StateOf(size_t i, const std::string& peer) { return PeerState(*daemons[i], peer); }
 
   bool AllUp() {
     for (size_t i = 0; i < names.size(); ++i) {
