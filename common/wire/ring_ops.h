@@ -30,6 +30,8 @@ enum class RingOp : uint16_t {
   kCancel = 4,    // withdraw pending operation `region` (its op id) of this session
   kSetArea = 5,   // region `region` becomes the receive area, in slots of `length` bytes
   kRelease = 6,   // the client is done with receive-area slot `region` (no completion)
+  kClaim = 7,     // receive-area slot `region` is still the client's: it held it across a
+                  // restart of the daemon, which must not land a message there (no completion)
 };
 
 // Submission flags.

@@ -28,6 +28,9 @@ std::vector<uint8_t> EncodeSessionRequest(const SessionRequest& request) {
       w.String(request.token);
       break;
     case SessionMessageType::kRegisterHost:
+      w.U64(request.length);
+      w.U64(request.region_id);
+      break;
     case SessionMessageType::kSetupRings:
       w.U64(request.length);
       break;
@@ -39,12 +42,14 @@ std::vector<uint8_t> EncodeSessionRequest(const SessionRequest& request) {
       w.String(request.handle);
       w.U64(request.offset);
       w.U64(request.length);
+      w.U64(request.region_id);
       break;
     case SessionMessageType::kRegisterCudaFd:
       w.String(request.device);
       w.U64(request.size);
       w.U64(request.offset);
       w.U64(request.length);
+      w.U64(request.region_id);
       break;
     case SessionMessageType::kReply:
       break;
@@ -76,6 +81,11 @@ absl::StatusOr<SessionRequest> DecodeSessionRequest(absl::Span<const uint8_t> by
       auto length = r.U64();
       if (!length.ok()) return length.status();
       request.length = *length;
+      if (request.type == SessionMessageType::kRegisterHost) {
+        auto region = r.U64();
+        if (!region.ok()) return region.status();
+        request.region_id = *region;
+      }
       break;
     }
     case static_cast<uint16_t>(SessionMessageType::kUnregister): {
@@ -106,10 +116,12 @@ absl::StatusOr<SessionRequest> DecodeSessionRequest(absl::Span<const uint8_t> by
       }
       auto offset = r.U64();
       auto length = r.U64();
-      if (!offset.ok() || !length.ok())
+      auto region = r.U64();
+      if (!offset.ok() || !length.ok() || !region.ok())
         return absl::InvalidArgumentError("session message truncated");
       request.offset = *offset;
       request.length = *length;
+      request.region_id = *region;
       break;
     }
     default:

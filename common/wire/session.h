@@ -4,11 +4,11 @@
 // no length.
 //
 //   client -> daemon   Hello{session_id, token}            first message, once
-//                      RegisterHost{length} + memfd         map host memory
-//                      RegisterCuda{device, handle, offset, length}   open a CUDA IPC handle
-//                      RegisterCudaFd{device, size, offset, length} + fd   import a VMM allocation
-//                      Unregister{region_id}
-//                      SetupRings{length} + memfd, 2 eventfds    the per-message rings
+//                      RegisterHost{length, region_id} + memfd         map host memory
+//                      RegisterCuda{device, handle, offset, length, region_id}   open a CUDA IPC
+//                      handle RegisterCudaFd{device, size, offset, length, region_id} + fd   import
+//                      a VMM allocation Unregister{region_id} SetupRings{length} + memfd, 2
+//                      eventfds    the per-message rings
 //   daemon -> client   Reply{request_id, code, message, value}
 #pragma once
 
@@ -37,11 +37,14 @@ struct SessionRequest {
   uint64_t session_id = 0;  // kHello
   std::string token;        // kHello
   uint64_t length = 0;      // kRegisterHost, kSetupRings, kRegisterCuda*: the region's bytes
-  uint64_t region_id = 0;   // kUnregister
-  std::string device;       // kRegisterCuda*: the GPU's PCI bus id ("0000:3b:00.0")
-  std::string handle;       // kRegisterCuda: the allocation's IPC handle (64 bytes)
-  uint64_t offset = 0;      // kRegisterCuda*: where the region starts in the allocation
-  uint64_t size = 0;        // kRegisterCudaFd: the VMM allocation's size
+  // kUnregister: the region; kRegister*: the id the client wants it under
+  // (0: the daemon picks one). Clients pick their own so that a region keeps
+  // its id when they register it again with a restarted daemon.
+  uint64_t region_id = 0;
+  std::string device;   // kRegisterCuda*: the GPU's PCI bus id ("0000:3b:00.0")
+  std::string handle;   // kRegisterCuda: the allocation's IPC handle (64 bytes)
+  uint64_t offset = 0;  // kRegisterCuda*: where the region starts in the allocation
+  uint64_t size = 0;    // kRegisterCudaFd: the VMM allocation's size
 };
 
 struct SessionReply {

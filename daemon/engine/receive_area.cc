@@ -144,6 +144,18 @@ void RingEngine::Release(uint64_t id, Session& session, const wire::Submission& 
   FillArea(id);
 }
 
+void RingEngine::Claim(uint64_t id, Session& session, const wire::Submission& submission) {
+  --session.traffic.in_flight;  // no completion, as for a release
+  if (!session.area) return;
+  auto& free = session.area->free;
+  auto it = std::find(free.begin(), free.end(), submission.region);
+  if (it == free.end()) {
+    spdlog::warn("session {}: claim of slot {} that is not free", id, submission.region);
+    return;
+  }
+  free.erase(it);
+}
+
 void RingEngine::FillArea(uint64_t id) {
   for (auto& [name, queues] : endpoints_) {
     // Nothing waits, the usual case: no owner lookup, no scratch list.

@@ -252,6 +252,9 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
     case wire::RingOp::kRelease:
       Release(id, session, submission);
       return;
+    case wire::RingOp::kClaim:
+      Claim(id, session, submission);
+      return;
     case wire::RingOp::kSend: {
       if (submission.flags & wire::kSubmissionMore) {
         GatherPart(id, session, submission);
@@ -332,7 +335,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
     }
   }
   if (submission.op < static_cast<uint16_t>(wire::RingOp::kNop) ||
-      submission.op > static_cast<uint16_t>(wire::RingOp::kRelease)) {
+      submission.op > static_cast<uint16_t>(wire::RingOp::kClaim)) {
     Complete(id, submission.op_id,
              absl::InvalidArgumentError("unknown operation " + std::to_string(submission.op)));
   }

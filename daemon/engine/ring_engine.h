@@ -235,6 +235,7 @@ class RingEngine {
   // Ring ops on the receive area.
   void SetArea(uint64_t id, Session& session, const wire::Submission& submission);
   void Release(uint64_t id, Session& session, const wire::Submission& submission);
+  void Claim(uint64_t id, Session& session, const wire::Submission& submission);
   // Lands `send` (for endpoint `to`) in a free slot of its owner's receive
   // area, if it has one that fits; false otherwise.
   bool TryArea(const std::string& to, Pending& send);

@@ -275,11 +275,11 @@ absl::Status SessionManager::BindSocket(uint64_t id, absl::string_view token,
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memfd,
-                                                      uint64_t length) {
+absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memfd, uint64_t length,
+                                                      uint64_t wanted) {
   // A bad region is INVALID_ARGUMENT whatever the session's limits.
   if (auto st = HostRegion::Check(memfd.get(), length); !st.ok()) return st;
-  return Register(id, length, [&]() -> absl::StatusOr<std::shared_ptr<Region>> {
+  return Register(id, length, wanted, [&]() -> absl::StatusOr<std::shared_ptr<Region>> {
     auto region = HostRegion::Map(std::move(memfd), length);
     if (!region.ok()) return region.status();
     return std::shared_ptr<Region>(*std::move(region));
@@ -288,18 +288,24 @@ absl::StatusOr<uint64_t> SessionManager::RegisterHost(uint64_t id, UniqueFd memf
 
 absl::StatusOr<uint64_t> SessionManager::RegisterCuda(uint64_t id, const CudaRequest& request,
                                                       UniqueFd vmm_fd) {
-  return Register(id, request.length, [&]() -> absl::StatusOr<std::shared_ptr<Region>> {
-    if (vmm_fd.valid()) {
-      return cuda_.ImportFd(request.device, std::move(vmm_fd), request.size, request.offset,
-                            request.length);
-    }
-    return cuda_.OpenIpc(request.device, request.handle, request.offset, request.length);
-  });
+  return Register(
+      id, request.length, request.wanted, [&]() -> absl::StatusOr<std::shared_ptr<Region>> {
+        if (vmm_fd.valid()) {
+          return cuda_.ImportFd(request.device, std::move(vmm_fd), request.size, request.offset,
+                                request.length);
+        }
+        return cuda_.OpenIpc(request.device, request.handle, request.offset, request.length);
+      });
 }
 
 absl::StatusOr<uint64_t> SessionManager::Register(
-    uint64_t id, uint64_t length,
+    uint64_t id, uint64_t length, uint64_t wanted,
     absl::FunctionRef<absl::StatusOr<std::shared_ptr<Region>>()> make) {
+  const auto taken = [wanted](const Session& session) -> absl::Status {
+    if (wanted == 0 || !session.regions.contains(wanted)) return absl::OkStatus();
+    return absl::AlreadyExistsError(
+        absl::StrCat("the session already has a region ", wanted, "; unregister it first"));
+  };
   {
     // Check the limits before mapping anything.
     std::lock_guard<std::mutex> lock(mu_);
@@ -328,7 +334,15 @@ absl::StatusOr<uint64_t> SessionManager::Register(
     return absl::NotFoundError(absl::StrCat("session ", id, " closed while registering"));
   }
   Session& session = it->second;
-  const uint64_t region_id = session.next_region++;
+  if (auto st = taken(session); !st.ok()) {  // asked for twice at once
+    doomed = *std::move(region);
+    return st;
+  }
+  uint64_t region_id = wanted;
+  if (region_id == 0) {
+    while (session.regions.contains(session.next_region)) ++session.next_region;
+    region_id = session.next_region++;
+  }
   session.info.registered_bytes += length;
   session.info.regions++;
   if ((*region)->on_gpu()) session.info.gpu_regions++;

@@ -95,15 +95,19 @@ class SessionManager {
   absl::Status Detach(uint64_t id, absl::string_view token);
   // A session socket presented `token` for session `id`.
   absl::Status BindSocket(uint64_t id, absl::string_view token, const PeerCredentials& caller);
-  // Maps a client's memfd; returns the region id.
-  absl::StatusOr<uint64_t> RegisterHost(uint64_t id, UniqueFd memfd, uint64_t length);
+  // Maps a client's memfd; returns the region id: `wanted`, or one the
+  // manager picks when that is 0. ALREADY_EXISTS when `wanted` is in use.
+  absl::StatusOr<uint64_t> RegisterHost(uint64_t id, UniqueFd memfd, uint64_t length,
+                                        uint64_t wanted = 0);
   // Opens a client's GPU memory: a legacy IPC handle (request.handle), or the
-  // VMM allocation exported as `vmm_fd`. Returns the region id.
+  // VMM allocation exported as `vmm_fd`. Returns the region id, picked as
+  // RegisterHost does.
   struct CudaRequest {
     std::string device;  // PCI bus id
     std::string handle;  // legacy IPC handle
     uint64_t size = 0;   // VMM: the allocation's size
     uint64_t offset = 0, length = 0;
+    uint64_t wanted = 0;  // the region id the client asks for; 0: any
   };
   absl::StatusOr<uint64_t> RegisterCuda(uint64_t id, const CudaRequest& request, UniqueFd vmm_fd);
   absl::Status Unregister(uint64_t id, uint64_t region);
@@ -159,10 +163,11 @@ class SessionManager {
   void ExpectSocket(uint64_t id);
   // mu_ held: OK unless a session cap would be passed by one more for `caller`.
   absl::Status CheckCaps(const PeerCredentials& caller) const;
-  // Checks the session's limits for `length` more bytes, runs `make`, and
-  // files what it made under a new region id.
+  // Checks the session's limits for `length` more bytes and that `wanted`
+  // is free, runs `make`, and files what it made under `wanted` (or a new
+  // region id when 0).
   absl::StatusOr<uint64_t> Register(
-      uint64_t id, uint64_t length,
+      uint64_t id, uint64_t length, uint64_t wanted,
       absl::FunctionRef<absl::StatusOr<std::shared_ptr<Region>>()> make);
 
   asio::io_context& io_;

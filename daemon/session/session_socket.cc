@@ -133,7 +133,8 @@ wire::SessionReply SessionSocketServer::Handle(Connection& conn,
         return fail(absl::InvalidArgumentError(
             absl::StrCat("register needs exactly one memfd, got ", fds.size())));
       }
-      auto region = sessions_.RegisterHost(conn.session_id, std::move(fds[0]), request.length);
+      auto region = sessions_.RegisterHost(conn.session_id, std::move(fds[0]), request.length,
+                                           request.region_id);
       if (!region.ok()) return fail(region.status());
       reply.value = *region;
       return reply;
@@ -152,7 +153,8 @@ wire::SessionReply SessionSocketServer::Handle(Connection& conn,
                                             .handle = request.handle,
                                             .size = request.size,
                                             .offset = request.offset,
-                                            .length = request.length},
+                                            .length = request.length,
+                                            .wanted = request.region_id},
                                            vmm ? std::move(fds[0]) : UniqueFd());
       if (!region.ok()) return fail(region.status());
       reply.value = *region;

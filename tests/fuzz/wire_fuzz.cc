@@ -1,5 +1,5 @@
 // libFuzzer target for the wire decoders (the daemon-to-daemon header and
-// bodies, and the call frame): any bytes, any claimed payload size.
+// bodies, the call frame, and the session socket's messages): any bytes, any claimed payload size.
 // Whatever decodes must re-encode to something that decodes the same.
 #include <algorithm>
 #include <cstddef>
@@ -11,6 +11,7 @@
 #include "common/wire/data.h"
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
+#include "common/wire/session.h"
 
 namespace {
 
@@ -99,5 +100,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)DecodeCancel(input);
   CallRoundTrip(input);
+  // A local client can send the daemon any session message: whatever
+  // decodes re-encodes to the very bytes (one spelling per message).
+  if (auto request = DecodeSessionRequest(input); request.ok()) {
+    if (!SameBytes(EncodeSessionRequest(*request), input)) std::abort();
+  }
   return 0;
 }
