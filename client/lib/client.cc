@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "axon/call.h"
 #include "client/lib/call_runtime.h"
+#include "client/lib/reconnector.h"
 #include "client/lib/session.h"
 #include "client/lib/submit.h"
 #include "common/cuda/driver.h"
@@ -38,72 +39,23 @@ void SetDeadline(grpc::ClientContext& context, int timeout_ms) {
 
 }  // namespace
 
-namespace internal {
-
-absl::Status Session::Detach() {
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (!socket.valid()) return absl::OkStatus();
-    detached = true;
-    hangup_fd = -1;
-    socket.Reset();  // closing it alone would end the session; Detach says so explicitly
-  }
-  v1::DetachRequest request;
-  request.set_session_id(id);
-  request.set_token(token);
-  v1::DetachResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, timeout_ms);
-  absl::Status st = rpc::FromGrpcStatus(control->Detach(&context, request, &response));
-  // The socket's close may already have ended the session.
-  return st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st;
-}
-
-}  // namespace internal
-
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   auto session = std::make_shared<internal::Session>();
-  const std::string socket_path =
-      options.socket_path.empty() ? DefaultSocketPath() : options.socket_path;
-  session->control = v1::Control::NewStub(rpc::MakeControlChannel(socket_path));
+  session->socket_path = options.socket_path.empty() ? DefaultSocketPath() : options.socket_path;
+  session->control = v1::Control::NewStub(rpc::MakeControlChannel(session->socket_path));
   session->timeout_ms = options.timeout_ms;
-
-  v1::AttachRequest request;
-  request.set_client_name(options.client_name);
-  request.set_protocol_version(kControlProtocolVersion);
-  v1::AttachResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, options.timeout_ms);
-  if (grpc::Status st = session->control->Attach(&context, request, &response); !st.ok()) {
-    absl::Status status = rpc::FromGrpcStatus(st);
-    return absl::Status(status.code(),
-                        absl::StrCat("attach to axond at ", socket_path, ": ", status.message()));
-  }
-  session->id = response.session_id();
-  session->token = response.token();
-  session->node_name = response.node_name();
-
-  auto socket = ConnectUnixSocket(response.session_socket(), SOCK_SEQPACKET);
-  if (!socket.ok()) {
-    (void)session->Detach();
-    return socket.status();
-  }
-  session->socket = *std::move(socket);
-  wire::SessionRequest hello{
-      .type = wire::SessionMessageType::kHello, .session_id = session->id, .token = session->token};
-  auto reply = session->Call(hello, {});
-  if (!reply.ok() || !reply->status().ok()) {
-    absl::Status st = reply.ok() ? reply->status() : reply.status();
-    session->socket.Reset();
-    return absl::Status(st.code(), absl::StrCat("session socket: ", st.message()));
-  }
-  if (auto st = session->SetupRings(); !st.ok()) {
-    (void)session->Detach();
-    return absl::Status(st.code(), absl::StrCat("setting up the rings: ", st.message()));
-  }
-  session->hangup_fd = session->socket.get();
+  session->client_name = options.client_name;
+  session->keep_state = options.reconnect;
+  if (auto st = session->Open(); !st.ok()) return st;
   std::unique_ptr<Client> client(new Client(std::move(session)));
   if (options.progress_thread) client->StartProgressThread();
+  if (options.reconnect) {
+    client->session_->reconnecting = true;
+    client->reconnector_ = std::make_unique<internal::Reconnector>(
+        client->session_, internal::Reconnector::Options{.initial_ms = options.reconnect_initial_ms,
+                                                         .max_ms = options.reconnect_max_ms,
+                                                         .notify = options.on_connection});
+  }
   return client;
 }
 
@@ -204,7 +156,8 @@ absl::StatusOr<Operation> Client::Send(const std::string& from, const std::strin
 absl::StatusOr<Operation> Client::PostRecv(const std::string& endpoint, uint64_t tag,
                                            const Buffer& buffer, size_t offset, size_t length,
                                            OpOptions options) {
-  return internal::Submit::PostRecv(*this, endpoint, tag, buffer, offset, length, options, nullptr);
+  return internal::Submit::PostRecv(*this, endpoint, tag, buffer, offset, length, options, nullptr,
+                                    /*keep=*/true);
 }
 
 namespace internal {
@@ -223,10 +176,10 @@ absl::StatusOr<Operation> Submit::Send(Client& client, const std::string& from,
 absl::StatusOr<Operation> Submit::PostRecv(Client& client, const std::string& endpoint,
                                            uint64_t tag, const Buffer& buffer, size_t offset,
                                            size_t length, const OpOptions& options,
-                                           Session::Callback done) {
+                                           Session::Callback done, bool keep) {
   auto s = ReceiveInto(endpoint, tag, buffer, offset, length, options);
   if (!s.ok()) return s.status();
-  auto op = client.session_->EnqueueAll(absl::MakeSpan(&*s, 1), std::move(done));
+  auto op = client.session_->EnqueueAll(absl::MakeSpan(&*s, 1), std::move(done), keep);
   if (!op.ok()) return op.status();
   return Operation{*op};
 }
@@ -244,6 +197,7 @@ absl::StatusOr<size_t> Client::SetReceiveArea(const HostBuffer& area, size_t slo
   std::lock_guard<std::mutex> lock(session_->ring_mu);
   session_->area = static_cast<const uint8_t*>(area.data());
   session_->area_slot_size = slot_size;
+  session_->area_region = area.region_id();
   return done->length;
 }
 
@@ -253,11 +207,7 @@ absl::StatusOr<Message> Client::Receive(const std::string& endpoint, int timeout
   return internal::ArrivalMessage(*arrival, session_->area, session_->area_slot_size);
 }
 
-absl::Status Client::Release(const Message& message) {
-  auto op = session_->Enqueue(
-      {.op = static_cast<uint16_t>(wire::RingOp::kRelease), .region = message.slot});
-  return op.status();  // the daemon sends no completion for a release
-}
+absl::Status Client::Release(const Message& message) { return session_->ReleaseSlot(message.slot); }
 
 absl::Status Client::CancelAsync(Operation op) {
   auto cancel =
@@ -362,6 +312,7 @@ internal::CallRuntime& Client::call_runtime() {
 }
 
 Client::~Client() {
+  reconnector_.reset();  // before anything it could re-attach goes
   stop_progress_ = true;
   if (progress_.joinable()) progress_.join();
   (void)Detach();
@@ -369,29 +320,28 @@ Client::~Client() {
   call_runtime_.reset();
 }
 
-absl::Status Client::Detach() { return session_->Detach(); }
-uint64_t Client::session_id() const { return session_->id; }
+absl::Status Client::Detach() {
+  reconnector_.reset();
+  return session_->Detach();
+}
+uint64_t Client::session_id() const { return session_->Credentials().first; }
 const std::string& Client::node_name() const { return session_->node_name; }
+bool Client::connected() const { return !session_->daemon_gone; }
 
 absl::StatusOr<std::string> Client::BindEndpoint(const std::string& name) {
-  v1::BindEndpointRequest request;
-  request.set_session_id(session_->id);
-  request.set_token(session_->token);
-  request.set_name(name);
-  v1::BindEndpointResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, session_->timeout_ms);
-  if (grpc::Status st = session_->control->BindEndpoint(&context, request, &response); !st.ok()) {
-    return rpc::FromGrpcStatus(st);
-  }
-  return response.address();
+  return session_->BindEndpoint(name);
+}
+
+absl::Status Client::UnbindEndpoint(const std::string& name) {
+  return session_->UnbindEndpoint(name);
 }
 
 absl::Status Client::ReportCalls(const std::string& endpoint,
                                  const std::vector<MethodStats>& stats) {
   v1::ReportCallsRequest request;
-  request.set_session_id(session_->id);
-  request.set_token(session_->token);
+  auto [id, token] = session_->Credentials();
+  request.set_session_id(id);
+  request.set_token(token);
   for (const MethodStats& s : stats) {
     v1::MethodCalls* m = request.add_methods();
     m->set_endpoint(endpoint);
@@ -409,17 +359,6 @@ absl::Status Client::ReportCalls(const std::string& endpoint,
   grpc::ClientContext context;
   SetDeadline(context, session_->timeout_ms);
   return rpc::FromGrpcStatus(session_->control->ReportCalls(&context, request, &response));
-}
-
-absl::Status Client::UnbindEndpoint(const std::string& name) {
-  v1::UnbindEndpointRequest request;
-  request.set_session_id(session_->id);
-  request.set_token(session_->token);
-  request.set_name(name);
-  v1::UnbindEndpointResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, session_->timeout_ms);
-  return rpc::FromGrpcStatus(session_->control->UnbindEndpoint(&context, request, &response));
 }
 
 }  // namespace axon

@@ -17,19 +17,11 @@ namespace axon {
 
 absl::StatusOr<uint64_t> Client::RegisterHost(int memfd, size_t length) {
   const int fds[] = {memfd};
-  auto reply =
-      session_->Call({.type = wire::SessionMessageType::kRegisterHost, .length = length}, fds);
-  if (!reply.ok()) return reply.status();
-  if (!reply->status().ok()) return reply->status();
-  return reply->value;
+  return session_->Register({.type = wire::SessionMessageType::kRegisterHost, .length = length},
+                            fds);
 }
 
-absl::Status Client::Unregister(uint64_t region_id) {
-  auto reply =
-      session_->Call({.type = wire::SessionMessageType::kUnregister, .region_id = region_id}, {});
-  if (!reply.ok()) return reply.status();
-  return reply->status();
-}
+absl::Status Client::Unregister(uint64_t region_id) { return session_->Unregister(region_id); }
 
 absl::StatusOr<HostBuffer> Client::AllocateHost(size_t bytes) {
   if (bytes == 0) return absl::InvalidArgumentError("cannot allocate 0 bytes");
@@ -65,15 +57,14 @@ absl::StatusOr<CudaBuffer> Client::RegisterCuda(void* data, size_t length) {
   if (!handle.ok()) return handle.status();
   auto bus_id = cuda::BusIdOf(allocation->device);
   if (!bus_id.ok()) return bus_id.status();
-  auto reply = session_->Call({.type = wire::SessionMessageType::kRegisterCuda,
-                               .length = length,
-                               .device = *bus_id,
-                               .handle = *handle,
-                               .offset = reinterpret_cast<uintptr_t>(data) - allocation->base},
-                              {});
-  if (!reply.ok()) return reply.status();
-  if (!reply->status().ok()) return reply->status();
-  return CudaBuffer(session_, data, length, reply->value, allocation->device, nullptr);
+  auto region = session_->Register({.type = wire::SessionMessageType::kRegisterCuda,
+                                    .length = length,
+                                    .device = *bus_id,
+                                    .handle = *handle,
+                                    .offset = reinterpret_cast<uintptr_t>(data) - allocation->base},
+                                   {});
+  if (!region.ok()) return region.status();
+  return CudaBuffer(session_, data, length, *region, allocation->device, nullptr);
 }
 
 absl::StatusOr<CudaBuffer> Client::AllocateCuda(size_t bytes, int device) {
@@ -85,16 +76,15 @@ absl::StatusOr<CudaBuffer> Client::AllocateCuda(size_t bytes, int device) {
   auto bus_id = cuda::BusIdOf(device);
   if (!bus_id.ok()) return bus_id.status();
   const int fds[] = {fd->get()};
-  auto reply = session_->Call({.type = wire::SessionMessageType::kRegisterCudaFd,
-                               .length = bytes,
-                               .device = *bus_id,
-                               .size = memory->size()},
-                              fds);
-  if (!reply.ok()) return reply.status();
-  if (!reply->status().ok()) return reply->status();
+  auto region = session_->Register({.type = wire::SessionMessageType::kRegisterCudaFd,
+                                    .length = bytes,
+                                    .device = *bus_id,
+                                    .size = memory->size()},
+                                   fds);
+  if (!region.ok()) return region.status();
   auto owner = std::make_shared<cuda::DeviceMemory>(*std::move(memory));
   void* data = owner->data();
-  return CudaBuffer(session_, data, bytes, reply->value, device, std::move(owner));
+  return CudaBuffer(session_, data, bytes, *region, device, std::move(owner));
 }
 
 Buffer::Buffer(Buffer&& other) noexcept
@@ -122,10 +112,7 @@ Buffer::~Buffer() { Release(); }
 
 void Buffer::Release() {
   if (data_ == nullptr) return;
-  if (session_) {
-    (void)session_->Call({.type = wire::SessionMessageType::kUnregister, .region_id = region_id_},
-                         {});
-  }
+  if (session_) (void)session_->Unregister(region_id_);
   owner_.reset();  // after the daemon let go
   data_ = nullptr;
 }

@@ -140,7 +140,7 @@ std::vector<MethodStats> ServerCore::Stats() const {
 
 SlotHold::~SlotHold() {
   // Fails only when the session has ended, and the slot with it.
-  (void)session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kRelease), .region = slot_});
+  (void)session_->ReleaseSlot(slot_);
 }
 
 void ServerCore::OnArrival(const Message& message) {

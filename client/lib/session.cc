@@ -60,6 +60,12 @@ Message ArrivalMessage(const wire::Completion& arrival, const uint8_t* area, uin
 absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
                                                  absl::Span<const int> fds) {
   std::lock_guard<std::mutex> lock(mu);
+  if (daemon_gone) return GoneStatus();
+  return CallLocked(std::move(request), fds);
+}
+
+absl::StatusOr<wire::SessionReply> Session::CallLocked(wire::SessionRequest request,
+                                                       absl::Span<const int> fds) {
   if (!socket.valid()) return absl::FailedPreconditionError("the session is detached");
   request.request_id = next_request++;
   if (auto st = SendMessage(socket.get(), wire::EncodeSessionRequest(request), fds); !st.ok()) {
@@ -83,22 +89,70 @@ absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
   return reply;
 }
 
+absl::StatusOr<uint64_t> Session::Register(wire::SessionRequest request,
+                                           absl::Span<const int> fds) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (daemon_gone) return GoneStatus();
+  request.region_id = next_region++;
+  auto reply = CallLocked(request, fds);
+  if (!reply.ok()) return reply.status();
+  if (!reply->status().ok()) return reply->status();
+  if (keep_state) {
+    UniqueFd copy;
+    if (!fds.empty()) {
+      copy.Reset(::fcntl(fds[0], F_DUPFD_CLOEXEC, 0));
+      if (!copy.valid()) {
+        const absl::Status st = ErrnoStatus(errno, "dup(region fd)");
+        (void)CallLocked(
+            {.type = wire::SessionMessageType::kUnregister, .region_id = request.region_id}, {});
+        return st;
+      }
+    }
+    restorable.regions[request.region_id] = {.request = std::move(request), .fd = std::move(copy)};
+  }
+  return reply->value;
+}
+
+absl::Status Session::Unregister(uint64_t region_id) {
+  std::lock_guard<std::mutex> lock(mu);
+  const bool known = restorable.regions.erase(region_id) > 0;
+  // A daemon that went away took the region with it; the next one never
+  // hears of it.
+  if (daemon_gone && (known || keep_state)) return absl::OkStatus();
+  if (daemon_gone) return GoneStatus();
+  auto reply =
+      CallLocked({.type = wire::SessionMessageType::kUnregister, .region_id = region_id}, {});
+  if (!reply.ok()) return reply.status();
+  return reply->status();
+}
+
 Session::~Session() {
   if (ring_memory != nullptr) ::munmap(ring_memory, ring_bytes);
 }
 
+Session::Retired::~Retired() {
+  if (memory != nullptr) ::munmap(memory, bytes);
+}
+
 absl::Status Session::SetupRings() {
+  std::lock_guard<std::mutex> lock(mu);
+  return SetupRingsLocked();
+}
+
+absl::Status Session::SetupRingsLocked() {
   const size_t one = ring::RingBytes(wire::kRingSlots, wire::kRingSlotSize);
-  ring_bytes = 2 * one;
+  const size_t bytes = 2 * one;
   UniqueFd memfd(::memfd_create("axon-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!memfd.valid()) return ErrnoStatus(errno, "memfd_create");
-  if (::ftruncate(memfd.get(), static_cast<off_t>(ring_bytes)) != 0 ||
+  if (::ftruncate(memfd.get(), static_cast<off_t>(bytes)) != 0 ||
       ::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
     return ErrnoStatus(errno, "sizing the rings memfd");
   }
-  void* memory = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
+  void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
   if (memory == MAP_FAILED) return ErrnoStatus(errno, "mmap(rings)");
-  ring_memory = memory;
+  auto retired_now = std::make_unique<Retired>();
+  retired_now->memory = memory;  // unmapped by it unless the rings are taken into use
+  retired_now->bytes = bytes;
   auto* base = static_cast<uint8_t*>(memory);
   for (size_t offset : {size_t{0}, one}) {
     if (auto st =
@@ -111,13 +165,25 @@ absl::Status Session::SetupRings() {
   auto cq = ring::SpscRing::Attach(base + one, one, wire::kRingSlots, wire::kRingSlotSize);
   if (!sq.ok()) return sq.status();
   if (!cq.ok()) return cq.status();
-  submissions.emplace(*sq);
-  completions.emplace(*cq);
-  daemon_bell.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  client_bell.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!daemon_bell.valid() || !client_bell.valid()) return ErrnoStatus(errno, "eventfd");
-  const int fds[] = {memfd.get(), daemon_bell.get(), client_bell.get()};
-  auto reply = Call({.type = wire::SessionMessageType::kSetupRings, .length = ring_bytes}, fds);
+  UniqueFd to_daemon(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  UniqueFd to_client(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!to_daemon.valid() || !to_client.valid()) return ErrnoStatus(errno, "eventfd");
+  const int fds[] = {memfd.get(), to_daemon.get(), to_client.get()};
+  {
+    std::unique_lock<std::mutex> ring(ring_mu);
+    // Nobody sleeps on the old doorbell any more (its socket hung up, which
+    // woke the sleeper); the old rings go to `retired` (and the ones retired
+    // before them, long idle, are freed).
+    drained.wait(ring, [&] { return !sleeper; });
+    std::swap(retired_now->memory, ring_memory);
+    std::swap(retired_now->bytes, ring_bytes);
+    retired_now->submissions = std::exchange(submissions, std::make_unique<ring::SpscRing>(*sq));
+    retired_now->completions = std::exchange(completions, std::make_unique<ring::SpscRing>(*cq));
+    retired_now->daemon_bell = std::exchange(daemon_bell, std::move(to_daemon));
+    retired_now->client_bell = std::exchange(client_bell, std::move(to_client));
+    if (retired_now->memory != nullptr) retired = std::move(retired_now);
+  }
+  auto reply = CallLocked({.type = wire::SessionMessageType::kSetupRings, .length = bytes}, fds);
   if (!reply.ok()) return reply.status();
   return reply->status();
 }
@@ -126,30 +192,45 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
   return EnqueueAll(absl::MakeSpan(&submission, 1));  // no vector to allocate per message
 }
 
-absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done) {
+absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done,
+                                             bool keep) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
-  if (daemon_gone) return GoneStatus();
+  if (daemon_gone || replaying) return GoneStatus();
   if (detached) return absl::FailedPreconditionError("the session is detached");
   uint64_t op_id = 0;
   for (wire::Submission& submission : all) {
     submission.op_id = op_id = next_op++;
-    while (true) {
-      auto pushed = submissions->TryPush(wire::EntryBytes(submission));
-      if (!pushed.ok()) return pushed.status();
-      if (*pushed) break;
-      // Full. The daemon stops taking submissions while this side's
-      // completion ring is full, so take completions off it meanwhile (or
-      // both would wait).
-      if (auto st = DrainCompletions(); !st.ok()) return st;
-      if (submissions->ConsumerNeedsWakeup()) RingDaemon();
-      std::this_thread::yield();
-    }
+    if (auto st = PushLocked(submission); !st.ok()) return st;
   }
   // Not yet drained (this thread holds the lock): no finished entry to check.
   if (done) callbacks.emplace(op_id, std::move(done));
+  if (keep && keep_state && all.size() == 1) kept.emplace(op_id, all[0]);
   if (submissions->ConsumerNeedsWakeup()) RingDaemon();
   return op_id;
+}
+
+absl::Status Session::PushLocked(const wire::Submission& submission) {
+  while (true) {
+    auto pushed = submissions->TryPush(wire::EntryBytes(submission));
+    if (!pushed.ok()) return pushed.status();
+    if (*pushed) return absl::OkStatus();
+    // Full. The daemon stops taking submissions while this side's
+    // completion ring is full, so take completions off it meanwhile (or
+    // both would wait).
+    if (auto st = DrainCompletions(); !st.ok()) return st;
+    if (submissions->ConsumerNeedsWakeup()) RingDaemon();
+    std::this_thread::yield();
+  }
+}
+
+absl::Status Session::ReleaseSlot(uint64_t slot) {
+  if (keep_state) {
+    std::lock_guard<std::mutex> lock(ring_mu);
+    held_slots.erase(slot);  // a restarted daemon may use it again
+  }
+  // The daemon sends no completion for a release.
+  return Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kRelease), .region = slot}).status();
 }
 
 void Session::RingDaemon() {
@@ -166,6 +247,7 @@ absl::Status Session::DrainCompletions() {
     auto completion = wire::ReadCompletion(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
     if (completion->flags & wire::kCompletionArrival) {
+      if (keep_state) held_slots.insert(completion->op_id);
       if (!arrival_handlers.empty()) {
         auto handler = arrival_handlers.find(ArrivalEndpoint(*completion));
         if (handler != arrival_handlers.end()) {
@@ -174,7 +256,10 @@ absl::Status Session::DrainCompletions() {
         }
       }
       arrivals.push_back(*completion);
-    } else if (auto callback = callbacks.find(completion->op_id); callback != callbacks.end()) {
+      continue;
+    }
+    if (!kept.empty()) kept.erase(completion->op_id);
+    if (auto callback = callbacks.find(completion->op_id); callback != callbacks.end()) {
       due.emplace_back(std::move(callback->second), *completion);
       callbacks.erase(callback);
     } else {
@@ -188,10 +273,16 @@ absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
     auto it = finished.find(op_id);
-    if (it == finished.end()) return false;
-    done = it->second;
-    finished.erase(it);
-    return true;
+    if (it != finished.end()) {
+      done = it->second;
+      finished.erase(it);
+      return true;
+    }
+    if (op_id < lost_below && !kept.contains(op_id)) {  // its daemon went away
+      done = Unavailable(op_id, std::string(GoneStatus().message()));
+      return true;
+    }
+    return false;
   });
   if (!st.ok()) return st;
   return done;
@@ -235,17 +326,30 @@ bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
   return true;
 }
 
-absl::Status Session::GoneStatus() {
+absl::Status Session::GoneStatus() const {
+  if (reconnecting) {
+    return absl::UnavailableError(
+        "axond went away (its session socket closed); libaxon is reconnecting: retry");
+  }
   return absl::UnavailableError(
       "axond went away (its session socket closed); connect a new client once it is back");
 }
 
 void Session::DaemonGone() {
   if (daemon_gone.exchange(true)) return;
-  detached = true;
+  if (!reconnecting) detached = true;
+  lost_below = next_op;
+  replaying = false;
   const std::string why(GoneStatus().message());
-  for (auto& [op_id, fn] : callbacks) due.emplace_back(std::move(fn), Unavailable(op_id, why));
-  callbacks.clear();
+  for (auto it = callbacks.begin(); it != callbacks.end();) {
+    if (reconnecting && kept.contains(it->first)) {  // posted again once back
+      ++it;
+      continue;
+    }
+    due.emplace_back(std::move(it->second), Unavailable(it->first, why));
+    callbacks.erase(it++);
+  }
+  if (!reconnecting) kept.clear();
   drained.notify_all();
 }
 
@@ -257,6 +361,7 @@ void Session::FailPending() {
     RunCallbacks(lock);
     waiting.swap(callbacks);
     handlers.swap(arrival_handlers);
+    kept.clear();
   }
   for (auto& [op_id, fn] : waiting) fn(Unavailable(op_id, "the client detached from axond"));
 }
@@ -285,8 +390,16 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
   while (true) {
     if (take()) return absl::OkStatus();
     if (daemon_gone) {
-      RunCallbacks(lock);
-      return GoneStatus();
+      if (RunCallbacks(lock)) continue;
+      if (!reconnecting) return GoneStatus();
+      // What waits now (a kept receive, the next arrival) may still come
+      // once the reconnector is back: wait for it, within the deadline.
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError("the operation did not complete in time");
+      }
+      drained.wait_until(
+          lock, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Milliseconds(50))));
+      continue;
     }
     if (!due.empty()) {  // drained by another path (a full submission ring)
       RunCallbacks(lock);
@@ -303,8 +416,11 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
       // Spin without the lock: other threads submit, register callbacks and
       // wait meanwhile (spinning under it stalled every Send of the
       // client's other threads for the whole spin).
+      // A re-attach may replace the ring meanwhile; this one stays mapped
+      // (retired) for a while yet.
+      const ring::SpscRing* ring = completions.get();
       lock.unlock();
-      for (; spins < kSpinsPerClock && !completions->HasMessage(); ++spins) CpuRelax();
+      for (; spins < kSpinsPerClock && !ring->HasMessage(); ++spins) CpuRelax();
       lock.lock();
       continue;
     }
@@ -319,26 +435,28 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
                          absl::ToChronoTime(std::min(deadline, now + absl::Milliseconds(10))));
       continue;
     }
-    if (!completions->PrepareToSleep()) continue;
+    ring::SpscRing* const sleeping_on = completions.get();
+    if (!sleeping_on->PrepareToSleep()) continue;
     sleeper = true;
-    lock.unlock();
     // The doorbell, and the session socket: the daemon never writes to it
     // unasked, so a hang-up there is the daemon going away, and what waits
-    // on it would otherwise wait forever.
+    // on it would otherwise wait forever. Both taken under the lock: a
+    // re-attach retires them rather than closing them under this poll.
     pollfd pfds[2] = {{client_bell.get(), POLLIN, 0}, {hangup_fd.load(), POLLRDHUP, 0}};
+    lock.unlock();
     ::poll(pfds, pfds[1].fd >= 0 ? 2 : 1,
            static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1);
     uint64_t count;
-    while (::read(client_bell.get(), &count, sizeof(count)) > 0) {
+    while (::read(pfds[0].fd, &count, sizeof(count)) > 0) {
     }
     lock.lock();
-    if (pfds[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+    if ((pfds[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) && pfds[1].fd == hangup_fd) {
       // Completions already on the ring are real: taken before the rest fail.
       (void)DrainCompletions();
       DaemonGone();
     }
     sleeper = false;
-    completions->Awake();
+    sleeping_on->Awake();  // the ring it slept on: a re-attach waits for no sleeper
     drained.notify_all();
   }
 }

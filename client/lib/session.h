@@ -1,5 +1,6 @@
 // libaxon's connection to its daemon: the gRPC control channel (Attach,
-// Detach) and the session socket (fd passing, liveness). Internal.
+// Detach) and the session socket (fd passing, liveness), the per-message
+// rings, and what it takes to re-attach to a restarted daemon. Internal.
 #pragma once
 
 #include <atomic>
@@ -10,10 +11,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "axon/client.h"
@@ -30,39 +33,96 @@ namespace axon::internal {
 absl::string_view ArrivalEndpoint(const wire::Completion& arrival);
 Message ArrivalMessage(const wire::Completion& arrival, const uint8_t* area, uint64_t slot_size);
 
+// What the daemon knows of a session, kept by libaxon so that it can tell a
+// restarted daemon again (Session::Reattach). All guarded by Session::mu.
+struct Restorable {
+  // Registered memory by region id: the request that registered it, and a
+  // duplicate of the fd it passed (host memfds, VMM allocations).
+  struct Region {
+    wire::SessionRequest request;
+    UniqueFd fd;
+  };
+  std::map<uint64_t, Region> regions;
+  std::set<std::string> endpoints;  // bound by this session
+};
+
 struct Session {
   std::unique_ptr<v1::Control::Stub> control;
   int timeout_ms = 10000;
-  uint64_t id = 0;
-  std::string token;
+  std::string socket_path;  // the daemon's control socket
+  std::string client_name;
   std::string node_name;
+  // Whether a restarted daemon is re-attached to (ClientOptions::reconnect):
+  // then the session keeps what Reattach needs. Set before use.
+  bool keep_state = false;
 
-  std::mutex mu;
+  std::mutex mu;                      // the socket, the credentials and `restorable`
+  uint64_t id = 0;                    // guarded by mu; a new one on each re-attach
+  std::string token;                  // guarded by mu
   UniqueFd socket;                    // guarded by mu; invalid once detached
-  std::atomic<bool> detached{false};  // no more submissions: nobody reads them
-  // The session socket, for the wait loop to notice the daemon hang up
-  // (-1 once detached); and whether it did: then every operation still
-  // pending has failed UNAVAILABLE, and new ones fail so at once.
+  std::atomic<bool> detached{false};  // for good: no more submissions, no reconnection
+  // The session socket, for the wait loop and the reconnector to notice the
+  // daemon hang up (-1 once detached).
   std::atomic<int> hangup_fd{-1};
+  // No daemon serves the session now: every operation then pending has
+  // failed UNAVAILABLE (kept receives aside), and new ones fail so at once.
   std::atomic<bool> daemon_gone{false};
-  uint32_t next_request = 1;
+  // A reconnector will bring the session back after the daemon went away.
+  std::atomic<bool> reconnecting{false};
+  uint32_t next_request = 1;  // guarded by mu
+  uint64_t next_region = 1;   // guarded by mu: region ids are the client's to pick
+  Restorable restorable;      // guarded by mu (only when keep_state)
 
   // The per-message rings, shared with the daemon (set up by SetupRings).
   std::mutex ring_mu;
-  void* ring_memory = nullptr;
+  std::unique_ptr<ring::SpscRing> submissions;  // guarded by ring_mu
+  std::unique_ptr<ring::SpscRing> completions;  // guarded by ring_mu
+  UniqueFd daemon_bell, client_bell;            // guarded by ring_mu
+  void* ring_memory = nullptr;                  // guarded by ring_mu
   size_t ring_bytes = 0;
-  std::optional<ring::SpscRing> submissions;  // guarded by ring_mu
-  std::optional<ring::SpscRing> completions;  // guarded by ring_mu
-  UniqueFd daemon_bell, client_bell;
+  // The previous connection's rings, bells and socket. A thread may still
+  // spin on or poll them for a moment after a re-attach replaced them (it
+  // took them under the lock and let it go), so they are freed one
+  // re-attach later, not at once.
+  struct Retired {
+    std::unique_ptr<ring::SpscRing> submissions, completions;
+    UniqueFd daemon_bell, client_bell, socket;
+    void* memory = nullptr;
+    size_t bytes = 0;
+    ~Retired();
+  };
+  std::unique_ptr<Retired> retired;                          // guarded by ring_mu
   uint64_t next_op = 1;                                      // guarded by ring_mu
   absl::flat_hash_map<uint64_t, wire::Completion> finished;  // not yet waited for, by op id
   std::deque<wire::Completion> arrivals;                     // receive-area messages not yet taken
   const uint8_t* area = nullptr;                             // the receive area, once set
   uint64_t area_slot_size = 0;
+  uint64_t area_region = 0;
+  // With keep_state (all guarded by ring_mu): the receive-area slots the
+  // client holds (arrived, not released), and the receives it posted that
+  // have not completed, by op id, which a re-attach posts again.
+  absl::flat_hash_set<uint64_t> held_slots;
+  absl::flat_hash_map<uint64_t, wire::Submission> kept;
+  // Op ids below this were submitted to a daemon that went away: those not
+  // finished and not kept will never complete.
+  uint64_t lost_below = 0;  // guarded by ring_mu
+  // A re-attach is restoring the session: only it submits.
+  bool replaying = false;  // guarded by ring_mu
 
   ~Session();
+  // Attaches to the daemon at `socket_path` and sets up the rings.
+  absl::Status Open();
   // One request and its reply over the session socket, `fds` attached.
   absl::StatusOr<wire::SessionReply> Call(wire::SessionRequest request, absl::Span<const int> fds);
+  // Registers memory by `request` (a kRegister* request; its region id is
+  // picked here) with `fds`; returns the region id.
+  absl::StatusOr<uint64_t> Register(wire::SessionRequest request, absl::Span<const int> fds);
+  absl::Status Unregister(uint64_t region_id);
+  // Binds or unbinds an endpoint over the control channel.
+  absl::StatusOr<std::string> BindEndpoint(const std::string& name);
+  absl::Status UnbindEndpoint(const std::string& name);
+  // This session's id and token, for a control-channel request.
+  std::pair<uint64_t, std::string> Credentials();
   // Creates the rings and hands them to the daemon.
   absl::Status SetupRings();
   // Puts one submission on the ring and returns its op id.
@@ -71,9 +131,11 @@ struct Session {
   // Puts several submissions on the ring back to back (no other thread's in
   // between), gives each its op id and returns the last's. `done`, if set,
   // runs once the last completes: registered before the lock is let go, so
-  // no completion can come first.
+  // no completion can come first. `keep`: a receive a re-attach posts again.
   absl::StatusOr<uint64_t> EnqueueAll(absl::Span<wire::Submission> submissions,
-                                      Callback done = nullptr);
+                                      Callback done = nullptr, bool keep = false);
+  // Gives receive-area slot `slot` back to the daemon.
+  absl::Status ReleaseSlot(uint64_t slot);
   // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.
   absl::StatusOr<wire::Completion> WaitFor(uint64_t op_id, int timeout_ms);
   // Waits for a receive-area message for `endpoint`.
@@ -85,6 +147,7 @@ struct Session {
   // wants (returns true), spinning briefly and then sleeping on the doorbell.
   // One thread at a time sleeps on the doorbell, without the lock; the others
   // wait for it on `drained`. Runs due callbacks with the lock released.
+  // While a reconnector works on a gone daemon, it waits for it.
   absl::Status WaitLoop(std::unique_lock<std::mutex>& lock, int timeout_ms,
                         const std::function<bool()>& take);
   // `lock` holds ring_mu: runs the callbacks of finished operations.
@@ -107,15 +170,43 @@ struct Session {
   // ring_mu held: `done` runs once `op_id` completes (at once if it has).
   void AddCallback(uint64_t op_id, Callback done);
   std::condition_variable drained;
-  // ring_mu held: the daemon hung up. Fails every operation with a
-  // callback UNAVAILABLE (run by the caller's next RunCallbacks) and marks
-  // the session so.
+  // ring_mu held: the daemon hung up. Takes the completions already on the
+  // ring, fails every other operation with a callback UNAVAILABLE (run by
+  // the caller's next RunCallbacks), kept receives aside while reconnecting,
+  // and marks the session so.
   void DaemonGone();
-  static absl::Status GoneStatus();
+  absl::Status GoneStatus() const;
   // ring_mu held: moves every completion on the ring into `finished`.
   absl::Status DrainCompletions();
   void RingDaemon();
   absl::Status Detach();
+
+  // Re-attaches to the daemon (restarted under the same socket) after it
+  // went away: a new session, the same memory under the same region ids,
+  // the receive area with the slots the client still holds, the same
+  // endpoints, and the kept receives under their op ids. OK, or what could
+  // not be restored (the session then runs without it); an error when no
+  // new session could be set up (try again later).
+  absl::Status Reattach();
+
+ private:
+  // mu held: Call without taking it.
+  absl::StatusOr<wire::SessionReply> CallLocked(wire::SessionRequest request,
+                                                absl::Span<const int> fds);
+  // ring_mu held: pushes one entry with its op id set, draining completions
+  // while the ring is full.
+  absl::Status PushLocked(const wire::Submission& submission);
+  // mu held: new rings for the socket now in `socket`, the old ones retired.
+  absl::Status SetupRingsLocked();
+  // mu held: a new session on the daemon (gRPC Attach) and its socket,
+  // said hello on: replaces id, token and socket, and returns the old socket.
+  absl::StatusOr<UniqueFd> AttachLocked();
+  // mu held: binds `name` over the control channel.
+  absl::StatusOr<std::string> BindLocked(const std::string& name);
+  // mu held, the new rings up: restores the receive area, the endpoints and
+  // the kept receives, adding what could not be restored to `problems`; an
+  // error when the daemon went away meanwhile.
+  absl::Status RestoreLocked(std::vector<std::string>& problems);
 };
 
 }  // namespace axon::internal

@@ -26,11 +26,12 @@ class Submit {
                                         const std::string& to, uint64_t tag,
                                         absl::Span<const View> parts, const OpOptions& options,
                                         Session::Callback done);
-  // Client::PostRecv; `done` as above.
+  // Client::PostRecv; `done` as above. `keep`: posted again after the
+  // daemon restarts (the application's receives; not a call's, which fails).
   static absl::StatusOr<Operation> PostRecv(Client& client, const std::string& endpoint,
                                             uint64_t tag, const Buffer& buffer, size_t offset,
                                             size_t length, const OpOptions& options,
-                                            Session::Callback done);
+                                            Session::Callback done, bool keep = false);
 };
 
 }  // namespace axon::internal

@@ -46,7 +46,8 @@ absl::StatusOr<Operation> Client::PostRecvInto(const std::string& endpoint, uint
       *this, endpoint, tag, *source->buffer, source->offset, source->bytes, options,
       [keep = std::move(source->keep), done = std::move(done)](const wire::Completion& c) {
         if (done) done(internal::ToCompleted(c));
-      });
+      },
+      /*keep=*/true);
 }
 
 }  // namespace axon

@@ -27,13 +27,13 @@ import atexit
 
 from . import errors
 from ._calls import Call, Completed, Op, Reply
-from ._client import Client, Endpoint, _live_clients, connect
+from ._client import Client, ConnectionEvent, Endpoint, _live_clients, connect
 from ._server import Request, Server
 from .errors import Error
 
 __all__ = [
-    "Call", "Client", "Completed", "Endpoint", "Error", "Op", "Reply", "Request", "Server",
-    "connect", "errors",
+    "Call", "Client", "Completed", "ConnectionEvent", "Endpoint", "Error", "Op", "Reply",
+    "Request", "Server", "connect", "errors",
 ]
 
 

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import weakref
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
-from . import _axon
+from . import _axon, errors
 from ._calls import Call, Op
 from ._tensors import cuda_stream, optional_seconds_to_ms
 
 _live_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionEvent:
+    """What ``on_connection`` is told: the daemon went away
+    (``connected`` false, ``error`` says why), or the client re-attached to
+    it (``error`` is None, or an :class:`axon.errors.DataLoss` naming what
+    could not be restored; the rest works)."""
+
+    connected: bool
+    error: Optional[errors.Error]
+    attempts: int
+    session_id: int
 
 
 class Client:
@@ -22,14 +36,30 @@ class Client:
     /run/axon/axond.sock). ``name`` is what operators see in ``axonctl
     sessions``. Use it as a context manager (``with``/``async with``) or
     call :meth:`close`.
+
+    ``reconnect`` (default on): when the daemon restarts, the client
+    re-attaches in the background with its memory, endpoints, receive area
+    and posted receives; what was in flight fails with
+    :class:`axon.errors.Unavailable` (a ``ConnectionError``), and so does
+    what is submitted until it is back: retry it. ``on_connection`` is
+    called with a :class:`ConnectionEvent` (on a thread of axon's) each
+    time the daemon goes away and each time the client is back.
     """
 
     def __init__(self, socket: Optional[str] = None, name: Optional[str] = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, reconnect: bool = True,
+                 on_connection: Optional[Callable[[ConnectionEvent], None]] = None):
         if name is None:
             name = f"python-{os.getpid()}"
         self._pid = os.getpid()
-        self._state = _axon.Client.connect(socket or "", name, int(timeout * 1000))
+        notify = None
+        if on_connection is not None:
+            def notify(connected: bool, code: int, message: str, attempts: int,
+                       session_id: int) -> None:
+                error = None if code == 0 else errors.error_class(code)(message)
+                on_connection(ConnectionEvent(connected, error, attempts, session_id))
+        self._state = _axon.Client.connect(socket or "", name, int(timeout * 1000),
+                                           reconnect, notify)
         self._lock = threading.Lock()
         self._awaited: Dict[int, Any] = {}
         self._watching: Optional[asyncio.AbstractEventLoop] = None
@@ -48,6 +78,12 @@ class Client:
     @property
     def closed(self) -> bool:
         return self._state.closed
+
+    @property
+    def connected(self) -> bool:
+        """Whether a daemon serves this client now (false while it
+        reconnects)."""
+        return self._state.connected
 
     def fileno(self) -> int:
         """The eventfd that turns readable when something completed."""
@@ -212,6 +248,8 @@ def _tag(tag: int) -> int:
 
 
 def connect(socket: Optional[str] = None, name: Optional[str] = None,
-            timeout: float = 10.0) -> Client:
+            timeout: float = 10.0, reconnect: bool = True,
+            on_connection: Optional[Callable[[ConnectionEvent], None]] = None) -> Client:
     """Attaches to this node's axond; see :class:`Client`."""
-    return Client(socket=socket, name=name, timeout=timeout)
+    return Client(socket=socket, name=name, timeout=timeout, reconnect=reconnect,
+                  on_connection=on_connection)

@@ -37,10 +37,34 @@ Client& ClientState::get() const {
 
 namespace {
 
+// A Python callable that libaxon's reconnector calls, and that may be let
+// go on a thread without the GIL (the client closes with it released).
+struct PythonCallback {
+  nb::object fn;
+  ~PythonCallback() {
+    nb::gil_scoped_acquire gil;
+    fn.reset();
+  }
+  void operator()(const ConnectionEvent& event) const {
+    nb::gil_scoped_acquire gil;
+    try {
+      fn(event.connected, static_cast<int>(event.status.code()),
+         std::string(event.status.message()), event.attempts, event.session_id);
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("axon: on_connection");
+    }
+  }
+};
+
 std::shared_ptr<ClientState> Connect(const std::string& socket, const std::string& name,
-                                     int timeout_ms) {
+                                     int timeout_ms, bool reconnect, nb::object on_connection) {
   auto state = std::make_shared<ClientState>();
-  ClientOptions options{.socket_path = socket, .client_name = name, .timeout_ms = timeout_ms};
+  ClientOptions options{
+      .socket_path = socket, .client_name = name, .timeout_ms = timeout_ms, .reconnect = reconnect};
+  if (!on_connection.is_none()) {
+    auto callback = std::make_shared<PythonCallback>(PythonCallback{std::move(on_connection)});
+    options.on_connection = [callback](const ConnectionEvent& event) { (*callback)(event); };
+  }
   absl::StatusOr<std::unique_ptr<Client>> client;
   {
     nb::gil_scoped_release unlocked;
@@ -81,7 +105,9 @@ nb::object AllocateHost(ClientState& state, size_t bytes) {
 void BindClient(nb::module_& m) {
   nb::class_<ClientState>(m, "Client")
       .def_static("connect", &Connect, nb::arg("socket") = "", nb::arg("name") = "",
-                  nb::arg("timeout_ms") = 10000)
+                  nb::arg("timeout_ms") = 10000, nb::arg("reconnect") = true,
+                  nb::arg("on_connection") = nb::none())
+      .def_prop_ro("connected", [](const ClientState& s) { return s.get().connected(); })
       .def("close", &Close)
       .def_prop_ro("closed", [](const ClientState& s) { return !s.client; })
       .def_prop_ro("fd", [](const ClientState& s) { return s.notifier->fd(); })

@@ -26,6 +26,19 @@
 
 namespace axon {
 
+// What the reconnector tells the application (ClientOptions::on_connection).
+struct ConnectionEvent {
+  // false: the daemon went away (what was in flight failed UNAVAILABLE);
+  // true: libaxon re-attached to it.
+  bool connected = false;
+  // Re-attached: OK, or DATA_LOSS naming what could not be restored (a
+  // region the daemon refused, an endpoint another session took meanwhile);
+  // the rest works. Went away: why.
+  absl::Status status;
+  int attempts = 0;         // re-attach attempts it took
+  uint64_t session_id = 0;  // the new session's id, once connected
+};
+
 struct ClientOptions {
   // The daemon's control socket. Empty: $AXON_SOCKET, else /run/axon/axond.sock.
   std::string socket_path;
@@ -37,11 +50,27 @@ struct ClientOptions {
   // futures fire without Wait or Progress calls. Callbacks run on it.
   // Callers and Servers (axon/call.h) start it on first use.
   bool progress_thread = false;
+  // When the daemon goes away (`systemctl restart axond`, a crash), wait for
+  // it in the background and re-attach: retrying every reconnect_initial_ms,
+  // doubling up to reconnect_max_ms. On success the session has its memory
+  // again under the same region ids (Buffers stay valid), its endpoints, its
+  // receive area (slots still held stay held), and the receives posted with
+  // PostRecv / PostRecvInto that had not completed (posted again, under the
+  // same Operation). Everything else in flight at the restart fails
+  // UNAVAILABLE, and so does anything submitted before re-attaching: retry
+  // it. Off: the client stays detached once its daemon is gone.
+  bool reconnect = true;
+  int reconnect_initial_ms = 50;
+  int reconnect_max_ms = 1000;
+  // Called on a thread of libaxon's each time the daemon goes away and each
+  // time libaxon re-attached.
+  std::function<void(const ConnectionEvent&)> on_connection;
 };
 
 namespace internal {
 struct Session;
 class CallRuntime;
+class Reconnector;
 class ServerCore;
 class Submit;
 }  // namespace internal
@@ -266,8 +295,10 @@ class Client {
   // Ends the session now; later calls fail with FAILED_PRECONDITION.
   absl::Status Detach();
 
-  uint64_t session_id() const;
+  uint64_t session_id() const;  // changes when libaxon re-attaches
   const std::string& node_name() const;
+  // Whether a daemon serves the session now (false while reconnecting).
+  bool connected() const;
 
  private:
   friend class Caller;
@@ -288,6 +319,7 @@ class Client {
   std::mutex progress_mu_;
   std::atomic<bool> stop_progress_{false};
   std::thread progress_;
+  std::unique_ptr<internal::Reconnector> reconnector_;
 };
 
 }  // namespace axon
