@@ -380,8 +380,9 @@ void ServerCore::Sent(const std::shared_ptr<ServerCall>& call, const Completed& 
 }
 
 void ServerCore::Finish(const std::shared_ptr<ServerCall>& call, bool dropped) {
-  call->slot.reset();  // the slot goes back once the handler's tensors are gone too
   {
+    // Before the slot goes back: the method name is read from it. (Counted
+    // after, a call was sometimes filed under the next request's method.)
     std::lock_guard<std::mutex> lock(stats_mu_);
     Counters& c = CountersOf(call->request.method);
     --c.in_flight;
@@ -394,6 +395,7 @@ void ServerCore::Finish(const std::shared_ptr<ServerCall>& call, bool dropped) {
     spdlog::debug("endpoint {}: the reply to call {} from {} was dropped (the caller is gone)",
                   endpoint_, call->request.call_id, call->request.from);
   }
+  call->slot.reset();  // the slot goes back once the handler's tensors are gone too
   call->reply.reset();
   call->request.tensors.clear();
   call->core.reset();
