@@ -36,6 +36,12 @@ Daemon::~Daemon() {
       rings.reset();  // the engine's remote path hooks into the peer plane
       peers.reset();
     });
+    // The engine serves rings until that task runs, reading the session
+    // manager: wait for it before the manager goes (TSan caught the UCX
+    // thread reading a freed manager at shutdown).
+    if (auto st = ucx_->Ping(absl::Seconds(30)); !st.ok()) {
+      spdlog::error("shutdown: the UCX thread did not stop serving: {}", st.message());
+    }
   }
   // Sessions hold asio objects; drop them before the io_context goes.
   session_server_.reset();
