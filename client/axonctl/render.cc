@@ -128,6 +128,9 @@ std::string RenderStats(const v1::StatsResponse& s) {
   Row(out, "gpu bounce idle",
       absl::StrCat(s.gpu_bounce_idle_device_bytes(), " bytes device memory, ",
                    s.gpu_bounce_idle_pinned_bytes(), " bytes pinned host memory"));
+  Row(out, "gpu bounce in use",
+      absl::StrCat(s.gpu_bounce_in_use_device_bytes(), " bytes device memory, ",
+                   s.gpu_bounce_in_use_pinned_bytes(), " bytes pinned host memory"));
   std::vector<std::string> calls;
   for (const auto& [method, count] : s.rpc_calls())
     calls.push_back(absl::StrCat(method, "=", count));

@@ -27,6 +27,7 @@ absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> BufferPool::Take(size_t byte
       data = it->second;
       idle_bytes_ -= size;
       idle_.erase(it);
+      in_use_bytes_ += size;
     }
   }
   if (data == nullptr) {
@@ -35,6 +36,7 @@ absl::StatusOr<std::shared_ptr<BufferPool::Buffer>> BufferPool::Take(size_t byte
     data = static_cast<uint8_t*>(*fresh);
     std::lock_guard<std::mutex> lock(mu_);
     ++allocations_;
+    in_use_bytes_ += size;
   }
   std::weak_ptr<BufferPool> pool = weak_from_this();
   // A buffer that outlives the pool frees itself.
@@ -52,6 +54,7 @@ void BufferPool::Give(Buffer* buffer) {
   std::vector<std::pair<size_t, uint8_t*>> evicted;  // freed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
+    in_use_bytes_ -= buffer->size;
     if (buffer->size > keep_bytes_) {
       evicted.emplace_back(buffer->size, buffer->data);
     } else {
@@ -77,6 +80,11 @@ uint64_t BufferPool::allocations() const {
 size_t BufferPool::idle_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return idle_bytes_;
+}
+
+size_t BufferPool::in_use_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_use_bytes_;
 }
 
 }  // namespace axon::daemon

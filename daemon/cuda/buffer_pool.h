@@ -48,6 +48,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
   uint64_t allocations() const;  // calls to `allocate` so far
   size_t idle_bytes() const;
+  size_t in_use_bytes() const;  // taken and not given back yet
 
  private:
   BufferPool(size_t keep_bytes, Allocate allocate, Free free)
@@ -60,6 +61,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   mutable std::mutex mu_;
   std::multimap<size_t, uint8_t*> idle_;  // size -> data
   size_t idle_bytes_ = 0;
+  size_t in_use_bytes_ = 0;
   uint64_t allocations_ = 0;
 };
 

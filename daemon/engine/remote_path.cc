@@ -154,6 +154,12 @@ uint64_t RemotePath::bounce_idle_device_bytes() const {
   return n;
 }
 
+uint64_t RemotePath::bounce_in_use_device_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [device, pool] : device_pools_) n += pool->in_use_bytes();
+  return n;
+}
+
 bool RemotePath::DirectWith(const std::string& node) const {
   return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
 }

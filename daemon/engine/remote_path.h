@@ -226,6 +226,8 @@ class RemotePath {
   uint64_t bounce_allocations() const;        // bounce buffers allocated (pooled) so far
   uint64_t bounce_idle_device_bytes() const;  // allocated and idle now, all GPUs
   uint64_t bounce_idle_pinned_bytes() const { return pinned_->idle_bytes(); }
+  uint64_t bounce_in_use_device_bytes() const;  // held by transfers now, all GPUs
+  uint64_t bounce_in_use_pinned_bytes() const { return pinned_->in_use_bytes(); }
 
   // Each chunk costs a fixed ~25-30 us beyond its bytes: 32 MiB chunks
   // against 8 MiB doubled the direct path at 64-256 MiB and halved its 64 MiB

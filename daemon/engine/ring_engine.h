@@ -74,6 +74,7 @@ struct GpuTraffic {
   uint64_t bounce_allocations = 0;
   uint64_t bounce_idle_device_bytes = 0, bounce_idle_pinned_bytes = 0;
   uint64_t staged_bytes = 0, direct_bytes = 0, by_handle_bytes = 0;  // of the messages above
+  uint64_t bounce_in_use_device_bytes = 0, bounce_in_use_pinned_bytes = 0;
 };
 
 struct SessionRings {
@@ -119,7 +120,9 @@ class RingEngine {
             remote_ ? remote_->bounce_idle_pinned_bytes() : 0,
             remote_ ? remote_->staged_bytes() : 0,
             remote_ ? remote_->direct_bytes() : 0,
-            remote_ ? remote_->by_handle_bytes() : 0};
+            remote_ ? remote_->by_handle_bytes() : 0,
+            remote_ ? remote_->bounce_in_use_device_bytes() : 0,
+            remote_ ? remote_->bounce_in_use_pinned_bytes() : 0};
   }
   // Per session, by id.
   std::map<uint64_t, SessionTraffic> TrafficFromLoop() const;

@@ -105,6 +105,10 @@ void Stats(Exposition& out, const v1::StatsResponse& s) {
              "Idle bounce buffers kept for reuse, by memory (gpu.bounce_keep_mib).");
   out.Sample({{"memory", "device"}}, s.gpu_bounce_idle_device_bytes());
   out.Sample({{"memory", "pinned"}}, s.gpu_bounce_idle_pinned_bytes());
+  out.Family("axon_gpu_bounce_in_use_bytes", T::kGauge,
+             "Bounce buffers held by GPU transfers in flight, by memory.");
+  out.Sample({{"memory", "device"}}, s.gpu_bounce_in_use_device_bytes());
+  out.Sample({{"memory", "pinned"}}, s.gpu_bounce_in_use_pinned_bytes());
 }
 
 void Peers(Exposition& out, const v1::ListPeersResponse& r) {

@@ -50,6 +50,8 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
     out.set_gpu_bounce_allocations(gpu->bounce_allocations);
     out.set_gpu_bounce_idle_device_bytes(gpu->bounce_idle_device_bytes);
     out.set_gpu_bounce_idle_pinned_bytes(gpu->bounce_idle_pinned_bytes);
+    out.set_gpu_bounce_in_use_device_bytes(gpu->bounce_in_use_device_bytes);
+    out.set_gpu_bounce_in_use_pinned_bytes(gpu->bounce_in_use_pinned_bytes);
   }
   auto allocations =
       state.ucx->Call<uint64_t>([] { return ThreadAllocations(); }, kSnapshotTimeout);

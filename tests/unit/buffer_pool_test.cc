@@ -55,6 +55,26 @@ TEST(BufferPool, ReusesAReturnedBufferOfTheSameSize) {
   EXPECT_EQ(pool->allocations(), 2u);
 }
 
+TEST(BufferPool, CountsTheBytesHeldUntilTheyComeBack) {
+  Heap heap;
+  auto pool = heap.Pool(1 << 20);
+  EXPECT_EQ(pool->in_use_bytes(), 0u);
+  auto a = pool->Take(5000);   // 8 KiB
+  auto b = pool->Take(70000);  // 128 KiB
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(pool->in_use_bytes(), 8192u + 131072u);
+  a->reset();
+  EXPECT_EQ(pool->in_use_bytes(), 131072u);
+  EXPECT_EQ(pool->idle_bytes(), 8192u);
+  auto again = pool->Take(8000);  // the idle one, in use again
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(pool->in_use_bytes(), 8192u + 131072u);
+  EXPECT_EQ(pool->idle_bytes(), 0u);
+  again->reset();
+  b->reset();
+  EXPECT_EQ(pool->in_use_bytes(), 0u);
+}
+
 TEST(BufferPool, KeepsAtMostItsLimitIdleEvictingTheSmallest) {
   Heap heap;
   auto pool = heap.Pool(64 << 10);
