@@ -131,6 +131,12 @@ std::string RenderStats(const v1::StatsResponse& s) {
   Row(out, "gpu bounce in use",
       absl::StrCat(s.gpu_bounce_in_use_device_bytes(), " bytes device memory, ",
                    s.gpu_bounce_in_use_pinned_bytes(), " bytes pinned host memory"));
+  std::vector<std::string> refused;
+  for (const auto& [key, count] : s.refused_by_limit()) {
+    if (count > 0) refused.push_back(absl::StrCat(key, "=", count));
+  }
+  std::sort(refused.begin(), refused.end());
+  Row(out, "refused", refused.empty() ? "none" : absl::StrJoin(refused, " "));
   std::vector<std::string> calls;
   for (const auto& [method, count] : s.rpc_calls())
     calls.push_back(absl::StrCat(method, "=", count));

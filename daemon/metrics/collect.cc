@@ -1,5 +1,8 @@
 #include "daemon/metrics/collect.h"
 
+#include <map>
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/process_info.h"
@@ -67,6 +70,12 @@ void Stats(Exposition& out, const v1::StatsResponse& s) {
   out.Sample({}, s.sessions_attached_total());
   out.Family("axon_sessions_closed_total", T::kCounter, "Client sessions closed.");
   out.Sample({}, s.sessions_closed_total());
+  out.Family("axon_refused_total", T::kCounter,
+             "Requests refused past a bound (a session, an endpoint, a region), by the bound's "
+             "config key.");
+  const std::map<std::string, uint64_t> refused(s.refused_by_limit().begin(),
+                                                s.refused_by_limit().end());
+  for (const auto& [key, n] : refused) out.Sample({{"limit", key}}, n);
   out.Family("axon_config_reloads_total", T::kCounter, "Configuration reloads (SIGHUP).");
   out.Sample({}, s.config_reloads());
 

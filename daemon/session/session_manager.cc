@@ -46,10 +46,37 @@ SessionManager::~SessionManager() {
   sessions_.clear();
 }
 
+namespace {
+
+// The bounds whose refusals SessionManager::refusals() counts.
+constexpr absl::string_view kRefusalKeys[] = {
+    "sessions.max_sessions",        "sessions.max_per_uid",   "sessions.max_per_process",
+    "sessions.fd_reserve",          "sessions.max_endpoints", "sessions.max_regions",
+    "sessions.max_registered_bytes"};
+
+}  // namespace
+
+absl::Status SessionManager::Refused(absl::string_view key, absl::Status why) const {
+  std::lock_guard<std::mutex> lock(refused_mu_);
+  auto it = refused_.find(key);
+  if (it == refused_.end()) it = refused_.emplace(std::string(key), 0).first;
+  ++it->second;
+  return why;
+}
+
+std::map<std::string, uint64_t> SessionManager::refusals() const {
+  std::map<std::string, uint64_t> out;
+  for (absl::string_view key : kRefusalKeys) out[std::string(key)] = 0;
+  std::lock_guard<std::mutex> lock(refused_mu_);
+  for (const auto& [key, n] : refused_) out[key] = n;
+  return out;
+}
+
 absl::Status SessionManager::CheckCaps(const PeerCredentials& caller) const {
   if (sessions_.size() >= limits_.max_sessions) {
-    return absl::ResourceExhaustedError(absl::StrCat("axond serves ", sessions_.size(),
-                                                     " sessions already (sessions.max_sessions)"));
+    return Refused("sessions.max_sessions", absl::ResourceExhaustedError(absl::StrCat(
+                                                "axond serves ", sessions_.size(),
+                                                " sessions already (sessions.max_sessions)")));
   }
   uint64_t same_uid = 0, same_process = 0;
   for (const auto& [id, session] : sessions_) {
@@ -57,13 +84,15 @@ absl::Status SessionManager::CheckCaps(const PeerCredentials& caller) const {
     same_process += caller.pid > 0 && session.info.creds.pid == caller.pid;
   }
   if (same_uid >= limits_.max_per_uid) {
-    return absl::ResourceExhaustedError(absl::StrCat("uid ", caller.uid, " has ", same_uid,
-                                                     " sessions already (sessions.max_per_uid)"));
+    return Refused("sessions.max_per_uid", absl::ResourceExhaustedError(absl::StrCat(
+                                               "uid ", caller.uid, " has ", same_uid,
+                                               " sessions already (sessions.max_per_uid)")));
   }
   if (same_process >= limits_.max_per_process) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("process ", caller.pid, " has ", same_process,
-                     " sessions already (sessions.max_per_process)"));
+    return Refused(
+        "sessions.max_per_process",
+        absl::ResourceExhaustedError(absl::StrCat("process ", caller.pid, " has ", same_process,
+                                                  " sessions already (sessions.max_per_process)")));
   }
   return absl::OkStatus();
 }
@@ -72,7 +101,7 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
                                                     std::string client_name) {
   if (auto st = CheckClientName(client_name); !st.ok()) return st;
   if (fds_ != nullptr) {
-    if (auto st = fds_->CheckSession(); !st.ok()) return st;
+    if (auto st = fds_->CheckSession(); !st.ok()) return Refused("sessions.fd_reserve", st);
   }
   auto token = RandomToken();
   if (!token.ok()) return token.status();
@@ -226,8 +255,9 @@ absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
         "endpoint '", name, "' is already bound on this node (session ", it->second, ")"));
   }
   if ((*session)->info.endpoints.size() >= limits_.max_endpoints) {
-    return absl::ResourceExhaustedError(absl::StrCat("the session has ", limits_.max_endpoints,
-                                                     " endpoints bound (sessions.max_endpoints)"));
+    return Refused("sessions.max_endpoints", absl::ResourceExhaustedError(absl::StrCat(
+                                                 "the session has ", limits_.max_endpoints,
+                                                 " endpoints bound (sessions.max_endpoints)")));
   }
   endpoints_[name] = id;
   endpoint_generation_.fetch_add(1, std::memory_order_release);
@@ -313,15 +343,18 @@ absl::StatusOr<uint64_t> SessionManager::Register(
     if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
     const Session& session = it->second;
     if (session.regions.size() >= limits_.max_regions) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("session ", id, " has ", session.regions.size(),
-                       " regions registered, the limit (sessions.max_regions)"));
+      return Refused("sessions.max_regions",
+                     absl::ResourceExhaustedError(
+                         absl::StrCat("session ", id, " has ", session.regions.size(),
+                                      " regions registered, the limit (sessions.max_regions)")));
     }
     if (length > limits_.max_registered_bytes - session.info.registered_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "registering ", length, " bytes would take session ", id, " past its limit of ",
-          limits_.max_registered_bytes, " (sessions.max_registered_bytes; ",
-          session.info.registered_bytes, " registered)"));
+      return Refused(
+          "sessions.max_registered_bytes",
+          absl::ResourceExhaustedError(absl::StrCat(
+              "registering ", length, " bytes would take session ", id, " past its limit of ",
+              limits_.max_registered_bytes, " (sessions.max_registered_bytes; ",
+              session.info.registered_bytes, " registered)")));
     }
   }
   auto region = make();

@@ -142,6 +142,10 @@ class SessionManager {
   CudaRegistryStats cuda_stats() const { return cuda_.stats(); }
   std::shared_ptr<IpcMappings> ipc_mappings() const { return cuda_.ipc(); }
 
+  // Requests refused past a bound, by the bound's config key
+  // ("sessions.max_per_uid"); every key is there from the start, at 0.
+  std::map<std::string, uint64_t> refusals() const;
+
   uint64_t attached_total() const { return attached_total_.load(); }
   uint64_t closed_total() const { return closed_total_.load(); }
   size_t active() const;
@@ -163,6 +167,8 @@ class SessionManager {
   void ExpectSocket(uint64_t id);
   // mu_ held: OK unless a session cap would be passed by one more for `caller`.
   absl::Status CheckCaps(const PeerCredentials& caller) const;
+  // Counts one refusal past the bound `key`; returns `why`.
+  absl::Status Refused(absl::string_view key, absl::Status why) const;
   // Checks the session's limits for `length` more bytes and that `wanted`
   // is free, runs `make`, and files what it made under `wanted` (or a new
   // region id when 0).
@@ -184,6 +190,8 @@ class SessionManager {
   uint64_t next_id_ = 1;                          // guarded by mu_
   std::function<void(uint64_t)> close_observer_;
   CudaRegistry cuda_;
+  mutable std::mutex refused_mu_;
+  mutable std::map<std::string, uint64_t, std::less<>> refused_;  // guarded by refused_mu_
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};
 };

@@ -23,6 +23,8 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
   out.set_sessions_attached_total(state.sessions->attached_total());
   out.set_sessions_closed_total(state.sessions->closed_total());
   out.set_sessions_active(state.sessions->active());
+  for (const auto& [key, n] : state.sessions->refusals())
+    (*out.mutable_refused_by_limit())[key] = n;
   out.set_ucx_thread_wakeups(state.ucx->wakeups());
   out.set_ucx_thread_tasks(state.ucx->tasks_run());
   out.set_ucx_thread_busy_seconds(absl::ToDoubleSeconds(state.ucx->busy()));

@@ -82,6 +82,11 @@ TEST(LimitsTest, SessionCapsNameTheirKeysAndOthersKeepWorking) {
 
   ExpectMessageGoesThrough(*a, *b);
   EXPECT_EQ(Sessions(daemon).sessions_size(), 3);
+  // Each refusal is counted under its key (axon_refused_total).
+  const auto counted = daemon.CtlJson<v1::StatsResponse>({"stats"}).refused_by_limit();
+  EXPECT_EQ(counted.at("sessions.max_per_process"), 1u);
+  EXPECT_EQ(counted.at("sessions.max_per_uid"), 1u);
+  EXPECT_EQ(counted.at("sessions.max_sessions"), 0u);
 }
 
 TEST(LimitsTest, AllSessionsCapNamesItsKey) {
