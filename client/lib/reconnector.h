@@ -22,22 +22,26 @@ class Reconnector {
   };
   // Starts watching `session`'s socket.
   Reconnector(std::shared_ptr<Session> session, Options options);
-  // Stops, waiting for an attempt under way.
+  // Stops, waiting for an attempt under way (unless called from `notify`
+  // itself, whose thread then ends on its own).
   ~Reconnector();
   Reconnector(const Reconnector&) = delete;
   Reconnector& operator=(const Reconnector&) = delete;
 
  private:
-  void Run();
-  // Waits until the session's socket hangs up; false when stopped first.
-  bool WaitForHangUp();
-  // Waits `ms`; false when stopped meanwhile.
-  bool Sleep(int ms);
-  void Notify(const ConnectionEvent& event);
-
-  std::shared_ptr<Session> session_;
-  Options options_;
-  UniqueFd stop_;  // an eventfd: written to stop
+  // What the thread uses, shared with it: it may outlive the Reconnector.
+  struct State {
+    std::shared_ptr<Session> session;
+    Options options;
+    UniqueFd stop;  // an eventfd: written to stop
+    void Run();
+    // Waits until the session's socket hangs up; false when stopped first.
+    bool WaitForHangUp();
+    // Waits `ms`; false when stopped meanwhile.
+    bool Sleep(int ms);
+    void Notify(const ConnectionEvent& event);
+  };
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

@@ -225,12 +225,20 @@ absl::Status Session::PushLocked(const wire::Submission& submission) {
 }
 
 absl::Status Session::ReleaseSlot(uint64_t slot) {
-  if (keep_state) {
-    std::lock_guard<std::mutex> lock(ring_mu);
-    held_slots.erase(slot);  // a restarted daemon may use it again
-  }
+  std::lock_guard<std::mutex> lock(ring_mu);
+  if (keep_state) held_slots.erase(slot);  // a restarted daemon may use it again
+  if (!submissions) return absl::FailedPreconditionError("the session has no rings");
+  // Gone: the next daemon hears nothing of the slot, so it is free there.
+  if (daemon_gone) return reconnecting ? absl::OkStatus() : GoneStatus();
+  if (detached) return absl::FailedPreconditionError("the session is detached");
+  // While a re-attach replays (its claims already on the ring), the release
+  // goes behind them: refusing it would leave the slot claimed for good.
   // The daemon sends no completion for a release.
-  return Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kRelease), .region = slot}).status();
+  const wire::Submission release{
+      .op = static_cast<uint16_t>(wire::RingOp::kRelease), .op_id = next_op++, .region = slot};
+  if (auto st = PushLocked(release); !st.ok()) return st;
+  if (submissions->ConsumerNeedsWakeup()) RingDaemon();
+  return absl::OkStatus();
 }
 
 void Session::RingDaemon() {
@@ -350,6 +358,18 @@ void Session::DaemonGone() {
     callbacks.erase(it++);
   }
   if (!reconnecting) kept.clear();
+  drained.notify_all();
+}
+
+void Session::FailKept() {
+  const std::string why(GoneStatus().message());
+  for (const auto& [op_id, receive] : kept) {
+    if (auto it = callbacks.find(op_id); it != callbacks.end()) {
+      due.emplace_back(std::move(it->second), Unavailable(op_id, why));
+      callbacks.erase(it);
+    }
+  }
+  kept.clear();  // Wait sees them as lost now
   drained.notify_all();
 }
 

@@ -175,6 +175,9 @@ struct Session {
   // the caller's next RunCallbacks), kept receives aside while reconnecting,
   // and marks the session so.
   void DaemonGone();
+  // ring_mu held, the daemon gone and nobody reconnecting: fails the kept
+  // receives UNAVAILABLE (callbacks run by the next RunCallbacks).
+  void FailKept();
   absl::Status GoneStatus() const;
   // ring_mu held: moves every completion on the ring into `finished`.
   absl::Status DrainCompletions();

@@ -63,7 +63,7 @@ struct ClientOptions {
   int reconnect_initial_ms = 50;
   int reconnect_max_ms = 1000;
   // Called on a thread of libaxon's each time the daemon goes away and each
-  // time libaxon re-attached.
+  // time libaxon re-attached. It may destroy the Client.
   std::function<void(const ConnectionEvent&)> on_connection;
 };
 
