@@ -1,7 +1,6 @@
 #include "axon/client.h"
 
 #include <fcntl.h>
-#include <grpcpp/client_context.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -26,18 +25,10 @@
 #include "common/errno_status.h"
 #include "common/fd_passing.h"
 #include "common/rpc/channel.h"
-#include "common/rpc/status_convert.h"
 #include "common/unix_socket.h"
 #include "common/version.h"
 
 namespace axon {
-namespace {
-
-void SetDeadline(grpc::ClientContext& context, int timeout_ms) {
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   auto session = std::make_shared<internal::Session>();
@@ -339,9 +330,6 @@ absl::Status Client::UnbindEndpoint(const std::string& name) {
 absl::Status Client::ReportCalls(const std::string& endpoint,
                                  const std::vector<MethodStats>& stats) {
   v1::ReportCallsRequest request;
-  auto [id, token] = session_->Credentials();
-  request.set_session_id(id);
-  request.set_token(token);
   for (const MethodStats& s : stats) {
     v1::MethodCalls* m = request.add_methods();
     m->set_endpoint(endpoint);
@@ -355,10 +343,7 @@ absl::Status Client::ReportCalls(const std::string& endpoint,
     for (uint64_t n : s.latency_below_pow2_us) m->add_latency_below_pow2_us(n);
     m->set_latency_sum_us(s.latency_sum_us);
   }
-  v1::ReportCallsResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, session_->timeout_ms);
-  return rpc::FromGrpcStatus(session_->control->ReportCalls(&context, request, &response));
+  return session_->ReportCalls(std::move(request));
 }
 
 }  // namespace axon

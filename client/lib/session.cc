@@ -115,11 +115,10 @@ absl::StatusOr<uint64_t> Session::Register(wire::SessionRequest request,
 
 absl::Status Session::Unregister(uint64_t region_id) {
   std::lock_guard<std::mutex> lock(mu);
-  const bool known = restorable.regions.erase(region_id) > 0;
-  // A daemon that went away took the region with it; the next one never
+  restorable.regions.erase(region_id);
+  // A daemon that went away took the region with it; a restarted one never
   // hears of it.
-  if (daemon_gone && (known || keep_state)) return absl::OkStatus();
-  if (daemon_gone) return GoneStatus();
+  if (daemon_gone) return keep_state ? absl::OkStatus() : GoneStatus();
   auto reply =
       CallLocked({.type = wire::SessionMessageType::kUnregister, .region_id = region_id}, {});
   if (!reply.ok()) return reply.status();

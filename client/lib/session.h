@@ -123,6 +123,8 @@ struct Session {
   absl::Status UnbindEndpoint(const std::string& name);
   // This session's id and token, for a control-channel request.
   std::pair<uint64_t, std::string> Credentials();
+  // Sends a call server's report (ids filled in here) over the control channel.
+  absl::Status ReportCalls(v1::ReportCallsRequest request);
   // Creates the rings and hands them to the daemon.
   absl::Status SetupRings();
   // Puts one submission on the ring and returns its op id.

@@ -102,6 +102,16 @@ absl::Status Session::UnbindEndpoint(const std::string& name) {
   return rpc::FromGrpcStatus(control->UnbindEndpoint(&context, request, &response));
 }
 
+absl::Status Session::ReportCalls(v1::ReportCallsRequest request) {
+  auto [session_id, session_token] = Credentials();
+  request.set_session_id(session_id);
+  request.set_token(session_token);
+  v1::ReportCallsResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, timeout_ms);
+  return rpc::FromGrpcStatus(control->ReportCalls(&context, request, &response));
+}
+
 absl::Status Session::Detach() {
   std::lock_guard<std::mutex> lock(mu);
   if (!socket.valid()) return absl::OkStatus();
