@@ -36,10 +36,10 @@ absl::StatusOr<std::string> RemotePath::BusId(int device) {
   return bus_id;
 }
 
-bool RemotePath::SendByHandle(Node& n, Outgoing& send) {
+bool RemotePath::SendByHandle(NodeLink& n, Outgoing& send) {
   // Zero bytes have no place in an allocation to name (and the peer refuses
   // a handle without a length): they go the usual way.
-  if (!limits_.same_host_handles || n.handles_refused || !send.more.empty() || send.length == 0 ||
+  if (!limits_.same_host_handles || n.handles.refused || !send.more.empty() || send.length == 0 ||
       !DirectWith(send.node) || !peers_.PeerSharesGpusFromLoop(send.node)) {
     return false;
   }
@@ -54,20 +54,20 @@ bool RemotePath::SendByHandle(Node& n, Outgoing& send) {
   if (shared.mapping.expired()) CloseHandle(source->handle, shared);
   shared.mapping = source->mapping;
   shared.nodes.insert(send.node);
-  const bool probe = !n.handles_opened.contains(source->handle);
+  const bool probe = !n.handles.opened.contains(source->handle);
   wire::DataBody body{.handle = source->handle,
                       .bus_id = *std::move(bus_id),
                       .handle_offset = source->offset,
                       .length = send.length,
                       .probe = probe};
   send.handle = std::move(source->handle);
-  send.generation = n.generation;
+  send.generation = n.generation();
   const uint64_t id = next_message_id_;  // Post's
   Post(n, std::move(send), {}, {}, std::move(body));
-  if (auto sent = in_flight_.find(id); sent != in_flight_.end()) {
+  if (const Outgoing* sent = n.InFlight(id)) {
     ++by_handle_;
-    by_handle_bytes_ += sent->second.length;
-    if (probe) n.probe = id;
+    by_handle_bytes_ += sent->length;
+    if (probe) n.Hold(id);  // until its answer
   }
   return true;
 }
@@ -128,39 +128,36 @@ void RemotePath::LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr
 }
 
 void RemotePath::Answer(const Incoming& in, const absl::Status& opened) {
-  (void)peers_.SendDataFromLoop(in.node, wire::MessageType::kDataHandleAnswer,
-                                wire::EncodeAck(in.message_id, opened), {}, {},
-                                ucx::AmProtocol::kEager, 0);
+  transport_.SendControl(in.node, wire::MessageType::kDataHandleAnswer,
+                         wire::EncodeAck(in.message_id, opened));
 }
 
 void RemotePath::OnHandleAnswer(const std::string& node, const wire::AckBody& answer) {
-  auto it = in_flight_.find(answer.message_id);
-  if (it == in_flight_.end() || it->second.node != node || it->second.handle.empty()) {
+  NodeLink* link = FindLink(node);
+  const Outgoing* sent = link != nullptr ? link->InFlight(answer.message_id) : nullptr;
+  if (sent == nullptr || sent->handle.empty()) {
     // Answered already (a node gone and back), or never ours.
     spdlog::debug("peer {}: handle answer for unknown message {}", node, answer.message_id);
     return;
   }
-  Node& n = NodeNamed(node);
-  const bool probe = n.probe == answer.message_id;
-  if (probe) n.probe = 0;
+  NodeLink& n = *link;
+  const bool probe = n.Release(answer.message_id);
   if (answer.code == absl::StatusCode::kOk) {  // opened: its ack follows
-    n.handles_opened.insert(it->second.handle);
+    n.handles.opened.insert(sent->handle);
     Drain(node);
     return;
   }
   const wire::AckBody& refusal = answer;
-  Outgoing send = std::move(it->second);
-  in_flight_.erase(it);
+  Outgoing send = *n.Answered(answer.message_id);  // out of the window, to go again
   --by_handle_;  // it goes again through bounce buffers, counted there
   by_handle_bytes_ -= send.length;
-  --n.in_flight;
-  if (!n.handles_refused) {
+  if (!n.handles.refused) {
     spdlog::warn(
         "node {} cannot open CUDA IPC handles from this daemon ({}): GPU data to it "
         "goes through bounce buffers",
         node, refusal.message);
   }
-  n.handles_refused = true;
+  n.handles.refused = true;
   send.handle.clear();
   if (!send.aborted.ok()) {  // withdrawn meanwhile: it never arrived
     Finish(send, send.aborted);
@@ -191,10 +188,9 @@ void RemotePath::SweepHandlesFromLoop() {
 
 void RemotePath::CloseHandle(const std::string& handle, Shared& shared) {
   for (const std::string& node : shared.nodes) {
-    (void)peers_.SendDataFromLoop(node, wire::MessageType::kDataHandleClosed,
-                                  wire::EncodeHandleClosed(handle), {}, {}, ucx::AmProtocol::kEager,
-                                  0);
-    if (auto n = nodes_.find(node); n != nodes_.end()) n->second.handles_opened.erase(handle);
+    transport_.SendControl(node, wire::MessageType::kDataHandleClosed,
+                           wire::EncodeHandleClosed(handle));
+    if (NodeLink* n = FindLink(node)) n->handles.opened.erase(handle);
   }
   shared.nodes.clear();
 }

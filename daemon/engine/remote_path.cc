@@ -10,17 +10,19 @@
 namespace axon::daemon {
 
 RemotePath::RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
-                       std::shared_ptr<IpcMappings> ipc)
+                       std::shared_ptr<IpcMappings> ipc, const Clock& clock)
     : peers_(peers),
       copier_(copier),
       pinned_(BufferPool::Pinned(limits.bounce_keep_bytes)),
       ipc_(std::move(ipc)),
       limits_(limits),
-      hooks_(std::move(hooks)) {
+      hooks_(std::move(hooks)),
+      transport_(peers),
+      clock_(clock) {
   peers_.SetDataHandlersFromLoop(
       [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
              ucx::AmMessage& message) { OnFrame(node, header, body, message); },
-      [this](const std::string& node) { OnNodeDown(node); },
+      [this](const std::string& node, const std::string& why) { OnNodeDown(node, why); },
       [this] {
         SweepHandlesFromLoop();
         CheckProgressFromLoop();
@@ -37,9 +39,9 @@ void RemotePath::SendFromLoop(Outgoing send) {
     hooks_.complete(send.session, send.op_id, st, 0, 0);
     return;
   }
-  Node& n = NodeNamed(send.node);
-  if (n.in_flight >= limits_.max_in_flight || !n.waiting.empty() || Held(n)) {
-    n.waiting.push_back(std::move(send));  // keeps order behind the window
+  NodeLink& n = LinkTo(send.node);
+  if (n.MustWait()) {
+    n.Wait(std::move(send));  // keeps order behind the window
     return;
   }
   Transmit(n, std::move(send));
@@ -90,9 +92,7 @@ absl::Status CopyOnGpu(GpuCopier& copier, int device, const ucx::Parts& from, Re
   return absl::OkStatus();
 }
 
-bool RemotePath::Held(const Node& n) const { return n.staging || n.probe != 0; }
-
-void RemotePath::Transmit(Node& n, Outgoing&& send) {
+void RemotePath::Transmit(NodeLink& n, Outgoing&& send) {
   // GPU memory goes through a bounce buffer (see the header).
   if (GpuDevice(*send.region, send.more) >= 0) {
     if (SendByHandle(n, send)) return;
@@ -113,7 +113,7 @@ void RemotePath::Transmit(Node& n, Outgoing&& send) {
   Post(n, std::move(send), std::move(parts), std::move(keep));
 }
 
-void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
+void RemotePath::Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
                       const wire::DataBody& chunk, ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
   const uint64_t id = chunk.total != 0 ? chunk.message_id : next_message_id_++;
@@ -132,14 +132,28 @@ void RemotePath::Post(Node& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalive
       [&body](const wire::Header& header, std::vector<uint8_t>& out) {
         wire::EncodeDataFrame(header, body, out);
       },
-      std::move(parts), std::move(keep), protocol, n.next_send_sequence, memory);
+      std::move(parts), std::move(keep), protocol, n.next_sequence(), memory);
   if (!st.ok()) {
     Finish(send, st);
     return;
   }
-  ++n.next_send_sequence;
-  ++n.in_flight;
-  in_flight_.emplace(id, std::move(send));
+  n.Sent(id, std::move(send));
+}
+
+void RemotePath::PeerTransport::SendControl(const std::string& node, wire::MessageType type,
+                                            absl::Span<const uint8_t> body) {
+  // A failure comes back as the node going down (OnNodeDown).
+  (void)peers_.SendDataFromLoop(node, type, body, {}, {}, ucx::AmProtocol::kEager, 0);
+}
+
+void RemotePath::PeerTransport::Drop(const std::string& node, const std::string& why) {
+  peers_.DropFromLoop(node, why);
+}
+
+uint64_t RemotePath::in_flight() const {
+  uint64_t n = 0;
+  for (const auto& [name, link] : links_) n += link->in_flight();
+  return n;
 }
 
 uint64_t RemotePath::bounce_allocations() const {
@@ -164,11 +178,15 @@ bool RemotePath::DirectWith(const std::string& node) const {
   return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
 }
 
-RemotePath::Node& RemotePath::NodeNamed(const std::string& name) {
-  bool added = false;
-  Node& n = last_node_.FindOrAdd(nodes_, name, &added);
-  if (added) n.generation = next_generation_++;
-  return n;
+NodeLink& RemotePath::LinkTo(const std::string& name) {
+  std::unique_ptr<NodeLink>& link = last_link_.FindOrAdd(links_, name);
+  if (!link) {
+    link = std::make_unique<NodeLink>(
+        name, next_generation_++,
+        NodeLink::Limits{.max_in_flight = limits_.max_in_flight, .dead_after = limits_.dead_after},
+        transport_, clock_, ack_batches_);
+  }
+  return *link;
 }
 
 absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t bytes, bool direct) {
@@ -188,20 +206,17 @@ absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t b
   return Bounce{*std::move(buffer), ucx::MemoryKind::kHost};
 }
 
-RemotePath::Node* RemotePath::FindNode(const std::string& name) {
-  return last_node_.Find(nodes_, name);
+NodeLink* RemotePath::FindLink(const std::string& name) {
+  std::unique_ptr<NodeLink>* link = last_link_.Find(links_, name);
+  return link == nullptr ? nullptr : link->get();
 }
 
 void RemotePath::Drain(const std::string& node) {
-  if (Node* n = FindNode(node)) Drain(*n);
+  if (NodeLink* n = FindLink(node)) Drain(*n);
 }
 
-void RemotePath::Drain(Node& n) {
-  while (!n.waiting.empty() && n.in_flight < limits_.max_in_flight && !Held(n)) {
-    Outgoing next = std::move(n.waiting.front());
-    n.waiting.pop_front();
-    Transmit(n, std::move(next));
-  }
+void RemotePath::Drain(NodeLink& n) {
+  while (std::optional<Outgoing> next = n.TakeReady()) Transmit(n, *std::move(next));
 }
 
 void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
@@ -272,9 +287,9 @@ void RemotePath::Malformed(const std::string& node, const wire::Header& header,
   // Dropping one frame would leave its sender waiting for an answer and
   // every later data frame from that node behind the gap in the sequence:
   // drop the connection instead, which fails what is in flight both ways.
-  peers_.DropFromLoop(
-      node, absl::StrCat("protocol error: a malformed ", wire::MessageTypeName(header.type),
-                         " frame (", why.message(), ")"));
+  transport_.Drop(node,
+                  absl::StrCat("protocol error: a malformed ", wire::MessageTypeName(header.type),
+                               " frame (", why.message(), ")"));
 }
 
 std::shared_ptr<Incoming> RemotePath::NewIncoming() {
@@ -298,9 +313,11 @@ void RemotePath::Recycle(std::shared_ptr<Incoming> in) {
 
 void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::DataView& body,
                         ucx::AmMessage& message) {
+  NodeLink& n = LinkTo(node);
   // Every field is set: `in` may be a recycled one.
   std::shared_ptr<Incoming> in = NewIncoming();
   in->node = node;
+  in->generation = n.generation();
   in->message_id = body.message_id;
   in->tag = body.tag;
   in->from.assign(body.from.data(), body.from.size());
@@ -319,29 +336,12 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
   if (!body.handle.empty()) in->total = body.length;  // no payload: the bytes stay on the sender
   if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > kChunk)) {
     RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
-    Recycle(std::move(in));
-    return;
+  } else if (n.Receive(sequence, in, [this](const std::shared_ptr<Incoming>& m) { Dispatch(m); }) ==
+             NodeLink::Arrival::kRepeated) {
+    RefuseFromLoop(*in, absl::InvalidArgumentError(
+                            absl::StrCat("data frame sequence ", sequence, " repeated")));
   }
-  Node& n = NodeNamed(node);
-  if (sequence != n.next_receive_sequence) {
-    if (sequence < n.next_receive_sequence || n.early.count(sequence) != 0) {
-      RefuseFromLoop(*in, absl::InvalidArgumentError(
-                              absl::StrCat("data frame sequence ", sequence, " repeated")));
-      Recycle(std::move(in));
-      return;
-    }
-    n.early.emplace(sequence, std::move(in));  // ahead of a gap: wait for it
-    return;
-  }
-  Dispatch(in);
-  ++n.next_receive_sequence;
-  // Whatever waited for this one follows in order.
-  for (auto it = n.early.begin(); it != n.early.end() && it->first == n.next_receive_sequence;
-       it = n.early.erase(it)) {
-    Dispatch(it->second);
-    ++n.next_receive_sequence;
-  }
-  Recycle(std::move(in));
+  Recycle(std::move(in));  // kept only if nothing holds it (an early one is held)
 }
 
 bool RemotePath::LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into) {
@@ -350,7 +350,7 @@ bool RemotePath::LandNowFromLoop(const Incoming& message, const Region& region, 
     return false;
   }
   if (!message.data.empty()) std::memcpy(into, message.data.data(), message.data.size());
-  Ack(message.node, message.message_id, absl::OkStatus());
+  Ack(message, absl::OkStatus());
   return true;
 }
 
@@ -442,7 +442,7 @@ void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<R
 
 void RemotePath::Landed(const Incoming& message, const absl::Status& st,
                         const std::function<void(absl::Status)>& done) {
-  Ack(message.node, message.message_id, st);
+  Ack(message, st);
   done(st);
 }
 
@@ -453,41 +453,32 @@ void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why
       return;
     }
   }
-  Ack(message.node, message.message_id, why);
+  Ack(message, why);
 }
 
 void RemotePath::OnCancel(const std::string& node, uint64_t message_id) {
   const absl::Status withdrawn = absl::CancelledError("the sender withdrew the message");
+  NodeLink* n = FindLink(node);
   // Not queued (landing, or answered already): its ack is on its way.
-  if (hooks_.withdraw(node, message_id)) {
-    if (auto it = chunked_.find({node, message_id}); it != chunked_.end()) {
-      Incoming first;  // chunk 0: the engine held it; answer it and the rest
-      first.node = node;
-      first.message_id = message_id;
-      RefuseChunked(it->second, first, withdrawn);
-      return;
-    }
-    Ack(node, message_id, withdrawn);
+  if (n == nullptr || !hooks_.withdraw(node, message_id)) return;
+  Incoming withdrawn_one;  // what the ack needs of it
+  withdrawn_one.node = node;
+  withdrawn_one.generation = n->generation();
+  withdrawn_one.message_id = message_id;
+  if (auto it = chunked_.find({node, message_id}); it != chunked_.end()) {
+    // Chunk 0: the engine held it; answer it and the rest.
+    RefuseChunked(it->second, withdrawn_one, withdrawn);
+    return;
   }
+  Ack(withdrawn_one, withdrawn);
 }
 
 void RemotePath::DropSessionFromLoop(uint64_t session) {
-  for (auto& [name, n] : nodes_) {
-    std::erase_if(n.waiting, [session](const Outgoing& o) { return o.session == session; });
-  }
+  const absl::Status closed = absl::CancelledError("the client's session closed");
   for (auto& [key, withdrawn] : copying_) {  // being copied: never sent
-    if (key.first == session && withdrawn.ok()) {
-      withdrawn = absl::CancelledError("the client's session closed");
-    }
+    if (key.first == session && withdrawn.ok()) withdrawn = closed;
   }
-  for (auto& [id, send] : in_flight_) {
-    if (send.session == session) {
-      // A probe refused meanwhile is then finished, not sent again.
-      if (send.aborted.ok()) send.aborted = absl::CancelledError("the client's session closed");
-      (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
-                                    wire::EncodeCancel(id), {}, {}, ucx::AmProtocol::kEager, 0);
-    }
-  }
+  for (auto& [name, link] : links_) link->DropSession(session, closed);
 }
 
 bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why) {
@@ -495,64 +486,40 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
     if (it->second.ok()) it->second = why;  // completes once its copy is done
     return true;
   }
-  for (auto& [name, n] : nodes_) {
-    auto it = std::find_if(n.waiting.begin(), n.waiting.end(), [&](const Outgoing& o) {
-      return o.session == session && o.op_id == op_id;
-    });
-    if (it != n.waiting.end()) {
-      n.waiting.erase(it);
+  for (auto& [name, link] : links_) {
+    if (link->TakeWaiting(session, op_id)) {
       hooks_.complete(session, op_id, why, 0, 0);
       return true;
     }
   }
-  bool found = false;  // a chunked send has one entry per chunk
-  for (auto& [id, send] : in_flight_) {
-    if (send.session != session || send.op_id != op_id) continue;
-    found = true;
-    if (send.aborted.ok()) {
-      send.aborted = why;
-      (void)peers_.SendDataFromLoop(send.node, wire::MessageType::kDataCancel,
-                                    wire::EncodeCancel(id), {}, {}, ucx::AmProtocol::kEager, 0);
-    }
-  }
+  bool found = false;  // a chunked send has one entry per chunk, on one link
+  for (auto& [name, link] : links_) found = link->Withdraw(session, op_id, why) || found;
   return found;
 }
 
-void RemotePath::OnNodeDown(const std::string& node) {
-  auto nit = nodes_.find(node);
-  if (nit == nodes_.end()) return;
-  // Acks owed to it go with it: its sends failed on its side already.
-  if (!nit->second.unsent_acks.empty()) --ack_batches_;
-  const absl::Status gone = absl::UnavailableError(
-      dropping_why_.empty() ? absl::StrCat("node ", node, " went away")
-                            : absl::StrCat("node ", node, " dropped: ", dropping_why_));
-  Node n = std::move(nit->second);
-  last_node_.Forget();
-  nodes_.erase(nit);  // a new connection starts its sequences afresh
+void RemotePath::OnNodeDown(const std::string& node, const std::string& why) {
+  auto it = links_.find(node);
+  if (it == links_.end()) return;
+  // A new connection starts a new link; this one goes, after failing its
+  // sends (their completions may look the node up and must not find it).
+  std::unique_ptr<NodeLink> link = std::move(it->second);
+  last_link_.Forget();
+  links_.erase(it);
+  const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " is down: ", why));
   // Failed in the order they were sent.
-  std::vector<uint64_t> ids;
-  for (const auto& [id, send] : in_flight_) {
-    if (send.node == node) ids.push_back(id);
-  }
-  std::sort(ids.begin(), ids.end());
-  for (uint64_t id : ids) {
-    auto it = in_flight_.find(id);
-    Finish(it->second, gone);
-    in_flight_.erase(it);
-  }
-  for (const Outgoing& o : n.waiting) hooks_.complete(o.session, o.op_id, gone, 0, 0);
+  for (const Outgoing& send : link->TakeUnanswered()) Finish(send, gone);
   // Its handles: closed here once no landing holds them; none held there.
   std::erase_if(opened_, [&](const auto& entry) { return entry.first.first == node; });
   for (auto& [handle, shared] : shared_) shared.nodes.erase(node);
   // Chunked messages from it: a landing one fails now (its other chunks
   // will never come).
-  for (auto it = chunked_.begin(); it != chunked_.end();) {
-    if (it->first.first != node) {
-      ++it;
+  for (auto c_it = chunked_.begin(); c_it != chunked_.end();) {
+    if (c_it->first.first != node) {
+      ++c_it;
       continue;
     }
-    std::shared_ptr<Chunked> c = it->second;
-    it = chunked_.erase(it);
+    std::shared_ptr<Chunked> c = c_it->second;
+    c_it = chunked_.erase(c_it);
     if (c->matched && !c->finished) {
       c->finished = true;
       c->done(gone);

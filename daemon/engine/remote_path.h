@@ -8,11 +8,14 @@
 // daemon pulls them straight into the posted buffer. The sending operation
 // completes when the receiving daemon acknowledges it: the data is in the
 // receiver's memory (kDataAcks, batched per peer and poll), or it says why
-// not (kDataAck). At most max_in_flight messages
-// per peer wait for their ack; later ones queue here, in order (back-pressure).
+// not (kDataAck).
 //
-// Receiving: frames are handed on in the order they were sent (a per-peer
-// sequence), so order holds per (source, destination) pair.
+// Each connected node has a NodeLink (daemon/link), which owns the sequence
+// numbers, the window (at most max_in_flight messages per node wait for their
+// ack; later ones queue, in order), the ack batches, cancels and the stall
+// check. Frames come out of a link in the order they were sent, so order
+// holds per (source, destination) pair. This class decides how each
+// message's bytes move.
 //
 // GPU memory goes through a bounce buffer of the daemon's own, copied by the
 // GPU's copy engines: a GPU send is first copied into one (later sends to
@@ -37,7 +40,6 @@
 // sender's tensor into the posted buffer, one copy in all.
 #pragma once
 
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,55 +47,20 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "common/last_entry.h"
 #include "common/wire/data.h"
 #include "daemon/cuda/buffer_pool.h"
 #include "daemon/cuda/gpu_copier.h"
+#include "daemon/engine/records.h"
+#include "daemon/link/node_link.h"
 #include "daemon/memory/cuda_region.h"
 #include "daemon/memory/region.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::daemon {
-
-// A message from another node for one of this node's endpoints.
-struct Incoming {
-  std::string node;  // the sending node
-  uint64_t message_id = 0;
-  uint64_t tag = 0;
-  std::string from;                           // the sending endpoint
-  std::string to;                             // the receiving endpoint, on this node
-  ucx::AmData data;                           // eager: the bytes
-  std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
-  uint64_t bytes = 0;                         // this frame's payload, either way
-  uint64_t total = 0;                         // the whole message's length
-  uint64_t length() const { return total; }
-  // A chunk of a chunked message (wire::DataBody): chunk 0 stands for the
-  // whole message in the engine; the others follow it to where it landed.
-  bool chunked = false;
-  uint64_t offset = 0, first_id = 0;
-  // By handle: where the bytes lie on the sender (wire::DataBody), and that
-  // memory as opened here (in sequence order, before the engine sees it).
-  std::string handle, bus_id;
-  uint64_t handle_offset = 0;
-  bool probe = false;
-  std::shared_ptr<Region> source;
-};
-
-// Bytes of a client region, kept mapped while a message uses them.
-struct Part {
-  std::shared_ptr<Region> region;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  const uint8_t* data() const { return region->data() + offset; }
-};
-
-// A gather send's parts after the first: inline up to a call's usual count
-// (its frame, eight tensors), so the hot path allocates no list.
-using PartList = absl::InlinedVector<Part, 8>;
 
 // The bytes of a send, in order: [offset, ...) of `region` (what is left of
 // `length` after the `more` parts), then each part of `more`.
@@ -110,32 +77,6 @@ int GpuDevice(const Region& region, const PartList& more);
 // with copier.Then.
 absl::Status CopyOnGpu(GpuCopier& copier, int device, const ucx::Parts& from, Region& to,
                        uint8_t* into, const std::vector<std::shared_ptr<Region>>& pin);
-
-// A send to another node, as the engine checked it.
-struct Outgoing {
-  uint64_t session = 0;
-  uint64_t op_id = 0;
-  std::string node;
-  std::string from, to;  // endpoints
-  uint64_t tag = 0;
-  std::shared_ptr<Region> region;  // kept mapped until the ack
-  uint64_t offset = 0;
-  uint64_t length = 0;      // of the whole message
-  PartList more;            // a gather send: the parts after [offset, offset + ...)
-  absl::Status aborted;     // set when withdrawn: the reason its CANCELLED ack reports
-  uint64_t generation = 0;  // of the node's connection it was staged on
-  std::string handle;       // sent by handle: the IPC handle it named
-  // A chunk of a chunked send: the send completes once every chunk is
-  // answered, with the first failure.
-  struct Chunks {
-    uint64_t unanswered = 0;
-    absl::Status status;
-    uint64_t count = 0, first_id = 0;
-    uint64_t staged = 0;  // chunks copied or being copied; the rest wait for answers
-    bool direct = false;  // in device bounce buffers
-  };
-  std::shared_ptr<Chunks> chunks;
-};
 
 class RemotePath {
  public:
@@ -178,7 +119,7 @@ class RemotePath {
   // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'
   // handles share; may be null (no handles taken).
   RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
-             std::shared_ptr<IpcMappings> ipc = nullptr);
+             std::shared_ptr<IpcMappings> ipc = nullptr, const Clock& clock = Clock::Real());
   ~RemotePath();
   RemotePath(const RemotePath&) = delete;
   RemotePath& operator=(const RemotePath&) = delete;
@@ -214,7 +155,7 @@ class RemotePath {
   // one it had parked): kept for the next arrival if nothing else holds it.
   void Recycle(std::shared_ptr<Incoming> in);
 
-  uint64_t in_flight() const { return in_flight_.size(); }
+  uint64_t in_flight() const;
   uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
   uint64_t direct() const { return direct_; }        // GPU messages through UCX in device memory
   uint64_t by_handle() const { return by_handle_; }  // GPU messages sent or landed by handle
@@ -240,32 +181,22 @@ class RemotePath {
   static constexpr uint64_t kChunksInFlight = 8;
 
  private:
-  struct Node {
-    uint64_t generation = 0;  // a new one per connection (nodes_ entry)
-    uint64_t in_flight = 0;
-    // Sends answered so far, and as of when the stall check last saw them
-    // change or saw nothing in flight (CheckProgressFromLoop): counted, so
-    // that the per-message path reads no clock.
-    uint64_t answered = 0;
-    uint64_t answered_seen = 0;
-    absl::Time progress_seen = absl::InfiniteFuture();
-    std::deque<Outgoing> waiting;  // behind the window, or behind a send being staged
-    bool staging = false;          // a GPU send's first piece is being copied
-    uint64_t next_send_sequence = 1;
-    uint64_t next_receive_sequence = 1;
-    std::map<uint64_t, std::shared_ptr<Incoming>> early;  // arrived ahead of a gap
-    // Its messages delivered here and not yet acknowledged: one frame per
-    // node per poll instead of one per message. Emptied when flushed (the
-    // storage serves the next batch).
-    std::vector<uint64_t> unsent_acks;
-    // By handle: the first message naming a handle this node has not
-    // opened yet is a probe; later sends wait until the node answers that
-    // it opened it, so that a refused one is sent again in its place
-    // (by_handle.cc).
-    uint64_t probe = 0;  // its message id, 0 when none
-    std::set<std::string> handles_opened;
-    bool handles_refused = false;  // this connection takes no more handles
+  // The peer plane, as the node links see it.
+  class PeerTransport final : public LinkTransport {
+   public:
+    explicit PeerTransport(PeerManager& peers) : peers_(peers) {}
+    void SendControl(const std::string& node, wire::MessageType type,
+                     absl::Span<const uint8_t> body) override;
+    void Drop(const std::string& node, const std::string& why) override;
+
+   private:
+    PeerManager& peers_;
   };
+  // A link hold for a GPU send being copied (message ids, the holds of
+  // handle probes, start at 1).
+  static constexpr uint64_t kStagingHold = 0;
+  using Links = std::map<std::string, std::unique_ptr<NodeLink>>;
+
   void OnFrame(const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
                ucx::AmMessage& message);
   // A frame from `node` that does not decode: drops the connection.
@@ -276,18 +207,14 @@ class RemotePath {
   // sends what waits behind them.
   void OnAck(const std::string& node, const wire::AckBody& ack);
   void OnAcks(const std::string& node, absl::Span<const uint64_t> message_ids);
-  // Completes the send `ack` answers; false if it answers none from `node`.
-  bool Answered(const std::string& node, const wire::AckBody& ack);
-  // `answered` sends to `node` left the window: sends what waits.
-  void Reopen(const std::string& node, uint64_t answered);
+  // Completes the send `ack` answers; false if it answers none on `n`.
+  bool Answered(NodeLink& n, const wire::AckBody& ack);
   void OnCancel(const std::string& node, uint64_t message_id);
-  void OnNodeDown(const std::string& node);
-  void Transmit(Node& n, Outgoing&& send);
-  // Whether later sends to `n` must wait behind what is under way.
-  bool Held(const Node& n) const;
+  void OnNodeDown(const std::string& node, const std::string& why);
+  void Transmit(NodeLink& n, Outgoing&& send);
   // By handle (by_handle.cc). Sends `send` by handle if it can go so
   // (true: taken); else leaves it alone.
-  bool SendByHandle(Node& n, Outgoing& send);
+  bool SendByHandle(NodeLink& n, Outgoing& send);
   // Opens an arriving message's handle; false when it could not (answered).
   bool OpenHandle(Incoming& in);
   // Tells the sender of `in` its handle opened (OK) or why not.
@@ -308,10 +235,10 @@ class RemotePath {
   struct Shared;
   void CloseHandle(const std::string& handle, Shared& shared);
   absl::StatusOr<std::string> BusId(int device);
-  // nodes_[name], given a fresh generation when new.
-  Node& NodeNamed(const std::string& name);
-  // The node `send` was staged on, if that connection is still there.
-  Node* Live(const Outgoing& send);
+  // The link to node `name`, a new one (a new generation) if there is none.
+  NodeLink& LinkTo(const std::string& name);
+  // The link `send` was staged on, if that connection is still there.
+  NodeLink* Live(const Outgoing& send);
   // Whether GPU data to or from `node` goes in device memory.
   bool DirectWith(const std::string& node) const;
   // A bounce buffer for `bytes` bytes copied on `device`: device memory of
@@ -325,7 +252,7 @@ class RemotePath {
   // Copies a GPU send into bounce buffers, and sends each as its copy
   // finishes: one buffer, or kChunk-sized chunks of a large single-part send,
   // kChunksInFlight at a time.
-  void Stage(Node& n, Outgoing send);
+  void Stage(NodeLink& n, Outgoing send);
   // Copies bytes [offset, offset + bytes) of `send` into a bounce buffer
   // and posts them when copied; `body` carries a chunk's fields.
   void StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes, wire::DataBody body,
@@ -335,15 +262,15 @@ class RemotePath {
   void StageNextChunk(const Outgoing& send);
   // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
   // one message; `chunk` carries the fields of a chunk or a handle.
-  void Post(Node& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
+  void Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
             const wire::DataBody& chunk = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);
   // Sends what waits for node `node`, while the window and staging allow.
   void Drain(const std::string& node);
-  void Drain(Node& n);
-  // nodes_[name] if it is there (the last one found first), else null.
-  Node* FindNode(const std::string& name);
+  void Drain(NodeLink& n);
+  // The link to `name` if there is one (the last one found first), else null.
+  NodeLink* FindLink(const std::string& name);
   // Puts `message`'s bytes at `into` (of `region`), then runs `then` (no ack).
   void Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
             std::function<void(absl::Status)> then);
@@ -384,10 +311,9 @@ class RemotePath {
   // Acknowledges a landed message and tells the engine.
   void Landed(const Incoming& message, const absl::Status& st,
               const std::function<void(absl::Status)>& done);
-  // OK goes into the node's batch (sent when full or at FlushAcksFromLoop);
-  // a failure goes at once, after the batch.
-  void Ack(const std::string& node, uint64_t message_id, const absl::Status& status);
-  void FlushAcks(const std::string& node, Node& n);
+  // Answers `message` on the link it came on (NodeLink::Ack); nothing when
+  // that connection is gone (its sender failed the message already).
+  void Ack(const Incoming& message, const absl::Status& status);
 
   PeerManager& peers_;
   GpuCopier& copier_;
@@ -414,20 +340,17 @@ class RemotePath {
   std::map<int, std::string> bus_ids_;
   const Limits limits_;
   Hooks hooks_;
-  std::map<std::string, Node> nodes_;
-  // For NodeNamed and FindNode: most messages go to or come from the node
-  // of the message before.
-  LastEntry<std::map<std::string, Node>> last_node_;
+  PeerTransport transport_;
+  const Clock& clock_;
+  // One per connected node; goes with its connection (OnNodeDown).
+  Links links_;
+  // For LinkTo and FindLink: most messages go to or come from the node of
+  // the message before.
+  LastEntry<Links> last_link_;
   uint64_t next_message_id_ = 1;
-  std::vector<uint8_t> encoded_;  // kDataAcks bodies, one after another (storage kept)
-  // By message id, awaiting their ack. A hash map: one is added and one
-  // removed per message (a tree allocated and rebalanced for each); where
-  // order matters (a node going down) the ids are sorted first.
-  absl::flat_hash_map<uint64_t, Outgoing> in_flight_;
-  // Nodes whose Node::unsent_acks is not empty.
+  // Links with deliveries not yet acknowledged (NodeLink keeps it).
   size_t ack_batches_ = 0;
   std::vector<uint64_t> acked_;  // a received batch's ids, decoded (storage kept)
-  std::string dropping_why_;     // set while CheckProgressFromLoop drops a node
   std::vector<std::shared_ptr<Incoming>> spare_incoming_;  // for NewIncoming
   // GPU sends whose first piece (the only one, or chunk 0) is being copied
   // into its bounce buffer, by (session, op id): withdrawn (the reason set)

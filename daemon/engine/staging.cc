@@ -13,14 +13,14 @@
 
 namespace axon::daemon {
 
-void RemotePath::Stage(Node& n, Outgoing send) {
+void RemotePath::Stage(NodeLink& n, Outgoing send) {
   const bool direct = DirectWith(send.node);
   const bool in_device = direct && send.length > limits_.eager_limit;  // else it goes eagerly
-  send.generation = n.generation;
+  send.generation = n.generation();
   // Later sends to the node wait until this one's first piece is posted:
   // order holds (later chunks may follow later messages; the receiver sorts
   // them by message).
-  n.staging = true;
+  n.Hold(kStagingHold);
   // One piece (any number of parts), or chunks of one large part.
   if (!send.more.empty() || send.length <= kChunk) {
     StagePiece(send, 0, send.length, {}, in_device);
@@ -36,9 +36,9 @@ void RemotePath::Stage(Node& n, Outgoing send) {
   while (c.staged < std::min(c.count, kChunksInFlight)) StageNextChunk(send);
 }
 
-RemotePath::Node* RemotePath::Live(const Outgoing& send) {
-  auto it = nodes_.find(send.node);
-  return it != nodes_.end() && it->second.generation == send.generation ? &it->second : nullptr;
+NodeLink* RemotePath::Live(const Outgoing& send) {
+  NodeLink* link = FindLink(send.node);
+  return link != nullptr && link->generation() == send.generation ? link : nullptr;
 }
 
 void RemotePath::StageNextChunk(const Outgoing& send) {
@@ -48,7 +48,7 @@ void RemotePath::StageNextChunk(const Outgoing& send) {
   const uint64_t bytes = std::min(kChunk, send.length - offset);
   wire::DataBody body{
       .message_id = c.first_id + i, .total = send.length, .offset = offset, .first_id = c.first_id};
-  Node* n = Live(send);
+  NodeLink* n = Live(send);
   if (c.status.ok() || n == nullptr) {
     // Small pieces go eagerly, which UCX does from host memory.
     StagePiece(send, offset, bytes, std::move(body), c.direct && bytes > limits_.eager_limit);
@@ -98,12 +98,12 @@ void RemotePath::StagePiece(const Outgoing& send, uint64_t offset, uint64_t byte
         copying_.erase(it);
       }
     }
-    Node* n = Live(piece);
+    NodeLink* n = Live(piece);
     if (n == nullptr) {  // the node went down meanwhile
       Finish(piece, absl::UnavailableError(absl::StrCat("node ", piece.node, " went away")));
       return;
     }
-    if (first) n->staging = false;
+    if (first) n->Release(kStagingHold);
     const std::string node = piece.node;  // `piece` moves on below
     const uint64_t session = piece.session, op_id = piece.op_id;
     const std::shared_ptr<Outgoing::Chunks> chunks = piece.chunks;
@@ -172,8 +172,7 @@ void RemotePath::Dispatch(const std::shared_ptr<Incoming>& in) {
   }
   auto it = chunked_.find(key);
   if (it == chunked_.end()) {
-    Ack(in->node, in->message_id,
-        absl::InvalidArgumentError("a chunk of a message that is not arriving"));
+    Ack(*in, absl::InvalidArgumentError("a chunk of a message that is not arriving"));
     return;
   }
   std::shared_ptr<Chunked> c = it->second;
@@ -209,12 +208,12 @@ void RemotePath::LandChunk(const std::shared_ptr<Chunked>& c, std::shared_ptr<In
   if (chunk->bytes != expected) {  // sent empty: the sender could not stage it
     const absl::Status lost = absl::DataLossError(
         absl::StrCat("the sender could not stage bytes [", chunk->offset, ", +", expected, ")"));
-    Ack(chunk->node, chunk->message_id, lost);
+    Ack(*chunk, lost);
     ChunkLanded(c, expected, lost);
     return;
   }
   Land(chunk, c->region, c->into + chunk->offset, [this, c, chunk, expected](absl::Status st) {
-    Ack(chunk->node, chunk->message_id, st);
+    Ack(*chunk, st);
     ChunkLanded(c, expected, st);
   });
 }
@@ -231,7 +230,7 @@ void RemotePath::ChunkLanded(const std::shared_ptr<Chunked>& c, uint64_t bytes,
 }
 
 void RemotePath::RefuseChunk(const std::shared_ptr<Chunked>& c, const Incoming& chunk) {
-  Ack(chunk.node, chunk.message_id, c->status);
+  Ack(chunk, c->status);
   MaybeForget(c);
 }
 
@@ -239,8 +238,8 @@ void RemotePath::RefuseChunked(const std::shared_ptr<Chunked>& c, const Incoming
                                const absl::Status& why) {
   c->status = why;
   c->finished = true;
-  Ack(first.node, first.message_id, why);
-  for (const auto& chunk : std::exchange(c->early, {})) Ack(chunk->node, chunk->message_id, why);
+  Ack(first, why);
+  for (const auto& chunk : std::exchange(c->early, {})) Ack(*chunk, why);
   MaybeForget(c);
 }
 

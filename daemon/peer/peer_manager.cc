@@ -428,7 +428,7 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.state = PeerState::kDown;
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
-  if (had_connection && on_down_) on_down_(peer.name);
+  if (had_connection && on_down_) on_down_(peer.name, why);
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {

@@ -72,8 +72,9 @@ class PeerManager {
   // `message.data` or `message.pending`.
   using DataHandler = std::function<void(const std::string& node, const wire::Header& header,
                                          absl::Span<const uint8_t> body, ucx::AmMessage& message)>;
-  // Peer `node`'s connection is gone (it may come back as a new one).
-  using DownHandler = std::function<void(const std::string& node)>;
+  // Peer `node`'s connection is gone, for reason `why` (it may come back as
+  // a new one).
+  using DownHandler = std::function<void(const std::string& node, const std::string& why)>;
 
   // Listens on options.config.listen and starts dialing. `control` holds
   // the listener and the connections made through it; `data` the data

@@ -1,0 +1,81 @@
+// The records a message to or from another node travels in through the
+// engine: Outgoing from the sending client's op to its ack, Incoming from the
+// data frame to where it landed. Plain data; no UCX calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "daemon/memory/region.h"
+#include "daemon/ucx/am_data.h"
+#include "daemon/ucx/worker.h"
+
+namespace axon::daemon {
+
+// A message from another node for one of this node's endpoints.
+struct Incoming {
+  std::string node;         // the sending node
+  uint64_t generation = 0;  // of the link (the connection) it came on
+  uint64_t message_id = 0;
+  uint64_t tag = 0;
+  std::string from;                           // the sending endpoint
+  std::string to;                             // the receiving endpoint, on this node
+  ucx::AmData data;                           // eager: the bytes
+  std::unique_ptr<ucx::PendingData> pending;  // rendezvous: still on the sender
+  uint64_t bytes = 0;                         // this frame's payload, either way
+  uint64_t total = 0;                         // the whole message's length
+  uint64_t length() const { return total; }
+  // A chunk of a chunked message (wire::DataBody): chunk 0 stands for the
+  // whole message in the engine; the others follow it to where it landed.
+  bool chunked = false;
+  uint64_t offset = 0, first_id = 0;
+  // By handle: where the bytes lie on the sender (wire::DataBody), and that
+  // memory as opened here (in sequence order, before the engine sees it).
+  std::string handle, bus_id;
+  uint64_t handle_offset = 0;
+  bool probe = false;
+  std::shared_ptr<Region> source;
+};
+
+// Bytes of a client region, kept mapped while a message uses them.
+struct Part {
+  std::shared_ptr<Region> region;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  const uint8_t* data() const { return region->data() + offset; }
+};
+
+// A gather send's parts after the first: inline up to a call's usual count
+// (its frame, eight tensors), so the hot path allocates no list.
+using PartList = absl::InlinedVector<Part, 8>;
+
+// A send to another node, as the engine checked it.
+struct Outgoing {
+  uint64_t session = 0;
+  uint64_t op_id = 0;
+  std::string node;
+  std::string from, to;  // endpoints
+  uint64_t tag = 0;
+  std::shared_ptr<Region> region;  // kept mapped until the ack
+  uint64_t offset = 0;
+  uint64_t length = 0;      // of the whole message
+  PartList more;            // a gather send: the parts after [offset, offset + ...)
+  absl::Status aborted;     // set when withdrawn: the reason its CANCELLED ack reports
+  uint64_t generation = 0;  // of the node's connection it was staged on
+  std::string handle;       // sent by handle: the IPC handle it named
+  // A chunk of a chunked send: the send completes once every chunk is
+  // answered, with the first failure.
+  struct Chunks {
+    uint64_t unanswered = 0;
+    absl::Status status;
+    uint64_t count = 0, first_id = 0;
+    uint64_t staged = 0;  // chunks copied or being copied; the rest wait for answers
+    bool direct = false;  // in device bounce buffers
+  };
+  std::shared_ptr<Chunks> chunks;
+};
+
+}  // namespace axon::daemon
