@@ -3,25 +3,27 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "common/annotated_mutex.h"
 
 namespace axon::daemon {
 
 class RpcStats {
  public:
   void Count(const std::string& method) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++calls_[method];
   }
   std::map<std::string, uint64_t> Snapshot() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> calls_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, uint64_t> calls_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace axon::daemon

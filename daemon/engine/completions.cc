@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "common/log.h"
 #include "daemon/engine/ring_engine.h"
+#include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
 
@@ -80,6 +81,7 @@ void RingEngine::Count(uint64_t id, bool sent, uint64_t bytes) {
 }
 
 std::map<uint64_t, SessionTraffic> RingEngine::TrafficFromLoop() const {
+  AXON_DCHECK_ON_LOOP();
   std::map<uint64_t, SessionTraffic> out;
   for (const auto& [id, session] : sessions_) {
     SessionTraffic& t = out[id] = session->traffic;

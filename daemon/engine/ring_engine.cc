@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cuda/driver.h"
 #include "common/log.h"
+#include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
 namespace {
@@ -32,6 +33,7 @@ RingEngine::~RingEngine() {
 }
 
 void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
+  AXON_DCHECK_ON_LOOP();
   remote_ = std::make_unique<RemotePath>(
       peers, copier_, limits,
       RemotePath::Hooks{
@@ -49,6 +51,7 @@ void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limi
 }
 
 absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
+  AXON_DCHECK_ON_LOOP();
   const size_t ring_bytes = ring::RingBytes(wire::kRingSlots, wire::kRingSlotSize);
   if (!rings.memory || rings.memory->length() < 2 * ring_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("the rings need ", 2 * ring_bytes, " bytes"));
@@ -77,6 +80,7 @@ absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
 }
 
 void RingEngine::RemoveSessionFromLoop(uint64_t id) {
+  AXON_DCHECK_ON_LOOP();
   auto it = sessions_.find(id);
   if (it != sessions_.end()) {
     loop_.UnwatchFdFromLoop(it->second->rings.daemon_bell.get());
@@ -152,6 +156,7 @@ void RingEngine::FailOrphanedSends() {
 }
 
 ucx::Polled RingEngine::PollFromLoop() {
+  AXON_DCHECK_ON_LOOP();
   bool did_work = copier_.busy() && copier_.Poll();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (Serve(it->first, *it->second, did_work)) {
@@ -188,6 +193,7 @@ ucx::Polled RingEngine::PollFromLoop() {
 }
 
 bool RingEngine::PrepareToSleepFromLoop() {
+  AXON_DCHECK_ON_LOOP();
   if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
   if (remote_ && remote_->acks_pending()) return false;
   for (auto& [id, session] : sessions_) {

@@ -2,6 +2,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "daemon/peer/peer_manager.h"
+#include "daemon/ucx/loop.h"
 
 // PeerManager's message path: the data endpoints that messages take, bound
 // to a peer by its handshake nonce, and sending on them. The rest of the
@@ -46,6 +47,7 @@ void PeerManager::OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body) {
 
 void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
                                           std::function<void()> on_tick) {
+  AXON_DCHECK_ON_LOOP();
   on_data_ = std::move(on_data);
   on_down_ = std::move(on_down);
   on_tick_ = std::move(on_tick);
@@ -56,6 +58,7 @@ PeerManager::Peer* PeerManager::FindPeer(const std::string& node) {
 }
 
 absl::Status PeerManager::CheckUpFromLoop(const std::string& node) {
+  AXON_DCHECK_ON_LOOP();
   const Peer* found = FindPeer(node);
   if (found == nullptr) {
     return absl::NotFoundError(
@@ -71,16 +74,19 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) {
 }
 
 void PeerManager::DropFromLoop(const std::string& node, const std::string& why) {
+  AXON_DCHECK_ON_LOOP();
   auto it = peers_.find(node);
   if (it != peers_.end() && it->second.state != PeerState::kDown) MarkDown(it->second, why);
 }
 
 bool PeerManager::PeerTakesCudaFromLoop(const std::string& node) const {
+  AXON_DCHECK_ON_LOOP();
   auto it = peers_.find(node);
   return it != peers_.end() && it->second.stats.peer_cuda_memory;
 }
 
 bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
+  AXON_DCHECK_ON_LOOP();
   auto it = peers_.find(node);
   if (it == peers_.end()) return false;
   Peer& peer = it->second;
@@ -100,6 +106,7 @@ absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::Messag
                                            absl::Span<const uint8_t> body, ucx::Parts parts,
                                            ucx::Keepalives keep, ucx::AmProtocol protocol,
                                            uint64_t sequence, ucx::MemoryKind memory) {
+  AXON_DCHECK_ON_LOOP();
   return SendFrameFromLoop(
       node, type,
       [body](const wire::Header& header, std::vector<uint8_t>& out) {
@@ -112,6 +119,7 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
                                             FrameWriter frame, ucx::Parts parts,
                                             ucx::Keepalives keep, ucx::AmProtocol protocol,
                                             uint64_t sequence, ucx::MemoryKind memory) {
+  AXON_DCHECK_ON_LOOP();
   Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not
   if (found == nullptr || found->state != PeerState::kUp) return CheckUpFromLoop(node);
   Peer& peer = *found;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
 namespace {
@@ -46,6 +47,7 @@ PeerManager::~PeerManager() {
 absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Worker& control,
                                                                         ucx::Worker& data,
                                                                         PeerOptions options) {
+  AXON_DCHECK_ON_LOOP();
   auto listen = ParseSocketAddress(options.config.listen);
   if (!listen.ok()) return listen.status();
   std::unique_ptr<PeerManager> pm(new PeerManager(control, data, std::move(options)));
@@ -441,6 +443,7 @@ void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
 }
 
 void PeerManager::PingFromLoop(const std::string& node, size_t size, PingDone done) {
+  AXON_DCHECK_ON_LOOP();
   if (auto st = CheckUpFromLoop(node); !st.ok()) {
     done(st);
     return;
@@ -453,6 +456,7 @@ void PeerManager::PingFromLoop(const std::string& node, size_t size, PingDone do
 }
 
 void PeerManager::TickFromLoop() {
+  AXON_DCHECK_ON_LOOP();
   const absl::Time now = absl::Now();
   const absl::Duration dead_after = absl::Milliseconds(options_.config.dead_after_ms);
   const absl::Duration keepalive = absl::Milliseconds(options_.config.keepalive_ms);
@@ -501,6 +505,7 @@ void PeerManager::TickFromLoop() {
 }
 
 std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
+  AXON_DCHECK_ON_LOOP();
   std::vector<PeerSnapshot> out;
   for (const auto& [name, peer] : peers_) {
     PeerSnapshot s = peer.stats;

@@ -6,14 +6,14 @@
 namespace axon::daemon::rpc {
 
 void CallerRegistry::Set(int fd, const PeerCredentials& creds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   by_fd_[fd] = creds;
 }
 
 std::optional<PeerCredentials> CallerRegistry::Lookup(absl::string_view peer) const {
   int fd = -1;
   if (!absl::ConsumePrefix(&peer, "fd:") || !absl::SimpleAtoi(peer, &fd)) return std::nullopt;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = by_fd_.find(fd);
   if (it == by_fd_.end()) return std::nullopt;
   return it->second;

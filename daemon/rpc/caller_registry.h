@@ -8,7 +8,9 @@
 #include <optional>
 #include <unordered_map>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "common/annotated_mutex.h"
 #include "common/unix_socket.h"
 
 namespace axon::daemon::rpc {
@@ -22,8 +24,8 @@ class CallerRegistry {
   std::optional<PeerCredentials> Lookup(absl::string_view peer) const;
 
  private:
-  mutable std::mutex mu_;
-  std::unordered_map<int, PeerCredentials> by_fd_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<int, PeerCredentials> by_fd_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace axon::daemon::rpc

@@ -31,7 +31,7 @@ DenyServer::~DenyServer() { Shutdown(); }
 
 void DenyServer::AddConnection(int fd, absl::Status why) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     reasons_[fd] = std::move(why);
   }
   grpc::AddInsecureChannelFromFd(server_.get(), fd);
@@ -57,7 +57,7 @@ void DenyServer::Serve() {
     absl::string_view peer = peer_name;
     int fd = -1;
     if (absl::ConsumePrefix(&peer, "fd:") && absl::SimpleAtoi(peer, &fd)) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (auto it = reasons_.find(fd); it != reasons_.end()) reason = it->second;
     }
     call->finishing = true;

@@ -15,7 +15,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "common/annotated_mutex.h"
 
 namespace axon::daemon::rpc {
 
@@ -38,8 +40,8 @@ class DenyServer {
   grpc::AsyncGenericService service_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::unique_ptr<grpc::Server> server_;
-  std::mutex mu_;
-  std::unordered_map<int, absl::Status> reasons_;  // by fd, guarded by mu_
+  Mutex mu_;
+  std::unordered_map<int, absl::Status> reasons_ ABSL_GUARDED_BY(mu_);  // by fd
   std::thread thread_;
   bool shut_down_ = false;
 };

@@ -42,7 +42,7 @@ absl::Status CheckClientName(absl::string_view name) {
 }  // namespace
 
 SessionManager::~SessionManager() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   sessions_.clear();
 }
 
@@ -57,7 +57,7 @@ constexpr absl::string_view kRefusalKeys[] = {
 }  // namespace
 
 absl::Status SessionManager::Refused(absl::string_view key, absl::Status why) const {
-  std::lock_guard<std::mutex> lock(refused_mu_);
+  MutexLock lock(&refused_mu_);
   auto it = refused_.find(key);
   if (it == refused_.end()) it = refused_.emplace(std::string(key), 0).first;
   ++it->second;
@@ -67,7 +67,7 @@ absl::Status SessionManager::Refused(absl::string_view key, absl::Status why) co
 std::map<std::string, uint64_t> SessionManager::refusals() const {
   std::map<std::string, uint64_t> out;
   for (absl::string_view key : kRefusalKeys) out[std::string(key)] = 0;
-  std::lock_guard<std::mutex> lock(refused_mu_);
+  MutexLock lock(&refused_mu_);
   for (const auto& [key, n] : refused_) out[key] = n;
   return out;
 }
@@ -123,7 +123,7 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
   }
   AttachResult result;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (auto st = CheckCaps(caller); !st.ok()) return st;
     result.id = next_id_++;
     Session& session = sessions_[result.id];
@@ -169,7 +169,7 @@ void SessionManager::ExpectSocket(uint64_t id) {
   timer->async_wait([this, id, timer](std::error_code ec) {
     if (ec) return;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       auto it = sessions_.find(id);
       if (it == sessions_.end() || it->second.info.socket_bound) return;
     }
@@ -193,7 +193,7 @@ absl::StatusOr<SessionManager::Session*> SessionManager::Authorized(uint64_t id,
 
 absl::Status SessionManager::Detach(uint64_t id, absl::string_view token) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (auto session = Authorized(id, token); !session.ok()) return session.status();
   }
   Close(id, "detached");
@@ -217,7 +217,7 @@ absl::Status SessionManager::ReportCalls(uint64_t id, absl::string_view token,
                        " cumulative (never decreasing) counts"));
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto session = Authorized(id, token);
   if (!session.ok()) return session.status();
   // Each report speaks for the endpoints it names (one per Server).
@@ -247,7 +247,7 @@ absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
     return absl::InvalidArgumentError(absl::StrCat(
         "endpoint name '", name, "' must be 1 to 63 letters, digits, '.', '_' or '-'"));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto session = Authorized(id, token);
   if (!session.ok()) return session.status();
   if (auto it = endpoints_.find(name); it != endpoints_.end()) {
@@ -267,7 +267,7 @@ absl::Status SessionManager::BindEndpoint(uint64_t id, absl::string_view token,
 
 absl::Status SessionManager::UnbindEndpoint(uint64_t id, absl::string_view token,
                                             const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto session = Authorized(id, token);
   if (!session.ok()) return session.status();
   auto it = endpoints_.find(name);
@@ -282,7 +282,7 @@ absl::Status SessionManager::UnbindEndpoint(uint64_t id, absl::string_view token
 }
 
 std::optional<uint64_t> SessionManager::EndpointOwner(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = endpoints_.find(name);
   if (it == endpoints_.end()) return std::nullopt;
   return it->second;
@@ -290,7 +290,7 @@ std::optional<uint64_t> SessionManager::EndpointOwner(const std::string& name) c
 
 absl::Status SessionManager::BindSocket(uint64_t id, absl::string_view token,
                                         const PeerCredentials& caller) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto authorized = Authorized(id, token);
   if (!authorized.ok()) return authorized.status();
   Session& session = **authorized;
@@ -338,7 +338,7 @@ absl::StatusOr<uint64_t> SessionManager::Register(
   };
   {
     // Check the limits before mapping anything.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
     const Session& session = it->second;
@@ -360,7 +360,7 @@ absl::StatusOr<uint64_t> SessionManager::Register(
   auto region = make();
   if (!region.ok()) return region.status();
   std::shared_ptr<Region> doomed;  // released outside the lock if the session is gone
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
     doomed = *std::move(region);
@@ -385,7 +385,7 @@ absl::StatusOr<uint64_t> SessionManager::Register(
 
 absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
   std::shared_ptr<Region> released;  // unmapped outside the lock
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("no session ", id));
   Session& session = it->second;
@@ -406,7 +406,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
   std::shared_ptr<asio::posix::stream_descriptor> watch;
   Session closed;  // its regions are unmapped when this goes, outside the lock
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return false;
     watch = std::move(it->second.pid_watch);
@@ -430,7 +430,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
 }
 
 std::vector<SessionSnapshot> SessionManager::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<SessionSnapshot> out;
   out.reserve(sessions_.size());
   for (const auto& [id, session] : sessions_) out.push_back(session.info);
@@ -438,7 +438,7 @@ std::vector<SessionSnapshot> SessionManager::List() const {
 }
 
 std::shared_ptr<Region> SessionManager::FindRegion(uint64_t id, uint64_t region) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return nullptr;
   auto r = it->second.regions.find(region);
@@ -446,12 +446,12 @@ std::shared_ptr<Region> SessionManager::FindRegion(uint64_t id, uint64_t region)
 }
 
 bool SessionManager::IsOpen(uint64_t id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return sessions_.count(id) != 0;
 }
 
 size_t SessionManager::active() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return sessions_.size();
 }
 

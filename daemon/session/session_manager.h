@@ -18,10 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/annotated_mutex.h"
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
 #include "daemon/fd_budget.h"
@@ -165,8 +167,8 @@ class SessionManager {
   void WatchProcess(uint64_t id, pid_t pid, std::shared_ptr<asio::posix::stream_descriptor> watch);
   // Closes session `id` unless its session socket said hello by then.
   void ExpectSocket(uint64_t id);
-  // mu_ held: OK unless a session cap would be passed by one more for `caller`.
-  absl::Status CheckCaps(const PeerCredentials& caller) const;
+  // OK unless a session cap would be passed by one more for `caller`.
+  absl::Status CheckCaps(const PeerCredentials& caller) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Counts one refusal past the bound `key`; returns `why`.
   absl::Status Refused(absl::string_view key, absl::Status why) const;
   // Checks the session's limits for `length` more bytes and that `wanted`
@@ -179,19 +181,20 @@ class SessionManager {
   asio::io_context& io_;
   const SessionLimits limits_;
   const FdBudget* const fds_;
-  mutable std::mutex mu_;
-  // Finds session `id` and checks `token`; mu_ held.
-  absl::StatusOr<Session*> Authorized(uint64_t id, absl::string_view token);
+  mutable Mutex mu_;
+  // Finds session `id` and checks `token`.
+  absl::StatusOr<Session*> Authorized(uint64_t id, absl::string_view token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::map<uint64_t, Session> sessions_;          // guarded by mu_
-  std::map<std::string, uint64_t> endpoints_;     // name -> session, guarded by mu_
+  std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> endpoints_ ABSL_GUARDED_BY(mu_);  // name -> session
   std::atomic<uint64_t> endpoint_generation_{0};  // bumped under mu_ after endpoints_ changes
   std::atomic<uint64_t> region_generation_{0};    // bumped under mu_ after a region goes
-  uint64_t next_id_ = 1;                          // guarded by mu_
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::function<void(uint64_t)> close_observer_;
   CudaRegistry cuda_;
-  mutable std::mutex refused_mu_;
-  mutable std::map<std::string, uint64_t, std::less<>> refused_;  // guarded by refused_mu_
+  mutable Mutex refused_mu_;
+  mutable std::map<std::string, uint64_t, std::less<>> refused_ ABSL_GUARDED_BY(refused_mu_);
   std::atomic<uint64_t> attached_total_{0};
   std::atomic<uint64_t> closed_total_{0};
 };

@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 
@@ -38,7 +40,19 @@ uint64_t Ticks() {
 #endif
 }
 
+// Set for the life of a Loop's thread.
+thread_local bool on_loop_thread = false;
+
 }  // namespace
+
+bool Loop::OnALoopThread() { return on_loop_thread; }
+
+void Loop::CheckOnLoop(const char* function) {
+  if (on_loop_thread) return;
+  std::fprintf(stderr, "axond: %s runs only on the UCX loop thread, and was called off it\n",
+               function);
+  std::abort();
+}
 
 absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options) {
   std::unique_ptr<Loop> loop(new Loop());
@@ -49,6 +63,7 @@ absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options)
   loop->thread_ = std::thread([raw = loop.get(), &options, &started] {
     // Named for top -H, perf and gdb: the one thread that moves every message.
     ::pthread_setname_np(::pthread_self(), "axond-ucx");
+    on_loop_thread = true;
     absl::Status st = raw->InitFromLoop(options);
     const bool ok = st.ok();
     started.set_value(std::move(st));
@@ -68,7 +83,7 @@ absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options)
 Loop::~Loop() {
   if (!thread_.joinable()) return;  // Start failed; the thread cleaned up
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     has_tasks_.store(true, std::memory_order_release);
   }
@@ -112,7 +127,7 @@ bool Loop::RunTasksFromLoop(bool& ran) {
   std::deque<absl::AnyInvocable<void() &&>> batch;
   bool stopping = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     batch.swap(queue_);
     stopping = stopping_;
     has_tasks_.store(false, std::memory_order_relaxed);
@@ -161,7 +176,7 @@ void Loop::RunFromLoop() {
     }
     if (progressed || polled != Polled::kIdle) continue;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!queue_.empty() || stopping_) continue;
     }
     if (prepare_to_sleep_ && !prepare_to_sleep_()) continue;
@@ -200,6 +215,7 @@ void Loop::RunFromLoop() {
 }
 
 absl::Status Loop::WatchFdFromLoop(int fd, std::function<void()> on_readable) {
+  AXON_DCHECK_ON_LOOP();
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd;
@@ -211,15 +227,18 @@ absl::Status Loop::WatchFdFromLoop(int fd, std::function<void()> on_readable) {
 }
 
 void Loop::UnwatchFdFromLoop(int fd) {
+  AXON_DCHECK_ON_LOOP();
   if (watched_.erase(fd) > 0) ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
 void Loop::SetPollerFromLoop(std::function<Polled()> poll, std::function<bool()> prepare_to_sleep) {
+  AXON_DCHECK_ON_LOOP();
   poller_ = std::move(poll);
   prepare_to_sleep_ = std::move(prepare_to_sleep);
 }
 
 absl::Status Loop::SetTickerFromLoop(absl::Duration period, absl::AnyInvocable<void()> tick) {
+  AXON_DCHECK_ON_LOOP();
   ticker_ = std::move(tick);
   itimerspec spec{};
   spec.it_interval = absl::ToTimespec(period);
@@ -232,7 +251,7 @@ absl::Status Loop::SetTickerFromLoop(absl::Duration period, absl::AnyInvocable<v
 
 void Loop::Post(absl::AnyInvocable<void() &&> task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queue_.push_back(std::move(task));
     has_tasks_.store(true, std::memory_order_release);
   }

@@ -23,9 +23,11 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/annotated_mutex.h"
 #include "common/unique_fd.h"
 #include "daemon/ucx/context.h"
 #include "daemon/ucx/worker.h"
@@ -81,6 +83,11 @@ class Loop {
   absl::Duration busy() const;
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  // Whether the calling thread is a Loop's thread. The FromLoop rule is
+  // checked with it (AXON_DCHECK_ON_LOOP) where the caller holds no Loop.
+  static bool OnALoopThread();
+  // Aborts, naming `function`, when not on a Loop's thread.
+  static void CheckOnLoop(const char* function);
   // The control worker: the listener and the connections made through it.
   Worker& ControlWorkerFromLoop() { return *control_; }
   // The data worker: endpoints to other workers' addresses (messages).
@@ -127,10 +134,10 @@ class Loop {
   std::function<Polled()> poller_;
   std::function<bool()> prepare_to_sleep_;
 
-  std::mutex mu_;
-  std::deque<absl::AnyInvocable<void() &&>> queue_;  // guarded by mu_
-  bool stopping_ = false;                            // guarded by mu_
-  std::atomic<bool> has_tasks_{false};               // queue_ or stopping_ changed
+  Mutex mu_;
+  std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> has_tasks_{false};  // queue_ or stopping_ changed
 
   std::atomic<uint64_t> wakeups_{0};
   std::atomic<uint64_t> tasks_run_{0};
@@ -143,3 +150,11 @@ class Loop {
 };
 
 }  // namespace axon::ucx
+
+// First line of every FromLoop entry point in debug builds (the sanitizer
+// builds are debug builds): the threading rule, checked instead of trusted.
+#ifdef NDEBUG
+#define AXON_DCHECK_ON_LOOP() static_cast<void>(0)
+#else
+#define AXON_DCHECK_ON_LOOP() ::axon::ucx::Loop::CheckOnLoop(__func__)
+#endif

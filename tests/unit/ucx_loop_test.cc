@@ -152,5 +152,26 @@ TEST(UcxLoop, DestructionRunsPendingTasks) {
   EXPECT_EQ(ran.load(), 100);
 }
 
+TEST(UcxLoop, KnowsItsOwnThread) {
+  auto loop = Loop::Start({});
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  EXPECT_FALSE(Loop::OnALoopThread());
+  auto on_loop = (*loop)->Call<bool>([] { return Loop::OnALoopThread(); }, absl::Seconds(10));
+  ASSERT_TRUE(on_loop.ok());
+  EXPECT_TRUE(*on_loop);
+}
+
+#ifndef NDEBUG
+// The FromLoop rule, checked: a loop-only entry point called from another
+// thread stops the process with the function's name.
+TEST(UcxLoopDeathTest, AFromLoopCallOffTheLoopAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the loop runs a thread
+  auto loop = Loop::Start({});
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  EXPECT_DEATH((*loop)->UnwatchFdFromLoop(-1),
+               "UnwatchFdFromLoop runs only on the UCX loop thread");
+}
+#endif
+
 }  // namespace
 }  // namespace axon::ucx
