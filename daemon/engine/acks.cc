@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "common/wire/data.h"
 #include "daemon/engine/remote_path.h"
+#include "daemon/transfer/gpu_by_handle.h"
+#include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
 
@@ -24,6 +26,7 @@ void RemotePath::Ack(const Incoming& message, const absl::Status& status) {
 }
 
 void RemotePath::FlushAcksFromLoop() {
+  AXON_DCHECK_ON_LOOP();
   if (ack_batches_ == 0) return;
   // Sending never drops a node on the spot (UCX errors come back deferred,
   // through the worker), so the map stays as it is while this walks it.
@@ -71,12 +74,7 @@ bool RemotePath::Answered(NodeLink& n, const wire::AckBody& ack) {
     return true;
   }
   Outgoing send = *n.Answered(ack.message_id);
-  if (!send.handle.empty()) {
-    // Delivered, so it opened there: later ones need not wait. (An error
-    // ack may come before the peer tried: the next send probes again.)
-    if (ack.code == absl::StatusCode::kOk) n.handles.opened.insert(send.handle);
-    n.Release(ack.message_id);
-  }
+  if (!send.handle.empty()) handles_->Answered(n, send, ack);
   Finish(send, status);
   return true;
 }

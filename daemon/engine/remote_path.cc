@@ -6,6 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/cuda/driver.h"
 #include "common/log.h"
+#include "daemon/transfer/chunking.h"
+#include "daemon/transfer/gpu_bounce.h"
+#include "daemon/transfer/gpu_by_handle.h"
+#include "daemon/transfer/host_eager.h"
+#include "daemon/transfer/host_rendezvous.h"
+#include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
 
@@ -13,18 +19,22 @@ RemotePath::RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hoo
                        std::shared_ptr<IpcMappings> ipc, const Clock& clock)
     : peers_(peers),
       copier_(copier),
-      pinned_(BufferPool::Pinned(limits.bounce_keep_bytes)),
-      ipc_(std::move(ipc)),
       limits_(limits),
       hooks_(std::move(hooks)),
       transport_(peers),
-      clock_(clock) {
+      clock_(clock),
+      eager_(std::make_unique<HostEager>(*this)),
+      rendezvous_(std::make_unique<HostRendezvous>(*this)),
+      bounce_(std::make_unique<GpuBounce>(*this, copier, limits.bounce_keep_bytes)),
+      chunking_(std::make_unique<Chunking>(*this, *bounce_)),
+      handles_(
+          std::make_unique<GpuByHandle>(*this, copier, std::move(ipc), limits.same_host_handles)) {
   peers_.SetDataHandlersFromLoop(
       [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
              ucx::AmMessage& message) { OnFrame(node, header, body, message); },
       [this](const std::string& node, const std::string& why) { OnNodeDown(node, why); },
       [this] {
-        SweepHandlesFromLoop();
+        handles_->Sweep();
         CheckProgressFromLoop();
       });
 }
@@ -35,6 +45,7 @@ RemotePath::~RemotePath() {
 }
 
 void RemotePath::SendFromLoop(Outgoing send) {
+  AXON_DCHECK_ON_LOOP();
   if (auto st = peers_.CheckUpFromLoop(send.node); !st.ok()) {
     hooks_.complete(send.session, send.op_id, st, 0, 0);
     return;
@@ -92,25 +103,62 @@ absl::Status CopyOnGpu(GpuCopier& copier, int device, const ucx::Parts& from, Re
   return absl::OkStatus();
 }
 
+Transfer* RemotePath::SendKind(const NodeLink& n, const Outgoing& send) {
+  if (GpuDevice(*send.region, send.more) < 0) {
+    return send.length <= limits_.eager_limit ? static_cast<Transfer*>(eager_.get())
+                                              : rendezvous_.get();
+  }
+  if (handles_->Takes(n, send)) return handles_.get();
+  if (limits_.gpu_direct_only && !DirectWith(send.node)) return nullptr;
+  if (Chunking::Takes(send)) return chunking_.get();
+  return bounce_.get();
+}
+
+Transfer& RemotePath::LandKind(const Incoming& message, const Region& region) {
+  if (message.source) return *handles_;
+  if (!message.pending) return *eager_;
+  if (region.on_gpu()) return *bounce_;
+  return *rendezvous_;
+}
+
 void RemotePath::Transmit(NodeLink& n, Outgoing&& send) {
-  // GPU memory goes through a bounce buffer (see the header).
-  if (GpuDevice(*send.region, send.more) >= 0) {
-    if (SendByHandle(n, send)) return;
-    if (limits_.gpu_direct_only && !DirectWith(send.node)) {
-      Finish(send, absl::FailedPreconditionError(absl::StrCat(
-                       "gpu.remote_path is direct, but node ", send.node,
-                       " does not take CUDA memory (its UCX cannot, or its gpu.remote_path is "
-                       "staging); set gpu.remote_path to auto to stage")));
-      return;
-    }
-    Stage(n, std::move(send));
+  Transfer* kind = SendKind(n, send);
+  if (kind == nullptr) {
+    Finish(send, absl::FailedPreconditionError(absl::StrCat(
+                     "gpu.remote_path is direct, but node ", send.node,
+                     " does not take CUDA memory (its UCX cannot, or its gpu.remote_path is "
+                     "staging); set gpu.remote_path to auto to stage")));
     return;
   }
+  kind->Send(n, std::move(send));
+}
+
+void RemotePath::PostInPlace(NodeLink& n, Outgoing&& send) {
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
   ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
   ucx::Keepalives keep{send.region};
   for (const Part& p : send.more) keep.push_back(p.region);
   Post(n, std::move(send), std::move(parts), std::move(keep));
+}
+
+void RemotePath::Finish(const Outgoing& send, absl::Status st) {
+  if (send.chunks) {
+    chunking_->Answered(send, std::move(st));
+    return;
+  }
+  Complete(send, st);
+}
+
+void RemotePath::Complete(const Outgoing& send, const absl::Status& st) {
+  hooks_.complete(send.session, send.op_id, st, st.ok() ? send.length : 0, send.tag);
+}
+
+void RemotePath::Dispatch(const std::shared_ptr<Incoming>& in) {
+  // By handle: opened before the engine sees it, or answered and dropped.
+  if (!in->handle.empty() && !handles_->Open(*in)) return;
+  // A chunk other than chunk 0 follows its message, not the engine.
+  if (in->chunked && !chunking_->Arrived(in)) return;
+  hooks_.arrived(in);
 }
 
 void RemotePath::Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
@@ -156,23 +204,12 @@ uint64_t RemotePath::in_flight() const {
   return n;
 }
 
-uint64_t RemotePath::bounce_allocations() const {
-  uint64_t n = pinned_->allocations();
-  for (const auto& [device, pool] : device_pools_) n += pool->allocations();
-  return n;
-}
-
-uint64_t RemotePath::bounce_idle_device_bytes() const {
-  uint64_t n = 0;
-  for (const auto& [device, pool] : device_pools_) n += pool->idle_bytes();
-  return n;
-}
-
-uint64_t RemotePath::bounce_in_use_device_bytes() const {
-  uint64_t n = 0;
-  for (const auto& [device, pool] : device_pools_) n += pool->in_use_bytes();
-  return n;
-}
+uint64_t RemotePath::handles_open() const { return handles_->handles_open(); }
+uint64_t RemotePath::bounce_allocations() const { return bounce_->allocations(); }
+uint64_t RemotePath::bounce_idle_device_bytes() const { return bounce_->idle_device_bytes(); }
+uint64_t RemotePath::bounce_idle_pinned_bytes() const { return bounce_->idle_pinned_bytes(); }
+uint64_t RemotePath::bounce_in_use_device_bytes() const { return bounce_->in_use_device_bytes(); }
+uint64_t RemotePath::bounce_in_use_pinned_bytes() const { return bounce_->in_use_pinned_bytes(); }
 
 bool RemotePath::DirectWith(const std::string& node) const {
   return limits_.gpu_direct && peers_.PeerTakesCudaFromLoop(node);
@@ -189,21 +226,9 @@ NodeLink& RemotePath::LinkTo(const std::string& name) {
   return *link;
 }
 
-absl::StatusOr<RemotePath::Bounce> RemotePath::TakeBounce(int device, uint64_t bytes, bool direct) {
-  // Pinned in the copying device's context (see BufferPool::Pinned).
-  if (auto st = cuda::UseDevice(device); !st.ok()) return st;
-  if (direct) {
-    auto& pool = device_pools_[device];
-    if (!pool) pool = BufferPool::Device(limits_.bounce_keep_bytes);
-    auto buffer = pool->Take(bytes);
-    if (buffer.ok()) return Bounce{*std::move(buffer), ucx::MemoryKind::kCuda};
-    // The clients' GPU is full (a caching allocator holds it): stage.
-    spdlog::debug("no GPU memory for a {}-byte bounce buffer ({}); staging through host memory",
-                  bytes, buffer.status().message());
-  }
-  auto buffer = pinned_->Take(bytes);
-  if (!buffer.ok()) return buffer.status();
-  return Bounce{*std::move(buffer), ucx::MemoryKind::kHost};
+NodeLink* RemotePath::Live(const Outgoing& send) {
+  NodeLink* link = FindLink(send.node);
+  return link != nullptr && link->generation() == send.generation ? link : nullptr;
 }
 
 NodeLink* RemotePath::FindLink(const std::string& name) {
@@ -265,7 +290,7 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
         Malformed(node, header, answer.status());
         return;
       }
-      OnHandleAnswer(node, *answer);
+      handles_->OnAnswer(node, *answer);
       return;
     }
     case wire::MessageType::kDataHandleClosed: {
@@ -274,7 +299,7 @@ void RemotePath::OnFrame(const std::string& node, const wire::Header& header,
         Malformed(node, header, handle.status());
         return;
       }
-      OnHandleClosed(node, *handle);
+      handles_->OnClosed(node, *handle);
       return;
     }
     default:
@@ -334,7 +359,7 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
   in->handle_offset = body.handle.empty() ? 0 : body.handle_offset;
   in->probe = !body.handle.empty() && body.probe;     // `source`: null, new or recycled
   if (!body.handle.empty()) in->total = body.length;  // no payload: the bytes stay on the sender
-  if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > kChunk)) {
+  if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > Chunking::kChunk)) {
     RefuseFromLoop(*in, absl::InvalidArgumentError("a chunk past the end of its message"));
   } else if (n.Receive(sequence, in, [this](const std::shared_ptr<Incoming>& m) { Dispatch(m); }) ==
              NodeLink::Arrival::kRepeated) {
@@ -345,10 +370,8 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
 }
 
 bool RemotePath::LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into) {
-  if (message.chunked || message.source || message.pending ||
-      (region.on_gpu() && !message.data.empty())) {
-    return false;
-  }
+  AXON_DCHECK_ON_LOOP();
+  if (!HostEager::LandsAtOnce(message, region)) return false;
   if (!message.data.empty()) std::memcpy(into, message.data.data(), message.data.size());
   Ack(message, absl::OkStatus());
   return true;
@@ -356,88 +379,15 @@ bool RemotePath::LandNowFromLoop(const Incoming& message, const Region& region, 
 
 void RemotePath::LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
                               uint8_t* into, std::function<void(absl::Status)> done) {
-  if (message->chunked) {
-    LandChunkedFromLoop(std::move(message), std::move(region), into, std::move(done));
+  AXON_DCHECK_ON_LOOP();
+  if (message->chunked) {  // chunk 0: it and the others, each acknowledged as it lands
+    chunking_->Land(std::move(message), std::move(region), into, std::move(done));
     return;
   }
-  Land(message, std::move(region), into,
-       [this, message, done = std::move(done)](absl::Status st) { Landed(*message, st, done); });
-}
-
-void RemotePath::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
-                      uint8_t* into, std::function<void(absl::Status)> then) {
-  if (message->source) {
-    LandByHandle(std::move(message), std::move(region), into, std::move(then));
-    return;
-  }
-  if (!message->pending) {
-    if (message->data.empty() || !region->on_gpu()) {
-      if (!message->data.empty()) std::memcpy(into, message->data.data(), message->data.size());
-      then(absl::OkStatus());
-      return;
-    }
-    auto st = copier_.Copy(region->device(), into, message->data.data(), message->data.size());
-    if (!st.ok()) {
-      then(st);
-      return;
-    }
-    copier_.Then(region->device(),
-                 [alive = alive_, message, region, then = std::move(then)](absl::Status copied) {
-                   if (*alive) then(copied);
-                 });
-    return;
-  }
-  if (region->on_gpu()) {
-    LandStaged(std::move(message), std::move(region), into, std::move(then));
-    return;
-  }
-  ucx::Worker::ReceiveData(
-      std::move(message->pending), into,
-      [alive = alive_, message, keep = std::move(region),
-       then = std::move(then)](const absl::Status& st) {
-        if (!*alive) return;
-        then(st.ok() ? st
-                     : absl::UnavailableError(absl::StrCat(
-                           "pulling the message from ", message->node, " failed: ", st.message())));
-      });
-}
-
-void RemotePath::LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
-                            uint8_t* into, std::function<void(absl::Status)> then) {
-  const uint64_t length = message->bytes;
-  auto bounce = TakeBounce(region->device(), length, DirectWith(message->node));
-  if (!bounce.ok()) {
-    // Leave the data on the sender: the answer releases it there.
-    message->pending.reset();
-    then(bounce.status());
-    return;
-  }
-  if (!message->chunked || message->offset == 0) {
-    ++(bounce->memory == ucx::MemoryKind::kCuda ? direct_ : staged_);
-  }
-  (bounce->memory == ucx::MemoryKind::kCuda ? direct_bytes_ : staged_bytes_) += length;
-  uint8_t* data = bounce->buffer->data;
-  const ucx::MemoryKind memory = bounce->memory;
-  ucx::Worker::ReceiveData(
-      std::move(message->pending), data,
-      [this, alive = alive_, message, region = std::move(region), into, length,
-       buffer = std::move(bounce->buffer), then = std::move(then)](const absl::Status& st) {
-        if (!*alive) return;
-        if (!st.ok()) {
-          then(absl::UnavailableError(
-              absl::StrCat("pulling the message from ", message->node, " failed: ", st.message())));
-          return;
-        }
-        if (auto copied = copier_.Copy(region->device(), into, buffer->data, length);
-            !copied.ok()) {
-          then(copied);
-          return;
-        }
-        copier_.Then(region->device(), [alive, region, buffer, then](absl::Status up) {
-          if (*alive) then(up);
-        });
-      },
-      memory);
+  Transfer& kind = LandKind(*message, *region);
+  kind.Land(
+      message, std::move(region), into,
+      [this, message, done = std::move(done)](absl::Status st) { Landed(*message, st, done); });
 }
 
 void RemotePath::Landed(const Incoming& message, const absl::Status& st,
@@ -447,12 +397,8 @@ void RemotePath::Landed(const Incoming& message, const absl::Status& st,
 }
 
 void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why) {
-  if (message.chunked && message.offset == 0) {
-    if (auto it = chunked_.find({message.node, message.first_id}); it != chunked_.end()) {
-      RefuseChunked(it->second, message, why);
-      return;
-    }
-  }
+  AXON_DCHECK_ON_LOOP();
+  if (message.chunked && message.offset == 0 && chunking_->Refuse(message, why)) return;
   Ack(message, why);
 }
 
@@ -465,27 +411,21 @@ void RemotePath::OnCancel(const std::string& node, uint64_t message_id) {
   withdrawn_one.node = node;
   withdrawn_one.generation = n->generation();
   withdrawn_one.message_id = message_id;
-  if (auto it = chunked_.find({node, message_id}); it != chunked_.end()) {
-    // Chunk 0: the engine held it; answer it and the rest.
-    RefuseChunked(it->second, withdrawn_one, withdrawn);
-    return;
-  }
+  // Chunk 0 of a chunked message: the engine held it; answer it and the rest.
+  if (chunking_->Refuse(withdrawn_one, withdrawn)) return;
   Ack(withdrawn_one, withdrawn);
 }
 
 void RemotePath::DropSessionFromLoop(uint64_t session) {
+  AXON_DCHECK_ON_LOOP();
   const absl::Status closed = absl::CancelledError("the client's session closed");
-  for (auto& [key, withdrawn] : copying_) {  // being copied: never sent
-    if (key.first == session && withdrawn.ok()) withdrawn = closed;
-  }
+  bounce_->DropSession(session, closed);
   for (auto& [name, link] : links_) link->DropSession(session, closed);
 }
 
 bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Status& why) {
-  if (auto it = copying_.find({session, op_id}); it != copying_.end()) {
-    if (it->second.ok()) it->second = why;  // completes once its copy is done
-    return true;
-  }
+  AXON_DCHECK_ON_LOOP();
+  if (bounce_->Withdraw(session, op_id, why)) return true;
   for (auto& [name, link] : links_) {
     if (link->TakeWaiting(session, op_id)) {
       hooks_.complete(session, op_id, why, 0, 0);
@@ -508,23 +448,8 @@ void RemotePath::OnNodeDown(const std::string& node, const std::string& why) {
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " is down: ", why));
   // Failed in the order they were sent.
   for (const Outgoing& send : link->TakeUnanswered()) Finish(send, gone);
-  // Its handles: closed here once no landing holds them; none held there.
-  std::erase_if(opened_, [&](const auto& entry) { return entry.first.first == node; });
-  for (auto& [handle, shared] : shared_) shared.nodes.erase(node);
-  // Chunked messages from it: a landing one fails now (its other chunks
-  // will never come).
-  for (auto c_it = chunked_.begin(); c_it != chunked_.end();) {
-    if (c_it->first.first != node) {
-      ++c_it;
-      continue;
-    }
-    std::shared_ptr<Chunked> c = c_it->second;
-    c_it = chunked_.erase(c_it);
-    if (c->matched && !c->finished) {
-      c->finished = true;
-      c->done(gone);
-    }
-  }
+  handles_->NodeDown(node);
+  chunking_->NodeDown(node, gone);
   hooks_.node_down(node);
 }
 

@@ -17,27 +17,12 @@
 // holds per (source, destination) pair. This class decides how each
 // message's bytes move.
 //
-// GPU memory goes through a bounce buffer of the daemon's own, copied by the
-// GPU's copy engines: a GPU send is first copied into one (later sends to
-// that node wait behind it, to keep the order), and a rendezvous message for
-// a GPU buffer is pulled into one and copied up. A large GPU send goes in
-// chunks of kChunk bytes, each sent as soon as it is copied and copied up as
-// soon as it lands, so the copies overlap the wire (staging.cc).
-//
-// The bounce buffer is device memory the daemon allocated (the direct path:
-// UCX moves it with its CUDA transports, cuda_ipc between daemons on one
-// host) when gpu_direct is set and the peer's UCX takes CUDA memory, and
-// pinned host memory otherwise (the staging path; also for pieces small
-// enough to go eagerly). UCX never sees the clients' memory itself: UCX 1.22
-// cannot use memory this daemon opened from another process's IPC handle
-// (told it is CUDA memory, its sends crash and its rendezvous receives hang;
-// seen on an H100), so the direct path costs one device copy on each side.
-//
-// Between daemons on one host (the data endpoint has a cuda_ipc lane), a GPU
-// send of one part in legacy IPC memory goes by handle instead
-// (gpu.same_host: handles, by_handle.cc): the frame carries the client's CUDA
-// IPC handle, and the receiving daemon opens it and copies straight from the
-// sender's tensor into the posted buffer, one copy in all.
+// How the bytes move is a transfer kind's (daemon/transfer): SendKind and
+// LandKind route each send and each arrival to one. Host memory goes in place
+// (eager up to eager_limit, else rendezvous); GPU memory through a bounce
+// buffer of the daemon's own (GpuBounce), large single-part GPU sends in
+// chunks (Chunking), and between daemons on one host by CUDA IPC handle
+// where the memory has one (GpuByHandle).
 #pragma once
 
 #include <functional>
@@ -51,16 +36,22 @@
 #include "absl/status/status.h"
 #include "common/last_entry.h"
 #include "common/wire/data.h"
-#include "daemon/cuda/buffer_pool.h"
 #include "daemon/cuda/gpu_copier.h"
 #include "daemon/engine/records.h"
 #include "daemon/link/node_link.h"
 #include "daemon/memory/cuda_region.h"
 #include "daemon/memory/region.h"
 #include "daemon/peer/peer_manager.h"
+#include "daemon/transfer/transfer.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::daemon {
+
+class Chunking;
+class GpuBounce;
+class GpuByHandle;
+class HostEager;
+class HostRendezvous;
 
 // The bytes of a send, in order: [offset, ...) of `region` (what is left of
 // `length` after the `more` parts), then each part of `more`.
@@ -156,31 +147,30 @@ class RemotePath {
   void Recycle(std::shared_ptr<Incoming> in);
 
   uint64_t in_flight() const;
-  uint64_t staged() const { return staged_; }        // GPU messages staged through host memory
-  uint64_t direct() const { return direct_; }        // GPU messages through UCX in device memory
-  uint64_t by_handle() const { return by_handle_; }  // GPU messages sent or landed by handle
+  uint64_t staged() const { return counters_.staged; }  // GPU messages staged through host memory
+  uint64_t direct() const { return counters_.direct; }  // GPU messages through UCX in device memory
+  uint64_t by_handle() const {
+    return counters_.by_handle;
+  }  // GPU messages sent or landed by handle
   // Their bytes, sent and received, by the same paths.
-  uint64_t staged_bytes() const { return staged_bytes_; }
-  uint64_t direct_bytes() const { return direct_bytes_; }
-  uint64_t by_handle_bytes() const { return by_handle_bytes_; }
-  uint64_t handles_open() const { return opened_.size(); }  // peers' handles mapped now
+  uint64_t staged_bytes() const { return counters_.staged_bytes; }
+  uint64_t direct_bytes() const { return counters_.direct_bytes; }
+  uint64_t by_handle_bytes() const { return counters_.by_handle_bytes; }
+  uint64_t handles_open() const;              // peers' handles mapped now
   uint64_t bounce_allocations() const;        // bounce buffers allocated (pooled) so far
   uint64_t bounce_idle_device_bytes() const;  // allocated and idle now, all GPUs
-  uint64_t bounce_idle_pinned_bytes() const { return pinned_->idle_bytes(); }
+  uint64_t bounce_idle_pinned_bytes() const;
   uint64_t bounce_in_use_device_bytes() const;  // held by transfers now, all GPUs
-  uint64_t bounce_in_use_pinned_bytes() const { return pinned_->in_use_bytes(); }
-
-  // Each chunk costs a fixed ~25-30 us beyond its bytes: 32 MiB chunks
-  // against 8 MiB doubled the direct path at 64-256 MiB and halved its 64 MiB
-  // round trip (H100; staging is unchanged either way).
-  static constexpr uint64_t kChunk = uint64_t{32} << 20;
-  // Chunks of one send in bounce buffers at once (256 MiB): the next is
-  // staged as one is answered, so a send of any size holds at most this much
-  // on each side. Less costs bandwidth: 64 MiB in flight gave 79 GB/s on the
-  // direct path at 1 GiB where unbounded gave 255 (H100, two daemons).
-  static constexpr uint64_t kChunksInFlight = 8;
+  uint64_t bounce_in_use_pinned_bytes() const;
 
  private:
+  // The kinds move bytes through what follows (see daemon/transfer).
+  friend class Chunking;
+  friend class GpuBounce;
+  friend class GpuByHandle;
+  friend class HostEager;
+  friend class HostRendezvous;
+
   // The peer plane, as the node links see it.
   class PeerTransport final : public LinkTransport {
    public:
@@ -192,9 +182,6 @@ class RemotePath {
    private:
     PeerManager& peers_;
   };
-  // A link hold for a GPU send being copied (message ids, the holds of
-  // handle probes, start at 1).
-  static constexpr uint64_t kStagingHold = 0;
   using Links = std::map<std::string, std::unique_ptr<NodeLink>>;
 
   void OnFrame(const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
@@ -211,133 +198,70 @@ class RemotePath {
   bool Answered(NodeLink& n, const wire::AckBody& ack);
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node, const std::string& why);
-  void Transmit(NodeLink& n, Outgoing&& send);
-  // By handle (by_handle.cc). Sends `send` by handle if it can go so
-  // (true: taken); else leaves it alone.
-  bool SendByHandle(NodeLink& n, Outgoing& send);
-  // Opens an arriving message's handle; false when it could not (answered).
-  bool OpenHandle(Incoming& in);
-  // Tells the sender of `in` its handle opened (OK) or why not.
-  void Answer(const Incoming& in, const absl::Status& opened);
-  // Copies a message by handle from the sender's memory to `into`.
-  void LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
-                    uint8_t* into, std::function<void(absl::Status)> then);
-  // Opened (a probe's answer: later sends may go) or refused (it goes again
-  // through bounce buffers).
-  void OnHandleAnswer(const std::string& node, const wire::AckBody& answer);
-  void OnHandleClosed(const std::string& node, const std::string& handle);
-  // Tells the nodes holding handles whose memory this daemon let go.
-  void SweepHandlesFromLoop();
   // Drops every node that has had messages in flight and none answered for
   // limits_.dead_after (run on the peer plane's tick).
   void CheckProgressFromLoop();
-  // Tells the nodes holding `handle` that this daemon let go of its memory.
-  struct Shared;
-  void CloseHandle(const std::string& handle, Shared& shared);
-  absl::StatusOr<std::string> BusId(int device);
-  // The link to node `name`, a new one (a new generation) if there is none.
-  NodeLink& LinkTo(const std::string& name);
-  // The link `send` was staged on, if that connection is still there.
-  NodeLink* Live(const Outgoing& send);
-  // Whether GPU data to or from `node` goes in device memory.
-  bool DirectWith(const std::string& node) const;
-  // A bounce buffer for `bytes` bytes copied on `device`: device memory of
-  // its own (`direct`), or pinned host memory (also when no device memory
-  // is left).
-  struct Bounce {
-    std::shared_ptr<BufferPool::Buffer> buffer;
-    ucx::MemoryKind memory = ucx::MemoryKind::kHost;
-  };
-  absl::StatusOr<Bounce> TakeBounce(int device, uint64_t bytes, bool direct);
-  // Copies a GPU send into bounce buffers, and sends each as its copy
-  // finishes: one buffer, or kChunk-sized chunks of a large single-part send,
-  // kChunksInFlight at a time.
-  void Stage(NodeLink& n, Outgoing send);
-  // Copies bytes [offset, offset + bytes) of `send` into a bounce buffer
-  // and posts them when copied; `body` carries a chunk's fields.
-  void StagePiece(const Outgoing& send, uint64_t offset, uint64_t bytes, wire::DataBody body,
-                  bool in_device);
-  // Stages chunk `send.chunks->staged` of a chunked send: copied, or sent
-  // empty once the send has failed (the receiver answers it either way).
-  void StageNextChunk(const Outgoing& send);
+
+  // Routing. The kind that moves `send` (null: none may; Transmit fails it).
+  Transfer* SendKind(const NodeLink& n, const Outgoing& send);
+  // The kind that lands `message` (not chunk 0 of a chunked one) in `region`.
+  Transfer& LandKind(const Incoming& message, const Region& region);
+  // Hands `send` to its kind.
+  void Transmit(NodeLink& n, Outgoing&& send);
+  // A frame in sequence order: to the engine, or to its chunked message.
+  void Dispatch(const std::shared_ptr<Incoming>& in);
+
+  // For the kinds.
+  // Sends `send`'s bytes in place, as one message (the host kinds).
+  void PostInPlace(NodeLink& n, Outgoing&& send);
   // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
   // one message; `chunk` carries the fields of a chunk or a handle.
   void Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
             const wire::DataBody& chunk = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);
-  // Sends what waits for node `node`, while the window and staging allow.
+  // Completes the client's operation of `send` with `st`.
+  void Complete(const Outgoing& send, const absl::Status& st);
+  // Answers `message` on the link it came on (NodeLink::Ack); nothing when
+  // that connection is gone (its sender failed the message already).
+  void Ack(const Incoming& message, const absl::Status& status);
+  // Acknowledges a landed message and tells the engine.
+  void Landed(const Incoming& message, const absl::Status& st,
+              const std::function<void(absl::Status)>& done);
+  // Sends what waits for node `node`, while the window and holds allow.
   void Drain(const std::string& node);
   void Drain(NodeLink& n);
+  // The link to node `name`, a new one (a new generation) if there is none.
+  NodeLink& LinkTo(const std::string& name);
   // The link to `name` if there is one (the last one found first), else null.
   NodeLink* FindLink(const std::string& name);
-  // Puts `message`'s bytes at `into` (of `region`), then runs `then` (no ack).
-  void Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
-            std::function<void(absl::Status)> then);
-  // Pulls a rendezvous message into a bounce buffer, then copies it to a GPU.
-  void LandStaged(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region, uint8_t* into,
-                  std::function<void(absl::Status)> then);
-  // A chunked message arriving: its chunks, where they go, how far it got.
-  struct Chunked {
-    std::string node;
-    uint64_t first_id = 0;
-    uint64_t total = 0;
-    std::vector<std::shared_ptr<Incoming>> early;  // chunks that came before it was matched
-    bool matched = false, finished = false;
-    absl::Status status;  // why it was refused, or its first failure
-    std::shared_ptr<Region> region;
-    uint8_t* into = nullptr;
-    std::function<void(absl::Status)> done;
-    uint64_t arrived = 0, landed = 0;  // bytes
-  };
-  // LandFromLoop for chunk 0 of a chunked message: it and every other chunk.
-  void LandChunkedFromLoop(std::shared_ptr<Incoming> first, std::shared_ptr<Region> region,
-                           uint8_t* into, std::function<void(absl::Status)> done);
-  // A frame in sequence order: to the engine, or to its chunked message.
-  void Dispatch(const std::shared_ptr<Incoming>& in);
+  // The link `send` was staged on, if that connection is still there.
+  NodeLink* Live(const Outgoing& send);
+  // Whether GPU data to or from `node` goes in device memory.
+  bool DirectWith(const std::string& node) const;
+  bool SharesGpusWith(const std::string& node) { return peers_.PeerSharesGpusFromLoop(node); }
+  bool NodeUp(const std::string& node) { return peers_.CheckUpFromLoop(node).ok(); }
+  uint64_t eager_limit() const { return limits_.eager_limit; }
+  // `count` message ids in a row; the first.
+  uint64_t TakeMessageIds(uint64_t count) {
+    const uint64_t first = next_message_id_;
+    next_message_id_ += count;
+    return first;
+  }
+  uint64_t next_message_id() const { return next_message_id_; }
+  TransferCounters& counters() { return counters_; }
+  GpuCopier& copier() { return copier_; }
+  LinkTransport& transport() { return transport_; }
+  const std::shared_ptr<bool>& alive() const { return alive_; }
   // An Incoming to fill: one the engine let go of (Recycle), or a new one.
   // Arrivals allocate nothing in the common case (a received message landed
   // at once); every field is set by OnData.
   std::shared_ptr<Incoming> NewIncoming();
-  void LandChunk(const std::shared_ptr<Chunked>& c, std::shared_ptr<Incoming> chunk);
-  // Answers a chunk that will not land; forgets the message once all came.
-  void RefuseChunk(const std::shared_ptr<Chunked>& c, const Incoming& chunk);
-  void ChunkLanded(const std::shared_ptr<Chunked>& c, uint64_t bytes, const absl::Status& st);
-  // Forgets `c` once every chunk came and it finished.
-  void MaybeForget(const std::shared_ptr<Chunked>& c);
-  // Refuses the whole chunked message: chunk 0 (`first`) and those that came.
-  void RefuseChunked(const std::shared_ptr<Chunked>& c, const Incoming& first,
-                     const absl::Status& why);
-  // Acknowledges a landed message and tells the engine.
-  void Landed(const Incoming& message, const absl::Status& st,
-              const std::function<void(absl::Status)>& done);
-  // Answers `message` on the link it came on (NodeLink::Ack); nothing when
-  // that connection is gone (its sender failed the message already).
-  void Ack(const Incoming& message, const absl::Status& status);
 
   PeerManager& peers_;
   GpuCopier& copier_;
-  // Bounce buffers: pinning is slow (~0.1 s per 256 MiB) and cudaFree
-  // stalls the GPU, so up to Limits::bounce_keep_bytes of each stay idle
-  // between messages: pinned ones for all GPUs, device ones (taken from the
-  // clients' GPU) per device. Reused buffers also keep the peer's UCX from
-  // opening a new IPC mapping for each message.
-  std::shared_ptr<BufferPool> pinned_;
-  std::map<int, std::shared_ptr<BufferPool>> device_pools_;  // each keeps limits_'s idle bytes
   uint64_t next_generation_ = 1;
-  uint64_t staged_ = 0, direct_ = 0, by_handle_ = 0;
-  uint64_t staged_bytes_ = 0, direct_bytes_ = 0, by_handle_bytes_ = 0;
-  // By handle. Sent: the handles each node holds, until this daemon's
-  // mapping of their memory closes. Received: peers' handles opened here,
-  // by (node, handle), until the node says they closed or goes down.
-  std::shared_ptr<IpcMappings> ipc_;
-  struct Shared {
-    std::weak_ptr<const void> mapping;
-    std::set<std::string> nodes;
-  };
-  std::map<std::string, Shared> shared_;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<const cuda::DeviceMemory>> opened_;
-  std::map<int, std::string> bus_ids_;
+  TransferCounters counters_;
   const Limits limits_;
   Hooks hooks_;
   PeerTransport transport_;
@@ -352,12 +276,12 @@ class RemotePath {
   size_t ack_batches_ = 0;
   std::vector<uint64_t> acked_;  // a received batch's ids, decoded (storage kept)
   std::vector<std::shared_ptr<Incoming>> spare_incoming_;  // for NewIncoming
-  // GPU sends whose first piece (the only one, or chunk 0) is being copied
-  // into its bounce buffer, by (session, op id): withdrawn (the reason set)
-  // before that piece is posted.
-  std::map<std::pair<uint64_t, uint64_t>, absl::Status> copying_;
-  // Chunked messages arriving, by (node, chunk 0's message id).
-  std::map<std::pair<std::string, uint64_t>, std::shared_ptr<Chunked>> chunked_;
+  // The kinds (daemon/transfer).
+  std::unique_ptr<HostEager> eager_;
+  std::unique_ptr<HostRendezvous> rendezvous_;
+  std::unique_ptr<GpuBounce> bounce_;
+  std::unique_ptr<Chunking> chunking_;
+  std::unique_ptr<GpuByHandle> handles_;
   // False once destroyed: UCX completions that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

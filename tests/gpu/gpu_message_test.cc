@@ -218,7 +218,7 @@ TEST_P(GpuTest, VmmBuffersSharedByFd) {
   EXPECT_GE(Stats(sending_daemon()).gpu_vmm_imports(), 1u);
 }
 
-// A send larger than RemotePath::kChunk crosses daemons in chunks, 8 at a
+// A send larger than Chunking::kChunk crosses daemons in chunks, 8 at a
 // time: refused (no room), withdrawn (cancel) and then delivered, the daemons
 // stay sound. Chunks staged after a failure travel empty.
 TEST_P(GpuTest, ChunkedSendsRefusedCancelledThenDelivered) {

@@ -1,23 +1,5 @@
-// RemotePath, part: GPU messages by CUDA IPC handle, between daemons on one
-// host. The bounce paths copy a GPU tensor three times (into the sender's
-// bounce buffer, across, out of the receiver's); here the receiving daemon
-// opens the sender's client memory from its legacy IPC handle and copies
-// once, straight into the posted buffer, as UCX's own cuda_ipc would (UCX
-// cannot itself use memory opened from another process's handle).
-//
-// Order and fallback: the first message naming a handle a node has not
-// opened yet is a probe, and later sends to that node wait for the node's
-// kDataHandleAnswer, sent as soon as it tried to open the handle (before the
-// message is matched: an unmatched probe holds nothing up for long). A node
-// that could not open it did not deliver the message, which then goes
-// through bounce buffers, still ahead of the sends behind it; that node
-// takes no more handles on this connection.
-//
-// Lifetime: the receiver keeps each handle open (one mapping per allocation,
-// shared with its own registry) until the sender says it let go of the
-// memory (kDataHandleClosed, sent from the peer tick once the sender's own
-// mapping has closed) or the node goes down, so a client's cudaFree frees
-// the memory within a tick of its last unregistration.
+#include "daemon/transfer/gpu_by_handle.h"
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,7 +9,11 @@
 
 namespace axon::daemon {
 
-absl::StatusOr<std::string> RemotePath::BusId(int device) {
+GpuByHandle::GpuByHandle(RemotePath& path, GpuCopier& copier, std::shared_ptr<IpcMappings> ipc,
+                         bool enabled)
+    : path_(path), copier_(copier), ipc_(std::move(ipc)), enabled_(enabled) {}
+
+absl::StatusOr<std::string> GpuByHandle::BusId(int device) {
   auto it = bus_ids_.find(device);
   if (it != bus_ids_.end()) return it->second;
   auto bus_id = cuda::BusIdOf(device);
@@ -36,53 +22,55 @@ absl::StatusOr<std::string> RemotePath::BusId(int device) {
   return bus_id;
 }
 
-bool RemotePath::SendByHandle(NodeLink& n, Outgoing& send) {
+bool GpuByHandle::Takes(const NodeLink& link, const Outgoing& send) {
   // Zero bytes have no place in an allocation to name (and the peer refuses
-  // a handle without a length): they go the usual way.
-  if (!limits_.same_host_handles || n.handles.refused || !send.more.empty() || send.length == 0 ||
-      !DirectWith(send.node) || !peers_.PeerSharesGpusFromLoop(send.node)) {
-    return false;
-  }
+  // a handle without a length): they go the usual way. VMM memory has no
+  // legacy handle.
+  return enabled_ && !link.handles.refused && send.more.empty() && send.length != 0 &&
+         path_.DirectWith(send.node) && path_.SharesGpusWith(send.node) &&
+         send.region->IpcSourceOf(send.region->data() + send.offset).has_value() &&
+         BusId(send.region->device()).ok();
+}
+
+void GpuByHandle::Send(NodeLink& link, Outgoing&& send) {
   std::optional<IpcSource> source = send.region->IpcSourceOf(send.region->data() + send.offset);
-  if (!source) return false;  // VMM memory has no legacy handle
-  auto bus_id = BusId(send.region->device());
-  if (!bus_id.ok()) return false;
+  auto bus_id = BusId(send.region->device());  // both known good (Takes)
   Shared& shared = shared_[source->handle];
   // The memory of a handle let go since the last sweep, registered again
   // (or another allocation with the same handle): the nodes close the old
   // mapping first, and the send below probes afresh.
-  if (shared.mapping.expired()) CloseHandle(source->handle, shared);
+  if (shared.mapping.expired()) Close(source->handle, shared);
   shared.mapping = source->mapping;
   shared.nodes.insert(send.node);
-  const bool probe = !n.handles.opened.contains(source->handle);
+  const bool probe = !link.handles.opened.contains(source->handle);
   wire::DataBody body{.handle = source->handle,
                       .bus_id = *std::move(bus_id),
                       .handle_offset = source->offset,
                       .length = send.length,
                       .probe = probe};
   send.handle = std::move(source->handle);
-  send.generation = n.generation();
-  const uint64_t id = next_message_id_;  // Post's
-  Post(n, std::move(send), {}, {}, std::move(body));
-  if (const Outgoing* sent = n.InFlight(id)) {
-    ++by_handle_;
-    by_handle_bytes_ += sent->length;
-    if (probe) n.Hold(id);  // until its answer
+  send.generation = link.generation();
+  const uint64_t id = path_.next_message_id();  // Post's
+  path_.Post(link, std::move(send), {}, {}, body);
+  if (const Outgoing* sent = link.InFlight(id)) {
+    TransferCounters& counters = path_.counters();
+    ++counters.by_handle;
+    counters.by_handle_bytes += sent->length;
+    if (probe) link.Hold(id);  // until its answer
   }
-  return true;
 }
 
-bool RemotePath::OpenHandle(Incoming& in) {
+bool GpuByHandle::Open(Incoming& in) {
   const auto refuse = [&](const absl::Status& why) {
     spdlog::warn("peer {}: cannot open the CUDA IPC handle of message {} ({}); it sends the bytes",
                  in.node, in.message_id, why.message());
     Answer(in, why);
     return false;
   };
-  if (!peers_.PeerSharesGpusFromLoop(in.node)) {  // not on this host, as far as UCX can tell
+  if (!path_.SharesGpusWith(in.node)) {  // not on this host, as far as UCX can tell
     return refuse(absl::FailedPreconditionError("the peer shares no GPUs with this daemon"));
   }
-  if (!ipc_ || !limits_.same_host_handles) {
+  if (!ipc_ || !enabled_) {
     return refuse(
         absl::FailedPreconditionError("this daemon takes no GPU handles (gpu.same_host: bounce)"));
   }
@@ -99,9 +87,9 @@ bool RemotePath::OpenHandle(Incoming& in) {
   }
   const uint64_t size = it->second->size();
   if (in.handle_offset > size || in.total > size - in.handle_offset) {
-    RefuseFromLoop(in, absl::InvalidArgumentError(absl::StrCat(
-                           "bytes [", in.handle_offset, ", +", in.total,
-                           ") lie outside the sender's GPU allocation of ", size, " bytes")));
+    path_.RefuseFromLoop(in, absl::InvalidArgumentError(absl::StrCat(
+                                 "bytes [", in.handle_offset, ", +", in.total,
+                                 ") lie outside the sender's GPU allocation of ", size, " bytes")));
     return false;
   }
   in.source = std::make_shared<CudaRegion>(it->second, in.handle_offset, in.total, ipc_, in.handle);
@@ -109,12 +97,13 @@ bool RemotePath::OpenHandle(Incoming& in) {
   return true;
 }
 
-void RemotePath::LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
-                              uint8_t* into, std::function<void(absl::Status)> then) {
+void GpuByHandle::Land(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
+                       uint8_t* into, Then then) {
   const Region& source = *message->source;
   const int device = source.device();
-  ++by_handle_;
-  by_handle_bytes_ += message->total;
+  TransferCounters& counters = path_.counters();
+  ++counters.by_handle;
+  counters.by_handle_bytes += message->total;
   if (auto st =
           CopyOnGpu(copier_, device, {{source.data(), message->total}}, *region, into, {region});
       !st.ok()) {
@@ -122,18 +111,26 @@ void RemotePath::LandByHandle(std::shared_ptr<Incoming> message, std::shared_ptr
     return;
   }
   // `message` holds the sender's memory open, `region` the target, until then.
-  copier_.Then(device, [alive = alive_, message, region, then = std::move(then)](absl::Status st) {
-    if (*alive) then(st);
-  });
+  copier_.Then(device,
+               [alive = path_.alive(), message, region, then = std::move(then)](absl::Status st) {
+                 if (*alive) then(st);
+               });
 }
 
-void RemotePath::Answer(const Incoming& in, const absl::Status& opened) {
-  transport_.SendControl(in.node, wire::MessageType::kDataHandleAnswer,
-                         wire::EncodeAck(in.message_id, opened));
+void GpuByHandle::Answer(const Incoming& in, const absl::Status& opened) {
+  path_.transport().SendControl(in.node, wire::MessageType::kDataHandleAnswer,
+                                wire::EncodeAck(in.message_id, opened));
 }
 
-void RemotePath::OnHandleAnswer(const std::string& node, const wire::AckBody& answer) {
-  NodeLink* link = FindLink(node);
+void GpuByHandle::Answered(NodeLink& link, const Outgoing& send, const wire::AckBody& ack) {
+  // Delivered, so it opened there: later ones need not wait. (An error ack
+  // may come before the peer tried: the next send probes again.)
+  if (ack.code == absl::StatusCode::kOk) link.handles.opened.insert(send.handle);
+  link.Release(ack.message_id);
+}
+
+void GpuByHandle::OnAnswer(const std::string& node, const wire::AckBody& answer) {
+  NodeLink* link = path_.FindLink(node);
   const Outgoing* sent = link != nullptr ? link->InFlight(answer.message_id) : nullptr;
   if (sent == nullptr || sent->handle.empty()) {
     // Answered already (a node gone and back), or never ours.
@@ -144,55 +141,60 @@ void RemotePath::OnHandleAnswer(const std::string& node, const wire::AckBody& an
   const bool probe = n.Release(answer.message_id);
   if (answer.code == absl::StatusCode::kOk) {  // opened: its ack follows
     n.handles.opened.insert(sent->handle);
-    Drain(node);
+    path_.Drain(node);
     return;
   }
-  const wire::AckBody& refusal = answer;
   Outgoing send = *n.Answered(answer.message_id);  // out of the window, to go again
-  --by_handle_;  // it goes again through bounce buffers, counted there
-  by_handle_bytes_ -= send.length;
+  TransferCounters& counters = path_.counters();
+  --counters.by_handle;  // it goes again through bounce buffers, counted there
+  counters.by_handle_bytes -= send.length;
   if (!n.handles.refused) {
     spdlog::warn(
         "node {} cannot open CUDA IPC handles from this daemon ({}): GPU data to it "
         "goes through bounce buffers",
-        node, refusal.message);
+        node, answer.message);
   }
   n.handles.refused = true;
   send.handle.clear();
   if (!send.aborted.ok()) {  // withdrawn meanwhile: it never arrived
-    Finish(send, send.aborted);
+    path_.Finish(send, send.aborted);
   } else {
     // Ahead of everything behind it when it was a probe (they waited); a
     // later refusal (a handle that opened before, refused now) may let
     // messages sent meanwhile overtake it.
     if (!probe) spdlog::warn("node {}: a refused message goes again, out of order", node);
-    Transmit(n, std::move(send));
+    path_.Transmit(n, std::move(send));
   }
-  Drain(node);
+  path_.Drain(node);
 }
 
-void RemotePath::OnHandleClosed(const std::string& node, const std::string& handle) {
+void GpuByHandle::OnClosed(const std::string& node, const std::string& handle) {
   opened_.erase({node, handle});  // landings still running hold it until done
 }
 
-void RemotePath::SweepHandlesFromLoop() {
+void GpuByHandle::Sweep() {
   for (auto it = shared_.begin(); it != shared_.end();) {
     if (!it->second.mapping.expired()) {
       ++it;
       continue;
     }
-    CloseHandle(it->first, it->second);
+    Close(it->first, it->second);
     it = shared_.erase(it);
   }
 }
 
-void RemotePath::CloseHandle(const std::string& handle, Shared& shared) {
+void GpuByHandle::Close(const std::string& handle, Shared& shared) {
   for (const std::string& node : shared.nodes) {
-    transport_.SendControl(node, wire::MessageType::kDataHandleClosed,
-                           wire::EncodeHandleClosed(handle));
-    if (NodeLink* n = FindLink(node)) n->handles.opened.erase(handle);
+    path_.transport().SendControl(node, wire::MessageType::kDataHandleClosed,
+                                  wire::EncodeHandleClosed(handle));
+    if (NodeLink* n = path_.FindLink(node)) n->handles.opened.erase(handle);
   }
   shared.nodes.clear();
+}
+
+void GpuByHandle::NodeDown(const std::string& node) {
+  std::erase_if(opened_, [&](const auto& entry) { return entry.first.first == node; });
+  for (auto& [handle, shared] : shared_) shared.nodes.erase(node);
 }
 
 }  // namespace axon::daemon
