@@ -240,9 +240,15 @@ absl::Status Daemon::StartRingEngine() {
       .bounce_keep_bytes = static_cast<uint64_t>(state_.config.gpu.bounce_keep_mib) << 20,
       .same_host_handles = state_.config.gpu.same_host == "handles",
       .dead_after = absl::Milliseconds(state_.config.peers.dead_after_ms)};
+  const int copy_threads = HostCopier::ThreadsFor(state_.config.engine.copy_threads);
+  const uint64_t copy_min_bytes = static_cast<uint64_t>(state_.config.engine.parallel_copy_min_kib)
+                                  << 10;
   auto set = loop->Call<bool>(
-      [loop, engine, peers, limits] {
+      [loop, engine, peers, limits, copy_threads, copy_min_bytes] {
         if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);
+        if (auto st = engine->StartCopyThreadsFromLoop(copy_threads, copy_min_bytes); !st.ok()) {
+          spdlog::warn("no copy threads ({}): local copies run on the UCX thread", st.message());
+        }
         loop->SetPollerFromLoop([engine] { return engine->PollFromLoop(); },
                                 [engine] { return engine->PrepareToSleepFromLoop(); });
         return true;

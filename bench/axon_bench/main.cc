@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -79,6 +80,21 @@ int LatencyIterations(size_t size, bool quick) {
   return quick ? 300 : 3000;
 }
 
+// One thread's memcpy of `size` bytes between two buffers of this process,
+// pages touched first: what the local host rows compare against.
+double MemcpyGbps(size_t size) {
+  std::vector<uint8_t> from(size, 1), to(size, 0);
+  std::memcpy(to.data(), from.data(), size);  // warm
+  const int times = static_cast<int>(std::clamp<size_t>((size_t{512} << 20) / size, 3, 256));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < times; ++i) {
+    from[static_cast<size_t>(i) % size] = static_cast<uint8_t>(i);  // not one copy optimised away
+    std::memcpy(to.data(), from.data(), size);
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return static_cast<double>(size) * times / s / 1e9;
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -129,6 +145,10 @@ int Main(int argc, char** argv) {
   app.add_option("--run-dir", o.run_dir, "sockets and logs of the daemons")->capture_default_str();
   app.add_option("--eager-limit", eager_limit, "peers.eager_limit of the daemons it starts")
       ->capture_default_str();
+  std::vector<std::string> daemon_sets;
+  app.add_option("--set", daemon_sets,
+                 "KEY=VALUE for the daemons it starts, as axond --set (repeatable), e.g. "
+                 "engine.copy_threads=1");
   CLI11_PARSE(app, argc, argv);
   if (o.quick && app.count("--runs") == 0) o.runs = 1;
   o.placements = absl::StrSplit(placements, ',', absl::SkipEmpty());
@@ -155,8 +175,8 @@ int Main(int argc, char** argv) {
     o.sizes = DefaultSizes(o.quick, eager_limit);
   }
 
-  tools::LocalCluster cluster(o.run_dir, o.axond,
-                              {absl::StrCat("peers.eager_limit=", eager_limit)});
+  daemon_sets.insert(daemon_sets.begin(), absl::StrCat("peers.eager_limit=", eager_limit));
+  tools::LocalCluster cluster(o.run_dir, o.axond, daemon_sets);
   if (o.socket_a.empty()) {
     if (auto st = cluster.Start("bench"); !st.ok()) {
       std::cerr << "axon-bench: " << st.message() << "\n";
@@ -224,7 +244,7 @@ int Main(int argc, char** argv) {
       Row row{
           .placement = placement, .size = size, .baseline_tls = perftest.available() ? tls : ""};
       std::vector<double> mins, p50s, p99s, rates, gbps, base_lat, base_rate, base_gbps;
-      std::vector<double> busy_a, busy_b;
+      std::vector<double> busy_a, busy_b, memcpy_gbps;
       const int window = Window(size);
       const int count = StreamCount(size, o.quick);
       for (int r = 0; r < o.runs; ++r) {
@@ -255,6 +275,7 @@ int Main(int argc, char** argv) {
         if (const double b1 = remote ? LoopBusySeconds(admin_b) : -1; b0 >= 0 && b1 >= 0) {
           busy_b.push_back((b1 - b0) / wall);
         }
+        if (!remote && size >= (size_t{1} << 20)) memcpy_gbps.push_back(MemcpyGbps(size));
         if (perftest.available()) {
           if (size <= (size_t{64} << 20)) {
             auto b = perftest.Run("ucp_am_lat", tls, size, LatencyIterations(size, o.quick), 1);
@@ -277,6 +298,7 @@ int Main(int argc, char** argv) {
       row.busy_b = busy_b.empty() ? -1 : Median(busy_b);
       row.base_lat_us = Median(base_lat), row.base_rate = Median(base_rate);
       row.base_gbps = Median(base_gbps);
+      row.memcpy_gbps = Median(memcpy_gbps);
       run.rows.push_back(row);
     }
     // Several pairs at once, at a small and a large size.

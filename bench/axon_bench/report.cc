@@ -52,22 +52,26 @@ std::string BaselineName(const Row& r) {
 
 std::string Table(const Run& run) {
   std::string out = absl::StrFormat(
-      "%-7s %-5s %6s %3s | %9s %9s %9s %9s %5s | %11s %11s %5s %9s | %8s %8s %5s  %s\n", "where",
-      "mem", "size", "n", "lat min", "lat p50", "lat p99", "ucx p50", "x", "msg/s", "ucx msg/s",
-      "ratio", "busy a/b", "GB/s", "ucx GB/s", "ratio", "baseline");
+      "%-7s %-5s %6s %3s | %9s %9s %9s %9s %5s | %11s %11s %5s %9s | %8s %8s %5s | %8s %5s  %s\n",
+      "where", "mem", "size", "n", "lat min", "lat p50", "lat p99", "ucx p50", "x", "msg/s",
+      "ucx msg/s", "ratio", "busy a/b", "GB/s", "ucx GB/s", "ratio", "memcpy", "x mc", "baseline");
   for (const Row& r : run.rows) {
     absl::StrAppendFormat(
-        &out, "%-7s %-5s %6s %3d | %9s %9s %9s %9s %5s | %11s %11s %5s %9s | %8s %8s %5s  %s%s\n",
+        &out,
+        "%-7s %-5s %6s %3d | %9s %9s %9s %9s %5s | %11s %11s %5s %9s | %8s %8s %5s | %8s %5s  "
+        "%s%s\n",
         r.placement, r.memory, Size(r.size), r.pairs, Num(r.lat_min_us, "%.2fus"),
         Num(r.lat_p50_us, "%.2fus"), Num(r.lat_p99_us, "%.2fus"), Num(r.base_lat_us, "%.2fus"),
         Ratio(r.lat_p50_us, r.base_lat_us), Num(r.rate, "%.0f"), Num(r.base_rate, "%.0f"),
         Ratio(r.rate, r.base_rate), Busy(r), Num(r.gbps, "%.3f"), Num(r.base_gbps, "%.3f"),
-        Ratio(r.gbps, r.base_gbps), BaselineName(r), r.note.empty() ? "" : "  (" + r.note + ")");
+        Ratio(r.gbps, r.base_gbps), Num(r.memcpy_gbps, "%.3f"), Ratio(r.gbps, r.memcpy_gbps),
+        BaselineName(r), r.note.empty() ? "" : "  (" + r.note + ")");
   }
   out +=
       "lat: one way (round trip / 2); x: axon p50 / ucx_perftest p50 (lower is better); "
       "ratio: axon / ucx_perftest (higher is better); busy a/b: share of the stream's wall time "
-      "the UCX thread of node-a (sender) / node-b (receiver, remote rows) was busy\n";
+      "the UCX thread of node-a (sender) / node-b (receiver, remote rows) was busy; memcpy: one "
+      "thread's memcpy of the same size in this process (GB/s), x mc: axon GB/s / memcpy GB/s\n";
   return out;
 }
 
@@ -80,11 +84,12 @@ std::string Json(const Run& run) {
         "\"gbytes_per_s\": %.4f, \"loop_busy\": {\"a\": %.3f, \"b\": %.3f}, \"baseline\": "
         "{\"tool\": \"%s\", \"tls\": \"%s\", "
         "\"latency_us_p50\": %.3f, \"messages_per_s\": %.1f, \"gbytes_per_s\": %.4f}, "
-        "\"note\": \"%s\"}",
+        "\"memcpy_gbytes_per_s\": %.4f, \"note\": \"%s\"}",
         r.placement, r.memory, r.size, r.pairs, r.lat_min_us, r.lat_p50_us, r.lat_p99_us, r.rate,
         r.gbps, r.busy_a, r.busy_b,
         Escape(r.baseline_name.empty() ? std::string("ucx_perftest") : r.baseline_name),
-        Escape(r.baseline_tls), r.base_lat_us, r.base_rate, r.base_gbps, Escape(r.note)));
+        Escape(r.baseline_tls), r.base_lat_us, r.base_rate, r.base_gbps, r.memcpy_gbps,
+        Escape(r.note)));
   }
   return absl::StrFormat(
       "{\n  \"machine\": \"%s\",\n  \"ucx\": \"%s\",\n  \"command\": \"%s\",\n  \"rows\": [\n%s\n  "

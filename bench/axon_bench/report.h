@@ -26,6 +26,9 @@ struct Row {
   double busy_a = -1, busy_b = -1;
   // ucx_perftest
   double base_lat_us = 0, base_rate = 0, base_gbps = 0;
+  // One thread's memcpy of the same size between two buffers of this
+  // process, in GB/s (local host rows from 1 MiB); 0 where not measured.
+  double memcpy_gbps = 0;
   // The baseline when it is not ucx_perftest (GPU rows: "cudaMemcpy D2D"...).
   std::string baseline_name;
   std::string note;  // why something is missing

@@ -68,6 +68,10 @@ struct Config {
     int64_t socket_timeout_ms = 0;     // attach -> session socket, connect -> hello
     int64_t fd_reserve = 0;            // descriptors kept free (FdBudget)
   } sessions;
+  struct Engine {
+    int copy_threads = 0;               // 0: HostCopier::ThreadsFor picks
+    int64_t parallel_copy_min_kib = 0;  // local copies this large go to them
+  } engine;
   struct Metrics {
     std::string listen;  // "ip:port" of the Prometheus endpoint; empty: off
   } metrics;

@@ -30,6 +30,19 @@ absl::Status NoReceivePosted(absl::string_view to) {
 RingEngine::~RingEngine() {
   for (auto& [id, session] : sessions_) loop_.UnwatchFdFromLoop(session->rings.daemon_bell.get());
   if (deadline_timer_.valid()) loop_.UnwatchFdFromLoop(deadline_timer_.get());
+  if (host_copier_) loop_.UnwatchFdFromLoop(host_copier_->fd());
+}
+
+absl::Status RingEngine::StartCopyThreadsFromLoop(int threads, uint64_t min_bytes) {
+  AXON_DCHECK_ON_LOOP();
+  auto copier = HostCopier::Start(threads, min_bytes);
+  if (!copier.ok()) return copier.status();
+  HostCopier* raw = copier->get();
+  if (auto st = loop_.WatchFdFromLoop(raw->fd(), [raw] { raw->RunFinished(); }); !st.ok()) {
+    return st;
+  }
+  host_copier_ = *std::move(copier);
+  return absl::OkStatus();
 }
 
 void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
@@ -540,7 +553,8 @@ void RingEngine::Deliver(const Pending& send, const Pending& receive) {
 }
 
 bool RingEngine::CopyLocalNow(const Pending& send, const Region& to, uint8_t* into) {
-  if (send.region->on_gpu() || to.on_gpu() || GpuDevice(*send.region, send.more) >= 0) {
+  if (send.region->on_gpu() || to.on_gpu() || GpuDevice(*send.region, send.more) >= 0 ||
+      (host_copier_ && host_copier_->Takes(send.length))) {
     return false;
   }
   CopyOut(send, into);
@@ -554,7 +568,14 @@ void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& t
   const int device = source >= 0    ? source
                      : to->on_gpu() ? to->device()
                                     : GpuDevice(*send.region, send.more);
-  if (device < 0) {  // host to host, the common case
+  if (device < 0) {  // host to host
+    if (host_copier_ && host_copier_->Takes(send.length)) {
+      std::vector<std::shared_ptr<Region>> keep{to, send.region};
+      for (const Part& p : send.more) keep.push_back(p.region);
+      host_copier_->Copy(PartSpans(*send.region, send.offset, send.length, send.more), into,
+                         std::move(keep), std::move(done));
+      return;
+    }
     CopyOut(send, into);
     done(absl::OkStatus());
     return;

@@ -35,6 +35,7 @@
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
 #include "daemon/cuda/gpu_copier.h"
+#include "daemon/engine/host_copier.h"
 #include "daemon/engine/remote_path.h"
 #include "daemon/memory/host_region.h"
 #include "daemon/session/session_manager.h"
@@ -101,6 +102,9 @@ class RingEngine {
   absl::Status AddSessionFromLoop(uint64_t session, SessionRings rings);
   // Connects the engine to other nodes (without it, sends there fail).
   void AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits);
+  // Copies of at least `min_bytes` between two sessions of this node go to
+  // `threads` copy threads of their own (HostCopier).
+  absl::Status StartCopyThreadsFromLoop(int threads, uint64_t min_bytes);
   void RemoveSessionFromLoop(uint64_t session);
 
   // For ucx::Loop::SetPollerFromLoop.
@@ -306,8 +310,9 @@ class RingEngine {
     return last_queues_.FindOrAdd(endpoints_, name);
   }
   LastEntry<std::map<std::string, EndpointQueues>> last_queues_;
-  GpuCopier copier_;                    // GPU copies, polled with the rings
-  std::unique_ptr<RemotePath> remote_;  // null without a peer plane
+  GpuCopier copier_;                         // GPU copies, polled with the rings
+  std::unique_ptr<HostCopier> host_copier_;  // large host copies; null: all on this thread
+  std::unique_ptr<RemotePath> remote_;       // null without a peer plane
   // Endpoint -> session, looked up by view (no string built per message), as of:
   absl::flat_hash_map<std::string, uint64_t> owners_;
   // The last endpoint found there and its session (0: none; session ids
