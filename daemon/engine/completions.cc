@@ -64,7 +64,7 @@ void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::S
   if (!session.sampled.empty()) EndSample(session, op_id);
   // The common case goes onto the ring as its 32 bytes: a wire::Completion
   // would zero-fill its 200-byte message field first, once per message.
-  if (!session.deadline_ops.empty()) session.deadline_ops.erase(op_id);
+  deadlines_.Done(id, op_id);
   if (session.backlog_empty() && !session.broken) {
     if (Pushed(session, wire::OkCompletionBytes(op_id, length, tag))) {
       --session.traffic.in_flight;  // as Complete does
@@ -120,7 +120,7 @@ void RingEngine::EndSample(Session& session, uint64_t op_id) {
 void RingEngine::Complete(Session& session, const wire::Completion& completion) {
   if ((completion.flags & wire::kCompletionArrival) == 0) {
     --session.traffic.in_flight;
-    if (!session.deadline_ops.empty()) session.deadline_ops.erase(completion.op_id);
+    deadlines_.Done(session.id, completion.op_id);
     if (!session.sampled.empty()) EndSample(session, completion.op_id);
     if (completion.code != 0 && completion.code < op_stats_.failed.size()) {
       ++op_stats_.failed[completion.code];

@@ -1,6 +1,7 @@
-// The records a message to or from another node travels in through the
-// engine: Outgoing from the sending client's op to its ack, Incoming from the
-// data frame to where it landed. Plain data; no UCX calls.
+// The records a message travels in through the engine: Pending while it
+// waits to be matched on this node, Outgoing from the sending client's op to
+// its ack when it goes to another node, Incoming from the data frame to where
+// it landed when it comes from one. Plain data; no UCX calls.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,24 @@ struct Part {
 // A gather send's parts after the first: inline up to a call's usual count
 // (its frame, eight tensors), so the hot path allocates no list.
 using PartList = absl::InlinedVector<Part, 8>;
+
+// One side of a message on this node waiting for the other (Matcher): a
+// client's send or receive, or a message from another node (`incoming`).
+struct Pending {
+  uint64_t session = 0;  // of a client's operation
+  uint64_t op_id = 0;
+  std::shared_ptr<Region> region;  // kept mapped while it waits
+  uint64_t offset = 0;
+  uint64_t length = 0;  // sends: of the whole message
+  uint64_t tag = 0;
+  PartList more;                       // a gather send: the parts after the first
+  std::shared_ptr<Incoming> incoming;  // a message from another node (no session, no region)
+  // Sends from here: the sending endpoint; receives: the receiving endpoint.
+  // (A message from another node is named by `incoming`.)
+  std::string from;
+  // Receives that name their sender: its node and endpoint (empty: any).
+  std::string source_node, source_endpoint;
+};
 
 // A send to another node, as the engine checked it.
 struct Outgoing {

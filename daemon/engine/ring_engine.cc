@@ -17,16 +17,6 @@
 #include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
-namespace {
-
-absl::Status NoReceivePosted(absl::string_view to) {
-  return absl::NotFoundError(absl::StrCat("endpoint ", to,
-                                          " has no receive posted for this message (a reply "
-                                          "whose caller gave up)"));
-}
-
-}  // namespace
-
 RingEngine::~RingEngine() {
   for (auto& [id, session] : sessions_) loop_.UnwatchFdFromLoop(session->rings.daemon_bell.get());
   if (deadline_timer_.valid()) loop_.UnwatchFdFromLoop(deadline_timer_.get());
@@ -55,12 +45,14 @@ void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limi
                      uint64_t tag) {
                 CompleteMessage(session, /*sent=*/true, op_id, std::move(status), length, tag);
               },
-          .arrived = [this](const std::shared_ptr<Incoming>& m) { OnArrived(m); },
+          .arrived = [this](const std::shared_ptr<Incoming>& m) { matcher_.Arrive(m); },
           .withdraw = [this](const std::string& node,
-                             uint64_t message_id) { return Withdraw(node, message_id); },
-          .node_down = [this](const std::string& node) { DropFromNode(node); },
+                             uint64_t message_id) { return matcher_.Withdraw(node, message_id); },
+          .node_down = [this](const std::string& node) { matcher_.NodeDown(node); },
       },
       sessions_manager_.ipc_mappings());
+  router_.SetRemote(
+      [remote = remote_.get()](Outgoing send) { remote->SendFromLoop(std::move(send)); });
 }
 
 absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
@@ -78,7 +70,7 @@ absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
   if (sessions_.count(id) != 0) return absl::AlreadyExistsError("the session has rings already");
   const int bell = rings.daemon_bell.get();
   auto session = std::make_unique<Session>(
-      Session{std::move(rings), *std::move(submissions), *std::move(completions), {}});
+      Session{id, std::move(rings), *std::move(submissions), *std::move(completions), {}});
   if (auto st = loop_.WatchFdFromLoop(bell,
                                       [this, bell] {
                                         uint64_t count;
@@ -99,15 +91,11 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
     loop_.UnwatchFdFromLoop(it->second->rings.daemon_bell.get());
     sessions_.erase(it);
   }
-  // Its own operations go with it (nobody is left to tell) ...
-  for (auto& [name, queues] : endpoints_) {
-    for (auto* q : {&queues.receives, &queues.sends}) {
-      q->remove_if([id](const Pending& p) { return !p.incoming && p.session == id; });
-    }
-  }
+  // Its own operations go with it (nobody is left to tell), and what others
+  // wait for from or at its endpoints fails.
+  matcher_.SessionClosed(id);
+  deadlines_.SessionClosed(id);
   if (remote_) remote_->DropSessionFromLoop(id);
-  // ... and sends others made to its endpoints fail.
-  FailOrphanedSends();
 }
 
 std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
@@ -127,45 +115,6 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
   auto owner = sessions_manager_.EndpointOwner(name);
   if (owner) owners_.emplace(std::move(name), *owner);
   return owner;
-}
-
-void RingEngine::FailReceivesFrom(absl::string_view node, const absl::Status& why,
-                                  const std::function<bool(absl::string_view)>& gone) {
-  for (auto& [name, queues] : endpoints_) {
-    queues.receives.remove_if([&](const Pending& r) {
-      if (r.source_endpoint.empty() || r.source_node != node || !gone(r.source_endpoint)) {
-        return false;
-      }
-      Complete(
-          r.session, r.op_id,
-          absl::Status(why.code(), absl::StrCat(why.message(), " (the sender ", r.source_node, "/",
-                                                r.source_endpoint, " this receive waited for)")));
-      return true;
-    });
-  }
-}
-
-void RingEngine::FailOrphanedSends() {
-  // Receives waiting for a message from an endpoint here that went away.
-  FailReceivesFrom(node_name_, absl::UnavailableError("the sending endpoint went away"),
-                   [this](absl::string_view endpoint) { return !Owner(endpoint).has_value(); });
-  for (auto it = endpoints_.begin(); it != endpoints_.end();) {
-    if (!sessions_manager_.EndpointOwner(it->first)) {
-      const absl::Status gone =
-          absl::UnavailableError("the receiving endpoint " + it->first + " went away");
-      it->second.sends.for_each([&](const Pending& send) {
-        if (send.incoming) {
-          remote_->RefuseFromLoop(*send.incoming, gone);
-        } else {
-          Complete(send.session, send.op_id, gone);
-        }
-      });
-      last_queues_.Forget();
-      it = endpoints_.erase(it);
-    } else {
-      ++it;
-    }
-  }
 }
 
 ucx::Polled RingEngine::PollFromLoop() {
@@ -266,13 +215,15 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       }
       return;
     case wire::RingOp::kSetArea:
-      SetArea(id, session, submission);
+      SetArea(id, submission);
       return;
     case wire::RingOp::kRelease:
-      Release(id, session, submission);
+      --session.traffic.in_flight;  // no completion: nothing the client could act on
+      matcher_.Release(id, submission.region);
       return;
     case wire::RingOp::kClaim:
-      Claim(id, session, submission);
+      --session.traffic.in_flight;  // no completion, as for a release
+      matcher_.Claim(id, submission.region);
       return;
     case wire::RingOp::kSend: {
       if (submission.flags & wire::kSubmissionMore) {
@@ -301,33 +252,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       }
       if (!send.ok()) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
-      absl::string_view address = wire::NameView(submission.peer);
-      if (const size_t slash = address.find('/'); slash != absl::string_view::npos) {
-        const absl::string_view node = address.substr(0, slash);
-        address.remove_prefix(slash + 1);
-        if (node != node_name_) {
-          SendRemote(id, *std::move(send), node, address);
-          return;
-        }
-      }
-      const std::string to(address);
-      if (!Owner(to)) {
-        Complete(id, submission.op_id,
-                 absl::NotFoundError("no endpoint '" + to + "' on node " + node_name_));
-        return;
-      }
-      EndpointQueues& queues = QueuesOf(to);
-      auto receive =
-          queues.receives.TakeFirst(send->tag, [&](const Pending& r) { return Accepts(r, *send); });
-      if (!receive) {
-        if (send->tag & wire::kPostedOnlyTagBit) {
-          Complete(id, submission.op_id, NoReceivePosted(to));
-          return;
-        }
-        Park(to, *std::move(send));
-        return;
-      }
-      Deliver(*send, *receive);
+      router_.Send(*std::move(send), wire::NameView(submission.peer));
       return;
     }
     case wire::RingOp::kPostRecv: {
@@ -341,15 +266,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         receive->source_endpoint =
             std::string(slash == absl::string_view::npos ? source : source.substr(slash + 1));
       }
-      EndpointQueues& queues = QueuesOf(receive->from);  // the receiving endpoint
-      auto send = queues.sends.TakeFirst(receive->tag,
-                                         [&](const Pending& s) { return Accepts(*receive, s); });
-      if (!send) {
-        queues.receives.push_back(*std::move(receive));
-        return;
-      }
-      Deliver(*send, *receive);
-      if (send->incoming) remote_->Recycle(std::move(send->incoming));
+      matcher_.Receive(*std::move(receive));
       return;
     }
   }
@@ -360,8 +277,8 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
   }
 }
 
-absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& session,
-                                                        const wire::Submission& submission) {
+absl::StatusOr<Pending> RingEngine::Prepare(uint64_t id, Session& session,
+                                            const wire::Submission& submission) {
   auto fail = [&](absl::Status status) {
     Complete(id, submission.op_id, status);
     return status;
@@ -380,89 +297,6 @@ absl::StatusOr<RingEngine::Pending> RingEngine::Prepare(uint64_t id, Session& se
                  .length = submission.length,
                  .tag = submission.tag,
                  .from = std::string(endpoint)};  // sends: the full address only when needed
-}
-
-void RingEngine::SendRemote(uint64_t id, Pending&& send, absl::string_view node,
-                            absl::string_view to) {
-  if (!remote_) {
-    Complete(id, send.op_id,
-             absl::FailedPreconditionError(
-                 absl::StrCat("node ", node_name_,
-                              " has no peer plane (peers.listen is empty), so it cannot "
-                              "reach node ",
-                              node)));
-    return;
-  }
-  if (to.empty() || to.size() > wire::kMaxEndpointName) {
-    Complete(id, send.op_id,
-             absl::InvalidArgumentError(absl::StrCat("bad destination endpoint name '", to, "'")));
-    return;
-  }
-  remote_->SendFromLoop(Outgoing{.session = id,
-                                 .op_id = send.op_id,
-                                 .node = std::string(node),
-                                 .from = std::move(send.from),
-                                 .to = std::string(to),
-                                 .tag = send.tag,
-                                 .region = std::move(send.region),
-                                 .offset = send.offset,
-                                 .length = send.length,
-                                 .more = std::move(send.more)});
-}
-
-void RingEngine::OnArrived(const std::shared_ptr<Incoming>& message) {
-  if (!Owner(message->to)) {
-    remote_->RefuseFromLoop(
-        *message, absl::NotFoundError("no endpoint '" + message->to + "' on node " + node_name_));
-    return;
-  }
-  const std::string& to = message->to;  // `message` keeps it
-  EndpointQueues& queues = QueuesOf(to);
-  auto receive = queues.receives.TakeFirst(message->tag, [&](const Pending& r) {
-    return Accepts(r, message->tag, message->node, message->from);
-  });
-  if (!receive) {
-    if (message->tag & wire::kPostedOnlyTagBit) {
-      remote_->RefuseFromLoop(*message, NoReceivePosted(to));
-      return;
-    }
-    // Parked: it keeps the message (the remote path recycles only those
-    // nobody kept), and is kept in order by its source.
-    Park(to, Pending{.length = message->length(), .tag = message->tag, .incoming = message});
-    return;
-  }
-  DeliverIncoming(message, *receive);
-}
-
-bool RingEngine::Withdraw(const std::string& node, uint64_t message_id) {
-  for (auto& [name, queues] : endpoints_) {
-    if (queues.sends.TakeFirstIf([&](const Pending& p) {
-          return p.incoming && p.incoming->node == node && p.incoming->message_id == message_id;
-        })) {
-      return true;
-    }
-  }
-  return false;
-}
-
-void RingEngine::DropFromNode(const std::string& node) {
-  for (auto& [name, queues] : endpoints_) {
-    queues.sends.remove_if(
-        [&](const Pending& p) { return p.incoming && p.incoming->node == node; });
-  }
-  FailReceivesFrom(node, absl::UnavailableError("node " + node + " is down"),
-                   [](absl::string_view) { return true; });
-}
-
-void RingEngine::CopyOut(const Pending& send, uint8_t* into) {
-  if (send.more.empty()) {  // the common case, on the hot path: no list of spans
-    if (send.length > 0) std::memcpy(into, send.region->data() + send.offset, send.length);
-    return;
-  }
-  for (absl::Span<const uint8_t> s : PartSpans(*send.region, send.offset, send.length, send.more)) {
-    if (!s.empty()) std::memcpy(into, s.data(), s.size());
-    into += s.size();
-  }
 }
 
 void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submission& submission) {
@@ -503,99 +337,60 @@ absl::StatusOr<Part> RingEngine::FindPart(uint64_t id, Session& session, uint64_
   return Part{std::move(r), offset, length};
 }
 
-void RingEngine::DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive) {
-  const uint64_t length = message->length();
-  if (length > receive.length) {
-    const absl::Status no_room = absl::ResourceExhaustedError(
-        absl::StrCat("a message of ", length, " bytes for a buffer of ", receive.length));
-    remote_->RefuseFromLoop(*message, no_room);
-    Complete(receive.session, receive.op_id, no_room);
+void RingEngine::SetArea(uint64_t id, const wire::Submission& submission) {
+  std::shared_ptr<Region> region = sessions_manager_.FindRegion(id, submission.region);
+  if (!region) {
+    Complete(id, submission.op_id,
+             absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
     return;
   }
-  uint8_t* into = receive.region->data() + receive.offset;
-  auto landed = [this, session = receive.session, op_id = receive.op_id, length,
-                 tag = message->tag](absl::Status st) {
-    CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
-  };
-  if (remote_->LandNowFromLoop(*message, *receive.region, into)) {
-    landed(absl::OkStatus());  // no std::function on the common path
+  auto slots = matcher_.SetArea(id, std::move(region), submission.length);
+  if (!slots.ok()) {
+    Complete(id, submission.op_id, slots.status());
     return;
   }
-  remote_->LandFromLoop(message, receive.region, into, std::move(landed));
+  Complete(id, submission.op_id, absl::OkStatus(), *slots);
+  matcher_.FillArea(id);
 }
 
-void RingEngine::Deliver(const Pending& send, const Pending& receive) {
-  if (send.incoming) {
-    DeliverIncoming(send.incoming, receive);
-    return;
-  }
-  if (send.length > receive.length) {
-    const absl::Status no_room = absl::ResourceExhaustedError(
-        absl::StrCat("a message of ", send.length, " bytes for a buffer of ", receive.length));
-    Complete(send.session, send.op_id, no_room);
-    Complete(receive.session, receive.op_id, no_room);
-    return;
-  }
-  uint8_t* into = receive.region->data() + receive.offset;
-  if (CopyLocalNow(send, *receive.region, into)) {
-    CompleteMessage(send.session, /*sent=*/true, send.op_id, absl::OkStatus(), send.length,
-                    send.tag);
-    CompleteMessage(receive.session, /*sent=*/false, receive.op_id, absl::OkStatus(), send.length,
-                    send.tag);
-    return;
-  }
-  CopyLocal(send, receive.region, into,
-            [this, from = send.session, send_op = send.op_id, to = receive.session,
-             receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
-              CompleteMessage(from, /*sent=*/true, send_op, st, length, tag);
-              CompleteMessage(to, /*sent=*/false, receive_op, st, length, tag);
-            });
+bool RingEngine::Abort(uint64_t id, uint64_t op_id, const absl::Status& why) {
+  return matcher_.Abort(id, op_id, why) || (remote_ && remote_->AbortFromLoop(id, op_id, why));
 }
 
-bool RingEngine::CopyLocalNow(const Pending& send, const Region& to, uint8_t* into) {
-  if (send.region->on_gpu() || to.on_gpu() || GpuDevice(*send.region, send.more) >= 0 ||
-      (host_copier_ && host_copier_->Takes(send.length))) {
-    return false;
-  }
-  CopyOut(send, into);
-  return true;
-}
-
-void RingEngine::CopyLocal(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,
-                           absl::AnyInvocable<void(absl::Status)> done) {
-  // The source's device; the target's when only the target is on a GPU.
-  const int source = send.region->on_gpu() ? send.region->device() : -1;
-  const int device = source >= 0    ? source
-                     : to->on_gpu() ? to->device()
-                                    : GpuDevice(*send.region, send.more);
-  if (device < 0) {  // host to host
-    if (host_copier_ && host_copier_->Takes(send.length)) {
-      std::vector<std::shared_ptr<Region>> keep{to, send.region};
-      for (const Part& p : send.more) keep.push_back(p.region);
-      host_copier_->Copy(PartSpans(*send.region, send.offset, send.length, send.more), into,
-                         std::move(keep), std::move(done));
-      return;
+void RingEngine::AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms) {
+  if (!sessions_.contains(id)) return;
+  const bool earliest = deadlines_.Add(id, op_id, timeout_ms);
+  if (!deadline_timer_.valid()) {
+    deadline_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!deadline_timer_.valid() ||
+        !loop_.WatchFdFromLoop(deadline_timer_.get(), [this] { OnDeadlineTimer(); }).ok()) {
+      spdlog::error("deadlines: no timer ({}); they fire only when the engine is busy",
+                    std::strerror(errno));
+      deadline_timer_.Reset();
     }
-    CopyOut(send, into);
-    done(absl::OkStatus());
-    return;
   }
-  // The GPU copies it: host pages pinned once, then one async copy per
-  // part on the source's device (a peer copy when the target is another GPU).
-  auto keep = std::make_shared<std::vector<std::shared_ptr<Region>>>();
-  keep->push_back(to);
-  keep->push_back(send.region);
-  for (const Part& p : send.more) keep->push_back(p.region);
-  if (auto st =
-          CopyOnGpu(copier_, device, PartSpans(*send.region, send.offset, send.length, send.more),
-                    *to, into, *keep);
-      !st.ok()) {
-    done(std::move(st));
-    return;
+  if (earliest) ArmDeadlineTimer();
+}
+
+void RingEngine::ArmDeadlineTimer() {
+  if (!deadline_timer_.valid()) return;
+  itimerspec spec{};
+  if (auto next = deadlines_.Next()) {
+    const int64_t ns = std::max<int64_t>(1000, absl::ToInt64Nanoseconds(*next - absl::Now()));
+    spec.it_value.tv_sec = ns / 1000000000;
+    spec.it_value.tv_nsec = ns % 1000000000;
   }
-  copier_.Then(device, [keep, done = std::move(done)](absl::Status result) mutable {
-    done(std::move(result));
+  ::timerfd_settime(deadline_timer_.get(), 0, &spec, nullptr);
+}
+
+void RingEngine::OnDeadlineTimer() {
+  uint64_t expirations;
+  while (::read(deadline_timer_.get(), &expirations, sizeof(expirations)) > 0) {
+  }
+  deadlines_.Expire([this](uint64_t session, uint64_t op_id, const absl::Status& why) {
+    Abort(session, op_id, why);
   });
+  ArmDeadlineTimer();
 }
 
 }  // namespace axon::daemon

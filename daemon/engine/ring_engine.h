@@ -1,15 +1,15 @@
-// The daemon's end of the per-message path: it consumes each session's
-// submission ring and answers on its completion ring, on the UCX thread
-// (every method ends in FromLoop). While work keeps arriving it polls the
-// rings without sleeping (for up to kSpin after the last entry); then it
-// announces it sleeps and waits on the sessions' doorbells like on any fd.
+// RingEngine is the daemon's end of the per-message path: ring I/O. It
+// consumes each session's submission ring and answers on its completion
+// ring, on the UCX thread (every method ends in FromLoop). While work keeps
+// arriving it polls the rings without sleeping (for up to kSpin after the
+// last entry); then it announces it sleeps and waits on the sessions'
+// doorbells like on any fd.
 //
-// Messages between endpoints on this node: a send waits until the receiver
-// posts a buffer with the same tag (back-pressure, never a drop), then the
-// engine copies region to region and completes both. Order is kept per
-// (destination endpoint, tag), so per (source, destination) pair too.
-// Messages to and from other nodes go through the RemotePath; what arrives
-// from there queues and matches here just like a local send.
+// What it reads off a ring goes to the Router (a send: to the Matcher for an
+// endpoint here, to the RemotePath for another node) or to the Matcher (a
+// receive, the receive area); what arrives from other nodes goes to the
+// Matcher too. The engine is the matcher's sink: it moves the bytes of each
+// match (delivery.cc) and completes the operations (completions.cc).
 #pragma once
 
 #include <array>
@@ -23,20 +23,19 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "common/last_entry.h"
 #include "common/latency_histogram.h"
-#include "common/match_queue.h"
-#include "common/reused_queue.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
 #include "daemon/cuda/gpu_copier.h"
+#include "daemon/engine/deadlines.h"
 #include "daemon/engine/host_copier.h"
+#include "daemon/engine/matcher.h"
 #include "daemon/engine/remote_path.h"
+#include "daemon/engine/router.h"
 #include "daemon/memory/host_region.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/ucx/loop.h"
@@ -84,7 +83,7 @@ struct SessionRings {
   UniqueFd client_bell;                // the daemon writes it to wake the client
 };
 
-class RingEngine {
+class RingEngine final : private MatchSink {
  public:
   // How long the engine keeps polling after the last entry before it sleeps.
   static constexpr absl::Duration kSpin = absl::Microseconds(50);
@@ -94,7 +93,9 @@ class RingEngine {
       : loop_(loop),
         sessions_manager_(sessions),
         node_name_(std::move(node_name)),
-        max_in_flight_(max_in_flight) {}
+        max_in_flight_(max_in_flight),
+        matcher_(node_name_, *this),
+        router_(node_name_, matcher_, *this) {}
   ~RingEngine();
 
   // Attaches the rings in `rings.memory` (which must be large enough for
@@ -133,58 +134,8 @@ class RingEngine {
   const OperationStats& OperationStatsFromLoop() const { return op_stats_; }
 
  private:
-  // One side of a message waiting for the other.
-  struct Pending {
-    uint64_t session = 0;
-    uint64_t op_id = 0;
-    std::shared_ptr<Region> region;  // kept mapped while pending
-    uint64_t offset = 0;
-    uint64_t length = 0;  // sends: of the whole message
-    uint64_t tag = 0;
-    PartList more;                       // a gather send: the parts after the first
-    std::shared_ptr<Incoming> incoming;  // a send from another node (no session, no region)
-    // Sends from here: the sending endpoint; receives: the receiving
-    // endpoint. (A send from another node is named by `incoming`.)
-    std::string from;
-    // Receives that name their sender: its node and endpoint (empty: any).
-    std::string source_node, source_endpoint;
-  };
-  // Whether `receive` takes a message from `node`/`endpoint` with `tag`.
-  static bool Accepts(const Pending& receive, uint64_t tag, absl::string_view node,
-                      absl::string_view endpoint) {
-    return receive.tag == tag &&
-           (receive.source_endpoint.empty() ||
-            (receive.source_endpoint == endpoint && receive.source_node == node));
-  }
-  // The same for `send`, from here or from another node.
-  bool Accepts(const Pending& receive, const Pending& send) const {
-    return send.incoming ? Accepts(receive, send.tag, send.incoming->node, send.incoming->from)
-                         : Accepts(receive, send.tag, node_name_, send.from);
-  }
-  // A session's receive area: messages with no posted receive land in its
-  // free slots, and the client releases each slot when done with it.
-  struct Area {
-    std::shared_ptr<Region> region;  // host memory
-    uint64_t slot_size = 0;
-    std::vector<uint64_t> free;  // slot indexes
-    // Messages landing or landed, in the order they were taken: a message is
-    // announced only after every earlier one (a rendezvous pull may finish
-    // after a later eager copy).
-    struct Landing {
-      uint64_t slot;
-      bool done = false, failed = false;
-      wire::Completion arrival;
-    };
-    ReusedQueue<Landing> landing;
-    uint64_t landing_base = 0;  // sequence of landing.front()
-  };
-  struct EndpointQueues {
-    // Matched by tag in posting order; kept storage: a queue per endpoint
-    // allocates nothing per message.
-    MatchQueue<Pending> receives;
-    MatchQueue<Pending> sends;
-  };
   struct Session {
+    uint64_t id = 0;
     SessionRings rings;
     ring::SpscRing submissions;
     ring::SpscRing completions;
@@ -199,7 +150,6 @@ class RingEngine {
     bool unrung = false;
     bool broken = false;  // its rings were found corrupt
     SessionTraffic traffic;
-    std::optional<Area> area;
     // A gather send being submitted: its parts so far, or why it failed.
     PartList gathering;
     absl::Status gather_error;
@@ -208,9 +158,6 @@ class RingEngine {
     // unregistered region is unmapped as soon as nothing in flight holds it.
     absl::flat_hash_map<uint64_t, std::weak_ptr<Region>> regions;
     uint64_t regions_seen = ~uint64_t{0};
-    // Operations with a deadline not yet completed: what a compaction of
-    // deadlines_ keeps.
-    absl::flat_hash_set<uint64_t> deadline_ops;
     // Operations in the latency sample (OperationStats), not yet completed.
     struct Sampled {
       uint64_t op_id;
@@ -223,6 +170,19 @@ class RingEngine {
   static void Sample(Session& session, const wire::Submission& submission);
   // Ends the timing of `op_id`, if it is being timed.
   void EndSample(Session& session, uint64_t op_id);
+  // MatchSink: the matcher's decisions, carried out (delivery.cc).
+  std::optional<uint64_t> Owner(absl::string_view endpoint) override;
+  void Deliver(Pending& send, const Pending& receive) override;
+  void LandInArea(const Pending& send, uint64_t owner, const std::shared_ptr<Region>& area,
+                  uint8_t* into, uint64_t sequence) override;
+  void Fail(uint64_t session, uint64_t op_id, const absl::Status& why) override {
+    Complete(session, op_id, why);
+  }
+  void Announce(uint64_t session, const wire::Completion& arrival) override;
+  void Refuse(const Incoming& message, const absl::Status& why) override {
+    remote_->RefuseFromLoop(message, why);
+  }
+
   // Copies a local send's bytes, every part in order, to `into` (host memory
   // on both sides).
   static void CopyOut(const Pending& send, uint8_t* into);
@@ -233,25 +193,16 @@ class RingEngine {
   // The same done at once for host memory on both sides (the common case:
   // no callback to build); false when the GPU must copy (use CopyLocal).
   bool CopyLocalNow(const Pending& send, const Region& to, uint8_t* into);
+  // Deliver for a message from another node.
+  void DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive);
+
   // Bytes [offset, offset + length) of session `id`'s region `region`, or
   // INVALID_ARGUMENT (unknown region, bytes outside it, overflow included).
   absl::StatusOr<Part> FindPart(uint64_t id, Session& session, uint64_t region, uint64_t offset,
                                 uint64_t length);
   // A kSend entry with kSubmissionMore: one part of a gather send.
   void GatherPart(uint64_t id, Session& session, const wire::Submission& submission);
-  // Ring ops on the receive area.
-  void SetArea(uint64_t id, Session& session, const wire::Submission& submission);
-  void Release(uint64_t id, Session& session, const wire::Submission& submission);
-  void Claim(uint64_t id, Session& session, const wire::Submission& submission);
-  // Lands `send` (for endpoint `to`) in a free slot of its owner's receive
-  // area, if it has one that fits; false otherwise.
-  bool TryArea(const std::string& to, Pending& send);
-  // Moves waiting sends into free slots of session `id`'s area, in order.
-  void FillArea(uint64_t id);
-  // Queues `send` for endpoint `to`, unless the receive area takes it.
-  void Park(const std::string& to, Pending send);
-  // Landing number `sequence` of session `id`'s area finished.
-  void Landed(uint64_t id, uint64_t sequence, bool ok);
+  void SetArea(uint64_t id, const wire::Submission& submission);
   // Counts a message that completed for session `id`.
   void Count(uint64_t id, bool sent, uint64_t bytes);
   // Drains one session's submissions; false when the session broke.
@@ -272,30 +223,12 @@ class RingEngine {
   // Checks the endpoint and region of a send or receive.
   absl::StatusOr<Pending> Prepare(uint64_t id, Session& session,
                                   const wire::Submission& submission);
-  void Deliver(const Pending& send, const Pending& receive);
-  // Deliver for a message from another node (`send.incoming`).
-  void DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive);
-  // `node` and `to` are views of the submission (copied into the send).
-  void SendRemote(uint64_t id, Pending&& send, absl::string_view node, absl::string_view to);
-  void OnArrived(const std::shared_ptr<Incoming>& message);
-  bool Withdraw(const std::string& node, uint64_t message_id);
-  void DropFromNode(const std::string& node);
-  // SessionManager::EndpointOwner through a cache (no lock per message).
-  std::optional<uint64_t> Owner(absl::string_view endpoint);
-  // Fails sends waiting on endpoints nobody holds any more, and receives
-  // waiting for a message from one.
-  void FailOrphanedSends();
-  // Fails receives that name a sender on `node` for which `gone` holds.
-  void FailReceivesFrom(absl::string_view node, const absl::Status& why,
-                        const std::function<bool(absl::string_view)>& gone);
   // Completes pending operation `op_id` of session `id` with `why`, if it is
   // still pending here or on the remote path; false if it is not.
   bool Abort(uint64_t id, uint64_t op_id, const absl::Status& why);
   // Deadlines: a timerfd in the loop set for the earliest one.
   void AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms);
   void OnDeadlineTimer();
-  // Drops the deadlines of operations that completed.
-  void CompactDeadlines();
   void ArmDeadlineTimer();
 
   ucx::Loop& loop_;
@@ -303,13 +236,12 @@ class RingEngine {
   const std::string node_name_;
   const uint64_t max_in_flight_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
-  std::map<std::string, EndpointQueues> endpoints_;  // by destination endpoint
-  // endpoints_[name], the entry found last first: a send and its receive
-  // name the same one.
-  EndpointQueues& QueuesOf(const std::string& name) {
-    return last_queues_.FindOrAdd(endpoints_, name);
-  }
-  LastEntry<std::map<std::string, EndpointQueues>> last_queues_;
+  // Declared before remote_, so destroyed after it: what waits here holds
+  // messages from the remote path.
+  Matcher matcher_;
+  Router router_;
+  Deadlines deadlines_;
+  UniqueFd deadline_timer_;                  // created with the first deadline
   GpuCopier copier_;                         // GPU copies, polled with the rings
   std::unique_ptr<HostCopier> host_copier_;  // large host copies; null: all on this thread
   std::unique_ptr<RemotePath> remote_;       // null without a peer plane
@@ -319,20 +251,6 @@ class RingEngine {
   // start at 1). The name is a copy: a rehash moves the map's keys.
   std::pair<std::string, uint64_t> last_owner_;
   uint64_t owners_generation_ = ~uint64_t{0};
-  struct Deadline {
-    absl::Time when;
-    uint64_t session, op_id;
-    uint32_t timeout_ms;
-    // For a min-heap: the earliest at the front.
-    bool operator<(const Deadline& other) const { return when > other.when; }
-  };
-  // A heap in a vector kept from op to op: adding a deadline (nearly every
-  // operation has one) allocates nothing. Completed operations stay in it
-  // until their time comes and then find nothing to abort.
-  std::vector<Deadline> deadlines_;
-  // Past this size the heap drops the deadlines of completed operations.
-  size_t deadlines_compact_at_ = 4096;
-  UniqueFd deadline_timer_;  // created with the first deadline
   absl::Time last_work_ = absl::InfinitePast();
   bool just_worked_ = false;  // the last poll found work; last_work_ is stale
   uint32_t idle_polls_ = 0;
