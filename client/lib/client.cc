@@ -180,7 +180,7 @@ absl::StatusOr<Operation> Submit::PostRecv(Client& client, const std::string& en
 absl::StatusOr<size_t> Client::SetReceiveArea(const HostBuffer& area, size_t slot_size) {
   auto op = session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kSetArea),
                                .region = area.region_id(),
-                               .length = slot_size});
+                               .slot_size = slot_size});
   if (!op.ok()) return op.status();
   auto done = Wait(Operation{*op}, session_->timeout_ms);
   if (!done.ok()) return done.status();
@@ -202,7 +202,7 @@ absl::Status Client::Release(const Message& message) { return session_->ReleaseS
 
 absl::Status Client::CancelAsync(Operation op) {
   auto cancel =
-      session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .region = op.id});
+      session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .target = op.id});
   if (!cancel.ok()) return cancel.status();
   // NOT_FOUND (it finished first) is the usual answer and needs no one.
   OnComplete(Operation{*cancel}, [](const Completed&) {});
@@ -211,7 +211,7 @@ absl::Status Client::CancelAsync(Operation op) {
 
 absl::Status Client::Cancel(Operation op) {
   auto cancel =
-      session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .region = op.id});
+      session_->Enqueue({.op = static_cast<uint16_t>(wire::RingOp::kCancel), .target = op.id});
   if (!cancel.ok()) return cancel.status();
   auto done = Wait(Operation{*cancel}, session_->timeout_ms);
   if (!done.ok()) return done.status();

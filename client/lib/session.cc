@@ -40,18 +40,15 @@ inline void CpuRelax() {
 }  // namespace
 
 absl::string_view ArrivalEndpoint(const wire::Completion& arrival) {
-  const absl::string_view names = wire::NameView(arrival.message);
-  return names.substr(0, names.find('\n'));
+  return wire::NameView(arrival.arrival.endpoint);
 }
 
 Message ArrivalMessage(const wire::Completion& arrival, const uint8_t* area, uint64_t slot_size) {
-  const absl::string_view names = wire::NameView(arrival.message);
-  const size_t newline = names.find('\n');
   Message m;
-  m.endpoint = std::string(names.substr(0, newline));
-  m.from = newline == absl::string_view::npos ? "" : std::string(names.substr(newline + 1));
+  m.endpoint = wire::NameField(arrival.arrival.endpoint);
+  m.from = wire::NameField(arrival.arrival.source);
   m.tag = arrival.tag;
-  m.slot = arrival.op_id;
+  m.slot = arrival.arrival.slot;
   m.length = arrival.length;
   m.data = area + m.slot * slot_size;
   return m;
@@ -234,7 +231,7 @@ absl::Status Session::ReleaseSlot(uint64_t slot) {
   // goes behind them: refusing it would leave the slot claimed for good.
   // The daemon sends no completion for a release.
   const wire::Submission release{
-      .op = static_cast<uint16_t>(wire::RingOp::kRelease), .op_id = next_op++, .region = slot};
+      .op = static_cast<uint16_t>(wire::RingOp::kRelease), .op_id = next_op++, .slot = slot};
   if (auto st = PushLocked(release); !st.ok()) return st;
   if (submissions->ConsumerNeedsWakeup()) RingDaemon();
   return absl::OkStatus();
@@ -254,7 +251,7 @@ absl::Status Session::DrainCompletions() {
     auto completion = wire::ReadCompletion(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
     if (completion->flags & wire::kCompletionArrival) {
-      if (keep_state) held_slots.insert(completion->op_id);
+      if (keep_state) held_slots.insert(completion->arrival.slot);
       if (!arrival_handlers.empty()) {
         auto handler = arrival_handlers.find(ArrivalEndpoint(*completion));
         if (handler != arrival_handlers.end()) {

@@ -184,9 +184,9 @@ absl::Status Session::RestoreLocked(std::vector<std::string>& problems) {
     if (area_region != 0) {
       area_op = push({.op = static_cast<uint16_t>(wire::RingOp::kSetArea),
                       .region = area_region,
-                      .length = area_slot_size});
+                      .slot_size = area_slot_size});
       for (uint64_t slot : held_slots) {
-        push({.op = static_cast<uint16_t>(wire::RingOp::kClaim), .region = slot});
+        push({.op = static_cast<uint16_t>(wire::RingOp::kClaim), .slot = slot});
       }
     }
     nop = push({.op = static_cast<uint16_t>(wire::RingOp::kNop)});

@@ -27,10 +27,10 @@ enum class RingOp : uint16_t {
   kNop = 1,       // completes at once: the round trip of the per-message path
   kSend = 2,      // region bytes -> the endpoint `peer` on this node, with `tag`
   kPostRecv = 3,  // a buffer for the next message to `endpoint` with `tag` (from `peer`)
-  kCancel = 4,    // withdraw pending operation `region` (its op id) of this session
-  kSetArea = 5,   // region `region` becomes the receive area, in slots of `length` bytes
-  kRelease = 6,   // the client is done with receive-area slot `region` (no completion)
-  kClaim = 7,     // receive-area slot `region` is still the client's: it held it across a
+  kCancel = 4,    // withdraw pending operation `target` of this session
+  kSetArea = 5,   // region `region` becomes the receive area, in slots of `slot_size` bytes
+  kRelease = 6,   // the client is done with receive-area slot `slot` (no completion)
+  kClaim = 7,     // receive-area slot `slot` is still the client's: it held it across a
                   // restart of the daemon, which must not land a message there (no completion)
 };
 
@@ -50,16 +50,27 @@ inline constexpr uint64_t kDirectedTagBit = uint64_t{1} << 63;
 inline constexpr uint64_t kPostedOnlyTagBit = uint64_t{1} << 61;
 
 // Completion flags.
-inline constexpr uint32_t kCompletionArrival = 1;  // a message landed in receive-area slot op_id
+inline constexpr uint32_t kCompletionArrival = 1;  // a message landed in the receive area
 
+// Entries carry some fields only for some operations. Those share storage,
+// as in io_uring's entries, and each field's name has one meaning: which
+// one an entry carries is decided by its `op` (or, for a completion, its
+// flags), never by how a value reads.
 struct Submission {
   uint16_t op = 0;
   uint16_t flags = 0;
   uint32_t timeout_ms = 0;  // kSend, kPostRecv: fail DEADLINE_EXCEEDED after this; 0: never
   uint64_t op_id = 0;
-  uint64_t region = 0;  // the session's region id
-  uint64_t offset = 0;  // within the region
-  uint64_t length = 0;
+  union {
+    uint64_t region = 0;  // kSend, kPostRecv, kSetArea: the session's region id
+    uint64_t target;      // kCancel: the op id of the operation to withdraw
+    uint64_t slot;        // kRelease, kClaim: a receive-area slot
+  };
+  uint64_t offset = 0;  // kSend, kPostRecv: within the region
+  union {
+    uint64_t length = 0;  // kSend, kPostRecv: bytes from `offset`
+    uint64_t slot_size;   // kSetArea: bytes per slot
+  };
   uint64_t tag = 0;
   char endpoint[kEndpointNameSize] = {};  // the session's own endpoint
   // kSend: the destination, "endpoint" or "node/endpoint". kPostRecv: the
@@ -69,21 +80,41 @@ struct Submission {
 
 inline constexpr size_t kCompletionMessageSize = 200;
 
+// What a kCompletionArrival says besides its length and tag.
+// No member initializers: it lives in a union (Completion zero-fills it).
+struct Arrival {
+  uint64_t slot;                     // the receive-area slot it landed in
+  char endpoint[kEndpointNameSize];  // the receiving endpoint, NUL-padded
+  char source[kAddressSize];         // the sender, "node/endpoint", NUL-padded
+};
+static_assert(sizeof(Arrival) == kCompletionMessageSize);
+
 struct Completion {
-  uint64_t op_id = 0;
+  uint64_t op_id = 0;   // the operation completed; 0 for an arrival
   uint32_t code = 0;    // absl::StatusCode
   uint32_t flags = 0;   // kCompletion*
-  uint64_t length = 0;  // kPostRecv: bytes received
+  uint64_t length = 0;  // kPostRecv, arrivals: bytes received
   uint64_t tag = 0;
-  char message[kCompletionMessageSize] = {};  // why it failed, NUL-padded (truncated)
+  union {
+    char message[kCompletionMessageSize] = {};  // a failure: why, NUL-padded (truncated)
+    Arrival arrival;                            // kCompletionArrival
+  };
 };
 
-// A completion without error text travels without its message field (the
+// Both fit a ring slot (which keeps 4 bytes for the entry's length).
+static_assert(sizeof(Submission) <= kRingSlotSize - sizeof(uint32_t));
+static_assert(sizeof(Completion) <= kRingSlotSize - sizeof(uint32_t));
+
+// Whether `c` carries more than its first 32 bytes: text or an arrival.
+inline bool CompletionIsLong(const Completion& c) {
+  return (c.flags & kCompletionArrival) != 0 || (c.code != 0 && c.message[0] != '\0');
+}
+// A completion without error text or arrival travels without the rest (the
 // common case: 32 bytes instead of 232).
 inline constexpr size_t kCompletionShortSize = offsetof(Completion, message);
 inline absl::Span<const uint8_t> CompletionBytes(const Completion& c) {
   return {reinterpret_cast<const uint8_t*>(&c),
-          c.message[0] == '\0' ? kCompletionShortSize : sizeof(c)};
+          CompletionIsLong(c) ? sizeof(c) : kCompletionShortSize};
 }
 // CompletionBytes(Completion{.op_id, .length, .tag}), an OK one without
 // flags, written without building (and zero-filling) the whole Completion:

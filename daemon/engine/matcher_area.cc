@@ -11,6 +11,20 @@
 #include "daemon/engine/matcher.h"
 
 namespace axon::daemon {
+namespace {
+
+// `pieces`, back to back, into a NUL-padded name field (cut to fit).
+template <size_t N>
+void Put(char (&field)[N], std::initializer_list<absl::string_view> pieces) {
+  size_t at = 0;
+  for (absl::string_view piece : pieces) {
+    const size_t n = std::min(piece.size(), N - 1 - at);
+    std::memcpy(field + at, piece.data(), n);
+    at += n;
+  }
+}
+
+}  // namespace
 
 void Matcher::Park(const std::string& to, Pending send) {
   EndpointQueues& queues = QueuesOf(to);
@@ -41,19 +55,13 @@ bool Matcher::TryArea(const std::string& to, const Pending& send) {
   const uint64_t slot = area.free.back();
   area.free.pop_back();
   wire::Completion arrival{
-      .op_id = slot, .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
-  // The receiving endpoint and the sender's "node/endpoint": both fit,
-  // 63 + 1 + 127 < 200. Written in place: a string built per arrival was a
-  // heap allocation.
-  const absl::string_view pieces[] = {
-      to, "\n", send.incoming ? absl::string_view(send.incoming->node) : node_name_, "/",
-      send.incoming ? absl::string_view(send.incoming->from) : absl::string_view(send.from)};
-  size_t at = 0;
-  for (absl::string_view piece : pieces) {
-    const size_t n = std::min(piece.size(), wire::kCompletionMessageSize - 1 - at);
-    std::memcpy(arrival.message + at, piece.data(), n);
-    at += n;
-  }
+      .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
+  arrival.arrival.slot = slot;
+  // Written in place: a string built per arrival was a heap allocation.
+  Put(arrival.arrival.endpoint, {to});
+  Put(arrival.arrival.source,
+      {send.incoming ? absl::string_view(send.incoming->node) : node_name_, "/",
+       send.incoming ? absl::string_view(send.incoming->from) : absl::string_view(send.from)});
   const uint64_t sequence = area.landing_base + area.landing.size();
   area.landing.push_back({.slot = slot, .arrival = arrival});
   sink_.LandInArea(send, *owner, area.region, area.region->data() + slot * area.slot_size,

@@ -206,11 +206,11 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       Complete(session, {.op_id = submission.op_id});
       return;
     case wire::RingOp::kCancel:
-      if (Abort(id, submission.region, absl::CancelledError("cancelled by the client"))) {
+      if (Abort(id, submission.target, absl::CancelledError("cancelled by the client"))) {
         Complete(id, submission.op_id, absl::OkStatus());
       } else {
         Complete(id, submission.op_id,
-                 absl::NotFoundError(absl::StrCat("operation ", submission.region,
+                 absl::NotFoundError(absl::StrCat("operation ", submission.target,
                                                   " is not pending (it finished, or never was)")));
       }
       return;
@@ -219,11 +219,11 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       return;
     case wire::RingOp::kRelease:
       --session.traffic.in_flight;  // no completion: nothing the client could act on
-      matcher_.Release(id, submission.region);
+      matcher_.Release(id, submission.slot);
       return;
     case wire::RingOp::kClaim:
       --session.traffic.in_flight;  // no completion, as for a release
-      matcher_.Claim(id, submission.region);
+      matcher_.Claim(id, submission.slot);
       return;
     case wire::RingOp::kSend: {
       if (submission.flags & wire::kSubmissionMore) {
@@ -344,7 +344,7 @@ void RingEngine::SetArea(uint64_t id, const wire::Submission& submission) {
              absl::InvalidArgumentError("unknown region " + std::to_string(submission.region)));
     return;
   }
-  auto slots = matcher_.SetArea(id, std::move(region), submission.length);
+  auto slots = matcher_.SetArea(id, std::move(region), submission.slot_size);
   if (!slots.ok()) {
     Complete(id, submission.op_id, slots.status());
     return;

@@ -49,7 +49,9 @@ class FakeSink final : public MatchSink {
     failures.push_back({session, op_id, why.code(), std::string(why.message())});
   }
   void Announce(uint64_t session, const wire::Completion& arrival) override {
-    announced.push_back({session, arrival.op_id, std::string(arrival.message)});
+    announced.push_back({session, arrival.arrival.slot,
+                         wire::NameField(arrival.arrival.endpoint) + " <- " +
+                             wire::NameField(arrival.arrival.source)});
   }
   void Refuse(const Incoming& message, const absl::Status& why) override {
     refusals.push_back({message.message_id, why.code()});

@@ -256,8 +256,8 @@ TEST_F(MatcherTest, TheAreaTakesMessagesWithoutAReceiveAndAnnouncesThemInOrder) 
   matcher_.Landed(kReceiver, 0, true);
   ASSERT_EQ(sink_.announced.size(), 3u);
   EXPECT_EQ(sink_.announced[0].slot, 0u);  // slot 0 first
-  EXPECT_EQ(sink_.announced[0].names, "b\nhere/a");
-  EXPECT_EQ(sink_.announced[1].names, "b\nn/r");
+  EXPECT_EQ(sink_.announced[0].names, "b <- here/a");
+  EXPECT_EQ(sink_.announced[1].names, "b <- n/r");
   EXPECT_EQ(sink_.announced[2].slot, 2u);
 }
 

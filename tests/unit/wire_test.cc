@@ -421,6 +421,34 @@ TEST(WireRing, OkCompletionBytesAreTheShortCompletion) {
   EXPECT_EQ(read->tag, 0xfeedu);
 }
 
+// An arrival goes whole, whatever its slot (slot 0 reads as a NUL where a
+// failure's text would start), and its names come back as written.
+TEST(WireRing, AnArrivalKeepsItsSlotAndNames) {
+  for (uint64_t slot : {uint64_t{0}, uint64_t{7}}) {
+    Completion c{.flags = kCompletionArrival, .length = 12, .tag = 3};
+    c.arrival.slot = slot;
+    ASSERT_TRUE(SetNameField(c.arrival.endpoint, "inbox"));
+    ASSERT_TRUE(SetNameField(c.arrival.source, "node-a/outbox"));
+    const auto bytes = CompletionBytes(c);
+    EXPECT_EQ(bytes.size(), sizeof(Completion));
+    auto read = ReadCompletion(bytes);
+    ASSERT_TRUE(read.has_value());
+    EXPECT_EQ(read->op_id, 0u);
+    EXPECT_EQ(read->arrival.slot, slot);
+    EXPECT_EQ(NameView(read->arrival.endpoint), "inbox");
+    EXPECT_EQ(NameView(read->arrival.source), "node-a/outbox");
+  }
+}
+
+// A failure's text goes with it; an OK completion goes short.
+TEST(WireRing, OnlyAFailureWithTextGoesLong) {
+  Completion failed{.op_id = 4, .code = 5};
+  EXPECT_EQ(CompletionBytes(failed).size(), kCompletionShortSize);
+  ASSERT_TRUE(SetNameField(failed.message, "no endpoint"));
+  EXPECT_EQ(CompletionBytes(failed).size(), sizeof(Completion));
+  EXPECT_EQ(CompletionBytes(Completion{.op_id = 4}).size(), kCompletionShortSize);
+}
+
 // Names in ring entries come from shared memory a client writes: at most
 // N - 1 bytes are read, whether or not a NUL ends them.
 TEST(WireRing, NameViewStopsAtNulOrAtTheFieldsEnd) {
