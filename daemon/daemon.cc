@@ -191,17 +191,6 @@ absl::Status Daemon::StartPeers() {
                       // its UCX can, and its gpu.remote_path allows it.
                       .capabilities = state_.gpu_direct ? wire::kCapCudaMemory : 0,
                       .transports = ucx_->info().transports};
-  // For tests of version negotiation only: speak another wire version.
-  if (const char* v = std::getenv("AXON_TEST_WIRE_VERSION"); v != nullptr) {
-    options.wire_version = static_cast<uint16_t>(std::atoi(v));
-  }
-  if (const char* v = std::getenv("AXON_TEST_HOLD_HELLO_AUTH_MS"); v != nullptr) {
-    options.hold_hello_auth = absl::Milliseconds(std::atoi(v));
-  }
-  if (const char* v = std::getenv("AXON_TEST_CORRUPT_DATA_FRAME"); v != nullptr) {
-    options.corrupt_data_frame = std::strtoull(v, nullptr, 10);
-  }
-  options.swallow_data_frames = std::getenv("AXON_TEST_SWALLOW_DATA_FRAMES") != nullptr;
   ucx::Loop* loop = ucx_.get();
   auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
       [loop,

@@ -15,7 +15,7 @@
 
 namespace axon::daemon {
 
-RemotePath::RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
+RemotePath::RemotePath(PeerPlane& peers, GpuCopier& copier, Limits limits, Hooks hooks,
                        std::shared_ptr<IpcMappings> ipc, const Clock& clock)
     : peers_(peers),
       copier_(copier),

@@ -41,7 +41,7 @@
 #include "daemon/link/node_link.h"
 #include "daemon/memory/cuda_region.h"
 #include "daemon/memory/region.h"
-#include "daemon/peer/peer_manager.h"
+#include "daemon/peer/peer_plane.h"
 #include "daemon/transfer/transfer.h"
 #include "daemon/ucx/worker.h"
 
@@ -109,7 +109,7 @@ class RemotePath {
 
   // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'
   // handles share; may be null (no handles taken).
-  RemotePath(PeerManager& peers, GpuCopier& copier, Limits limits, Hooks hooks,
+  RemotePath(PeerPlane& peers, GpuCopier& copier, Limits limits, Hooks hooks,
              std::shared_ptr<IpcMappings> ipc = nullptr, const Clock& clock = Clock::Real());
   ~RemotePath();
   RemotePath(const RemotePath&) = delete;
@@ -174,13 +174,13 @@ class RemotePath {
   // The peer plane, as the node links see it.
   class PeerTransport final : public LinkTransport {
    public:
-    explicit PeerTransport(PeerManager& peers) : peers_(peers) {}
+    explicit PeerTransport(PeerPlane& peers) : peers_(peers) {}
     void SendControl(const std::string& node, wire::MessageType type,
                      absl::Span<const uint8_t> body) override;
     void Drop(const std::string& node, const std::string& why) override;
 
    private:
-    PeerManager& peers_;
+    PeerPlane& peers_;
   };
   using Links = std::map<std::string, std::unique_ptr<NodeLink>>;
 
@@ -258,7 +258,7 @@ class RemotePath {
   // at once); every field is set by OnData.
   std::shared_ptr<Incoming> NewIncoming();
 
-  PeerManager& peers_;
+  PeerPlane& peers_;
   GpuCopier& copier_;
   uint64_t next_generation_ = 1;
   TransferCounters counters_;

@@ -35,7 +35,7 @@ absl::Status RingEngine::StartCopyThreadsFromLoop(int threads, uint64_t min_byte
   return absl::OkStatus();
 }
 
-void RingEngine::AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits) {
+void RingEngine::AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits) {
   AXON_DCHECK_ON_LOOP();
   remote_ = std::make_unique<RemotePath>(
       peers, copier_, limits,

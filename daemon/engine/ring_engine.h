@@ -102,7 +102,7 @@ class RingEngine final : private MatchSink {
   // both) and starts serving them.
   absl::Status AddSessionFromLoop(uint64_t session, SessionRings rings);
   // Connects the engine to other nodes (without it, sends there fail).
-  void AttachPeersFromLoop(PeerManager& peers, RemotePath::Limits limits);
+  void AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits);
   // Copies of at least `min_bytes` between two sessions of this node go to
   // `threads` copy threads of their own (HostCopier).
   absl::Status StartCopyThreadsFromLoop(int threads, uint64_t min_bytes);

@@ -24,7 +24,7 @@ void PeerManager::ConnectData(Peer& peer) {
   peer.data_connection_id = id;
   // The peer learns which of its endpoints this is from its own nonce, which
   // only the authenticated control connection carried.
-  wire::Header header{.version = options_.wire_version, .type = wire::MessageType::kDataBind};
+  wire::Header header{.type = wire::MessageType::kDataBind};
   peer.data_ep->SendAm(kAmId, wire::Encode(header, peer.their_nonce), {}, nullptr);
 }
 
@@ -102,19 +102,6 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
   return false;
 }
 
-absl::Status PeerManager::SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                           absl::Span<const uint8_t> body, ucx::Parts parts,
-                                           ucx::Keepalives keep, ucx::AmProtocol protocol,
-                                           uint64_t sequence, ucx::MemoryKind memory) {
-  AXON_DCHECK_ON_LOOP();
-  return SendFrameFromLoop(
-      node, type,
-      [body](const wire::Header& header, std::vector<uint8_t>& out) {
-        wire::FrameInto(header, body, out);
-      },
-      std::move(parts), std::move(keep), protocol, sequence, memory);
-}
-
 absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::MessageType type,
                                             FrameWriter frame, ucx::Parts parts,
                                             ucx::Keepalives keep, ucx::AmProtocol protocol,
@@ -125,19 +112,12 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
   Peer& peer = *found;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
-  wire::Header header{.version = options_.wire_version,
-                      .type = type,
-                      .payload_length = payload,
-                      .sequence = sequence};
+  wire::Header header{.type = type, .payload_length = payload, .sequence = sequence};
   // Framed in a buffer kept for the next frame (the endpoint needs it only
   // during the call).
   frame(header, frame_);
   peer.stats.messages_sent++;
   peer.stats.bytes_sent += frame_.size() + payload;
-  if (options_.corrupt_data_frame != 0 && type == wire::MessageType::kData &&
-      ++data_frames_sent_ == options_.corrupt_data_frame && frame_.size() > wire::kHeaderSize) {
-    frame_.back() = 0xff;  // the probe flag, which is 0 or 1
-  }
   ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
   if (parts.size() <= 1 && keep.size() <= 1) {
     ep.SendAmFrom(kAmId, frame_, parts.empty() ? absl::Span<const uint8_t>() : parts[0],

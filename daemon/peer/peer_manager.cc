@@ -103,10 +103,7 @@ wire::Hello PeerManager::MyHello(const wire::Nonce& nonce, std::vector<uint8_t> 
 
 void PeerManager::SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<uint8_t> body,
                          std::vector<uint8_t> payload, uint64_t sequence) {
-  wire::Header header{.version = options_.wire_version,
-                      .type = type,
-                      .payload_length = payload.size(),
-                      .sequence = sequence};
+  wire::Header header{.type = type, .payload_length = payload.size(), .sequence = sequence};
   ep.SendAm(kAmId, wire::Frame(header, std::move(body)), std::move(payload), nullptr);
 }
 
@@ -247,11 +244,6 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
         MarkDown(*peer, "unexpected hello-auth");
         return;
       }
-      if (options_.hold_hello_auth > absl::ZeroDuration()) {  // tests only
-        peer->held_auth.assign(decoded->body.begin(), decoded->body.end());
-        peer->held_until = absl::Now() + options_.hold_hello_auth;
-        return;
-      }
       OnAuth(*peer, decoded->body);
       return;
     case wire::MessageType::kReject: {
@@ -287,7 +279,6 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
                                      " before the handshake finished"));
         return;
       }
-      if (options_.swallow_data_frames && header.type == wire::MessageType::kData) return;
       if (on_data_) on_data_(peer->name, header, decoded->body, message);
       return;
   }
@@ -417,7 +408,6 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.data_ep.reset();
   peer.data_in = nullptr;
   peer.early.clear();
-  peer.held_auth.clear();
   peer.handshake = Handshake::kNone;
   for (auto& [seq, waiter] : peer.pings) {
     if (waiter.done) {
@@ -480,9 +470,7 @@ void PeerManager::TickFromLoop() {
     }
     switch (peer.state) {
       case PeerState::kConnecting:
-        if (!peer.held_auth.empty() && now >= peer.held_until) {
-          OnAuth(peer, std::exchange(peer.held_auth, {}));
-        } else if (now - peer.connect_started > dead_after) {
+        if (now - peer.connect_started > dead_after) {
           MarkDown(peer, absl::StrCat("handshake did not finish within ", Ms(dead_after)));
         }
         break;

@@ -21,6 +21,7 @@
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
 #include "daemon/config/config.h"
+#include "daemon/peer/peer_plane.h"
 #include "daemon/ucx/endpoint.h"
 #include "daemon/ucx/listener.h"
 #include "daemon/ucx/worker.h"
@@ -32,19 +33,9 @@ struct PeerOptions {
   Config::Peers config;
   uint64_t capabilities = 0;            // wire::kCap* of this node
   std::vector<std::string> transports;  // this node's UCX transports
-  uint16_t wire_version = wire::kVersion;
   // Connect a data endpoint to each peer's worker address once up (shared
   // memory and CUDA IPC become possible on one host).
   bool data_endpoints = true;
-  // Tests only: an acceptor handles a hello-auth this long after it came, so
-  // the dialer is up well before it (AXON_TEST_HOLD_HELLO_AUTH_MS).
-  absl::Duration hold_hello_auth = absl::ZeroDuration();
-  // Tests only: the Nth data frame sent (counted from 1) goes out malformed
-  // (AXON_TEST_CORRUPT_DATA_FRAME).
-  uint64_t corrupt_data_frame = 0;
-  // Tests only: every data frame that arrives is dropped unanswered, while
-  // keepalives go on as usual (AXON_TEST_SWALLOW_DATA_FRAMES).
-  bool swallow_data_frames = false;
 };
 
 enum class PeerState { kConnecting, kUp, kDown };
@@ -64,17 +55,9 @@ struct PeerSnapshot {
   uint64_t times_up = 0;  // the connection came up (the first time included)
 };
 
-class PeerManager {
+class PeerManager final : public PeerPlane {
  public:
   using PingDone = std::function<void(absl::StatusOr<absl::Duration>)>;
-  // A message-path frame (kData, kDataAck, kDataCancel) from peer `node`;
-  // `body` points into `message.header`, and the handler may take
-  // `message.data` or `message.pending`.
-  using DataHandler = std::function<void(const std::string& node, const wire::Header& header,
-                                         absl::Span<const uint8_t> body, ucx::AmMessage& message)>;
-  // Peer `node`'s connection is gone, for reason `why` (it may come back as
-  // a new one).
-  using DownHandler = std::function<void(const std::string& node, const std::string& why)>;
 
   // Listens on options.config.listen and starts dialing. `control` holds
   // the listener and the connections made through it; `data` the data
@@ -82,7 +65,7 @@ class PeerManager {
   static absl::StatusOr<std::unique_ptr<PeerManager>> StartFromLoop(ucx::Worker& control,
                                                                     ucx::Worker& data,
                                                                     PeerOptions options);
-  ~PeerManager();
+  ~PeerManager() override;
 
   // Called periodically: keepalives, dead-peer detection, reconnects.
   void TickFromLoop();
@@ -94,36 +77,20 @@ class PeerManager {
   void PingFromLoop(const std::string& node, size_t size, PingDone done);
   const SocketAddress& listen_address() const { return listener_->address(); }
 
-  // The message path on top of the peer plane.
-  // `on_tick`, when set, runs at the end of every TickFromLoop.
+  // PeerPlane: the message path on top of the peer plane. `on_tick` runs at
+  // the end of every TickFromLoop; PeerSharesGpusFromLoop holds once the
+  // node's data endpoint has a cuda_ipc lane (UCX found it on this host,
+  // with GPUs both can reach); frames go on the data endpoint.
   void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
-                               std::function<void()> on_tick = nullptr);
-  // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
-  absl::Status CheckUpFromLoop(const std::string& node);
-  // Drops the connection to `node` (a protocol error above the peer plane);
-  // it reconnects like after any failure.
-  void DropFromLoop(const std::string& node, const std::string& why);
-  // Whether node `node` said (in its Hello) that its UCX takes CUDA memory.
-  bool PeerTakesCudaFromLoop(const std::string& node) const;
-  // Whether node `node` is up and its data endpoint has a cuda_ipc lane:
-  // UCX found it on this host, with GPUs both can reach.
-  bool PeerSharesGpusFromLoop(const std::string& node);
-  // Sends a message-path frame whose payload is `payload` in place (see
-  // ucx::Endpoint::SendAmFrom); fails like CheckUpFromLoop.
-  // The payload is `parts`, back to back (empty: none).
-  absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                absl::Span<const uint8_t> body, ucx::Parts parts,
-                                ucx::Keepalives keep, ucx::AmProtocol protocol, uint64_t sequence,
-                                ucx::MemoryKind memory = ucx::MemoryKind::kHost);
-  // The same with the frame written in place by `frame`: it gets the header
-  // and the buffer to write header and body into (wire::EncodeDataFrame), so
-  // the body is not encoded apart and copied.
-  using FrameWriter =
-      absl::FunctionRef<void(const wire::Header& header, std::vector<uint8_t>& out)>;
+                               std::function<void()> on_tick = nullptr) override;
+  absl::Status CheckUpFromLoop(const std::string& node) override;
+  void DropFromLoop(const std::string& node, const std::string& why) override;
+  bool PeerTakesCudaFromLoop(const std::string& node) const override;
+  bool PeerSharesGpusFromLoop(const std::string& node) override;
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
                                  ucx::Parts parts, ucx::Keepalives keep, ucx::AmProtocol protocol,
                                  uint64_t sequence,
-                                 ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+                                 ucx::MemoryKind memory = ucx::MemoryKind::kHost) override;
 
  private:
   enum class Handshake { kNone, kAwaitHello, kAwaitAuth, kDone };
@@ -151,8 +118,6 @@ class PeerManager {
     // Frames that came on data_in before this node finished the handshake,
     // handled in order once it has (MarkUp); dropped by MarkDown.
     std::vector<ucx::AmMessage> early;
-    std::vector<uint8_t> held_auth;  // PeerOptions::hold_hello_auth
-    absl::Time held_until;
     Handshake handshake = Handshake::kNone;
     wire::Nonce my_nonce{}, their_nonce{};
     absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
@@ -213,7 +178,6 @@ class PeerManager {
   std::vector<Unbound> unbound_;
   uint64_t next_connection_id_ = 1;
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
-  uint64_t data_frames_sent_ = 0;        // for PeerOptions::corrupt_data_frame
   std::vector<uint8_t> frame_;           // SendDataFromLoop's, kept for the next frame
   DataHandler on_data_;
   DownHandler on_down_;

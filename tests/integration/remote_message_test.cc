@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
+#include "tests/support/fake_peer.h"
 #include "tests/support/pair_test.h"
 
 namespace axon::testing {
@@ -65,12 +67,12 @@ TEST_F(RemoteMessageTest, ASendToADeadNodeFails) {
 // acceptor's hello, and its data endpoint binds through the data worker, so a
 // send made at that moment may reach node-b before node-b has node-a's
 // hello-auth (which travels on the control connection). It must wait there,
-// not be dropped. Each round restarts node-a and sends the moment it is up;
-// node-b holds each hello-auth for 300 ms, so the messages always come first.
+// not be dropped. Each round restarts node-a and sends the moment it is up.
+// (Whether the frames overtake the hello-auth is up to the race here; the
+// next test makes them do so every time.)
 TEST_F(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
   TempDir dir;
   Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
-  cluster.Start(1, {{"AXON_TEST_HOLD_HELLO_AUTH_MS", "300"}});
   ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
   auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
   ASSERT_TRUE(receiver.ok());
@@ -107,43 +109,51 @@ TEST_F(RemoteMessageTest, MessagesSentTheMomentThePeerIsUpArrive) {
   }
 }
 
-// A data frame that does not decode (node-a's second, made malformed on
-// purpose) must not leave its send waiting for an answer, nor hold back what
-// node-a sends after it: node-b drops the connection with a protocol error,
-// the send fails UNAVAILABLE, and once the daemons reconnect messages flow.
-TEST_F(RemoteMessageTest, AMalformedDataFrameDropsTheConnectionAndNothingHangs) {
-  ASSERT_NO_FATAL_FAILURE(StartPair(/*remote=*/true, {}, {{"AXON_TEST_CORRUPT_DATA_FRAME", "2"}}));
-  Cluster& cluster = *cluster_;
-  Client* sender = sender_.get();
-  Client* receiver = receiver_.get();
-  auto src = sender->AllocateHost(4096);
-  auto dst = receiver->AllocateHost(4096);
-  ASSERT_TRUE(src.ok() && dst.ok());
-  std::memset(src->data(), 0x5a, 4096);
-  for (uint64_t tag : {1, 2, 3}) {
-    ASSERT_TRUE(receiver->PostRecv("b", tag, *dst, (tag - 1) * 1024, 1024).ok());
+// The same race made certain: a peer of the test's own takes node-a's place,
+// binds its data endpoint and sends an eager and a rendezvous message, and
+// only 300 ms later its hello-auth. node-b keeps the frames until then, then
+// delivers both and acknowledges them.
+TEST_F(RemoteMessageTest, FramesBeforeTheHelloAuthWaitForIt) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"peers.eager_limit=" + std::to_string(kEagerLimit)});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  cluster.daemons[0].reset();  // node-b waits for node-a to dial again
+  auto receiver = Client::Connect({.socket_path = cluster.daemons[1]->socket()});
+  ASSERT_TRUE(receiver.ok());
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto dst = (*receiver)->AllocateHost(1 << 20);
+  ASSERT_TRUE(dst.ok());
+  auto small_in = (*receiver)->PostRecv("b", 1, *dst, 0, 64);
+  auto large_in = (*receiver)->PostRecv("b", 2, *dst, 4096, 1 << 19);
+  ASSERT_TRUE(small_in.ok() && large_in.ok());
+
+  auto peer = FakePeer::Start("node-a");
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  ASSERT_TRUE((*peer)->Dial(cluster.Address(1)).ok());
+  auto hello = (*peer)->Await(wire::MessageType::kHello, std::chrono::seconds(10));
+  ASSERT_TRUE(hello.ok()) << hello.status() << cluster.daemons[1]->process().Log();
+  auto theirs = wire::DecodeHello(hello->body);
+  ASSERT_TRUE(theirs.ok());
+  ASSERT_TRUE((*peer)->BindData(*theirs).ok());
+  ASSERT_TRUE((*peer)
+                  ->SendData({.message_id = 1, .tag = 1, .from = "a", .to = "b"},
+                             std::vector<uint8_t>(64, 7), 1, ucx::AmProtocol::kEager)
+                  .ok());
+  ASSERT_TRUE((*peer)
+                  ->SendData({.message_id = 2, .tag = 2, .from = "a", .to = "b"},
+                             std::vector<uint8_t>(1 << 19, 9), 2, ucx::AmProtocol::kRendezvous)
+                  .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(cluster.StateOf(1, "node-a"), "up");  // not before its hello-auth
+  ASSERT_TRUE((*peer)->SendAuth().ok());
+  for (auto op : {*small_in, *large_in}) {
+    auto received = (*receiver)->Wait(op, 10000);
+    ASSERT_TRUE(received.ok()) << received.status();
+    EXPECT_TRUE(received->status.ok()) << received->status;
   }
-  auto first = sender->Send("a", "node-b/b", 1, *src, 0, 64);
-  ASSERT_TRUE(first.ok());
-  EXPECT_TRUE(sender->Wait(*first, 10000)->status.ok());
-  auto second = sender->Send("a", "node-b/b", 2, *src, 0, 64);
-  ASSERT_TRUE(second.ok());
-  auto failed = sender->Wait(*second, 10000);
-  ASSERT_TRUE(failed.ok()) << failed.status();  // answered, not hanging
-  EXPECT_EQ(failed->status.code(), absl::StatusCode::kUnavailable) << failed->status;
-  bool said_why = false;
-  const v1::ListPeersResponse peers = cluster.Peers(1);
-  for (const auto& p : peers.peers()) {
-    said_why = said_why ||
-               p.last_error().find("protocol error: a malformed data frame") != std::string::npos;
-  }
-  EXPECT_TRUE(said_why) << cluster.daemons[1]->Ctl({"peers"}).out;
-  // After the reconnect, the next message goes through.
-  const absl::Status third = SendWhenUp(*sender, 3, *src, 64);
-  EXPECT_TRUE(third.ok()) << third;
-  EXPECT_EQ(static_cast<uint8_t*>(dst->data())[2048 + 63], 0x5a);
-  EXPECT_EQ(cluster.daemons[0]->Ctl({"health"}).exit_code, 0);
-  EXPECT_EQ(cluster.daemons[1]->Ctl({"health"}).exit_code, 0);
+  EXPECT_EQ(static_cast<uint8_t*>(dst->data())[63], 7);
+  EXPECT_EQ(static_cast<uint8_t*>(dst->data())[4096 + (1 << 19) - 1], 9);
+  EXPECT_TRUE((*peer)->Await(wire::MessageType::kDataAcks, std::chrono::seconds(10)).ok());
 }
 
 }  // namespace

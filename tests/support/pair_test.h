@@ -32,8 +32,7 @@ class Pair {
 
   // Starts the daemons (two peered ones with `sets` added, or one) and the
   // two clients, bound to endpoints "a" (sender) and "b" (receiver).
-  // `env_a`: environment for node-a (remote; test hooks such as
-  // AXON_TEST_CORRUPT_DATA_FRAME).
+  // `env_a`: environment for node-a (remote).
   void StartPair(bool remote, std::vector<std::string> sets = {},
                  std::map<std::string, std::string> env_a = {}) {
     remote_ = remote;

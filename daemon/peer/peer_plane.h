@@ -1,0 +1,64 @@
+// PeerPlane: what the message path (RemotePath) needs of the peer plane:
+// frames to and from the nodes that are up, and word of the ones that go
+// down. PeerManager is the real one; unit tests of the message path use a
+// fake that records frames and delivers the frames a test makes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "common/wire/header.h"
+#include "daemon/ucx/endpoint.h"
+#include "daemon/ucx/worker.h"
+
+namespace axon::daemon {
+
+class PeerPlane {
+ public:
+  // A message-path frame (kData, kDataAck, kDataCancel, ...) from peer
+  // `node`; `body` points into `message.header`, and the handler may take
+  // `message.data` or `message.pending`.
+  using DataHandler = std::function<void(const std::string& node, const wire::Header& header,
+                                         absl::Span<const uint8_t> body, ucx::AmMessage& message)>;
+  // Peer `node`'s connection is gone, for reason `why` (it may come back as
+  // a new one).
+  using DownHandler = std::function<void(const std::string& node, const std::string& why)>;
+  // Writes a frame in place: it gets the header and the buffer to write
+  // header and body into (wire::EncodeDataFrame).
+  using FrameWriter =
+      absl::FunctionRef<void(const wire::Header& header, std::vector<uint8_t>& out)>;
+
+  virtual ~PeerPlane() = default;
+
+  // `on_tick`, when set, runs on every tick of the plane (keepalives).
+  virtual void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
+                                       std::function<void()> on_tick = nullptr) = 0;
+  // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
+  virtual absl::Status CheckUpFromLoop(const std::string& node) = 0;
+  // Drops the connection to `node` (a protocol error above the plane); it
+  // reconnects like after any failure. The down handler runs.
+  virtual void DropFromLoop(const std::string& node, const std::string& why) = 0;
+  // Whether node `node` said (in its Hello) that its UCX takes CUDA memory.
+  virtual bool PeerTakesCudaFromLoop(const std::string& node) const = 0;
+  // Whether node `node` is up and shares GPUs with this one (cuda_ipc).
+  virtual bool PeerSharesGpusFromLoop(const std::string& node) = 0;
+  // Sends a frame written by `frame` whose payload is `parts`, back to back,
+  // in place (kept valid by `keep` until sent); fails like CheckUpFromLoop.
+  virtual absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type,
+                                         FrameWriter frame, ucx::Parts parts, ucx::Keepalives keep,
+                                         ucx::AmProtocol protocol, uint64_t sequence,
+                                         ucx::MemoryKind memory = ucx::MemoryKind::kHost) = 0;
+
+  // The same with the body encoded already.
+  absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
+                                absl::Span<const uint8_t> body, ucx::Parts parts,
+                                ucx::Keepalives keep, ucx::AmProtocol protocol, uint64_t sequence,
+                                ucx::MemoryKind memory = ucx::MemoryKind::kHost);
+};
+
+}  // namespace axon::daemon
