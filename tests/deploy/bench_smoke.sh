@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# axon-bench --quick end to end, as README documents it: two real daemons,
-# ucx_perftest, every host row of both placements measured, and the GPU rows
-# (gpu-bench) either measured or reported as having no GPU.
+# axon-bench --quick end to end, as docs/PERFORMANCE.md documents it: two
+# real daemons, ucx_perftest, every host row of both placements measured, and
+# the GPU rows (gpu-bench) either measured or reported as having no GPU.
 #   bench_smoke.sh AXON_BENCH RUN_DIR
 set -uo pipefail
 bench=$1 dir=$2
