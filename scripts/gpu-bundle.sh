@@ -5,7 +5,7 @@
 #   export LD_LIBRARY_PATH=$PWD/.bundle/lib:$PWD/.bundle/lib/ucx-wheel
 #   .bundle/bin/axond ...
 # Usage: scripts/gpu-bundle.sh [--profile] [--base BASE_BUILD_DIR] [BUILD_DIR]
-#   --profile: only axond, axon-bench and call-bench, with their symbols, plus this
+#   --profile: only axond, axon-bench, call-bench and gpu-bench, with their symbols, plus this
 #   machine's perf and its libraries packed in .bundle/perf.tar.xz (there:
 #   tar -C .bundle -xJf .bundle/perf.tar.xz, then
 #   LD_LIBRARY_PATH=.bundle/perf/lib .bundle/perf/perf record ...).
@@ -28,7 +28,7 @@ rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=("$build/daemon/axond" "$build/client/axonctl" "$build/client/axon" "$build/client/send_tensor")
 if ((profile)); then
-  bins=("$build/daemon/axond" "$build/bench/axon-bench" "$build/bench/call-bench")
+  bins=("$build/daemon/axond" "$build/bench/axon-bench" "$build/bench/call-bench" "$build/bench/gpu-bench")
 else
 for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench" \
          "$build/bench/call-bench" "$build/bench/axon-soak"; do [[ -x $b ]] && bins+=("$b"); done

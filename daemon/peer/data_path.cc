@@ -28,7 +28,7 @@ void PeerManager::ConnectData(Peer& peer) {
   peer.data_ep->SendAm(kAmId, wire::Encode(header, peer.their_nonce), {}, nullptr);
 }
 
-void PeerManager::OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body) {
+void PeerManager::OnDataBind(ucx::EndpointId from, absl::Span<const uint8_t> body) {
   for (auto& [name, peer] : peers_) {
     // The dialer binds as soon as it is up, which is before this node (the
     // acceptor) has its hello-auth: the bind travels on the data worker and

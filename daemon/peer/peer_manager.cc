@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Wor
     }
   }
   auto listener = ucx::Listener::Create(
-      control, *listen, [raw](ucp_conn_request_h request) { raw->OnConnection(request); });
+      control, *listen, [raw](ucx::ConnectionRequest request) { raw->OnConnection(request); });
   if (!listener.ok()) return listener.status();
   pm->listener_ = *std::move(listener);
 
@@ -138,13 +138,13 @@ void PeerManager::Dial(Peer& peer) {
   Send(peer, wire::MessageType::kHello, wire::EncodeHello(MyHello(peer.my_nonce, {})));
 }
 
-void PeerManager::OnConnection(ucp_conn_request_h request) {
+void PeerManager::OnConnection(ucx::ConnectionRequest request) {
   const uint64_t id = next_connection_id_++;
   auto ep = ucx::Endpoint::Accept(
       control_, request, [this, id](const absl::Status& st) { OnConnectionError(id, st); });
   if (!ep.ok()) {
     // UCX consumed the request, failed or not (it rejects and frees it
-    // itself): rejecting it again here crashed in uct_listener_reject.
+    // itself): rejecting it again here crashed in UCX.
     spdlog::warn("peer plane: cannot accept a connection: {}", ep.status().message());
     return;
   }
@@ -164,9 +164,10 @@ void PeerManager::OnConnectionError(uint64_t id, const absl::Status& status) {
   }
 }
 
-PeerManager::Peer* PeerManager::FindByEndpoint(ucp_ep_h ep) {
+PeerManager::Peer* PeerManager::FindByEndpoint(ucx::EndpointId ep) {
   for (auto& [name, peer] : peers_) {
-    if ((peer.ep && peer.ep->handle() == ep) || (peer.data_in != nullptr && peer.data_in == ep)) {
+    if ((peer.ep && peer.ep->id() == ep) ||
+        (peer.data_in != ucx::EndpointId::kNone && peer.data_in == ep)) {
       return &peer;
     }
   }
@@ -193,15 +194,14 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
     PullThenHandle(message);
     return;
   }
-  Peer* peer = FindByEndpoint(message.reply_ep);
+  Peer* peer = FindByEndpoint(message.from);
   if (peer == nullptr && decoded.ok() && decoded->header.type == wire::MessageType::kDataBind) {
-    OnDataBind(message.reply_ep, decoded->body);
+    OnDataBind(message.from, decoded->body);
     return;
   }
   if (peer == nullptr) {
-    auto it = std::find_if(unbound_.begin(), unbound_.end(), [&](const Unbound& u) {
-      return u.ep && u.ep->handle() == message.reply_ep;
-    });
+    auto it = std::find_if(unbound_.begin(), unbound_.end(),
+                           [&](const Unbound& u) { return u.ep && u.ep->id() == message.from; });
     if (it == unbound_.end()) return;  // from a connection already dropped
     const size_t index = static_cast<size_t>(it - unbound_.begin());
     if (!decoded.ok()) {
@@ -270,7 +270,7 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
     case wire::MessageType::kDataHandleAnswer:
     case wire::MessageType::kDataHandleClosed:
       if (peer->state != PeerState::kUp) {
-        if (peer->handshake == Handshake::kAwaitAuth && peer->data_in == message.reply_ep &&
+        if (peer->handshake == Handshake::kAwaitAuth && peer->data_in == message.from &&
             peer->early.size() < kMaxEarlyFrames) {
           peer->early.push_back(std::move(message));  // see OnDataBind
           return;
@@ -406,7 +406,7 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   const bool had_connection = peer.ep != nullptr;
   peer.ep.reset();
   peer.data_ep.reset();
-  peer.data_in = nullptr;
+  peer.data_in = ucx::EndpointId::kNone;
   peer.early.clear();
   peer.handshake = Handshake::kNone;
   for (auto& [seq, waiter] : peer.pings) {

@@ -114,7 +114,7 @@ class PeerManager final : public PeerPlane {
     std::unique_ptr<ucx::Endpoint> data_ep;
     uint64_t data_connection_id = 0;
     uint64_t shares_gpus_on = 0;  // the data connection found to have a cuda_ipc lane
-    ucp_ep_h data_in = nullptr;
+    ucx::EndpointId data_in = ucx::EndpointId::kNone;
     // Frames that came on data_in before this node finished the handshake,
     // handled in order once it has (MarkUp); dropped by MarkDown.
     std::vector<ucx::AmMessage> early;
@@ -139,7 +139,7 @@ class PeerManager final : public PeerPlane {
 
   PeerManager(ucx::Worker& control, ucx::Worker& data, PeerOptions options);
 
-  void OnConnection(ucp_conn_request_h request);
+  void OnConnection(ucx::ConnectionRequest request);
   // UCX reported connection `id` broken.
   void OnConnectionError(uint64_t id, const absl::Status& status);
   void OnMessage(ucx::AmMessage& message);
@@ -152,7 +152,7 @@ class PeerManager final : public PeerPlane {
   // Connects and binds the peer's data endpoint (after MarkUp).
   void ConnectData(Peer& peer);
   // A DataBind on an endpoint we do not know yet.
-  void OnDataBind(ucp_ep_h from, absl::Span<const uint8_t> body);
+  void OnDataBind(ucx::EndpointId from, absl::Span<const uint8_t> body);
   void MarkDown(Peer& peer, const std::string& why);
   void Send(Peer& peer, wire::MessageType type, std::vector<uint8_t> body,
             std::vector<uint8_t> payload = {}, uint64_t sequence = 0);
@@ -161,7 +161,7 @@ class PeerManager final : public PeerPlane {
   // Refuses an unbound connection: tells it why, logs, and drops it.
   void RefuseUnbound(size_t index, const std::string& why);
   wire::Hello MyHello(const wire::Nonce& nonce, std::vector<uint8_t> proof) const;
-  Peer* FindByEndpoint(ucp_ep_h ep);
+  Peer* FindByEndpoint(ucx::EndpointId ep);
   // peers_[node] if it is there (the last one found first), else null.
   Peer* FindPeer(const std::string& node);
   // A rendezvous message that is not message-path data: pull it onto the

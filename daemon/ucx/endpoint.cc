@@ -41,11 +41,11 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::ConnectToWorker(
 }
 
 absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Accept(Worker& worker,
-                                                           ucp_conn_request_h request,
+                                                           ConnectionRequest request,
                                                            ErrorHandler on_error) {
   ucp_ep_params_t params{};
   params.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST;
-  params.conn_request = request;
+  params.conn_request = request.handle_;
   return Create(worker, params, std::move(on_error));
 }
 

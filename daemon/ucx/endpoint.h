@@ -41,8 +41,7 @@ class Endpoint {
   // pick any transport that reaches it, shared memory and CUDA IPC included.
   static absl::StatusOr<std::unique_ptr<Endpoint>> ConnectToWorker(
       Worker& worker, absl::Span<const uint8_t> address, ErrorHandler on_error);
-  static absl::StatusOr<std::unique_ptr<Endpoint>> Accept(Worker& worker,
-                                                          ucp_conn_request_h request,
+  static absl::StatusOr<std::unique_ptr<Endpoint>> Accept(Worker& worker, ConnectionRequest request,
                                                           ErrorHandler on_error);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
@@ -69,6 +68,8 @@ class Endpoint {
   std::vector<std::string> Transports() const;
 
   ucp_ep_h handle() const { return handle_; }
+  // What AmMessage::from says of a message that came over this endpoint.
+  EndpointId id() const { return IdOf(handle_); }
 
  private:
   Endpoint(Worker& worker, ErrorHandler on_error)

@@ -38,7 +38,7 @@ Listener::~Listener() {
 void Listener::OnConnection(ucp_conn_request_h request, void* arg) {
   auto* listener = static_cast<Listener*>(arg);
   listener->worker_.Defer([listener, alive = listener->alive_, request] {
-    if (*alive) listener->on_connection_(request);
+    if (*alive) listener->on_connection_(ConnectionRequest(request));
   });
 }
 

@@ -17,7 +17,7 @@ class Listener {
  public:
   // Called for each incoming connection; accept it with Endpoint::Accept,
   // which takes the request over whether it succeeds or fails.
-  using ConnectionHandler = std::function<void(ucp_conn_request_h request)>;
+  using ConnectionHandler = std::function<void(ConnectionRequest request)>;
 
   static absl::StatusOr<std::unique_ptr<Listener>> Create(Worker& worker,
                                                           const SocketAddress& address,

@@ -126,7 +126,7 @@ ucs_status_t Worker::OnAm(void* arg, const void* header, size_t header_length, v
   AmMessage& message = std::get<Arrival>(worker->deferred_.emplace_back(std::in_place_type<Arrival>,
                                                                         registration->id))
                            .message;
-  if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) message.reply_ep = param->reply_ep;
+  if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) message.from = IdOf(param->reply_ep);
   const auto* h = static_cast<const uint8_t*>(header);
   message.header.assign(h, header_length);
   if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {

@@ -17,6 +17,7 @@
 #include "common/small_bytes.h"
 #include "daemon/ucx/am_data.h"
 #include "daemon/ucx/context.h"
+#include "daemon/ucx/ids.h"
 #include "daemon/ucx/memory_kind.h"
 
 namespace axon::ucx {
@@ -49,7 +50,7 @@ using AmHeader = SmallBytes<192>;
 // One received active message. Eager: `data` holds the bytes. Rendezvous:
 // `pending` is set and the bytes are still on the sender.
 struct AmMessage {
-  ucp_ep_h reply_ep = nullptr;  // the endpoint it came over (sender sets the reply flag)
+  EndpointId from = EndpointId::kNone;  // the endpoint it came over (sender sets the reply flag)
   AmHeader header;
   AmData data;
   std::unique_ptr<PendingData> pending;
