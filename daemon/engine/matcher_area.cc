@@ -135,6 +135,10 @@ void Matcher::Claim(uint64_t session, uint64_t slot) {
 }
 
 void Matcher::FillArea(uint64_t session) {
+  // No area, or no free slot: nothing can move (the common case, checked
+  // first: a receive taking a waiting send asks too).
+  auto area = areas_.find(session);
+  if (area == areas_.end() || area->second.free.empty()) return;
   for (auto& [name, queues] : endpoints_) {
     // Nothing waits, the usual case: no owner lookup, no scratch list.
     if (queues.sends.empty() || sink_.Owner(name) != session) continue;
