@@ -33,6 +33,7 @@ struct Failure {
 class FakeSink final : public MatchSink {
  public:
   std::optional<uint64_t> Owner(absl::string_view endpoint) override {
+    ++owner_lookups;
     auto it = owners.find(std::string(endpoint));
     if (it == owners.end()) return std::nullopt;
     return it->second;
@@ -82,6 +83,7 @@ class FakeSink final : public MatchSink {
     std::string names;
   };
   std::map<std::string, uint64_t> owners;
+  size_t owner_lookups = 0;
   Matcher* matcher = nullptr;
   bool land_at_once = true;
   std::vector<Delivery> deliveries;

@@ -319,6 +319,18 @@ TEST_F(MatcherTest, WaitingSendsTakeANewAreaWhenAsked) {
   EXPECT_EQ(sink_.landings[0].send, "op 1");
 }
 
+// A stream whose sender runs ahead keeps sends waiting; each receive takes
+// one without a pass over the others (there is no area to move them to).
+// Counted in owner lookups, not timed: linear, not quadratic.
+TEST_F(MatcherTest, AReceiveDoesNotWalkTheSendsWaitingBehindIt) {
+  constexpr uint64_t kSends = 2000;
+  for (uint64_t op = 1; op <= kSends; ++op) matcher_.Send(SendOp(op, 7), "b");
+  sink_.owner_lookups = 0;
+  for (uint64_t op = 1; op <= kSends; ++op) matcher_.Receive(ReceiveOp(10000 + op, 7));
+  EXPECT_EQ(sink_.deliveries.size(), kSends);
+  EXPECT_LE(sink_.owner_lookups, 2 * kSends);
+}
+
 TEST_F(MatcherTest, AreaSettingsAreChecked) {
   auto region = std::make_shared<BufferRegion>(64);
   EXPECT_EQ(matcher_.SetArea(kReceiver, region, 0).status().code(),
