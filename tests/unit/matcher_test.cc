@@ -320,15 +320,16 @@ TEST_F(MatcherTest, WaitingSendsTakeANewAreaWhenAsked) {
 }
 
 // A stream whose sender runs ahead keeps sends waiting; each receive takes
-// one without a pass over the others (there is no area to move them to).
-// Counted in owner lookups, not timed: linear, not quadratic.
+// one without trying the others for an area the session does not have (a
+// pass over the queue per message, which cost a third of the local message
+// rate once). Counted in owner lookups, which that pass makes: none here.
 TEST_F(MatcherTest, AReceiveDoesNotWalkTheSendsWaitingBehindIt) {
   constexpr uint64_t kSends = 2000;
   for (uint64_t op = 1; op <= kSends; ++op) matcher_.Send(SendOp(op, 7), "b");
   sink_.owner_lookups = 0;
   for (uint64_t op = 1; op <= kSends; ++op) matcher_.Receive(ReceiveOp(10000 + op, 7));
   EXPECT_EQ(sink_.deliveries.size(), kSends);
-  EXPECT_LE(sink_.owner_lookups, 2 * kSends);
+  EXPECT_EQ(sink_.owner_lookups, 0u);
 }
 
 TEST_F(MatcherTest, AreaSettingsAreChecked) {
