@@ -145,11 +145,9 @@ void Matcher::FillArea(uint64_t session) {
     // Sources with an earlier message still waiting (few: a list, no tree).
     absl::InlinedVector<std::string, 4> blocked;  // copies: erasing moves the queue
     queues.sends.remove_if([&](Pending& send) {
-      if (std::find(blocked.begin(), blocked.end(), send.from) == blocked.end() &&
-          TryArea(name, send)) {
-        return true;
-      }
-      if (!(send.tag & wire::kDirectedTagBit)) blocked.push_back(send.from);
+      const bool behind = std::find(blocked.begin(), blocked.end(), send.from) != blocked.end();
+      if (!behind && TryArea(name, send)) return true;
+      if (!behind && !(send.tag & wire::kDirectedTagBit)) blocked.push_back(send.from);
       return false;
     });
   }
