@@ -216,10 +216,7 @@ absl::Status Daemon::StartPeers() {
 
 absl::Status Daemon::StartRingEngine() {
   ucx::Loop* loop = ucx_.get();
-  rings_ = std::make_unique<RingEngine>(*loop, *sessions_, state_.config.node.name,
-                                        state_.config.sessions.max_in_flight);
-  state_.engine = rings_.get();
-  RingEngine* engine = rings_.get();
+  SessionManager* sessions = sessions_.get();
   PeerManager* peers = peers_.get();
   const RemotePath::Limits limits{
       .eager_limit = static_cast<uint64_t>(state_.config.peers.eager_limit),
@@ -232,18 +229,25 @@ absl::Status Daemon::StartRingEngine() {
   const int copy_threads = HostCopier::ThreadsFor(state_.config.engine.copy_threads);
   const uint64_t copy_min_bytes = static_cast<uint64_t>(state_.config.engine.parallel_copy_min_kib)
                                   << 10;
-  auto set = loop->Call<bool>(
-      [loop, engine, peers, limits, copy_threads, copy_min_bytes] {
-        if (peers != nullptr) engine->AttachPeersFromLoop(*peers, limits);
-        if (auto st = engine->StartCopyThreadsFromLoop(copy_threads, copy_min_bytes); !st.ok()) {
+  // Built on the UCX thread, as it is used and destroyed there (~Daemon).
+  auto made = loop->Call<std::unique_ptr<RingEngine>>(
+      [loop, sessions, peers, limits, copy_threads, copy_min_bytes, name = state_.config.node.name,
+       max_in_flight = state_.config.sessions.max_in_flight] {
+        auto engine = std::make_unique<RingEngine>(*loop, *sessions, name, max_in_flight);
+        RingEngine* raw = engine.get();
+        if (peers != nullptr) raw->AttachPeersFromLoop(*peers, limits);
+        if (auto st = raw->StartCopyThreadsFromLoop(copy_threads, copy_min_bytes); !st.ok()) {
           spdlog::warn("no copy threads ({}): local copies run on the UCX thread", st.message());
         }
-        loop->SetPollerFromLoop([engine] { return engine->PollFromLoop(); },
-                                [engine] { return engine->PrepareToSleepFromLoop(); });
-        return true;
+        loop->SetPollerFromLoop([raw] { return raw->PollFromLoop(); },
+                                [raw] { return raw->PrepareToSleepFromLoop(); });
+        return engine;
       },
       absl::Seconds(30));
-  if (!set.ok()) return set.status();
+  if (!made.ok()) return made.status();
+  rings_ = *std::move(made);
+  state_.engine = rings_.get();
+  RingEngine* engine = rings_.get();
   sessions_->SetCloseObserver([loop, engine](uint64_t session) {
     loop->Post([engine, session] { engine->RemoveSessionFromLoop(session); });
   });
