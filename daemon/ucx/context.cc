@@ -73,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(const ContextOptions& o
   // RMA: registered regions get remote keys, for pulls straight into a
   // destination buffer.
   params.features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
-  params.mt_workers_shared = 0;  // one worker, one thread
+  params.mt_workers_shared = options.shared_by_threads ? 1 : 0;
   params.name = "axond";
   params.request_size = Request::kReservedBytes;  // a Request lives in each UCX request
   ucp_context_h handle = nullptr;

@@ -1,5 +1,6 @@
-// ucx::Context owns one ucp_context_h. Create it, use it and destroy it on the
-// UCX thread (see UcxLoop).
+// ucx::Context owns one ucp_context_h. One Loop creates, uses and destroys its
+// own on its thread; several Loops share one made with shared_by_threads,
+// which outlives their workers (Loop::StartOn).
 #pragma once
 
 #include <ucp/api/ucp.h>
@@ -15,6 +16,9 @@ namespace axon::ucx {
 struct ContextOptions {
   // UCX_TLS for this context; empty: UCX's own default (all transports).
   std::string transports;
+  // Workers on several threads share it (several ucx::Loops): UCX then
+  // guards what its workers share, such as the registration cache.
+  bool shared_by_threads = false;
 };
 
 // What this UCX context can do, read once at creation.

@@ -55,7 +55,18 @@ void Loop::CheckOnLoop(const char* function) {
 }
 
 absl::StatusOr<std::unique_ptr<Loop>> Loop::Start(const ContextOptions& options) {
+  return Launch(std::unique_ptr<Loop>(new Loop()), options);
+}
+
+absl::StatusOr<std::unique_ptr<Loop>> Loop::StartOn(std::shared_ptr<Context> context) {
+  if (context == nullptr) return absl::InvalidArgumentError("no UCX context");
   std::unique_ptr<Loop> loop(new Loop());
+  loop->context_ = std::move(context);
+  return Launch(std::move(loop), {});
+}
+
+absl::StatusOr<std::unique_ptr<Loop>> Loop::Launch(std::unique_ptr<Loop> loop,
+                                                   const ContextOptions& options) {
   loop->start_ns_ = MonotonicNanos();
   loop->start_ticks_ = Ticks();
   std::promise<absl::Status> started;
@@ -89,7 +100,7 @@ Loop::~Loop() {
   }
   Wake();
   thread_.join();
-  context_.reset();  // the worker is gone; nothing else uses the context
+  context_.reset();  // its workers are gone; another Loop may hold a shared one
 }
 
 absl::Status Loop::InitFromLoop(const ContextOptions& options) {
@@ -100,9 +111,11 @@ absl::Status Loop::InitFromLoop(const ContextOptions& options) {
   epoll_fd_.Reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_fd_.valid()) return ErrnoStatus(errno, "epoll_create1");
 
-  auto context = Context::Create(options);
-  if (!context.ok()) return context.status();
-  context_ = *std::move(context);
+  if (context_ == nullptr) {
+    auto context = Context::Create(options);
+    if (!context.ok()) return context.status();
+    context_ = *std::move(context);
+  }
   for (std::unique_ptr<Worker>* slot : {&control_, &data_}) {
     auto worker = Worker::Create(*context_);
     if (!worker.ok()) return worker.status();

@@ -45,6 +45,9 @@ class Loop {
  public:
   // Starts the thread and returns once the context and worker exist (or failed).
   static absl::StatusOr<std::unique_ptr<Loop>> Start(const ContextOptions& options);
+  // Like Start, on `context`, which other Loops may share (made with
+  // shared_by_threads): this Loop makes its own workers on it.
+  static absl::StatusOr<std::unique_ptr<Loop>> StartOn(std::shared_ptr<Context> context);
   // Stops the thread: tasks already posted run first, then the worker and the
   // context are destroyed on the thread.
   ~Loop();
@@ -110,7 +113,11 @@ class Loop {
 
  private:
   Loop() = default;
+  // Makes the fds and the workers, on `context_`, or on a context of its own
+  // from `options` when there is none yet.
   absl::Status InitFromLoop(const ContextOptions& options);
+  static absl::StatusOr<std::unique_ptr<Loop>> Launch(std::unique_ptr<Loop> loop,
+                                                      const ContextOptions& options);
   void RunFromLoop();
   // Runs the posted tasks; false once the loop is stopping. `ran`: whether
   // there were any.
@@ -121,7 +128,7 @@ class Loop {
   // anything.
   bool ProgressFromLoop();
 
-  std::unique_ptr<Context> context_;
+  std::shared_ptr<Context> context_;
   std::unique_ptr<Worker> control_;
   std::unique_ptr<Worker> data_;
   bool control_due_ = true;  // progress the control worker next turn

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/ucx/endpoint.h"
 #include "daemon/ucx/loop.h"
 
 namespace axon::ucx {
@@ -159,6 +160,80 @@ TEST(UcxLoop, KnowsItsOwnThread) {
   auto on_loop = (*loop)->Call<bool>([] { return Loop::OnALoopThread(); }, absl::Seconds(10));
   ASSERT_TRUE(on_loop.ok());
   EXPECT_TRUE(*on_loop);
+}
+
+// Several loops on one context, each on its own thread with its own
+// workers (what engine shards stand on): a message goes from one loop's
+// worker to the other's and back, and the context outlives both loops.
+TEST(UcxLoop, LoopsShareOneContext) {
+  auto context = Context::Create({.shared_by_threads = true});
+  ASSERT_TRUE(context.ok()) << context.status();
+  std::shared_ptr<Context> shared = *std::move(context);
+  auto a = Loop::StartOn(shared);
+  auto b = Loop::StartOn(shared);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)->info().version, (*b)->info().version);
+
+  constexpr uint16_t kId = 3;
+  std::promise<std::thread::id> pong;
+  std::unique_ptr<Endpoint> a_to_b, b_to_a;
+  // a answers nothing; b answers every ping with a pong from its own thread.
+  auto address_a = (*a)->Call<absl::StatusOr<std::vector<uint8_t>>>(
+      [&] {
+        (void)(*a)->DataWorkerFromLoop().SetAmHandler(
+            kId, [&](AmMessage&) { pong.set_value(std::this_thread::get_id()); });
+        return (*a)->DataWorkerFromLoop().Address();
+      },
+      absl::Seconds(10));
+  ASSERT_TRUE(address_a.ok() && address_a->ok());
+  auto address_b = (*b)->Call<absl::StatusOr<std::vector<uint8_t>>>(
+      [&]() -> absl::StatusOr<std::vector<uint8_t>> {
+        auto ep = Endpoint::ConnectToWorker((*b)->DataWorkerFromLoop(), **address_a,
+                                            [](const absl::Status&) {});
+        if (!ep.ok()) return ep.status();
+        b_to_a = *std::move(ep);
+        (void)(*b)->DataWorkerFromLoop().SetAmHandler(kId, [&](AmMessage&) {
+          const uint8_t header[1] = {2};
+          b_to_a->SendAm(kId, header, {}, nullptr);
+        });
+        return (*b)->DataWorkerFromLoop().Address();
+      },
+      absl::Seconds(10));
+  ASSERT_TRUE(address_b.ok() && address_b->ok()) << address_b->status();
+  auto sent = (*a)->Call<absl::Status>(
+      [&]() -> absl::Status {
+        auto ep = Endpoint::ConnectToWorker((*a)->DataWorkerFromLoop(), **address_b,
+                                            [](const absl::Status&) {});
+        if (!ep.ok()) return ep.status();
+        a_to_b = *std::move(ep);
+        const uint8_t header[1] = {1};
+        a_to_b->SendAm(kId, header, {}, nullptr);
+        return absl::OkStatus();
+      },
+      absl::Seconds(10));
+  ASSERT_TRUE(sent.ok() && sent->ok());
+  auto answered = pong.get_future();
+  ASSERT_EQ(answered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto a_thread =
+      (*a)->Call<std::thread::id>([] { return std::this_thread::get_id(); }, absl::Seconds(10));
+  ASSERT_TRUE(a_thread.ok());
+  EXPECT_EQ(answered.get(), *a_thread);  // handled on a's own thread
+  // Endpoints go on their loops' threads, before the workers.
+  (void)(*a)->Call<bool>(
+      [&] {
+        a_to_b.reset();
+        return true;
+      },
+      absl::Seconds(10));
+  (void)(*b)->Call<bool>(
+      [&] {
+        b_to_a.reset();
+        return true;
+      },
+      absl::Seconds(10));
+  a->reset();
+  b->reset();
+  EXPECT_EQ(shared.use_count(), 1);  // the loops let go; the context is still here
 }
 
 #ifndef NDEBUG
