@@ -188,15 +188,28 @@ void Loop::RunFromLoop() {
                         std::memory_order_relaxed);
     }
     if (progressed || polled != Polled::kIdle) continue;
+    // From here until epoll_wait returns a Post must write the eventfd: the
+    // flag goes up before the last look at the queue, which takes the mutex
+    // a Post pushes under, so a task pushed after that look sees the flag.
+    // A Post to a loop that runs costs no system call.
+    sleeping_.store(true, std::memory_order_seq_cst);
+    const auto stay_awake = [this] { sleeping_.store(false, std::memory_order_relaxed); };
     {
       MutexLock lock(&mu_);
-      if (!queue_.empty() || stopping_) continue;
+      if (!queue_.empty() || stopping_) {
+        stay_awake();
+        continue;
+      }
     }
-    if (prepare_to_sleep_ && !prepare_to_sleep_()) continue;
+    if (prepare_to_sleep_ && !prepare_to_sleep_()) {
+      stay_awake();
+      continue;
+    }
     // The control worker may have skipped its turns: look at it before
     // sleeping.
     if (control_->Progress()) {
       control_due_ = true;
+      stay_awake();
       continue;
     }
     absl::StatusOr<bool> armed = data_->Arm();
@@ -205,10 +218,12 @@ void Loop::RunFromLoop() {
       spdlog::error("UCX thread: {}; polling instead of sleeping", armed.status().message());
     } else if (!*armed) {
       control_due_ = true;
+      stay_awake();
       continue;  // events arrived meanwhile: progress them first
     }
     epoll_event events[16];
     const int n = ::epoll_wait(epoll_fd_.get(), events, 16, armed.ok() ? -1 : 10);
+    stay_awake();
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     control_due_ = true;
     if (n < 0 && errno != EINTR) {
@@ -268,10 +283,11 @@ void Loop::Post(absl::AnyInvocable<void() &&> task) {
     queue_.push_back(std::move(task));
     has_tasks_.store(true, std::memory_order_release);
   }
-  Wake();
+  if (sleeping_.load(std::memory_order_seq_cst)) Wake();
 }
 
 void Loop::Wake() {
+  wake_writes_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t one = 1;
   // EAGAIN means the counter is already non-zero: the loop will wake anyway.
   [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));

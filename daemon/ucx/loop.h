@@ -1,8 +1,10 @@
-// UcxLoop is the UCX thread: it creates, owns and destroys the UCX context and
-// its two workers, and every UCX call in axond runs on it. Other threads hand
-// it work with Post(); it progresses the workers, then sleeps in epoll on
-// their event fds and a wake-up eventfd. An idle daemon's UCX thread does not
-// run. Methods whose names end in FromLoop may only be called on this thread.
+// UcxLoop is the UCX thread: it creates, owns and destroys its two workers
+// (and the UCX context, unless several loops share one: StartOn), and every
+// UCX call in axond runs on it. Other threads hand it work with Post(); it
+// progresses the workers, then sleeps in epoll on their event fds and a
+// wake-up eventfd, which a Post writes only while the loop sleeps. An idle
+// daemon's UCX thread does not run. Methods whose names end in FromLoop may
+// only be called on this thread.
 //
 // Two workers, because UCX polls every interface an endpoint of a worker
 // uses on every ucp_worker_progress of that worker: the control worker holds
@@ -77,6 +79,8 @@ class Loop {
   const ContextInfo& info() const { return context_->info(); }
 
   uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
+  // Writes to the wake-up eventfd: a Post to a sleeping loop, and the stop.
+  uint64_t wake_writes() const { return wake_writes_.load(std::memory_order_relaxed); }
   uint64_t tasks_run() const { return tasks_run_.load(std::memory_order_relaxed); }
   // Time the UCX thread spent on turns that did work (UCX progress, the
   // poller's work, posted tasks), since Start: busy time over wall time is
@@ -147,6 +151,10 @@ class Loop {
   std::atomic<bool> has_tasks_{false};  // queue_ or stopping_ changed
 
   std::atomic<uint64_t> wakeups_{0};
+  std::atomic<uint64_t> wake_writes_{0};
+  // Up while the loop is between its last look at the queue and the end of
+  // epoll_wait (see RunFromLoop): only then does a Post wake it.
+  std::atomic<bool> sleeping_{false};
   std::atomic<uint64_t> tasks_run_{0};
   // Ticks spent on busy turns (written by the loop thread only), and the
   // clock and ticks when the loop started (set before Start returns).

@@ -77,6 +77,48 @@ TEST(UcxLoop, PostFromManyThreads) {
   EXPECT_EQ(ran.load(), 2000);
 }
 
+// A Post to a loop that is running (here: its poller keeps it spinning)
+// leaves the eventfd alone: the loop finds the task on its next turn. One
+// to a sleeping loop writes it, and the task runs.
+TEST(UcxLoop, OnlyASleepingLoopIsWokenByAPost) {
+  auto loop = Loop::Start({});
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  std::atomic<bool> spin{true};
+  ASSERT_TRUE((*loop)
+                  ->Call<bool>(
+                      [&] {
+                        (*loop)->SetPollerFromLoop(
+                            [&] { return spin.load() ? Polled::kSpin : Polled::kIdle; }, nullptr);
+                        return true;
+                      },
+                      absl::Seconds(10))
+                  .ok());
+  const uint64_t before = (*loop)->wake_writes();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 10000; ++i) (*loop)->Post([&ran] { ran.fetch_add(1); });
+  EXPECT_TRUE((*loop)->Ping(absl::Seconds(10)).ok());
+  EXPECT_EQ(ran.load(), 10000);
+  EXPECT_LE((*loop)->wake_writes() - before, 2u);  // none, but for a sleep already under way
+  spin = false;
+  // Asleep now (no poller work, no tasks): the next Post wakes it.
+  bool quiet = false;
+  for (int i = 0; i < 100 && !quiet; ++i) {
+    const uint64_t wakeups = (*loop)->wakeups();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    quiet = (*loop)->wakeups() == wakeups;
+  }
+  ASSERT_TRUE(quiet);
+  const uint64_t asleep = (*loop)->wake_writes();
+  EXPECT_TRUE((*loop)->Ping(absl::Seconds(10)).ok());
+  EXPECT_GE((*loop)->wake_writes(), asleep + 1);
+  (void)(*loop)->Call<bool>(
+      [&] {
+        (*loop)->SetPollerFromLoop(nullptr, nullptr);
+        return true;
+      },
+      absl::Seconds(10));
+}
+
 TEST(UcxLoop, IdleLoopSleeps) {
   auto loop = Loop::Start({});
   ASSERT_TRUE(loop.ok()) << loop.status();
