@@ -23,7 +23,7 @@ absl::Status NoEndpoint(absl::string_view to, absl::string_view node) {
 
 }  // namespace
 
-void Matcher::Send(Pending send, const std::string& to) {
+void Matcher::Send(Pending&& send, const std::string& to) {
   if (!sink_.Owner(to)) {
     sink_.Fail(send.session, send.op_id, NoEndpoint(to, node_name_));
     return;
@@ -66,7 +66,7 @@ void Matcher::Arrive(const std::shared_ptr<Incoming>& message) {
   Park(to, std::move(send));
 }
 
-void Matcher::Receive(Pending receive) {
+void Matcher::Receive(Pending&& receive) {
   EndpointQueues& queues = QueuesOf(receive.from);  // the receiving endpoint
   auto send =
       queues.sends.TakeFirst(receive.tag, [&](const Pending& s) { return Accepts(receive, s); });

@@ -64,12 +64,12 @@ class Matcher {
 
   // A send from this node (send.session, from endpoint send.from) to
   // endpoint `to` here. Fails NOT_FOUND when nobody bound `to`.
-  void Send(Pending send, const std::string& to);
+  void Send(Pending&& send, const std::string& to);
   // A message from another node for endpoint message->to; refused when
   // nobody bound it. Kept (a copy of the pointer) only while it waits.
   void Arrive(const std::shared_ptr<Incoming>& message);
   // A receive posted by receive.session on its endpoint receive.from.
-  void Receive(Pending receive);
+  void Receive(Pending&& receive);
 
   // Takes operation `op_id` of `session` out of the queues and fails it with
   // `why`; false when it is not waiting here (landing, done, or never was).
@@ -143,7 +143,7 @@ class Matcher {
   // Fails a waiting send: completes one from here, refuses one from a node.
   void FailSend(const Pending& send, const absl::Status& why);
   // Queues `send` for endpoint `to`, unless the receive area takes it.
-  void Park(const std::string& to, Pending send);
+  void Park(const std::string& to, Pending&& send);
   // Lands `send` in a free slot of its receiver's area, if one fits.
   bool TryArea(const std::string& to, const Pending& send);
   // Fails receives that name a sender on `node` for which `gone` holds.

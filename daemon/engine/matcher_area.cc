@@ -26,7 +26,7 @@ void Put(char (&field)[N], std::initializer_list<absl::string_view> pieces) {
 
 }  // namespace
 
-void Matcher::Park(const std::string& to, Pending send) {
+void Matcher::Park(const std::string& to, Pending&& send) {
   EndpointQueues& queues = QueuesOf(to);
   // The area must not let it overtake an earlier message on the same pair:
   // one from the same endpoint here, or the same endpoint of the same node.

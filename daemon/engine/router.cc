@@ -5,7 +5,7 @@
 
 namespace axon::daemon {
 
-void Router::Send(Pending send, absl::string_view address) {
+void Router::Send(Pending&& send, absl::string_view address) {
   if (const size_t slash = address.find('/'); slash != absl::string_view::npos) {
     const absl::string_view node = address.substr(0, slash);
     const absl::string_view to = address.substr(slash + 1);

@@ -26,7 +26,7 @@ class Router {
 
   // Routes `send` (from endpoint send.from of session send.session) to
   // `address`, or fails it.
-  void Send(Pending send, absl::string_view address);
+  void Send(Pending&& send, absl::string_view address);
 
  private:
   const std::string node_name_;

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/fake_match_sink.h"
@@ -101,14 +102,14 @@ TEST_F(MatcherTest, AReceiveThatNamesItsSenderTakesOnlyItsMessages) {
   Pending receive = ReceiveOp(11, 7);
   receive.source_node = "here";
   receive.source_endpoint = "a";
-  matcher_.Receive(receive);
+  matcher_.Receive(std::move(receive));
   EXPECT_THAT(sink_.deliveries, IsEmpty());  // neither is here/a
   matcher_.Send(SendOp(2, 7), "b");
   EXPECT_THAT(sink_.deliveries, ElementsAre(FakeSink::Delivery{"op 2", 11}));
   receive = ReceiveOp(12, 7);
   receive.source_node = "n";
   receive.source_endpoint = "a";
-  matcher_.Receive(receive);
+  matcher_.Receive(std::move(receive));
   EXPECT_THAT(sink_.deliveries.back(), (FakeSink::Delivery{"n#5", 12}));
 }
 
@@ -195,11 +196,11 @@ TEST_F(MatcherTest, ANodeGoingDownTakesItsMessagesAndFailsReceivesForIt) {
   Pending from_n = ReceiveOp(11, 9);
   from_n.source_node = "n";
   from_n.source_endpoint = "r";
-  matcher_.Receive(from_n);
+  matcher_.Receive(std::move(from_n));
   Pending from_m = ReceiveOp(12, 9);
   from_m.source_node = "m";
   from_m.source_endpoint = "r";
-  matcher_.Receive(from_m);
+  matcher_.Receive(std::move(from_m));
   matcher_.Receive(ReceiveOp(13, 9));  // from anyone: stays
 
   matcher_.NodeDown("n");
@@ -226,8 +227,8 @@ TEST_F(MatcherTest, AClosedSessionTakesItsOwnAndFailsWhatWaitsOnItsEndpoints) {
                  .from = "c",
                  .source_node = "here",
                  .source_endpoint = "b"};
-  matcher_.Receive(from_b);            // c waits for b: fails when b goes
-  matcher_.Receive(ReceiveOp(11, 8));  // b's own receive: goes unreported
+  matcher_.Receive(std::move(from_b));  // c waits for b: fails when b goes
+  matcher_.Receive(ReceiveOp(11, 8));   // b's own receive: goes unreported
 
   sink_.owners.erase("b");
   matcher_.SessionClosed(kReceiver);
