@@ -6,8 +6,8 @@
 
 namespace axon::daemon {
 
-bool Deadlines::Add(uint64_t session, uint64_t op_id, uint32_t timeout_ms) {
-  const absl::Time when = clock_.Now() + absl::Milliseconds(timeout_ms);
+bool Deadlines::Add(uint64_t session, uint64_t op_id, uint32_t timeout_ms, absl::Time now) {
+  const absl::Time when = now + absl::Milliseconds(timeout_ms);
   open_.insert(Key{session, op_id});
   if (heap_.size() >= compact_at_) Compact();
   const bool earliest = heap_.empty() || when < heap_.front().when;

@@ -25,9 +25,10 @@ class Deadlines {
  public:
   explicit Deadlines(const Clock& clock = Clock::Real()) : clock_(clock) {}
 
-  // Operation `op_id` of `session` has `timeout_ms` from now. True when it
-  // is now the earliest (the caller re-arms its timer).
-  bool Add(uint64_t session, uint64_t op_id, uint32_t timeout_ms);
+  // Operation `op_id` of `session` has `timeout_ms` from `now` (the caller's
+  // reading of the clock, which it may share between operations taken at
+  // once). True when it is now the earliest (the caller re-arms its timer).
+  bool Add(uint64_t session, uint64_t op_id, uint32_t timeout_ms, absl::Time now);
   // The operation completed: it expires no more.
   void Done(uint64_t session, uint64_t op_id) {
     if (!open_.empty()) open_.erase(Key{session, op_id});

@@ -119,6 +119,7 @@ std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
 
 ucx::Polled RingEngine::PollFromLoop() {
   AXON_DCHECK_ON_LOOP();
+  poll_clock_read_ = false;
   bool did_work = copier_.busy() && copier_.Poll();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (Serve(it->first, *it->second, did_work)) {
@@ -359,7 +360,14 @@ bool RingEngine::Abort(uint64_t id, uint64_t op_id, const absl::Status& why) {
 
 void RingEngine::AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms) {
   if (!sessions_.contains(id)) return;
-  const bool earliest = deadlines_.Add(id, op_id, timeout_ms);
+  // The clock is read once per poll, not per operation (it showed in
+  // profiles): a deadline counts from the start of the poll that took its
+  // operation, which is after the client submitted it.
+  if (!poll_clock_read_) {
+    poll_clock_ = absl::Now();
+    poll_clock_read_ = true;
+  }
+  const bool earliest = deadlines_.Add(id, op_id, timeout_ms, poll_clock_);
   if (!deadline_timer_.valid()) {
     deadline_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
     if (!deadline_timer_.valid() ||

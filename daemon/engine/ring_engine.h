@@ -226,7 +226,8 @@ class RingEngine final : private MatchSink {
   // Completes pending operation `op_id` of session `id` with `why`, if it is
   // still pending here or on the remote path; false if it is not.
   bool Abort(uint64_t id, uint64_t op_id, const absl::Status& why);
-  // Deadlines: a timerfd in the loop set for the earliest one.
+  // Deadlines: a timerfd in the loop set for the earliest one. AddDeadline
+  // runs inside PollFromLoop only (it counts from the poll's clock).
   void AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms);
   void OnDeadlineTimer();
   void ArmDeadlineTimer();
@@ -241,7 +242,9 @@ class RingEngine final : private MatchSink {
   Matcher matcher_;
   Router router_;
   Deadlines deadlines_;
-  UniqueFd deadline_timer_;                  // created with the first deadline
+  UniqueFd deadline_timer_;  // created with the first deadline
+  absl::Time poll_clock_;    // read by the first deadline of a poll
+  bool poll_clock_read_ = false;
   GpuCopier copier_;                         // GPU copies, polled with the rings
   std::unique_ptr<HostCopier> host_copier_;  // large host copies; null: all on this thread
   std::unique_ptr<RemotePath> remote_;       // null without a peer plane

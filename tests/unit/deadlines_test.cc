@@ -37,7 +37,7 @@ class DeadlinesTest : public ::testing::Test {
 };
 
 TEST_F(DeadlinesTest, NothingExpiresBeforeItsTime) {
-  deadlines_.Add(1, 10, 100);
+  deadlines_.Add(1, 10, 100, clock_.Now());
   clock_.Advance(absl::Milliseconds(99));
   EXPECT_THAT(Expire(), IsEmpty());
   clock_.Advance(absl::Milliseconds(1));
@@ -47,9 +47,9 @@ TEST_F(DeadlinesTest, NothingExpiresBeforeItsTime) {
 }
 
 TEST_F(DeadlinesTest, TheEarliestExpiresFirstWhateverTheOrderAdded) {
-  EXPECT_TRUE(deadlines_.Add(1, 10, 300));
-  EXPECT_TRUE(deadlines_.Add(1, 11, 100));   // the new earliest
-  EXPECT_FALSE(deadlines_.Add(2, 12, 200));  // not
+  EXPECT_TRUE(deadlines_.Add(1, 10, 300, clock_.Now()));
+  EXPECT_TRUE(deadlines_.Add(1, 11, 100, clock_.Now()));   // the new earliest
+  EXPECT_FALSE(deadlines_.Add(2, 12, 200, clock_.Now()));  // not
   EXPECT_EQ(deadlines_.Next(), clock_.Now() + absl::Milliseconds(100));
   clock_.Advance(absl::Seconds(1));
   EXPECT_THAT(Expire(), ElementsAre(std::make_pair(1u, 11u), std::make_pair(2u, 12u),
@@ -58,8 +58,8 @@ TEST_F(DeadlinesTest, TheEarliestExpiresFirstWhateverTheOrderAdded) {
 }
 
 TEST_F(DeadlinesTest, ACompletedOperationDoesNotExpire) {
-  deadlines_.Add(1, 10, 100);
-  deadlines_.Add(1, 11, 100);
+  deadlines_.Add(1, 10, 100, clock_.Now());
+  deadlines_.Add(1, 11, 100, clock_.Now());
   deadlines_.Done(1, 10);
   EXPECT_EQ(deadlines_.open(), 1u);
   clock_.Advance(absl::Seconds(1));
@@ -67,8 +67,8 @@ TEST_F(DeadlinesTest, ACompletedOperationDoesNotExpire) {
 }
 
 TEST_F(DeadlinesTest, AClosedSessionsOperationsDoNotExpire) {
-  deadlines_.Add(1, 10, 100);
-  deadlines_.Add(2, 10, 100);
+  deadlines_.Add(1, 10, 100, clock_.Now());
+  deadlines_.Add(2, 10, 100, clock_.Now());
   deadlines_.SessionClosed(1);
   clock_.Advance(absl::Seconds(1));
   EXPECT_THAT(Expire(), ElementsAre(std::make_pair(2u, 10u)));
@@ -78,12 +78,12 @@ TEST_F(DeadlinesTest, CompletedEntriesDoNotPileUp) {
   // Long deadlines on operations that complete at once, the common case:
   // the heap keeps within a bound instead of holding each until its time.
   for (uint64_t op = 0; op < 100000; ++op) {
-    deadlines_.Add(1, op, 60000);
+    deadlines_.Add(1, op, 60000, clock_.Now());
     deadlines_.Done(1, op);
   }
   EXPECT_EQ(deadlines_.open(), 0u);
   EXPECT_LE(deadlines_.entries(), 8192u);
-  deadlines_.Add(1, 999999, 10);
+  deadlines_.Add(1, 999999, 10, clock_.Now());
   clock_.Advance(absl::Milliseconds(10));
   EXPECT_THAT(Expire(), ElementsAre(std::make_pair(1u, 999999u)));
 }
