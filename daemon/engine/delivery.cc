@@ -22,70 +22,62 @@ void RingEngine::CopyOut(const Pending& send, uint8_t* into) {
   }
 }
 
-void RingEngine::DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive) {
-  const uint64_t length = message->length();
-  uint8_t* into = receive.region->data() + receive.offset;
-  auto landed = [this, session = receive.session, op_id = receive.op_id, length,
-                 tag = message->tag](absl::Status st) {
-    CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
-  };
-  if (remote_->LandNowFromLoop(*message, *receive.region, into)) {
-    landed(absl::OkStatus());  // no std::function on the common path
+template <typename Done>
+void RingEngine::CopyThen(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into,
+                          Done done) {
+  if (CopyLocalNow(send, *to, into)) {
+    done(absl::OkStatus());
     return;
   }
-  remote_->LandFromLoop(message, receive.region, into, std::move(landed));
+  CopyLocal(send, to, into, std::move(done));
+}
+
+template <typename Landed>
+void RingEngine::LandThen(const std::shared_ptr<Incoming>& message,
+                          const std::shared_ptr<Region>& region, uint8_t* into, Landed landed) {
+  if (remote_->LandNowFromLoop(*message, *region, into)) {
+    landed(absl::OkStatus());
+    return;
+  }
+  remote_->LandFromLoop(message, region, into, std::move(landed));
 }
 
 void RingEngine::Deliver(Pending& send, const Pending& receive) {
+  uint8_t* into = receive.region->data() + receive.offset;
   if (send.incoming) {
-    DeliverIncoming(send.incoming, receive);
+    LandThen(send.incoming, receive.region, into,
+             [this, session = receive.session, op_id = receive.op_id,
+              length = send.incoming->length(), tag = send.incoming->tag](absl::Status st) {
+               CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
+             });
     remote_->Recycle(std::move(send.incoming));  // kept only if nothing else holds it
     return;
   }
-  uint8_t* into = receive.region->data() + receive.offset;
-  if (CopyLocalNow(send, *receive.region, into)) {
-    CompleteMessage(send.session, /*sent=*/true, send.op_id, absl::OkStatus(), send.length,
-                    send.tag);
-    CompleteMessage(receive.session, /*sent=*/false, receive.op_id, absl::OkStatus(), send.length,
-                    send.tag);
-    return;
-  }
-  CopyLocal(send, receive.region, into,
-            [this, from = send.session, send_op = send.op_id, to = receive.session,
-             receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
-              CompleteMessage(from, /*sent=*/true, send_op, st, length, tag);
-              CompleteMessage(to, /*sent=*/false, receive_op, st, length, tag);
-            });
+  CopyThen(send, receive.region, into,
+           [this, from = send.session, send_op = send.op_id, to = receive.session,
+            receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
+             CompleteMessage(from, /*sent=*/true, send_op, st, length, tag);
+             CompleteMessage(to, /*sent=*/false, receive_op, st, length, tag);
+           });
 }
 
 void RingEngine::LandInArea(const Pending& send, uint64_t owner,
                             const std::shared_ptr<Region>& area, uint8_t* into, uint64_t sequence) {
   if (send.incoming) {
-    auto landed = [this, owner, sequence, length = send.length](absl::Status st) {
-      if (st.ok()) Count(owner, /*sent=*/false, length);
-      matcher_.Landed(owner, sequence, st.ok());
-    };
-    if (remote_->LandNowFromLoop(*send.incoming, *area, into)) {
-      landed(absl::OkStatus());  // no std::function on the common path
-      return;
-    }
-    remote_->LandFromLoop(send.incoming, area, into, std::move(landed));
+    LandThen(send.incoming, area, into,
+             [this, owner, sequence, length = send.length](absl::Status st) {
+               if (st.ok()) Count(owner, /*sent=*/false, length);
+               matcher_.Landed(owner, sequence, st.ok());
+             });
     return;
   }
-  if (CopyLocalNow(send, *area, into)) {
-    Count(owner, /*sent=*/false, send.length);
-    CompleteMessage(send.session, /*sent=*/true, send.op_id, absl::OkStatus(), send.length,
-                    send.tag);
-    matcher_.Landed(owner, sequence, true);
-    return;
-  }
-  CopyLocal(send, area, into,
-            [this, owner, sequence, from = send.session, op_id = send.op_id, length = send.length,
-             tag = send.tag](absl::Status st) {
-              if (st.ok()) Count(owner, /*sent=*/false, length);
-              CompleteMessage(from, /*sent=*/true, op_id, st, length, tag);
-              matcher_.Landed(owner, sequence, st.ok());
-            });
+  CopyThen(send, area, into,
+           [this, owner, sequence, from = send.session, op_id = send.op_id, length = send.length,
+            tag = send.tag](absl::Status st) {
+             if (st.ok()) Count(owner, /*sent=*/false, length);
+             CompleteMessage(from, /*sent=*/true, op_id, st, length, tag);
+             matcher_.Landed(owner, sequence, st.ok());
+           });
 }
 
 void RingEngine::Announce(uint64_t session, const wire::Completion& arrival) {

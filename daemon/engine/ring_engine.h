@@ -193,8 +193,16 @@ class RingEngine final : private MatchSink {
   // The same done at once for host memory on both sides (the common case:
   // no callback to build); false when the GPU must copy (use CopyLocal).
   bool CopyLocalNow(const Pending& send, const Region& to, uint8_t* into);
-  // Deliver for a message from another node.
-  void DeliverIncoming(const std::shared_ptr<Incoming>& message, const Pending& receive);
+  // Copies a local send's bytes to `into` in region `to`, then runs `done`
+  // with the result: called in place when the copy is done at once (no
+  // callback object is built on that common path), else by CopyLocal.
+  template <typename Done>
+  void CopyThen(const Pending& send, const std::shared_ptr<Region>& to, uint8_t* into, Done done);
+  // The same for a message from another node: lands it (the remote path
+  // acknowledges it), then runs `landed` with the result.
+  template <typename Landed>
+  void LandThen(const std::shared_ptr<Incoming>& message, const std::shared_ptr<Region>& region,
+                uint8_t* into, Landed landed);
 
   // Bytes [offset, offset + length) of session `id`'s region `region`, or
   // INVALID_ARGUMENT (unknown region, bytes outside it, overflow included).
