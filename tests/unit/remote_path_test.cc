@@ -202,6 +202,10 @@ class RemotePathTest : public ::testing::Test {
   void AckAll(const std::vector<uint64_t>& ids) {
     OnLoop([&] { plane_.Deliver("b", wire::MessageType::kDataAcks, wire::EncodeAcks(ids)); });
   }
+  // One kDataAck from node b: message `id` answered with `status`.
+  void Answer(uint64_t id, const absl::Status& status) {
+    OnLoop([&] { plane_.Deliver("b", wire::MessageType::kDataAck, wire::EncodeAck(id, status)); });
+  }
 
   std::unique_ptr<ucx::Loop> loop_;
   axon::testing::FakeClock clock_;
@@ -269,10 +273,7 @@ TEST_F(RemotePathTest, TheWindowHoldsSendsBackInOrderUntilAcksCome) {
 TEST_F(RemotePathTest, AFailedAckFailsTheSendWithTheReceiversReason) {
   Send(1);
   const uint64_t id = plane_.DataIds().at(0);
-  OnLoop([&] {
-    plane_.Deliver("b", wire::MessageType::kDataAck,
-                   wire::EncodeAck(id, absl::NotFoundError("no endpoint 'x' on node b")));
-  });
+  Answer(id, absl::NotFoundError("no endpoint 'x' on node b"));
   ASSERT_THAT(completed_, SizeIs(1));
   EXPECT_EQ(completed_[0].status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(completed_[0].status.message()), HasSubstr("no endpoint 'x'"));
@@ -283,7 +284,6 @@ TEST_F(RemotePathTest, AnArrivalLandsAndItsAckGoesInTheNextBatch) {
   ASSERT_THAT(arrived_, SizeIs(1));
   EXPECT_EQ(arrived_[0]->from, "r");
   EXPECT_EQ(arrived_[0]->length(), 3u);
-  std::vector<uint8_t> into(3);
   OnLoop([&] {
     EXPECT_TRUE(path_->LandNowFromLoop(*arrived_[0], *memory_, memory_->data()));
     EXPECT_TRUE(path_->acks_pending());
@@ -330,10 +330,7 @@ TEST_F(RemotePathTest, CancellingASendInFlightAsksTheReceiver) {
   ASSERT_FALSE(plane_.frames.empty());
   EXPECT_EQ(plane_.frames.back().type, wire::MessageType::kDataCancel);
   EXPECT_THAT(completed_, IsEmpty());  // until the receiver answers
-  OnLoop([&] {
-    plane_.Deliver("b", wire::MessageType::kDataAck,
-                   wire::EncodeAck(id, absl::CancelledError("withdrawn")));
-  });
+  Answer(id, absl::CancelledError("withdrawn"));
   ASSERT_THAT(completed_, SizeIs(1));
   EXPECT_EQ(completed_[0].status.code(), absl::StatusCode::kCancelled);
   EXPECT_THAT(std::string(completed_[0].status.message()), HasSubstr("by the client"));
