@@ -44,6 +44,12 @@ class LatencyHistogram {
     }
     return out;
   }
+  // Adds what `other` counted (several threads' histograms, summed).
+  void Merge(const LatencyHistogram& other) {
+    for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
+    count_ += other.count_;
+    sum_micros_ += other.sum_micros_;
+  }
   uint64_t count() const { return count_; }
   double sum_micros() const { return sum_micros_; }
 

@@ -28,17 +28,16 @@ Daemon::Daemon(ConfigSources sources) : sources_(std::move(sources)) {}
 Daemon::~Daemon() {
   Shutdown("daemon destroyed");
   if (ucx_) {
-    // The peer plane's endpoints and listener, and the rings, die on the UCX
-    // thread, before its worker.
-    ucx_->Post([this, peers = std::move(peers_), rings = std::move(rings_)]() mutable {
-      (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr);
-      ucx_->SetPollerFromLoop(nullptr, nullptr);
-      rings.reset();  // the engine's remote path hooks into the peer plane
-      peers.reset();
-    });
-    // The engine serves rings until that task runs, reading the session
-    // manager: wait for it before the manager goes (TSan caught the UCX
-    // thread reading a freed manager at shutdown).
+    ucx_->Post([this] { (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr); });
+    // The engines serve rings, reading the session manager, until they stop:
+    // this waits for them (TSan caught the UCX thread reading a freed manager
+    // at shutdown). Shard 0's remote path hooks into the peer plane: it goes
+    // first.
+    state_.engine = nullptr;
+    shards_.reset();
+    // The peer plane's endpoints and listener die on the UCX thread, before
+    // its workers.
+    ucx_->Post([peers = std::move(peers_)]() mutable { peers.reset(); });
     if (auto st = ucx_->Ping(absl::Seconds(30)); !st.ok()) {
       spdlog::error("shutdown: the UCX thread did not stop serving: {}", st.message());
     }
@@ -70,7 +69,20 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   d->state_.cuda = QueryCudaInfo();
   const Config& cfg = d->state_.config;
 
-  auto ucx = ucx::Loop::Start({.transports = cfg.ucx.transports});
+  // Several engine shards share one UCX context, each with its own workers.
+  absl::StatusOr<std::unique_ptr<ucx::Loop>> ucx;
+  if (EngineShards::CountFor(cfg.engine.shards) > 1) {
+    auto context =
+        ucx::Context::Create({.transports = cfg.ucx.transports, .shared_by_threads = true});
+    if (context.ok()) {
+      d->shared_context_ = *std::move(context);
+      ucx = ucx::Loop::StartOn(d->shared_context_);
+    } else {
+      ucx = context.status();
+    }
+  } else {
+    ucx = ucx::Loop::Start({.transports = cfg.ucx.transports});
+  }
   if (!ucx.ok()) {
     return absl::Status(ucx.status().code(),
                         absl::StrCat("cannot start UCX: ", ucx.status().message()));
@@ -138,24 +150,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   auto session_server = SessionSocketServer::Start(
       SessionSocketPath(cfg), session_listen,
       AccessPolicy(::geteuid(), cfg.control.allowed_uids, cfg.control.allowed_gids), *d->sessions_,
-      [loop = d->ucx_.get(), engine = d->rings_.get(), sessions = d->sessions_.get()](
+      [shards = d->shards_.get(), sessions = d->sessions_.get()](
           uint64_t session, std::unique_ptr<HostRegion> memory, UniqueFd daemon_bell,
           UniqueFd client_bell) -> absl::Status {
-        auto added = loop->Call<absl::Status>(
-            [engine, session,
-             rings = SessionRings{std::move(memory), std::move(daemon_bell),
-                                  std::move(client_bell)}]() mutable {
-              return engine->AddSessionFromLoop(session, std::move(rings));
-            },
+        auto added = shards->AddSession(
+            session,
+            SessionRings{std::move(memory), std::move(daemon_bell), std::move(client_bell)},
             absl::Seconds(5));
-        if (!added.ok()) return added.status();
+        if (!added.ok()) return added;
         // A session closed meanwhile (Detach on a gRPC thread) had its removal
         // posted before the rings were added: remove them again.
-        if (added->ok() && !sessions->IsOpen(session)) {
-          loop->Post([engine, session] { engine->RemoveSessionFromLoop(session); });
+        if (!sessions->IsOpen(session)) {
+          shards->RemoveSession(session);
           return absl::NotFoundError("the session closed while its rings were set up");
         }
-        return *added;
+        return added;
       },
       d->io_, d->fds_.get());
   if (!session_server.ok()) {
@@ -215,42 +224,37 @@ absl::Status Daemon::StartPeers() {
 }
 
 absl::Status Daemon::StartRingEngine() {
-  ucx::Loop* loop = ucx_.get();
-  SessionManager* sessions = sessions_.get();
-  PeerManager* peers = peers_.get();
-  const RemotePath::Limits limits{
-      .eager_limit = static_cast<uint64_t>(state_.config.peers.eager_limit),
-      .max_in_flight = static_cast<uint64_t>(state_.config.peers.max_in_flight),
-      .gpu_direct = state_.gpu_direct,
-      .gpu_direct_only = state_.config.gpu.remote_path == "direct",
-      .bounce_keep_bytes = static_cast<uint64_t>(state_.config.gpu.bounce_keep_mib) << 20,
-      .same_host_handles = state_.config.gpu.same_host == "handles",
-      .dead_after = absl::Milliseconds(state_.config.peers.dead_after_ms)};
-  const int copy_threads = HostCopier::ThreadsFor(state_.config.engine.copy_threads);
-  const uint64_t copy_min_bytes = static_cast<uint64_t>(state_.config.engine.parallel_copy_min_kib)
-                                  << 10;
-  // Built on the UCX thread, as it is used and destroyed there (~Daemon).
-  auto made = loop->Call<std::unique_ptr<RingEngine>>(
-      [loop, sessions, peers, limits, copy_threads, copy_min_bytes, name = state_.config.node.name,
-       max_in_flight = state_.config.sessions.max_in_flight] {
-        auto engine = std::make_unique<RingEngine>(*loop, *sessions, name, max_in_flight);
-        RingEngine* raw = engine.get();
-        if (peers != nullptr) raw->AttachPeersFromLoop(*peers, limits);
-        if (auto st = raw->StartCopyThreadsFromLoop(copy_threads, copy_min_bytes); !st.ok()) {
-          spdlog::warn("no copy threads ({}): local copies run on the UCX thread", st.message());
-        }
-        loop->SetPollerFromLoop([raw] { return raw->PollFromLoop(); },
-                                [raw] { return raw->PrepareToSleepFromLoop(); });
-        return engine;
-      },
-      absl::Seconds(30));
-  if (!made.ok()) return made.status();
-  rings_ = *std::move(made);
-  state_.engine = rings_.get();
-  RingEngine* engine = rings_.get();
-  sessions_->SetCloseObserver([loop, engine](uint64_t session) {
-    loop->Post([engine, session] { engine->RemoveSessionFromLoop(session); });
-  });
+  const Config& cfg = state_.config;
+  EngineShards::Options options{
+      .node_name = cfg.node.name,
+      .max_in_flight = static_cast<uint64_t>(cfg.sessions.max_in_flight),
+      .copy_threads = HostCopier::ThreadsFor(cfg.engine.copy_threads),
+      .copy_min_bytes = static_cast<uint64_t>(cfg.engine.parallel_copy_min_kib) << 10,
+      .peers = peers_.get(),
+      .limits = {.eager_limit = static_cast<uint64_t>(cfg.peers.eager_limit),
+                 .max_in_flight = static_cast<uint64_t>(cfg.peers.max_in_flight),
+                 .gpu_direct = state_.gpu_direct,
+                 .gpu_direct_only = cfg.gpu.remote_path == "direct",
+                 .bounce_keep_bytes = static_cast<uint64_t>(cfg.gpu.bounce_keep_mib) << 20,
+                 .same_host_handles = cfg.gpu.same_host == "handles",
+                 .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms)}};
+  const int count = EngineShards::CountFor(cfg.engine.shards);
+  std::vector<std::unique_ptr<ucx::Loop>> more;
+  for (int i = 1; i < count; ++i) {
+    auto loop = ucx::Loop::StartOn(shared_context_);
+    if (!loop.ok()) {
+      return absl::Status(loop.status().code(), absl::StrCat("cannot start engine shard ", i, ": ",
+                                                             loop.status().message()));
+    }
+    more.push_back(*std::move(loop));
+  }
+  auto shards = EngineShards::Start(*ucx_, std::move(more), *sessions_, std::move(options));
+  if (!shards.ok()) return shards.status();
+  shards_ = *std::move(shards);
+  state_.engine = shards_.get();
+  spdlog::info("engine: {} shard(s)", shards_->size());
+  EngineShards* raw = shards_.get();
+  sessions_->SetCloseObserver([raw](uint64_t session) { raw->RemoveSession(session); });
   return absl::OkStatus();
 }
 

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
-#include "daemon/engine/ring_engine.h"
+#include "daemon/engine/shards.h"
 #include "daemon/metrics/metrics_server.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/admin_service.h"
@@ -48,10 +48,13 @@ class Daemon {
   DaemonState state_;
   std::atomic<int64_t> ucx_last_alive_ns_{0};  // written by tasks on the UCX thread
   bool stopping_ = false;
+  // The UCX thread that holds the peer plane, and engine shard 0.
   std::unique_ptr<ucx::Loop> ucx_;
+  // Shared by the engine shards' loops when there are several.
+  std::shared_ptr<ucx::Context> shared_context_;
   std::unique_ptr<FdBudget> fds_;       // read by the listeners and sessions below
   std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
-  std::unique_ptr<RingEngine> rings_;   // likewise
+  std::unique_ptr<EngineShards> shards_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<rpc::AdminService> admin_service_;
   std::unique_ptr<rpc::ControlService> control_service_;

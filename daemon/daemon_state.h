@@ -19,7 +19,7 @@ class ControlServer;
 namespace axon::daemon {
 
 class PeerManager;
-class RingEngine;
+class EngineShards;
 
 struct DaemonState {
   Config config;  // as loaded at start-up (log.level may change since)
@@ -33,7 +33,7 @@ struct DaemonState {
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving
   PeerManager* peers = nullptr;  // null without a peer plane; use on the UCX thread only
-  RingEngine* engine = nullptr;  // use on the UCX thread only
+  EngineShards* engine = nullptr;  // thread-safe calls; null once shutting down
   std::string peer_listen_address;
   std::string metrics_address;  // "" when the metrics endpoint is off
   RpcStats rpc_stats;

@@ -69,6 +69,7 @@ struct Config {
     int64_t fd_reserve = 0;            // descriptors kept free (FdBudget)
   } sessions;
   struct Engine {
+    int shards = 0;                     // engine threads; 0: EngineShards::CountFor picks
     int copy_threads = 0;               // 0: HostCopier::ThreadsFor picks
     int64_t parallel_copy_min_kib = 0;  // local copies this large go to them
   } engine;

@@ -290,6 +290,7 @@ const std::vector<ConfigField>& ConfigSchema() {
           int64_t{100}, int64_t{600000}),
       Int("sessions", "fd_reserve", &Config::sessions, &Config::Sessions::fd_reserve, int64_t{16},
           int64_t{1} << 20),
+      Int("engine", "shards", &Config::engine, &Config::Engine::shards, 0, 64),
       Int("engine", "copy_threads", &Config::engine, &Config::Engine::copy_threads, 0, 64),
       Int("engine", "parallel_copy_min_kib", &Config::engine,
           &Config::Engine::parallel_copy_min_kib, int64_t{64}, int64_t{1} << 30),

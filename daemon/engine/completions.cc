@@ -47,14 +47,20 @@ void CountIn(SessionTraffic& t, bool sent, uint64_t bytes) {
 void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,
                           uint64_t tag) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
+  if (it == sessions_.end()) {
+    HopCompletion(id, std::nullopt, op_id, std::move(status), length, tag);
+    return;
+  }
   Complete(*it->second, MakeCompletion(id, op_id, status, length, tag));
 }
 
 void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status,
                                  uint64_t length, uint64_t tag) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
+  if (it == sessions_.end()) {
+    HopCompletion(id, sent, op_id, std::move(status), length, tag);
+    return;
+  }
   Session& session = *it->second;
   if (!status.ok()) {
     Complete(session, MakeCompletion(id, op_id, status, length, tag));

@@ -35,6 +35,10 @@ void RingEngine::CopyThen(const Pending& send, const std::shared_ptr<Region>& to
 template <typename Landed>
 void RingEngine::LandThen(const std::shared_ptr<Incoming>& message,
                           const std::shared_ptr<Region>& region, uint8_t* into, Landed landed) {
+  if (message->handed != 0) {  // a stand-in: the message is on another shard
+    LandElsewhere(*message, region, into, std::move(landed));
+    return;
+  }
   if (remote_->LandNowFromLoop(*message, *region, into)) {
     landed(absl::OkStatus());
     return;
@@ -50,7 +54,8 @@ void RingEngine::Deliver(Pending& send, const Pending& receive) {
               length = send.incoming->length(), tag = send.incoming->tag](absl::Status st) {
                CompleteMessage(session, /*sent=*/false, op_id, std::move(st), length, tag);
              });
-    remote_->Recycle(std::move(send.incoming));  // kept only if nothing else holds it
+    // Kept only if nothing else holds it; a stand-in is not the remote path's.
+    if (send.incoming->handed == 0) remote_->Recycle(std::move(send.incoming));
     return;
   }
   CopyThen(send, receive.region, into,

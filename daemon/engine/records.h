@@ -39,6 +39,12 @@ struct Incoming {
   uint64_t handle_offset = 0;
   bool probe = false;
   std::shared_ptr<Region> source;
+  // A stand-in on another engine shard (hops.cc): the names and sizes that
+  // matching needs, while the message itself, with what UCX holds of it,
+  // stays on shard `handed_by` under key `handed` (0: not a stand-in), and
+  // lands there.
+  uint64_t handed = 0;
+  size_t handed_by = 0;
 };
 
 // Bytes of a client region, kept mapped while a message uses them.

@@ -357,6 +357,7 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
   in->handle.assign(body.handle.data(), body.handle.size());
   in->bus_id.assign(body.bus_id.data(), body.bus_id.size());
   in->handle_offset = body.handle.empty() ? 0 : body.handle_offset;
+  in->handed = 0;
   in->probe = !body.handle.empty() && body.probe;     // `source`: null, new or recycled
   if (!body.handle.empty()) in->total = body.length;  // no payload: the bytes stay on the sender
   if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > Chunking::kChunk)) {

@@ -45,10 +45,10 @@ void RingEngine::AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits
                      uint64_t tag) {
                 CompleteMessage(session, /*sent=*/true, op_id, std::move(status), length, tag);
               },
-          .arrived = [this](const std::shared_ptr<Incoming>& m) { matcher_.Arrive(m); },
+          .arrived = [this](const std::shared_ptr<Incoming>& m) { Arrive(m); },
           .withdraw = [this](const std::string& node,
-                             uint64_t message_id) { return matcher_.Withdraw(node, message_id); },
-          .node_down = [this](const std::string& node) { matcher_.NodeDown(node); },
+                             uint64_t message_id) { return Withdraw(node, message_id); },
+          .node_down = [this](const std::string& node) { NodeDown(node); },
       },
       sessions_manager_.ipc_mappings());
   router_.SetRemote(
@@ -93,9 +93,9 @@ void RingEngine::RemoveSessionFromLoop(uint64_t id) {
   }
   // Its own operations go with it (nobody is left to tell), and what others
   // wait for from or at its endpoints fails.
-  matcher_.SessionClosed(id);
   deadlines_.SessionClosed(id);
-  if (remote_) remote_->DropSessionFromLoop(id);
+  ForgetSession(id);
+  ForgetSessionElsewhere(id);
 }
 
 std::optional<uint64_t> RingEngine::Owner(absl::string_view endpoint) {
@@ -207,13 +207,15 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       Complete(session, {.op_id = submission.op_id});
       return;
     case wire::RingOp::kCancel:
-      if (Abort(id, submission.target, absl::CancelledError("cancelled by the client"))) {
-        Complete(id, submission.op_id, absl::OkStatus());
-      } else {
-        Complete(id, submission.op_id,
-                 absl::NotFoundError(absl::StrCat("operation ", submission.target,
-                                                  " is not pending (it finished, or never was)")));
-      }
+      AbortAnywhere(
+          id, submission.target, absl::CancelledError("cancelled by the client"),
+          [id, op_id = submission.op_id, target = submission.target](RingEngine& e, bool found) {
+            e.Complete(
+                id, op_id,
+                found ? absl::OkStatus()
+                      : absl::NotFoundError(absl::StrCat(
+                            "operation ", target, " is not pending (it finished, or never was)")));
+          });
       return;
     case wire::RingOp::kSetArea:
       SetArea(id, submission);
@@ -396,7 +398,7 @@ void RingEngine::OnDeadlineTimer() {
   while (::read(deadline_timer_.get(), &expirations, sizeof(expirations)) > 0) {
   }
   deadlines_.Expire([this](uint64_t session, uint64_t op_id, const absl::Status& why) {
-    Abort(session, op_id, why);
+    AbortAnywhere(session, op_id, why, nullptr);
   });
   ArmDeadlineTimer();
 }

@@ -62,6 +62,12 @@ struct OperationStats {
   LatencyHistogram send_latency, receive_latency;
   // By absl::StatusCode (0 stays 0): completions that carried an error.
   std::array<uint64_t, 17> failed{};
+  // Adds another engine shard's.
+  void Merge(const OperationStats& other) {
+    send_latency.Merge(other.send_latency);
+    receive_latency.Merge(other.receive_latency);
+    for (size_t i = 0; i < failed.size(); ++i) failed[i] += other.failed[i];
+  }
 };
 
 // What the engine did with GPU memory, for `axonctl stats`.
@@ -75,6 +81,24 @@ struct GpuTraffic {
   uint64_t bounce_idle_device_bytes = 0, bounce_idle_pinned_bytes = 0;
   uint64_t staged_bytes = 0, direct_bytes = 0, by_handle_bytes = 0;  // of the messages above
   uint64_t bounce_in_use_device_bytes = 0, bounce_in_use_pinned_bytes = 0;
+  // Adds another engine shard's.
+  GpuTraffic& operator+=(const GpuTraffic& o) {
+    copies += o.copies;
+    copy_bytes += o.copy_bytes;
+    staged += o.staged;
+    direct += o.direct;
+    by_handle += o.by_handle;
+    handles_open += o.handles_open;
+    bounce_allocations += o.bounce_allocations;
+    bounce_idle_device_bytes += o.bounce_idle_device_bytes;
+    bounce_idle_pinned_bytes += o.bounce_idle_pinned_bytes;
+    staged_bytes += o.staged_bytes;
+    direct_bytes += o.direct_bytes;
+    by_handle_bytes += o.by_handle_bytes;
+    bounce_in_use_device_bytes += o.bounce_in_use_device_bytes;
+    bounce_in_use_pinned_bytes += o.bounce_in_use_pinned_bytes;
+    return *this;
+  }
 };
 
 struct SessionRings {
@@ -82,6 +106,8 @@ struct SessionRings {
   UniqueFd daemon_bell;                // the client writes it to wake the daemon
   UniqueFd client_bell;                // the daemon writes it to wake the client
 };
+
+class EngineShards;
 
 class RingEngine final : private MatchSink {
  public:
@@ -106,7 +132,14 @@ class RingEngine final : private MatchSink {
   // Copies of at least `min_bytes` between two sessions of this node go to
   // `threads` copy threads of their own (HostCopier).
   absl::Status StartCopyThreadsFromLoop(int threads, uint64_t min_bytes);
+  // Stops serving `session`'s rings; what waits for it or from it goes,
+  // here and on the other shards.
   void RemoveSessionFromLoop(uint64_t session);
+  // Makes this engine shard `index` of `shards`: what concerns another
+  // shard's sessions goes there (hops.cc). Before the first session.
+  void JoinFromLoop(EngineShards& shards, size_t index);
+  // Posts nothing to other shards from now on (they are going too).
+  void CloseFromLoop() { closing_ = true; }
 
   // For ucx::Loop::SetPollerFromLoop.
   ucx::Polled PollFromLoop();
@@ -179,9 +212,45 @@ class RingEngine final : private MatchSink {
     Complete(session, op_id, why);
   }
   void Announce(uint64_t session, const wire::Completion& arrival) override;
-  void Refuse(const Incoming& message, const absl::Status& why) override {
-    remote_->RefuseFromLoop(message, why);
-  }
+  void Refuse(const Incoming& message, const absl::Status& why) override;
+
+  // Hops between engine shards (hops.cc). Whether session `id` is served
+  // here (always, without shards).
+  bool Here(uint64_t id) const;
+  // Runs `fn(engine)` on shard `shard`'s engine, on its thread, after what
+  // this shard posted there before.
+  template <typename Fn>
+  void OnShard(size_t shard, Fn fn);
+  // Runs `fn(engine)` on every other shard's engine.
+  template <typename Fn>
+  void OnOthers(Fn fn);
+  // Completes operation `op_id` of session `id` on its shard, when that is
+  // another one: CompleteMessage with `sent`, else Complete.
+  void HopCompletion(uint64_t id, std::optional<bool> sent, uint64_t op_id, absl::Status status,
+                     uint64_t length, uint64_t tag);
+  // A message from another node for an endpoint here or on another shard.
+  void Arrive(const std::shared_ptr<Incoming>& message);
+  // Hands `message` to shard `shard` as a stand-in (Incoming::handed).
+  void HandOver(const std::shared_ptr<Incoming>& message, size_t shard);
+  // Lands the message handed over under `key` at `into`, then runs `done`
+  // here; fails it when the message went meanwhile.
+  void LandHanded(uint64_t key, std::shared_ptr<Region> region, uint8_t* into,
+                  absl::AnyInvocable<void(absl::Status)> done);
+  // LandThen for a stand-in: lands it on its shard, then runs `landed` here.
+  void LandElsewhere(const Incoming& stand_in, std::shared_ptr<Region> region, uint8_t* into,
+                     absl::AnyInvocable<void(absl::Status)> landed);
+  void RefuseHanded(uint64_t key, const absl::Status& why);
+  // The remote path's hooks.withdraw and hooks.node_down, for every shard.
+  bool Withdraw(const std::string& node, uint64_t message_id);
+  void NodeDown(const std::string& node);
+  // Session `id` closed: what waits here from it or for it goes.
+  void ForgetSession(uint64_t id);
+  // The same on the other shards.
+  void ForgetSessionElsewhere(uint64_t id);
+  // Aborts `op_id` of session `id` wherever it waits, then runs `answer`
+  // (may be empty) here with whether it was found.
+  void AbortAnywhere(uint64_t id, uint64_t op_id, const absl::Status& why,
+                     absl::AnyInvocable<void(RingEngine&, bool)> answer);
 
   // Copies a local send's bytes, every part in order, to `into` (host memory
   // on both sides).
@@ -267,6 +336,18 @@ class RingEngine final : private MatchSink {
   uint32_t idle_polls_ = 0;
   uint64_t ops_completed_ = 0;
   OperationStats op_stats_;
+  // Engine shards: all of them (null without), and this one's index.
+  EngineShards* shards_ = nullptr;
+  size_t index_ = 0;
+  bool closing_ = false;
+  // Messages from other nodes handed to another shard, by key, until they
+  // land or go (hops.cc), and the shard each went to.
+  struct Handed {
+    std::shared_ptr<Incoming> message;
+    size_t shard;
+  };
+  absl::flat_hash_map<uint64_t, Handed> handed_;
+  uint64_t next_handed_ = 0;
 };
 
 }  // namespace axon::daemon

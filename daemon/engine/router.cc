@@ -38,6 +38,12 @@ void Router::Send(Pending&& send, absl::string_view address) {
     }
     address = to;
   }
+  if (elsewhere_) {
+    if (const std::optional<uint64_t> owner = sink_.Owner(address); owner && !here_(*owner)) {
+      elsewhere_(std::move(send), std::string(address), *owner);
+      return;
+    }
+  }
   matcher_.Send(std::move(send), std::string(address));
 }
 

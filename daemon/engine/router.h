@@ -1,6 +1,7 @@
 // Router: where a client's send goes. Its address is "endpoint" or
-// "node/endpoint". This node's endpoints are the matcher's; another node's go
-// to the remote path, or fail when this daemon has no peer plane.
+// "node/endpoint". This node's endpoints are the matcher's, or with engine
+// shards the matcher of the shard that serves the endpoint's session; another
+// node's go to the remote path, or fail when this daemon has no peer plane.
 #pragma once
 
 #include <functional>
@@ -21,8 +22,18 @@ class Router {
   Router(std::string node_name, Matcher& matcher, MatchSink& sink)
       : node_name_(std::move(node_name)), matcher_(matcher), sink_(sink) {}
 
+  // Takes a send to an endpoint of this node that session `owner`, served by
+  // another engine shard, bound.
+  using Elsewhere = std::function<void(Pending&&, std::string to, uint64_t owner)>;
+
   // Sends to other nodes go to `remote` from now on.
   void SetRemote(Remote remote) { remote_ = std::move(remote); }
+  // Sends to endpoints of sessions for which `here` is false go to
+  // `elsewhere` from now on.
+  void SetElsewhere(std::function<bool(uint64_t session)> here, Elsewhere elsewhere) {
+    here_ = std::move(here);
+    elsewhere_ = std::move(elsewhere);
+  }
 
   // Routes `send` (from endpoint send.from of session send.session) to
   // `address`, or fails it.
@@ -33,6 +44,8 @@ class Router {
   Matcher& matcher_;
   MatchSink& sink_;
   Remote remote_;
+  std::function<bool(uint64_t session)> here_;
+  Elsewhere elsewhere_;
 };
 
 }  // namespace axon::daemon

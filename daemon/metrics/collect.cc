@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/process_info.h"
 #include "common/version.h"
-#include "daemon/engine/ring_engine.h"
+#include "daemon/engine/shards.h"
 #include "daemon/metrics/exposition.h"
 #include "daemon/stats/snapshot.h"
 
@@ -232,15 +232,12 @@ absl::StatusOr<std::string> Collect(DaemonState& state) {
   std::map<uint64_t, SessionTraffic> rings;
   OperationStats ops;
   if (state.engine != nullptr) {
-    RingEngine* engine = state.engine;
-    auto got = state.ucx->Call<std::pair<std::map<uint64_t, SessionTraffic>, OperationStats>>(
-        [engine] {
-          return std::make_pair(engine->TrafficFromLoop(), engine->OperationStatsFromLoop());
-        },
-        kSnapshotTimeout);
-    if (!got.ok()) return got.status();
-    rings = std::move(got->first);
-    ops = got->second;
+    auto traffic = state.engine->Traffic(kSnapshotTimeout);
+    if (!traffic.ok()) return traffic.status();
+    auto operations = state.engine->Operations(kSnapshotTimeout);
+    if (!operations.ok()) return operations.status();
+    rings = *std::move(traffic);
+    ops = *std::move(operations);
   }
   Exposition out;
   Process(out, state);

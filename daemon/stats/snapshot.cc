@@ -4,8 +4,7 @@
 #include <map>
 
 #include "absl/strings/match.h"
-#include "daemon/alloc_count.h"
-#include "daemon/engine/ring_engine.h"
+#include "daemon/engine/shards.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
 
@@ -25,9 +24,12 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
   out.set_sessions_active(state.sessions->active());
   for (const auto& [key, n] : state.sessions->refusals())
     (*out.mutable_refused_by_limit())[key] = n;
-  out.set_ucx_thread_wakeups(state.ucx->wakeups());
-  out.set_ucx_thread_tasks(state.ucx->tasks_run());
-  out.set_ucx_thread_busy_seconds(absl::ToDoubleSeconds(state.ucx->busy()));
+  // Summed over the engine shards' threads (the UCX thread is shard 0).
+  if (state.engine != nullptr) {
+    out.set_ucx_thread_wakeups(state.engine->wakeups());
+    out.set_ucx_thread_tasks(state.engine->tasks_run());
+    out.set_ucx_thread_busy_seconds(absl::ToDoubleSeconds(state.engine->busy()));
+  }
   out.set_config_reloads(state.config_reloads.load());
   const CudaRegistryStats cuda = state.sessions->cuda_stats();
   out.set_gpu_registrations(cuda.registrations);
@@ -36,9 +38,7 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
   out.set_gpu_vmm_imports(cuda.vmm_imports);
   out.set_gpu_allocations_open(cuda.open_now);
   if (state.engine != nullptr) {
-    RingEngine* engine = state.engine;
-    auto gpu = state.ucx->Call<GpuTraffic>([engine] { return engine->GpuTrafficFromLoop(); },
-                                           kSnapshotTimeout);
+    auto gpu = state.engine->Gpu(kSnapshotTimeout);
     if (!gpu.ok()) return gpu.status();
     out.set_gpu_copies(gpu->copies);
     out.set_gpu_copy_bytes(gpu->copy_bytes);
@@ -55,10 +55,11 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
     out.set_gpu_bounce_in_use_device_bytes(gpu->bounce_in_use_device_bytes);
     out.set_gpu_bounce_in_use_pinned_bytes(gpu->bounce_in_use_pinned_bytes);
   }
-  auto allocations =
-      state.ucx->Call<uint64_t>([] { return ThreadAllocations(); }, kSnapshotTimeout);
-  if (!allocations.ok()) return allocations.status();
-  out.set_ucx_thread_allocations(*allocations);
+  if (state.engine != nullptr) {
+    auto allocations = state.engine->Allocations(kSnapshotTimeout);
+    if (!allocations.ok()) return allocations.status();
+    out.set_ucx_thread_allocations(*allocations);
+  }
   return absl::OkStatus();
 }
 
@@ -102,9 +103,7 @@ absl::Status FillPeers(DaemonState& state, v1::ListPeersResponse& out) {
 absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out) {
   std::map<uint64_t, SessionTraffic> traffic;
   if (state.engine != nullptr) {
-    RingEngine* engine = state.engine;
-    auto got = state.ucx->Call<std::map<uint64_t, SessionTraffic>>(
-        [engine] { return engine->TrafficFromLoop(); }, kSnapshotTimeout);
+    auto got = state.engine->Traffic(kSnapshotTimeout);
     if (!got.ok()) return got.status();
     traffic = *std::move(got);
   }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
+
 #include "common/unix_socket.h"
 
 namespace axon::testing {
@@ -22,6 +24,12 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
     config_path_ = dir.File(instance + ".yaml");
     WriteFile(config_path_, options.config_yaml);
     argv.insert(argv.begin() + 1, {"--config", config_path_});
+  }
+  // The suites that run again with several engine shards (tests/CMakeLists.txt)
+  // set this; a test that sets its own count keeps it.
+  if (const char* shards = std::getenv("AXON_TEST_ENGINE_SHARDS"); shards != nullptr) {
+    argv.push_back("--set");
+    argv.push_back(std::string("engine.shards=") + shards);
   }
   for (const auto& set : options.sets) {
     argv.push_back("--set");

@@ -1,5 +1,6 @@
 // Router: a send to this node's endpoint goes to the matcher, one to another
-// node's to the remote path, and one it cannot route fails with the reason.
+// node's to the remote path, one to an endpoint another engine shard serves
+// to that shard, and one it cannot route fails with the reason.
 #include "daemon/engine/router.h"
 
 #include <gmock/gmock.h>
@@ -69,6 +70,35 @@ TEST_F(RouterTest, AnotherNodesEndpointGoesToTheRemotePathWithEverything) {
   EXPECT_EQ(o.offset, 16u);
   EXPECT_EQ(o.length, 8u);
   EXPECT_EQ(matcher_.sends_waiting("x"), 0u);
+}
+
+TEST_F(RouterTest, AnEndpointOfAnotherShardGoesThereWithItsOwner) {
+  struct Hop {
+    uint64_t op_id;
+    std::string to;
+    uint64_t owner;
+  };
+  std::vector<Hop> hops;
+  // Session 2 (endpoint "b") is another shard's; session 1 ("a") this one's.
+  router_.SetElsewhere([](uint64_t session) { return session == 1; },
+                       [&](Pending&& send, std::string to, uint64_t owner) {
+                         hops.push_back({send.op_id, std::move(to), owner});
+                       });
+  router_.Send(SendOp(1), "b");
+  router_.Send(SendOp(2), "here/b");
+  router_.Send(SendOp(3), "a");
+  router_.Send(SendOp(4), "nobody");  // unbound: the matcher says so, here
+  ASSERT_EQ(hops.size(), 2u);
+  EXPECT_EQ(hops[0].op_id, 1u);
+  EXPECT_EQ(hops[0].to, "b");
+  EXPECT_EQ(hops[0].owner, 2u);
+  EXPECT_EQ(hops[1].op_id, 2u);
+  EXPECT_EQ(hops[1].to, "b");
+  EXPECT_EQ(matcher_.sends_waiting("b"), 0u);
+  EXPECT_EQ(matcher_.sends_waiting("a"), 1u);
+  ASSERT_EQ(sink_.failures.size(), 1u);
+  EXPECT_EQ(sink_.failures[0].op_id, 4u);
+  EXPECT_EQ(sink_.failures[0].code, absl::StatusCode::kNotFound);
 }
 
 TEST_F(RouterTest, WithoutAPeerPlaneAnotherNodeIsUnreachable) {

@@ -1,0 +1,221 @@
+// RingEngine, part: hops between engine shards (EngineShards). A session's
+// ring is served by one shard; an endpoint's messages are matched by the
+// shard of the session that bound it. So:
+// - a send to another shard's endpoint is matched there (Router::Elsewhere),
+//   and its completion comes back to the sender's shard;
+// - a send to another node goes to shard 0, which holds the remote path;
+// - a message from another node for another shard's endpoint goes there as a
+//   stand-in: the message itself, and what UCX holds of it, stays on shard 0,
+//   which lands it when the owner's shard has matched it;
+// - a cancel or a deadline aborts the operation wherever it waits;
+// - a closed session, a withdrawn message or a node that went down is
+//   forgotten on every shard.
+// Every hop is a task posted to the target loop, so hops from one shard to
+// another arrive in the order they were made.
+#include <atomic>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/engine/ring_engine.h"
+#include "daemon/engine/shards.h"
+
+namespace axon::daemon {
+
+bool RingEngine::Here(uint64_t id) const {
+  return shards_ == nullptr || shards_->ShardOf(id) == index_;
+}
+
+template <typename Fn>
+void RingEngine::OnShard(size_t shard, Fn fn) {
+  if (closing_) return;  // shutdown: the other shards are going too
+  RingEngine* engine = &shards_->engine(shard);
+  shards_->loop(shard).Post([engine, fn = std::move(fn)]() mutable { fn(*engine); });
+}
+
+template <typename Fn>
+void RingEngine::OnOthers(Fn fn) {
+  if (shards_ == nullptr) return;
+  for (size_t i = 0; i < shards_->size(); ++i) {
+    if (i != index_) OnShard(i, fn);
+  }
+}
+
+void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
+  AXON_DCHECK_ON_LOOP();
+  shards_ = &shards;
+  index_ = index;
+  router_.SetElsewhere([this](uint64_t session) { return Here(session); },
+                       [this](Pending&& send, std::string to, uint64_t owner) {
+                         OnShard(
+                             shards_->ShardOf(owner),
+                             [send = std::move(send), to = std::move(to)](RingEngine& e) mutable {
+                               e.matcher_.Send(std::move(send), to);
+                             });
+                       });
+  // Shard 0 has the remote path, if this daemon has a peer plane.
+  if (index != 0 && shards.engine(0).remote_) {
+    router_.SetRemote([this](Outgoing send) {
+      OnShard(0, [send = std::move(send)](RingEngine& e) mutable {
+        e.remote_->SendFromLoop(std::move(send));
+      });
+    });
+  }
+}
+
+void RingEngine::ForgetSession(uint64_t id) {
+  matcher_.SessionClosed(id);
+  if (remote_) remote_->DropSessionFromLoop(id);
+}
+
+void RingEngine::ForgetSessionElsewhere(uint64_t id) {
+  // After every hop this shard made for it, so none comes back to life there.
+  OnOthers([id](RingEngine& e) { e.ForgetSession(id); });
+}
+
+void RingEngine::AbortAnywhere(uint64_t id, uint64_t op_id, const absl::Status& why,
+                               absl::AnyInvocable<void(RingEngine&, bool)> answer) {
+  const bool found = Abort(id, op_id, why);
+  if (found || shards_ == nullptr || closing_) {
+    if (answer) answer(*this, found);
+    return;
+  }
+  // Another shard may hold it (a send matched there, or sent to another
+  // node from shard 0): ask them all; the last to answer tells this one.
+  struct Asked {
+    std::atomic<size_t> left;
+    std::atomic<bool> found{false};
+    absl::AnyInvocable<void(RingEngine&, bool)> answer;
+    size_t back;
+  };
+  auto asked = std::make_shared<Asked>();
+  asked->left = shards_->size() - 1;
+  asked->answer = std::move(answer);
+  asked->back = index_;
+  OnOthers([asked, id, op_id, why](RingEngine& e) {
+    if (e.Abort(id, op_id, why)) asked->found = true;
+    if (asked->left.fetch_sub(1) == 1 && asked->answer) {
+      e.OnShard(asked->back, [asked](RingEngine& origin) {
+        std::move(asked->answer)(origin, asked->found.load());
+      });
+    }
+  });
+}
+
+void RingEngine::HopCompletion(uint64_t id, std::optional<bool> sent, uint64_t op_id,
+                               absl::Status status, uint64_t length, uint64_t tag) {
+  if (Here(id)) return;  // a session of this shard that closed: nobody to tell
+  OnShard(shards_->ShardOf(id),
+          [id, sent, op_id, status = std::move(status), length, tag](RingEngine& e) mutable {
+            if (sent) {
+              e.CompleteMessage(id, *sent, op_id, std::move(status), length, tag);
+            } else {
+              e.Complete(id, op_id, std::move(status), length, tag);
+            }
+          });
+}
+
+void RingEngine::Arrive(const std::shared_ptr<Incoming>& message) {
+  if (shards_ != nullptr) {
+    if (std::optional<uint64_t> owner = Owner(message->to); owner && !Here(*owner)) {
+      HandOver(message, shards_->ShardOf(*owner));
+      return;
+    }
+  }
+  matcher_.Arrive(message);
+}
+
+void RingEngine::HandOver(const std::shared_ptr<Incoming>& message, size_t shard) {
+  const uint64_t key = ++next_handed_;
+  handed_[key] = Handed{message, shard};
+  auto stand_in = std::make_shared<Incoming>();
+  stand_in->node = message->node;
+  stand_in->generation = message->generation;
+  stand_in->message_id = message->message_id;
+  stand_in->tag = message->tag;
+  stand_in->from = message->from;
+  stand_in->to = message->to;
+  stand_in->bytes = message->bytes;
+  stand_in->total = message->total;
+  stand_in->chunked = message->chunked;
+  stand_in->offset = message->offset;
+  stand_in->first_id = message->first_id;
+  stand_in->handed = key;
+  stand_in->handed_by = index_;
+  OnShard(shard, [stand_in = std::move(stand_in)](RingEngine& e) { e.matcher_.Arrive(stand_in); });
+}
+
+void RingEngine::LandElsewhere(const Incoming& stand_in, std::shared_ptr<Region> region,
+                               uint8_t* into, absl::AnyInvocable<void(absl::Status)> landed) {
+  OnShard(stand_in.handed_by, [key = stand_in.handed, region = std::move(region), into,
+                               back = index_, landed = std::move(landed)](RingEngine& e) mutable {
+    e.LandHanded(key, std::move(region), into,
+                 [&e, back, landed = std::move(landed)](absl::Status st) mutable {
+                   e.OnShard(back, [landed = std::move(landed), st = std::move(st)](
+                                       RingEngine&) mutable { landed(std::move(st)); });
+                 });
+  });
+}
+
+void RingEngine::LandHanded(uint64_t key, std::shared_ptr<Region> region, uint8_t* into,
+                            absl::AnyInvocable<void(absl::Status)> done) {
+  auto it = handed_.find(key);
+  if (it == handed_.end()) {
+    done(absl::UnavailableError(
+        "the message went before it landed (its node went down, or its sender withdrew it)"));
+    return;
+  }
+  std::shared_ptr<Incoming> message = std::move(it->second.message);
+  handed_.erase(it);
+  if (remote_->LandNowFromLoop(*message, *region, into)) {
+    done(absl::OkStatus());
+  } else {
+    auto shared = std::make_shared<absl::AnyInvocable<void(absl::Status)>>(std::move(done));
+    remote_->LandFromLoop(message, std::move(region), into,
+                          [shared](absl::Status st) { (*shared)(std::move(st)); });
+  }
+  remote_->Recycle(std::move(message));
+}
+
+void RingEngine::Refuse(const Incoming& message, const absl::Status& why) {
+  if (message.handed == 0) {
+    remote_->RefuseFromLoop(message, why);
+    return;
+  }
+  OnShard(message.handed_by,
+          [key = message.handed, why](RingEngine& e) { e.RefuseHanded(key, why); });
+}
+
+void RingEngine::RefuseHanded(uint64_t key, const absl::Status& why) {
+  auto it = handed_.find(key);
+  if (it == handed_.end()) return;  // gone with its node, or withdrawn
+  std::shared_ptr<Incoming> message = std::move(it->second.message);
+  handed_.erase(it);
+  remote_->RefuseFromLoop(*message, why);
+}
+
+bool RingEngine::Withdraw(const std::string& node, uint64_t message_id) {
+  if (matcher_.Withdraw(node, message_id)) return true;
+  for (const auto& [key, h] : handed_) {
+    if (h.message->message_id != message_id || h.message->node != node) continue;
+    // Waiting on another shard, maybe: taken out there, it is answered from
+    // here, as one withdrawn here would be at once.
+    OnShard(h.shard, [node, message_id, key = key, back = index_](RingEngine& e) {
+      if (!e.matcher_.Withdraw(node, message_id)) return;  // landing: its ack is on its way
+      e.OnShard(back, [key](RingEngine& origin) {
+        origin.RefuseHanded(key, absl::CancelledError("the sender withdrew the message"));
+      });
+    });
+    return false;
+  }
+  return false;
+}
+
+void RingEngine::NodeDown(const std::string& node) {
+  matcher_.NodeDown(node);
+  absl::erase_if(handed_,
+                 [&node](const auto& entry) { return entry.second.message->node == node; });
+  OnOthers([node](RingEngine& e) { e.matcher_.NodeDown(node); });
+}
+
+}  // namespace axon::daemon

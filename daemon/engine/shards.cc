@@ -1,0 +1,176 @@
+#include "daemon/engine/shards.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "daemon/alloc_count.h"
+
+namespace axon::daemon {
+
+int EngineShards::CountFor(int configured) {
+  if (configured > 0) return configured;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores / 4, 1, 8);
+}
+
+absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
+    ucx::Loop& main, std::vector<std::unique_ptr<ucx::Loop>> more, SessionManager& sessions,
+    Options options) {
+  std::unique_ptr<EngineShards> shards(new EngineShards);
+  shards->loops_.push_back(&main);
+  for (auto& loop : more) shards->loops_.push_back(loop.get());
+  shards->own_loops_ = std::move(more);
+  constexpr absl::Duration kStartTimeout = absl::Seconds(30);
+  for (size_t i = 0; i < shards->loops_.size(); ++i) {
+    ucx::Loop* loop = shards->loops_[i];
+    // Built on its own thread, as it is used and destroyed there.
+    auto made = loop->Call<std::unique_ptr<RingEngine>>(
+        [loop, &sessions, options, i] {
+          auto engine = std::make_unique<RingEngine>(*loop, sessions, options.node_name,
+                                                     options.max_in_flight);
+          if (i == 0 && options.peers != nullptr) {
+            engine->AttachPeersFromLoop(*options.peers, options.limits);
+          }
+          if (auto st =
+                  engine->StartCopyThreadsFromLoop(options.copy_threads, options.copy_min_bytes);
+              !st.ok()) {
+            spdlog::warn("engine shard {}: no copy threads ({}): local copies run on its thread", i,
+                         st.message());
+          }
+          return engine;
+        },
+        kStartTimeout);
+    if (!made.ok()) return made.status();
+    shards->engines_.push_back(*std::move(made));
+  }
+  // Every engine exists: each may now reach the others, then serve.
+  auto joined = shards->OnEach<bool>(kStartTimeout, [raw = shards.get()](size_t i, RingEngine& e) {
+    if (raw->size() > 1) e.JoinFromLoop(*raw, i);
+    raw->loop(i).SetPollerFromLoop([&e] { return e.PollFromLoop(); },
+                                   [&e] { return e.PrepareToSleepFromLoop(); });
+    return true;
+  });
+  if (!joined.ok()) return joined.status();
+  return shards;
+}
+
+EngineShards::~EngineShards() {
+  constexpr absl::Duration kStopTimeout = absl::Seconds(30);
+  // No shard posts to another from here on, and none serves rings.
+  auto closed = OnEach<bool>(kStopTimeout, [this](size_t i, RingEngine& e) {
+    loop(i).SetPollerFromLoop(nullptr, nullptr);
+    e.CloseFromLoop();
+    return true;
+  });
+  // What they posted before runs (it posts nothing further), then each
+  // engine goes on its own thread.
+  for (ucx::Loop* loop : loops_) {
+    if (auto st = loop->Ping(kStopTimeout); !st.ok()) {
+      spdlog::error("shutdown: an engine shard did not answer: {}", st.message());
+    }
+  }
+  for (size_t i = 0; i < loops_.size() && i < engines_.size(); ++i) {
+    auto done = loops_[i]->Call<bool>(
+        [engine = std::move(engines_[i])]() mutable {
+          engine.reset();
+          return true;
+        },
+        kStopTimeout);
+    if (!done.ok() || !closed.ok()) {
+      spdlog::error("shutdown: engine shard {} did not stop in time", i);
+    }
+  }
+}
+
+template <typename T, typename Fn>
+absl::StatusOr<std::vector<T>> EngineShards::OnEach(absl::Duration timeout, Fn fn) const {
+  std::vector<T> out;
+  for (size_t i = 0; i < loops_.size() && i < engines_.size(); ++i) {
+    RingEngine* engine = engines_[i].get();
+    if (engine == nullptr) continue;
+    // `fn` by value: a call that timed out may still run later.
+    auto got = loops_[i]->Call<T>([fn, i, engine] { return fn(i, *engine); }, timeout);
+    if (!got.ok()) {
+      return absl::Status(got.status().code(),
+                          absl::StrCat("engine shard ", i, ": ", got.status().message()));
+    }
+    out.push_back(*std::move(got));
+  }
+  return out;
+}
+
+absl::Status EngineShards::AddSession(uint64_t id, SessionRings rings, absl::Duration timeout) {
+  const size_t shard = ShardOf(id);
+  RingEngine* engine = engines_[shard].get();
+  auto added = loops_[shard]->Call<absl::Status>(
+      [engine, id, rings = std::move(rings)]() mutable {
+        return engine->AddSessionFromLoop(id, std::move(rings));
+      },
+      timeout);
+  if (!added.ok()) return added.status();
+  return *added;
+}
+
+void EngineShards::RemoveSession(uint64_t id) {
+  const size_t shard = ShardOf(id);
+  loops_[shard]->Post([engine = engines_[shard].get(), id] { engine->RemoveSessionFromLoop(id); });
+}
+
+absl::StatusOr<GpuTraffic> EngineShards::Gpu(absl::Duration timeout) const {
+  auto each =
+      OnEach<GpuTraffic>(timeout, [](size_t, RingEngine& e) { return e.GpuTrafficFromLoop(); });
+  if (!each.ok()) return each.status();
+  GpuTraffic sum;
+  for (const GpuTraffic& g : *each) sum += g;
+  return sum;
+}
+
+absl::StatusOr<std::map<uint64_t, SessionTraffic>> EngineShards::Traffic(
+    absl::Duration timeout) const {
+  auto each = OnEach<std::map<uint64_t, SessionTraffic>>(
+      timeout, [](size_t, RingEngine& e) { return e.TrafficFromLoop(); });
+  if (!each.ok()) return each.status();
+  std::map<uint64_t, SessionTraffic> all;
+  for (auto& m : *each) all.merge(m);  // a session is on one shard
+  return all;
+}
+
+absl::StatusOr<OperationStats> EngineShards::Operations(absl::Duration timeout) const {
+  auto each = OnEach<OperationStats>(
+      timeout, [](size_t, RingEngine& e) { return e.OperationStatsFromLoop(); });
+  if (!each.ok()) return each.status();
+  OperationStats sum;
+  for (const OperationStats& o : *each) sum.Merge(o);
+  return sum;
+}
+
+absl::StatusOr<uint64_t> EngineShards::Allocations(absl::Duration timeout) const {
+  auto each = OnEach<uint64_t>(timeout, [](size_t, RingEngine&) { return ThreadAllocations(); });
+  if (!each.ok()) return each.status();
+  uint64_t sum = 0;
+  for (uint64_t n : *each) sum += n;
+  return sum;
+}
+
+uint64_t EngineShards::wakeups() const {
+  uint64_t sum = 0;
+  for (const ucx::Loop* loop : loops_) sum += loop->wakeups();
+  return sum;
+}
+
+uint64_t EngineShards::tasks_run() const {
+  uint64_t sum = 0;
+  for (const ucx::Loop* loop : loops_) sum += loop->tasks_run();
+  return sum;
+}
+
+absl::Duration EngineShards::busy() const {
+  absl::Duration sum;
+  for (const ucx::Loop* loop : loops_) sum += loop->busy();
+  return sum;
+}
+
+}  // namespace axon::daemon
