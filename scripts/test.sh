@@ -23,7 +23,7 @@ if [[ ${AXON_TEST_SANITIZERS:-1} != 0 ]]; then
     run ctest --test-dir "$repo/build-asan" --output-on-failure -j "$jobs"
   # Only the binaries of the 'tsan' tests and their helpers (ctest fails on
   # one not built).
-  AXON_BUILD_TARGETS="ucx_loop_test ring_test node_link_test host_copier_test matcher_test deadlines_test remote_path_test session_test restart_test call_test message_test
+  AXON_BUILD_TARGETS="ucx_loop_test ring_test node_link_test host_copier_test matcher_test deadlines_test mailbox_test remote_path_test shards_test session_test restart_test call_test message_test
                       attach_client call_peer msg_peer" \
     run "$repo/scripts/build.sh" "$repo/build-tsan" -DAXON_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
   # UCX's memory hooks (ucm) intercept mmap/madvise and deadlock TSan's own

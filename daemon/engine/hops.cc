@@ -10,8 +10,9 @@
 // - a cancel or a deadline aborts the operation wherever it waits;
 // - a closed session, a withdrawn message or a node that went down is
 //   forgotten on every shard.
-// Every hop is a task posted to the target loop, so hops from one shard to
-// another arrive in the order they were made.
+// Every hop goes into the target shard's mailbox, so hops from one shard to
+// another arrive in the order they were made; the target takes them at the
+// start of each poll.
 #include <atomic>
 #include <memory>
 #include <utility>
@@ -26,11 +27,36 @@ bool RingEngine::Here(uint64_t id) const {
   return shards_ == nullptr || shards_->ShardOf(id) == index_;
 }
 
+void RingEngine::Hand(size_t shard, Hop hop) {
+  if (closing_) return;  // shutdown: the other shards are going too
+  shards_->engine(shard).mail_.Put(std::move(hop));
+  shards_->loop(shard).Nudge();
+}
+
 template <typename Fn>
 void RingEngine::OnShard(size_t shard, Fn fn) {
-  if (closing_) return;  // shutdown: the other shards are going too
-  RingEngine* engine = &shards_->engine(shard);
-  shards_->loop(shard).Post([engine, fn = std::move(fn)]() mutable { fn(*engine); });
+  Hand(shard, absl::AnyInvocable<void(RingEngine&)>(std::move(fn)));
+}
+
+bool RingEngine::TakeHops() {
+  mail_.TakeAll(hops_);
+  for (Hop& hop : hops_) {
+    if (auto* send = std::get_if<SendHop>(&hop)) {
+      matcher_.Send(std::move(send->send), send->to);
+    } else if (auto* done = std::get_if<DoneHop>(&hop)) {
+      if (done->sent) {
+        CompleteMessage(done->session, *done->sent, done->op_id, std::move(done->status),
+                        done->length, done->tag);
+      } else {
+        Complete(done->session, done->op_id, std::move(done->status), done->length, done->tag);
+      }
+    } else {
+      std::move(std::get<absl::AnyInvocable<void(RingEngine&)>>(hop))(*this);
+    }
+  }
+  const bool any = !hops_.empty();
+  hops_.clear();  // what they held goes here, on this thread
+  return any;
 }
 
 template <typename Fn>

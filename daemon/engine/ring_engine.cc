@@ -121,6 +121,7 @@ ucx::Polled RingEngine::PollFromLoop() {
   AXON_DCHECK_ON_LOOP();
   poll_clock_read_ = false;
   bool did_work = copier_.busy() && copier_.Poll();
+  if (mail_.maybe_full() && TakeHops()) did_work = true;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (Serve(it->first, *it->second, did_work)) {
       ++it;
@@ -159,6 +160,7 @@ bool RingEngine::PrepareToSleepFromLoop() {
   AXON_DCHECK_ON_LOOP();
   if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
   if (remote_ && remote_->acks_pending()) return false;
+  if (mail_.maybe_full()) return false;  // after the loop said it sleeps: see Mailbox
   for (auto& [id, session] : sessions_) {
     if (!session->backlog_empty() || session->unrung || !session->submissions.PrepareToSleep()) {
       return false;

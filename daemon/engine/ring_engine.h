@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/latency_histogram.h"
+#include "common/mailbox.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
@@ -217,8 +219,25 @@ class RingEngine final : private MatchSink {
   // Hops between engine shards (hops.cc). Whether session `id` is served
   // here (always, without shards).
   bool Here(uint64_t id) const;
+  // What one shard hands another, in order: a send for one of its
+  // endpoints, a completion for one of its sessions, or other work.
+  struct SendHop {
+    Pending send;
+    std::string to;
+  };
+  struct DoneHop {
+    uint64_t session = 0, op_id = 0;
+    absl::Status status;
+    uint64_t length = 0, tag = 0;
+    std::optional<bool> sent;  // CompleteMessage's; none: Complete
+  };
+  using Hop = std::variant<SendHop, DoneHop, absl::AnyInvocable<void(RingEngine&)>>;
+  // Puts `hop` in shard `shard`'s mailbox and wakes it if it sleeps.
+  void Hand(size_t shard, Hop hop);
+  // Carries out what other shards handed this one; whether there was any.
+  bool TakeHops();
   // Runs `fn(engine)` on shard `shard`'s engine, on its thread, after what
-  // this shard posted there before.
+  // this shard handed it before.
   template <typename Fn>
   void OnShard(size_t shard, Fn fn);
   // Runs `fn(engine)` on every other shard's engine.
@@ -348,6 +367,8 @@ class RingEngine final : private MatchSink {
   };
   absl::flat_hash_map<uint64_t, Handed> handed_;
   uint64_t next_handed_ = 0;
+  Mailbox<Hop> mail_;      // from other shards (any thread puts)
+  std::vector<Hop> hops_;  // taken from it, kept for its capacity
 };
 
 }  // namespace axon::daemon

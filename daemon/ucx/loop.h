@@ -59,6 +59,13 @@ class Loop {
   // Runs `task` on the UCX thread. Thread-safe. Tasks run in posting order.
   void Post(absl::AnyInvocable<void() &&> task);
 
+  // Wakes the loop if it sleeps: for work that other threads hand to its
+  // poller by other means (a Mailbox), which its prepare_to_sleep checks.
+  // Thread-safe; no system call while the loop runs.
+  void Nudge() {
+    if (sleeping_.load(std::memory_order_seq_cst)) Wake();
+  }
+
   // Round trip through the UCX thread: OK when it ran a task within `timeout`.
   absl::Status Ping(absl::Duration timeout);
 
