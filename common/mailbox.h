@@ -31,6 +31,18 @@ class Mailbox {
     full_.store(true, std::memory_order_seq_cst);
   }
 
+  // The same for every item of `items`, in order, under one lock; `items`
+  // is left empty, with its capacity.
+  void PutAll(std::vector<T>& items) {
+    if (items.empty()) return;
+    {
+      MutexLock lock(&mu_);
+      for (T& item : items) items_.push_back(std::move(item));
+    }
+    items.clear();
+    full_.store(true, std::memory_order_seq_cst);
+  }
+
   // Whether something may be waiting (a hint for the owner's fast path).
   bool maybe_full() const { return full_.load(std::memory_order_seq_cst); }
 

@@ -137,6 +137,9 @@ ucx::Polled RingEngine::PollFromLoop() {
     if (!session->backlog_empty() || session->unrung) Flush(*session);
   }
   if (remote_) remote_->FlushAcksFromLoop();
+  // What this turn handed other shards, from the rings, from UCX callbacks
+  // or timers before it.
+  SendHops();
   // Busy: keep polling a little after the last entry instead of sleeping.
   // The clock is read only on idle polls (it showed in profiles).
   if (did_work) {
@@ -161,6 +164,7 @@ bool RingEngine::PrepareToSleepFromLoop() {
   if (copier_.busy()) return false;  // GPU copies wake nobody: poll them
   if (remote_ && remote_->acks_pending()) return false;
   if (mail_.maybe_full()) return false;  // after the loop said it sleeps: see Mailbox
+  if (outbox_full_) return false;
   for (auto& [id, session] : sessions_) {
     if (!session->backlog_empty() || session->unrung || !session->submissions.PrepareToSleep()) {
       return false;

@@ -232,8 +232,12 @@ class RingEngine final : private MatchSink {
     std::optional<bool> sent;  // CompleteMessage's; none: Complete
   };
   using Hop = std::variant<SendHop, DoneHop, absl::AnyInvocable<void(RingEngine&)>>;
-  // Puts `hop` in shard `shard`'s mailbox and wakes it if it sleeps.
+  // Queues `hop` for shard `shard`'s mailbox: it goes at the end of this
+  // poll (SendHops), with the others for that shard, under one lock.
   void Hand(size_t shard, Hop hop);
+  // Puts what this poll handed each shard in its mailbox, and wakes those
+  // that sleep.
+  void SendHops();
   // Carries out what other shards handed this one; whether there was any.
   bool TakeHops();
   // Runs `fn(engine)` on shard `shard`'s engine, on its thread, after what
@@ -369,6 +373,9 @@ class RingEngine final : private MatchSink {
   uint64_t next_handed_ = 0;
   Mailbox<Hop> mail_;      // from other shards (any thread puts)
   std::vector<Hop> hops_;  // taken from it, kept for its capacity
+  // For each shard, what this one handed it since the last SendHops.
+  std::vector<std::vector<Hop>> outbox_;
+  bool outbox_full_ = false;
 };
 
 }  // namespace axon::daemon
