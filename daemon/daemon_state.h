@@ -32,7 +32,7 @@ struct DaemonState {
   ucx::Loop* ucx = nullptr;
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving
-  PeerManager* peers = nullptr;  // null without a peer plane; use on the UCX thread only
+  PeerManager* peers = nullptr;    // null without a peer plane; use on the UCX thread only
   EngineShards* engine = nullptr;  // thread-safe calls; null once shutting down
   std::string peer_listen_address;
   std::string metrics_address;  // "" when the metrics endpoint is off
