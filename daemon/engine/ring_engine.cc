@@ -17,6 +17,28 @@
 #include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
+
+RingEngine::RingEngine(ucx::Loop& loop, SessionManager& sessions, std::string node_name,
+                       uint64_t max_in_flight)
+    : loop_(loop),
+      sessions_manager_(sessions),
+      node_name_(std::move(node_name)),
+      max_in_flight_(max_in_flight),
+      matcher_(node_name_, *this),
+      router_(node_name_, matcher_, *this) {
+  AXON_DCHECK_ON_LOOP();
+  // Made at start, not with the first deadline: TSan does not see a timerfd
+  // made, and took one that reused a socket's number for a race with the
+  // thread that had accepted that socket.
+  deadline_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!deadline_timer_.valid() ||
+      !loop_.WatchFdFromLoop(deadline_timer_.get(), [this] { OnDeadlineTimer(); }).ok()) {
+    spdlog::error("deadlines: no timer ({}); they fire only when the engine is busy",
+                  std::strerror(errno));
+    deadline_timer_.Reset();
+  }
+}
+
 RingEngine::~RingEngine() {
   for (auto& [id, session] : sessions_) loop_.UnwatchFdFromLoop(session->rings.daemon_bell.get());
   if (deadline_timer_.valid()) loop_.UnwatchFdFromLoop(deadline_timer_.get());
@@ -376,15 +398,6 @@ void RingEngine::AddDeadline(uint64_t id, uint64_t op_id, uint32_t timeout_ms) {
     poll_clock_read_ = true;
   }
   const bool earliest = deadlines_.Add(id, op_id, timeout_ms, poll_clock_);
-  if (!deadline_timer_.valid()) {
-    deadline_timer_.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!deadline_timer_.valid() ||
-        !loop_.WatchFdFromLoop(deadline_timer_.get(), [this] { OnDeadlineTimer(); }).ok()) {
-      spdlog::error("deadlines: no timer ({}); they fire only when the engine is busy",
-                    std::strerror(errno));
-      deadline_timer_.Reset();
-    }
-  }
   if (earliest) ArmDeadlineTimer();
 }
 

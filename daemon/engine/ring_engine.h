@@ -116,14 +116,9 @@ class RingEngine final : private MatchSink {
   // How long the engine keeps polling after the last entry before it sleeps.
   static constexpr absl::Duration kSpin = absl::Microseconds(50);
 
+  // On `loop`'s thread.
   RingEngine(ucx::Loop& loop, SessionManager& sessions, std::string node_name,
-             uint64_t max_in_flight)
-      : loop_(loop),
-        sessions_manager_(sessions),
-        node_name_(std::move(node_name)),
-        max_in_flight_(max_in_flight),
-        matcher_(node_name_, *this),
-        router_(node_name_, matcher_, *this) {}
+             uint64_t max_in_flight);
   ~RingEngine();
 
   // Attaches the rings in `rings.memory` (which must be large enough for
@@ -342,7 +337,7 @@ class RingEngine final : private MatchSink {
   Matcher matcher_;
   Router router_;
   Deadlines deadlines_;
-  UniqueFd deadline_timer_;  // created with the first deadline
+  UniqueFd deadline_timer_;  // invalid if it could not be made
   absl::Time poll_clock_;    // read by the first deadline of a poll
   bool poll_clock_read_ = false;
   GpuCopier copier_;                         // GPU copies, polled with the rings

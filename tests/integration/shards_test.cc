@@ -148,7 +148,9 @@ TEST_F(ShardsTest, SendsWaitingOnAnotherShardGoWithTheirSession) {
       std::chrono::seconds(5)));
   auto stale = receiver->PostRecv("rx", 9, *dst, 0, 4096, {.timeout_ms = 300});
   ASSERT_TRUE(stale.ok());
-  EXPECT_EQ(receiver->Wait(*stale, 5000)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  auto nothing = receiver->Wait(*stale, 5000);
+  ASSERT_TRUE(nothing.ok()) << nothing.status() << "\n" << axond_->process().Log();
+  EXPECT_EQ(nothing->status.code(), absl::StatusCode::kDeadlineExceeded);
 
   auto next = Attach("tx2");  // session 3: shard 0
   ASSERT_NE(next, nullptr);
