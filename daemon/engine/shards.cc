@@ -65,13 +65,8 @@ EngineShards::~EngineShards() {
     e.CloseFromLoop();
     return true;
   });
-  // What they posted before runs (it posts nothing further), then each
-  // engine goes on its own thread.
-  for (ucx::Loop* loop : loops_) {
-    if (auto st = loop->Ping(kStopTimeout); !st.ok()) {
-      spdlog::error("shutdown: an engine shard did not answer: {}", st.message());
-    }
-  }
+  // Then each engine goes on its own thread, after the tasks posted to it
+  // before; what other shards handed it and it has not taken goes with it.
   for (size_t i = 0; i < loops_.size() && i < engines_.size(); ++i) {
     auto done = loops_[i]->Call<bool>(
         [engine = std::move(engines_[i])]() mutable {
@@ -138,12 +133,18 @@ absl::StatusOr<std::map<uint64_t, SessionTraffic>> EngineShards::Traffic(
   return all;
 }
 
-absl::StatusOr<OperationStats> EngineShards::Operations(absl::Duration timeout) const {
-  auto each = OnEach<OperationStats>(
-      timeout, [](size_t, RingEngine& e) { return e.OperationStatsFromLoop(); });
+absl::StatusOr<std::pair<std::map<uint64_t, SessionTraffic>, OperationStats>>
+EngineShards::TrafficAndOperations(absl::Duration timeout) const {
+  using Both = std::pair<std::map<uint64_t, SessionTraffic>, OperationStats>;
+  auto each = OnEach<Both>(timeout, [](size_t, RingEngine& e) {
+    return Both{e.TrafficFromLoop(), e.OperationStatsFromLoop()};
+  });
   if (!each.ok()) return each.status();
-  OperationStats sum;
-  for (const OperationStats& o : *each) sum.Merge(o);
+  Both sum;
+  for (Both& b : *each) {
+    sum.first.merge(b.first);  // a session is on one shard
+    sum.second.Merge(b.second);
+  }
   return sum;
 }
 

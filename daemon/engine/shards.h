@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -70,7 +71,9 @@ class EngineShards {
   void RemoveSession(uint64_t id);
   absl::StatusOr<GpuTraffic> Gpu(absl::Duration timeout) const;
   absl::StatusOr<std::map<uint64_t, SessionTraffic>> Traffic(absl::Duration timeout) const;
-  absl::StatusOr<OperationStats> Operations(absl::Duration timeout) const;
+  // Both of a scrape's figures in one visit to each shard.
+  absl::StatusOr<std::pair<std::map<uint64_t, SessionTraffic>, OperationStats>>
+  TrafficAndOperations(absl::Duration timeout) const;
   // Heap allocations made on the shards' threads since they started.
   absl::StatusOr<uint64_t> Allocations(absl::Duration timeout) const;
   // The loops' figures, summed over the shards.

@@ -232,12 +232,10 @@ absl::StatusOr<std::string> Collect(DaemonState& state) {
   std::map<uint64_t, SessionTraffic> rings;
   OperationStats ops;
   if (state.engine != nullptr) {
-    auto traffic = state.engine->Traffic(kSnapshotTimeout);
-    if (!traffic.ok()) return traffic.status();
-    auto operations = state.engine->Operations(kSnapshotTimeout);
-    if (!operations.ok()) return operations.status();
-    rings = *std::move(traffic);
-    ops = *std::move(operations);
+    auto got = state.engine->TrafficAndOperations(kSnapshotTimeout);
+    if (!got.ok()) return got.status();
+    rings = std::move(got->first);
+    ops = got->second;
   }
   Exposition out;
   Process(out, state);

@@ -24,12 +24,6 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
   out.set_sessions_active(state.sessions->active());
   for (const auto& [key, n] : state.sessions->refusals())
     (*out.mutable_refused_by_limit())[key] = n;
-  // Summed over the engine shards' threads (the UCX thread is shard 0).
-  if (state.engine != nullptr) {
-    out.set_ucx_thread_wakeups(state.engine->wakeups());
-    out.set_ucx_thread_tasks(state.engine->tasks_run());
-    out.set_ucx_thread_busy_seconds(absl::ToDoubleSeconds(state.engine->busy()));
-  }
   out.set_config_reloads(state.config_reloads.load());
   const CudaRegistryStats cuda = state.sessions->cuda_stats();
   out.set_gpu_registrations(cuda.registrations);
@@ -38,6 +32,10 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
   out.set_gpu_vmm_imports(cuda.vmm_imports);
   out.set_gpu_allocations_open(cuda.open_now);
   if (state.engine != nullptr) {
+    // Summed over the engine shards' threads (the UCX thread is shard 0).
+    out.set_ucx_thread_wakeups(state.engine->wakeups());
+    out.set_ucx_thread_tasks(state.engine->tasks_run());
+    out.set_ucx_thread_busy_seconds(absl::ToDoubleSeconds(state.engine->busy()));
     auto gpu = state.engine->Gpu(kSnapshotTimeout);
     if (!gpu.ok()) return gpu.status();
     out.set_gpu_copies(gpu->copies);
@@ -54,8 +52,6 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
     out.set_gpu_bounce_idle_pinned_bytes(gpu->bounce_idle_pinned_bytes);
     out.set_gpu_bounce_in_use_device_bytes(gpu->bounce_in_use_device_bytes);
     out.set_gpu_bounce_in_use_pinned_bytes(gpu->bounce_in_use_pinned_bytes);
-  }
-  if (state.engine != nullptr) {
     auto allocations = state.engine->Allocations(kSnapshotTimeout);
     if (!allocations.ok()) return allocations.status();
     out.set_ucx_thread_allocations(*allocations);
