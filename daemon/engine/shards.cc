@@ -83,7 +83,12 @@ EngineShards::~EngineShards() {
 template <typename T, typename Fn>
 absl::StatusOr<std::vector<T>> EngineShards::OnEach(absl::Duration timeout, Fn fn) const {
   std::vector<T> out;
-  for (size_t i = 0; i < loops_.size() && i < engines_.size(); ++i) {
+  // Every read of this object comes before the last Call: only the posts
+  // order a caller's reads before the destructor (on another thread) frees
+  // it. gRPC's own ordering of its threads is invisible to TSan, which
+  // reported the loop's last size() check racing with the delete.
+  const size_t n = std::min(loops_.size(), engines_.size());
+  for (size_t i = 0; i < n; ++i) {
     RingEngine* engine = engines_[i].get();
     if (engine == nullptr) continue;
     // `fn` by value: a call that timed out may still run later.
