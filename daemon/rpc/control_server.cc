@@ -23,6 +23,20 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
     const std::vector<grpc::Service*>& services, asio::io_context& io) {
   std::unique_ptr<ControlServer> server(new ControlServer(options));
 
+  // The socket first: a daemon that finds another one serving it stops
+  // before it has a gRPC server. gRPC 1.51 aborts (server_cc.cc:257) when a
+  // sync server is shut down as it starts. No connection is accepted before
+  // the servers below exist: accepts run on `io`, which runs later.
+  ListenOptions listen;
+  listen.mode = options.socket_mode;
+  if (options.socket_gid) listen.gid = *options.socket_gid;
+  ControlServer* raw = server.get();
+  auto listener = UnixListener::Start(
+      options.socket_path, listen, std::move(policy), "control socket", io,
+      [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); }, options.fds);
+  if (!listener.ok()) return listener.status();
+  server->listener_ = *std::move(listener);
+
   // Order matters: the health service and reflection are process-wide
   // switches that every ServerBuilder built afterwards picks up. The deny
   // server is built first so that a refused caller cannot use either.
@@ -34,16 +48,6 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) return absl::InternalError("gRPC server failed to start");
   server->server_->GetHealthCheckService()->SetServingStatus(true);
-
-  ListenOptions listen;
-  listen.mode = options.socket_mode;
-  if (options.socket_gid) listen.gid = *options.socket_gid;
-  ControlServer* raw = server.get();
-  auto listener = UnixListener::Start(
-      options.socket_path, listen, std::move(policy), "control socket", io,
-      [raw](AcceptedConnection c) { raw->OnConnection(std::move(c)); }, options.fds);
-  if (!listener.ok()) return listener.status();
-  server->listener_ = *std::move(listener);
   return server;
 }
 
