@@ -57,6 +57,13 @@ uint16_t SocketAddress::port() const {
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
 }
 
+bool SocketAddress::IsUnspecified() const {
+  if (storage.ss_family == AF_INET6) {
+    return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
+  }
+  return reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 std::string SocketAddress::ToString() const {
   char host[INET6_ADDRSTRLEN] = {};
   if (storage.ss_family == AF_INET6) {

@@ -17,6 +17,8 @@ struct SocketAddress {
 
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
   uint16_t port() const;
+  // 0.0.0.0 or [::]: a listener's wildcard, which no one can dial.
+  bool IsUnspecified() const;
   std::string ToString() const;
 };
 

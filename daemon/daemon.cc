@@ -8,8 +8,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/net_address.h"
+#include "common/secrets.h"
 #include "common/version.h"
+#include "common/wire/header.h"
 #include "daemon/cuda/mps.h"
+#include "daemon/membership/membership.h"
 #include "daemon/metrics/collect.h"
 
 namespace axon::daemon {
@@ -27,6 +31,10 @@ Daemon::Daemon(ConfigSources sources) : sources_(std::move(sources)) {}
 
 Daemon::~Daemon() {
   Shutdown("daemon destroyed");
+  // Leaves etcd first, so the others see this node go before its connections
+  // close.
+  state_.membership = nullptr;
+  membership_.reset();
   if (ucx_) {
     ucx_->Post([this] { (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr); });
     // The engines serve rings, reading the session manager, until they stop:
@@ -174,7 +182,75 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   }
   d->session_server_ = *std::move(session_server);
   if (auto st = d->StartMetrics(); !st.ok()) return st;
+  if (auto st = d->StartMembership(); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("cannot start membership: ", st.message()));
+  }
   return d;
+}
+
+absl::Status Daemon::StartMembership() {
+  const Config& cfg = state_.config;
+  if (cfg.peers.discovery != "etcd") return absl::OkStatus();
+  std::string address = cfg.peers.advertise;
+  if (address.empty()) {
+    address = state_.peer_listen_address;
+    auto parsed = ParseSocketAddress(address);
+    if (parsed.ok() && parsed->IsUnspecified()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("peers.listen is ", cfg.peers.listen,
+                       ", which others cannot dial: set peers.advertise to this node's address"));
+    }
+  }
+  uint64_t incarnation = 0;
+  if (auto st =
+          FillRandom(absl::MakeSpan(reinterpret_cast<uint8_t*>(&incarnation), sizeof(incarnation)));
+      !st.ok()) {
+    return st;
+  }
+  MembershipOptions options{.etcd = {.endpoints = cfg.etcd.endpoints,
+                                     .ca_file = cfg.etcd.ca_file,
+                                     .cert_file = cfg.etcd.cert_file,
+                                     .key_file = cfg.etcd.key_file,
+                                     .user = cfg.etcd.user,
+                                     .password = cfg.etcd.password},
+                            .prefix = cfg.etcd.prefix,
+                            .ttl = absl::Milliseconds(cfg.etcd.lease_ttl_ms),
+                            .retry_min = absl::Milliseconds(cfg.etcd.retry_min_ms),
+                            .retry_max = absl::Milliseconds(cfg.etcd.retry_max_ms),
+                            .self = {.name = cfg.node.name,
+                                     .address = address,
+                                     .wire_version = wire::kVersion,
+                                     .capabilities = state_.gpu_direct ? wire::kCapCudaMemory : 0,
+                                     .incarnation = incarnation | 1,  // never 0, which means none
+                                     .started = state_.start_time,
+                                     .transports = ucx_->info().transports,
+                                     .version = kVersion}};
+  const absl::Duration grace = options.ttl;
+  ucx::Loop* loop = ucx_.get();
+  PeerManager* peers = peers_.get();
+  auto started = Membership::Start(
+      std::move(options), [loop, peers, grace](const MemberTable::Change& change) {
+        const Member& m = change.member;
+        if (change.kind == MemberTable::Change::Kind::kLeft) {
+          loop->Post([peers, name = m.name, grace] { peers->MemberLeftFromLoop(name, grace); });
+          return;
+        }
+        if (m.wire_version != wire::kVersion) {
+          spdlog::warn("membership: node {} speaks wire version {}, this one {}: not connecting",
+                       m.name, m.wire_version, wire::kVersion);
+          return;
+        }
+        loop->Post([peers, name = m.name, address = m.address, incarnation = m.incarnation] {
+          peers->MemberJoinedFromLoop(name, address, incarnation);
+        });
+      });
+  if (!started.ok()) return started.status();
+  membership_ = *std::move(started);
+  state_.membership = membership_.get();
+  spdlog::info("membership: etcd at {}, prefix {}, this node's incarnation {:x}",
+               absl::StrJoin(cfg.etcd.endpoints, ","), cfg.etcd.prefix,
+               membership_->options().self.incarnation);
+  return absl::OkStatus();
 }
 
 absl::Status Daemon::StartMetrics() {

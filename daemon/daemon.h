@@ -12,6 +12,7 @@
 #include "daemon/config/config.h"
 #include "daemon/daemon_state.h"
 #include "daemon/engine/shards.h"
+#include "daemon/membership/membership.h"
 #include "daemon/metrics/metrics_server.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/admin_service.h"
@@ -40,6 +41,7 @@ class Daemon {
   absl::Status StartPeers();
   absl::Status StartRingEngine();
   absl::Status StartMetrics();
+  absl::Status StartMembership();
 
   // Declaration order is destruction order in reverse: io_ outlives
   // everything that registers work with it.
@@ -55,6 +57,8 @@ class Daemon {
   std::unique_ptr<FdBudget> fds_;       // read by the listeners and sessions below
   std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
   std::unique_ptr<EngineShards> shards_;
+  // Its watcher posts to the UCX thread: it goes before the peer plane.
+  std::unique_ptr<Membership> membership_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<rpc::AdminService> admin_service_;
   std::unique_ptr<rpc::ControlService> control_service_;

@@ -20,6 +20,7 @@ namespace axon::daemon {
 
 class PeerManager;
 class EngineShards;
+class Membership;
 
 struct DaemonState {
   Config config;  // as loaded at start-up (log.level may change since)
@@ -32,8 +33,9 @@ struct DaemonState {
   ucx::Loop* ucx = nullptr;
   SessionManager* sessions = nullptr;
   rpc::ControlServer* control_server = nullptr;  // set once serving
-  PeerManager* peers = nullptr;    // null without a peer plane; use on the UCX thread only
-  EngineShards* engine = nullptr;  // thread-safe calls; null once shutting down
+  PeerManager* peers = nullptr;      // null without a peer plane; use on the UCX thread only
+  EngineShards* engine = nullptr;    // thread-safe calls; null once shutting down
+  Membership* membership = nullptr;  // thread-safe; null unless peers.discovery is etcd
   std::string peer_listen_address;
   std::string metrics_address;  // "" when the metrics endpoint is off
   RpcStats rpc_stats;

@@ -7,9 +7,15 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${1:-$repo/build}
 shift || true
-ucx_line=$("$repo/scripts/setup-deps.sh" | tail -n 1)
-export "${ucx_line?}"
-cmake -S "$repo" -B "$build_dir" -G Ninja -DAXON_UCX_ROOT="$AXON_UCX_ROOT" "$@" >/dev/null
+deps=$("$repo/scripts/setup-deps.sh")
+while IFS= read -r line; do
+  if [[ $line == AXON_*=* ]]; then export "${line?}"; fi
+done <<<"$deps"
+# The GoogleTest suites are built unless AXON_TEST_SUITES=OFF (scripts/test.sh
+# sets it for build/ when the sanitizer builds run them); given every time, so
+# a build directory never keeps test.sh's choice.
+cmake -S "$repo" -B "$build_dir" -G Ninja -DAXON_UCX_ROOT="$AXON_UCX_ROOT" \
+  -DAXON_ETCD_API="$AXON_ETCD_API" -DAXON_TEST_SUITES="${AXON_TEST_SUITES:-ON}" "$@" >/dev/null
 targets=()
 for t in ${AXON_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
 cmake --build "$build_dir" -j "$(nproc)" "${targets[@]}"

@@ -4,7 +4,10 @@
 #   - Debian packages, with apt-get (as root, or through sudo);
 #   - UCX: PyPI's libucx-cu13 wheel (UCX 1.22, built with CUDA), unpacked into
 #     a local prefix; prints nothing else and changes nothing outside the repo.
-# Prints the UCX prefix as its last line: AXON_UCX_ROOT=...
+#   - etcd's API (.proto files), from Debian's golang-etcd-server-dev, unpacked
+#     into a local folder;
+# Prints AXON_ETCD_API=... and, as its last line, the UCX prefix:
+# AXON_UCX_ROOT=...
 # Set AXON_UCX_ROOT yourself to use another UCX and skip the wheel.
 set -euo pipefail
 
@@ -22,6 +25,7 @@ packages=(
   clang libclang-rt-14-dev  # the libFuzzer target
   clang-format
   systemd  # systemd-analyze, for checking the unit file
+  etcd-server  # membership through etcd; its tests start a real one
 )
 
 missing=()
@@ -38,6 +42,24 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# etcd's v3 API: the .proto files of Debian's etcd source package, the same
+# release as etcd-server. Only the package is unpacked (apt-get download), not
+# installed: installing it would pull in a hundred Go source packages.
+etcd_api=$deps_dir/etcd-api
+if [[ ! -f $etcd_api/etcdserver/etcdserverpb/rpc.proto ]]; then
+  echo "setup-deps: unpacking etcd's API (golang-etcd-server-dev) into $etcd_api" >&2
+  scratch=$(mktemp -d)
+  chmod 755 "$scratch"  # apt-get download runs as _apt where it can
+  (cd "$scratch" && apt-get download -qq golang-etcd-server-dev 2>/dev/null >&2)
+  dpkg-deb -x "$scratch"/golang-etcd-server-dev_*.deb "$scratch/x"
+  mkdir -p "$etcd_api"
+  (cd "$scratch/x/usr/share/gocode/src/go.etcd.io/etcd" &&
+    cp --parents etcdserver/etcdserverpb/rpc.proto mvcc/mvccpb/kv.proto auth/authpb/auth.proto \
+      "$etcd_api")
+  rm -rf "$scratch"
+fi
+echo "AXON_ETCD_API=$etcd_api"
 
 if [[ -z ${AXON_UCX_ROOT:-} ]]; then
   prefix=$deps_dir/ucx-wheel

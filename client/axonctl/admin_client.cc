@@ -36,6 +36,9 @@ absl::StatusOr<v1::StatsResponse> AdminClient::Stats() {
 absl::StatusOr<v1::ListPeersResponse> AdminClient::ListPeers() {
   return Call<v1::ListPeersRequest, v1::ListPeersResponse>(&v1::Admin::Stub::ListPeers);
 }
+absl::StatusOr<v1::ListNodesResponse> AdminClient::ListNodes() {
+  return Call<v1::ListNodesRequest, v1::ListNodesResponse>(&v1::Admin::Stub::ListNodes);
+}
 absl::StatusOr<v1::ListSessionsResponse> AdminClient::ListSessions() {
   return Call<v1::ListSessionsRequest, v1::ListSessionsResponse>(&v1::Admin::Stub::ListSessions);
 }

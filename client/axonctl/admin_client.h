@@ -19,6 +19,7 @@ class AdminClient {
   absl::StatusOr<v1::StatsResponse> Stats();
   absl::StatusOr<v1::ListPeersResponse> ListPeers();
   absl::StatusOr<v1::ListSessionsResponse> ListSessions();
+  absl::StatusOr<v1::ListNodesResponse> ListNodes();
   absl::StatusOr<v1::PingResponse> Ping(const std::string& node, uint32_t count, uint64_t size);
 
  private:

@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   auto* calls = app.add_subcommand(
       "calls", "Call servers on this node: per endpoint and method, calls, errors, latency");
   auto* peers = app.add_subcommand("peers", "Other daemons this one knows");
+  auto* nodes = app.add_subcommand(
+      "nodes", "The cluster's members in etcd: state, when they joined, whether connected");
   auto* version = app.add_subcommand("version", "Versions of axonctl and of the daemon");
   auto* ping =
       app.add_subcommand("ping", "Round trips to another daemon through UCX active messages");
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
   if (*sessions) return Print(options, client.ListSessions(), &axon::ctl::RenderSessions);
   if (*calls) return Print(options, client.ListSessions(), &axon::ctl::RenderCalls);
   if (*peers) return Print(options, client.ListPeers(), &axon::ctl::RenderPeers);
+  if (*nodes) return Print(options, client.ListNodes(), &axon::ctl::RenderNodes);
   if (*ping) {
     auto response = client.Ping(ping_node, ping_count, ping_size);
     if (!response.ok()) {

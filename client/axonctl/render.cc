@@ -42,8 +42,8 @@ std::string RenderHealth(const v1::HealthResponse& health) {
   const bool ok = health.status() == v1::HealthResponse::SERVING;
   std::string out = ok ? "healthy\n" : "unhealthy\n";
   for (const auto& check : health.checks()) {
-    absl::StrAppendFormat(&out, "  %-4s %-16s %s\n", check.ok() ? "ok" : "FAIL", check.name(),
-                          check.detail());
+    const char* verdict = !check.ok() ? "FAIL" : check.degraded() ? "DEGRADED" : "ok";
+    absl::StrAppendFormat(&out, "  %-8s %-16s %s\n", verdict, check.name(), check.detail());
   }
   return out;
 }
@@ -201,6 +201,27 @@ std::string RenderPeers(const v1::ListPeersResponse& peers) {
     if (p.state() != "up" && !p.last_error().empty()) {
       absl::StrAppendFormat(&out, "%-14s last error: %s\n", "", p.last_error());
     }
+  }
+  return out;
+}
+
+std::string RenderNodes(const v1::ListNodesResponse& nodes) {
+  if (nodes.discovery() != "etcd") {
+    return absl::StrCat("peers.discovery is ", nodes.discovery(),
+                        ": no membership (axonctl peers lists the configured peers)\n");
+  }
+  std::string out = absl::StrCat(
+      "etcd: ", nodes.registered() ? "registered" : "NOT registered", ", ",
+      nodes.watching() ? "watching" : "NOT watching",
+      nodes.last_error().empty() ? "" : absl::StrCat(" (", nodes.last_error(), ")"), "\n");
+  if (nodes.nodes().empty()) return out + "no other members\n";
+  absl::StrAppendFormat(&out, "%-14s %-21s %-12s %-19s %-9s %-16s %s\n", "NAME", "ADDRESS", "STATE",
+                        "JOINED", "CONNECTED", "INCARNATION", "VERSION");
+  for (const auto& n : nodes.nodes()) {
+    absl::StrAppendFormat(&out, "%-14s %-21s %-12s %-19s %-9s %016x %s (wire %d)\n", n.name(),
+                          n.address(), n.state(), FormatUnixMs(n.joined_unix_ms()),
+                          n.connected() ? "yes" : "no", n.incarnation(), n.version(),
+                          n.wire_version());
   }
   return out;
 }

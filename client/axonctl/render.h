@@ -13,6 +13,7 @@ namespace axon::ctl {
 std::string ToJson(const google::protobuf::Message& message);
 
 std::string RenderHealth(const v1::HealthResponse& health);
+std::string RenderNodes(const v1::ListNodesResponse& nodes);
 std::string RenderStatus(const v1::StatusResponse& status);
 std::string RenderStats(const v1::StatsResponse& stats);
 // For `stats --watch`: the UCX thread's busy share between two answers.

@@ -149,6 +149,26 @@ std::string HostName() {
   return host.substr(0, std::min(host.find('.'), size_t{63}));
 }
 
+// A secret's file: only its owner may read it; a trailing newline is not part
+// of the secret.
+absl::StatusOr<std::string> ReadSecret(const char* key, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(key, ": cannot read ", path));
+  }
+  if ((st.st_mode & 0077) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(key, ": ", path, " is readable by group or others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 0777), "); chmod 600 it"));
+  }
+  auto secret = ReadFile(path);
+  if (!secret.ok()) return secret.status();
+  while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r')) {
+    secret->pop_back();
+  }
+  return secret;
+}
+
 // Checks that span several peers.* keys, and reads the token file.
 absl::Status CheckPeers(Config::Peers& peers) {
   if (peers.reconnect_min_ms > peers.reconnect_max_ms) {
@@ -166,23 +186,47 @@ absl::Status CheckPeers(Config::Peers& peers) {
     return absl::InvalidArgumentError("peers.static lists peers but peers.listen is empty");
   }
   if (peers.token_file.empty()) return absl::OkStatus();
-  struct stat st {};
-  if (::stat(peers.token_file.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("peers.token_file: cannot read ", peers.token_file));
-  }
-  if ((st.st_mode & 0077) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "peers.token_file: ", peers.token_file, " is readable by group or others (mode ",
-        absl::StrFormat("%04o", st.st_mode & 0777), "); chmod 600 it"));
-  }
-  auto token = ReadFile(peers.token_file);
+  auto token = ReadSecret("peers.token_file", peers.token_file);
   if (!token.ok()) return token.status();
-  while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
   if (token->size() < 16) {
     return absl::InvalidArgumentError(absl::StrCat("peers.token_file: the token in ",
                                                    peers.token_file, " is shorter than 16 bytes"));
   }
   peers.token = *std::move(token);
+  return absl::OkStatus();
+}
+
+// Checks that span peers.discovery and the etcd.* keys, and reads the
+// password file.
+absl::Status CheckEtcd(const Config::Peers& peers, Config::Etcd& etcd) {
+  if (peers.discovery != "etcd") return absl::OkStatus();
+  if (peers.listen.empty()) {
+    return absl::InvalidArgumentError("peers.discovery is etcd but peers.listen is empty");
+  }
+  if (!peers.static_peers.empty()) {
+    return absl::InvalidArgumentError(
+        "peers.static lists peers but peers.discovery is etcd: use one or the other");
+  }
+  if (etcd.endpoints.empty()) {
+    return absl::InvalidArgumentError("peers.discovery is etcd but etcd.endpoints is empty");
+  }
+  if (etcd.retry_min_ms > etcd.retry_max_ms) {
+    return absl::InvalidArgumentError(absl::StrCat("etcd.retry_min_ms (", etcd.retry_min_ms,
+                                                   ") exceeds etcd.retry_max_ms (",
+                                                   etcd.retry_max_ms, ")"));
+  }
+  if ((etcd.cert_file.empty() != etcd.key_file.empty()) ||
+      (!etcd.cert_file.empty() && etcd.ca_file.empty())) {
+    return absl::InvalidArgumentError(
+        "etcd.cert_file and etcd.key_file go together, and with etcd.ca_file (TLS)");
+  }
+  if (etcd.user.empty() != etcd.password_file.empty()) {
+    return absl::InvalidArgumentError("etcd.user and etcd.password_file go together");
+  }
+  if (etcd.password_file.empty()) return absl::OkStatus();
+  auto password = ReadSecret("etcd.password_file", etcd.password_file);
+  if (!password.ok()) return password.status();
+  etcd.password = *std::move(password);
   return absl::OkStatus();
 }
 
@@ -218,6 +262,7 @@ absl::StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   }
   Config config = std::move(layers.config());
   if (auto st = CheckPeers(config.peers); !st.ok()) return st;
+  if (auto st = CheckEtcd(config.peers, config.etcd); !st.ok()) return st;
   if (config.node.name.empty()) config.node.name = HostName();
   if (config.control.socket.empty()) {
     config.control.socket = DefaultSocketPath();

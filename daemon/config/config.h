@@ -46,7 +46,20 @@ struct Config {
     int dead_after_ms = 0;
     int eager_limit = 0;    // bytes: larger messages go rendezvous
     int max_in_flight = 0;  // messages per peer sent and not yet acknowledged
+    std::string discovery;  // "static" or "etcd"
+    std::string advertise;  // "ip:port" others dial; empty: the listener's address
   } peers;
+  struct Etcd {
+    std::vector<std::string> endpoints;  // "host:port"
+    std::string prefix;                  // ends in '/'
+    int lease_ttl_ms = 0;
+    int retry_min_ms = 0;
+    int retry_max_ms = 0;
+    std::string ca_file, cert_file, key_file;
+    std::string user;
+    std::string password_file;
+    std::string password;  // read from password_file by LoadConfig
+  } etcd;
   struct Gpu {
     // How GPU buffers travel to other nodes: "auto", "direct" or "staging".
     std::string remote_path;

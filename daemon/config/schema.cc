@@ -218,6 +218,36 @@ absl::Status ApplyStaticPeers(const YAML::Node& value, Config& config) {
   return absl::OkStatus();
 }
 
+absl::Status CheckDiscovery(const std::string& value) {
+  if (value == "static" || value == "etcd") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("expected \"static\" or \"etcd\", found '", value, "'"));
+}
+
+absl::Status CheckEtcdPrefix(const std::string& value) {
+  if (value.empty() || value.back() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the prefix must end in '/', like \"/axon/\"; found '", value, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyEtcdEndpoints(const YAML::Node& value, Config& config) {
+  config.etcd.endpoints.clear();
+  if (value.IsNull()) return absl::OkStatus();
+  if (!value.IsSequence()) {
+    return absl::InvalidArgumentError("expected a list of \"host:port\", like [\"10.0.0.5:2379\"]");
+  }
+  for (const YAML::Node& item : value) {
+    if (!item.IsScalar() || item.Scalar().find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", item.Mark().line + 1, ": each etcd endpoint is \"host:port\""));
+    }
+    config.etcd.endpoints.push_back(item.Scalar());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const std::vector<ConfigField>& ConfigSchema() {
@@ -268,6 +298,18 @@ const std::vector<ConfigField>& ConfigSchema() {
       Int("peers", "dead_after_ms", &Config::peers, &Config::Peers::dead_after_ms, 100, 600000),
       Int("peers", "eager_limit", &Config::peers, &Config::Peers::eager_limit, 0, 1 << 20),
       Int("peers", "max_in_flight", &Config::peers, &Config::Peers::max_in_flight, 1, 1 << 20),
+      Str("peers", "discovery", &Config::peers, &Config::Peers::discovery, &CheckDiscovery),
+      Str("peers", "advertise", &Config::peers, &Config::Peers::advertise, &CheckAddress),
+      {"etcd", "endpoints", &ApplyEtcdEndpoints},
+      Str("etcd", "prefix", &Config::etcd, &Config::Etcd::prefix, &CheckEtcdPrefix),
+      Int("etcd", "lease_ttl_ms", &Config::etcd, &Config::Etcd::lease_ttl_ms, 1000, 3600000),
+      Int("etcd", "retry_min_ms", &Config::etcd, &Config::Etcd::retry_min_ms, 10, 60000),
+      Int("etcd", "retry_max_ms", &Config::etcd, &Config::Etcd::retry_max_ms, 10, 600000),
+      Str("etcd", "ca_file", &Config::etcd, &Config::Etcd::ca_file, &CheckFilePath),
+      Str("etcd", "cert_file", &Config::etcd, &Config::Etcd::cert_file, &CheckFilePath),
+      Str("etcd", "key_file", &Config::etcd, &Config::Etcd::key_file, &CheckFilePath),
+      Str("etcd", "user", &Config::etcd, &Config::Etcd::user, nullptr),
+      Str("etcd", "password_file", &Config::etcd, &Config::Etcd::password_file, &CheckFilePath),
       Str("gpu", "remote_path", &Config::gpu, &Config::Gpu::remote_path, &CheckGpuPath),
       Int("gpu", "bounce_keep_mib", &Config::gpu, &Config::Gpu::bounce_keep_mib, int64_t{0},
           int64_t{1} << 20),

@@ -29,25 +29,38 @@ RemotePath::RemotePath(PeerPlane& peers, GpuCopier& copier, Limits limits, Hooks
       chunking_(std::make_unique<Chunking>(*this, *bounce_)),
       handles_(
           std::make_unique<GpuByHandle>(*this, copier, std::move(ipc), limits.same_host_handles)) {
-  peers_.SetDataHandlersFromLoop(
-      [this](const std::string& node, const wire::Header& header, absl::Span<const uint8_t> body,
-             ucx::AmMessage& message) { OnFrame(node, header, body, message); },
-      [this](const std::string& node, const std::string& why) { OnNodeDown(node, why); },
-      [this] {
-        handles_->Sweep();
-        CheckProgressFromLoop();
-      });
+  peers_.SetHandlersFromLoop(
+      {.on_data = [this](const std::string& node, const wire::Header& header,
+                         absl::Span<const uint8_t> body,
+                         ucx::AmMessage& message) { OnFrame(node, header, body, message); },
+       .on_down = [this](const std::string& node,
+                         const std::string& why) { OnNodeDown(node, why); },
+       .on_tick =
+           [this] {
+             handles_->Sweep();
+             CheckProgressFromLoop();
+           },
+       .on_up = [this](const std::string& node) { OnNodeUp(node); }});
 }
 
 RemotePath::~RemotePath() {
   *alive_ = false;
-  peers_.SetDataHandlersFromLoop(nullptr, nullptr);
+  peers_.SetHandlersFromLoop({});
 }
 
 void RemotePath::SendFromLoop(Outgoing send) {
   AXON_DCHECK_ON_LOOP();
   if (auto st = peers_.CheckUpFromLoop(send.node); !st.ok()) {
-    hooks_.complete(send.session, send.op_id, st, 0, 0);
+    if (!peers_.ConnectFromLoop(send.node)) {
+      hooks_.complete(send.session, send.op_id, peers_.CheckUpFromLoop(send.node), 0, 0);
+      return;
+    }
+    // Connected on first use: the send waits, in order, on a link held until
+    // the connection is up (OnNodeUp), or fails with it (OnNodeDown). Its
+    // deadline and cancel find it there like any waiting send.
+    NodeLink& n = LinkTo(send.node);
+    if (!n.HeldBy(NodeLink::kConnectingHold)) n.Hold(NodeLink::kConnectingHold);
+    n.Wait(std::move(send));
     return;
   }
   NodeLink& n = LinkTo(send.node);
@@ -436,6 +449,11 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
   bool found = false;  // a chunked send has one entry per chunk, on one link
   for (auto& [name, link] : links_) found = link->Withdraw(session, op_id, why) || found;
   return found;
+}
+
+void RemotePath::OnNodeUp(const std::string& node) {
+  NodeLink* n = FindLink(node);
+  if (n != nullptr && n->Release(NodeLink::kConnectingHold)) Drain(*n);
 }
 
 void RemotePath::OnNodeDown(const std::string& node, const std::string& why) {

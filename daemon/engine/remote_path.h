@@ -198,6 +198,8 @@ class RemotePath {
   bool Answered(NodeLink& n, const wire::AckBody& ack);
   void OnCancel(const std::string& node, uint64_t message_id);
   void OnNodeDown(const std::string& node, const std::string& why);
+  // A connection made on first use is up: what waited for it goes.
+  void OnNodeUp(const std::string& node);
   // Drops every node that has had messages in flight and none answered for
   // limits_.dead_after (run on the peer plane's tick).
   void CheckProgressFromLoop();

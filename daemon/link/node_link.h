@@ -23,6 +23,7 @@
 // frames go out through a LinkTransport, so tests drive it with fakes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -95,6 +96,12 @@ class NodeLink {
   void Hold(uint64_t key) { holds_.push_back(key); }
   bool Release(uint64_t key);
   bool held() const { return !holds_.empty(); }
+  bool HeldBy(uint64_t key) const {
+    return std::find(holds_.begin(), holds_.end(), key) != holds_.end();
+  }
+  // The hold of a link whose connection is being made (on first use): no
+  // message id is this.
+  static constexpr uint64_t kConnectingHold = ~uint64_t{0};
 
   // --- Cancel.
 

@@ -45,12 +45,17 @@ void PeerManager::OnDataBind(ucx::EndpointId from, absl::Span<const uint8_t> bod
   spdlog::warn("peer plane: a data endpoint bound with an unknown nonce; ignored");
 }
 
-void PeerManager::SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
-                                          std::function<void()> on_tick) {
+void PeerManager::SetHandlersFromLoop(Handlers handlers) {
   AXON_DCHECK_ON_LOOP();
-  on_data_ = std::move(on_data);
-  on_down_ = std::move(on_down);
-  on_tick_ = std::move(on_tick);
+  handlers_ = std::move(handlers);
+}
+
+bool PeerManager::ConnectFromLoop(const std::string& node) {
+  AXON_DCHECK_ON_LOOP();
+  Peer* peer = FindPeer(node);
+  if (peer == nullptr || !peer->member || !peer->on_demand) return false;
+  if (peer->state == PeerState::kDown) Dial(*peer);
+  return peer->state == PeerState::kConnecting;
 }
 
 PeerManager::Peer* PeerManager::FindPeer(const std::string& node) {
@@ -65,6 +70,9 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) {
         absl::StrCat("no node '", node, "' among the peers of node '", options_.node_name, "'"));
   }
   const Peer& peer = *found;
+  if (!peer.member && peer.state != PeerState::kUp) {
+    return absl::UnavailableError(absl::StrCat("node ", node, " left the cluster"));
+  }
   if (peer.state != PeerState::kUp) {
     return absl::UnavailableError(
         absl::StrCat("peer ", node, " is ", PeerStateName(peer.state),

@@ -1,6 +1,7 @@
 #include "daemon/peer/peer_manager.h"
 
 #include <algorithm>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,9 @@ namespace {
 // Message-path frames a peer may send on its data endpoint before this node
 // has finished the handshake (see OnDataBind); more is a protocol error.
 constexpr size_t kMaxEarlyFrames = 4096;
+
+// The reject that settles two dials made at once (on-demand members).
+constexpr std::string_view kCrossedDials = "crossed dials: the one from the first name stays";
 
 std::string Ms(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d), " ms"); }
 
@@ -40,6 +44,9 @@ PeerManager::~PeerManager() {
   for (auto& [name, peer] : peers_) {
     for (auto& [seq, waiter] : peer.pings) {
       if (waiter.done) waiter.done(absl::UnavailableError("the daemon is shutting down"));
+    }
+    for (auto& [size, done] : peer.pings_waiting) {
+      done(absl::UnavailableError("the daemon is shutting down"));
     }
   }
 }
@@ -72,23 +79,75 @@ absl::StatusOr<std::unique_ptr<PeerManager>> PeerManager::StartFromLoop(ucx::Wor
   if (!listener.ok()) return listener.status();
   pm->listener_ = *std::move(listener);
 
-  const absl::Time now = absl::Now();
   for (const auto& entry : pm->options_.config.static_peers) {
     if (entry.name == pm->options_.node_name) continue;  // a shared list may name this node
-    Peer& peer = pm->peers_[entry.name];
-    peer.name = entry.name;
-    peer.address = *ParseSocketAddress(entry.address);  // validated with the config
-    peer.address_text = entry.address;
-    peer.dialer = pm->options_.node_name < entry.name;
-    peer.since = now;
-    peer.backoff = absl::Milliseconds(pm->options_.config.reconnect_min_ms);
-    peer.next_attempt = now;
-    peer.stats.dialer = peer.dialer;
+    pm->AddPeer(entry.name, entry.address);              // validated with the config
   }
   spdlog::info("peer plane: listening on {} for {} peer(s)", pm->listener_->address().ToString(),
                pm->peers_.size());
   pm->TickFromLoop();
   return pm;
+}
+
+PeerManager::Peer& PeerManager::AddPeer(const std::string& name, const std::string& address) {
+  const absl::Time now = absl::Now();
+  Peer& peer = peers_[name];
+  peer.name = name;
+  peer.address = *ParseSocketAddress(address);
+  peer.address_text = address;
+  peer.dialer = options_.node_name < name;
+  peer.since = now;
+  peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
+  peer.next_attempt = now;
+  peer.stats.dialer = peer.dialer;
+  return peer;
+}
+
+void PeerManager::MemberJoinedFromLoop(const std::string& name, const std::string& address,
+                                       uint64_t incarnation) {
+  AXON_DCHECK_ON_LOOP();
+  if (name == options_.node_name || !ParseSocketAddress(address).ok()) return;
+  auto it = peers_.find(name);
+  if (it == peers_.end()) {
+    Peer& peer = AddPeer(name, address);
+    peer.incarnation = incarnation;
+    peer.on_demand = true;
+    spdlog::info("peer {}: joined at {}", name, address);
+    return;
+  }
+  Peer& peer = it->second;
+  const bool same = peer.member && peer.incarnation == incarnation && peer.address_text == address;
+  peer.leave_by = absl::InfiniteFuture();
+  if (same) return;  // its record came back: the connection stays
+  if (peer.state != PeerState::kDown) {
+    MarkDown(peer, peer.incarnation != incarnation ? "restarted (a new incarnation joined)"
+                                                   : "moved to a new address");
+  }
+  spdlog::info("peer {}: joined at {}{}", name, address,
+               peer.member ? " (a new incarnation)" : " again");
+  peer.member = true;
+  peer.on_demand = true;
+  peer.incarnation = incarnation;
+  peer.address = *ParseSocketAddress(address);
+  peer.address_text = address;
+  peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
+  peer.next_attempt = absl::Now();
+}
+
+void PeerManager::MemberLeftFromLoop(const std::string& name, absl::Duration grace) {
+  AXON_DCHECK_ON_LOOP();
+  auto it = peers_.find(name);
+  if (it == peers_.end() || !it->second.member) return;
+  Peer& peer = it->second;
+  if (peer.state == PeerState::kUp) {
+    peer.leave_by = absl::Now() + grace;
+    spdlog::info("peer {}: its record left etcd; the connection stays for {} while it answers",
+                 name, Ms(grace));
+    return;
+  }
+  spdlog::info("peer {}: left", name);
+  peer.member = false;
+  if (peer.state != PeerState::kDown) MarkDown(peer, "left the cluster");
 }
 
 absl::Duration PeerManager::tick_interval() const {
@@ -248,6 +307,15 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
       return;
     case wire::MessageType::kReject: {
       auto reason = wire::DecodeReject(decoded->body);
+      if (reason.ok() && *reason == kCrossedDials && peer->on_demand &&
+          peer->handshake == Handshake::kAwaitHello) {
+        // Our dial lost to theirs, which comes on its own connection: wait
+        // for it (within dead_after, as any handshake).
+        spdlog::debug("peer {}: crossed dials; taking theirs", peer->name);
+        peer->ep.reset();
+        peer->handshake = Handshake::kNone;
+        return;
+      }
       MarkDown(*peer, absl::StrCat("refused by the peer: ",
                                    reason.ok() ? *reason : std::string("(no reason)")));
       return;
@@ -279,7 +347,7 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
                                      " before the handshake finished"));
         return;
       }
-      if (on_data_) on_data_(peer->name, header, decoded->body, message);
+      if (handlers_.on_data) handlers_.on_data(peer->name, header, decoded->body, message);
       return;
   }
 }
@@ -302,13 +370,26 @@ void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
     return;
   }
   auto it = peers_.find(hello.node_name);
-  if (it == peers_.end()) {
-    RefuseUnbound(index,
-                  absl::StrCat("unknown node name '", hello.node_name,
-                               "' (not in peers.static of node '", options_.node_name, "')"));
+  if (it == peers_.end() || !it->second.member) {
+    RefuseUnbound(index, absl::StrCat("unknown node name '", hello.node_name, "' (not ",
+                                      options_.config.discovery == "etcd"
+                                          ? "a member under etcd.prefix, as seen by node '"
+                                          : "in peers.static of node '",
+                                      options_.node_name, "')"));
     return;
   }
   Peer& peer = it->second;
+  if (peer.on_demand && peer.state == PeerState::kConnecting &&
+      peer.handshake == Handshake::kAwaitHello) {
+    // Both dialed at once (each had a send for the other): the connection
+    // the node whose name sorts first dialed is kept, on both sides.
+    if (options_.node_name < hello.node_name) {
+      RefuseUnbound(index, std::string(kCrossedDials));
+      return;
+    }
+    peer.ep.reset();  // ours goes; theirs is taken below
+    peer.handshake = Handshake::kNone;
+  }
   if (peer.state != PeerState::kDown && peer.ep) {
     RefuseUnbound(index, absl::StrCat("duplicate name: node '", hello.node_name,
                                       "' is already connected (", PeerStateName(peer.state), ")"));
@@ -389,7 +470,17 @@ void PeerManager::MarkUp(Peer& peer) {
   for (ucx::AmMessage& message : early) {
     if (peer.state != PeerState::kUp) break;  // one of them was a protocol error
     auto decoded = wire::Decode(message.header, message.data_length());
-    if (decoded.ok() && on_data_) on_data_(peer.name, decoded->header, decoded->body, message);
+    if (decoded.ok() && handlers_.on_data) {
+      handlers_.on_data(peer.name, decoded->header, decoded->body, message);
+    }
+  }
+  if (peer.state == PeerState::kUp && handlers_.on_up) handlers_.on_up(peer.name);
+  for (auto& [size, done] : std::exchange(peer.pings_waiting, {})) {
+    if (peer.state != PeerState::kUp) {
+      done(absl::UnavailableError(absl::StrCat("peer ", peer.name, " is down")));
+    } else {
+      SendPing(peer, size, std::move(done));
+    }
   }
 }
 
@@ -415,12 +506,15 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
     }
   }
   peer.pings.clear();
+  for (auto& [size, done] : std::exchange(peer.pings_waiting, {})) {
+    done(absl::UnavailableError(absl::StrCat("peer ", peer.name, " is down: ", why)));
+  }
   const absl::Time now = absl::Now();
   if (peer.state != PeerState::kDown) peer.since = now;
   peer.state = PeerState::kDown;
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
-  if (had_connection && on_down_) on_down_(peer.name, why);
+  if (had_connection && handlers_.on_down) handlers_.on_down(peer.name, why);
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
@@ -435,10 +529,17 @@ void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
 void PeerManager::PingFromLoop(const std::string& node, size_t size, PingDone done) {
   AXON_DCHECK_ON_LOOP();
   if (auto st = CheckUpFromLoop(node); !st.ok()) {
+    if (ConnectFromLoop(node)) {  // a member connected on first use: a ping is a use
+      FindPeer(node)->pings_waiting.emplace_back(size, std::move(done));
+      return;
+    }
     done(st);
     return;
   }
-  Peer& peer = peers_.find(node)->second;
+  SendPing(peers_.find(node)->second, size, std::move(done));
+}
+
+void PeerManager::SendPing(Peer& peer, size_t size, PingDone done) {
   const uint64_t seq = peer.next_sequence++;
   const absl::Time now = absl::Now();
   peer.pings[seq] = {now, now + absl::Milliseconds(options_.config.dead_after_ms), std::move(done)};
@@ -475,7 +576,11 @@ void PeerManager::TickFromLoop() {
         }
         break;
       case PeerState::kUp:
-        if (now - peer.last_heard > dead_after) {
+        if (now >= peer.leave_by) {
+          peer.member = false;
+          peer.leave_by = absl::InfiniteFuture();
+          MarkDown(peer, "left the cluster (its etcd record is gone)");
+        } else if (now - peer.last_heard > dead_after) {
           MarkDown(peer, absl::StrCat("nothing heard for ", Ms(now - peer.last_heard)));
         } else if (now - peer.last_ping_sent >= keepalive) {
           peer.last_ping_sent = now;
@@ -485,17 +590,25 @@ void PeerManager::TickFromLoop() {
         }
         break;
       case PeerState::kDown:
-        if (peer.dialer && now >= peer.next_attempt) Dial(peer);
+        if (peer.leave_by != absl::InfiniteFuture()) {  // went down while leaving
+          peer.member = false;
+          peer.leave_by = absl::InfiniteFuture();
+        }
+        // Members found through etcd are dialed when a send needs them.
+        if (peer.member && !peer.on_demand && peer.dialer && now >= peer.next_attempt) {
+          Dial(peer);
+        }
         break;
     }
   }
-  if (on_tick_) on_tick_();
+  if (handlers_.on_tick) handlers_.on_tick();
 }
 
 std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
   AXON_DCHECK_ON_LOOP();
   std::vector<PeerSnapshot> out;
   for (const auto& [name, peer] : peers_) {
+    if (!peer.member && peer.state == PeerState::kDown) continue;  // left the cluster
     PeerSnapshot s = peer.stats;
     s.name = name;
     s.address = peer.address_text;

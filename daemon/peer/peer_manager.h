@@ -73,17 +73,28 @@ class PeerManager final : public PeerPlane {
   absl::Duration tick_interval() const;
 
   std::vector<PeerSnapshot> SnapshotFromLoop() const;
+  // Membership (peers.discovery: etcd). A member joined, or a known one came
+  // back as a new incarnation or at a new address: it is dialed like a
+  // static peer. A connection to an earlier incarnation is closed first (its
+  // work fails UNAVAILABLE): nothing of it is used.
+  void MemberJoinedFromLoop(const std::string& name, const std::string& address,
+                            uint64_t incarnation);
+  // Its record went. Not connected: forgotten at once. Connected and still
+  // answering: kept for `grace` (etcd may have blinked; the record comes
+  // back with the same incarnation), then closed.
+  void MemberLeftFromLoop(const std::string& name, absl::Duration grace);
+
   // One round trip to `node` with `size` payload bytes.
   void PingFromLoop(const std::string& node, size_t size, PingDone done);
   const SocketAddress& listen_address() const { return listener_->address(); }
 
-  // PeerPlane: the message path on top of the peer plane. `on_tick` runs at
+  // PeerPlane: the message path on top of the peer plane. on_tick runs at
   // the end of every TickFromLoop; PeerSharesGpusFromLoop holds once the
   // node's data endpoint has a cuda_ipc lane (UCX found it on this host,
   // with GPUs both can reach); frames go on the data endpoint.
-  void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
-                               std::function<void()> on_tick = nullptr) override;
+  void SetHandlersFromLoop(Handlers handlers) override;
   absl::Status CheckUpFromLoop(const std::string& node) override;
+  bool ConnectFromLoop(const std::string& node) override;
   void DropFromLoop(const std::string& node, const std::string& why) override;
   bool PeerTakesCudaFromLoop(const std::string& node) const override;
   bool PeerSharesGpusFromLoop(const std::string& node) override;
@@ -104,6 +115,12 @@ class PeerManager final : public PeerPlane {
     SocketAddress address;
     std::string address_text;
     bool dialer = false;
+    // Static peers are members for good; etcd's come and go, and are
+    // connected on first use (ConnectFromLoop), not at once.
+    bool member = true;
+    bool on_demand = false;
+    uint64_t incarnation = 0;                      // etcd's members'
+    absl::Time leave_by = absl::InfiniteFuture();  // record gone, connection kept until
     PeerState state = PeerState::kDown;
     absl::Time since;
     std::unique_ptr<ucx::Endpoint> ep;
@@ -125,6 +142,8 @@ class PeerManager final : public PeerPlane {
     absl::Duration backoff;
     uint64_t next_sequence = 1;
     std::map<uint64_t, PingWaiter> pings;
+    // Pings waiting for a connection made on first use: sent once it is up.
+    std::vector<std::pair<size_t, PingDone>> pings_waiting;
     PeerSnapshot stats;  // counters, last_rtt, last_error, capabilities
   };
   // An accepted connection whose Hello has not arrived yet.
@@ -147,7 +166,10 @@ class PeerManager final : public PeerPlane {
   void OnHelloAtDialer(Peer& peer, const wire::Hello& hello);
   void OnAuth(Peer& peer, absl::Span<const uint8_t> body);
   void OnPong(Peer& peer, const wire::Header& header);
+  void SendPing(Peer& peer, size_t size, PingDone done);
   void Dial(Peer& peer);
+  // A new peer entry, dialed at the next tick if this node dials it.
+  Peer& AddPeer(const std::string& name, const std::string& address);
   void MarkUp(Peer& peer);
   // Connects and binds the peer's data endpoint (after MarkUp).
   void ConnectData(Peer& peer);
@@ -179,9 +201,7 @@ class PeerManager final : public PeerPlane {
   uint64_t next_connection_id_ = 1;
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
   std::vector<uint8_t> frame_;           // SendDataFromLoop's, kept for the next frame
-  DataHandler on_data_;
-  DownHandler on_down_;
-  std::function<void()> on_tick_;
+  Handlers handlers_;
   // False once destroyed: UCX completions that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

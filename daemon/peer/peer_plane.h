@@ -28,6 +28,14 @@ class PeerPlane {
   // Peer `node`'s connection is gone, for reason `why` (it may come back as
   // a new one).
   using DownHandler = std::function<void(const std::string& node, const std::string& why)>;
+  // A connection ConnectFromLoop asked for is up.
+  using UpHandler = std::function<void(const std::string& node)>;
+  struct Handlers {
+    DataHandler on_data;
+    DownHandler on_down;
+    std::function<void()> on_tick;  // every tick of the plane (keepalives)
+    UpHandler on_up;
+  };
   // Writes a frame in place: it gets the header and the buffer to write
   // header and body into (wire::EncodeDataFrame).
   using FrameWriter =
@@ -35,11 +43,14 @@ class PeerPlane {
 
   virtual ~PeerPlane() = default;
 
-  // `on_tick`, when set, runs on every tick of the plane (keepalives).
-  virtual void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
-                                       std::function<void()> on_tick = nullptr) = 0;
+  // Empty handlers: none.
+  virtual void SetHandlersFromLoop(Handlers handlers) = 0;
   // NOT_FOUND for a node that is not a peer, UNAVAILABLE when it is not up.
   virtual absl::Status CheckUpFromLoop(const std::string& node) = 0;
+  // For a node that is not up and is connected on first use (a member found
+  // through etcd): starts connecting, if it is not already, and returns true;
+  // the up or the down handler follows. False for any other node.
+  virtual bool ConnectFromLoop(const std::string& node) = 0;
   // Drops the connection to `node` (a protocol error above the plane); it
   // reconnects like after any failure. The down handler runs.
   virtual void DropFromLoop(const std::string& node, const std::string& why) = 0;

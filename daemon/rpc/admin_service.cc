@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <future>
 
+#include "absl/strings/str_cat.h"
 #include "common/cuda/driver.h"
 #include "common/log.h"
 #include "common/rpc/status_convert.h"
 #include "common/version.h"
 #include "daemon/engine/ring_engine.h"
+#include "daemon/membership/membership.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
 #include "daemon/stats/snapshot.h"
@@ -40,8 +42,28 @@ grpc::Status AdminService::Health(grpc::ServerContext*, const v1::HealthRequest*
           : absl::UnavailableError("the control socket file " + state_.config.control.socket +
                                    " is gone; new clients cannot connect"),
       "listening on " + state_.config.control.socket);
+  if (state_.membership != nullptr) {
+    // etcd away is not a failure: local clients and known peers are served.
+    const Membership::State m = state_.membership->state();
+    v1::HealthCheck* check = response->add_checks();
+    check->set_name("membership");
+    check->set_ok(true);
+    const bool fine = m.registered && m.watching && m.last_error.empty();
+    check->set_degraded(!fine);
+    check->set_detail(fine
+                          ? absl::StrCat("registered in etcd, watching ", state_.config.etcd.prefix)
+                          : absl::StrCat(m.registered ? "registered" : "not registered", ", ",
+                                         m.watching ? "watching" : "not watching",
+                                         m.last_error.empty() ? "" : ": ", m.last_error));
+  }
   response->set_status(all_ok ? v1::HealthResponse::SERVING : v1::HealthResponse::NOT_SERVING);
   return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+                                     v1::ListNodesResponse* response) {
+  state_.rpc_stats.Count("Admin/ListNodes");
+  return axon::rpc::ToGrpcStatus(FillNodes(state_, *response));
 }
 
 grpc::Status AdminService::Status(grpc::ServerContext*, const v1::StatusRequest*,

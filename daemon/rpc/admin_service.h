@@ -23,6 +23,8 @@ class AdminService final : public axon::v1::Admin::Service {
                             v1::ListSessionsResponse* response) override;
   grpc::Status Ping(grpc::ServerContext* context, const v1::PingRequest* request,
                     v1::PingResponse* response) override;
+  grpc::Status ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
+                         v1::ListNodesResponse* response) override;
 
  private:
   DaemonState& state_;

@@ -4,7 +4,9 @@
 #include <map>
 
 #include "absl/strings/match.h"
+#include "common/wire/header.h"
 #include "daemon/engine/shards.h"
+#include "daemon/membership/membership.h"
 #include "daemon/peer/peer_manager.h"
 #include "daemon/rpc/control_server.h"
 
@@ -55,6 +57,38 @@ absl::Status FillStats(DaemonState& state, v1::StatsResponse& out) {
     auto allocations = state.engine->Allocations(kSnapshotTimeout);
     if (!allocations.ok()) return allocations.status();
     out.set_ucx_thread_allocations(*allocations);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FillNodes(DaemonState& state, v1::ListNodesResponse& out) {
+  out.set_discovery(state.config.peers.discovery);
+  if (state.membership == nullptr) return absl::OkStatus();
+  const Membership::State m = state.membership->state();
+  out.set_registered(m.registered);
+  out.set_watching(m.watching);
+  out.set_last_error(m.last_error);
+  std::map<std::string, PeerState> connections;
+  if (state.peers != nullptr) {
+    PeerManager* peers = state.peers;
+    auto snapshot = state.ucx->Call<std::vector<PeerSnapshot>>(
+        [peers] { return peers->SnapshotFromLoop(); }, kSnapshotTimeout);
+    if (!snapshot.ok()) return snapshot.status();
+    for (const PeerSnapshot& p : *snapshot) connections[p.name] = p.state;
+  }
+  for (const MemberTable::Entry& e : state.membership->members()) {
+    v1::NodeInfo* info = out.add_nodes();
+    info->set_name(e.member.name);
+    info->set_address(e.member.address);
+    auto it = connections.find(e.member.name);
+    const PeerState peer = it == connections.end() ? PeerState::kDown : it->second;
+    info->set_state(e.member.wire_version != wire::kVersion ? "incompatible" : PeerStateName(peer));
+    info->set_connected(peer == PeerState::kUp);
+    info->set_joined_unix_ms(absl::ToUnixMillis(e.joined));
+    info->set_started_unix_ms(absl::ToUnixMillis(e.member.started));
+    info->set_incarnation(e.member.incarnation);
+    info->set_wire_version(e.member.wire_version);
+    info->set_version(e.member.version);
   }
   return absl::OkStatus();
 }

@@ -16,5 +16,6 @@ inline constexpr absl::Duration kSnapshotTimeout = absl::Seconds(1);
 absl::Status FillStats(DaemonState& state, v1::StatsResponse& out);
 absl::Status FillPeers(DaemonState& state, v1::ListPeersResponse& out);
 absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out);
+absl::Status FillNodes(DaemonState& state, v1::ListNodesResponse& out);
 
 }  // namespace axon::daemon

@@ -39,15 +39,30 @@ class FakePlane final : public PeerPlane {
     std::vector<uint8_t> payload;
   };
 
-  void SetDataHandlersFromLoop(DataHandler on_data, DownHandler on_down,
-                               std::function<void()> on_tick) override {
-    on_data_ = std::move(on_data);
-    on_down_ = std::move(on_down);
-    on_tick_ = std::move(on_tick);
+  void SetHandlersFromLoop(Handlers handlers) override {
+    on_data_ = std::move(handlers.on_data);
+    on_down_ = std::move(handlers.on_down);
+    on_tick_ = std::move(handlers.on_tick);
+    on_up_ = std::move(handlers.on_up);
   }
   absl::Status CheckUpFromLoop(const std::string& node) override {
     return up.contains(node) ? absl::OkStatus()
                              : absl::UnavailableError("peer " + node + " is down");
+  }
+  bool ConnectFromLoop(const std::string& node) override {
+    if (!on_demand.contains(node)) return false;
+    connecting.insert(node);
+    return true;
+  }
+  // A connection ConnectFromLoop started comes up, or fails.
+  void ComeUp(const std::string& node) {
+    connecting.erase(node);
+    up.insert(node);
+    on_up_(node);
+  }
+  void FailToConnect(const std::string& node, const std::string& why) {
+    connecting.erase(node);
+    on_down_(node, why);
   }
   void DropFromLoop(const std::string& node, const std::string& why) override {
     dropped.emplace_back(node, why);
@@ -108,6 +123,8 @@ class FakePlane final : public PeerPlane {
   }
 
   std::set<std::string> up;
+  std::set<std::string> on_demand;   // connected on first use
+  std::set<std::string> connecting;  // asked for by ConnectFromLoop, not up yet
   std::vector<Frame> frames;
   std::vector<std::pair<std::string, std::string>> dropped;
 
@@ -115,6 +132,7 @@ class FakePlane final : public PeerPlane {
   DataHandler on_data_;
   DownHandler on_down_;
   std::function<void()> on_tick_;
+  UpHandler on_up_;
 };
 
 struct Completed {
@@ -238,6 +256,57 @@ TEST_F(RemotePathTest, ASendGoesOutWithItsBytesAndCompletesOnItsAck) {
   ASSERT_THAT(completed_, SizeIs(1));
   EXPECT_TRUE(completed_[0].status.ok());
   EXPECT_EQ(completed_[0].length, 8u);
+}
+
+TEST_F(RemotePathTest, SendsToAMemberNotConnectedYetWaitInOrderForItsConnection) {
+  plane_.on_demand = {"c"};
+  Send(1, 8, "c");
+  Send(2, 8, "c");
+  EXPECT_EQ(plane_.connecting, std::set<std::string>{"c"});
+  EXPECT_TRUE(plane_.DataIds().empty());
+  EXPECT_TRUE(completed_.empty());
+  OnLoop([&] { plane_.ComeUp("c"); });
+  ASSERT_THAT(plane_.frames, SizeIs(2));
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(plane_.frames[i].node, "c");
+    EXPECT_EQ(plane_.frames[i].sequence, i + 1);  // the new connection's first frames
+  }
+  Send(3, 8, "c");  // up now: straight out
+  EXPECT_THAT(plane_.DataIds(), SizeIs(3));
+  OnLoop([&] {
+    plane_.Deliver("c", wire::MessageType::kDataAcks, wire::EncodeAcks(plane_.DataIds()));
+  });
+  ASSERT_THAT(completed_, SizeIs(3));
+  EXPECT_EQ(completed_[0].op_id, 1u);
+  EXPECT_EQ(completed_[1].op_id, 2u);
+  EXPECT_TRUE(completed_[0].status.ok());
+}
+
+TEST_F(RemotePathTest, SendsWaitingForAConnectionFailWithIt) {
+  plane_.on_demand = {"c"};
+  Send(1, 8, "c");
+  Send(2, 8, "c");
+  OnLoop([&] { plane_.FailToConnect("c", "handshake did not finish within 1000 ms"); });
+  ASSERT_THAT(completed_, SizeIs(2));
+  EXPECT_EQ(completed_[0].op_id, 1u);  // in the order sent
+  for (const Completed& c : completed_) {
+    EXPECT_EQ(c.status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(std::string(c.status.message()), HasSubstr("handshake did not finish"));
+  }
+  EXPECT_TRUE(plane_.DataIds().empty());
+}
+
+TEST_F(RemotePathTest, ASendWaitingForAConnectionCanBeCancelled) {
+  plane_.on_demand = {"c"};
+  Send(1, 8, "c");
+  Send(2, 8, "c");
+  bool aborted = false;
+  OnLoop([&] { aborted = path_->AbortFromLoop(1, 1, absl::DeadlineExceededError("deadline")); });
+  EXPECT_TRUE(aborted);
+  ASSERT_THAT(completed_, SizeIs(1));
+  EXPECT_EQ(completed_[0].status.code(), absl::StatusCode::kDeadlineExceeded);
+  OnLoop([&] { plane_.ComeUp("c"); });
+  EXPECT_THAT(plane_.DataIds(), SizeIs(1));  // only the second goes
 }
 
 TEST_F(RemotePathTest, ASendToANodeThatIsNotUpFailsAtOnce) {

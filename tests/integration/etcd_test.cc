@@ -1,0 +1,302 @@
+// Membership through a real etcd (Debian's etcd-server, started here on
+// loopback ports): daemons that find each other with no peers configured,
+// leave cleanly, die and expire with their lease, come back as a new
+// incarnation, and ride out etcd stopping, pausing past a lease TTL, and being
+// absent at their start.
+#include "tests/support/etcd.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "axon/client.h"
+#include "axon/v1/admin.pb.h"
+#include "tests/support/cluster.h"
+
+namespace axon::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr int kLeaseTtlMs = 2000;
+
+class EtcdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (EtcdPath().empty()) GTEST_SKIP() << "no etcd (Debian's etcd-server)";
+    etcd_ = std::make_unique<Etcd>(dir_, base_ + 8, base_ + 9);
+    if (!etcd_first_) return;
+    etcd_->Start();
+    ASSERT_TRUE(etcd_->running()) << etcd_->Log();
+  }
+
+  std::string Address(size_t i) const { return "127.0.0.1:" + std::to_string(base_ + i); }
+
+  // Starts daemon `name` on port base+i, discovering the others through etcd.
+  void Launch(size_t i, const std::string& name) {
+    if (daemons_.size() <= i) daemons_.resize(i + 1);
+    daemons_[i].reset();
+    daemons_[i] = std::make_unique<Axond>(
+        dir_,
+        AxondOptions{
+            .node_name = name,
+            .sets = {"peers.listen=" + Address(i), "peers.discovery=etcd",
+                     "etcd.endpoints=[\"127.0.0.1:" + std::to_string(base_ + 8) + "\"]",
+                     "etcd.prefix=/axon-test/", "etcd.lease_ttl_ms=" + std::to_string(kLeaseTtlMs),
+                     "etcd.retry_min_ms=50", "etcd.retry_max_ms=500", "peers.keepalive_ms=300",
+                     "peers.dead_after_ms=1500", "peers.reconnect_max_ms=500"}});
+    ASSERT_TRUE(daemons_[i]->WaitReady()) << daemons_[i]->process().Log();
+  }
+
+  v1::ListNodesResponse Nodes(size_t i) const {
+    return daemons_[i]->CtlJson<v1::ListNodesResponse>({"nodes"});
+  }
+  bool Lists(size_t i, const std::string& name) const {
+    const auto nodes = Nodes(i);
+    for (const auto& n : nodes.nodes()) {
+      if (n.name() == name) return true;
+    }
+    return false;
+  }
+  uint64_t IncarnationOf(size_t i, const std::string& name) const {
+    const auto nodes = Nodes(i);
+    for (const auto& n : nodes.nodes()) {
+      if (n.name() == name) return n.incarnation();
+    }
+    return 0;
+  }
+  std::string StateOf(size_t i, const std::string& peer) const {
+    return PeerState(*daemons_[i], peer);
+  }
+  uint64_t ReconnectsOf(size_t i, const std::string& peer) const {
+    const auto peers = daemons_[i]->CtlJson<v1::ListPeersResponse>({"peers"});
+    for (const auto& p : peers.peers()) {
+      if (p.name() == peer) return p.reconnects();
+    }
+    return ~uint64_t{0};
+  }
+  // The membership check of `axonctl health`: "ok" or "DEGRADED" (or "FAIL").
+  std::string MembershipHealth(size_t i) const {
+    const auto health = daemons_[i]->CtlJson<v1::HealthResponse>({"health"});
+    for (const auto& c : health.checks()) {
+      if (c.name() == "membership") return !c.ok() ? "FAIL" : c.degraded() ? "DEGRADED" : "ok";
+    }
+    return "absent";
+  }
+  bool BothUp() const { return StateOf(0, "n2") == "up" && StateOf(1, "n1") == "up"; }
+  bool BothListed() const { return Lists(0, "n2") && Lists(1, "n1"); }
+  // `axonctl ping`: a use of the connection, which opens it on first use.
+  bool Ping(size_t i, const std::string& node) const {
+    return daemons_[i]->Ctl({"ping", node, "--count", "1"}).exit_code == 0;
+  }
+  // Both find each other in etcd, then n1's ping connects them.
+  void Join() {
+    ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
+    ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
+    ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
+    ASSERT_TRUE(Ping(0, "n2")) << daemons_[0]->process().Log();
+    ASSERT_TRUE(WaitFor([&] { return BothUp(); }, 5s));
+  }
+
+  bool etcd_first_ = true;  // etcd started before the test runs
+  TempDir dir_;
+  int base_ = BasePort();
+  std::unique_ptr<Etcd> etcd_;
+  std::vector<std::unique_ptr<Axond>> daemons_;
+};
+
+TEST_F(EtcdTest, DaemonsFindEachOtherAndConnectOnFirstUse) {
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
+  ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
+  auto nodes = Nodes(0);
+  EXPECT_EQ(nodes.discovery(), "etcd");
+  EXPECT_TRUE(nodes.registered());
+  EXPECT_TRUE(nodes.watching());
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_EQ(nodes.nodes(0).name(), "n2");
+  EXPECT_EQ(nodes.nodes(0).address(), Address(1));
+  EXPECT_NE(nodes.nodes(0).incarnation(), 0u);
+  EXPECT_FALSE(nodes.nodes(0).connected());  // nothing was sent yet
+  EXPECT_NE(StateOf(0, "n2"), "up");
+  EXPECT_EQ(MembershipHealth(0), "ok");
+
+  // The first message from n1 to n2 opens the connection and arrives.
+  auto receiver = Client::Connect({.socket_path = daemons_[1]->socket()});
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  ASSERT_TRUE((*receiver)->BindEndpoint("b").ok());
+  auto dst = (*receiver)->AllocateHost(64);
+  ASSERT_TRUE(dst.ok());
+  auto recv = (*receiver)->PostRecv("b", 5, *dst, 0, 64);
+  ASSERT_TRUE(recv.ok()) << recv.status();
+  auto sender = Client::Connect({.socket_path = daemons_[0]->socket()});
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  ASSERT_TRUE((*sender)->BindEndpoint("a").ok());
+  auto src = (*sender)->AllocateHost(64);
+  ASSERT_TRUE(src.ok());
+  std::memset(src->data(), 0x5a, 64);
+  auto send = (*sender)->Send("a", "n2/b", 5, *src, 0, 64);
+  ASSERT_TRUE(send.ok()) << send.status();
+  auto sent = (*sender)->Wait(*send, 15000);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_TRUE(sent->status.ok()) << sent->status;
+  auto got = (*receiver)->Wait(*recv, 15000);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->status.ok()) << got->status;
+  EXPECT_EQ(static_cast<const uint8_t*>(dst->data())[63], 0x5a);
+  EXPECT_TRUE(BothUp());
+  nodes = Nodes(0);
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_TRUE(nodes.nodes(0).connected());
+  RunResult text = daemons_[0]->Ctl({"nodes"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_THAT(text.out, HasSubstr("n2"));
+  EXPECT_THAT(text.out, HasSubstr("registered, watching"));
+  receiver->reset();
+  sender->reset();
+
+  // A clean stop deletes the record: n1 sees it well before the lease could
+  // have expired, and n2 is no longer a peer.
+  const auto stopped_at = std::chrono::steady_clock::now();
+  daemons_[1].reset();
+  EXPECT_TRUE(WaitFor([&] { return !Lists(0, "n2"); }, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::milliseconds(kLeaseTtlMs));
+  EXPECT_TRUE(WaitFor([&] { return StateOf(0, "n2") == "absent"; }, 5s)) << StateOf(0, "n2");
+}
+
+TEST_F(EtcdTest, TwoDaemonsDialingEachOtherAtOnceKeepOneConnection) {
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
+  ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s));
+  bool one = false, two = false;
+  std::thread a([&] { one = Ping(0, "n2"); });
+  std::thread b([&] { two = Ping(1, "n1"); });
+  a.join();
+  b.join();
+  EXPECT_TRUE(one);
+  EXPECT_TRUE(two);
+  EXPECT_TRUE(WaitFor([&] { return BothUp(); }, 5s));
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(BothUp());
+  EXPECT_EQ(ReconnectsOf(0, "n2"), 0u);
+  EXPECT_EQ(ReconnectsOf(1, "n1"), 0u);
+}
+
+TEST_F(EtcdTest, AKilledDaemonGoesWithItsLeaseAndSendsToItFail) {
+  ASSERT_NO_FATAL_FAILURE(Join());
+  auto client = Client::Connect({.socket_path = daemons_[0]->socket()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->BindEndpoint("a").ok());
+  auto src = (*client)->AllocateHost(64);
+  ASSERT_TRUE(src.ok());
+
+  daemons_[1]->process().Signal(SIGKILL);
+  daemons_[1]->process().Wait(5s);
+  // Gone from etcd once its lease runs out, and from n1's members.
+  EXPECT_TRUE(
+      WaitFor([&] { return !Lists(0, "n2"); }, std::chrono::milliseconds(kLeaseTtlMs) + 5s));
+  auto send = (*client)->Send("a", "n2/b", 1, *src, 0, 64);
+  ASSERT_TRUE(send.ok());
+  auto done = (*client)->Wait(*send, 10000);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->status.code(), absl::StatusCode::kUnavailable) << done->status;
+  EXPECT_THAT(std::string(done->status.message()), HasSubstr("left the cluster"));
+  daemons_[1].reset();
+}
+
+TEST_F(EtcdTest, ADaemonRestartedUnderItsNameIsANewPeer) {
+  ASSERT_NO_FATAL_FAILURE(Join());
+  const uint64_t first = IncarnationOf(0, "n2");
+  ASSERT_NE(first, 0u);
+  daemons_[1]->process().Signal(SIGKILL);
+  daemons_[1]->process().Wait(5s);
+  daemons_[1].reset();
+  // Back at once, before its old record expired: the new incarnation replaces
+  // it and the connection is made again.
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const uint64_t now = IncarnationOf(0, "n2");
+        return now != 0 && now != first;
+      },
+      10s));
+  EXPECT_TRUE(Ping(0, "n2")) << daemons_[0]->process().Log();
+  EXPECT_TRUE(WaitFor([&] { return BothUp(); }, 5s));
+}
+
+TEST_F(EtcdTest, EtcdStoppedAndStartedAgainLosesNothing) {
+  ASSERT_NO_FATAL_FAILURE(Join());
+  etcd_->Stop();
+  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(0) == "DEGRADED"; }, 10s));
+  EXPECT_EQ(daemons_[0]->Ctl({"health"}).exit_code, 0);  // degraded is not a failure
+  std::this_thread::sleep_for(std::chrono::milliseconds(kLeaseTtlMs));
+  EXPECT_TRUE(BothUp());  // nothing working is dropped because etcd went
+  etcd_->Start();
+  EXPECT_TRUE(
+      WaitFor([&] { return MembershipHealth(0) == "ok" && MembershipHealth(1) == "ok"; }, 15s));
+  EXPECT_TRUE(Lists(0, "n2"));
+  EXPECT_TRUE(Lists(1, "n1"));
+  EXPECT_TRUE(BothUp());
+  EXPECT_EQ(ReconnectsOf(0, "n2"), 0u);
+}
+
+TEST_F(EtcdTest, EtcdPausedPastTheLeaseTtlDropsNoConnection) {
+  ASSERT_NO_FATAL_FAILURE(Join());
+  etcd_->Pause();
+  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(0) == "DEGRADED"; }, 10s));
+  std::this_thread::sleep_for(std::chrono::milliseconds(kLeaseTtlMs + 1000));
+  etcd_->Resume();
+  // etcd may expire the leases as it wakes; the daemons register again and
+  // their connection, which kept answering, stays.
+  EXPECT_TRUE(
+      WaitFor([&] { return MembershipHealth(0) == "ok" && MembershipHealth(1) == "ok"; }, 15s));
+  EXPECT_TRUE(WaitFor([&] { return Lists(0, "n2") && Lists(1, "n1"); }, 10s));
+  std::this_thread::sleep_for(std::chrono::milliseconds(kLeaseTtlMs));
+  EXPECT_TRUE(BothUp());
+  EXPECT_EQ(ReconnectsOf(0, "n2"), 0u);
+  EXPECT_EQ(ReconnectsOf(1, "n1"), 0u);
+}
+
+class EtcdLateTest : public EtcdTest {
+ protected:
+  EtcdLateTest() { etcd_first_ = false; }
+};
+
+TEST_F(EtcdLateTest, DaemonsStartWithoutEtcdAndJoinWhenItComes) {
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
+  EXPECT_EQ(daemons_[0]->Ctl({"health"}).exit_code, 0);
+  EXPECT_EQ(MembershipHealth(0), "DEGRADED");
+  EXPECT_FALSE(Nodes(0).registered());
+  etcd_->Start();
+  EXPECT_TRUE(WaitFor([&] { return BothListed(); }, 20s))
+      << Nodes(0).last_error() << "\n"
+      << daemons_[0]->process().Log() << "\netcd:\n"
+      << etcd_->Log();
+  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(1) == "ok"; }, 10s));
+  EXPECT_TRUE(Ping(1, "n1"));
+}
+
+TEST_F(EtcdTest, BadEtcdSettingsAreRefusedAtStart) {
+  const std::string file = dir_.File("check.yaml");
+  WriteFile(file, "log:\n  level: info\n");
+  RunResult r = RunProgram({AxondPath(), "--set", "peers.discovery=etcd", "--set",
+                            "peers.listen=127.0.0.1:0", "--check-config", file});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err + r.out, HasSubstr("etcd.endpoints is empty"));
+  r = RunProgram({AxondPath(), "--set", "peers.discovery=zookeeper", "--check-config", file});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err + r.out, HasSubstr("\"static\" or \"etcd\""));
+  r = RunProgram({AxondPath(), "--set", "peers.discovery=etcd", "--set", "etcd.endpoints=[\"x:1\"]",
+                  "--check-config", file});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err + r.out, HasSubstr("peers.listen is empty"));
+}
+
+}  // namespace
+}  // namespace axon::testing
