@@ -102,7 +102,7 @@ void Membership::Register() {
     if (lease == 0) {
       auto granted = client_->GrantLease(options_.ttl, options_.call_timeout);
       if (granted.ok()) {
-        st = client_->Put(key_, record, *granted, options_.call_timeout);
+        st = Claim(record, *granted);
         if (st.ok()) {
           lease = *granted;
           absl::MutexLock lock(&mu_);
@@ -139,8 +139,40 @@ void Membership::Register() {
     }
     Failed(st);
     if (st.code() == absl::StatusCode::kNotFound) continue;
+    if (st.code() == absl::StatusCode::kAlreadyExists) {
+      if (!Sleep(options_.retry_max)) return;
+      continue;
+    }
     if (!Sleep(Backoff(backoff))) return;
   }
+}
+
+absl::Status Membership::Claim(const std::string& record, int64_t lease) {
+  auto held = client_->PutIfAbsent(key_, record, lease, options_.call_timeout);
+  if (!held.ok()) return held.status();
+  if (held->has_value()) {
+    // Ours from before (a restart: this daemon holds the address now, so the
+    // one that wrote it is gone), or another daemon's.
+    auto other = DecodeMember(**held);
+    const bool ours = !other.ok() || other->address == options_.self.address ||
+                      other->incarnation == options_.self.incarnation;
+    if (!ours) {
+      const std::string why =
+          absl::StrCat("node name '", options_.self.name, "' is taken by the daemon at ",
+                       other->address, " (incarnation ", absl::Hex(other->incarnation),
+                       "): this one does not join until it leaves");
+      {
+        absl::MutexLock lock(&mu_);
+        if (state_.conflict.empty()) spdlog::error("membership: {}", why);
+        state_.conflict = why;
+      }
+      return absl::AlreadyExistsError(why);
+    }
+    if (auto st = client_->Put(key_, record, lease, options_.call_timeout); !st.ok()) return st;
+  }
+  absl::MutexLock lock(&mu_);
+  state_.conflict.clear();
+  return absl::OkStatus();
 }
 
 void Membership::WatchMembers() {

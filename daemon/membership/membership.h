@@ -55,6 +55,9 @@ class Membership {
     bool watching = false;    // the watch is up to date
     std::string last_error;   // "" once both are fine again
     absl::Time error_since;   // when things last went wrong
+    // Another running daemon holds this node's name: this one does not join
+    // (it tries again every retry_max, in case that one leaves).
+    std::string conflict;
   };
   State state() const;
   std::vector<MemberTable::Entry> members() const;
@@ -64,6 +67,9 @@ class Membership {
   Membership(MembershipOptions options, OnChange on_change,
              std::unique_ptr<rpc::EtcdClient> client);
   void Register();
+  // Writes this node's record under `lease`, unless another daemon's is
+  // there: OK when written, ALREADY_EXISTS (and state_.conflict) when not.
+  absl::Status Claim(const std::string& record, int64_t lease);
   void WatchMembers();
   // Waits `d`, or less if stopping; false when stopping.
   bool Sleep(absl::Duration d);

@@ -47,14 +47,18 @@ grpc::Status AdminService::Health(grpc::ServerContext*, const v1::HealthRequest*
     const Membership::State m = state_.membership->state();
     v1::HealthCheck* check = response->add_checks();
     check->set_name("membership");
-    check->set_ok(true);
     const bool fine = m.registered && m.watching && m.last_error.empty();
-    check->set_degraded(!fine);
-    check->set_detail(fine
+    // Another daemon holding this node's name is a failure (it cannot join);
+    // anything else is etcd's blink.
+    check->set_ok(m.conflict.empty());
+    check->set_degraded(m.conflict.empty() && !fine);
+    check->set_detail(!m.conflict.empty() ? m.conflict
+                      : fine
                           ? absl::StrCat("registered in etcd, watching ", state_.config.etcd.prefix)
                           : absl::StrCat(m.registered ? "registered" : "not registered", ", ",
                                          m.watching ? "watching" : "not watching",
                                          m.last_error.empty() ? "" : ": ", m.last_error));
+    all_ok = all_ok && m.conflict.empty();
   }
   response->set_status(all_ok ? v1::HealthResponse::SERVING : v1::HealthResponse::NOT_SERVING);
   return grpc::Status::OK;

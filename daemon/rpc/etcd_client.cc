@@ -223,6 +223,33 @@ absl::Status EtcdClient::Put(const std::string& key, const std::string& value, i
   });
 }
 
+absl::StatusOr<std::optional<std::string>> EtcdClient::PutIfAbsent(const std::string& key,
+                                                                   const std::string& value,
+                                                                   int64_t lease,
+                                                                   absl::Duration timeout) {
+  etcdserverpb::TxnRequest request;
+  auto* absent = request.add_compare();
+  absent->set_key(key);
+  absent->set_target(etcdserverpb::Compare::CREATE);
+  absent->set_result(etcdserverpb::Compare::EQUAL);
+  absent->set_create_revision(0);
+  auto* put = request.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_value(value);
+  put->set_lease(lease);
+  request.add_failure()->mutable_request_range()->set_key(key);
+  etcdserverpb::TxnResponse response;
+  auto st = impl_->Unary("txn", timeout, [&](grpc::ClientContext* c) {
+    return impl_->kv->Txn(c, request, &response);
+  });
+  if (!st.ok()) return st;
+  if (response.succeeded()) return std::optional<std::string>();
+  if (response.responses_size() == 1 && response.responses(0).response_range().kvs_size() == 1) {
+    return std::optional<std::string>(response.responses(0).response_range().kvs(0).value());
+  }
+  return std::optional<std::string>(std::string());  // gone again meanwhile: held by nobody
+}
+
 absl::Status EtcdClient::Delete(const std::string& key, absl::Duration timeout) {
   etcdserverpb::DeleteRangeRequest request;
   request.set_key(key);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,11 @@ class EtcdClient {
   absl::Status RevokeLease(int64_t lease, absl::Duration timeout);
   absl::Status Put(const std::string& key, const std::string& value, int64_t lease,
                    absl::Duration timeout);
+  // Writes `key` only if it does not exist (one transaction): nothing when
+  // it did, else the value it holds.
+  absl::StatusOr<std::optional<std::string>> PutIfAbsent(const std::string& key,
+                                                         const std::string& value, int64_t lease,
+                                                         absl::Duration timeout);
   absl::Status Delete(const std::string& key, absl::Duration timeout);
   // Every key under `prefix`, and the store's revision they were read at.
   absl::StatusOr<std::pair<std::vector<EtcdKeyValue>, int64_t>> GetPrefix(const std::string& prefix,

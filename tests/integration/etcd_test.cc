@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -29,7 +30,7 @@ class EtcdTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (EtcdPath().empty()) GTEST_SKIP() << "no etcd (Debian's etcd-server)";
-    etcd_ = std::make_unique<Etcd>(dir_, base_ + 8, base_ + 9);
+    etcd_ = std::make_unique<Etcd>(dir_, etcd_port_, etcd_port_ + 1);
     if (!etcd_first_) return;
     etcd_->Start();
     ASSERT_TRUE(etcd_->running()) << etcd_->Log();
@@ -45,8 +46,9 @@ class EtcdTest : public ::testing::Test {
         dir_,
         AxondOptions{
             .node_name = name,
+            .instance = name + "-" + std::to_string(i),
             .sets = {"peers.listen=" + Address(i), "peers.discovery=etcd",
-                     "etcd.endpoints=[\"127.0.0.1:" + std::to_string(base_ + 8) + "\"]",
+                     "etcd.endpoints=[\"127.0.0.1:" + std::to_string(etcd_port_) + "\"]",
                      "etcd.prefix=/axon-test/", "etcd.lease_ttl_ms=" + std::to_string(kLeaseTtlMs),
                      "etcd.retry_min_ms=50", "etcd.retry_max_ms=500", "peers.keepalive_ms=300",
                      "peers.dead_after_ms=1500", "peers.reconnect_max_ms=500"}});
@@ -105,7 +107,8 @@ class EtcdTest : public ::testing::Test {
 
   bool etcd_first_ = true;  // etcd started before the test runs
   TempDir dir_;
-  int base_ = BasePort();
+  int base_ = BasePort();  // daemon i listens on base_ + i
+  int etcd_port_ = base_ + 8;
   std::unique_ptr<Etcd> etcd_;
   std::vector<std::unique_ptr<Axond>> daemons_;
 };
@@ -280,6 +283,122 @@ TEST_F(EtcdLateTest, DaemonsStartWithoutEtcdAndJoinWhenItComes) {
       << etcd_->Log();
   EXPECT_TRUE(WaitFor([&] { return MembershipHealth(1) == "ok"; }, 10s));
   EXPECT_TRUE(Ping(1, "n1"));
+}
+
+TEST_F(EtcdTest, ASecondDaemonClaimingANameInUseIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
+  ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s));
+  // Another n1, elsewhere: it does not join, and says why.
+  ASSERT_NO_FATAL_FAILURE(Launch(2, "n1"));
+  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(2) == "FAIL"; }, 10s));
+  RunResult health = daemons_[2]->Ctl({"health"});
+  EXPECT_EQ(health.exit_code, 1);
+  EXPECT_THAT(health.out, HasSubstr("node name 'n1' is taken by the daemon at " + Address(0)));
+  EXPECT_FALSE(Nodes(2).registered());
+  // The first n1 is untouched: n2 still knows it at its own address.
+  const auto nodes = Nodes(1);
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_EQ(nodes.nodes(0).address(), Address(0));
+  EXPECT_TRUE(Ping(1, "n1"));
+  EXPECT_EQ(MembershipHealth(0), "ok");
+}
+
+// Sixteen daemons: a port range of their own, below the other tests' (and
+// below the ephemeral ports UCX's TCP connections take).
+class EtcdClusterTest : public EtcdTest {
+ protected:
+  static constexpr size_t kNodes = 16;
+  EtcdClusterTest() {
+    base_ = 14000 + static_cast<int>(::getpid() % 290) * 20;
+    etcd_port_ = base_ + kNodes;
+  }
+  static std::string Name(size_t i) { return "m" + std::to_string(100 + i).substr(1); }
+  // How many peers daemon i is connected to.
+  int Connected(size_t i) const {
+    int up = 0;
+    const auto peers = daemons_[i]->CtlJson<v1::ListPeersResponse>({"peers"});
+    for (const auto& p : peers.peers()) up += p.state() == "up" ? 1 : 0;
+    return up;
+  }
+};
+
+TEST_F(EtcdClusterTest, SixteenDaemonsConnectOnlyWhereTheyTalk) {
+  for (size_t i = 0; i < kNodes; ++i) ASSERT_NO_FATAL_FAILURE(Launch(i, Name(i)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (size_t i = 0; i < kNodes; ++i) {
+          if (Nodes(i).nodes_size() != static_cast<int>(kNodes - 1)) return false;
+        }
+        return true;
+      },
+      60s));
+  for (size_t i = 0; i < kNodes; ++i) EXPECT_EQ(Connected(i), 0) << Name(i);
+
+  // One client per daemon, endpoint "e"; message tag = sender's index.
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<HostBuffer> in, out;
+  for (size_t i = 0; i < kNodes; ++i) {
+    auto c = Client::Connect({.socket_path = daemons_[i]->socket()});
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE((*c)->BindEndpoint("e").ok());
+    auto a = (*c)->AllocateHost(kNodes * 64);
+    auto b = (*c)->AllocateHost(64);
+    ASSERT_TRUE(a.ok() && b.ok());
+    std::memset(b->data(), static_cast<int>(i), 64);
+    clients.push_back(*std::move(c));
+    in.push_back(*std::move(a));
+    out.push_back(*std::move(b));
+  }
+  // Sends from `from` to `to`, each received and checked.
+  auto exchange = [&](const std::vector<std::pair<size_t, size_t>>& pairs) {
+    std::vector<std::pair<size_t, Operation>> recvs, sends;
+    for (auto [from, to] : pairs) {
+      auto r = clients[to]->PostRecv("e", from, in[to], from * 64, 64);
+      ASSERT_TRUE(r.ok()) << r.status();
+      recvs.emplace_back(to, *r);
+    }
+    for (auto [from, to] : pairs) {
+      auto s = clients[from]->Send("e", Name(to) + "/e", from, out[from], 0, 64);
+      ASSERT_TRUE(s.ok()) << s.status();
+      sends.emplace_back(from, *s);
+    }
+    for (auto& [i, op] : sends) {
+      auto done = clients[i]->Wait(op, 30000);
+      ASSERT_TRUE(done.ok()) << done.status();
+      EXPECT_TRUE(done->status.ok()) << Name(i) << ": " << done->status;
+    }
+    for (auto& [i, op] : recvs) {
+      auto done = clients[i]->Wait(op, 30000);
+      ASSERT_TRUE(done.ok()) << done.status();
+      EXPECT_TRUE(done->status.ok()) << Name(i) << ": " << done->status;
+    }
+    for (auto [from, to] : pairs) {
+      EXPECT_EQ(size_t{static_cast<const uint8_t*>(in[to].data())[from * 64 + 63]}, from);
+    }
+  };
+
+  // A ring: each daemon talks to the next only, and is connected to its two
+  // neighbours, no more.
+  std::vector<std::pair<size_t, size_t>> ring;
+  for (size_t i = 0; i < kNodes; ++i) ring.emplace_back(i, (i + 1) % kNodes);
+  ASSERT_NO_FATAL_FAILURE(exchange(ring));
+  for (size_t i = 0; i < kNodes; ++i) EXPECT_EQ(Connected(i), 2) << Name(i);
+
+  // Then every pair, both ways.
+  std::vector<std::pair<size_t, size_t>> all;
+  for (size_t i = 0; i < kNodes; ++i) {
+    for (size_t j = 0; j < kNodes; ++j) {
+      if (i != j) all.emplace_back(i, j);
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(exchange(all));
+  for (size_t i = 0; i < kNodes; ++i) {
+    EXPECT_EQ(Connected(i), static_cast<int>(kNodes) - 1) << Name(i);
+  }
+  clients.clear();
+  in.clear();
+  out.clear();
 }
 
 TEST_F(EtcdTest, BadEtcdSettingsAreRefusedAtStart) {
