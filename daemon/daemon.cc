@@ -32,8 +32,10 @@ Daemon::Daemon(ConfigSources sources) : sources_(std::move(sources)) {}
 Daemon::~Daemon() {
   Shutdown("daemon destroyed");
   // Leaves etcd first, so the others see this node go before its connections
-  // close.
-  state_.membership = nullptr;
+  // close. state_.membership is left as it is: the services stopped in
+  // Shutdown, and a write here would look to TSan like a race with their
+  // last read (gRPC's own ordering of its threads is invisible to it); the
+  // destructor's first lock orders it after their last one.
   membership_.reset();
   if (ucx_) {
     ucx_->Post([this] { (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr); });
@@ -137,6 +139,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
       d->fds_.get());
   d->state_.sessions = d->sessions_.get();
   if (auto st = d->StartRingEngine(); !st.ok()) return st;
+  // Before the services: they read state_.membership from their threads.
+  if (auto st = d->StartMembership(); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("cannot start membership: ", st.message()));
+  }
   d->admin_service_ = std::make_unique<rpc::AdminService>(d->state_);
   d->control_service_ = std::make_unique<rpc::ControlService>(d->state_);
   auto server = rpc::ControlServer::Start(
@@ -182,9 +188,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
   }
   d->session_server_ = *std::move(session_server);
   if (auto st = d->StartMetrics(); !st.ok()) return st;
-  if (auto st = d->StartMembership(); !st.ok()) {
-    return absl::Status(st.code(), absl::StrCat("cannot start membership: ", st.message()));
-  }
   return d;
 }
 

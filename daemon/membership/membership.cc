@@ -1,6 +1,7 @@
 #include "daemon/membership/membership.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,14 +31,15 @@ Membership::Membership(MembershipOptions options, OnChange on_change,
 Membership::~Membership() {
   int64_t lease = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     if (watch_ != nullptr) watch_->Cancel();
   }
+  stop_.notify_all();
   registrar_.join();
   watcher_.join();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     lease = lease_;
   }
   if (lease == 0) return;
@@ -56,23 +58,25 @@ Membership::~Membership() {
 }
 
 Membership::State Membership::state() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return state_;
 }
 
 std::vector<MemberTable::Entry> Membership::members() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return table_.Snapshot();
 }
 
 bool Membership::Sleep(absl::Duration d) {
-  absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
+  MutexLock lock(&mu_);
+  const auto until = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(d);
+  while (!stopping_ && stop_.wait_until(mu_, until) != std::cv_status::timeout) {
+  }
   return !stopping_;
 }
 
 void Membership::Failed(const absl::Status& why) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (state_.last_error.empty()) {
     state_.error_since = absl::Now();
     spdlog::warn("membership: {} (retrying)", why.message());
@@ -105,7 +109,7 @@ void Membership::Register() {
         st = Claim(record, *granted);
         if (st.ok()) {
           lease = *granted;
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           lease_ = lease;
           state_.registered = true;
           MaybeHealthy();
@@ -120,13 +124,13 @@ void Membership::Register() {
     } else {
       auto left = client_->RenewLease(lease, options_.call_timeout);
       if (left.ok()) {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         MaybeHealthy();
       } else {
         st = left.status();
         if (st.code() == absl::StatusCode::kNotFound) {
           lease = 0;  // expired while etcd was away: register again at once
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           state_.registered = false;
           lease_ = 0;
         }
@@ -162,7 +166,7 @@ absl::Status Membership::Claim(const std::string& record, int64_t lease) {
                        other->address, " (incarnation ", absl::Hex(other->incarnation),
                        "): this one does not join until it leaves");
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         if (state_.conflict.empty()) spdlog::error("membership: {}", why);
         state_.conflict = why;
       }
@@ -170,7 +174,7 @@ absl::Status Membership::Claim(const std::string& record, int64_t lease) {
     }
     if (auto st = client_->Put(key_, record, lease, options_.call_timeout); !st.ok()) return st;
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   state_.conflict.clear();
   return absl::OkStatus();
 }
@@ -182,7 +186,7 @@ void Membership::WatchMembers() {
   };
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return;
     }
     auto read = client_->GetPrefix(MemberTable::KeyOf(options_.prefix, ""), options_.call_timeout);
@@ -195,7 +199,7 @@ void Membership::WatchMembers() {
     for (auto& kv : read->first) kvs.emplace_back(std::move(kv.key), std::move(kv.value));
     std::vector<MemberTable::Change> changes;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       changes = table_.Replace(kvs, absl::Now());
     }
     report(std::move(changes));
@@ -206,7 +210,7 @@ void Membership::WatchMembers() {
       continue;
     }
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return;
       watch_ = watch->get();
       state_.watching = true;
@@ -222,7 +226,7 @@ void Membership::WatchMembers() {
       }
       const absl::Time now = absl::Now();
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         for (const rpc::EtcdEvent& e : *events) {
           auto c = e.deleted ? table_.Delete(e.kv.key) : table_.Put(e.kv.key, e.kv.value, now);
           changes.insert(changes.end(), c.begin(), c.end());
@@ -231,7 +235,7 @@ void Membership::WatchMembers() {
       report(std::exchange(changes, {}));
     }
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       watch_ = nullptr;
       state_.watching = false;
       if (stopping_) return;

@@ -15,6 +15,7 @@
 // call_timeout, so the others see this node go at once.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,8 +23,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/annotated_mutex.h"
 #include "daemon/membership/member_table.h"
 #include "daemon/rpc/etcd_client.h"
 
@@ -83,7 +84,8 @@ class Membership {
   const OnChange on_change_;
   std::unique_ptr<rpc::EtcdClient> client_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
+  std::condition_variable_any stop_;  // wakes Sleep when stopping
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   State state_ ABSL_GUARDED_BY(mu_);
   int64_t lease_ ABSL_GUARDED_BY(mu_) = 0;

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
+#include "common/annotated_mutex.h"
 #include "common/net_address.h"
 #include "common/rpc/status_convert.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
@@ -67,7 +67,7 @@ struct EtcdClient::Impl {
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
   std::unique_ptr<etcdserverpb::Watch::Stub> watch;
   std::unique_ptr<etcdserverpb::Auth::Stub> auth;
-  absl::Mutex mu;
+  Mutex mu;
   std::string token ABSL_GUARDED_BY(mu);  // empty: not authenticated (yet)
 
   // A context with `timeout` and the auth token; null when authentication
@@ -90,7 +90,7 @@ struct EtcdClient::Impl {
 
   absl::StatusOr<std::string> Token(absl::Duration timeout) {
     {
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       if (!token.empty()) return token;
     }
     etcdserverpb::AuthenticateRequest request;
@@ -105,7 +105,7 @@ struct EtcdClient::Impl {
       return absl::Status(why.code(), absl::StrCat("etcd: authenticating as '", options.user,
                                                    "': ", why.message()));
     }
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     token = response.token();
     return token;
   }
@@ -116,7 +116,7 @@ struct EtcdClient::Impl {
     if (st.ok()) return absl::OkStatus();
     if (st.error_message().find("auth token") != std::string::npos ||
         st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       token.clear();
     }
     absl::Status why = axon::rpc::FromGrpcStatus(st);
