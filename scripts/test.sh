@@ -12,28 +12,59 @@
 #   build-tsan/  ThreadSanitizer: the tests labelled 'tsan' (see tests/CMakeLists.txt),
 #                real daemons included, less two bulk-data tests ASan covers.
 # AXON_TEST_SANITIZERS=0 runs only the first two. GPU tests skip without a GPU.
-# Every C++ test runs once under ASan rather than twice, to keep CI's time.
+# Every C++ test runs once under ASan rather than twice, and each sanitizer
+# build compiles in the background while the tests before it run, to keep
+# CI's time.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 run() { echo "==> $*" >&2; "$@"; }
 sanitizers=${AXON_TEST_SANITIZERS:-1}
 
+# A sanitizer build compiles in the background, at the lowest CPU priority,
+# while the tests before it run: they mostly wait on daemons, and take the
+# CPU back whenever they need it. Its output goes to a log, shown if it fails.
+bg_pid=
+background_build() {  # LOG DIR [cmake args...]
+  local log=$1
+  shift
+  echo "==> (background, nice 19, log $log) scripts/build.sh $*" >&2
+  setsid nice -n 19 "$repo/scripts/build.sh" "$@" >"$log" 2>&1 &
+  bg_pid=$!
+}
+await_build() {  # LOG
+  local pid=$bg_pid
+  bg_pid=
+  if ! wait "$pid"; then
+    echo "==> the background build failed; the end of $1:" >&2
+    tail -n 80 "$1" >&2
+    exit 1
+  fi
+  echo "==> background build done ($1)" >&2
+}
+trap 'if [[ -n $bg_pid ]]; then kill -- "-$bg_pid" 2>/dev/null || true; fi' EXIT
+
 if [[ $sanitizers != 0 ]]; then suites=OFF only=(-L unsanitized); else suites=ON only=(); fi
 AXON_TEST_SUITES=$suites run "$repo/scripts/build.sh" "$repo/build"
+if [[ $sanitizers != 0 ]]; then
+  background_build "$repo/build/asan-build.log" "$repo/build-asan" -DAXON_SANITIZE=address \
+    -DCMAKE_BUILD_TYPE=Debug
+fi
 run ctest --test-dir "$repo/build" --output-on-failure -j "$jobs" "${only[@]}"
 run "$repo/scripts/python-test.sh"
 
 if [[ $sanitizers != 0 ]]; then
-  run "$repo/scripts/build.sh" "$repo/build-asan" -DAXON_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    LSAN_OPTIONS="suppressions=$repo/tests/lsan.supp" \
-    run ctest --test-dir "$repo/build-asan" --output-on-failure -j "$jobs" -E '^Shards3\.'
+  await_build "$repo/build/asan-build.log"
   # Only the binaries of the 'tsan' tests and their helpers (ctest fails on
   # one not built).
   AXON_BUILD_TARGETS="ucx_loop_test ring_test node_link_test host_copier_test matcher_test deadlines_test mailbox_test remote_path_test shards_test session_test restart_test call_test message_test
                       etcd_test attach_client call_peer msg_peer" \
-    run "$repo/scripts/build.sh" "$repo/build-tsan" -DAXON_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+    background_build "$repo/build/tsan-build.log" "$repo/build-tsan" -DAXON_SANITIZE=thread \
+    -DCMAKE_BUILD_TYPE=Debug
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS="suppressions=$repo/tests/lsan.supp" \
+    run ctest --test-dir "$repo/build-asan" --output-on-failure -j "$jobs" -E '^Shards3\.'
+  await_build "$repo/build/tsan-build.log"
   # UCX's memory hooks (ucm) intercept mmap/madvise and deadlock TSan's own
   # interceptors at thread start; the TSan run goes without them. The two
   # bulk-data message tests take minutes under TSan and add no threads.

@@ -48,6 +48,8 @@ const char* MessageTypeName(MessageType type) {
       return "data-handle-closed";
     case MessageType::kDataAcks:
       return "data-acks";
+    case MessageType::kIdleClose:
+      return "idle-close";
   }
   return "unknown";
 }

@@ -30,7 +30,8 @@ inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
 // answered by kDataHandleAnswer when asked or when it cannot be opened;
 // kDataHandleClosed.
 // 4: delivered messages are acknowledged in batches (kDataAcks).
-inline constexpr uint16_t kVersion = 4;
+// 5: a connection both sides found idle is closed by agreement (kIdleClose).
+inline constexpr uint16_t kVersion = 5;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr size_t kMaxBodyLength = 64 * 1024;
 inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB
@@ -48,8 +49,12 @@ enum class MessageType : uint16_t {
   kDataHandleAnswer = 10,  // a kData by handle opened (a probe's answer) or refused: AckBody
   kDataHandleClosed = 11,  // the sender let go of an IPC handle it had sent
   kDataAcks = 12,          // several kData delivered (OK): their ids
+  kIdleClose = 13,         // close an idle connection: asked, agreed or declined (IdleClose)
 };
-inline constexpr uint16_t kMaxMessageType = 12;
+inline constexpr uint16_t kMaxMessageType = 13;
+
+// kIdleClose's one-byte body.
+enum class IdleClose : uint8_t { kAsk = 1, kAgree = 2, kDecline = 3 };
 
 const char* MessageTypeName(MessageType type);
 

@@ -182,6 +182,12 @@ absl::Status CheckPeers(Config::Peers& peers) {
                      ") must be at least twice peers.keepalive_ms (", peers.keepalive_ms,
                      "), or a peer is declared dead between two keepalives"));
   }
+  if (peers.idle_close_ms != 0 && peers.idle_close_ms < 2 * peers.dead_after_ms) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("peers.idle_close_ms (", peers.idle_close_ms,
+                     ") must be 0 or at least twice peers.dead_after_ms (", peers.dead_after_ms,
+                     "): a connection with work under way is never that quiet"));
+  }
   if (!peers.static_peers.empty() && peers.listen.empty()) {
     return absl::InvalidArgumentError("peers.static lists peers but peers.listen is empty");
   }

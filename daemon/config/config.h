@@ -47,6 +47,7 @@ struct Config {
     int eager_limit = 0;    // bytes: larger messages go rendezvous
     int max_in_flight = 0;  // messages per peer sent and not yet acknowledged
     std::string discovery;  // "static" or "etcd"
+    int idle_close_ms = 0;  // etcd members' connections idle this long close; 0: never
     std::string advertise;  // "ip:port" others dial; empty: the listener's address
   } peers;
   struct Etcd {

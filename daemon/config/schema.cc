@@ -300,6 +300,7 @@ const std::vector<ConfigField>& ConfigSchema() {
       Int("peers", "max_in_flight", &Config::peers, &Config::Peers::max_in_flight, 1, 1 << 20),
       Str("peers", "discovery", &Config::peers, &Config::Peers::discovery, &CheckDiscovery),
       Str("peers", "advertise", &Config::peers, &Config::Peers::advertise, &CheckAddress),
+      Int("peers", "idle_close_ms", &Config::peers, &Config::Peers::idle_close_ms, 0, 86400000),
       {"etcd", "endpoints", &ApplyEtcdEndpoints},
       Str("etcd", "prefix", &Config::etcd, &Config::Etcd::prefix, &CheckEtcdPrefix),
       Int("etcd", "lease_ttl_ms", &Config::etcd, &Config::Etcd::lease_ttl_ms, 1000, 3600000),

@@ -235,6 +235,7 @@ NodeLink& RemotePath::LinkTo(const std::string& name) {
         name, next_generation_++,
         NodeLink::Limits{.max_in_flight = limits_.max_in_flight, .dead_after = limits_.dead_after},
         transport_, clock_, ack_batches_);
+    link->connected = peers_.CheckUpFromLoop(name).ok();
   }
   return *link;
 }
@@ -453,7 +454,9 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
 
 void RemotePath::OnNodeUp(const std::string& node) {
   NodeLink* n = FindLink(node);
-  if (n != nullptr && n->Release(NodeLink::kConnectingHold)) Drain(*n);
+  if (n == nullptr) return;
+  n->connected = true;
+  if (n->Release(NodeLink::kConnectingHold)) Drain(*n);
 }
 
 void RemotePath::OnNodeDown(const std::string& node, const std::string& why) {
@@ -465,8 +468,20 @@ void RemotePath::OnNodeDown(const std::string& node, const std::string& why) {
   last_link_.Forget();
   links_.erase(it);
   const absl::Status gone = absl::UnavailableError(absl::StrCat("node ", node, " is down: ", why));
-  // Failed in the order they were sent.
+  // What was sent fails, in the order sent: it may or may not have arrived.
+  // What never left goes on the next connection, when the node is connected
+  // on first use and this connection had been up (an idle close, or a
+  // member's connection lost): a connection that never came up fails its
+  // sends, so they do not wait on one redial after another.
+  std::deque<Outgoing> waiting = link->TakeAllWaiting();
   for (const Outgoing& send : link->TakeUnanswered()) Finish(send, gone);
+  if (!waiting.empty() && link->connected && peers_.ConnectFromLoop(node)) {
+    NodeLink& next = LinkTo(node);
+    next.Hold(NodeLink::kConnectingHold);
+    for (Outgoing& send : waiting) next.Wait(std::move(send));
+  } else {
+    for (const Outgoing& send : waiting) Finish(send, gone);
+  }
   handles_->NodeDown(node);
   chunking_->NodeDown(node, gone);
   hooks_.node_down(node);

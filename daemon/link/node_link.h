@@ -30,6 +30,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -144,6 +145,12 @@ class NodeLink {
   // Every send not answered, in the order it was sent: those in flight by
   // message id, then those waiting. The link is empty after.
   std::vector<Outgoing> TakeUnanswered();
+  // The waiting sends alone, in order (none of them left).
+  std::deque<Outgoing> TakeAllWaiting() { return std::exchange(waiting_, {}); }
+
+  // Set by the path once the link's connection was up (so that sends that
+  // never left may go again on the next one).
+  bool connected = false;
 
   // By handle (by_handle.cc): the handles the node opened on this
   // connection, and whether it refuses more. Dies with the connection, as

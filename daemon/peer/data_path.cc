@@ -54,6 +54,7 @@ bool PeerManager::ConnectFromLoop(const std::string& node) {
   AXON_DCHECK_ON_LOOP();
   Peer* peer = FindPeer(node);
   if (peer == nullptr || !peer->member || !peer->on_demand) return false;
+  if (peer->closing) return true;  // sends wait for the next connection
   if (peer->state == PeerState::kDown) Dial(*peer);
   return peer->state == PeerState::kConnecting;
 }
@@ -70,6 +71,9 @@ absl::Status PeerManager::CheckUpFromLoop(const std::string& node) {
         absl::StrCat("no node '", node, "' among the peers of node '", options_.node_name, "'"));
   }
   const Peer& peer = *found;
+  if (peer.closing) {
+    return absl::UnavailableError(absl::StrCat("peer ", node, " is closing (idle)"));
+  }
   if (!peer.member && peer.state != PeerState::kUp) {
     return absl::UnavailableError(absl::StrCat("node ", node, " left the cluster"));
   }
@@ -118,6 +122,7 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
   Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not
   if (found == nullptr || found->state != PeerState::kUp) return CheckUpFromLoop(node);
   Peer& peer = *found;
+  ++peer.data_frames;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
   wire::Header header{.type = type, .payload_length = payload, .sequence = sequence};

@@ -119,12 +119,9 @@ void PeerManager::MemberJoinedFromLoop(const std::string& name, const std::strin
   const bool same = peer.member && peer.incarnation == incarnation && peer.address_text == address;
   peer.leave_by = absl::InfiniteFuture();
   if (same) return;  // its record came back: the connection stays
-  if (peer.state != PeerState::kDown) {
-    MarkDown(peer, peer.incarnation != incarnation ? "restarted (a new incarnation joined)"
-                                                   : "moved to a new address");
-  }
   spdlog::info("peer {}: joined at {}{}", name, address,
                peer.member ? " (a new incarnation)" : " again");
+  const bool restarted = peer.incarnation != incarnation;
   peer.member = true;
   peer.on_demand = true;
   peer.incarnation = incarnation;
@@ -132,6 +129,11 @@ void PeerManager::MemberJoinedFromLoop(const std::string& name, const std::strin
   peer.address_text = address;
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
   peer.next_attempt = absl::Now();
+  // The connection to what was there goes (its work fails); sends that had
+  // not left go to the new one (RemotePath redials through ConnectFromLoop).
+  if (peer.state != PeerState::kDown) {
+    MarkDown(peer, restarted ? "restarted (a new incarnation joined)" : "moved to a new address");
+  }
 }
 
 void PeerManager::MemberLeftFromLoop(const std::string& name, absl::Duration grace) {
@@ -347,7 +349,11 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
                                      " before the handshake finished"));
         return;
       }
+      ++peer->data_frames;
       if (handlers_.on_data) handlers_.on_data(peer->name, header, decoded->body, message);
+      return;
+    case wire::MessageType::kIdleClose:
+      OnIdleClose(*peer, decoded->body);
       return;
   }
 }
@@ -460,7 +466,8 @@ void PeerManager::MarkUp(Peer& peer) {
   peer.handshake = Handshake::kDone;
   peer.state = PeerState::kUp;
   ++peer.stats.times_up;
-  peer.since = peer.last_heard = peer.last_ping_sent = absl::Now();
+  peer.since = peer.last_heard = peer.last_ping_sent = peer.quiet_since = absl::Now();
+  peer.frames_seen = peer.data_frames;
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
                peer.dialer ? "dialed" : "accepted");
@@ -484,9 +491,20 @@ void PeerManager::MarkUp(Peer& peer) {
   }
 }
 
-void PeerManager::MarkDown(Peer& peer, const std::string& why) {
+void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
   const bool was_up = peer.state == PeerState::kUp;
-  if (peer.state != PeerState::kDown || peer.stats.last_error != why) {
+  // A connection closed for idleness ends however it ends (the other side's
+  // close is a connection error here): no failure, and said so.
+  const std::string why =
+      peer.closing
+          ? absl::StrCat("idle for ", Ms(absl::Milliseconds(options_.config.idle_close_ms)),
+                         ": closed by agreement")
+          : reason;
+  const bool idle = peer.closing;
+  peer.closing = false;
+  if (idle) {
+    spdlog::info("peer {}: {}", peer.name, why);
+  } else if (peer.state != PeerState::kDown || peer.stats.last_error != why) {
     if (was_up) {
       spdlog::warn("peer {} down: {}", peer.name, why);
     } else {
@@ -506,8 +524,10 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
     }
   }
   peer.pings.clear();
-  for (auto& [size, done] : std::exchange(peer.pings_waiting, {})) {
-    done(absl::UnavailableError(absl::StrCat("peer ", peer.name, " is down: ", why)));
+  if (!idle) {  // after an idle close, they go on the next connection (below)
+    for (auto& [size, done] : std::exchange(peer.pings_waiting, {})) {
+      done(absl::UnavailableError(absl::StrCat("peer ", peer.name, " is down: ", why)));
+    }
   }
   const absl::Time now = absl::Now();
   if (peer.state != PeerState::kDown) peer.since = now;
@@ -515,6 +535,63 @@ void PeerManager::MarkDown(Peer& peer, const std::string& why) {
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
   if (had_connection && handlers_.on_down) handlers_.on_down(peer.name, why);
+  if (!peer.pings_waiting.empty() && peer.state == PeerState::kDown) Dial(peer);
+}
+
+void PeerManager::CheckIdle(Peer& peer, absl::Time now) {
+  const absl::Duration idle_close = absl::Milliseconds(options_.config.idle_close_ms);
+  if (!peer.on_demand || idle_close == absl::ZeroDuration()) return;
+  if (peer.data_frames != peer.frames_seen) {
+    peer.frames_seen = peer.data_frames;
+    peer.quiet_since = now;
+  }
+  if (peer.closing) {
+    // No answer, or agreed and the asker has not closed: within dead_after
+    // either happens, else the connection stays.
+    if (now - peer.closing_since > absl::Milliseconds(options_.config.dead_after_ms)) {
+      StayOpen(peer);
+    }
+    return;
+  }
+  if (options_.node_name < peer.name && now - peer.quiet_since >= idle_close) {
+    peer.closing = true;
+    peer.closing_since = now;
+    Send(peer, wire::MessageType::kIdleClose, {static_cast<uint8_t>(wire::IdleClose::kAsk)});
+  }
+}
+
+void PeerManager::OnIdleClose(Peer& peer, absl::Span<const uint8_t> body) {
+  if (body.size() != 1 || peer.state != PeerState::kUp) return;
+  switch (static_cast<wire::IdleClose>(body[0])) {
+    case wire::IdleClose::kAsk: {
+      // Quiet here too for half the time (nothing sent or received since
+      // the last tick either): nothing of ours is on its way. From now on
+      // new sends wait, and the asker closes.
+      const absl::Time now = absl::Now();
+      const bool quiet =
+          peer.on_demand && peer.data_frames == peer.frames_seen &&
+          now - peer.quiet_since >= absl::Milliseconds(options_.config.idle_close_ms) / 2;
+      if (quiet) {
+        peer.closing = true;
+        peer.closing_since = now;
+      }
+      Send(peer, wire::MessageType::kIdleClose,
+           {static_cast<uint8_t>(quiet ? wire::IdleClose::kAgree : wire::IdleClose::kDecline)});
+      return;
+    }
+    case wire::IdleClose::kAgree:
+      if (peer.closing) MarkDown(peer, "idle");
+      return;
+    case wire::IdleClose::kDecline:
+      if (peer.closing) StayOpen(peer);
+      return;
+  }
+}
+
+void PeerManager::StayOpen(Peer& peer) {
+  peer.closing = false;
+  peer.quiet_since = absl::Now();
+  if (handlers_.on_up) handlers_.on_up(peer.name);  // what waited goes now
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {
@@ -576,6 +653,8 @@ void PeerManager::TickFromLoop() {
         }
         break;
       case PeerState::kUp:
+        CheckIdle(peer, now);
+        if (peer.state != PeerState::kUp) break;
         if (now >= peer.leave_by) {
           peer.member = false;
           peer.leave_by = absl::InfiniteFuture();

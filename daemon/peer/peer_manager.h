@@ -142,6 +142,14 @@ class PeerManager final : public PeerPlane {
     absl::Duration backoff;
     uint64_t next_sequence = 1;
     std::map<uint64_t, PingWaiter> pings;
+    // Idle close (on-demand peers, peers.idle_close_ms): message-path frames
+    // either way, those the last tick saw, and since when none came or went.
+    uint64_t data_frames = 0, frames_seen = 0;
+    absl::Time quiet_since;
+    // Asked (or agreed) to close for idleness: new sends wait (they go on the
+    // next connection), and the connection's end is no failure.
+    bool closing = false;
+    absl::Time closing_since;
     // Pings waiting for a connection made on first use: sent once it is up.
     std::vector<std::pair<size_t, PingDone>> pings_waiting;
     PeerSnapshot stats;  // counters, last_rtt, last_error, capabilities
@@ -176,6 +184,12 @@ class PeerManager final : public PeerPlane {
   // A DataBind on an endpoint we do not know yet.
   void OnDataBind(ucx::EndpointId from, absl::Span<const uint8_t> body);
   void MarkDown(Peer& peer, const std::string& why);
+  // Idle close: the ticker's side (of each pair, the name that sorts first
+  // asks), and the answers.
+  void CheckIdle(Peer& peer, absl::Time now);
+  void OnIdleClose(Peer& peer, absl::Span<const uint8_t> body);
+  // The close did not happen: sends waiting for it go on this connection.
+  void StayOpen(Peer& peer);
   void Send(Peer& peer, wire::MessageType type, std::vector<uint8_t> body,
             std::vector<uint8_t> payload = {}, uint64_t sequence = 0);
   void SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<uint8_t> body,

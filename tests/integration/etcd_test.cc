@@ -39,19 +39,25 @@ class EtcdTest : public ::testing::Test {
   std::string Address(size_t i) const { return "127.0.0.1:" + std::to_string(base_ + i); }
 
   // Starts daemon `name` on port base+i, discovering the others through etcd.
-  void Launch(size_t i, const std::string& name) {
+  void Launch(size_t i, const std::string& name, std::vector<std::string> extra = {}) {
     if (daemons_.size() <= i) daemons_.resize(i + 1);
     daemons_[i].reset();
-    daemons_[i] = std::make_unique<Axond>(
-        dir_,
-        AxondOptions{
-            .node_name = name,
-            .instance = name + "-" + std::to_string(i),
-            .sets = {"peers.listen=" + Address(i), "peers.discovery=etcd",
-                     "etcd.endpoints=[\"127.0.0.1:" + std::to_string(etcd_port_) + "\"]",
-                     "etcd.prefix=/axon-test/", "etcd.lease_ttl_ms=" + std::to_string(kLeaseTtlMs),
-                     "etcd.retry_min_ms=50", "etcd.retry_max_ms=500", "peers.keepalive_ms=300",
-                     "peers.dead_after_ms=1500", "peers.reconnect_max_ms=500"}});
+    std::vector<std::string> sets = {
+        "peers.listen=" + Address(i),
+        "peers.discovery=etcd",
+        "etcd.endpoints=[\"127.0.0.1:" + std::to_string(etcd_port_) + "\"]",
+        "etcd.prefix=/axon-test/",
+        "etcd.lease_ttl_ms=" + std::to_string(kLeaseTtlMs),
+        "etcd.retry_min_ms=50",
+        "etcd.retry_max_ms=500",
+        "peers.keepalive_ms=300",
+        "peers.dead_after_ms=1500",
+        "peers.reconnect_max_ms=500"};
+    sets.insert(sets.end(), extra.begin(), extra.end());
+    daemons_[i] =
+        std::make_unique<Axond>(dir_, AxondOptions{.node_name = name,
+                                                   .instance = name + "-" + std::to_string(i),
+                                                   .sets = std::move(sets)});
     ASSERT_TRUE(daemons_[i]->WaitReady()) << daemons_[i]->process().Log();
   }
 
@@ -170,6 +176,25 @@ TEST_F(EtcdTest, DaemonsFindEachOtherAndConnectOnFirstUse) {
   EXPECT_TRUE(WaitFor([&] { return !Lists(0, "n2"); }, 5s));
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::milliseconds(kLeaseTtlMs));
   EXPECT_TRUE(WaitFor([&] { return StateOf(0, "n2") == "absent"; }, 5s)) << StateOf(0, "n2");
+}
+
+TEST_F(EtcdTest, AnIdleConnectionClosesAndOpensAgainOnUse) {
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1", {"peers.idle_close_ms=3000"}));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", {"peers.idle_close_ms=3000"}));
+  ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s));
+  ASSERT_TRUE(Ping(0, "n2"));
+  ASSERT_TRUE(WaitFor([&] { return BothUp(); }, 5s));
+  // Keepalives do not count as use: both close it, by agreement.
+  EXPECT_TRUE(WaitFor([&] { return StateOf(0, "n2") != "up" && StateOf(1, "n1") != "up"; }, 15s));
+  for (auto [i, peer] : {std::pair<size_t, std::string>{0, "n2"}, {1, "n1"}}) {
+    const auto peers = daemons_[i]->CtlJson<v1::ListPeersResponse>({"peers"});
+    ASSERT_EQ(peers.peers_size(), 1);
+    EXPECT_THAT(peers.peers(0).last_error(), HasSubstr("idle")) << peer;
+  }
+  EXPECT_TRUE(Lists(0, "n2"));  // still a member
+  // The next use opens it again.
+  EXPECT_TRUE(Ping(1, "n1"));
+  EXPECT_TRUE(WaitFor([&] { return BothUp(); }, 5s));
 }
 
 TEST_F(EtcdTest, TwoDaemonsDialingEachOtherAtOnceKeepOneConnection) {

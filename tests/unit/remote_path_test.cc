@@ -296,6 +296,31 @@ TEST_F(RemotePathTest, SendsWaitingForAConnectionFailWithIt) {
   EXPECT_TRUE(plane_.DataIds().empty());
 }
 
+TEST_F(RemotePathTest, SendsThatNeverLeftGoOnTheNextConnection) {
+  Make({.max_in_flight = 1});
+  plane_.on_demand = {"c"};
+  plane_.up.insert("c");
+  Send(1, 8, "c");  // in flight
+  Send(2, 8, "c");  // waits behind the window
+  ASSERT_THAT(plane_.DataIds(), SizeIs(1));
+  // The connection goes (an idle close, or lost): the one sent fails, the one
+  // that never left waits for the next connection, which is asked for.
+  OnLoop([&] { plane_.DropFromLoop("c", "idle for 300000 ms: closed by agreement"); });
+  ASSERT_THAT(completed_, SizeIs(1));
+  EXPECT_EQ(completed_[0].op_id, 1u);
+  EXPECT_EQ(completed_[0].status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(plane_.connecting, std::set<std::string>{"c"});
+  OnLoop([&] { plane_.ComeUp("c"); });
+  ASSERT_THAT(plane_.frames, SizeIs(2));
+  EXPECT_EQ(plane_.frames[1].sequence, 1u);  // the new connection's first
+  OnLoop([&] {
+    plane_.Deliver("c", wire::MessageType::kDataAcks, wire::EncodeAcks({plane_.DataIds()[1]}));
+  });
+  ASSERT_THAT(completed_, SizeIs(2));
+  EXPECT_EQ(completed_[1].op_id, 2u);
+  EXPECT_TRUE(completed_[1].status.ok()) << completed_[1].status;
+}
+
 TEST_F(RemotePathTest, ASendWaitingForAConnectionCanBeCancelled) {
   plane_.on_demand = {"c"};
   Send(1, 8, "c");
