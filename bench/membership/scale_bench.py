@@ -135,7 +135,7 @@ def ping_us(daemon, node):
     out = daemon.ctl("--json", "ping", node, "--count", "1")
     if out.returncode != 0:
         raise RuntimeError(f"ping {node}: {out.stderr.strip()}")
-    return float(json.loads(out.stdout)["medianUs"])
+    return float(json.loads(out.stdout)["median_us"])
 
 
 def measure(args, n):
