@@ -6,8 +6,10 @@
 #include "tests/support/etcd.h"
 
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "tests/support/cluster.h"
 
 namespace axon::testing {
@@ -429,6 +432,55 @@ TEST_F(EtcdClusterTest, SixteenDaemonsConnectOnlyWhereTheyTalk) {
   clients.clear();
   in.clear();
   out.clear();
+}
+
+// etcd with authentication on (its own Auth API, as etcdctl would do it):
+// daemons with the right user and password join; one with a wrong password
+// does not, and says why.
+TEST_F(EtcdTest, UserAndPasswordFromTheConfigAuthenticate) {
+  auto channel = grpc::CreateChannel(etcd_->endpoint(), grpc::InsecureChannelCredentials());
+  auto auth = etcdserverpb::Auth::NewStub(channel);
+  auto call = [](auto method) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 10s);
+    return method(&context);
+  };
+  etcdserverpb::AuthUserAddRequest user;
+  user.set_name("root");
+  user.set_password("s3cret-pass");
+  etcdserverpb::AuthUserAddResponse user_added;
+  ASSERT_TRUE(
+      call([&](grpc::ClientContext* c) { return auth->UserAdd(c, user, &user_added); }).ok());
+  etcdserverpb::AuthRoleAddRequest role;
+  role.set_name("root");
+  etcdserverpb::AuthRoleAddResponse role_added;
+  (void)call([&](grpc::ClientContext* c) { return auth->RoleAdd(c, role, &role_added); });
+  etcdserverpb::AuthUserGrantRoleRequest grant;
+  grant.set_user("root");
+  grant.set_role("root");
+  etcdserverpb::AuthUserGrantRoleResponse granted;
+  ASSERT_TRUE(
+      call([&](grpc::ClientContext* c) { return auth->UserGrantRole(c, grant, &granted); }).ok());
+  etcdserverpb::AuthEnableResponse enabled;
+  const grpc::Status on = call([&](grpc::ClientContext* c) {
+    return auth->AuthEnable(c, etcdserverpb::AuthEnableRequest(), &enabled);
+  });
+  ASSERT_TRUE(on.ok()) << on.error_message();
+
+  const std::string good = dir_.File("good-password"), bad = dir_.File("bad-password");
+  WriteFile(good, "s3cret-pass\n");
+  WriteFile(bad, "not-it\n");
+  ASSERT_EQ(::chmod(good.c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(bad.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1", {"etcd.user=root", "etcd.password_file=" + good}));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", {"etcd.user=root", "etcd.password_file=" + good}));
+  ASSERT_NO_FATAL_FAILURE(Launch(2, "n3", {"etcd.user=root", "etcd.password_file=" + bad}));
+  EXPECT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
+  EXPECT_EQ(MembershipHealth(0), "ok");
+  EXPECT_TRUE(Ping(0, "n2"));
+  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(2) == "DEGRADED"; }, 10s));
+  EXPECT_THAT(Nodes(2).last_error(), HasSubstr("authenticating as 'root'"));
+  EXPECT_FALSE(Lists(0, "n3"));
 }
 
 TEST_F(EtcdTest, BadEtcdSettingsAreRefusedAtStart) {
