@@ -26,6 +26,7 @@ packages=(
   clang-format
   systemd  # systemd-analyze, for checking the unit file
   etcd-server  # membership through etcd; its tests start a real one
+  openssl  # the etcd TLS test makes its certificates
 )
 
 missing=()

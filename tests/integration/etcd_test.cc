@@ -33,7 +33,8 @@ class EtcdTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (EtcdPath().empty()) GTEST_SKIP() << "no etcd (Debian's etcd-server)";
-    etcd_ = std::make_unique<Etcd>(dir_, etcd_port_, etcd_port_ + 1);
+    etcd_ = std::make_unique<Etcd>(dir_, etcd_port_, etcd_port_ + 1, etcd_metrics_port_);
+    if (!tls_cert_.empty()) etcd_->UseTls(tls_cert_, tls_key_);
     if (!etcd_first_) return;
     etcd_->Start();
     ASSERT_TRUE(etcd_->running()) << etcd_->Log();
@@ -116,8 +117,10 @@ class EtcdTest : public ::testing::Test {
 
   bool etcd_first_ = true;  // etcd started before the test runs
   TempDir dir_;
-  int base_ = BasePort();  // daemon i listens on base_ + i
-  int etcd_port_ = base_ + 8;
+  int base_ = BasePort();      // daemon i listens on base_ + i
+  int etcd_port_ = base_ + 8;  // and its peer port the next
+  int etcd_metrics_port_ = base_ + 7;
+  std::string tls_cert_, tls_key_;  // etcd speaks TLS with these
   std::unique_ptr<Etcd> etcd_;
   std::vector<std::unique_ptr<Axond>> daemons_;
 };
@@ -340,6 +343,7 @@ class EtcdClusterTest : public EtcdTest {
   EtcdClusterTest() {
     base_ = 14000 + static_cast<int>(::getpid() % 290) * 20;
     etcd_port_ = base_ + kNodes;
+    etcd_metrics_port_ = base_ + kNodes + 2;
   }
   static std::string Name(size_t i) { return "m" + std::to_string(100 + i).substr(1); }
   // How many peers daemon i is connected to.
@@ -480,6 +484,44 @@ TEST_F(EtcdTest, UserAndPasswordFromTheConfigAuthenticate) {
   EXPECT_TRUE(Ping(0, "n2"));
   EXPECT_TRUE(WaitFor([&] { return MembershipHealth(2) == "DEGRADED"; }, 10s));
   EXPECT_THAT(Nodes(2).last_error(), HasSubstr("authenticating as 'root'"));
+  EXPECT_FALSE(Lists(0, "n3"));
+}
+
+// etcd over TLS: a CA and a certificate for 127.0.0.1 made here with
+// openssl. Daemons given the CA (etcd.ca_file) join; one without TLS cannot.
+class EtcdTlsTest : public EtcdTest {
+ protected:
+  void SetUp() override {
+    const std::string ca_key = dir_.File("ca.key"), ca = dir_.File("ca.pem");
+    const std::string key = dir_.File("etcd.key"), csr = dir_.File("etcd.csr");
+    const std::string cert = dir_.File("etcd.pem"), ext = dir_.File("san.ext");
+    WriteFile(ext, "subjectAltName=IP:127.0.0.1\n");
+    for (const std::vector<std::string>& argv : std::vector<std::vector<std::string>>{
+             {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+              ca_key, "-out", ca, "-days", "1", "-subj", "/CN=axon-test-ca"},
+             {"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+              csr, "-subj", "/CN=127.0.0.1"},
+             {"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+              "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext}}) {
+      RunResult r = RunProgram(argv);
+      ASSERT_EQ(r.exit_code, 0) << argv[1] << ": " << r.err;
+    }
+    tls_cert_ = cert;
+    tls_key_ = key;
+    ca_ = ca;
+    EtcdTest::SetUp();
+  }
+  std::string ca_;
+};
+
+TEST_F(EtcdTlsTest, DaemonsWithTheCaJoinOverTls) {
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1", {"etcd.ca_file=" + ca_}));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", {"etcd.ca_file=" + ca_}));
+  ASSERT_NO_FATAL_FAILURE(Launch(2, "n3"));  // plain text to a TLS server
+  EXPECT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
+  EXPECT_EQ(MembershipHealth(0), "ok");
+  EXPECT_TRUE(Ping(0, "n2"));
+  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(2) == "DEGRADED"; }, 10s));
   EXPECT_FALSE(Lists(0, "n3"));
 }
 

@@ -43,8 +43,8 @@ std::string EtcdPath() {
   return ::access("/usr/bin/etcd", X_OK) == 0 ? "/usr/bin/etcd" : "";
 }
 
-Etcd::Etcd(const TempDir& dir, int client_port, int peer_port)
-    : dir_(dir), client_port_(client_port), peer_port_(peer_port) {}
+Etcd::Etcd(const TempDir& dir, int client_port, int peer_port, int metrics_port)
+    : dir_(dir), client_port_(client_port), peer_port_(peer_port), metrics_port_(metrics_port) {}
 
 Etcd::~Etcd() {
   if (child_) {
@@ -57,15 +57,31 @@ Etcd::~Etcd() {
 std::string Etcd::endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
 
 void Etcd::Start() {
-  const std::string client = "http://" + endpoint();
+  const std::string client = (cert_.empty() ? "http://" : "https://") + endpoint();
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-  child_ = std::make_unique<Child>(
-      std::vector<std::string>{EtcdPath(), "--name", "axon-test", "--data-dir",
-                               dir_.File("etcd-data"), "--listen-client-urls", client,
-                               "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                               "--initial-advertise-peer-urls", peer, "--initial-cluster",
-                               "axon-test=" + peer, "--log-level", "warn"},
-      dir_.File("etcd.log"));
+  std::vector<std::string> argv = {EtcdPath(),
+                                   "--name",
+                                   "axon-test",
+                                   "--data-dir",
+                                   dir_.File("etcd-data"),
+                                   "--listen-client-urls",
+                                   client,
+                                   "--advertise-client-urls",
+                                   client,
+                                   "--listen-peer-urls",
+                                   peer,
+                                   "--initial-advertise-peer-urls",
+                                   peer,
+                                   "--initial-cluster",
+                                   "axon-test=" + peer,
+                                   "--listen-metrics-urls",
+                                   "http://127.0.0.1:" + std::to_string(metrics_port_),
+                                   "--log-level",
+                                   "warn"};
+  if (!cert_.empty()) {
+    argv.insert(argv.end(), {"--cert-file", cert_, "--key-file", key_});
+  }
+  child_ = std::make_unique<Child>(argv, dir_.File("etcd.log"));
   WaitReady(std::chrono::seconds(30));
 }
 
@@ -85,7 +101,7 @@ bool Etcd::WaitReady(std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < until) {
     if (!child_->running()) return false;
-    if (Healthy(client_port_)) return true;
+    if (Healthy(metrics_port_)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
