@@ -3,7 +3,8 @@
 // keepalives that notice a dead or frozen peer, reconnection with exponential
 // backoff, and pings. It lives on the UCX thread: every method ends in
 // FromLoop. Of each pair of daemons, the one whose name sorts first dials.
-// The data endpoints and sending on them are in data_path.cc.
+// The data endpoints and sending on them are in data_path.cc; members found
+// through etcd and idle close in members.cc.
 #pragma once
 
 #include <functional>
