@@ -59,6 +59,8 @@ class Daemon {
   std::unique_ptr<EngineShards> shards_;
   // Its watcher posts to the UCX thread: it goes before the peer plane.
   std::unique_ptr<Membership> membership_;
+  // Declared before sessions_: closing sessions revokes their windows.
+  std::unique_ptr<WindowTable> windows_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<rpc::AdminService> admin_service_;
   std::unique_ptr<rpc::ControlService> control_service_;

@@ -189,7 +189,7 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
 }
 
 absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done,
-                                             bool keep) {
+                                             bool keep, HeldOp* hold) {
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   if (daemon_gone || replaying) return GoneStatus();
@@ -201,6 +201,7 @@ absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, C
   }
   // Not yet drained (this thread holds the lock): no finished entry to check.
   if (done) callbacks.emplace(op_id, std::move(done));
+  if (hold != nullptr) held_ops.emplace(op_id, std::move(*hold));
   if (keep && keep_state && all.size() == 1) kept.emplace(op_id, all[0]);
   if (submissions->ConsumerNeedsWakeup()) RingDaemon();
   return op_id;
@@ -263,6 +264,12 @@ absl::Status Session::DrainCompletions() {
       continue;
     }
     if (!kept.empty()) kept.erase(completion->op_id);
+    if (!held_ops.empty()) {
+      if (auto held = held_ops.find(completion->op_id); held != held_ops.end()) {
+        if (completion->code == 0) completion->length = held->second.length;
+        held_ops.erase(held);
+      }
+    }
     if (auto callback = callbacks.find(completion->op_id); callback != callbacks.end()) {
       due.emplace_back(std::move(callback->second), *completion);
       callbacks.erase(callback);
@@ -354,6 +361,7 @@ void Session::DaemonGone() {
     callbacks.erase(it++);
   }
   if (!reconnecting) kept.clear();
+  held_ops.clear();  // nothing reads them any more
   drained.notify_all();
 }
 

@@ -47,6 +47,13 @@ struct Restorable {
 };
 
 struct Session {
+  // What an operation reads until it completes: dropped as its completion is
+  // drained (before Wait or a callback sees it); `length` replaces an OK
+  // completion's.
+  struct HeldOp {
+    std::shared_ptr<void> keep;
+    uint64_t length = 0;
+  };
   std::unique_ptr<v1::Control::Stub> control;
   int timeout_ms = 10000;
   std::string socket_path;  // the daemon's control socket
@@ -103,6 +110,9 @@ struct Session {
   // have not completed, by op id, which a re-attach posts again.
   absl::flat_hash_set<uint64_t> held_slots;
   absl::flat_hash_map<uint64_t, wire::Submission> kept;
+  // What operations in flight read until they complete (EnqueueAll's hold),
+  // by op id (guarded by ring_mu).
+  absl::flat_hash_map<uint64_t, HeldOp> held_ops;
   // Op ids below this were submitted to a daemon that went away: those not
   // finished and not kept will never complete.
   uint64_t lost_below = 0;  // guarded by ring_mu
@@ -123,6 +133,9 @@ struct Session {
   absl::Status UnbindEndpoint(const std::string& name);
   // This session's id and token, for a control-channel request.
   std::pair<uint64_t, std::string> Credentials();
+  // Exposes a window (ids filled in here); returns its descriptor.
+  absl::StatusOr<std::string> Expose(v1::ExposeRequest request);
+  absl::Status Unexpose(uint64_t window_id);
   // Sends a call server's report (ids filled in here) over the control channel.
   absl::Status ReportCalls(v1::ReportCallsRequest request);
   // Creates the rings and hands them to the daemon.
@@ -134,8 +147,10 @@ struct Session {
   // between), gives each its op id and returns the last's. `done`, if set,
   // runs once the last completes: registered before the lock is let go, so
   // no completion can come first. `keep`: a receive a re-attach posts again.
+  // `hold`, if set, is held until the last completes (HeldOp).
   absl::StatusOr<uint64_t> EnqueueAll(absl::Span<wire::Submission> submissions,
-                                      Callback done = nullptr, bool keep = false);
+                                      Callback done = nullptr, bool keep = false,
+                                      HeldOp* hold = nullptr);
   // Gives receive-area slot `slot` back to the daemon.
   absl::Status ReleaseSlot(uint64_t slot);
   // Waits for operation `op_id`: spins briefly, then sleeps on the doorbell.

@@ -112,6 +112,31 @@ absl::Status Session::ReportCalls(v1::ReportCallsRequest request) {
   return rpc::FromGrpcStatus(control->ReportCalls(&context, request, &response));
 }
 
+absl::StatusOr<std::string> Session::Expose(v1::ExposeRequest request) {
+  auto [session_id, session_token] = Credentials();
+  request.set_session_id(session_id);
+  request.set_token(session_token);
+  v1::ExposeResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, timeout_ms);
+  if (grpc::Status st = control->Expose(&context, request, &response); !st.ok()) {
+    return rpc::FromGrpcStatus(st);
+  }
+  return response.window_descriptor();
+}
+
+absl::Status Session::Unexpose(uint64_t window_id) {
+  auto [session_id, session_token] = Credentials();
+  v1::UnexposeRequest request;
+  request.set_session_id(session_id);
+  request.set_token(session_token);
+  request.set_window_id(window_id);
+  v1::UnexposeResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, timeout_ms);
+  return rpc::FromGrpcStatus(control->Unexpose(&context, request, &response));
+}
+
 absl::Status Session::Detach() {
   std::lock_guard<std::mutex> lock(mu);
   if (!socket.valid()) return absl::OkStatus();

@@ -32,7 +32,12 @@ enum class RingOp : uint16_t {
   kRelease = 6,   // the client is done with receive-area slot `slot` (no completion)
   kClaim = 7,     // receive-area slot `slot` is still the client's: it held it across a
                   // restart of the daemon, which must not land a message there (no completion)
+  kWrite = 8,     // one-sided: the operation list (common/wire/window.h) at `region`,
+                  // `offset`, `length` bytes, from `endpoint` to a window on node `peer`
+                  // (empty: this node)
+  kRead = 9,      // the same, reading from the window
 };
+inline constexpr uint16_t kMaxRingOp = 9;
 
 // Submission flags.
 inline constexpr uint16_t kSubmissionMore = 1;  // kSend: one part; the message goes on in
@@ -62,13 +67,13 @@ struct Submission {
   uint32_t timeout_ms = 0;  // kSend, kPostRecv: fail DEADLINE_EXCEEDED after this; 0: never
   uint64_t op_id = 0;
   union {
-    uint64_t region = 0;  // kSend, kPostRecv, kSetArea: the session's region id
+    uint64_t region = 0;  // kSend, kPostRecv, kSetArea, kWrite, kRead: the session's region id
     uint64_t target;      // kCancel: the op id of the operation to withdraw
     uint64_t slot;        // kRelease, kClaim: a receive-area slot
   };
-  uint64_t offset = 0;  // kSend, kPostRecv: within the region
+  uint64_t offset = 0;  // kSend, kPostRecv, kWrite, kRead: within the region
   union {
-    uint64_t length = 0;  // kSend, kPostRecv: bytes from `offset`
+    uint64_t length = 0;  // kSend, kPostRecv, kWrite, kRead: bytes from `offset`
     uint64_t slot_size;   // kSetArea: bytes per slot
   };
   uint64_t tag = 0;

@@ -79,6 +79,7 @@ struct Config {
     int64_t max_per_uid = 0;           // attached at once by one user
     int64_t max_per_process = 0;       // attached at once by one process
     int64_t max_endpoints = 0;         // per session
+    int64_t max_windows = 0;           // windows exposed, per session
     int64_t socket_timeout_ms = 0;     // attach -> session socket, connect -> hello
     int64_t fd_reserve = 0;            // descriptors kept free (FdBudget)
   } sessions;

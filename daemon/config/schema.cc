@@ -329,6 +329,8 @@ const std::vector<ConfigField>& ConfigSchema() {
           int64_t{1}, int64_t{1} << 20),
       Int("sessions", "max_endpoints", &Config::sessions, &Config::Sessions::max_endpoints,
           int64_t{1}, int64_t{1} << 20),
+      Int("sessions", "max_windows", &Config::sessions, &Config::Sessions::max_windows,
+          int64_t{1}, int64_t{1} << 20),
       Int("sessions", "socket_timeout_ms", &Config::sessions, &Config::Sessions::socket_timeout_ms,
           int64_t{100}, int64_t{600000}),
       Int("sessions", "fd_reserve", &Config::sessions, &Config::Sessions::fd_reserve, int64_t{16},

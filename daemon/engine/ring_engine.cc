@@ -300,9 +300,13 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
       matcher_.Receive(*std::move(receive));
       return;
     }
+    case wire::RingOp::kWrite:
+    case wire::RingOp::kRead:
+      WindowOp(id, session, submission);
+      return;
   }
   if (submission.op < static_cast<uint16_t>(wire::RingOp::kNop) ||
-      submission.op > static_cast<uint16_t>(wire::RingOp::kClaim)) {
+      submission.op > wire::kMaxRingOp) {
     Complete(id, submission.op_id,
              absl::InvalidArgumentError("unknown operation " + std::to_string(submission.op)));
   }

@@ -298,6 +298,11 @@ class RingEngine final : private MatchSink {
   // A kSend entry with kSubmissionMore: one part of a gather send.
   void GatherPart(uint64_t id, Session& session, const wire::Submission& submission);
   void SetArea(uint64_t id, const wire::Submission& submission);
+  // One-sided Write and Read on this node's windows (windows.cc).
+  struct WindowCopies;
+  void WindowOp(uint64_t id, Session& session, const wire::Submission& submission);
+  // An operation's blocks were copied (or failed): notify, or complete it.
+  void WindowCopied(WindowCopies& done);
   // Counts a message that completed for session `id`.
   void Count(uint64_t id, bool sent, uint64_t bytes);
   // Drains one session's submissions; false when the session broke.

@@ -81,4 +81,49 @@ grpc::Status ControlService::ReportCalls(grpc::ServerContext*,
       state_.sessions->ReportCalls(request->session_id(), request->token(), std::move(calls)));
 }
 
+grpc::Status ControlService::Expose(grpc::ServerContext*, const v1::ExposeRequest* request,
+                                    v1::ExposeResponse* response) {
+  state_.rpc_stats.Count("Control/Expose");
+  SessionManager& sessions = *state_.sessions;
+  if (auto st = sessions.CheckToken(request->session_id(), request->token()); !st.ok()) {
+    return axon::rpc::ToGrpcStatus(st);
+  }
+  if (sessions.windows() == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down");
+  }
+  if (!request->notify_endpoint().empty() &&
+      sessions.EndpointOwner(request->notify_endpoint()) != request->session_id()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("notify endpoint '", request->notify_endpoint(),
+                                     "' is not bound by this session"));
+  }
+  ExposeRequest expose{
+      .session = request->session_id(),
+      .region_id = request->region_id(),
+      .region = sessions.FindRegion(request->session_id(), request->region_id()),
+      .offset = request->offset(),
+      .length = request->length(),
+      .notify_endpoint = request->notify_endpoint(),
+      .allowed = {request->allowed().begin(), request->allowed().end()},
+      .access = static_cast<uint8_t>((request->no_read() ? 0 : wire::kWindowRead) |
+                                     (request->no_write() ? 0 : wire::kWindowWrite))};
+  auto window = sessions.windows()->Expose(std::move(expose));
+  if (!window.ok()) return axon::rpc::ToGrpcStatus(window.status());
+  response->set_window_descriptor(wire::EncodeWindowDescriptor(*window));
+  response->set_window_id(window->id);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Unexpose(grpc::ServerContext*, const v1::UnexposeRequest* request,
+                                      v1::UnexposeResponse*) {
+  state_.rpc_stats.Count("Control/Unexpose");
+  SessionManager& sessions = *state_.sessions;
+  if (auto st = sessions.CheckToken(request->session_id(), request->token()); !st.ok()) {
+    return axon::rpc::ToGrpcStatus(st);
+  }
+  if (sessions.windows() == nullptr) return grpc::Status::OK;  // revoked with the daemon
+  return axon::rpc::ToGrpcStatus(sessions.windows()->Unexpose(
+      request->session_id(), request->window_id(), SessionManager::kRevokeWait));
+}
+
 }  // namespace axon::daemon::rpc

@@ -22,6 +22,10 @@ class ControlService final : public axon::v1::Control::Service {
                               v1::UnbindEndpointResponse* response) override;
   grpc::Status ReportCalls(grpc::ServerContext* context, const v1::ReportCallsRequest* request,
                            v1::ReportCallsResponse* response) override;
+  grpc::Status Expose(grpc::ServerContext* context, const v1::ExposeRequest* request,
+                      v1::ExposeResponse* response) override;
+  grpc::Status Unexpose(grpc::ServerContext* context, const v1::UnexposeRequest* request,
+                        v1::UnexposeResponse* response) override;
 
  private:
   DaemonState& state_;

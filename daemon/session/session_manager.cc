@@ -384,6 +384,11 @@ absl::StatusOr<uint64_t> SessionManager::Register(
 }
 
 absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
+  // Windows over the region first: once this returns the client may free
+  // the memory, so nothing may write into it any more.
+  if (windows_ != nullptr) {
+    if (auto st = windows_->RevokeRegion(id, region_id, kRevokeWait); !st.ok()) return st;
+  }
   std::shared_ptr<Region> released;  // unmapped outside the lock
   MutexLock lock(&mu_);
   auto it = sessions_.find(id);
@@ -417,6 +422,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     region_generation_.fetch_add(1, std::memory_order_release);
   }
   closed_total_.fetch_add(1, std::memory_order_relaxed);
+  if (windows_ != nullptr) (void)windows_->RevokeSession(id, kRevokeWait);  // logs a hold-out
   if (close_observer_) close_observer_(id);
   spdlog::info("session {} closed: {}; released {} region(s), {} bytes", id, why,
                closed.regions.size(), closed.info.registered_bytes);
@@ -427,6 +433,11 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     });
   }
   return true;
+}
+
+absl::Status SessionManager::CheckToken(uint64_t id, absl::string_view token) {
+  MutexLock lock(&mu_);
+  return Authorized(id, token).status();
 }
 
 std::vector<SessionSnapshot> SessionManager::List() const {

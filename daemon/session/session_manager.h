@@ -29,6 +29,7 @@
 #include "daemon/fd_budget.h"
 #include "daemon/memory/cuda_region.h"
 #include "daemon/memory/host_region.h"
+#include "daemon/window/window_table.h"
 
 namespace axon::daemon {
 
@@ -132,6 +133,14 @@ class SessionManager {
   void SetCloseObserver(std::function<void(uint64_t id)> observer) {
     close_observer_ = std::move(observer);
   }
+  // Windows over a session's regions are revoked (and waited for) when the
+  // region is unregistered or the session closes. Set before serving.
+  void SetWindows(WindowTable* windows) { windows_ = windows; }
+  WindowTable* windows() const { return windows_; }
+  // How long revocation waits for operations that still use a window.
+  static constexpr absl::Duration kRevokeWait = absl::Seconds(10);
+  // OK when `token` is session `id`'s.
+  absl::Status CheckToken(uint64_t id, absl::string_view token);
   // Removes session `id` and releases what it held; false if already gone.
   bool Close(uint64_t id, absl::string_view why);
   std::vector<SessionSnapshot> List() const;
@@ -192,6 +201,7 @@ class SessionManager {
   std::atomic<uint64_t> region_generation_{0};    // bumped under mu_ after a region goes
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::function<void(uint64_t)> close_observer_;
+  WindowTable* windows_ = nullptr;
   CudaRegistry cuda_;
   mutable Mutex refused_mu_;
   mutable std::map<std::string, uint64_t, std::less<>> refused_ ABSL_GUARDED_BY(refused_mu_);

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "axon/window.h"
 
 namespace axon {
 
@@ -288,6 +289,27 @@ class Client {
   // DEADLINE_EXCEEDED if none came due.
   absl::Status Progress(int timeout_ms);
 
+  // One-sided transfers (axon/window.h). Exposes bytes [offset, offset +
+  // length) of `buffer` as a window for others to write and read.
+  absl::StatusOr<Window> Expose(const Buffer& buffer, size_t offset, size_t length,
+                                const ExposeOptions& options = {});
+  // Revokes a window this client exposed; returns once no operation uses
+  // its memory any more (DEADLINE_EXCEEDED if some still did after 10 s).
+  absl::Status Unexpose(const Window& window);
+  // Copies `blocks` of this client's memory into `window`, as endpoint
+  // `from` (bound by this client: the access list and the notification's
+  // sender name it), then delivers `notify` if given. Completes when the
+  // bytes are in place (and the notification was taken); Completed.length
+  // is the bytes moved. Fails as window.h says, INVALID_ARGUMENT for blocks
+  // outside their buffer, and DEADLINE_EXCEEDED / CANCELLED as a send does.
+  absl::StatusOr<Operation> Write(const std::string& from, const Window& window,
+                                  absl::Span<const Block> blocks,
+                                  const Notification* notify = nullptr, OpOptions options = {});
+  // The same, copying from the window into `blocks`.
+  absl::StatusOr<Operation> Read(const std::string& from, const Window& window,
+                                 absl::Span<const Block> blocks,
+                                 const Notification* notify = nullptr, OpOptions options = {});
+
   // One round trip through the daemon over the shared-memory rings (no
   // system call while both sides are busy): a liveness and latency probe of
   // the per-message path.
@@ -306,6 +328,10 @@ class Client {
   friend class internal::CallRuntime;
   friend class internal::ServerCore;
   friend class internal::Submit;
+  // Write and Read.
+  absl::StatusOr<Operation> WindowOp(bool write, const std::string& from, const Window& window,
+                                     absl::Span<const Block> blocks, const Notification* notify,
+                                     const OpOptions& options);
   // Tells the daemon what a call server saw (axonctl calls).
   absl::Status ReportCalls(const std::string& endpoint, const std::vector<MethodStats>& stats);
   explicit Client(std::shared_ptr<internal::Session> session);

@@ -1,0 +1,122 @@
+// The window descriptor and operation list codecs (window.h).
+#include "common/wire/window.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/wire/header.h"
+
+namespace axon::wire {
+namespace {
+
+template <typename... Args>
+absl::Status BadDescriptor(const Args&... args) {
+  return absl::InvalidArgumentError(absl::StrCat("malformed window descriptor: ", args...));
+}
+
+template <typename... Args>
+absl::Status BadList(const Args&... args) {
+  return absl::InvalidArgumentError(absl::StrCat("malformed one-sided operation list: ", args...));
+}
+
+}  // namespace
+
+std::string EncodeWindowDescriptor(const WindowDescriptor& window) {
+  BodyWriter w(4 + 8 + 8 + kCapabilityBytes + 1 + 2 + window.node.size());
+  w.U32(kWindowMagic);
+  w.U64(window.id);
+  w.U64(window.length);
+  w.Fixed(window.capability);
+  w.U8(window.access);
+  w.String(window.node);
+  const std::vector<uint8_t> bytes = w.Take();
+  return std::string(bytes.begin(), bytes.end());
+}
+
+absl::StatusOr<WindowDescriptor> DecodeWindowDescriptor(absl::string_view bytes) {
+  BodyReader r(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  auto magic = r.U32();
+  if (!magic.ok()) return BadDescriptor(magic.status().message());
+  if (*magic != kWindowMagic) return BadDescriptor("not a window descriptor (bad magic)");
+  WindowDescriptor window;
+  auto id = r.U64();
+  auto length = r.U64();
+  auto capability = r.Fixed(kCapabilityBytes);
+  auto access = r.U8();
+  auto node = r.String(kMaxNodeName);
+  if (!node.ok()) return BadDescriptor(node.status().message());
+  if (!id.ok() || !length.ok() || !capability.ok() || !access.ok()) {
+    return BadDescriptor("truncated");
+  }
+  if (r.remaining() != 0) return BadDescriptor(r.remaining(), " bytes past its end");
+  if (node->empty()) return BadDescriptor("no node name");
+  if (*access == 0 || (*access & ~(kWindowRead | kWindowWrite)) != 0) {
+    return BadDescriptor("access ", static_cast<int>(*access), " is neither read nor write");
+  }
+  window.id = *id;
+  window.length = *length;
+  std::memcpy(window.capability.data(), capability->data(), kCapabilityBytes);
+  window.access = *access;
+  window.node = *std::move(node);
+  return window;
+}
+
+void EncodeWindowOpList(const WindowOpList& list, absl::Span<const uint8_t> notify, uint8_t* out) {
+  Store<uint32_t>(out, kWindowListMagic);
+  Store<uint32_t>(out + 4, static_cast<uint32_t>(list.blocks.size()));
+  Store<uint64_t>(out + 8, list.window);
+  std::memcpy(out + 16, list.capability.data(), kCapabilityBytes);
+  Store<uint64_t>(out + 32, list.notify_tag);
+  Store<uint32_t>(out + 40, static_cast<uint32_t>(notify.size()));
+  Store<uint32_t>(out + 44, list.notify ? kListNotify : 0);
+  uint8_t* at = out + WindowOpList::kHeaderBytes;
+  for (const WindowBlock& b : list.blocks) {
+    Store<uint64_t>(at, b.region);
+    Store<uint64_t>(at + 8, b.offset);
+    Store<uint64_t>(at + 16, b.window_offset);
+    Store<uint64_t>(at + 24, b.length);
+    at += WindowOpList::kBlockBytes;
+  }
+  if (!notify.empty()) std::memcpy(at, notify.data(), notify.size());
+}
+
+absl::StatusOr<WindowOpList> DecodeWindowOpList(absl::Span<const uint8_t> bytes) {
+  if (bytes.size() < WindowOpList::kHeaderBytes) {
+    return BadList(bytes.size(), " bytes, shorter than its header");
+  }
+  const uint8_t* p = bytes.data();
+  if (Load<uint32_t>(p) != kWindowListMagic) return BadList("bad magic");
+  const uint32_t count = Load<uint32_t>(p + 4);
+  if (count == 0 || count > kMaxWindowBlocks) {
+    return BadList(count, " blocks; 1 to ", kMaxWindowBlocks);
+  }
+  WindowOpList list;
+  list.window = Load<uint64_t>(p + 8);
+  std::memcpy(list.capability.data(), p + 16, kCapabilityBytes);
+  list.notify_tag = Load<uint64_t>(p + 32);
+  list.notify_length = Load<uint32_t>(p + 40);
+  const uint32_t flags = Load<uint32_t>(p + 44);
+  if ((flags & ~kListNotify) != 0) return BadList("unknown flags ", flags);
+  list.notify = (flags & kListNotify) != 0;
+  if (!list.notify && list.notify_length != 0) return BadList("notification bytes without one");
+  if (list.notify_length > kMaxNotifyBytes) {
+    return BadList("a notification of ", list.notify_length, " bytes; at most ", kMaxNotifyBytes);
+  }
+  if (bytes.size() != WindowOpListBytes(count, list.notify_length)) {
+    return BadList(bytes.size(), " bytes for ", count, " blocks and ", list.notify_length,
+                   " notification bytes");
+  }
+  list.blocks.resize(count);
+  const uint8_t* at = p + WindowOpList::kHeaderBytes;
+  for (WindowBlock& b : list.blocks) {
+    b.region = Load<uint64_t>(at);
+    b.offset = Load<uint64_t>(at + 8);
+    b.window_offset = Load<uint64_t>(at + 16);
+    b.length = Load<uint64_t>(at + 24);
+    if (b.length == 0) return BadList("a block of 0 bytes");
+    at += WindowOpList::kBlockBytes;
+  }
+  return list;
+}
+
+}  // namespace axon::wire

@@ -1,0 +1,145 @@
+// One-sided Write and Read on this node (kWrite and kRead ring entries).
+//
+// The operation list is copied out of the client's memory and checked whole
+// before any byte moves: the initiator's endpoint and regions here, then the
+// window (WindowTable::Acquire: capability, access list, access kind) and
+// every block's bounds in it. The window is held while the blocks are copied
+// (host bytes at once, GPU bytes by the copier), so revoking it waits for
+// them. Then the notification, if the operation carries one, goes to the
+// window's notify endpoint as a message from the initiator's endpoint under
+// the operation's own op id: it cannot arrive before the bytes, and the
+// operation completes once it was taken there.
+#include "absl/strings/str_cat.h"
+#include "common/wire/window.h"
+#include "daemon/engine/ring_engine.h"
+#include "daemon/window/window_table.h"
+
+namespace axon::daemon {
+namespace {
+
+// One block's copy: from `source` to `into` in `target`.
+struct BlockCopy {
+  Pending source;
+  std::shared_ptr<Region> target;
+  uint8_t* into = nullptr;
+};
+
+}  // namespace
+
+// What an operation's copies share until the last one finishes.
+struct RingEngine::WindowCopies {
+  uint64_t session = 0, op_id = 0;
+  size_t left = 0;
+  uint64_t bytes = 0;
+  absl::Status status;
+  std::shared_ptr<WindowTable::Grant> grant;
+  // The notification: bytes of the list in the client's region.
+  Pending notify;
+  bool notifies = false;
+};
+
+void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission& submission) {
+  const bool write = static_cast<wire::RingOp>(submission.op) == wire::RingOp::kWrite;
+  auto fail = [&](absl::Status why) { Complete(id, submission.op_id, std::move(why)); };
+  WindowTable* windows = sessions_manager_.windows();
+  if (windows == nullptr) return fail(absl::UnavailableError("the daemon is shutting down"));
+  const absl::string_view endpoint = wire::NameView(submission.endpoint);
+  if (Owner(endpoint) != id) {
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("endpoint '", endpoint, "' is not bound by this session")));
+  }
+  if (submission.length > wire::WindowOpListBytes(wire::kMaxWindowBlocks, wire::kMaxNotifyBytes)) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("an operation list of ", submission.length, " bytes is too long")));
+  }
+  auto list_part = FindPart(id, session, submission.region, submission.offset, submission.length);
+  if (!list_part.ok()) return fail(list_part.status());
+  if (list_part->region->on_gpu()) {
+    return fail(absl::InvalidArgumentError("an operation list lies in host memory"));
+  }
+  // Copied out first: the client can change its memory under us.
+  const std::vector<uint8_t> bytes(list_part->data(), list_part->data() + submission.length);
+  auto list = wire::DecodeWindowOpList(bytes);
+  if (!list.ok()) return fail(list.status());
+
+  const absl::string_view node = wire::NameView(submission.peer);
+  if (!node.empty() && node != node_name_) {
+    return fail(absl::UnimplementedError(
+        absl::StrCat("one-sided transfers to windows on another node ('", node,
+                     "') are not supported yet; windows on this node ('", node_name_,
+                     "') are")));
+  }
+  auto grant = windows->Acquire(list->window, list->capability, node_name_, endpoint,
+                                write ? wire::kWindowWrite : wire::kWindowRead);
+  if (!grant.ok()) return fail(grant.status());
+  WindowTable::Grant& window = **grant;
+  if (list->notify && window.notify_endpoint().empty()) {
+    return fail(absl::FailedPreconditionError(absl::StrCat(
+        "window ", window.id(), " takes no notifications (exposed without a notify endpoint)")));
+  }
+
+  // Every block checked before any moves: a bad one fails the operation whole.
+  std::vector<BlockCopy> copies;
+  copies.reserve(list->blocks.size());
+  for (const wire::WindowBlock& b : list->blocks) {
+    auto local = FindPart(id, session, b.region, b.offset, b.length);
+    if (!local.ok()) return fail(local.status());
+    if (auto st = window.Check(b.window_offset, b.length); !st.ok()) return fail(st);
+    BlockCopy c;
+    if (write) {
+      c.source = Pending{.region = std::move(local->region), .offset = b.offset, .length = b.length};
+      c.target = window.region();
+      c.into = window.data() + b.window_offset;
+    } else {
+      c.source = Pending{.region = window.region(),
+                         .offset = window.offset() + b.window_offset,
+                         .length = b.length};
+      c.target = std::move(local->region);
+      c.into = c.target->data() + b.offset;
+    }
+    copies.push_back(std::move(c));
+  }
+
+  if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
+  auto state = std::make_shared<WindowCopies>();
+  state->session = id;
+  state->op_id = submission.op_id;
+  state->grant = *std::move(grant);
+  state->left = copies.size() + 1;  // + 1 until every copy is issued
+  if (list->notify) {
+    state->notifies = true;
+    state->notify = Pending{.session = id,
+                            .op_id = submission.op_id,
+                            .region = std::move(list_part->region),
+                            .offset = submission.offset + list->notify_offset(),
+                            .length = list->notify_length,
+                            .tag = list->notify_tag,
+                            .from = std::string(endpoint)};
+  }
+  for (BlockCopy& c : copies) {
+    state->bytes += c.source.length;
+    if (CopyLocalNow(c.source, *c.target, c.into)) {
+      --state->left;
+      continue;
+    }
+    CopyLocal(c.source, c.target, c.into, [this, state](absl::Status st) {
+      if (state->status.ok()) state->status = std::move(st);
+      if (--state->left == 0) WindowCopied(*state);
+    });
+  }
+  if (--state->left == 0) WindowCopied(*state);
+}
+
+void RingEngine::WindowCopied(WindowCopies& done) {
+  // The bytes are in place: the window may be revoked from now on.
+  std::string notify_endpoint = done.grant->notify_endpoint();
+  done.grant->Moved(done.bytes);
+  done.grant.reset();
+  if (!done.status.ok() || !done.notifies) {
+    Complete(done.session, done.op_id, std::move(done.status), done.bytes);
+    return;
+  }
+  router_.Send(std::move(done.notify), notify_endpoint);
+}
+
+}  // namespace axon::daemon

@@ -1,0 +1,284 @@
+// One-sided transfers through a real daemon: the receiver ("b") exposes
+// windows, the sender ("a") writes into and reads from them, with
+// notifications; every check the owner's daemon makes; revocation racing
+// writes, and by the owner's session ending.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "axon/client.h"
+#include "tests/support/pair_test.h"
+
+namespace axon::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class WindowTest : public ::testing::Test, protected Pair {
+ protected:
+  void SetUp() override { StartPair(/*remote=*/false); }
+
+  // A host window of `bytes` owned by the receiver, notifying "b".
+  void ExposeHost(size_t bytes, ExposeOptions options = {.notify_endpoint = "b"}) {
+    auto memory = receiver_->AllocateHost(bytes);
+    ASSERT_TRUE(memory.ok()) << memory.status();
+    owned_ = std::make_unique<HostBuffer>(*std::move(memory));
+    std::memset(owned_->data(), 0, bytes);
+    auto window = receiver_->Expose(*owned_, 0, bytes, options);
+    ASSERT_TRUE(window.ok()) << window.status();
+    // As an initiator sees it: from the descriptor's bytes alone.
+    auto seen = Window::FromDescriptor(window->descriptor);
+    ASSERT_TRUE(seen.ok()) << seen.status();
+    window_ = *seen;
+  }
+
+  absl::Status Finish(absl::StatusOr<Operation> op, Client& client, size_t* length = nullptr) {
+    if (!op.ok()) return op.status();
+    auto done = client.Wait(*op, 20000);
+    if (!done.ok()) return done.status();
+    if (length != nullptr) *length = done->length;
+    return done->status;
+  }
+
+  uint8_t* owned() { return static_cast<uint8_t*>(owned_->data()); }
+
+  std::unique_ptr<HostBuffer> owned_;
+  Window window_;
+};
+
+TEST_F(WindowTest, AWriteLandsBeforeItsNotification) {
+  ExposeHost(1 << 20);
+  EXPECT_EQ(window_.node, "node-a");
+  EXPECT_EQ(window_.length, 1u << 20);
+  auto src = sender_->AllocateHost(1 << 20);
+  auto note_into = receiver_->AllocateHost(4096);
+  ASSERT_TRUE(src.ok() && note_into.ok());
+  auto* s = static_cast<uint8_t*>(src->data());
+  for (size_t i = 0; i < (1u << 20); ++i) s[i] = static_cast<uint8_t>(i * 7 + 3);
+  // The owner waits for the notification; when it comes the bytes are there.
+  auto note = receiver_->PostRecv("b", 77, *note_into, 0, 4096);
+  ASSERT_TRUE(note.ok());
+  const Block blocks[] = {
+      {&*src, 0, 4096, 100}, {&*src, 1000, 0, 3000}, {&*src, 8192, 65536, 500000}};
+  const Notification notification{77, "layer 3 done"};
+  size_t moved = 0;
+  ASSERT_TRUE(Finish(sender_->Write("a", window_, blocks, &notification), *sender_, &moved).ok());
+  EXPECT_EQ(moved, 100u + 3000u + 500000u);
+  auto arrived = receiver_->Wait(*note, 10000);
+  ASSERT_TRUE(arrived.ok() && arrived->status.ok());
+  EXPECT_EQ(arrived->tag, 77u);
+  EXPECT_EQ(std::string(static_cast<const char*>(note_into->data()), arrived->length),
+            "layer 3 done");
+  EXPECT_EQ(Checksum(owned() + 4096, 100), Checksum(s, 100));
+  EXPECT_EQ(Checksum(owned(), 3000), Checksum(s + 1000, 3000));
+  EXPECT_EQ(Checksum(owned() + 65536, 500000), Checksum(s + 8192, 500000));
+  EXPECT_EQ(owned()[4096 + 100], 0);  // nothing past a block
+}
+
+TEST_F(WindowTest, AReadCopiesOutOfTheWindow) {
+  ExposeHost(65536);
+  for (size_t i = 0; i < 65536; ++i) owned()[i] = static_cast<uint8_t>(i ^ 0x5a);
+  auto dst = sender_->AllocateHost(65536);
+  ASSERT_TRUE(dst.ok());
+  std::memset(dst->data(), 0, 65536);
+  const Block blocks[] = {{&*dst, 0, 1000, 2000}, {&*dst, 4096, 0, 64}};
+  ASSERT_TRUE(Finish(sender_->Read("a", window_, blocks), *sender_).ok());
+  auto* d = static_cast<uint8_t*>(dst->data());
+  EXPECT_EQ(Checksum(d, 2000), Checksum(owned() + 1000, 2000));
+  EXPECT_EQ(Checksum(d + 4096, 64), Checksum(owned(), 64));
+}
+
+TEST_F(WindowTest, AThousandSmallBlocksWithOneNotification) {
+  constexpr size_t kBlocks = 1000, kBlock = 16384;
+  ExposeHost(kBlocks * kBlock);
+  auto src = sender_->AllocateHost(kBlocks * kBlock);
+  auto note_into = receiver_->AllocateHost(64);
+  ASSERT_TRUE(src.ok() && note_into.ok());
+  auto* s = static_cast<uint8_t*>(src->data());
+  for (size_t i = 0; i < kBlocks * kBlock; ++i) s[i] = static_cast<uint8_t>(i * 131 + i / kBlock);
+  std::vector<Block> blocks;
+  // Reversed: block i of the source goes to slot kBlocks - 1 - i.
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks.push_back({&*src, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
+  }
+  auto note = receiver_->PostRecv("b", 1, *note_into, 0, 64);
+  ASSERT_TRUE(note.ok());
+  const Notification notification{1, ""};
+  ASSERT_TRUE(Finish(sender_->Write("a", window_, blocks, &notification), *sender_).ok());
+  auto arrived = receiver_->Wait(*note, 10000);
+  ASSERT_TRUE(arrived.ok() && arrived->status.ok());
+  EXPECT_EQ(arrived->length, 0u);
+  for (size_t i = 0; i < kBlocks; ++i) {
+    ASSERT_EQ(Checksum(owned() + (kBlocks - 1 - i) * kBlock, kBlock),
+              Checksum(s + i * kBlock, kBlock))
+        << "block " << i;
+  }
+}
+
+TEST_F(WindowTest, EveryBadInputHasItsOwnStatus) {
+  ExposeHost(4096, {.notify_endpoint = "b", .allowed = {"node-a/a", "node-z"}});
+  auto src = sender_->AllocateHost(8192);
+  ASSERT_TRUE(src.ok());
+  const Block one[] = {{&*src, 0, 0, 64}};
+  auto code = [&](absl::StatusOr<Operation> op) { return Finish(std::move(op), *sender_); };
+
+  const Block past[] = {{&*src, 0, 4000, 200}};
+  absl::Status st = code(sender_->Write("a", window_, past));
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange) << st;
+  EXPECT_THAT(st.message(), HasSubstr("past the end"));
+  const Block far[] = {{&*src, 0, uint64_t{1} << 40, 1}};
+  EXPECT_EQ(code(sender_->Write("a", window_, far)).code(), absl::StatusCode::kOutOfRange);
+
+  Window forged = window_;
+  forged.descriptor[20] = static_cast<char>(forged.descriptor[20] ^ 1);  // a capability byte
+  st = code(sender_->Write("a", forged, one));
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnauthenticated) << st;
+
+  // The id's sequence (its low half, after the 4-byte magic) far past any
+  // window exposed in this run: unknown, not revoked.
+  Window unknown = window_;
+  unknown.descriptor[7] = 0x7f;
+  st = code(sender_->Write("a", unknown, one));
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+
+  // Not on the access list: a second endpoint of the sender.
+  ASSERT_TRUE(sender_->BindEndpoint("a2").ok());
+  st = code(sender_->Write("a2", window_, one));
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+  EXPECT_THAT(st.message(), HasSubstr("access list"));
+
+  // Not bound by the initiator.
+  st = code(sender_->Write("b", window_, one));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+
+  // A block outside the initiator's own buffer.
+  const Block outside[] = {{&*src, 8000, 0, 500}};
+  EXPECT_EQ(sender_->Write("a", window_, outside).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Window::FromDescriptor("not a descriptor").status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Nothing of the failed operations landed.
+  for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(owned()[i], 0) << i;
+
+  // Revoked.
+  ASSERT_TRUE(receiver_->Unexpose(window_).ok());
+  st = code(sender_->Write("a", window_, one));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_THAT(st.message(), HasSubstr("revoked"));
+  EXPECT_EQ(receiver_->Unexpose(window_).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WindowTest, AccessKindsAndNotificationsAreTheOwnersToAllow) {
+  ExposeHost(4096, {.readable = false});  // no notify endpoint, write only
+  auto src = sender_->AllocateHost(4096);
+  ASSERT_TRUE(src.ok());
+  EXPECT_FALSE(window_.readable);
+  const Block one[] = {{&*src, 0, 0, 64}};
+  absl::Status st = Finish(sender_->Read("a", window_, one), *sender_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+  const Notification note{5, "x"};
+  st = Finish(sender_->Write("a", window_, one, &note), *sender_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_THAT(st.message(), HasSubstr("no notifications"));
+  EXPECT_TRUE(Finish(sender_->Write("a", window_, one), *sender_).ok());
+
+  // Exposing: bytes outside the buffer, a notify endpoint not the owner's,
+  // a malformed access list.
+  EXPECT_EQ(receiver_->Expose(*owned_, 4000, 200).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(receiver_->Expose(*owned_, 0, 64, {.notify_endpoint = "a"}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(receiver_->Expose(*owned_, 0, 64, {.allowed = {"a/b/c"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WindowTest, NoWriteLandsAfterUnexposeReturns) {
+  constexpr size_t kBytes = 4 << 20;
+  ExposeHost(kBytes, {});
+  auto src = sender_->AllocateHost(kBytes);
+  ASSERT_TRUE(src.ok());
+  std::memset(src->data(), 0xaa, kBytes);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, revoked{0}, other{0};
+  std::thread writer([&] {
+    const Block all[] = {{&*src, 0, 0, kBytes}};
+    while (!stop.load()) {
+      absl::Status st = Finish(sender_->Write("a", window_, all), *sender_);
+      if (st.ok()) {
+        ++ok;
+      } else if (st.code() == absl::StatusCode::kFailedPrecondition) {
+        ++revoked;
+      } else {
+        ++other;
+      }
+    }
+  });
+  while (ok.load() < 20) std::this_thread::yield();
+  ASSERT_TRUE(receiver_->Unexpose(window_).ok());
+  // The memory is the owner's again at once: reuse it.
+  std::memset(owned(), 0x55, kBytes);
+  while (revoked.load() < 20) std::this_thread::yield();
+  stop = true;
+  writer.join();
+  EXPECT_EQ(other.load(), 0);
+  for (size_t i = 0; i < kBytes; i += 4096) ASSERT_EQ(owned()[i], 0x55) << i;
+  EXPECT_EQ(owned()[kBytes - 1], 0x55);
+}
+
+TEST_F(WindowTest, TheOwnersSessionEndingRevokesItsWindows) {
+  ExposeHost(4096);
+  auto src = sender_->AllocateHost(4096);
+  ASSERT_TRUE(src.ok());
+  const Block one[] = {{&*src, 0, 0, 64}};
+  ASSERT_TRUE(Finish(sender_->Write("a", window_, one), *sender_).ok());
+  owned_.reset();
+  receiver_.reset();  // detaches: the session and its windows go
+  absl::Status st = absl::OkStatus();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        st = Finish(sender_->Write("a", window_, one), *sender_);
+        return !st.ok();
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+}
+
+TEST_F(WindowTest, UnregisteringTheMemoryRevokesTheWindow) {
+  ExposeHost(4096);
+  auto src = sender_->AllocateHost(4096);
+  ASSERT_TRUE(src.ok());
+  owned_.reset();  // unregistered (and freed)
+  const Block one[] = {{&*src, 0, 0, 64}};
+  absl::Status st = Finish(sender_->Write("a", window_, one), *sender_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+}
+
+TEST(WindowRemoteTest, WindowsOnAnotherNodeAreRefusedClearly) {
+  struct Remote : Pair {
+    void Run() {
+      StartPair(/*remote=*/true);
+      auto memory = receiver_->AllocateHost(4096);
+      ASSERT_TRUE(memory.ok());
+      auto window = receiver_->Expose(*memory, 0, 4096);
+      ASSERT_TRUE(window.ok()) << window.status();
+      EXPECT_EQ(window->node, "node-b");
+      auto src = sender_->AllocateHost(4096);
+      ASSERT_TRUE(src.ok());
+      const Block one[] = {{&*src, 0, 0, 64}};
+      auto op = sender_->Write("a", *window, one);
+      ASSERT_TRUE(op.ok());
+      auto done = sender_->Wait(*op);
+      ASSERT_TRUE(done.ok());
+      EXPECT_EQ(done->status.code(), absl::StatusCode::kUnimplemented) << done->status;
+    }
+  } remote;
+  remote.Run();
+}
+
+}  // namespace
+}  // namespace axon::testing
