@@ -31,7 +31,7 @@ if ((profile)); then
   bins=("$build/daemon/axond" "$build/bench/axon-bench" "$build/bench/call-bench" "$build/bench/gpu-bench")
 else
 for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench" \
-         "$build/bench/call-bench" "$build/bench/axon-soak"; do [[ -x $b ]] && bins+=("$b"); done
+         "$build/bench/call-bench" "$build/bench/axon-soak" "$build/bench/window-bench"; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer" \
          "$build/tests/gpu_client" "$build/tests/call_peer"; do
   [[ -x $t ]] && bins+=("$t")

@@ -27,9 +27,8 @@ absl::StatusOr<Window> Client::Expose(const Buffer& buffer, size_t offset, size_
                                       const ExposeOptions& options) {
   if (buffer.region_id() == 0) return absl::InvalidArgumentError("the buffer was moved from");
   if (offset > buffer.size() || length > buffer.size() - offset) {
-    return absl::InvalidArgumentError(absl::StrCat("window [", offset, ", +", length,
-                                                   ") is outside the buffer (", buffer.size(),
-                                                   " bytes)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "window [", offset, ", +", length, ") is outside the buffer (", buffer.size(), " bytes)"));
   }
   v1::ExposeRequest request;
   request.set_region_id(buffer.region_id());
@@ -53,8 +52,8 @@ absl::Status Client::Unexpose(const Window& window) {
 }
 
 absl::StatusOr<Operation> Client::Write(const std::string& from, const Window& window,
-                                        absl::Span<const Block> blocks,
-                                        const Notification* notify, OpOptions options) {
+                                        absl::Span<const Block> blocks, const Notification* notify,
+                                        OpOptions options) {
   return WindowOp(true, from, window, blocks, notify, options);
 }
 
@@ -73,9 +72,8 @@ absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
   auto descriptor = wire::DecodeWindowDescriptor(window.descriptor);
   if (!descriptor.ok()) return descriptor.status();
   if (blocks.empty() || blocks.size() > kMaxBlocksPerOperation) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("an operation has 1 to ", kMaxBlocksPerOperation, " blocks, not ",
-                     blocks.size()));
+    return absl::InvalidArgumentError(absl::StrCat("an operation has 1 to ", kMaxBlocksPerOperation,
+                                                   " blocks, not ", blocks.size()));
   }
   const size_t notify_bytes = notify == nullptr ? 0 : notify->bytes.size();
   if (notify_bytes > wire::kMaxNotifyBytes) {
@@ -107,9 +105,8 @@ absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
   StartProgressThread();
   auto block = call_runtime().host().Get(list_bytes);
   if (!block.ok()) return block.status();
-  wire::EncodeWindowOpList(
-      list, {reinterpret_cast<const uint8_t*>(note.data()), note.size()},
-      static_cast<uint8_t*>((*block)->data));
+  wire::EncodeWindowOpList(list, {reinterpret_cast<const uint8_t*>(note.data()), note.size()},
+                           static_cast<uint8_t*>((*block)->data));
   // Work queued on the caller's stream writes what a Write reads (or still
   // reads what a Read overwrites).
   if (gpu) {

@@ -66,8 +66,7 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
   if (!node.empty() && node != node_name_) {
     return fail(absl::UnimplementedError(
         absl::StrCat("one-sided transfers to windows on another node ('", node,
-                     "') are not supported yet; windows on this node ('", node_name_,
-                     "') are")));
+                     "') are not supported yet; windows on this node ('", node_name_, "') are")));
   }
   auto grant = windows->Acquire(list->window, list->capability, node_name_, endpoint,
                                 write ? wire::kWindowWrite : wire::kWindowRead);
@@ -87,7 +86,8 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
     if (auto st = window.Check(b.window_offset, b.length); !st.ok()) return fail(st);
     BlockCopy c;
     if (write) {
-      c.source = Pending{.region = std::move(local->region), .offset = b.offset, .length = b.length};
+      c.source =
+          Pending{.region = std::move(local->region), .offset = b.offset, .length = b.length};
       c.target = window.region();
       c.into = window.data() + b.window_offset;
     } else {

@@ -5,9 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/secrets.h"
 #include "common/wire/ring_ops.h"
 #include "spdlog/spdlog.h"
-#include "common/secrets.h"
 
 namespace axon::daemon {
 
@@ -79,12 +79,11 @@ absl::StatusOr<wire::WindowDescriptor> WindowTable::Expose(ExposeRequest request
   if (request.length == 0) return absl::InvalidArgumentError("a window has at least one byte");
   if (request.offset > request.region->length() ||
       request.length > request.region->length() - request.offset) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "window [", request.offset, ", +", request.length, ") is outside region ",
-        request.region_id, " (", request.region->length(), " bytes)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("window [", request.offset, ", +", request.length, ") is outside region ",
+                     request.region_id, " (", request.region->length(), " bytes)"));
   }
-  if (request.access == 0 ||
-      (request.access & ~(wire::kWindowRead | wire::kWindowWrite)) != 0) {
+  if (request.access == 0 || (request.access & ~(wire::kWindowRead | wire::kWindowWrite)) != 0) {
     return absl::InvalidArgumentError("a window allows reads, writes, or both");
   }
   if (auto st = CheckAllowed(request.allowed); !st.ok()) return st;
@@ -179,9 +178,8 @@ absl::StatusOr<std::shared_ptr<WindowTable::Grant>> WindowTable::Acquire(
                                                    node_name_, ": use its descriptor"));
   }
   if ((window.info.access & access) == 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("window ", id, " on ", node_name_, " does not allow ", AccessName(access),
-                     "s"));
+    return absl::PermissionDeniedError(absl::StrCat("window ", id, " on ", node_name_,
+                                                    " does not allow ", AccessName(access), "s"));
   }
   const auto& allowed = window.info.allowed;
   if (!allowed.empty() && std::none_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
@@ -220,10 +218,10 @@ absl::Status WindowTable::Revoke(Match match, absl::Duration wait, absl::string_
         if (w->info.holds != 0) ids.push_back(w->info.id);
       }
       spdlog::warn("windows: {} still in use {} after revocation ({})", absl::StrJoin(ids, ", "),
-               absl::FormatDuration(wait), std::string(why));
-      return absl::DeadlineExceededError(
-          absl::StrCat("window ", absl::StrJoin(ids, ", "), " revoked, but operations still used it ",
-                       absl::FormatDuration(wait), " later: do not free its memory yet"));
+                   absl::FormatDuration(wait), std::string(why));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "window ", absl::StrJoin(ids, ", "), " revoked, but operations still used it ",
+          absl::FormatDuration(wait), " later: do not free its memory yet"));
     }
   }
   return absl::OkStatus();

@@ -111,8 +111,8 @@ class WindowTable {
   // PERMISSION_DENIED (not on the access list, or the window does not
   // allow `access`).
   absl::StatusOr<std::shared_ptr<Grant>> Acquire(uint64_t id, const wire::Capability& capability,
-                                                 absl::string_view node,
-                                                 absl::string_view endpoint, uint8_t access);
+                                                 absl::string_view node, absl::string_view endpoint,
+                                                 uint8_t access);
 
   // Revokes window `id` of `session` and waits up to `wait` for operations
   // holding it. NOT_FOUND when the session has no such window;
