@@ -1,8 +1,8 @@
 // window-bench: one-sided transfers on one node against the raw copies, in
 // one run. An owner client exposes a window, a writer client in this process
 // writes into it through the same daemon.
-//   block   one 64 MiB block written, GB/s, against memcpy (host) or
-//           cudaMemcpy device to device (GPU) in this process;
+//   block   64 MiB blocks written, --window in flight, GB/s, against memcpy
+//           (host) or cudaMemcpy device to device (GPU) in this process;
 //   kv      1,000 blocks of 16 KiB in one operation with one notification
 //           (KV-cache-like), blocks/s until the owner has the notification,
 //           against the same 1,000 copies made by memcpy or cudaMemcpyAsync;
@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -35,7 +36,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string axond, run_dir = "/tmp/axon-window-bench", json;
-  int runs = 5, iterations = 20, latency_samples = 2000;
+  int runs = 5, iterations = 20, latency_samples = 2000, window = 2;
 };
 
 struct Row {
@@ -197,6 +198,9 @@ int main(int argc, char** argv) {
   app.add_option("--iterations", o.iterations, "operations per run")->capture_default_str();
   app.add_option("--latency-samples", o.latency_samples, "samples of the notify row")
       ->capture_default_str();
+  app.add_option("--window", o.window, "64 MiB writes in flight in the block rows")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--json", o.json, "also write the results as JSON here");
   CLI11_PARSE(app, argc, argv);
 
@@ -245,9 +249,12 @@ int main(int argc, char** argv) {
                           i ? ", " : "", r.what, r.memory, r.unit, r.axon, r.base, ratio,
                           r.baseline);
   }
-  absl::StrAppendFormat(&json, "], \"runs\": %d, \"iterations\": %d}\n", o.runs, o.iterations);
-  absl::StrAppendFormat(&table, "medians of %d runs; ratio > 1: axon ahead of the baseline\n",
-                        o.runs);
+  absl::StrAppendFormat(&json, "], \"runs\": %d, \"iterations\": %d, \"window\": %d}\n", o.runs,
+                        o.iterations, o.window);
+  absl::StrAppendFormat(&table,
+                        "medians of %d runs; %d block writes in flight; ratio > 1: axon ahead of "
+                        "the baseline\n",
+                        o.runs, o.window);
   std::fputs(table.c_str(), stdout);
   std::fputs(json.c_str(), stdout);
   if (!o.json.empty()) std::ofstream(o.json) << json;

@@ -9,6 +9,9 @@
 // window's notify endpoint as a message from the initiator's endpoint under
 // the operation's own op id: it cannot arrive before the bytes, and the
 // operation completes once it was taken there.
+#include <algorithm>
+
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "common/wire/window.h"
 #include "daemon/engine/ring_engine.h"
@@ -105,7 +108,7 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
   state->session = id;
   state->op_id = submission.op_id;
   state->grant = *std::move(grant);
-  state->left = copies.size() + 1;  // + 1 until every copy is issued
+  state->left = 1;  // until every copy is issued
   if (list->notify) {
     state->notifies = true;
     state->notify = Pending{.session = id,
@@ -116,13 +119,39 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
                             .tag = list->notify_tag,
                             .from = std::string(endpoint)};
   }
+  // Host blocks are copied here (or by the copy threads); GPU blocks are
+  // queued on their device's copier, which answers once per device for the
+  // whole operation rather than once per block (KV-cache batches are
+  // thousands of small blocks).
+  absl::InlinedVector<int, 2> devices;
   for (BlockCopy& c : copies) {
     state->bytes += c.source.length;
-    if (CopyLocalNow(c.source, *c.target, c.into)) {
-      --state->left;
+    const int device = c.source.region->on_gpu() ? c.source.region->device()
+                       : c.target->on_gpu()      ? c.target->device()
+                                                 : -1;
+    if (device < 0) {
+      if (CopyLocalNow(c.source, *c.target, c.into)) continue;
+      ++state->left;
+      CopyLocal(c.source, c.target, c.into, [this, state](absl::Status st) {
+        if (state->status.ok()) state->status = std::move(st);
+        if (--state->left == 0) WindowCopied(*state);
+      });
       continue;
     }
-    CopyLocal(c.source, c.target, c.into, [this, state](absl::Status st) {
+    const ucx::Parts span{{c.source.region->data() + c.source.offset, c.source.length}};
+    if (auto st = CopyOnGpu(copier_, device, span, *c.target, c.into, {c.source.region, c.target});
+        !st.ok()) {
+      state->status = std::move(st);
+      break;
+    }
+    if (std::find(devices.begin(), devices.end(), device) == devices.end()) {
+      devices.push_back(device);
+    }
+  }
+  for (int device : devices) {
+    ++state->left;
+    // The copies read and write the blocks' regions until then.
+    copier_.Then(device, [this, state, keep = copies](absl::Status st) {
       if (state->status.ok()) state->status = std::move(st);
       if (--state->left == 0) WindowCopied(*state);
     });
