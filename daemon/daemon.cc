@@ -139,8 +139,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
           .socket_timeout = absl::Milliseconds(cfg.sessions.socket_timeout_ms)},
       d->fds_.get());
   d->state_.sessions = d->sessions_.get();
-  d->windows_ = std::make_unique<WindowTable>(cfg.node.name,
-                                              static_cast<uint64_t>(cfg.sessions.max_windows));
+  d->windows_ =
+      std::make_unique<WindowTable>(cfg.node.name, static_cast<uint64_t>(cfg.sessions.max_windows));
   d->sessions_->SetWindows(d->windows_.get());
   if (auto st = d->StartRingEngine(); !st.ok()) return st;
   // Before the services: they read state_.membership from their threads.

@@ -81,6 +81,7 @@ absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
         "a notification has at most ", wire::kMaxNotifyBytes, " bytes, not ", notify_bytes));
   }
   wire::WindowOpList list{.window = descriptor->id,
+                          .window_length = descriptor->length,
                           .capability = descriptor->capability,
                           .notify = notify != nullptr,
                           .notify_tag = notify == nullptr ? 0 : notify->tag};

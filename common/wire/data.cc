@@ -31,7 +31,8 @@ DataView View(const DataBody& body) {
                   .bus_id = body.bus_id,
                   .handle_offset = body.handle_offset,
                   .length = body.length,
-                  .probe = body.probe};
+                  .probe = body.probe,
+                  .window = body.window};
 }
 
 namespace {
@@ -40,10 +41,30 @@ namespace {
 // 65535 bytes.
 size_t StringSize(absl::string_view s) { return std::min<size_t>(s.size(), 0xffff); }
 
+// The window section: op, id, offset, capability.
+constexpr size_t kWindowSectionSize = 1 + 8 + 8 + kCapabilityBytes;
+
 size_t DataBodySize(const DataView& body) {
   // 7 u64s, 4 u16 lengths and a u8 besides the strings.
   return 65 + StringSize(body.from) + StringSize(body.to) + StringSize(body.handle) +
-         StringSize(body.bus_id);
+         StringSize(body.bus_id) + (body.window.op == WindowFrame::kNone ? 0 : kWindowSectionSize);
+}
+
+void WriteWindow(const WindowTarget& w, uint8_t* p) {
+  *p = static_cast<uint8_t>(w.op);
+  Store(p + 1, w.id);
+  Store(p + 9, w.offset);
+  std::memcpy(p + 17, w.capability.data(), kCapabilityBytes);
+}
+
+// The window section at `p` (kWindowSectionSize bytes); false if malformed.
+bool ReadWindow(const uint8_t* p, WindowTarget& w) {
+  if (*p == 0 || *p > kMaxWindowFrame) return false;
+  w.op = static_cast<WindowFrame>(*p);
+  w.id = Load<uint64_t>(p + 1);
+  w.offset = Load<uint64_t>(p + 9);
+  std::memcpy(w.capability.data(), p + 17, kCapabilityBytes);
+  return true;
 }
 
 // Writes `body` at `p`, which has room for DataBodySize(body) bytes: the
@@ -72,6 +93,7 @@ void WriteDataBody(const DataView& body, uint8_t* p) {
   u64(body.handle_offset);
   u64(body.length);
   *p = body.probe ? 1 : 0;
+  if (body.window.op != WindowFrame::kNone) WriteWindow(body.window, p + 1);
 }
 
 }  // namespace
@@ -110,6 +132,13 @@ absl::StatusOr<DataView> DecodeDataChecked(absl::Span<const uint8_t> bytes) {
   auto probe = r.U8();
   if (!probe.ok()) return absl::InvalidArgumentError("data: truncated");
   if (*probe > 1) return absl::InvalidArgumentError("data: probe is neither 0 nor 1");
+  WindowTarget window;
+  if (r.remaining() == kWindowSectionSize) {
+    auto section = r.Fixed(kWindowSectionSize);
+    if (!section.ok() || !ReadWindow(section->data(), window)) {
+      return absl::InvalidArgumentError("data: a window section of an unknown kind");
+    }
+  }
   if (*total != 0 && *offset >= *total) {
     return absl::InvalidArgumentError("data: a chunk past the end of its message");
   }
@@ -128,7 +157,8 @@ absl::StatusOr<DataView> DecodeDataChecked(absl::Span<const uint8_t> bytes) {
                   .bus_id = *bus_id,
                   .handle_offset = *handle_offset,
                   .length = *length,
-                  .probe = *probe == 1};
+                  .probe = *probe == 1,
+                  .window = window};
 }
 
 }  // namespace internal
@@ -174,8 +204,17 @@ absl::StatusOr<DataView> DecodeDataView(absl::Span<const uint8_t> bytes) {
   v.bus_id = string(kMaxBusId);
   v.handle_offset = u64();
   v.length = u64();
-  if (end - p != 1 || *p > 1) bad = true;  // the probe flag, and nothing after it
-  if (!bad) v.probe = *p == 1;
+  // The probe flag, then nothing or a window section.
+  if (end - p < 1 || *p > 1) {
+    bad = true;
+  } else {
+    v.probe = *p == 1;
+    if (end - p == 1 + static_cast<ptrdiff_t>(kWindowSectionSize)) {
+      if (!ReadWindow(p + 1, v.window)) bad = true;
+    } else if (end - p != 1) {
+      bad = true;
+    }
+  }
   if (v.total != 0 && v.offset >= v.total) bad = true;
   if (!v.handle.empty() && (v.total != 0 || v.length == 0)) bad = true;
   if (bad) return internal::DecodeDataChecked(bytes);
@@ -196,7 +235,8 @@ absl::StatusOr<DataBody> DecodeData(absl::Span<const uint8_t> bytes) {
                   .bus_id = std::string(v->bus_id),
                   .handle_offset = v->handle_offset,
                   .length = v->length,
-                  .probe = v->probe};
+                  .probe = v->probe,
+                  .window = v->window};
 }
 
 std::vector<uint8_t> EncodeAck(uint64_t message_id, const absl::Status& status) {

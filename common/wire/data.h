@@ -34,11 +34,25 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/wire/window.h"
 
 namespace axon::wire {
 
 inline constexpr size_t kMaxEndpointName = 63;
 inline constexpr size_t kMaxStatusMessage = 1024;
+
+// A one-sided operation's frame (common/wire/window.h): `kWrite`, bytes for
+// window `id` at `offset`; `kNotifyWrite`, the notification of a write, for
+// the window's notify endpoint once the operation's bytes are in place. The
+// owner's daemon checks `capability` against the window either way.
+enum class WindowFrame : uint8_t { kNone = 0, kWrite = 1, kNotifyWrite = 2 };
+inline constexpr uint8_t kMaxWindowFrame = 2;
+struct WindowTarget {
+  WindowFrame op = WindowFrame::kNone;
+  uint64_t id = 0;
+  uint64_t offset = 0;
+  Capability capability{};
+};
 
 // Its strings are std::string (DataBody) or views of bytes that outlive it
 // (DataView: what the per-message path encodes and decodes, no copies).
@@ -59,6 +73,9 @@ struct BasicDataBody {
   uint64_t handle_offset = 0;
   uint64_t length = 0;
   bool probe = false;  // answer with kDataHandleAnswer once opened
+  // A one-sided operation's frame (after `probe` on the wire, only when
+  // op is not kNone: u8 op | u64 id | u64 offset | 16 bytes capability).
+  WindowTarget window;
 };
 using DataBody = BasicDataBody<std::string>;
 using DataView = BasicDataBody<absl::string_view>;

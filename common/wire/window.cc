@@ -69,6 +69,7 @@ void EncodeWindowOpList(const WindowOpList& list, absl::Span<const uint8_t> noti
   Store<uint64_t>(out + 32, list.notify_tag);
   Store<uint32_t>(out + 40, static_cast<uint32_t>(notify.size()));
   Store<uint32_t>(out + 44, list.notify ? kListNotify : 0);
+  Store<uint64_t>(out + 48, list.window_length);
   uint8_t* at = out + WindowOpList::kHeaderBytes;
   for (const WindowBlock& b : list.blocks) {
     Store<uint64_t>(at, b.region);
@@ -98,6 +99,7 @@ absl::StatusOr<WindowOpList> DecodeWindowOpList(absl::Span<const uint8_t> bytes)
   const uint32_t flags = Load<uint32_t>(p + 44);
   if ((flags & ~kListNotify) != 0) return BadList("unknown flags ", flags);
   list.notify = (flags & kListNotify) != 0;
+  list.window_length = Load<uint64_t>(p + 48);
   if (!list.notify && list.notify_length != 0) return BadList("notification bytes without one");
   if (list.notify_length > kMaxNotifyBytes) {
     return BadList("a notification of ", list.notify_length, " bytes; at most ", kMaxNotifyBytes);

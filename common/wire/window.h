@@ -12,6 +12,8 @@
 //   u32 magic 'AXL1' | u32 count (1 to kMaxWindowBlocks)
 //   u64 window id | u8 capability[16]
 //   u64 notify tag | u32 notify length | u32 flags (kListNotify: a notification)
+//   u64 window length (as the descriptor says: the initiator's daemon checks
+//   blocks against it before they leave; the owner's checks the truth)
 //   count x { u64 region | u64 offset | u64 window offset | u64 length }
 //   notify length bytes of notification
 #pragma once
@@ -66,6 +68,7 @@ struct WindowBlock {
 
 struct WindowOpList {
   uint64_t window = 0;
+  uint64_t window_length = 0;
   Capability capability{};
   bool notify = false;
   uint64_t notify_tag = 0;
@@ -74,7 +77,7 @@ struct WindowOpList {
   // Where the notification's bytes start, from the start of the list.
   uint64_t notify_offset() const { return kHeaderBytes + blocks.size() * kBlockBytes; }
 
-  static constexpr size_t kHeaderBytes = 48;
+  static constexpr size_t kHeaderBytes = 56;
   static constexpr size_t kBlockBytes = 32;
 };
 

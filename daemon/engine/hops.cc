@@ -99,6 +99,7 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
 }
 
 void RingEngine::ForgetSession(uint64_t id) {
+  absl::erase_if(window_ops_, [id](const auto& op) { return op.first.first == id; });
   matcher_.SessionClosed(id);
   if (remote_) remote_->DropSessionFromLoop(id);
 }
@@ -144,6 +145,10 @@ void RingEngine::HopCompletion(uint64_t id, std::optional<bool> sent, uint64_t o
 }
 
 void RingEngine::Arrive(const std::shared_ptr<Incoming>& message) {
+  if (message->window.op != wire::WindowFrame::kNone) {  // for a window, not an endpoint
+    WindowArrive(message);
+    return;
+  }
   if (shards_ != nullptr) {
     if (std::optional<uint64_t> owner = Owner(message->to); owner && !Here(*owner)) {
       HandOver(message, shards_->ShardOf(*owner));

@@ -10,6 +10,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "common/wire/data.h"
 #include "daemon/memory/region.h"
 #include "daemon/ucx/am_data.h"
 #include "daemon/ucx/worker.h"
@@ -39,6 +40,8 @@ struct Incoming {
   uint64_t handle_offset = 0;
   bool probe = false;
   std::shared_ptr<Region> source;
+  // A one-sided operation's frame: for a window, not an endpoint (`to` empty).
+  wire::WindowTarget window;
   // A stand-in on another engine shard (hops.cc): the names and sizes that
   // matching needs, while the message itself, with what UCX holds of it,
   // stays on shard `handed_by` under key `handed` (0: not a stand-in), and
@@ -86,11 +89,12 @@ struct Outgoing {
   uint64_t tag = 0;
   std::shared_ptr<Region> region;  // kept mapped until the ack
   uint64_t offset = 0;
-  uint64_t length = 0;      // of the whole message
-  PartList more;            // a gather send: the parts after [offset, offset + ...)
-  absl::Status aborted;     // set when withdrawn: the reason its CANCELLED ack reports
-  uint64_t generation = 0;  // of the node's connection it was staged on
-  std::string handle;       // sent by handle: the IPC handle it named
+  uint64_t length = 0;        // of the whole message
+  PartList more;              // a gather send: the parts after [offset, offset + ...)
+  absl::Status aborted;       // set when withdrawn: the reason its CANCELLED ack reports
+  uint64_t generation = 0;    // of the node's connection it was staged on
+  std::string handle;         // sent by handle: the IPC handle it named
+  wire::WindowTarget window;  // a one-sided operation's frame (no `to`)
   // A chunk of a chunked send: the send completes once every chunk is
   // answered, with the first failure.
   struct Chunks {

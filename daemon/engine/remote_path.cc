@@ -183,6 +183,7 @@ void RemotePath::Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepa
   body.tag = send.tag;
   body.from = send.from;
   body.to = send.to;
+  body.window = send.window;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
   const auto protocol =
@@ -372,6 +373,7 @@ void RemotePath::OnData(const std::string& node, uint64_t sequence, const wire::
   in->bus_id.assign(body.bus_id.data(), body.bus_id.size());
   in->handle_offset = body.handle.empty() ? 0 : body.handle_offset;
   in->handed = 0;
+  in->window = body.window;
   in->probe = !body.handle.empty() && body.probe;     // `source`: null, new or recycled
   if (!body.handle.empty()) in->total = body.length;  // no payload: the bytes stay on the sender
   if (in->chunked && (in->bytes > body.total - body.offset || in->bytes > Chunking::kChunk)) {

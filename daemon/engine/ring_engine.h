@@ -32,6 +32,7 @@
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
+#include "common/wire/window.h"
 #include "daemon/cuda/gpu_copier.h"
 #include "daemon/engine/deadlines.h"
 #include "daemon/engine/host_copier.h"
@@ -303,6 +304,25 @@ class RingEngine final : private MatchSink {
   void WindowOp(uint64_t id, Session& session, const wire::Submission& submission);
   // An operation's blocks were copied (or failed): notify, or complete it.
   void WindowCopied(WindowCopies& done);
+  // The same for a window on node `node`: its blocks go as data frames.
+  struct RemoteWindow {
+    size_t left = 0;  // frames not yet answered
+    uint64_t bytes = 0;
+    absl::Status status;
+    std::string node, from;
+    wire::WindowTarget window;
+    // The notification, still to send: bytes of the list in the client's region.
+    bool notify = false;
+    uint64_t notify_tag = 0;
+    Part notify_bytes;
+  };
+  void RemoteWindowOp(uint64_t id, Session& session, const wire::Submission& submission,
+                      const wire::WindowOpList& list, Part list_part, absl::string_view node);
+  // A frame of a remote window operation of session `id` was answered: true
+  // when (id, op_id) is one (it completes once all are).
+  bool WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status);
+  // A window frame from another node, for a window here.
+  void WindowArrive(const std::shared_ptr<Incoming>& message);
   // Counts a message that completed for session `id`.
   void Count(uint64_t id, bool sent, uint64_t bytes);
   // Drains one session's submissions; false when the session broke.
@@ -370,6 +390,8 @@ class RingEngine final : private MatchSink {
     size_t shard;
   };
   absl::flat_hash_map<uint64_t, Handed> handed_;
+  // Remote window operations of this shard's sessions, by (session, op id).
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, RemoteWindow> window_ops_;
   uint64_t next_handed_ = 0;
   Mailbox<Hop> mail_;      // from other shards (any thread puts)
   std::vector<Hop> hops_;  // taken from it, kept for its capacity

@@ -11,11 +11,7 @@ void Router::Send(Pending&& send, absl::string_view address) {
     const absl::string_view to = address.substr(slash + 1);
     if (node != node_name_) {
       if (!remote_) {
-        sink_.Fail(
-            send.session, send.op_id,
-            absl::FailedPreconditionError(absl::StrCat(
-                "node ", node_name_,
-                " has no peer plane (peers.listen is empty), so it cannot reach node ", node)));
+        sink_.Fail(send.session, send.op_id, NoPeerPlane(node));
         return;
       }
       if (to.empty() || to.size() > wire::kMaxEndpointName) {
@@ -45,6 +41,20 @@ void Router::Send(Pending&& send, absl::string_view address) {
     }
   }
   matcher_.Send(std::move(send), std::string(address));
+}
+
+void Router::SendRemote(Outgoing&& send) {
+  if (!remote_) {
+    sink_.Fail(send.session, send.op_id, NoPeerPlane(send.node));
+    return;
+  }
+  remote_(std::move(send));
+}
+
+absl::Status Router::NoPeerPlane(absl::string_view node) const {
+  return absl::FailedPreconditionError(
+      absl::StrCat("node ", node_name_,
+                   " has no peer plane (peers.listen is empty), so it cannot reach node ", node));
 }
 
 }  // namespace axon::daemon

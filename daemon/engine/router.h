@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "daemon/engine/matcher.h"
 #include "daemon/engine/records.h"
@@ -38,8 +39,12 @@ class Router {
   // Routes `send` (from endpoint send.from of session send.session) to
   // `address`, or fails it.
   void Send(Pending&& send, absl::string_view address);
+  // Hands `send`, bound for node send.node, to the remote path, or fails it.
+  void SendRemote(Outgoing&& send);
 
  private:
+  absl::Status NoPeerPlane(absl::string_view node) const;
+
   const std::string node_name_;
   Matcher& matcher_;
   MatchSink& sink_;

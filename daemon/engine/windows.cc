@@ -67,9 +67,8 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
 
   const absl::string_view node = wire::NameView(submission.peer);
   if (!node.empty() && node != node_name_) {
-    return fail(absl::UnimplementedError(
-        absl::StrCat("one-sided transfers to windows on another node ('", node,
-                     "') are not supported yet; windows on this node ('", node_name_, "') are")));
+    RemoteWindowOp(id, session, submission, *list, *std::move(list_part), node);
+    return;
   }
   auto grant = windows->Acquire(list->window, list->capability, node_name_, endpoint,
                                 write ? wire::kWindowWrite : wire::kWindowRead);
@@ -169,6 +168,137 @@ void RingEngine::WindowCopied(WindowCopies& done) {
     return;
   }
   router_.Send(std::move(done.notify), notify_endpoint);
+}
+
+// --- Windows on other nodes: each block is a data frame with a window
+// section, moved by the transfer kind its memory calls for and checked and
+// landed by the owner's daemon (WindowArrive there); once every block is
+// acknowledged, the notification follows as one more frame, which the owner
+// turns into a message for the window's notify endpoint.
+
+void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submission& submission,
+                                const wire::WindowOpList& list, Part list_part,
+                                absl::string_view node) {
+  auto fail = [&](absl::Status why) { Complete(id, submission.op_id, std::move(why)); };
+  if (static_cast<wire::RingOp>(submission.op) != wire::RingOp::kWrite) {
+    return fail(absl::UnimplementedError(
+        absl::StrCat("reads from windows on another node ('", node, "') are not supported yet")));
+  }
+  // Checked against the descriptor's length before anything leaves; the
+  // owner's daemon checks again against the window itself.
+  std::vector<Part> parts;
+  parts.reserve(list.blocks.size());
+  uint64_t bytes = 0;
+  for (const wire::WindowBlock& b : list.blocks) {
+    auto local = FindPart(id, session, b.region, b.offset, b.length);
+    if (!local.ok()) return fail(local.status());
+    if (b.window_offset > list.window_length || b.length > list.window_length - b.window_offset) {
+      return fail(absl::OutOfRangeError(absl::StrCat(
+          "bytes [", b.window_offset, ", ", b.window_offset, " + ", b.length,
+          ") are past the end of window ", list.window, " (", list.window_length, " bytes)")));
+    }
+    bytes += b.length;
+    parts.push_back(*std::move(local));
+  }
+  if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
+  const absl::string_view endpoint = wire::NameView(submission.endpoint);
+  RemoteWindow& op = window_ops_[{id, submission.op_id}];
+  op = RemoteWindow{
+      .left = parts.size(),
+      .bytes = bytes,
+      .node = std::string(node),
+      .from = std::string(endpoint),
+      .window = {.op = wire::WindowFrame::kWrite, .id = list.window, .capability = list.capability},
+      .notify = list.notify,
+      .notify_tag = list.notify_tag,
+      .notify_bytes = {std::move(list_part.region), submission.offset + list.notify_offset(),
+                       list.notify_length}};
+  const wire::WindowTarget target = op.window;
+  // `op` may go while these are sent: a send that fails at once answers here.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    wire::WindowTarget block = target;
+    block.offset = list.blocks[i].window_offset;
+    router_.SendRemote(Outgoing{.session = id,
+                                .op_id = submission.op_id,
+                                .node = std::string(node),
+                                .from = std::string(endpoint),
+                                .region = std::move(parts[i].region),
+                                .offset = parts[i].offset,
+                                .length = parts[i].length,
+                                .window = block});
+  }
+}
+
+bool RingEngine::WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status) {
+  auto it = window_ops_.find({id, op_id});
+  if (it == window_ops_.end()) return false;
+  RemoteWindow& op = it->second;
+  if (op.status.ok() && !status.ok()) op.status = status;
+  if (--op.left != 0) return true;
+  if (op.status.ok() && op.notify) {
+    op.notify = false;
+    op.left = 1;
+    wire::WindowTarget target = op.window;
+    target.op = wire::WindowFrame::kNotifyWrite;
+    router_.SendRemote(Outgoing{.session = id,
+                                .op_id = op_id,
+                                .node = op.node,
+                                .from = op.from,
+                                .tag = op.notify_tag,
+                                .region = op.notify_bytes.region,
+                                .offset = op.notify_bytes.offset,
+                                .length = op.notify_bytes.length,
+                                .window = target});
+    return true;
+  }
+  const absl::Status result = std::move(op.status);
+  const uint64_t bytes = op.bytes;
+  window_ops_.erase(it);
+  Complete(id, op_id, result, bytes);
+  return true;
+}
+
+void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
+  WindowTable* windows = sessions_manager_.windows();
+  if (windows == nullptr) {
+    Refuse(*message, absl::UnavailableError("the daemon is shutting down"));
+    return;
+  }
+  auto grant = windows->Acquire(message->window.id, message->window.capability, message->node,
+                                message->from, wire::kWindowWrite);
+  if (!grant.ok()) {
+    Refuse(*message, grant.status());
+    return;
+  }
+  std::shared_ptr<WindowTable::Grant> window = *std::move(grant);
+  if (message->window.op == wire::WindowFrame::kNotifyWrite) {
+    if (window->notify_endpoint().empty()) {
+      Refuse(*message, absl::FailedPreconditionError(absl::StrCat(
+                           "window ", window->id(),
+                           " takes no notifications (exposed without a notify endpoint)")));
+      return;
+    }
+    // From here on a message like any other, from the initiator's endpoint.
+    message->to = window->notify_endpoint();
+    message->window = {};
+    window.reset();
+    Arrive(message);
+    return;
+  }
+  if (auto st = window->Check(message->window.offset, message->length()); !st.ok()) {
+    Refuse(*message, st);
+    return;
+  }
+  uint8_t* into = window->data() + message->window.offset;
+  if (remote_->LandNowFromLoop(*message, *window->region(), into)) {
+    window->Moved(message->length());
+    return;
+  }
+  const std::shared_ptr<Region> region = window->region();
+  remote_->LandFromLoop(message, region, into,
+                        [window = std::move(window), length = message->length()](absl::Status st) {
+                          if (st.ok()) window->Moved(length);
+                        });
 }
 
 }  // namespace axon::daemon
