@@ -41,8 +41,8 @@ namespace {
 // 65535 bytes.
 size_t StringSize(absl::string_view s) { return std::min<size_t>(s.size(), 0xffff); }
 
-// The window section: op, id, offset, capability.
-constexpr size_t kWindowSectionSize = 1 + 8 + 8 + kCapabilityBytes;
+// The window section: op, id, offset, length, token, capability.
+constexpr size_t kWindowSectionSize = 1 + 8 + 8 + 8 + 8 + kCapabilityBytes;
 
 size_t DataBodySize(const DataView& body) {
   // 7 u64s, 4 u16 lengths and a u8 besides the strings.
@@ -54,7 +54,9 @@ void WriteWindow(const WindowTarget& w, uint8_t* p) {
   *p = static_cast<uint8_t>(w.op);
   Store(p + 1, w.id);
   Store(p + 9, w.offset);
-  std::memcpy(p + 17, w.capability.data(), kCapabilityBytes);
+  Store(p + 17, w.length);
+  Store(p + 25, w.token);
+  std::memcpy(p + 33, w.capability.data(), kCapabilityBytes);
 }
 
 // The window section at `p` (kWindowSectionSize bytes); false if malformed.
@@ -63,7 +65,9 @@ bool ReadWindow(const uint8_t* p, WindowTarget& w) {
   w.op = static_cast<WindowFrame>(*p);
   w.id = Load<uint64_t>(p + 1);
   w.offset = Load<uint64_t>(p + 9);
-  std::memcpy(w.capability.data(), p + 17, kCapabilityBytes);
+  w.length = Load<uint64_t>(p + 17);
+  w.token = Load<uint64_t>(p + 25);
+  std::memcpy(w.capability.data(), p + 33, kCapabilityBytes);
   return true;
 }
 

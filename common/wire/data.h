@@ -41,16 +41,32 @@ namespace axon::wire {
 inline constexpr size_t kMaxEndpointName = 63;
 inline constexpr size_t kMaxStatusMessage = 1024;
 
-// A one-sided operation's frame (common/wire/window.h): `kWrite`, bytes for
-// window `id` at `offset`; `kNotifyWrite`, the notification of a write, for
-// the window's notify endpoint once the operation's bytes are in place. The
-// owner's daemon checks `capability` against the window either way.
-enum class WindowFrame : uint8_t { kNone = 0, kWrite = 1, kNotifyWrite = 2 };
-inline constexpr uint8_t kMaxWindowFrame = 2;
+// A one-sided operation's frame (common/wire/window.h), by kind:
+//   kWrite       the payload, for window `id` at `offset`;
+//   kRead        a request (no payload) for `length` bytes of window `id` at
+//                `offset`, answered once the bytes landed at the initiator;
+//   kReadReply   those bytes, sent back by the owner's daemon for the
+//                initiator's read `token` (no window fields);
+//   kNotify*     an operation's notification (the payload), for the
+//                window's notify endpoint once the operation's bytes are in
+//                place; checked like a write or a read.
+// The owner's daemon checks `capability` against the window for every kind
+// but kReadReply.
+enum class WindowFrame : uint8_t {
+  kNone = 0,
+  kWrite = 1,
+  kNotifyWrite = 2,
+  kRead = 3,
+  kReadReply = 4,
+  kNotifyRead = 5,
+};
+inline constexpr uint8_t kMaxWindowFrame = 5;
 struct WindowTarget {
   WindowFrame op = WindowFrame::kNone;
   uint64_t id = 0;
   uint64_t offset = 0;
+  uint64_t length = 0;  // kRead, kReadReply: the bytes read
+  uint64_t token = 0;   // kRead, kReadReply: the initiator's, for the reply
   Capability capability{};
 };
 
@@ -73,8 +89,9 @@ struct BasicDataBody {
   uint64_t handle_offset = 0;
   uint64_t length = 0;
   bool probe = false;  // answer with kDataHandleAnswer once opened
-  // A one-sided operation's frame (after `probe` on the wire, only when
-  // op is not kNone: u8 op | u64 id | u64 offset | 16 bytes capability).
+  // A one-sided operation's frame (after `probe` on the wire, only when op
+  // is not kNone: u8 op | u64 id | u64 offset | u64 length | u64 token |
+  // 16 bytes capability).
   WindowTarget window;
 };
 using DataBody = BasicDataBody<std::string>;

@@ -71,6 +71,14 @@ bool RingEngine::TakeHops() {
   return any;
 }
 
+void RingEngine::OnRemoteShard(absl::AnyInvocable<void(RingEngine&)> fn) {
+  if (shards_ == nullptr || index_ == 0) {
+    fn(*this);
+    return;
+  }
+  OnShard(0, std::move(fn));
+}
+
 template <typename Fn>
 void RingEngine::OnOthers(Fn fn) {
   if (shards_ == nullptr) return;

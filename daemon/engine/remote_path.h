@@ -127,6 +127,9 @@ class RemotePath {
   bool LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into);
   // Tells the sender its message was not delivered, and why.
   void RefuseFromLoop(const Incoming& message, const absl::Status& why);
+  // Answers a message the engine took without landing it (a one-sided
+  // read's request, once its reply landed at the sender).
+  void AnswerFromLoop(const Incoming& message, const absl::Status& status) { Ack(message, status); }
   // A session closed: its queued sends go; its sends in flight are withdrawn
   // from the receiving daemons (their regions stay mapped until answered).
   void DropSessionFromLoop(uint64_t session);

@@ -42,6 +42,7 @@
 #include "daemon/memory/host_region.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/ucx/loop.h"
+#include "daemon/window/window_table.h"
 
 namespace axon::daemon {
 
@@ -315,6 +316,19 @@ class RingEngine final : private MatchSink {
     bool notify = false;
     uint64_t notify_tag = 0;
     Part notify_bytes;
+    std::vector<uint64_t> read_tokens;  // reads: the replies' landing spots (ReadTarget)
+  };
+  // Where a reply to a remote read lands, by token (on the shard with the
+  // remote path).
+  struct ReadTarget {
+    std::shared_ptr<Region> region;
+    uint64_t offset = 0, length = 0;
+  };
+  // A reply to a read of a window here, in flight: the request it answers
+  // once acknowledged, and the hold on the window meanwhile.
+  struct ReadReply {
+    std::shared_ptr<Incoming> request;
+    std::shared_ptr<WindowTable::Grant> window;
   };
   void RemoteWindowOp(uint64_t id, Session& session, const wire::Submission& submission,
                       const wire::WindowOpList& list, Part list_part, absl::string_view node);
@@ -323,6 +337,16 @@ class RingEngine final : private MatchSink {
   bool WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status);
   // A window frame from another node, for a window here.
   void WindowArrive(const std::shared_ptr<Incoming>& message);
+  // A read of a window here: checked, and the bytes sent back.
+  void ReadArrive(const std::shared_ptr<Incoming>& message,
+                  std::shared_ptr<WindowTable::Grant> window);
+  // The bytes of a read made from here: landed where the read said.
+  void ReadReplyArrive(const std::shared_ptr<Incoming>& message);
+  // The reply `reply_id` to a read of a window here was answered.
+  void ReadReplyAnswered(uint64_t reply_id, const absl::Status& status);
+  // Runs `fn` on the shard with the remote path (this one without shards),
+  // in order with this shard's sends there.
+  void OnRemoteShard(absl::AnyInvocable<void(RingEngine&)> fn);
   // Counts a message that completed for session `id`.
   void Count(uint64_t id, bool sent, uint64_t bytes);
   // Drains one session's submissions; false when the session broke.
@@ -392,6 +416,10 @@ class RingEngine final : private MatchSink {
   absl::flat_hash_map<uint64_t, Handed> handed_;
   // Remote window operations of this shard's sessions, by (session, op id).
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, RemoteWindow> window_ops_;
+  absl::flat_hash_map<uint64_t, ReadTarget> read_targets_;  // by token
+  uint64_t next_read_token_ = 1;                            // high byte: this shard's index
+  absl::flat_hash_map<uint64_t, ReadReply> read_replies_;   // by reply id (session 0's op ids)
+  uint64_t next_reply_id_ = 1;
   uint64_t next_handed_ = 0;
   Mailbox<Hop> mail_;      // from other shards (any thread puts)
   std::vector<Hop> hops_;  // taken from it, kept for its capacity

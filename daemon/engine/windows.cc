@@ -180,10 +180,7 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
                                 const wire::WindowOpList& list, Part list_part,
                                 absl::string_view node) {
   auto fail = [&](absl::Status why) { Complete(id, submission.op_id, std::move(why)); };
-  if (static_cast<wire::RingOp>(submission.op) != wire::RingOp::kWrite) {
-    return fail(absl::UnimplementedError(
-        absl::StrCat("reads from windows on another node ('", node, "') are not supported yet")));
-  }
+  const bool write = static_cast<wire::RingOp>(submission.op) == wire::RingOp::kWrite;
   // Checked against the descriptor's length before anything leaves; the
   // owner's daemon checks again against the window itself.
   std::vector<Part> parts;
@@ -203,29 +200,50 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
   if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
   const absl::string_view endpoint = wire::NameView(submission.endpoint);
   RemoteWindow& op = window_ops_[{id, submission.op_id}];
-  op = RemoteWindow{
-      .left = parts.size(),
-      .bytes = bytes,
-      .node = std::string(node),
-      .from = std::string(endpoint),
-      .window = {.op = wire::WindowFrame::kWrite, .id = list.window, .capability = list.capability},
-      .notify = list.notify,
-      .notify_tag = list.notify_tag,
-      .notify_bytes = {std::move(list_part.region), submission.offset + list.notify_offset(),
-                       list.notify_length}};
+  op = RemoteWindow{.left = parts.size(),
+                    .bytes = bytes,
+                    .node = std::string(node),
+                    .from = std::string(endpoint),
+                    .window = {.op = write ? wire::WindowFrame::kWrite : wire::WindowFrame::kRead,
+                               .id = list.window,
+                               .capability = list.capability},
+                    .notify = list.notify,
+                    .notify_tag = list.notify_tag,
+                    .notify_bytes = {std::move(list_part.region),
+                                     submission.offset + list.notify_offset(), list.notify_length}};
   const wire::WindowTarget target = op.window;
+  if (!write) {
+    // Where each reply lands, registered with the remote path's shard
+    // before the requests get there (in order with them).
+    std::vector<std::pair<uint64_t, ReadTarget>> targets;
+    for (Part& p : parts) {
+      const uint64_t token = (uint64_t{index_} << 56) | next_read_token_++;
+      op.read_tokens.push_back(token);
+      targets.push_back({token, ReadTarget{p.region, p.offset, p.length}});
+    }
+    OnRemoteShard([targets = std::move(targets)](RingEngine& e) mutable {
+      for (auto& [token, spot] : targets) e.read_targets_[token] = std::move(spot);
+    });
+  }
+  const std::vector<uint64_t> tokens = op.read_tokens;
   // `op` may go while these are sent: a send that fails at once answers here.
   for (size_t i = 0; i < parts.size(); ++i) {
     wire::WindowTarget block = target;
     block.offset = list.blocks[i].window_offset;
-    router_.SendRemote(Outgoing{.session = id,
-                                .op_id = submission.op_id,
-                                .node = std::string(node),
-                                .from = std::string(endpoint),
-                                .region = std::move(parts[i].region),
-                                .offset = parts[i].offset,
-                                .length = parts[i].length,
-                                .window = block});
+    Outgoing frame{.session = id,
+                   .op_id = submission.op_id,
+                   .node = std::string(node),
+                   .from = std::string(endpoint),
+                   .region = std::move(parts[i].region),
+                   .offset = parts[i].offset,
+                   .length = parts[i].length};
+    if (!write) {  // a request: no payload
+      block.length = parts[i].length;
+      block.token = tokens[i];
+      frame.length = 0;
+    }
+    frame.window = block;
+    router_.SendRemote(std::move(frame));
   }
 }
 
@@ -239,7 +257,8 @@ bool RingEngine::WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::St
     op.notify = false;
     op.left = 1;
     wire::WindowTarget target = op.window;
-    target.op = wire::WindowFrame::kNotifyWrite;
+    target.op = op.window.op == wire::WindowFrame::kWrite ? wire::WindowFrame::kNotifyWrite
+                                                          : wire::WindowFrame::kNotifyRead;
     router_.SendRemote(Outgoing{.session = id,
                                 .op_id = op_id,
                                 .node = op.node,
@@ -253,25 +272,40 @@ bool RingEngine::WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::St
   }
   const absl::Status result = std::move(op.status);
   const uint64_t bytes = op.bytes;
+  if (!op.read_tokens.empty()) {  // replies that never came land nowhere now
+    OnRemoteShard([tokens = std::move(op.read_tokens)](RingEngine& e) {
+      for (uint64_t token : tokens) e.read_targets_.erase(token);
+    });
+  }
   window_ops_.erase(it);
   Complete(id, op_id, result, bytes);
   return true;
 }
 
 void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
+  const wire::WindowFrame kind = message->window.op;
+  if (kind == wire::WindowFrame::kReadReply) {
+    ReadReplyArrive(message);
+    return;
+  }
+  const bool reads = kind == wire::WindowFrame::kRead || kind == wire::WindowFrame::kNotifyRead;
   WindowTable* windows = sessions_manager_.windows();
   if (windows == nullptr) {
     Refuse(*message, absl::UnavailableError("the daemon is shutting down"));
     return;
   }
   auto grant = windows->Acquire(message->window.id, message->window.capability, message->node,
-                                message->from, wire::kWindowWrite);
+                                message->from, reads ? wire::kWindowRead : wire::kWindowWrite);
   if (!grant.ok()) {
     Refuse(*message, grant.status());
     return;
   }
   std::shared_ptr<WindowTable::Grant> window = *std::move(grant);
-  if (message->window.op == wire::WindowFrame::kNotifyWrite) {
+  if (kind == wire::WindowFrame::kRead) {
+    ReadArrive(message, std::move(window));
+    return;
+  }
+  if (kind == wire::WindowFrame::kNotifyWrite || kind == wire::WindowFrame::kNotifyRead) {
     if (window->notify_endpoint().empty()) {
       Refuse(*message, absl::FailedPreconditionError(absl::StrCat(
                            "window ", window->id(),
@@ -299,6 +333,59 @@ void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
                         [window = std::move(window), length = message->length()](absl::Status st) {
                           if (st.ok()) window->Moved(length);
                         });
+}
+
+void RingEngine::ReadArrive(const std::shared_ptr<Incoming>& message,
+                            std::shared_ptr<WindowTable::Grant> window) {
+  const wire::WindowTarget& read = message->window;
+  if (auto st = window->Check(read.offset, read.length); !st.ok()) {
+    Refuse(*message, st);
+    return;
+  }
+  // The bytes go back as a frame of the daemon's own (session 0), by the
+  // transfer kind their memory calls for; the request is answered once the
+  // reply is, so the window stays held until the bytes have left.
+  const uint64_t reply_id = next_reply_id_++;
+  Outgoing reply{
+      .session = 0,
+      .op_id = reply_id,
+      .node = message->node,
+      .region = window->region(),
+      .offset = window->offset() + read.offset,
+      .length = read.length,
+      .window = {.op = wire::WindowFrame::kReadReply, .length = read.length, .token = read.token}};
+  read_replies_[reply_id] = ReadReply{message, std::move(window)};
+  remote_->SendFromLoop(std::move(reply));
+}
+
+void RingEngine::ReadReplyAnswered(uint64_t reply_id, const absl::Status& status) {
+  auto it = read_replies_.find(reply_id);
+  if (it == read_replies_.end()) return;
+  ReadReply reply = std::move(it->second);
+  read_replies_.erase(it);
+  if (status.ok()) reply.window->Moved(reply.request->window.length);
+  reply.window.reset();
+  if (remote_) remote_->AnswerFromLoop(*reply.request, status);
+}
+
+void RingEngine::ReadReplyArrive(const std::shared_ptr<Incoming>& message) {
+  auto it = read_targets_.find(message->window.token);
+  if (it == read_targets_.end()) {
+    Refuse(*message, absl::NotFoundError("no read waits for this reply (it failed or was "
+                                         "cancelled meanwhile)"));
+    return;
+  }
+  ReadTarget target = std::move(it->second);
+  read_targets_.erase(it);
+  if (message->length() != target.length) {
+    Refuse(*message,
+           absl::InvalidArgumentError(absl::StrCat("a read reply of ", message->length(),
+                                                   " bytes for a read of ", target.length)));
+    return;
+  }
+  uint8_t* into = target.region->data() + target.offset;
+  if (remote_->LandNowFromLoop(*message, *target.region, into)) return;
+  remote_->LandFromLoop(message, target.region, into, [](absl::Status) {});
 }
 
 }  // namespace axon::daemon

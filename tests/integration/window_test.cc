@@ -91,15 +91,35 @@ TEST_P(WindowTest, AReadCopiesOutOfTheWindow) {
   ASSERT_TRUE(dst.ok());
   std::memset(dst->data(), 0, 65536);
   const Block blocks[] = {{&*dst, 0, 1000, 2000}, {&*dst, 4096, 0, 64}};
-  if (remote()) {
-    EXPECT_EQ(Finish(sender_->Read("a", window_, blocks), *sender_).code(),
-              absl::StatusCode::kUnimplemented);
-    return;
-  }
   ASSERT_TRUE(Finish(sender_->Read("a", window_, blocks), *sender_).ok());
   auto* d = static_cast<uint8_t*>(dst->data());
   EXPECT_EQ(Checksum(d, 2000), Checksum(owned() + 1000, 2000));
   EXPECT_EQ(Checksum(d + 4096, 64), Checksum(owned(), 64));
+}
+
+TEST_P(WindowTest, ALargeReadWithANotificationToTheOwner) {
+  constexpr size_t kBytes = 4 << 20;
+  ExposeHost(kBytes);
+  for (size_t i = 0; i < kBytes; ++i) owned()[i] = static_cast<uint8_t>(i * 13 + (i >> 12));
+  auto dst = sender_->AllocateHost(kBytes);
+  auto note_into = receiver_->AllocateHost(64);
+  ASSERT_TRUE(dst.ok() && note_into.ok());
+  auto note = receiver_->PostRecv("b", 8, *note_into, 0, 64);
+  ASSERT_TRUE(note.ok());
+  // Two large blocks (rendezvous between daemons) and a small one, swapped.
+  const Block blocks[] = {{&*dst, 0, kBytes / 2, kBytes / 2},
+                          {&*dst, kBytes / 2, 0, kBytes / 2 - 100},
+                          {&*dst, kBytes - 100, kBytes / 2 - 100, 100}};
+  const Notification done{8, "read"};
+  size_t moved = 0;
+  ASSERT_TRUE(Finish(sender_->Read("a", window_, blocks, &done), *sender_, &moved).ok());
+  EXPECT_EQ(moved, kBytes);
+  auto* d = static_cast<uint8_t*>(dst->data());
+  EXPECT_EQ(Checksum(d, kBytes / 2), Checksum(owned() + kBytes / 2, kBytes / 2));
+  EXPECT_EQ(Checksum(d + kBytes / 2, kBytes / 2), Checksum(owned(), kBytes / 2));
+  auto arrived = receiver_->Wait(*note, 10000);
+  ASSERT_TRUE(arrived.ok() && arrived->status.ok());
+  EXPECT_EQ(std::string(static_cast<const char*>(note_into->data()), arrived->length), "read");
 }
 
 TEST_P(WindowTest, AThousandSmallBlocksWithOneNotification) {
@@ -190,9 +210,7 @@ TEST_P(WindowTest, AccessKindsAndNotificationsAreTheOwnersToAllow) {
   EXPECT_FALSE(window_.readable);
   const Block one[] = {{&*src, 0, 0, 64}};
   absl::Status st = Finish(sender_->Read("a", window_, one), *sender_);
-  EXPECT_EQ(st.code(),
-            remote() ? absl::StatusCode::kUnimplemented : absl::StatusCode::kPermissionDenied)
-      << st;
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
   const Notification note{5, "x"};
   st = Finish(sender_->Write("a", window_, one, &note), *sender_);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
