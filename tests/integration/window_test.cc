@@ -13,7 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "axon/client.h"
+#include "tests/support/axond.h"
 #include "tests/support/pair_test.h"
 
 namespace axon::testing {
@@ -303,6 +305,88 @@ TEST_P(WindowTest, TheOwnersDaemonChecksTheBoundsItself) {
   absl::Status st = Finish(sender_->Write("a", longer, past), *sender_);
   EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange) << st;
   for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(owned()[i], 0) << i;
+}
+
+// A helper process's line "<key> <value>" from its log, once it printed one.
+std::string LineOf(Child& child, const std::string& key) {
+  std::string value;
+  WaitFor(
+      [&] {
+        const std::string log = child.Log();
+        const size_t at = log.rfind(key + " ");
+        if (at == std::string::npos) return false;
+        const size_t end = log.find('\n', at);
+        if (end == std::string::npos) return false;
+        value = log.substr(at + key.size() + 1, end - at - key.size() - 1);
+        return true;
+      },
+      std::chrono::seconds(20));
+  return value;
+}
+
+TEST_P(WindowTest, TheOwnerKilledMidBatchFailsTheBatchesWithoutAHang) {
+  constexpr size_t kBlocks = 1000, kBlock = 16384;
+  Child owner({HelperPath("window_peer"), "owner", receiving_daemon().socket(),
+               std::to_string(kBlocks * kBlock)},
+              dir_.File("owner.log"));
+  const std::string hex = LineOf(owner, "descriptor");
+  ASSERT_FALSE(hex.empty()) << owner.Log();
+  auto window = Window::FromDescriptor(absl::HexStringToBytes(hex));
+  ASSERT_TRUE(window.ok()) << window.status();
+  auto src = sender_->AllocateHost(kBlocks * kBlock);
+  ASSERT_TRUE(src.ok());
+  std::vector<Block> batch;
+  for (size_t i = 0; i < kBlocks; ++i) batch.push_back({&*src, i * kBlock, i * kBlock, kBlock});
+  std::atomic<int> ok{0};
+  std::atomic<bool> stop{false};
+  absl::Status last;
+  std::thread writer([&] {
+    while (!stop.load()) {
+      auto op = sender_->Write("a", *window, batch);
+      if (!op.ok()) {
+        last = op.status();
+        return;
+      }
+      auto done = sender_->Wait(*op, 20000);  // never a hang: every batch ends
+      if (!done.ok()) {
+        last = done.status();
+        return;
+      }
+      if (!done->status.ok()) {
+        last = done->status;
+        return;
+      }
+      ++ok;
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return ok.load() >= 3; }, std::chrono::seconds(20)));
+  owner.Signal(SIGKILL);
+  writer.join();  // ends at the first batch that failed
+  EXPECT_EQ(last.code(), absl::StatusCode::kFailedPrecondition) << last;
+  EXPECT_THAT(last.message(), HasSubstr("revoked"));
+}
+
+TEST_P(WindowTest, TheInitiatorKilledMidBatchLeavesTheWindowFree) {
+  constexpr size_t kBlocks = 1000, kBlock = 16384;
+  ExposeHost(kBlocks * kBlock, {.notify_endpoint = "b"});
+  Child writer(
+      {HelperPath("window_peer"), "writer", sending_daemon().socket(),
+       absl::BytesToHexString(window_.descriptor), std::to_string(kBlocks), std::to_string(kBlock)},
+      dir_.File("writer.log"));
+  ASSERT_TRUE(WaitFor([&] { return writer.Log().find("wrote 3") != std::string::npos; },
+                      std::chrono::seconds(20)))
+      << writer.Log();
+  writer.Signal(SIGKILL);
+  writer.Wait(std::chrono::seconds(10));
+  // Nothing holds the window past its bound: it is revoked at once and
+  // its memory is the owner's again.
+  ASSERT_TRUE(receiver_->Unexpose(window_).ok());
+  auto again = receiver_->Expose(*owned_, 0, kBlock, {});
+  ASSERT_TRUE(again.ok());
+  auto src = sender_->AllocateHost(kBlock);
+  ASSERT_TRUE(src.ok());
+  const Block one[] = {{&*src, 0, 0, kBlock}};
+  EXPECT_TRUE(Finish(sender_->Write("a", *again, one), *sender_).ok());
 }
 
 TEST_P(WindowTest, AWindowOnAGoneNodeFailsUnavailable) {
