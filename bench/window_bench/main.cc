@@ -1,14 +1,20 @@
-// window-bench: one-sided transfers on one node against the raw copies, in
-// one run. An owner client exposes a window, a writer client in this process
-// writes into it through the same daemon.
-//   block   64 MiB blocks written, --window in flight, GB/s, against memcpy
-//           (host) or cudaMemcpy device to device (GPU) in this process;
-//   kv      1,000 blocks of 16 KiB in one operation with one notification
-//           (KV-cache-like), blocks/s until the owner has the notification,
-//           against the same 1,000 copies made by memcpy or cudaMemcpyAsync;
-//   notify  a 64 B host write with a notification: from Write to the
-//           owner's receive of the notification, p50 us, against a 64 B
-//           two-sided message through the same daemon.
+// window-bench: one-sided transfers against the raw copies and the raw
+// network, in one run. Two daemons on loopback (node a and node b); a writer
+// client on a, and an owner client exposing windows on a (local rows) and on
+// b (remote rows).
+//   block    64 MiB blocks written (and, remote, read), --window in flight,
+//            GB/s; local against memcpy (host) or cudaMemcpy device to
+//            device (GPU) in this process, remote against ucx_perftest
+//            ucp_put_bw / ucp_get at 64 MiB on the daemons' transports;
+//   kv       1,000 blocks of 16 KiB in one operation with one notification
+//            (KV-cache-like), blocks/s until the owner has the notification;
+//            local against the same 1,000 copies by memcpy or
+//            cudaMemcpyAsync, remote against ucp_put_bw's message rate at
+//            16 KiB;
+//   notify   a 64 B host write with a notification: from Write to the
+//            owner's receive of the notification, p50 us; local against a
+//            64 B two-sided message through the same daemon, remote against
+//            ucp_put_lat at 64 B.
 // GPU rows need a CUDA device; host rows run anywhere. Each figure is the
 // median of --runs runs. Prints a table; --json PATH writes the same as JSON.
 #include <cuda_runtime_api.h>
@@ -20,14 +26,16 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/types/span.h"
 #include "axon/client.h"
+#include "bench/axon_bench/baseline.h"
 #include "client/tools/local_cluster.h"
 
 namespace {
@@ -36,6 +44,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string axond, run_dir = "/tmp/axon-window-bench", json;
+  std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
   int runs = 5, iterations = 20, latency_samples = 2000, window = 2;
 };
 
@@ -44,6 +53,9 @@ struct Row {
   double axon = 0, base = 0;
   bool lower_is_better = false;
 };
+
+constexpr size_t kBlockBytes = 64 << 20;
+constexpr size_t kKvBlocks = 1000, kKvBlock = 16384;
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -74,115 +86,129 @@ void Done(axon::Client& c, axon::Operation op, const char* what) {
   Ok(done.status, what);
 }
 
+// The writer, and the owner of the windows of the rows being measured.
 struct Bench {
   Options o;
-  std::unique_ptr<axon::Client> owner, writer;
+  axon::Client* writer = nullptr;
+  axon::Client* owner = nullptr;
 };
 
-// Seconds of `fn()` run `iterations` times, median of `runs`.
-template <typename Fn>
-double Seconds(const Options& o, Fn fn) {
+// Seconds of `fn()` run `iterations` times (then `end()` once), median of
+// `runs`.
+template <typename Fn, typename End = void (*)()>
+double Seconds(
+    const Options& o, Fn fn, End end = [] {}) {
   std::vector<double> runs;
   for (int r = 0; r < o.runs; ++r) {
     const auto start = Clock::now();
     for (int i = 0; i < o.iterations; ++i) fn();
+    end();
     runs.push_back(std::chrono::duration<double>(Clock::now() - start).count() / o.iterations);
   }
   return Median(runs);
 }
 
-// One 64 MiB block: GB/s through the window and by the raw copy.
-Row BlockRow(Bench& b, const axon::Buffer& from, const axon::Buffer& into, bool gpu) {
-  constexpr size_t kBytes = 64 << 20;
-  auto window = Ok(b.owner->Expose(into, 0, kBytes), "expose");
-  const axon::Block all[] = {{&from, 0, 0, kBytes}};
-  const double axon_s = Seconds(
-      b.o, [&] { Done(*b.writer, Ok(b.writer->Write("w", window, all), "write"), "write"); });
-  const double base_s = Seconds(b.o, [&] {
-    if (gpu) {
-      Check(cudaMemcpy(into.data(), from.data(), kBytes, cudaMemcpyDeviceToDevice), "copy");
-      Check(cudaDeviceSynchronize(), "sync");
-    } else {
-      std::memcpy(into.data(), from.data(), kBytes);
+// GB/s of 64 MiB writes (or reads) of `into`, owned by b.owner, --window in
+// flight.
+double BlockRate(Bench& b, const axon::Buffer& mine, const axon::Buffer& into, bool write) {
+  auto window = Ok(b.owner->Expose(into, 0, kBlockBytes), "expose");
+  const axon::Block all[] = {{&mine, 0, 0, kBlockBytes}};
+  std::vector<double> runs;
+  for (int r = 0; r < b.o.runs; ++r) {
+    std::deque<axon::Operation> in_flight;
+    const auto start = Clock::now();
+    for (int i = 0; i < b.o.iterations; ++i) {
+      if (static_cast<int>(in_flight.size()) == b.o.window) {
+        Done(*b.writer, in_flight.front(), "operation");
+        in_flight.pop_front();
+      }
+      in_flight.push_back(Ok(
+          write ? b.writer->Write("w", window, all) : b.writer->Read("w", window, all), "submit"));
     }
-  });
+    for (axon::Operation op : in_flight) Done(*b.writer, op, "operation");
+    runs.push_back(std::chrono::duration<double>(Clock::now() - start).count() / b.o.iterations);
+  }
   Ok(b.owner->Unexpose(window), "unexpose");
-  return {.what = "block 64MiB",
-          .memory = gpu ? "gpu" : "host",
-          .unit = "GB/s",
-          .baseline = gpu ? "cudaMemcpy D2D" : "memcpy",
-          .axon = kBytes / axon_s / 1e9,
-          .base = kBytes / base_s / 1e9};
+  return kBlockBytes / Median(runs) / 1e9;
 }
 
-// 1,000 blocks of 16 KiB with one notification: blocks/s.
-Row KvRow(Bench& b, const axon::Buffer& from, const axon::Buffer& into, bool gpu) {
-  constexpr size_t kBlocks = 1000, kBlock = 16384;
-  auto window = Ok(b.owner->Expose(into, 0, kBlocks * kBlock, {.notify_endpoint = "o"}), "expose");
+// Blocks/s of 1,000 scattered 16 KiB blocks with one notification, until
+// the owner has the notification.
+double KvRate(Bench& b, const axon::Buffer& from, const axon::Buffer& into) {
+  auto window =
+      Ok(b.owner->Expose(into, 0, kKvBlocks * kKvBlock, {.notify_endpoint = "o"}), "expose");
   auto note_into = Ok(b.owner->AllocateHost(64), "allocate");
   std::vector<axon::Block> blocks;
   // Scattered, as a cache's pages over its pool: block i to slot 7i mod 1000.
-  for (size_t i = 0; i < kBlocks; ++i) {
-    blocks.push_back({&from, i * kBlock, ((i * 7) % kBlocks) * kBlock, kBlock});
+  for (size_t i = 0; i < kKvBlocks; ++i) {
+    blocks.push_back({&from, i * kKvBlock, ((i * 7) % kKvBlocks) * kKvBlock, kKvBlock});
   }
   const axon::Notification note{9, "layer"};
-  const double axon_s = Seconds(b.o, [&] {
+  const double s = Seconds(b.o, [&] {
     auto got = Ok(b.owner->PostRecv("o", 9, note_into, 0, 64), "post");
     Done(*b.writer, Ok(b.writer->Write("w", window, blocks, &note), "write"), "write");
     Done(*b.owner, got, "notification");
   });
-  const double base_s = Seconds(b.o, [&] {
-    for (const axon::Block& k : blocks) {
-      auto* to = static_cast<uint8_t*>(into.data()) + k.window_offset;
-      const auto* src = static_cast<const uint8_t*>(from.data()) + k.offset;
+  Ok(b.owner->Unexpose(window), "unexpose");
+  return kKvBlocks / s;
+}
+
+// The same 1,000 copies made here.
+double KvCopyRate(const Options& o, const axon::Buffer& from, const axon::Buffer& into, bool gpu) {
+  const double s = Seconds(o, [&] {
+    for (size_t i = 0; i < kKvBlocks; ++i) {
+      auto* to = static_cast<uint8_t*>(into.data()) + ((i * 7) % kKvBlocks) * kKvBlock;
+      const auto* src = static_cast<const uint8_t*>(from.data()) + i * kKvBlock;
       if (gpu) {
-        Check(cudaMemcpyAsync(to, src, kBlock, cudaMemcpyDeviceToDevice, nullptr), "copy");
+        Check(cudaMemcpyAsync(to, src, kKvBlock, cudaMemcpyDeviceToDevice, nullptr), "copy");
       } else {
-        std::memcpy(to, src, kBlock);
+        std::memcpy(to, src, kKvBlock);
       }
     }
     if (gpu) Check(cudaDeviceSynchronize(), "sync");
   });
-  Ok(b.owner->Unexpose(window), "unexpose");
-  return {.what = "kv 1000x16KiB+note",
-          .memory = gpu ? "gpu" : "host",
-          .unit = "blocks/s",
-          .baseline = gpu ? "1000 cudaMemcpyAsync" : "1000 memcpy",
-          .axon = kBlocks / axon_s,
-          .base = kBlocks / base_s};
+  return kKvBlocks / s;
 }
 
-// A 64 B write to the owner's notification, against a 64 B message.
-Row NotifyRow(Bench& b) {
+// p50 us from a 64 B write (or, `message`, a 64 B send) to the owner's
+// receipt of its notification (of the message).
+double NotifyLatency(Bench& b, bool message) {
   auto from = Ok(b.writer->AllocateHost(4096), "allocate");
   auto into = Ok(b.owner->AllocateHost(4096), "allocate");
   auto window = Ok(b.owner->Expose(into, 0, 4096, {.notify_endpoint = "o"}), "expose");
+  const std::string to = b.owner->node_name() + "/o";
   const axon::Block one[] = {{&from, 0, 0, 64}};
   const axon::Notification note{3, "n"};
-  auto sample = [&](auto start) {
-    std::vector<double> us;
-    for (int i = 0; i < b.o.latency_samples; ++i) {
-      auto got = Ok(b.owner->PostRecv("o", 3, into, 1024, 1024), "post");
-      const auto t0 = Clock::now();
-      const axon::Operation sent = start();
-      Done(*b.owner, got, "receive");
-      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-      Done(*b.writer, sent, "write");
-    }
-    return Median(us);
-  };
-  const double axon_us =
-      sample([&] { return Ok(b.writer->Write("w", window, one, &note), "write"); });
-  const double base_us =
-      sample([&] { return Ok(b.writer->Send("w", "o", 3, from, 0, 64), "send"); });
+  std::vector<double> us;
+  for (int i = 0; i < b.o.latency_samples; ++i) {
+    auto got = Ok(b.owner->PostRecv("o", 3, into, 1024, 1024), "post");
+    const auto t0 = Clock::now();
+    const axon::Operation sent = Ok(message ? b.writer->Send("w", to, 3, from, 0, 64)
+                                            : b.writer->Write("w", window, one, &note),
+                                    "submit");
+    Done(*b.owner, got, "receive");
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    Done(*b.writer, sent, "write");
+  }
   Ok(b.owner->Unexpose(window), "unexpose");
-  return {.what = "notify 64B",
-          .memory = "host",
-          .unit = "us p50",
-          .baseline = "64 B message",
-          .axon = axon_us,
-          .base = base_us,
-          .lower_is_better = true};
+  return Median(us);
+}
+
+std::unique_ptr<axon::Buffer> Allocate(axon::Client& c, bool gpu, size_t bytes) {
+  if (gpu) return std::make_unique<axon::CudaBuffer>(Ok(c.AllocateCuda(bytes), "allocate GPU"));
+  return std::make_unique<axon::HostBuffer>(Ok(c.AllocateHost(bytes), "allocate"));
+}
+
+// ucx_perftest `test` at `size`, or 0 (the reason printed) when it cannot run.
+axon::bench::PerftestResult Perftest(axon::bench::Perftest& perftest, const std::string& test,
+                                     const std::string& tls, size_t size, int window,
+                                     const std::string& memory = "host") {
+  auto r = perftest.Run(test, tls, size, size >= (1 << 20) ? 200 : 20000, window, memory);
+  if (!r.ok()) {
+    std::printf("window-bench: %s: %s\n", test.c_str(), std::string(r.status().message()).c_str());
+    return {};
+  }
+  return *r;
 }
 
 }  // namespace
@@ -190,50 +216,105 @@ Row NotifyRow(Bench& b) {
 int main(int argc, char** argv) {
   Bench b;
   Options& o = b.o;
-  CLI::App app{"window-bench: one-sided transfers against the raw copies"};
+  CLI::App app{"window-bench: one-sided transfers against the raw copies and ucx_perftest"};
   app.add_option("--axond", o.axond, "the axond binary (default: next to this build)");
-  app.add_option("--run-dir", o.run_dir, "where the daemon's socket and log go");
+  app.add_option("--run-dir", o.run_dir, "where the daemons' sockets and logs go");
   app.add_option("--runs", o.runs, "runs per figure (the median is reported)")
       ->capture_default_str();
   app.add_option("--iterations", o.iterations, "operations per run")->capture_default_str();
-  app.add_option("--latency-samples", o.latency_samples, "samples of the notify row")
+  app.add_option("--latency-samples", o.latency_samples, "samples of the notify rows")
       ->capture_default_str();
-  app.add_option("--window", o.window, "64 MiB writes in flight in the block rows")
+  app.add_option("--window", o.window, "64 MiB operations in flight in the block rows")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app.add_option("--perftest", o.perftest, "ucx_perftest of the same UCX (the remote baseline)")
+      ->capture_default_str();
+  app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
   app.add_option("--json", o.json, "also write the results as JSON here");
   CLI11_PARSE(app, argc, argv);
 
   axon::tools::LocalCluster cluster(o.run_dir, o.axond);
   Ok(cluster.Start("window-bench"), "start axond");
-  b.owner = Ok(axon::Client::Connect({.socket_path = cluster.a().socket, .client_name = "owner"}),
-               "connect");
-  b.writer = Ok(axon::Client::Connect({.socket_path = cluster.a().socket, .client_name = "writer"}),
-                "connect");
-  Ok(b.owner->BindEndpoint("o").status(), "bind");
-  Ok(b.writer->BindEndpoint("w").status(), "bind");
+  auto connect = [&](const std::string& socket, const char* name, const char* endpoint) {
+    auto c = Ok(axon::Client::Connect({.socket_path = socket, .client_name = name}), "connect");
+    Ok(c->BindEndpoint(endpoint).status(), "bind");
+    return c;
+  };
+  auto writer = connect(cluster.a().socket, "writer", "w");
+  auto local_owner = connect(cluster.a().socket, "owner", "o");
+  auto remote_owner = connect(cluster.b().socket, "owner", "o");
+  b.writer = writer.get();
+  int devices = 0;
+  const bool gpu = cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+  if (!gpu) std::printf("window-bench: no CUDA device; GPU rows left out\n");
 
   std::vector<Row> rows;
-  {
-    auto from = Ok(b.writer->AllocateHost(64 << 20), "allocate");
-    auto into = Ok(b.owner->AllocateHost(64 << 20), "allocate");
-    std::memset(from.data(), 1, from.size());
-    std::memset(into.data(), 0, into.size());
-    rows.push_back(BlockRow(b, from, into, false));
-    rows.push_back(KvRow(b, from, into, false));
+  // Local: against the copies made here.
+  b.owner = local_owner.get();
+  for (bool on_gpu : {false, true}) {
+    if (on_gpu && !gpu) continue;
+    const auto from_buffer = Allocate(*b.writer, on_gpu, kBlockBytes);
+    const axon::Buffer& from = *from_buffer;
+    const auto into_buffer = Allocate(*b.owner, on_gpu, kBlockBytes);
+    const axon::Buffer& into = *into_buffer;
+    if (!on_gpu) std::memset(from.data(), 1, kBlockBytes);
+    const char* mem = on_gpu ? "gpu" : "host";
+    const double copy =
+        kBlockBytes /
+        Seconds(
+            o,
+            [&] {
+              if (on_gpu) {
+                Check(cudaMemcpy(into.data(), from.data(), kBlockBytes, cudaMemcpyDeviceToDevice),
+                      "copy");
+              } else {
+                std::memcpy(into.data(), from.data(), kBlockBytes);
+              }
+            },
+            [&] {
+              if (on_gpu) Check(cudaDeviceSynchronize(), "sync");
+            }) /
+        1e9;
+    rows.push_back({"local write 64MiB", mem, "GB/s", on_gpu ? "cudaMemcpy D2D" : "memcpy",
+                    BlockRate(b, from, into, true), copy});
+    rows.push_back({"local kv 1000x16KiB+note", mem, "blocks/s",
+                    on_gpu ? "1000 cudaMemcpyAsync" : "1000 memcpy", KvRate(b, from, into),
+                    KvCopyRate(o, from, into, on_gpu)});
   }
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) {
-    auto from = Ok(b.writer->AllocateCuda(64 << 20), "allocate GPU");
-    auto into = Ok(b.owner->AllocateCuda(64 << 20), "allocate GPU");
-    rows.push_back(BlockRow(b, from, into, true));
-    rows.push_back(KvRow(b, from, into, true));
-  } else {
-    std::printf("window-bench: no CUDA device; GPU rows left out\n");
-  }
-  rows.push_back(NotifyRow(b));
+  rows.push_back({"local notify 64B", "host", "us p50", "64 B message", NotifyLatency(b, false),
+                  NotifyLatency(b, true), true});
 
-  std::string table = absl::StrFormat("%-20s %-5s | %12s %12s %6s  %-9s %s\n", "what", "mem",
+  // Remote: against ucx_perftest on the transports the daemons use.
+  axon::bench::Perftest perftest(o.perftest, o.ucx_libdir);
+  const std::string tls = axon::bench::PeerTransports(cluster.a().socket);
+  b.owner = remote_owner.get();
+  for (bool on_gpu : {false, true}) {
+    if (on_gpu && !gpu) continue;
+    const auto mine_buffer = Allocate(*b.writer, on_gpu, kBlockBytes);
+    const axon::Buffer& mine = *mine_buffer;
+    const auto theirs_buffer = Allocate(*b.owner, on_gpu, kBlockBytes);
+    const axon::Buffer& theirs = *theirs_buffer;
+    const char* mem = on_gpu ? "gpu" : "host";
+    const std::string memory = on_gpu ? "cuda" : "host";
+    const std::string suffix = on_gpu ? " -m cuda" : "";
+    rows.push_back(
+        {"remote write 64MiB", mem, "GB/s", "ucp_put_bw 64MiB" + suffix,
+         BlockRate(b, mine, theirs, true),
+         Perftest(perftest, "ucp_put_bw", tls, kBlockBytes, o.window, memory).gbytes_per_s});
+    rows.push_back(
+        {"remote read 64MiB", mem, "GB/s", "ucp_get 64MiB" + suffix,
+         BlockRate(b, mine, theirs, false),
+         Perftest(perftest, "ucp_get", tls, kBlockBytes, o.window, memory).gbytes_per_s});
+    rows.push_back({"remote kv 1000x16KiB+note", mem, "blocks/s", "ucp_put_bw 16KiB msg/s" + suffix,
+                    KvRate(b, mine, theirs),
+                    Perftest(perftest, "ucp_put_bw", tls, kKvBlock, 32, memory).messages_per_s});
+  }
+  rows.push_back({"remote notify 64B", "host", "us p50", "ucp_put_lat 64B", NotifyLatency(b, false),
+                  Perftest(perftest, "ucp_put_lat", tls, 64, 1).latency_us, true});
+  rows.push_back({"remote message 64B", "host", "us p50", "ucp_put_lat 64B", NotifyLatency(b, true),
+                  rows.back().base, true});
+
+  std::string table = absl::StrFormat("%-26s %-5s | %12s %12s %6s  %-9s %s\n", "what", "mem",
                                       "axon", "base", "ratio", "unit", "baseline");
   std::string json = "{\"rows\": [";
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -241,7 +322,7 @@ int main(int argc, char** argv) {
     // ratio > 1: axon is better, whichever way the unit goes.
     const double ratio =
         r.lower_is_better ? (r.axon > 0 ? r.base / r.axon : 0) : (r.base > 0 ? r.axon / r.base : 0);
-    absl::StrAppendFormat(&table, "%-20s %-5s | %12.2f %12.2f %6.2f  %-9s %s\n", r.what, r.memory,
+    absl::StrAppendFormat(&table, "%-26s %-5s | %12.2f %12.2f %6.2f  %-9s %s\n", r.what, r.memory,
                           r.axon, r.base, ratio, r.unit, r.baseline);
     absl::StrAppendFormat(&json,
                           "%s{\"what\": \"%s\", \"memory\": \"%s\", \"unit\": \"%s\", "
@@ -249,16 +330,19 @@ int main(int argc, char** argv) {
                           i ? ", " : "", r.what, r.memory, r.unit, r.axon, r.base, ratio,
                           r.baseline);
   }
-  absl::StrAppendFormat(&json, "], \"runs\": %d, \"iterations\": %d, \"window\": %d}\n", o.runs,
-                        o.iterations, o.window);
+  absl::StrAppendFormat(&json,
+                        "], \"runs\": %d, \"iterations\": %d, \"window\": %d, \"tls\": \"%s\"}\n",
+                        o.runs, o.iterations, o.window, tls);
   absl::StrAppendFormat(&table,
-                        "medians of %d runs; %d block writes in flight; ratio > 1: axon ahead of "
-                        "the baseline\n",
-                        o.runs, o.window);
+                        "medians of %d runs; %d block operations in flight; ucx_perftest on %s; "
+                        "ratio > 1: axon ahead of the baseline\n",
+                        o.runs, o.window, tls);
   std::fputs(table.c_str(), stdout);
   std::fputs(json.c_str(), stdout);
   if (!o.json.empty()) std::ofstream(o.json) << json;
-  b.owner.reset();  // detached before the daemon stops
-  b.writer.reset();
+  // Detached before the daemons stop.
+  writer.reset();
+  local_owner.reset();
+  remote_owner.reset();
   return 0;
 }

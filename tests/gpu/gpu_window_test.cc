@@ -1,7 +1,9 @@
-// One-sided transfers with GPU memory on one node: GPU to GPU, host to GPU
-// and GPU to host, a batch of 1,000 blocks with one notification, and a GPU
-// window revoked under racing writes whose memory is freed and reused at
-// once. Checksums are computed by kernels. Skips cleanly without a GPU.
+// One-sided transfers with GPU memory, each test on one daemon (local) and
+// across two (remote: the daemons' default GPU path between them): GPU to
+// GPU, host to GPU and GPU to host, a batch of 1,000 blocks with one
+// notification, and a GPU window revoked under racing writes whose memory is
+// freed and reused at once. Checksums are computed by kernels. Skips cleanly
+// without a GPU.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -25,11 +27,11 @@ using gpu::ChecksumHost;
 using gpu::FillDevice;
 using gpu::FillHost;
 
-class GpuWindowTest : public ::testing::Test, protected Pair {
+class GpuWindowTest : public ::testing::TestWithParam<bool>, protected Pair {
  protected:
   void SetUp() override {
     if (auto st = cuda::Usable(); !st.ok()) GTEST_SKIP() << st.message();
-    StartPair(/*remote=*/false);
+    StartPair(GetParam());
   }
 
   absl::Status Finish(absl::StatusOr<Operation> op) {
@@ -40,7 +42,7 @@ class GpuWindowTest : public ::testing::Test, protected Pair {
   }
 };
 
-TEST_F(GpuWindowTest, GpuToGpu64MiB) {
+TEST_P(GpuWindowTest, GpuToGpu64MiB) {
   constexpr size_t kBytes = 64 << 20;
   DeviceAllocation source(kBytes), target(kBytes);
   ASSERT_TRUE(source.data && target.data);
@@ -60,7 +62,7 @@ TEST_F(GpuWindowTest, GpuToGpu64MiB) {
   EXPECT_EQ(DeviceSum(source.data, kBytes), DeviceSum(target.data, kBytes));
 }
 
-TEST_F(GpuWindowTest, HostAndGpuBothWays) {
+TEST_P(GpuWindowTest, HostAndGpuBothWays) {
   constexpr size_t kBytes = 8 << 20;
   DeviceAllocation device(kBytes);
   ASSERT_TRUE(device.data);
@@ -92,7 +94,7 @@ TEST_F(GpuWindowTest, HostAndGpuBothWays) {
   EXPECT_EQ(ChecksumHost(host_target->data(), kBytes), DeviceSum(source.data, kBytes));
 }
 
-TEST_F(GpuWindowTest, AThousandGpuBlocksWithOneNotification) {
+TEST_P(GpuWindowTest, AThousandGpuBlocksWithOneNotification) {
   constexpr size_t kBlocks = 1000, kBlock = 16384, kBytes = kBlocks * kBlock;
   DeviceAllocation source(kBytes), target(kBytes);
   ASSERT_TRUE(source.data && target.data);
@@ -117,7 +119,7 @@ TEST_F(GpuWindowTest, AThousandGpuBlocksWithOneNotification) {
 }
 
 #ifdef AXON_HAVE_CUDA
-TEST_F(GpuWindowTest, ARevokedGpuWindowsMemoryIsFreedAndReusedSafely) {
+TEST_P(GpuWindowTest, ARevokedGpuWindowsMemoryIsFreedAndReusedSafely) {
   constexpr size_t kBytes = 32 << 20;
   DeviceAllocation source(kBytes);
   ASSERT_TRUE(source.data && FillDevice(source.data, kBytes, 4));
@@ -149,6 +151,8 @@ TEST_F(GpuWindowTest, ARevokedGpuWindowsMemoryIsFreedAndReusedSafely) {
   cudaFree(reused);
 }
 #endif
+
+INSTANTIATE_TEST_SUITE_P(Path, GpuWindowTest, ::testing::Values(false, true), PathName);
 
 }  // namespace
 }  // namespace axon::testing
