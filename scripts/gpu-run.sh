@@ -5,6 +5,7 @@
 #   scripts/gpu-run.sh bench [ARGS...]        axon-bench against the bundled ucx_perftest
 #   scripts/gpu-run.sh gpu-bench [ARGS...]    gpu-bench: GPU tensors against cudaMemcpy
 #   scripts/gpu-run.sh call-bench [ARGS...]   call-bench: calls against messages and TensorPipe
+#   scripts/gpu-run.sh window-bench [ARGS...] window-bench: one-sided against copies and ucx_perftest
 #   scripts/gpu-run.sh demo                   axon demo
 # AXON_MPS=1 runs it with the CUDA Multi-Process Service up (started here,
 # stopped at the end): without MPS, processes sharing a GPU take turns by
@@ -53,6 +54,10 @@ case $mode in
   gpu-bench)
     "$bundle/bin/gpu-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-gpu-bench "$@"
+    ;;
+  window-bench)
+    "$bundle/bin/window-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
+      --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-window-bench "$@"
     ;;
   call-bench)
     "$bundle/bin/call-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-call-bench "$@"
