@@ -33,7 +33,7 @@ else
 for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench" \
          "$build/bench/call-bench" "$build/bench/axon-soak" "$build/bench/window-bench"; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer" \
-         "$build/tests/gpu_client" "$build/tests/call_peer"; do
+         "$build/tests/gpu_client" "$build/tests/call_peer" "$build/tests/window_peer"; do
   [[ -x $t ]] && bins+=("$t")
 done
 fi

@@ -18,7 +18,7 @@ bundle=$repo/.bundle
 export LD_LIBRARY_PATH=$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export NCCL_NVLS_ENABLE=0
 for pair in daemon/axond client/axonctl client/axon client/send_tensor tests/attach_client \
-            tests/msg_peer tests/gpu_client tests/call_peer; do
+            tests/msg_peer tests/gpu_client tests/call_peer tests/window_peer; do
   mkdir -p "$repo/build/$(dirname "$pair")"
   [[ -e $repo/build/$pair ]] || ln -s "$bundle/bin/$(basename "$pair")" "$repo/build/$pair"
 done

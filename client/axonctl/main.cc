@@ -44,7 +44,8 @@ int Print(const Options& options, const absl::StatusOr<Response>& response,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"axonctl: look at a local axond (health, status, stats, sessions, calls, peers)."};
+  CLI::App app{
+      "axonctl: look at a local axond (health, status, stats, sessions, calls, windows, peers)."};
   app.require_subcommand(1);
   Options options;
   options.socket = axon::DefaultSocketPath();
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
   auto* sessions = app.add_subcommand("sessions", "Client processes attached to the daemon");
   auto* calls = app.add_subcommand(
       "calls", "Call servers on this node: per endpoint and method, calls, errors, latency");
+  auto* windows = app.add_subcommand(
+      "windows", "Windows exposed for one-sided transfers: access, holds, operations by path");
   auto* peers = app.add_subcommand("peers", "Other daemons this one knows");
   auto* nodes = app.add_subcommand(
       "nodes", "The cluster's members in etcd: state, when they joined, whether connected");
@@ -95,6 +98,7 @@ int main(int argc, char** argv) {
   if (*status) return Print(options, client.Status(), &axon::ctl::RenderStatus);
   if (*sessions) return Print(options, client.ListSessions(), &axon::ctl::RenderSessions);
   if (*calls) return Print(options, client.ListSessions(), &axon::ctl::RenderCalls);
+  if (*windows) return Print(options, client.ListSessions(), &axon::ctl::RenderWindows);
   if (*peers) return Print(options, client.ListPeers(), &axon::ctl::RenderPeers);
   if (*nodes) return Print(options, client.ListNodes(), &axon::ctl::RenderNodes);
   if (*ping) {

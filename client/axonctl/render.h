@@ -21,6 +21,9 @@ std::string RenderBusyShare(const v1::StatsResponse& before, const v1::StatsResp
 std::string RenderSessions(const v1::ListSessionsResponse& sessions);
 // Every session's call servers, a row per endpoint and method.
 std::string RenderCalls(const v1::ListSessionsResponse& sessions);
+// Windows exposed for one-sided transfers, per session: access, holds, and
+// operations and bytes by path.
+std::string RenderWindows(const v1::ListSessionsResponse& sessions);
 std::string RenderPeers(const v1::ListPeersResponse& peers);
 std::string RenderPing(const std::string& node, uint64_t size, const v1::PingResponse& ping);
 

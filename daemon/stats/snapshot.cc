@@ -137,6 +137,10 @@ absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out) {
     if (!got.ok()) return got.status();
     traffic = *std::move(got);
   }
+  std::multimap<uint64_t, WindowInfo> windows;  // by session
+  if (state.sessions->windows() != nullptr) {
+    for (WindowInfo& w : state.sessions->windows()->List()) windows.emplace(w.session, std::move(w));
+  }
   for (const SessionSnapshot& s : state.sessions->List()) {
     v1::SessionInfo* info = out.add_sessions();
     info->set_session_id(s.id);
@@ -162,6 +166,27 @@ absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out) {
       m->set_p99_us(c.p99_us);
       for (uint64_t n : c.latency_below_pow2_us) m->add_latency_below_pow2_us(n);
       m->set_latency_sum_us(c.latency_sum_us);
+    }
+    for (auto [w, end] = windows.equal_range(s.id); w != end; ++w) {
+      const WindowInfo& in = w->second;
+      v1::WindowInfo* window = info->add_windows();
+      window->set_window_id(in.id);
+      window->set_region_id(in.region_id);
+      window->set_offset(in.offset);
+      window->set_length(in.length);
+      window->set_notify_endpoint(in.notify_endpoint);
+      for (const std::string& a : in.allowed) window->add_allowed(a);
+      window->set_readable((in.access & wire::kWindowRead) != 0);
+      window->set_writable((in.access & wire::kWindowWrite) != 0);
+      window->set_holds(in.holds);
+      window->set_writes(in.writes);
+      window->set_reads(in.reads);
+      window->set_bytes_written(in.bytes_written);
+      window->set_bytes_read(in.bytes_read);
+      window->set_local_ops(in.local_ops);
+      window->set_local_bytes(in.local_bytes);
+      window->set_remote_ops(in.remote_ops);
+      window->set_remote_bytes(in.remote_bytes);
     }
     if (auto it = traffic.find(s.id); it != traffic.end()) {
       info->set_in_flight(it->second.in_flight);

@@ -121,7 +121,7 @@ absl::StatusOr<wire::WindowDescriptor> WindowTable::Expose(ExposeRequest request
 }
 
 WindowTable::Grant::Grant(std::shared_ptr<Core> core, std::shared_ptr<Window> window,
-                          uint8_t access)
+                          uint8_t access, bool remote)
     : core_(std::move(core)),
       window_(std::move(window)),
       region_(window_->region),
@@ -130,7 +130,8 @@ WindowTable::Grant::Grant(std::shared_ptr<Core> core, std::shared_ptr<Window> wi
       id_(window_->info.id),
       owner_(window_->info.session),
       notify_endpoint_(window_->info.notify_endpoint),
-      access_(access) {}
+      access_(access),
+      remote_(remote) {}
 
 WindowTable::Grant::~Grant() {
   MutexLock lock(&core_->mu);
@@ -143,6 +144,8 @@ WindowTable::Grant::~Grant() {
     ++info.reads;
     info.bytes_read += moved_;
   }
+  ++(remote_ ? info.remote_ops : info.local_ops);
+  (remote_ ? info.remote_bytes : info.local_bytes) += moved_;
   core_->released.notify_all();
 }
 
@@ -190,7 +193,7 @@ absl::StatusOr<std::shared_ptr<WindowTable::Grant>> WindowTable::Acquire(
                                                     node_name_, " (not on its access list)"));
   }
   ++window.info.holds;
-  return std::shared_ptr<Grant>(new Grant(core_, it->second, access));
+  return std::shared_ptr<Grant>(new Grant(core_, it->second, access, node != node_name_));
 }
 
 template <typename Match>

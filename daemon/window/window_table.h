@@ -54,6 +54,8 @@ struct WindowInfo {
   uint8_t access = 0;
   uint64_t holds = 0;
   uint64_t writes = 0, reads = 0, bytes_written = 0, bytes_read = 0;
+  // By path: from this node, or from another.
+  uint64_t local_ops = 0, local_bytes = 0, remote_ops = 0, remote_bytes = 0;
 };
 
 class WindowTable {
@@ -95,13 +97,14 @@ class WindowTable {
 
    private:
     friend class WindowTable;
-    Grant(std::shared_ptr<Core> core, std::shared_ptr<Window> window, uint8_t access);
+    Grant(std::shared_ptr<Core> core, std::shared_ptr<Window> window, uint8_t access, bool remote);
     std::shared_ptr<Core> core_;
     std::shared_ptr<Window> window_;
     std::shared_ptr<Region> region_;
     uint64_t offset_ = 0, length_ = 0, id_ = 0, owner_ = 0;
     std::string notify_endpoint_;
     uint8_t access_ = 0;
+    bool remote_ = false;  // for an initiator on another node
     uint64_t moved_ = 0;
   };
 

@@ -15,6 +15,7 @@
 
 #include "absl/strings/escaping.h"
 #include "axon/client.h"
+#include "axon/v1/admin.pb.h"
 #include "tests/support/axond.h"
 #include "tests/support/pair_test.h"
 
@@ -84,6 +85,36 @@ TEST_P(WindowTest, AWriteLandsBeforeItsNotification) {
   EXPECT_EQ(Checksum(owned(), 3000), Checksum(s + 1000, 3000));
   EXPECT_EQ(Checksum(owned() + 65536, 500000), Checksum(s + 8192, 500000));
   EXPECT_EQ(owned()[4096 + 100], 0);  // nothing past a block
+}
+
+TEST_P(WindowTest, AxonctlShowsWindowsAndTheirTrafficByPath) {
+  ExposeHost(65536, {.notify_endpoint = "b", .allowed = {"node-a"}});
+  auto src = sender_->AllocateHost(65536);
+  ASSERT_TRUE(src.ok());
+  const Block two[] = {{&*src, 0, 0, 1000}, {&*src, 0, 4096, 24}};
+  ASSERT_TRUE(Finish(sender_->Write("a", window_, two), *sender_).ok());
+  ASSERT_TRUE(Finish(sender_->Read("a", window_, two), *sender_).ok());
+  const auto sessions = receiving_daemon().CtlJson<v1::ListSessionsResponse>({"sessions"});
+  const v1::WindowInfo* shown = nullptr;
+  for (const auto& s : sessions.sessions()) {
+    for (const auto& w : s.windows()) shown = &w;
+  }
+  ASSERT_NE(shown, nullptr);
+  EXPECT_EQ(shown->window_id(), window_.id);
+  EXPECT_EQ(shown->length(), 65536u);
+  EXPECT_EQ(shown->notify_endpoint(), "b");
+  EXPECT_EQ(shown->holds(), 0u);
+  // Each operation holds the window once on one node; across daemons, once
+  // per block.
+  const uint64_t ops = remote() ? 4 : 2;
+  EXPECT_EQ(shown->writes() + shown->reads(), ops);
+  EXPECT_EQ(shown->bytes_written(), 1024u);
+  EXPECT_EQ(shown->bytes_read(), 1024u);
+  EXPECT_EQ(remote() ? shown->remote_ops() : shown->local_ops(), ops);
+  EXPECT_EQ(remote() ? shown->remote_bytes() : shown->local_bytes(), 2048u);
+  const std::string table = receiving_daemon().Ctl({"windows"}).out;
+  EXPECT_THAT(table, HasSubstr(std::to_string(window_.id)));
+  EXPECT_THAT(table, HasSubstr("node-a"));
 }
 
 TEST_P(WindowTest, AReadCopiesOutOfTheWindow) {

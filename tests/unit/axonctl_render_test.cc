@@ -48,5 +48,32 @@ TEST(AxonctlRender, CallsShowARowPerEndpointAndMethod) {
   EXPECT_THAT(table, ::testing::ContainsRegex("7 +ps-0 +kv +get +1200 +3 +4 +1 +42us +180us"));
 }
 
+TEST(AxonctlRender, WindowsShowAccessHoldsAndTrafficByPath) {
+  v1::ListSessionsResponse sessions;
+  EXPECT_EQ(RenderWindows(sessions), "no windows exposed\n");
+  v1::SessionInfo* s = sessions.add_sessions();
+  s->set_session_id(3);
+  s->set_client_name("decode-0");
+  v1::WindowInfo* w = s->add_windows();
+  w->set_window_id(42);
+  w->set_region_id(2);
+  w->set_offset(4096);
+  w->set_length(1 << 20);
+  w->set_writable(true);
+  w->set_notify_endpoint("kv");
+  w->set_holds(1);
+  w->set_writes(10);
+  w->set_bytes_written(5000);
+  w->set_local_ops(4);
+  w->set_remote_ops(6);
+  w->set_local_bytes(2000);
+  w->set_remote_bytes(3000);
+  w->add_allowed("prefill-node");
+  const std::string table = RenderWindows(sessions);
+  EXPECT_THAT(table, ::testing::ContainsRegex(
+                         "3 +decode-0 +42 +2\\+4096 +1048576 +w +kv +1 +10/0 +5000/0 +4/6 "
+                         "+2000/3000 +prefill-node"));
+}
+
 }  // namespace
 }  // namespace axon::ctl

@@ -32,8 +32,9 @@
 // A restarted daemon knows no window of its earlier run: expose again.
 //
 // Paths: windows on this node (a memcpy for host memory, the GPU's copy
-// engines for GPU memory, both ways mixed). Windows on other nodes are not
-// supported yet: operations on them fail UNIMPLEMENTED.
+// engines for GPU memory, both ways mixed), and on other nodes (each block a
+// data frame on the daemons' message path, moved as a message of that
+// memory would be). docs/WINDOWS.md has the details.
 #pragma once
 
 #include <cstddef>
