@@ -139,7 +139,8 @@ absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out) {
   }
   std::multimap<uint64_t, WindowInfo> windows;  // by session
   if (state.sessions->windows() != nullptr) {
-    for (WindowInfo& w : state.sessions->windows()->List()) windows.emplace(w.session, std::move(w));
+    for (WindowInfo& w : state.sessions->windows()->List())
+      windows.emplace(w.session, std::move(w));
   }
   for (const SessionSnapshot& s : state.sessions->List()) {
     v1::SessionInfo* info = out.add_sessions();
