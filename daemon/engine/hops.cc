@@ -108,6 +108,7 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
 
 void RingEngine::ForgetSession(uint64_t id) {
   absl::erase_if(window_ops_, [id](const auto& op) { return op.first.first == id; });
+  absl::erase_if(read_targets_, [id](const auto& read) { return read.second.session == id; });
   matcher_.SessionClosed(id);
   if (remote_) remote_->DropSessionFromLoop(id);
 }

@@ -321,6 +321,7 @@ class RingEngine final : private MatchSink {
   // Where a reply to a remote read lands, by token (on the shard with the
   // remote path).
   struct ReadTarget {
+    uint64_t session = 0;  // the reader's
     std::shared_ptr<Region> region;
     uint64_t offset = 0, length = 0;
   };

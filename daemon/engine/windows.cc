@@ -219,7 +219,7 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
     for (Part& p : parts) {
       const uint64_t token = (uint64_t{index_} << 56) | next_read_token_++;
       op.read_tokens.push_back(token);
-      targets.push_back({token, ReadTarget{p.region, p.offset, p.length}});
+      targets.push_back({token, ReadTarget{id, p.region, p.offset, p.length}});
     }
     OnRemoteShard([targets = std::move(targets)](RingEngine& e) mutable {
       for (auto& [token, spot] : targets) e.read_targets_[token] = std::move(spot);
