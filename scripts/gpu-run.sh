@@ -6,6 +6,7 @@
 #   scripts/gpu-run.sh gpu-bench [ARGS...]    gpu-bench: GPU tensors against cudaMemcpy
 #   scripts/gpu-run.sh call-bench [ARGS...]   call-bench: calls against messages and TensorPipe
 #   scripts/gpu-run.sh window-bench [ARGS...] window-bench: one-sided against copies and ucx_perftest
+#                                             (--nixl "env -u LD_LIBRARY_PATH python3.12": and NIXL)
 #   scripts/gpu-run.sh demo                   axon demo
 # AXON_MPS=1 runs it with the CUDA Multi-Process Service up (started here,
 # stopped at the end): without MPS, processes sharing a GPU take turns by
@@ -57,7 +58,8 @@ case $mode in
     ;;
   window-bench)
     "$bundle/bin/window-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
-      --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-window-bench "$@"
+      --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-window-bench \
+      --nixl-script "$repo/bench/window_bench/nixl_peer.py" "$@"
     ;;
   call-bench)
     "$bundle/bin/call-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-call-bench "$@"

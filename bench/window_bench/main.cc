@@ -15,6 +15,8 @@
 //            owner's receive of the notification, p50 us; local against a
 //            64 B two-sided message through the same daemon, remote against
 //            ucp_put_lat at 64 B.
+// With --nixl PYTHON, the local rows also get a NIXL column: the same rows
+// done by NIXL between two processes (nixl_peer.py), run after axon's.
 // GPU rows need a CUDA device; host rows run anywhere. Each figure is the
 // median of --runs runs. Prints a table; --json PATH writes the same as JSON.
 #include <cuda_runtime_api.h>
@@ -27,7 +29,9 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -45,6 +49,8 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   std::string axond, run_dir = "/tmp/axon-window-bench", json;
   std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
+  // NIXL's rows (nixl_peer.py) run by this Python, when set.
+  std::string nixl_python, nixl_script = AXON_BENCH_NIXL_SCRIPT;
   int runs = 5, iterations = 20, latency_samples = 2000, window = 2;
 };
 
@@ -52,6 +58,7 @@ struct Row {
   std::string what, memory, unit, baseline;
   double axon = 0, base = 0;
   bool lower_is_better = false;
+  double nixl = 0;  // the same row done by NIXL (--nixl), 0: not measured
 };
 
 constexpr size_t kBlockBytes = 64 << 20;
@@ -194,6 +201,41 @@ double NotifyLatency(Bench& b, bool message) {
   return Median(us);
 }
 
+// Runs nixl_peer.py with the same sizes and counts and fills each local
+// row's `nixl` from its JSON (rows named alike: "write 64MiB" is "local
+// write 64MiB"; NIXL's memory "cuda" is "gpu"). NIXL runs with UCX error
+// handling off, its faster setting on one host (notifications over shared
+// memory instead of TCP).
+void AddNixl(const Options& o, bool gpu, std::vector<Row>& rows) {
+  const std::string json_path = absl::StrCat(o.run_dir, "/nixl.json");
+  const std::string command =
+      absl::StrCat(o.nixl_python, " ", o.nixl_script, " --memory ", gpu ? "host,cuda" : "host",
+                   " --runs ", o.runs, " --iterations ", o.iterations, " --window ", o.window,
+                   " --latency-samples ", o.latency_samples, " --ucx-error-handling none --json ",
+                   json_path, " > ", o.run_dir, "/nixl.log 2>&1");
+  if (std::system(command.c_str()) != 0) {
+    std::printf("window-bench: nixl_peer.py failed (see %s/nixl.log)\n", o.run_dir.c_str());
+    return;
+  }
+  std::ifstream in(json_path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The rows' fields, in the order nixl_peer.py writes them.
+  static const std::regex kRow(
+      R"re("what":\s*"([^"]+)",\s*"memory":\s*"([^"]+)",\s*"unit":\s*"[^"]+",\s*"nixl":\s*([0-9.eE+-]+))re");
+  int found = 0;
+  for (std::sregex_iterator m(text.begin(), text.end(), kRow), end; m != end; ++m) {
+    const std::string what = "local " + (*m)[1].str();
+    const std::string memory = (*m)[2].str() == "cuda" ? "gpu" : (*m)[2].str();
+    for (Row& r : rows) {
+      if (r.what == what && r.memory == memory) {
+        r.nixl = std::stod((*m)[3].str());
+        ++found;
+      }
+    }
+  }
+  if (found == 0) std::printf("window-bench: no NIXL rows (see %s/nixl.log)\n", o.run_dir.c_str());
+}
+
 std::unique_ptr<axon::Buffer> Allocate(axon::Client& c, bool gpu, size_t bytes) {
   if (gpu) return std::make_unique<axon::CudaBuffer>(Ok(c.AllocateCuda(bytes), "allocate GPU"));
   return std::make_unique<axon::HostBuffer>(Ok(c.AllocateHost(bytes), "allocate"));
@@ -230,6 +272,9 @@ int main(int argc, char** argv) {
   app.add_option("--perftest", o.perftest, "ucx_perftest of the same UCX (the remote baseline)")
       ->capture_default_str();
   app.add_option("--ucx-libdir", o.ucx_libdir, "LD_LIBRARY_PATH for ucx_perftest");
+  app.add_option("--nixl", o.nixl_python,
+                 "a Python with NIXL (nixl-cu13): runs nixl_peer.py for a NIXL column");
+  app.add_option("--nixl-script", o.nixl_script, "nixl_peer.py")->capture_default_str();
   app.add_option("--json", o.json, "also write the results as JSON here");
   CLI11_PARSE(app, argc, argv);
 
@@ -314,28 +359,38 @@ int main(int argc, char** argv) {
   rows.push_back({"remote message 64B", "host", "us p50", "ucp_put_lat 64B", NotifyLatency(b, true),
                   rows.back().base, true});
 
-  std::string table = absl::StrFormat("%-26s %-5s | %12s %12s %6s  %-9s %s\n", "what", "mem",
-                                      "axon", "base", "ratio", "unit", "baseline");
+  if (!o.nixl_python.empty()) AddNixl(o, gpu, rows);
+
+  std::string table =
+      absl::StrFormat("%-26s %-5s | %12s %12s %6s | %12s %6s  %-9s %s\n", "what", "mem", "axon",
+                      "base", "ratio", "nixl", "/nixl", "unit", "baseline");
   std::string json = "{\"rows\": [";
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     // ratio > 1: axon is better, whichever way the unit goes.
     const double ratio =
         r.lower_is_better ? (r.axon > 0 ? r.base / r.axon : 0) : (r.base > 0 ? r.axon / r.base : 0);
-    absl::StrAppendFormat(&table, "%-26s %-5s | %12.2f %12.2f %6.2f  %-9s %s\n", r.what, r.memory,
-                          r.axon, r.base, ratio, r.unit, r.baseline);
+    // Against NIXL the same way round.
+    const double vs_nixl = r.nixl <= 0 || r.axon <= 0 ? 0
+                           : r.lower_is_better        ? r.nixl / r.axon
+                                                      : r.axon / r.nixl;
+    absl::StrAppendFormat(&table, "%-26s %-5s | %12.2f %12.2f %6.2f | %12s %6s  %-9s %s\n", r.what,
+                          r.memory, r.axon, r.base, ratio,
+                          r.nixl > 0 ? absl::StrFormat("%.2f", r.nixl) : "-",
+                          vs_nixl > 0 ? absl::StrFormat("%.2f", vs_nixl) : "-", r.unit, r.baseline);
     absl::StrAppendFormat(&json,
                           "%s{\"what\": \"%s\", \"memory\": \"%s\", \"unit\": \"%s\", "
-                          "\"axon\": %.3f, \"base\": %.3f, \"ratio\": %.3f, \"baseline\": \"%s\"}",
+                          "\"axon\": %.3f, \"base\": %.3f, \"ratio\": %.3f, \"baseline\": \"%s\", "
+                          "\"nixl\": %.3f, \"vs_nixl\": %.3f}",
                           i ? ", " : "", r.what, r.memory, r.unit, r.axon, r.base, ratio,
-                          r.baseline);
+                          r.baseline, r.nixl, vs_nixl);
   }
   absl::StrAppendFormat(&json,
                         "], \"runs\": %d, \"iterations\": %d, \"window\": %d, \"tls\": \"%s\"}\n",
                         o.runs, o.iterations, o.window, tls);
   absl::StrAppendFormat(&table,
                         "medians of %d runs; %d block operations in flight; ucx_perftest on %s; "
-                        "ratio > 1: axon ahead of the baseline\n",
+                        "ratio and /nixl > 1: axon ahead\n",
                         o.runs, o.window, tls);
   std::fputs(table.c_str(), stdout);
   std::fputs(json.c_str(), stdout);
