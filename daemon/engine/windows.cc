@@ -1,4 +1,5 @@
-// One-sided Write and Read on this node (kWrite and kRead ring entries).
+// One-sided Write and Read (kWrite and kRead ring entries): on this node
+// first, then (RemoteWindowOp onwards) to and from windows on other nodes.
 //
 // The operation list is copied out of the client's memory and checked whole
 // before any byte moves: the initiator's endpoint and regions here, then the
