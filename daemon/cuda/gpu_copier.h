@@ -16,6 +16,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 
 namespace axon::daemon {
 
@@ -29,6 +30,11 @@ class GpuCopier {
 
   // Queues a copy of `bytes` bytes on `device`'s stream.
   absl::Status Copy(int device, void* to, const void* from, size_t bytes);
+  // Queues copies `from[i]` -> `to[i]` of `bytes[i]` bytes on `device`'s
+  // stream: one cudaMemcpyBatchAsync where the runtime has it (the driver
+  // then takes a thousand small copies in one call), else one Copy each.
+  absl::Status CopyBatch(int device, absl::Span<void* const> to, absl::Span<const void* const> from,
+                         absl::Span<const size_t> bytes);
   // Runs `done` (from Poll) once everything queued on `device` so far has
   // finished, with the error if a copy failed; at once if it cannot wait.
   void Then(int device, absl::AnyInvocable<void(absl::Status)> done);
@@ -53,6 +59,7 @@ class GpuCopier {
   // device it was made on.
   std::map<int, std::vector<void*>> spare_events_;
   uint64_t copies_ = 0, bytes_ = 0;
+  bool batch_supported_ = true;  // until cudaMemcpyBatchAsync refused a batch
 };
 
 }  // namespace axon::daemon

@@ -14,6 +14,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "common/cuda/driver.h"
 #include "common/wire/window.h"
 #include "daemon/engine/ring_engine.h"
 #include "daemon/window/window_table.h"
@@ -123,7 +124,24 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
   // queued on their device's copier, which answers once per device for the
   // whole operation rather than once per block (KV-cache batches are
   // thousands of small blocks).
+  // GPU blocks by device, copied in one batch call each; a block into
+  // another GPU's memory goes alone (CopyOnGpu maps it for a peer copy).
+  struct DeviceBatch {
+    int device = -1;
+    std::vector<void*> to;
+    std::vector<const void*> from;
+    std::vector<size_t> bytes;
+    std::vector<Region*> pin;  // host regions among the blocks', once each
+  };
+  absl::InlinedVector<DeviceBatch, 2> batches;
   absl::InlinedVector<int, 2> devices;
+  auto batch_of = [&](int device) -> DeviceBatch& {
+    for (DeviceBatch& b : batches) {
+      if (b.device == device) return b;
+    }
+    batches.push_back(DeviceBatch{.device = device});
+    return batches.back();
+  };
   for (BlockCopy& c : copies) {
     state->bytes += c.source.length;
     const int device = c.source.region->on_gpu() ? c.source.region->device()
@@ -138,15 +156,38 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
       });
       continue;
     }
-    const ucx::Parts span{{c.source.region->data() + c.source.offset, c.source.length}};
-    if (auto st = CopyOnGpu(copier_, device, span, *c.target, c.into, {c.source.region, c.target});
-        !st.ok()) {
-      state->status = std::move(st);
-      break;
-    }
     if (std::find(devices.begin(), devices.end(), device) == devices.end()) {
       devices.push_back(device);
     }
+    if (c.target->on_gpu() && c.target->device() != device) {
+      const ucx::Parts span{{c.source.region->data() + c.source.offset, c.source.length}};
+      if (auto st =
+              CopyOnGpu(copier_, device, span, *c.target, c.into, {c.source.region, c.target});
+          !st.ok()) {
+        state->status = std::move(st);
+        break;
+      }
+      continue;
+    }
+    DeviceBatch& b = batch_of(device);
+    b.to.push_back(c.into);
+    b.from.push_back(c.source.region->data() + c.source.offset);
+    b.bytes.push_back(c.source.length);
+    for (Region* r : {c.source.region.get(), c.target.get()}) {
+      if (!r->on_gpu() && std::find(b.pin.begin(), b.pin.end(), r) == b.pin.end()) {
+        b.pin.push_back(r);
+      }
+    }
+  }
+  for (DeviceBatch& b : batches) {
+    if (!state->status.ok()) break;
+    // Pinning runs in the current context: the copying device's.
+    absl::Status st = cuda::UseDevice(b.device);
+    if (st.ok()) {
+      for (Region* r : b.pin) r->PinForGpu();
+      st = copier_.CopyBatch(b.device, b.to, b.from, b.bytes);
+    }
+    if (!st.ok()) state->status = std::move(st);
   }
   for (int device : devices) {
     ++state->left;
