@@ -30,6 +30,7 @@ if(AXON_CLANGXX AND NOT AXON_SANITIZE)
             ${PROJECT_SOURCE_DIR}/common/wire/data.cc
             ${PROJECT_SOURCE_DIR}/common/wire/call.cc
             ${PROJECT_SOURCE_DIR}/common/wire/session.cc
+            ${PROJECT_SOURCE_DIR}/common/wire/window.cc
             ${PROJECT_SOURCE_DIR}/common/tensor/tensor_desc.cc
             ${PROJECT_SOURCE_DIR}/common/errno_status.cc
             ${PROJECT_SOURCE_DIR}/common/secrets.cc
@@ -44,6 +45,7 @@ if(AXON_CLANGXX AND NOT AXON_SANITIZE)
             ${PROJECT_SOURCE_DIR}/common/wire/handshake.cc ${PROJECT_SOURCE_DIR}/common/wire/data.cc
             ${PROJECT_SOURCE_DIR}/common/wire/call.cc ${PROJECT_SOURCE_DIR}/common/wire/call.h
             ${PROJECT_SOURCE_DIR}/common/wire/session.cc ${PROJECT_SOURCE_DIR}/common/wire/session.h
+            ${PROJECT_SOURCE_DIR}/common/wire/window.cc ${PROJECT_SOURCE_DIR}/common/wire/window.h
             ${PROJECT_SOURCE_DIR}/common/tensor/tensor_desc.cc
             ${PROJECT_SOURCE_DIR}/common/tensor/tensor_desc.h
     COMMENT "clang++ -fsanitize=fuzzer wire_fuzz")

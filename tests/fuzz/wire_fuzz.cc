@@ -1,5 +1,6 @@
 // libFuzzer target for the wire decoders (the daemon-to-daemon header and
-// bodies, the call frame, and the session socket's messages): any bytes, any claimed payload size.
+// bodies, the call frame, the session socket's messages, and one-sided
+// operation lists and window descriptors): any bytes, any claimed payload size.
 // Whatever decodes must re-encode to something that decodes the same.
 #include <algorithm>
 #include <cstddef>
@@ -12,6 +13,7 @@
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
 #include "common/wire/session.h"
+#include "common/wire/window.h"
 
 namespace {
 
@@ -86,7 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto body = DecodeData(input); body.ok()) {
     auto round = DecodeData(EncodeData(*body));
     if (!round.ok() || round->message_id != body->message_id || round->tag != body->tag ||
-        round->from != body->from || round->to != body->to) {
+        round->from != body->from || round->to != body->to || round->window.op != body->window.op ||
+        round->window.id != body->window.id || round->window.offset != body->window.offset ||
+        round->window.length != body->window.length || round->window.token != body->window.token ||
+        round->window.capability != body->window.capability) {
       std::abort();
     }
   }
@@ -104,6 +109,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // decodes re-encodes to the very bytes (one spelling per message).
   if (auto request = DecodeSessionRequest(input); request.ok()) {
     if (!SameBytes(EncodeSessionRequest(*request), input)) std::abort();
+  }
+  // A one-sided operation's list is read from memory the client can write,
+  // and a window descriptor comes from anyone: the same rule for both.
+  if (auto list = DecodeWindowOpList(input); list.ok()) {
+    std::vector<uint8_t> again(input.size());
+    EncodeWindowOpList(*list, input.subspan(list->notify_offset()), again.data());
+    if (!SameBytes(again, input)) std::abort();
+  }
+  const absl::string_view text(reinterpret_cast<const char*>(input.data()), input.size());
+  if (auto window = DecodeWindowDescriptor(text); window.ok()) {
+    if (EncodeWindowDescriptor(*window) != text) std::abort();
   }
   return 0;
 }
