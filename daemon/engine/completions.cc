@@ -46,11 +46,7 @@ void CountIn(SessionTraffic& t, bool sent, uint64_t bytes) {
 
 void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length,
                           uint64_t tag) {
-  if (id == 0) {  // the daemon's own: a reply to a read of a window here
-    ReadReplyAnswered(op_id, status);
-    return;
-  }
-  if (!window_ops_.empty() && WindowFrameAnswered(id, op_id, status)) return;
+  if (TookWindowCompletion(id, op_id, status)) return;
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
     HopCompletion(id, std::nullopt, op_id, std::move(status), length, tag);
@@ -61,11 +57,7 @@ void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint
 
 void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status,
                                  uint64_t length, uint64_t tag) {
-  if (id == 0) {  // the daemon's own: a reply to a read of a window here
-    ReadReplyAnswered(op_id, status);
-    return;
-  }
-  if (!window_ops_.empty() && WindowFrameAnswered(id, op_id, status)) return;
+  if (TookWindowCompletion(id, op_id, status)) return;
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
     HopCompletion(id, sent, op_id, std::move(status), length, tag);

@@ -319,10 +319,7 @@ absl::StatusOr<Pending> RingEngine::Prepare(uint64_t id, Session& session,
     return status;
   };
   const absl::string_view endpoint = wire::NameView(submission.endpoint);
-  if (Owner(endpoint) != id) {
-    return fail(absl::FailedPreconditionError(
-        absl::StrCat("endpoint '", endpoint, "' is not bound by this session")));
-  }
+  if (Owner(endpoint) != id) return fail(NotBound(endpoint));
   auto part = FindPart(id, session, submission.region, submission.offset, submission.length);
   if (!part.ok()) return fail(part.status());
   return Pending{.session = id,

@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/latency_histogram.h"
 #include "common/mailbox.h"
@@ -336,6 +337,22 @@ class RingEngine final : private MatchSink {
   // A frame of a remote window operation of session `id` was answered: true
   // when (id, op_id) is one (it completes once all are).
   bool WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status);
+  // Whether the completion of (id, op_id) is a one-sided frame's, which it
+  // then took: a reply to a read of a window here (session 0, the
+  // daemon's own), or a frame of a remote window operation.
+  bool TookWindowCompletion(uint64_t id, uint64_t op_id, const absl::Status& status) {
+    if (id == 0) {
+      ReadReplyAnswered(op_id, status);
+      return true;
+    }
+    return !window_ops_.empty() && WindowFrameAnswered(id, op_id, status);
+  }
+  // FAILED_PRECONDITION naming `endpoint`, which the submitting session did
+  // not bind.
+  static absl::Status NotBound(absl::string_view endpoint) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("endpoint '", endpoint, "' is not bound by this session"));
+  }
   // A window frame from another node, for a window here.
   void WindowArrive(const std::shared_ptr<Incoming>& message);
   // A read of a window here: checked, and the bytes sent back.

@@ -49,10 +49,7 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
   WindowTable* windows = sessions_manager_.windows();
   if (windows == nullptr) return fail(absl::UnavailableError("the daemon is shutting down"));
   const absl::string_view endpoint = wire::NameView(submission.endpoint);
-  if (Owner(endpoint) != id) {
-    return fail(absl::FailedPreconditionError(
-        absl::StrCat("endpoint '", endpoint, "' is not bound by this session")));
-  }
+  if (Owner(endpoint) != id) return fail(NotBound(endpoint));
   if (submission.length > wire::WindowOpListBytes(wire::kMaxWindowBlocks, wire::kMaxNotifyBytes)) {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("an operation list of ", submission.length, " bytes is too long")));
@@ -231,10 +228,9 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
   for (const wire::WindowBlock& b : list.blocks) {
     auto local = FindPart(id, session, b.region, b.offset, b.length);
     if (!local.ok()) return fail(local.status());
-    if (b.window_offset > list.window_length || b.length > list.window_length - b.window_offset) {
-      return fail(absl::OutOfRangeError(absl::StrCat(
-          "bytes [", b.window_offset, ", ", b.window_offset, " + ", b.length,
-          ") are past the end of window ", list.window, " (", list.window_length, " bytes)")));
+    if (auto st = CheckWindowBounds(list.window, list.window_length, b.window_offset, b.length);
+        !st.ok()) {
+      return fail(st);
     }
     bytes += b.length;
     parts.push_back(*std::move(local));

@@ -149,11 +149,12 @@ WindowTable::Grant::~Grant() {
   core_->released.notify_all();
 }
 
-absl::Status WindowTable::Grant::Check(uint64_t offset, uint64_t length) const {
-  if (offset > length_ || length > length_ - offset) {
+absl::Status CheckWindowBounds(uint64_t id, uint64_t window_length, uint64_t offset,
+                               uint64_t length) {
+  if (offset > window_length || length > window_length - offset) {
     return absl::OutOfRangeError(absl::StrCat("bytes [", offset, ", ", offset, " + ", length,
-                                              ") are past the end of window ", id_, " (", length_,
-                                              " bytes)"));
+                                              ") are past the end of window ", id, " (",
+                                              window_length, " bytes)"));
   }
   return absl::OkStatus();
 }

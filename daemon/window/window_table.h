@@ -33,6 +33,11 @@ namespace axon::daemon {
 
 inline constexpr size_t kMaxWindowAllowed = 64;  // entries in an access list
 
+// OUT_OF_RANGE unless [offset, offset + length) lies in window `id` of
+// `window_length` bytes (overflow included).
+absl::Status CheckWindowBounds(uint64_t id, uint64_t window_length, uint64_t offset,
+                               uint64_t length);
+
 struct ExposeRequest {
   uint64_t session = 0;
   uint64_t region_id = 0;
@@ -90,7 +95,9 @@ class WindowTable {
     uint64_t owner() const { return owner_; }  // the owner's session
     const std::string& notify_endpoint() const { return notify_endpoint_; }
     // OUT_OF_RANGE unless [offset, offset + length) lies in the window.
-    absl::Status Check(uint64_t offset, uint64_t length) const;
+    absl::Status Check(uint64_t offset, uint64_t length) const {
+      return CheckWindowBounds(id_, length_, offset, length);
+    }
     // Counts `bytes` moved by this operation (written into the window, or
     // read out of it).
     void Moved(uint64_t bytes) { moved_ += bytes; }
