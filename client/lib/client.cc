@@ -63,9 +63,7 @@ namespace {
 absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& endpoint,
                                           uint64_t tag, const Buffer& buffer, size_t offset,
                                           size_t length, OpOptions options) {
-  if (endpoint.empty() || endpoint.size() >= wire::kEndpointNameSize) {
-    return absl::InvalidArgumentError("endpoint names are 1 to 63 characters");
-  }
+  if (auto st = internal::CheckEndpointName(endpoint); !st.ok()) return st;
   if (buffer.region_id() == 0) return absl::InvalidArgumentError("the buffer was moved from");
   wire::Submission s{.op = static_cast<uint16_t>(op),
                      .timeout_ms = options.timeout_ms,
@@ -219,6 +217,13 @@ absl::Status Client::Cancel(Operation op) {
 }
 
 namespace internal {
+
+absl::Status CheckEndpointName(const std::string& name) {
+  if (name.empty() || name.size() >= wire::kEndpointNameSize) {
+    return absl::InvalidArgumentError("endpoint names are 1 to 63 characters");
+  }
+  return absl::OkStatus();
+}
 
 Completed ToCompleted(const wire::Completion& completion) {
   Completed done;

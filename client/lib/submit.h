@@ -17,6 +17,8 @@ namespace axon::internal {
 
 // What a completion on the ring says, as the public API reports it.
 Completed ToCompleted(const wire::Completion& completion);
+// INVALID_ARGUMENT unless `name` fits a ring entry's endpoint field.
+absl::Status CheckEndpointName(const std::string& name);
 
 class Submit {
  public:

@@ -7,6 +7,7 @@
 #include "axon/v1/control.pb.h"
 #include "client/lib/call_runtime.h"
 #include "client/lib/session.h"
+#include "client/lib/submit.h"
 #include "common/cuda/driver.h"
 #include "common/wire/window.h"
 
@@ -66,9 +67,7 @@ absl::StatusOr<Operation> Client::Read(const std::string& from, const Window& wi
 absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
                                            const Window& window, absl::Span<const Block> blocks,
                                            const Notification* notify, const OpOptions& options) {
-  if (from.empty() || from.size() >= wire::kEndpointNameSize) {
-    return absl::InvalidArgumentError("endpoint names are 1 to 63 characters");
-  }
+  if (auto st = internal::CheckEndpointName(from); !st.ok()) return st;
   auto descriptor = wire::DecodeWindowDescriptor(window.descriptor);
   if (!descriptor.ok()) return descriptor.status();
   if (blocks.empty() || blocks.size() > kMaxBlocksPerOperation) {
