@@ -105,6 +105,41 @@ absl::Status GpuCopier::CopyBatch(int device, absl::Span<void* const> to,
   return absl::OkStatus();
 }
 
+absl::Status GpuCopier::Gather(int device, absl::Span<void* const> to,
+                               absl::Span<const void* const> from, absl::Span<const size_t> bytes) {
+  if (to.size() < 2) return CopyBatch(device, to, from, bytes);
+  void* stream;
+  if (auto st = Stream(device, &stream); !st.ok()) return st;
+  pieces_.resize(gather::kMaxPieces);
+  gather::Piece* pieces = pieces_.data();
+  size_t n = 0;
+  auto launch = [&]() -> absl::Status {
+    if (n == 0) return absl::OkStatus();
+    const int err = gather::Launch(pieces, n, stream);
+    n = 0;
+    if (err != cudaSuccess) {
+      return Failed(static_cast<cudaError_t>(err), absl::StrCat("gathering on GPU ", device));
+    }
+    return absl::OkStatus();
+  };
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (bytes[i] > kGatherMaxBlock) {
+      if (auto st = Copy(device, to[i], from[i], bytes[i]); !st.ok()) return st;
+      continue;
+    }
+    for (size_t at = 0; at < bytes[i]; at += gather::kMaxPieceBytes) {
+      if (n == gather::kMaxPieces) {
+        if (auto st = launch(); !st.ok()) return st;
+      }
+      pieces[n++] = {static_cast<char*>(to[i]) + at, static_cast<const char*>(from[i]) + at,
+                     std::min<uint64_t>(gather::kMaxPieceBytes, bytes[i] - at)};
+    }
+    ++copies_;
+    bytes_ += bytes[i];
+  }
+  return launch();
+}
+
 void GpuCopier::Then(int device, absl::AnyInvocable<void(absl::Status)> done) {
   void* stream;
   if (auto st = Stream(device, &stream); !st.ok()) return done(st);
@@ -171,6 +206,10 @@ absl::Status GpuCopier::CopyBatch(int device, absl::Span<void* const>,
                                   absl::Span<const void* const>, absl::Span<const size_t>) {
   void* stream;
   return Stream(device, &stream);
+}
+absl::Status GpuCopier::Gather(int device, absl::Span<void* const> to,
+                               absl::Span<const void* const> from, absl::Span<const size_t> bytes) {
+  return CopyBatch(device, to, from, bytes);
 }
 void GpuCopier::Then(int device, absl::AnyInvocable<void(absl::Status)> done) {
   void* stream;

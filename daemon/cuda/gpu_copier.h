@@ -17,6 +17,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "daemon/cuda/gather_kernel.h"
 
 namespace axon::daemon {
 
@@ -35,6 +36,12 @@ class GpuCopier {
   // then takes a thousand small copies in one call), else one Copy each.
   absl::Status CopyBatch(int device, absl::Span<void* const> to, absl::Span<const void* const> from,
                          absl::Span<const size_t> bytes);
+  // The same where every pointer is device memory of `device`: blocks of up
+  // to kGatherMaxBlock bytes go in one kernel launch per 1,280 pieces (see
+  // gather_kernel.h), larger ones through the copy engines.
+  absl::Status Gather(int device, absl::Span<void* const> to, absl::Span<const void* const> from,
+                      absl::Span<const size_t> bytes);
+  static constexpr size_t kGatherMaxBlock = 1 << 20;
   // Runs `done` (from Poll) once everything queued on `device` so far has
   // finished, with the error if a copy failed; at once if it cannot wait.
   void Then(int device, absl::AnyInvocable<void(absl::Status)> done);
@@ -59,7 +66,8 @@ class GpuCopier {
   // device it was made on.
   std::map<int, std::vector<void*>> spare_events_;
   uint64_t copies_ = 0, bytes_ = 0;
-  bool batch_supported_ = true;  // until cudaMemcpyBatchAsync refused a batch
+  std::vector<gather::Piece> pieces_;  // Gather's launch list, kept for its capacity
+  bool batch_supported_ = true;        // until cudaMemcpyBatchAsync refused a batch
 };
 
 }  // namespace axon::daemon

@@ -182,7 +182,9 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
     absl::Status st = cuda::UseDevice(b.device);
     if (st.ok()) {
       for (Region* r : b.pin) r->PinForGpu();
-      st = copier_.CopyBatch(b.device, b.to, b.from, b.bytes);
+      // Device memory only: one kernel for the small blocks.
+      st = b.pin.empty() ? copier_.Gather(b.device, b.to, b.from, b.bytes)
+                         : copier_.CopyBatch(b.device, b.to, b.from, b.bytes);
     }
     if (!st.ok()) state->status = std::move(st);
   }

@@ -1,4 +1,5 @@
-// GpuCopier on real GPUs: copies finish in order and report through Poll, and
+// GpuCopier on real GPUs: copies finish in order and report through Poll, the
+// gather kernel moves scattered blocks of any alignment, and
 // with two GPUs, batches alternating between devices (each event recorded on
 // the device it was made on). Skips without a GPU, or with one for the
 // second test.
@@ -7,6 +8,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -92,6 +94,56 @@ TEST(GpuCopier, CallbacksOfOneDeviceRunInQueueOrder) {
     ASSERT_EQ(done, kBatches);
     for (int b = 0; b < kBatches; ++b) ASSERT_EQ(order[b], b) << "round " << round;
   }
+}
+
+TEST(GpuCopier, GatherMovesScatteredUnalignedAndLargeBlocks) {
+  // Blocks of every alignment and size, shuffled between source and target
+  // positions: 16-byte ones (the vector path), odd offsets and lengths (the
+  // byte path), pieces split at 64 KiB, blocks over kGatherMaxBlock (copy
+  // engines), and more pieces than one launch takes.
+  if (Devices() < 1) GTEST_SKIP() << "no GPU";
+  std::vector<size_t> lengths;
+  for (int i = 0; i < 1500; ++i) lengths.push_back(i % 3 == 0 ? 16384 : 1 + (i * 977) % 20000);
+  lengths.push_back(GpuCopier::kGatherMaxBlock + 3);
+  lengths.push_back(200 * 1024);
+  size_t total = 0;
+  std::vector<size_t> at;
+  for (size_t n : lengths) {
+    at.push_back(total);
+    total += n;
+  }
+  std::vector<uint8_t> in(total), out(total, 0), want(total, 0);
+  for (size_t i = 0; i < total; ++i) in[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+  OnDevice from(0, total), to(0, total);
+  ASSERT_TRUE(from.data && to.data);
+  ASSERT_EQ(cudaMemcpy(from.data, in.data(), total, cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemset(to.data, 0, total), cudaSuccess);
+  // Block i goes to where block (n-1-i) would start if the order were
+  // reversed: every target position moves.
+  std::vector<void*> into;
+  std::vector<const void*> src;
+  size_t reversed = 0;
+  for (size_t i = lengths.size(); i-- > 0;) {
+    into.push_back(static_cast<char*>(to.data) + reversed);
+    src.push_back(static_cast<const char*>(from.data) + at[i]);
+    std::copy_n(in.begin() + static_cast<ptrdiff_t>(at[i]), lengths[i],
+                want.begin() + static_cast<ptrdiff_t>(reversed));
+    reversed += lengths[i];
+  }
+  std::vector<size_t> bytes(lengths.rbegin(), lengths.rend());
+  GpuCopier copier;
+  ASSERT_TRUE(copier.Gather(0, into, src, bytes).ok());
+  int done = 0;
+  copier.Then(0, [&](absl::Status st) {
+    EXPECT_TRUE(st.ok()) << st;
+    ++done;
+  });
+  PollUntil(copier, done, 1);
+  ASSERT_EQ(done, 1);
+  ASSERT_EQ(cudaMemcpy(out.data(), to.data, total, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_TRUE(out == want);
+  EXPECT_EQ(copier.copies(), lengths.size());
+  EXPECT_EQ(copier.bytes(), total);
 }
 
 TEST(GpuCopier, BatchesAlternateBetweenTwoGpus) {
