@@ -320,7 +320,8 @@ absl::Status Daemon::StartRingEngine() {
                  .gpu_direct_only = cfg.gpu.remote_path == "direct",
                  .bounce_keep_bytes = static_cast<uint64_t>(cfg.gpu.bounce_keep_mib) << 20,
                  .same_host_handles = cfg.gpu.same_host == "handles",
-                 .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms)}};
+                 .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms),
+                 .window_rma = cfg.peers.window_transfer == "rma"}};
   const int count = EngineShards::CountFor(cfg.engine.shards);
   std::vector<std::unique_ptr<ucx::Loop>> more;
   for (int i = 1; i < count; ++i) {

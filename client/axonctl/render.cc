@@ -187,24 +187,24 @@ std::string RenderCalls(const v1::ListSessionsResponse& sessions) {
 
 std::string RenderWindows(const v1::ListSessionsResponse& sessions) {
   std::string out = absl::StrFormat(
-      "%-8s %-12s %-20s %-10s %14s %-6s %-12s %5s %17s %21s %17s %21s  %s\n", "SESSION", "CLIENT",
+      "%-8s %-12s %-20s %-10s %14s %-6s %-12s %5s %17s %21s %21s %27s  %s\n", "SESSION", "CLIENT",
       "WINDOW", "REGION", "BYTES", "ACCESS", "NOTIFY", "HOLDS", "WRITES/READS", "BYTES IN/OUT",
-      "OPS LOCAL/REMOTE", "BYTES LOCAL/REMOTE", "ALLOWED");
+      "OPS LOCAL/REMOTE/RMA", "BYTES LOCAL/REMOTE/RMA", "ALLOWED");
   int rows = 0;
   for (const auto& s : sessions.sessions()) {
     for (const auto& w : s.windows()) {
       ++rows;
-      absl::StrAppendFormat(&out,
-                            "%-8d %-12s %-20d %-10s %14d %-6s %-12s %5d %17s %21s %17s %21s  %s\n",
-                            s.session_id(), s.client_name().empty() ? "-" : s.client_name(),
-                            w.window_id(), absl::StrCat(w.region_id(), "+", w.offset()), w.length(),
-                            absl::StrCat(w.readable() ? "r" : "", w.writable() ? "w" : ""),
-                            w.notify_endpoint().empty() ? "-" : w.notify_endpoint(), w.holds(),
-                            absl::StrCat(w.writes(), "/", w.reads()),
-                            absl::StrCat(w.bytes_written(), "/", w.bytes_read()),
-                            absl::StrCat(w.local_ops(), "/", w.remote_ops()),
-                            absl::StrCat(w.local_bytes(), "/", w.remote_bytes()),
-                            w.allowed().empty() ? "anyone" : absl::StrJoin(w.allowed(), ","));
+      absl::StrAppendFormat(
+          &out, "%-8d %-12s %-20d %-10s %14d %-6s %-12s %5d %17s %21s %21s %27s  %s\n",
+          s.session_id(), s.client_name().empty() ? "-" : s.client_name(), w.window_id(),
+          absl::StrCat(w.region_id(), "+", w.offset()), w.length(),
+          absl::StrCat(w.readable() ? "r" : "", w.writable() ? "w" : ""),
+          w.notify_endpoint().empty() ? "-" : w.notify_endpoint(), w.holds(),
+          absl::StrCat(w.writes(), "/", w.reads()),
+          absl::StrCat(w.bytes_written(), "/", w.bytes_read()),
+          absl::StrCat(w.local_ops(), "/", w.remote_ops(), "/", w.rma_ops()),
+          absl::StrCat(w.local_bytes(), "/", w.remote_bytes(), "/", w.rma_bytes()),
+          w.allowed().empty() ? "anyone" : absl::StrJoin(w.allowed(), ","));
     }
   }
   if (rows == 0) return "no windows exposed\n";

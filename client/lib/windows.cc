@@ -83,6 +83,7 @@ absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
                           .window_length = descriptor->length,
                           .capability = descriptor->capability,
                           .notify = notify != nullptr,
+                          .rma = (descriptor->access & wire::kWindowRma) != 0,
                           .notify_tag = notify == nullptr ? 0 : notify->tag};
   list.blocks.reserve(blocks.size());
   uint64_t total = 0;

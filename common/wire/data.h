@@ -49,7 +49,11 @@ inline constexpr size_t kMaxStatusMessage = 1024;
 //                initiator's read `token` (no window fields);
 //   kNotify*     an operation's notification (the payload), for the
 //                window's notify endpoint once the operation's bytes are in
-//                place; checked like a write or a read.
+//                place; checked like a write or a read;
+//   kRma*        an RMA request (the payload, window.h): the owner's daemon
+//                pulls each block from the initiator's memory into the
+//                window (kRmaWrite) or pushes it from the window there and
+//                flushes (kRmaRead) with UCX RMA, then answers the frame.
 // The owner's daemon checks `capability` against the window for every kind
 // but kReadReply.
 enum class WindowFrame : uint8_t {
@@ -59,8 +63,10 @@ enum class WindowFrame : uint8_t {
   kRead = 3,
   kReadReply = 4,
   kNotifyRead = 5,
+  kRmaWrite = 6,
+  kRmaRead = 7,
 };
-inline constexpr uint8_t kMaxWindowFrame = 5;
+inline constexpr uint8_t kMaxWindowFrame = 7;
 struct WindowTarget {
   WindowFrame op = WindowFrame::kNone;
   uint64_t id = 0;

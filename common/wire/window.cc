@@ -15,6 +15,11 @@ absl::Status BadDescriptor(const Args&... args) {
 }
 
 template <typename... Args>
+absl::Status BadRma(const Args&... args) {
+  return absl::InvalidArgumentError(absl::StrCat("malformed RMA request: ", args...));
+}
+
+template <typename... Args>
 absl::Status BadList(const Args&... args) {
   return absl::InvalidArgumentError(absl::StrCat("malformed one-sided operation list: ", args...));
 }
@@ -50,7 +55,8 @@ absl::StatusOr<WindowDescriptor> DecodeWindowDescriptor(absl::string_view bytes)
   }
   if (r.remaining() != 0) return BadDescriptor(r.remaining(), " bytes past its end");
   if (node->empty()) return BadDescriptor("no node name");
-  if (*access == 0 || (*access & ~(kWindowRead | kWindowWrite)) != 0) {
+  if ((*access & (kWindowRead | kWindowWrite)) == 0 ||
+      (*access & ~(kWindowRead | kWindowWrite | kWindowRma)) != 0) {
     return BadDescriptor("access ", static_cast<int>(*access), " is neither read nor write");
   }
   window.id = *id;
@@ -68,7 +74,7 @@ void EncodeWindowOpList(const WindowOpList& list, absl::Span<const uint8_t> noti
   std::memcpy(out + 16, list.capability.data(), kCapabilityBytes);
   Store<uint64_t>(out + 32, list.notify_tag);
   Store<uint32_t>(out + 40, static_cast<uint32_t>(notify.size()));
-  Store<uint32_t>(out + 44, list.notify ? kListNotify : 0);
+  Store<uint32_t>(out + 44, (list.notify ? kListNotify : 0) | (list.rma ? kListRma : 0));
   Store<uint64_t>(out + 48, list.window_length);
   uint8_t* at = out + WindowOpList::kHeaderBytes;
   for (const WindowBlock& b : list.blocks) {
@@ -97,8 +103,9 @@ absl::StatusOr<WindowOpList> DecodeWindowOpList(absl::Span<const uint8_t> bytes)
   list.notify_tag = Load<uint64_t>(p + 32);
   list.notify_length = Load<uint32_t>(p + 40);
   const uint32_t flags = Load<uint32_t>(p + 44);
-  if ((flags & ~kListNotify) != 0) return BadList("unknown flags ", flags);
+  if ((flags & ~(kListNotify | kListRma)) != 0) return BadList("unknown flags ", flags);
   list.notify = (flags & kListNotify) != 0;
+  list.rma = (flags & kListRma) != 0;
   list.window_length = Load<uint64_t>(p + 48);
   if (!list.notify && list.notify_length != 0) return BadList("notification bytes without one");
   if (list.notify_length > kMaxNotifyBytes) {
@@ -119,6 +126,78 @@ absl::StatusOr<WindowOpList> DecodeWindowOpList(absl::Span<const uint8_t> bytes)
     at += WindowOpList::kBlockBytes;
   }
   return list;
+}
+
+std::vector<uint8_t> EncodeRmaRequest(const RmaRequest& request) {
+  size_t size = 16 + request.blocks.size() * 32;
+  for (const auto& key : request.keys) size += 4 + (key.size() + 7) / 8 * 8;
+  std::vector<uint8_t> out(size, 0);
+  uint8_t* p = out.data();
+  Store<uint32_t>(p, kRmaMagic);
+  Store<uint32_t>(p + 4, static_cast<uint32_t>(request.keys.size()));
+  Store<uint32_t>(p + 8, static_cast<uint32_t>(request.blocks.size()));
+  p += 16;
+  for (const auto& key : request.keys) {
+    Store<uint32_t>(p, static_cast<uint32_t>(key.size()));
+    if (!key.empty()) std::memcpy(p + 4, key.data(), key.size());
+    p += 4 + (key.size() + 7) / 8 * 8;
+  }
+  for (const RmaBlock& b : request.blocks) {
+    Store<uint64_t>(p, b.window_offset);
+    Store<uint64_t>(p + 8, b.address);
+    Store<uint64_t>(p + 16, b.length);
+    Store<uint32_t>(p + 24, b.key);
+    p += 32;
+  }
+  return out;
+}
+
+absl::StatusOr<RmaRequest> DecodeRmaRequest(absl::Span<const uint8_t> bytes) {
+  if (bytes.size() < 16) return BadRma(bytes.size(), " bytes, shorter than its header");
+  const uint8_t* p = bytes.data();
+  const uint8_t* end = p + bytes.size();
+  if (Load<uint32_t>(p) != kRmaMagic) return BadRma("bad magic");
+  const uint32_t keys = Load<uint32_t>(p + 4);
+  const uint32_t blocks = Load<uint32_t>(p + 8);
+  if (keys == 0 || keys > kMaxRmaKeys) return BadRma(keys, " keys; 1 to ", kMaxRmaKeys);
+  if (blocks == 0 || blocks > kMaxRmaBlocks) {
+    return BadRma(blocks, " blocks; 1 to ", kMaxRmaBlocks);
+  }
+  if (Load<uint32_t>(p + 12) != 0) return BadRma("reserved bits set");
+  p += 16;
+  RmaRequest request;
+  request.keys.reserve(keys);
+  for (uint32_t k = 0; k < keys; ++k) {
+    if (end - p < 4) return BadRma("truncated in key ", k);
+    const uint32_t length = Load<uint32_t>(p);
+    if (length == 0 || length > kMaxRmaKeyBytes) {
+      return BadRma("key ", k, " of ", length, " bytes; 1 to ", kMaxRmaKeyBytes);
+    }
+    const size_t padded = (size_t{length} + 7) / 8 * 8;
+    if (static_cast<size_t>(end - p - 4) < padded) return BadRma("truncated in key ", k);
+    for (size_t i = length; i < padded; ++i) {
+      if (p[4 + i] != 0) return BadRma("key ", k, " has nonzero padding");
+    }
+    request.keys.emplace_back(p + 4, p + 4 + length);
+    p += 4 + padded;
+  }
+  if (static_cast<size_t>(end - p) != size_t{blocks} * 32) {
+    return BadRma(end - p, " bytes for ", blocks, " blocks of 32");
+  }
+  request.blocks.reserve(blocks);
+  for (uint32_t i = 0; i < blocks; ++i, p += 32) {
+    RmaBlock b{.window_offset = Load<uint64_t>(p),
+               .address = Load<uint64_t>(p + 8),
+               .length = Load<uint64_t>(p + 16),
+               .key = Load<uint32_t>(p + 24)};
+    if (Load<uint32_t>(p + 28) != 0) return BadRma("reserved bits set in block ", i);
+    if (b.key >= keys) return BadRma("block ", i, " names key ", b.key, " of ", keys);
+    if (b.length == 0 || b.address + b.length < b.address) {
+      return BadRma("block ", i, " is empty or wraps the address space");
+    }
+    request.blocks.push_back(b);
+  }
+  return request;
 }
 
 }  // namespace axon::wire

@@ -44,11 +44,12 @@ struct Config {
     int reconnect_max_ms = 0;
     int keepalive_ms = 0;
     int dead_after_ms = 0;
-    int eager_limit = 0;    // bytes: larger messages go rendezvous
-    int max_in_flight = 0;  // messages per peer sent and not yet acknowledged
-    std::string discovery;  // "static" or "etcd"
-    int idle_close_ms = 0;  // etcd members' connections idle this long close; 0: never
-    std::string advertise;  // "ip:port" others dial; empty: the listener's address
+    int eager_limit = 0;          // bytes: larger messages go rendezvous
+    int max_in_flight = 0;        // messages per peer sent and not yet acknowledged
+    std::string discovery;        // "static" or "etcd"
+    int idle_close_ms = 0;        // etcd members' connections idle this long close; 0: never
+    std::string window_transfer;  // other daemons' writes and reads of windows here: rma, frames
+    std::string advertise;        // "ip:port" others dial; empty: the listener's address
   } peers;
   struct Etcd {
     std::vector<std::string> endpoints;  // "host:port"

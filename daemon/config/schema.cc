@@ -159,6 +159,11 @@ absl::Status CheckSameHost(const std::string& how) {
   return absl::InvalidArgumentError(absl::StrCat("'", how, "' is not one of handles, bounce"));
 }
 
+absl::Status CheckWindowTransfer(const std::string& how) {
+  if (how == "rma" || how == "frames") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("'", how, "' is not one of rma, frames"));
+}
+
 absl::Status CheckFilePath(const std::string& path) {
   if (path.empty() || path.front() == '/') return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("path '", path, "' must be absolute"));
@@ -301,6 +306,8 @@ const std::vector<ConfigField>& ConfigSchema() {
       Str("peers", "discovery", &Config::peers, &Config::Peers::discovery, &CheckDiscovery),
       Str("peers", "advertise", &Config::peers, &Config::Peers::advertise, &CheckAddress),
       Int("peers", "idle_close_ms", &Config::peers, &Config::Peers::idle_close_ms, 0, 86400000),
+      Str("peers", "window_transfer", &Config::peers, &Config::Peers::window_transfer,
+          &CheckWindowTransfer),
       {"etcd", "endpoints", &ApplyEtcdEndpoints},
       Str("etcd", "prefix", &Config::etcd, &Config::Etcd::prefix, &CheckEtcdPrefix),
       Int("etcd", "lease_ttl_ms", &Config::etcd, &Config::Etcd::lease_ttl_ms, 1000, 3600000),

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
@@ -80,6 +81,14 @@ struct Pending {
   std::string source_node, source_endpoint;
 };
 
+// A one-sided operation's blocks for UCX RMA (Outgoing::rma): the
+// initiator's bytes, kept mapped until the owner's daemon answers, and where
+// each goes in (or comes from) the window.
+struct RmaBlocks {
+  std::vector<Part> local;
+  std::vector<uint64_t> window_offsets;
+};
+
 // A send to another node, as the engine checked it.
 struct Outgoing {
   uint64_t session = 0;
@@ -95,6 +104,9 @@ struct Outgoing {
   uint64_t generation = 0;    // of the node's connection it was staged on
   std::string handle;         // sent by handle: the IPC handle it named
   wire::WindowTarget window;  // a one-sided operation's frame (no `to`)
+  // An RMA request (window.op kRmaWrite / kRmaRead): its blocks, which the
+  // frame names by address and key rather than carrying.
+  std::shared_ptr<const RmaBlocks> rma;
   // A chunk of a chunked send: the send completes once every chunk is
   // answered, with the first failure.
   struct Chunks {

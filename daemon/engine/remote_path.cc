@@ -11,6 +11,7 @@
 #include "daemon/transfer/gpu_by_handle.h"
 #include "daemon/transfer/host_eager.h"
 #include "daemon/transfer/host_rendezvous.h"
+#include "daemon/transfer/window_rma.h"
 #include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
@@ -28,7 +29,8 @@ RemotePath::RemotePath(PeerPlane& peers, GpuCopier& copier, Limits limits, Hooks
       bounce_(std::make_unique<GpuBounce>(*this, copier, limits.bounce_keep_bytes)),
       chunking_(std::make_unique<Chunking>(*this, *bounce_)),
       handles_(
-          std::make_unique<GpuByHandle>(*this, copier, std::move(ipc), limits.same_host_handles)) {
+          std::make_unique<GpuByHandle>(*this, copier, std::move(ipc), limits.same_host_handles)),
+      rma_(std::make_unique<WindowRma>(*this)) {
   peers_.SetHandlersFromLoop(
       {.on_data = [this](const std::string& node, const wire::Header& header,
                          absl::Span<const uint8_t> body,
@@ -117,6 +119,7 @@ absl::Status CopyOnGpu(GpuCopier& copier, int device, const ucx::Parts& from, Re
 }
 
 Transfer* RemotePath::SendKind(const NodeLink& n, const Outgoing& send) {
+  if (send.rma) return rma_.get();
   if (GpuDevice(*send.region, send.more) < 0) {
     return send.length <= limits_.eager_limit ? static_cast<Transfer*>(eager_.get())
                                               : rendezvous_.get();
@@ -186,8 +189,10 @@ void RemotePath::Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepa
   body.window = send.window;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
-  const auto protocol =
-      payload <= limits_.eager_limit ? ucx::AmProtocol::kEager : ucx::AmProtocol::kRendezvous;
+  // An RMA request always goes eager: the owner reads it before anything
+  // moves.
+  const auto protocol = payload <= limits_.eager_limit || send.rma ? ucx::AmProtocol::kEager
+                                                                   : ucx::AmProtocol::kRendezvous;
   // Encoded straight into the peer plane's frame buffer.
   auto st = peers_.SendFrameFromLoop(
       send.node, wire::MessageType::kData,
@@ -219,6 +224,8 @@ uint64_t RemotePath::in_flight() const {
 }
 
 uint64_t RemotePath::handles_open() const { return handles_->handles_open(); }
+uint64_t RemotePath::rma_served() const { return rma_->served(); }
+uint64_t RemotePath::rma_served_bytes() const { return rma_->served_bytes(); }
 uint64_t RemotePath::bounce_allocations() const { return bounce_->allocations(); }
 uint64_t RemotePath::bounce_idle_device_bytes() const { return bounce_->idle_device_bytes(); }
 uint64_t RemotePath::bounce_idle_pinned_bytes() const { return bounce_->idle_pinned_bytes(); }
@@ -411,6 +418,13 @@ void RemotePath::Landed(const Incoming& message, const absl::Status& st,
                         const std::function<void(absl::Status)>& done) {
   Ack(message, st);
   done(st);
+}
+
+void RemotePath::ServeRmaFromLoop(const Incoming& message, const wire::RmaRequest& request,
+                                  std::shared_ptr<Region> window_region, uint8_t* window,
+                                  std::function<void(absl::Status)> done) {
+  AXON_DCHECK_ON_LOOP();
+  rma_->Serve(message, request, std::move(window_region), window, std::move(done));
 }
 
 void RemotePath::RefuseFromLoop(const Incoming& message, const absl::Status& why) {

@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "common/last_entry.h"
 #include "common/wire/data.h"
+#include "common/wire/window.h"
 #include "daemon/cuda/gpu_copier.h"
 #include "daemon/engine/records.h"
 #include "daemon/link/node_link.h"
@@ -52,6 +53,7 @@ class GpuBounce;
 class GpuByHandle;
 class HostEager;
 class HostRendezvous;
+class WindowRma;
 
 // The bytes of a send, in order: [offset, ...) of `region` (what is left of
 // `length` after the `more` parts), then each part of `more`.
@@ -105,6 +107,9 @@ class RemotePath {
     // node is dropped (its work fails UNAVAILABLE, and it reconnects),
     // whatever its keepalives say (peers.dead_after_ms).
     absl::Duration dead_after = absl::Seconds(3);
+    // Serve other daemons' one-sided transfers into host windows here by
+    // UCX RMA (peers.window_transfer rma); without, they come as frames.
+    bool window_rma = true;
   };
 
   // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'
@@ -125,6 +130,13 @@ class RemotePath {
   // bytes came with it, into host memory (or none). Copies and acknowledges
   // it and returns true; false when it needs LandFromLoop (nothing done).
   bool LandNowFromLoop(const Incoming& message, const Region& region, uint8_t* into);
+  // Serves a one-sided RMA request (a kRmaWrite or kRmaRead frame) whose
+  // blocks the engine checked against the window starting at `window` (in
+  // `window_region`): moves them, then runs `done`; answering the frame is
+  // the engine's (AnswerFromLoop).
+  void ServeRmaFromLoop(const Incoming& message, const wire::RmaRequest& request,
+                        std::shared_ptr<Region> window_region, uint8_t* window,
+                        std::function<void(absl::Status)> done);
   // Tells the sender its message was not delivered, and why.
   void RefuseFromLoop(const Incoming& message, const absl::Status& why);
   // Answers a message the engine took without landing it (a one-sided
@@ -159,7 +171,10 @@ class RemotePath {
   uint64_t staged_bytes() const { return counters_.staged_bytes; }
   uint64_t direct_bytes() const { return counters_.direct_bytes; }
   uint64_t by_handle_bytes() const { return counters_.by_handle_bytes; }
-  uint64_t handles_open() const;              // peers' handles mapped now
+  uint64_t handles_open() const;  // peers' handles mapped now
+  bool serves_rma() const { return limits_.window_rma; }
+  uint64_t rma_served() const;                // RMA requests served for other daemons
+  uint64_t rma_served_bytes() const;          // and their bytes
   uint64_t bounce_allocations() const;        // bounce buffers allocated (pooled) so far
   uint64_t bounce_idle_device_bytes() const;  // allocated and idle now, all GPUs
   uint64_t bounce_idle_pinned_bytes() const;
@@ -173,6 +188,7 @@ class RemotePath {
   friend class GpuByHandle;
   friend class HostEager;
   friend class HostRendezvous;
+  friend class WindowRma;
 
   // The peer plane, as the node links see it.
   class PeerTransport final : public LinkTransport {
@@ -287,6 +303,7 @@ class RemotePath {
   std::unique_ptr<GpuBounce> bounce_;
   std::unique_ptr<Chunking> chunking_;
   std::unique_ptr<GpuByHandle> handles_;
+  std::unique_ptr<WindowRma> rma_;
   // False once destroyed: UCX completions that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -334,6 +334,10 @@ class RingEngine final : private MatchSink {
   };
   void RemoteWindowOp(uint64_t id, Session& session, const wire::Submission& submission,
                       const wire::WindowOpList& list, Part list_part, absl::string_view node);
+  // The RMA form of RemoteWindowOp: host blocks, for a window whose owner
+  // serves RMA (the list says so); `parts` checked already.
+  void RmaWindowOp(uint64_t id, const wire::Submission& submission, const wire::WindowOpList& list,
+                   Part list_part, absl::string_view node, std::vector<Part> parts, uint64_t bytes);
   // A frame of a remote window operation of session `id` was answered: true
   // when (id, op_id) is one (it completes once all are).
   bool WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status);
@@ -355,6 +359,10 @@ class RingEngine final : private MatchSink {
   }
   // A window frame from another node, for a window here.
   void WindowArrive(const std::shared_ptr<Incoming>& message);
+  // An RMA request for window `window`: checked, then served by the remote
+  // path, and answered once its bytes have moved.
+  void RmaArrive(const std::shared_ptr<Incoming>& message,
+                 std::shared_ptr<WindowTable::Grant> window);
   // A read of a window here: checked, and the bytes sent back.
   void ReadArrive(const std::shared_ptr<Incoming>& message,
                   std::shared_ptr<WindowTable::Grant> window);

@@ -239,6 +239,11 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
   }
   if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
   const absl::string_view endpoint = wire::NameView(submission.endpoint);
+  if (list.rma &&
+      std::none_of(parts.begin(), parts.end(), [](const Part& p) { return p.region->on_gpu(); })) {
+    RmaWindowOp(id, submission, list, std::move(list_part), node, std::move(parts), bytes);
+    return;
+  }
   RemoteWindow& op = window_ops_[{id, submission.op_id}];
   op = RemoteWindow{.left = parts.size(),
                     .bytes = bytes,
@@ -287,6 +292,49 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
   }
 }
 
+void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
+                             const wire::WindowOpList& list, Part list_part, absl::string_view node,
+                             std::vector<Part> parts, uint64_t bytes) {
+  // Host blocks of a window whose owner serves RMA: one request frame per
+  // kMaxRmaBlocks blocks, and the owner's daemon moves the bytes.
+  const bool write = static_cast<wire::RingOp>(submission.op) == wire::RingOp::kWrite;
+  const size_t frames = (parts.size() + wire::kMaxRmaBlocks - 1) / wire::kMaxRmaBlocks;
+  RemoteWindow& op = window_ops_[{id, submission.op_id}];
+  op = RemoteWindow{
+      .left = frames,
+      .bytes = bytes,
+      .node = std::string(node),
+      .from = std::string(wire::NameView(submission.endpoint)),
+      .window = {.op = write ? wire::WindowFrame::kRmaWrite : wire::WindowFrame::kRmaRead,
+                 .id = list.window,
+                 .capability = list.capability},
+      .notify = list.notify,
+      .notify_tag = list.notify_tag,
+      .notify_bytes = {std::move(list_part.region), submission.offset + list.notify_offset(),
+                       list.notify_length}};
+  const wire::WindowTarget target = op.window;
+  const std::string from = op.from;
+  // `op` may go while these are sent: a send that fails at once answers here.
+  for (size_t first = 0; first < parts.size(); first += wire::kMaxRmaBlocks) {
+    const size_t end = std::min(parts.size(), first + wire::kMaxRmaBlocks);
+    auto blocks = std::make_shared<RmaBlocks>();
+    blocks->local.reserve(end - first);
+    blocks->window_offsets.reserve(end - first);
+    for (size_t i = first; i < end; ++i) {
+      blocks->local.push_back(std::move(parts[i]));
+      blocks->window_offsets.push_back(list.blocks[i].window_offset);
+    }
+    std::shared_ptr<Region> region = blocks->local.front().region;
+    router_.SendRemote(Outgoing{.session = id,
+                                .op_id = submission.op_id,
+                                .node = std::string(node),
+                                .from = from,
+                                .region = std::move(region),
+                                .window = target,
+                                .rma = std::move(blocks)});
+  }
+}
+
 bool RingEngine::WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status) {
   auto it = window_ops_.find({id, op_id});
   if (it == window_ops_.end()) return false;
@@ -297,8 +345,9 @@ bool RingEngine::WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::St
     op.notify = false;
     op.left = 1;
     wire::WindowTarget target = op.window;
-    target.op = op.window.op == wire::WindowFrame::kWrite ? wire::WindowFrame::kNotifyWrite
-                                                          : wire::WindowFrame::kNotifyRead;
+    const bool write =
+        op.window.op == wire::WindowFrame::kWrite || op.window.op == wire::WindowFrame::kRmaWrite;
+    target.op = write ? wire::WindowFrame::kNotifyWrite : wire::WindowFrame::kNotifyRead;
     router_.SendRemote(Outgoing{.session = id,
                                 .op_id = op_id,
                                 .node = op.node,
@@ -328,7 +377,8 @@ void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
     ReadReplyArrive(message);
     return;
   }
-  const bool reads = kind == wire::WindowFrame::kRead || kind == wire::WindowFrame::kNotifyRead;
+  const bool reads = kind == wire::WindowFrame::kRead || kind == wire::WindowFrame::kNotifyRead ||
+                     kind == wire::WindowFrame::kRmaRead;
   WindowTable* windows = sessions_manager_.windows();
   if (windows == nullptr) {
     Refuse(*message, absl::UnavailableError("the daemon is shutting down"));
@@ -341,6 +391,10 @@ void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
     return;
   }
   std::shared_ptr<WindowTable::Grant> window = *std::move(grant);
+  if (kind == wire::WindowFrame::kRmaWrite || kind == wire::WindowFrame::kRmaRead) {
+    RmaArrive(message, std::move(window));
+    return;
+  }
   if (kind == wire::WindowFrame::kRead) {
     ReadArrive(message, std::move(window));
     return;
@@ -373,6 +427,50 @@ void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
                         [window = std::move(window), length = message->length()](absl::Status st) {
                           if (st.ok()) window->Moved(length);
                         });
+}
+
+void RingEngine::RmaArrive(const std::shared_ptr<Incoming>& message,
+                           std::shared_ptr<WindowTable::Grant> window) {
+  if (message->pending || message->chunked || !message->handle.empty()) {
+    Refuse(*message, absl::InvalidArgumentError("an RMA request must come whole in its frame"));
+    return;
+  }
+  if (!remote_->serves_rma()) {
+    Refuse(
+        *message,
+        absl::FailedPreconditionError(
+            "this daemon serves no one-sided transfers by RMA (peers.window_transfer is frames)"));
+    return;
+  }
+  if (window->region()->on_gpu()) {
+    Refuse(*message, absl::FailedPreconditionError(absl::StrCat(
+                         "window ", window->id(), " is GPU memory, which is not served by RMA")));
+    return;
+  }
+  auto request = wire::DecodeRmaRequest({message->data.data(), message->data.size()});
+  if (!request.ok()) {
+    Refuse(*message, request.status());
+    return;
+  }
+  uint64_t bytes = 0;
+  for (const wire::RmaBlock& b : request->blocks) {
+    if (auto st = window->Check(b.window_offset, b.length); !st.ok()) {
+      Refuse(*message, st);
+      return;
+    }
+    bytes += b.length;
+  }
+  // The window stays held until every byte has moved.
+  window->ByRma();
+  const std::shared_ptr<Region> region = window->region();
+  uint8_t* base = window->data();
+  remote_->ServeRmaFromLoop(
+      *message, *request, region, base,
+      [this, message, window = std::move(window), bytes](absl::Status st) mutable {
+        if (st.ok()) window->Moved(bytes);
+        window.reset();
+        remote_->AnswerFromLoop(*message, st);
+      });
 }
 
 void RingEngine::ReadArrive(const std::shared_ptr<Incoming>& message,

@@ -54,6 +54,7 @@ void HostRegion::PinForGpu() {
 }
 
 HostRegion::~HostRegion() {
+  ReleaseRegistration();
   if (pinned_) cuda::UnpinHost(data());
   ::munmap(data(), length());
 }

@@ -53,7 +53,16 @@ class Region {
   // open it: only legacy IPC memory can be (not host or VMM memory).
   virtual std::optional<IpcSource> IpcSourceOf(const uint8_t* /*p*/) const { return std::nullopt; }
 
+  // What the peer plane registered of this region for UCX RMA (a memory
+  // handle and its packed key, made by the first one-sided transfer from it:
+  // daemon/transfer/window_rma), kept while the region lives and released
+  // before its memory. The remote path's thread only.
+  std::shared_ptr<const void>& rma_registration() { return rma_registration_; }
+
  protected:
+  // A derived destructor calls this before it unmaps the memory.
+  void ReleaseRegistration() { rma_registration_.reset(); }
+
   Region(uint8_t* data, uint64_t length, MemoryKind kind, int device)
       : data_(data), length_(length), kind_(kind), device_(device) {}
 
@@ -62,6 +71,7 @@ class Region {
   uint64_t length_;
   MemoryKind kind_;
   int device_;
+  std::shared_ptr<const void> rma_registration_;
 };
 
 }  // namespace axon::daemon

@@ -141,4 +141,47 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> PeerManager::RegisterFromLoop(void* address,
+                                                                                 size_t length) {
+  AXON_DCHECK_ON_LOOP();
+  return ucx::MemoryHandle::Map(data_.context(), address, length, ucx::MemoryKind::kHost);
+}
+
+ucx::Endpoint* PeerManager::DataEndpoint(const std::string& node) {
+  Peer* found = FindPeer(node);
+  if (found == nullptr || found->state != PeerState::kUp) return nullptr;
+  return found->data_ep ? found->data_ep.get() : found->ep.get();
+}
+
+absl::StatusOr<std::unique_ptr<ucx::RemoteKey>> PeerManager::UnpackKeyFromLoop(
+    const std::string& node, absl::Span<const uint8_t> packed) {
+  AXON_DCHECK_ON_LOOP();
+  ucx::Endpoint* ep = DataEndpoint(node);
+  if (ep == nullptr) return CheckUpFromLoop(node);
+  return ucx::RemoteKey::Unpack(*ep, packed);
+}
+
+void PeerManager::RmaFromLoop(const std::string& node, bool put, void* local, size_t length,
+                              uint64_t address, const ucx::RemoteKey& key,
+                              ucx::Endpoint::SendDone done) {
+  AXON_DCHECK_ON_LOOP();
+  ucx::Endpoint* ep = DataEndpoint(node);
+  if (ep == nullptr) return done(CheckUpFromLoop(node));
+  Peer& peer = *FindPeer(node);
+  if (put) {
+    peer.stats.bytes_sent += length;
+    ep->Put(local, length, address, key, std::move(done));
+  } else {
+    peer.stats.bytes_received += length;
+    ep->Get(local, length, address, key, std::move(done));
+  }
+}
+
+void PeerManager::FlushFromLoop(const std::string& node, ucx::Endpoint::SendDone done) {
+  AXON_DCHECK_ON_LOOP();
+  ucx::Endpoint* ep = DataEndpoint(node);
+  if (ep == nullptr) return done(CheckUpFromLoop(node));
+  ep->Flush(std::move(done));
+}
+
 }  // namespace axon::daemon

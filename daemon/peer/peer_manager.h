@@ -99,6 +99,13 @@ class PeerManager final : public PeerPlane {
   void DropFromLoop(const std::string& node, const std::string& why) override;
   bool PeerTakesCudaFromLoop(const std::string& node) const override;
   bool PeerSharesGpusFromLoop(const std::string& node) override;
+  absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> RegisterFromLoop(void* address,
+                                                                      size_t length) override;
+  absl::StatusOr<std::unique_ptr<ucx::RemoteKey>> UnpackKeyFromLoop(
+      const std::string& node, absl::Span<const uint8_t> packed) override;
+  void RmaFromLoop(const std::string& node, bool put, void* local, size_t length, uint64_t address,
+                   const ucx::RemoteKey& key, ucx::Endpoint::SendDone done) override;
+  void FlushFromLoop(const std::string& node, ucx::Endpoint::SendDone done) override;
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
                                  ucx::Parts parts, ucx::Keepalives keep, ucx::AmProtocol protocol,
                                  uint64_t sequence,
@@ -201,6 +208,8 @@ class PeerManager final : public PeerPlane {
   Peer* FindByEndpoint(ucx::EndpointId ep);
   // peers_[node] if it is there (the last one found first), else null.
   Peer* FindPeer(const std::string& node);
+  // The connection frames to and from `node` use, if it is up.
+  ucx::Endpoint* DataEndpoint(const std::string& node);
   // A rendezvous message that is not message-path data: pull it onto the
   // heap, then handle it like an eager one.
   void PullThenHandle(ucx::AmMessage& message);

@@ -14,6 +14,8 @@
 #include "absl/types/span.h"
 #include "common/wire/header.h"
 #include "daemon/ucx/endpoint.h"
+#include "daemon/ucx/memory_handle.h"
+#include "daemon/ucx/remote_key.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::daemon {
@@ -64,6 +66,22 @@ class PeerPlane {
                                          FrameWriter frame, ucx::Parts parts, ucx::Keepalives keep,
                                          ucx::AmProtocol protocol, uint64_t sequence,
                                          ucx::MemoryKind memory = ucx::MemoryKind::kHost) = 0;
+
+  // One-sided transfers by UCX RMA (daemon/transfer/window_rma).
+  // Registers [address, address + length) of this daemon's memory, so that
+  // a peer can reach it with the handle's packed key.
+  virtual absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> RegisterFromLoop(void* address,
+                                                                              size_t length) = 0;
+  // Node `node`'s packed key, unpacked on its connection (the one frames
+  // from it came on); fails like CheckUpFromLoop.
+  virtual absl::StatusOr<std::unique_ptr<ucx::RemoteKey>> UnpackKeyFromLoop(
+      const std::string& node, absl::Span<const uint8_t> packed) = 0;
+  // Ucx::Endpoint::Put / Get / Flush on that connection; `done` always
+  // runs (with UNAVAILABLE when the node is not up).
+  virtual void RmaFromLoop(const std::string& node, bool put, void* local, size_t length,
+                           uint64_t address, const ucx::RemoteKey& key,
+                           ucx::Endpoint::SendDone done) = 0;
+  virtual void FlushFromLoop(const std::string& node, ucx::Endpoint::SendDone done) = 0;
 
   // The same with the body encoded already.
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,

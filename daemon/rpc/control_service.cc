@@ -107,8 +107,11 @@ grpc::Status ControlService::Expose(grpc::ServerContext*, const v1::ExposeReques
       .allowed = {request->allowed().begin(), request->allowed().end()},
       .access = static_cast<uint8_t>((request->no_read() ? 0 : wire::kWindowRead) |
                                      (request->no_write() ? 0 : wire::kWindowWrite))};
+  const bool host = expose.region != nullptr && !expose.region->on_gpu();
   auto window = sessions.windows()->Expose(std::move(expose));
   if (!window.ok()) return axon::rpc::ToGrpcStatus(window.status());
+  // Initiators on other nodes send RMA requests for it (WindowRma).
+  if (host && state_.config.peers.window_transfer == "rma") window->access |= wire::kWindowRma;
   response->set_window_descriptor(wire::EncodeWindowDescriptor(*window));
   response->set_window_id(window->id);
   return grpc::Status::OK;

@@ -188,6 +188,8 @@ absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out) {
       window->set_local_bytes(in.local_bytes);
       window->set_remote_ops(in.remote_ops);
       window->set_remote_bytes(in.remote_bytes);
+      window->set_rma_ops(in.rma_ops);
+      window->set_rma_bytes(in.rma_bytes);
     }
     if (auto it = traffic.find(s.id); it != traffic.end()) {
       info->set_in_flight(it->second.in_flight);

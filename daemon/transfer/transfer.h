@@ -11,6 +11,8 @@
 //   gpu_by_handle    GPU bytes between daemons on one host, by CUDA IPC
 //                    handle: the receiver copies straight from the sender
 //   chunking         a large GPU send as a stream of bounce-buffer chunks
+//   window_rma       a one-sided operation's host blocks, moved by the
+//                    window owner's daemon with UCX RMA (Serve)
 //
 // A kind belongs to its RemotePath (its parent, which outlives it) and runs
 // on the loop thread only.

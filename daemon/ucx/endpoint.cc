@@ -129,6 +129,51 @@ void Endpoint::Submit(uint16_t id, absl::Span<const uint8_t> header, Request req
   Request::Submit(result, std::move(request));
 }
 
+void Endpoint::Put(const void* from, size_t length, uint64_t address, const RemoteKey& key,
+                   SendDone done) {
+  Rma(true, const_cast<void*>(from), length, address, key, std::move(done));
+}
+
+void Endpoint::Get(void* into, size_t length, uint64_t address, const RemoteKey& key,
+                   SendDone done) {
+  Rma(false, into, length, address, key, std::move(done));
+}
+
+void Endpoint::Rma(bool put, void* local, size_t length, uint64_t address, const RemoteKey& key,
+                   SendDone done) {
+  if (failed_) {
+    if (done) done(absl::UnavailableError("connection is broken"));
+    return;
+  }
+  if (key.endpoint() != handle_) {
+    // Another connection's key would name memory through the wrong
+    // transport state: refused rather than left to UCX.
+    if (done) done(absl::FailedPreconditionError("a remote key unpacked on another connection"));
+    return;
+  }
+  ucp_request_param_t params{};
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_MEMORY_TYPE;
+  params.memory_type = UCS_MEMORY_TYPE_HOST;
+  Request::PrepareSend(params);
+  Request request(put ? "ucp_put_nbx" : "ucp_get_nbx", std::move(done));
+  const ucs_status_ptr_t result =
+      put ? ucp_put_nbx(handle_, local, length, address, key.handle(), &params)
+          : ucp_get_nbx(handle_, local, length, address, key.handle(), &params);
+  Request::Submit(result, std::move(request));
+}
+
+void Endpoint::Flush(SendDone done) {
+  if (failed_) {
+    if (done) done(absl::UnavailableError("connection is broken"));
+    return;
+  }
+  ucp_request_param_t params{};
+  Request::PrepareSend(params);
+  Request request("ucp_ep_flush_nbx", std::move(done));
+  const ucs_status_ptr_t result = ucp_ep_flush_nbx(handle_, &params);
+  Request::Submit(result, std::move(request));
+}
+
 std::vector<std::string> Endpoint::Transports() const {
   std::vector<std::string> out;
 #if defined(UCP_API_VERSION) && UCP_API_VERSION >= UCP_VERSION(1, 14)

@@ -1,5 +1,6 @@
 // ucx::Endpoint owns one ucp_ep_h: a connection to another daemon, made with
-// UCX's sockaddr flow and peer error handling on. It sends active messages.
+// UCX's sockaddr flow and peer error handling on. It sends active messages,
+// and reads and writes the other daemon's memory by remote key.
 // Destroying it force-closes the connection. UCX thread only.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/net_address.h"
+#include "daemon/ucx/remote_key.h"
 #include "daemon/ucx/request.h"
 #include "daemon/ucx/worker.h"
 
@@ -64,6 +66,17 @@ class Endpoint {
   void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts, Keepalives keep,
                     AmProtocol protocol, SendDone done, MemoryKind memory = MemoryKind::kHost);
 
+  // One-sided: writes `length` bytes at `from` to `address` in the other
+  // daemon (Put), or reads them from there into `into` (Get), with `key`,
+  // unpacked on this endpoint. `done` runs once UCX is done with the local
+  // memory: a Get's bytes are here; a Put's may not be there yet (Flush).
+  // The caller keeps the local memory and the key valid until then.
+  void Put(const void* from, size_t length, uint64_t address, const RemoteKey& key, SendDone done);
+  void Get(void* into, size_t length, uint64_t address, const RemoteKey& key, SendDone done);
+  // Runs `done` once every operation started on this endpoint so far is
+  // complete at the other daemon too.
+  void Flush(SendDone done);
+
   // The transports UCX uses on each lane, as "tl/device" (UCX >= 1.14).
   std::vector<std::string> Transports() const;
 
@@ -77,6 +90,9 @@ class Endpoint {
   static absl::StatusOr<std::unique_ptr<Endpoint>> Create(Worker& worker, ucp_ep_params_t& params,
                                                           ErrorHandler on_error);
   static void OnError(void* arg, ucp_ep_h ep, ucs_status_t status);
+  // Checks `key` was unpacked here, then submits ucp_put_nbx or ucp_get_nbx.
+  void Rma(bool put, void* local, size_t length, uint64_t address, const RemoteKey& key,
+           SendDone done);
   // Submits ucp_am_send_nbx; `buffer`/`count` as UCX takes them for `datatype`.
   void Submit(uint16_t id, absl::Span<const uint8_t> header, Request request, const void* buffer,
               size_t count, ucp_datatype_t datatype, AmProtocol protocol, MemoryKind memory);

@@ -28,7 +28,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const Context& context) {
     ucp_worker_destroy(handle);
     return st;
   }
-  return std::unique_ptr<Worker>(new Worker(handle, fd));
+  return std::unique_ptr<Worker>(new Worker(context, handle, fd));
 }
 
 Worker::~Worker() {

@@ -69,6 +69,7 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   ucp_worker_h handle() const { return handle_; }
+  const Context& context() const { return context_; }
   // The fd that becomes readable when the worker has events, once armed.
   int event_fd() const { return event_fd_; }
 
@@ -104,12 +105,14 @@ class Worker {
     uint16_t id;
     AmHandler handler;
   };
-  Worker(ucp_worker_h handle, int event_fd) : handle_(handle), event_fd_(event_fd) {}
+  Worker(const Context& context, ucp_worker_h handle, int event_fd)
+      : context_(context), handle_(handle), event_fd_(event_fd) {}
   static ucs_status_t OnAm(void* arg, const void* header, size_t header_length, void* data,
                            size_t length, const ucp_am_recv_param_t* param);
   bool RunDeferred();
   void FreeCompletedRequests();
 
+  const Context& context_;
   ucp_worker_h handle_;
   int event_fd_;
   std::map<uint16_t, AmRegistration> am_handlers_;

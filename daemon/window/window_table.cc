@@ -146,6 +146,10 @@ WindowTable::Grant::~Grant() {
   }
   ++(remote_ ? info.remote_ops : info.local_ops);
   (remote_ ? info.remote_bytes : info.local_bytes) += moved_;
+  if (rma_) {
+    ++info.rma_ops;
+    info.rma_bytes += moved_;
+  }
   core_->released.notify_all();
 }
 

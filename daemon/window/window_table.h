@@ -61,6 +61,8 @@ struct WindowInfo {
   uint64_t writes = 0, reads = 0, bytes_written = 0, bytes_read = 0;
   // By path: from this node, or from another.
   uint64_t local_ops = 0, local_bytes = 0, remote_ops = 0, remote_bytes = 0;
+  // Of the remote ones, those served by UCX RMA.
+  uint64_t rma_ops = 0, rma_bytes = 0;
 };
 
 class WindowTable {
@@ -101,6 +103,8 @@ class WindowTable {
     // Counts `bytes` moved by this operation (written into the window, or
     // read out of it).
     void Moved(uint64_t bytes) { moved_ += bytes; }
+    // The operation is served by UCX RMA (counted apart).
+    void ByRma() { rma_ = true; }
 
    private:
     friend class WindowTable;
@@ -112,6 +116,7 @@ class WindowTable {
     std::string notify_endpoint_;
     uint8_t access_ = 0;
     bool remote_ = false;  // for an initiator on another node
+    bool rma_ = false;
     uint64_t moved_ = 0;
   };
 

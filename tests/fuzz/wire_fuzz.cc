@@ -117,6 +117,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     EncodeWindowOpList(*list, input.subspan(list->notify_offset()), again.data());
     if (!SameBytes(again, input)) std::abort();
   }
+  // An RMA request comes from another daemon: the same rule.
+  if (auto rma = DecodeRmaRequest(input); rma.ok()) {
+    if (!SameBytes(EncodeRmaRequest(*rma), input)) std::abort();
+  }
   const absl::string_view text(reinterpret_cast<const char*>(input.data()), input.size());
   if (auto window = DecodeWindowDescriptor(text); window.ok()) {
     if (EncodeWindowDescriptor(*window) != text) std::abort();

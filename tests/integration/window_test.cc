@@ -1,7 +1,8 @@
-// One-sided transfers through real daemons, each test twice: both clients on
-// one daemon (local), and the initiator on node-a, the owner on node-b
-// (remote, over UCX). The receiver ("b") exposes windows, the sender ("a")
-// writes into and reads from them, with notifications; every check the
+// One-sided transfers through real daemons, each test three times: both
+// clients on one daemon (local), and the initiator on node-a, the owner on
+// node-b, over UCX: with the owner serving host windows by RMA (the
+// default), and with a frame per block (peers.window_transfer=frames). The receiver ("b") exposes
+// windows, the sender ("a") writes into and reads from them, with notifications; every check the
 // owner's daemon makes; revocation racing writes, and by the owner's session
 // ending.
 #include <gmock/gmock.h>
@@ -24,9 +25,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class WindowTest : public ::testing::TestWithParam<bool>, protected Pair {
+enum class Path { kLocal, kRma, kFrames };
+
+std::string PathName(const ::testing::TestParamInfo<Path>& p) {
+  return p.param == Path::kLocal ? "Local" : p.param == Path::kRma ? "Rma" : "Frames";
+}
+
+class WindowTest : public ::testing::TestWithParam<Path>, protected Pair {
  protected:
-  void SetUp() override { StartPair(GetParam()); }
+  void SetUp() override {
+    StartPair(GetParam() != Path::kLocal, frames() ? std::vector<std::string>{"peers.window_"
+                                                                              "transfer=frames"}
+                                                   : std::vector<std::string>{});
+  }
+  bool rma() const { return GetParam() == Path::kRma; }
+  bool frames() const { return GetParam() == Path::kFrames; }
 
   // A host window of `bytes` owned by the receiver, notifying "b".
   void ExposeHost(size_t bytes, ExposeOptions options = {.notify_endpoint = "b"}) {
@@ -56,7 +69,8 @@ class WindowTest : public ::testing::TestWithParam<bool>, protected Pair {
   Window window_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Path, WindowTest, ::testing::Values(false, true), PathName);
+INSTANTIATE_TEST_SUITE_P(Path, WindowTest,
+                         ::testing::Values(Path::kLocal, Path::kRma, Path::kFrames), PathName);
 
 TEST_P(WindowTest, AWriteLandsBeforeItsNotification) {
   ExposeHost(1 << 20);
@@ -104,14 +118,16 @@ TEST_P(WindowTest, AxonctlShowsWindowsAndTheirTrafficByPath) {
   EXPECT_EQ(shown->length(), 65536u);
   EXPECT_EQ(shown->notify_endpoint(), "b");
   EXPECT_EQ(shown->holds(), 0u);
-  // Each operation holds the window once on one node; across daemons, once
-  // per block.
-  const uint64_t ops = remote() ? 4 : 2;
+  // Each operation holds the window once on one node or by RMA; as frames,
+  // once per block.
+  const uint64_t ops = frames() ? 4 : 2;
   EXPECT_EQ(shown->writes() + shown->reads(), ops);
   EXPECT_EQ(shown->bytes_written(), 1024u);
   EXPECT_EQ(shown->bytes_read(), 1024u);
   EXPECT_EQ(remote() ? shown->remote_ops() : shown->local_ops(), ops);
   EXPECT_EQ(remote() ? shown->remote_bytes() : shown->local_bytes(), 2048u);
+  EXPECT_EQ(shown->rma_ops(), rma() ? 2u : 0u);
+  EXPECT_EQ(shown->rma_bytes(), rma() ? 2048u : 0u);
   const std::string table = receiving_daemon().Ctl({"windows"}).out;
   EXPECT_THAT(table, HasSubstr(std::to_string(window_.id)));
   EXPECT_THAT(table, HasSubstr("node-a"));
@@ -180,6 +196,65 @@ TEST_P(WindowTest, AThousandSmallBlocksWithOneNotification) {
               Checksum(s + i * kBlock, kBlock))
         << "block " << i;
   }
+}
+
+TEST_P(WindowTest, MoreBlocksThanOneRmaRequestTakesWithOneNotification) {
+  // 5,000 blocks: two RMA requests (4,096 blocks each at most), and the
+  // notification only after both are served.
+  constexpr size_t kBlocks = 5000, kBlock = 64;
+  ExposeHost(kBlocks * kBlock);
+  auto src = sender_->AllocateHost(kBlocks * kBlock);
+  auto back = sender_->AllocateHost(kBlocks * kBlock);
+  auto note_into = receiver_->AllocateHost(64);
+  ASSERT_TRUE(src.ok() && back.ok() && note_into.ok());
+  auto* s = static_cast<uint8_t*>(src->data());
+  for (size_t i = 0; i < kBlocks * kBlock; ++i) s[i] = static_cast<uint8_t>(i * 29 + i / kBlock);
+  std::vector<Block> blocks, reads;
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks.push_back({&*src, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
+    reads.push_back({&*back, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
+  }
+  auto note = receiver_->PostRecv("b", 5, *note_into, 0, 64);
+  ASSERT_TRUE(note.ok());
+  const Notification notification{5, "both"};
+  size_t moved = 0;
+  ASSERT_TRUE(Finish(sender_->Write("a", window_, blocks, &notification), *sender_, &moved).ok());
+  EXPECT_EQ(moved, kBlocks * kBlock);
+  auto arrived = receiver_->Wait(*note, 10000);
+  ASSERT_TRUE(arrived.ok() && arrived->status.ok());
+  for (size_t i = 0; i < kBlocks; ++i) {
+    ASSERT_EQ(Checksum(owned() + (kBlocks - 1 - i) * kBlock, kBlock),
+              Checksum(s + i * kBlock, kBlock))
+        << "block " << i;
+  }
+  // And back out, each block to where it came from.
+  ASSERT_TRUE(Finish(sender_->Read("a", window_, reads), *sender_).ok());
+  EXPECT_EQ(Checksum(back->data(), kBlocks * kBlock), Checksum(s, kBlocks * kBlock));
+}
+
+TEST_P(WindowTest, AnOwnerThatServesNoRmaRefusesRmaRequests) {
+  // The descriptor's RMA bit is the owner's word; an initiator that claims
+  // it for a window whose owner sends frames gets a clear refusal, and the
+  // honest descriptor still works.
+  if (!remote()) GTEST_SKIP() << "two daemons";
+  ExposeHost(4096);
+  constexpr size_t kAccess = 4 + 8 + 8 + 16;
+  EXPECT_EQ((window_.descriptor[kAccess] & 4) != 0, rma());
+  std::string forged = window_.descriptor;
+  forged[kAccess] = static_cast<char>(forged[kAccess] | 4);
+  auto claimed = Window::FromDescriptor(forged);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  auto src = sender_->AllocateHost(4096);
+  ASSERT_TRUE(src.ok());
+  const Block one[] = {{&*src, 0, 0, 4096}};
+  const absl::Status st = Finish(sender_->Write("a", *claimed, one), *sender_);
+  if (frames()) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+    EXPECT_THAT(st.message(), HasSubstr("peers.window_transfer"));
+  } else {
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  EXPECT_TRUE(Finish(sender_->Write("a", window_, one), *sender_).ok());
 }
 
 TEST_P(WindowTest, EveryBadInputHasItsOwnStatus) {

@@ -68,11 +68,13 @@ TEST(AxonctlRender, WindowsShowAccessHoldsAndTrafficByPath) {
   w->set_remote_ops(6);
   w->set_local_bytes(2000);
   w->set_remote_bytes(3000);
+  w->set_rma_ops(5);
+  w->set_rma_bytes(2500);
   w->add_allowed("prefill-node");
   const std::string table = RenderWindows(sessions);
   EXPECT_THAT(table, ::testing::ContainsRegex(
-                         "3 +decode-0 +42 +2\\+4096 +1048576 +w +kv +1 +10/0 +5000/0 +4/6 "
-                         "+2000/3000 +prefill-node"));
+                         "3 +decode-0 +42 +2\\+4096 +1048576 +w +kv +1 +10/0 +5000/0 +4/6/5 "
+                         "+2000/3000/2500 +prefill-node"));
 }
 
 }  // namespace

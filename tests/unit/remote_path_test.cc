@@ -70,6 +70,22 @@ class FakePlane final : public PeerPlane {
     if (on_down_) on_down_(node, why);
   }
   bool PeerTakesCudaFromLoop(const std::string&) const override { return false; }
+  // No RMA here: the window RMA path runs against real daemons
+  // (window_test).
+  absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> RegisterFromLoop(void*, size_t) override {
+    return absl::UnimplementedError("no RMA in the fake plane");
+  }
+  absl::StatusOr<std::unique_ptr<ucx::RemoteKey>> UnpackKeyFromLoop(
+      const std::string&, absl::Span<const uint8_t>) override {
+    return absl::UnimplementedError("no RMA in the fake plane");
+  }
+  void RmaFromLoop(const std::string&, bool, void*, size_t, uint64_t, const ucx::RemoteKey&,
+                   ucx::Endpoint::SendDone done) override {
+    done(absl::UnimplementedError("no RMA in the fake plane"));
+  }
+  void FlushFromLoop(const std::string&, ucx::Endpoint::SendDone done) override {
+    done(absl::UnimplementedError("no RMA in the fake plane"));
+  }
   bool PeerSharesGpusFromLoop(const std::string&) override { return false; }
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
                                  ucx::Parts parts, ucx::Keepalives, ucx::AmProtocol,

@@ -156,8 +156,50 @@ TEST(WindowWireTest, DescriptorsRoundTripAndGarbageIsRefused) {
   }
   EXPECT_FALSE(wire::DecodeWindowDescriptor(bytes + "x").ok());
   std::string bad_access = bytes;
-  bad_access[4 + 8 + 8 + 16] = 4;
+  bad_access[4 + 8 + 8 + 16] = wire::kWindowRma;  // RMA, but neither read nor write
   EXPECT_FALSE(wire::DecodeWindowDescriptor(bad_access).ok());
+  bad_access[4 + 8 + 8 + 16] = 8;
+  EXPECT_FALSE(wire::DecodeWindowDescriptor(bad_access).ok());
+  w.access |= wire::kWindowRma;
+  auto rma = wire::DecodeWindowDescriptor(wire::EncodeWindowDescriptor(w));
+  ASSERT_TRUE(rma.ok()) << rma.status();
+  EXPECT_EQ(rma->access, w.access);
+}
+
+TEST(WindowWireTest, RmaRequestsRoundTripAndEveryBadFieldIsRefused) {
+  wire::RmaRequest request;
+  request.keys = {{1, 2, 3}, std::vector<uint8_t>(40, 7)};
+  request.blocks = {
+      {.window_offset = 0, .address = 0x1000, .length = 64, .key = 0},
+      {.window_offset = 4096, .address = 0x7f00'0000'0000, .length = 16384, .key = 1}};
+  const std::vector<uint8_t> bytes = wire::EncodeRmaRequest(request);
+  auto back = wire::DecodeRmaRequest(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->keys, request.keys);
+  ASSERT_EQ(back->blocks.size(), 2u);
+  EXPECT_EQ(back->blocks[1].address, request.blocks[1].address);
+  EXPECT_EQ(back->blocks[1].key, 1u);
+  EXPECT_EQ(wire::EncodeRmaRequest(*back), bytes);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(wire::DecodeRmaRequest({bytes.data(), n}).ok()) << n;
+  }
+  auto with = [&](auto change) {
+    wire::RmaRequest r = request;
+    change(r);
+    return wire::DecodeRmaRequest(wire::EncodeRmaRequest(r)).ok();
+  };
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.blocks[0].key = 2; }));
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.blocks[0].length = 0; }));
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.blocks[1].address = ~uint64_t{0} - 8; }));
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.keys.clear(); }));
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.keys[0].clear(); }));
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.blocks.clear(); }));
+  EXPECT_FALSE(with([](wire::RmaRequest& r) { r.keys[0].assign(wire::kMaxRmaKeyBytes + 1, 1); }));
+  EXPECT_FALSE(
+      with([](wire::RmaRequest& r) { r.blocks.assign(wire::kMaxRmaBlocks + 1, r.blocks[0]); }));
+  std::vector<uint8_t> padded = bytes;
+  padded[16 + 4 + 3] = 1;  // the first key's padding
+  EXPECT_FALSE(wire::DecodeRmaRequest(padded).ok());
 }
 
 TEST(WindowWireTest, OperationListsRoundTripAndBadCountsAreRefused) {
