@@ -17,6 +17,8 @@
 //            ucp_put_lat at 64 B.
 // With --nixl PYTHON, the local rows also get a NIXL column: the same rows
 // done by NIXL between two processes (nixl_peer.py), run after axon's.
+// Remote host windows are served by RMA, or with --window-transfer frames
+// as a frame per block (run both for the A/B).
 // GPU rows need a CUDA device; host rows run anywhere. Each figure is the
 // median of --runs runs. Prints a table; --json PATH writes the same as JSON.
 #include <cuda_runtime_api.h>
@@ -51,6 +53,8 @@ struct Options {
   std::string perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
   // NIXL's rows (nixl_peer.py) run by this Python, when set.
   std::string nixl_python, nixl_script = AXON_BENCH_NIXL_SCRIPT;
+  // How the remote rows' host windows are served (peers.window_transfer).
+  std::string window_transfer = "rma";
   int runs = 5, iterations = 20, latency_samples = 2000, window = 2;
 };
 
@@ -276,9 +280,14 @@ int main(int argc, char** argv) {
                  "a Python with NIXL (nixl-cu13): runs nixl_peer.py for a NIXL column");
   app.add_option("--nixl-script", o.nixl_script, "nixl_peer.py")->capture_default_str();
   app.add_option("--json", o.json, "also write the results as JSON here");
+  app.add_option("--window-transfer", o.window_transfer,
+                 "how the owner's daemon serves remote host windows (peers.window_transfer)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rma", "frames"}));
   CLI11_PARSE(app, argc, argv);
 
-  axon::tools::LocalCluster cluster(o.run_dir, o.axond);
+  axon::tools::LocalCluster cluster(o.run_dir, o.axond,
+                                    {"peers.window_transfer=" + o.window_transfer});
   Ok(cluster.Start("window-bench"), "start axond");
   auto connect = [&](const std::string& socket, const char* name, const char* endpoint) {
     auto c = Ok(axon::Client::Connect({.socket_path = socket, .client_name = name}), "connect");
@@ -386,12 +395,13 @@ int main(int argc, char** argv) {
                           r.baseline, r.nixl, vs_nixl);
   }
   absl::StrAppendFormat(&json,
-                        "], \"runs\": %d, \"iterations\": %d, \"window\": %d, \"tls\": \"%s\"}\n",
-                        o.runs, o.iterations, o.window, tls);
+                        "], \"runs\": %d, \"iterations\": %d, \"window\": %d, \"tls\": \"%s\", "
+                        "\"window_transfer\": \"%s\"}\n",
+                        o.runs, o.iterations, o.window, tls, o.window_transfer);
   absl::StrAppendFormat(&table,
                         "medians of %d runs; %d block operations in flight; ucx_perftest on %s; "
-                        "ratio and /nixl > 1: axon ahead\n",
-                        o.runs, o.window, tls);
+                        "remote host windows by %s; ratio and /nixl > 1: axon ahead\n",
+                        o.runs, o.window, tls, o.window_transfer);
   std::fputs(table.c_str(), stdout);
   std::fputs(json.c_str(), stdout);
   if (!o.json.empty()) std::ofstream(o.json) << json;
