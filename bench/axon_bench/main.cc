@@ -218,7 +218,8 @@ int Main(int argc, char** argv) {
     const std::string& receive_socket = remote ? o.socket_b : o.socket_a;
     std::vector<Pair> pairs;
     for (int i = 0; i < o.pairs; ++i) {
-      const size_t bytes = std::max<size_t>(max_size * 2, 64 << 10);
+      // RunStreams spreads small messages over up to 1 MiB of the buffers.
+      const size_t bytes = std::max<size_t>(max_size * 2, size_t{1} << 20);
       auto pair =
           MakePair(o.socket_a, receive_socket, static_cast<int>(i + (remote ? 100 : 0)), bytes);
       if (!pair.ok()) {
