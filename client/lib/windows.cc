@@ -4,6 +4,7 @@
 // completes.
 #include "absl/strings/str_cat.h"
 #include "axon/client.h"
+#include "axon/tensor.h"
 #include "axon/v1/control.pb.h"
 #include "client/lib/call_runtime.h"
 #include "client/lib/session.h"
@@ -64,9 +65,64 @@ absl::StatusOr<Operation> Client::Read(const std::string& from, const Window& wi
   return WindowOp(false, from, window, blocks, notify, options);
 }
 
+absl::StatusOr<Window> Client::ExposeTensor(const Tensor& tensor, const ExposeOptions& options) {
+  if (tensor.buffer == nullptr && !tensor.on_gpu()) {
+    return absl::InvalidArgumentError(
+        "a window is a tensor in registered memory (Client::AllocateHost) or on a GPU: others "
+        "write into it in place");
+  }
+  auto source = call_runtime().Resolve(tensor);
+  if (!source.ok()) return source.status();
+  return Expose(*source->buffer, source->offset, source->bytes, options);
+}
+
+absl::StatusOr<Operation> Client::WriteTensors(const std::string& from, const Window& window,
+                                               absl::Span<const TensorBlock> blocks,
+                                               const Notification* notify, OpOptions options,
+                                               std::function<void(const Completed&)> done) {
+  return TensorWindowOp(true, from, window, blocks, notify, options, std::move(done));
+}
+
+absl::StatusOr<Operation> Client::ReadTensors(const std::string& from, const Window& window,
+                                              absl::Span<const TensorBlock> blocks,
+                                              const Notification* notify, OpOptions options,
+                                              std::function<void(const Completed&)> done) {
+  return TensorWindowOp(false, from, window, blocks, notify, options, std::move(done));
+}
+
+absl::StatusOr<Operation> Client::TensorWindowOp(bool write, const std::string& from,
+                                                 const Window& window,
+                                                 absl::Span<const TensorBlock> blocks,
+                                                 const Notification* notify,
+                                                 const OpOptions& options,
+                                                 std::function<void(const Completed&)> done) {
+  StartProgressThread();
+  std::vector<internal::Source> sources;
+  std::vector<Block> plain;
+  sources.reserve(blocks.size());
+  plain.reserve(blocks.size());
+  for (const TensorBlock& b : blocks) {
+    if (!write && b.tensor.buffer == nullptr && !b.tensor.on_gpu()) {
+      return absl::InvalidArgumentError(
+          "a Read lands in tensors in registered memory (Client::AllocateHost) or on a GPU: the "
+          "daemon writes them in place");
+    }
+    auto source = call_runtime().Resolve(b.tensor);
+    if (!source.ok()) return source.status();
+    plain.push_back({source->buffer, source->offset, b.window_offset, source->bytes});
+    sources.push_back(*std::move(source));
+  }
+  // The sources (a copy's block, a registration) stay held until it completes.
+  return WindowOp(write, from, window, plain, notify, options,
+                  [sources = std::move(sources), done = std::move(done)](const Completed& c) {
+                    if (done) done(c);
+                  });
+}
+
 absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
                                            const Window& window, absl::Span<const Block> blocks,
-                                           const Notification* notify, const OpOptions& options) {
+                                           const Notification* notify, const OpOptions& options,
+                                           std::function<void(const Completed&)> done) {
   if (auto st = internal::CheckEndpointName(from); !st.ok()) return st;
   auto descriptor = wire::DecodeWindowDescriptor(window.descriptor);
   if (!descriptor.ok()) return descriptor.status();
@@ -122,7 +178,13 @@ absl::StatusOr<Operation> Client::WindowOp(bool write, const std::string& from,
   wire::SetNameField(s.endpoint, from);
   wire::SetNameField(s.peer, descriptor->node == node_name() ? std::string() : descriptor->node);
   internal::Session::HeldOp hold{.keep = *std::move(block), .length = total};
-  auto op = session_->EnqueueAll(absl::MakeSpan(&s, 1), nullptr, false, &hold);
+  internal::Session::Callback callback;
+  if (done) {
+    callback = [done = std::move(done)](const wire::Completion& c) {
+      done(internal::ToCompleted(c));
+    };
+  }
+  auto op = session_->EnqueueAll(absl::MakeSpan(&s, 1), std::move(callback), false, &hold);
   if (!op.ok()) return op.status();
   return Operation{*op};
 }

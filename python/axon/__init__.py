@@ -29,11 +29,12 @@ from . import errors
 from ._calls import Call, Completed, Op, Reply
 from ._client import Client, ConnectionEvent, Endpoint, _live_clients, connect
 from ._server import Request, Server
+from ._windows import Window
 from .errors import Error
 
 __all__ = [
     "Call", "Client", "Completed", "ConnectionEvent", "Endpoint", "Error", "Op", "Reply",
-    "Request", "Server", "connect", "errors",
+    "Request", "Server", "Window", "connect", "errors",
 ]
 
 

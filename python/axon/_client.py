@@ -7,11 +7,14 @@ import dataclasses
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 from . import _axon, errors
 from ._calls import Call, Op
 from ._tensors import cuda_stream, optional_seconds_to_ms
+
+if TYPE_CHECKING:
+    from ._windows import Window
 
 _live_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
@@ -103,6 +106,22 @@ class Client:
         """
         self._check_fork()
         return self._state.allocate_host(nbytes)
+
+    def expose(self, tensor: Any, notify: Any = None, allowed: Sequence[str] = (),
+               readable: bool = True, writable: bool = True) -> "Window":
+        """Exposes ``tensor`` (shared memory from :meth:`allocate`, or CUDA
+        memory) as a :class:`Window` others write into and read from, one
+        sided, without this client posting anything per block.
+
+        ``notify``: an endpoint of this client (or its name) where
+        operations' notifications arrive as messages, once their bytes are in
+        place (receive them with ``recv_into``); None: operations may not
+        notify. ``allowed``: who may use it, "node" or "node/endpoint"
+        (empty: whoever holds the descriptor). Hand ``window.descriptor`` to
+        the initiators.
+        """
+        from ._windows import expose
+        return expose(self, tensor, notify, allowed, readable, writable)
 
     def ping(self) -> None:
         """One round trip through the daemon."""
@@ -225,6 +244,26 @@ class Endpoint:
                                        optional_seconds_to_ms(timeout), sender or "",
                                        cuda_stream([tensor], stream))
         return Op(self.client, handle)
+
+    def write(self, window: "Window", blocks: Any, notify: Optional[Tuple[int, bytes]] = None,
+              timeout: Optional[float] = None, stream: Any = None) -> Op:
+        """Copies ``blocks`` into ``window`` (one sided): a tensor (to offset
+        0), or a list of ``(tensor, window_offset)`` pairs, each tensor's
+        bytes whole (views of a larger tensor are blocks of it). With
+        ``notify=(tag, bytes)`` (at most 4 KiB), the window's notify endpoint
+        receives that message once every byte is in place. Completes when
+        the bytes are in place; ``result().length`` is the bytes moved.
+        ``stream``: as for :meth:`send`."""
+        from ._windows import transfer
+        return transfer(True, self, window, blocks, notify, timeout, stream)
+
+    def read(self, window: "Window", blocks: Any, notify: Optional[Tuple[int, bytes]] = None,
+             timeout: Optional[float] = None, stream: Any = None) -> Op:
+        """Copies bytes of ``window`` into ``blocks`` (tensors in shared
+        memory or CUDA memory, written in place), the pairs as for
+        :meth:`write`: each tensor is filled from its window offset."""
+        from ._windows import transfer
+        return transfer(False, self, window, blocks, notify, timeout, stream)
 
     def server(self, concurrency: int = 8, slots: int = 256,
                slot_bytes: int = 128 * 1024) -> "Server":

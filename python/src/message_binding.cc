@@ -1,7 +1,5 @@
 // axon._axon.Op and the message functions: sends of tensors and receives
-// posted into tensors (Client::SendTensors, Client::PostRecvInto). Like a
-// call, an operation's completion is stored by libaxon's thread and its
-// token pushed to the client's notifier.
+// posted into tensors (Client::SendTensors, Client::PostRecvInto).
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -11,52 +9,13 @@
 #include "axon/tensor.h"
 #include "bindings.h"
 #include "client_state.h"
-#include "outcome.h"
+#include "op_handle.h"
 #include "status.h"
 
 namespace nb = nanobind;
 
 namespace axon::python {
 namespace {
-
-using OpOutcome = Outcome<Completed>;
-
-class OpHandle {
- public:
-  OpHandle(std::shared_ptr<ClientState> state, Operation op, std::shared_ptr<OpOutcome> outcome)
-      : state_(std::move(state)), op_(op), outcome_(std::move(outcome)) {}
-
-  uint64_t token() const { return outcome_->token(); }
-  bool done() const { return outcome_->done(); }
-  bool Wait(double timeout) const {
-    nb::gil_scoped_release unlocked;
-    return outcome_->WaitFor(timeout);
-  }
-  void Cancel() const {
-    if (done() || !state_->client) return;
-    nb::gil_scoped_release unlocked;
-    (void)state_->client->CancelAsync(op_);  // NOT_FOUND: it finished first
-  }
-  // (length, tag), or raises; the operation must have completed.
-  nb::tuple Result_() const {
-    return outcome_->With(
-        [](const Completed& c) {
-          ThrowIfError(c.status);
-          return nb::make_tuple(c.length, c.tag);
-        },
-        "the operation has not completed");
-  }
-
- private:
-  std::shared_ptr<ClientState> state_;
-  Operation op_;
-  std::shared_ptr<OpOutcome> outcome_;
-};
-
-// Runs on libaxon's thread: no Python there.
-std::function<void(const Completed&)> SetOn(std::shared_ptr<OpOutcome> outcome) {
-  return [outcome = std::move(outcome)](const Completed& c) { outcome->Set(c); };
-}
 
 OpHandle SendAsync(const std::shared_ptr<ClientState>& state, const std::string& from,
                    const std::string& to, uint64_t tag, nb::list tensors, uint32_t timeout_ms,

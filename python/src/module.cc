@@ -12,4 +12,5 @@ NB_MODULE(_axon, m) {
   axon::python::BindCalls(m);
   axon::python::BindServer(m);
   axon::python::BindMessages(m);
+  axon::python::BindWindows(m);
 }

@@ -309,6 +309,22 @@ class Client {
   absl::StatusOr<Operation> Read(const std::string& from, const Window& window,
                                  absl::Span<const Block> blocks,
                                  const Notification* notify = nullptr, OpOptions options = {});
+  // Tensor forms (what the Python package uses). A window over all of
+  // `tensor`: registered host memory (AllocateHost) or GPU memory, which is
+  // registered by allocation as for calls. Writes and reads of whole
+  // tensors at window offsets, `done` run on libaxon's thread: a Write's
+  // tensors are read where calls read them (unregistered host memory is
+  // copied once, at submission); a Read lands in registered host memory or
+  // GPU memory only.
+  absl::StatusOr<Window> ExposeTensor(const Tensor& tensor, const ExposeOptions& options = {});
+  absl::StatusOr<Operation> WriteTensors(const std::string& from, const Window& window,
+                                         absl::Span<const TensorBlock> blocks,
+                                         const Notification* notify, OpOptions options,
+                                         std::function<void(const Completed&)> done);
+  absl::StatusOr<Operation> ReadTensors(const std::string& from, const Window& window,
+                                        absl::Span<const TensorBlock> blocks,
+                                        const Notification* notify, OpOptions options,
+                                        std::function<void(const Completed&)> done);
 
   // One round trip through the daemon over the shared-memory rings (no
   // system call while both sides are busy): a liveness and latency probe of
@@ -331,7 +347,13 @@ class Client {
   // Write and Read.
   absl::StatusOr<Operation> WindowOp(bool write, const std::string& from, const Window& window,
                                      absl::Span<const Block> blocks, const Notification* notify,
-                                     const OpOptions& options);
+                                     const OpOptions& options,
+                                     std::function<void(const Completed&)> done = nullptr);
+  absl::StatusOr<Operation> TensorWindowOp(bool write, const std::string& from,
+                                           const Window& window,
+                                           absl::Span<const TensorBlock> blocks,
+                                           const Notification* notify, const OpOptions& options,
+                                           std::function<void(const Completed&)> done);
   // Tells the daemon what a call server saw (axonctl calls).
   absl::Status ReportCalls(const std::string& endpoint, const std::vector<MethodStats>& stats);
   explicit Client(std::shared_ptr<internal::Session> session);

@@ -67,4 +67,11 @@ struct Tensor {
   }
 };
 
+// A block of a one-sided operation given as a tensor (Client::WriteTensors,
+// ReadTensors): all of `tensor`'s bytes, at `window_offset` in the window.
+struct TensorBlock {
+  Tensor tensor;
+  uint64_t window_offset = 0;
+};
+
 }  // namespace axon

@@ -31,10 +31,11 @@
 // writes into or reads from the memory, which may then be freed or reused.
 // A restarted daemon knows no window of its earlier run: expose again.
 //
-// Paths: windows on this node (a memcpy for host memory, the GPU's copy
-// engines for GPU memory, both ways mixed), and on other nodes (each block a
-// data frame on the daemons' message path, moved as a message of that
-// memory would be). docs/WINDOWS.md has the details.
+// Paths: windows on this node (a memcpy for host memory, one gather kernel
+// for small GPU blocks, the GPU's copy engines for large ones, both ways
+// mixed), and on other nodes (host memory by UCX RMA, which the owner's
+// daemon drives after its checks; GPU memory as data frames on the daemons'
+// message path). docs/WINDOWS.md has the details.
 #pragma once
 
 #include <cstddef>
@@ -84,6 +85,10 @@ struct Block {
   uint64_t window_offset = 0;
   size_t length = 0;
 };
+
+// A block given as a tensor (Client::WriteTensors, ReadTensors), in
+// axon/tensor.h.
+struct TensorBlock;
 
 // What the owner receives once an operation's bytes are in place: a message
 // with `tag` and `bytes` (at most 4096) from the initiator's endpoint.

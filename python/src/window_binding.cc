@@ -1,0 +1,112 @@
+// axon._axon's one-sided functions: expose (a tensor as a window), unexpose,
+// and writes and reads of whole tensors at window offsets
+// (Client::ExposeTensor, WriteTensors, ReadTensors). A window is its
+// descriptor's bytes on the Python side; operations are Ops.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "axon/window.h"
+#include "bindings.h"
+#include "client_state.h"
+#include "op_handle.h"
+#include "status.h"
+#include "tensors.h"
+
+namespace nb = nanobind;
+
+namespace axon::python {
+namespace {
+
+std::string DescriptorOf(nb::bytes descriptor) {
+  return std::string(descriptor.c_str(), descriptor.size());
+}
+
+// (node, id, length, readable, writable) of a descriptor.
+nb::tuple WindowInfo(nb::bytes descriptor) {
+  Window w = ValueOrThrow(Window::FromDescriptor(DescriptorOf(descriptor)));
+  return nb::make_tuple(w.node, w.id, w.length, w.readable, w.writable);
+}
+
+nb::bytes Expose(const std::shared_ptr<ClientState>& state, nb::handle tensor,
+                 const std::string& notify_endpoint, std::vector<std::string> allowed,
+                 bool readable, bool writable) {
+  Tensor t = ImportTensor(tensor, state->known);
+  absl::StatusOr<Window> window;
+  {
+    nb::gil_scoped_release unlocked;
+    window = state->get().ExposeTensor(t, ExposeOptions{.notify_endpoint = notify_endpoint,
+                                                        .allowed = std::move(allowed),
+                                                        .readable = readable,
+                                                        .writable = writable});
+  }
+  const Window w = ValueOrThrow(std::move(window));
+  return nb::bytes(w.descriptor.data(), w.descriptor.size());
+}
+
+void Unexpose(const std::shared_ptr<ClientState>& state, nb::bytes descriptor) {
+  Window w = ValueOrThrow(Window::FromDescriptor(DescriptorOf(descriptor)));
+  absl::Status st;
+  {
+    nb::gil_scoped_release unlocked;  // waits for operations holding it
+    st = state->get().Unexpose(w);
+  }
+  ThrowIfError(st);
+}
+
+// `blocks`: (tensor, window offset) pairs.
+OpHandle Transfer(bool write, const std::shared_ptr<ClientState>& state, const std::string& from,
+                  nb::bytes descriptor, nb::list blocks, std::optional<uint64_t> notify_tag,
+                  nb::bytes notify_bytes, uint32_t timeout_ms, uint64_t cuda_stream) {
+  Window w = ValueOrThrow(Window::FromDescriptor(DescriptorOf(descriptor)));
+  std::vector<TensorBlock> in;
+  in.reserve(blocks.size());
+  for (nb::handle b : blocks) {
+    auto pair = nb::cast<nb::tuple>(b);
+    if (pair.size() != 2) throw nb::value_error("a block is a (tensor, window_offset) pair");
+    in.push_back({ImportTensor(pair[0], state->known), nb::cast<uint64_t>(pair[1])});
+  }
+  const std::string note(notify_bytes.c_str(), notify_bytes.size());
+  const Notification notification{notify_tag.value_or(0), note};
+  auto outcome = std::make_shared<OpOutcome>(state->notifier, NextToken());
+  absl::StatusOr<Operation> op;
+  {
+    nb::gil_scoped_release unlocked;
+    const OpOptions options{.timeout_ms = timeout_ms,
+                            .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
+    const Notification* notify = notify_tag ? &notification : nullptr;
+    op = write ? state->get().WriteTensors(from, w, in, notify, options, SetOn(outcome))
+               : state->get().ReadTensors(from, w, in, notify, options, SetOn(outcome));
+  }
+  return OpHandle(state, ValueOrThrow(std::move(op)), std::move(outcome));
+}
+
+}  // namespace
+
+void BindWindows(nb::module_& m) {
+  m.def("window_info", &WindowInfo, nb::arg("descriptor"));
+  m.def("expose", &Expose, nb::arg("client"), nb::arg("tensor"), nb::arg("notify_endpoint"),
+        nb::arg("allowed"), nb::arg("readable"), nb::arg("writable"));
+  m.def("unexpose", &Unexpose, nb::arg("client"), nb::arg("descriptor"));
+  for (bool write : {true, false}) {
+    m.def(
+        write ? "write_async" : "read_async",
+        [write](const std::shared_ptr<ClientState>& state, const std::string& from,
+                nb::bytes descriptor, nb::list blocks, std::optional<uint64_t> notify_tag,
+                nb::bytes notify_bytes, uint32_t timeout_ms, uint64_t cuda_stream) {
+          return Transfer(write, state, from, descriptor, blocks, notify_tag, notify_bytes,
+                          timeout_ms, cuda_stream);
+        },
+        nb::arg("client"), nb::arg("from_"), nb::arg("descriptor"), nb::arg("blocks"),
+        nb::arg("notify_tag").none(), nb::arg("notify_bytes"), nb::arg("timeout_ms"),
+        nb::arg("cuda_stream") = 0);
+  }
+}
+
+}  // namespace axon::python
