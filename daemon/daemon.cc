@@ -92,7 +92,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
       ucx = context.status();
     }
   } else {
-    ucx = ucx::Loop::Start({.transports = cfg.ucx.transports});
+    // Shared by threads all the same: regions registered for RMA
+    // (WindowRma) are released by whichever thread lets go of them last.
+    ucx = ucx::Loop::Start({.transports = cfg.ucx.transports, .shared_by_threads = true});
   }
   if (!ucx.ok()) {
     return absl::Status(ucx.status().code(),

@@ -1,6 +1,7 @@
 #include "daemon/cuda/gpu_copier.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -115,10 +116,23 @@ absl::Status GpuCopier::Gather(int device, absl::Span<void* const> to,
   size_t n = 0;
   auto launch = [&]() -> absl::Status {
     if (n == 0) return absl::OkStatus();
-    const int err = gather::Launch(pieces, n, stream);
-    n = 0;
-    if (err != cudaSuccess) {
-      return Failed(static_cast<cudaError_t>(err), absl::StrCat("gathering on GPU ", device));
+    const size_t count = std::exchange(n, 0);
+    if (gather_supported_) {
+      const int err = gather::Launch(pieces, count, stream);
+      if (err == cudaSuccess) return absl::OkStatus();
+      // A driver older than the kernel's 32 KiB parameters (CUDA 12.1), or a
+      // GPU without it: the copy engines from now on, these pieces too.
+      (void)cudaGetLastError();
+      gather_supported_ = false;
+      spdlog::warn("GPU {}: the gather kernel did not launch ({}); small copies go one by one",
+                   device, cudaGetErrorString(static_cast<cudaError_t>(err)));
+    }
+    for (size_t i = 0; i < count; ++i) {
+      if (cudaError_t err = cudaMemcpyAsync(pieces[i].to, pieces[i].from, pieces[i].bytes,
+                                            cudaMemcpyDefault, static_cast<cudaStream_t>(stream));
+          err != cudaSuccess) {
+        return Failed(err, absl::StrCat("copying ", pieces[i].bytes, " bytes on GPU ", device));
+      }
     }
     return absl::OkStatus();
   };

@@ -68,6 +68,7 @@ class GpuCopier {
   uint64_t copies_ = 0, bytes_ = 0;
   std::vector<gather::Piece> pieces_;  // Gather's launch list, kept for its capacity
   bool batch_supported_ = true;        // until cudaMemcpyBatchAsync refused a batch
+  bool gather_supported_ = true;       // until the gather kernel failed to launch
 };
 
 }  // namespace axon::daemon

@@ -298,10 +298,25 @@ void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
   // Host blocks of a window whose owner serves RMA: one request frame per
   // kMaxRmaBlocks blocks, and the owner's daemon moves the bytes.
   const bool write = static_cast<wire::RingOp>(submission.op) == wire::RingOp::kWrite;
-  const size_t frames = (parts.size() + wire::kMaxRmaBlocks - 1) / wire::kMaxRmaBlocks;
+  // A frame takes up to kMaxRmaBlocks blocks from up to kMaxRmaKeys regions
+  // (a key each).
+  std::vector<std::shared_ptr<RmaBlocks>> frames;
+  std::vector<const Region*> keyed;  // the regions of the frame being filled
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Region* region = parts[i].region.get();
+    const bool known = std::find(keyed.begin(), keyed.end(), region) != keyed.end();
+    if (frames.empty() || frames.back()->local.size() == wire::kMaxRmaBlocks ||
+        (!known && keyed.size() == wire::kMaxRmaKeys)) {
+      frames.push_back(std::make_shared<RmaBlocks>());
+      keyed.clear();
+    }
+    if (std::find(keyed.begin(), keyed.end(), region) == keyed.end()) keyed.push_back(region);
+    frames.back()->local.push_back(std::move(parts[i]));
+    frames.back()->window_offsets.push_back(list.blocks[i].window_offset);
+  }
   RemoteWindow& op = window_ops_[{id, submission.op_id}];
   op = RemoteWindow{
-      .left = frames,
+      .left = frames.size(),
       .bytes = bytes,
       .node = std::string(node),
       .from = std::string(wire::NameView(submission.endpoint)),
@@ -315,15 +330,7 @@ void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
   const wire::WindowTarget target = op.window;
   const std::string from = op.from;
   // `op` may go while these are sent: a send that fails at once answers here.
-  for (size_t first = 0; first < parts.size(); first += wire::kMaxRmaBlocks) {
-    const size_t end = std::min(parts.size(), first + wire::kMaxRmaBlocks);
-    auto blocks = std::make_shared<RmaBlocks>();
-    blocks->local.reserve(end - first);
-    blocks->window_offsets.reserve(end - first);
-    for (size_t i = first; i < end; ++i) {
-      blocks->local.push_back(std::move(parts[i]));
-      blocks->window_offsets.push_back(list.blocks[i].window_offset);
-    }
+  for (std::shared_ptr<RmaBlocks>& blocks : frames) {
     std::shared_ptr<Region> region = blocks->local.front().region;
     router_.SendRemote(Outgoing{.session = id,
                                 .op_id = submission.op_id,

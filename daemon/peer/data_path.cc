@@ -122,6 +122,7 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
   Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not
   if (found == nullptr || found->state != PeerState::kUp) return CheckUpFromLoop(node);
   Peer& peer = *found;
+  if (!peer.ep && !peer.data_ep) return NotConnected(node);
   ++peer.data_frames;
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();
@@ -147,6 +148,11 @@ absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> PeerManager::RegisterFromLoop
   return ucx::MemoryHandle::Map(data_.context(), address, length, ucx::MemoryKind::kHost);
 }
 
+absl::Status PeerManager::NotConnected(const std::string& node) {
+  absl::Status st = CheckUpFromLoop(node);
+  return st.ok() ? absl::UnavailableError(absl::StrCat("peer ", node, " is closing")) : st;
+}
+
 ucx::Endpoint* PeerManager::DataEndpoint(const std::string& node) {
   Peer* found = FindPeer(node);
   if (found == nullptr || found->state != PeerState::kUp) return nullptr;
@@ -157,7 +163,7 @@ absl::StatusOr<std::unique_ptr<ucx::RemoteKey>> PeerManager::UnpackKeyFromLoop(
     const std::string& node, absl::Span<const uint8_t> packed) {
   AXON_DCHECK_ON_LOOP();
   ucx::Endpoint* ep = DataEndpoint(node);
-  if (ep == nullptr) return CheckUpFromLoop(node);
+  if (ep == nullptr) return NotConnected(node);
   return ucx::RemoteKey::Unpack(*ep, packed);
 }
 
@@ -166,7 +172,7 @@ void PeerManager::RmaFromLoop(const std::string& node, bool put, void* local, si
                               ucx::Endpoint::SendDone done) {
   AXON_DCHECK_ON_LOOP();
   ucx::Endpoint* ep = DataEndpoint(node);
-  if (ep == nullptr) return done(CheckUpFromLoop(node));
+  if (ep == nullptr) return done(NotConnected(node));
   Peer& peer = *FindPeer(node);
   if (put) {
     peer.stats.bytes_sent += length;
@@ -180,7 +186,7 @@ void PeerManager::RmaFromLoop(const std::string& node, bool put, void* local, si
 void PeerManager::FlushFromLoop(const std::string& node, ucx::Endpoint::SendDone done) {
   AXON_DCHECK_ON_LOOP();
   ucx::Endpoint* ep = DataEndpoint(node);
-  if (ep == nullptr) return done(CheckUpFromLoop(node));
+  if (ep == nullptr) return done(NotConnected(node));
   ep->Flush(std::move(done));
 }
 

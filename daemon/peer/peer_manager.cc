@@ -463,9 +463,13 @@ void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
     }
   }
   peer.stats.last_error = why;
-  const bool had_connection = peer.ep != nullptr;
-  peer.ep.reset();
-  peer.data_ep.reset();
+  // Closed once the peer is marked down: a force close completes the
+  // requests in flight on the spot, and their callbacks (a served RMA
+  // request's) may send, which must find the peer down, not its endpoints
+  // half gone.
+  std::unique_ptr<ucx::Endpoint> ep = std::move(peer.ep);
+  std::unique_ptr<ucx::Endpoint> data_ep = std::move(peer.data_ep);
+  const bool had_connection = ep != nullptr;
   peer.data_in = ucx::EndpointId::kNone;
   peer.early.clear();
   peer.handshake = Handshake::kNone;
@@ -483,6 +487,8 @@ void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
   const absl::Time now = absl::Now();
   if (peer.state != PeerState::kDown) peer.since = now;
   peer.state = PeerState::kDown;
+  data_ep.reset();
+  ep.reset();
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
   if (had_connection && handlers_.on_down) handlers_.on_down(peer.name, why);

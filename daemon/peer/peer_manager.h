@@ -210,6 +210,9 @@ class PeerManager final : public PeerPlane {
   Peer* FindPeer(const std::string& node);
   // The connection frames to and from `node` use, if it is up.
   ucx::Endpoint* DataEndpoint(const std::string& node);
+  // Why `node` has no endpoint to use: CheckUpFromLoop's reason, or
+  // UNAVAILABLE while it is being closed.
+  absl::Status NotConnected(const std::string& node);
   // A rendezvous message that is not message-path data: pull it onto the
   // heap, then handle it like an eager one.
   void PullThenHandle(ucx::AmMessage& message);

@@ -93,15 +93,16 @@ void WindowRma::Serve(const Incoming& message, const wire::RmaRequest& request,
   }
   uint64_t bytes = 0;
   // A read's bytes must be at the initiator, not merely sent, before the
-  // answer: a flush after the last put.
+  // answer: a flush after the last put, failed or not (no put of a failed
+  // read may land after the initiator heard of the failure).
   auto finish = [this, alive = path_.alive()](const std::shared_ptr<Serving>& s) {
     if (!*alive) return;
-    if (!s->status.ok() || !s->put) {
+    if (!s->put) {
       s->then(s->status);
       return;
     }
     path_.peers_.FlushFromLoop(s->node, [s, alive](const absl::Status& st) {
-      if (*alive) s->then(st);
+      if (*alive) s->then(s->status.ok() ? st : s->status);
     });
   };
   for (const wire::RmaBlock& b : request.blocks) {

@@ -8,8 +8,10 @@
 // (capability, access list, bounds, revocation) stand for every operation:
 // no other daemon ever holds a key to a window, so revoking one needs no
 // round of key withdrawals, and a window's memory is never reachable after
-// its revocation returns. The initiator's key reaches only its own region,
-// for the operation's lifetime.
+// its revocation returns. The initiator's key reaches only its own region:
+// registered on its first RMA operation and kept until the region goes, so
+// the daemons that served it could reach it until then (peers are
+// authenticated daemons, as for every other transfer).
 //
 // Host memory only: GPU blocks and GPU windows go as data frames
 // (the other kinds), since the UCX axond is built with may not take CUDA

@@ -16,8 +16,11 @@ namespace axon::ucx {
 struct ContextOptions {
   // UCX_TLS for this context; empty: UCX's own default (all transports).
   std::string transports;
-  // Workers on several threads share it (several ucx::Loops): UCX then
-  // guards what its workers share, such as the registration cache.
+  // Workers on several threads share it (several ucx::Loops), or memory is
+  // registered and released on other threads than the workers' (axond:
+  // regions registered for RMA are released by whichever thread lets go of
+  // them last): UCX then guards what they share, such as the registration
+  // cache.
   bool shared_by_threads = false;
 };
 

@@ -1,7 +1,9 @@
 // ucx::MemoryHandle owns one ucp_mem_h: a region of host or CUDA memory
 // registered with UCX (ucp_mem_map), so that UCX can send from it and receive
 // into it without registering on every transfer, and so that a remote daemon
-// can be given a key to it. UCX thread only.
+// can be given a key to it. Made on the UCX thread; destroyed on any thread
+// when the context is shared_by_threads (ucp_mem_unmap then takes UCX's
+// context lock), else on the UCX thread.
 #pragma once
 
 #include <ucp/api/ucp.h>

@@ -232,6 +232,34 @@ TEST_P(WindowTest, MoreBlocksThanOneRmaRequestTakesWithOneNotification) {
   EXPECT_EQ(Checksum(back->data(), kBlocks * kBlock), Checksum(s, kBlocks * kBlock));
 }
 
+TEST_P(WindowTest, BlocksFromManyBuffersWithOneNotification) {
+  // 100 source buffers: more regions than one RMA request carries keys for
+  // (64), so two requests, then the notification.
+  constexpr size_t kBuffers = 100, kBlock = 4096;
+  ExposeHost(kBuffers * kBlock);
+  std::vector<HostBuffer> sources;
+  std::vector<Block> blocks;
+  for (size_t i = 0; i < kBuffers; ++i) {
+    auto b = sender_->AllocateHost(kBlock);
+    ASSERT_TRUE(b.ok()) << b.status();
+    std::memset(b->data(), static_cast<int>(i + 1), kBlock);
+    sources.push_back(*std::move(b));
+  }
+  for (size_t i = 0; i < kBuffers; ++i) blocks.push_back({&sources[i], 0, i * kBlock, kBlock});
+  auto note_into = receiver_->AllocateHost(64);
+  ASSERT_TRUE(note_into.ok());
+  auto note = receiver_->PostRecv("b", 3, *note_into, 0, 64);
+  ASSERT_TRUE(note.ok());
+  const Notification notification{3, "all"};
+  ASSERT_TRUE(Finish(sender_->Write("a", window_, blocks, &notification), *sender_).ok());
+  auto arrived = receiver_->Wait(*note, 10000);
+  ASSERT_TRUE(arrived.ok() && arrived->status.ok());
+  for (size_t i = 0; i < kBuffers; ++i) {
+    ASSERT_EQ(owned()[i * kBlock], i + 1) << i;
+    ASSERT_EQ(owned()[i * kBlock + kBlock - 1], i + 1) << i;
+  }
+}
+
 TEST_P(WindowTest, AnOwnerThatServesNoRmaRefusesRmaRequests) {
   // The descriptor's RMA bit is the owner's word; an initiator that claims
   // it for a window whose owner sends frames gets a clear refusal, and the

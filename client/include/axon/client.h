@@ -315,7 +315,8 @@ class Client {
   // tensors at window offsets, `done` run on libaxon's thread: a Write's
   // tensors are read where calls read them (unregistered host memory is
   // copied once, at submission); a Read lands in registered host memory or
-  // GPU memory only.
+  // GPU memory only. They complete through `done` (which holds their
+  // memory until then), not through Wait or OnComplete.
   absl::StatusOr<Window> ExposeTensor(const Tensor& tensor, const ExposeOptions& options = {});
   absl::StatusOr<Operation> WriteTensors(const std::string& from, const Window& window,
                                          absl::Span<const TensorBlock> blocks,
