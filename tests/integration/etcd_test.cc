@@ -413,6 +413,14 @@ TEST_F(EtcdClusterTest, SixteenDaemonsConnectOnlyWhereTheyTalk) {
     for (auto [from, to] : pairs) {
       EXPECT_EQ(size_t{static_cast<const uint8_t*>(in[to].data())[from * 64 + 63]}, from);
     }
+    // A daemon that died says why (its log goes with the test's directory).
+    if (HasFailure()) {
+      for (size_t i = 0; i < kNodes; ++i) {
+        if (!daemons_[i]->process().running()) {
+          ADD_FAILURE() << Name(i) << " exited:\n" << daemons_[i]->process().Log();
+        }
+      }
+    }
   };
 
   // A ring: each daemon talks to the next only, and is connected to its two
