@@ -53,7 +53,9 @@ inline constexpr size_t kMaxStatusMessage = 1024;
 //   kRma*        an RMA request (the payload, window.h): the owner's daemon
 //                pulls each block from the initiator's memory into the
 //                window (kRmaWrite) or pushes it from the window there and
-//                flushes (kRmaRead) with UCX RMA, then answers the frame.
+//                flushes (kRmaRead) with UCX RMA, then answers the frame
+//                (with a notification inside, delivered as a message to the
+//                window's notify endpoint, once that landed).
 // The owner's daemon checks `capability` against the window for every kind
 // but kReadReply.
 enum class WindowFrame : uint8_t {

@@ -128,14 +128,20 @@ absl::StatusOr<WindowOpList> DecodeWindowOpList(absl::Span<const uint8_t> bytes)
   return list;
 }
 
+namespace {
+size_t Padded(size_t n) { return (n + 7) / 8 * 8; }
+}  // namespace
+
 std::vector<uint8_t> EncodeRmaRequest(const RmaRequest& request) {
   size_t size = 16 + request.blocks.size() * 32;
-  for (const auto& key : request.keys) size += 4 + (key.size() + 7) / 8 * 8;
+  for (const auto& key : request.keys) size += 4 + Padded(key.size());
+  if (request.notify) size += 16 + Padded(request.notify_bytes.size());
   std::vector<uint8_t> out(size, 0);
   uint8_t* p = out.data();
   Store<uint32_t>(p, kRmaMagic);
   Store<uint32_t>(p + 4, static_cast<uint32_t>(request.keys.size()));
   Store<uint32_t>(p + 8, static_cast<uint32_t>(request.blocks.size()));
+  Store<uint32_t>(p + 12, request.notify ? kRmaNotify : 0);
   p += 16;
   for (const auto& key : request.keys) {
     Store<uint32_t>(p, static_cast<uint32_t>(key.size()));
@@ -148,6 +154,13 @@ std::vector<uint8_t> EncodeRmaRequest(const RmaRequest& request) {
     Store<uint64_t>(p + 16, b.length);
     Store<uint32_t>(p + 24, b.key);
     p += 32;
+  }
+  if (request.notify) {
+    Store<uint64_t>(p, request.notify_tag);
+    Store<uint32_t>(p + 8, static_cast<uint32_t>(request.notify_bytes.size()));
+    if (!request.notify_bytes.empty()) {
+      std::memcpy(p + 16, request.notify_bytes.data(), request.notify_bytes.size());
+    }
   }
   return out;
 }
@@ -163,7 +176,8 @@ absl::StatusOr<RmaRequest> DecodeRmaRequest(absl::Span<const uint8_t> bytes) {
   if (blocks == 0 || blocks > kMaxRmaBlocks) {
     return BadRma(blocks, " blocks; 1 to ", kMaxRmaBlocks);
   }
-  if (Load<uint32_t>(p + 12) != 0) return BadRma("reserved bits set");
+  const uint32_t flags = Load<uint32_t>(p + 12);
+  if ((flags & ~kRmaNotify) != 0) return BadRma("unknown flags ", flags);
   p += 16;
   RmaRequest request;
   request.keys.reserve(keys);
@@ -181,7 +195,7 @@ absl::StatusOr<RmaRequest> DecodeRmaRequest(absl::Span<const uint8_t> bytes) {
     request.keys.emplace_back(p + 4, p + 4 + length);
     p += 4 + padded;
   }
-  if (static_cast<size_t>(end - p) != size_t{blocks} * 32) {
+  if (static_cast<size_t>(end - p) < size_t{blocks} * 32) {
     return BadRma(end - p, " bytes for ", blocks, " blocks of 32");
   }
   request.blocks.reserve(blocks);
@@ -197,6 +211,26 @@ absl::StatusOr<RmaRequest> DecodeRmaRequest(absl::Span<const uint8_t> bytes) {
     }
     request.blocks.push_back(b);
   }
+  if ((flags & kRmaNotify) != 0) {
+    if (end - p < 16) return BadRma("truncated in its notification");
+    request.notify = true;
+    request.notify_tag = Load<uint64_t>(p);
+    const uint32_t length = Load<uint32_t>(p + 8);
+    if (Load<uint32_t>(p + 12) != 0) return BadRma("reserved bits set in its notification");
+    if (length > kMaxNotifyBytes) {
+      return BadRma("a notification of ", length, " bytes; at most ", kMaxNotifyBytes);
+    }
+    p += 16;
+    if (static_cast<size_t>(end - p) != Padded(length)) {
+      return BadRma(end - p, " bytes for a notification of ", length);
+    }
+    for (size_t i = length; i < Padded(length); ++i) {
+      if (p[i] != 0) return BadRma("the notification has nonzero padding");
+    }
+    request.notify_bytes.assign(reinterpret_cast<const char*>(p), length);
+    p += Padded(length);
+  }
+  if (p != end) return BadRma(end - p, " bytes past its end");
   return request;
 }
 

@@ -24,11 +24,15 @@
 // daemon): the initiator's blocks as the owner's daemon reaches them with
 // UCX RMA, by address in the initiator's daemon and a packed remote key.
 //   u32 magic 'AXR1' | u32 key count (1 to kMaxRmaKeys)
-//   | u32 block count (1 to kMaxRmaBlocks) | u32 reserved (0)
+//   | u32 block count (1 to kMaxRmaBlocks) | u32 flags (kRmaNotify)
 //   key count x { u32 length (1 to kMaxRmaKeyBytes) | the key | zero padding
 //                 to 8 bytes }
 //   block count x { u64 window offset | u64 address | u64 length | u32 key
 //                   index | u32 reserved (0) }
+//   with kRmaNotify, the operation's notification, which the owner's daemon
+//   delivers once the blocks are in place (the request is answered when it
+//   lands): u64 tag | u32 length (to kMaxNotifyBytes) | u32 reserved (0)
+//   | the bytes | zero padding to 8 bytes
 #pragma once
 
 #include <array>
@@ -115,6 +119,7 @@ inline constexpr uint32_t kRmaMagic = 0x31525841;  // "AXR1"
 inline constexpr size_t kMaxRmaKeys = 64;
 inline constexpr size_t kMaxRmaKeyBytes = 4096;
 inline constexpr size_t kMaxRmaBlocks = 4096;  // per request frame
+inline constexpr uint32_t kRmaNotify = 1;      // a notification follows the blocks
 
 // One block of an RMA request: `length` bytes at `address` in the
 // initiator's daemon, reached with key `key`, and where they go in (or come
@@ -129,6 +134,9 @@ struct RmaBlock {
 struct RmaRequest {
   std::vector<std::vector<uint8_t>> keys;
   std::vector<RmaBlock> blocks;
+  bool notify = false;
+  uint64_t notify_tag = 0;
+  std::string notify_bytes;
 };
 
 std::vector<uint8_t> EncodeRmaRequest(const RmaRequest& request);

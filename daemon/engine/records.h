@@ -87,6 +87,12 @@ struct Pending {
 struct RmaBlocks {
   std::vector<Part> local;
   std::vector<uint64_t> window_offsets;
+  // The operation's notification, when it fits in this one request: the
+  // owner's daemon delivers it once the blocks are in place (no frame of
+  // its own, no round trip more).
+  bool notify = false;
+  uint64_t notify_tag = 0;
+  Part notify_bytes;
 };
 
 // A send to another node, as the engine checked it.

@@ -359,8 +359,15 @@ class RingEngine final : private MatchSink {
   }
   // A window frame from another node, for a window here.
   void WindowArrive(const std::shared_ptr<Incoming>& message);
+  // An RMA request's notification, delivered after its blocks.
+  struct Notified {
+    std::string endpoint;
+    uint64_t tag = 0;
+    std::string bytes;
+  };
   // An RMA request for window `window`: checked, then served by the remote
-  // path, and answered once its bytes have moved.
+  // path, and answered once its bytes have moved (or, with a notification,
+  // once that landed).
   void RmaArrive(const std::shared_ptr<Incoming>& message,
                  std::shared_ptr<WindowTable::Grant> window);
   // A read of a window here: checked, and the bytes sent back.

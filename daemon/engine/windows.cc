@@ -11,6 +11,7 @@
 // the operation's own op id: it cannot arrive before the bytes, and the
 // operation completes once it was taken there.
 #include <algorithm>
+#include <optional>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -314,6 +315,16 @@ void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
     frames.back()->local.push_back(std::move(parts[i]));
     frames.back()->window_offsets.push_back(list.blocks[i].window_offset);
   }
+  // One request: the notification rides in it, and the owner's daemon
+  // delivers it after the blocks (answering the request when it lands).
+  const bool notify_inside = list.notify && frames.size() == 1;
+  if (notify_inside) {
+    RmaBlocks& only = *frames.front();
+    only.notify = true;
+    only.notify_tag = list.notify_tag;
+    only.notify_bytes = {list_part.region, submission.offset + list.notify_offset(),
+                         list.notify_length};
+  }
   RemoteWindow& op = window_ops_[{id, submission.op_id}];
   op = RemoteWindow{
       .left = frames.size(),
@@ -323,7 +334,7 @@ void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
       .window = {.op = write ? wire::WindowFrame::kRmaWrite : wire::WindowFrame::kRmaRead,
                  .id = list.window,
                  .capability = list.capability},
-      .notify = list.notify,
+      .notify = list.notify && !notify_inside,
       .notify_tag = list.notify_tag,
       .notify_bytes = {std::move(list_part.region), submission.offset + list.notify_offset(),
                        list.notify_length}};
@@ -459,6 +470,12 @@ void RingEngine::RmaArrive(const std::shared_ptr<Incoming>& message,
     Refuse(*message, request.status());
     return;
   }
+  if (request->notify && window->notify_endpoint().empty()) {
+    Refuse(*message, absl::FailedPreconditionError(absl::StrCat(
+                         "window ", window->id(),
+                         " takes no notifications (exposed without a notify endpoint)")));
+    return;
+  }
   uint64_t bytes = 0;
   for (const wire::RmaBlock& b : request->blocks) {
     if (auto st = window->Check(b.window_offset, b.length); !st.ok()) {
@@ -471,13 +488,31 @@ void RingEngine::RmaArrive(const std::shared_ptr<Incoming>& message,
   window->ByRma();
   const std::shared_ptr<Region> region = window->region();
   uint8_t* base = window->data();
-  remote_->ServeRmaFromLoop(
-      *message, *request, region, base,
-      [this, message, window = std::move(window), bytes](absl::Status st) mutable {
-        if (st.ok()) window->Moved(bytes);
-        window.reset();
-        remote_->AnswerFromLoop(*message, st);
-      });
+  std::optional<Notified> notified;
+  if (request->notify) {
+    notified =
+        Notified{window->notify_endpoint(), request->notify_tag, std::move(request->notify_bytes)};
+  }
+  remote_->ServeRmaFromLoop(*message, *request, region, base,
+                            [this, message, window = std::move(window), bytes,
+                             notified = std::move(notified)](absl::Status st) mutable {
+                              if (st.ok()) window->Moved(bytes);
+                              window.reset();
+                              if (!st.ok() || !notified) {
+                                remote_->AnswerFromLoop(*message, st);
+                                return;
+                              }
+                              // From here on the request is the notification: a message like any
+                              // other, from the initiator's endpoint, answered once it lands.
+                              message->to = std::move(notified->endpoint);
+                              message->tag = notified->tag;
+                              message->window = {};
+                              message->data.assign(
+                                  reinterpret_cast<const uint8_t*>(notified->bytes.data()),
+                                  notified->bytes.size());
+                              message->bytes = message->total = notified->bytes.size();
+                              Arrive(message);
+                            });
 }
 
 void RingEngine::ReadArrive(const std::shared_ptr<Incoming>& message,

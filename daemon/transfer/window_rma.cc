@@ -67,6 +67,14 @@ void WindowRma::Send(NodeLink& link, Outgoing&& send) {
                               .length = p.length,
                               .key = static_cast<uint32_t>(at - keyed.begin())});
   }
+  if (blocks.notify) {
+    request.notify = true;
+    request.notify_tag = blocks.notify_tag;
+    const Part& note = blocks.notify_bytes;
+    if (note.length != 0) {
+      request.notify_bytes.assign(reinterpret_cast<const char*>(note.data()), note.length);
+    }
+  }
   auto bytes = std::make_shared<const std::vector<uint8_t>>(wire::EncodeRmaRequest(request));
   ucx::Parts parts{{bytes->data(), bytes->size()}};
   path_.Post(link, std::move(send), std::move(parts), ucx::Keepalives{bytes});

@@ -2,7 +2,9 @@
 // naming them (an RMA request: address and packed remote key in the
 // initiator's daemon, offset in the window), and the owner's daemon moves
 // the bytes itself: it pulls a write's blocks into the window (get) and
-// pushes a read's out of it (put, then a flush), then answers the frame.
+// pushes a read's out of it (put, then a flush), then answers the frame
+// (or, when the request carries the operation's notification, delivers that
+// first and answers once it landed: the engine's part, RmaArrive).
 //
 // The owner, not the initiator, drives the RMA so that the owner's checks
 // (capability, access list, bounds, revocation) stand for every operation:

@@ -200,6 +200,31 @@ TEST(WindowWireTest, RmaRequestsRoundTripAndEveryBadFieldIsRefused) {
   std::vector<uint8_t> padded = bytes;
   padded[16 + 4 + 3] = 1;  // the first key's padding
   EXPECT_FALSE(wire::DecodeRmaRequest(padded).ok());
+
+  // With a notification after the blocks.
+  request.notify = true;
+  request.notify_tag = 77;
+  request.notify_bytes = "layer 3";
+  const std::vector<uint8_t> noted = wire::EncodeRmaRequest(request);
+  auto with_note = wire::DecodeRmaRequest(noted);
+  ASSERT_TRUE(with_note.ok()) << with_note.status();
+  EXPECT_TRUE(with_note->notify);
+  EXPECT_EQ(with_note->notify_tag, 77u);
+  EXPECT_EQ(with_note->notify_bytes, "layer 3");
+  EXPECT_EQ(wire::EncodeRmaRequest(*with_note), noted);
+  for (size_t n = bytes.size(); n < noted.size(); ++n) {
+    EXPECT_FALSE(wire::DecodeRmaRequest({noted.data(), n}).ok()) << n;
+  }
+  std::vector<uint8_t> bad_pad = noted;
+  bad_pad.back() = 1;  // "layer 3" is 7 bytes: one of padding
+  EXPECT_FALSE(wire::DecodeRmaRequest(bad_pad).ok());
+  EXPECT_FALSE(with([](wire::RmaRequest& r) {
+    r.notify = true;
+    r.notify_bytes.assign(wire::kMaxNotifyBytes + 1, 'x');
+  }));
+  std::vector<uint8_t> bad_flags = bytes;
+  bad_flags[12] = 2;
+  EXPECT_FALSE(wire::DecodeRmaRequest(bad_flags).ok());
 }
 
 TEST(WindowWireTest, OperationListsRoundTripAndBadCountsAreRefused) {
