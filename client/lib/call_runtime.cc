@@ -117,6 +117,14 @@ absl::StatusOr<std::shared_ptr<const Buffer>> CallRuntime::ReceiveArea(uint32_t 
   return area_;
 }
 
+absl::Status CallRuntime::CheckWritable(const Tensor& tensor, absl::string_view what) {
+  if (tensor.buffer != nullptr || tensor.on_gpu()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what,
+      " must be in registered memory (Client::AllocateHost) or on a GPU: it is written in "
+      "place"));
+}
+
 absl::StatusOr<Source> CallRuntime::Resolve(const Tensor& tensor) {
   auto bytes = TensorBytes(tensor.desc);
   if (!bytes.ok()) return bytes.status();

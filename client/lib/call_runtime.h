@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "axon/client.h"
 #include "axon/tensor.h"
 #include "client/lib/pool.h"
@@ -33,6 +34,9 @@ class CallRuntime {
   // Where `tensor`'s bytes are for the daemon (Tensor's header comment says
   // how each kind of memory is read).
   absl::StatusOr<Source> Resolve(const Tensor& tensor);
+  // INVALID_ARGUMENT, naming `what`, unless `tensor` can be written in place
+  // by the daemon or by others: registered memory (a Buffer) or GPU memory.
+  static absl::Status CheckWritable(const Tensor& tensor, absl::string_view what);
   // Where a tensor described by `desc` lands: pool memory on the GPU the
   // descriptor names (by PCI bus id; the first GPU when this node lacks
   // that one; host memory without any GPU), or host memory. The Tensor's

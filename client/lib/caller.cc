@@ -279,10 +279,8 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   uint64_t apart = 0;
   for (size_t i = 0; i < options.reply_into.size(); ++i) {
     const Tensor& t = options.reply_into[i];
-    if (t.buffer == nullptr && !t.on_gpu()) {
-      return absl::InvalidArgumentError(
-          "reply_into tensors must be registered (a Buffer) or GPU memory: the daemon writes "
-          "them in place");
+    if (auto st = internal::CallRuntime::CheckWritable(t, "a reply_into tensor"); !st.ok()) {
+      return st;
     }
     if (t.on_gpu() || t.bytes() > options.inline_bytes) apart |= uint64_t{1} << i;
   }

@@ -34,10 +34,8 @@ absl::StatusOr<Operation> Client::SendTensors(const std::string& from, const std
 absl::StatusOr<Operation> Client::PostRecvInto(const std::string& endpoint, uint64_t tag,
                                                const Tensor& into, OpOptions options,
                                                std::function<void(const Completed&)> done) {
-  if (into.buffer == nullptr && !into.on_gpu()) {
-    return absl::InvalidArgumentError(
-        "a receive lands in a tensor in registered memory (Client::AllocateHost) or on a GPU: "
-        "the daemon writes it in place");
+  if (auto st = internal::CallRuntime::CheckWritable(into, "a receive's tensor"); !st.ok()) {
+    return st;
   }
   StartProgressThread();
   auto source = call_runtime().Resolve(into);

@@ -66,10 +66,8 @@ absl::StatusOr<Operation> Client::Read(const std::string& from, const Window& wi
 }
 
 absl::StatusOr<Window> Client::ExposeTensor(const Tensor& tensor, const ExposeOptions& options) {
-  if (tensor.buffer == nullptr && !tensor.on_gpu()) {
-    return absl::InvalidArgumentError(
-        "a window is a tensor in registered memory (Client::AllocateHost) or on a GPU: others "
-        "write into it in place");
+  if (auto st = internal::CallRuntime::CheckWritable(tensor, "a window's tensor"); !st.ok()) {
+    return st;
   }
   auto source = call_runtime().Resolve(tensor);
   if (!source.ok()) return source.status();
@@ -102,10 +100,10 @@ absl::StatusOr<Operation> Client::TensorWindowOp(bool write, const std::string& 
   sources.reserve(blocks.size());
   plain.reserve(blocks.size());
   for (const TensorBlock& b : blocks) {
-    if (!write && b.tensor.buffer == nullptr && !b.tensor.on_gpu()) {
-      return absl::InvalidArgumentError(
-          "a Read lands in tensors in registered memory (Client::AllocateHost) or on a GPU: the "
-          "daemon writes them in place");
+    if (!write) {
+      if (auto st = internal::CallRuntime::CheckWritable(b.tensor, "a Read's tensor"); !st.ok()) {
+        return st;
+      }
     }
     auto source = call_runtime().Resolve(b.tensor);
     if (!source.ok()) return source.status();
