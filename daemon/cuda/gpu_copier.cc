@@ -61,15 +61,20 @@ absl::Status GpuCopier::Stream(int device, void** stream) {
   return absl::OkStatus();
 }
 
-absl::Status GpuCopier::Copy(int device, void* to, const void* from, size_t bytes) {
-  if (bytes == 0) return absl::OkStatus();
-  void* stream;
-  if (auto st = Stream(device, &stream); !st.ok()) return st;
+absl::Status GpuCopier::Queue(int device, void* stream, void* to, const void* from, size_t bytes) {
   if (cudaError_t err =
           cudaMemcpyAsync(to, from, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream));
       err != cudaSuccess) {
     return Failed(err, absl::StrCat("copying ", bytes, " bytes on GPU ", device));
   }
+  return absl::OkStatus();
+}
+
+absl::Status GpuCopier::Copy(int device, void* to, const void* from, size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  void* stream;
+  if (auto st = Stream(device, &stream); !st.ok()) return st;
+  if (auto st = Queue(device, stream, to, from, bytes); !st.ok()) return st;
   ++copies_;
   bytes_ += bytes;
   return absl::OkStatus();
@@ -128,10 +133,9 @@ absl::Status GpuCopier::Gather(int device, absl::Span<void* const> to,
                    device, cudaGetErrorString(static_cast<cudaError_t>(err)));
     }
     for (size_t i = 0; i < count; ++i) {
-      if (cudaError_t err = cudaMemcpyAsync(pieces[i].to, pieces[i].from, pieces[i].bytes,
-                                            cudaMemcpyDefault, static_cast<cudaStream_t>(stream));
-          err != cudaSuccess) {
-        return Failed(err, absl::StrCat("copying ", pieces[i].bytes, " bytes on GPU ", device));
+      if (auto st = Queue(device, stream, pieces[i].to, pieces[i].from, pieces[i].bytes);
+          !st.ok()) {
+        return st;
       }
     }
     return absl::OkStatus();

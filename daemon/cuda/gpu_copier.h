@@ -59,6 +59,8 @@ class GpuCopier {
     absl::AnyInvocable<void(absl::Status)> done;
   };
   absl::Status Stream(int device, void** stream);
+  // cudaMemcpyAsync on `stream` (device's), uncounted.
+  absl::Status Queue(int device, void* stream, void* to, const void* from, size_t bytes);
 
   std::map<int, void*> streams_;  // device -> cudaStream_t
   std::deque<Waiting> waiting_;

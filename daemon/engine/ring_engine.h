@@ -334,6 +334,13 @@ class RingEngine final : private MatchSink {
   };
   void RemoteWindowOp(uint64_t id, Session& session, const wire::Submission& submission,
                       const wire::WindowOpList& list, Part list_part, absl::string_view node);
+  // The entry counting operation (id, submission.op_id)'s `frames` frames of
+  // `kind` to window list.window on `node`, with its notification still to
+  // send (list_part holds its bytes).
+  RemoteWindow& TrackRemoteWindow(uint64_t id, const wire::Submission& submission,
+                                  const wire::WindowOpList& list, Part list_part,
+                                  absl::string_view node, uint64_t bytes, size_t frames,
+                                  wire::WindowFrame kind);
   // The RMA form of RemoteWindowOp: host blocks, for a window whose owner
   // serves RMA (the list says so); `parts` checked already.
   void RmaWindowOp(uint64_t id, const wire::Submission& submission, const wire::WindowOpList& list,

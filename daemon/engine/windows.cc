@@ -74,9 +74,8 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
                                 write ? wire::kWindowWrite : wire::kWindowRead);
   if (!grant.ok()) return fail(grant.status());
   WindowTable::Grant& window = **grant;
-  if (list->notify && window.notify_endpoint().empty()) {
-    return fail(absl::FailedPreconditionError(absl::StrCat(
-        "window ", window.id(), " takes no notifications (exposed without a notify endpoint)")));
+  if (list->notify) {
+    if (auto st = window.CheckNotifies(); !st.ok()) return fail(st);
   }
 
   // Every block checked before any moves: a bad one fails the operation whole.
@@ -245,18 +244,9 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
     RmaWindowOp(id, submission, list, std::move(list_part), node, std::move(parts), bytes);
     return;
   }
-  RemoteWindow& op = window_ops_[{id, submission.op_id}];
-  op = RemoteWindow{.left = parts.size(),
-                    .bytes = bytes,
-                    .node = std::string(node),
-                    .from = std::string(endpoint),
-                    .window = {.op = write ? wire::WindowFrame::kWrite : wire::WindowFrame::kRead,
-                               .id = list.window,
-                               .capability = list.capability},
-                    .notify = list.notify,
-                    .notify_tag = list.notify_tag,
-                    .notify_bytes = {std::move(list_part.region),
-                                     submission.offset + list.notify_offset(), list.notify_length}};
+  RemoteWindow& op =
+      TrackRemoteWindow(id, submission, list, std::move(list_part), node, bytes, parts.size(),
+                        write ? wire::WindowFrame::kWrite : wire::WindowFrame::kRead);
   const wire::WindowTarget target = op.window;
   if (!write) {
     // Where each reply lands, registered with the remote path's shard
@@ -305,39 +295,30 @@ void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
   std::vector<const Region*> keyed;  // the regions of the frame being filled
   for (size_t i = 0; i < parts.size(); ++i) {
     const Region* region = parts[i].region.get();
-    const bool known = std::find(keyed.begin(), keyed.end(), region) != keyed.end();
+    bool known = std::find(keyed.begin(), keyed.end(), region) != keyed.end();
     if (frames.empty() || frames.back()->local.size() == wire::kMaxRmaBlocks ||
         (!known && keyed.size() == wire::kMaxRmaKeys)) {
       frames.push_back(std::make_shared<RmaBlocks>());
       keyed.clear();
+      known = false;
     }
-    if (std::find(keyed.begin(), keyed.end(), region) == keyed.end()) keyed.push_back(region);
+    if (!known) keyed.push_back(region);
     frames.back()->local.push_back(std::move(parts[i]));
     frames.back()->window_offsets.push_back(list.blocks[i].window_offset);
   }
+  RemoteWindow& op =
+      TrackRemoteWindow(id, submission, list, std::move(list_part), node, bytes, frames.size(),
+                        write ? wire::WindowFrame::kRmaWrite : wire::WindowFrame::kRmaRead);
   // One request: the notification rides in it, and the owner's daemon
-  // delivers it after the blocks (answering the request when it lands).
-  const bool notify_inside = list.notify && frames.size() == 1;
-  if (notify_inside) {
+  // delivers it after the blocks (answering the request when it lands)
+  // instead of a frame of its own.
+  if (op.notify && frames.size() == 1) {
     RmaBlocks& only = *frames.front();
     only.notify = true;
-    only.notify_tag = list.notify_tag;
-    only.notify_bytes = {list_part.region, submission.offset + list.notify_offset(),
-                         list.notify_length};
+    only.notify_tag = op.notify_tag;
+    only.notify_bytes = op.notify_bytes;
+    op.notify = false;
   }
-  RemoteWindow& op = window_ops_[{id, submission.op_id}];
-  op = RemoteWindow{
-      .left = frames.size(),
-      .bytes = bytes,
-      .node = std::string(node),
-      .from = std::string(wire::NameView(submission.endpoint)),
-      .window = {.op = write ? wire::WindowFrame::kRmaWrite : wire::WindowFrame::kRmaRead,
-                 .id = list.window,
-                 .capability = list.capability},
-      .notify = list.notify && !notify_inside,
-      .notify_tag = list.notify_tag,
-      .notify_bytes = {std::move(list_part.region), submission.offset + list.notify_offset(),
-                       list.notify_length}};
   const wire::WindowTarget target = op.window;
   const std::string from = op.from;
   // `op` may go while these are sent: a send that fails at once answers here.
@@ -351,6 +332,22 @@ void RingEngine::RmaWindowOp(uint64_t id, const wire::Submission& submission,
                                 .window = target,
                                 .rma = std::move(blocks)});
   }
+}
+
+RingEngine::RemoteWindow& RingEngine::TrackRemoteWindow(
+    uint64_t id, const wire::Submission& submission, const wire::WindowOpList& list, Part list_part,
+    absl::string_view node, uint64_t bytes, size_t frames, wire::WindowFrame kind) {
+  RemoteWindow& op = window_ops_[{id, submission.op_id}];
+  op = RemoteWindow{.left = frames,
+                    .bytes = bytes,
+                    .node = std::string(node),
+                    .from = std::string(wire::NameView(submission.endpoint)),
+                    .window = {.op = kind, .id = list.window, .capability = list.capability},
+                    .notify = list.notify,
+                    .notify_tag = list.notify_tag,
+                    .notify_bytes = {std::move(list_part.region),
+                                     submission.offset + list.notify_offset(), list.notify_length}};
+  return op;
 }
 
 bool RingEngine::WindowFrameAnswered(uint64_t id, uint64_t op_id, const absl::Status& status) {
@@ -418,10 +415,8 @@ void RingEngine::WindowArrive(const std::shared_ptr<Incoming>& message) {
     return;
   }
   if (kind == wire::WindowFrame::kNotifyWrite || kind == wire::WindowFrame::kNotifyRead) {
-    if (window->notify_endpoint().empty()) {
-      Refuse(*message, absl::FailedPreconditionError(absl::StrCat(
-                           "window ", window->id(),
-                           " takes no notifications (exposed without a notify endpoint)")));
+    if (auto st = window->CheckNotifies(); !st.ok()) {
+      Refuse(*message, st);
       return;
     }
     // From here on a message like any other, from the initiator's endpoint.
@@ -470,11 +465,11 @@ void RingEngine::RmaArrive(const std::shared_ptr<Incoming>& message,
     Refuse(*message, request.status());
     return;
   }
-  if (request->notify && window->notify_endpoint().empty()) {
-    Refuse(*message, absl::FailedPreconditionError(absl::StrCat(
-                         "window ", window->id(),
-                         " takes no notifications (exposed without a notify endpoint)")));
-    return;
+  if (request->notify) {
+    if (auto st = window->CheckNotifies(); !st.ok()) {
+      Refuse(*message, st);
+      return;
+    }
   }
   uint64_t bytes = 0;
   for (const wire::RmaBlock& b : request->blocks) {

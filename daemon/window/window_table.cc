@@ -153,6 +153,12 @@ WindowTable::Grant::~Grant() {
   core_->released.notify_all();
 }
 
+absl::Status WindowTable::Grant::CheckNotifies() const {
+  if (!notify_endpoint_.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("window ", id_, " takes no notifications (exposed without a notify endpoint)"));
+}
+
 absl::Status CheckWindowBounds(uint64_t id, uint64_t window_length, uint64_t offset,
                                uint64_t length) {
   if (offset > window_length || length > window_length - offset) {

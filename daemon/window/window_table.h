@@ -100,6 +100,9 @@ class WindowTable {
     absl::Status Check(uint64_t offset, uint64_t length) const {
       return CheckWindowBounds(id_, length_, offset, length);
     }
+    // FAILED_PRECONDITION unless the window takes notifications (it was
+    // exposed with a notify endpoint).
+    absl::Status CheckNotifies() const;
     // Counts `bytes` moved by this operation (written into the window, or
     // read out of it).
     void Moved(uint64_t bytes) { moved_ += bytes; }
