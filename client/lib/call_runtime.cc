@@ -117,6 +117,11 @@ absl::StatusOr<std::shared_ptr<const Buffer>> CallRuntime::ReceiveArea(uint32_t 
   return area_;
 }
 
+std::shared_ptr<const Buffer> CallRuntime::Area() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return area_;
+}
+
 absl::Status CallRuntime::CheckWritable(const Tensor& tensor, absl::string_view what) {
   if (tensor.buffer != nullptr || tensor.on_gpu()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(

@@ -47,6 +47,8 @@ class CallRuntime {
   // the client set one up itself: then null (its Buffer is the client's).
   // Shared: tensors viewing a slot keep it mapped past the client.
   absl::StatusOr<std::shared_ptr<const Buffer>> ReceiveArea(uint32_t slot_bytes, uint32_t slots);
+  // The receive area ReceiveArea set up; null when it set up none.
+  std::shared_ptr<const Buffer> Area();
   uint64_t NextCallId() { return next_call_.fetch_add(1, std::memory_order_relaxed); }
 
   // Pool limits.

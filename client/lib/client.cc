@@ -16,9 +16,11 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "axon/call.h"
+#include "axon/tensor.h"
 #include "client/lib/call_runtime.h"
 #include "client/lib/reconnector.h"
 #include "client/lib/session.h"
+#include "client/lib/slot_hold.h"
 #include "client/lib/submit.h"
 #include "common/cuda/driver.h"
 #include "common/defaults.h"
@@ -197,6 +199,22 @@ absl::StatusOr<Message> Client::Receive(const std::string& endpoint, int timeout
 }
 
 absl::Status Client::Release(const Message& message) { return session_->ReleaseSlot(message.slot); }
+
+absl::Status Client::UseReceiveArea(uint32_t slot_bytes, uint32_t slots) {
+  return call_runtime().ReceiveArea(slot_bytes, slots).status();
+}
+
+Received Client::Hold(const Message& message) {
+  std::shared_ptr<const Buffer> area = call_runtime().Area();
+  Received held{.endpoint = message.endpoint, .from = message.from, .tag = message.tag};
+  const int64_t shape[1] = {static_cast<int64_t>(message.length)};
+  // A uint8 vector of any length is a valid descriptor.
+  held.tensor.desc = *TensorDesc::Contiguous(dtype::kUInt8, shape);
+  held.tensor.data = const_cast<uint8_t*>(message.data);
+  held.tensor.buffer = area.get();
+  held.tensor.owner = std::make_shared<internal::SlotHold>(session_, std::move(area), message.slot);
+  return held;
+}
 
 absl::Status Client::CancelAsync(Operation op) {
   auto cancel =

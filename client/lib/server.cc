@@ -138,11 +138,6 @@ std::vector<MethodStats> ServerCore::Stats() const {
   return out;
 }
 
-SlotHold::~SlotHold() {
-  // Fails only when the session has ended, and the slot with it.
-  (void)session_->ReleaseSlot(slot_);
-}
-
 void ServerCore::OnArrival(const Message& message) {
   auto call = std::allocate_shared<ServerCall>(Recycled<ServerCall>());
   call->core = shared_from_this();

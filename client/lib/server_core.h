@@ -17,29 +17,12 @@
 
 #include "axon/call.h"
 #include "client/lib/call_message.h"
+#include "client/lib/slot_hold.h"
 #include "common/latency_histogram.h"
 
 namespace axon::internal {
 
 struct Session;
-
-// A request's receive-area slot, given back to the daemon when the last
-// holder goes: the call, and the request's inline tensors, which a handler
-// may keep past its reply (each Tensor's `owner`). Holds the session, not
-// the Client, and the area libaxon made, so a tensor may outlive both.
-class SlotHold {
- public:
-  SlotHold(std::shared_ptr<Session> session, std::shared_ptr<const Buffer> area, uint64_t slot)
-      : session_(std::move(session)), area_(std::move(area)), slot_(slot) {}
-  ~SlotHold();
-  SlotHold(const SlotHold&) = delete;
-  SlotHold& operator=(const SlotHold&) = delete;
-
- private:
-  std::shared_ptr<Session> session_;
-  std::shared_ptr<const Buffer> area_;
-  uint64_t slot_;
-};
 
 struct ServerCall {
   std::shared_ptr<ServerCore> core;

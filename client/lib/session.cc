@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/slot_hold.h"
 #include "common/errno_status.h"
 #include "common/fd_passing.h"
 
@@ -219,6 +220,11 @@ absl::Status Session::PushLocked(const wire::Submission& submission) {
     if (submissions->ConsumerNeedsWakeup()) RingDaemon();
     std::this_thread::yield();
   }
+}
+
+SlotHold::~SlotHold() {
+  // Fails only when the session has ended, and the slot with it.
+  (void)session_->ReleaseSlot(slot_);
 }
 
 absl::Status Session::ReleaseSlot(uint64_t slot) {

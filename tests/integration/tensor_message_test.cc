@@ -86,6 +86,66 @@ TEST_P(TensorMessageTest, FailuresReachTheCallback) {
   }
 }
 
+// Client::Hold: an unposted message as a tensor over its receive-area slot,
+// which goes back to the daemon only when the tensor's last copy is gone.
+TEST_P(TensorMessageTest, AHeldMessageKeepsItsSlotUntilItsTensorGoes) {
+  ASSERT_TRUE(receiver_->UseReceiveArea(4096, 2).ok());
+  auto Send = [&](uint8_t fill) {
+    std::vector<uint8_t> bytes(100, fill);
+    auto t = Tensor::Host(bytes.data(), dtype::kUInt8, {100});
+    EXPECT_TRUE(t.ok());
+    auto sent = std::make_shared<Waiter>();
+    auto op = sender_->SendTensors("a", At("b"), fill, {*t}, {}, sent->done());
+    EXPECT_TRUE(op.ok()) << op.status();
+    return sent;
+  };
+  auto first = Send(1);
+  auto second = Send(2);
+  auto third = Send(3);  // both slots are held: it waits for one
+  std::vector<Received> held;
+  for (int i = 0; i < 2; ++i) {
+    auto message = receiver_->Receive("b");
+    ASSERT_TRUE(message.ok()) << message.status();
+    held.push_back(receiver_->Hold(*message));
+  }
+  EXPECT_TRUE(first->get().status.ok());
+  EXPECT_TRUE(second->get().status.ok());
+  EXPECT_EQ(receiver_->Receive("b", 300).status().code(), absl::StatusCode::kDeadlineExceeded);
+
+  ASSERT_EQ(held[0].tensor.bytes(), 100u);
+  EXPECT_EQ(held[0].tag, 1u);
+  EXPECT_EQ(held[0].endpoint, "b");
+  EXPECT_THAT(held[0].from, ::testing::EndsWith("/a"));
+  EXPECT_EQ(held[0].tensor.span<uint8_t>()[99], 1);
+  EXPECT_NE(held[0].tensor.buffer, nullptr);  // libaxon's area: sent again in place
+  // A copy of the tensor keeps the slot: the third still waits.
+  Tensor kept = held[0].tensor;
+  held.erase(held.begin());
+  EXPECT_EQ(receiver_->Receive("b", 300).status().code(), absl::StatusCode::kDeadlineExceeded);
+  kept = Tensor{};
+  auto last = receiver_->Receive("b");
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->tag, 3u);
+  EXPECT_TRUE(third->get().status.ok());
+  EXPECT_EQ(held[0].tensor.span<uint8_t>()[0], 2);  // untouched by the third
+  ASSERT_TRUE(receiver_->Release(*last).ok());
+}
+
+TEST_P(TensorMessageTest, AHeldMessageOutlivesItsClient) {
+  ASSERT_TRUE(receiver_->UseReceiveArea(4096, 4).ok());
+  std::vector<uint8_t> bytes(64, 9);
+  auto t = Tensor::Host(bytes.data(), dtype::kUInt8, {64});
+  ASSERT_TRUE(t.ok());
+  Waiter sent;
+  ASSERT_TRUE(sender_->SendTensors("a", At("b"), 5, {*t}, {}, sent.done()).ok());
+  auto message = receiver_->Receive("b");
+  ASSERT_TRUE(message.ok()) << message.status();
+  Received held = receiver_->Hold(*message);
+  receiver_.reset();  // the mapping stays with the tensor
+  EXPECT_EQ(held.tensor.span<uint8_t>()[63], 9);
+  EXPECT_TRUE(sent.get().status.ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, TensorMessageTest, ::testing::Bool(), PathName);
 
 }  // namespace

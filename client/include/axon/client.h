@@ -83,7 +83,8 @@ struct Operation {
 };
 
 class Buffer;
-struct Tensor;  // axon/tensor.h
+struct Tensor;    // axon/tensor.h
+struct Received;  // axon/tensor.h
 
 // Bytes [offset, offset + length) of a shared buffer: one part of a message.
 struct View {
@@ -266,6 +267,16 @@ class Client {
   absl::StatusOr<Message> Receive(const std::string& endpoint, int timeout_ms = 10000);
   // Gives `message`'s slot back to the daemon for the next message.
   absl::Status Release(const Message& message);
+  // Sets up a receive area of `slots` slots of `slot_bytes` in memory
+  // libaxon allocates, unless the session has one (the first of this, a
+  // call Server's start and SetReceiveArea decides its size).
+  absl::Status UseReceiveArea(uint32_t slot_bytes = 128 * 1024, uint32_t slots = 256);
+  // `message` (from Receive or an OnArrival handler) as a uint8 tensor over
+  // its slot, zero copy: the slot goes back to the daemon when the last copy
+  // of the tensor's owner is gone, which may be after the Client; do not
+  // Release it too. Sent again, the tensor is read in place when libaxon
+  // made the area (UseReceiveArea, a Server).
+  Received Hold(const Message& message);
   // Withdraws a pending Send or PostRecv: it then completes CANCELLED, unless
   // it completed first. NOT_FOUND when it is not pending any more. A send
   // already being pulled by the receiving node may still complete OK.

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -72,6 +73,14 @@ struct Tensor {
 struct TensorBlock {
   Tensor tensor;
   uint64_t window_offset = 0;
+};
+
+// A receive-area message held as a tensor (Client::Hold).
+struct Received {
+  std::string endpoint;  // the receiving endpoint, bound by this client
+  std::string from;      // the sender, "node/endpoint"
+  uint64_t tag = 0;
+  Tensor tensor;  // uint8, the message's bytes where they landed
 };
 
 }  // namespace axon
