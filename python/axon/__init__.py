@@ -26,15 +26,15 @@ from __future__ import annotations
 import atexit
 
 from . import errors
-from ._calls import Call, Completed, Op, Reply
+from ._calls import Call, Completed, Message, Op, Receive, Reply
 from ._client import Client, ConnectionEvent, Endpoint, _live_clients, connect
 from ._server import Request, Server
 from ._windows import Window
 from .errors import Error
 
 __all__ = [
-    "Call", "Client", "Completed", "ConnectionEvent", "Endpoint", "Error", "Op", "Reply",
-    "Request", "Server", "Window", "connect", "errors",
+    "Call", "Client", "Completed", "ConnectionEvent", "Endpoint", "Error", "Message", "Op",
+    "Receive", "Reply", "Request", "Server", "Window", "connect", "errors",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, List, Optional
 
@@ -69,10 +70,14 @@ class _Pending:
         with self._lock:
             self._futures.append((loop, future))
         self._client._await_on(loop, self)
+        self._arm(loop, future)
         if self._handle.done():
             self._resolve()
         future.add_done_callback(self._on_future_done)
         return (yield from future.__await__())
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, future: "asyncio.Future") -> None:
+        """What an awaited operation sets up on the loop beside the future."""
 
     def _on_future_done(self, future: "asyncio.Future") -> None:
         if future.cancelled():
@@ -133,3 +138,65 @@ class Op(_Pending):
     def result(self) -> Completed:
         length, tag = self._handle.result()
         return Completed(length, tag)
+
+
+@dataclass
+class Message:
+    """A message from :meth:`Endpoint.recv`: its sender ("node/endpoint"),
+    its tag, and ``data``, a uint8 DLPack view of its bytes where they landed
+    (a slot of the client's receive area), zero copy: pass it to
+    ``numpy.from_dlpack`` or ``torch.from_dlpack`` and ``.view()`` it as the
+    dtype you sent. The slot goes back to the daemon once ``data``, every
+    view made from it, and the :class:`Receive` holding it are gone; until
+    then, later messages use other slots (and senders wait when none is
+    free)."""
+
+    sender: str
+    tag: int
+    data: Any
+
+
+class Receive(_Pending):
+    """A receive in flight, from :meth:`Endpoint.recv`: wait on it, await it,
+    or cancel it; its outcome is a :class:`Message`. With a ``timeout`` it
+    ends :class:`axon.errors.DeadlineExceeded` (a ``TimeoutError``) when no
+    message came in time."""
+
+    def __init__(self, client: "Client", handle: Any, timeout: Optional[float]):
+        super().__init__(client, handle)
+        self._deadline = None if timeout is None else time.monotonic() + float(timeout)
+        self._taken = threading.Lock()
+        self._message: Optional[Message] = None
+
+    def _left(self) -> Optional[float]:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def done(self) -> bool:
+        if not self._handle.done() and self._left() == 0.0:
+            self._handle.expire()
+        return self._handle.done()
+
+    def wait(self, timeout: Optional[float] = None) -> Message:
+        left = self._left()
+        if left is not None and (timeout is None or timeout >= left):
+            if not self._handle.wait(left):
+                self._handle.expire()  # unless a message reached it meanwhile
+            return self.result()
+        return super().wait(timeout)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, future: "asyncio.Future") -> None:
+        left = self._left()
+        if left is None:
+            return
+        timer = loop.call_later(left, self._handle.expire)
+        future.add_done_callback(lambda _: timer.cancel())
+
+    def result(self) -> Message:
+        """The message of a receive that has ended, or its error."""
+        with self._taken:
+            if self._message is None:
+                sender, tag, data = self._handle.take()
+                self._message = Message(sender, tag, data)
+            return self._message

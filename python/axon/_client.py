@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 from . import _axon, errors
-from ._calls import Call, Op
+from ._calls import Call, Op, Receive
 from ._tensors import cuda_stream, optional_seconds_to_ms
 
 if TYPE_CHECKING:
@@ -47,11 +48,18 @@ class Client:
     what is submitted until it is back: retry it. ``on_connection`` is
     called with a :class:`ConnectionEvent` (on a thread of axon's) each
     time the daemon goes away and each time the client is back.
+
+    ``receive_slots`` x ``receive_slot_bytes``: the receive area, shared
+    memory set up on the first :meth:`Endpoint.recv` or server start (a
+    server's own sizes apply when it comes first). Messages no posted
+    receive takes, and call requests, land in its slots; one larger than a
+    slot waits for a posted receive.
     """
 
     def __init__(self, socket: Optional[str] = None, name: Optional[str] = None,
                  timeout: float = 10.0, reconnect: bool = True,
-                 on_connection: Optional[Callable[[ConnectionEvent], None]] = None):
+                 on_connection: Optional[Callable[[ConnectionEvent], None]] = None,
+                 receive_slots: int = 256, receive_slot_bytes: int = 128 * 1024):
         if name is None:
             name = f"python-{os.getpid()}"
         self._pid = os.getpid()
@@ -63,6 +71,7 @@ class Client:
                 on_connection(ConnectionEvent(connected, error, attempts, session_id))
         self._state = _axon.Client.connect(socket or "", name, int(timeout * 1000),
                                            reconnect, notify)
+        self._area = (int(receive_slot_bytes), int(receive_slots))
         self._lock = threading.Lock()
         self._awaited: Dict[int, Any] = {}
         self._watching: Optional[asyncio.AbstractEventLoop] = None
@@ -98,14 +107,25 @@ class Client:
         self._check_fork()
         return Endpoint(self, name, self._state.bind(name))
 
-    def allocate(self, nbytes: int):
-        """``nbytes`` of host memory shared with the daemon, as a uint8
-        tensor (DLPack). Tensors viewing it are sent without a copy::
+    def allocate(self, nbytes: int, device: Any = None):
+        """``nbytes`` of memory shared with the daemon, as a uint8 tensor
+        (DLPack). Tensors viewing it are sent, received and exposed in place::
 
             buf = np.from_dlpack(client.allocate(4096)).view(np.float32)
+            gpu = torch.from_dlpack(client.allocate(1 << 20, "cuda")).view(torch.bfloat16)
+
+        ``device``: None or "cpu" for host memory (a memfd); "cuda",
+        "cuda:N", N or a ``torch.device`` for GPU memory (a CUDA VMM
+        allocation shared by file descriptor, which works across PID
+        namespaces and containers, unlike IPC handles). "cuda" is torch's
+        current device when torch is loaded, else device 0. It is freed once
+        the tensor and every view of it are gone.
         """
         self._check_fork()
-        return self._state.allocate_host(nbytes)
+        ordinal = _cuda_ordinal(device)
+        if ordinal is None:
+            return self._state.allocate_host(nbytes)
+        return self._state.allocate_cuda(nbytes, ordinal)
 
     def expose(self, tensor: Any, notify: Any = None, allowed: Sequence[str] = (),
                readable: bool = True, writable: bool = True) -> "Window":
@@ -200,6 +220,7 @@ class Endpoint:
         self.client = client
         self.name = name
         self.address = address  # "node/name"
+        self._serving = False  # a started server takes its messages
 
     def call(self, to: str, method: str, *tensors: Any, header: bytes = b"",
              timeout: Optional[float] = 10.0, out: Sequence[Any] = (),
@@ -245,6 +266,23 @@ class Endpoint:
                                        cuda_stream([tensor], stream))
         return Op(self.client, handle)
 
+    def recv(self, timeout: Optional[float] = None) -> Receive:
+        """The next message to this endpoint that no posted receive
+        (:meth:`recv_into`) took, any tag, any sender: a :class:`Receive`
+        whose outcome is a :class:`Message` viewing the bytes where they
+        landed, zero copy. Receives are served in the order they were
+        made, messages from one sender in the order sent. ``timeout``:
+        seconds (None: none). An endpoint that serves calls cannot also
+        receive this way."""
+        self.client._check_fork()
+        if self._serving:
+            from .errors import FailedPrecondition
+            raise FailedPrecondition(
+                f"endpoint {self.name!r} serves calls: its messages go to the server")
+        slot_bytes, slots = self.client._area
+        handle = _axon.receive_async(self.client._state, self.name, slot_bytes, slots)
+        return Receive(self.client, handle, timeout)
+
     def write(self, window: "Window", blocks: Any, notify: Optional[Tuple[int, bytes]] = None,
               timeout: Optional[float] = None, stream: Any = None) -> Op:
         """Copies ``blocks`` into ``window`` (one sided): a tensor (to offset
@@ -272,11 +310,42 @@ class Endpoint:
         return Server(self, concurrency=concurrency, slots=slots, slot_bytes=slot_bytes)
 
     def close(self) -> None:
-        """Unbinds the endpoint."""
+        """Unbinds the endpoint; its waiting receives end
+        FailedPrecondition, and the messages no one received yet go."""
+        _axon.stop_receiving(self.client._state, self.name)
         self.client._state.unbind(self.name)
 
     def __repr__(self) -> str:
         return f"<axon.Endpoint {self.address!r}>"
+
+
+def _cuda_ordinal(device: Any) -> Optional[int]:
+    """The CUDA device ``device`` names, or None for host memory."""
+    if device is None:
+        return None
+    if isinstance(device, bool):
+        raise ValueError(f"not a device: {device!r}")
+    if isinstance(device, int):
+        if device < 0:
+            raise ValueError(f"a CUDA device is numbered from 0, not {device}")
+        return device
+    kind, index = getattr(device, "type", None), getattr(device, "index", None)
+    if kind is None:
+        text = str(device)
+        kind, _, number = text.partition(":")
+        index = int(number) if number.isdigit() else None
+        if number and index is None:
+            raise ValueError(f"not a device: {device!r} (\"cpu\", \"cuda\" or \"cuda:N\")")
+    if kind == "cpu":
+        return None
+    if kind != "cuda":
+        raise ValueError(f"not a device axon allocates on: {device!r} (\"cpu\" or \"cuda[:N]\")")
+    if index is not None:
+        return int(index)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return int(torch.cuda.current_device())
+    return 0
 
 
 def _tag(tag: int) -> int:
@@ -288,7 +357,9 @@ def _tag(tag: int) -> int:
 
 def connect(socket: Optional[str] = None, name: Optional[str] = None,
             timeout: float = 10.0, reconnect: bool = True,
-            on_connection: Optional[Callable[[ConnectionEvent], None]] = None) -> Client:
+            on_connection: Optional[Callable[[ConnectionEvent], None]] = None,
+            receive_slots: int = 256, receive_slot_bytes: int = 128 * 1024) -> Client:
     """Attaches to this node's axond; see :class:`Client`."""
     return Client(socket=socket, name=name, timeout=timeout, reconnect=reconnect,
-                  on_connection=on_connection)
+                  on_connection=on_connection, receive_slots=receive_slots,
+                  receive_slot_bytes=receive_slot_bytes)

@@ -141,8 +141,13 @@ class Server:
                     target=self._loop.run_forever, name=f"axon-server-{self.endpoint.name}",
                     daemon=True)
                 self._loop_thread.start()
+        if _axon.receiving(self.endpoint.client._state, self.endpoint.name):
+            from .errors import FailedPrecondition
+            raise FailedPrecondition(
+                f"endpoint {self.endpoint.name!r} receives with recv(): serve on another")
         self._server.start()
         self._started = True
+        self.endpoint._serving = True
         return self
 
     def stop(self) -> None:
@@ -152,6 +157,7 @@ class Server:
             return
         self._stopped = True
         self._server.stop()
+        self.endpoint._serving = False
         if self._loop_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join()

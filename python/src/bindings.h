@@ -9,6 +9,7 @@ void BindClient(nanobind::module_& m);
 void BindCalls(nanobind::module_& m);
 void BindServer(nanobind::module_& m);
 void BindMessages(nanobind::module_& m);
+void BindReceives(nanobind::module_& m);
 void BindWindows(nanobind::module_& m);
 
 }  // namespace axon::python

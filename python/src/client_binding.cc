@@ -7,6 +7,7 @@
 
 #include <atomic>
 
+#include "axon/tensor.h"
 #include "bindings.h"
 #include "client_state.h"
 #include "status.h"
@@ -22,6 +23,7 @@ uint64_t NextToken() {
 
 ClientState::~ClientState() {
   if (!client) return;
+  CloseReceivers(*this, absl::UnavailableError("the client is closed"));
   if (PyGILState_Check() != 0) {
     nb::gil_scoped_release unlocked;
     client.reset();
@@ -77,27 +79,41 @@ std::shared_ptr<ClientState> Connect(const std::string& socket, const std::strin
 void Close(ClientState& state) {
   std::unique_ptr<Client> client = std::move(state.client);
   if (!client) return;
+  CloseReceivers(state, absl::UnavailableError("the client is closed"));
   nb::gil_scoped_release unlocked;
   client.reset();  // detaches; waits for the progress thread
 }
 
-// `bytes` of host memory shared with the daemon, as a uint8 tensor: what a
-// tensor made from it carries is read in place.
+// All of `buffer` as a uint8 tensor that keeps it: what a tensor made
+// from it carries is read in place.
+template <typename BufferType>
+nb::object ExportBuffer(ClientState& state, absl::StatusOr<BufferType> made) {
+  auto shared = std::make_shared<BufferType>(ValueOrThrow(std::move(made)));
+  Tensor t =
+      ValueOrThrow(Tensor::Of(*shared, 0, dtype::kUInt8, {static_cast<int64_t>(shared->size())}));
+  t.owner = shared;
+  return ExportTensor(std::move(t), state.known);
+}
+
+// `bytes` of host memory shared with the daemon (a memfd).
 nb::object AllocateHost(ClientState& state, size_t bytes) {
   absl::StatusOr<HostBuffer> buffer;
   {
     nb::gil_scoped_release unlocked;
     buffer = state.get().AllocateHost(bytes);
   }
-  auto shared = std::make_shared<HostBuffer>(ValueOrThrow(std::move(buffer)));
-  Tensor t;
-  const int64_t shape[1] = {static_cast<int64_t>(bytes)};
-  t.desc = ValueOrThrow(TensorDesc::Contiguous(dtype::kUInt8, shape));
-  t.desc.memory = MemoryKind::kHostMemfd;
-  t.data = shared->data();
-  t.buffer = shared.get();
-  t.owner = shared;
-  return ExportTensor(std::move(t), state.known);
+  return ExportBuffer(state, std::move(buffer));
+}
+
+// `bytes` of GPU memory on `device`, a VMM allocation shared with the
+// daemon by fd.
+nb::object AllocateCuda(ClientState& state, size_t bytes, int device) {
+  absl::StatusOr<CudaBuffer> buffer;
+  {
+    nb::gil_scoped_release unlocked;
+    buffer = state.get().AllocateCuda(bytes, device);
+  }
+  return ExportBuffer(state, std::move(buffer));
 }
 
 }  // namespace
@@ -125,6 +141,7 @@ void BindClient(nb::module_& m) {
              ThrowIfError(s.get().UnbindEndpoint(name));
            })
       .def("allocate_host", &AllocateHost, nb::arg("bytes"))
+      .def("allocate_cuda", &AllocateCuda, nb::arg("bytes"), nb::arg("device"))
       .def("ping", [](ClientState& s) {
         nb::gil_scoped_release unlocked;
         ThrowIfError(s.get().PingDaemon());

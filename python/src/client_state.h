@@ -2,11 +2,14 @@
 // completions reach Python through, and the host memory it shares.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "axon/client.h"
 #include "notifier.h"
+#include "receiver.h"
 #include "tensors.h"
 
 namespace axon::python {
@@ -24,11 +27,16 @@ struct ClientState {
   // last holder would then destroy it on libaxon's own thread).
   std::shared_ptr<Notifier> notifier = std::make_shared<Notifier>();
   KnownMemory known;
+  // Endpoint.recv's receivers, by endpoint; touched under the GIL only.
+  std::map<std::string, std::shared_ptr<Receiver>> receivers;
 
   Client& get() const;  // raises FAILED_PRECONDITION once closed
 };
 
 // A token for the notifier: unique in the process.
 uint64_t NextToken();
+
+// Ends the client's waiting receives with `why` (receive_binding.cc).
+void CloseReceivers(ClientState& state, const absl::Status& why);
 
 }  // namespace axon::python

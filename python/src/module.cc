@@ -12,5 +12,6 @@ NB_MODULE(_axon, m) {
   axon::python::BindCalls(m);
   axon::python::BindServer(m);
   axon::python::BindMessages(m);
+  axon::python::BindReceives(m);
   axon::python::BindWindows(m);
 }

@@ -54,6 +54,13 @@ class Outcome {
     if (!value_) throw StatusError(absl::FailedPreconditionError(not_yet));
     return read(*value_);
   }
+  // The same, for a `read` that takes from the value (moves out of it).
+  template <typename Read>
+  auto Take(Read read, const char* not_yet) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!value_) throw StatusError(absl::FailedPreconditionError(not_yet));
+    return read(*value_);
+  }
   uint64_t token() const { return token_; }
 
  private:

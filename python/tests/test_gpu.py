@@ -154,3 +154,46 @@ def test_messages_of_cuda_tensors(request, place):
         tx.send(to, src, tag=4).wait(10)
         posted.wait(10)
         assert torch.equal(host_into, src.cpu())
+
+
+@pytest.mark.parametrize("place", ["local", "remote"])
+def test_shared_gpu_allocations(request, place):
+    """Client.allocate(n, "cuda"): VMM memory shared by fd, sent from and
+    received into in place, exposed as a window; torch views it."""
+    if place == "local":
+        a = b = request.getfixturevalue("node")
+    else:
+        a, b = request.getfixturevalue("nodes")
+    with axon.connect(a.socket) as ca, axon.connect(b.socket) as cb:
+        tx, rx = ca.endpoint("tx"), cb.endpoint("rx")
+        to = "rx" if a is b else f"{b.name}/rx"
+        src = torch.from_dlpack(ca.allocate(1 << 22, "cuda")).view(torch.bfloat16)
+        into = torch.from_dlpack(cb.allocate(1 << 22, "cuda:0")).view(torch.bfloat16)
+        assert src.is_cuda and into.is_cuda and src.numel() == 1 << 21
+        src.copy_(torch.randn(1 << 21, device="cuda").bfloat16())
+        deadline = time.monotonic() + 30
+        while True:  # until the daemons have connected
+            posted = rx.recv_into(into, tag=1)
+            try:
+                tx.send(to, src, tag=1, timeout=5).wait(10)
+                break
+            except (ConnectionError, LookupError):
+                posted.cancel()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        posted.wait(10)
+        assert torch.equal(into, src)
+        # A GPU message with no posted receive lands in the host receive
+        # area and comes out as a view there.
+        small = torch.arange(256, device="cuda", dtype=torch.int32)
+        sent = tx.send(to, small, tag=2)
+        message = rx.recv(timeout=10).wait()
+        sent.wait(10)
+        assert torch.equal(torch.from_dlpack(message.data).view(torch.int32), small.cpu())
+        # One sided into the shared allocation.
+        with cb.expose(into) as window:
+            ones = torch.ones(1024, device="cuda", dtype=torch.bfloat16)
+            tx.write(axon.Window.from_descriptor(window.descriptor), [(ones, 2048)]).wait(10)
+            torch.cuda.synchronize()
+            assert torch.equal(into[1024:2048], ones)

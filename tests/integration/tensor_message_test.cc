@@ -7,6 +7,7 @@
 
 #include <future>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "axon/client.h"
@@ -144,6 +145,21 @@ TEST_P(TensorMessageTest, AHeldMessageOutlivesItsClient) {
   receiver_.reset();  // the mapping stays with the tensor
   EXPECT_EQ(held.tensor.span<uint8_t>()[63], 9);
   EXPECT_TRUE(sent.get().status.ok());
+}
+
+TEST_P(TensorMessageTest, AMessageSentBeforeTheAreaLandsOnceItIsThere) {
+  std::vector<uint8_t> bytes(400, 6);
+  auto t = Tensor::Host(bytes.data(), dtype::kUInt8, {400});
+  ASSERT_TRUE(t.ok());
+  Waiter sent;
+  ASSERT_TRUE(sender_->SendTensors("a", At("b"), 2, {*t}, {}, sent.done()).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it waits at the receiver
+  ASSERT_TRUE(receiver_->UseReceiveArea(4096, 2).ok());
+  auto message = receiver_->Receive("b");
+  ASSERT_TRUE(message.ok()) << message.status();
+  EXPECT_EQ(message->length, 400u);
+  EXPECT_TRUE(sent.get().status.ok());
+  ASSERT_TRUE(receiver_->Release(*message).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, TensorMessageTest, ::testing::Bool(), PathName);

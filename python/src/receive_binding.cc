@@ -1,0 +1,132 @@
+// axon._axon's unposted receives (Endpoint.recv): a message with no posted
+// receive lands in a slot of the client's receive area and reaches Python
+// as a view of that slot (Client::Hold), zero copy; the slot goes back to
+// the daemon when the last view of it is gone.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+
+#include <memory>
+#include <string>
+
+#include "bindings.h"
+#include "client_state.h"
+#include "receiver.h"
+#include "status.h"
+#include "tensors.h"
+
+namespace nb = nanobind;
+
+namespace axon::python {
+namespace {
+
+class ReceiveHandle {
+ public:
+  ReceiveHandle(std::shared_ptr<ClientState> state, std::shared_ptr<Receiver> receiver,
+                std::shared_ptr<ReceiveOutcome> outcome)
+      : state_(std::move(state)), receiver_(std::move(receiver)), outcome_(std::move(outcome)) {}
+
+  uint64_t token() const { return outcome_->token(); }
+  bool done() const { return outcome_->done(); }
+  bool Wait(double timeout) const {
+    nb::gil_scoped_release unlocked;
+    return outcome_->WaitFor(timeout);
+  }
+  void Cancel() const { receiver_->Withdraw(outcome_, absl::CancelledError("cancelled")); }
+  // The receive's own deadline passed (the Python side keeps the clock).
+  void Expire() const {
+    receiver_->Withdraw(outcome_,
+                        absl::DeadlineExceededError("no message arrived within the timeout"));
+  }
+  // (sender, tag, view), once: the view then holds the slot alone.
+  nb::tuple Take() const {
+    ReceiveResult taken = outcome_->Take(
+        [](ReceiveResult& r) {
+          ReceiveResult out{r.status, std::move(r.message)};
+          r.status = absl::FailedPreconditionError("the message was taken already");
+          return out;
+        },
+        "the receive has not completed");
+    ThrowIfError(taken.status);
+    Received& m = taken.message;
+    return nb::make_tuple(m.from, m.tag, ExportTensor(std::move(m.tensor), state_->known));
+  }
+
+ private:
+  std::shared_ptr<ClientState> state_;
+  std::shared_ptr<Receiver> receiver_;
+  std::shared_ptr<ReceiveOutcome> outcome_;
+};
+
+// The endpoint's receiver, made on its first receive: the receive area
+// (slots of `slot_bytes` unless the client has one) and the arrival handler.
+std::shared_ptr<Receiver> ReceiverOf(ClientState& state, const std::string& endpoint,
+                                     uint32_t slot_bytes, uint32_t slots) {
+  if (auto it = state.receivers.find(endpoint); it != state.receivers.end()) return it->second;
+  Client& client = state.get();
+  // In the map before the GIL goes: a receive from another thread meanwhile
+  // waits on this receiver rather than making a second one.
+  auto receiver = std::make_shared<Receiver>();
+  state.receivers[endpoint] = receiver;
+  absl::Status made;
+  {
+    nb::gil_scoped_release unlocked;
+    made = client.UseReceiveArea(slot_bytes, slots);
+    if (made.ok()) {
+      client.OnArrival(endpoint, [receiver, client = &client](const Message& message) {
+        receiver->Arrive(client->Hold(message));
+      });
+    }
+  }
+  if (!made.ok()) {
+    state.receivers.erase(endpoint);
+    receiver->Close(made);
+    throw StatusError(made);
+  }
+  return receiver;
+}
+
+ReceiveHandle ReceiveAsync(const std::shared_ptr<ClientState>& state, const std::string& endpoint,
+                           uint32_t slot_bytes, uint32_t slots) {
+  auto receiver = ReceiverOf(*state, endpoint, slot_bytes, slots);
+  auto outcome = receiver->Post(state->notifier);
+  return ReceiveHandle(state, std::move(receiver), std::move(outcome));
+}
+
+void StopReceiving(ClientState& state, const std::string& endpoint) {
+  auto it = state.receivers.find(endpoint);
+  if (it == state.receivers.end()) return;
+  std::shared_ptr<Receiver> receiver = std::move(it->second);
+  state.receivers.erase(it);
+  if (state.client) {
+    nb::gil_scoped_release unlocked;
+    state.client->OnArrival(endpoint, nullptr);
+  }
+  receiver->Close(absl::FailedPreconditionError("the endpoint was closed"));
+}
+
+}  // namespace
+
+void CloseReceivers(ClientState& state, const absl::Status& why) {
+  auto receivers = std::move(state.receivers);
+  state.receivers.clear();
+  for (auto& [endpoint, receiver] : receivers) receiver->Close(why);
+}
+
+void BindReceives(nb::module_& m) {
+  nb::class_<ReceiveHandle>(m, "Receive")
+      .def_prop_ro("token", &ReceiveHandle::token)
+      .def("done", &ReceiveHandle::done)
+      .def("wait", &ReceiveHandle::Wait, nb::arg("timeout") = -1.0)
+      .def("cancel", &ReceiveHandle::Cancel)
+      .def("expire", &ReceiveHandle::Expire)
+      .def("take", &ReceiveHandle::Take);
+  m.def("receive_async", &ReceiveAsync, nb::arg("client"), nb::arg("endpoint"),
+        nb::arg("slot_bytes"), nb::arg("slots"));
+  m.def("stop_receiving", &StopReceiving, nb::arg("client"), nb::arg("endpoint"));
+  m.def("receiving", [](const ClientState& s, const std::string& endpoint) {
+    return s.receivers.count(endpoint) != 0;
+  });
+}
+
+}  // namespace axon::python
