@@ -335,11 +335,12 @@ bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
   callbacks_run += run.size();
   lock.unlock();
   for (auto& [fn, completion] : run) fn(completion);
+  // The callbacks go before the lock is taken again: what they hold may
+  // take other locks as it goes (a Python object takes the GIL, whose
+  // holder may be releasing a slot, which takes ring_mu).
+  run.clear();
   lock.lock();
-  if (due.empty()) {  // keep the storage for the next round
-    run.clear();
-    due.swap(run);
-  }
+  if (due.empty()) due.swap(run);  // keep the storage for the next round
   return true;
 }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import threading
 import time
 
@@ -220,3 +222,62 @@ def test_allocate_devices(node):
 def _has_gpu() -> bool:
     import os
     return os.path.exists("/dev/nvidia0")
+
+
+_ECHO_TARGET = """
+import sys, time
+import numpy as np
+import axon
+with axon.connect(sys.argv[1], name="echo-target") as c:
+    ep = c.endpoint("echo-target")
+    memory = c.allocate(1 << 24)
+    window = c.expose(memory, notify=ep)
+    sys.stdout.buffer.write(window.descriptor.hex().encode() + b"\\n")
+    sys.stdout.flush()
+    while True:
+        message = ep.recv().wait()
+        tag = message.tag
+        del message
+        ep.send("initiator", np.array([time.monotonic_ns()]), tag=tag).wait(30)
+"""
+
+
+_KV_INITIATOR = """
+import sys
+import numpy as np
+import axon
+with axon.connect(sys.argv[1]) as c:
+    ep = c.endpoint("initiator")
+    window = axon.Window.from_descriptor(bytes.fromhex(sys.argv[2]))
+    source = np.from_dlpack(c.allocate(1 << 24))
+    blocks = [(source[i * 16384:(i + 1) * 16384], ((7 * i) % 1000) * 16384)
+              for i in range(1000)]
+    for i in range(150):
+        echo = ep.recv(timeout=20)
+        ep.write(window, blocks, notify=(i, b"kv")).wait(20)
+        assert echo.wait().tag == i
+print("done")
+"""
+
+
+def test_views_released_while_operations_complete(node):
+    """A slot released from Python (holding the GIL) while libaxon's thread
+    lets go of a finished write's tensors (which takes the GIL): neither
+    may wait for the other. A write's completion and the echo of its
+    notification from another process, taken in one round of callbacks,
+    deadlocked this within a few dozen rounds. Both sides are processes of
+    their own, so that a deadlock fails the test instead of hanging it."""
+    target = subprocess.Popen([sys.executable, "-c", _ECHO_TARGET, node.socket],
+                              stdout=subprocess.PIPE)
+    try:
+        descriptor = target.stdout.readline().decode().strip()
+        initiator = subprocess.run(
+            [sys.executable, "-c", _KV_INITIATOR, node.socket, descriptor],
+            capture_output=True, text=True, timeout=120)
+        assert initiator.returncode == 0, initiator.stderr[-2000:]
+        assert initiator.stdout.strip() == "done"
+    except subprocess.TimeoutExpired:
+        pytest.fail("the initiator hung: 150 rounds of writes and echoes did not end in 120 s")
+    finally:
+        target.kill()
+        target.wait()
