@@ -25,7 +25,6 @@ import os
 import pathlib
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,62 +34,22 @@ import time
 import numpy as np
 
 import axon
+from bench_daemons import Daemons
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_socket(path: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        with socket.socket(socket.AF_UNIX) as s:
-            try:
-                s.connect(path)
-                return
-            except OSError:
-                time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on {path}")
-
-
-class Cluster:
+class Cluster(Daemons):
     """Two daemons on loopback and a C++ echo server on the second."""
 
     def __init__(self, build: pathlib.Path, run_dir: pathlib.Path):
-        self.procs = []
-        names = ["pybench-a", "pybench-b"]
-        ports = [free_port(), free_port()]
-        peers = "peers.static=[" + ", ".join(
-            f'{{name: {n}, address: "127.0.0.1:{p}"}}' for n, p in zip(names, ports)) + "]"
-        self.sockets = [str(run_dir / f"{n}.sock") for n in names]
-        self.names = names
-        for name, port, sock in zip(names, ports, self.sockets):
-            log = open(run_dir / f"{name}.log", "wb")
-            proc = subprocess.Popen(
-                [str(build / "daemon" / "axond"), "--set", f"node.name={name}", "--set",
-                 f"control.socket={sock}", "--set", f"peers.listen=127.0.0.1:{port}", "--set",
-                 peers, "--set", "log.level=warn"], stdout=subprocess.DEVNULL, stderr=log)
-            self.procs.append(proc)
-            wait_socket(sock, proc)
+        super().__init__(build, run_dir, ["pybench-a", "pybench-b"])
         server = subprocess.Popen([str(build / "tests" / "call_peer"), self.sockets[1], "srv",
                                    "serve"], stdout=subprocess.PIPE, text=True)
         self.procs.append(server)
         if server.stdout.readline().strip() != "serving":
+            self.close()
             raise RuntimeError("call_peer did not start serving")
-
-    def close(self) -> None:
-        for p in reversed(self.procs):
-            p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def make_tensor(client, size: int, cuda: bool):
