@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/slot_hold.h"
+#include "common/cpu_relax.h"
 #include "common/errno_status.h"
 #include "common/fd_passing.h"
 
@@ -28,14 +29,6 @@ wire::Completion Unavailable(uint64_t op_id, const std::string& why) {
                           .code = static_cast<uint32_t>(absl::StatusCode::kUnavailable)};
   wire::SetNameField(failed.message, why);
   return failed;
-}
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 }  // namespace
