@@ -7,6 +7,10 @@
 #   scripts/gpu-run.sh call-bench [ARGS...]   call-bench: calls against messages and TensorPipe
 #   scripts/gpu-run.sh window-bench [ARGS...] window-bench: one-sided against copies and ucx_perftest
 #                                             (--nixl "env -u LD_LIBRARY_PATH python3.12": and NIXL)
+#   scripts/gpu-run.sh python [PYTEST ARGS]   the Python suite (GPU tests included) with the
+#                                             wheels of scripts/gpu-wheels.sh (.gl/wheels)
+#   scripts/gpu-run.sh python-bench OUT_DIR   bench/python/transfer_bench.py against NIXL, then
+#                                             call_bench.py, their JSON into OUT_DIR
 #   scripts/gpu-run.sh demo                   axon demo
 # AXON_MPS=1 runs it with the CUDA Multi-Process Service up (started here,
 # stopped at the end): without MPS, processes sharing a GPU take turns by
@@ -64,9 +68,38 @@ case $mode in
   call-bench)
     "$bundle/bin/call-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-call-bench "$@"
     ;;
+  python|python-bench)
+    # The wheels' own libraries come with them; the bundle's lib/ stays for
+    # axond, which the tests and benches start.
+    site=/tmp/pyaxon
+    if [[ ! -d $site/axon ]]; then
+      python3.12 -m pip install -q --no-index --find-links "$repo/.gl/wheels" --target "$site" \
+        axon pytest || exit 1
+      if [[ -s $repo/.gl/nixl.whl.xz ]]; then
+        wheel=/tmp/$(cat "$repo/.gl/nixl.whl.name" 2>/dev/null ||
+                     echo nixl_cu13-1.5.1-cp312-cp312-manylinux_2_28_x86_64.whl)
+        xz -dc "$repo/.gl/nixl.whl.xz" > "$wheel"
+        python3.12 -m pip install -q --no-index --no-deps --target "$site" "$wheel" || exit 1
+      fi
+    fi
+    py=(env PYTHONPATH="$site" python3.12)
+    if [[ $mode == python ]]; then
+      AXON_AXOND=$bundle/bin/axond "${py[@]}" -m pytest -q "$repo/python/tests" "$@"
+    else
+      mkdir -p "$repo/build/daemon" "$repo/build/tests" "$repo/build/bench"
+      ln -sf "$bundle/bin/call-bench" "$repo/build/bench/call-bench"
+      out=${1:?python-bench OUT_DIR}
+      mkdir -p "$out"
+      "${py[@]}" "$repo/bench/python/transfer_bench.py" --json "$out/python-transfer.json" \
+        --nixl "env -u LD_LIBRARY_PATH PYTHONPATH=$site python3.12" > "$out/python-transfer.log" 2>&1
+      "${py[@]}" "$repo/bench/python/call_bench.py" --json "$out/python-calls.json" \
+        > "$out/python-calls.log" 2>&1
+    fi
+    ;;
   demo)
     "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo
     ;;
-  *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | call-bench [ARGS] | demo" >&2
+  *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | call-bench [ARGS] |" \
+          "window-bench [ARGS] | python [ARGS] | python-bench [ARGS] | demo" >&2
      exit 2 ;;
 esac
