@@ -72,34 +72,37 @@ case $mode in
     # The wheels' own libraries come with them; the bundle's lib/ stays for
     # axond, which the tests and benches start.
     site=/tmp/pyaxon
-    if [[ ! -d $site/axon ]]; then
-      python3.12 -m pip install -q --no-index --find-links "$repo/.gl/wheels" --target "$site" \
-        axon pytest || exit 1
-      if [[ -s $repo/.gl/nixl.whl.xz ]]; then
-        wheel=/tmp/$(cat "$repo/.gl/nixl.whl.name" 2>/dev/null ||
-                     echo nixl_cu13-1.5.1-cp312-cp312-manylinux_2_28_x86_64.whl)
-        xz -dc "$repo/.gl/nixl.whl.xz" > "$wheel"
-        python3.12 -m pip install -q --no-index --no-deps --target "$site" "$wheel" || exit 1
-      fi
+    rm -rf "$site"  # a warm machine may hold an older wheel
+    python3.12 -m pip install -q --no-index --find-links "$repo/.gl/wheels" --target "$site" \
+      axon pytest || exit 1
+    if [[ -s $repo/.gl/nixl.whl.xz ]]; then
+      wheel=/tmp/$(cat "$repo/.gl/nixl.whl.name" 2>/dev/null ||
+                   echo nixl_cu13-1.5.1-cp312-cp312-manylinux_2_28_x86_64.whl)
+      xz -dc "$repo/.gl/nixl.whl.xz" > "$wheel"
+      python3.12 -m pip install -q --no-index --no-deps --target "$site" "$wheel" || exit 1
     fi
     py=(env PYTHONPATH="$site" python3.12)
     if [[ $mode == python ]]; then
       AXON_AXOND=$bundle/bin/axond "${py[@]}" -m pytest -q "$repo/python/tests" "$@"
     else
-      mkdir -p "$repo/build/daemon" "$repo/build/tests" "$repo/build/bench"
+      mkdir -p "$repo/build/bench"
       ln -sf "$bundle/bin/call-bench" "$repo/build/bench/call-bench"
       out=${1:?python-bench OUT_DIR}
       mkdir -p "$out"
       "${py[@]}" "$repo/bench/python/transfer_bench.py" --json "$out/python-transfer.json" \
         --nixl "env -u LD_LIBRARY_PATH PYTHONPATH=$site python3.12" > "$out/python-transfer.log" 2>&1
+      transfer=$?
       "${py[@]}" "$repo/bench/python/call_bench.py" --json "$out/python-calls.json" \
         > "$out/python-calls.log" 2>&1
+      calls=$?
+      echo "gpu-run: transfer_bench.py exit $transfer, call_bench.py exit $calls"
+      ((transfer == 0 && calls == 0))
     fi
     ;;
   demo)
     "$bundle/bin/axon" demo --axond "$bundle/bin/axond" --run-dir /tmp/axon-demo
     ;;
   *) echo "usage: $0 tests [FILTER] | bench [ARGS] | gpu-bench [ARGS] | call-bench [ARGS] |" \
-          "window-bench [ARGS] | python [ARGS] | python-bench [ARGS] | demo" >&2
+          "window-bench [ARGS] | python [ARGS] | python-bench OUT_DIR | demo" >&2
      exit 2 ;;
 esac

@@ -67,13 +67,6 @@ STOP_TAG = 1 << 40
 TARGET, INITIATOR = "tb-target", "tb-init"
 
 
-def _u8(tensor):
-    """A uint8 torch or numpy view of `tensor`'s bytes, whichever it is."""
-    if type(tensor).__module__.startswith("torch"):
-        return tensor.view(-1).view(__import__("torch").uint8)
-    return np.asarray(tensor).reshape(-1).view(np.uint8)
-
-
 def target_main(conn, socket: str, memory: str) -> None:
     """The target: exposes a window, answers each notification with the
     time it arrived, checks the kv row's slots when asked."""

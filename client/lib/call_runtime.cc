@@ -99,8 +99,10 @@ MemoryPool& CallRuntime::GpuPool(int device) {
 
 absl::StatusOr<std::shared_ptr<const Buffer>> CallRuntime::ReceiveArea(uint32_t slot_bytes,
                                                                        uint32_t slots) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (area_) return area_;
+  // Not mu_: SetReceiveArea's wait runs due callbacks on this thread, and a
+  // reply landing in pool memory takes mu_.
+  std::lock_guard<std::mutex> once(area_setup_mu_);
+  if (auto area = Area()) return area;
   {
     std::lock_guard<std::mutex> ring(client_.session_->ring_mu);
     if (client_.session_->area != nullptr) return nullptr;
@@ -113,6 +115,7 @@ absl::StatusOr<std::shared_ptr<const Buffer>> CallRuntime::ReceiveArea(uint32_t 
   auto area = std::make_shared<HostBuffer>(*std::move(buffer));
   auto made = client_.SetReceiveArea(*area, slot_bytes);
   if (!made.ok()) return made.status();
+  std::lock_guard<std::mutex> lock(mu_);
   area_ = std::move(area);
   return area_;
 }

@@ -75,6 +75,7 @@ class CallRuntime {
   };
   std::map<uintptr_t, Registration> registrations_;  // guarded by mu_
   std::shared_ptr<HostBuffer> area_;                 // guarded by mu_
+  std::mutex area_setup_mu_;                         // one ReceiveArea set-up at a time
 };
 
 }  // namespace axon::internal

@@ -205,7 +205,13 @@ absl::Status Client::UseReceiveArea(uint32_t slot_bytes, uint32_t slots) {
 }
 
 Received Client::Hold(const Message& message) {
-  std::shared_ptr<const Buffer> area = call_runtime().Area();
+  // The runtime as it is: Hold runs on the completion thread, also while
+  // the Client goes, when nothing may be started.
+  std::shared_ptr<const Buffer> area;
+  {
+    std::lock_guard<std::mutex> lock(call_runtime_mu_);
+    if (call_runtime_) area = call_runtime_->Area();
+  }
   Received held{.endpoint = message.endpoint, .from = message.from, .tag = message.tag};
   const int64_t shape[1] = {static_cast<int64_t>(message.length)};
   // A uint8 vector of any length is a valid descriptor.

@@ -85,6 +85,9 @@ class _Pending:
 
     def _resolve(self) -> None:
         """Completes the futures awaiting it; on each one's loop."""
+        # Awaited after a drain already took its token: the client must not
+        # keep it (and what its outcome holds) until it closes.
+        self._client._forget(self.token)
         with self._lock:
             futures, self._futures = self._futures, []
         if not futures:
@@ -182,7 +185,8 @@ class Receive(_Pending):
         left = self._left()
         if left is not None and (timeout is None or timeout >= left):
             if not self._handle.wait(left):
-                self._handle.expire()  # unless a message reached it meanwhile
+                # Ends it, unless a message reached it meanwhile: set either way.
+                self._handle.expire()
             return self.result()
         return super().wait(timeout)
 

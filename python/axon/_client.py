@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import operator
 import os
 import sys
 import threading
@@ -198,6 +199,10 @@ class Client:
         # What completed while no loop watched is collected now.
         loop.call_soon(self._drain)
 
+    def _forget(self, token: int) -> None:
+        with self._lock:
+            self._awaited.pop(token, None)
+
     def _drain(self) -> None:
         for token in self._state.drain():
             with self._lock:
@@ -280,7 +285,8 @@ class Endpoint:
             raise FailedPrecondition(
                 f"endpoint {self.name!r} serves calls: its messages go to the server")
         slot_bytes, slots = self.client._area
-        handle = _axon.receive_async(self.client._state, self.name, slot_bytes, slots)
+        handle = _axon.receive_async(self.client._state, self.name, slot_bytes, slots,
+                                     optional_seconds_to_ms(timeout))
         return Receive(self.client, handle, timeout)
 
     def write(self, window: "Window", blocks: Any, notify: Optional[Tuple[int, bytes]] = None,
@@ -312,8 +318,10 @@ class Endpoint:
     def close(self) -> None:
         """Unbinds the endpoint; its waiting receives end
         FailedPrecondition, and the messages no one received yet go."""
-        _axon.stop_receiving(self.client._state, self.name)
-        self.client._state.unbind(self.name)
+        try:
+            self.client._state.unbind(self.name)  # first: nothing lands after
+        finally:
+            _axon.stop_receiving(self.client._state, self.name)
 
     def __repr__(self) -> str:
         return f"<axon.Endpoint {self.address!r}>"
@@ -325,16 +333,20 @@ def _cuda_ordinal(device: Any) -> Optional[int]:
         return None
     if isinstance(device, bool):
         raise ValueError(f"not a device: {device!r}")
-    if isinstance(device, int):
-        if device < 0:
-            raise ValueError(f"a CUDA device is numbered from 0, not {device}")
-        return device
+    try:
+        ordinal = operator.index(device)  # int, numpy integers
+    except TypeError:
+        ordinal = None
+    if ordinal is not None:
+        if ordinal < 0:
+            raise ValueError(f"a CUDA device is numbered from 0, not {ordinal}")
+        return ordinal
     kind, index = getattr(device, "type", None), getattr(device, "index", None)
     if kind is None:
         text = str(device)
-        kind, _, number = text.partition(":")
+        kind, colon, number = text.partition(":")
         index = int(number) if number.isdigit() else None
-        if number and index is None:
+        if colon and index is None:
             raise ValueError(f"not a device: {device!r} (\"cpu\", \"cuda\" or \"cuda:N\")")
     if kind == "cpu":
         return None

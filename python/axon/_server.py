@@ -132,6 +132,10 @@ class Server:
     def start(self) -> "Server":
         if self._started:
             return self
+        if _axon.receiving(self.endpoint.client._state, self.endpoint.name):
+            from .errors import FailedPrecondition
+            raise FailedPrecondition(
+                f"endpoint {self.endpoint.name!r} receives with recv(): serve on another")
         if self._has_async:
             try:
                 self._loop = asyncio.get_running_loop()
@@ -141,10 +145,6 @@ class Server:
                     target=self._loop.run_forever, name=f"axon-server-{self.endpoint.name}",
                     daemon=True)
                 self._loop_thread.start()
-        if _axon.receiving(self.endpoint.client._state, self.endpoint.name):
-            from .errors import FailedPrecondition
-            raise FailedPrecondition(
-                f"endpoint {self.endpoint.name!r} receives with recv(): serve on another")
         self._server.start()
         self._started = True
         self.endpoint._serving = True

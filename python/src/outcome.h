@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nanobind/nanobind.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,7 +13,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "common/cpu_relax.h"
 #include "notifier.h"
@@ -38,10 +38,10 @@ class Outcome {
   }
   bool done() const { return set_.load(std::memory_order_acquire); }
   // True once set; negative `timeout` (seconds): no limit. The GIL must be
-  // released. Like a call's wait (PendingCall::WaitFor), it spins briefly
-  // before it sleeps: waking a sleeping thread costs more than a fast
-  // operation takes. Not on machines of under four cores, where the spinning
-  // thread would hold the core that the completing threads need.
+  // released. It spins briefly before it sleeps, as a call's wait does
+  // (PendingCall::WaitFor): waking a sleeping thread costs more than a fast
+  // operation takes. Not with under four CPUs to run on, where the spinning
+  // thread would hold the CPU that the completing threads need.
   bool WaitFor(double timeout) const {
     if (SpinningPays()) {
       const auto until = std::chrono::steady_clock::now() +
@@ -79,7 +79,11 @@ class Outcome {
 
  private:
   static bool SpinningPays() {
-    static const bool pays = std::thread::hardware_concurrency() >= 4;
+    static const bool pays = [] {
+      cpu_set_t cpus;  // what this process may run on, not the machine's count
+      if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return false;
+      return CPU_COUNT(&cpus) >= 4;
+    }();
     return pays;
   }
 

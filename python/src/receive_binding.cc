@@ -6,6 +6,7 @@
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,14 @@ class ReceiveHandle {
   ReceiveHandle(std::shared_ptr<ClientState> state, std::shared_ptr<Receiver> receiver,
                 std::shared_ptr<ReceiveOutcome> outcome)
       : state_(std::move(state)), receiver_(std::move(receiver)), outcome_(std::move(outcome)) {}
+  ReceiveHandle(ReceiveHandle&&) = default;
+  ReceiveHandle& operator=(ReceiveHandle&&) = delete;
+  ReceiveHandle(const ReceiveHandle&) = delete;
+  // A receive nobody can wait on any more takes no message; one it got and
+  // nobody took goes to the next receive.
+  ~ReceiveHandle() {
+    if (outcome_) receiver_->Abandon(outcome_);
+  }
 
   uint64_t token() const { return outcome_->token(); }
   bool done() const { return outcome_->done(); }
@@ -33,18 +42,24 @@ class ReceiveHandle {
     return outcome_->WaitFor(timeout);
   }
   void Cancel() const { receiver_->Withdraw(outcome_, absl::CancelledError("cancelled")); }
-  // The receive's own deadline passed (the Python side keeps the clock).
+  // The receive's deadline passed: it ends DEADLINE_EXCEEDED unless a
+  // message reached it first; either way it has ended when this returns.
   void Expire() const {
     receiver_->Withdraw(outcome_,
                         absl::DeadlineExceededError("no message arrived within the timeout"));
   }
-  // (sender, tag, view), once: the view then holds the slot alone.
+  // (sender, tag, view), once; then the view holds the slot alone. An
+  // error is raised every time.
   nb::tuple Take() const {
     ReceiveResult taken = outcome_->Take(
         [](ReceiveResult& r) {
-          ReceiveResult out{r.status, std::move(r.message)};
-          r.status = absl::FailedPreconditionError("the message was taken already");
-          return out;
+          if (!r.status.ok()) return ReceiveResult{r.status, {}};
+          if (r.taken) {
+            return ReceiveResult{absl::FailedPreconditionError("the message was taken already"),
+                                 {}};
+          }
+          r.taken = true;
+          return ReceiveResult{r.status, std::move(r.message)};
         },
         "the receive has not completed");
     ThrowIfError(taken.status);
@@ -86,10 +101,14 @@ std::shared_ptr<Receiver> ReceiverOf(ClientState& state, const std::string& endp
   return receiver;
 }
 
+// `timeout_ms` 0: no deadline.
 ReceiveHandle ReceiveAsync(const std::shared_ptr<ClientState>& state, const std::string& endpoint,
-                           uint32_t slot_bytes, uint32_t slots) {
+                           uint32_t slot_bytes, uint32_t slots, uint32_t timeout_ms) {
   auto receiver = ReceiverOf(*state, endpoint, slot_bytes, slots);
-  auto outcome = receiver->Post(state->notifier);
+  const auto deadline = timeout_ms == 0
+                            ? Receiver::Clock::time_point::max()
+                            : Receiver::Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto outcome = receiver->Post(state->notifier, deadline);
   return ReceiveHandle(state, std::move(receiver), std::move(outcome));
 }
 
@@ -122,7 +141,7 @@ void BindReceives(nb::module_& m) {
       .def("expire", &ReceiveHandle::Expire)
       .def("take", &ReceiveHandle::Take);
   m.def("receive_async", &ReceiveAsync, nb::arg("client"), nb::arg("endpoint"),
-        nb::arg("slot_bytes"), nb::arg("slots"));
+        nb::arg("slot_bytes"), nb::arg("slots"), nb::arg("timeout_ms"));
   m.def("stop_receiving", &StopReceiving, nb::arg("client"), nb::arg("endpoint"));
   m.def("receiving", [](const ClientState& s, const std::string& endpoint) {
     return s.receivers.count(endpoint) != 0;

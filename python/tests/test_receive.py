@@ -281,3 +281,46 @@ def test_views_released_while_operations_complete(node):
     finally:
         target.kill()
         target.wait()
+
+
+def test_a_dropped_or_expired_receive_takes_no_message(pair):
+    tx, rx, to = pair
+    rx.recv(timeout=0.05)  # dropped unwaited
+    late = rx.recv(timeout=0.05)  # kept, never waited on before its deadline
+    gc.collect()
+    time.sleep(0.2)
+    tx.send(to, np.full(4, 1, np.uint8), tag=1).wait(10)
+    assert rx.recv(timeout=10).wait().tag == 1
+    with pytest.raises(errors.DeadlineExceeded):
+        late.wait()
+    with pytest.raises(errors.DeadlineExceeded):  # the same error every time
+        late.result()
+
+
+def test_a_message_nobody_took_goes_to_the_next_receive(pair):
+    tx, rx, to = pair
+    got = rx.recv(timeout=10)
+    tx.send(to, np.full(4, 2, np.uint8), tag=2).wait(10)
+    deadline = time.monotonic() + 10
+    while not got.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    del got  # done, never read
+    gc.collect()
+    assert rx.recv(timeout=10).wait().tag == 2
+
+
+def test_receives_awaited_after_they_ended_are_not_kept(pair):
+    tx, rx, to = pair
+    receives = [rx.recv(timeout=10) for _ in range(3)]
+    for i in range(3):
+        tx.send(to, np.full(4, i, np.uint8), tag=i).wait(10)
+
+    async def main():
+        tags = []
+        for r in receives:
+            await asyncio.sleep(0.01)  # the fd is drained meanwhile
+            tags.append((await r).tag)
+        return tags
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    assert not rx.client._awaited

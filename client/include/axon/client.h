@@ -118,7 +118,7 @@ struct Completed {
 
 // A message that arrived with no receive posted for it, in a slot of the
 // session's receive area (see Client::SetReceiveArea). Its bytes stay valid
-// until Client::Release.
+// until Client::Release (or, held with Client::Hold, until its tensor goes).
 struct Message {
   std::string endpoint;  // the receiving endpoint, bound by this client
   std::string from;      // the sender, "node/endpoint"
@@ -291,7 +291,8 @@ class Client {
   std::future<Completed> Future(Operation op);
   // From now on, receive-area messages for `endpoint` go to `handler` (on
   // the thread that drives completions, like OnComplete) instead of to
-  // Receive; release each with Release. Messages already waiting go first.
+  // Receive; release each with Release (or Hold it). Messages already waiting
+  // go first.
   // An empty handler gives them back to Receive.
   void OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler);
   // Withdraws `op` like Cancel, without waiting for the daemon's answer.
