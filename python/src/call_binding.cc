@@ -78,15 +78,14 @@ CallHandle CallAsync(const std::shared_ptr<ClientState>& state, const std::strin
                       .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
   const absl::string_view head(header.c_str(), header.size());
   auto outcome = std::make_shared<CallOutcome>(state->notifier, NextToken());
-  absl::StatusOr<PendingCall> pending;
-  {
-    nb::gil_scoped_release unlocked;
-    Caller caller(state->get(), from);
-    pending = caller.CallAsync(to, method, head, in, options);
-    if (pending.ok()) {
-      pending->Then([outcome](absl::StatusOr<Reply> reply) { outcome->Set(std::move(reply)); });
+  auto pending = state->Use([&](Client& c) {
+    Caller caller(c, from);
+    auto call = caller.CallAsync(to, method, head, in, options);
+    if (call.ok()) {
+      call->Then([outcome](absl::StatusOr<Reply> reply) { outcome->Set(std::move(reply)); });
     }
-  }
+    return call;
+  });
   return CallHandle(ValueOrThrow(std::move(pending)), std::move(outcome), state);
 }
 

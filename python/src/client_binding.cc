@@ -77,9 +77,16 @@ std::shared_ptr<ClientState> Connect(const std::string& socket, const std::strin
 }
 
 void Close(ClientState& state) {
-  std::unique_ptr<Client> client = std::move(state.client);
-  if (!client) return;
+  if (!state.client) return;
   CloseReceivers(state, absl::UnavailableError("the client is closed"));
+  std::unique_ptr<Client> client;
+  {
+    nb::gil_scoped_release unlocked;
+    std::unique_lock<std::shared_mutex> lock(state.use_mu);  // calls in progress end first
+    nb::gil_scoped_acquire gil;
+    client = std::move(state.client);
+  }
+  if (!client) return;  // another thread closed it meanwhile
   nb::gil_scoped_release unlocked;
   client.reset();  // detaches; waits for the progress thread
 }
@@ -97,23 +104,13 @@ nb::object ExportBuffer(ClientState& state, absl::StatusOr<BufferType> made) {
 
 // `bytes` of host memory shared with the daemon (a memfd).
 nb::object AllocateHost(ClientState& state, size_t bytes) {
-  absl::StatusOr<HostBuffer> buffer;
-  {
-    nb::gil_scoped_release unlocked;
-    buffer = state.get().AllocateHost(bytes);
-  }
-  return ExportBuffer(state, std::move(buffer));
+  return ExportBuffer(state, state.Use([&](Client& c) { return c.AllocateHost(bytes); }));
 }
 
 // `bytes` of GPU memory on `device`, a VMM allocation shared with the
 // daemon by fd.
 nb::object AllocateCuda(ClientState& state, size_t bytes, int device) {
-  absl::StatusOr<CudaBuffer> buffer;
-  {
-    nb::gil_scoped_release unlocked;
-    buffer = state.get().AllocateCuda(bytes, device);
-  }
-  return ExportBuffer(state, std::move(buffer));
+  return ExportBuffer(state, state.Use([&](Client& c) { return c.AllocateCuda(bytes, device); }));
 }
 
 }  // namespace
@@ -132,20 +129,16 @@ void BindClient(nb::module_& m) {
       .def_prop_ro("session_id", [](const ClientState& s) { return s.get().session_id(); })
       .def("bind",
            [](ClientState& s, const std::string& name) {
-             nb::gil_scoped_release unlocked;
-             return ValueOrThrow(s.get().BindEndpoint(name));
+             return ValueOrThrow(s.Use([&](Client& c) { return c.BindEndpoint(name); }));
            })
       .def("unbind",
            [](ClientState& s, const std::string& name) {
-             nb::gil_scoped_release unlocked;
-             ThrowIfError(s.get().UnbindEndpoint(name));
+             ThrowIfError(s.Use([&](Client& c) { return c.UnbindEndpoint(name); }));
            })
       .def("allocate_host", &AllocateHost, nb::arg("bytes"))
       .def("allocate_cuda", &AllocateCuda, nb::arg("bytes"), nb::arg("device"))
-      .def("ping", [](ClientState& s) {
-        nb::gil_scoped_release unlocked;
-        ThrowIfError(s.get().PingDaemon());
-      });
+      .def("ping",
+           [](ClientState& s) { ThrowIfError(s.Use([](Client& c) { return c.PingDaemon(); })); });
 }
 
 }  // namespace axon::python

@@ -2,9 +2,13 @@
 // completions reach Python through, and the host memory it shares.
 #pragma once
 
+#include <nanobind/nanobind.h>
+
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "axon/client.h"
@@ -22,7 +26,11 @@ struct ClientState {
   ClientState(const ClientState&) = delete;
   ClientState& operator=(const ClientState&) = delete;
 
-  std::unique_ptr<Client> client;  // null once closed
+  // Null once closed. Set and cleared with the GIL held and use_mu held
+  // exclusively: read it under either.
+  std::unique_ptr<Client> client;
+  // Held shared by Use, exclusively by Close, only ever without the GIL.
+  mutable std::shared_mutex use_mu;
   // Shared with libaxon's callbacks, which must never hold the client (the
   // last holder would then destroy it on libaxon's own thread).
   std::shared_ptr<Notifier> notifier = std::make_shared<Notifier>();
@@ -30,7 +38,18 @@ struct ClientState {
   // Endpoint.recv's receivers, by endpoint; touched under the GIL only.
   std::map<std::string, std::shared_ptr<Receiver>> receivers;
 
-  Client& get() const;  // raises FAILED_PRECONDITION once closed
+  Client& get() const;  // with the GIL; raises FAILED_PRECONDITION once closed
+
+  // Runs `f(client)` without the GIL while Close cannot destroy the client
+  // (Close waits for it); FAILED_PRECONDITION once closed. `f` returns an
+  // absl::Status or an absl::StatusOr.
+  template <typename F>
+  auto Use(F&& f) const -> decltype(f(std::declval<Client&>())) {
+    nanobind::gil_scoped_release unlocked;
+    std::shared_lock<std::shared_mutex> lock(use_mu);
+    if (!client) return absl::FailedPreconditionError("the client is closed");
+    return f(*client);
+  }
 };
 
 // A token for the notifier: unique in the process.

@@ -24,14 +24,12 @@ OpHandle SendAsync(const std::shared_ptr<ClientState>& state, const std::string&
   in.reserve(tensors.size());
   for (nb::handle t : tensors) in.push_back(ImportTensor(t, state->known));
   auto outcome = std::make_shared<OpOutcome>(state->notifier, NextToken());
-  absl::StatusOr<Operation> op;
-  {
-    nb::gil_scoped_release unlocked;
-    op = state->get().SendTensors(
+  auto op = state->Use([&](Client& c) {
+    return c.SendTensors(
         from, to, tag, in,
         OpOptions{.timeout_ms = timeout_ms, .cuda_stream = reinterpret_cast<void*>(cuda_stream)},
         SetOn(outcome));
-  }
+  });
   return OpHandle(state, ValueOrThrow(std::move(op)), std::move(outcome));
 }
 
@@ -40,15 +38,13 @@ OpHandle RecvIntoAsync(const std::shared_ptr<ClientState>& state, const std::str
                        uint64_t cuda_stream) {
   Tensor tensor = ImportTensor(into, state->known);
   auto outcome = std::make_shared<OpOutcome>(state->notifier, NextToken());
-  absl::StatusOr<Operation> op;
-  {
-    nb::gil_scoped_release unlocked;
-    op = state->get().PostRecvInto(endpoint, tag, tensor,
-                                   OpOptions{.timeout_ms = timeout_ms,
-                                             .cuda_stream = reinterpret_cast<void*>(cuda_stream),
-                                             .from = from},
-                                   SetOn(outcome));
-  }
+  auto op = state->Use([&](Client& c) {
+    return c.PostRecvInto(endpoint, tag, tensor,
+                          OpOptions{.timeout_ms = timeout_ms,
+                                    .cuda_stream = reinterpret_cast<void*>(cuda_stream),
+                                    .from = from},
+                          SetOn(outcome));
+  });
   return OpHandle(state, ValueOrThrow(std::move(op)), std::move(outcome));
 }
 

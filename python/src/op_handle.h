@@ -29,9 +29,9 @@ class OpHandle {
     return outcome_->WaitFor(timeout);
   }
   void Cancel() const {
-    if (done() || !state_->client) return;
-    nanobind::gil_scoped_release unlocked;
-    (void)state_->client->CancelAsync(op_);  // NOT_FOUND: it finished first
+    if (done()) return;
+    // NOT_FOUND: it finished first; FAILED_PRECONDITION: the client closed.
+    (void)state_->Use([&](Client& c) { return c.CancelAsync(op_); });
   }
   // (length, tag), or raises; the operation must have completed.
   nanobind::tuple Result_() const {

@@ -78,21 +78,21 @@ class ReceiveHandle {
 std::shared_ptr<Receiver> ReceiverOf(ClientState& state, const std::string& endpoint,
                                      uint32_t slot_bytes, uint32_t slots) {
   if (auto it = state.receivers.find(endpoint); it != state.receivers.end()) return it->second;
-  Client& client = state.get();
+  state.get();  // raises once closed
   // In the map before the GIL goes: a receive from another thread meanwhile
   // waits on this receiver rather than making a second one.
   auto receiver = std::make_shared<Receiver>();
   state.receivers[endpoint] = receiver;
-  absl::Status made;
-  {
-    nb::gil_scoped_release unlocked;
-    made = client.UseReceiveArea(slot_bytes, slots);
-    if (made.ok()) {
+  const absl::Status made = state.Use([&](Client& client) {
+    absl::Status st = client.UseReceiveArea(slot_bytes, slots);
+    if (st.ok()) {
+      // The client's session runs it, and drops it before the client goes.
       client.OnArrival(endpoint, [receiver, client = &client](const Message& message) {
         receiver->Arrive(client->Hold(message));
       });
     }
-  }
+    return st;
+  });
   if (!made.ok()) {
     state.receivers.erase(endpoint);
     receiver->Close(made);
@@ -117,10 +117,10 @@ void StopReceiving(ClientState& state, const std::string& endpoint) {
   if (it == state.receivers.end()) return;
   std::shared_ptr<Receiver> receiver = std::move(it->second);
   state.receivers.erase(it);
-  if (state.client) {
-    nb::gil_scoped_release unlocked;
-    state.client->OnArrival(endpoint, nullptr);
-  }
+  (void)state.Use([&](Client& client) {
+    client.OnArrival(endpoint, nullptr);
+    return absl::OkStatus();
+  });  // FAILED_PRECONDITION: closed, and the handler went with the client
   receiver->Close(absl::FailedPreconditionError("the endpoint was closed"));
 }
 

@@ -38,26 +38,20 @@ nb::bytes Expose(const std::shared_ptr<ClientState>& state, nb::handle tensor,
                  const std::string& notify_endpoint, std::vector<std::string> allowed,
                  bool readable, bool writable) {
   Tensor t = ImportTensor(tensor, state->known);
-  absl::StatusOr<Window> window;
-  {
-    nb::gil_scoped_release unlocked;
-    window = state->get().ExposeTensor(t, ExposeOptions{.notify_endpoint = notify_endpoint,
-                                                        .allowed = std::move(allowed),
-                                                        .readable = readable,
-                                                        .writable = writable});
-  }
+  auto window = state->Use([&](Client& c) {
+    return c.ExposeTensor(t, ExposeOptions{.notify_endpoint = notify_endpoint,
+                                           .allowed = std::move(allowed),
+                                           .readable = readable,
+                                           .writable = writable});
+  });
   const Window w = ValueOrThrow(std::move(window));
   return nb::bytes(w.descriptor.data(), w.descriptor.size());
 }
 
 void Unexpose(const std::shared_ptr<ClientState>& state, nb::bytes descriptor) {
   Window w = ValueOrThrow(Window::FromDescriptor(DescriptorOf(descriptor)));
-  absl::Status st;
-  {
-    nb::gil_scoped_release unlocked;  // waits for operations holding it
-    st = state->get().Unexpose(w);
-  }
-  ThrowIfError(st);
+  // Waits for operations holding it, without the GIL.
+  ThrowIfError(state->Use([&](Client& c) { return c.Unexpose(w); }));
 }
 
 // `blocks`: (tensor, window offset) pairs.
@@ -75,15 +69,13 @@ OpHandle Transfer(bool write, const std::shared_ptr<ClientState>& state, const s
   const std::string note(notify_bytes.c_str(), notify_bytes.size());
   const Notification notification{notify_tag.value_or(0), note};
   auto outcome = std::make_shared<OpOutcome>(state->notifier, NextToken());
-  absl::StatusOr<Operation> op;
-  {
-    nb::gil_scoped_release unlocked;
-    const OpOptions options{.timeout_ms = timeout_ms,
-                            .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
-    const Notification* notify = notify_tag ? &notification : nullptr;
-    op = write ? state->get().WriteTensors(from, w, in, notify, options, SetOn(outcome))
-               : state->get().ReadTensors(from, w, in, notify, options, SetOn(outcome));
-  }
+  const OpOptions options{.timeout_ms = timeout_ms,
+                          .cuda_stream = reinterpret_cast<void*>(cuda_stream)};
+  const Notification* notify = notify_tag ? &notification : nullptr;
+  auto op = state->Use([&](Client& c) {
+    return write ? c.WriteTensors(from, w, in, notify, options, SetOn(outcome))
+                 : c.ReadTensors(from, w, in, notify, options, SetOn(outcome));
+  });
   return OpHandle(state, ValueOrThrow(std::move(op)), std::move(outcome));
 }
 

@@ -8,6 +8,7 @@ import resource
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -140,6 +141,50 @@ def test_tensors_outlive_their_client(node):
 
 
 @pytest.mark.filterwarnings("ignore:This process.*fork:DeprecationWarning")  # on purpose
+def test_close_while_other_threads_use_the_client(node):
+    """Client.close on one thread while others submit, allocate, bind,
+    ping and receive: they get axon errors (FailedPrecondition once it is
+    closed), nothing crashes, and close waits for calls in progress."""
+    for _ in range(5):
+        client = axon.connect(node.socket)
+        ep = client.endpoint("busy")
+        stop = threading.Event()
+        unexpected = []
+
+        def hammer(kind: int) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    if kind == 0:
+                        ep.send("nobody", np.zeros(8, np.uint8))
+                    elif kind == 1:
+                        client.allocate(4096)
+                    elif kind == 2:
+                        client.endpoint(f"e{threading.get_ident()}-{n}").close()
+                    elif kind == 3:
+                        client.ping()
+                    else:
+                        ep.recv(timeout=0.01)
+                except errors.Error:
+                    pass
+                except Exception as e:  # anything but axon's errors is a bug
+                    unexpected.append(repr(e))
+
+        threads = [threading.Thread(target=hammer, args=(k,)) for k in range(5)]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)
+        client.close()
+        time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert not unexpected
+        with pytest.raises(errors.FailedPrecondition):
+            client.allocate(64)
+
+
 def test_fork_child_needs_its_own_client(node):
     with axon.connect(node.socket) as client:
         ep = client.endpoint("parent")
