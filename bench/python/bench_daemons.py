@@ -43,12 +43,12 @@ class Daemons:
         self.sockets = [str(run_dir / f"{n}.sock") for n in names]
         try:
             for name, port, sock in zip(names, ports, self.sockets):
-                log = open(run_dir / f"{name}.log", "wb")
-                proc = subprocess.Popen(
-                    [str(build / "daemon" / "axond"), "--set", f"node.name={name}", "--set",
-                     f"control.socket={sock}", "--set", f"peers.listen=127.0.0.1:{port}",
-                     "--set", peers, "--set", "log.level=warn"],
-                    stdout=subprocess.DEVNULL, stderr=log)
+                with open(run_dir / f"{name}.log", "wb") as log:  # the child keeps its own
+                    proc = subprocess.Popen(
+                        [str(build / "daemon" / "axond"), "--set", f"node.name={name}", "--set",
+                         f"control.socket={sock}", "--set", f"peers.listen=127.0.0.1:{port}",
+                         "--set", peers, "--set", "log.level=warn"],
+                        stdout=subprocess.DEVNULL, stderr=log)
                 self.procs.append(proc)
                 wait_socket(sock, proc)
         except BaseException:

@@ -44,12 +44,15 @@ class Cluster(Daemons):
 
     def __init__(self, build: pathlib.Path, run_dir: pathlib.Path):
         super().__init__(build, run_dir, ["pybench-a", "pybench-b"])
-        server = subprocess.Popen([str(build / "tests" / "call_peer"), self.sockets[1], "srv",
-                                   "serve"], stdout=subprocess.PIPE, text=True)
-        self.procs.append(server)
-        if server.stdout.readline().strip() != "serving":
+        try:
+            server = subprocess.Popen([str(build / "tests" / "call_peer"), self.sockets[1],
+                                       "srv", "serve"], stdout=subprocess.PIPE, text=True)
+            self.procs.append(server)
+            if server.stdout.readline().strip() != "serving":
+                raise RuntimeError("call_peer did not start serving")
+        except BaseException:
             self.close()
-            raise RuntimeError("call_peer did not start serving")
+            raise
 
 
 def make_tensor(client, size: int, cuda: bool):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import select
 import subprocess
 import sys
 import threading
@@ -270,6 +271,8 @@ def test_views_released_while_operations_complete(node):
     target = subprocess.Popen([sys.executable, "-c", _ECHO_TARGET, node.socket],
                               stdout=subprocess.PIPE)
     try:
+        ready, _, _ = select.select([target.stdout], [], [], 60)
+        assert ready, "the target did not expose its window within 60 s"
         descriptor = target.stdout.readline().decode().strip()
         initiator = subprocess.run(
             [sys.executable, "-c", _KV_INITIATOR, node.socket, descriptor],
