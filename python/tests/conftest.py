@@ -30,6 +30,24 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def until_connected(attempt, undo=None, errors=(ConnectionError, LookupError),
+                    timeout: float = 30.0):
+    """``attempt()``'s result once the daemons have connected: before that,
+    the first operation across them fails with one of ``errors``; each
+    failed try is undone with ``undo()`` and tried again within ``timeout``
+    seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return attempt()
+        except errors:
+            if undo is not None:
+                undo()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ import pytest
 
 import axon
 from axon import errors
+from conftest import until_connected
 
 DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
           np.float16, np.float32, np.float64, np.complex64, np.complex128, np.bool_]
@@ -221,15 +222,7 @@ def test_across_two_nodes(nodes):
         with server:
             ep = client.endpoint("trainer")
             t = np.arange(5000, dtype=np.float32)
-            deadline = time.monotonic() + 30
-            while True:  # until the daemons have connected
-                try:
-                    reply = ep.call(f"{b.name}/kv", "double", t, timeout=5).wait()
-                    break
-                except (ConnectionError, LookupError):
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            reply = until_connected(lambda: ep.call(f"{b.name}/kv", "double", t, timeout=5).wait())
             np.testing.assert_array_equal(arr(reply.tensors[0]), t * 2)
             calls = [ep.call(f"{b.name}/kv", "double", np.full(3, i)) for i in range(300)]
             for i, c in enumerate(calls):

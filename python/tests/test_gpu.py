@@ -5,8 +5,6 @@ torch and a CUDA device."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,17 +12,32 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 import axon  # noqa: E402  (after torch: its CUDA runtime is the one loaded)
+from conftest import until_connected  # noqa: E402
 
 
 def connected_call(ep, to, method, *tensors, **kw):
-    deadline = time.monotonic() + 30
-    while True:  # until the daemons have connected
-        try:
-            return ep.call(to, method, *tensors, **kw).wait()
-        except (ConnectionError, LookupError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return until_connected(lambda: ep.call(to, method, *tensors, **kw).wait())
+
+
+def connected_send(tx, to, src, rx, into, tag):
+    """`src` sent into `into` posted at `rx`, once the daemons have
+    connected; the posted receive, to wait on."""
+    posted = []
+
+    def attempt():
+        posted.append(rx.recv_into(into, tag=tag))
+        tx.send(to, src, tag=tag, timeout=5).wait(10)
+
+    until_connected(attempt, undo=lambda: posted[-1].cancel())
+    return posted[-1]
+
+
+def daemons(request, place):
+    """(sender's daemon, receiver's daemon): one daemon, or two."""
+    if place == "local":
+        node = request.getfixturevalue("node")
+        return node, node
+    return tuple(request.getfixturevalue("nodes"))
 
 
 @pytest.fixture(params=["local", "remote"])
@@ -127,27 +140,14 @@ def test_torch_tensors_without_dlpack_wrappers(pair):
 
 @pytest.mark.parametrize("place", ["local", "remote"])
 def test_messages_of_cuda_tensors(request, place):
-    if place == "local":
-        a = b = request.getfixturevalue("node")
-    else:
-        a, b = request.getfixturevalue("nodes")
+    a, b = daemons(request, place)
     with axon.connect(a.socket) as ca, axon.connect(b.socket) as cb:
         tx, rx = ca.endpoint("tx"), cb.endpoint("rx")
         to = "rx" if a is b else f"{b.name}/rx"
         into = torch.zeros(1 << 20, dtype=torch.float16, device="cuda")
         host_into = torch.from_dlpack(cb.allocate(1 << 21)).view(torch.float16)
         src = torch.randn(1 << 20, device="cuda").half()
-        deadline = time.monotonic() + 30
-        while True:  # until the daemons have connected
-            posted = rx.recv_into(into, tag=3)
-            try:
-                tx.send(to, src, tag=3, timeout=5).wait(10)
-                break
-            except (ConnectionError, LookupError):
-                posted.cancel()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        posted = connected_send(tx, to, src, rx, into, tag=3)
         posted.wait(10)
         assert torch.equal(into, src)
         posted = rx.recv_into(host_into, tag=4)  # GPU to host
@@ -160,10 +160,7 @@ def test_messages_of_cuda_tensors(request, place):
 def test_shared_gpu_allocations(request, place):
     """Client.allocate(n, "cuda"): VMM memory shared by fd, sent from and
     received into in place, exposed as a window; torch views it."""
-    if place == "local":
-        a = b = request.getfixturevalue("node")
-    else:
-        a, b = request.getfixturevalue("nodes")
+    a, b = daemons(request, place)
     with axon.connect(a.socket) as ca, axon.connect(b.socket) as cb:
         tx, rx = ca.endpoint("tx"), cb.endpoint("rx")
         to = "rx" if a is b else f"{b.name}/rx"
@@ -171,17 +168,7 @@ def test_shared_gpu_allocations(request, place):
         into = torch.from_dlpack(cb.allocate(1 << 22, "cuda:0")).view(torch.bfloat16)
         assert src.is_cuda and into.is_cuda and src.numel() == 1 << 21
         src.copy_(torch.randn(1 << 21, device="cuda").bfloat16())
-        deadline = time.monotonic() + 30
-        while True:  # until the daemons have connected
-            posted = rx.recv_into(into, tag=1)
-            try:
-                tx.send(to, src, tag=1, timeout=5).wait(10)
-                break
-            except (ConnectionError, LookupError):
-                posted.cancel()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        posted = connected_send(tx, to, src, rx, into, tag=1)
         posted.wait(10)
         assert torch.equal(into, src)
         # A GPU message with no posted receive lands in the host receive

@@ -19,7 +19,7 @@ import pytest
 
 import axon
 
-from conftest import die_with_parent, free_port, start_daemons
+from conftest import die_with_parent, free_port, start_daemons, until_connected
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -115,15 +115,8 @@ def test_prometheus_scrapes_calls_across_two_daemons(scraped):
         with server:
             caller = caller_client.endpoint("caller")
             x = np.arange(1024, dtype=np.float32)
-            deadline = time.monotonic() + 30
-            while True:  # until the daemons have connected
-                try:
-                    caller.call(f"{b.name}/echo", "echo", x, timeout=5).wait()
-                    break
-                except ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            until_connected(lambda: caller.call(f"{b.name}/echo", "echo", x, timeout=5).wait(),
+                            errors=(ConnectionError,))
             for _ in range(CALLS - 1):
                 reply = caller.call(f"{b.name}/echo", "echo", x).wait(10)
                 np.testing.assert_array_equal(np.from_dlpack(reply.tensors[0]), x)

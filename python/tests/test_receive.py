@@ -18,6 +18,7 @@ import pytest
 
 import axon
 from axon import errors
+from conftest import until_connected
 
 
 @pytest.fixture(params=["local", "remote"])
@@ -40,16 +41,11 @@ def pair(request):
 def wait_connected(endpoint, node):
     """Until the daemons are connected: a send to no one there is then
     refused NOT_FOUND by the other daemon, not UNAVAILABLE."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
+    def probe():
+        with pytest.raises(LookupError):
             endpoint.send(f"{node}/nobody", np.zeros(1, np.uint8)).wait(10)
-        except LookupError:
-            return
-        except ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+
+    until_connected(probe, errors=(ConnectionError,))
 
 
 def test_a_message_arrives_as_a_view_of_its_slot(pair):

@@ -5,13 +5,13 @@ across two, the owner's checks and revocation, through real daemons."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
 
 import axon
 from axon import errors
+from conftest import start_daemons, until_connected
 
 
 def shared(client, n, dtype=np.uint8):
@@ -22,7 +22,6 @@ def shared(client, n, dtype=np.uint8):
 @pytest.fixture(params=["local", "remote"])
 def sides(request, tmp_path):
     """(initiator endpoint "w", owner client with endpoint "kv", owner node)."""
-    from conftest import start_daemons
     daemons = start_daemons(tmp_path, 1 if request.param == "local" else 2, "win")
     try:
         owner_node = daemons[-1]
@@ -36,14 +35,7 @@ def sides(request, tmp_path):
 
 def retry_until_connected(op_factory):
     """The first operation across daemons waits for them to connect."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return op_factory().wait(10)
-        except (ConnectionError, LookupError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return until_connected(lambda: op_factory().wait(10))
 
 
 def test_blocks_land_before_the_notification_and_read_back(sides):
