@@ -3,7 +3,9 @@
 # package registry), into .gl/ (git-ignored; carry .gl with the run, 64 MiB
 # in all): in .gl/wheels the axon package built here for CPython 3.12 and
 # pytest with what it needs; .gl/nixl.whl.xz, NIXL (nixl-cu13, without its
-# dependencies, which the GPU machine has) for the benchmarks' NIXL columns.
+# dependencies, which the GPU machine has) for the benchmarks' NIXL columns,
+# less what the agent never loads (the expert-parallel kernels, C++ headers,
+# UCX's CUDA perftest module), so that it fits the carry limit with the rest.
 # There, `scripts/gpu-run.sh python ...` installs them into /tmp/pyaxon.
 # Usage: scripts/gpu-wheels.sh [PYTHON3.12]
 set -euo pipefail
@@ -25,7 +27,9 @@ if [[ ! -s $repo/.gl/nixl.whl.xz ]]; then
   run "${pip[@]}" download -d "$tmp" --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux_2_28_x86_64 nixl-cu13
   wheel=$(ls "$tmp"/nixl_cu13-*.whl)
-  xz -T0 -c "$wheel" > "$repo/.gl/nixl.whl.xz"
+  run zip -q -d "$wheel" 'nixl_ep_cu13/*' 'nixl_cu13-*.data/headers/*' \
+    'nixl_cu13.libs/ucx/libucx_perftest_cuda*'
+  xz -T0 -9 -c "$wheel" > "$repo/.gl/nixl.whl.xz"
   basename "$wheel" > "$repo/.gl/nixl.whl.name"  # pip wants the wheel's own name
   rm -rf "$tmp"
 fi
