@@ -290,7 +290,7 @@ void Client::OnArrival(const std::string& endpoint, std::function<void(const Mes
   };
   for (auto it = session_->arrivals.begin(); it != session_->arrivals.end();) {
     if (internal::ArrivalEndpoint(*it) == endpoint) {
-      session_->due.emplace_back(run, *it);
+      session_->arrivals_due.emplace_back(run, *it);
       it = session_->arrivals.erase(it);
     } else {
       ++it;

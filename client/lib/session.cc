@@ -255,7 +255,7 @@ absl::Status Session::DrainCompletions() {
       if (!arrival_handlers.empty()) {
         auto handler = arrival_handlers.find(ArrivalEndpoint(*completion));
         if (handler != arrival_handlers.end()) {
-          due.emplace_back(handler->second, *completion);
+          arrivals_due.emplace_back(handler->second, *completion);
           continue;
         }
       }
@@ -322,19 +322,41 @@ absl::Status Session::Progress(int wait_ms) {
 }
 
 bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
-  if (due.empty()) return false;
-  std::vector<std::pair<Callback, wire::Completion>> run;
-  run.swap(due);
-  callbacks_run += run.size();
-  lock.unlock();
-  for (auto& [fn, completion] : run) fn(completion);
-  // The callbacks go before the lock is taken again: what they hold may
-  // take other locks as it goes (a Python object takes the GIL, whose
-  // holder may be releasing a slot, which takes ring_mu).
-  run.clear();
-  lock.lock();
-  if (due.empty()) due.swap(run);  // keep the storage for the next round
-  return true;
+  bool ran = false;
+  if (!due.empty()) {
+    std::vector<std::pair<Callback, wire::Completion>> run;
+    run.swap(due);
+    callbacks_run += run.size();
+    lock.unlock();
+    for (auto& [fn, completion] : run) fn(completion);
+    // The callbacks go before the lock is taken again: what they hold may
+    // take other locks as it goes (a Python object takes the GIL, whose
+    // holder may be releasing a slot, which takes ring_mu).
+    run.clear();
+    lock.lock();
+    if (due.empty()) due.swap(run);  // keep the storage for the next round
+    ran = true;
+  }
+  if (ArrivalsToRun()) ran = RunArrivals(lock) || ran;
+  return ran;
+}
+
+bool Session::RunArrivals(std::unique_lock<std::mutex>& lock) {
+  const std::thread::id outer = arrival_runner;  // this thread's when nested
+  arrival_runner = std::this_thread::get_id();
+  bool ran = false;
+  while (!arrivals_due.empty()) {
+    auto [fn, completion] = std::move(arrivals_due.front());
+    arrivals_due.pop_front();
+    ++callbacks_run;
+    lock.unlock();
+    fn(completion);
+    fn = nullptr;  // before the lock, as in RunCallbacks
+    lock.lock();
+    ran = true;
+  }
+  arrival_runner = outer;
+  return ran;
 }
 
 absl::Status Session::GoneStatus() const {
@@ -380,11 +402,14 @@ void Session::FailKept() {
 void Session::FailPending() {
   absl::flat_hash_map<uint64_t, Callback> waiting;
   absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> handlers;
+  std::deque<std::pair<Callback, wire::Completion>> undelivered;
   {
     std::unique_lock<std::mutex> lock(ring_mu);
     RunCallbacks(lock);
     waiting.swap(callbacks);
     handlers.swap(arrival_handlers);
+    // What another thread runs now stays its to finish; the rest goes.
+    if (arrival_runner == std::thread::id()) undelivered.swap(arrivals_due);
     kept.clear();
   }
   for (auto& [op_id, fn] : waiting) fn(Unavailable(op_id, "the client detached from axond"));
@@ -425,13 +450,13 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
           lock, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Milliseconds(50))));
       continue;
     }
-    if (!due.empty()) {  // drained by another path (a full submission ring)
+    if (!due.empty() || ArrivalsToRun()) {  // drained by another path (a full submission ring)
       RunCallbacks(lock);
       continue;
     }
     const size_t before = finished.size() + arrivals.size();
     if (auto st = DrainCompletions(); !st.ok()) return st;
-    if (finished.size() + arrivals.size() != before || !due.empty()) {
+    if (finished.size() + arrivals.size() != before || !due.empty() || ArrivalsToRun()) {
       drained.notify_all();
       RunCallbacks(lock);
       continue;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -177,6 +178,21 @@ struct Session {
   absl::flat_hash_map<uint64_t, Callback> callbacks;
   absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> arrival_handlers;
   std::vector<std::pair<Callback, wire::Completion>> due;
+  // Arrival handlers' runs, in arrival order (guarded by ring_mu). One
+  // thread at a time runs them, taking one at a time: two threads driving
+  // completions must not reorder an endpoint's messages, which a batch each
+  // in `due` did. Another thread finding a runner leaves them to it. A
+  // handler that waits through this session (Wait, a blocking send) runs
+  // the next ones itself, still in order, on the same thread.
+  std::deque<std::pair<Callback, wire::Completion>> arrivals_due;
+  std::thread::id arrival_runner;  // guarded by ring_mu; none: no thread runs them
+  // ring_mu held: runs arrivals_due unless another thread does.
+  bool RunArrivals(std::unique_lock<std::mutex>& lock);
+  // ring_mu held: arrival handlers wait that this thread may run now.
+  bool ArrivalsToRun() const {
+    return !arrivals_due.empty() &&
+           (arrival_runner == std::thread::id() || arrival_runner == std::this_thread::get_id());
+  }
   bool sleeper = false;        // guarded by ring_mu: a thread sleeps on the doorbell
   uint64_t callbacks_run = 0;  // guarded by ring_mu
   // After detaching: runs every callback still waiting with UNAVAILABLE (no

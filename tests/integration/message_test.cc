@@ -11,6 +11,8 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <mutex>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -463,6 +465,60 @@ TEST_P(MessageTest, CallbacksFuturesAndThreads) {
   ASSERT_TRUE(unblock.ok());
   waiter.join();
   EXPECT_TRUE(receiver_->Wait(*back)->status.ok());
+}
+
+// Arrival handlers run in arrival order, one at a time, while two threads
+// drive completions: the first handler is slow, and the other thread drains
+// the later messages meanwhile; it must leave them to the first.
+TEST_P(MessageTest, ArrivalHandlersKeepOrderWhileTwoThreadsDrive) {
+  constexpr uint64_t kMessages = 200;
+  auto area = receiver_->AllocateHost(kMessages * 256);
+  auto src = sender_->AllocateHost(64);
+  ASSERT_TRUE(area.ok() && src.ok());
+  ASSERT_TRUE(receiver_->SetReceiveArea(*area, 256).ok());
+  std::mutex mu;
+  std::vector<uint64_t> tags;
+  std::atomic<int> running{0}, overlapped{0};
+  receiver_->OnArrival("b", [&](const Message& m) {
+    if (running.fetch_add(1) != 0) overlapped++;
+    if (m.tag == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      tags.push_back(m.tag);
+    }
+    EXPECT_TRUE(receiver_->Release(m).ok());
+    running--;
+  });
+  std::atomic<bool> stop{false};
+  auto drive = [&] {
+    while (!stop) (void)receiver_->Progress(20);
+  };
+  std::thread first(drive), second(drive);
+  std::vector<Operation> sends;
+  for (uint64_t i = 0; i < kMessages; ++i) {
+    auto op = sender_->Send("a", At("b"), i, *src, 0, 64);
+    ASSERT_TRUE(op.ok()) << op.status();
+    sends.push_back(*op);
+    // The rest come while the first handler runs.
+    while (i == 0 && running == 0) std::this_thread::yield();
+  }
+  for (const Operation& op : sends) {
+    auto done = sender_->Wait(op, 20000);
+    ASSERT_TRUE(done.ok() && done->status.ok());
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < give_up) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (tags.size() == kMessages) break;
+  }
+  stop = true;
+  first.join();
+  second.join();
+  receiver_->OnArrival("b", nullptr);
+  std::vector<uint64_t> expected(kMessages);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(tags, expected);
+  EXPECT_EQ(overlapped, 0) << "two handlers ran at once";
 }
 
 // A message of several parts (a header and tensors from two buffers) arrives

@@ -292,7 +292,10 @@ class Client {
   // From now on, receive-area messages for `endpoint` go to `handler` (on
   // the thread that drives completions, like OnComplete) instead of to
   // Receive; release each with Release (or Hold it). Messages already waiting
-  // go first.
+  // go first. Handlers run one at a time, in the order the messages arrived,
+  // whichever threads drive completions: one that blocks holds up the
+  // client's later messages (waiting through the client, as Wait or a
+  // blocking send do, runs them meanwhile).
   // An empty handler gives them back to Receive.
   void OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler);
   // Withdraws `op` like Cancel, without waiting for the daemon's answer.
