@@ -87,6 +87,8 @@ case $mode in
     else
       mkdir -p "$repo/build/bench"
       ln -sf "$bundle/bin/call-bench" "$repo/build/bench/call-bench"
+      # call-bench finds TensorPipe's side beside itself (by the path it ran as).
+      ln -sf "$bundle/bin/tensorpipe_rpc.py" "$repo/build/bench/tensorpipe_rpc.py"
       out=${1:?python-bench OUT_DIR}
       mkdir -p "$out"
       "${py[@]}" "$repo/bench/python/transfer_bench.py" --json "$out/python-transfer.json" \

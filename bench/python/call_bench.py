@@ -107,8 +107,11 @@ def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, runs: int, calls
             "--window", str(window), "--sustained-calls", "0", "--json", str(out),
             "--run-dir", str(run_dir / "cpp"),
             "--python", sys.executable]
-    subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=900)
+    ran = subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, timeout=900)
+    for line in ran.stderr.splitlines():
+        if "TensorPipe" in line:  # why its column is empty
+            print(line, file=sys.stderr)
     tp_log = run_dir / "cpp" / "tensorpipe.log"
     if tp_log.exists() and "Error" in tp_log.read_text():
         print("call_bench.py: TensorPipe failed:\n" + tp_log.read_text()[-1500:], file=sys.stderr)
