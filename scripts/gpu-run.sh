@@ -14,7 +14,7 @@
 #   scripts/gpu-run.sh demo                   axon demo
 # AXON_MPS=1 runs it with the CUDA Multi-Process Service up (started here,
 # stopped at the end): without MPS, processes sharing a GPU take turns by
-# time slice (docs/PERFORMANCE.md, "GPU time slices").
+# time slice (docs/PERFORMANCE.md, "GPU tensors").
 # The test programs look for axond, axonctl and their helpers where CMake
 # built them (build/...); this links those paths to the bundle.
 set -uo pipefail

@@ -11,7 +11,7 @@ UCX takes CUDA memory; "cuda-bounce": the direct path, device bounce buffers
 moved by UCX; "cuda-staged": staged through pinned host memory) and through
 one daemon ("cuda-1d": the two processes on one node, as TensorPipe's are,
 copied device to device). Set CUDA_MPS_PIPE_DIRECTORY to an MPS daemon's to
-measure everything with MPS (docs/PERFORMANCE.md, "GPU time slices").
+measure everything with MPS (docs/PERFORMANCE.md, "GPU tensors").
 
   python3 bench/compare/compare.py --bin .bundle/bin [--json out.json] [--tensors cuda]
 
