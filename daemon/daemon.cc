@@ -325,6 +325,7 @@ absl::Status Daemon::StartRingEngine() {
                  .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms),
                  .window_rma = cfg.peers.window_transfer == "rma"}};
   const int count = EngineShards::CountFor(cfg.engine.shards);
+  sessions_->SetShards(static_cast<size_t>(count));
   std::vector<std::unique_ptr<ucx::Loop>> more;
   for (int i = 1; i < count; ++i) {
     auto loop = ucx::Loop::StartOn(shared_context_);

@@ -42,6 +42,7 @@ struct Options {
   std::vector<std::string> placements = {"local", "remote"};
   std::vector<size_t> sizes;
   int pairs = 1;
+  bool place_pairs = true;
   int runs = 3;
   std::string socket_a, socket_b;  // running daemons; empty: start two
   std::string axond, perftest = AXON_BENCH_PERFTEST, ucx_libdir = AXON_BENCH_UCX_LIBDIR;
@@ -135,6 +136,10 @@ int Main(int argc, char** argv) {
   app.add_option("--sizes", sizes, "comma-separated message sizes (default: 8 B to 1 GiB)");
   app.add_option("--pairs", o.pairs, "also stream with 2..N client pairs at once")
       ->capture_default_str();
+  app.add_option("--place-pairs", o.place_pairs,
+                 "the two clients of each pair name one placement, so one engine shard of a "
+                 "daemon serves both (engine.shards above 1)")
+      ->capture_default_str();
   app.add_option("--runs", o.runs, "runs per measurement; the median is reported")
       ->capture_default_str();
   app.add_option("--socket-a", o.socket_a, "use this running daemon as node a");
@@ -220,8 +225,8 @@ int Main(int argc, char** argv) {
     for (int i = 0; i < o.pairs; ++i) {
       // RunStreams spreads small messages over up to 1 MiB of the buffers.
       const size_t bytes = std::max<size_t>(max_size * 2, size_t{1} << 20);
-      auto pair =
-          MakePair(o.socket_a, receive_socket, static_cast<int>(i + (remote ? 100 : 0)), bytes);
+      auto pair = MakePair(o.socket_a, receive_socket, static_cast<int>(i + (remote ? 100 : 0)),
+                           bytes, o.place_pairs);
       if (!pair.ok()) {
         std::cerr << "axon-bench: " << pair.status() << "\n";
         return 1;

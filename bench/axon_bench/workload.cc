@@ -30,13 +30,16 @@ absl::Status Check(const absl::StatusOr<Completed>& done, const char* what) {
 }  // namespace
 
 absl::StatusOr<Pair> MakePair(const std::string& send_socket, const std::string& receive_socket,
-                              int index, size_t bytes) {
+                              int index, size_t bytes, bool place) {
   Pair p;
   p.sender_endpoint = absl::StrCat("bench-s", index);
   p.receiver_endpoint = absl::StrCat("bench-r", index);
-  auto s = Client::Connect({.socket_path = send_socket, .client_name = p.sender_endpoint});
+  const std::string placement = place ? absl::StrCat("bench-pair-", index) : "";
+  auto s = Client::Connect(
+      {.socket_path = send_socket, .client_name = p.sender_endpoint, .placement = placement});
   if (!s.ok()) return s.status();
-  auto r = Client::Connect({.socket_path = receive_socket, .client_name = p.receiver_endpoint});
+  auto r = Client::Connect(
+      {.socket_path = receive_socket, .client_name = p.receiver_endpoint, .placement = placement});
   if (!r.ok()) return r.status();
   p.sender = *std::move(s);
   p.receiver = *std::move(r);

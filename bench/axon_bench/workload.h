@@ -22,9 +22,11 @@ struct Pair {
 };
 
 // Connects pair `index` to the daemons at `send_socket` and `receive_socket`
-// with buffers of `bytes` each.
+// with buffers of `bytes` each; with `place`, both clients name the pair's
+// placement (ClientOptions::placement), so one engine shard serves both
+// ends of a local pair.
 absl::StatusOr<Pair> MakePair(const std::string& send_socket, const std::string& receive_socket,
-                              int index, size_t bytes);
+                              int index, size_t bytes, bool place);
 
 // Waits until a message from the pair's sender reaches its receiver: across
 // two daemons, sends fail UNAVAILABLE until the daemons see each other.

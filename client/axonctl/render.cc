@@ -146,21 +146,22 @@ std::string RenderStats(const v1::StatsResponse& s) {
 }
 
 std::string RenderSessions(const v1::ListSessionsResponse& sessions) {
-  std::string out =
-      absl::StrFormat("%-8s %-8s %-7s %-7s %-20s %-7s %-8s %14s %9s %15s %21s  %-12s %s\n",
-                      "SESSION", "PID", "UID", "GID", "ATTACHED", "SOCKET", "REGIONS", "REGISTERED",
-                      "IN-FLIGHT", "MSGS OUT/IN", "BYTES OUT/IN", "CLIENT", "ENDPOINTS");
+  std::string out = absl::StrFormat(
+      "%-8s %-8s %-7s %-7s %-20s %-7s %-5s %-8s %14s %9s %15s %21s  %-12s %-12s %s\n", "SESSION",
+      "PID", "UID", "GID", "ATTACHED", "SOCKET", "SHARD", "REGIONS", "REGISTERED", "IN-FLIGHT",
+      "MSGS OUT/IN", "BYTES OUT/IN", "CLIENT", "PLACEMENT", "ENDPOINTS");
   for (const auto& s : sessions.sessions()) {
     absl::StrAppendFormat(
-        &out, "%-8d %-8d %-7d %-7d %-20s %-7s %-8s %14d %9d %15s %21s  %-12s %s\n", s.session_id(),
-        s.pid(), s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()),
-        s.socket_bound() ? "open" : "-",
+        &out, "%-8d %-8d %-7d %-7d %-20s %-7s %-5d %-8s %14d %9d %15s %21s  %-12s %-12s %s\n",
+        s.session_id(), s.pid(), s.uid(), s.gid(), FormatUnixMs(s.attached_unix_ms()),
+        s.socket_bound() ? "open" : "-", s.shard(),
         s.gpu_regions() > 0 ? absl::StrCat(s.regions(), " (", s.gpu_regions(), " gpu)")
                             : absl::StrCat(s.regions()),
         s.registered_bytes(), s.in_flight(),
         absl::StrCat(s.messages_sent(), "/", s.messages_received()),
         absl::StrCat(s.bytes_sent(), "/", s.bytes_received()),
         s.client_name().empty() ? "-" : s.client_name(),
+        s.placement().empty() ? "-" : s.placement(),
         s.endpoints().empty() ? "-" : absl::StrJoin(s.endpoints(), ","));
   }
   return out;

@@ -38,6 +38,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   session->control = v1::Control::NewStub(rpc::MakeControlChannel(session->socket_path));
   session->timeout_ms = options.timeout_ms;
   session->client_name = options.client_name;
+  session->placement = options.placement;
   session->keep_state = options.reconnect;
   if (auto st = session->Open(); !st.ok()) return st;
   std::unique_ptr<Client> client(new Client(std::move(session)));

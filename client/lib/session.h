@@ -59,6 +59,7 @@ struct Session {
   int timeout_ms = 10000;
   std::string socket_path;  // the daemon's control socket
   std::string client_name;
+  std::string placement;  // ClientOptions::placement, sent at every attach
   std::string node_name;
   // Whether a restarted daemon is re-attached to (ClientOptions::reconnect):
   // then the session keeps what Reattach needs. Set before use.

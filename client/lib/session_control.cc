@@ -26,6 +26,7 @@ void SetDeadline(grpc::ClientContext& context, int timeout_ms) {
 absl::StatusOr<UniqueFd> Session::AttachLocked() {
   v1::AttachRequest request;
   request.set_client_name(client_name);
+  request.set_placement(placement);
   request.set_protocol_version(kControlProtocolVersion);
   v1::AttachResponse response;
   grpc::ClientContext context;

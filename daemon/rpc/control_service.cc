@@ -21,7 +21,7 @@ grpc::Status ControlService::Attach(grpc::ServerContext* context, const v1::Atta
     return grpc::Status(grpc::StatusCode::INTERNAL,
                         "cannot identify the calling process on this connection");
   }
-  auto result = state_.sessions->Attach(*caller, request->client_name());
+  auto result = state_.sessions->Attach(*caller, request->client_name(), request->placement());
   if (!result.ok()) return axon::rpc::ToGrpcStatus(result.status());
   response->set_session_id(result->id);
   response->set_token(result->token);

@@ -26,14 +26,16 @@ absl::StatusOr<std::string> RandomToken() {
   return token;
 }
 
-absl::Status CheckClientName(absl::string_view name) {
+// A client_name or a placement: at most kMaxClientNameLength printable
+// characters.
+absl::Status CheckName(absl::string_view field, absl::string_view name) {
   if (name.size() > kMaxClientNameLength) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "client_name is ", name.size(), " bytes long; at most ", kMaxClientNameLength, " allowed"));
+        field, " is ", name.size(), " bytes long; at most ", kMaxClientNameLength, " allowed"));
   }
   for (char c : name) {
     if (!absl::ascii_isprint(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError("client_name must be printable ASCII");
+      return absl::InvalidArgumentError(absl::StrCat(field, " must be printable ASCII"));
     }
   }
   return absl::OkStatus();
@@ -98,8 +100,10 @@ absl::Status SessionManager::CheckCaps(const PeerCredentials& caller) const {
 }
 
 absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& caller,
-                                                    std::string client_name) {
-  if (auto st = CheckClientName(client_name); !st.ok()) return st;
+                                                    std::string client_name,
+                                                    std::string placement) {
+  if (auto st = CheckName("client_name", client_name); !st.ok()) return st;
+  if (auto st = CheckName("placement", placement); !st.ok()) return st;
   if (fds_ != nullptr) {
     if (auto st = fds_->CheckSession(); !st.ok()) return Refused("sessions.fd_reserve", st);
   }
@@ -125,10 +129,12 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
   {
     MutexLock lock(&mu_);
     if (auto st = CheckCaps(caller); !st.ok()) return st;
-    result.id = next_id_++;
+    result.id = placement_.Place(next_id_, placement);
+    next_id_ = result.id + 1;
     Session& session = sessions_[result.id];
     session.info.id = result.id;
     session.info.client_name = std::move(client_name);
+    session.info.placement = std::move(placement);
     session.info.creds = caller;
     session.info.attached = absl::Now();
     session.token = *token;
@@ -407,6 +413,14 @@ absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
   return absl::OkStatus();
 }
 
+void SessionManager::SetShards(size_t shards) {
+  MutexLock lock(&mu_);
+  placement_ = ShardPlacement(shards);
+  for (const auto& [id, session] : sessions_) {  // none in axond: shards start first
+    (void)placement_.Place(id, "");
+  }
+}
+
 bool SessionManager::Close(uint64_t id, absl::string_view why) {
   std::shared_ptr<asio::posix::stream_descriptor> watch;
   Session closed;  // its regions are unmapped when this goes, outside the lock
@@ -417,6 +431,7 @@ bool SessionManager::Close(uint64_t id, absl::string_view why) {
     watch = std::move(it->second.pid_watch);
     closed = std::move(it->second);
     sessions_.erase(it);
+    placement_.Remove(id, closed.info.placement);
     for (const std::string& name : closed.info.endpoints) endpoints_.erase(name);
     endpoint_generation_.fetch_add(1, std::memory_order_release);
     region_generation_.fetch_add(1, std::memory_order_release);

@@ -29,6 +29,7 @@
 #include "daemon/fd_budget.h"
 #include "daemon/memory/cuda_region.h"
 #include "daemon/memory/host_region.h"
+#include "daemon/session/shard_placement.h"
 #include "daemon/window/window_table.h"
 
 namespace axon::daemon {
@@ -63,6 +64,9 @@ inline constexpr size_t kMaxLatencyBuckets = 32;
 struct SessionSnapshot {
   uint64_t id = 0;
   std::string client_name;
+  // Sessions naming one placement are served by one engine shard
+  // (ShardPlacement); empty: none.
+  std::string placement;
   PeerCredentials creds;
   absl::Time attached;
   bool socket_bound = false;
@@ -93,7 +97,13 @@ class SessionManager {
   // max_per_process, or while file descriptors are short; the session is
   // closed if its session socket does not say hello within
   // limits.socket_timeout.
-  absl::StatusOr<AttachResult> Attach(const PeerCredentials& caller, std::string client_name);
+  // `placement` (up to 128 printable characters, "" for none): sessions
+  // that name the same one are served by the same engine shard.
+  absl::StatusOr<AttachResult> Attach(const PeerCredentials& caller, std::string client_name,
+                                      std::string placement = "");
+  // The engine's shard count, before sessions attach: session ids are then
+  // chosen so that each placement's sessions share a shard.
+  void SetShards(size_t shards);
   const SessionLimits& limits() const { return limits_; }
   absl::Status Detach(uint64_t id, absl::string_view token);
   // A session socket presented `token` for session `id`.
@@ -200,6 +210,7 @@ class SessionManager {
   std::atomic<uint64_t> endpoint_generation_{0};  // bumped under mu_ after endpoints_ changes
   std::atomic<uint64_t> region_generation_{0};    // bumped under mu_ after a region goes
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  ShardPlacement placement_ ABSL_GUARDED_BY(mu_);
   std::function<void(uint64_t)> close_observer_;
   WindowTable* windows_ = nullptr;
   CudaRegistry cuda_;

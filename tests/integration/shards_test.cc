@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -118,6 +119,53 @@ TEST_F(ShardsTest, ARingOfClientsAcrossTheShards) {
     EXPECT_EQ(s.messages_received(), uint64_t{kMessages}) << s.client_name();
     EXPECT_EQ(s.in_flight(), 0u) << s.client_name();
   }
+}
+
+// Clients naming one placement get one shard (and the least-loaded shard
+// for a new placement), which `axonctl sessions` shows; messages between a
+// placed pair still arrive; a placement that is not printable is refused.
+TEST_F(ShardsTest, ClientsNamingOnePlacementShareAShard) {
+  auto connect = [&](const std::string& name, const std::string& placement) {
+    auto c = Client::Connect(
+        {.socket_path = axond_->socket(), .client_name = name, .placement = placement});
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  };
+  auto loose = connect("loose", "");
+  auto a1 = connect("a1", "pair-a"), b1 = connect("b1", "pair-b");
+  auto a2 = connect("a2", "pair-a"), b2 = connect("b2", "pair-b");
+  ASSERT_TRUE(loose && a1 && a2 && b1 && b2);
+  std::map<std::string, v1::SessionInfo> by_name;
+  const auto listed = axond_->CtlJson<v1::ListSessionsResponse>({"sessions"});
+  for (const auto& s : listed.sessions()) {
+    EXPECT_EQ(s.shard(), s.session_id() % kShards) << s.client_name();
+    by_name[s.client_name()] = s;
+  }
+  ASSERT_EQ(by_name.size(), 5u);
+  EXPECT_EQ(by_name["a1"].shard(), by_name["a2"].shard());
+  EXPECT_EQ(by_name["b1"].shard(), by_name["b2"].shard());
+  EXPECT_NE(by_name["a1"].shard(), by_name["b1"].shard());
+  EXPECT_NE(by_name["a1"].shard(), by_name["loose"].shard());
+  EXPECT_NE(by_name["b1"].shard(), by_name["loose"].shard());
+  EXPECT_EQ(by_name["a1"].placement(), "pair-a");
+  EXPECT_EQ(by_name["loose"].placement(), "");
+
+  ASSERT_TRUE(a1->BindEndpoint("a1").ok() && a2->BindEndpoint("a2").ok());
+  auto out = a1->AllocateHost(4096);
+  auto in = a2->AllocateHost(4096);
+  ASSERT_TRUE(out.ok() && in.ok());
+  std::memset(out->data(), 7, 4096);
+  auto recv = a2->PostRecv("a2", 1, *in, 0, 4096);
+  auto send = a1->Send("a1", "a2", 1, *out, 0, 4096);
+  ASSERT_TRUE(recv.ok() && send.ok());
+  auto got = a2->Wait(*recv, 10000);
+  ASSERT_TRUE(got.ok() && got->status.ok());
+  EXPECT_EQ(static_cast<const uint8_t*>(in->data())[4095], 7);
+
+  auto bad = Client::Connect({.socket_path = axond_->socket(), .placement = "tab\there"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("placement"));
 }
 
 // Sends that wait on another shard for a receive go with their session: a

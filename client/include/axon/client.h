@@ -45,6 +45,12 @@ struct ClientOptions {
   std::string socket_path;
   // A name operators see in `axonctl sessions` (up to 128 printable chars).
   std::string client_name;
+  // Clients that name the same placement (up to 128 printable chars) are
+  // served by the same engine thread of the daemon (engine.shards above 1):
+  // give the two ends of a busy pair on one node one placement, so their
+  // messages take no hand-off between threads. Empty: the daemon spreads
+  // sessions over its threads.
+  std::string placement;
   // How long one call to the daemon may take.
   int timeout_ms = 10000;
   // A thread that drives completions, so that OnComplete callbacks and
