@@ -55,12 +55,18 @@ class Client:
     server's own sizes apply when it comes first). Messages no posted
     receive takes, and call requests, land in its slots; one larger than a
     slot waits for a posted receive.
+
+    ``placement``: clients that name the same one are served by the same
+    thread of the daemon (``engine.shards`` above 1), so messages between
+    them take no hand-off between its threads: give both ends of a busy
+    pair on one node one placement.
     """
 
     def __init__(self, socket: Optional[str] = None, name: Optional[str] = None,
                  timeout: float = 10.0, reconnect: bool = True,
                  on_connection: Optional[Callable[[ConnectionEvent], None]] = None,
-                 receive_slots: int = 256, receive_slot_bytes: int = 128 * 1024):
+                 receive_slots: int = 256, receive_slot_bytes: int = 128 * 1024,
+                 placement: str = ""):
         if name is None:
             name = f"python-{os.getpid()}"
         self._pid = os.getpid()
@@ -71,7 +77,7 @@ class Client:
                 error = None if code == 0 else errors.error_class(code)(message)
                 on_connection(ConnectionEvent(connected, error, attempts, session_id))
         self._state = _axon.Client.connect(socket or "", name, int(timeout * 1000),
-                                           reconnect, notify)
+                                           reconnect, notify, placement)
         self._area = (int(receive_slot_bytes), int(receive_slots))
         self._lock = threading.Lock()
         self._awaited: Dict[int, Any] = {}
@@ -370,8 +376,9 @@ def _tag(tag: int) -> int:
 def connect(socket: Optional[str] = None, name: Optional[str] = None,
             timeout: float = 10.0, reconnect: bool = True,
             on_connection: Optional[Callable[[ConnectionEvent], None]] = None,
-            receive_slots: int = 256, receive_slot_bytes: int = 128 * 1024) -> Client:
+            receive_slots: int = 256, receive_slot_bytes: int = 128 * 1024,
+            placement: str = "") -> Client:
     """Attaches to this node's axond; see :class:`Client`."""
     return Client(socket=socket, name=name, timeout=timeout, reconnect=reconnect,
                   on_connection=on_connection, receive_slots=receive_slots,
-                  receive_slot_bytes=receive_slot_bytes)
+                  receive_slot_bytes=receive_slot_bytes, placement=placement)

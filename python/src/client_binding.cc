@@ -59,10 +59,14 @@ struct PythonCallback {
 };
 
 std::shared_ptr<ClientState> Connect(const std::string& socket, const std::string& name,
-                                     int timeout_ms, bool reconnect, nb::object on_connection) {
+                                     int timeout_ms, bool reconnect, nb::object on_connection,
+                                     const std::string& placement) {
   auto state = std::make_shared<ClientState>();
-  ClientOptions options{
-      .socket_path = socket, .client_name = name, .timeout_ms = timeout_ms, .reconnect = reconnect};
+  ClientOptions options{.socket_path = socket,
+                        .client_name = name,
+                        .placement = placement,
+                        .timeout_ms = timeout_ms,
+                        .reconnect = reconnect};
   if (!on_connection.is_none()) {
     auto callback = std::make_shared<PythonCallback>(PythonCallback{std::move(on_connection)});
     options.on_connection = [callback](const ConnectionEvent& event) { (*callback)(event); };
@@ -119,7 +123,7 @@ void BindClient(nb::module_& m) {
   nb::class_<ClientState>(m, "Client")
       .def_static("connect", &Connect, nb::arg("socket") = "", nb::arg("name") = "",
                   nb::arg("timeout_ms") = 10000, nb::arg("reconnect") = true,
-                  nb::arg("on_connection") = nb::none())
+                  nb::arg("on_connection") = nb::none(), nb::arg("placement") = "")
       .def_prop_ro("connected", [](const ClientState& s) { return s.get().connected(); })
       .def("close", &Close)
       .def_prop_ro("closed", [](const ClientState& s) { return !s.client; })

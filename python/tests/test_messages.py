@@ -118,3 +118,28 @@ def test_asyncio(pair):
         np.testing.assert_array_equal(into, np.arange(8, dtype=np.float32))
 
     asyncio.run(main())
+
+
+def test_clients_naming_one_placement_share_a_daemon_thread(tmp_path):
+    """With engine.shards 2, session id % 2 is the thread that serves it: a
+    placement's clients share one, a second placement gets the other, and a
+    placed pair's messages arrive."""
+    from conftest import start_daemons
+
+    (daemon,) = start_daemons(tmp_path, 1, "placed", sets=[["engine.shards=2"]])
+    try:
+        with axon.connect(daemon.socket, name="a", placement="pair-x") as a, \
+                axon.connect(daemon.socket, name="b", placement="pair-x") as b, \
+                axon.connect(daemon.socket, name="c", placement="pair-y") as c:
+            assert a.session_id % 2 == b.session_id % 2
+            assert c.session_id % 2 != a.session_id % 2
+            tx, rx = a.endpoint("tx"), b.endpoint("rx")
+            into = shared(b, (16,), np.uint8)
+            posted = rx.recv_into(into, tag=5)
+            tx.send("rx", np.arange(16, dtype=np.uint8), tag=5).wait(10)
+            posted.wait(10)
+            assert into.tolist() == list(range(16))
+        with pytest.raises(ValueError, match="placement"):
+            axon.connect(daemon.socket, placement="bad\tname")
+    finally:
+        daemon.stop()
