@@ -459,7 +459,10 @@ std::vector<SessionSnapshot> SessionManager::List() const {
   MutexLock lock(&mu_);
   std::vector<SessionSnapshot> out;
   out.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) out.push_back(session.info);
+  for (const auto& [id, session] : sessions_) {
+    out.push_back(session.info);
+    out.back().shard = static_cast<uint32_t>(id % placement_.shards());
+  }
   return out;
 }
 

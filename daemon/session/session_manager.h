@@ -67,6 +67,7 @@ struct SessionSnapshot {
   // Sessions naming one placement are served by one engine shard
   // (ShardPlacement); empty: none.
   std::string placement;
+  uint32_t shard = 0;  // the engine shard that serves it (EngineShards::ShardOf)
   PeerCredentials creds;
   absl::Time attached;
   bool socket_bound = false;

@@ -147,8 +147,7 @@ absl::Status FillSessions(DaemonState& state, v1::ListSessionsResponse& out) {
     info->set_session_id(s.id);
     info->set_client_name(s.client_name);
     info->set_placement(s.placement);
-    if (state.engine != nullptr)
-      info->set_shard(static_cast<uint32_t>(state.engine->ShardOf(s.id)));
+    info->set_shard(s.shard);
     info->set_pid(s.creds.pid);
     info->set_uid(s.creds.uid);
     info->set_gid(s.creds.gid);
