@@ -29,11 +29,11 @@ from . import errors
 from ._calls import Call, Completed, Message, Op, Receive, Reply
 from ._client import Client, ConnectionEvent, Endpoint, _live_clients, connect
 from ._server import Request, Server
-from ._windows import Window
+from ._windows import Blocks, Window
 from .errors import Error
 
 __all__ = [
-    "Call", "Client", "Completed", "ConnectionEvent", "Endpoint", "Error", "Message", "Op",
+    "Blocks", "Call", "Client", "Completed", "ConnectionEvent", "Endpoint", "Error", "Message", "Op",
     "Receive", "Reply", "Request", "Server", "Window", "connect", "errors",
 ]
 

@@ -298,8 +298,10 @@ class Endpoint:
     def write(self, window: "Window", blocks: Any, notify: Optional[Tuple[int, bytes]] = None,
               timeout: Optional[float] = None, stream: Any = None) -> Op:
         """Copies ``blocks`` into ``window`` (one sided): a tensor (to offset
-        0), or a list of ``(tensor, window_offset)`` pairs, each tensor's
-        bytes whole (views of a larger tensor are blocks of it). With
+        0), a list of ``(tensor, window_offset)`` pairs, each tensor's bytes
+        whole (views of a larger tensor are blocks of it), or an
+        :class:`axon.Blocks` (byte ranges of one tensor, many blocks at the
+        cost of one). With
         ``notify=(tag, bytes)`` (at most 4 KiB), the window's notify endpoint
         receives that message once every byte is in place. Completes when
         the bytes are in place; ``result().length`` is the bytes moved.
@@ -310,8 +312,9 @@ class Endpoint:
     def read(self, window: "Window", blocks: Any, notify: Optional[Tuple[int, bytes]] = None,
              timeout: Optional[float] = None, stream: Any = None) -> Op:
         """Copies bytes of ``window`` into ``blocks`` (tensors in shared
-        memory or CUDA memory, written in place), the pairs as for
-        :meth:`write`: each tensor is filled from its window offset."""
+        memory or CUDA memory, written in place), the pairs or
+        :class:`axon.Blocks` as for :meth:`write`: each block is filled from
+        its window offset."""
         from ._windows import transfer
         return transfer(False, self, window, blocks, notify, timeout, stream)
 

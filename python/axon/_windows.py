@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 from . import _axon
@@ -12,7 +13,53 @@ if TYPE_CHECKING:
     from ._client import Client, Endpoint
 
 # A block: a whole tensor at an offset in the window, or a tensor alone (at 0).
-Blocks = Union[Any, Sequence[Tuple[Any, int]]]
+class Blocks:
+    """Many byte ranges of one tensor as the blocks of one write or read,
+    without a tensor view per block: block ``i`` is ``lengths[i]`` bytes at
+    byte ``offsets[i]`` of ``tensor`` (contiguous, host shared memory or
+    CUDA), to or from byte ``window_offsets[i]`` of the window. ``lengths``
+    may be one int for every block. Offsets and lengths are sequences of
+    ints: lists, ranges, numpy arrays. A paged KV cache's blocks are
+    ``Blocks(cache, src_pages * page_bytes, dst_pages * page_bytes,
+    page_bytes)``."""
+
+    __slots__ = ("tensor", "offsets", "window_offsets", "lengths", "count")
+
+    def __init__(self, tensor: Any, offsets: Any, window_offsets: Any, lengths: Any):
+        self.tensor = tensor
+        self.offsets = _uint64s(offsets, "offsets")
+        self.window_offsets = _uint64s(window_offsets, "window_offsets")
+        self.count = len(self.offsets) // 8
+        if isinstance(lengths, int):
+            self.lengths = _uint64s([lengths], "lengths") * self.count
+        else:
+            self.lengths = _uint64s(lengths, "lengths")
+        if not len(self.window_offsets) == len(self.lengths) == len(self.offsets):
+            raise ValueError(f"{self.count} offsets, {len(self.window_offsets) // 8} window "
+                             f"offsets and {len(self.lengths) // 8} lengths: one of each per block")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"<axon.Blocks {self.count} of {type(self.tensor).__name__}>"
+
+
+def _uint64s(values: Any, what: str) -> bytes:
+    """`values` packed as native uint64s, numpy arrays without a loop."""
+    if hasattr(values, "astype") and hasattr(values, "tobytes"):  # numpy, without importing it
+        if (values < 0).any():
+            raise ValueError(f"{what} are not negative")
+        return values.astype("=u8").tobytes()
+    try:
+        return array("Q", values).tobytes()
+    except OverflowError:
+        raise ValueError(f"{what} are not negative and below 2**64") from None
+    except TypeError:
+        raise TypeError(f"{what} are ints, not {values!r:.60}") from None
+
+
+BlocksLike = Union[Any, Sequence[Tuple[Any, int]], Blocks]
 
 
 class Window:
@@ -74,17 +121,22 @@ def expose(client: "Client", tensor: Any, notify: Any, allowed: Sequence[str],
     return Window(descriptor, _owner=client, _tensor=tensor)
 
 
-def transfer(write: bool, endpoint: "Endpoint", window: Window, blocks: Blocks,
+def transfer(write: bool, endpoint: "Endpoint", window: Window, blocks: BlocksLike,
              notify: Optional[Tuple[int, bytes]], timeout: Optional[float],
              stream: Any) -> Op:
     endpoint.client._check_fork()
     if not isinstance(window, Window):
         raise TypeError(f"window must be an axon.Window, not {type(window).__name__}")
-    pairs: List[Tuple[Any, int]]
-    if isinstance(blocks, (list, tuple)):
-        pairs = [_block(b) for b in blocks]
+    pairs: Union[List[Tuple[Any, int]], Blocks]
+    if isinstance(blocks, Blocks):
+        pairs = blocks
+        tensors = [blocks.tensor]
     else:
-        pairs = [(blocks, 0)]
+        if isinstance(blocks, (list, tuple)):
+            pairs = [_block(b) for b in blocks]
+        else:
+            pairs = [(blocks, 0)]
+        tensors = [t for t, _ in pairs]
     tag: Optional[int] = None
     note = b""
     if notify is not None:
@@ -94,7 +146,7 @@ def transfer(write: bool, endpoint: "Endpoint", window: Window, blocks: Blocks,
         note = bytes(note)
     call = _axon.write_async if write else _axon.read_async
     handle = call(endpoint.client._state, endpoint.name, window.descriptor, pairs, tag, note,
-                  optional_seconds_to_ms(timeout), cuda_stream([t for t, _ in pairs], stream))
+                  optional_seconds_to_ms(timeout), cuda_stream(tensors, stream))
     return Op(endpoint.client, handle)
 
 

@@ -1,6 +1,6 @@
 // axon._axon's one-sided functions: expose (a tensor as a window), unexpose,
-// and writes and reads of whole tensors at window offsets
-// (Client::ExposeTensor, WriteTensors, ReadTensors). A window is its
+// and writes and reads of whole tensors, or of byte ranges of one tensor,
+// at window offsets (Client::ExposeTensor, WriteTensors, ReadTensors). A window is its
 // descriptor's bytes on the Python side; operations are Ops.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
@@ -8,10 +8,12 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "axon/window.h"
 #include "bindings.h"
 #include "client_state.h"
@@ -54,17 +56,68 @@ void Unexpose(const std::shared_ptr<ClientState>& state, nb::bytes descriptor) {
   ThrowIfError(state->Use([&](Client& c) { return c.Unexpose(w); }));
 }
 
-// `blocks`: (tensor, window offset) pairs.
+// uint64s packed by Python's array('Q').
+std::vector<uint64_t> Uint64s(nb::bytes packed, const char* what) {
+  if (packed.size() % sizeof(uint64_t) != 0) {
+    throw nb::value_error((std::string(what) + ": not a packed array of uint64").c_str());
+  }
+  std::vector<uint64_t> out(packed.size() / sizeof(uint64_t));
+  if (!out.empty()) std::memcpy(out.data(), packed.c_str(), packed.size());
+  return out;
+}
+
+// Piece i of `base`: lengths[i] bytes at byte offsets[i], as a uint8 tensor
+// over the same memory, for window offset window_offsets[i].
+std::vector<TensorBlock> Pieces(const Tensor& base, const std::vector<uint64_t>& offsets,
+                                const std::vector<uint64_t>& window_offsets,
+                                const std::vector<uint64_t>& lengths) {
+  const uint64_t total = base.bytes();
+  std::vector<TensorBlock> out;
+  out.reserve(offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (offsets[i] > total || lengths[i] > total - offsets[i]) {
+      throw nb::value_error(absl::StrCat("block ", i, ": bytes [", offsets[i], ", ",
+                                         offsets[i] + lengths[i], ") are past the tensor's ", total,
+                                         " bytes")
+                                .c_str());
+    }
+    auto desc =
+        TensorDesc::Contiguous(dtype::kUInt8, {static_cast<int64_t>(lengths[i])}, base.desc.device);
+    ThrowIfError(desc.status());
+    desc->memory = base.desc.memory;
+    Tensor piece = base;
+    piece.desc = *desc;
+    piece.data = static_cast<uint8_t*>(base.data) + offsets[i];
+    out.push_back({std::move(piece), window_offsets[i]});
+  }
+  return out;
+}
+
+// `blocks`: (tensor, window offset) pairs, or an axon.Blocks (one tensor
+// and packed offsets, window offsets and lengths: no tensor per block).
 OpHandle Transfer(bool write, const std::shared_ptr<ClientState>& state, const std::string& from,
-                  nb::bytes descriptor, nb::list blocks, std::optional<uint64_t> notify_tag,
+                  nb::bytes descriptor, nb::handle blocks, std::optional<uint64_t> notify_tag,
                   nb::bytes notify_bytes, uint32_t timeout_ms, uint64_t cuda_stream) {
   Window w = ValueOrThrow(Window::FromDescriptor(DescriptorOf(descriptor)));
   std::vector<TensorBlock> in;
-  in.reserve(blocks.size());
-  for (nb::handle b : blocks) {
-    auto pair = nb::cast<nb::tuple>(b);
-    if (pair.size() != 2) throw nb::value_error("a block is a (tensor, window_offset) pair");
-    in.push_back({ImportTensor(pair[0], state->known), nb::cast<uint64_t>(pair[1])});
+  if (nb::isinstance<nb::list>(blocks)) {
+    auto list = nb::borrow<nb::list>(blocks);
+    in.reserve(list.size());
+    for (nb::handle b : list) {
+      auto pair = nb::cast<nb::tuple>(b);
+      if (pair.size() != 2) throw nb::value_error("a block is a (tensor, window_offset) pair");
+      in.push_back({ImportTensor(pair[0], state->known), nb::cast<uint64_t>(pair[1])});
+    }
+  } else {
+    const auto offsets = Uint64s(nb::cast<nb::bytes>(blocks.attr("offsets")), "offsets");
+    const auto window_offsets =
+        Uint64s(nb::cast<nb::bytes>(blocks.attr("window_offsets")), "window_offsets");
+    const auto lengths = Uint64s(nb::cast<nb::bytes>(blocks.attr("lengths")), "lengths");
+    if (window_offsets.size() != offsets.size() || lengths.size() != offsets.size()) {
+      throw nb::value_error("offsets, window_offsets and lengths differ in length");
+    }
+    in =
+        Pieces(ImportTensor(blocks.attr("tensor"), state->known), offsets, window_offsets, lengths);
   }
   const std::string note(notify_bytes.c_str(), notify_bytes.size());
   const Notification notification{notify_tag.value_or(0), note};
@@ -90,7 +143,7 @@ void BindWindows(nb::module_& m) {
     m.def(
         write ? "write_async" : "read_async",
         [write](const std::shared_ptr<ClientState>& state, const std::string& from,
-                nb::bytes descriptor, nb::list blocks, std::optional<uint64_t> notify_tag,
+                nb::bytes descriptor, nb::handle blocks, std::optional<uint64_t> notify_tag,
                 nb::bytes notify_bytes, uint32_t timeout_ms, uint64_t cuda_stream) {
           return Transfer(write, state, from, descriptor, blocks, notify_tag, notify_bytes,
                           timeout_ms, cuda_stream);

@@ -184,3 +184,33 @@ def test_shared_gpu_allocations(request, place):
             tx.write(axon.Window.from_descriptor(window.descriptor), [(ones, 2048)]).wait(10)
             torch.cuda.synchronize()
             assert torch.equal(into[1024:2048], ones)
+
+
+@pytest.mark.parametrize("place", ["local", "remote"])
+def test_blocks_of_a_cuda_tensor(request, place):
+    """axon.Blocks over a torch CUDA tensor (the caching allocator's): 1,000
+    pages scattered into a GPU window and gathered back, one notification,
+    checked on the device."""
+    a, b = daemons(request, place)
+    with axon.connect(a.socket) as ca, axon.connect(b.socket) as cb:
+        tx, kv = ca.endpoint("tx"), cb.endpoint("kv")
+        pages, page = 1000, 4096
+        cache = torch.from_dlpack(cb.allocate(pages * page, "cuda")).view(torch.uint8)
+        cache.zero_()
+        source = (torch.arange(pages * page, device="cuda") % 251).to(torch.uint8)
+        slots = torch.randperm(pages)
+        blocks = axon.Blocks(source, torch.arange(pages) * page, slots * page, page)
+        note = torch.from_dlpack(cb.allocate(64)).view(torch.uint8)
+        with cb.expose(cache, notify=kv) as window:
+            seen = axon.Window.from_descriptor(window.descriptor)
+            posted = kv.recv_into(note, tag=11)
+            until_connected(lambda: tx.write(seen, blocks, notify=(11, b"pages")).wait(10))
+            assert posted.wait(10).tag == 11
+            torch.cuda.synchronize()
+            landed = cache.view(pages, page)[slots.cuda()]
+            assert torch.equal(landed, source.view(pages, page))
+            back = torch.zeros_like(source)
+            tx.read(seen, axon.Blocks(back, torch.arange(pages) * page, slots * page,
+                                      page)).wait(10)
+            torch.cuda.synchronize()
+            assert torch.equal(back, source)

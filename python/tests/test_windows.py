@@ -66,6 +66,46 @@ def test_blocks_land_before_the_notification_and_read_back(sides):
     window.unexpose()  # twice is fine
 
 
+def test_blocks_of_one_tensor_move_as_one_operation(sides):
+    """axon.Blocks: 1,000 byte ranges of one tensor, scattered into the
+    window with one notification, then gathered back, with numpy, list and
+    single-length forms."""
+    w, owner, kv, _ = sides
+    n, size = 1000, 256
+    memory = shared(owner, n * size)
+    memory[:] = 0
+    window = owner.expose(memory, notify=kv)
+    source = shared(w.client, n * size)
+    source[:] = (np.arange(n * size) * 7 % 251).astype(np.uint8)
+    order = np.arange(n)[::-1].copy()  # block i goes to slot n - 1 - i
+    blocks = axon.Blocks(source, np.arange(n) * size, order * size, size)
+    assert len(blocks) == n
+    note = shared(owner, 64)
+    posted = kv.recv_into(note, tag=9)
+    done = retry_until_connected(lambda: w.write(window, blocks, notify=(9, b"kv")))
+    assert done.length == n * size
+    assert posted.wait(10).tag == 9
+    landed = memory.reshape(n, size)
+    np.testing.assert_array_equal(landed[order], source.reshape(n, size))
+    back = shared(w.client, n * size)
+    back[:] = 0
+    lengths = [size] * n
+    w.read(window, axon.Blocks(back, list(range(0, n * size, size)), list(order * size),
+                               lengths)).wait(10)
+    np.testing.assert_array_equal(back, source)
+    with pytest.raises(ValueError, match="past the tensor"):
+        w.write(window, axon.Blocks(source, [n * size - 8], [0], 16))
+    with pytest.raises(ValueError, match="one of each"):
+        axon.Blocks(source, [0, 8], [0], 8)
+    with pytest.raises(ValueError, match="not negative"):
+        axon.Blocks(source, [-8], [0], 8)
+    with pytest.raises(ValueError, match="not negative"):
+        axon.Blocks(source, np.array([-8]), [0], 8)
+    with pytest.raises(IndexError):  # OutOfRange: the owner checks the window's bounds
+        w.write(window, axon.Blocks(source, [0], [n * size - 8], 16)).wait(10)
+    window.unexpose()
+
+
 def test_the_owners_checks_raise_their_exceptions(sides):
     w, owner, kv, _ = sides
     memory = shared(owner, 4096)
