@@ -416,9 +416,6 @@ absl::Status SessionManager::Unregister(uint64_t id, uint64_t region_id) {
 void SessionManager::SetShards(size_t shards) {
   MutexLock lock(&mu_);
   placement_ = ShardPlacement(shards);
-  for (const auto& [id, session] : sessions_) {  // none in axond: shards start first
-    (void)placement_.Place(id, "");
-  }
 }
 
 bool SessionManager::Close(uint64_t id, absl::string_view why) {

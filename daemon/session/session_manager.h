@@ -102,8 +102,9 @@ class SessionManager {
   // that name the same one are served by the same engine shard.
   absl::StatusOr<AttachResult> Attach(const PeerCredentials& caller, std::string client_name,
                                       std::string placement = "");
-  // The engine's shard count, before sessions attach: session ids are then
-  // chosen so that each placement's sessions share a shard.
+  // The engine's shard count, before any session attaches (axond starts
+  // the shards before the control socket): session ids are then chosen so
+  // that each placement's sessions share a shard.
   void SetShards(size_t shards);
   const SessionLimits& limits() const { return limits_; }
   absl::Status Detach(uint64_t id, absl::string_view token);

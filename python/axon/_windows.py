@@ -12,7 +12,6 @@ from ._tensors import cuda_stream, optional_seconds_to_ms
 if TYPE_CHECKING:
     from ._client import Client, Endpoint
 
-# A block: a whole tensor at an offset in the window, or a tensor alone (at 0).
 class Blocks:
     """Many byte ranges of one tensor as the blocks of one write or read,
     without a tensor view per block: block ``i`` is ``lengths[i]`` bytes at
@@ -23,26 +22,25 @@ class Blocks:
     ``Blocks(cache, src_pages * page_bytes, dst_pages * page_bytes,
     page_bytes)``."""
 
-    __slots__ = ("tensor", "offsets", "window_offsets", "lengths", "count")
+    __slots__ = ("tensor", "offsets", "window_offsets", "lengths")
 
     def __init__(self, tensor: Any, offsets: Any, window_offsets: Any, lengths: Any):
         self.tensor = tensor
         self.offsets = _uint64s(offsets, "offsets")
         self.window_offsets = _uint64s(window_offsets, "window_offsets")
-        self.count = len(self.offsets) // 8
         if isinstance(lengths, int):
-            self.lengths = _uint64s([lengths], "lengths") * self.count
+            self.lengths = _uint64s([lengths], "lengths") * len(self)
         else:
             self.lengths = _uint64s(lengths, "lengths")
         if not len(self.window_offsets) == len(self.lengths) == len(self.offsets):
-            raise ValueError(f"{self.count} offsets, {len(self.window_offsets) // 8} window "
+            raise ValueError(f"{len(self)} offsets, {len(self.window_offsets) // 8} window "
                              f"offsets and {len(self.lengths) // 8} lengths: one of each per block")
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.offsets) // 8
 
     def __repr__(self) -> str:
-        return f"<axon.Blocks {self.count} of {type(self.tensor).__name__}>"
+        return f"<axon.Blocks {len(self)} of {type(self.tensor).__name__}>"
 
 
 def _uint64s(values: Any, what: str) -> bytes:
@@ -59,6 +57,8 @@ def _uint64s(values: Any, what: str) -> bytes:
         raise TypeError(f"{what} are ints, not {values!r:.60}") from None
 
 
+# What a write or read takes: a tensor alone (at window offset 0), whole
+# tensors at window offsets, or Blocks.
 BlocksLike = Union[Any, Sequence[Tuple[Any, int]], Blocks]
 
 
