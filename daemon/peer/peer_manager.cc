@@ -214,7 +214,9 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
   if (peer == nullptr) {
     auto it = std::find_if(unbound_.begin(), unbound_.end(),
                            [&](const Unbound& u) { return u.ep && u.ep->id() == message.from; });
-    if (it == unbound_.end()) return;  // from a connection already dropped
+    // From a connection already dropped, or refused and waiting for its
+    // dialer to close it.
+    if (it == unbound_.end() || it->refused) return;
     const size_t index = static_cast<size_t>(it - unbound_.begin());
     if (!decoded.ok()) {
       RefuseUnbound(index, std::string(decoded.status().message()));
@@ -314,9 +316,14 @@ void PeerManager::RefuseUnbound(size_t index, const std::string& why) {
   spdlog::warn("peer plane: refused a connection: {}", why);
   if (u.ep) {
     SendOn(*u.ep, wire::MessageType::kReject, wire::EncodeReject(why), {}, 0);
-    // Keep the endpoint until the tick sweeps it, so the reject can leave.
-    u.since =
-        absl::Now() - absl::Milliseconds(options_.config.dead_after_ms) + absl::Milliseconds(200);
+    // The dialer closes the connection when the reject reaches it (the tick
+    // sweeps it then, or after dead_after). Closed from here, it could go
+    // before the reject left: UCX holds sends until the connection is wired
+    // up, and a forced close drops them. The dialer would then see the
+    // connection reset, not why; in crossed dials it would fail the sends
+    // waiting for the very peer whose connection is being kept.
+    u.refused = true;
+    u.since = absl::Now();
   }
 }
 
@@ -529,7 +536,8 @@ void PeerManager::TickFromLoop() {
   const absl::Time now = absl::Now();
   const absl::Duration dead_after = absl::Milliseconds(options_.config.dead_after_ms);
   const absl::Duration keepalive = absl::Milliseconds(options_.config.keepalive_ms);
-  // Connections that never said hello, or were refused, go after dead_after.
+  // Connections closed by their dialer go; those that never said hello, or
+  // were refused and left open, after dead_after.
   unbound_.erase(
       std::remove_if(unbound_.begin(), unbound_.end(),
                      [&](const Unbound& u) { return !u.ep || now - u.since > dead_after; }),

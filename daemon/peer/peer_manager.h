@@ -167,6 +167,7 @@ class PeerManager final : public PeerPlane {
     std::unique_ptr<ucx::Endpoint> ep;
     uint64_t connection_id = 0;
     absl::Time since;
+    bool refused = false;  // a reject was sent; the dialer closes it
   };
 
   // axon uses one active-message id; the wire header says what a message is.

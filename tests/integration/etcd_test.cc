@@ -12,8 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <iostream>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "axon/client.h"
@@ -221,6 +225,83 @@ TEST_F(EtcdTest, TwoDaemonsDialingEachOtherAtOnceKeepOneConnection) {
   EXPECT_EQ(ReconnectsOf(1, "n1"), 0u);
 }
 
+// Two daemons whose clients send to each other at the same moment dial each
+// other at once, round after round (the connection closes when idle in
+// between). Every other round n2 stalls (SIGSTOP) mid-handshake, so n1 has
+// refused n2's dial long before n2 can act on the refusal. The connection
+// both keep must outlive the one they drop: each round's messages arrive,
+// and so do those of a second exchange made once the dropped one is gone.
+TEST_F(EtcdTest, CrossedDialsRoundAfterRoundLoseNothing) {
+  const std::vector<std::string> quick = {"peers.keepalive_ms=250", "peers.dead_after_ms=1000",
+                                          "peers.idle_close_ms=2000"};
+  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1", quick));
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", quick));
+  ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s));
+  const std::string names[2] = {"n1", "n2"};
+  std::unique_ptr<Client> clients[2];
+  std::optional<HostBuffer> in[2], out[2];
+  for (size_t i = 0; i < 2; ++i) {
+    auto c = Client::Connect({.socket_path = daemons_[i]->socket()});
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE((*c)->BindEndpoint("e").ok());
+    auto a = (*c)->AllocateHost(64);
+    auto b = (*c)->AllocateHost(64);
+    ASSERT_TRUE(a.ok() && b.ok());
+    clients[i] = *std::move(c);
+    in[i].emplace(*std::move(a));
+    out[i].emplace(*std::move(b));
+  }
+  // Both clients send at once (released together), each to the other.
+  auto exchange = [&](uint64_t tag, int pause = -1) {
+    Operation recvs[2];
+    for (size_t i = 0; i < 2; ++i) {
+      auto r = clients[i]->PostRecv("e", tag, *in[i], 0, 64);
+      ASSERT_TRUE(r.ok()) << r.status();
+      recvs[i] = *r;
+      std::memset(out[i]->data(), static_cast<int>(tag * 2 + i), 64);
+    }
+    std::atomic<bool> go{false};
+    absl::StatusOr<Operation> sends[2] = {absl::UnknownError("not sent"),
+                                          absl::UnknownError("not sent")};
+    std::thread threads[2];
+    for (size_t i = 0; i < 2; ++i) {
+      threads[i] = std::thread([&, i] {
+        while (!go.load()) {
+        }
+        sends[i] = clients[i]->Send("e", names[1 - i] + "/e", tag, *out[i], 0, 64);
+      });
+    }
+    go = true;
+    for (auto& t : threads) t.join();
+    if (pause >= 0) {  // n2 stalls mid-handshake, past when n1 refuses its dial
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause));
+      daemons_[1]->process().Signal(SIGSTOP);
+      std::this_thread::sleep_for(350ms);
+      daemons_[1]->process().Signal(SIGCONT);
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_TRUE(sends[i].ok()) << sends[i].status();
+      auto done = clients[i]->Wait(*sends[i], 15000);
+      ASSERT_TRUE(done.ok()) << done.status();
+      EXPECT_TRUE(done->status.ok())
+          << "tag " << tag << " from " << names[i] << ": " << done->status;
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      auto done = clients[i]->Wait(recvs[i], 15000);
+      ASSERT_TRUE(done.ok()) << done.status();
+      ASSERT_TRUE(done->status.ok()) << "tag " << tag << " at " << names[i] << ": " << done->status;
+      EXPECT_EQ(size_t{static_cast<const uint8_t*>(in[i]->data())[63]}, tag * 2 + (1 - i));
+    }
+  };
+  for (uint64_t round = 0; round < 6; ++round) {
+    ASSERT_TRUE(WaitFor([&] { return StateOf(0, "n2") != "up" && StateOf(1, "n1") != "up"; }, 15s));
+    ASSERT_NO_FATAL_FAILURE(exchange(round * 2, round % 2 ? static_cast<int>(round) : -1));
+    // A refused connection is swept within a few hundred milliseconds.
+    std::this_thread::sleep_for(400ms);
+    ASSERT_NO_FATAL_FAILURE(exchange(round * 2 + 1));
+  }
+}
+
 TEST_F(EtcdTest, AKilledDaemonGoesWithItsLeaseAndSendsToItFail) {
   ASSERT_NO_FATAL_FAILURE(Join());
   auto client = Client::Connect({.socket_path = daemons_[0]->socket()});
@@ -337,6 +418,19 @@ TEST_F(EtcdTest, ASecondDaemonClaimingANameInUseIsRefused) {
 
 // Sixteen daemons: a port range of their own, below the other tests' (and
 // below the ephemeral ports UCX's TCP connections take).
+// The lines of a daemon's log that say something went wrong.
+std::string Warnings(const std::string& log) {
+  std::istringstream in(log);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" warning: ") != std::string::npos ||
+        line.find(" error: ") != std::string::npos) {
+      out += line + "\n";
+    }
+  }
+  return out;
+}
+
 class EtcdClusterTest : public EtcdTest {
  protected:
   static constexpr size_t kNodes = 16;
@@ -418,6 +512,8 @@ TEST_F(EtcdClusterTest, SixteenDaemonsConnectOnlyWhereTheyTalk) {
       for (size_t i = 0; i < kNodes; ++i) {
         if (!daemons_[i]->process().running()) {
           ADD_FAILURE() << Name(i) << " exited:\n" << daemons_[i]->process().Log();
+        } else {
+          std::cerr << Name(i) << " warned:\n" << Warnings(daemons_[i]->process().Log());
         }
       }
     }
