@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "daemon/peer/dial_rules.h"
 #include "daemon/ucx/loop.h"
 
 namespace axon::daemon {
@@ -14,9 +15,6 @@ namespace {
 // Message-path frames a peer may send on its data endpoint before this node
 // has finished the handshake (see OnDataBind); more is a protocol error.
 constexpr size_t kMaxEarlyFrames = 4096;
-
-// The reject that settles two dials made at once (on-demand members).
-constexpr std::string_view kCrossedDials = "crossed dials: the one from the first name stays";
 
 std::string Ms(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d), " ms"); }
 
@@ -262,8 +260,9 @@ void PeerManager::OnMessage(ucx::AmMessage& message) {
       return;
     case wire::MessageType::kReject: {
       auto reason = wire::DecodeReject(decoded->body);
-      if (reason.ok() && *reason == kCrossedDials && peer->on_demand &&
-          peer->handshake == Handshake::kAwaitHello) {
+      if (reason.ok() &&
+          JudgeReject(*reason, peer->on_demand, peer->handshake == Handshake::kAwaitHello) ==
+              RejectVerdict::kAwaitTheirs) {
         // Our dial lost to theirs, which comes on its own connection: wait
         // for it (within dead_after, as any handshake).
         spdlog::debug("peer {}: crossed dials; taking theirs", peer->name);
@@ -328,37 +327,45 @@ void PeerManager::RefuseUnbound(size_t index, const std::string& why) {
 }
 
 void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
-  if (hello.node_name == options_.node_name) {
-    RefuseUnbound(index,
-                  absl::StrCat("duplicate name: '", hello.node_name, "' is this node's own name"));
-    return;
-  }
   auto it = peers_.find(hello.node_name);
-  if (it == peers_.end() || !it->second.member) {
-    RefuseUnbound(index, absl::StrCat("unknown node name '", hello.node_name, "' (not ",
-                                      options_.config.discovery == "etcd"
-                                          ? "a member under etcd.prefix, as seen by node '"
-                                          : "in peers.static of node '",
-                                      options_.node_name, "')"));
-    return;
+  HelloFrom from;
+  if (it != peers_.end()) {
+    const Peer& known = it->second;
+    from = {.member = known.member,
+            .on_demand = known.on_demand,
+            .up = known.state == PeerState::kUp,
+            .connecting = known.state == PeerState::kConnecting,
+            .dialing = known.handshake == Handshake::kAwaitHello,
+            .connected = known.ep != nullptr};
   }
-  Peer& peer = it->second;
-  if (peer.on_demand && peer.state == PeerState::kConnecting &&
-      peer.handshake == Handshake::kAwaitHello) {
-    // Both dialed at once (each had a send for the other): the connection
-    // the node whose name sorts first dialed is kept, on both sides.
-    if (options_.node_name < hello.node_name) {
+  switch (JudgeHello(options_.node_name, hello.node_name, from)) {
+    case HelloVerdict::kRefuseOwnName:
+      RefuseUnbound(
+          index, absl::StrCat("duplicate name: '", hello.node_name, "' is this node's own name"));
+      return;
+    case HelloVerdict::kRefuseUnknown:
+      RefuseUnbound(index, absl::StrCat("unknown node name '", hello.node_name, "' (not ",
+                                        options_.config.discovery == "etcd"
+                                            ? "a member under etcd.prefix, as seen by node '"
+                                            : "in peers.static of node '",
+                                        options_.node_name, "')"));
+      return;
+    case HelloVerdict::kRefuseCrossed:
       RefuseUnbound(index, std::string(kCrossedDials));
       return;
-    }
-    peer.ep.reset();  // ours goes; theirs is taken below
-    peer.handshake = Handshake::kNone;
+    case HelloVerdict::kRefuseConnected:
+      RefuseUnbound(
+          index, absl::StrCat("duplicate name: node '", hello.node_name, "' is already connected (",
+                              PeerStateName(it->second.state), ")"));
+      return;
+    case HelloVerdict::kReplaceOurDial:
+      it->second.ep.reset();  // ours goes; theirs is taken below
+      it->second.handshake = Handshake::kNone;
+      break;
+    case HelloVerdict::kAccept:
+      break;
   }
-  if (peer.state != PeerState::kDown && peer.ep) {
-    RefuseUnbound(index, absl::StrCat("duplicate name: node '", hello.node_name,
-                                      "' is already connected (", PeerStateName(peer.state), ")"));
-    return;
-  }
+  Peer& peer = it->second;
   // The dialer proves it holds the token in its hello-auth, after our hello.
   auto nonce = wire::RandomNonce();
   if (!nonce.ok()) {
@@ -536,12 +543,11 @@ void PeerManager::TickFromLoop() {
   const absl::Time now = absl::Now();
   const absl::Duration dead_after = absl::Milliseconds(options_.config.dead_after_ms);
   const absl::Duration keepalive = absl::Milliseconds(options_.config.keepalive_ms);
-  // Connections closed by their dialer go; those that never said hello, or
-  // were refused and left open, after dead_after.
-  unbound_.erase(
-      std::remove_if(unbound_.begin(), unbound_.end(),
-                     [&](const Unbound& u) { return !u.ep || now - u.since > dead_after; }),
-      unbound_.end());
+  unbound_.erase(std::remove_if(unbound_.begin(), unbound_.end(),
+                                [&](const Unbound& u) {
+                                  return SweepUnbound(u.ep != nullptr, u.since, now, dead_after);
+                                }),
+                 unbound_.end());
   for (auto& [name, peer] : peers_) {
     if (std::exchange(peer.heard, false)) peer.last_heard = now;
     for (auto it = peer.pings.begin(); it != peer.pings.end();) {
