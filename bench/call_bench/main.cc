@@ -200,7 +200,10 @@ int Main(int argc, char** argv) {
   auto local = Client::Connect({.socket_path = cluster.a().socket, .client_name = "local"});
   auto remote = Client::Connect({.socket_path = cluster.b().socket, .client_name = "remote"});
   if (!caller.ok() || !local.ok() || !remote.ok()) {
-    std::cerr << "call-bench: attach failed\n";
+    const absl::Status st = !caller.ok()  ? caller.status()
+                            : !local.ok() ? local.status()
+                                          : remote.status();
+    std::cerr << "call-bench: attach failed: " << st << "\n";
     return 1;
   }
   (void)(*caller)->BindEndpoint("caller");

@@ -112,18 +112,21 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
   // The watch on the caller's process comes first: a session that cannot be
   // watched for its process's death is never made.
   std::shared_ptr<asio::posix::stream_descriptor> watch;
+  bool no_pidfd = false;
   if (caller.pid > 0) {
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, caller.pid, 0));
-    if (fd < 0) {
-      const int err = errno;
-      if (err == ESRCH) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("process ", caller.pid, " exited before its session was made"));
-      }
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot watch process ", caller.pid, " for its exit: ", std::strerror(err)));
+    if (fd >= 0) {
+      watch = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
+    } else if (errno == ESRCH) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("process ", caller.pid, " exited before its session was made"));
+    } else if (errno == ENOSYS) {
+      // A kernel before 5.3, or valgrind: the session socket is the watch.
+      no_pidfd = true;
+    } else {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot watch process ", caller.pid,
+                                                       " for its exit: ", std::strerror(errno)));
     }
-    watch = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
   }
   AttachResult result;
   {
@@ -147,10 +150,10 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
   if (watch) {
     WatchProcess(result.id, caller.pid, std::move(watch));
   } else {
-    spdlog::warn(
-        "session {}: caller's pid is not visible here (another pid namespace?); "
-        "it is closed only by Detach or when its session socket closes",
-        result.id);
+    spdlog::warn("session {}: {}; it is closed only by Detach or when its session socket closes",
+                 result.id,
+                 no_pidfd ? "no pidfd_open here to watch the caller's process"
+                          : "caller's pid is not visible here (another pid namespace?)");
   }
   ExpectSocket(result.id);
   return result;

@@ -219,6 +219,28 @@ TEST_F(SessionTest, KilledClientGivesEverythingBack) {
 namespace axon::testing {
 namespace {
 
+// Where pidfd_open does not exist (a kernel before 5.3, valgrind) clients
+// still attach, and a killed one's session goes when its socket closes.
+TEST_F(SessionTest, WithoutPidfdAKilledClientsSessionGoesWithItsSocket) {
+  Axond axond(dir_, {.wrapper = {HelperPath("no_pidfd")}});
+  ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
+  const pid_t daemon = axond.process().pid();
+  Child client({HelperPath("attach_client"), axond.socket(), "doomed", "--register", "8388608"},
+               dir_.File("client.log"));
+  ASSERT_TRUE(WaitFor([&] { return client.Log().find("registered") != std::string::npos; },
+                      std::chrono::seconds(20)))
+      << client.Log() << axond.process().Log();
+  EXPECT_THAT(axond.process().Log(), HasSubstr("no pidfd_open here"));
+  EXPECT_EQ(Sessions(axond).sessions_size(), 1);
+  EXPECT_EQ(MappedClientBytes(daemon), 8u << 20);
+  client.Signal(SIGKILL);
+  client.Wait(std::chrono::seconds(10));
+  EXPECT_TRUE(
+      WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(WaitFor([&] { return MappedClientBytes(daemon) == 0; }, std::chrono::seconds(5)))
+      << MappedClientBytes(daemon) << " bytes still mapped";
+}
+
 TEST_F(SessionTest, EndpointsAreUniqueAndGoWithTheirSession) {
   Axond axond(dir_);
   ASSERT_TRUE(axond.WaitReady()) << axond.process().Log();
