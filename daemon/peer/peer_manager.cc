@@ -483,7 +483,10 @@ void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
   // half gone.
   std::unique_ptr<ucx::Endpoint> ep = std::move(peer.ep);
   std::unique_ptr<ucx::Endpoint> data_ep = std::move(peer.data_ep);
-  const bool had_connection = ep != nullptr;
+  // Connecting without a connection of its own is a dial that lost a
+  // crossing, waiting for the peer's: the sends waiting for it must hear
+  // that it failed too.
+  const bool had_connection = ep != nullptr || peer.state == PeerState::kConnecting;
   peer.data_in = ucx::EndpointId::kNone;
   peer.early.clear();
   peer.handshake = Handshake::kNone;

@@ -22,8 +22,12 @@
 
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
+#include "daemon/membership/member.h"
+#include "daemon/membership/member_table.h"
+#include "daemon/peer/dial_rules.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "tests/support/cluster.h"
+#include "tests/support/fake_peer.h"
 
 namespace axon::testing {
 namespace {
@@ -300,6 +304,50 @@ TEST_F(EtcdTest, CrossedDialsRoundAfterRoundLoseNothing) {
     std::this_thread::sleep_for(400ms);
     ASSERT_NO_FATAL_FAILURE(exchange(round * 2 + 1));
   }
+}
+
+// A dial refused as the loser of crossed dials waits for the winner's own
+// dial. When that never comes, the sends waiting for the connection fail
+// once the handshake's time is up, as with any connection that fails,
+// rather than wait on. The winner here is a fake member "n0" whose record
+// the test writes in etcd; it refuses every dial as crossed and never dials.
+TEST_F(EtcdTest, ADialLostToACrossingThatNeverComesFailsItsSends) {
+  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", {"peers.keepalive_ms=250", "peers.dead_after_ms=1000"}));
+  auto fake = FakePeer::Start("n0");
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  auto address = (*fake)->ListenAndReject(std::string(daemon::kCrossedDials));
+  ASSERT_TRUE(address.ok()) << address.status();
+  const daemon::Member n0{.name = "n0",
+                          .address = *address,
+                          .wire_version = wire::kVersion,
+                          .incarnation = 7,
+                          .started = absl::Now()};
+  {
+    auto kv = etcdserverpb::KV::NewStub(
+        grpc::CreateChannel(etcd_->endpoint(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 10s);
+    etcdserverpb::PutRequest put;
+    put.set_key(daemon::MemberTable::KeyOf("/axon-test/", "n0"));
+    put.set_value(daemon::EncodeMember(n0));
+    etcdserverpb::PutResponse put_done;
+    ASSERT_TRUE(kv->Put(&context, put, &put_done).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] { return Lists(1, "n0"); }, 15s)) << daemons_[1]->process().Log();
+
+  auto client = Client::Connect({.socket_path = daemons_[1]->socket()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->BindEndpoint("e").ok());
+  auto buffer = (*client)->AllocateHost(64);
+  ASSERT_TRUE(buffer.ok());
+  auto send = (*client)->Send("e", "n0/e", 1, *buffer, 0, 64);  // no deadline of its own
+  ASSERT_TRUE(send.ok()) << send.status();
+  auto done = (*client)->Wait(*send, 10000);
+  ASSERT_TRUE(done.ok()) << done.status() << "\n" << daemons_[1]->process().Log();
+  EXPECT_EQ(done->status.code(), absl::StatusCode::kUnavailable) << done->status;
+  EXPECT_THAT(done->status.message(), HasSubstr("handshake did not finish"));
+  // n2 did dial n0, and waited for n0's dial rather than failing at the reject.
+  EXPECT_TRUE((*fake)->Await(wire::MessageType::kHello, 1000ms).ok());
 }
 
 TEST_F(EtcdTest, AKilledDaemonGoesWithItsLeaseAndSendsToItFail) {

@@ -1,5 +1,6 @@
 // A peer daemon of the test's own, on real UCX: it dials a real axond's
-// listener under a node name the daemon knows, and speaks the handshake and
+// listener under a node name the daemon knows (or listens, and refuses the
+// daemons that dial it), and speaks the handshake and
 // the message path one step at a time, when the test says. So a test can
 // put frames where a real daemon never would on purpose: a Hello under
 // another wire version, data frames before the hello-auth.
@@ -20,6 +21,7 @@
 #include "common/wire/handshake.h"
 #include "common/wire/header.h"
 #include "daemon/ucx/endpoint.h"
+#include "daemon/ucx/listener.h"
 #include "daemon/ucx/loop.h"
 
 namespace axon::testing {
@@ -53,8 +55,34 @@ class FakePeer {
     (void)OnLoop([&] {
       data_.reset();
       control_.reset();
+      accepted_.clear();
+      listener_.reset();
       return absl::OkStatus();
     });
+  }
+
+  // Listens on 127.0.0.1 (a free port) for daemons that dial this node, and
+  // answers each hello with a reject giving `reason`, leaving the connection
+  // open. Returns the address, "127.0.0.1:port".
+  absl::StatusOr<std::string> ListenAndReject(std::string reason) {
+    auto any = ParseSocketAddress("127.0.0.1:0");
+    if (!any.ok()) return any.status();
+    std::string bound;
+    auto st = OnLoop([&]() -> absl::Status {
+      reject_with_ = std::move(reason);
+      auto listener = ucx::Listener::Create(
+          loop_->ControlWorkerFromLoop(), *any, [this](ucx::ConnectionRequest request) {
+            auto ep = ucx::Endpoint::Accept(loop_->ControlWorkerFromLoop(), request,
+                                            [](const absl::Status&) {});
+            if (ep.ok()) accepted_.push_back(*std::move(ep));
+          });
+      if (!listener.ok()) return listener.status();
+      listener_ = *std::move(listener);
+      bound = listener_->address().ToString();
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    return bound;
   }
 
   // Connects to `address` ("ip:port") and sends its Hello, under wire
@@ -151,6 +179,15 @@ class FakePeer {
   void Keep(ucx::AmMessage& message) {
     auto decoded = wire::Decode(message.header, message.data_length());
     if (!decoded.ok()) return;
+    if (decoded->header.type == wire::MessageType::kHello && !reject_with_.empty()) {
+      for (auto& ep : accepted_) {
+        if (ep->id() != message.from) continue;
+        ep->SendAm(
+            kAmId,
+            wire::Encode({.type = wire::MessageType::kReject}, wire::EncodeReject(reject_with_)),
+            {}, nullptr);
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     received_.push_back({decoded->header.type, {decoded->body.begin(), decoded->body.end()}});
   }
@@ -158,6 +195,9 @@ class FakePeer {
   const std::string name_;
   std::unique_ptr<ucx::Loop> loop_;
   std::unique_ptr<ucx::Endpoint> control_, data_;  // UCX thread only
+  std::unique_ptr<ucx::Listener> listener_;        // and these
+  std::vector<std::unique_ptr<ucx::Endpoint>> accepted_;
+  std::string reject_with_;
   wire::Nonce nonce_{}, their_nonce_{};
   std::mutex mu_;
   std::vector<Received> received_;
