@@ -115,17 +115,18 @@ absl::StatusOr<AttachResult> SessionManager::Attach(const PeerCredentials& calle
   bool no_pidfd = false;
   if (caller.pid > 0) {
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, caller.pid, 0));
+    const int err = fd < 0 ? errno : 0;
     if (fd >= 0) {
       watch = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
-    } else if (errno == ESRCH) {
+    } else if (err == ESRCH) {
       return absl::FailedPreconditionError(
           absl::StrCat("process ", caller.pid, " exited before its session was made"));
-    } else if (errno == ENOSYS) {
+    } else if (err == ENOSYS) {
       // A kernel before 5.3, or valgrind: the session socket is the watch.
       no_pidfd = true;
     } else {
-      return absl::ResourceExhaustedError(absl::StrCat("cannot watch process ", caller.pid,
-                                                       " for its exit: ", std::strerror(errno)));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot watch process ", caller.pid, " for its exit: ", std::strerror(err)));
     }
   }
   AttachResult result;

@@ -37,6 +37,17 @@ v1::ListSessionsResponse Sessions(const Axond& axond) {
 
 class SessionTest : public ::testing::Test {
  protected:
+  // SIGKILLs `client`; its session, and its memory mapped into `axond`, go.
+  static void KillAndExpectItsSessionGone(Axond& axond, Child& client) {
+    client.Signal(SIGKILL);
+    client.Wait(std::chrono::seconds(10));
+    EXPECT_TRUE(
+        WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
+    const pid_t daemon = axond.process().pid();
+    EXPECT_TRUE(WaitFor([&] { return MappedClientBytes(daemon) == 0; }, std::chrono::seconds(5)))
+        << MappedClientBytes(daemon) << " bytes still mapped";
+  }
+
   TempDir dir_;
 };
 
@@ -201,12 +212,7 @@ TEST_F(SessionTest, KilledClientGivesEverythingBack) {
       << client.Log();
   EXPECT_EQ(MappedClientBytes(daemon), 8u << 20);
   EXPECT_GT(OpenFds(daemon), fds_before);
-  client.Signal(SIGKILL);
-  client.Wait(std::chrono::seconds(10));
-  EXPECT_TRUE(
-      WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
-  EXPECT_TRUE(WaitFor([&] { return MappedClientBytes(daemon) == 0; }, std::chrono::seconds(5)))
-      << MappedClientBytes(daemon) << " bytes still mapped";
+  KillAndExpectItsSessionGone(axond, client);
   // gRPC may keep an idle connection fd a moment longer; allow it to settle.
   EXPECT_TRUE(WaitFor([&] { return OpenFds(daemon) <= fds_before; }, std::chrono::seconds(5)))
       << OpenFds(daemon) << " fds open, " << fds_before << " before";
@@ -233,12 +239,7 @@ TEST_F(SessionTest, WithoutPidfdAKilledClientsSessionGoesWithItsSocket) {
   EXPECT_THAT(axond.process().Log(), HasSubstr("no pidfd_open here"));
   EXPECT_EQ(Sessions(axond).sessions_size(), 1);
   EXPECT_EQ(MappedClientBytes(daemon), 8u << 20);
-  client.Signal(SIGKILL);
-  client.Wait(std::chrono::seconds(10));
-  EXPECT_TRUE(
-      WaitFor([&] { return Sessions(axond).sessions_size() == 0; }, std::chrono::seconds(5)));
-  EXPECT_TRUE(WaitFor([&] { return MappedClientBytes(daemon) == 0; }, std::chrono::seconds(5)))
-      << MappedClientBytes(daemon) << " bytes still mapped";
+  KillAndExpectItsSessionGone(axond, client);
 }
 
 TEST_F(SessionTest, EndpointsAreUniqueAndGoWithTheirSession) {
