@@ -4,8 +4,8 @@
 // backoff, and pings. It lives on the UCX thread: every method ends in
 // FromLoop. Of each pair of daemons, the one whose name sorts first dials.
 // The data endpoints and sending on them are in data_path.cc; members found
-// through etcd and idle close in members.cc; the rules for offered and
-// crossed connections in dial_rules.h.
+// through etcd and idle close in members.cc; the handshake in handshake.cc,
+// after the rules for offered and crossed connections in dial_rules.h.
 #pragma once
 
 #include <functional>
