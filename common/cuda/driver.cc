@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "common/annotated_mutex.h"
 
 #ifdef AXON_HAVE_CUDA
 #include <cuda.h>
@@ -118,9 +118,9 @@ absl::Status UseDevice(int device) {
 }
 
 absl::Status EnablePeerAccess(int device, int peer) {
-  static absl::Mutex mu(absl::kConstInit);
+  static auto* mu = new Mutex;  // not absl::Mutex: common/annotated_mutex.h says why
   static auto* done = new std::map<std::pair<int, int>, absl::Status>();
-  absl::MutexLock lock(&mu);
+  MutexLock lock(mu);
   if (auto it = done->find({device, peer}); it != done->end()) {
     if (auto st = UseDevice(device); !st.ok()) return st;
     return it->second;

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "daemon/peer/dial_rules.h"
@@ -317,6 +318,8 @@ void PeerManager::MarkUp(Peer& peer) {
   peer.since = peer.last_heard = peer.last_ping_sent = peer.quiet_since = absl::Now();
   peer.frames_seen = peer.data_frames;
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
+  peer.failed_dials = 0;
+  peer.failure_said.clear();
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
                peer.dialer ? "dialed" : "accepted");
   ConnectData(peer);
@@ -352,12 +355,10 @@ void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
   peer.closing = false;
   if (idle) {
     spdlog::info("peer {}: {}", peer.name, why);
-  } else if (peer.state != PeerState::kDown || peer.stats.last_error != why) {
-    if (was_up) {
-      spdlog::warn("peer {} down: {}", peer.name, why);
-    } else {
-      spdlog::info("peer {}: connection failed: {}", peer.name, why);
-    }
+  } else if (was_up) {
+    spdlog::warn("peer {} down: {}", peer.name, why);
+  } else {
+    SayDialFailed(peer, why);
   }
   peer.stats.last_error = why;
   // Closed once the peer is marked down: a force close completes the
@@ -393,6 +394,28 @@ void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
   if (had_connection && handlers_.on_down) handlers_.on_down(peer.name, why);
   if (!peer.pings_waiting.empty() && peer.state == PeerState::kDown) Dial(peer);
+}
+
+void PeerManager::SayDialFailed(Peer& peer, const std::string& why) {
+  // A peer that stays unreachable is redialed every reconnect_max_ms. Its
+  // failures are said when their reason changes (a lost connection, however
+  // UCX words it, being one reason), else as a reminder a minute apart.
+  constexpr absl::Duration kReminder = absl::Minutes(1);
+  constexpr absl::string_view kLost = "connection lost";
+  const absl::Time now = absl::Now();
+  const std::string reason = absl::StartsWith(why, kLost) ? std::string(kLost) : why;
+  ++peer.failed_dials;
+  if (reason != peer.failure_said) {
+    spdlog::info("peer {}: connection failed: {}", peer.name, why);
+  } else if (now - peer.failure_said_at >= kReminder) {
+    spdlog::info("peer {}: still unreachable after {} dials: {}", peer.name, peer.failed_dials,
+                 why);
+  } else {
+    spdlog::debug("peer {}: connection failed again: {}", peer.name, why);
+    return;
+  }
+  peer.failure_said = reason;
+  peer.failure_said_at = now;
 }
 
 void PeerManager::OnPong(Peer& peer, const wire::Header& header) {

@@ -149,6 +149,11 @@ class PeerManager final : public PeerPlane {
     absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
     bool heard = false;  // something came since the last tick
     absl::Duration backoff;
+    // Dials failed since the peer was last up, and the last failure said:
+    // its reason and when.
+    uint64_t failed_dials = 0;
+    std::string failure_said;
+    absl::Time failure_said_at;
     uint64_t next_sequence = 1;
     std::map<uint64_t, PingWaiter> pings;
     // Idle close (on-demand peers, peers.idle_close_ms): message-path frames
@@ -194,6 +199,8 @@ class PeerManager final : public PeerPlane {
   // A DataBind on an endpoint we do not know yet.
   void OnDataBind(ucx::EndpointId from, absl::Span<const uint8_t> body);
   void MarkDown(Peer& peer, const std::string& why);
+  // Logs a dial of `peer` that failed for `why`, without a line per redial.
+  void SayDialFailed(Peer& peer, const std::string& why);
   // Idle close: the ticker's side (of each pair, the name that sorts first
   // asks), and the answers.
   void CheckIdle(Peer& peer, absl::Time now);

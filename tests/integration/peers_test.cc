@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <thread>
 
 #include "axon/v1/admin.pb.h"
 #include "tests/support/cluster.h"
@@ -179,6 +180,27 @@ TEST(PeersTest, UnknownNameIsRefused) {
       WaitFor([&] { return n1.process().Log().find("refused by the peer") != std::string::npos; },
               std::chrono::seconds(10)))
       << n1.process().Log();
+}
+
+// A peer that nobody answers for is redialed every few milliseconds here;
+// its log says so once, not once a redial.
+TEST(PeersTest, AnUnreachablePeerIsLoggedOnce) {
+  TempDir dir;
+  const std::string a1 = "127.0.0.1:" + std::to_string(BasePort() + 7);
+  const std::string nobody = "127.0.0.1:" + std::to_string(BasePort() + 8);
+  Axond n1(dir,
+           {.node_name = "n1",
+            .sets = {"peers.listen=" + a1, "peers.static=[{name: n2, address: \"" + nobody + "\"}]",
+                     "peers.reconnect_min_ms=10", "peers.reconnect_max_ms=20"}});
+  ASSERT_TRUE(n1.WaitReady()) << n1.process().Log();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // a redial every tick
+  const std::string log = n1.process().Log();
+  size_t lines = 0;
+  for (size_t at = log.find("peer n2: connection failed"); at != std::string::npos;
+       at = log.find("peer n2: connection failed", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
 }
 
 TEST(PeersTest, DuplicateNameIsRefused) {
