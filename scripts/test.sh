@@ -19,6 +19,19 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 run() { echo "==> $*" >&2; "$@"; }
+# ctest in build directory DIR; when it fails, the sanitizer reports in its
+# log are repeated last (the first three), where a log cut to its tail, as
+# CI's is, still shows them.
+run_ctest() {  # DIR [ctest args...]
+  local dir=$1
+  shift
+  if run ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@"; then return 0; fi
+  echo "==> sanitizer reports in $dir/Testing/Temporary/LastTest.log (first three):" >&2
+  awk '/(WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)/ {
+         if (++n > 3) exit; on = 1 }
+       on { print; if (/^SUMMARY: /) on = 0 }' "$dir/Testing/Temporary/LastTest.log" >&2 || true
+  return 1
+}
 sanitizers=${AXON_TEST_SANITIZERS:-1}
 
 # A sanitizer build compiles in the background, at the lowest CPU priority,
@@ -50,7 +63,7 @@ if [[ $sanitizers != 0 ]]; then
   background_build "$repo/build/asan-build.log" "$repo/build-asan" -DAXON_SANITIZE=address \
     -DCMAKE_BUILD_TYPE=Debug
 fi
-run ctest --test-dir "$repo/build" --output-on-failure -j "$jobs" "${only[@]}"
+run_ctest "$repo/build" "${only[@]}"
 run "$repo/scripts/python-test.sh"
 
 if [[ $sanitizers != 0 ]]; then
@@ -63,13 +76,13 @@ if [[ $sanitizers != 0 ]]; then
     -DCMAKE_BUILD_TYPE=Debug
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     LSAN_OPTIONS="suppressions=$repo/tests/lsan.supp" \
-    run ctest --test-dir "$repo/build-asan" --output-on-failure -j "$jobs" -E '^Shards3\.'
+    run_ctest "$repo/build-asan" -E '^Shards3\.'
   await_build "$repo/build/tsan-build.log"
   # UCX's memory hooks (ucm) intercept mmap/madvise and deadlock TSan's own
   # interceptors at thread start; the TSan run goes without them. The two
   # bulk-data message tests take minutes under TSan and add no threads.
   UCX_MEM_EVENTS=no TSAN_OPTIONS="halt_on_error=1 suppressions=$repo/tests/tsan.supp" \
-    run ctest --test-dir "$repo/build-tsan" --output-on-failure -j "$jobs" -L tsan \
+    run_ctest "$repo/build-tsan" -L tsan \
     -E 'EverySizeArrivesIntact|FourSendersHundredThousandMessages'
 fi
 echo "axon: all test runs passed" >&2
