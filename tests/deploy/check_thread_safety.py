@@ -43,6 +43,10 @@ def main():
             continue
         args = entry.get("arguments") or shlex.split(entry["command"])
         flags = [a for a in args[1:] if not a.startswith("-W") and a not in ("-c",)]
+        # GCC's precompiled header (CMake's cmake_pch.hxx) is not clang's:
+        # without it, each source is checked with only what it includes.
+        pch = {i for i, a in enumerate(flags) if "cmake_pch" in a and flags[i - 1] == "-include"}
+        flags = [a for i, a in enumerate(flags) if i not in pch and i + 1 not in pch]
         # Drop the output file: syntax only.
         if "-o" in flags:
             i = flags.index("-o")
