@@ -4,18 +4,24 @@
 
 namespace axon::daemon {
 
+size_t ShardPlacement::Fewest() const {
+  // The first of equals: shard 0 before the others, as it holds the
+  // connections to other nodes (a session there sends to them without a
+  // hop between engine threads).
+  return static_cast<size_t>(std::min_element(sessions_.begin(), sessions_.end()) -
+                             sessions_.begin());
+}
+
 uint64_t ShardPlacement::Place(uint64_t next, const std::string& placement) {
   const size_t n = sessions_.size();
-  uint64_t id = next;
+  size_t shard = Fewest();
   if (!placement.empty() && n > 1) {
     auto [it, made] = groups_.try_emplace(placement);
-    if (made) {
-      it->second.shard = static_cast<size_t>(std::min_element(sessions_.begin(), sessions_.end()) -
-                                             sessions_.begin());
-    }
+    if (made) it->second.shard = shard;
     ++it->second.sessions;
-    id += (it->second.shard + n - next % n) % n;
+    shard = it->second.shard;
   }
+  const uint64_t id = next + (shard + n - next % n) % n;
   ++sessions_[id % n];
   return id;
 }

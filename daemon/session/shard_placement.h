@@ -2,9 +2,10 @@
 // shard that serves it: shard `id % shards` (EngineShards::ShardOf), so
 // placing a session is choosing its id. Sessions that name the same
 // placement share a shard, so that the messages between them stay on one
-// engine thread instead of handing off between two; a placement's first
-// session goes to the shard serving the fewest sessions. A session without
-// a placement takes the next id.
+// engine thread instead of handing off between two. A placement's first
+// session, and a session without one, goes to the shard serving the fewest
+// sessions, shard 0 first among equals: a lone client's session is served
+// where the connections to other nodes are.
 //
 // Not thread-safe: SessionManager calls it under its lock.
 #pragma once
@@ -24,7 +25,7 @@ class ShardPlacement {
 
   size_t shards() const { return sessions_.size(); }
   // The id for a new session naming `placement` ("": none): `next` or the
-  // first id after it on the placement's shard. Counted until Remove.
+  // first id after it on the shard chosen. Counted until Remove.
   uint64_t Place(uint64_t next, const std::string& placement);
   // Session `id`, placed under `placement`, closed.
   void Remove(uint64_t id, const std::string& placement);
@@ -38,6 +39,8 @@ class ShardPlacement {
     size_t shard = 0;
     uint64_t sessions = 0;
   };
+  size_t Fewest() const;
+
   std::vector<uint64_t> sessions_;  // per shard
   absl::flat_hash_map<std::string, Group> groups_;
 };

@@ -57,8 +57,8 @@ class ShardsTest : public ::testing::Test {
   std::unique_ptr<Axond> axond_;
 };
 
-// Six clients in a ring, each sending to the next: sessions 1..6 fall on
-// shards 1, 2, 0, 1, 2, 0, so every message crosses from one shard to
+// Six clients in a ring, each sending to the next: their sessions fall on
+// shards 0, 1, 2, 0, 1, 2, so every message crosses from one shard to
 // another. Each pair's messages arrive whole and in order, and the
 // per-session counts that `axonctl sessions` gathers from every shard add up.
 TEST_F(ShardsTest, ARingOfClientsAcrossTheShards) {
@@ -172,8 +172,8 @@ TEST_F(ShardsTest, ClientsNamingOnePlacementShareAShard) {
 // receive posted after the sender closed gets nothing stale, and the next
 // sender's message is the one that lands.
 TEST_F(ShardsTest, SendsWaitingOnAnotherShardGoWithTheirSession) {
-  auto receiver = Attach("rx");  // session 1: shard 1
-  auto sender = Attach("tx");    // session 2: shard 2
+  auto receiver = Attach("rx");  // shard 0
+  auto sender = Attach("tx");    // shard 1
   ASSERT_TRUE(receiver && sender);
   auto src = sender->AllocateHost(4096);
   auto dst = receiver->AllocateHost(4096);
@@ -200,7 +200,7 @@ TEST_F(ShardsTest, SendsWaitingOnAnotherShardGoWithTheirSession) {
   ASSERT_TRUE(nothing.ok()) << nothing.status() << "\n" << axond_->process().Log();
   EXPECT_EQ(nothing->status.code(), absl::StatusCode::kDeadlineExceeded);
 
-  auto next = Attach("tx2");  // session 3: shard 0
+  auto next = Attach("tx2");  // shard 1 again, the one tx left
   ASSERT_NE(next, nullptr);
   auto src2 = next->AllocateHost(4096);
   ASSERT_TRUE(src2.ok());

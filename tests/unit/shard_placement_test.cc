@@ -1,6 +1,7 @@
 // ShardPlacement: a session's id picks its engine shard (id % shards), so
-// sessions naming one placement get ids on one shard; a new placement goes
-// to the least-loaded shard; and counts go when sessions close.
+// sessions naming one placement get ids on one shard; a new placement, and
+// a session without one, goes to the least-loaded shard; and counts go when
+// sessions close.
 #include "daemon/session/shard_placement.h"
 
 #include <gtest/gtest.h>
@@ -10,10 +11,28 @@
 namespace axon::daemon {
 namespace {
 
-TEST(ShardPlacement, WithoutAPlacementIdsRunOn) {
+// A lone session is served by shard 0, which holds the connections to other
+// nodes; the next ones fill the other shards, then go round.
+TEST(ShardPlacement, WithoutAPlacementTheFewestSessionsShardShardZeroFirst) {
   ShardPlacement p(4);
-  for (uint64_t next = 1; next < 10; ++next) EXPECT_EQ(p.Place(next, ""), next);
-  EXPECT_EQ(p.sessions(), (std::vector<uint64_t>{2, 3, 2, 2}));
+  uint64_t next = 1;
+  std::vector<uint64_t> shards;
+  for (int i = 0; i < 9; ++i) {
+    const uint64_t id = p.Place(next, "");
+    EXPECT_GE(id, next);
+    next = id + 1;
+    shards.push_back(id % 4);
+  }
+  EXPECT_EQ(shards, (std::vector<uint64_t>{0, 1, 2, 3, 0, 1, 2, 3, 0}));
+  EXPECT_EQ(p.sessions(), (std::vector<uint64_t>{3, 2, 2, 2}));
+}
+
+// A closed session's shard takes the next one.
+TEST(ShardPlacement, WithoutAPlacementAClosedSessionsShardIsRefilled) {
+  ShardPlacement p(3);
+  const uint64_t a = p.Place(1, ""), b = p.Place(a + 1, ""), c = p.Place(b + 1, "");
+  p.Remove(b, "");
+  EXPECT_EQ(p.Place(c + 1, "") % 3, b % 3);
 }
 
 TEST(ShardPlacement, OnePlacementSharesAShard) {
