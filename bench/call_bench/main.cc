@@ -40,6 +40,7 @@ struct Options {
   std::string axond, run_dir = "run/call-bench", json;
   std::string tensorpipe = "auto";  // auto, off
   std::string python = "python3";
+  std::vector<std::string> daemon_sets;  // --set KEY=VALUE for both daemons
 };
 
 struct Row {
@@ -187,10 +188,13 @@ int Main(int argc, char** argv) {
   app.add_option("--json", o.json, "write the rows as JSON here");
   app.add_option("--tensorpipe", o.tensorpipe, "auto (when PyTorch imports) or off");
   app.add_option("--python", o.python, "the Python with PyTorch");
+  app.add_option("--set", o.daemon_sets,
+                 "KEY=VALUE for the daemons it starts, as axond --set (repeatable), e.g. "
+                 "engine.shards=4");
   CLI11_PARSE(app, argc, argv);
   std::erase(o.gpu_sizes, 0);  // `--gpu-sizes` alone: none
 
-  tools::LocalCluster cluster(o.run_dir, o.axond);
+  tools::LocalCluster cluster(o.run_dir, o.axond, o.daemon_sets);
   if (auto st = cluster.Start("bench"); !st.ok()) {
     std::cerr << "call-bench: " << st << "\n";
     return 1;
