@@ -62,6 +62,20 @@ bool RingEngine::TakeHops() {
       } else {
         Complete(done->session, done->op_id, std::move(done->status), done->length, done->tag);
       }
+    } else if (auto* remote = std::get_if<RemoteHop>(&hop)) {
+      remote_->SendFromLoop(std::move(remote->send));
+    } else if (auto* land = std::get_if<LandHop>(&hop)) {
+      LandHanded(land->key, std::move(land->region), land->into,
+                 [this, landing = land->landing](absl::Status st) {
+                   Hand(static_cast<size_t>(landing >> 56), LandedHop{landing, std::move(st)});
+                 });
+    } else if (auto* landed = std::get_if<LandedHop>(&hop)) {
+      auto it = landings_.find(landed->landing);
+      if (it != landings_.end()) {
+        auto then = std::move(it->second);
+        landings_.erase(it);
+        then(std::move(landed->status));
+      }
     } else {
       std::move(std::get<absl::AnyInvocable<void(RingEngine&)>>(hop))(*this);
     }
@@ -98,11 +112,7 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
                        });
   // Shard 0 has the remote path, if this daemon has a peer plane.
   if (index != 0 && shards.engine(0).remote_) {
-    router_.SetRemote([this](Outgoing send) {
-      OnShard(0, [send = std::move(send)](RingEngine& e) mutable {
-        e.remote_->SendFromLoop(std::move(send));
-      });
-    });
+    router_.SetRemote([this](Outgoing send) { Hand(0, RemoteHop{std::move(send)}); });
   }
 }
 
@@ -189,14 +199,9 @@ void RingEngine::HandOver(const std::shared_ptr<Incoming>& message, size_t shard
 
 void RingEngine::LandElsewhere(const Incoming& stand_in, std::shared_ptr<Region> region,
                                uint8_t* into, absl::AnyInvocable<void(absl::Status)> landed) {
-  OnShard(stand_in.handed_by, [key = stand_in.handed, region = std::move(region), into,
-                               back = index_, landed = std::move(landed)](RingEngine& e) mutable {
-    e.LandHanded(key, std::move(region), into,
-                 [&e, back, landed = std::move(landed)](absl::Status st) mutable {
-                   e.OnShard(back, [landed = std::move(landed), st = std::move(st)](
-                                       RingEngine&) mutable { landed(std::move(st)); });
-                 });
-  });
+  const uint64_t landing = (uint64_t{index_} << 56) | (++next_landing_ & ((uint64_t{1} << 56) - 1));
+  landings_.emplace(landing, std::move(landed));
+  Hand(stand_in.handed_by, LandHop{stand_in.handed, std::move(region), into, landing});
 }
 
 void RingEngine::LandHanded(uint64_t key, std::shared_ptr<Region> region, uint8_t* into,

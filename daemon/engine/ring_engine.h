@@ -218,7 +218,10 @@ class RingEngine final : private MatchSink {
   // here (always, without shards).
   bool Here(uint64_t id) const;
   // What one shard hands another, in order: a send for one of its
-  // endpoints, a completion for one of its sessions, or other work.
+  // endpoints, a completion for one of its sessions, a send for shard 0's
+  // remote path, a stand-in's landing and word that it landed, or other
+  // work. The ones a message takes every time are typed rather than
+  // closures, which would each be a heap allocation.
   struct SendHop {
     Pending send;
     std::string to;
@@ -229,7 +232,23 @@ class RingEngine final : private MatchSink {
     uint64_t length = 0, tag = 0;
     std::optional<bool> sent;  // CompleteMessage's; none: Complete
   };
-  using Hop = std::variant<SendHop, DoneHop, absl::AnyInvocable<void(RingEngine&)>>;
+  struct RemoteHop {
+    Outgoing send;
+  };
+  // Lands the message handed over under `key` (LandHanded), then tells
+  // the shard in `landing`'s high byte that it landed (landings_).
+  struct LandHop {
+    uint64_t key = 0;
+    std::shared_ptr<Region> region;
+    uint8_t* into = nullptr;
+    uint64_t landing = 0;
+  };
+  struct LandedHop {
+    uint64_t landing = 0;
+    absl::Status status;
+  };
+  using Hop = std::variant<SendHop, DoneHop, RemoteHop, LandHop, LandedHop,
+                           absl::AnyInvocable<void(RingEngine&)>>;
   // Queues `hop` for shard `shard`'s mailbox: it goes at the end of this
   // poll (SendHops), with the others for that shard, under one lock.
   void Hand(size_t shard, Hop hop);
@@ -454,6 +473,13 @@ class RingEngine final : private MatchSink {
     size_t shard;
   };
   absl::flat_hash_map<uint64_t, Handed> handed_;
+  // What runs here when a stand-in this shard matched has landed on the
+  // shard that holds the message (LandElsewhere), by landing id: this
+  // shard's index in the high byte (the config allows 64 shards), a count below, so
+  // that the landing shard's callback holds no more than the id and fits
+  // in an AnyInvocable without a heap allocation.
+  absl::flat_hash_map<uint64_t, absl::AnyInvocable<void(absl::Status)>> landings_;
+  uint64_t next_landing_ = 0;
   // Remote window operations of this shard's sessions, by (session, op id).
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, RemoteWindow> window_ops_;
   absl::flat_hash_map<uint64_t, ReadTarget> read_targets_;  // by token

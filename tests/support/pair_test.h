@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "axon/client.h"
 #include "tests/support/cluster.h"
@@ -47,6 +49,18 @@ class Pair {
       local_ = std::make_unique<Axond>(dir_);
       ASSERT_TRUE(local_->WaitReady()) << local_->process().Log();
     }
+    // With engine shards (the Shards3.* reruns), a first client on each
+    // daemon takes shard 0, so that the pair's sessions are served by other
+    // shards and their messages hop to and from shard 0's remote path.
+    if (std::getenv("AXON_TEST_ENGINE_SHARDS") != nullptr) {
+      std::vector<Axond*> daemons = {&sending_daemon()};
+      if (remote_) daemons.push_back(&receiving_daemon());
+      for (Axond* d : daemons) {
+        auto filler = Client::Connect({.socket_path = d->socket(), .client_name = "filler"});
+        ASSERT_TRUE(filler.ok()) << filler.status();
+        fillers_.push_back(*std::move(filler));
+      }
+    }
     auto a = Client::Connect({.socket_path = sending_daemon().socket(), .client_name = "sender"});
     auto b =
         Client::Connect({.socket_path = receiving_daemon().socket(), .client_name = "receiver"});
@@ -69,6 +83,7 @@ class Pair {
   std::unique_ptr<Axond> local_;
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Client> sender_, receiver_;
+  std::vector<std::unique_ptr<Client>> fillers_;  // shard 0's sessions (see StartPair)
 };
 
 class PairTest : public ::testing::TestWithParam<bool>, protected Pair {
