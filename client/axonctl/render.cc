@@ -226,7 +226,9 @@ std::string RenderPeers(const v1::ListPeersResponse& peers) {
                           p.gpu_path().empty() ? "-" : p.gpu_path(),
                           p.transports().empty() ? "-" : absl::StrJoin(p.transports(), ","));
     if (p.state() != "up" && !p.last_error().empty()) {
-      absl::StrAppendFormat(&out, "%-14s last error: %s\n", "", p.last_error());
+      absl::StrAppendFormat(
+          &out, "%-14s last error: %s%s\n", "", p.last_error(),
+          p.failed_dials() > 1 ? absl::StrCat(" (", p.failed_dials(), " dials failed)") : "");
     }
   }
   return out;

@@ -123,6 +123,9 @@ void Stats(Exposition& out, const v1::StatsResponse& s) {
 void Peers(Exposition& out, const v1::ListPeersResponse& r) {
   out.Family("axon_peer_up", T::kGauge, "1 while the connection to the peer is up.");
   for (const auto& p : r.peers()) out.Sample({{"peer", p.name()}}, uint64_t{p.state() == "up"});
+  out.Family("axon_peer_failed_dials", T::kGauge,
+             "Dials of the peer that failed since it was last up (0 while up).");
+  for (const auto& p : r.peers()) out.Sample({{"peer", p.name()}}, p.failed_dials());
   out.Family("axon_peer_messages_total", T::kCounter, "Messages to and from the peer.");
   for (const auto& p : r.peers()) {
     Both(out, {{"peer", p.name()}}, "direction", "sent", p.messages_sent(), "received",

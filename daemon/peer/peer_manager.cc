@@ -517,6 +517,7 @@ std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
     s.address = peer.address_text;
     s.state = peer.state;
     s.since = peer.since;
+    s.failed_dials = peer.failed_dials;
     if (peer.ep && peer.state == PeerState::kUp) {
       // The lanes the tensors take: the data endpoint's, when there is one.
       s.transports = (peer.data_ep ? peer.data_ep : peer.ep)->Transports();

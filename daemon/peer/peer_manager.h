@@ -54,7 +54,8 @@ struct PeerSnapshot {
   std::string last_error;
   bool dialer = false;
   bool peer_cuda_memory = false;
-  uint64_t times_up = 0;  // the connection came up (the first time included)
+  uint64_t times_up = 0;      // the connection came up (the first time included)
+  uint64_t failed_dials = 0;  // since the peer was last up
 };
 
 class PeerManager final : public PeerPlane {

@@ -128,6 +128,7 @@ TEST_F(MetricsTrafficTest, ExportsPeersSessionsCallsAndFailures) {
   EXPECT_THAT(text, HasSubstr("axon_build_info{version=\""));
   EXPECT_THAT(text, HasSubstr("node=\"node-a\"} 1\n"));
   EXPECT_EQ(Value(text, "axon_peer_up{peer=\"node-b\"}"), 1);
+  EXPECT_EQ(Value(text, "axon_peer_failed_dials{peer=\"node-b\"}"), 0);  // counted until up
   EXPECT_GE(Value(text, "axon_peer_messages_total{peer=\"node-b\",direction=\"sent\"}").value_or(0),
             kCalls);
   EXPECT_GE(Value(text, "axon_peer_bytes_total{peer=\"node-b\",direction=\"sent\"}").value_or(0),

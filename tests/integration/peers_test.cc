@@ -183,7 +183,7 @@ TEST(PeersTest, UnknownNameIsRefused) {
 }
 
 // A peer that nobody answers for is redialed every few milliseconds here;
-// its log says so once, not once a redial.
+// its log says so once, not once a redial, and its failed dials are counted.
 TEST(PeersTest, AnUnreachablePeerIsLoggedOnce) {
   TempDir dir;
   const std::string a1 = "127.0.0.1:" + std::to_string(BasePort() + 7);
@@ -201,6 +201,11 @@ TEST(PeersTest, AnUnreachablePeerIsLoggedOnce) {
     ++lines;
   }
   EXPECT_EQ(lines, 1u) << log;
+  // The count of failed dials is on the peer list (and in the metrics).
+  const auto listed = n1.CtlJson<v1::ListPeersResponse>({"peers"});
+  ASSERT_EQ(listed.peers_size(), 1);
+  EXPECT_GE(listed.peers(0).failed_dials(), 2u);
+  EXPECT_THAT(n1.Ctl({"peers"}).out, HasSubstr("dials failed)"));
 }
 
 TEST(PeersTest, DuplicateNameIsRefused) {

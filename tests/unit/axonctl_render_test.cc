@@ -1,5 +1,6 @@
 // How axonctl prints the UCX thread's busy time (since start in `stats`, over
-// the last interval in `stats --watch`) and the call servers (`calls`).
+// the last interval in `stats --watch`), the call servers (`calls`) and a
+// peer that is down (`peers`).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -26,6 +27,20 @@ TEST(AxonctlRender, WatchShowsTheShareOfTheLastInterval) {
   EXPECT_THAT(RenderBusyShare(At(10, 1), At(12, 2.5)), HasSubstr("busy 75.0% over the last 2.0 s"));
   // A restarted daemon (uptime went back) has no interval to show.
   EXPECT_EQ(RenderBusyShare(At(10, 1), At(5, 0.1)), "");
+}
+
+TEST(AxonctlRender, ADownPeerShowsItsLastErrorAndFailedDials) {
+  v1::ListPeersResponse peers;
+  v1::PeerInfo* p = peers.add_peers();
+  p->set_name("n2");
+  p->set_state("down");
+  p->set_last_error("connection lost: Endpoint is not connected");
+  p->set_failed_dials(37);
+  EXPECT_THAT(
+      RenderPeers(peers),
+      HasSubstr("last error: connection lost: Endpoint is not connected (37 dials failed)"));
+  p->set_failed_dials(1);
+  EXPECT_THAT(RenderPeers(peers), ::testing::Not(HasSubstr("dials failed")));
 }
 
 TEST(AxonctlRender, CallsShowARowPerEndpointAndMethod) {
