@@ -67,7 +67,7 @@ bool RingEngine::TakeHops() {
     } else if (auto* land = std::get_if<LandHop>(&hop)) {
       LandHanded(land->key, std::move(land->region), land->into,
                  [this, landing = land->landing](absl::Status st) {
-                   Hand(static_cast<size_t>(landing >> 56), LandedHop{landing, std::move(st)});
+                   Hand(TaggedShard(landing), LandedHop{landing, std::move(st)});
                  });
     } else if (auto* landed = std::get_if<LandedHop>(&hop)) {
       auto it = landings_.find(landed->landing);
@@ -199,7 +199,7 @@ void RingEngine::HandOver(const std::shared_ptr<Incoming>& message, size_t shard
 
 void RingEngine::LandElsewhere(const Incoming& stand_in, std::shared_ptr<Region> region,
                                uint8_t* into, absl::AnyInvocable<void(absl::Status)> landed) {
-  const uint64_t landing = (uint64_t{index_} << 56) | (++next_landing_ & ((uint64_t{1} << 56) - 1));
+  const uint64_t landing = Tagged(++next_landing_);
   landings_.emplace(landing, std::move(landed));
   Hand(stand_in.handed_by, LandHop{stand_in.handed, std::move(region), into, landing});
 }

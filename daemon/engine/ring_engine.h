@@ -217,6 +217,11 @@ class RingEngine final : private MatchSink {
   // Hops between engine shards (hops.cc). Whether session `id` is served
   // here (always, without shards).
   bool Here(uint64_t id) const;
+  // An id another shard hands back here (a read token, a landing): this
+  // shard's index in the high byte (the config allows 64 shards), `count`
+  // below; TaggedShard reads the index back.
+  uint64_t Tagged(uint64_t count) const { return (uint64_t{index_} << 56) | count; }
+  static size_t TaggedShard(uint64_t id) { return static_cast<size_t>(id >> 56); }
   // What one shard hands another, in order: a send for one of its
   // endpoints, a completion for one of its sessions, a send for shard 0's
   // remote path, a stand-in's landing and word that it landed, or other
@@ -474,16 +479,15 @@ class RingEngine final : private MatchSink {
   };
   absl::flat_hash_map<uint64_t, Handed> handed_;
   // What runs here when a stand-in this shard matched has landed on the
-  // shard that holds the message (LandElsewhere), by landing id: this
-  // shard's index in the high byte (the config allows 64 shards), a count below, so
-  // that the landing shard's callback holds no more than the id and fits
-  // in an AnyInvocable without a heap allocation.
+  // shard that holds the message (LandElsewhere), by landing id (Tagged:
+  // the landing shard's callback holds no more than the id, so it fits in
+  // an AnyInvocable without a heap allocation).
   absl::flat_hash_map<uint64_t, absl::AnyInvocable<void(absl::Status)>> landings_;
   uint64_t next_landing_ = 0;
   // Remote window operations of this shard's sessions, by (session, op id).
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, RemoteWindow> window_ops_;
   absl::flat_hash_map<uint64_t, ReadTarget> read_targets_;  // by token
-  uint64_t next_read_token_ = 1;                            // high byte: this shard's index
+  uint64_t next_read_token_ = 1;                            // Tagged
   absl::flat_hash_map<uint64_t, ReadReply> read_replies_;   // by reply id (session 0's op ids)
   uint64_t next_reply_id_ = 1;
   uint64_t next_handed_ = 0;

@@ -253,7 +253,7 @@ void RingEngine::RemoteWindowOp(uint64_t id, Session& session, const wire::Submi
     // before the requests get there (in order with them).
     std::vector<std::pair<uint64_t, ReadTarget>> targets;
     for (Part& p : parts) {
-      const uint64_t token = (uint64_t{index_} << 56) | next_read_token_++;
+      const uint64_t token = Tagged(next_read_token_++);
       op.read_tokens.push_back(token);
       targets.push_back({token, ReadTarget{id, p.region, p.offset, p.length}});
     }

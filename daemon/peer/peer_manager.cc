@@ -318,7 +318,7 @@ void PeerManager::MarkUp(Peer& peer) {
   peer.since = peer.last_heard = peer.last_ping_sent = peer.quiet_since = absl::Now();
   peer.frames_seen = peer.data_frames;
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
-  peer.failed_dials = 0;
+  peer.stats.failed_dials = 0;
   peer.failure_said.clear();
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
                peer.dialer ? "dialed" : "accepted");
@@ -404,12 +404,12 @@ void PeerManager::SayDialFailed(Peer& peer, const std::string& why) {
   constexpr absl::string_view kLost = "connection lost";
   const absl::Time now = absl::Now();
   const std::string reason = absl::StartsWith(why, kLost) ? std::string(kLost) : why;
-  ++peer.failed_dials;
+  ++peer.stats.failed_dials;
   if (reason != peer.failure_said) {
     spdlog::info("peer {}: connection failed: {}", peer.name, why);
   } else if (now - peer.failure_said_at >= kReminder) {
-    spdlog::info("peer {}: still unreachable after {} dials: {}", peer.name, peer.failed_dials,
-                 why);
+    spdlog::info("peer {}: still unreachable after {} dials: {}", peer.name,
+                 peer.stats.failed_dials, why);
   } else {
     spdlog::debug("peer {}: connection failed again: {}", peer.name, why);
     return;
@@ -517,7 +517,6 @@ std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
     s.address = peer.address_text;
     s.state = peer.state;
     s.since = peer.since;
-    s.failed_dials = peer.failed_dials;
     if (peer.ep && peer.state == PeerState::kUp) {
       // The lanes the tensors take: the data endpoint's, when there is one.
       s.transports = (peer.data_ep ? peer.data_ep : peer.ep)->Transports();

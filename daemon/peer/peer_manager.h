@@ -150,9 +150,8 @@ class PeerManager final : public PeerPlane {
     absl::Time connect_started, last_heard, last_ping_sent, next_attempt;
     bool heard = false;  // something came since the last tick
     absl::Duration backoff;
-    // Dials failed since the peer was last up, and the last failure said:
-    // its reason and when.
-    uint64_t failed_dials = 0;
+    // The last failed dial said (stats.failed_dials counts them): its
+    // reason and when.
     std::string failure_said;
     absl::Time failure_said_at;
     uint64_t next_sequence = 1;
