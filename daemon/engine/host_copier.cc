@@ -48,27 +48,55 @@ HostCopier::~HostCopier() {
   for (std::thread& t : threads_) t.join();
 }
 
+size_t HostCopier::PieceBytes(uint64_t total) const {
+  const size_t per_thread = (total + threads_.size() - 1) / threads_.size();
+  return std::max(kMinPiece, (per_thread + 63) & ~size_t{63});
+}
+
 void HostCopier::Copy(const ucx::Parts& from, uint8_t* into,
                       std::vector<std::shared_ptr<Region>> keep,
                       absl::AnyInvocable<void(absl::Status) &&> done) {
   uint64_t total = 0;
   for (const auto& s : from) total += s.size();
-  ++copies_;
-  bytes_ += total;
   auto job = std::make_shared<Job>();
   job->keep = std::move(keep);
   job->done = std::move(done);
   // About one piece per thread, cut at cache-line multiples, never across
   // two parts.
-  const size_t per_thread = (total + threads_.size() - 1) / threads_.size();
-  const size_t piece = std::max(kMinPiece, (per_thread + 63) & ~size_t{63});
-  std::vector<Piece> pieces;
+  const size_t piece = PieceBytes(total);
   for (absl::Span<const uint8_t> s : from) {
     for (size_t at = 0; at < s.size(); at += piece) {
-      const size_t n = std::min(piece, s.size() - at);
-      pieces.push_back({s.data() + at, into + at, n, job});
+      job->blocks.push_back({s.data() + at, into + at, std::min(piece, s.size() - at)});
     }
     into += s.size();
+  }
+  Queue(std::move(job), total);
+}
+
+void HostCopier::Scatter(std::vector<Block> blocks, std::vector<std::shared_ptr<Region>> keep,
+                         absl::AnyInvocable<void(absl::Status) &&> done) {
+  uint64_t total = 0;
+  for (const Block& b : blocks) total += b.bytes;
+  auto job = std::make_shared<Job>();
+  job->blocks = std::move(blocks);
+  job->keep = std::move(keep);
+  job->done = std::move(done);
+  Queue(std::move(job), total);
+}
+
+void HostCopier::Queue(std::shared_ptr<Job> job, uint64_t total) {
+  ++copies_;
+  bytes_ += total;
+  const size_t target = PieceBytes(total);
+  std::vector<Piece> pieces;
+  size_t first = 0, bytes = 0;
+  for (size_t i = 0; i < job->blocks.size(); ++i) {
+    bytes += job->blocks[i].bytes;
+    if (bytes >= target || i + 1 == job->blocks.size()) {
+      pieces.push_back({job, first, i + 1 - first});
+      first = i + 1;
+      bytes = 0;
+    }
   }
   {
     MutexLock lock(&mu_);
@@ -97,7 +125,10 @@ void HostCopier::Work() {
       p = std::move(pieces_.front());
       pieces_.pop_front();
     }
-    std::memcpy(p.to, p.from, p.bytes);
+    for (size_t i = p.first; i < p.first + p.count; ++i) {
+      const Block& b = p.job->blocks[i];
+      std::memcpy(b.to, b.from, b.bytes);
+    }
     bool last = false;
     {
       MutexLock lock(&mu_);

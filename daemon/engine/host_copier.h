@@ -1,7 +1,7 @@
 // HostCopier: large host-to-host copies of the local path (two sessions of
-// this node), split into pieces that a few threads of its own copy side by
-// side. One thread's memcpy reaches a fraction of the memory bandwidth of a
-// many-core host; several reach more, and the UCX thread goes on serving
+// this node), and one-sided batches of many small blocks, split into pieces
+// that a few threads of its own copy side by side. One thread's memcpy reaches a fraction of the
+// memory bandwidth of a many-core host; several reach more, and the UCX thread goes on serving
 // other sessions meanwhile instead of copying.
 //
 // The engine hands a copy over with Copy (loop thread) and watches fd(): it
@@ -44,6 +44,15 @@ class HostCopier {
   // Copies `from` (back to back) to `into`, then has RunFinished run `done`.
   void Copy(const ucx::Parts& from, uint8_t* into, std::vector<std::shared_ptr<Region>> keep,
             absl::AnyInvocable<void(absl::Status) &&> done);
+  struct Block {
+    const uint8_t* from = nullptr;
+    uint8_t* to = nullptr;
+    size_t bytes = 0;
+  };
+  // Copies each block to its own place, runs of neighbouring blocks to one
+  // thread, then has RunFinished run `done` once for all of them.
+  void Scatter(std::vector<Block> blocks, std::vector<std::shared_ptr<Region>> keep,
+               absl::AnyInvocable<void(absl::Status) &&> done);
   // Readable (an eventfd) when a copy has finished since RunFinished last ran.
   int fd() const { return event_.get(); }
   void RunFinished();
@@ -54,18 +63,23 @@ class HostCopier {
 
  private:
   struct Job {
+    std::vector<Block> blocks;  // fixed once queued
     std::vector<std::shared_ptr<Region>> keep;
     absl::AnyInvocable<void(absl::Status) &&> done;
     int unfinished = 0;  // pieces, guarded by the copier's mu_
   };
+  // Blocks [first, first + count) of the job: one thread's share.
   struct Piece {
-    const uint8_t* from = nullptr;
-    uint8_t* to = nullptr;
-    size_t bytes = 0;
     std::shared_ptr<Job> job;
+    size_t first = 0, count = 0;
   };
   HostCopier(uint64_t min_bytes, UniqueFd event)
       : min_bytes_(min_bytes), event_(std::move(event)) {}
+  // About one piece's worth of bytes per thread, never under kMinPiece.
+  size_t PieceBytes(uint64_t total) const;
+  // Queues the job's blocks as pieces of about PieceBytes each (a block is
+  // never split here) and counts the copy.
+  void Queue(std::shared_ptr<Job> job, uint64_t total);
   void Work();
 
   const uint64_t min_bytes_;

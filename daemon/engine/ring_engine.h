@@ -327,7 +327,11 @@ class RingEngine final : private MatchSink {
   void SetArea(uint64_t id, const wire::Submission& submission);
   // One-sided Write and Read on this node's windows (windows.cc).
   struct WindowCopies;
+  struct BlockCopy;
   void WindowOp(uint64_t id, Session& session, const wire::Submission& submission);
+  // An operation's host-to-host blocks: on this thread, or the copy threads.
+  void CopyHostBlocks(absl::Span<const BlockCopy* const> host, uint64_t bytes,
+                      const std::shared_ptr<WindowCopies>& state);
   // An operation's blocks were copied (or failed): notify, or complete it.
   void WindowCopied(WindowCopies& done);
   // The same for a window on node `node`: its blocks go as data frames.

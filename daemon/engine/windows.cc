@@ -21,16 +21,13 @@
 #include "daemon/window/window_table.h"
 
 namespace axon::daemon {
-namespace {
 
 // One block's copy: from `source` to `into` in `target`.
-struct BlockCopy {
+struct RingEngine::BlockCopy {
   Pending source;
   std::shared_ptr<Region> target;
   uint8_t* into = nullptr;
 };
-
-}  // namespace
 
 // What an operation's copies share until the last one finishes.
 struct RingEngine::WindowCopies {
@@ -139,18 +136,16 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
     batches.push_back(DeviceBatch{.device = device});
     return batches.back();
   };
+  std::vector<const BlockCopy*> host;
+  uint64_t host_bytes = 0;
   for (BlockCopy& c : copies) {
     state->bytes += c.source.length;
     const int device = c.source.region->on_gpu() ? c.source.region->device()
                        : c.target->on_gpu()      ? c.target->device()
                                                  : -1;
     if (device < 0) {
-      if (CopyLocalNow(c.source, *c.target, c.into)) continue;
-      ++state->left;
-      CopyLocal(c.source, c.target, c.into, [this, state](absl::Status st) {
-        if (state->status.ok()) state->status = std::move(st);
-        if (--state->left == 0) WindowCopied(*state);
-      });
+      host.push_back(&c);
+      host_bytes += c.source.length;
       continue;
     }
     if (std::find(devices.begin(), devices.end(), device) == devices.end()) {
@@ -176,6 +171,7 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
       }
     }
   }
+  if (state->status.ok()) CopyHostBlocks(host, host_bytes, state);
   for (DeviceBatch& b : batches) {
     if (!state->status.ok()) break;
     // Pinning runs in the current context: the copying device's.
@@ -197,6 +193,36 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
     });
   }
   if (--state->left == 0) WindowCopied(*state);
+}
+
+void RingEngine::CopyHostBlocks(absl::Span<const BlockCopy* const> host, uint64_t bytes,
+                                const std::shared_ptr<WindowCopies>& state) {
+  auto copied = [this, state](absl::Status st) {
+    if (state->status.ok()) state->status = std::move(st);
+    if (--state->left == 0) WindowCopied(*state);
+  };
+  // Many blocks worth the copy threads together (a KV-cache batch is a
+  // thousand small ones): side by side there, instead of one memcpy after
+  // another on this thread.
+  if (host.size() > 1 && host_copier_ && host_copier_->Takes(bytes)) {
+    std::vector<HostCopier::Block> blocks;
+    blocks.reserve(host.size());
+    std::vector<std::shared_ptr<Region>> keep;
+    for (const BlockCopy* c : host) {
+      blocks.push_back({c->source.region->data() + c->source.offset, c->into, c->source.length});
+      for (const std::shared_ptr<Region>* r : {&c->source.region, &c->target}) {
+        if (std::find(keep.begin(), keep.end(), *r) == keep.end()) keep.push_back(*r);
+      }
+    }
+    ++state->left;
+    host_copier_->Scatter(std::move(blocks), std::move(keep), std::move(copied));
+    return;
+  }
+  for (const BlockCopy* c : host) {
+    if (CopyLocalNow(c->source, *c->target, c->into)) continue;
+    ++state->left;
+    CopyLocal(c->source, c->target, c->into, copied);
+  }
 }
 
 void RingEngine::WindowCopied(WindowCopies& done) {

@@ -1,5 +1,6 @@
 // HostCopier: pieces copied side by side land where they belong, across
-// parts; `done` runs on RunFinished only, once per copy; a copier destroyed
+// parts and for scattered blocks; `done` runs on RunFinished only, once per
+// copy; a copier destroyed
 // with copies under way runs none of theirs.
 #include "daemon/engine/host_copier.h"
 
@@ -84,6 +85,43 @@ TEST(HostCopier, ManyCopiesEachFinishOnce) {
     EXPECT_EQ(done[i], 1) << i;
     EXPECT_EQ(to[i], from) << i;
   }
+}
+
+TEST(HostCopier, ScatteredBlocksEachLandInTheirOwnPlaceOnce) {
+  auto copier = HostCopier::Start(3, 1);
+  ASSERT_TRUE(copier.ok());
+  // A thousand 16 KiB blocks and a few odd sizes, to places in reverse
+  // order: runs of neighbouring blocks go to one thread, none is split.
+  constexpr size_t kBlocks = 1000, kBlock = 16384;
+  const auto from = Pattern(kBlocks * kBlock + 7, 5);
+  std::vector<uint8_t> to(from.size() + 2, 0xee);
+  std::vector<HostCopier::Block> blocks;
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks.push_back(
+        {from.data() + i * kBlock, to.data() + 1 + (kBlocks - 1 - i) * kBlock, kBlock});
+  }
+  blocks.push_back({from.data() + kBlocks * kBlock, to.data() + 1 + kBlocks * kBlock, 7});
+  blocks.push_back({from.data(), to.data(), 0});
+  int done = 0;
+  (*copier)->Scatter(std::move(blocks), {}, [&](absl::Status st) {
+    EXPECT_TRUE(st.ok()) << st;
+    ++done;
+  });
+  while (done == 0) {
+    ASSERT_TRUE(WaitReadable((*copier)->fd(), 10000));
+    (*copier)->RunFinished();
+  }
+  EXPECT_EQ(done, 1);
+  EXPECT_EQ(to[0], 0xee);
+  for (size_t i = 0; i < kBlocks; ++i) {
+    ASSERT_EQ(0, std::memcmp(to.data() + 1 + (kBlocks - 1 - i) * kBlock, from.data() + i * kBlock,
+                             kBlock))
+        << "block " << i;
+  }
+  EXPECT_EQ(0, std::memcmp(to.data() + 1 + kBlocks * kBlock, from.data() + kBlocks * kBlock, 7));
+  EXPECT_EQ(to.back(), 0xee);
+  EXPECT_EQ((*copier)->copies(), 1u);
+  EXPECT_EQ((*copier)->bytes(), kBlocks * kBlock + 7);
 }
 
 TEST(HostCopier, AnEmptyCopyFinishesToo) {
