@@ -71,7 +71,9 @@ class _Pending:
             self._futures.append((loop, future))
         self._client._await_on(loop, self)
         self._arm(loop, future)
-        if self._handle.done():
+        # From here its token reaches the loop when it ends; if it has ended
+        # already, the token may not come, so resolve it now.
+        if self._handle.watch():
             self._resolve()
         future.add_done_callback(self._on_future_done)
         return (yield from future.__await__())

@@ -30,6 +30,7 @@ class CallHandle {
 
   uint64_t token() const { return outcome_->token(); }
   bool done() const { return outcome_->done(); }
+  bool watch() { return outcome_->Await(); }
   // True once the call has ended; negative `timeout`: no limit.
   bool Wait(double timeout) const {
     nb::gil_scoped_release unlocked;
@@ -95,6 +96,7 @@ void BindCalls(nb::module_& m) {
   nb::class_<CallHandle>(m, "Call")
       .def_prop_ro("token", &CallHandle::token)
       .def("done", &CallHandle::done)
+      .def("watch", &CallHandle::watch)
       .def("wait", &CallHandle::Wait, nb::arg("timeout") = -1.0)
       .def("cancel", &CallHandle::Cancel)
       .def("reply", &CallHandle::Reply_);

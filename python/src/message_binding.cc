@@ -54,6 +54,7 @@ void BindMessages(nb::module_& m) {
   nb::class_<OpHandle>(m, "Op")
       .def_prop_ro("token", &OpHandle::token)
       .def("done", &OpHandle::done)
+      .def("watch", &OpHandle::watch)
       .def("wait", &OpHandle::Wait, nb::arg("timeout") = -1.0)
       .def("cancel", &OpHandle::Cancel)
       .def("result", &OpHandle::Result_);

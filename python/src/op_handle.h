@@ -24,6 +24,7 @@ class OpHandle {
 
   uint64_t token() const { return outcome_->token(); }
   bool done() const { return outcome_->done(); }
+  bool watch() { return outcome_->Await(); }
   bool Wait(double timeout) const {
     nanobind::gil_scoped_release unlocked;
     return outcome_->WaitFor(timeout);

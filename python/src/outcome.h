@@ -1,6 +1,8 @@
 // How a call's or a message operation's end reaches Python: libaxon's thread
-// stores the value (never touching Python), wakes blocking waiters, and
-// pushes the handle's token to the client's notifier for asyncio.
+// stores the value (never touching Python), wakes blocking waiters, and,
+// for an operation asyncio awaits, pushes the handle's token to the client's
+// notifier. Only those: a token nobody drains would stay queued until the
+// client closes (a program that only waits would grow without bound).
 #pragma once
 
 #include <nanobind/nanobind.h>
@@ -32,11 +34,20 @@ class Outcome {
       std::lock_guard<std::mutex> lock(mu_);
       value_ = std::move(value);
     }
-    set_.store(true, std::memory_order_release);
+    // Sequentially consistent with Await's store and load: either this sees
+    // the operation awaited, or Await sees it done (both may).
+    set_.store(true);
     cv_.notify_all();
-    notifier_->Push(token_);
+    if (awaited_.load()) notifier_->Push(token_);
   }
   bool done() const { return set_.load(std::memory_order_acquire); }
+  // Asyncio awaits it: its token goes to the notifier when it ends. True if
+  // it has ended already (then the token may or may not come: the caller
+  // resolves it itself).
+  bool Await() {
+    awaited_.store(true);
+    return set_.load();
+  }
   // True once set; negative `timeout` (seconds): no limit. The GIL must be
   // released. It spins briefly before it sleeps, as a call's wait does
   // (PendingCall::WaitFor): waking a sleeping thread costs more than a fast
@@ -90,6 +101,7 @@ class Outcome {
   const std::shared_ptr<Notifier> notifier_;
   const uint64_t token_;
   std::atomic<bool> set_{false};
+  std::atomic<bool> awaited_{false};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::optional<T> value_;  // guarded by mu_

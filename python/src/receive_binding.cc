@@ -37,6 +37,7 @@ class ReceiveHandle {
 
   uint64_t token() const { return outcome_->token(); }
   bool done() const { return outcome_->done(); }
+  bool watch() { return outcome_->Await(); }
   bool Wait(double timeout) const {
     nb::gil_scoped_release unlocked;
     return outcome_->WaitFor(timeout);
@@ -136,6 +137,7 @@ void BindReceives(nb::module_& m) {
   nb::class_<ReceiveHandle>(m, "Receive")
       .def_prop_ro("token", &ReceiveHandle::token)
       .def("done", &ReceiveHandle::done)
+      .def("watch", &ReceiveHandle::watch)
       .def("wait", &ReceiveHandle::Wait, nb::arg("timeout") = -1.0)
       .def("cancel", &ReceiveHandle::Cancel)
       .def("expire", &ReceiveHandle::Expire)

@@ -143,6 +143,32 @@ def test_completion_fd_is_drained(node):
     asyncio.run(main())
 
 
+def test_waited_operations_queue_nothing_for_the_loop(node):
+    # Only what asyncio awaits reaches the completion queue: a program that
+    # only waits, with no loop to drain it, must not grow it.
+    with axon.connect(node.socket) as client:
+        server = client.endpoint("svc").server()
+
+        @server.method()
+        def echo(request):
+            return request.tensors
+
+        with server:
+            ep = client.endpoint("me")
+            for _ in range(200):
+                ep.call("svc", "echo", np.zeros(4)).wait()
+            with pytest.raises(errors.Error):  # a failure is waited for too
+                ep.send("nobody-here", np.zeros(4, dtype=np.uint8), timeout=0.2).wait(5)
+            assert client._state.drain() == []
+
+            async def one():
+                return await ep.call("svc", "echo", np.ones(4))
+
+            assert arr(asyncio.run(one()).tensors[0]).tolist() == [1, 1, 1, 1]
+            ep.call("svc", "echo", np.zeros(4)).wait()
+            assert client._state.drain() == []
+
+
 def test_one_client_across_event_loops(node):
     with axon.connect(node.socket) as client:
         server = client.endpoint("svc").server()
