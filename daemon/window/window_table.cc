@@ -161,9 +161,15 @@ absl::Status WindowTable::Grant::CheckNotifies() const {
 
 absl::Status CheckWindowBounds(uint64_t id, uint64_t window_length, uint64_t offset,
                                uint64_t length) {
-  if (offset > window_length || length > window_length - offset) {
-    return absl::OutOfRangeError(absl::StrCat("bytes [", offset, ", ", offset, " + ", length,
-                                              ") are past the end of window ", id, " (",
+  // Two messages for one code: a wrong offset and a wrong length are
+  // different mistakes to look for.
+  if (offset >= window_length && !(offset == window_length && length == 0)) {
+    return absl::OutOfRangeError(
+        absl::StrCat("offset ", offset, " is outside window ", id, " (", window_length, " bytes)"));
+  }
+  if (length > window_length - offset) {
+    return absl::OutOfRangeError(absl::StrCat(length, " bytes from offset ", offset,
+                                              " run past the end of window ", id, " (",
                                               window_length, " bytes)"));
   }
   return absl::OkStatus();

@@ -285,6 +285,38 @@ TEST_P(WindowTest, AnOwnerThatServesNoRmaRefusesRmaRequests) {
   EXPECT_TRUE(Finish(sender_->Write("a", window_, one), *sender_).ok());
 }
 
+TEST_P(WindowTest, TheNotificationFindsEveryByteInPlace) {
+  // The owner reads the window the moment the notification arrives, before
+  // the initiator has heard that its write completed: every byte of the
+  // operation must be there by then, round after round.
+  constexpr size_t kBlocks = 256, kBlock = 4096;
+  ExposeHost(kBlocks * kBlock);
+  auto src = sender_->AllocateHost(kBlocks * kBlock);
+  auto note_into = receiver_->AllocateHost(64);
+  ASSERT_TRUE(src.ok() && note_into.ok());
+  auto* s = static_cast<uint8_t*>(src->data());
+  std::vector<Block> blocks;
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks.push_back({&*src, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
+  }
+  const Notification notification{3, "landed"};
+  for (int round = 1; round <= 10; ++round) {
+    for (size_t i = 0; i < kBlocks * kBlock; ++i) s[i] = static_cast<uint8_t>(i * 7 + round);
+    auto note = receiver_->PostRecv("b", 3, *note_into, 0, 64);
+    ASSERT_TRUE(note.ok());
+    auto op = sender_->Write("a", window_, blocks, &notification);
+    ASSERT_TRUE(op.ok()) << op.status();
+    auto arrived = receiver_->Wait(*note, 10000);
+    ASSERT_TRUE(arrived.ok() && arrived->status.ok()) << round;
+    for (size_t i = 0; i < kBlocks; ++i) {
+      ASSERT_EQ(Checksum(owned() + (kBlocks - 1 - i) * kBlock, kBlock),
+                Checksum(s + i * kBlock, kBlock))
+          << "round " << round << ", block " << i;
+    }
+    ASSERT_TRUE(Finish(std::move(op), *sender_).ok());  // before the source changes
+  }
+}
+
 TEST_P(WindowTest, EveryBadInputHasItsOwnStatus) {
   ExposeHost(4096, {.notify_endpoint = "b", .allowed = {"node-a/a", "node-z"}});
   auto src = sender_->AllocateHost(8192);
@@ -292,12 +324,20 @@ TEST_P(WindowTest, EveryBadInputHasItsOwnStatus) {
   const Block one[] = {{&*src, 0, 0, 64}};
   auto code = [&](absl::StatusOr<Operation> op) { return Finish(std::move(op), *sender_); };
 
+  // A length past the end, and an offset outside the window: one code,
+  // each its own message.
   const Block past[] = {{&*src, 0, 4000, 200}};
   absl::Status st = code(sender_->Write("a", window_, past));
   EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange) << st;
-  EXPECT_THAT(st.message(), HasSubstr("past the end"));
+  EXPECT_THAT(st.message(), HasSubstr("200 bytes from offset 4000 run past the end"));
   const Block far[] = {{&*src, 0, uint64_t{1} << 40, 1}};
-  EXPECT_EQ(code(sender_->Write("a", window_, far)).code(), absl::StatusCode::kOutOfRange);
+  st = code(sender_->Write("a", window_, far));
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange) << st;
+  EXPECT_THAT(st.message(), HasSubstr("offset 1099511627776 is outside window"));
+  const Block whole[] = {{&*src, 0, 64, 4096}};
+  st = code(sender_->Write("a", window_, whole));
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange) << st;
+  EXPECT_THAT(st.message(), HasSubstr("4096 bytes from offset 64 run past the end"));
 
   Window forged = window_;
   forged.descriptor[20] = static_cast<char>(forged.descriptor[20] ^ 1);  // a capability byte

@@ -68,8 +68,17 @@ TEST_F(WindowTableTest, EveryRefusalHasItsOwnStatus) {
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ((*ok)->data(), bytes_.data() + 4096);
   EXPECT_TRUE((*ok)->Check(0, 1024).ok());
-  EXPECT_EQ((*ok)->Check(1000, 25).code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ((*ok)->Check(~uint64_t{0}, 2).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE((*ok)->Check(1024, 0).ok());  // nothing, at the very end
+  absl::Status st = (*ok)->Check(1000, 25);
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(st.message(), HasSubstr("25 bytes from offset 1000 run past the end"));
+  st = (*ok)->Check(1024, 1);
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(st.message(), HasSubstr("offset 1024 is outside"));
+  st = (*ok)->Check(~uint64_t{0}, 2);
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(st.message(), HasSubstr("is outside"));
+  EXPECT_THAT((*ok)->Check(8, ~uint64_t{0} - 4).message(), HasSubstr("run past the end"));
   EXPECT_TRUE(table_.Acquire(w.id, w.capability, "n3", "any", wire::kWindowWrite).ok());
 
   wire::Capability wrong = w.capability;
