@@ -18,6 +18,7 @@
 #include "axon/call.h"
 #include "axon/tensor.h"
 #include "client/lib/call_runtime.h"
+#include "client/lib/forked.h"
 #include "client/lib/reconnector.h"
 #include "client/lib/session.h"
 #include "client/lib/slot_hold.h"
@@ -33,6 +34,7 @@
 namespace axon {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  internal::WatchForFork();
   auto session = std::make_shared<internal::Session>();
   session->socket_path = options.socket_path.empty() ? DefaultSocketPath() : options.socket_path;
   session->control = v1::Control::NewStub(rpc::MakeControlChannel(session->socket_path));
@@ -333,6 +335,15 @@ internal::CallRuntime& Client::call_runtime() {
 }
 
 Client::~Client() {
+  if (session_->forked_away()) {
+    // The parent's client: its threads are not here to join, its session
+    // and the daemon's gRPC channel are not this process's to end.
+    internal::KeepForever(std::make_shared<std::thread>(std::move(progress_)));
+    internal::KeepForever(std::shared_ptr<internal::Reconnector>(std::move(reconnector_)));
+    internal::KeepForever(std::move(call_runtime_));
+    internal::KeepForever(session_);
+    return;
+  }
   reconnector_.reset();  // before anything it could re-attach goes
   stop_progress_ = true;
   if (progress_.joinable()) progress_.join();

@@ -51,6 +51,14 @@ absl::Status ServerCore::Start(std::shared_ptr<const Buffer> area) {
 }
 
 void ServerCore::Stop() {
+  if (client_.session_->forked_away()) {
+    // The parent's threads are not here to stop or join, and its condition
+    // variables still count their waiters: never torn down here. The
+    // handlers go (no thread here runs them), and what they hold with them.
+    methods_.clear();
+    KeepForever(shared_from_this());
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || !started_) return;

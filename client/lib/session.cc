@@ -50,6 +50,7 @@ Message ArrivalMessage(const wire::Completion& arrival, const uint8_t* area, uin
 
 absl::StatusOr<wire::SessionReply> Session::Call(wire::SessionRequest request,
                                                  absl::Span<const int> fds) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu);
   if (daemon_gone) return GoneStatus();
   return CallLocked(std::move(request), fds);
@@ -82,6 +83,7 @@ absl::StatusOr<wire::SessionReply> Session::CallLocked(wire::SessionRequest requ
 
 absl::StatusOr<uint64_t> Session::Register(wire::SessionRequest request,
                                            absl::Span<const int> fds) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu);
   if (daemon_gone) return GoneStatus();
   request.region_id = next_region++;
@@ -105,6 +107,7 @@ absl::StatusOr<uint64_t> Session::Register(wire::SessionRequest request,
 }
 
 absl::Status Session::Unregister(uint64_t region_id) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu);
   restorable.regions.erase(region_id);
   // A daemon that went away took the region with it; a restarted one never
@@ -184,6 +187,7 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
 
 absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done,
                                              bool keep, HeldOp* hold) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   if (daemon_gone || replaying) return GoneStatus();
@@ -221,6 +225,7 @@ SlotHold::~SlotHold() {
 }
 
 absl::Status Session::ReleaseSlot(uint64_t slot) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(ring_mu);
   if (keep_state) held_slots.erase(slot);  // a restarted daemon may use it again
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
@@ -279,6 +284,7 @@ absl::Status Session::DrainCompletions() {
 }
 
 absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::unique_lock<std::mutex> lock(ring_mu);
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
@@ -299,6 +305,7 @@ absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
 }
 
 absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endpoint, int wait_ms) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::unique_lock<std::mutex> lock(ring_mu);
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
@@ -316,6 +323,7 @@ absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endp
 }
 
 absl::Status Session::Progress(int wait_ms) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::unique_lock<std::mutex> lock(ring_mu);
   const uint64_t before = callbacks_run;
   return WaitLoop(lock, wait_ms, [&] { return callbacks_run != before; });

@@ -22,6 +22,7 @@
 #include "absl/types/span.h"
 #include "axon/client.h"
 #include "axon/v1/control.grpc.pb.h"
+#include "client/lib/forked.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
@@ -57,6 +58,11 @@ struct Session {
   };
   std::unique_ptr<v1::Control::Stub> control;
   int timeout_ms = 10000;
+  // Where it was made: in a fork() child of that process it is the
+  // parent's, and this session refuses everything (client/lib/forked.h).
+  const uint64_t fork_generation = ForkGeneration();
+  bool forked_away() const { return ForkGeneration() != fork_generation; }
+  absl::Status NotForked() const { return RefuseIfForkedSince(fork_generation); }
   std::string socket_path;  // the daemon's control socket
   std::string client_name;
   std::string placement;  // ClientOptions::placement, sent at every attach

@@ -68,6 +68,7 @@ std::pair<uint64_t, std::string> Session::Credentials() {
 }
 
 absl::StatusOr<std::string> Session::BindEndpoint(const std::string& name) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu);
   if (daemon_gone) return GoneStatus();
   auto address = BindLocked(name);
@@ -90,6 +91,7 @@ absl::StatusOr<std::string> Session::BindLocked(const std::string& name) {
 }
 
 absl::Status Session::UnbindEndpoint(const std::string& name) {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu);
   const bool known = restorable.endpoints.erase(name) > 0;
   if (daemon_gone) return known ? absl::OkStatus() : GoneStatus();  // it went with the daemon
@@ -104,6 +106,7 @@ absl::Status Session::UnbindEndpoint(const std::string& name) {
 }
 
 absl::Status Session::ReportCalls(v1::ReportCallsRequest request) {
+  if (auto st = NotForked(); !st.ok()) return st;
   auto [session_id, session_token] = Credentials();
   request.set_session_id(session_id);
   request.set_token(session_token);
@@ -114,6 +117,7 @@ absl::Status Session::ReportCalls(v1::ReportCallsRequest request) {
 }
 
 absl::StatusOr<std::string> Session::Expose(v1::ExposeRequest request) {
+  if (auto st = NotForked(); !st.ok()) return st;
   auto [session_id, session_token] = Credentials();
   request.set_session_id(session_id);
   request.set_token(session_token);
@@ -127,6 +131,7 @@ absl::StatusOr<std::string> Session::Expose(v1::ExposeRequest request) {
 }
 
 absl::Status Session::Unexpose(uint64_t window_id) {
+  if (auto st = NotForked(); !st.ok()) return st;
   auto [session_id, session_token] = Credentials();
   v1::UnexposeRequest request;
   request.set_session_id(session_id);
@@ -139,6 +144,7 @@ absl::Status Session::Unexpose(uint64_t window_id) {
 }
 
 absl::Status Session::Detach() {
+  if (auto st = NotForked(); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu);
   if (!socket.valid()) return absl::OkStatus();
   {

@@ -159,7 +159,7 @@ class Client:
         """Stops this client's servers and detaches; calls in flight end
         UNAVAILABLE. Closing twice is fine."""
         for server in list(self._servers):
-            server.stop()
+            server.stop()  # in a fork() child, a no-op: the threads are the parent's
         if self._watching is not None and not self._watching.is_closed():
             try:
                 self._watching.remove_reader(self._state.fd)

@@ -23,7 +23,8 @@ uint64_t NextToken() {
 
 ClientState::~ClientState() {
   if (!client) return;
-  CloseReceivers(*this, absl::UnavailableError("the client is closed"));
+  // In a fork() child the receivers' waiters are the parent's.
+  if (::getpid() == pid) CloseReceivers(*this, absl::UnavailableError("the client is closed"));
   if (PyGILState_Check() != 0) {
     nb::gil_scoped_release unlocked;
     client.reset();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nanobind/nanobind.h>
+#include <unistd.h>
 
 #include <map>
 #include <memory>
@@ -26,6 +27,9 @@ struct ClientState {
   ClientState(const ClientState&) = delete;
   ClientState& operator=(const ClientState&) = delete;
 
+  // The process that connected it: a fork() child has a copy it must not
+  // use or close (libaxon leaves the parent's session alone there).
+  const pid_t pid = ::getpid();
   // Null once closed. Set and cleared with the GIL held and use_mu held
   // exclusively: read it under either.
   std::unique_ptr<Client> client;

@@ -205,6 +205,40 @@ def test_fork_child_needs_its_own_client(node):
         client.ping()
 
 
+def test_fork_child_that_exits_normally_leaves_the_parent_be(node):
+    # The child ends the ordinary way (atexit, finalization, its copy of the
+    # parent's client collected): it must neither hang nor end the parent's
+    # session, whose threads and rings are not its own.
+    result = run_python(f"""
+        import gc, os, sys, axon, numpy as np
+        client = axon.connect({node.socket!r})
+        server = client.endpoint("svc").server()
+
+        @server.method()
+        def echo(request):
+            return request.tensors
+
+        server.start()
+        ep = client.endpoint("me")
+        ep.call("svc", "echo", np.zeros(4)).wait()
+        for how in ("exit", "collect"):
+            pid = os.fork()
+            if pid == 0:
+                if how == "collect":
+                    del ep, server, client
+                    gc.collect()
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, how
+            reply = ep.call("svc", "echo", np.full(4, 7)).wait()
+            assert np.from_dlpack(reply.tensors[0]).tolist() == [7, 7, 7, 7], how
+        print("parent fine", flush=True)
+    """, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "parent fine" in result.stdout
+    assert "leaked" not in result.stderr, result.stderr  # nanobind's count at exit
+
+
 def test_idle_client_uses_no_cpu(node):
     with axon.connect(node.socket) as client:
         server = client.endpoint("svc").server()
