@@ -121,6 +121,22 @@ def start_daemons(tmp_path: pathlib.Path, count: int, prefix: str,
     return daemons
 
 
+def axonctl_sessions(socket: str) -> list:
+    """The daemon's sessions as `axonctl --json sessions` shows them."""
+    import json
+    axonctl = os.environ.get("AXON_AXONCTL") or str(REPO / "build" / "client" / "axonctl")
+    out = subprocess.run([axonctl, "--socket", socket, "--json", "sessions"], check=True,
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout).get("sessions", [])
+
+
+def session_named(socket: str, client_name: str) -> dict:
+    for s in axonctl_sessions(socket):
+        if s.get("client_name") == client_name:
+            return s
+    raise LookupError(f"no session named {client_name!r} at {socket}")
+
+
 @pytest.fixture
 def node(tmp_path):
     (daemon,) = start_daemons(tmp_path, 1, "py")

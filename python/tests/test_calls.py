@@ -227,3 +227,20 @@ def test_across_two_nodes(nodes):
             calls = [ep.call(f"{b.name}/kv", "double", np.full(3, i)) for i in range(300)]
             for i, c in enumerate(calls):
                 np.testing.assert_array_equal(arr(c.wait().tensors[0]), np.full(3, 2 * i))
+
+
+def test_the_stream_argument_takes_every_form():
+    from axon._tensors import cuda_stream
+
+    class TorchStream:
+        cuda_stream = 1234
+
+    class CupyStream:
+        ptr = 5678
+
+    assert cuda_stream([], 42) == 42
+    assert cuda_stream([], TorchStream()) == 1234
+    assert cuda_stream([], CupyStream()) == 5678
+    assert cuda_stream([np.zeros(1)], None) == 0  # host tensors: nothing to wait for
+    with pytest.raises(TypeError, match="stream must be"):
+        cuda_stream([], "the default")

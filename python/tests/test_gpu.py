@@ -12,7 +12,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 import axon  # noqa: E402  (after torch: its CUDA runtime is the one loaded)
-from conftest import until_connected  # noqa: E402
+from conftest import session_named, until_connected  # noqa: E402
 
 
 def connected_call(ep, to, method, *tensors, **kw):
@@ -107,15 +107,50 @@ def test_stream_order_without_synchronize(pair):
         assert bool((got == 7).all()), size
 
 
-def test_caching_allocator_tensors_are_registered_once(pair):
+def test_caching_allocator_tensors_are_registered_once(node):
+    # Fifty views of one caching-allocator block: the allocation is
+    # registered with the daemon once, not once per view or per call (the
+    # daemon counts the session's GPU regions). Reply tensors come from
+    # libaxon's pool, which may grow by a region.
+    with axon.connect(node.socket) as server_client, \
+            axon.connect(node.socket, name="caching-caller") as client:
+        server = server_client.endpoint("gpu").server()
+
+        @server.method()
+        def echo(req):
+            return req.tensors
+
+        with server:
+            ep = client.endpoint("me")
+            block = torch.empty(1 << 20, dtype=torch.uint8, device="cuda")  # one allocation
+            block.fill_(255)
+            ep.call("gpu", "echo", block[:16]).wait()
+            before = int(session_named(node.socket, "caching-caller")["gpu_regions"])
+            assert before >= 1
+            for i in range(50):
+                piece = block[i * 1024:(i + 1) * 1024]
+                piece.fill_(i)
+                got = torch.from_dlpack(ep.call("gpu", "echo", piece).wait().tensors[0])
+                assert bool((got == i).all())
+            after = int(session_named(node.socket, "caching-caller")["gpu_regions"])
+            assert after - before <= 1, (before, after)
+
+
+def test_an_explicit_stream_is_waited_for(pair):
+    # stream= names the stream whose queued work writes the tensor, when it
+    # is not torch's current one.
     ep, to = pair
-    block = torch.empty(1 << 20, dtype=torch.uint8, device="cuda")  # one allocation
-    connected_call(ep, to, "where", block[:16])
-    for i in range(50):
-        piece = block[i * 1024:(i + 1) * 1024]
-        piece.fill_(i)
-        got = torch.from_dlpack(ep.call(to, "echo", piece).wait().tensors[0])
-        assert bool((got == i).all())
+    connected_call(ep, to, "where", torch.zeros(1))
+    side = torch.cuda.Stream()
+    for size in (1 << 10, 1 << 24):
+        with torch.cuda.stream(side):
+            t = torch.zeros(size, device="cuda")
+            torch.cuda._sleep(50_000_000)
+            t.fill_(9)
+        # Made on the default stream, which knows nothing of `side`'s work.
+        reply = ep.call(to, "echo", t, stream=side).wait()
+        got = torch.from_dlpack(reply.tensors[0])
+        assert bool((got == 9).all()), size
 
 
 def test_reply_into_cuda_tensor(pair):
