@@ -7,7 +7,8 @@ flight, both with blocking waits and with asyncio. In the same run,
 call-bench (C++ caller, same server shape) measures the same sizes on the
 same kind of daemons: "py - C++" is what Python adds to a call, "x C++" the
 rate against C++'s; with PyTorch, call-bench also runs torch.distributed.rpc
-(TensorPipe) on the same tensors (TP columns). Host tensors of 64 B, 4 KiB and 64 KiB (numpy); torch
+(TensorPipe) on the same tensors (TP columns, host and CUDA). Host tensors of
+64 B, 4 KiB and 64 KiB (numpy); torch
 CUDA tensors of 1 MiB and 64 MiB when torch sees a GPU.
 
     bench/python/call_bench.py [--runs 3] [--calls 1000] [--window 200] [--json F]
@@ -97,13 +98,14 @@ def rate_asyncio(ep, to: str, tensor, calls: int, window: int) -> float:
     return asyncio.run(main())
 
 
-def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, runs: int, calls: int,
-             window: int):
-    """call-bench's remote host rows for the same sizes (C++ caller)."""
+def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, gpu_sizes, runs: int,
+             calls: int, window: int):
+    """call-bench's remote rows for the same sizes and memory (C++ caller, and
+    TensorPipe's torch.distributed.rpc on the same tensors), by (memory, size)."""
     out = run_dir / "call-bench.json"
     args = [str(build / "bench" / "call-bench"), "--axond", str(build / "daemon" / "axond"),
-            "--placements", "remote", "--host-sizes",
-            *map(str, sizes), "--gpu-sizes", "--runs", str(runs), "--calls", str(calls),
+            "--placements", "remote", "--host-sizes", *map(str, sizes),
+            "--gpu-sizes", *map(str, gpu_sizes), "--runs", str(runs), "--calls", str(calls),
             "--window", str(window), "--sustained-calls", "0", "--json", str(out),
             "--run-dir", str(run_dir / "cpp"),
             "--python", sys.executable]
@@ -118,8 +120,8 @@ def cpp_rows(build: pathlib.Path, run_dir: pathlib.Path, sizes, runs: int, calls
     rows = {}
     if out.exists():
         for r in json.loads(out.read_text())["rows"]:
-            if r["memory"] == "host" and r["calls_per_s"] > 0:
-                rows[r["size"]] = r
+            if r["calls_per_s"] > 0:
+                rows[(r["memory"], r["size"])] = r
     return rows
 
 
@@ -180,9 +182,10 @@ def main() -> int:
                       f" {rows[-1]['calls_per_s_asyncio']:.0f} calls/s (asyncio)", file=sys.stderr)
     finally:
         cluster.close()
-    cpp = cpp_rows(build, run_dir, args.host_sizes, args.runs, args.calls, args.window)
+    cpp = cpp_rows(build, run_dir, args.host_sizes, args.gpu_sizes if cuda else [], args.runs,
+                   args.calls, args.window)
     for r in rows:
-        c = cpp.get(r["size"]) if r["memory"] == "host" else None
+        c = cpp.get((r["memory"], r["size"]))
         r["cpp"] = ({"round_trip_us": c["round_trip_us"]["p50"], "calls_per_s": c["calls_per_s"]}
                     if c else None)
         tp = c.get("tensorpipe") if c else None
