@@ -37,6 +37,15 @@ class Completed:
     tag: int
 
 
+def _settle(future: "asyncio.Future", outcome: Any, failed: bool) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if failed:
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 class _Pending:
     """What Call and Op share: waiting, awaiting, cancelling."""
 
@@ -85,11 +94,13 @@ class _Pending:
         if future.cancelled():
             self.cancel()
 
-    def _resolve(self) -> None:
-        """Completes the futures awaiting it; on each one's loop."""
+    def _resolve(self, forgotten: bool = False) -> None:
+        """Completes the futures awaiting it; on each one's loop.
+        ``forgotten``: the client has let go of it already (a drain)."""
         # Awaited after a drain already took its token: the client must not
         # keep it (and what its outcome holds) until it closes.
-        self._client._forget(self.token)
+        if not forgotten:
+            self._client._forget(self.token)
         with self._lock:
             futures, self._futures = self._futures, []
         if not futures:
@@ -99,22 +110,15 @@ class _Pending:
             failed = False
         except Exception as e:  # the call's error, for every awaiting task
             outcome, failed = e, True
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for loop, future in futures:
-            def settle(future=future):
-                if future.done():
-                    return
-                if failed:
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
             if running is loop:
-                settle()
+                _settle(future, outcome, failed)
             elif not loop.is_closed():
-                loop.call_soon_threadsafe(settle)
+                loop.call_soon_threadsafe(_settle, future, outcome, failed)
 
     @property
     def token(self) -> int:

@@ -210,11 +210,15 @@ class Client:
             self._awaited.pop(token, None)
 
     def _drain(self) -> None:
-        for token in self._state.drain():
-            with self._lock:
-                call = self._awaited.pop(token, None)
+        tokens = self._state.drain()
+        if not tokens:
+            return
+        with self._lock:  # once for the whole batch
+            pop = self._awaited.pop
+            calls = [pop(token, None) for token in tokens]
+        for call in calls:
             if call is not None:
-                call._resolve()
+                call._resolve(forgotten=True)
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
