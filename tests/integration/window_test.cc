@@ -563,6 +563,35 @@ TEST_P(WindowTest, TheInitiatorKilledMidBatchLeavesTheWindowFree) {
   EXPECT_TRUE(Finish(sender_->Write("a", *again, one), *sender_).ok());
 }
 
+TEST_P(WindowTest, TheOwnersDaemonKilledMidBatchFailsUnavailableWithoutAHang) {
+  if (!remote()) GTEST_SKIP() << "two daemons";
+  constexpr size_t kBlocks = 1000, kBlock = 16384;
+  ExposeHost(kBlocks * kBlock, {.notify_endpoint = "b"});
+  auto src = sender_->AllocateHost(kBlocks * kBlock);
+  ASSERT_TRUE(src.ok());
+  std::vector<Block> batch;
+  for (size_t i = 0; i < kBlocks; ++i) batch.push_back({&*src, i * kBlock, i * kBlock, kBlock});
+  std::atomic<int> ok{0};
+  absl::Status last;
+  std::thread writer([&] {
+    while (true) {
+      auto op = sender_->Write("a", window_, batch);
+      if (!op.ok()) {
+        last = op.status();
+        return;
+      }
+      auto done = sender_->Wait(*op, 20000);  // every batch ends, the one cut short too
+      last = done.ok() ? done->status : done.status();
+      if (!last.ok()) return;
+      ++ok;
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return ok.load() >= 3; }, std::chrono::seconds(20)));
+  receiving_daemon().process().Signal(SIGKILL);
+  writer.join();
+  EXPECT_EQ(last.code(), absl::StatusCode::kUnavailable) << last;
+}
+
 TEST_P(WindowTest, AWindowOnAGoneNodeFailsUnavailable) {
   if (!remote()) GTEST_SKIP() << "two daemons";
   ExposeHost(4096);
