@@ -2,31 +2,25 @@
 // loopback ports): daemons that find each other with no peers configured,
 // leave cleanly, die and expire with their lease, come back as a new
 // incarnation, and ride out etcd stopping, pausing past a lease TTL, and being
-// absent at their start.
-#include "tests/support/etcd.h"
-
+// absent at their start. Sixteen daemons: etcd_cluster_test.cc; etcd with
+// authentication and TLS: etcd_auth_test.cc.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <iostream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "axon/client.h"
-#include "axon/v1/admin.pb.h"
 #include "daemon/membership/member.h"
 #include "daemon/membership/member_table.h"
 #include "daemon/peer/dial_rules.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
-#include "tests/support/cluster.h"
+#include "tests/integration/etcd_fixture.h"
 #include "tests/support/fake_peer.h"
 
 namespace axon::testing {
@@ -34,104 +28,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
-
-constexpr int kLeaseTtlMs = 2000;
-
-class EtcdTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (EtcdPath().empty()) GTEST_SKIP() << "no etcd (Debian's etcd-server)";
-    etcd_ = std::make_unique<Etcd>(dir_, etcd_port_, etcd_port_ + 1, etcd_metrics_port_);
-    if (!tls_cert_.empty()) etcd_->UseTls(tls_cert_, tls_key_);
-    if (!etcd_first_) return;
-    etcd_->Start();
-    ASSERT_TRUE(etcd_->running()) << etcd_->Log();
-  }
-
-  std::string Address(size_t i) const { return "127.0.0.1:" + std::to_string(base_ + i); }
-
-  // Starts daemon `name` on port base+i, discovering the others through etcd.
-  void Launch(size_t i, const std::string& name, std::vector<std::string> extra = {}) {
-    if (daemons_.size() <= i) daemons_.resize(i + 1);
-    daemons_[i].reset();
-    std::vector<std::string> sets = {
-        "peers.listen=" + Address(i),
-        "peers.discovery=etcd",
-        "etcd.endpoints=[\"127.0.0.1:" + std::to_string(etcd_port_) + "\"]",
-        "etcd.prefix=/axon-test/",
-        "etcd.lease_ttl_ms=" + std::to_string(kLeaseTtlMs),
-        "etcd.retry_min_ms=50",
-        "etcd.retry_max_ms=500",
-        "peers.keepalive_ms=300",
-        "peers.dead_after_ms=1500",
-        "peers.reconnect_max_ms=500"};
-    sets.insert(sets.end(), extra.begin(), extra.end());
-    daemons_[i] =
-        std::make_unique<Axond>(dir_, AxondOptions{.node_name = name,
-                                                   .instance = name + "-" + std::to_string(i),
-                                                   .sets = std::move(sets)});
-    ASSERT_TRUE(daemons_[i]->WaitReady()) << daemons_[i]->process().Log();
-  }
-
-  v1::ListNodesResponse Nodes(size_t i) const {
-    return daemons_[i]->CtlJson<v1::ListNodesResponse>({"nodes"});
-  }
-  bool Lists(size_t i, const std::string& name) const {
-    const auto nodes = Nodes(i);
-    for (const auto& n : nodes.nodes()) {
-      if (n.name() == name) return true;
-    }
-    return false;
-  }
-  uint64_t IncarnationOf(size_t i, const std::string& name) const {
-    const auto nodes = Nodes(i);
-    for (const auto& n : nodes.nodes()) {
-      if (n.name() == name) return n.incarnation();
-    }
-    return 0;
-  }
-  std::string StateOf(size_t i, const std::string& peer) const {
-    return PeerState(*daemons_[i], peer);
-  }
-  uint64_t ReconnectsOf(size_t i, const std::string& peer) const {
-    const auto peers = daemons_[i]->CtlJson<v1::ListPeersResponse>({"peers"});
-    for (const auto& p : peers.peers()) {
-      if (p.name() == peer) return p.reconnects();
-    }
-    return ~uint64_t{0};
-  }
-  // The membership check of `axonctl health`: "ok" or "DEGRADED" (or "FAIL").
-  std::string MembershipHealth(size_t i) const {
-    const auto health = daemons_[i]->CtlJson<v1::HealthResponse>({"health"});
-    for (const auto& c : health.checks()) {
-      if (c.name() == "membership") return !c.ok() ? "FAIL" : c.degraded() ? "DEGRADED" : "ok";
-    }
-    return "absent";
-  }
-  bool BothUp() const { return StateOf(0, "n2") == "up" && StateOf(1, "n1") == "up"; }
-  bool BothListed() const { return Lists(0, "n2") && Lists(1, "n1"); }
-  // `axonctl ping`: a use of the connection, which opens it on first use.
-  bool Ping(size_t i, const std::string& node) const {
-    return daemons_[i]->Ctl({"ping", node, "--count", "1"}).exit_code == 0;
-  }
-  // Both find each other in etcd, then n1's ping connects them.
-  void Join() {
-    ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
-    ASSERT_NO_FATAL_FAILURE(Launch(1, "n2"));
-    ASSERT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
-    ASSERT_TRUE(Ping(0, "n2")) << daemons_[0]->process().Log();
-    ASSERT_TRUE(WaitFor([&] { return BothUp(); }, 5s));
-  }
-
-  bool etcd_first_ = true;  // etcd started before the test runs
-  TempDir dir_;
-  int base_ = BasePort();      // daemon i listens on base_ + i
-  int etcd_port_ = base_ + 8;  // and its peer port the next
-  int etcd_metrics_port_ = base_ + 7;
-  std::string tls_cert_, tls_key_;  // etcd speaks TLS with these
-  std::unique_ptr<Etcd> etcd_;
-  std::vector<std::unique_ptr<Axond>> daemons_;
-};
 
 TEST_F(EtcdTest, DaemonsFindEachOtherAndConnectOnFirstUse) {
   ASSERT_NO_FATAL_FAILURE(Launch(0, "n1"));
@@ -462,235 +358,6 @@ TEST_F(EtcdTest, ASecondDaemonClaimingANameInUseIsRefused) {
   EXPECT_EQ(nodes.nodes(0).address(), Address(0));
   EXPECT_TRUE(Ping(1, "n1"));
   EXPECT_EQ(MembershipHealth(0), "ok");
-}
-
-// Sixteen daemons: a port range of their own, below the other tests' (and
-// below the ephemeral ports UCX's TCP connections take).
-// The lines of a daemon's log that say something went wrong.
-std::string Warnings(const std::string& log) {
-  std::istringstream in(log);
-  std::string out;
-  for (std::string line; std::getline(in, line);) {
-    if (line.find(" warning: ") != std::string::npos ||
-        line.find(" error: ") != std::string::npos) {
-      out += line + "\n";
-    }
-  }
-  return out;
-}
-
-class EtcdClusterTest : public EtcdTest {
- protected:
-  static constexpr size_t kNodes = 16;
-  EtcdClusterTest() {
-    base_ = 14000 + static_cast<int>(::getpid() % 290) * 20;
-    etcd_port_ = base_ + kNodes;
-    etcd_metrics_port_ = base_ + kNodes + 2;
-  }
-  static std::string Name(size_t i) { return "m" + std::to_string(100 + i).substr(1); }
-  // How many peers daemon i is connected to.
-  int Connected(size_t i) const {
-    int up = 0;
-    const auto peers = daemons_[i]->CtlJson<v1::ListPeersResponse>({"peers"});
-    for (const auto& p : peers.peers()) up += p.state() == "up" ? 1 : 0;
-    return up;
-  }
-};
-
-TEST_F(EtcdClusterTest, SixteenDaemonsConnectOnlyWhereTheyTalk) {
-  // Liveness is not what this tests: sixteen daemons under a sanitizer on a
-  // small machine may answer keepalives late, so they get longer.
-  for (size_t i = 0; i < kNodes; ++i) {
-    ASSERT_NO_FATAL_FAILURE(
-        Launch(i, Name(i), {"peers.keepalive_ms=1000", "peers.dead_after_ms=10000"}));
-  }
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (size_t i = 0; i < kNodes; ++i) {
-          if (Nodes(i).nodes_size() != static_cast<int>(kNodes - 1)) return false;
-        }
-        return true;
-      },
-      60s));
-  for (size_t i = 0; i < kNodes; ++i) EXPECT_EQ(Connected(i), 0) << Name(i);
-
-  // One client per daemon, endpoint "e"; message tag = sender's index.
-  std::vector<std::unique_ptr<Client>> clients;
-  std::vector<HostBuffer> in, out;
-  for (size_t i = 0; i < kNodes; ++i) {
-    auto c = Client::Connect({.socket_path = daemons_[i]->socket()});
-    ASSERT_TRUE(c.ok()) << c.status();
-    ASSERT_TRUE((*c)->BindEndpoint("e").ok());
-    auto a = (*c)->AllocateHost(kNodes * 64);
-    auto b = (*c)->AllocateHost(64);
-    ASSERT_TRUE(a.ok() && b.ok());
-    std::memset(b->data(), static_cast<int>(i), 64);
-    clients.push_back(*std::move(c));
-    in.push_back(*std::move(a));
-    out.push_back(*std::move(b));
-  }
-  // Sends from `from` to `to`, each received and checked.
-  auto exchange = [&](const std::vector<std::pair<size_t, size_t>>& pairs) {
-    std::vector<std::pair<size_t, Operation>> recvs, sends;
-    for (auto [from, to] : pairs) {
-      auto r = clients[to]->PostRecv("e", from, in[to], from * 64, 64);
-      ASSERT_TRUE(r.ok()) << r.status();
-      recvs.emplace_back(to, *r);
-    }
-    for (auto [from, to] : pairs) {
-      auto s = clients[from]->Send("e", Name(to) + "/e", from, out[from], 0, 64);
-      ASSERT_TRUE(s.ok()) << s.status();
-      sends.emplace_back(from, *s);
-    }
-    for (auto& [i, op] : sends) {
-      auto done = clients[i]->Wait(op, 30000);
-      ASSERT_TRUE(done.ok()) << done.status();
-      EXPECT_TRUE(done->status.ok()) << Name(i) << ": " << done->status;
-    }
-    for (auto& [i, op] : recvs) {
-      auto done = clients[i]->Wait(op, 30000);
-      ASSERT_TRUE(done.ok()) << done.status();
-      EXPECT_TRUE(done->status.ok()) << Name(i) << ": " << done->status;
-    }
-    for (auto [from, to] : pairs) {
-      EXPECT_EQ(size_t{static_cast<const uint8_t*>(in[to].data())[from * 64 + 63]}, from);
-    }
-    // A daemon that died says why (its log goes with the test's directory).
-    if (HasFailure()) {
-      for (size_t i = 0; i < kNodes; ++i) {
-        if (!daemons_[i]->process().running()) {
-          ADD_FAILURE() << Name(i) << " exited:\n" << daemons_[i]->process().Log();
-        } else {
-          std::cerr << Name(i) << " warned:\n" << Warnings(daemons_[i]->process().Log());
-        }
-      }
-    }
-  };
-
-  // A ring: each daemon talks to the next only, and is connected to its two
-  // neighbours, no more.
-  std::vector<std::pair<size_t, size_t>> ring;
-  for (size_t i = 0; i < kNodes; ++i) ring.emplace_back(i, (i + 1) % kNodes);
-  ASSERT_NO_FATAL_FAILURE(exchange(ring));
-  for (size_t i = 0; i < kNodes; ++i) EXPECT_EQ(Connected(i), 2) << Name(i);
-
-  // Then every pair, both ways.
-  std::vector<std::pair<size_t, size_t>> all;
-  for (size_t i = 0; i < kNodes; ++i) {
-    for (size_t j = 0; j < kNodes; ++j) {
-      if (i != j) all.emplace_back(i, j);
-    }
-  }
-  ASSERT_NO_FATAL_FAILURE(exchange(all));
-  for (size_t i = 0; i < kNodes; ++i) {
-    EXPECT_EQ(Connected(i), static_cast<int>(kNodes) - 1) << Name(i);
-  }
-  clients.clear();
-  in.clear();
-  out.clear();
-}
-
-// etcd with authentication on (its own Auth API, as etcdctl would do it):
-// daemons with the right user and password join; one with a wrong password
-// does not, and says why.
-TEST_F(EtcdTest, UserAndPasswordFromTheConfigAuthenticate) {
-  auto channel = grpc::CreateChannel(etcd_->endpoint(), grpc::InsecureChannelCredentials());
-  auto auth = etcdserverpb::Auth::NewStub(channel);
-  auto call = [](auto method) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 10s);
-    return method(&context);
-  };
-  etcdserverpb::AuthUserAddRequest user;
-  user.set_name("root");
-  user.set_password("s3cret-pass");
-  etcdserverpb::AuthUserAddResponse user_added;
-  ASSERT_TRUE(
-      call([&](grpc::ClientContext* c) { return auth->UserAdd(c, user, &user_added); }).ok());
-  etcdserverpb::AuthRoleAddRequest role;
-  role.set_name("root");
-  etcdserverpb::AuthRoleAddResponse role_added;
-  (void)call([&](grpc::ClientContext* c) { return auth->RoleAdd(c, role, &role_added); });
-  etcdserverpb::AuthUserGrantRoleRequest grant;
-  grant.set_user("root");
-  grant.set_role("root");
-  etcdserverpb::AuthUserGrantRoleResponse granted;
-  ASSERT_TRUE(
-      call([&](grpc::ClientContext* c) { return auth->UserGrantRole(c, grant, &granted); }).ok());
-  etcdserverpb::AuthEnableResponse enabled;
-  const grpc::Status on = call([&](grpc::ClientContext* c) {
-    return auth->AuthEnable(c, etcdserverpb::AuthEnableRequest(), &enabled);
-  });
-  ASSERT_TRUE(on.ok()) << on.error_message();
-
-  const std::string good = dir_.File("good-password"), bad = dir_.File("bad-password");
-  WriteFile(good, "s3cret-pass\n");
-  WriteFile(bad, "not-it\n");
-  ASSERT_EQ(::chmod(good.c_str(), 0600), 0);
-  ASSERT_EQ(::chmod(bad.c_str(), 0600), 0);
-  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1", {"etcd.user=root", "etcd.password_file=" + good}));
-  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", {"etcd.user=root", "etcd.password_file=" + good}));
-  ASSERT_NO_FATAL_FAILURE(Launch(2, "n3", {"etcd.user=root", "etcd.password_file=" + bad}));
-  EXPECT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
-  EXPECT_EQ(MembershipHealth(0), "ok");
-  EXPECT_TRUE(Ping(0, "n2"));
-  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(2) == "DEGRADED"; }, 10s));
-  EXPECT_THAT(Nodes(2).last_error(), HasSubstr("authenticating as 'root'"));
-  EXPECT_FALSE(Lists(0, "n3"));
-}
-
-// etcd over TLS: a CA and a certificate for 127.0.0.1 made here with
-// openssl. Daemons given the CA (etcd.ca_file) join; one without TLS cannot.
-class EtcdTlsTest : public EtcdTest {
- protected:
-  void SetUp() override {
-    const std::string ca_key = dir_.File("ca.key"), ca = dir_.File("ca.pem");
-    const std::string key = dir_.File("etcd.key"), csr = dir_.File("etcd.csr");
-    const std::string cert = dir_.File("etcd.pem"), ext = dir_.File("san.ext");
-    WriteFile(ext, "subjectAltName=IP:127.0.0.1\n");
-    for (const std::vector<std::string>& argv : std::vector<std::vector<std::string>>{
-             {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-              ca_key, "-out", ca, "-days", "1", "-subj", "/CN=axon-test-ca"},
-             {"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
-              csr, "-subj", "/CN=127.0.0.1"},
-             {"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-              "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext}}) {
-      RunResult r = RunProgram(argv);
-      ASSERT_EQ(r.exit_code, 0) << argv[1] << ": " << r.err;
-    }
-    tls_cert_ = cert;
-    tls_key_ = key;
-    ca_ = ca;
-    EtcdTest::SetUp();
-  }
-  std::string ca_;
-};
-
-TEST_F(EtcdTlsTest, DaemonsWithTheCaJoinOverTls) {
-  ASSERT_NO_FATAL_FAILURE(Launch(0, "n1", {"etcd.ca_file=" + ca_}));
-  ASSERT_NO_FATAL_FAILURE(Launch(1, "n2", {"etcd.ca_file=" + ca_}));
-  ASSERT_NO_FATAL_FAILURE(Launch(2, "n3"));  // plain text to a TLS server
-  EXPECT_TRUE(WaitFor([&] { return BothListed(); }, 15s)) << daemons_[0]->process().Log();
-  EXPECT_EQ(MembershipHealth(0), "ok");
-  EXPECT_TRUE(Ping(0, "n2"));
-  EXPECT_TRUE(WaitFor([&] { return MembershipHealth(2) == "DEGRADED"; }, 10s));
-  EXPECT_FALSE(Lists(0, "n3"));
-}
-
-TEST_F(EtcdTest, BadEtcdSettingsAreRefusedAtStart) {
-  const std::string file = dir_.File("check.yaml");
-  WriteFile(file, "log:\n  level: info\n");
-  RunResult r = RunProgram({AxondPath(), "--set", "peers.discovery=etcd", "--set",
-                            "peers.listen=127.0.0.1:0", "--check-config", file});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err + r.out, HasSubstr("etcd.endpoints is empty"));
-  r = RunProgram({AxondPath(), "--set", "peers.discovery=zookeeper", "--check-config", file});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err + r.out, HasSubstr("\"static\" or \"etcd\""));
-  r = RunProgram({AxondPath(), "--set", "peers.discovery=etcd", "--set", "etcd.endpoints=[\"x:1\"]",
-                  "--check-config", file});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err + r.out, HasSubstr("peers.listen is empty"));
 }
 
 }  // namespace
