@@ -92,6 +92,10 @@ TEST_P(GpuWindowTest, HostAndGpuBothWays) {
   const Block from_gpu[] = {{&*gpu_source, 0, 0, kBytes}};
   ASSERT_TRUE(Finish(sender_->Write("a", *host_window, from_gpu)).ok());
   EXPECT_EQ(ChecksumHost(host_target->data(), kBytes), DeviceSum(source.data, kBytes));
+  // Host window -> GPU (a read into device memory).
+  FillHost(host_target->data(), kBytes, 47);
+  ASSERT_TRUE(Finish(sender_->Read("a", *host_window, from_gpu)).ok());
+  EXPECT_EQ(DeviceSum(source.data, kBytes), ChecksumHost(host_target->data(), kBytes));
 }
 
 TEST_P(GpuWindowTest, AThousandGpuBlocksWithOneNotification) {
