@@ -273,6 +273,10 @@ absl::StatusOr<Completed> Client::Wait(Operation op, int timeout_ms) {
 }
 
 void Client::OnComplete(Operation op, std::function<void(const Completed&)> done) {
+  if (auto st = session_->NotForked(); !st.ok()) {  // before a lock the parent may hold
+    done(Completed{.status = st});
+    return;
+  }
   std::unique_lock<std::mutex> lock(session_->ring_mu);
   session_->AddCallback(op.id, [done = std::move(done)](const wire::Completion& c) {
     done(internal::ToCompleted(c));
@@ -281,6 +285,7 @@ void Client::OnComplete(Operation op, std::function<void(const Completed&)> done
 }
 
 void Client::OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler) {
+  if (session_->forked_away()) return;  // nothing arrives for the parent's session here
   std::unique_lock<std::mutex> lock(session_->ring_mu);
   if (!handler) {
     session_->arrival_handlers.erase(endpoint);
@@ -315,6 +320,7 @@ absl::Status Client::Progress(int timeout_ms) { return session_->Progress(timeou
 Client::Client(std::shared_ptr<internal::Session> session) : session_(std::move(session)) {}
 
 void Client::StartProgressThread() {
+  if (session_->forked_away()) return;  // the session refuses everything: nothing to drive
   std::lock_guard<std::mutex> lock(progress_mu_);
   if (progress_.joinable()) return;
   progress_ = std::thread([this] {
@@ -353,6 +359,8 @@ Client::~Client() {
 }
 
 absl::Status Client::Detach() {
+  // Before the reconnector: its stop eventfd is the parent's too.
+  if (auto st = session_->NotForked(); !st.ok()) return st;
   reconnector_.reset();
   return session_->Detach();
 }

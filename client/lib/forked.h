@@ -8,6 +8,7 @@
 // memory goes with the child).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/status.h"

@@ -443,6 +443,8 @@ void Server::HandleAsync(const std::string& method, AsyncHandler handler) {
 }
 
 absl::Status Server::Start() {
+  // No threads of a server for the parent's session in a fork() child.
+  if (auto st = client_.session_->NotForked(); !st.ok()) return st;
   auto area = client_.call_runtime().ReceiveArea(options_.slot_bytes, options_.slots);
   if (!area.ok()) return area.status();
   return core_->Start(*area);

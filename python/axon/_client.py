@@ -105,7 +105,9 @@ class Client:
         return self._state.connected
 
     def fileno(self) -> int:
-        """The eventfd that turns readable when something completed."""
+        """The eventfd that turns readable when an operation asyncio awaits
+        has completed (the event loop watches it; waited operations do not
+        use it)."""
         return self._state.fd
 
     # --- endpoints and memory ---------------------------------------------
@@ -159,15 +161,19 @@ class Client:
         """Stops this client's servers and detaches; calls in flight end
         UNAVAILABLE. Closing twice is fine."""
         for server in list(self._servers):
-            server.stop()  # in a fork() child, a no-op: the threads are the parent's
+            server.stop()  # in a fork() child it only lets go of the handlers
+        if os.getpid() != self._pid:
+            # A fork() child's copy of the parent's client: the event loop's
+            # epoll set and the completion eventfd are shared with the parent,
+            # and libaxon leaves the parent's session alone here.
+            return
         if self._watching is not None and not self._watching.is_closed():
             try:
                 self._watching.remove_reader(self._state.fd)
             except (RuntimeError, ValueError):
                 pass  # another thread's loop, or already gone
         self._watching = None
-        if os.getpid() == self._pid:
-            self._state.close()
+        self._state.close()
         self._drain()
 
     def __enter__(self) -> "Client":
@@ -325,6 +331,7 @@ class Endpoint:
     def server(self, concurrency: int = 8, slots: int = 256,
                slot_bytes: int = 128 * 1024) -> "Server":
         """A server for calls to this endpoint; register methods, then start it."""
+        self.client._check_fork()
         from ._server import Server
         return Server(self, concurrency=concurrency, slots=slots, slot_bytes=slot_bytes)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
@@ -132,6 +133,7 @@ class Server:
     def start(self) -> "Server":
         if self._started:
             return self
+        self.endpoint.client._check_fork()
         if _axon.receiving(self.endpoint.client._state, self.endpoint.name):
             from .errors import FailedPrecondition
             raise FailedPrecondition(
@@ -158,6 +160,8 @@ class Server:
         self._stopped = True
         self._server.stop()
         self.endpoint._serving = False
+        if os.getpid() != self.endpoint.client._pid:
+            return  # a fork() child: the loop thread is the parent's
         if self._loop_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join()

@@ -205,17 +205,20 @@ def test_fork_child_needs_its_own_client(node):
         client.ping()
 
 
-def test_fork_child_that_exits_normally_leaves_the_parent_be(node):
+@pytest.mark.parametrize("handler", ["plain", "async"])
+def test_fork_child_that_exits_normally_leaves_the_parent_be(node, handler):
     # The child ends the ordinary way (atexit, finalization, its copy of the
     # parent's client collected): it must neither hang nor end the parent's
-    # session, whose threads and rings are not its own.
+    # session, whose threads and rings are not its own. An async handler
+    # gives the server an event loop on a thread of its own.
+    define = ("async def echo(request):" if handler == "async" else "def echo(request):")
     result = run_python(f"""
         import gc, os, sys, axon, numpy as np
         client = axon.connect({node.socket!r})
         server = client.endpoint("svc").server()
 
         @server.method()
-        def echo(request):
+        {define}
             return request.tensors
 
         server.start()
@@ -236,7 +239,11 @@ def test_fork_child_that_exits_normally_leaves_the_parent_be(node):
     """, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "parent fine" in result.stdout
-    assert "leaked" not in result.stderr, result.stderr  # nanobind's count at exit
+    if handler == "plain":
+        # Nothing of the client is left for nanobind to count at exit. (With
+        # a loop thread, what that thread's frames held at the fork stays
+        # referenced in the child, which Python cannot undo.)
+        assert "leaked" not in result.stderr, result.stderr
 
 
 def test_idle_client_uses_no_cpu(node):
