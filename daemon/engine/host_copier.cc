@@ -78,7 +78,15 @@ void HostCopier::Scatter(std::vector<Block> blocks, std::vector<std::shared_ptr<
   uint64_t total = 0;
   for (const Block& b : blocks) total += b.bytes;
   auto job = std::make_shared<Job>();
-  job->blocks = std::move(blocks);
+  // A block larger than a thread's share is cut, as Copy cuts its parts: a
+  // few large blocks still keep every thread busy.
+  const size_t piece = PieceBytes(total);
+  job->blocks.reserve(blocks.size());
+  for (const Block& b : blocks) {
+    for (size_t at = 0; at < b.bytes; at += piece) {
+      job->blocks.push_back({b.from + at, b.to + at, std::min(piece, b.bytes - at)});
+    }
+  }
   job->keep = std::move(keep);
   job->done = std::move(done);
   Queue(std::move(job), total);

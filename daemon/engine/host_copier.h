@@ -50,7 +50,8 @@ class HostCopier {
     size_t bytes = 0;
   };
   // Copies each block to its own place, runs of neighbouring blocks to one
-  // thread, then has RunFinished run `done` once for all of them.
+  // thread (a block larger than a thread's share in pieces), then has
+  // RunFinished run `done` once for all of them.
   void Scatter(std::vector<Block> blocks, std::vector<std::shared_ptr<Region>> keep,
                absl::AnyInvocable<void(absl::Status) &&> done);
   // Readable (an eventfd) when a copy has finished since RunFinished last ran.
@@ -77,8 +78,8 @@ class HostCopier {
       : min_bytes_(min_bytes), event_(std::move(event)) {}
   // About one piece's worth of bytes per thread, never under kMinPiece.
   size_t PieceBytes(uint64_t total) const;
-  // Queues the job's blocks as pieces of about PieceBytes each (a block is
-  // never split here) and counts the copy.
+  // Queues the job's blocks as pieces of about PieceBytes each (blocks are
+  // cut before, not here) and counts the copy.
   void Queue(std::shared_ptr<Job> job, uint64_t total);
   void Work();
 

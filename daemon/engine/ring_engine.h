@@ -332,6 +332,8 @@ class RingEngine final : private MatchSink {
   // An operation's host-to-host blocks: on this thread, or the copy threads.
   void CopyHostBlocks(absl::Span<const BlockCopy* const> host, uint64_t bytes,
                       const std::shared_ptr<WindowCopies>& state);
+  // One of an operation's copies (a block, a device's batch) finished.
+  void OneCopied(WindowCopies& state, absl::Status status);
   // An operation's blocks were copied (or failed): notify, or complete it.
   void WindowCopied(WindowCopies& done);
   // The same for a window on node `node`: its blocks go as data frames.

@@ -188,8 +188,7 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
     ++state->left;
     // The copies read and write the blocks' regions until then.
     copier_.Then(device, [this, state, keep = copies](absl::Status st) {
-      if (state->status.ok()) state->status = std::move(st);
-      if (--state->left == 0) WindowCopied(*state);
+      OneCopied(*state, std::move(st));
     });
   }
   if (--state->left == 0) WindowCopied(*state);
@@ -197,10 +196,7 @@ void RingEngine::WindowOp(uint64_t id, Session& session, const wire::Submission&
 
 void RingEngine::CopyHostBlocks(absl::Span<const BlockCopy* const> host, uint64_t bytes,
                                 const std::shared_ptr<WindowCopies>& state) {
-  auto copied = [this, state](absl::Status st) {
-    if (state->status.ok()) state->status = std::move(st);
-    if (--state->left == 0) WindowCopied(*state);
-  };
+  auto copied = [this, state](absl::Status st) { OneCopied(*state, std::move(st)); };
   // Many blocks worth the copy threads together (a KV-cache batch is a
   // thousand small ones): side by side there, instead of one memcpy after
   // another on this thread.
@@ -223,6 +219,11 @@ void RingEngine::CopyHostBlocks(absl::Span<const BlockCopy* const> host, uint64_
     ++state->left;
     CopyLocal(c->source, c->target, c->into, copied);
   }
+}
+
+void RingEngine::OneCopied(WindowCopies& state, absl::Status status) {
+  if (state.status.ok()) state.status = std::move(status);
+  if (--state.left == 0) WindowCopied(state);
 }
 
 void RingEngine::WindowCopied(WindowCopies& done) {

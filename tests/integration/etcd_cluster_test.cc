@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -16,8 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Sixteen daemons: a port range of their own, below the other tests' (and
-// below the ephemeral ports UCX's TCP connections take).
 // The lines of a daemon's log that say something went wrong.
 std::string Warnings(const std::string& log) {
   std::istringstream in(log);
@@ -31,6 +30,8 @@ std::string Warnings(const std::string& log) {
   return out;
 }
 
+// Sixteen daemons: a port range of their own, below the other tests' (and
+// below the ephemeral ports UCX's TCP connections take).
 class EtcdClusterTest : public EtcdTest {
  protected:
   static constexpr size_t kNodes = 16;

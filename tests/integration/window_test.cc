@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
@@ -288,8 +289,9 @@ TEST_P(WindowTest, AnOwnerThatServesNoRmaRefusesRmaRequests) {
 TEST_P(WindowTest, TheNotificationFindsEveryByteInPlace) {
   // The owner reads the window the moment the notification arrives, before
   // the initiator has heard that its write completed: every byte of the
-  // operation must be there by then, round after round.
-  constexpr size_t kBlocks = 256, kBlock = 4096;
+  // operation must be there by then, round after round. 4 MiB in all: on
+  // one node the blocks go to the copy threads (engine.parallel_copy_min_kib).
+  constexpr size_t kBlocks = 1024, kBlock = 4096;
   ExposeHost(kBlocks * kBlock);
   auto src = sender_->AllocateHost(kBlocks * kBlock);
   auto note_into = receiver_->AllocateHost(64);
@@ -512,9 +514,10 @@ TEST_P(WindowTest, TheOwnerKilledMidBatchFailsTheBatchesWithoutAHang) {
   std::vector<Block> batch;
   for (size_t i = 0; i < kBlocks; ++i) batch.push_back({&*src, i * kBlock, i * kBlock, kBlock});
   std::atomic<int> ok{0};
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, ended{false};
   absl::Status last;
   std::thread writer([&] {
+    absl::Cleanup end = [&] { ended = true; };
     while (!stop.load()) {
       auto op = sender_->Write("a", *window, batch);
       if (!op.ok()) {
@@ -533,9 +536,15 @@ TEST_P(WindowTest, TheOwnerKilledMidBatchFailsTheBatchesWithoutAHang) {
       ++ok;
     }
   });
+  absl::Cleanup join = [&] {  // on every way out, failed assertions too
+    stop = true;
+    writer.join();
+  };
   ASSERT_TRUE(WaitFor([&] { return ok.load() >= 3; }, std::chrono::seconds(20)));
   owner.Signal(SIGKILL);
-  writer.join();  // ends at the first batch that failed
+  // The writer ends at the first batch that fails.
+  EXPECT_TRUE(WaitFor([&] { return ended.load(); }, std::chrono::seconds(30)));
+  std::move(join).Invoke();
   EXPECT_EQ(last.code(), absl::StatusCode::kFailedPrecondition) << last;
   EXPECT_THAT(last.message(), HasSubstr("revoked"));
 }
@@ -572,9 +581,11 @@ TEST_P(WindowTest, TheOwnersDaemonKilledMidBatchFailsUnavailableWithoutAHang) {
   std::vector<Block> batch;
   for (size_t i = 0; i < kBlocks; ++i) batch.push_back({&*src, i * kBlock, i * kBlock, kBlock});
   std::atomic<int> ok{0};
+  std::atomic<bool> stop{false}, ended{false};
   absl::Status last;
   std::thread writer([&] {
-    while (true) {
+    absl::Cleanup end = [&] { ended = true; };
+    while (!stop.load()) {
       auto op = sender_->Write("a", window_, batch);
       if (!op.ok()) {
         last = op.status();
@@ -586,9 +597,15 @@ TEST_P(WindowTest, TheOwnersDaemonKilledMidBatchFailsUnavailableWithoutAHang) {
       ++ok;
     }
   });
+  absl::Cleanup join = [&] {  // on every way out, failed assertions too
+    stop = true;
+    writer.join();
+  };
   ASSERT_TRUE(WaitFor([&] { return ok.load() >= 3; }, std::chrono::seconds(20)));
   receiving_daemon().process().Signal(SIGKILL);
-  writer.join();
+  // The writer ends at the first batch that fails.
+  EXPECT_TRUE(WaitFor([&] { return ended.load(); }, std::chrono::seconds(30)));
+  std::move(join).Invoke();
   EXPECT_EQ(last.code(), absl::StatusCode::kUnavailable) << last;
 }
 

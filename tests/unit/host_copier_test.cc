@@ -124,6 +124,25 @@ TEST(HostCopier, ScatteredBlocksEachLandInTheirOwnPlaceOnce) {
   EXPECT_EQ((*copier)->bytes(), kBlocks * kBlock + 7);
 }
 
+TEST(HostCopier, AFewLargeScatteredBlocksAreCutForEveryThread) {
+  auto copier = HostCopier::Start(4, 1);
+  ASSERT_TRUE(copier.ok());
+  // Two blocks of 6 MiB + 5 for four threads: each is cut (pieces of about
+  // a quarter of the whole), and every byte lands once.
+  const auto a = Pattern((6u << 20) + 5, 6), b = Pattern((6u << 20) + 5, 7);
+  std::vector<uint8_t> to(a.size() + b.size(), 0xee);
+  int done = 0;
+  (*copier)->Scatter({{b.data(), to.data(), b.size()}, {a.data(), to.data() + b.size(), a.size()}},
+                     {}, [&](absl::Status) { ++done; });
+  while (done == 0) {
+    ASSERT_TRUE(WaitReadable((*copier)->fd(), 10000));
+    (*copier)->RunFinished();
+  }
+  EXPECT_EQ(0, std::memcmp(to.data(), b.data(), b.size()));
+  EXPECT_EQ(0, std::memcmp(to.data() + b.size(), a.data(), a.size()));
+  EXPECT_EQ((*copier)->bytes(), a.size() + b.size());
+}
+
 TEST(HostCopier, AnEmptyCopyFinishesToo) {
   auto copier = HostCopier::Start(1, 0);
   ASSERT_TRUE(copier.ok());
