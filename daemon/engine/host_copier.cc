@@ -56,46 +56,35 @@ size_t HostCopier::PieceBytes(uint64_t total) const {
 void HostCopier::Copy(const ucx::Parts& from, uint8_t* into,
                       std::vector<std::shared_ptr<Region>> keep,
                       absl::AnyInvocable<void(absl::Status) &&> done) {
-  uint64_t total = 0;
-  for (const auto& s : from) total += s.size();
-  auto job = std::make_shared<Job>();
-  job->keep = std::move(keep);
-  job->done = std::move(done);
-  // About one piece per thread, cut at cache-line multiples, never across
-  // two parts.
-  const size_t piece = PieceBytes(total);
+  // Back to back in `into`: a block per part.
+  std::vector<Block> blocks;
+  blocks.reserve(from.size());
   for (absl::Span<const uint8_t> s : from) {
-    for (size_t at = 0; at < s.size(); at += piece) {
-      job->blocks.push_back({s.data() + at, into + at, std::min(piece, s.size() - at)});
-    }
+    blocks.push_back({s.data(), into, s.size()});
     into += s.size();
   }
-  Queue(std::move(job), total);
+  Scatter(std::move(blocks), std::move(keep), std::move(done));
 }
 
 void HostCopier::Scatter(std::vector<Block> blocks, std::vector<std::shared_ptr<Region>> keep,
                          absl::AnyInvocable<void(absl::Status) &&> done) {
   uint64_t total = 0;
   for (const Block& b : blocks) total += b.bytes;
-  auto job = std::make_shared<Job>();
-  // A block larger than a thread's share is cut, as Copy cuts its parts: a
-  // few large blocks still keep every thread busy.
-  const size_t piece = PieceBytes(total);
-  job->blocks.reserve(blocks.size());
-  for (const Block& b : blocks) {
-    for (size_t at = 0; at < b.bytes; at += piece) {
-      job->blocks.push_back({b.from + at, b.to + at, std::min(piece, b.bytes - at)});
-    }
-  }
-  job->keep = std::move(keep);
-  job->done = std::move(done);
-  Queue(std::move(job), total);
-}
-
-void HostCopier::Queue(std::shared_ptr<Job> job, uint64_t total) {
   ++copies_;
   bytes_ += total;
+  auto job = std::make_shared<Job>();
+  job->keep = std::move(keep);
+  job->done = std::move(done);
+  // About a thread's share per piece, cut at cache-line multiples: a block
+  // larger than that is cut (a few large blocks still keep every thread
+  // busy), runs of smaller neighbours go to one thread.
   const size_t target = PieceBytes(total);
+  job->blocks.reserve(blocks.size());
+  for (const Block& b : blocks) {
+    for (size_t at = 0; at < b.bytes; at += target) {
+      job->blocks.push_back({b.from + at, b.to + at, std::min(target, b.bytes - at)});
+    }
+  }
   std::vector<Piece> pieces;
   size_t first = 0, bytes = 0;
   for (size_t i = 0; i < job->blocks.size(); ++i) {

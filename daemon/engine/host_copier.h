@@ -78,9 +78,6 @@ class HostCopier {
       : min_bytes_(min_bytes), event_(std::move(event)) {}
   // About one piece's worth of bytes per thread, never under kMinPiece.
   size_t PieceBytes(uint64_t total) const;
-  // Queues the job's blocks as pieces of about PieceBytes each (blocks are
-  // cut before, not here) and counts the copy.
-  void Queue(std::shared_ptr<Job> job, uint64_t total);
   void Work();
 
   const uint64_t min_bytes_;
