@@ -4,6 +4,7 @@ other. The daemon comes from $AXON_AXOND, else the repository's build."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pathlib
@@ -119,6 +120,20 @@ def start_daemons(tmp_path: pathlib.Path, count: int, prefix: str,
             d.stop()
         raise
     return daemons
+
+
+@contextlib.contextmanager
+def serving_echo(client, endpoint: str = "svc"):
+    """A started server at `endpoint` of `client` whose method "echo"
+    answers with the request's tensors."""
+    server = client.endpoint(endpoint).server()
+
+    @server.method()
+    def echo(request):
+        return request.tensors
+
+    with server:
+        yield server
 
 
 def axonctl_sessions(socket: str) -> list:

@@ -10,6 +10,7 @@ import pytest
 
 import axon
 from axon import errors
+from conftest import serving_echo
 
 
 def arr(x):
@@ -147,13 +148,7 @@ def test_waited_operations_queue_nothing_for_the_loop(node):
     # Only what asyncio awaits reaches the completion queue: a program that
     # only waits, with no loop to drain it, must not grow it.
     with axon.connect(node.socket) as client:
-        server = client.endpoint("svc").server()
-
-        @server.method()
-        def echo(request):
-            return request.tensors
-
-        with server:
+        with serving_echo(client):
             ep = client.endpoint("me")
 
             async def one():
@@ -172,13 +167,7 @@ def test_waited_operations_queue_nothing_for_the_loop(node):
 
 def test_one_client_across_event_loops(node):
     with axon.connect(node.socket) as client:
-        server = client.endpoint("svc").server()
-
-        @server.method()
-        def echo(request):
-            return request.tensors
-
-        with server:
+        with serving_echo(client):
             ep = client.endpoint("me")
 
             async def some_calls(k):

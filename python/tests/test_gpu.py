@@ -12,7 +12,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 import axon  # noqa: E402  (after torch: its CUDA runtime is the one loaded)
-from conftest import session_named, until_connected  # noqa: E402
+from conftest import serving_echo, session_named, until_connected  # noqa: E402
 
 
 def connected_call(ep, to, method, *tensors, **kw):
@@ -114,13 +114,7 @@ def test_caching_allocator_tensors_are_registered_once(node):
     # libaxon's pool, which may grow by a region.
     with axon.connect(node.socket) as server_client, \
             axon.connect(node.socket, name="caching-caller") as client:
-        server = server_client.endpoint("gpu").server()
-
-        @server.method()
-        def echo(req):
-            return req.tensors
-
-        with server:
+        with serving_echo(server_client, "gpu"):
             ep = client.endpoint("me")
             block = torch.empty(1 << 20, dtype=torch.uint8, device="cuda")  # one allocation
             block.fill_(255)

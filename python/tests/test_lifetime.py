@@ -16,6 +16,7 @@ import pytest
 
 import axon
 from axon import errors
+from conftest import serving_echo
 
 PYTHONPATH = os.pathsep.join(p for p in sys.path if p)
 
@@ -248,13 +249,7 @@ def test_fork_child_that_exits_normally_leaves_the_parent_be(node, handler):
 
 def test_idle_client_uses_no_cpu(node):
     with axon.connect(node.socket) as client:
-        server = client.endpoint("svc").server()
-
-        @server.method()
-        def echo(request):
-            return request.tensors
-
-        with server:
+        with serving_echo(client):
             ep = client.endpoint("me")
             for _ in range(50):
                 ep.call("svc", "echo", np.zeros(16)).wait()

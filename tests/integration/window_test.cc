@@ -1,23 +1,18 @@
-// One-sided transfers through real daemons, each test three times: both
-// clients on one daemon (local), and the initiator on node-a, the owner on
-// node-b, over UCX: with the owner serving host windows by RMA (the
-// default), and with a frame per block (peers.window_transfer=frames). The receiver ("b") exposes
-// windows, the sender ("a") writes into and reads from them, with notifications; every check the
-// owner's daemon makes; revocation racing writes, and by the owner's session
-// ending.
+// One-sided transfers through real daemons (the three paths of
+// window_fixture.h): writes and reads with notifications, every check the
+// owner's daemon makes, revocation racing writes and by the owner's session
+// ending. Killed owners, initiators and daemons: window_fault_test.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
-#include "absl/strings/escaping.h"
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
+#include "tests/integration/window_fixture.h"
 #include "tests/support/axond.h"
 #include "tests/support/pair_test.h"
 
@@ -26,52 +21,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-enum class Path { kLocal, kRma, kFrames };
-
-std::string PathName(const ::testing::TestParamInfo<Path>& p) {
-  return p.param == Path::kLocal ? "Local" : p.param == Path::kRma ? "Rma" : "Frames";
-}
-
-class WindowTest : public ::testing::TestWithParam<Path>, protected Pair {
- protected:
-  void SetUp() override {
-    StartPair(GetParam() != Path::kLocal, frames() ? std::vector<std::string>{"peers.window_"
-                                                                              "transfer=frames"}
-                                                   : std::vector<std::string>{});
-  }
-  bool rma() const { return GetParam() == Path::kRma; }
-  bool frames() const { return GetParam() == Path::kFrames; }
-
-  // A host window of `bytes` owned by the receiver, notifying "b".
-  void ExposeHost(size_t bytes, ExposeOptions options = {.notify_endpoint = "b"}) {
-    auto memory = receiver_->AllocateHost(bytes);
-    ASSERT_TRUE(memory.ok()) << memory.status();
-    owned_ = std::make_unique<HostBuffer>(*std::move(memory));
-    std::memset(owned_->data(), 0, bytes);
-    auto window = receiver_->Expose(*owned_, 0, bytes, options);
-    ASSERT_TRUE(window.ok()) << window.status();
-    // As an initiator sees it: from the descriptor's bytes alone.
-    auto seen = Window::FromDescriptor(window->descriptor);
-    ASSERT_TRUE(seen.ok()) << seen.status();
-    window_ = *seen;
-  }
-
-  absl::Status Finish(absl::StatusOr<Operation> op, Client& client, size_t* length = nullptr) {
-    if (!op.ok()) return op.status();
-    auto done = client.Wait(*op, 20000);
-    if (!done.ok()) return done.status();
-    if (length != nullptr) *length = done->length;
-    return done->status;
-  }
-
-  uint8_t* owned() { return static_cast<uint8_t*>(owned_->data()); }
-
-  std::unique_ptr<HostBuffer> owned_;
-  Window window_;
-};
-
 INSTANTIATE_TEST_SUITE_P(Path, WindowTest,
-                         ::testing::Values(Path::kLocal, Path::kRma, Path::kFrames), PathName);
+                         ::testing::Values(Path::kLocal, Path::kRma, Path::kFrames),
+                         WindowPathName);
 
 TEST_P(WindowTest, AWriteLandsBeforeItsNotification) {
   ExposeHost(1 << 20);
@@ -180,11 +132,7 @@ TEST_P(WindowTest, AThousandSmallBlocksWithOneNotification) {
   ASSERT_TRUE(src.ok() && note_into.ok());
   auto* s = static_cast<uint8_t*>(src->data());
   for (size_t i = 0; i < kBlocks * kBlock; ++i) s[i] = static_cast<uint8_t>(i * 131 + i / kBlock);
-  std::vector<Block> blocks;
-  // Reversed: block i of the source goes to slot kBlocks - 1 - i.
-  for (size_t i = 0; i < kBlocks; ++i) {
-    blocks.push_back({&*src, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
-  }
+  const std::vector<Block> blocks = Reversed(*src, kBlocks, kBlock);
   auto note = receiver_->PostRecv("b", 1, *note_into, 0, 64);
   ASSERT_TRUE(note.ok());
   const Notification notification{1, ""};
@@ -192,11 +140,7 @@ TEST_P(WindowTest, AThousandSmallBlocksWithOneNotification) {
   auto arrived = receiver_->Wait(*note, 10000);
   ASSERT_TRUE(arrived.ok() && arrived->status.ok());
   EXPECT_EQ(arrived->length, 0u);
-  for (size_t i = 0; i < kBlocks; ++i) {
-    ASSERT_EQ(Checksum(owned() + (kBlocks - 1 - i) * kBlock, kBlock),
-              Checksum(s + i * kBlock, kBlock))
-        << "block " << i;
-  }
+  ASSERT_TRUE(HoldsReversed(s, kBlocks, kBlock));
 }
 
 TEST_P(WindowTest, MoreBlocksThanOneRmaRequestTakesWithOneNotification) {
@@ -210,11 +154,8 @@ TEST_P(WindowTest, MoreBlocksThanOneRmaRequestTakesWithOneNotification) {
   ASSERT_TRUE(src.ok() && back.ok() && note_into.ok());
   auto* s = static_cast<uint8_t*>(src->data());
   for (size_t i = 0; i < kBlocks * kBlock; ++i) s[i] = static_cast<uint8_t>(i * 29 + i / kBlock);
-  std::vector<Block> blocks, reads;
-  for (size_t i = 0; i < kBlocks; ++i) {
-    blocks.push_back({&*src, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
-    reads.push_back({&*back, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
-  }
+  const std::vector<Block> blocks = Reversed(*src, kBlocks, kBlock);
+  const std::vector<Block> reads = Reversed(*back, kBlocks, kBlock);
   auto note = receiver_->PostRecv("b", 5, *note_into, 0, 64);
   ASSERT_TRUE(note.ok());
   const Notification notification{5, "both"};
@@ -223,11 +164,7 @@ TEST_P(WindowTest, MoreBlocksThanOneRmaRequestTakesWithOneNotification) {
   EXPECT_EQ(moved, kBlocks * kBlock);
   auto arrived = receiver_->Wait(*note, 10000);
   ASSERT_TRUE(arrived.ok() && arrived->status.ok());
-  for (size_t i = 0; i < kBlocks; ++i) {
-    ASSERT_EQ(Checksum(owned() + (kBlocks - 1 - i) * kBlock, kBlock),
-              Checksum(s + i * kBlock, kBlock))
-        << "block " << i;
-  }
+  ASSERT_TRUE(HoldsReversed(s, kBlocks, kBlock));
   // And back out, each block to where it came from.
   ASSERT_TRUE(Finish(sender_->Read("a", window_, reads), *sender_).ok());
   EXPECT_EQ(Checksum(back->data(), kBlocks * kBlock), Checksum(s, kBlocks * kBlock));
@@ -297,10 +234,7 @@ TEST_P(WindowTest, TheNotificationFindsEveryByteInPlace) {
   auto note_into = receiver_->AllocateHost(64);
   ASSERT_TRUE(src.ok() && note_into.ok());
   auto* s = static_cast<uint8_t*>(src->data());
-  std::vector<Block> blocks;
-  for (size_t i = 0; i < kBlocks; ++i) {
-    blocks.push_back({&*src, i * kBlock, (kBlocks - 1 - i) * kBlock, kBlock});
-  }
+  const std::vector<Block> blocks = Reversed(*src, kBlocks, kBlock);
   const Notification notification{3, "landed"};
   for (int round = 1; round <= 10; ++round) {
     for (size_t i = 0; i < kBlocks * kBlock; ++i) s[i] = static_cast<uint8_t>(i * 7 + round);
@@ -310,11 +244,7 @@ TEST_P(WindowTest, TheNotificationFindsEveryByteInPlace) {
     ASSERT_TRUE(op.ok()) << op.status();
     auto arrived = receiver_->Wait(*note, 10000);
     ASSERT_TRUE(arrived.ok() && arrived->status.ok()) << round;
-    for (size_t i = 0; i < kBlocks; ++i) {
-      ASSERT_EQ(Checksum(owned() + (kBlocks - 1 - i) * kBlock, kBlock),
-                Checksum(s + i * kBlock, kBlock))
-          << "round " << round << ", block " << i;
-    }
+    ASSERT_TRUE(HoldsReversed(s, kBlocks, kBlock)) << "round " << round;
     ASSERT_TRUE(Finish(std::move(op), *sender_).ok());  // before the source changes
   }
 }
@@ -481,156 +411,6 @@ TEST_P(WindowTest, TheOwnersDaemonChecksTheBoundsItself) {
   absl::Status st = Finish(sender_->Write("a", longer, past), *sender_);
   EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange) << st;
   for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(owned()[i], 0) << i;
-}
-
-// A helper process's line "<key> <value>" from its log, once it printed one.
-std::string LineOf(Child& child, const std::string& key) {
-  std::string value;
-  WaitFor(
-      [&] {
-        const std::string log = child.Log();
-        const size_t at = log.rfind(key + " ");
-        if (at == std::string::npos) return false;
-        const size_t end = log.find('\n', at);
-        if (end == std::string::npos) return false;
-        value = log.substr(at + key.size() + 1, end - at - key.size() - 1);
-        return true;
-      },
-      std::chrono::seconds(20));
-  return value;
-}
-
-TEST_P(WindowTest, TheOwnerKilledMidBatchFailsTheBatchesWithoutAHang) {
-  constexpr size_t kBlocks = 1000, kBlock = 16384;
-  Child owner({HelperPath("window_peer"), "owner", receiving_daemon().socket(),
-               std::to_string(kBlocks * kBlock)},
-              dir_.File("owner.log"));
-  const std::string hex = LineOf(owner, "descriptor");
-  ASSERT_FALSE(hex.empty()) << owner.Log();
-  auto window = Window::FromDescriptor(absl::HexStringToBytes(hex));
-  ASSERT_TRUE(window.ok()) << window.status();
-  auto src = sender_->AllocateHost(kBlocks * kBlock);
-  ASSERT_TRUE(src.ok());
-  std::vector<Block> batch;
-  for (size_t i = 0; i < kBlocks; ++i) batch.push_back({&*src, i * kBlock, i * kBlock, kBlock});
-  std::atomic<int> ok{0};
-  std::atomic<bool> stop{false}, ended{false};
-  absl::Status last;
-  std::thread writer([&] {
-    absl::Cleanup end = [&] { ended = true; };
-    while (!stop.load()) {
-      auto op = sender_->Write("a", *window, batch);
-      if (!op.ok()) {
-        last = op.status();
-        return;
-      }
-      auto done = sender_->Wait(*op, 20000);  // never a hang: every batch ends
-      if (!done.ok()) {
-        last = done.status();
-        return;
-      }
-      if (!done->status.ok()) {
-        last = done->status;
-        return;
-      }
-      ++ok;
-    }
-  });
-  absl::Cleanup join = [&] {  // on every way out, failed assertions too
-    stop = true;
-    writer.join();
-  };
-  ASSERT_TRUE(WaitFor([&] { return ok.load() >= 3; }, std::chrono::seconds(20)));
-  owner.Signal(SIGKILL);
-  // The writer ends at the first batch that fails.
-  EXPECT_TRUE(WaitFor([&] { return ended.load(); }, std::chrono::seconds(30)));
-  std::move(join).Invoke();
-  EXPECT_EQ(last.code(), absl::StatusCode::kFailedPrecondition) << last;
-  EXPECT_THAT(last.message(), HasSubstr("revoked"));
-}
-
-TEST_P(WindowTest, TheInitiatorKilledMidBatchLeavesTheWindowFree) {
-  constexpr size_t kBlocks = 1000, kBlock = 16384;
-  ExposeHost(kBlocks * kBlock, {.notify_endpoint = "b"});
-  Child writer(
-      {HelperPath("window_peer"), "writer", sending_daemon().socket(),
-       absl::BytesToHexString(window_.descriptor), std::to_string(kBlocks), std::to_string(kBlock)},
-      dir_.File("writer.log"));
-  ASSERT_TRUE(WaitFor([&] { return writer.Log().find("wrote 3") != std::string::npos; },
-                      std::chrono::seconds(20)))
-      << writer.Log();
-  writer.Signal(SIGKILL);
-  writer.Wait(std::chrono::seconds(10));
-  // Nothing holds the window past its bound: it is revoked at once and
-  // its memory is the owner's again.
-  ASSERT_TRUE(receiver_->Unexpose(window_).ok());
-  auto again = receiver_->Expose(*owned_, 0, kBlock, {});
-  ASSERT_TRUE(again.ok());
-  auto src = sender_->AllocateHost(kBlock);
-  ASSERT_TRUE(src.ok());
-  const Block one[] = {{&*src, 0, 0, kBlock}};
-  EXPECT_TRUE(Finish(sender_->Write("a", *again, one), *sender_).ok());
-}
-
-TEST_P(WindowTest, TheOwnersDaemonKilledMidBatchFailsUnavailableWithoutAHang) {
-  if (!remote()) GTEST_SKIP() << "two daemons";
-  constexpr size_t kBlocks = 1000, kBlock = 16384;
-  ExposeHost(kBlocks * kBlock, {.notify_endpoint = "b"});
-  auto src = sender_->AllocateHost(kBlocks * kBlock);
-  ASSERT_TRUE(src.ok());
-  std::vector<Block> batch;
-  for (size_t i = 0; i < kBlocks; ++i) batch.push_back({&*src, i * kBlock, i * kBlock, kBlock});
-  std::atomic<int> ok{0};
-  std::atomic<bool> stop{false}, ended{false};
-  absl::Status last;
-  std::thread writer([&] {
-    absl::Cleanup end = [&] { ended = true; };
-    while (!stop.load()) {
-      auto op = sender_->Write("a", window_, batch);
-      if (!op.ok()) {
-        last = op.status();
-        return;
-      }
-      auto done = sender_->Wait(*op, 20000);  // every batch ends, the one cut short too
-      last = done.ok() ? done->status : done.status();
-      if (!last.ok()) return;
-      ++ok;
-    }
-  });
-  absl::Cleanup join = [&] {  // on every way out, failed assertions too
-    stop = true;
-    writer.join();
-  };
-  ASSERT_TRUE(WaitFor([&] { return ok.load() >= 3; }, std::chrono::seconds(20)));
-  receiving_daemon().process().Signal(SIGKILL);
-  // The writer ends at the first batch that fails.
-  EXPECT_TRUE(WaitFor([&] { return ended.load(); }, std::chrono::seconds(30)));
-  std::move(join).Invoke();
-  EXPECT_EQ(last.code(), absl::StatusCode::kUnavailable) << last;
-}
-
-TEST_P(WindowTest, AWindowOnAGoneNodeFailsUnavailable) {
-  if (!remote()) GTEST_SKIP() << "two daemons";
-  ExposeHost(4096);
-  auto src = sender_->AllocateHost(4096);
-  ASSERT_TRUE(src.ok());
-  const Block one[] = {{&*src, 0, 0, 64}};
-  ASSERT_TRUE(Finish(sender_->Write("a", window_, one), *sender_).ok());
-  Window elsewhere = window_;
-  elsewhere.descriptor.replace(elsewhere.descriptor.size() - 6, 6, "node-z");
-  absl::Status st =
-      Finish(sender_->Write("a", *Window::FromDescriptor(elsewhere.descriptor), one), *sender_);
-  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
-  receiver_.reset();
-  owned_.reset();
-  receiving_daemon().process().Signal(SIGKILL);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        st = Finish(sender_->Write("a", window_, one), *sender_);
-        return st.code() == absl::StatusCode::kUnavailable;
-      },
-      std::chrono::seconds(20)))
-      << st;
 }
 
 }  // namespace
