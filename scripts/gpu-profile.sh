@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Profiles axon-bench on the GPU machine with the perf that
+# Profiles a benchmark on the GPU machine with the perf that
 # `scripts/gpu-bundle.sh --profile` packed (that machine has no perf).
 #   scripts/gpu-profile.sh OUT_DIR NAME [axon-bench ARGS...]
+#   AXON_PROFILE=call-bench scripts/gpu-profile.sh OUT_DIR NAME [call-bench ARGS...]
 # writes OUT_DIR/NAME.txt (the benchmark's table) and OUT_DIR/NAME-perf.txt
 # (where every thread spent its samples, system-wide, by thread and symbol,
 # then each daemon's loop thread alone).
@@ -12,13 +13,13 @@ shift 2
 [[ -x $repo/.bundle/perf/perf ]] || tar -C "$repo/.bundle" -xJf "$repo/.bundle/perf.tar.xz"
 perf() { LD_LIBRARY_PATH=$repo/.bundle/perf/lib "$repo/.bundle/perf/perf" "$@"; }
 data=/tmp/axon-profile-$name.data
-perf record -q -a -F 4999 -o "$data" -- bash "$repo/scripts/gpu-run.sh" bench "$@" \
+perf record -q -a -F 4999 -o "$data" -- bash "$repo/scripts/gpu-run.sh" "${AXON_PROFILE:-bench}" "$@" \
   > "$out/$name.txt" 2>&1
 {
   echo "== samples by thread (pid:name)"
   perf report -i "$data" --no-children --sort pid --stdio --percent-limit 0.5 2>/dev/null |
     grep -v '^#' | grep -v '^$' | head -30
-  for thread in axond-ucx bench-send bench-recv bench-echo; do
+  for thread in axond-ucx bench-send bench-recv bench-echo axon-progress axon-handler call-bench; do
     echo "== $thread, by symbol (every process with a thread of that name)"
     perf report -i "$data" --no-children --comms "$thread" --percentage relative \
       --sort pid,sym --stdio \

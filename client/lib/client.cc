@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -324,6 +325,9 @@ void Client::StartProgressThread() {
   std::lock_guard<std::mutex> lock(progress_mu_);
   if (progress_.joinable()) return;
   progress_ = std::thread([this] {
+    // Named for top -H and profiles: the thread that completes this
+    // process's calls and operations.
+    ::pthread_setname_np(::pthread_self(), "axon-progress");
     while (!stop_progress_) {
       // With the daemon gone there is nothing to drive: no busy loop.
       if (!session_->Progress(50).ok() && session_->daemon_gone) {

@@ -1,4 +1,6 @@
 // libaxon, part: the serving side of calls (Server, Responder, ServerCore).
+#include <pthread.h>
+
 #include <exception>
 
 #include "absl/strings/str_cat.h"
@@ -109,6 +111,7 @@ void ServerCore::EndAnswer() {
 }
 
 void ServerCore::Report() {
+  ::pthread_setname_np(::pthread_self(), "axon-report");
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     const bool stopping =
@@ -270,6 +273,7 @@ std::shared_ptr<ServerCall> ServerCore::TryTake() {
 }
 
 void ServerCore::Work() {
+  ::pthread_setname_np(::pthread_self(), "axon-handler");
   while (true) {
     // A request due within microseconds is taken without sleeping; a
     // worker that loses the claim to another goes back to spinning, not to
