@@ -3,6 +3,10 @@
 # `scripts/gpu-bundle.sh --profile` packed (that machine has no perf).
 #   scripts/gpu-profile.sh OUT_DIR NAME [axon-bench ARGS...]
 #   AXON_PROFILE=call-bench scripts/gpu-profile.sh OUT_DIR NAME [call-bench ARGS...]
+#   AXON_PROFILE_GRAPH=SECONDS ...: instead, call graphs (DWARF) of the
+#   daemons alone for SECONDS, from AXON_PROFILE_DELAY (8) seconds into the
+#   run, into OUT_DIR/NAME-graph.txt: who calls each loop thread's top
+#   symbols (give the bench a long sustained phase).
 # writes OUT_DIR/NAME.txt (the benchmark's table) and OUT_DIR/NAME-perf.txt
 # (where every thread spent its samples, system-wide, by thread and symbol,
 # then each daemon's loop thread alone).
@@ -13,6 +17,19 @@ shift 2
 [[ -x $repo/.bundle/perf/perf ]] || tar -C "$repo/.bundle" -xJf "$repo/.bundle/perf.tar.xz"
 perf() { LD_LIBRARY_PATH=$repo/.bundle/perf/lib "$repo/.bundle/perf/perf" "$@"; }
 data=/tmp/axon-profile-$name.data
+if [[ -n ${AXON_PROFILE_GRAPH:-} ]]; then
+  bash "$repo/scripts/gpu-run.sh" "${AXON_PROFILE:-bench}" "$@" > "$out/$name.txt" 2>&1 &
+  bench=$!
+  sleep "${AXON_PROFILE_DELAY:-8}"
+  pids=$(pgrep -d, -f 'bin/axond ')
+  perf record -q --call-graph dwarf,8192 -F 1999 -p "$pids" -o "$data" -- \
+    sleep "$AXON_PROFILE_GRAPH" 2> "$out/$name-graph.txt"
+  wait "$bench"
+  perf report -i "$data" --no-children --comms axond-ucx --sort sym --stdio -G \
+    --percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-180 |
+    head -1500 >> "$out/$name-graph.txt"
+  exit 0
+fi
 perf record -q -a -F 4999 -o "$data" -- bash "$repo/scripts/gpu-run.sh" "${AXON_PROFILE:-bench}" "$@" \
   > "$out/$name.txt" 2>&1
 {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/submit.h"
+#include "common/clock.h"
 #include "common/wire/ring_ops.h"
 
 namespace axon::internal {
@@ -128,7 +129,7 @@ std::vector<Tensor> InlineTensors(const wire::CallFrame& frame, const uint8_t* m
 
 uint32_t RemainingMs(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return 0;
-  const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+  const int64_t ms = absl::ToInt64Milliseconds(deadline - axon::Now());
   return static_cast<uint32_t>(std::clamp<int64_t>(ms, 1, UINT32_MAX));
 }
 

@@ -7,6 +7,7 @@
 #include "client/lib/call_runtime.h"
 #include "client/lib/call_state.h"
 #include "client/lib/recycled.h"
+#include "common/clock.h"
 #include "common/cuda/driver.h"
 #include "common/wire/call.h"
 
@@ -199,10 +200,10 @@ constexpr uint32_t kMinReplyRoom = 256;
 constexpr absl::Duration kSpinBeforeSleep = absl::Microseconds(50);
 
 bool SpinUntilEnded(const internal::CallState& state, absl::Time until) {
-  const absl::Time spin_until = std::min(until, absl::Now() + kSpinBeforeSleep);
+  const absl::Time spin_until = std::min(until, axon::Now() + kSpinBeforeSleep);
   for (int i = 0;; ++i) {
     if (state.ended_flag.load(std::memory_order_acquire)) return true;
-    if (i % 64 == 63 && absl::Now() > spin_until) return false;
+    if (i % 64 == 63 && axon::Now() > spin_until) return false;
   }
 }
 
@@ -216,7 +217,7 @@ absl::StatusOr<Reply> PendingCall::Wait() const {
 }
 
 bool PendingCall::WaitFor(int timeout_ms) const {
-  const absl::Time until = absl::Now() + absl::Milliseconds(timeout_ms);
+  const absl::Time until = axon::Now() + absl::Milliseconds(timeout_ms);
   if (SpinUntilEnded(*state_, until)) return true;
   std::unique_lock<std::mutex> lock(state_->mu);
   return state_->ended_cv.wait_until(lock, absl::ToChronoTime(until),
@@ -294,7 +295,7 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   state->call_id = runtime.NextCallId();
   state->max_reply_bytes = options.max_reply_bytes;
   if (options.timeout_ms != 0) {
-    state->deadline = absl::Now() + absl::Milliseconds(options.timeout_ms);
+    state->deadline = axon::Now() + absl::Milliseconds(options.timeout_ms);
   }
   state->reply_into.assign(options.reply_into.begin(), options.reply_into.end());
   state->reply_apart = apart;

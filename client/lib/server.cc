@@ -9,6 +9,7 @@
 #include "client/lib/server_core.h"
 #include "client/lib/session.h"
 #include "client/lib/submit.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/wire/call.h"
 
@@ -153,7 +154,7 @@ void ServerCore::OnArrival(const Message& message) {
   auto call = std::allocate_shared<ServerCall>(Recycled<ServerCall>());
   call->core = shared_from_this();
   call->message = message;
-  call->arrived = absl::Now();
+  call->arrived = axon::Now();
   absl::Status bad;
   if (message.tag != wire::kCallRequestTag) {
     bad = absl::InvalidArgumentError(absl::StrCat("tag ", message.tag, " is not a call's"));
@@ -278,7 +279,7 @@ void ServerCore::Work() {
     // A request due within microseconds is taken without sleeping; a
     // worker that loses the claim to another goes back to spinning, not to
     // sleep (which would cost the next request a wake-up).
-    const absl::Time spin_until = absl::Now() + absl::Microseconds(50);
+    const absl::Time spin_until = axon::Now() + absl::Microseconds(50);
     std::shared_ptr<ServerCall> call;
     for (int i = 0; !call; ++i) {
       if (stopping_.load(std::memory_order_relaxed)) return;
@@ -286,7 +287,7 @@ void ServerCore::Work() {
         call = TryTake();
         continue;
       }
-      if (i % 64 != 63 || absl::Now() <= spin_until) continue;
+      if (i % 64 != 63 || axon::Now() <= spin_until) continue;
       std::unique_lock<std::mutex> lock(queue_mu_);
       ++sleeping_;
       ready_cv_.wait(lock, [this] { return stopping_.load() || queued_.load() > 0; });
@@ -298,7 +299,7 @@ void ServerCore::Work() {
 
 void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {
   const Request& request = call->request;
-  if (absl::Now() > request.deadline) {
+  if (axon::Now() > request.deadline) {
     call->answered = true;
     call->code = absl::StatusCode::kDeadlineExceeded;
     Finish(call, /*dropped=*/true);  // its caller has given up
@@ -396,7 +397,7 @@ void ServerCore::Finish(const std::shared_ptr<ServerCall>& call, bool dropped) {
     ++c.calls;
     if (call->code != absl::StatusCode::kOk) ++c.errors;
     if (dropped) ++c.dropped;
-    c.latency.Add(absl::ToDoubleMicroseconds(absl::Now() - call->arrived));
+    c.latency.Add(absl::ToDoubleMicroseconds(axon::Now() - call->arrived));
   }
   if (dropped) {
     spdlog::debug("endpoint {}: the reply to call {} from {} was dropped (the caller is gone)",

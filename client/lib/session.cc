@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/slot_hold.h"
+#include "common/clock.h"
 #include "common/cpu_relax.h"
 #include "common/errno_status.h"
 #include "common/fd_passing.h"
@@ -435,7 +436,7 @@ void Session::AddCallback(uint64_t op_id, Callback done) {
 absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
                                const std::function<bool()>& take) {
   if (!completions) return absl::FailedPreconditionError("the session has no rings");
-  const absl::Time start = absl::Now();
+  const absl::Time start = axon::Now();
   const absl::Time deadline = start + absl::Milliseconds(wait_ms);
   const absl::Time spin_until = start + absl::Microseconds(50);
   // The clock is read once every kSpinsPerClock empty polls: reading it on
@@ -451,11 +452,11 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
       if (!reconnecting) return GoneStatus();
       // What waits now (a kept receive, the next arrival) may still come
       // once the reconnector is back: wait for it, within the deadline.
-      if (absl::Now() > deadline) {
+      if (axon::Now() > deadline) {
         return absl::DeadlineExceededError("the operation did not complete in time");
       }
       drained.wait_until(
-          lock, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Milliseconds(50))));
+          lock, absl::ToChronoTime(std::min(deadline, axon::Now() + absl::Milliseconds(50))));
       continue;
     }
     if (!due.empty() || ArrivalsToRun()) {  // drained by another path (a full submission ring)
@@ -482,7 +483,7 @@ absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
       continue;
     }
     spins = 0;
-    now = absl::Now();
+    now = axon::Now();
     if (now > deadline) {
       return absl::DeadlineExceededError("the operation did not complete in time");
     }
