@@ -123,6 +123,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config, ConfigSourc
                      "memory, else staged through pinned host memory"
                    : "staged through pinned host memory");
 
+  if (auto st = d->StartShardLoops(); !st.ok()) return st;
   if (auto st = d->StartPeers(); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("cannot start the peer plane: ", st.message()));
   }
@@ -273,6 +274,19 @@ absl::Status Daemon::StartMetrics() {
   return absl::OkStatus();
 }
 
+absl::Status Daemon::StartShardLoops() {
+  const int count = EngineShards::CountFor(state_.config.engine.shards);
+  for (int i = 1; i < count; ++i) {
+    auto loop = ucx::Loop::StartOn(shared_context_);
+    if (!loop.ok()) {
+      return absl::Status(loop.status().code(), absl::StrCat("cannot start engine shard ", i, ": ",
+                                                             loop.status().message()));
+    }
+    shard_loops_.push_back(*std::move(loop));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Daemon::StartPeers() {
   const Config& cfg = state_.config;
   if (cfg.peers.listen.empty()) {
@@ -285,6 +299,16 @@ absl::Status Daemon::StartPeers() {
                       // its UCX can, and its gpu.remote_path allows it.
                       .capabilities = state_.gpu_direct ? wire::kCapCudaMemory : 0,
                       .transports = ucx_->info().transports};
+  if (cfg.engine.remote == "own") {
+    for (const auto& loop : shard_loops_) {
+      ucx::Loop* raw = loop.get();
+      auto address = raw->Call<absl::StatusOr<std::vector<uint8_t>>>(
+          [raw] { return raw->DataWorkerFromLoop().Address(); }, absl::Seconds(30));
+      if (!address.ok()) return address.status();
+      if (!address->ok()) return address->status();
+      options.shard_addresses.push_back(**std::move(address));
+    }
+  }
   ucx::Loop* loop = ucx_.get();
   auto started = loop->Call<absl::StatusOr<std::unique_ptr<PeerManager>>>(
       [loop,
@@ -316,6 +340,7 @@ absl::Status Daemon::StartRingEngine() {
       .copy_threads = HostCopier::ThreadsFor(cfg.engine.copy_threads),
       .copy_min_bytes = static_cast<uint64_t>(cfg.engine.parallel_copy_min_kib) << 10,
       .peers = peers_.get(),
+      .shard_links = cfg.engine.remote == "own" ? peers_.get() : nullptr,
       .limits = {.eager_limit = static_cast<uint64_t>(cfg.peers.eager_limit),
                  .max_in_flight = static_cast<uint64_t>(cfg.peers.max_in_flight),
                  .gpu_direct = state_.gpu_direct,
@@ -324,18 +349,9 @@ absl::Status Daemon::StartRingEngine() {
                  .same_host_handles = cfg.gpu.same_host == "handles",
                  .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms),
                  .window_rma = cfg.peers.window_transfer == "rma"}};
-  const int count = EngineShards::CountFor(cfg.engine.shards);
-  sessions_->SetShards(static_cast<size_t>(count));
-  std::vector<std::unique_ptr<ucx::Loop>> more;
-  for (int i = 1; i < count; ++i) {
-    auto loop = ucx::Loop::StartOn(shared_context_);
-    if (!loop.ok()) {
-      return absl::Status(loop.status().code(), absl::StrCat("cannot start engine shard ", i, ": ",
-                                                             loop.status().message()));
-    }
-    more.push_back(*std::move(loop));
-  }
-  auto shards = EngineShards::Start(*ucx_, std::move(more), *sessions_, std::move(options));
+  sessions_->SetShards(shard_loops_.size() + 1);
+  auto shards =
+      EngineShards::Start(*ucx_, std::exchange(shard_loops_, {}), *sessions_, std::move(options));
   if (!shards.ok()) return shards.status();
   shards_ = *std::move(shards);
   state_.engine = shards_.get();

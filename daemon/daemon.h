@@ -38,6 +38,9 @@ class Daemon {
   void ReloadConfig();
   void FeedWatchdog();
   void Shutdown(const char* why);
+  // The loops of engine shards 1..N-1 (their workers' addresses go in the
+  // peer plane's hellos).
+  absl::Status StartShardLoops();
   absl::Status StartPeers();
   absl::Status StartRingEngine();
   absl::Status StartMetrics();
@@ -54,6 +57,8 @@ class Daemon {
   std::unique_ptr<ucx::Loop> ucx_;
   // Shared by the engine shards' loops when there are several.
   std::shared_ptr<ucx::Context> shared_context_;
+  // Engine shards 1..N-1's loops until EngineShards takes them.
+  std::vector<std::unique_ptr<ucx::Loop>> shard_loops_;
   std::unique_ptr<FdBudget> fds_;       // read by the listeners and sessions below
   std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
   std::unique_ptr<EngineShards> shards_;

@@ -25,9 +25,16 @@ if [[ -n ${AXON_PROFILE_GRAPH:-} ]]; then
   perf record -q --call-graph dwarf,8192 -F 1999 -p "$pids" -o "$data" -- \
     sleep "$AXON_PROFILE_GRAPH" 2> "$out/$name-graph.txt"
   wait "$bench"
-  perf report -i "$data" --no-children --comms axond-ucx --sort sym --stdio -G \
-    --percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-180 |
-    head -1500 >> "$out/$name-graph.txt"
+  # The loop threads' top symbols, then who calls the ones named in
+  # AXON_PROFILE_CALLERS (comma-separated), each chain from the symbol up.
+  perf report -i "$data" --no-children --comms axond-ucx --sort sym --stdio -g none \
+    --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-180 |
+    head -60 >> "$out/$name-graph.txt"
+  if [[ -n ${AXON_PROFILE_CALLERS:-} ]]; then
+    perf report -i "$data" --no-children --comms axond-ucx --symbols "$AXON_PROFILE_CALLERS" \
+      --sort sym --stdio -g graph,0.5,callee,function,percent 2>/dev/null | grep -v '^#' |
+      grep -v '^$' | cut -c1-180 | head -600 >> "$out/$name-graph.txt"
+  fi
   exit 0
 fi
 perf record -q -a -F 4999 -o "$data" -- bash "$repo/scripts/gpu-run.sh" "${AXON_PROFILE:-bench}" "$@" \

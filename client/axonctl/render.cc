@@ -225,6 +225,10 @@ std::string RenderPeers(const v1::ListPeersResponse& peers) {
                           absl::StrCat(p.bytes_sent(), "/", p.bytes_received()),
                           p.gpu_path().empty() ? "-" : p.gpu_path(),
                           p.transports().empty() ? "-" : absl::StrJoin(p.transports(), ","));
+    if (p.shard_links() > 0) {
+      absl::StrAppendFormat(&out, "%-14s shard links: %d (%d frames)\n", "", p.shard_links(),
+                            p.shard_frames());
+    }
     if (p.state() != "up" && !p.last_error().empty()) {
       absl::StrAppendFormat(
           &out, "%-14s last error: %s%s\n", "", p.last_error(),

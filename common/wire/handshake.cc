@@ -23,6 +23,14 @@ std::vector<uint8_t> EncodeHello(const Hello& hello) {
   const size_t address = std::min(hello.worker_address.size(), kMaxWorkerAddress);
   w.U32(static_cast<uint32_t>(address));
   w.Fixed(absl::MakeConstSpan(hello.worker_address).subspan(0, address));
+  const size_t shards = std::min(hello.shard_addresses.size(), kMaxShardAddresses);
+  w.U16(static_cast<uint16_t>(shards));
+  for (size_t i = 0; i < shards; ++i) {
+    const auto& a = hello.shard_addresses[i];
+    const size_t n = std::min(a.size(), kMaxWorkerAddress);
+    w.U32(static_cast<uint32_t>(n));
+    w.Fixed(absl::MakeConstSpan(a).subspan(0, n));
+  }
   return w.Take();
 }
 
@@ -66,6 +74,22 @@ absl::StatusOr<Hello> DecodeHello(absl::Span<const uint8_t> body) {
   auto address = r.Fixed(*address_size);
   if (!address.ok()) return address.status();
   hello.worker_address = *std::move(address);
+  auto shards = r.U16();
+  if (!shards.ok()) return shards.status();
+  if (*shards > kMaxShardAddresses) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hello lists ", *shards, " shard addresses; at most ", kMaxShardAddresses));
+  }
+  for (uint16_t i = 0; i < *shards; ++i) {
+    auto n = r.U32();
+    if (!n.ok()) return n.status();
+    if (*n == 0 || *n > kMaxWorkerAddress) {
+      return absl::InvalidArgumentError(absl::StrCat("shard address of ", *n, " bytes"));
+    }
+    auto a = r.Fixed(*n);
+    if (!a.ok()) return a.status();
+    hello.shard_addresses.push_back(*std::move(a));
+  }
   if (r.remaining() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(r.remaining(), " stray bytes after hello"));
   }

@@ -7,6 +7,9 @@
 // Once up, each side connects a second, data endpoint to the other's UCX
 // worker address (which, unlike the sockaddr connection, may use shared
 // memory or CUDA IPC on one host) and binds it with DataBind{their nonce}.
+// A daemon with several engine shards lists the worker addresses of shards
+// 1..N-1 too: shard k of each side connects to shard k of the other (for k
+// below both counts) and binds the same way, on that shard's worker.
 // proof_x = HMAC-SHA256(token, role_x | nonce_dialer | nonce_acceptor | name_x); both nonces
 // are fresh random bytes, so a recorded proof is useless later. Without a
 // token the proofs are empty, and a side that has a token refuses them.
@@ -29,6 +32,7 @@ inline constexpr size_t kMaxTransports = 64;
 inline constexpr size_t kMaxTransportName = 64;
 inline constexpr size_t kMaxReason = 512;
 inline constexpr size_t kMaxWorkerAddress = 32 * 1024;
+inline constexpr size_t kMaxShardAddresses = 63;
 
 // Capability bits.
 // The node takes GPU data in CUDA memory (the direct path): its UCX can, and
@@ -44,6 +48,8 @@ struct Hello {
   Nonce nonce{};
   std::vector<uint8_t> proof;           // empty, or kProofSize bytes
   std::vector<uint8_t> worker_address;  // the sender's UCX worker address; may be empty
+  // Its engine shards 1..N-1's worker addresses (none with one shard).
+  std::vector<std::vector<uint8_t>> shard_addresses;
 };
 
 std::vector<uint8_t> EncodeHello(const Hello& hello);

@@ -33,7 +33,9 @@ inline constexpr uint32_t kMagic = 0x314e5841;  // "AXN1" in little endian
 // 5: a connection both sides found idle is closed by agreement (kIdleClose).
 // 6: kData may carry a one-sided operation's window section (DataBody::window).
 // 7: window sections may be RMA requests (kRmaWrite, kRmaRead).
-inline constexpr uint16_t kVersion = 7;
+// 8: Hello lists the worker addresses of the sender's engine shards 1..N-1;
+// messages between sessions of shard k go on shard k's own data endpoints.
+inline constexpr uint16_t kVersion = 8;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr size_t kMaxBodyLength = 64 * 1024;
 inline constexpr uint64_t kMaxPayloadLength = uint64_t{1} << 40;  // 1 TiB

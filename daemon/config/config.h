@@ -88,6 +88,7 @@ struct Config {
     int shards = 0;                     // engine threads; 0: EngineShards::CountFor picks
     int copy_threads = 0;               // 0: HostCopier::ThreadsFor picks
     int64_t parallel_copy_min_kib = 0;  // local copies this large go to them
+    std::string remote;                 // messages to other nodes from shards 1..N-1: own, shard0
   } engine;
   struct Metrics {
     std::string listen;  // "ip:port" of the Prometheus endpoint; empty: off

@@ -164,6 +164,11 @@ absl::Status CheckWindowTransfer(const std::string& how) {
   return absl::InvalidArgumentError(absl::StrCat("'", how, "' is not one of rma, frames"));
 }
 
+absl::Status CheckEngineRemote(const std::string& how) {
+  if (how == "own" || how == "shard0") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("'", how, "' is not one of own, shard0"));
+}
+
 absl::Status CheckFilePath(const std::string& path) {
   if (path.empty() || path.front() == '/') return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("path '", path, "' must be absolute"));
@@ -346,6 +351,7 @@ const std::vector<ConfigField>& ConfigSchema() {
       Int("engine", "copy_threads", &Config::engine, &Config::Engine::copy_threads, 0, 64),
       Int("engine", "parallel_copy_min_kib", &Config::engine,
           &Config::Engine::parallel_copy_min_kib, int64_t{64}, int64_t{1} << 30),
+      Str("engine", "remote", &Config::engine, &Config::Engine::remote, &CheckEngineRemote),
       Str("metrics", "listen", &Config::metrics, &Config::Metrics::listen, &CheckAddress),
   };
   return *schema;

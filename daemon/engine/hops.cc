@@ -110,8 +110,18 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
                        [this](Pending&& send, std::string to, uint64_t owner) {
                          Hand(shards_->ShardOf(owner), SendHop{std::move(send), std::move(to)});
                        });
-  // Shard 0 has the remote path, if this daemon has a peer plane.
-  if (index != 0 && shards.engine(0).remote_) {
+  // Shard 0 has the remote path, if this daemon has a peer plane. A shard
+  // with links of its own sends messages on them to the nodes it chose to
+  // (ShardPeers::OwnRouteFromLoop); one-sided transfers stay on shard 0.
+  if (index != 0 && shard_peers_ != nullptr) {
+    router_.SetRemote([this](Outgoing send) {
+      if (send.window.op == wire::WindowFrame::kNone && shard_peers_->OwnRouteFromLoop(send.node)) {
+        remote_->SendFromLoop(std::move(send));
+      } else {
+        Hand(0, RemoteHop{std::move(send)});
+      }
+    });
+  } else if (index != 0 && shards.engine(0).remote_) {
     router_.SetRemote([this](Outgoing send) { Hand(0, RemoteHop{std::move(send)}); });
   }
 }

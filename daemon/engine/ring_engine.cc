@@ -77,6 +77,13 @@ void RingEngine::AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits
       [remote = remote_.get()](Outgoing send) { remote->SendFromLoop(std::move(send)); });
 }
 
+void RingEngine::AttachShardPeersFromLoop(std::unique_ptr<ShardPeers> peers,
+                                          RemotePath::Limits limits) {
+  AXON_DCHECK_ON_LOOP();
+  shard_peers_ = std::move(peers);
+  AttachPeersFromLoop(*shard_peers_, limits);  // JoinFromLoop sets the route
+}
+
 absl::Status RingEngine::AddSessionFromLoop(uint64_t id, SessionRings rings) {
   AXON_DCHECK_ON_LOOP();
   const size_t ring_bytes = ring::RingBytes(wire::kRingSlots, wire::kRingSlotSize);

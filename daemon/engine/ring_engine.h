@@ -41,6 +41,7 @@
 #include "daemon/engine/remote_path.h"
 #include "daemon/engine/router.h"
 #include "daemon/memory/host_region.h"
+#include "daemon/peer/shard_peers.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/ucx/loop.h"
 #include "daemon/window/window_table.h"
@@ -129,6 +130,11 @@ class RingEngine final : private MatchSink {
   absl::Status AddSessionFromLoop(uint64_t session, SessionRings rings);
   // Connects the engine to other nodes (without it, sends there fail).
   void AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits);
+  // A shard > 0's own links to the peers' shards (EngineShards, shard
+  // links): it keeps them, and sends its sessions' messages on them.
+  void AttachShardPeersFromLoop(std::unique_ptr<ShardPeers> peers, RemotePath::Limits limits);
+  // Null unless attached.
+  ShardPeers* shard_peers() const { return shard_peers_.get(); }
   // Copies of at least `min_bytes` between two sessions of this node go to
   // `threads` copy threads of their own (HostCopier).
   absl::Status StartCopyThreadsFromLoop(int threads, uint64_t min_bytes);
@@ -461,6 +467,8 @@ class RingEngine final : private MatchSink {
   bool poll_clock_read_ = false;
   GpuCopier copier_;                         // GPU copies, polled with the rings
   std::unique_ptr<HostCopier> host_copier_;  // large host copies; null: all on this thread
+  // Before remote_, which holds on to it until it goes.
+  std::unique_ptr<ShardPeers> shard_peers_;  // a shard > 0's own links
   std::unique_ptr<RemotePath> remote_;       // null without a peer plane
   // Endpoint -> session, looked up by view (no string built per message), as of:
   absl::flat_hash_map<std::string, uint64_t> owners_;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "daemon/alloc_count.h"
+#include "daemon/peer/shard_peers.h"
 
 namespace axon::daemon {
 
@@ -28,11 +29,30 @@ absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
     ucx::Loop* loop = shards->loops_[i];
     // Built on its own thread, as it is used and destroyed there.
     auto made = loop->Call<std::unique_ptr<RingEngine>>(
-        [loop, &sessions, options, i] {
+        [loop, main_loop = &main, &sessions, options, i] {
           auto engine = std::make_unique<RingEngine>(*loop, sessions, options.node_name,
                                                      options.max_in_flight);
           if (i == 0 && options.peers != nullptr) {
             engine->AttachPeersFromLoop(*options.peers, options.limits);
+          }
+          if (i > 0 && options.shard_links != nullptr) {
+            // A failed link drops the peer's connection on shard 0, if it
+            // is still the one the link was made for.
+            PeerManager* links = options.shard_links;
+            auto peers = ShardPeers::StartFromLoop(
+                loop->DataWorkerFromLoop(), i,
+                [main_loop, links](const std::string& node, uint64_t connection,
+                                   const std::string& why) {
+                  main_loop->Post([links, node, connection, why] {
+                    links->DropFromLoopIf(node, connection, why);
+                  });
+                });
+            if (!peers.ok()) {
+              spdlog::warn("engine shard {}: no links to peers ({}): through shard 0", i,
+                           peers.status().message());
+            } else {
+              engine->AttachShardPeersFromLoop(*std::move(peers), options.limits);
+            }
           }
           if (auto st =
                   engine->StartCopyThreadsFromLoop(options.copy_threads, options.copy_min_bytes);
@@ -54,11 +74,64 @@ absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
     return true;
   });
   if (!joined.ok()) return joined.status();
+  if (options.shard_links != nullptr && shards->size() > 1) {
+    EngineShards* raw = shards.get();
+    PeerManager* links = options.shard_links;
+    auto linked = main.Call<absl::Status>([raw, links] { return raw->LinkShardsFromLoop(*links); },
+                                          kStartTimeout);
+    if (!linked.ok()) return linked.status();
+    if (!linked->ok()) return *linked;
+    shards->shard_links_ = links;
+  }
   return shards;
+}
+
+absl::Status EngineShards::LinkShardsFromLoop(PeerManager& peers) {
+  AXON_DCHECK_ON_LOOP();
+  // Posted in the order shard 0 sees them: a peer's down before its next up.
+  // The shards' engines outlive the fanout (the destructor clears it first).
+  peers.SetShardFanoutFromLoop(
+      ShardFanout{.up =
+                      [this](size_t shard, const ShardLinkInfo& link) {
+                        if (shard >= size()) return;
+                        RingEngine* e = engines_[shard].get();
+                        loops_[shard]->Post([e, link] {
+                          if (ShardPeers* p = e->shard_peers()) p->UpFromLoop(link);
+                        });
+                      },
+                  .down =
+                      [this](const std::string& node, const std::string& why) {
+                        for (size_t k = 1; k < size(); ++k) {
+                          RingEngine* e = engines_[k].get();
+                          loops_[k]->Post([e, node, why] {
+                            if (ShardPeers* p = e->shard_peers()) p->DownFromLoop(node, why);
+                          });
+                        }
+                      },
+                  .tick =
+                      [this] {
+                        for (size_t k = 1; k < size(); ++k) {
+                          RingEngine* e = engines_[k].get();
+                          loops_[k]->Post([e] {
+                            if (ShardPeers* p = e->shard_peers()) p->TickFromLoop();
+                          });
+                        }
+                      }});
+  return absl::OkStatus();
 }
 
 EngineShards::~EngineShards() {
   constexpr absl::Duration kStopTimeout = absl::Seconds(30);
+  // Shard 0's peer plane stops telling the others first.
+  if (shard_links_ != nullptr) {
+    auto cleared = loops_[0]->Call<bool>(
+        [links = shard_links_] {
+          links->SetShardFanoutFromLoop({});
+          return true;
+        },
+        kStopTimeout);
+    if (!cleared.ok()) spdlog::error("shutdown: shard 0 did not stop its shard links in time");
+  }
   // No shard posts to another from here on, and none serves rings.
   auto closed = OnEach<bool>(kStopTimeout, [this](size_t i, RingEngine& e) {
     loop(i).SetPollerFromLoop(nullptr, nullptr);

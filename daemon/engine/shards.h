@@ -2,7 +2,10 @@
 // RingEngine of its own, and serves the rings of the sessions whose id it
 // is given (id modulo the count), so that clients spread over cores instead
 // of queueing on one thread. Shard 0 runs on the loop that holds the peer
-// plane: it serves the sends to other nodes and takes what arrives from them.
+// plane (PeerManager). With shard links (engine.remote: own), shard k > 0
+// has a peer plane of its own (ShardPeers), fed by shard 0's: its sessions'
+// messages to a peer's shard k go on its own endpoints, and come back on
+// them; the rest to and from other nodes goes through shard 0.
 //
 // An endpoint's messages are matched by the shard that serves the session
 // that bound it; work for another shard's session hops there (hops.cc), in
@@ -26,6 +29,7 @@
 #include "absl/time/time.h"
 #include "daemon/engine/remote_path.h"
 #include "daemon/engine/ring_engine.h"
+#include "daemon/peer/peer_manager.h"
 #include "daemon/peer/peer_plane.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/ucx/loop.h"
@@ -42,6 +46,8 @@ class EngineShards {
     uint64_t copy_min_bytes = 0;
     // The peer plane (on loop 0) and the remote path's limits; null: none.
     PeerPlane* peers = nullptr;
+    // Set: shards 1..N-1 get links of their own from it (the same plane).
+    PeerManager* shard_links = nullptr;
     RemotePath::Limits limits;
   };
 
@@ -88,8 +94,12 @@ class EngineShards {
   template <typename T, typename Fn>
   absl::StatusOr<std::vector<T>> OnEach(absl::Duration timeout, Fn fn) const;
 
+  // Hooks shard 0's peer plane to the other shards' (shard links).
+  absl::Status LinkShardsFromLoop(PeerManager& peers);
+
   std::vector<ucx::Loop*> loops_;
   std::vector<std::unique_ptr<ucx::Loop>> own_loops_;  // loops_[1..]
+  PeerManager* shard_links_ = nullptr;                 // told the shards of its peers
   // Each destroyed on its own loop, in the destructor's body.
   std::vector<std::unique_ptr<RingEngine>> engines_;
 };

@@ -141,6 +141,9 @@ void Peers(Exposition& out, const v1::ListPeersResponse& r) {
   out.Family("axon_peer_reconnects_total", T::kCounter,
              "Times the connection to the peer came up again after it had been up.");
   for (const auto& p : r.peers()) out.Sample({{"peer", p.name()}}, p.reconnects());
+  out.Family("axon_peer_shard_frames_total", T::kCounter,
+             "Frames to and from the peer on the engine shards' own links (engine.remote).");
+  for (const auto& p : r.peers()) out.Sample({{"peer", p.name()}}, p.shard_frames());
 }
 
 void Sessions(Exposition& out, const v1::ListSessionsResponse& r,

@@ -91,6 +91,24 @@ void PeerManager::DropFromLoop(const std::string& node, const std::string& why) 
   if (it != peers_.end() && it->second.state != PeerState::kDown) MarkDown(it->second, why);
 }
 
+void PeerManager::DropFromLoopIf(const std::string& node, uint64_t connection,
+                                 const std::string& why) {
+  AXON_DCHECK_ON_LOOP();
+  auto it = peers_.find(node);
+  if (it != peers_.end() && it->second.connection_id == connection &&
+      it->second.state != PeerState::kDown) {
+    MarkDown(it->second, why);
+  }
+}
+
+void PeerManager::SetShardFanoutFromLoop(ShardFanout fanout) {
+  AXON_DCHECK_ON_LOOP();
+  fanout_ = std::move(fanout);
+  for (const auto& [name, peer] : peers_) {  // those up before the shards were
+    if (peer.state == PeerState::kUp) FanOutUp(peer);
+  }
+}
+
 bool PeerManager::PeerTakesCudaFromLoop(const std::string& node) const {
   AXON_DCHECK_ON_LOOP();
   auto it = peers_.find(node);
@@ -105,13 +123,9 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
   if (peer.state != PeerState::kUp || !peer.data_ep) return false;
   if (peer.shares_gpus_on == peer.data_connection_id) return true;
   // Asked again until the lane shows (UCX may still be wiring it up).
-  for (const std::string& lane : peer.data_ep->Transports()) {
-    if (absl::StartsWith(lane, "cuda_ipc/")) {
-      peer.shares_gpus_on = peer.data_connection_id;
-      return true;
-    }
-  }
-  return false;
+  if (!HasCudaIpcLane(*peer.data_ep)) return false;
+  peer.shares_gpus_on = peer.data_connection_id;
+  return true;
 }
 
 absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::MessageType type,
@@ -124,21 +138,10 @@ absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::Messa
   Peer& peer = *found;
   if (!peer.ep && !peer.data_ep) return NotConnected(node);
   ++peer.data_frames;
-  uint64_t payload = 0;
-  for (const auto& p : parts) payload += p.size();
-  wire::Header header{.type = type, .payload_length = payload, .sequence = sequence};
-  // Framed in a buffer kept for the next frame (the endpoint needs it only
-  // during the call).
-  frame(header, frame_);
+  const uint64_t bytes = SendFrameOn(peer.data_ep ? *peer.data_ep : *peer.ep, frame_, type, frame,
+                                     std::move(parts), std::move(keep), protocol, sequence, memory);
   peer.stats.messages_sent++;
-  peer.stats.bytes_sent += frame_.size() + payload;
-  ucx::Endpoint& ep = peer.data_ep ? *peer.data_ep : *peer.ep;
-  if (parts.size() <= 1 && keep.size() <= 1) {
-    ep.SendAmFrom(kAmId, frame_, parts.empty() ? absl::Span<const uint8_t>() : parts[0],
-                  keep.empty() ? nullptr : std::move(keep[0]), protocol, nullptr, memory);
-  } else {
-    ep.SendAmGather(kAmId, frame_, std::move(parts), std::move(keep), protocol, nullptr, memory);
-  }
+  peer.stats.bytes_sent += bytes;
   return absl::OkStatus();
 }
 

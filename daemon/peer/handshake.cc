@@ -80,6 +80,7 @@ void PeerManager::OnHelloFromUnbound(size_t index, const wire::Hello& hello) {
   peer.their_nonce = hello.nonce;
   peer.my_nonce = *nonce;
   peer.their_address = hello.worker_address;
+  peer.their_shard_addresses = hello.shard_addresses;
   peer.stats.peer_cuda_memory = (hello.capabilities & wire::kCapCudaMemory) != 0;
   peer.stats.messages_received++;
   auto proof = wire::MakeProof(options_.config.token, wire::Role::kAcceptor, peer.their_nonce,
@@ -107,6 +108,7 @@ void PeerManager::OnHelloAtDialer(Peer& peer, const wire::Hello& hello) {
   }
   peer.their_nonce = hello.nonce;
   peer.their_address = hello.worker_address;
+  peer.their_shard_addresses = hello.shard_addresses;
   peer.stats.peer_cuda_memory = (hello.capabilities & wire::kCapCudaMemory) != 0;
   Send(peer, wire::MessageType::kHelloAuth,
        wire::EncodeProof(wire::MakeProof(options_.config.token, wire::Role::kDialer, peer.my_nonce,

@@ -61,8 +61,8 @@ void PeerManager::MemberLeftFromLoop(const std::string& name, absl::Duration gra
 void PeerManager::CheckIdle(Peer& peer, absl::Time now) {
   const absl::Duration idle_close = absl::Milliseconds(options_.config.idle_close_ms);
   if (!peer.on_demand || idle_close == absl::ZeroDuration()) return;
-  if (peer.data_frames != peer.frames_seen) {
-    peer.frames_seen = peer.data_frames;
+  if (DataFrames(peer) != peer.frames_seen) {
+    peer.frames_seen = DataFrames(peer);
     peer.quiet_since = now;
   }
   if (peer.closing) {
@@ -89,7 +89,7 @@ void PeerManager::OnIdleClose(Peer& peer, absl::Span<const uint8_t> body) {
       // new sends wait, and the asker closes.
       const absl::Time now = absl::Now();
       const bool quiet =
-          peer.on_demand && peer.data_frames == peer.frames_seen &&
+          peer.on_demand && DataFrames(peer) == peer.frames_seen &&
           now - peer.quiet_since >= absl::Milliseconds(options_.config.idle_close_ms) / 2;
       if (quiet) {
         peer.closing = true;

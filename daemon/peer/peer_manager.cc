@@ -108,8 +108,8 @@ absl::Duration PeerManager::tick_interval() const {
 }
 
 wire::Hello PeerManager::MyHello(const wire::Nonce& nonce, std::vector<uint8_t> proof) const {
-  return wire::Hello{options_.node_name, options_.capabilities, options_.transports, nonce,
-                     std::move(proof),   worker_address_};
+  return wire::Hello{options_.node_name, options_.capabilities, options_.transports,     nonce,
+                     std::move(proof),   worker_address_,       options_.shard_addresses};
 }
 
 void PeerManager::SendOn(ucx::Endpoint& ep, wire::MessageType type, std::vector<uint8_t> body,
@@ -316,13 +316,14 @@ void PeerManager::MarkUp(Peer& peer) {
   peer.state = PeerState::kUp;
   ++peer.stats.times_up;
   peer.since = peer.last_heard = peer.last_ping_sent = peer.quiet_since = absl::Now();
-  peer.frames_seen = peer.data_frames;
+  peer.frames_seen = DataFrames(peer);
   peer.backoff = absl::Milliseconds(options_.config.reconnect_min_ms);
   peer.stats.failed_dials = 0;
   peer.failure_said.clear();
   spdlog::info("peer {} up ({}, {})", peer.name, peer.address_text,
                peer.dialer ? "dialed" : "accepted");
   ConnectData(peer);
+  FanOutUp(peer);
   // Frames that came before: decoded (and counted) once already.
   std::vector<ucx::AmMessage> early = std::exchange(peer.early, {});
   for (ucx::AmMessage& message : early) {
@@ -339,6 +340,21 @@ void PeerManager::MarkUp(Peer& peer) {
     } else {
       SendPing(peer, size, std::move(done));
     }
+  }
+}
+
+void PeerManager::FanOutUp(const Peer& peer) {
+  if (!fanout_.up) return;
+  const size_t shards =
+      std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size());
+  for (size_t k = 1; k <= shards; ++k) {
+    fanout_.up(k, ShardLinkInfo{.node = peer.name,
+                                .connection = peer.connection_id,
+                                .address = peer.their_shard_addresses[k - 1],
+                                .their_nonce = peer.their_nonce,
+                                .my_nonce = peer.my_nonce,
+                                .takes_cuda = peer.stats.peer_cuda_memory,
+                                .traffic = peer.shard_traffic});
   }
 }
 
@@ -393,6 +409,7 @@ void PeerManager::MarkDown(Peer& peer, const std::string& reason) {
   peer.next_attempt = now + peer.backoff;
   peer.backoff = std::min(peer.backoff * 2, absl::Milliseconds(options_.config.reconnect_max_ms));
   if (had_connection && handlers_.on_down) handlers_.on_down(peer.name, why);
+  if (was_up && fanout_.down) fanout_.down(peer.name, why);
   if (!peer.pings_waiting.empty() && peer.state == PeerState::kDown) Dial(peer);
 }
 
@@ -505,6 +522,7 @@ void PeerManager::TickFromLoop() {
     }
   }
   if (handlers_.on_tick) handlers_.on_tick();
+  if (fanout_.tick) fanout_.tick();
 }
 
 std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
@@ -517,6 +535,15 @@ std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
     s.address = peer.address_text;
     s.state = peer.state;
     s.since = peer.since;
+    s.messages_sent += peer.shard_traffic->frames_sent.load();
+    s.messages_received += peer.shard_traffic->frames_received.load();
+    s.bytes_sent += peer.shard_traffic->bytes_sent.load();
+    s.bytes_received += peer.shard_traffic->bytes_received.load();
+    s.shard_frames = peer.shard_traffic->frames();
+    if (peer.state == PeerState::kUp && fanout_.up) {
+      s.shard_links = static_cast<uint32_t>(
+          std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size()));
+    }
     if (peer.ep && peer.state == PeerState::kUp) {
       // The lanes the tensors take: the data endpoint's, when there is one.
       s.transports = (peer.data_ep ? peer.data_ep : peer.ep)->Transports();

@@ -24,6 +24,7 @@
 #include "common/wire/header.h"
 #include "daemon/config/config.h"
 #include "daemon/peer/peer_plane.h"
+#include "daemon/peer/shard_link.h"
 #include "daemon/ucx/endpoint.h"
 #include "daemon/ucx/listener.h"
 #include "daemon/ucx/worker.h"
@@ -38,6 +39,9 @@ struct PeerOptions {
   // Connect a data endpoint to each peer's worker address once up (shared
   // memory and CUDA IPC become possible on one host).
   bool data_endpoints = true;
+  // The worker addresses of this daemon's engine shards 1..N-1, sent in
+  // hellos (engine.shard_links); empty: shard 0 carries every message.
+  std::vector<std::vector<uint8_t>> shard_addresses;
 };
 
 enum class PeerState { kConnecting, kUp, kDown };
@@ -56,6 +60,8 @@ struct PeerSnapshot {
   bool peer_cuda_memory = false;
   uint64_t times_up = 0;      // the connection came up (the first time included)
   uint64_t failed_dials = 0;  // since the peer was last up
+  uint32_t shard_links = 0;   // shards with links of their own to it, while up
+  uint64_t shard_frames = 0;  // frames they carried (in messages_*)
 };
 
 class PeerManager final : public PeerPlane {
@@ -99,6 +105,11 @@ class PeerManager final : public PeerPlane {
   absl::Status CheckUpFromLoop(const std::string& node) override;
   bool ConnectFromLoop(const std::string& node) override;
   void DropFromLoop(const std::string& node, const std::string& why) override;
+  // The same, if `connection` is still the peer's (a shard's link failed).
+  void DropFromLoopIf(const std::string& node, uint64_t connection, const std::string& why);
+  // Where peers coming up and going down, and ticks, are told to the other
+  // engine shards (EngineShards); empty functions: nowhere.
+  void SetShardFanoutFromLoop(ShardFanout fanout);
   bool PeerTakesCudaFromLoop(const std::string& node) const override;
   bool PeerSharesGpusFromLoop(const std::string& node) override;
   absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> RegisterFromLoop(void* address,
@@ -138,6 +149,9 @@ class PeerManager final : public PeerPlane {
     // The message path's own connection: data_ep sends to the peer's worker
     // address; data_in is the endpoint the peer's data_ep arrives on here.
     std::vector<uint8_t> their_address;
+    std::vector<std::vector<uint8_t>> their_shard_addresses;
+    // What the other shards moved to and from it (ShardPeers).
+    std::shared_ptr<ShardTraffic> shard_traffic = std::make_shared<ShardTraffic>();
     std::unique_ptr<ucx::Endpoint> data_ep;
     uint64_t data_connection_id = 0;
     uint64_t shares_gpus_on = 0;  // the data connection found to have a cuda_ipc lane
@@ -176,8 +190,7 @@ class PeerManager final : public PeerPlane {
     bool refused = false;  // a reject was sent; the dialer closes it
   };
 
-  // axon uses one active-message id; the wire header says what a message is.
-  static constexpr uint16_t kAmId = 1;
+  static constexpr uint16_t kAmId = kPeerAmId;
 
   PeerManager(ucx::Worker& control, ucx::Worker& data, PeerOptions options);
 
@@ -194,6 +207,12 @@ class PeerManager final : public PeerPlane {
   // A new peer entry, dialed at the next tick if this node dials it.
   Peer& AddPeer(const std::string& name, const std::string& address);
   void MarkUp(Peer& peer);
+  // Tells the other engine shards of `peer`, up (ShardFanout).
+  void FanOutUp(const Peer& peer);
+  // Message-path frames to and from `peer`, on every shard.
+  static uint64_t DataFrames(const Peer& peer) {
+    return peer.data_frames + peer.shard_traffic->frames();
+  }
   // Connects and binds the peer's data endpoint (after MarkUp).
   void ConnectData(Peer& peer);
   // A DataBind on an endpoint we do not know yet.
@@ -238,6 +257,7 @@ class PeerManager final : public PeerPlane {
   std::vector<uint8_t> worker_address_;  // data_'s, sent in hellos
   std::vector<uint8_t> frame_;           // SendDataFromLoop's, kept for the next frame
   Handlers handlers_;
+  ShardFanout fanout_;
   // False once destroyed: UCX completions that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -90,4 +90,18 @@ class PeerPlane {
                                 ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 };
 
+// axon's one active-message id on the peer plane's endpoints; the wire
+// header says what a message is.
+inline constexpr uint16_t kPeerAmId = 1;
+
+// SendFrameFromLoop's work once the endpoint is known: frames `type` with
+// `frame` into `buffer` (kept by the caller for the next frame) and sends
+// it and `parts` on `ep`. Returns the bytes sent, frame and payload.
+uint64_t SendFrameOn(ucx::Endpoint& ep, std::vector<uint8_t>& buffer, wire::MessageType type,
+                     PeerPlane::FrameWriter frame, ucx::Parts parts, ucx::Keepalives keep,
+                     ucx::AmProtocol protocol, uint64_t sequence, ucx::MemoryKind memory);
+
+// Whether UCX gave `ep` a cuda_ipc lane (it may still be wiring one up).
+bool HasCudaIpcLane(const ucx::Endpoint& ep);
+
 }  // namespace axon::daemon

@@ -116,6 +116,8 @@ absl::Status FillPeers(DaemonState& state, v1::ListPeersResponse& out) {
     info->set_peer_cuda_memory(p.peer_cuda_memory);
     info->set_reconnects(p.times_up > 0 ? p.times_up - 1 : 0);
     info->set_failed_dials(p.failed_dials);
+    info->set_shard_links(p.shard_links);
+    info->set_shard_frames(p.shard_frames);
     const bool direct = state.gpu_direct && p.peer_cuda_memory;
     // On this host (a cuda_ipc lane), GPU tensors in legacy IPC memory go
     // by handle (RemotePath); the rest still go direct.

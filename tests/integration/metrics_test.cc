@@ -134,6 +134,8 @@ TEST_F(MetricsTrafficTest, ExportsPeersSessionsCallsAndFailures) {
   EXPECT_GE(Value(text, "axon_peer_bytes_total{peer=\"node-b\",direction=\"sent\"}").value_or(0),
             kCalls * 4096);
   EXPECT_EQ(Value(text, "axon_peer_reconnects_total{peer=\"node-b\"}"), 0);
+  // One engine shard: no shard links.
+  EXPECT_EQ(Value(text, "axon_peer_shard_frames_total{peer=\"node-b\"}"), 0);
   EXPECT_GE(Value(text, "axon_operations_failed_total{code=\"NOT_FOUND\"}").value_or(0), 1);
   EXPECT_GE(Value(text, "axon_sessions").value_or(0), 1);
   EXPECT_GT(Value(text, "process_open_fds").value_or(0), 0);

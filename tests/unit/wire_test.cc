@@ -134,6 +134,7 @@ Hello SampleHello() {
   h.nonce.fill(9);
   h.proof.assign(kProofSize, 3);
   h.worker_address = {1, 2, 3, 4, 5, 6, 7};
+  h.shard_addresses = {{8, 9}, {10, 11, 12}};
   return h;
 }
 
@@ -146,6 +147,18 @@ TEST(WireHandshake, HelloRoundTrip) {
   EXPECT_EQ(decoded->nonce, SampleHello().nonce);
   EXPECT_EQ(decoded->proof, SampleHello().proof);
   EXPECT_EQ(decoded->worker_address, SampleHello().worker_address);
+  EXPECT_EQ(decoded->shard_addresses, SampleHello().shard_addresses);
+}
+
+TEST(WireHandshake, HelloShardAddressesAreChecked) {
+  Hello empty = SampleHello();
+  empty.shard_addresses = {{}};
+  EXPECT_THAT(Error(DecodeHello(EncodeHello(empty)).status()), HasSubstr("shard address of 0"));
+  Hello none = SampleHello();
+  none.shard_addresses.clear();
+  auto decoded = DecodeHello(EncodeHello(none));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->shard_addresses.empty());
 }
 
 TEST(WireHandshake, HelloEveryTruncationIsRefused) {
