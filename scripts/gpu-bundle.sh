@@ -28,9 +28,10 @@ rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=("$build/daemon/axond" "$build/client/axonctl" "$build/client/axon" "$build/client/send_tensor")
 if ((profile)); then
-  bins=("$build/daemon/axond" "$build/bench/axon-bench" "$build/bench/call-bench" "$build/bench/gpu-bench")
+  bins=("$build/daemon/axond" "$build/bench/axon-bench" "$build/bench/call-bench" "$build/bench/gpu-bench"
+        "$build/bench/gpu-copy-floor")
 else
-for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench" \
+for b in "$build"/bench/*_bench "$build/bench/axon-bench" "$build/bench/gpu-bench" "$build/bench/gpu-copy-floor" \
          "$build/bench/call-bench" "$build/bench/axon-soak" "$build/bench/window-bench"; do [[ -x $b ]] && bins+=("$b"); done
 for t in "$build"/tests/*_test "$build/tests/attach_client" "$build/tests/msg_peer" \
          "$build/tests/gpu_client" "$build/tests/call_peer" "$build/tests/window_peer"; do

@@ -5,6 +5,7 @@
 #   scripts/gpu-run.sh bench [ARGS...]        axon-bench against the bundled ucx_perftest
 #   scripts/gpu-run.sh gpu-bench [ARGS...]    gpu-bench: GPU tensors against cudaMemcpy
 #   scripts/gpu-run.sh call-bench [ARGS...]   call-bench: calls against messages and TensorPipe
+#   scripts/gpu-run.sh copy-floor             gpu-copy-floor: one small GPU copy, every way
 #   scripts/gpu-run.sh window-bench [ARGS...] window-bench: one-sided against copies and ucx_perftest
 #                                             (--nixl "env -u LD_LIBRARY_PATH python3.12": and NIXL)
 #   scripts/gpu-run.sh python [PYTEST ARGS]   the Python suite (GPU tests included) with the
@@ -64,6 +65,9 @@ case $mode in
     "$bundle/bin/window-bench" --axond "$bundle/bin/axond" --perftest "$bundle/bin/ucx_perftest" \
       --ucx-libdir "$bundle/lib" --run-dir /tmp/axon-window-bench \
       --nixl-script "$repo/bench/window_bench/nixl_peer.py" "$@"
+    ;;
+  copy-floor)
+    "$bundle/bin/gpu-copy-floor"
     ;;
   call-bench)
     "$bundle/bin/call-bench" --axond "$bundle/bin/axond" --run-dir /tmp/axon-call-bench "$@"
