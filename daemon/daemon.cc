@@ -37,6 +37,15 @@ Daemon::~Daemon() {
   // last read (gRPC's own ordering of its threads is invisible to it); the
   // destructor's first lock orders it after their last one.
   membership_.reset();
+  // Links of shards that never started (a failed start): on their loops.
+  for (size_t k = 0; k < shard_peers_.size() && k < shard_loops_.size(); ++k) {
+    (void)shard_loops_[k]->Call<bool>(
+        [peers = std::move(shard_peers_[k])]() mutable {
+          peers.reset();
+          return true;
+        },
+        absl::Seconds(30));
+  }
   if (ucx_) {
     ucx_->Post([this] { (void)ucx_->SetTickerFromLoop(absl::ZeroDuration(), nullptr); });
     // The engines serve rings, reading the session manager, until they stop:
@@ -275,7 +284,9 @@ absl::Status Daemon::StartMetrics() {
 }
 
 absl::Status Daemon::StartShardLoops() {
-  const int count = EngineShards::CountFor(state_.config.engine.shards);
+  const Config& cfg = state_.config;
+  const int count = EngineShards::CountFor(cfg.engine.shards);
+  const bool links = cfg.engine.remote == "own" && !cfg.peers.listen.empty();
   for (int i = 1; i < count; ++i) {
     auto loop = ucx::Loop::StartOn(shared_context_);
     if (!loop.ok()) {
@@ -283,6 +294,20 @@ absl::Status Daemon::StartShardLoops() {
                                                              loop.status().message()));
     }
     shard_loops_.push_back(*std::move(loop));
+    if (!links) continue;
+    // Listening before the hello names the shard's worker (StartPeers).
+    ucx::Loop* raw = shard_loops_.back().get();
+    auto peers = raw->Call<absl::StatusOr<std::unique_ptr<ShardPeers>>>(
+        [raw, i] { return ShardPeers::StartFromLoop(raw->DataWorkerFromLoop(), i); },
+        absl::Seconds(30));
+    if (peers.ok() && peers->ok()) {
+      shard_peers_.push_back(**std::move(peers));
+      continue;
+    }
+    const absl::Status st = peers.ok() ? peers->status() : peers.status();
+    return absl::Status(
+        st.code(), absl::StrCat("engine shard ", i, " cannot take links to peers (", st.message(),
+                                "); engine.remote: shard0 avoids them"));
   }
   return absl::OkStatus();
 }
@@ -299,7 +324,7 @@ absl::Status Daemon::StartPeers() {
                       // its UCX can, and its gpu.remote_path allows it.
                       .capabilities = state_.gpu_direct ? wire::kCapCudaMemory : 0,
                       .transports = ucx_->info().transports};
-  if (cfg.engine.remote == "own") {
+  if (!shard_peers_.empty()) {
     for (const auto& loop : shard_loops_) {
       ucx::Loop* raw = loop.get();
       auto address = raw->Call<absl::StatusOr<std::vector<uint8_t>>>(
@@ -350,8 +375,9 @@ absl::Status Daemon::StartRingEngine() {
                  .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms),
                  .window_rma = cfg.peers.window_transfer == "rma"}};
   sessions_->SetShards(shard_loops_.size() + 1);
-  auto shards =
-      EngineShards::Start(*ucx_, std::exchange(shard_loops_, {}), *sessions_, std::move(options));
+  if (shard_peers_.empty()) options.shard_links = nullptr;
+  auto shards = EngineShards::Start(*ucx_, std::exchange(shard_loops_, {}), *sessions_,
+                                    std::move(options), std::exchange(shard_peers_, {}));
   if (!shards.ok()) return shards.status();
   shards_ = *std::move(shards);
   state_.engine = shards_.get();

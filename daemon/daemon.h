@@ -15,6 +15,7 @@
 #include "daemon/membership/membership.h"
 #include "daemon/metrics/metrics_server.h"
 #include "daemon/peer/peer_manager.h"
+#include "daemon/peer/shard_peers.h"
 #include "daemon/rpc/admin_service.h"
 #include "daemon/rpc/control_server.h"
 #include "daemon/rpc/control_service.h"
@@ -57,8 +58,10 @@ class Daemon {
   std::unique_ptr<ucx::Loop> ucx_;
   // Shared by the engine shards' loops when there are several.
   std::shared_ptr<ucx::Context> shared_context_;
-  // Engine shards 1..N-1's loops until EngineShards takes them.
+  // Engine shards 1..N-1's loops, and their links to peers
+  // (engine.remote: own), until EngineShards takes them.
   std::vector<std::unique_ptr<ucx::Loop>> shard_loops_;
+  std::vector<std::unique_ptr<ShardPeers>> shard_peers_;  // each used on its loop
   std::unique_ptr<FdBudget> fds_;       // read by the listeners and sessions below
   std::unique_ptr<PeerManager> peers_;  // created, used and destroyed on the UCX thread
   std::unique_ptr<EngineShards> shards_;

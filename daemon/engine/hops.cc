@@ -56,6 +56,7 @@ bool RingEngine::TakeHops() {
     if (auto* send = std::get_if<SendHop>(&hop)) {
       matcher_.Send(std::move(send->send), send->to);
     } else if (auto* done = std::get_if<DoneHop>(&hop)) {
+      if (done->sent.value_or(false)) SentThroughShard0(done->session, done->op_id);
       if (done->sent) {
         CompleteMessage(done->session, *done->sent, done->op_id, std::move(done->status),
                         done->length, done->tag);
@@ -115,18 +116,44 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
   // (ShardPeers::OwnRouteFromLoop); one-sided transfers stay on shard 0.
   if (index != 0 && shard_peers_ != nullptr) {
     router_.SetRemote([this](Outgoing send) {
-      if (send.window.op == wire::WindowFrame::kNone && shard_peers_->OwnRouteFromLoop(send.node)) {
-        remote_->SendFromLoop(std::move(send));
-      } else {
+      if (send.window.op != wire::WindowFrame::kNone) {
         Hand(0, RemoteHop{std::move(send)});
+        return;
       }
+      // The shard's own link only once nothing of this shard's waits on
+      // shard 0 for the node (a connection on first use carries its waiting
+      // sends over to the next one): else a message could overtake them.
+      auto waiting = at_shard0_count_.find(send.node);
+      const bool none_there = waiting == at_shard0_count_.end() || waiting->second == 0;
+      if (shard_peers_->OwnRouteFromLoop(send.node, none_there)) {
+        remote_->SendFromLoop(std::move(send));
+        return;
+      }
+      at_shard0_.emplace(std::pair{send.session, send.op_id}, send.node);
+      ++at_shard0_count_[send.node];
+      Hand(0, RemoteHop{std::move(send)});
     });
   } else if (index != 0 && shards.engine(0).remote_) {
     router_.SetRemote([this](Outgoing send) { Hand(0, RemoteHop{std::move(send)}); });
   }
 }
 
+void RingEngine::SentThroughShard0(uint64_t session, uint64_t op_id) {
+  auto it = at_shard0_.find(std::pair{session, op_id});
+  if (it == at_shard0_.end()) return;
+  if (auto count = at_shard0_count_.find(it->second);
+      count != at_shard0_count_.end() && --count->second == 0) {
+    at_shard0_count_.erase(count);
+  }
+  at_shard0_.erase(it);
+}
+
 void RingEngine::ForgetSession(uint64_t id) {
+  for (auto it = at_shard0_.begin(); it != at_shard0_.end();) {
+    auto next = std::next(it);
+    if (it->first.first == id) SentThroughShard0(it->first.first, it->first.second);
+    it = next;
+  }
   absl::erase_if(window_ops_, [id](const auto& op) { return op.first.first == id; });
   absl::erase_if(read_targets_, [id](const auto& read) { return read.second.session == id; });
   matcher_.SessionClosed(id);
@@ -272,7 +299,11 @@ void RingEngine::NodeDown(const std::string& node) {
   matcher_.NodeDown(node);
   absl::erase_if(handed_,
                  [&node](const auto& entry) { return entry.second.message->node == node; });
-  OnOthers([node](RingEngine& e) { e.matcher_.NodeDown(node); });
+  // Shard 0's word goes to every shard. A shard's own link going down says
+  // nothing of the others': late, it would drop what a new connection
+  // brought them (its stand-ins there fail when matched: the message is
+  // gone from here).
+  if (shard_peers_ == nullptr) OnOthers([node](RingEngine& e) { e.matcher_.NodeDown(node); });
 }
 
 }  // namespace axon::daemon

@@ -24,6 +24,7 @@ RemotePath::RemotePath(PeerPlane& peers, GpuCopier& copier, Limits limits, Hooks
       hooks_(std::move(hooks)),
       transport_(peers),
       clock_(clock),
+      next_message_id_(limits.first_message_id),
       eager_(std::make_unique<HostEager>(*this)),
       rendezvous_(std::make_unique<HostRendezvous>(*this)),
       bounce_(std::make_unique<GpuBounce>(*this, copier, limits.bounce_keep_bytes)),

@@ -110,6 +110,10 @@ class RemotePath {
     // Serve other daemons' one-sided transfers into host windows here by
     // UCX RMA (peers.window_transfer rma); without, they come as frames.
     bool window_rma = true;
+    // This path's first message id. A receiver knows a message by its node
+    // and id, so the paths of one daemon (engine shards with links of their
+    // own) number theirs apart: shard k from k << 48.
+    uint64_t first_message_id = 1;
   };
 
   // `ipc`: the daemon's IPC mappings (CudaRegistry::ipc), which peers'

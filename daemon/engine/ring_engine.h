@@ -144,6 +144,8 @@ class RingEngine final : private MatchSink {
   // Makes this engine shard `index` of `shards`: what concerns another
   // shard's sessions goes there (hops.cc). Before the first session.
   void JoinFromLoop(EngineShards& shards, size_t index);
+  // A message of this shard's that went through shard 0 completed.
+  void SentThroughShard0(uint64_t session, uint64_t op_id);
   // Posts nothing to other shards from now on (they are going too).
   void CloseFromLoop() { closing_ = true; }
 
@@ -469,7 +471,12 @@ class RingEngine final : private MatchSink {
   std::unique_ptr<HostCopier> host_copier_;  // large host copies; null: all on this thread
   // Before remote_, which holds on to it until it goes.
   std::unique_ptr<ShardPeers> shard_peers_;  // a shard > 0's own links
-  std::unique_ptr<RemotePath> remote_;       // null without a peer plane
+  // With them: this shard's messages handed to shard 0 for another node,
+  // (session, op id) -> node, until they complete, and their count per
+  // node (the route to a node changes only when none waits there).
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, std::string> at_shard0_;
+  absl::flat_hash_map<std::string, uint64_t> at_shard0_count_;
+  std::unique_ptr<RemotePath> remote_;  // null without a peer plane
   // Endpoint -> session, looked up by view (no string built per message), as of:
   absl::flat_hash_map<std::string, uint64_t> owners_;
   // The last endpoint found there and its session (0: none; session ids

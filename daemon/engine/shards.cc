@@ -19,7 +19,7 @@ int EngineShards::CountFor(int configured) {
 
 absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
     ucx::Loop& main, std::vector<std::unique_ptr<ucx::Loop>> more, SessionManager& sessions,
-    Options options) {
+    Options options, std::vector<std::unique_ptr<ShardPeers>> shard_peers) {
   std::unique_ptr<EngineShards> shards(new EngineShards);
   shards->loops_.push_back(&main);
   for (auto& loop : more) shards->loops_.push_back(loop.get());
@@ -27,32 +27,32 @@ absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
   constexpr absl::Duration kStartTimeout = absl::Seconds(30);
   for (size_t i = 0; i < shards->loops_.size(); ++i) {
     ucx::Loop* loop = shards->loops_[i];
+    // Shard i's links (made on its loop before the peer plane started).
+    ShardPeers* links_here =
+        i > 0 && i - 1 < shard_peers.size() ? shard_peers[i - 1].release() : nullptr;
     // Built on its own thread, as it is used and destroyed there.
     auto made = loop->Call<std::unique_ptr<RingEngine>>(
-        [loop, main_loop = &main, &sessions, options, i] {
+        [loop, main_loop = &main, &sessions, options, i, links_here] {
+          std::unique_ptr<ShardPeers> own_links(links_here);
           auto engine = std::make_unique<RingEngine>(*loop, sessions, options.node_name,
                                                      options.max_in_flight);
           if (i == 0 && options.peers != nullptr) {
             engine->AttachPeersFromLoop(*options.peers, options.limits);
           }
-          if (i > 0 && options.shard_links != nullptr) {
+          if (own_links != nullptr && options.shard_links != nullptr) {
             // A failed link drops the peer's connection on shard 0, if it
             // is still the one the link was made for.
             PeerManager* links = options.shard_links;
-            auto peers = ShardPeers::StartFromLoop(
-                loop->DataWorkerFromLoop(), i,
-                [main_loop, links](const std::string& node, uint64_t connection,
-                                   const std::string& why) {
-                  main_loop->Post([links, node, connection, why] {
-                    links->DropFromLoopIf(node, connection, why);
-                  });
-                });
-            if (!peers.ok()) {
-              spdlog::warn("engine shard {}: no links to peers ({}): through shard 0", i,
-                           peers.status().message());
-            } else {
-              engine->AttachShardPeersFromLoop(*std::move(peers), options.limits);
-            }
+            own_links->SetDropFromLoop([main_loop, links](const std::string& node,
+                                                          uint64_t connection,
+                                                          const std::string& why) {
+              main_loop->Post(
+                  [links, node, connection, why] { links->DropFromLoopIf(node, connection, why); });
+            });
+            // Numbered apart from the other shards' messages (Limits).
+            RemotePath::Limits limits = options.limits;
+            limits.first_message_id = (uint64_t{i} << 48) + 1;
+            engine->AttachShardPeersFromLoop(std::move(own_links), limits);
           }
           if (auto st =
                   engine->StartCopyThreadsFromLoop(options.copy_threads, options.copy_min_bytes);

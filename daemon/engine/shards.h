@@ -36,6 +36,8 @@
 
 namespace axon::daemon {
 
+class ShardPeers;
+
 class EngineShards {
  public:
   struct Options {
@@ -56,10 +58,12 @@ class EngineShards {
   static int CountFor(int configured);
 
   // One shard per loop: `main` is shard 0 (its owner keeps it), `more` are
-  // the others, which the shards own. Returns once every engine is built.
+  // the others, which the shards own. `shard_peers[k - 1]`, made on
+  // more[k - 1]'s loop, is shard k's (with options.shard_links). Returns
+  // once every engine is built.
   static absl::StatusOr<std::unique_ptr<EngineShards>> Start(
       ucx::Loop& main, std::vector<std::unique_ptr<ucx::Loop>> more, SessionManager& sessions,
-      Options options);
+      Options options, std::vector<std::unique_ptr<ShardPeers>> shard_peers = {});
   ~EngineShards();
   EngineShards(const EngineShards&) = delete;
   EngineShards& operator=(const EngineShards&) = delete;

@@ -344,7 +344,9 @@ void PeerManager::MarkUp(Peer& peer) {
 }
 
 void PeerManager::FanOutUp(const Peer& peer) {
-  if (!fanout_.up) return;
+  // Members connected on first use may close for idleness and carry their
+  // waiting sends over to the next connection: shard 0 alone does that.
+  if (!fanout_.up || peer.on_demand) return;
   const size_t shards =
       std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size());
   for (size_t k = 1; k <= shards; ++k) {
@@ -540,7 +542,7 @@ std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
     s.bytes_sent += peer.shard_traffic->bytes_sent.load();
     s.bytes_received += peer.shard_traffic->bytes_received.load();
     s.shard_frames = peer.shard_traffic->frames();
-    if (peer.state == PeerState::kUp && fanout_.up) {
+    if (peer.state == PeerState::kUp && fanout_.up && !peer.on_demand) {
       s.shard_links = static_cast<uint32_t>(
           std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size()));
     }

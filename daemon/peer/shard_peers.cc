@@ -18,9 +18,9 @@ constexpr absl::Duration kUnclaimedFor = absl::Seconds(30);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ShardPeers>> ShardPeers::StartFromLoop(ucx::Worker& worker,
-                                                                      size_t shard, Drop drop) {
+                                                                      size_t shard) {
   AXON_DCHECK_ON_LOOP();
-  std::unique_ptr<ShardPeers> peers(new ShardPeers(worker, shard, std::move(drop)));
+  std::unique_ptr<ShardPeers> peers(new ShardPeers(worker, shard));
   ShardPeers* raw = peers.get();
   if (auto st = worker.SetAmHandler(kPeerAmId, [raw](ucx::AmMessage& m) { raw->OnMessage(m); });
       !st.ok()) {
@@ -34,6 +34,11 @@ ShardPeers::~ShardPeers() {
   worker_.RemoveAmHandler(kPeerAmId);
   // The endpoints close here, before the worker goes (their owner's order).
   for (auto& [node, link] : links_) link.ep.reset();
+}
+
+void ShardPeers::SetDropFromLoop(Drop drop) {
+  AXON_DCHECK_ON_LOOP();
+  drop_ = std::move(drop);
 }
 
 void ShardPeers::UpFromLoop(const ShardLinkInfo& info) {
@@ -99,10 +104,10 @@ void ShardPeers::End(const std::string& node, const std::string& why) {
   if (handlers_.on_down) handlers_.on_down(node, why);
 }
 
-bool ShardPeers::OwnRouteFromLoop(const std::string& node) {
+bool ShardPeers::OwnRouteFromLoop(const std::string& node, bool may_own) {
   AXON_DCHECK_ON_LOOP();
   auto [it, added] = routes_.try_emplace(node, false);
-  if (added) it->second = links_.count(node) != 0;
+  if (added) it->second = may_own && links_.count(node) != 0;
   return it->second;
 }
 
@@ -171,14 +176,26 @@ void ShardPeers::OnMessage(ucx::AmMessage& message) {
       }
     }
     // Shard 0's word of this connection may still be on its way here.
+    if (unclaimed_.size() >= kMaxUnclaimed && unclaimed_.count(message.from) == 0) {
+      spdlog::warn("shard {}: {} data endpoints bound that no peer claimed; ignored one more",
+                   shard_, unclaimed_.size());
+      return;
+    }
     Unclaimed& u = unclaimed_[message.from];
     std::copy(decoded->body.begin(), decoded->body.end(), u.nonce.begin());
     u.since = absl::Now();
+    u.frames.clear();  // a new bind starts over
     return;
   }
   auto it = unclaimed_.find(message.from);
-  if (it != unclaimed_.end() && it->second.frames.size() < kMaxUnclaimedFrames) {
-    it->second.frames.push_back(std::move(message));
+  if (it != unclaimed_.end()) {
+    if (it->second.frames.size() < kMaxUnclaimedFrames) {
+      it->second.frames.push_back(std::move(message));
+    } else {
+      spdlog::warn("shard {}: more than {} frames before shard 0 claimed their endpoint; dropped",
+                   shard_, kMaxUnclaimedFrames);
+      unclaimed_.erase(it);
+    }
     return;
   }
   spdlog::warn("shard {}: dropped a {} frame from an endpoint no peer bound", shard_,

@@ -38,20 +38,24 @@ class ShardPeers final : public PeerPlane {
       std::function<void(const std::string& node, uint64_t connection, const std::string& why)>;
 
   // Takes the peer plane's active messages on `worker` (the shard's data
-  // worker).
+  // worker) from now on: before this node's hello lists the worker's
+  // address, so that no peer's bind finds nobody there.
   static absl::StatusOr<std::unique_ptr<ShardPeers>> StartFromLoop(ucx::Worker& worker,
-                                                                   size_t shard, Drop drop);
+                                                                   size_t shard);
   ~ShardPeers() override;
+  // How a broken link reaches shard 0 (set once shard 0's plane exists).
+  void SetDropFromLoop(Drop drop);
 
   // From shard 0, in the order it saw them.
   void UpFromLoop(const ShardLinkInfo& link);
   void DownFromLoop(const std::string& node, const std::string& why);
   void TickFromLoop();
   // Whether this shard sends to `node` on its own link. Decided by the first
-  // send after the node came up, and kept until it goes down: a message to
-  // it never overtakes one sent before it by the other way (through shard
-  // 0, before this shard's link was up).
-  bool OwnRouteFromLoop(const std::string& node);
+  // send after the node went down or came up (own if the link is there and
+  // `may_own`: nothing of this shard's waits on shard 0 for the node), and
+  // kept until it goes down: a message never overtakes one sent before it
+  // the other way.
+  bool OwnRouteFromLoop(const std::string& node, bool may_own);
 
   void SetHandlersFromLoop(Handlers handlers) override;
   absl::Status CheckUpFromLoop(const std::string& node) override;
@@ -87,10 +91,13 @@ class ShardPeers final : public PeerPlane {
     absl::Time since;
     std::vector<ucx::AmMessage> frames;
   };
-  static constexpr size_t kMaxUnclaimedFrames = 1024;
+  // Bounds on what unclaimed endpoints hold (as PeerManager's early frames):
+  // past them the endpoint's frames go, and its sender's link stalls and is
+  // dropped by its own check.
+  static constexpr size_t kMaxUnclaimedFrames = 4096;
+  static constexpr size_t kMaxUnclaimed = 64;
 
-  ShardPeers(ucx::Worker& worker, size_t shard, Drop drop)
-      : worker_(worker), shard_(shard), drop_(std::move(drop)) {}
+  ShardPeers(ucx::Worker& worker, size_t shard) : worker_(worker), shard_(shard) {}
   void OnMessage(ucx::AmMessage& message);
   // A rendezvous message that is not message-path data: pulled first.
   void PullThenHandle(ucx::AmMessage& message);

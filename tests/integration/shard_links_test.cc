@@ -125,6 +125,48 @@ TEST(ShardLinksTest, EveryShardPairAcrossTwoNodes) {
   }
 }
 
+// Messages from two shards of one node wait at the other, unmatched; one
+// sender withdraws its own. The receiver takes the other's: each shard
+// numbers its messages apart from the others', so the withdrawal names one.
+TEST(ShardLinksTest, AWithdrawalTakesItsOwnShardsMessage) {
+  TempDir dir;
+  Cluster cluster(dir, {"node-a", "node-b"}, {"engine.shards=2"});
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllUp(); }, std::chrono::seconds(15)));
+  Node a = Attach(cluster, 0, "a", 2), b = Attach(cluster, 1, "b", 1);
+  ASSERT_EQ(a.clients.size(), 2u);
+  ASSERT_EQ(b.clients.size(), 1u);
+  std::memset(a.buffers[0].data(), 0xa0, 64);
+  std::memset(a.buffers[1].data(), 0xa1, 64);
+  // Each shard's first message to node-b: shard 0's, then shard 1's.
+  auto kept = a.clients[0]->Send("a0", "node-b/b0", 10, a.buffers[0], 0, 64);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(a.clients[0]->Wait(*kept, 300).status().code(), absl::StatusCode::kDeadlineExceeded);
+  auto withdrawn = a.clients[1]->Send("a1", "node-b/b0", 11, a.buffers[1], 0, 64);
+  ASSERT_TRUE(withdrawn.ok());
+  EXPECT_EQ(a.clients[1]->Wait(*withdrawn, 300).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(a.clients[1]->Cancel(*withdrawn).ok());
+  auto cancelled = a.clients[1]->Wait(*withdrawn, 10000);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status.code(), absl::StatusCode::kCancelled) << cancelled->status;
+
+  Client& rx = *b.clients[0];
+  auto first = rx.PostRecv("b0", 10, b.buffers[0], 0, 64);
+  ASSERT_TRUE(first.ok());
+  auto got = rx.Wait(*first, 10000);
+  ASSERT_TRUE(got.ok() && got->status.ok()) << (got.ok() ? got->status : got.status());
+  EXPECT_EQ(static_cast<const uint8_t*>(b.buffers[0].data())[63], 0xa0);
+  auto sent = a.clients[0]->Wait(*kept, 10000);
+  ASSERT_TRUE(sent.ok());
+  EXPECT_TRUE(sent->status.ok()) << sent->status;
+  // The withdrawn one never lands.
+  auto none = rx.PostRecv("b0", 11, b.buffers[0], 64, 64, {.timeout_ms = 300});
+  ASSERT_TRUE(none.ok());
+  auto nothing = rx.Wait(*none, 10000);
+  ASSERT_TRUE(nothing.ok());
+  EXPECT_EQ(nothing->status.code(), absl::StatusCode::kDeadlineExceeded) << nothing->status;
+}
+
 // engine.remote: shard0 on either side keeps everything on shard 0, and a
 // peer with fewer shards links only those both have; messages still arrive
 // in order from every shard.
