@@ -365,7 +365,8 @@ absl::Status Daemon::StartRingEngine() {
       .copy_threads = HostCopier::ThreadsFor(cfg.engine.copy_threads),
       .copy_min_bytes = static_cast<uint64_t>(cfg.engine.parallel_copy_min_kib) << 10,
       .peers = peers_.get(),
-      .shard_links = cfg.engine.remote == "own" ? peers_.get() : nullptr,
+      // Shards 1..N-1 took links of their own (StartShardLoops).
+      .shard_links = shard_peers_.empty() ? nullptr : peers_.get(),
       .limits = {.eager_limit = static_cast<uint64_t>(cfg.peers.eager_limit),
                  .max_in_flight = static_cast<uint64_t>(cfg.peers.max_in_flight),
                  .gpu_direct = state_.gpu_direct,
@@ -375,7 +376,6 @@ absl::Status Daemon::StartRingEngine() {
                  .dead_after = absl::Milliseconds(cfg.peers.dead_after_ms),
                  .window_rma = cfg.peers.window_transfer == "rma"}};
   sessions_->SetShards(shard_loops_.size() + 1);
-  if (shard_peers_.empty()) options.shard_links = nullptr;
   auto shards = EngineShards::Start(*ucx_, std::exchange(shard_loops_, {}), *sessions_,
                                     std::move(options), std::exchange(shard_peers_, {}));
   if (!shards.ok()) return shards.status();

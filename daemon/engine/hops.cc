@@ -123,8 +123,7 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
       // The shard's own link only once nothing of this shard's waits on
       // shard 0 for the node (a connection on first use carries its waiting
       // sends over to the next one): else a message could overtake them.
-      auto waiting = at_shard0_count_.find(send.node);
-      const bool none_there = waiting == at_shard0_count_.end() || waiting->second == 0;
+      const auto none_there = [&] { return !at_shard0_count_.contains(send.node); };
       if (shard_peers_->OwnRouteFromLoop(send.node, none_there)) {
         remote_->SendFromLoop(std::move(send));
         return;

@@ -86,6 +86,14 @@ absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
   return shards;
 }
 
+template <typename Fn>
+void EngineShards::PostToLinks(size_t shard, Fn fn) {
+  RingEngine* e = engines_[shard].get();
+  loops_[shard]->Post([e, fn = std::move(fn)]() mutable {
+    if (ShardPeers* p = e->shard_peers()) fn(*p);
+  });
+}
+
 absl::Status EngineShards::LinkShardsFromLoop(PeerManager& peers) {
   AXON_DCHECK_ON_LOOP();
   // Posted in the order shard 0 sees them: a peer's down before its next up.
@@ -93,28 +101,19 @@ absl::Status EngineShards::LinkShardsFromLoop(PeerManager& peers) {
   peers.SetShardFanoutFromLoop(
       ShardFanout{.up =
                       [this](size_t shard, const ShardLinkInfo& link) {
-                        if (shard >= size()) return;
-                        RingEngine* e = engines_[shard].get();
-                        loops_[shard]->Post([e, link] {
-                          if (ShardPeers* p = e->shard_peers()) p->UpFromLoop(link);
-                        });
+                        if (shard < size())
+                          PostToLinks(shard, [link](ShardPeers& p) { p.UpFromLoop(link); });
                       },
                   .down =
                       [this](const std::string& node, const std::string& why) {
                         for (size_t k = 1; k < size(); ++k) {
-                          RingEngine* e = engines_[k].get();
-                          loops_[k]->Post([e, node, why] {
-                            if (ShardPeers* p = e->shard_peers()) p->DownFromLoop(node, why);
-                          });
+                          PostToLinks(k, [node, why](ShardPeers& p) { p.DownFromLoop(node, why); });
                         }
                       },
                   .tick =
                       [this] {
                         for (size_t k = 1; k < size(); ++k) {
-                          RingEngine* e = engines_[k].get();
-                          loops_[k]->Post([e] {
-                            if (ShardPeers* p = e->shard_peers()) p->TickFromLoop();
-                          });
+                          PostToLinks(k, [](ShardPeers& p) { p.TickFromLoop(); });
                         }
                       }});
   return absl::OkStatus();

@@ -100,6 +100,9 @@ class EngineShards {
 
   // Hooks shard 0's peer plane to the other shards' (shard links).
   absl::Status LinkShardsFromLoop(PeerManager& peers);
+  // Runs `fn(links)` on shard `shard`'s loop with its ShardPeers, if any.
+  template <typename Fn>
+  void PostToLinks(size_t shard, Fn fn);
 
   std::vector<ucx::Loop*> loops_;
   std::vector<std::unique_ptr<ucx::Loop>> own_loops_;  // loops_[1..]

@@ -185,24 +185,10 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucx::EndpointId ep) {
   return nullptr;
 }
 
-void PeerManager::PullThenHandle(ucx::AmMessage& message) {
-  auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
-  uint8_t* into = shared->data.Resize(shared->pending->length());
-  ucx::Worker::ReceiveData(
-      std::move(shared->pending), into, [this, alive = alive_, shared](const absl::Status& st) {
-        if (!*alive) return;
-        if (!st.ok()) {
-          spdlog::warn("peer plane: receiving a message failed: {}", st.message());
-          return;
-        }
-        OnMessage(*shared);
-      });
-}
-
 void PeerManager::OnMessage(ucx::AmMessage& message) {
   auto decoded = wire::Decode(message.header, message.data_length());
-  if (message.pending && (!decoded.ok() || decoded->header.type != wire::MessageType::kData)) {
-    PullThenHandle(message);
+  if (MustPull(message, decoded)) {
+    PullThenHandle(message, alive_, "peer plane", [this](ucx::AmMessage& m) { OnMessage(m); });
     return;
   }
   Peer* peer = FindByEndpoint(message.from);
@@ -343,12 +329,15 @@ void PeerManager::MarkUp(Peer& peer) {
   }
 }
 
-void PeerManager::FanOutUp(const Peer& peer) {
+size_t PeerManager::LinkedShards(const Peer& peer) const {
   // Members connected on first use may close for idleness and carry their
   // waiting sends over to the next connection: shard 0 alone does that.
-  if (!fanout_.up || peer.on_demand) return;
-  const size_t shards =
-      std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size());
+  if (!fanout_.up || peer.on_demand) return 0;
+  return std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size());
+}
+
+void PeerManager::FanOutUp(const Peer& peer) {
+  const size_t shards = LinkedShards(peer);
   for (size_t k = 1; k <= shards; ++k) {
     fanout_.up(k, ShardLinkInfo{.node = peer.name,
                                 .connection = peer.connection_id,
@@ -542,10 +531,7 @@ std::vector<PeerSnapshot> PeerManager::SnapshotFromLoop() const {
     s.bytes_sent += peer.shard_traffic->bytes_sent.load();
     s.bytes_received += peer.shard_traffic->bytes_received.load();
     s.shard_frames = peer.shard_traffic->frames();
-    if (peer.state == PeerState::kUp && fanout_.up && !peer.on_demand) {
-      s.shard_links = static_cast<uint32_t>(
-          std::min(options_.shard_addresses.size(), peer.their_shard_addresses.size()));
-    }
+    if (peer.state == PeerState::kUp) s.shard_links = static_cast<uint32_t>(LinkedShards(peer));
     if (peer.ep && peer.state == PeerState::kUp) {
       // The lanes the tensors take: the data endpoint's, when there is one.
       s.transports = (peer.data_ep ? peer.data_ep : peer.ep)->Transports();

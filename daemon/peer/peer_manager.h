@@ -209,6 +209,8 @@ class PeerManager final : public PeerPlane {
   void MarkUp(Peer& peer);
   // Tells the other engine shards of `peer`, up (ShardFanout).
   void FanOutUp(const Peer& peer);
+  // The shards 1..k that link to `peer`'s (k; 0: none).
+  size_t LinkedShards(const Peer& peer) const;
   // Message-path frames to and from `peer`, on every shard.
   static uint64_t DataFrames(const Peer& peer) {
     return peer.data_frames + peer.shard_traffic->frames();
@@ -241,9 +243,6 @@ class PeerManager final : public PeerPlane {
   // Why `node` has no endpoint to use: CheckUpFromLoop's reason, or
   // UNAVAILABLE while it is being closed.
   absl::Status NotConnected(const std::string& node);
-  // A rendezvous message that is not message-path data: pull it onto the
-  // heap, then handle it like an eager one.
-  void PullThenHandle(ucx::AmMessage& message);
 
   ucx::Worker& control_;
   ucx::Worker& data_;

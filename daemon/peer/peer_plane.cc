@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "common/log.h"
 
 namespace axon::daemon {
 
@@ -34,6 +35,23 @@ uint64_t SendFrameOn(ucx::Endpoint& ep, std::vector<uint8_t>& buffer, wire::Mess
                     memory);
   }
   return bytes;
+}
+
+void PullThenHandle(ucx::AmMessage& message, std::shared_ptr<bool> alive, std::string who,
+                    std::function<void(ucx::AmMessage&)> handle) {
+  auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
+  uint8_t* into = shared->data.Resize(shared->pending->length());
+  ucx::Worker::ReceiveData(std::move(shared->pending), into,
+                           [alive = std::move(alive), who = std::move(who),
+                            handle = std::move(handle), shared](const absl::Status& st) {
+                             if (!*alive) return;
+                             if (!st.ok()) {
+                               spdlog::warn("{}: receiving a message failed: {}", who,
+                                            st.message());
+                               return;
+                             }
+                             handle(*shared);
+                           });
 }
 
 bool HasCudaIpcLane(const ucx::Endpoint& ep) {

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/wire/header.h"
 #include "daemon/ucx/endpoint.h"
@@ -103,5 +105,17 @@ uint64_t SendFrameOn(ucx::Endpoint& ep, std::vector<uint8_t>& buffer, wire::Mess
 
 // Whether UCX gave `ep` a cuda_ipc lane (it may still be wiring one up).
 bool HasCudaIpcLane(const ucx::Endpoint& ep);
+
+// Whether `message` is a rendezvous one that is not message-path data
+// (`decoded`, its header, says so, or does not decode): the peer planes pull
+// those whole (PullThenHandle) before they look at them.
+inline bool MustPull(const ucx::AmMessage& message, const absl::StatusOr<wire::Decoded>& decoded) {
+  return message.pending && (!decoded.ok() || decoded->header.type != wire::MessageType::kData);
+}
+// Pulls `message`'s bytes onto the heap, then hands it to `handle` like an
+// eager one, unless `alive` went false meanwhile; a failed pull is logged
+// for `who`.
+void PullThenHandle(ucx::AmMessage& message, std::shared_ptr<bool> alive, std::string who,
+                    std::function<void(ucx::AmMessage&)> handle);
 
 }  // namespace axon::daemon

@@ -104,10 +104,10 @@ void ShardPeers::End(const std::string& node, const std::string& why) {
   if (handlers_.on_down) handlers_.on_down(node, why);
 }
 
-bool ShardPeers::OwnRouteFromLoop(const std::string& node, bool may_own) {
+bool ShardPeers::OwnRouteFromLoop(const std::string& node, absl::FunctionRef<bool()> may_own) {
   AXON_DCHECK_ON_LOOP();
   auto [it, added] = routes_.try_emplace(node, false);
-  if (added) it->second = may_own && links_.count(node) != 0;
+  if (added) it->second = links_.count(node) != 0 && may_own();
   return it->second;
 }
 
@@ -134,24 +134,11 @@ ShardPeers::Link* ShardPeers::FindByIncoming(ucx::EndpointId from) {
   return nullptr;
 }
 
-void ShardPeers::PullThenHandle(ucx::AmMessage& message) {
-  auto shared = std::make_shared<ucx::AmMessage>(std::move(message));
-  uint8_t* into = shared->data.Resize(shared->pending->length());
-  ucx::Worker::ReceiveData(
-      std::move(shared->pending), into, [this, alive = alive_, shared](const absl::Status& st) {
-        if (!*alive) return;
-        if (!st.ok()) {
-          spdlog::warn("shard {}: receiving a message failed: {}", shard_, st.message());
-          return;
-        }
-        OnMessage(*shared);
-      });
-}
-
 void ShardPeers::OnMessage(ucx::AmMessage& message) {
   auto decoded = wire::Decode(message.header, message.data_length());
-  if (message.pending && (!decoded.ok() || decoded->header.type != wire::MessageType::kData)) {
-    PullThenHandle(message);
+  if (MustPull(message, decoded)) {
+    PullThenHandle(message, alive_, absl::StrCat("shard ", shard_),
+                   [this](ucx::AmMessage& m) { OnMessage(m); });
     return;
   }
   Link* link = FindByIncoming(message.from);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "daemon/peer/peer_plane.h"
 #include "daemon/peer/shard_link.h"
@@ -52,10 +53,10 @@ class ShardPeers final : public PeerPlane {
   void TickFromLoop();
   // Whether this shard sends to `node` on its own link. Decided by the first
   // send after the node went down or came up (own if the link is there and
-  // `may_own`: nothing of this shard's waits on shard 0 for the node), and
+  // `may_own()`: nothing of this shard's waits on shard 0 for the node), and
   // kept until it goes down: a message never overtakes one sent before it
   // the other way.
-  bool OwnRouteFromLoop(const std::string& node, bool may_own);
+  bool OwnRouteFromLoop(const std::string& node, absl::FunctionRef<bool()> may_own);
 
   void SetHandlersFromLoop(Handlers handlers) override;
   absl::Status CheckUpFromLoop(const std::string& node) override;
@@ -99,8 +100,6 @@ class ShardPeers final : public PeerPlane {
 
   ShardPeers(ucx::Worker& worker, size_t shard) : worker_(worker), shard_(shard) {}
   void OnMessage(ucx::AmMessage& message);
-  // A rendezvous message that is not message-path data: pulled first.
-  void PullThenHandle(ucx::AmMessage& message);
   void Deliver(Link& link, ucx::AmMessage& message);
   void OnEndpointError(uint64_t ep_id, const absl::Status& status);
   Link* FindByIncoming(ucx::EndpointId from);
