@@ -12,8 +12,12 @@
 
 int main(int argc, char** argv) {
   // A crash leaves its signal and stack in the log (stderr), for the operator.
+  // Not under a sanitizer: its own handler reports more (the access, the
+  // threads), and absl's, installed later, would take the signal from it.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   absl::InitializeSymbolizer(argv[0]);
   absl::InstallFailureSignalHandler({});
+#endif
   CLI::App app{
       "axond: the axon daemon. One per node; owns the network (UCX) and GPU memory "
       "registrations, and serves local clients on a Unix control socket."};

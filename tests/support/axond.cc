@@ -41,6 +41,16 @@ Axond::Axond(const TempDir& dir, AxondOptions options) {
 }
 
 Axond::~Axond() {
+  // One that died on its own in a failed test says how it ended: the test's
+  // directory, and with it the log, is not where CI can read it.
+  if (!child_->running() && ::testing::Test::HasFailure()) {
+    const std::string log = child_->Log();
+    const auto code = child_->Wait(std::chrono::milliseconds(0));
+    constexpr size_t kTail = 8000;
+    std::cerr << "axond " << socket_ << " had exited (" << code.value_or(0)
+              << ", negative: by that signal); the end of its log:\n"
+              << (log.size() > kTail ? log.substr(log.size() - kTail) : log) << "\n";
+  }
   if (child_->running()) {
     child_->Signal(SIGTERM);
     const auto code = child_->Wait(std::chrono::seconds(30));

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -93,6 +95,11 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  // A failed test leaves its daemons' logs behind for whoever looks next.
+  if (::testing::Test::HasFailure()) {
+    std::cerr << "test failed: its files stay in " << path_ << "\n";
+    return;
+  }
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }
