@@ -37,6 +37,7 @@ case ${1:-} in
     export LSAN_OPTIONS=suppressions=$repo/tests/lsan.supp
     export ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=16:log_path=$logs/asan
     export UBSAN_OPTIONS=print_stacktrace=1:log_path=$logs/ubsan
+    export UCX_TLS=^cma  # UCX's CMA probe and ASan: see scripts/test.sh
     status=0
     for t in gpu_message_test multi_gpu_test; do
       "$repo/.bundle/bin/$t" --gtest_filter="$filter" --gtest_brief=1 || status=1

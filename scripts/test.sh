@@ -74,14 +74,21 @@ if [[ $sanitizers != 0 ]]; then
                       etcd_test attach_client call_peer msg_peer window_peer" \
     background_build "$repo/build/tsan-build.log" "$repo/build-tsan" -DAXON_SANITIZE=thread \
     -DCMAKE_BUILD_TYPE=Debug
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  # The sanitizer runs go without UCX's CMA transport. UCX 1.22 probes a
+  # peer's reachability by reading its own stack address in the peer
+  # (uct_cma_iface_is_reachable_v2), into the iovec it passes; when the peer
+  # has that address mapped the read succeeds and overwrites the iovec, and
+  # the sanitizers' process_vm_readv interceptor then checks a wild range and
+  # crashes (UCX PR 11720 changes the probe; no UCX on PyPI has it yet).
+  # Unsanitized, the overwrite is harmless and CMA stays in.
+  UCX_TLS=^cma ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     LSAN_OPTIONS="suppressions=$repo/tests/lsan.supp" \
     run_ctest "$repo/build-asan" -E '^Shards3\.'
   await_build "$repo/build/tsan-build.log"
   # UCX's memory hooks (ucm) intercept mmap/madvise and deadlock TSan's own
   # interceptors at thread start; the TSan run goes without them. The two
   # bulk-data message tests take minutes under TSan and add no threads.
-  UCX_MEM_EVENTS=no TSAN_OPTIONS="halt_on_error=1 suppressions=$repo/tests/tsan.supp" \
+  UCX_TLS=^cma UCX_MEM_EVENTS=no TSAN_OPTIONS="halt_on_error=1 suppressions=$repo/tests/tsan.supp" \
     run_ctest "$repo/build-tsan" -L tsan \
     -E 'EverySizeArrivesIntact|FourSendersHundredThousandMessages'
 fi
