@@ -50,6 +50,7 @@ struct Row {
   double sustained_rate = 0;                // 0: not measured
   double bare_rt_p50 = 0;
   double allocations_per_call = -1;                 // both daemons' UCX threads; -1: not counted
+  double client_allocations_per_call = -1;          // the clients' threads, rate part
   double busy_caller_us = -1, busy_server_us = -1;  // UCX thread busy per call, rate part
   double tp_rt_p50 = 0, tp_rate = 0;                // TensorPipe (0: not measured)
   std::string note;
@@ -125,11 +126,13 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
         "{\"p50\": %.2f, \"p99\": %.2f}, \"calls_per_s\": %.0f, \"sustained_calls_per_s\": %.0f, "
         "\"bare_round_trip_us\": %.2f, "
         "\"round_trip_vs_bare\": %.3f, \"daemon_allocations_per_call\": %.3f, "
+        "\"client_allocations_per_call\": %.2f, "
         "\"ucx_thread_busy_us_per_call\": {\"caller_daemon\": %.2f, \"server_daemon\": %.2f}, "
         "\"tensorpipe\": {\"round_trip_us\": %.2f, \"calls_per_s\": %.0f}, \"note\": \"%s\"}%s\n",
         r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.sustained_rate, r.bare_rt_p50,
-        r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call, r.busy_caller_us,
-        r.busy_server_us, r.tp_rt_p50, r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
+        r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call,
+        r.client_allocations_per_call, r.busy_caller_us, r.busy_server_us, r.tp_rt_p50, r.tp_rate,
+        r.note, i + 1 < rows.size() ? "," : "");
   }
   out += "  ]\n}\n";
   return out;
@@ -141,18 +144,20 @@ void PrintTable(const std::vector<Row>& rows, const Options& o) {
       "medians of %d runs\n",
       o.calls, o.window, o.sustained_calls, o.runs);
   std::cout << absl::StrFormat(
-      "%-7s %-5s %10s | %9s %9s %10s %8s | %9s %6s | %7s %11s | %9s %10s %7s\n", "where", "mem",
-      "size", "rt p50", "rt p99", "calls/s", "sust/s", "bare rt", "x bare", "alloc/c", "busy/c a b",
-      "tp rt", "tp calls/s", "x tp");
+      "%-7s %-5s %10s | %9s %9s %10s %8s | %9s %6s | %7s %7s %11s | %9s %10s %7s\n", "where", "mem",
+      "size", "rt p50", "rt p99", "calls/s", "sust/s", "bare rt", "x bare", "alloc/c", "clnt/c",
+      "busy/c a b", "tp rt", "tp calls/s", "x tp");
   for (const Row& r : rows) {
     auto us = [](double v) { return v > 0 ? absl::StrFormat("%.1fus", v) : std::string("-"); };
     std::cout << absl::StrFormat(
-        "%-7s %-5s %10d | %9s %9s %10.0f %8s | %9s %6s | %7s %11s | %9s %10s %7s%s\n", r.placement,
-        r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate,
+        "%-7s %-5s %10d | %9s %9s %10.0f %8s | %9s %6s | %7s %7s %11s | %9s %10s %7s%s\n",
+        r.placement, r.memory, r.size, us(r.rt_p50), us(r.rt_p99), r.rate,
         r.sustained_rate > 0 ? absl::StrFormat("%.0f", r.sustained_rate) : std::string("-"),
         us(r.bare_rt_p50),
         r.bare_rt_p50 > 0 ? absl::StrFormat("%.2f", r.rt_p50 / r.bare_rt_p50) : "-",
         r.allocations_per_call >= 0 ? absl::StrFormat("%.2f", r.allocations_per_call) : "-",
+        r.client_allocations_per_call >= 0 ? absl::StrFormat("%.1f", r.client_allocations_per_call)
+                                           : "-",
         r.busy_caller_us >= 0 ? absl::StrFormat("%.1f %.1f", r.busy_caller_us, r.busy_server_us)
                               : std::string("-"),
         us(r.tp_rt_p50), r.tp_rate > 0 ? absl::StrFormat("%.0f", r.tp_rate) : "-",
@@ -163,7 +168,9 @@ void PrintTable(const std::vector<Row>& rows, const Options& o) {
       << "rt: call round trip (request and reply each carry the tensor); bare rt: the same "
          "bytes as two messages; sust/s: the rate over the longer run; x bare = rt / bare rt; "
          "alloc/c: heap allocations of both "
-         "daemons' UCX threads per call; busy/c: microseconds per call the caller's (a) and the "
+         "daemons' UCX threads per call; clnt/c: those of the caller's and the server's client "
+         "threads (this process) per call while the rate ran; busy/c: microseconds per call the "
+         "caller's (a) and the "
          "server's (b) daemon's UCX thread was busy while the rate ran; x tp: calls/s "
          "against TensorPipe's\n";
 }
@@ -261,7 +268,8 @@ int Main(int argc, char** argv) {
       const int iterations = Iterations(size, o.quick);
       const int calls = size > (4 << 20) ? std::max(o.calls / 20, 20) : o.calls;
       const int window = size > (4 << 20) ? std::min(o.window, 8) : o.window;
-      std::vector<double> p50, p99, rate, sustained_rate, bare, allocations, busy_a, busy_b;
+      std::vector<double> p50, p99, rate, sustained_rate, bare, allocations, busy_a, busy_b,
+          client_allocations;
       for (int run = 0; run < o.runs; ++run) {
         auto before = Allocations(admin_a, admin_b);
         const int sustained = memory == "cuda" || o.quick ? 0 : o.sustained_calls;
@@ -277,6 +285,9 @@ int Main(int argc, char** argv) {
         sustained_rate.push_back(sample->sustained_calls_per_s);
         busy_a.push_back(sample->caller_daemon_busy_us);
         busy_b.push_back(sample->server_daemon_busy_us);
+        if (sample->client_allocations >= 0) {
+          client_allocations.push_back(sample->client_allocations);
+        }
         if (before.ok() && after.ok()) {
           allocations.push_back(static_cast<double>(*after - *before) /
                                 static_cast<double>(sample->calls + sample->round_trips_us.size()));
@@ -295,6 +306,9 @@ int Main(int argc, char** argv) {
       }
       row.bare_rt_p50 = Median(bare);
       if (!allocations.empty()) row.allocations_per_call = Median(allocations);
+      if (!client_allocations.empty()) {
+        row.client_allocations_per_call = Median(client_allocations);
+      }
       rows.push_back(row);
       std::cerr << absl::StrFormat("call-bench: %s %s %d: rt %.1f us, %.0f calls/s\n", placement,
                                    memory, size, row.rt_p50, row.rate);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/alloc_count.h"
 
 namespace axon::bench {
 namespace {
@@ -99,8 +100,13 @@ absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool
     if (i >= warmup) sample.round_trips_us.push_back(Micros(took));
   }
   const auto busy_before = e.daemon_busy ? e.daemon_busy() : std::pair<double, double>{};
+  const uint64_t allocations_before = ProcessAllocations();
   auto rate = Rate(caller, e, *request, into, calls, window);
   if (!rate.ok()) return rate.status();
+  if (AllocationsCounted()) {
+    sample.client_allocations =
+        static_cast<double>(ProcessAllocations() - allocations_before) / calls;
+  }
   sample.calls = static_cast<uint64_t>(calls);
   sample.calls_per_s = *rate;
   if (e.daemon_busy) {

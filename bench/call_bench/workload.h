@@ -31,6 +31,9 @@ struct CallSample {
   // Each daemon's UCX thread busy time per call while the rate ran (caller's
   // daemon, server's): which side bounds the rate. -1: not measured.
   double caller_daemon_busy_us = -1, server_daemon_busy_us = -1;
+  // Heap allocations per call in this process (both clients' threads: the
+  // caller's and the server's) while the rate ran. -1: not counted.
+  double client_allocations = -1;
 };
 
 // `iterations` sequential echo calls of one tensor of `bytes` (uint8, on

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "daemon/alloc_count.h"
+#include "common/alloc_count.h"
 #include "daemon/peer/shard_peers.h"
 
 namespace axon::daemon {

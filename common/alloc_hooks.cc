@@ -1,21 +1,21 @@
-// axond's operator new and delete: malloc and free, each allocation counted
-// on its thread (alloc_count.h). A thread-local increment: no atomic, no
-// lock, nothing shared between threads.
+// The counting operator new and delete: malloc and free, each allocation
+// counted (alloc_count.h). Linked into axond and call-bench only, as the
+// object library axon_alloc_hooks.
 #include <cstdlib>
 #include <new>
 
-#include "daemon/alloc_count.h"
+#include "common/alloc_count.h"
 
 namespace {
 
 void* Allocate(std::size_t size) {
-  axon::daemon::internal::CountAllocation();
+  axon::internal::CountAllocation();
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
 
 void* AllocateAligned(std::size_t size, std::align_val_t align) {
-  axon::daemon::internal::CountAllocation();
+  axon::internal::CountAllocation();
   const auto a = static_cast<std::size_t>(align);
   const std::size_t rounded = (size + a - 1) / a * a;
   if (void* p = std::aligned_alloc(a, rounded == 0 ? a : rounded)) return p;
@@ -23,7 +23,7 @@ void* AllocateAligned(std::size_t size, std::align_val_t align) {
 }
 
 struct MarkCounted {
-  MarkCounted() { axon::daemon::internal::SetAllocationsCounted(); }
+  MarkCounted() { axon::internal::SetAllocationsCounted(); }
 } mark_counted;
 
 }  // namespace
