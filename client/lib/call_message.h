@@ -23,7 +23,8 @@ struct OutgoingCall {
   wire::CallFrame frame;
   std::shared_ptr<Block> frame_block;
   absl::InlinedVector<Source, wire::kInlineTensors> sources;  // per tensor
-  std::vector<View> parts;  // the message: the frame block, inline tensors, padding
+  // The message: the frame block, then each inline tensor after its pad.
+  absl::InlinedVector<View, 2 * wire::kInlineTensors + 1> parts;
 };
 
 // Resolves `tensors` and lays out `frame` (its other fields set by the
