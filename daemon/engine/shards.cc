@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/log.h"
 #include "common/alloc_count.h"
+#include "common/log.h"
 #include "daemon/peer/shard_peers.h"
 
 namespace axon::daemon {
