@@ -56,8 +56,8 @@ bool RingEngine::TakeHops() {
     if (auto* send = std::get_if<SendHop>(&hop)) {
       matcher_.Send(std::move(send->send), send->to);
     } else if (auto* done = std::get_if<DoneHop>(&hop)) {
-      if (done->sent.value_or(false)) SentThroughShard0(done->session, done->op_id);
       if (done->sent) {
+        if (*done->sent) SentThroughShard0(done->session, done->op_id);
         CompleteMessage(done->session, *done->sent, done->op_id, std::move(done->status),
                         done->length, done->tag);
       } else {
@@ -140,19 +140,23 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
 void RingEngine::SentThroughShard0(uint64_t session, uint64_t op_id) {
   auto it = at_shard0_.find(std::pair{session, op_id});
   if (it == at_shard0_.end()) return;
-  if (auto count = at_shard0_count_.find(it->second);
-      count != at_shard0_count_.end() && --count->second == 0) {
-    at_shard0_count_.erase(count);
-  }
+  LeftShard0(it->second);
   at_shard0_.erase(it);
 }
 
-void RingEngine::ForgetSession(uint64_t id) {
-  for (auto it = at_shard0_.begin(); it != at_shard0_.end();) {
-    auto next = std::next(it);
-    if (it->first.first == id) SentThroughShard0(it->first.first, it->first.second);
-    it = next;
+void RingEngine::LeftShard0(const std::string& node) {
+  if (auto count = at_shard0_count_.find(node);
+      count != at_shard0_count_.end() && --count->second == 0) {
+    at_shard0_count_.erase(count);
   }
+}
+
+void RingEngine::ForgetSession(uint64_t id) {
+  absl::erase_if(at_shard0_, [this, id](const auto& sent) {
+    if (sent.first.first != id) return false;
+    LeftShard0(sent.second);
+    return true;
+  });
   absl::erase_if(window_ops_, [id](const auto& op) { return op.first.first == id; });
   absl::erase_if(read_targets_, [id](const auto& read) { return read.second.session == id; });
   matcher_.SessionClosed(id);

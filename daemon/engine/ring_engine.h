@@ -144,8 +144,6 @@ class RingEngine final : private MatchSink {
   // Makes this engine shard `index` of `shards`: what concerns another
   // shard's sessions goes there (hops.cc). Before the first session.
   void JoinFromLoop(EngineShards& shards, size_t index);
-  // A message of this shard's that went through shard 0 completed.
-  void SentThroughShard0(uint64_t session, uint64_t op_id);
   // Posts nothing to other shards from now on (they are going too).
   void CloseFromLoop() { closing_ = true; }
 
@@ -221,6 +219,11 @@ class RingEngine final : private MatchSink {
   }
   void Announce(uint64_t session, const wire::Completion& arrival) override;
   void Refuse(const Incoming& message, const absl::Status& why) override;
+
+  // A message of this shard's that went through shard 0 completed.
+  void SentThroughShard0(uint64_t session, uint64_t op_id);
+  // One fewer of this shard's messages waits on shard 0 for `node`.
+  void LeftShard0(const std::string& node);
 
   // Hops between engine shards (hops.cc). Whether session `id` is served
   // here (always, without shards).
