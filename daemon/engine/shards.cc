@@ -27,13 +27,14 @@ absl::StatusOr<std::unique_ptr<EngineShards>> EngineShards::Start(
   constexpr absl::Duration kStartTimeout = absl::Seconds(30);
   for (size_t i = 0; i < shards->loops_.size(); ++i) {
     ucx::Loop* loop = shards->loops_[i];
-    // Shard i's links (made on its loop before the peer plane started).
-    ShardPeers* links_here =
-        i > 0 && i - 1 < shard_peers.size() ? shard_peers[i - 1].release() : nullptr;
+    // Shard i's links (made on its loop before the peer plane started). The
+    // task owns them until it runs: a Call that timed out leaks nothing.
+    std::unique_ptr<ShardPeers> links_here =
+        i > 0 && i - 1 < shard_peers.size() ? std::move(shard_peers[i - 1]) : nullptr;
     // Built on its own thread, as it is used and destroyed there.
     auto made = loop->Call<std::unique_ptr<RingEngine>>(
-        [loop, main_loop = &main, &sessions, options, i, links_here] {
-          std::unique_ptr<ShardPeers> own_links(links_here);
+        [loop, main_loop = &main, &sessions, options, i,
+         own_links = std::move(links_here)]() mutable {
           auto engine = std::make_unique<RingEngine>(*loop, sessions, options.node_name,
                                                      options.max_in_flight);
           if (i == 0 && options.peers != nullptr) {
