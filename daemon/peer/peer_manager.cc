@@ -186,6 +186,8 @@ PeerManager::Peer* PeerManager::FindByEndpoint(ucx::EndpointId ep) {
 }
 
 void PeerManager::OnMessage(ucx::AmMessage& message) {
+  // Its endpoint closed before it was handled (ucx::Worker::ForgetEndpoint).
+  if (message.from == ucx::EndpointId::kNone) return;
   auto decoded = wire::Decode(message.header, message.data_length());
   if (MustPull(message, decoded)) {
     PullThenHandle(message, alive_, "peer plane", [this](ucx::AmMessage& m) { OnMessage(m); });

@@ -135,6 +135,8 @@ ShardPeers::Link* ShardPeers::FindByIncoming(ucx::EndpointId from) {
 }
 
 void ShardPeers::OnMessage(ucx::AmMessage& message) {
+  // Its endpoint closed before it was handled (ucx::Worker::ForgetEndpoint).
+  if (message.from == ucx::EndpointId::kNone) return;
   auto decoded = wire::Decode(message.header, message.data_length());
   if (MustPull(message, decoded)) {
     PullThenHandle(message, alive_, absl::StrCat("shard ", shard_),

@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Accept(Worker& worker,
 Endpoint::~Endpoint() {
   *alive_ = false;
   if (handle_ == nullptr) return;
+  worker_.ForgetEndpoint(id());
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
   params.flags = UCP_EP_CLOSE_FLAG_FORCE;

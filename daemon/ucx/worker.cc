@@ -72,6 +72,25 @@ bool Worker::RunDeferred() {
   return any;
 }
 
+void Worker::ForgetEndpoint(EndpointId id) {
+  if (id == EndpointId::kNone) return;
+  // The batch running now included: its entries not yet handled are read
+  // after this returns.
+  for (auto* queue : {&running_, &deferred_}) {
+    for (Deferred& next : *queue) {
+      if (auto* arrival = std::get_if<Arrival>(&next); arrival && arrival->message.from == id) {
+        arrival->message.from = EndpointId::kNone;
+      }
+    }
+  }
+}
+
+size_t Worker::arrivals_waiting() const {
+  size_t n = 0;
+  for (const Deferred& next : deferred_) n += std::holds_alternative<Arrival>(next);
+  return n;
+}
+
 absl::StatusOr<bool> Worker::Arm() {
   if (!deferred_.empty()) return false;
   const ucs_status_t status = ucp_worker_arm(handle_);

@@ -97,6 +97,12 @@ class Worker {
   void Defer(absl::AnyInvocable<void()> fn) { deferred_.emplace_back(std::move(fn)); }
   // Frees `request` (from a *_nbx call) once it completes.
   void TrackRequest(ucs_status_ptr_t request);
+  // The endpoint `id` is going: messages it brought that wait for their
+  // handlers now come from nobody (EndpointId::kNone). UCX may give the
+  // next endpoint the same address, which would make them its messages.
+  void ForgetEndpoint(EndpointId id);
+  // Messages received and waiting for their handlers.
+  size_t arrivals_waiting() const;
 
  private:
   friend class PendingData;

@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/net_address.h"
 #include "daemon/ucx/context.h"
 #include "daemon/ucx/endpoint.h"
+#include "daemon/ucx/listener.h"
 #include "daemon/ucx/worker.h"
 
 namespace axon::ucx {
@@ -303,6 +305,71 @@ TEST_F(UcxAmNested, HandlerThatProgressesKeepsTheOrder) {
     ASSERT_EQ(received_[i].header.size(), 2u);
     EXPECT_EQ(received_[i].header[0] | (received_[i].header[1] << 8), i);
   }
+}
+
+// A message that waits for its handler while its endpoint is closed comes
+// from nobody: UCX may give the next endpoint the closed one's address, and
+// the message would then pass for that endpoint's.
+TEST(UcxAmForget, MessagesOfAClosedEndpointComeFromNobody) {
+  auto context = Context::Create({});
+  ASSERT_TRUE(context.ok()) << context.status();
+  auto made_receiver = Worker::Create(**context);
+  auto made_sender = Worker::Create(**context);
+  ASSERT_TRUE(made_receiver.ok() && made_sender.ok());
+  std::unique_ptr<Worker> receiver = *std::move(made_receiver);
+  std::unique_ptr<Worker> sender = *std::move(made_sender);
+  const auto progress_until = [&](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      sender->Progress();
+      receiver->Progress();
+    }
+    return true;
+  };
+  std::unique_ptr<Endpoint> accepted;
+  auto address = ParseSocketAddress("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  auto listener = Listener::Create(*receiver, *address, [&](ConnectionRequest request) {
+    auto ep = Endpoint::Accept(*receiver, request, [](const absl::Status&) {});
+    if (ep.ok()) accepted = *std::move(ep);
+  });
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto out = Endpoint::Connect(*sender, (*listener)->address(), [](const absl::Status&) {});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(progress_until([&] { return accepted != nullptr; }));
+  const EndpointId accepted_id = accepted->id();
+
+  const std::vector<uint8_t> header = {1, 2, 3};
+  std::vector<EndpointId> from;
+  bool second_waited = false;
+  ASSERT_TRUE(receiver
+                  ->SetAmHandler(kId,
+                                 [&](AmMessage& m) {
+                                   from.push_back(m.from);
+                                   if (from.size() != 1) return;
+                                   // The second message arrives while this
+                                   // one is handled: it waits behind it.
+                                   (*out)->SendAmFrom(kId, header, {}, nullptr, AmProtocol::kEager,
+                                                      nullptr);
+                                   const auto deadline =
+                                       std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                                   while (receiver->arrivals_waiting() == 0 &&
+                                          std::chrono::steady_clock::now() < deadline) {
+                                     sender->Progress();
+                                     receiver->Progress();
+                                   }
+                                   second_waited = receiver->arrivals_waiting() == 1;
+                                   accepted.reset();
+                                 })
+                  .ok());
+  (*out)->SendAmFrom(kId, header, {}, nullptr, AmProtocol::kEager, nullptr);
+  ASSERT_TRUE(progress_until([&] { return from.size() == 2; }));
+  ASSERT_TRUE(second_waited);
+  EXPECT_EQ(from[0], accepted_id);  // the connection's endpoint here, while it lived
+  EXPECT_EQ(from[1], EndpointId::kNone);
+  out->reset();
+  listener->reset();
 }
 
 }  // namespace
