@@ -48,6 +48,7 @@ struct Row {
   uint64_t size = 0;
   double rt_p50 = 0, rt_p99 = 0, rate = 0;  // medians over runs
   double sustained_rate = 0;                // 0: not measured
+  double burst_first_reply_us = 0;          // the rate's first reply, from its start
   double bare_rt_p50 = 0;
   double allocations_per_call = -1;                 // both daemons' UCX threads; -1: not counted
   double client_allocations_per_call = -1;          // the clients' threads, rate part
@@ -124,15 +125,16 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
         &out,
         "    {\"placement\": \"%s\", \"memory\": \"%s\", \"size\": %d, \"round_trip_us\": "
         "{\"p50\": %.2f, \"p99\": %.2f}, \"calls_per_s\": %.0f, \"sustained_calls_per_s\": %.0f, "
+        "\"burst_first_reply_us\": %.1f, "
         "\"bare_round_trip_us\": %.2f, "
         "\"round_trip_vs_bare\": %.3f, \"daemon_allocations_per_call\": %.3f, "
         "\"client_allocations_per_call\": %.2f, "
         "\"ucx_thread_busy_us_per_call\": {\"caller_daemon\": %.2f, \"server_daemon\": %.2f}, "
         "\"tensorpipe\": {\"round_trip_us\": %.2f, \"calls_per_s\": %.0f}, \"note\": \"%s\"}%s\n",
-        r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.sustained_rate, r.bare_rt_p50,
-        r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0, r.allocations_per_call,
-        r.client_allocations_per_call, r.busy_caller_us, r.busy_server_us, r.tp_rt_p50, r.tp_rate,
-        r.note, i + 1 < rows.size() ? "," : "");
+        r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.sustained_rate,
+        r.burst_first_reply_us, r.bare_rt_p50, r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0,
+        r.allocations_per_call, r.client_allocations_per_call, r.busy_caller_us, r.busy_server_us,
+        r.tp_rt_p50, r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
   }
   out += "  ]\n}\n";
   return out;
@@ -268,8 +270,8 @@ int Main(int argc, char** argv) {
       const int iterations = Iterations(size, o.quick);
       const int calls = size > (4 << 20) ? std::max(o.calls / 20, 20) : o.calls;
       const int window = size > (4 << 20) ? std::min(o.window, 8) : o.window;
-      std::vector<double> p50, p99, rate, sustained_rate, bare, allocations, busy_a, busy_b,
-          client_allocations;
+      std::vector<double> p50, p99, rate, sustained_rate, first_reply, bare, allocations, busy_a,
+          busy_b, client_allocations;
       for (int run = 0; run < o.runs; ++run) {
         auto before = Allocations(admin_a, admin_b);
         const int sustained = memory == "cuda" || o.quick ? 0 : o.sustained_calls;
@@ -283,6 +285,7 @@ int Main(int argc, char** argv) {
         p99.push_back(Percentile(sample->round_trips_us, 0.99));
         rate.push_back(sample->calls_per_s);
         sustained_rate.push_back(sample->sustained_calls_per_s);
+        first_reply.push_back(sample->burst_first_reply_us);
         busy_a.push_back(sample->caller_daemon_busy_us);
         busy_b.push_back(sample->server_daemon_busy_us);
         if (sample->client_allocations >= 0) {
@@ -300,6 +303,7 @@ int Main(int argc, char** argv) {
       row.rt_p99 = Median(p99);
       row.rate = Median(rate);
       row.sustained_rate = Median(sustained_rate);
+      row.burst_first_reply_us = Median(first_reply);
       if (!busy_a.empty()) {
         row.busy_caller_us = Median(busy_a);
         row.busy_server_us = Median(busy_b);
@@ -310,8 +314,10 @@ int Main(int argc, char** argv) {
         row.client_allocations_per_call = Median(client_allocations);
       }
       rows.push_back(row);
-      std::cerr << absl::StrFormat("call-bench: %s %s %d: rt %.1f us, %.0f calls/s\n", placement,
-                                   memory, size, row.rt_p50, row.rate);
+      std::cerr << absl::StrFormat(
+          "call-bench: %s %s %d: rt %.1f us, %.0f calls/s (first reply of the burst after %.0f "
+          "us)\n",
+          placement, memory, size, row.rt_p50, row.rate, row.burst_first_reply_us);
     }
   }
   // TensorPipe runs its two processes on one host: compare it with the

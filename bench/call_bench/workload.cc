@@ -30,10 +30,16 @@ absl::StatusOr<std::unique_ptr<Buffer>> Allocate(Client& client, uint64_t bytes,
   return std::make_unique<HostBuffer>(*std::move(b));
 }
 
+struct RateSample {
+  double calls_per_s = 0;
+  double first_reply_us = 0;  // the first call's end, from the start
+};
+
 // Calls per second of `calls` echo calls with `window` in flight: the
 // window's oldest is waited for while the rest fly.
-absl::StatusOr<double> Rate(Caller& caller, const Endpoints& e, const Tensor& request,
-                            const std::vector<Tensor>& into, int calls, int window) {
+absl::StatusOr<RateSample> Rate(Caller& caller, const Endpoints& e, const Tensor& request,
+                                const std::vector<Tensor>& into, int calls, int window) {
+  RateSample sample;
   std::deque<std::pair<PendingCall, int>> flying;
   std::vector<int> free_slots;
   for (int i = static_cast<int>(into.size()) - 1; i >= 0; --i) free_slots.push_back(i);
@@ -53,9 +59,10 @@ absl::StatusOr<double> Rate(Caller& caller, const Endpoints& e, const Tensor& re
     auto reply = call.Wait();
     if (!reply.ok()) return reply.status();
     free_slots.push_back(slot);
-    ++done;
+    if (done++ == 0) sample.first_reply_us = Micros(Clock::now() - start);
   }
-  return calls / std::chrono::duration<double>(Clock::now() - start).count();
+  sample.calls_per_s = calls / std::chrono::duration<double>(Clock::now() - start).count();
+  return sample;
 }
 
 }  // namespace
@@ -108,7 +115,8 @@ absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool
         static_cast<double>(ProcessAllocations() - allocations_before) / calls;
   }
   sample.calls = static_cast<uint64_t>(calls);
-  sample.calls_per_s = *rate;
+  sample.calls_per_s = rate->calls_per_s;
+  sample.burst_first_reply_us = rate->first_reply_us;
   if (e.daemon_busy) {
     const auto busy_after = e.daemon_busy();
     sample.caller_daemon_busy_us = (busy_after.first - busy_before.first) * 1e6 / calls;
@@ -117,7 +125,7 @@ absl::StatusOr<CallSample> MeasureCalls(const Endpoints& e, uint64_t bytes, bool
   if (sustained_calls > 0) {
     auto sustained = Rate(caller, e, *request, into, sustained_calls, window);
     if (!sustained.ok()) return sustained.status();
-    sample.sustained_calls_per_s = *sustained;
+    sample.sustained_calls_per_s = sustained->calls_per_s;
     sample.calls += static_cast<uint64_t>(sustained_calls);
   }
   return sample;

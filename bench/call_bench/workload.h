@@ -27,7 +27,10 @@ struct CallSample {
   std::vector<double> round_trips_us;  // sequential calls
   double calls_per_s = 0;              // `calls` calls, `window` in flight
   double sustained_calls_per_s = 0;    // `sustained_calls` calls, the same window (0: not run)
-  uint64_t calls = 0;                  // calls made with many in flight (both rates)
+  // From the rate's start (the window's calls submitted at once) to its
+  // first reply: how long the burst takes to fill the stages it crosses.
+  double burst_first_reply_us = 0;
+  uint64_t calls = 0;  // calls made with many in flight (both rates)
   // Each daemon's UCX thread busy time per call while the rate ran (caller's
   // daemon, server's): which side bounds the rate. -1: not measured.
   double caller_daemon_busy_us = -1, server_daemon_busy_us = -1;
