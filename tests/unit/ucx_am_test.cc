@@ -310,66 +310,50 @@ TEST_F(UcxAmNested, HandlerThatProgressesKeepsTheOrder) {
 // A message that waits for its handler while its endpoint is closed comes
 // from nobody: UCX may give the next endpoint the closed one's address, and
 // the message would then pass for that endpoint's.
-TEST(UcxAmForget, MessagesOfAClosedEndpointComeFromNobody) {
-  auto context = Context::Create({});
-  ASSERT_TRUE(context.ok()) << context.status();
-  auto made_receiver = Worker::Create(**context);
-  auto made_sender = Worker::Create(**context);
-  ASSERT_TRUE(made_receiver.ok() && made_sender.ok());
-  std::unique_ptr<Worker> receiver = *std::move(made_receiver);
-  std::unique_ptr<Worker> sender = *std::move(made_sender);
-  const auto progress_until = [&](const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      sender->Progress();
-      receiver->Progress();
-    }
-    return true;
-  };
-  std::unique_ptr<Endpoint> accepted;
+class UcxAmForget : public UcxAm {
+ protected:
+  void TearDown() override {  // before the workers go
+    accepted_.reset();
+    out_.reset();
+    listener_.reset();
+    UcxAm::TearDown();
+  }
+  void OnMessage(AmMessage& m) override {
+    from_.push_back(m.from);
+    if (from_.size() != 1) return;
+    // The second message arrives while this one is handled: it waits behind it.
+    out_->SendAmFrom(kId, kHeader, {}, nullptr, AmProtocol::kEager, nullptr);
+    second_waited_ = ProgressUntil([&] { return receiver_->arrivals_waiting() > 0; }) &&
+                     receiver_->arrivals_waiting() == 1;
+    accepted_.reset();
+  }
+  static constexpr uint8_t kHeader[] = {1, 2, 3};
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Endpoint> accepted_, out_;
+  std::vector<EndpointId> from_;
+  bool second_waited_ = false;
+};
+
+TEST_F(UcxAmForget, MessagesOfAClosedEndpointComeFromNobody) {
   auto address = ParseSocketAddress("127.0.0.1:0");
   ASSERT_TRUE(address.ok()) << address.status();
-  auto listener = Listener::Create(*receiver, *address, [&](ConnectionRequest request) {
-    auto ep = Endpoint::Accept(*receiver, request, [](const absl::Status&) {});
-    if (ep.ok()) accepted = *std::move(ep);
+  auto listener = Listener::Create(*receiver_, *address, [&](ConnectionRequest request) {
+    auto ep = Endpoint::Accept(*receiver_, request, [](const absl::Status&) {});
+    if (ep.ok()) accepted_ = *std::move(ep);
   });
   ASSERT_TRUE(listener.ok()) << listener.status();
-  auto out = Endpoint::Connect(*sender, (*listener)->address(), [](const absl::Status&) {});
+  listener_ = *std::move(listener);
+  auto out = Endpoint::Connect(*sender_, listener_->address(), [](const absl::Status&) {});
   ASSERT_TRUE(out.ok()) << out.status();
-  ASSERT_TRUE(progress_until([&] { return accepted != nullptr; }));
-  const EndpointId accepted_id = accepted->id();
+  out_ = *std::move(out);
+  ASSERT_TRUE(ProgressUntil([&] { return accepted_ != nullptr; }));
+  const EndpointId accepted_id = accepted_->id();
 
-  const std::vector<uint8_t> header = {1, 2, 3};
-  std::vector<EndpointId> from;
-  bool second_waited = false;
-  ASSERT_TRUE(receiver
-                  ->SetAmHandler(kId,
-                                 [&](AmMessage& m) {
-                                   from.push_back(m.from);
-                                   if (from.size() != 1) return;
-                                   // The second message arrives while this
-                                   // one is handled: it waits behind it.
-                                   (*out)->SendAmFrom(kId, header, {}, nullptr, AmProtocol::kEager,
-                                                      nullptr);
-                                   const auto deadline =
-                                       std::chrono::steady_clock::now() + std::chrono::seconds(10);
-                                   while (receiver->arrivals_waiting() == 0 &&
-                                          std::chrono::steady_clock::now() < deadline) {
-                                     sender->Progress();
-                                     receiver->Progress();
-                                   }
-                                   second_waited = receiver->arrivals_waiting() == 1;
-                                   accepted.reset();
-                                 })
-                  .ok());
-  (*out)->SendAmFrom(kId, header, {}, nullptr, AmProtocol::kEager, nullptr);
-  ASSERT_TRUE(progress_until([&] { return from.size() == 2; }));
-  ASSERT_TRUE(second_waited);
-  EXPECT_EQ(from[0], accepted_id);  // the connection's endpoint here, while it lived
-  EXPECT_EQ(from[1], EndpointId::kNone);
-  out->reset();
-  listener->reset();
+  out_->SendAmFrom(kId, kHeader, {}, nullptr, AmProtocol::kEager, nullptr);
+  ASSERT_TRUE(ProgressUntil([&] { return from_.size() == 2; }));
+  ASSERT_TRUE(second_waited_);
+  EXPECT_EQ(from_[0], accepted_id);  // the connection's endpoint here, while it lived
+  EXPECT_EQ(from_[1], EndpointId::kNone);
 }
 
 }  // namespace
