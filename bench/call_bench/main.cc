@@ -46,9 +46,10 @@ struct Options {
 struct Row {
   std::string placement, memory;
   uint64_t size = 0;
-  double rt_p50 = 0, rt_p99 = 0, rate = 0;  // medians over runs
-  double sustained_rate = 0;                // 0: not measured
-  double burst_first_reply_us = 0;          // the rate's first reply, from its start
+  double rt_p50 = 0, rt_p99 = 0, rate = 0;        // medians over runs
+  double sustained_rate = 0;                      // 0: not measured
+  double burst_first_reply_us = 0;                // the rate's first reply, from its start
+  std::vector<double> rate_runs, sustained_runs;  // each run's, in order: how far they spread
   double bare_rt_p50 = 0;
   double allocations_per_call = -1;                 // both daemons' UCX threads; -1: not counted
   double client_allocations_per_call = -1;          // the clients' threads, rate part
@@ -58,6 +59,9 @@ struct Row {
 };
 
 double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
+
+// For absl::StrJoin: a rate as a whole number.
+void Rounded(std::string* out, double v) { absl::StrAppendFormat(out, "%.0f", v); }
 
 int Iterations(uint64_t size, bool quick) {
   const int n = size <= 65536 ? 2000 : size <= (4 << 20) ? 200 : 20;
@@ -125,6 +129,7 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
         &out,
         "    {\"placement\": \"%s\", \"memory\": \"%s\", \"size\": %d, \"round_trip_us\": "
         "{\"p50\": %.2f, \"p99\": %.2f}, \"calls_per_s\": %.0f, \"sustained_calls_per_s\": %.0f, "
+        "\"calls_per_s_runs\": [%s], \"sustained_calls_per_s_runs\": [%s], "
         "\"burst_first_reply_us\": %.1f, "
         "\"bare_round_trip_us\": %.2f, "
         "\"round_trip_vs_bare\": %.3f, \"daemon_allocations_per_call\": %.3f, "
@@ -132,6 +137,7 @@ std::string Json(const std::vector<Row>& rows, const Options& o) {
         "\"ucx_thread_busy_us_per_call\": {\"caller_daemon\": %.2f, \"server_daemon\": %.2f}, "
         "\"tensorpipe\": {\"round_trip_us\": %.2f, \"calls_per_s\": %.0f}, \"note\": \"%s\"}%s\n",
         r.placement, r.memory, r.size, r.rt_p50, r.rt_p99, r.rate, r.sustained_rate,
+        absl::StrJoin(r.rate_runs, ", ", Rounded), absl::StrJoin(r.sustained_runs, ", ", Rounded),
         r.burst_first_reply_us, r.bare_rt_p50, r.bare_rt_p50 > 0 ? r.rt_p50 / r.bare_rt_p50 : 0,
         r.allocations_per_call, r.client_allocations_per_call, r.busy_caller_us, r.busy_server_us,
         r.tp_rt_p50, r.tp_rate, r.note, i + 1 < rows.size() ? "," : "");
@@ -303,6 +309,8 @@ int Main(int argc, char** argv) {
       row.rt_p99 = Median(p99);
       row.rate = Median(rate);
       row.sustained_rate = Median(sustained_rate);
+      row.rate_runs = rate;
+      if (row.sustained_rate > 0) row.sustained_runs = sustained_rate;
       row.burst_first_reply_us = Median(first_reply);
       if (!busy_a.empty()) {
         row.busy_caller_us = Median(busy_a);
@@ -315,9 +323,10 @@ int Main(int argc, char** argv) {
       }
       rows.push_back(row);
       std::cerr << absl::StrFormat(
-          "call-bench: %s %s %d: rt %.1f us, %.0f calls/s (first reply of the burst after %.0f "
-          "us)\n",
-          placement, memory, size, row.rt_p50, row.rate, row.burst_first_reply_us);
+          "call-bench: %s %s %d: rt %.1f us, %.0f calls/s (runs: %s; first reply of the burst "
+          "after %.0f us)\n",
+          placement, memory, size, row.rt_p50, row.rate, absl::StrJoin(rate, " ", Rounded),
+          row.burst_first_reply_us);
     }
   }
   // TensorPipe runs its two processes on one host: compare it with the
