@@ -20,8 +20,7 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
   OutgoingCall out;
   frame.tensors.clear();
   for (const Tensor& t : tensors) {
-    if (auto st = ValidateTensorDesc(t.desc); !st.ok()) return st;
-    auto source = runtime.Resolve(t);
+    auto source = runtime.Resolve(t);  // checks the descriptor first
     if (!source.ok()) return source.status();
     wire::CallTensor entry{.desc = t.desc, .bytes = source->bytes};
     entry.desc.byte_offset = 0;

@@ -32,7 +32,8 @@ class CallRuntime {
   explicit CallRuntime(Client& client);
 
   // Where `tensor`'s bytes are for the daemon (Tensor's header comment says
-  // how each kind of memory is read).
+  // how each kind of memory is read). Checks its descriptor first
+  // (TensorBytes), and fails as ValidateTensorDesc would.
   absl::StatusOr<Source> Resolve(const Tensor& tensor);
   // INVALID_ARGUMENT, naming `what`, unless `tensor` can be written in place
   // by the daemon or by others: registered memory (a Buffer) or GPU memory.

@@ -47,11 +47,20 @@ constexpr CodeInfo kCodes[] = {
     {DTypeCode::kFloat4_e2m1fn, "float4_e2m1fn", false, {4}},
 };
 
-const CodeInfo* FindCode(DTypeCode code) {
-  for (const CodeInfo& info : kCodes) {
-    if (info.code == code) return &info;
+// kCodes' index by code (-1: none), so that a lookup, made several times
+// for each tensor a call carries, is one load rather than a search.
+constexpr std::array<int8_t, 256> kCodeIndex = [] {
+  std::array<int8_t, 256> index{};
+  index.fill(-1);
+  for (size_t i = 0; i < std::size(kCodes); ++i) {
+    index[static_cast<uint8_t>(kCodes[i].code)] = static_cast<int8_t>(i);
   }
-  return nullptr;
+  return index;
+}();
+
+const CodeInfo* FindCode(DTypeCode code) {
+  const int8_t i = kCodeIndex[static_cast<uint8_t>(code)];
+  return i < 0 ? nullptr : &kCodes[i];
 }
 
 bool AllowsBits(const CodeInfo& info, uint8_t bits) {
@@ -166,7 +175,9 @@ absl::Status Check(const TensorDesc& desc, uint64_t& bytes) {
     }
   }
 
-  if (__builtin_mul_overflow(count, uint64_t{ElementBytes(desc.dtype)}, &bytes)) {
+  // The dtype passed ValidateDType above: its size needs no second check.
+  const uint64_t element_bytes = uint64_t{desc.dtype.bits} * desc.dtype.lanes / 8;
+  if (__builtin_mul_overflow(count, element_bytes, &bytes)) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor of shape ", Dims(desc.shape, desc.ndim), " has more than 2^64 bytes"));
   }
