@@ -338,9 +338,13 @@ void Client::StartProgressThread() {
 }
 
 internal::CallRuntime& Client::call_runtime() {
+  if (internal::CallRuntime* ready = call_runtime_ready_.load(std::memory_order_acquire)) {
+    return *ready;
+  }
   StartProgressThread();  // calls complete on it
   std::lock_guard<std::mutex> lock(call_runtime_mu_);
   if (!call_runtime_) call_runtime_ = std::make_shared<internal::CallRuntime>(*this);
+  call_runtime_ready_.store(call_runtime_.get(), std::memory_order_release);
   return *call_runtime_;
 }
 
@@ -359,6 +363,7 @@ Client::~Client() {
   if (progress_.joinable()) progress_.join();
   (void)Detach();
   session_->FailPending();
+  call_runtime_ready_ = nullptr;
   call_runtime_.reset();
 }
 

@@ -386,6 +386,9 @@ class Client {
   std::shared_ptr<internal::Session> session_;
   std::mutex call_runtime_mu_;
   std::shared_ptr<internal::CallRuntime> call_runtime_;
+  // call_runtime_ once made (and the progress thread started): every call
+  // asks for it, without taking either lock.
+  std::atomic<internal::CallRuntime*> call_runtime_ready_{nullptr};
   std::mutex progress_mu_;
   std::atomic<bool> stop_progress_{false};
   std::thread progress_;
