@@ -63,6 +63,9 @@ const CodeInfo* FindCode(DTypeCode code) {
   return i < 0 ? nullptr : &kCodes[i];
 }
 
+// Bytes per element of a dtype that passed ValidateDType.
+uint32_t CheckedElementBytes(DType dtype) { return uint32_t{dtype.bits} * dtype.lanes / 8; }
+
 bool AllowsBits(const CodeInfo& info, uint8_t bits) {
   for (uint8_t b : info.bits) {
     if (b != 0 && b == bits) return true;
@@ -176,8 +179,7 @@ absl::Status Check(const TensorDesc& desc, uint64_t& bytes) {
   }
 
   // The dtype passed ValidateDType above: its size needs no second check.
-  const uint64_t element_bytes = uint64_t{desc.dtype.bits} * desc.dtype.lanes / 8;
-  if (__builtin_mul_overflow(count, element_bytes, &bytes)) {
+  if (__builtin_mul_overflow(count, uint64_t{CheckedElementBytes(desc.dtype)}, &bytes)) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor of shape ", Dims(desc.shape, desc.ndim), " has more than 2^64 bytes"));
   }
@@ -216,8 +218,7 @@ absl::Status ValidateDType(DType dtype) {
 }
 
 uint32_t ElementBytes(DType dtype) {
-  if (!ValidateDType(dtype).ok()) return 0;
-  return uint32_t{dtype.bits} * dtype.lanes / 8;
+  return ValidateDType(dtype).ok() ? CheckedElementBytes(dtype) : 0;
 }
 
 std::string DTypeName(DType dtype) {
