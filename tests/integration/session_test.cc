@@ -19,6 +19,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "axon/call.h"
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
@@ -268,6 +269,29 @@ TEST_F(SessionTest, EndpointsAreUniqueAndGoWithTheirSession) {
 namespace axon::testing {
 namespace {
 
+// Seconds the daemon's UCX threads were on a CPU or waiting for one (from
+// /proc/PID/task/TID/schedstat): the time a turn can take, asleep excluded.
+// A loaded machine (the sanitizer runs share two cores) keeps a runnable
+// thread off the CPU for a while, and a turn's wall-clock busy time counts
+// that wait too.
+double UcxThreadsScheduledSeconds(pid_t pid) {
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  double seconds = 0;
+  DIR* dir = ::opendir(tasks.c_str());
+  if (dir == nullptr) return -1;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    std::string comm;
+    std::ifstream(absl::StrCat(tasks, "/", entry->d_name, "/comm")) >> comm;
+    if (comm != "axond-ucx") continue;
+    uint64_t on_cpu_ns = 0, waiting_ns = 0;
+    std::ifstream(absl::StrCat(tasks, "/", entry->d_name, "/schedstat")) >> on_cpu_ns >> waiting_ns;
+    seconds += static_cast<double>(on_cpu_ns + waiting_ns) * 1e-9;
+  }
+  ::closedir(dir);
+  return seconds;
+}
+
 // Also: the UCX thread's busy time (axonctl stats) counts work, not sleep.
 TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
   Axond axond(dir_);
@@ -286,6 +310,7 @@ TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
     return s;
   };
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const double scheduled_before = UcxThreadsScheduledSeconds(axond.process().pid());
   const v1::StatsResponse before = stats();
   // The 20000 round trips kept the UCX thread busy for a while, and never
   // longer than the daemon has been up.
@@ -293,9 +318,14 @@ TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
   EXPECT_LT(before.ucx_thread_busy_seconds(), before.uptime_seconds());
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const v1::StatsResponse after = stats();
+  const double scheduled = UcxThreadsScheduledSeconds(axond.process().pid()) - scheduled_before;
   EXPECT_LE(after.ucx_thread_wakeups() - before.ucx_thread_wakeups(), 3u);
-  // Asleep is not busy (the stats calls themselves are a little work).
-  EXPECT_LT(after.ucx_thread_busy_seconds() - before.ucx_thread_busy_seconds(), 0.05);
+  // The thread slept: a second went by with little of it on (or waiting
+  // for) a CPU, and busy time counts no more than that, not the sleep (the
+  // stats calls themselves are a little work).
+  ASSERT_GE(scheduled_before, 0.0) << "no /proc/PID/task";
+  EXPECT_LT(scheduled, 0.5);
+  EXPECT_LT(after.ucx_thread_busy_seconds() - before.ucx_thread_busy_seconds(), scheduled + 0.05);
   EXPECT_THAT(axond.Ctl({"stats"}).out, HasSubstr("% of uptime)"));
   // And it wakes again for the next message.
   EXPECT_TRUE((*client)->PingDaemon().ok());
