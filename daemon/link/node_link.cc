@@ -29,27 +29,21 @@ std::optional<Outgoing> NodeLink::TakeReady() {
   return next;
 }
 
-void NodeLink::Sent(uint64_t message_id, Outgoing send) {
+void NodeLink::Sent(uint64_t message_id, Outgoing&& send) {
   ++next_send_sequence_;
-  sent_.emplace(message_id, std::move(send));
+  sent_.Emplace(message_id, std::move(send));
 }
 
-Outgoing* NodeLink::InFlight(uint64_t message_id) {
-  auto it = sent_.find(message_id);
-  return it == sent_.end() ? nullptr : &it->second;
-}
+Outgoing* NodeLink::InFlight(uint64_t message_id) { return sent_.Find(message_id); }
 
 std::optional<Outgoing> NodeLink::Answered(uint64_t message_id) {
-  auto it = sent_.find(message_id);
-  if (it == sent_.end()) return std::nullopt;
-  Outgoing send = std::move(it->second);
-  sent_.erase(it);
-  ++answered_;
+  std::optional<Outgoing> send = sent_.Take(message_id);
+  if (send) ++answered_;
   return send;
 }
 
 void NodeLink::Settle(uint64_t message_id) {
-  if (sent_.erase(message_id) != 0) ++answered_;
+  if (sent_.Erase(message_id)) ++answered_;
 }
 
 bool NodeLink::Release(uint64_t key) {
@@ -71,26 +65,26 @@ std::optional<Outgoing> NodeLink::TakeWaiting(uint64_t session, uint64_t op_id) 
 
 bool NodeLink::Withdraw(uint64_t session, uint64_t op_id, const absl::Status& why) {
   bool found = false;
-  for (auto& [id, send] : sent_) {
-    if (send.session != session || send.op_id != op_id) continue;
+  sent_.ForEach([&](uint64_t id, Outgoing& send) {
+    if (send.session != session || send.op_id != op_id) return;
     found = true;
     if (send.aborted.ok()) {  // withdrawn once
       send.aborted = why;
       SendCancel(id);
     }
-  }
+  });
   return found;
 }
 
 void NodeLink::DropSession(uint64_t session, const absl::Status& why) {
   std::erase_if(waiting_, [session](const Outgoing& o) { return o.session == session; });
-  for (auto& [id, send] : sent_) {
-    if (send.session != session) continue;
+  sent_.ForEach([&](uint64_t id, Outgoing& send) {
+    if (send.session != session) return;
     // One withdrawn already keeps its reason (a refused probe is then
     // finished, not sent again).
     if (send.aborted.ok()) send.aborted = why;
     SendCancel(id);
-  }
+  });
 }
 
 void NodeLink::SendCancel(uint64_t message_id) {
@@ -150,12 +144,12 @@ std::optional<std::string> NodeLink::Stalled() {
 std::vector<Outgoing> NodeLink::TakeUnanswered() {
   std::vector<uint64_t> ids;
   ids.reserve(sent_.size());
-  for (const auto& [id, send] : sent_) ids.push_back(id);
+  sent_.ForEach([&](uint64_t id, const Outgoing&) { ids.push_back(id); });
   std::sort(ids.begin(), ids.end());
   std::vector<Outgoing> all;
   all.reserve(ids.size() + waiting_.size());
-  for (uint64_t id : ids) all.push_back(std::move(sent_.at(id)));
-  sent_.clear();
+  for (uint64_t id : ids) all.push_back(*sent_.Take(id));
+  sent_.Clear();
   for (Outgoing& o : waiting_) all.push_back(std::move(o));
   waiting_.clear();
   early_.clear();

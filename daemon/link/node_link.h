@@ -33,12 +33,12 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/slot_map.h"
 #include "daemon/engine/records.h"
 #include "daemon/link/link_transport.h"
 
@@ -71,14 +71,14 @@ class NodeLink {
   // or something holds the link.
   bool MustWait() const { return !waiting_.empty() || !CanSend(); }
   // Queues `send` behind the others.
-  void Wait(Outgoing send) { waiting_.push_back(std::move(send)); }
+  void Wait(Outgoing&& send) { waiting_.push_back(std::move(send)); }
   // The first waiting send, if the window and the holds let it go now.
   std::optional<Outgoing> TakeReady();
   // The sequence number of the next data frame.
   uint64_t next_sequence() const { return next_send_sequence_; }
   // The transport took data frame `message_id`, numbered next_sequence():
   // it is in the window until answered.
-  void Sent(uint64_t message_id, Outgoing send);
+  void Sent(uint64_t message_id, Outgoing&& send);
   // A send in flight, or null.
   Outgoing* InFlight(uint64_t message_id);
   // Takes the send `message_id` out of the window: it was answered (or
@@ -176,9 +176,10 @@ class NodeLink {
   uint64_t next_receive_sequence_ = 1;
   std::deque<Outgoing> waiting_;
   absl::InlinedVector<uint64_t, 2> holds_;
-  // By message id, awaiting their ack. A hash map: one is added and one
-  // removed per message; where order matters the ids are sorted first.
-  absl::flat_hash_map<uint64_t, Outgoing> sent_;
+  // By message id, awaiting their ack: one is added and one removed per
+  // message, and each stays in place meanwhile; where order matters the
+  // ids are sorted first.
+  SlotMap<uint64_t, Outgoing> sent_;
   std::map<uint64_t, std::shared_ptr<Incoming>> early_;  // ahead of a gap
   std::vector<uint64_t> unsent_acks_;
   std::vector<uint8_t> encoded_;  // kDataAcks bodies (storage kept)
