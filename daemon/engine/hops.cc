@@ -115,7 +115,7 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
   // with links of its own sends messages on them to the nodes it chose to
   // (ShardPeers::OwnRouteFromLoop); one-sided transfers stay on shard 0.
   if (index != 0 && shard_peers_ != nullptr) {
-    router_.SetRemote([this](Outgoing send) {
+    router_.SetRemote([this](Outgoing&& send) {
       if (send.window.op != wire::WindowFrame::kNone) {
         Hand(0, RemoteHop{std::move(send)});
         return;
@@ -133,7 +133,7 @@ void RingEngine::JoinFromLoop(EngineShards& shards, size_t index) {
       Hand(0, RemoteHop{std::move(send)});
     });
   } else if (index != 0 && shards.engine(0).remote_) {
-    router_.SetRemote([this](Outgoing send) { Hand(0, RemoteHop{std::move(send)}); });
+    router_.SetRemote([this](Outgoing&& send) { Hand(0, RemoteHop{std::move(send)}); });
   }
 }
 

@@ -51,7 +51,7 @@ RemotePath::~RemotePath() {
   peers_.SetHandlersFromLoop({});
 }
 
-void RemotePath::SendFromLoop(Outgoing send) {
+void RemotePath::SendFromLoop(Outgoing&& send) {
   AXON_DCHECK_ON_LOOP();
   if (auto st = peers_.CheckUpFromLoop(send.node); !st.ok()) {
     if (!peers_.ConnectFromLoop(send.node)) {
@@ -152,8 +152,8 @@ void RemotePath::Transmit(NodeLink& n, Outgoing&& send) {
 
 void RemotePath::PostInPlace(NodeLink& n, Outgoing&& send) {
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
-  ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
-  ucx::Keepalives keep{send.region};
+  ucx::Parts&& parts = PartSpans(*send.region, send.offset, send.length, send.more);
+  ucx::Keepalives&& keep{send.region};
   for (const Part& p : send.more) keep.push_back(p.region);
   Post(n, std::move(send), std::move(parts), std::move(keep));
 }
@@ -178,7 +178,7 @@ void RemotePath::Dispatch(const std::shared_ptr<Incoming>& in) {
   hooks_.arrived(in);
 }
 
-void RemotePath::Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
+void RemotePath::Post(NodeLink& n, Outgoing&& send, ucx::Parts&& parts, ucx::Keepalives&& keep,
                       const wire::DataBody& chunk, ucx::MemoryKind memory) {
   // A chunk comes with its id and place; anything else takes the next id.
   const uint64_t id = chunk.total != 0 ? chunk.message_id : next_message_id_++;

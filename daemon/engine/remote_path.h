@@ -125,7 +125,7 @@ class RemotePath {
   RemotePath& operator=(const RemotePath&) = delete;
 
   // Sends, or queues behind the window; completes through hooks.complete.
-  void SendFromLoop(Outgoing send);
+  void SendFromLoop(Outgoing&& send);
   // Lands `message` at `into` (message->length() bytes of region `region`,
   // kept mapped until then), acknowledges it to its sender, then runs `done`.
   void LandFromLoop(std::shared_ptr<Incoming> message, std::shared_ptr<Region> region,
@@ -241,7 +241,7 @@ class RemotePath {
   void PostInPlace(NodeLink& n, Outgoing&& send);
   // Sends `parts` (the send's bytes, kept valid by `keep`, in `memory`) as
   // one message; `chunk` carries the fields of a chunk or a handle.
-  void Post(NodeLink& n, Outgoing&& send, ucx::Parts parts, ucx::Keepalives keep,
+  void Post(NodeLink& n, Outgoing&& send, ucx::Parts&& parts, ucx::Keepalives&& keep,
             const wire::DataBody& chunk = {}, ucx::MemoryKind memory = ucx::MemoryKind::kHost);
   // Completes `send`'s operation with `st`, once per chunked send.
   void Finish(const Outgoing& send, absl::Status st);

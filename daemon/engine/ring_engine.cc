@@ -74,7 +74,7 @@ void RingEngine::AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits
       },
       sessions_manager_.ipc_mappings());
   router_.SetRemote(
-      [remote = remote_.get()](Outgoing send) { remote->SendFromLoop(std::move(send)); });
+      [remote = remote_.get()](Outgoing&& send) { remote->SendFromLoop(std::move(send)); });
 }
 
 void RingEngine::AttachShardPeersFromLoop(std::unique_ptr<ShardPeers> peers,

@@ -18,7 +18,7 @@ namespace axon::daemon {
 class Router {
  public:
   // Takes a send to another node (RemotePath::SendFromLoop in axond).
-  using Remote = std::function<void(Outgoing)>;
+  using Remote = std::function<void(Outgoing&&)>;
 
   Router(std::string node_name, Matcher& matcher, MatchSink& sink)
       : node_name_(std::move(node_name)), matcher_(matcher), sink_(sink) {}

@@ -129,8 +129,8 @@ bool PeerManager::PeerSharesGpusFromLoop(const std::string& node) {
 }
 
 absl::Status PeerManager::SendFrameFromLoop(const std::string& node, wire::MessageType type,
-                                            FrameWriter frame, ucx::Parts parts,
-                                            ucx::Keepalives keep, ucx::AmProtocol protocol,
+                                            FrameWriter frame, ucx::Parts&& parts,
+                                            ucx::Keepalives&& keep, ucx::AmProtocol protocol,
                                             uint64_t sequence, ucx::MemoryKind memory) {
   AXON_DCHECK_ON_LOOP();
   Peer* found = FindPeer(node);  // once per message: CheckUpFromLoop only says why not

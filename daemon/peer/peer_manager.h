@@ -120,8 +120,8 @@ class PeerManager final : public PeerPlane {
                    const ucx::RemoteKey& key, ucx::Endpoint::SendDone done) override;
   void FlushFromLoop(const std::string& node, ucx::Endpoint::SendDone done) override;
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
-                                 ucx::Parts parts, ucx::Keepalives keep, ucx::AmProtocol protocol,
-                                 uint64_t sequence,
+                                 ucx::Parts&& parts, ucx::Keepalives&& keep,
+                                 ucx::AmProtocol protocol, uint64_t sequence,
                                  ucx::MemoryKind memory = ucx::MemoryKind::kHost) override;
 
  private:

@@ -8,8 +8,8 @@
 namespace axon::daemon {
 
 absl::Status PeerPlane::SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                         absl::Span<const uint8_t> body, ucx::Parts parts,
-                                         ucx::Keepalives keep, ucx::AmProtocol protocol,
+                                         absl::Span<const uint8_t> body, ucx::Parts&& parts,
+                                         ucx::Keepalives&& keep, ucx::AmProtocol protocol,
                                          uint64_t sequence, ucx::MemoryKind memory) {
   return SendFrameFromLoop(
       node, type,
@@ -20,7 +20,7 @@ absl::Status PeerPlane::SendDataFromLoop(const std::string& node, wire::MessageT
 }
 
 uint64_t SendFrameOn(ucx::Endpoint& ep, std::vector<uint8_t>& buffer, wire::MessageType type,
-                     PeerPlane::FrameWriter frame, ucx::Parts parts, ucx::Keepalives keep,
+                     PeerPlane::FrameWriter frame, ucx::Parts&& parts, ucx::Keepalives&& keep,
                      ucx::AmProtocol protocol, uint64_t sequence, ucx::MemoryKind memory) {
   uint64_t payload = 0;
   for (const auto& p : parts) payload += p.size();

@@ -65,8 +65,9 @@ class PeerPlane {
   // Sends a frame written by `frame` whose payload is `parts`, back to back,
   // in place (kept valid by `keep` until sent); fails like CheckUpFromLoop.
   virtual absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type,
-                                         FrameWriter frame, ucx::Parts parts, ucx::Keepalives keep,
-                                         ucx::AmProtocol protocol, uint64_t sequence,
+                                         FrameWriter frame, ucx::Parts&& parts,
+                                         ucx::Keepalives&& keep, ucx::AmProtocol protocol,
+                                         uint64_t sequence,
                                          ucx::MemoryKind memory = ucx::MemoryKind::kHost) = 0;
 
   // One-sided transfers by UCX RMA (daemon/transfer/window_rma).
@@ -87,8 +88,8 @@ class PeerPlane {
 
   // The same with the body encoded already.
   absl::Status SendDataFromLoop(const std::string& node, wire::MessageType type,
-                                absl::Span<const uint8_t> body, ucx::Parts parts,
-                                ucx::Keepalives keep, ucx::AmProtocol protocol, uint64_t sequence,
+                                absl::Span<const uint8_t> body, ucx::Parts&& parts,
+                                ucx::Keepalives&& keep, ucx::AmProtocol protocol, uint64_t sequence,
                                 ucx::MemoryKind memory = ucx::MemoryKind::kHost);
 };
 
@@ -100,7 +101,7 @@ inline constexpr uint16_t kPeerAmId = 1;
 // `frame` into `buffer` (kept by the caller for the next frame) and sends
 // it and `parts` on `ep`. Returns the bytes sent, frame and payload.
 uint64_t SendFrameOn(ucx::Endpoint& ep, std::vector<uint8_t>& buffer, wire::MessageType type,
-                     PeerPlane::FrameWriter frame, ucx::Parts parts, ucx::Keepalives keep,
+                     PeerPlane::FrameWriter frame, ucx::Parts&& parts, ucx::Keepalives&& keep,
                      ucx::AmProtocol protocol, uint64_t sequence, ucx::MemoryKind memory);
 
 // Whether UCX gave `ep` a cuda_ipc lane (it may still be wiring one up).

@@ -262,8 +262,8 @@ bool ShardPeers::PeerSharesGpusFromLoop(const std::string& node) {
 }
 
 absl::Status ShardPeers::SendFrameFromLoop(const std::string& node, wire::MessageType type,
-                                           FrameWriter frame, ucx::Parts parts,
-                                           ucx::Keepalives keep, ucx::AmProtocol protocol,
+                                           FrameWriter frame, ucx::Parts&& parts,
+                                           ucx::Keepalives&& keep, ucx::AmProtocol protocol,
                                            uint64_t sequence, ucx::MemoryKind memory) {
   AXON_DCHECK_ON_LOOP();
   auto it = links_.find(node);

@@ -65,8 +65,8 @@ class ShardPeers final : public PeerPlane {
   bool PeerTakesCudaFromLoop(const std::string& node) const override;
   bool PeerSharesGpusFromLoop(const std::string& node) override;
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
-                                 ucx::Parts parts, ucx::Keepalives keep, ucx::AmProtocol protocol,
-                                 uint64_t sequence,
+                                 ucx::Parts&& parts, ucx::Keepalives&& keep,
+                                 ucx::AmProtocol protocol, uint64_t sequence,
                                  ucx::MemoryKind memory = ucx::MemoryKind::kHost) override;
   // One-sided transfers stay on shard 0: these fail UNIMPLEMENTED.
   absl::StatusOr<std::unique_ptr<ucx::MemoryHandle>> RegisterFromLoop(void* address,

@@ -88,8 +88,8 @@ void Endpoint::SendAmFrom(uint16_t id, absl::Span<const uint8_t> header,
          protocol, memory);
 }
 
-void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts,
-                            Keepalives keep, AmProtocol protocol, SendDone done,
+void Endpoint::SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts&& parts,
+                            Keepalives&& keep, AmProtocol protocol, SendDone done,
                             MemoryKind memory) {
   if (failed_) {
     if (done) done(absl::UnavailableError("connection is broken"));

@@ -63,7 +63,7 @@ class Endpoint {
 
   // Like SendAmFrom, with the payload gathered from `parts` (a UCX IOV),
   // kept valid by `keep`.
-  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts parts, Keepalives keep,
+  void SendAmGather(uint16_t id, absl::Span<const uint8_t> header, Parts&& parts, Keepalives&& keep,
                     AmProtocol protocol, SendDone done, MemoryKind memory = MemoryKind::kHost);
 
   // One-sided: writes `length` bytes at `from` to `address` in the other

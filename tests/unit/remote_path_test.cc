@@ -88,7 +88,7 @@ class FakePlane final : public PeerPlane {
   }
   bool PeerSharesGpusFromLoop(const std::string&) override { return false; }
   absl::Status SendFrameFromLoop(const std::string& node, wire::MessageType type, FrameWriter frame,
-                                 ucx::Parts parts, ucx::Keepalives, ucx::AmProtocol,
+                                 ucx::Parts&& parts, ucx::Keepalives&&, ucx::AmProtocol,
                                  uint64_t sequence, ucx::MemoryKind) override {
     if (auto st = CheckUpFromLoop(node); !st.ok()) return st;
     uint64_t payload_length = 0;
