@@ -116,6 +116,17 @@ class Matcher {
     std::shared_ptr<Region> region;
     uint64_t slot_size = 0;
     std::vector<uint64_t> free;  // slot indexes
+    std::vector<bool> is_free;   // by slot: whether `free` has it (no search per release)
+    uint64_t TakeFree() {
+      const uint64_t slot = free.back();
+      free.pop_back();
+      is_free[slot] = false;
+      return slot;
+    }
+    void PutFree(uint64_t slot) {
+      free.push_back(slot);
+      is_free[slot] = true;
+    }
     struct Landing {
       uint64_t slot;
       bool done = false, failed = false;

@@ -52,8 +52,7 @@ bool Matcher::TryArea(const std::string& to, const Pending& send) {
   if (it == areas_.end()) return false;
   Area& area = it->second;
   if (area.free.empty() || send.length > area.slot_size) return false;
-  const uint64_t slot = area.free.back();
-  area.free.pop_back();
+  const uint64_t slot = area.TakeFree();
   wire::Completion arrival{
       .flags = wire::kCompletionArrival, .length = send.length, .tag = send.tag};
   arrival.arrival.slot = slot;
@@ -80,7 +79,7 @@ void Matcher::Landed(uint64_t session, uint64_t sequence, bool ok) {
   while (!area.landing.empty() && area.landing.front().done) {
     const Area::Landing& front = area.landing.front();
     if (front.failed) {
-      area.free.push_back(front.slot);  // nothing arrived: the slot is free again
+      area.PutFree(front.slot);  // nothing arrived: the slot is free again
     } else {
       sink_.Announce(session, front.arrival);
     }
@@ -104,7 +103,8 @@ absl::StatusOr<uint64_t> Matcher::SetArea(uint64_t session, std::shared_ptr<Regi
   }
   Area area{.region = std::move(region), .slot_size = slot_size};
   const uint64_t slots = area.region->length() / slot_size;
-  for (uint64_t i = slots; i > 0; --i) area.free.push_back(i - 1);  // slot 0 first
+  area.is_free.resize(slots);
+  for (uint64_t i = slots; i > 0; --i) area.PutFree(i - 1);  // slot 0 first
   areas_.emplace(session, std::move(area));
   return slots;
 }
@@ -113,25 +113,24 @@ void Matcher::Release(uint64_t session, uint64_t slot) {
   auto it = areas_.find(session);
   if (it == areas_.end()) return;
   Area& area = it->second;
-  const uint64_t slots = area.region->length() / area.slot_size;
-  if (slot >= slots || std::find(area.free.begin(), area.free.end(), slot) != area.free.end()) {
+  if (slot >= area.is_free.size() || area.is_free[slot]) {
     spdlog::warn("session {}: release of slot {} that is not in use", session, slot);
     return;
   }
-  area.free.push_back(slot);
+  area.PutFree(slot);
   FillArea(session);
 }
 
 void Matcher::Claim(uint64_t session, uint64_t slot) {
   auto it = areas_.find(session);
   if (it == areas_.end()) return;
-  auto& free = it->second.free;
-  auto at = std::find(free.begin(), free.end(), slot);
-  if (at == free.end()) {
+  Area& area = it->second;
+  if (slot >= area.is_free.size() || !area.is_free[slot]) {
     spdlog::warn("session {}: claim of slot {} that is not free", session, slot);
     return;
   }
-  free.erase(at);
+  area.free.erase(std::find(area.free.begin(), area.free.end(), slot));
+  area.is_free[slot] = false;
 }
 
 void Matcher::FillArea(uint64_t session) {

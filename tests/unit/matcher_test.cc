@@ -272,6 +272,15 @@ TEST_F(MatcherTest, AFullAreaHoldsMessagesBackUntilASlotIsReleased) {
   EXPECT_EQ(sink_.landings.back().send, "op 3");
   matcher_.Release(kReceiver, 99);  // not in use: ignored
   EXPECT_EQ(sink_.announced.size(), 3u);
+  // Released twice: the second is ignored, and the slot is free once.
+  const uint64_t slot = sink_.announced[1].slot;
+  matcher_.Release(kReceiver, slot);
+  EXPECT_EQ(sink_.landings.back().send, "op 4");
+  EXPECT_EQ(matcher_.free_slots(kReceiver), 0u);
+  matcher_.Release(kReceiver, sink_.announced[2].slot);
+  EXPECT_EQ(matcher_.free_slots(kReceiver), 1u);
+  matcher_.Release(kReceiver, sink_.announced[2].slot);
+  EXPECT_EQ(matcher_.free_slots(kReceiver), 1u);
 }
 
 TEST_F(MatcherTest, AMessageDoesNotOvertakeAnEarlierOneFromItsSource) {
@@ -343,6 +352,8 @@ TEST_F(MatcherTest, AreaSettingsAreChecked) {
   EXPECT_EQ(matcher_.SetArea(kReceiver, region, 16).status().code(),
             absl::StatusCode::kFailedPrecondition);
   matcher_.Claim(kReceiver, 0);
+  EXPECT_EQ(matcher_.free_slots(kReceiver), 0u);
+  matcher_.Claim(kReceiver, 0);  // not free: ignored
   EXPECT_EQ(matcher_.free_slots(kReceiver), 0u);
   matcher_.Send(SendOp(1, 7), "b");
   EXPECT_THAT(sink_.landings, IsEmpty());  // the client holds the only slot
