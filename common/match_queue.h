@@ -12,11 +12,14 @@
 // Entries sit in one vector in posting order; each also links to the next
 // entry of its tag, and a hash map holds the first and last of each tag.
 // Taking an entry leaves a hole that later taking from the front, or a
-// compaction once holes outnumber entries, reclaims: storage stays within
-// twice the entries held (plus a small constant), and a queue of steady
-// size allocates nothing per entry.
+// compaction once holes outnumber entries three to one, reclaims: storage
+// stays within four times the entries held (plus a small constant), and a
+// queue of steady size allocates nothing per entry. A compaction moves
+// every entry: the more holes it waits for, the fewer moves per entry taken
+// (at one to one, a queue of a few hundred calls in flight, each taken out
+// of the middle, moved and relinked about one entry per take).
 //
-// T is movable, default-constructible, and has a `uint64_t tag` member.
+// T is movable and has a `uint64_t tag` member.
 #pragma once
 
 #include <cstddef>
@@ -38,10 +41,12 @@ class MatchQueue {
   // Slots in use, holes included (for tests of the storage bound).
   size_t storage() const { return slots_.size() - head_; }
 
-  void push_back(T value) {
+  // Entries are large (an engine's pending operations): each is moved once
+  // in and once out, and compactions move it again.
+  void push_back(T&& value) {
     const uint64_t tag = value.tag;
     const size_t at = slots_.size();
-    slots_.push_back(Slot{std::move(value), kNone, true});
+    slots_.emplace_back(std::move(value));
     ++live_;
     auto [it, added] = chains_.try_emplace(tag, Chain{at, at});
     if (!added) {
@@ -57,8 +62,8 @@ class MatchQueue {
     auto chain = chains_.find(tag);
     if (chain == chains_.end()) return std::nullopt;
     for (size_t prev = kNone, i = chain->second.first; i != kNone; prev = i, i = slots_[i].next) {
-      if (!accepts(static_cast<const T&>(slots_[i].value))) continue;
-      T taken = std::move(slots_[i].value);
+      if (!accepts(static_cast<const T&>(*slots_[i].value))) continue;
+      std::optional<T> taken = std::move(slots_[i].value);
       Unlink(chain, i, prev);
       Reclaim();
       return taken;
@@ -70,8 +75,8 @@ class MatchQueue {
   template <typename Pred>
   std::optional<T> TakeFirstIf(Pred pred) {
     for (size_t i = head_; i < slots_.size(); ++i) {
-      if (!slots_[i].live || !pred(static_cast<const T&>(slots_[i].value))) continue;
-      T taken = std::move(slots_[i].value);
+      if (!slots_[i].live() || !pred(static_cast<const T&>(*slots_[i].value))) continue;
+      std::optional<T> taken = std::move(slots_[i].value);
       Remove(i);
       Reclaim();
       return taken;
@@ -86,7 +91,7 @@ class MatchQueue {
   size_t remove_if(Pred pred) {
     size_t removed = 0;
     for (size_t i = head_; i < slots_.size(); ++i) {
-      if (!slots_[i].live || !pred(slots_[i].value)) continue;
+      if (!slots_[i].live() || !pred(*slots_[i].value)) continue;
       Remove(i);
       ++removed;
     }
@@ -97,7 +102,7 @@ class MatchQueue {
   template <typename Pred>
   bool any_of(Pred pred) const {
     for (size_t i = head_; i < slots_.size(); ++i) {
-      if (slots_[i].live && pred(slots_[i].value)) return true;
+      if (slots_[i].live() && pred(*slots_[i].value)) return true;
     }
     return false;
   }
@@ -105,16 +110,17 @@ class MatchQueue {
   template <typename Fn>
   void for_each(Fn fn) const {
     for (size_t i = head_; i < slots_.size(); ++i) {
-      if (slots_[i].live) fn(slots_[i].value);
+      if (slots_[i].live()) fn(*slots_[i].value);
     }
   }
 
  private:
   static constexpr size_t kNone = std::numeric_limits<size_t>::max();
   struct Slot {
-    T value;
-    size_t next;  // the next entry with the same tag, or kNone
-    bool live;
+    explicit Slot(T&& v) : value(std::move(v)) {}
+    bool live() const { return value.has_value(); }
+    std::optional<T> value;  // none: a hole
+    size_t next = kNone;     // the next entry with the same tag, or kNone
   };
   struct Chain {
     size_t first, last;
@@ -131,45 +137,45 @@ class MatchQueue {
     }
     if (chain->second.last == i) chain->second.last = prev;
     if (chain->second.first == kNone) chains_.erase(chain);
-    s.value = T();  // let go of what it holds now
-    s.live = false;
+    s.value.reset();  // let go of what it holds now
     --live_;
   }
 
   // Unlinks slot `i`, finding its predecessor on its chain.
   void Remove(size_t i) {
-    auto chain = chains_.find(slots_[i].value.tag);
+    auto chain = chains_.find(slots_[i].value->tag);
     size_t prev = kNone;
     for (size_t j = chain->second.first; j != i; j = slots_[j].next) prev = j;
     Unlink(chain, i, prev);
   }
 
-  // Moves the front past holes; compacts once holes outnumber entries.
+  // Moves the front past holes; compacts once holes outnumber entries three
+  // to one.
   void Reclaim() {
-    while (head_ < slots_.size() && !slots_[head_].live) ++head_;
+    while (head_ < slots_.size() && !slots_[head_].live()) ++head_;
     if (live_ == 0) {
       slots_.clear();  // keeps the capacity
       head_ = 0;
       return;
     }
     const size_t holes = slots_.size() - live_;
-    if (holes > 16 && holes > live_) Compact();
+    if (holes > 16 && holes > 3 * live_) Compact();
   }
 
   // Moves the entries to the front, in order, and links the chains afresh.
   void Compact() {
     size_t out = 0;
     for (size_t i = head_; i < slots_.size(); ++i) {
-      if (!slots_[i].live) continue;
+      if (!slots_[i].live()) continue;
       if (out != i) slots_[out] = std::move(slots_[i]);
       slots_[out].next = kNone;
       ++out;
     }
-    slots_.resize(out);
+    slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(out), slots_.end());
     head_ = 0;
     chains_.clear();
     for (size_t i = 0; i < slots_.size(); ++i) {
-      auto [it, added] = chains_.try_emplace(slots_[i].value.tag, Chain{i, i});
+      auto [it, added] = chains_.try_emplace(slots_[i].value->tag, Chain{i, i});
       if (!added) {
         slots_[it->second.last].next = i;
         it->second.last = i;
