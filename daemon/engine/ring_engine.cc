@@ -268,12 +268,13 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         GatherPart(id, session, submission);
         return;
       }
-      auto send = Prepare(id, session, submission);
+      Pending send;
+      const bool prepared = Prepare(id, session, submission, send);
       if (!session.gathering.empty() || !session.gather_error.ok()) {
         // The last part of a gather send: the parts so far go in front.
         const absl::Status failed = std::exchange(session.gather_error, absl::OkStatus());
         PartList parts = std::exchange(session.gathering, {});
-        if (!send.ok()) break;
+        if (!prepared) break;
         if (!failed.ok()) {
           Complete(id, submission.op_id, failed);
           return;
@@ -281,30 +282,30 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         // The first part leads; the rest and the last submission follow it.
         Part first = std::move(parts.front());
         parts.erase(parts.begin());
-        parts.push_back({std::move(send->region), send->offset, send->length});
-        send->region = std::move(first.region);
-        send->offset = first.offset;
-        send->length = first.length;
-        for (const Part& p : parts) send->length += p.length;
-        send->more = std::move(parts);
+        parts.push_back({std::move(send.region), send.offset, send.length});
+        send.region = std::move(first.region);
+        send.offset = first.offset;
+        send.length = first.length;
+        for (const Part& p : parts) send.length += p.length;
+        send.more = std::move(parts);
       }
-      if (!send.ok()) break;
+      if (!prepared) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
-      router_.Send(*std::move(send), wire::NameView(submission.peer));
+      router_.Send(std::move(send), wire::NameView(submission.peer));
       return;
     }
     case wire::RingOp::kPostRecv: {
-      auto receive = Prepare(id, session, submission);
-      if (!receive.ok()) break;
+      Pending receive;
+      if (!Prepare(id, session, submission, receive)) break;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
       if (absl::string_view source = wire::NameView(submission.peer); !source.empty()) {
         const size_t slash = source.find('/');
-        receive->source_node =
+        receive.source_node =
             slash == absl::string_view::npos ? node_name_ : std::string(source.substr(0, slash));
-        receive->source_endpoint =
+        receive.source_endpoint =
             std::string(slash == absl::string_view::npos ? source : source.substr(slash + 1));
       }
-      matcher_.Receive(*std::move(receive));
+      matcher_.Receive(std::move(receive));
       return;
     }
     case wire::RingOp::kWrite:
@@ -319,23 +320,26 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
   }
 }
 
-absl::StatusOr<Pending> RingEngine::Prepare(uint64_t id, Session& session,
-                                            const wire::Submission& submission) {
-  auto fail = [&](absl::Status status) {
-    Complete(id, submission.op_id, status);
-    return status;
-  };
+bool RingEngine::Prepare(uint64_t id, Session& session, const wire::Submission& submission,
+                         Pending& into) {
   const absl::string_view endpoint = wire::NameView(submission.endpoint);
-  if (Owner(endpoint) != id) return fail(NotBound(endpoint));
+  if (Owner(endpoint) != id) {
+    Complete(id, submission.op_id, NotBound(endpoint));
+    return false;
+  }
   auto part = FindPart(id, session, submission.region, submission.offset, submission.length);
-  if (!part.ok()) return fail(part.status());
-  return Pending{.session = id,
-                 .op_id = submission.op_id,
-                 .region = std::move(part->region),
-                 .offset = submission.offset,
-                 .length = submission.length,
-                 .tag = submission.tag,
-                 .from = std::string(endpoint)};  // sends: the full address only when needed
+  if (!part.ok()) {
+    Complete(id, submission.op_id, part.status());
+    return false;
+  }
+  into.session = id;
+  into.op_id = submission.op_id;
+  into.region = std::move(part->region);
+  into.offset = submission.offset;
+  into.length = submission.length;
+  into.tag = submission.tag;
+  into.from.assign(endpoint.data(), endpoint.size());  // sends: the full address only when needed
+  return true;
 }
 
 void RingEngine::GatherPart(uint64_t id, Session& session, const wire::Submission& submission) {
