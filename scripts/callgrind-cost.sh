@@ -3,7 +3,7 @@
 # a deterministic measure of per-message work, for A/B comparisons on a noisy
 # machine (timings swing by 10-15% between runs; these counts by about 1%).
 #
-#   scripts/callgrind-cost.sh [--work] [AXOND ...]   (default: build/daemon/axond)
+#   scripts/callgrind-cost.sh [--work] [--calls] [AXOND ...]   (default: build/daemon/axond)
 #
 # For each axond it runs `axon-bench --quick --placements remote --sizes 64`
 # with both daemons under callgrind, once with --runs 1 and once with
@@ -12,6 +12,11 @@
 # (2 x (20000 streamed + 600 ping-pong)), is the steady-state cost per
 # message: one-time work (UCX's protocol selection, connection setup) cancels
 # out. Idle spinning counts too, so repeat a row to see its spread.
+#
+# --calls does the same for calls: `call-bench --placements remote
+# --host-sizes 64` (echo calls, 200 in flight), once with 20,000 sustained
+# calls and once with 60,000; the difference over 40,000 is each daemon's
+# cost per call (a: the caller's, b: the server's).
 #
 # --work counts only the engine's work: instructions inside
 # RingEngine::Handle (a submission), Worker::RunDeferred (an arrival),
@@ -26,13 +31,23 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bench=$repo/build/bench/axon-bench
 toggles=""
-if [[ ${1:-} == --work ]]; then
+calls=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --work)
+      for f in 'axon::daemon::RingEngine::Handle(*' 'axon::ucx::Worker::RunDeferred()*' \
+        'axon::daemon::RingEngine::Flush(*' 'axon::daemon::RemotePath::FlushAcksFromLoop(*'; do
+        toggles+=" --toggle-collect='$f'"
+      done
+      ;;
+    --calls) calls=1 ;;
+    *)
+      echo "unknown option $1" >&2
+      exit 2
+      ;;
+  esac
   shift
-  for f in 'axon::daemon::RingEngine::Handle(*' 'axon::ucx::Worker::RunDeferred()*' \
-    'axon::daemon::RingEngine::Flush(*' 'axon::daemon::RemotePath::FlushAcksFromLoop(*'; do
-    toggles+=" --toggle-collect='$f'"
-  done
-fi
+done
 [[ $# -gt 0 ]] || set -- "$repo/build/daemon/axond"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -61,18 +76,35 @@ loop_ir() {
   echo "${out[@]}"
 }
 
-messages=$((2 * (20000 + 600)))
-printf '%-50s %14s %14s %14s %14s %10s %10s\n' axond "a runs=1" "b runs=1" "a runs=3" "b runs=3" "a Ir/msg" "b Ir/msg"
+# One measured run with `size` (runs, or sustained calls): its daemons' Ir.
+run_bench() {  # SIZE
+  if [[ $calls == 1 ]]; then
+    "$repo/build/bench/call-bench" --axond "$work/axond.sh" --placements remote --host-sizes 64 \
+      --gpu-sizes --tensorpipe off --runs 1 --calls 2000 --sustained-calls "$1" \
+      --run-dir "$work/run"
+  else
+    "$bench" --quick --axond "$work/axond.sh" --placements remote --sizes 64 --runs "$1" \
+      --run-dir "$work/run"
+  fi
+}
+if [[ $calls == 1 ]]; then
+  sizes=(20000 60000) per=40000 unit=call
+else
+  sizes=(1 3) per=$((2 * (20000 + 600))) unit=msg
+fi
+printf '%-50s %14s %14s %14s %14s %10s %10s\n' axond "a ${sizes[0]}" "b ${sizes[0]}" "a ${sizes[1]}" \
+  "b ${sizes[1]}" "a Ir/$unit" "b Ir/$unit"
 for axond in "$@"; do
   declare -A ir=()
-  for runs in 1 3; do
-    export CG_DIR=$work/cg-$runs AXOND_REAL=$axond
+  for size in "${sizes[@]}"; do
+    export CG_DIR=$work/cg-$size AXOND_REAL=$axond
     rm -rf "$CG_DIR" && mkdir -p "$CG_DIR"
-    "$bench" --quick --axond "$work/axond.sh" --placements remote --sizes 64 --runs "$runs" \
-      --run-dir "$work/run" >"$work/bench.log" 2>&1 || { cat "$work/bench.log"; exit 1; }
+    run_bench "$size" >"$work/bench.log" 2>&1 || { cat "$work/bench.log"; exit 1; }
     read -r a b <<<"$(loop_ir "$CG_DIR")"
-    ir[a$runs]=$a ir[b$runs]=$b
+    ir[a$size]=$a ir[b$size]=$b
   done
-  printf '%-50s %14s %14s %14s %14s %10.0f %10.0f\n' "$axond" "${ir[a1]}" "${ir[b1]}" "${ir[a3]}" "${ir[b3]}" \
-    "$(echo "(${ir[a3]} - ${ir[a1]}) / $messages" | bc -l)" "$(echo "(${ir[b3]} - ${ir[b1]}) / $messages" | bc -l)"
+  s0=${sizes[0]} s1=${sizes[1]}
+  printf '%-50s %14s %14s %14s %14s %10.0f %10.0f\n' "$axond" "${ir[a$s0]}" "${ir[b$s0]}" \
+    "${ir[a$s1]}" "${ir[b$s1]}" "$(echo "(${ir[a$s1]} - ${ir[a$s0]}) / $per" | bc -l)" \
+    "$(echo "(${ir[b$s1]} - ${ir[b$s0]}) / $per" | bc -l)"
 done
