@@ -66,11 +66,20 @@ size_t MemoryPool::bytes_held() const {
 absl::StatusOr<std::shared_ptr<Block>> MemoryPool::Get(size_t bytes) {
   Core& c = *core_;
   const size_t size = std::bit_ceil(std::max(bytes, kSmallest));
-  auto share = [core = core_](const Block& b) {
-    return std::shared_ptr<Block>(new Block(b), [core](Block* block) {
-      core->Put(*block);
-      delete block;
-    });
+  // One allocation per block handed out: the block, the pool it goes back
+  // to and the count share it (a Block with a deleter of its own took two).
+  struct Lent {
+    Lent(std::shared_ptr<Core> c, const Block& b) : core(std::move(c)), block(b) {}
+    ~Lent() { core->Put(block); }
+    Lent(const Lent&) = delete;
+    Lent& operator=(const Lent&) = delete;
+    std::shared_ptr<Core> core;
+    Block block;
+  };
+  auto share = [this](const Block& b) {
+    auto lent = std::make_shared<Lent>(core_, b);
+    Block* block = &lent->block;
+    return std::shared_ptr<Block>(std::move(lent), block);
   };
   std::unique_lock<std::mutex> lock(c.mu);
   if (size <= c.arena_bytes / 4) {
