@@ -152,8 +152,8 @@ void RemotePath::Transmit(NodeLink& n, Outgoing&& send) {
 
 void RemotePath::PostInPlace(NodeLink& n, Outgoing&& send) {
   // One part: the region's bytes in place. Several: UCX gathers them (IOV).
-  ucx::Parts&& parts = PartSpans(*send.region, send.offset, send.length, send.more);
-  ucx::Keepalives&& keep{send.region};
+  ucx::Parts parts = PartSpans(*send.region, send.offset, send.length, send.more);
+  ucx::Keepalives keep{send.region};
   for (const Part& p : send.more) keep.push_back(p.region);
   Post(n, std::move(send), std::move(parts), std::move(keep));
 }
