@@ -19,7 +19,6 @@
 #include <future>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "axon/call.h"
 #include "axon/client.h"
 #include "axon/v1/admin.pb.h"
@@ -275,20 +274,14 @@ namespace {
 // thread off the CPU for a while, and a turn's wall-clock busy time counts
 // that wait too.
 double UcxThreadsScheduledSeconds(pid_t pid) {
-  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  const std::vector<std::string> threads = ThreadsNamed(pid, "axond-ucx");
+  if (threads.empty()) return -1;
   double seconds = 0;
-  DIR* dir = ::opendir(tasks.c_str());
-  if (dir == nullptr) return -1;
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] == '.') continue;
-    std::string comm;
-    std::ifstream(absl::StrCat(tasks, "/", entry->d_name, "/comm")) >> comm;
-    if (comm != "axond-ucx") continue;
+  for (const std::string& thread : threads) {
     uint64_t on_cpu_ns = 0, waiting_ns = 0;
-    std::ifstream(absl::StrCat(tasks, "/", entry->d_name, "/schedstat")) >> on_cpu_ns >> waiting_ns;
+    std::ifstream(thread + "/schedstat") >> on_cpu_ns >> waiting_ns;
     seconds += static_cast<double>(on_cpu_ns + waiting_ns) * 1e-9;
   }
-  ::closedir(dir);
   return seconds;
 }
 
@@ -323,7 +316,7 @@ TEST_F(SessionTest, RingRoundTripsAndAnIdleDaemonSleeps) {
   // The thread slept: a second went by with little of it on (or waiting
   // for) a CPU, and busy time counts no more than that, not the sleep (the
   // stats calls themselves are a little work).
-  ASSERT_GE(scheduled_before, 0.0) << "no /proc/PID/task";
+  ASSERT_GE(scheduled_before, 0.0) << "no axond-ucx thread in /proc/PID/task";
   EXPECT_LT(scheduled, 0.5);
   EXPECT_LT(after.ucx_thread_busy_seconds() - before.ucx_thread_busy_seconds(), scheduled + 0.05);
   EXPECT_THAT(axond.Ctl({"stats"}).out, HasSubstr("% of uptime)"));

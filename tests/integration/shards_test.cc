@@ -7,8 +7,6 @@
 #include <sys/types.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,20 +21,9 @@ namespace {
 
 using testing::Axond;
 using testing::TempDir;
+using testing::ThreadsNamed;
 
 constexpr int kShards = 3;
-
-// Threads of process `pid` named `name`.
-int ThreadsNamed(pid_t pid, const std::string& name) {
-  int n = 0;
-  for (const auto& task :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string line;
-    if (std::getline(comm, line) && line == name) ++n;
-  }
-  return n;
-}
 
 class ShardsTest : public ::testing::Test {
  protected:
@@ -62,7 +49,7 @@ class ShardsTest : public ::testing::Test {
 // another. Each pair's messages arrive whole and in order, and the
 // per-session counts that `axonctl sessions` gathers from every shard add up.
 TEST_F(ShardsTest, ARingOfClientsAcrossTheShards) {
-  EXPECT_EQ(ThreadsNamed(axond_->process().pid(), "axond-ucx"), kShards);
+  EXPECT_EQ(ThreadsNamed(axond_->process().pid(), "axond-ucx").size(), size_t{kShards});
   constexpr int kClients = 6, kMessages = 300, kSize = 256;
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<HostBuffer> out, in;

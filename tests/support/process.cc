@@ -171,6 +171,19 @@ int OpenFds(pid_t pid) {
   return count;
 }
 
+std::vector<std::string> ThreadsNamed(pid_t pid, const std::string& name) {
+  std::vector<std::string> threads;
+  std::error_code error;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+    std::string comm;
+    if (std::getline(std::ifstream(task.path() / "comm"), comm) && comm == name) {
+      threads.push_back(task.path().string());
+    }
+  }
+  return threads;
+}
+
 uint64_t MappedClientBytes(pid_t pid) {
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   std::string line;

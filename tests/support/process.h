@@ -70,6 +70,9 @@ class Child {
 std::string ReadFile(const std::string& path);
 // Open file descriptors of process `pid` (-1 when it cannot be read).
 int OpenFds(pid_t pid);
+// The /proc/PID/task/TID directories of process `pid`'s threads named `name`
+// (their comm); none when it cannot be read.
+std::vector<std::string> ThreadsNamed(pid_t pid, const std::string& name);
 // Bytes of client host-memory memfds ("axon-host") mapped into process `pid`.
 uint64_t MappedClientBytes(pid_t pid);
 void WriteFile(const std::string& path, const std::string& content);
