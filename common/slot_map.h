@@ -44,7 +44,6 @@ class SlotMap {
     auto it = index_.find(key);
     return it == index_.end() ? nullptr : &*slots_[it->second];
   }
-  bool Contains(const K& key) const { return index_.contains(key); }
 
   // Takes the value under `key` out of the map, or nothing.
   std::optional<T> Take(const K& key) {
