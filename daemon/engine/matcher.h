@@ -15,6 +15,7 @@
 // bytes finish landing in.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -126,6 +127,10 @@ class Matcher {
     void PutFree(uint64_t slot) {
       free.push_back(slot);
       is_free[slot] = true;
+    }
+    void TakeFree(uint64_t slot) {  // `slot`, which is free
+      free.erase(std::find(free.begin(), free.end(), slot));
+      is_free[slot] = false;
     }
     struct Landing {
       uint64_t slot;

@@ -129,8 +129,7 @@ void Matcher::Claim(uint64_t session, uint64_t slot) {
     spdlog::warn("session {}: claim of slot {} that is not free", session, slot);
     return;
   }
-  area.free.erase(std::find(area.free.begin(), area.free.end(), slot));
-  area.is_free[slot] = false;
+  area.TakeFree(slot);
 }
 
 void Matcher::FillArea(uint64_t session) {
