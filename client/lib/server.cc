@@ -10,6 +10,7 @@
 #include "client/lib/session.h"
 #include "client/lib/submit.h"
 #include "common/clock.h"
+#include "common/cpu_relax.h"
 #include "common/log.h"
 #include "common/wire/call.h"
 
@@ -22,6 +23,13 @@ namespace {
 constexpr uint32_t kReplyTimeoutMs = 30000;
 // Unknown methods are counted under one name: a caller cannot grow the table.
 constexpr absl::string_view kUnknownMethod = "(unknown)";
+
+// Idle workers that spin for the next request; the others sleep. One
+// spinner takes a request without a wake-up, but while it runs the handler
+// the next request would wake a sleeper (a futex call on the progress
+// thread): a second covers that. More only burn cores and contend for the
+// queue's counter.
+constexpr int kMaxSpinningWorkers = 2;
 
 }  // namespace
 
@@ -249,10 +257,14 @@ void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
     std::lock_guard<std::mutex> lock(queue_mu_);
     if (!stopping_) {
       queue_.push_back(std::move(call));
-      queued_.fetch_add(1, std::memory_order_release);
-      // Spinning workers see `queued_`; only a sleeping one needs the
-      // futex wake-up (a system call on this, the progress, thread).
-      if (sleeping_ > 0) ready_cv_.notify_one();
+      queued_.fetch_add(1, std::memory_order_seq_cst);
+      // A spinning worker sees `queued_`; with none spinning, a sleeping
+      // one needs the futex wake-up (a system call on this, the progress,
+      // thread). Read after the push (both seq_cst): a spinner that stops
+      // after this read checks `queued_` under queue_mu_ before it sleeps.
+      if (sleeping_ > 0 && spinning_.load(std::memory_order_seq_cst) == 0) {
+        ready_cv_.notify_one();
+      }
       return;
     }
   }
@@ -273,28 +285,42 @@ std::shared_ptr<ServerCall> ServerCore::TryTake() {
   return call;
 }
 
+bool ServerCore::Spin() {
+  int spinning = spinning_.load(std::memory_order_relaxed);
+  do {
+    if (spinning >= kMaxSpinningWorkers) return false;
+  } while (!spinning_.compare_exchange_weak(spinning, spinning + 1, std::memory_order_seq_cst));
+  const absl::Time until = axon::Now() + absl::Microseconds(50);
+  bool found = false;
+  for (int i = 1; !found; ++i) {
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    found = queued_.load(std::memory_order_acquire) > 0;
+    if (i % 64 == 0 && axon::Now() > until) break;
+    CpuRelax();
+  }
+  spinning_.fetch_sub(1, std::memory_order_seq_cst);
+  return found;
+}
+
+std::shared_ptr<ServerCall> ServerCore::Next() {
+  while (true) {
+    if (stopping_.load(std::memory_order_relaxed)) return nullptr;
+    if (queued_.load(std::memory_order_acquire) > 0) {
+      // A worker that loses the claim to another goes round again.
+      if (auto call = TryTake()) return call;
+      continue;
+    }
+    if (Spin()) continue;
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    ++sleeping_;
+    ready_cv_.wait(lock, [this] { return stopping_.load() || queued_.load() > 0; });
+    --sleeping_;
+  }
+}
+
 void ServerCore::Work() {
   ::pthread_setname_np(::pthread_self(), "axon-handler");
-  while (true) {
-    // A request due within microseconds is taken without sleeping; a
-    // worker that loses the claim to another goes back to spinning, not to
-    // sleep (which would cost the next request a wake-up).
-    const absl::Time spin_until = axon::Now() + absl::Microseconds(50);
-    std::shared_ptr<ServerCall> call;
-    for (int i = 0; !call; ++i) {
-      if (stopping_.load(std::memory_order_relaxed)) return;
-      if (queued_.load(std::memory_order_relaxed) > 0) {
-        call = TryTake();
-        continue;
-      }
-      if (i % 64 != 63 || axon::Now() <= spin_until) continue;
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      ++sleeping_;
-      ready_cv_.wait(lock, [this] { return stopping_.load() || queued_.load() > 0; });
-      --sleeping_;
-    }
-    Run(call);
-  }
+  while (auto call = Next()) Run(call);
 }
 
 void ServerCore::Run(const std::shared_ptr<ServerCall>& call) {

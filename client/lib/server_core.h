@@ -72,6 +72,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void Landed(const std::shared_ptr<ServerCall>& call, const Completed& done);
   void Ready(std::shared_ptr<ServerCall> call);
   void Work();
+  // The next queued call for a worker; null once stopping.
+  std::shared_ptr<ServerCall> Next();
+  // Spins a while for a queued call, unless enough workers spin already:
+  // whether one is queued now.
+  bool Spin();
   void Run(const std::shared_ptr<ServerCall>& call);
   void Sent(const std::shared_ptr<ServerCall>& call, const Completed& done);
   void Finish(const std::shared_ptr<ServerCall>& call, bool dropped);
@@ -107,6 +112,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   // Queued calls no worker has claimed yet (spinning workers watch it).
   std::atomic<size_t> queued_{0};
   int sleeping_ = 0;  // guarded by queue_mu_: workers waiting on ready_cv_
+  // Idle workers spinning for a request now (at most kMaxSpinningWorkers,
+  // server.cc); the other idle ones sleep on ready_cv_.
+  std::atomic<int> spinning_{0};
 
   // Answers running, and whether Stop is done (then none may start):
   // each side writes its own, then reads the other's (both seq_cst), so
