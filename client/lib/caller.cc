@@ -8,6 +8,7 @@
 #include "client/lib/call_state.h"
 #include "client/lib/recycled.h"
 #include "common/clock.h"
+#include "common/cpu_relax.h"
 #include "common/cuda/driver.h"
 #include "common/wire/call.h"
 
@@ -21,7 +22,6 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
     std::lock_guard<std::mutex> lock(mu);
     if (ended) return;
     ended = true;
-    ended_flag.store(true, std::memory_order_release);
     result = std::move(outcome);
     run.swap(thens);
     // A call that failed withdraws everything; one that succeeded only the
@@ -30,6 +30,9 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
     pending.clear();
     pending_receives.clear();
   }
+  // Raised once the lock is let go: a waiter spinning on it takes the lock
+  // next, and would sleep on it (a futex round trip) were it still held.
+  ended_flag.store(true, std::memory_order_release);
   ended_cv.notify_all();
   // Receives still posted would take a late reply into memory given back.
   for (uint64_t op : withdraw) (void)client->CancelAsync(Operation{op});
@@ -204,6 +207,7 @@ bool SpinUntilEnded(const internal::CallState& state, absl::Time until) {
   for (int i = 0;; ++i) {
     if (state.ended_flag.load(std::memory_order_acquire)) return true;
     if (i % 64 == 63 && axon::Now() > spin_until) return false;
+    CpuRelax();
   }
 }
 
