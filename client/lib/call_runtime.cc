@@ -104,7 +104,7 @@ absl::StatusOr<std::shared_ptr<const Buffer>> CallRuntime::ReceiveArea(uint32_t 
   std::lock_guard<std::mutex> once(area_setup_mu_);
   if (auto area = Area()) return area;
   {
-    std::lock_guard<std::mutex> ring(client_.session_->ring_mu);
+    std::lock_guard<AdaptiveMutex> ring(client_.session_->ring_mu);
     if (client_.session_->area != nullptr) return nullptr;
   }
   if (slot_bytes == 0 || slots == 0) {

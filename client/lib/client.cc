@@ -189,7 +189,7 @@ absl::StatusOr<size_t> Client::SetReceiveArea(const HostBuffer& area, size_t slo
   auto done = Wait(Operation{*op}, session_->timeout_ms);
   if (!done.ok()) return done.status();
   if (!done->status.ok()) return done->status;
-  std::lock_guard<std::mutex> lock(session_->ring_mu);
+  std::lock_guard<AdaptiveMutex> lock(session_->ring_mu);
   session_->area = static_cast<const uint8_t*>(area.data());
   session_->area_slot_size = slot_size;
   session_->area_region = area.region_id();
@@ -278,7 +278,7 @@ void Client::OnComplete(Operation op, std::function<void(const Completed&)> done
     done(Completed{.status = st});
     return;
   }
-  std::unique_lock<std::mutex> lock(session_->ring_mu);
+  std::unique_lock<AdaptiveMutex> lock(session_->ring_mu);
   session_->AddCallback(op.id, [done = std::move(done)](const wire::Completion& c) {
     done(internal::ToCompleted(c));
   });
@@ -287,7 +287,7 @@ void Client::OnComplete(Operation op, std::function<void(const Completed&)> done
 
 void Client::OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler) {
   if (session_->forked_away()) return;  // nothing arrives for the parent's session here
-  std::unique_lock<std::mutex> lock(session_->ring_mu);
+  std::unique_lock<AdaptiveMutex> lock(session_->ring_mu);
   if (!handler) {
     session_->arrival_handlers.erase(endpoint);
     return;

@@ -32,7 +32,7 @@ Reconnector::~Reconnector() {
     thread_.join();
   }
   Session& session = *state_->session;
-  std::lock_guard<std::mutex> lock(session.ring_mu);
+  std::lock_guard<AdaptiveMutex> lock(session.ring_mu);
   session.reconnecting = false;  // what waits for it waits no more
   if (session.daemon_gone) {
     session.detached = true;
@@ -69,7 +69,7 @@ void Reconnector::State::Run() {
   while (WaitForHangUp()) {
     const absl::Time lost = absl::Now();
     {
-      std::lock_guard<std::mutex> lock(session->ring_mu);
+      std::lock_guard<AdaptiveMutex> lock(session->ring_mu);
       // Completions already on the ring are real: taken before the rest fail.
       (void)session->DrainCompletions();
       session->DaemonGone();

@@ -164,7 +164,7 @@ absl::Status Session::SetupRingsLocked() {
   if (!to_daemon.valid() || !to_client.valid()) return ErrnoStatus(errno, "eventfd");
   const int fds[] = {memfd.get(), to_daemon.get(), to_client.get()};
   {
-    std::unique_lock<std::mutex> ring(ring_mu);
+    std::unique_lock<AdaptiveMutex> ring(ring_mu);
     // Nobody sleeps on the old doorbell any more (its socket hung up, which
     // woke the sleeper); the old rings go to `retired` (and the ones retired
     // before them, long idle, are freed).
@@ -189,7 +189,7 @@ absl::StatusOr<uint64_t> Session::Enqueue(wire::Submission submission) {
 absl::StatusOr<uint64_t> Session::EnqueueAll(absl::Span<wire::Submission> all, Callback done,
                                              bool keep, HeldOp* hold) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::lock_guard<std::mutex> lock(ring_mu);
+  std::lock_guard<AdaptiveMutex> lock(ring_mu);
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   if (daemon_gone || replaying) return GoneStatus();
   if (detached) return absl::FailedPreconditionError("the session is detached");
@@ -227,7 +227,7 @@ SlotHold::~SlotHold() {
 
 absl::Status Session::ReleaseSlot(uint64_t slot) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::lock_guard<std::mutex> lock(ring_mu);
+  std::lock_guard<AdaptiveMutex> lock(ring_mu);
   if (keep_state) held_slots.erase(slot);  // a restarted daemon may use it again
   if (!submissions) return absl::FailedPreconditionError("the session has no rings");
   // Gone: the next daemon hears nothing of the slot, so it is free there.
@@ -286,7 +286,7 @@ absl::Status Session::DrainCompletions() {
 
 absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::unique_lock<std::mutex> lock(ring_mu);
+  std::unique_lock<AdaptiveMutex> lock(ring_mu);
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
     auto it = finished.find(op_id);
@@ -307,7 +307,7 @@ absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
 
 absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endpoint, int wait_ms) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::unique_lock<std::mutex> lock(ring_mu);
+  std::unique_lock<AdaptiveMutex> lock(ring_mu);
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
     for (auto it = arrivals.begin(); it != arrivals.end(); ++it) {
@@ -325,12 +325,12 @@ absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endp
 
 absl::Status Session::Progress(int wait_ms) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::unique_lock<std::mutex> lock(ring_mu);
+  std::unique_lock<AdaptiveMutex> lock(ring_mu);
   const uint64_t before = callbacks_run;
   return WaitLoop(lock, wait_ms, [&] { return callbacks_run != before; });
 }
 
-bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
+bool Session::RunCallbacks(Session::RingLock& lock) {
   bool ran = false;
   if (!due.empty()) {
     std::vector<std::pair<Callback, wire::Completion>> run;
@@ -350,7 +350,7 @@ bool Session::RunCallbacks(std::unique_lock<std::mutex>& lock) {
   return ran;
 }
 
-bool Session::RunArrivals(std::unique_lock<std::mutex>& lock) {
+bool Session::RunArrivals(Session::RingLock& lock) {
   const std::thread::id outer = arrival_runner;  // this thread's when nested
   arrival_runner = std::this_thread::get_id();
   bool ran = false;
@@ -413,7 +413,7 @@ void Session::FailPending() {
   absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> handlers;
   std::deque<std::pair<Callback, wire::Completion>> undelivered;
   {
-    std::unique_lock<std::mutex> lock(ring_mu);
+    std::unique_lock<AdaptiveMutex> lock(ring_mu);
     RunCallbacks(lock);
     waiting.swap(callbacks);
     handlers.swap(arrival_handlers);
@@ -433,7 +433,7 @@ void Session::AddCallback(uint64_t op_id, Callback done) {
   callbacks[op_id] = std::move(done);
 }
 
-absl::Status Session::WaitLoop(std::unique_lock<std::mutex>& lock, int wait_ms,
+absl::Status Session::WaitLoop(Session::RingLock& lock, int wait_ms,
                                const std::function<bool()>& take) {
   if (!completions) return absl::FailedPreconditionError("the session has no rings");
   const absl::Time start = axon::Now();

@@ -23,6 +23,7 @@
 #include "axon/client.h"
 #include "axon/v1/control.grpc.pb.h"
 #include "client/lib/forked.h"
+#include "common/adaptive_mutex.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
@@ -89,7 +90,8 @@ struct Session {
   Restorable restorable;      // guarded by mu (only when keep_state)
 
   // The per-message rings, shared with the daemon (set up by SetupRings).
-  std::mutex ring_mu;
+  AdaptiveMutex ring_mu;
+  using RingLock = std::unique_lock<AdaptiveMutex>;
   std::unique_ptr<ring::SpscRing> submissions;  // guarded by ring_mu
   std::unique_ptr<ring::SpscRing> completions;  // guarded by ring_mu
   UniqueFd daemon_bell, client_bell;            // guarded by ring_mu
@@ -173,10 +175,9 @@ struct Session {
   // One thread at a time sleeps on the doorbell, without the lock; the others
   // wait for it on `drained`. Runs due callbacks with the lock released.
   // While a reconnector works on a gone daemon, it waits for it.
-  absl::Status WaitLoop(std::unique_lock<std::mutex>& lock, int timeout_ms,
-                        const std::function<bool()>& take);
+  absl::Status WaitLoop(RingLock& lock, int timeout_ms, const std::function<bool()>& take);
   // `lock` holds ring_mu: runs the callbacks of finished operations.
-  bool RunCallbacks(std::unique_lock<std::mutex>& lock);
+  bool RunCallbacks(RingLock& lock);
 
   // Callbacks by op id and receive-area handlers by endpoint (guarded by
   // ring_mu). A completion whose callback is registered goes straight to
@@ -194,7 +195,7 @@ struct Session {
   std::deque<std::pair<Callback, wire::Completion>> arrivals_due;
   std::thread::id arrival_runner;  // guarded by ring_mu; none: no thread runs them
   // ring_mu held: runs arrivals_due unless another thread does.
-  bool RunArrivals(std::unique_lock<std::mutex>& lock);
+  bool RunArrivals(RingLock& lock);
   // ring_mu held: arrival handlers wait that this thread may run now.
   bool ArrivalsToRun() const {
     return !arrivals_due.empty() &&
@@ -209,7 +210,7 @@ struct Session {
   void FailPending();
   // ring_mu held: `done` runs once `op_id` completes (at once if it has).
   void AddCallback(uint64_t op_id, Callback done);
-  std::condition_variable drained;
+  std::condition_variable_any drained;
   // ring_mu held: the daemon hung up. Takes the completions already on the
   // ring, fails every other operation with a callback UNAVAILABLE (run by
   // the caller's next RunCallbacks), kept receives aside while reconnecting,

@@ -148,7 +148,7 @@ absl::Status Session::Detach() {
   std::lock_guard<std::mutex> lock(mu);
   if (!socket.valid()) return absl::OkStatus();
   {
-    std::lock_guard<std::mutex> ring(ring_mu);
+    std::lock_guard<AdaptiveMutex> ring(ring_mu);
     detached = true;
     reconnecting = false;
     hangup_fd = -1;
@@ -173,7 +173,7 @@ absl::Status Session::Reattach() {
   auto old_socket = AttachLocked();
   if (!old_socket.ok()) return old_socket.status();
   const auto gone_again = [&](absl::Status st) {
-    std::lock_guard<std::mutex> ring(ring_mu);
+    std::lock_guard<AdaptiveMutex> ring(ring_mu);
     DaemonGone();
     return st;
   };
@@ -190,7 +190,7 @@ absl::Status Session::Reattach() {
   }
   if (auto st = SetupRingsLocked(); !st.ok()) return st;
   {
-    std::lock_guard<std::mutex> ring(ring_mu);
+    std::lock_guard<AdaptiveMutex> ring(ring_mu);
     if (retired) retired->socket = *std::move(old_socket);
     hangup_fd = socket.get();
     replaying = true;
@@ -205,7 +205,7 @@ absl::Status Session::Reattach() {
 absl::Status Session::RestoreLocked(std::vector<std::string>& problems) {
   uint64_t area_op = 0, nop = 0;
   {
-    std::lock_guard<std::mutex> ring(ring_mu);
+    std::lock_guard<AdaptiveMutex> ring(ring_mu);
     const auto push = [&](wire::Submission s) {
       s.op_id = next_op++;
       return PushLocked(s).ok() ? s.op_id : 0;
@@ -238,7 +238,7 @@ absl::Status Session::RestoreLocked(std::vector<std::string>& problems) {
       problems.push_back(absl::StrCat("endpoint ", name, ": ", bound.status().message()));
     }
   }
-  std::lock_guard<std::mutex> ring(ring_mu);
+  std::lock_guard<AdaptiveMutex> ring(ring_mu);
   for (const auto& [op_id, receive] : kept) {
     if (auto st = PushLocked(receive); !st.ok()) return st;
   }
