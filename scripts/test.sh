@@ -70,7 +70,7 @@ if [[ $sanitizers != 0 ]]; then
   await_build "$repo/build/asan-build.log"
   # Only the binaries of the 'tsan' tests and their helpers (ctest fails on
   # one not built).
-  AXON_BUILD_TARGETS="ucx_loop_test ring_test node_link_test host_copier_test matcher_test deadlines_test mailbox_test remote_path_test shards_test shard_links_test session_test restart_test call_test message_test window_test window_table_test
+  AXON_BUILD_TARGETS="adaptive_mutex_test ucx_loop_test ring_test node_link_test host_copier_test matcher_test deadlines_test mailbox_test remote_path_test shards_test shard_links_test session_test restart_test call_test message_test message_threads_test window_test window_table_test
                       etcd_test attach_client call_peer msg_peer window_peer" \
     background_build "$repo/build/tsan-build.log" "$repo/build-tsan" -DAXON_SANITIZE=thread \
     -DCMAKE_BUILD_TYPE=Debug
