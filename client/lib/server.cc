@@ -27,8 +27,9 @@ constexpr absl::string_view kUnknownMethod = "(unknown)";
 // Idle workers that spin for the next request; the others sleep. One
 // spinner takes a request without a wake-up, but while it runs the handler
 // the next request would wake a sleeper (a futex call on the progress
-// thread): a second covers that. More only burn cores and contend for the
-// queue's counter.
+// thread): a second spinner, under a steady stream the worker back from the
+// previous handler, takes that one. More only burn cores and contend for
+// the queue's counter.
 constexpr int kMaxSpinningWorkers = 2;
 
 }  // namespace
@@ -258,11 +259,12 @@ void ServerCore::Ready(std::shared_ptr<ServerCall> call) {
     if (!stopping_) {
       queue_.push_back(std::move(call));
       queued_.fetch_add(1, std::memory_order_seq_cst);
-      // A spinning worker sees `queued_`; with none spinning, a sleeping
-      // one needs the futex wake-up (a system call on this, the progress,
-      // thread). Read after the push (both seq_cst): a spinner that stops
-      // after this read checks `queued_` under queue_mu_ before it sleeps.
-      if (sleeping_ > 0 && spinning_.load(std::memory_order_seq_cst) == 0) {
+      // Only when no worker spins does this, the progress, thread wake a
+      // sleeping one (a futex call). A spinner that stops before it sees
+      // this call checks `queued_` under queue_mu_ before it sleeps, so it
+      // still takes one; calls beyond the spinners, a burst, are the
+      // workers' to wake for (TryTake).
+      if (WakeForQueued(1, spinning_.load(std::memory_order_seq_cst), sleeping_)) {
         ready_cv_.notify_one();
       }
       return;
@@ -282,6 +284,13 @@ std::shared_ptr<ServerCall> ServerCore::TryTake() {
   std::lock_guard<std::mutex> lock(queue_mu_);
   std::shared_ptr<ServerCall> call = std::move(queue_.front());
   queue_.pop_front();
+  // Calls still queued that the spinners will not take (a burst that came
+  // while a spinner was still counted, which may now run a slow handler)
+  // wake a sleeper: each worker that takes a call hands the rest on.
+  if (WakeForQueued(queued_.load(std::memory_order_seq_cst),
+                    spinning_.load(std::memory_order_seq_cst), sleeping_)) {
+    ready_cv_.notify_one();
+  }
   return call;
 }
 

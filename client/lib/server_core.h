@@ -4,6 +4,7 @@
 // for the server's threads, which run handlers and send replies. Internal.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -41,6 +42,16 @@ struct ServerCall {
   std::atomic<int> sending{0};
   std::atomic<bool> send_failed{false};
 };
+
+// Whether `unclaimed` queued calls need a sleeping worker woken, with
+// `spinning` idle workers spinning: each spinner takes one queued call
+// without a wake-up, so only the calls beyond them do. Ready asks it for
+// the call it queues alone; a worker that takes a call asks it for those
+// left (ServerCore::TryTake), so that a burst that came while a spinner was
+// counted does not wait behind the slow handler that spinner may run.
+inline bool WakeForQueued(size_t unclaimed, int spinning, int sleeping) {
+  return sleeping > 0 && unclaimed > static_cast<size_t>(std::max(spinning, 0));
+}
 
 class ServerCore : public std::enable_shared_from_this<ServerCore> {
  public:

@@ -280,6 +280,36 @@ TEST_P(CallTest, ASlowHandlerDoesNotStallTheOthers) {
   EXPECT_EQ(slow->Wait()->header, "late");
 }
 
+TEST_P(CallTest, ABurstBehindASlowHandlerIsServedByTheOtherWorkers) {
+  // A quick call first, so that workers spin when the burst comes (each
+  // spinner takes one call without being woken); the slow call goes to
+  // one of them and the echoes must not wait for it: the workers asleep
+  // are woken for what the spinners cannot take.
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_TRUE(caller_->Call(At("b"), "echo", "warm", {}).ok());
+    const int started = slow_started_;
+    auto slow = caller_->CallAsync(At("b"), "slow", "", {});
+    ASSERT_TRUE(slow.ok());
+    std::vector<PendingCall> echoes;
+    for (int i = 0; i < 3; ++i) {
+      auto echo = caller_->CallAsync(At("b"), "echo", "burst", {});
+      ASSERT_TRUE(echo.ok());
+      echoes.push_back(*echo);
+    }
+    const absl::Time start = absl::Now();
+    for (const PendingCall& echo : echoes) {
+      auto reply = echo.Wait();
+      ASSERT_TRUE(reply.ok()) << reply.status();
+      EXPECT_EQ(reply->header, "re: burst");
+    }
+    // The slow handler sleeps 800 ms; served beside it, the echoes take
+    // milliseconds.
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(500)) << "round " << round;
+    EXPECT_EQ(slow->Wait()->header, "late");
+    EXPECT_EQ(slow_started_, started + 1);
+  }
+}
+
 TEST_P(CallTest, DeadlinesAndCancel) {
   const absl::Time start = absl::Now();
   auto late = caller_->Call(At("b"), "slow", "", {}, {.timeout_ms = 200});
