@@ -278,7 +278,7 @@ void Client::OnComplete(Operation op, std::function<void(const Completed&)> done
     done(Completed{.status = st});
     return;
   }
-  std::unique_lock<AdaptiveMutex> lock(session_->ring_mu);
+  internal::Session::RingLock lock(session_->ring_mu);
   session_->AddCallback(op.id, [done = std::move(done)](const wire::Completion& c) {
     done(internal::ToCompleted(c));
   });
@@ -287,7 +287,7 @@ void Client::OnComplete(Operation op, std::function<void(const Completed&)> done
 
 void Client::OnArrival(const std::string& endpoint, std::function<void(const Message&)> handler) {
   if (session_->forked_away()) return;  // nothing arrives for the parent's session here
-  std::unique_lock<AdaptiveMutex> lock(session_->ring_mu);
+  internal::Session::RingLock lock(session_->ring_mu);
   if (!handler) {
     session_->arrival_handlers.erase(endpoint);
     return;

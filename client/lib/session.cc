@@ -164,7 +164,7 @@ absl::Status Session::SetupRingsLocked() {
   if (!to_daemon.valid() || !to_client.valid()) return ErrnoStatus(errno, "eventfd");
   const int fds[] = {memfd.get(), to_daemon.get(), to_client.get()};
   {
-    std::unique_lock<AdaptiveMutex> ring(ring_mu);
+    RingLock ring(ring_mu);
     // Nobody sleeps on the old doorbell any more (its socket hung up, which
     // woke the sleeper); the old rings go to `retired` (and the ones retired
     // before them, long idle, are freed).
@@ -286,7 +286,7 @@ absl::Status Session::DrainCompletions() {
 
 absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::unique_lock<AdaptiveMutex> lock(ring_mu);
+  RingLock lock(ring_mu);
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
     auto it = finished.find(op_id);
@@ -307,7 +307,7 @@ absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {
 
 absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endpoint, int wait_ms) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::unique_lock<AdaptiveMutex> lock(ring_mu);
+  RingLock lock(ring_mu);
   wire::Completion done;
   auto st = WaitLoop(lock, wait_ms, [&] {
     for (auto it = arrivals.begin(); it != arrivals.end(); ++it) {
@@ -325,7 +325,7 @@ absl::StatusOr<wire::Completion> Session::WaitForArrival(const std::string& endp
 
 absl::Status Session::Progress(int wait_ms) {
   if (auto st = NotForked(); !st.ok()) return st;
-  std::unique_lock<AdaptiveMutex> lock(ring_mu);
+  RingLock lock(ring_mu);
   const uint64_t before = callbacks_run;
   return WaitLoop(lock, wait_ms, [&] { return callbacks_run != before; });
 }
@@ -413,7 +413,7 @@ void Session::FailPending() {
   absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> handlers;
   std::deque<std::pair<Callback, wire::Completion>> undelivered;
   {
-    std::unique_lock<AdaptiveMutex> lock(ring_mu);
+    RingLock lock(ring_mu);
     RunCallbacks(lock);
     waiting.swap(callbacks);
     handlers.swap(arrival_handlers);
