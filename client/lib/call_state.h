@@ -46,24 +46,35 @@ struct CallState : std::enable_shared_from_this<CallState> {
   OutgoingCall request;            // kept until its sends complete
   std::shared_ptr<Block> landing;  // where the reply message lands
 
+  // The call itself while an operation of it is pending (guarded by mu):
+  // the operations' callbacks hold only `this`, which keeps them within
+  // std::function's inline storage (no allocation per operation).
+  std::shared_ptr<CallState> self;
+
   // Ends the call with `result` unless it has ended; withdraws what is
   // still pending and runs the callbacks (not under mu).
   void End(absl::StatusOr<Reply> result);
-  using Then = void (CallState::*)(const Completed&);
+  // What a completion of one of the call's operations means.
+  enum class Step : uint8_t { kRequestSent, kReplyMessage, kReplyTensor };
   // The completion callback of one of the call's operations: takes it off
-  // the pending lists, then runs `then` (under no lock).
-  Session::Callback Completion(Then then);
+  // the pending lists, then runs the step's handler (under no lock).
+  Session::Callback Completion(Step step);
+  // mu held: operation `op_id` was submitted (a receive or a send).
+  void Submitted(uint64_t op_id, bool receive) {
+    pending.push_back(op_id);
+    if (receive) pending_receives.push_back(op_id);
+    if (!self) self = shared_from_this();
+  }
   // Submits one operation, a receive or a send: `submit(callback)` returns
   // its Operation. mu is held meanwhile, so that its completion (which
   // takes mu) finds it pending. CANCELLED if the call already ended.
   template <typename Fn>
-  absl::Status Start(bool receive, Then then, Fn submit) {
+  absl::Status Start(bool receive, Step step, Fn submit) {
     std::lock_guard<std::mutex> lock(mu);
     if (ended) return absl::CancelledError("the call ended");
-    absl::StatusOr<Operation> op = submit(Completion(then));
+    absl::StatusOr<Operation> op = submit(Completion(step));
     if (!op.ok()) return op.status();
-    pending.push_back(op->id);
-    if (receive) pending_receives.push_back(op->id);
+    Submitted(op->id, receive);
     return absl::OkStatus();
   }
   // The reply message landed (`length` bytes in `landing`).

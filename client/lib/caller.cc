@@ -26,9 +26,9 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
     run.swap(thens);
     // A call that failed withdraws everything; one that succeeded only the
     // receives nothing came for (its request was delivered, or no reply).
-    withdraw.swap(result->ok() ? pending_receives : pending);
-    pending.clear();
-    pending_receives.clear();
+    // The lists stay: each operation leaves them as it completes, and the
+    // last one lets `self` go.
+    withdraw = result->ok() ? pending_receives : pending;
   }
   // Raised once the lock is let go: a waiter spinning on it takes the lock
   // next, and would sleep on it (a futex round trip) were it still held.
@@ -39,16 +39,30 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
   for (auto& fn : run) fn(*result);
 }
 
-Session::Callback CallState::Completion(Then then) {
-  return [self = shared_from_this(), then](const wire::Completion& c) {
+Session::Callback CallState::Completion(Step step) {
+  return [state = this, step](const wire::Completion& c) {
+    // Let go once the step ran: it may end the call, or submit more.
+    std::shared_ptr<CallState> keep;
     {
-      std::lock_guard<std::mutex> lock(self->mu);
-      for (auto* list : {&self->pending, &self->pending_receives}) {
+      std::lock_guard<std::mutex> lock(state->mu);
+      for (auto* list : {&state->pending, &state->pending_receives}) {
         auto it = std::find(list->begin(), list->end(), c.op_id);
         if (it != list->end()) list->erase(it);
       }
+      if (state->pending.empty()) keep = std::move(state->self);
     }
-    ((*self).*then)(ToCompleted(c));
+    const Completed done = ToCompleted(c);
+    switch (step) {
+      case Step::kRequestSent:
+        state->OnRequestSent(done);
+        break;
+      case Step::kReplyMessage:
+        state->OnReplyMessage(done);
+        break;
+      case Step::kReplyTensor:
+        state->OnReplyTensor(done);
+        break;
+    }
   };
 }
 
@@ -154,7 +168,7 @@ void CallState::OnReplyMessage(const Completed& done) {
     }
     Source s = *std::move(resolved);
     s.bytes = frame.tensors[p.index].bytes;
-    auto st = Start(/*receive=*/true, &CallState::OnReplyTensor, [&](Session::Callback then) {
+    auto st = Start(/*receive=*/true, Step::kReplyTensor, [&](Session::Callback then) {
       return Submit::PostRecv(*client, endpoint, wire::CallTensorTag(call_id, p.index, true),
                               *s.buffer, s.offset, s.bytes,
                               {.timeout_ms = RemainingMs(deadline), .from = to}, std::move(then));
@@ -338,7 +352,7 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     state->awaited = 1 + static_cast<int>(into.size());
   }
   auto reply_op = state->Start(
-      /*receive=*/true, &internal::CallState::OnReplyMessage,
+      /*receive=*/true, internal::CallState::Step::kReplyMessage,
       [&](internal::Session::Callback done) {
         return internal::Submit::PostRecv(client_, endpoint_, wire::CallReplyTag(state->call_id),
                                           *state->landing->buffer, state->landing->offset,
@@ -347,7 +361,7 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   if (!reply_op.ok()) return reply_op;
   for (const auto& [i, source] : into) {
     auto op = state->Start(
-        /*receive=*/true, &internal::CallState::OnReplyTensor,
+        /*receive=*/true, internal::CallState::Step::kReplyTensor,
         [&](internal::Session::Callback done) {
           return internal::Submit::PostRecv(
               client_, endpoint_, wire::CallTensorTag(state->call_id, i, /*reply=*/true),
@@ -363,8 +377,8 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
     std::lock_guard<std::mutex> lock(state->mu);  // see CallState::Start
     sent = internal::SendCall(
         client_, endpoint_, to, wire::kCallRequestTag, state->request, /*reply=*/false, timeout,
-        [&] { return state->Completion(&internal::CallState::OnRequestSent); },
-        [&](Operation op) { state->pending.push_back(op.id); });
+        [&] { return state->Completion(internal::CallState::Step::kRequestSent); },
+        [&](Operation op) { state->Submitted(op.id, /*receive=*/false); });
   }
   if (!sent.ok()) {
     state->End(sent);

@@ -4,6 +4,7 @@
 #include <bit>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/recycled.h"
 
 namespace axon::internal {
 
@@ -67,7 +68,8 @@ absl::StatusOr<std::shared_ptr<Block>> MemoryPool::Get(size_t bytes) {
   Core& c = *core_;
   const size_t size = std::bit_ceil(std::max(bytes, kSmallest));
   // One allocation per block handed out: the block, the pool it goes back
-  // to and the count share it (a Block with a deleter of its own took two).
+  // to and the count share it (a Block with a deleter of its own took two),
+  // recycled: blocks are taken on one thread and given back on another.
   struct Lent {
     Lent(std::shared_ptr<Core> c, const Block& b) : core(std::move(c)), block(b) {}
     ~Lent() { core->Put(block); }
@@ -77,7 +79,7 @@ absl::StatusOr<std::shared_ptr<Block>> MemoryPool::Get(size_t bytes) {
     Block block;
   };
   auto share = [this](const Block& b) {
-    auto lent = std::make_shared<Lent>(core_, b);
+    auto lent = std::allocate_shared<Lent>(Recycled<Lent>(), core_, b);
     Block* block = &lent->block;
     return std::shared_ptr<Block>(std::move(lent), block);
   };

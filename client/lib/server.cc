@@ -186,7 +186,8 @@ void ServerCore::OnArrival(const Message& message) {
   request.header =
       absl::string_view(reinterpret_cast<const char*>(frame.header.data()), frame.header.size());
   request.tensors = InlineTensors(frame, message.data, area_.get());
-  call->slot = std::make_shared<SlotHold>(client_.session_, area_, message.slot);
+  call->slot =
+      std::allocate_shared<SlotHold>(Recycled<SlotHold>(), client_.session_, area_, message.slot);
   for (size_t i = 0; i < frame.tensors.size(); ++i) {
     if (frame.tensors[i].placement == wire::Placement::kInline) {
       request.tensors[i].owner = call->slot;
