@@ -89,9 +89,10 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
 absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
                       const OutgoingCall& call, bool reply, uint32_t timeout_ms,
                       const std::function<Session::Callback()>& then,
-                      const std::function<void(Operation)>& sent) {
+                      const std::function<void(Operation)>& sent, bool quiet) {
   const OpOptions options{.timeout_ms = timeout_ms};
-  auto op = Submit::Send(client, from, to, tag, call.parts, options, then());
+  auto op =
+      Submit::Send(client, from, to, tag, call.parts, quiet ? OpOptions{} : options, then(), quiet);
   if (!op.ok()) return op.status();
   sent(*op);
   for (size_t i = 0; i < call.frame.tensors.size(); ++i) {

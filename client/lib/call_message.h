@@ -39,10 +39,12 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
 // separate tensor with its CallTensorTag. Each send's completion runs the
 // callback `then()` made for it just before; `sent` gets each operation
 // (the message first). Stops at the first that cannot be submitted.
+// `quiet`: the message goes as a quiet send without a deadline (a request,
+// whose reply says it arrived, and whose reply's receive has the deadline).
 absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
                       const OutgoingCall& call, bool reply, uint32_t timeout_ms,
                       const std::function<Session::Callback()>& then,
-                      const std::function<void(Operation)>& sent);
+                      const std::function<void(Operation)>& sent, bool quiet = false);
 
 // Views of the inline tensors of a decoded frame whose message lies at
 // `message` (in `buffer`, when registered), and placeholders for the

@@ -48,14 +48,19 @@ struct CallState : std::enable_shared_from_this<CallState> {
 
   // The call itself while an operation of it is pending (guarded by mu):
   // the operations' callbacks hold only `this`, which keeps them within
-  // std::function's inline storage (no allocation per operation).
+  // std::function's inline storage (no allocation per operation). Set
+  // exactly while `pending` is not empty.
   std::shared_ptr<CallState> self;
+  // The request's message, sent quiet (guarded by mu; 0: none, or no longer
+  // pending): the daemon completes it only if it fails, and the reply's
+  // arrival says it arrived (every byte of it read: the server decoded it).
+  uint64_t quiet_op = 0;
 
   // Ends the call with `result` unless it has ended; withdraws what is
   // still pending and runs the callbacks (not under mu).
   void End(absl::StatusOr<Reply> result);
   // What a completion of one of the call's operations means.
-  enum class Step : uint8_t { kRequestSent, kReplyMessage, kReplyTensor };
+  enum class Step : uint8_t { kRequestSent, kReplyMessage, kReplyTensor, kQuietWithdrawn };
   // The completion callback of one of the call's operations: takes it off
   // the pending lists, then runs the step's handler (under no lock).
   Session::Callback Completion(Step step);
@@ -65,6 +70,16 @@ struct CallState : std::enable_shared_from_this<CallState> {
     if (receive) pending_receives.push_back(op_id);
     if (!self) self = shared_from_this();
   }
+  // mu held: operation `op_id` is no longer pending.
+  void Settled(uint64_t op_id);
+  // The reply landed: the quiet request is done, and its callback dropped
+  // unless its (failed) completion came first.
+  void ForgetQuiet();
+  // The call failed with its quiet request pending: a cancel finds out
+  // whether the daemon still has it (then its failure completes it) or it
+  // completed quietly (then it is forgotten).
+  void WithdrawQuiet(uint64_t op_id);
+  void OnQuietWithdrawn(const Completed& done);
   // Submits one operation, a receive or a send: `submit(callback)` returns
   // its Operation. mu is held meanwhile, so that its completion (which
   // takes mu) finds it pending. CANCELLED if the call already ended.

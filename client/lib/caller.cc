@@ -1,6 +1,7 @@
 // libaxon, part: the calling side of calls (Caller, PendingCall).
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "axon/call.h"
@@ -18,6 +19,7 @@ namespace internal {
 void CallState::End(absl::StatusOr<Reply> outcome) {
   std::vector<std::function<void(absl::StatusOr<Reply>)>> run;
   absl::InlinedVector<uint64_t, 4> withdraw;
+  uint64_t quiet = 0;
   {
     std::lock_guard<std::mutex> lock(mu);
     if (ended) return;
@@ -29,27 +31,68 @@ void CallState::End(absl::StatusOr<Reply> outcome) {
     // The lists stay: each operation leaves them as it completes, and the
     // last one lets `self` go.
     withdraw = result->ok() ? pending_receives : pending;
+    quiet = quiet_op;
   }
   // Raised once the lock is let go: a waiter spinning on it takes the lock
   // next, and would sleep on it (a futex round trip) were it still held.
   ended_flag.store(true, std::memory_order_release);
   ended_cv.notify_all();
   // Receives still posted would take a late reply into memory given back.
-  for (uint64_t op : withdraw) (void)client->CancelAsync(Operation{op});
+  for (uint64_t op : withdraw) {
+    if (op == quiet) {
+      WithdrawQuiet(op);
+    } else {
+      (void)client->CancelAsync(Operation{op});
+    }
+  }
   for (auto& fn : run) fn(*result);
+}
+
+void CallState::Settled(uint64_t op_id) {
+  for (auto* list : {&pending, &pending_receives}) {
+    auto it = std::find(list->begin(), list->end(), op_id);
+    if (it != list->end()) list->erase(it);
+  }
+  if (op_id == quiet_op) quiet_op = 0;
+  if (pending.empty()) self.reset();  // a callback running holds the call meanwhile
+}
+
+void CallState::ForgetQuiet() {
+  uint64_t op;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    op = quiet_op;
+  }
+  // Not under mu: Forget takes the ring's lock, which a thread running
+  // callbacks lets go of before it takes mu.
+  if (op == 0 || !Submit::Forget(*client, op)) return;
+  std::lock_guard<std::mutex> lock(mu);
+  Settled(op);
+}
+
+void CallState::WithdrawQuiet(uint64_t op_id) {
+  // Under mu, as Start: the cancel's completion finds it pending.
+  std::lock_guard<std::mutex> lock(mu);
+  auto cancel = Submit::Cancel(*client, op_id, Completion(Step::kQuietWithdrawn));
+  if (cancel.ok()) {
+    Submitted(cancel->id, /*receive=*/false);
+  }  // else the session is gone: its failure completes the send as any other
+}
+
+void CallState::OnQuietWithdrawn(const Completed& done) {
+  // OK: the daemon had it, and fails it CANCELLED (its callback settles it).
+  if (done.status.code() == absl::StatusCode::kNotFound) ForgetQuiet();
 }
 
 Session::Callback CallState::Completion(Step step) {
   return [state = this, step](const wire::Completion& c) {
-    // Let go once the step ran: it may end the call, or submit more.
-    std::shared_ptr<CallState> keep;
+    // Held while the step runs: it may end the call, settle the quiet
+    // request, or submit more.
+    std::shared_ptr<CallState> hold;
     {
       std::lock_guard<std::mutex> lock(state->mu);
-      for (auto* list : {&state->pending, &state->pending_receives}) {
-        auto it = std::find(list->begin(), list->end(), c.op_id);
-        if (it != list->end()) list->erase(it);
-      }
-      if (state->pending.empty()) keep = std::move(state->self);
+      hold = state->self;  // set: this operation was pending
+      state->Settled(c.op_id);
     }
     const Completed done = ToCompleted(c);
     switch (step) {
@@ -62,6 +105,9 @@ Session::Callback CallState::Completion(Step step) {
       case Step::kReplyTensor:
         state->OnReplyTensor(done);
         break;
+      case Step::kQuietWithdrawn:
+        state->OnQuietWithdrawn(done);
+        break;
     }
   };
 }
@@ -73,6 +119,7 @@ void CallState::OnRequestSent(const Completed& done) {
 }
 
 void CallState::OnReplyMessage(const Completed& done) {
+  if (done.status.ok()) ForgetQuiet();  // the request arrived, or there is no reply
   if (!done.status.ok()) {
     End(absl::Status(done.status.code(),
                      absl::StrCat("call ", method, " to ", to, ": ", done.status.message())));
@@ -374,11 +421,19 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
   }
   absl::Status sent;
   {
+    // The message goes quiet where the daemon takes that: its completion
+    // would say nothing the reply does not.
+    const bool quiet = internal::Submit::QuietSends(client_);
+    bool message = true;
     std::lock_guard<std::mutex> lock(state->mu);  // see CallState::Start
     sent = internal::SendCall(
         client_, endpoint_, to, wire::kCallRequestTag, state->request, /*reply=*/false, timeout,
         [&] { return state->Completion(internal::CallState::Step::kRequestSent); },
-        [&](Operation op) { state->Submitted(op.id, /*receive=*/false); });
+        [&](Operation op) {
+          if (quiet && std::exchange(message, false)) state->quiet_op = op.id;
+          state->Submitted(op.id, /*receive=*/false);
+        },
+        quiet);
   }
   if (!sent.ok()) {
     state->End(sent);

@@ -160,10 +160,22 @@ namespace internal {
 absl::StatusOr<Operation> Submit::Send(Client& client, const std::string& from,
                                        const std::string& to, uint64_t tag,
                                        absl::Span<const View> parts, const OpOptions& options,
-                                       Session::Callback done) {
+                                       Session::Callback done, bool quiet) {
   auto all = SendParts(from, to, tag, parts, options);
   if (!all.ok()) return all.status();
+  if (quiet) all->back().flags |= wire::kSubmissionQuiet;  // the whole send's entry
   auto op = client.session_->EnqueueAll(absl::MakeSpan(*all), std::move(done));
+  if (!op.ok()) return op.status();
+  return Operation{*op};
+}
+
+bool Submit::QuietSends(const Client& client) { return client.session_->quiet_sends; }
+
+bool Submit::Forget(Client& client, uint64_t op_id) { return client.session_->Forget(op_id); }
+
+absl::StatusOr<Operation> Submit::Cancel(Client& client, uint64_t target, Session::Callback done) {
+  wire::Submission cancel{.op = static_cast<uint16_t>(wire::RingOp::kCancel), .target = target};
+  auto op = client.session_->EnqueueAll(absl::MakeSpan(&cancel, 1), std::move(done));
   if (!op.ok()) return op.status();
   return Operation{*op};
 }

@@ -278,10 +278,17 @@ absl::Status Session::DrainCompletions() {
     if (auto callback = callbacks.find(completion->op_id); callback != callbacks.end()) {
       due.emplace_back(std::move(callback->second), *completion);
       callbacks.erase(callback);
-    } else {
+    } else if ((completion->flags & wire::kCompletionQuiet) == 0) {
       finished[completion->op_id] = *completion;
-    }
+    }  // else the failure of a quiet send forgotten (Forget): nobody waits for it
   }
+}
+
+bool Session::Forget(uint64_t op_id) {
+  RingLock lock(ring_mu);
+  if (callbacks.erase(op_id) == 0) return false;
+  held_ops.erase(op_id);
+  return true;
 }
 
 absl::StatusOr<wire::Completion> Session::WaitFor(uint64_t op_id, int wait_ms) {

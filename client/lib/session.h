@@ -85,6 +85,8 @@ struct Session {
   std::atomic<bool> daemon_gone{false};
   // A reconnector will bring the session back after the daemon went away.
   std::atomic<bool> reconnecting{false};
+  // The daemon takes wire::kSubmissionQuiet sends (its Attach said so).
+  std::atomic<bool> quiet_sends{false};
   uint32_t next_request = 1;  // guarded by mu
   uint64_t next_region = 1;   // guarded by mu: region ids are the client's to pick
   Restorable restorable;      // guarded by mu (only when keep_state)
@@ -210,6 +212,10 @@ struct Session {
   void FailPending();
   // ring_mu held: `done` runs once `op_id` completes (at once if it has).
   void AddCallback(uint64_t op_id, Callback done);
+  // Drops the callback and hold of operation `op_id` (a quiet send whose
+  // outcome the caller learned otherwise): true when they were still here,
+  // so the callback never runs; false when its completion took them first.
+  bool Forget(uint64_t op_id);
   std::condition_variable_any drained;
   // ring_mu held: the daemon hung up. Takes the completions already on the
   // ring, fails every other operation with a callback UNAVAILABLE (run by

@@ -41,6 +41,7 @@ absl::StatusOr<UniqueFd> Session::AttachLocked() {
   UniqueFd old = std::exchange(socket, *std::move(connected));
   id = response.session_id();
   token = response.token();
+  quiet_sends = response.quiet_sends();
   if (node_name.empty()) node_name = response.node_name();  // read unlocked: set once
   auto reply =
       CallLocked({.type = wire::SessionMessageType::kHello, .session_id = id, .token = token}, {});

@@ -23,11 +23,20 @@ absl::Status CheckEndpointName(const std::string& name);
 class Submit {
  public:
   // Client::Send of `parts`; `done`, if set, runs on completion (on the
-  // thread that drains it, under no lock).
+  // thread that drains it, under no lock). `quiet`: it completes only if it
+  // fails (wire::kSubmissionQuiet; only where Session::quiet_sends).
   static absl::StatusOr<Operation> Send(Client& client, const std::string& from,
                                         const std::string& to, uint64_t tag,
                                         absl::Span<const View> parts, const OpOptions& options,
-                                        Session::Callback done);
+                                        Session::Callback done, bool quiet = false);
+  // Whether the daemon takes quiet sends.
+  static bool QuietSends(const Client& client);
+  // Session::Forget of operation `op_id`.
+  static bool Forget(Client& client, uint64_t op_id);
+  // Withdraws operation `target` (kCancel); `done` runs on the cancel's
+  // completion: OK when the daemon still had it, NOT_FOUND when it had
+  // finished.
+  static absl::StatusOr<Operation> Cancel(Client& client, uint64_t target, Session::Callback done);
   // Client::PostRecv; `done` as above. `keep`: posted again after the
   // daemon restarts (the application's receives; not a call's, which fails).
   static absl::StatusOr<Operation> PostRecv(Client& client, const std::string& endpoint,

@@ -40,8 +40,12 @@ enum class RingOp : uint16_t {
 inline constexpr uint16_t kMaxRingOp = 9;
 
 // Submission flags.
-inline constexpr uint16_t kSubmissionMore = 1;  // kSend: one part; the message goes on in
-                                                // the next entry (same session, back to back)
+inline constexpr uint16_t kSubmissionMore = 1;   // kSend: one part; the message goes on in
+                                                 // the next entry (same session, back to back)
+inline constexpr uint16_t kSubmissionQuiet = 2;  // kSend: no completion when it succeeds (a
+                                                 // call's request, whose reply says it arrived);
+                                                 // a failure completes it, kCompletionQuiet set.
+                                                 // Only where the daemon offers it (Attach).
 inline constexpr size_t kMaxSendParts = 64;
 
 // A message whose tag has this bit waits for a receive posted for it and
@@ -56,6 +60,7 @@ inline constexpr uint64_t kPostedOnlyTagBit = uint64_t{1} << 61;
 
 // Completion flags.
 inline constexpr uint32_t kCompletionArrival = 1;  // a message landed in the receive area
+inline constexpr uint32_t kCompletionQuiet = 2;    // the failure of a kSubmissionQuiet send
 
 // Entries carry some fields only for some operations. Those share storage,
 // as in io_uring's entries, and each field's name has one meaning: which

@@ -69,8 +69,9 @@ bool RemotePath::Answered(NodeLink& n, const wire::AckBody& ack) {
   if (!sent->chunks && sent->handle.empty()) {  // the common case: not moved
     const uint64_t session = sent->session, op_id = sent->op_id, tag = sent->tag;
     const uint64_t length = status.ok() ? sent->length : 0;
+    const bool quiet = sent->quiet;
     n.Settle(ack.message_id);  // its memory is free for the client from here
-    hooks_.complete(session, op_id, std::move(status), length, tag);
+    hooks_.complete(session, op_id, std::move(status), length, tag, quiet);
     return true;
   }
   Outgoing send = *n.Answered(ack.message_id);

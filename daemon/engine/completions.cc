@@ -1,7 +1,8 @@
 // RingEngine, part: completions. Every operation a client puts on its
-// submission ring gets exactly one completion, pushed onto its completion
-// ring at once when nothing waits before it and queued otherwise (a client
-// behind on its ring); the doorbell is checked once per poll.
+// submission ring gets exactly one completion (a quiet send that succeeds
+// none: wire::kSubmissionQuiet), pushed onto its completion ring at once
+// when nothing waits before it and queued otherwise (a client behind on its
+// ring); the doorbell is checked once per poll.
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,23 +57,29 @@ void RingEngine::Complete(uint64_t id, uint64_t op_id, absl::Status status, uint
 }
 
 void RingEngine::CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status,
-                                 uint64_t length, uint64_t tag) {
+                                 uint64_t length, uint64_t tag, bool quiet) {
   if (TookWindowCompletion(id, op_id, status)) return;
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
-    HopCompletion(id, sent, op_id, std::move(status), length, tag);
+    HopCompletion(id, sent, op_id, std::move(status), length, tag, quiet);
     return;
   }
   Session& session = *it->second;
   if (!status.ok()) {
-    Complete(session, MakeCompletion(id, op_id, status, length, tag));
+    wire::Completion failed = MakeCompletion(id, op_id, status, length, tag);
+    if (quiet) failed.flags |= wire::kCompletionQuiet;
+    Complete(session, failed);
     return;
   }
   CountIn(session.traffic, sent, length);
   if (!session.sampled.empty()) EndSample(session, op_id);
+  deadlines_.Done(id, op_id);
+  if (quiet) {  // done, and nobody is told: the call's reply says so
+    --session.traffic.in_flight;
+    return;
+  }
   // The common case goes onto the ring as its 32 bytes: a wire::Completion
   // would zero-fill its 200-byte message field first, once per message.
-  deadlines_.Done(id, op_id);
   if (session.backlog_empty() && !session.broken) {
     if (Pushed(session, wire::OkCompletionBytes(op_id, length, tag))) {
       --session.traffic.in_flight;  // as Complete does

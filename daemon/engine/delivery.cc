@@ -60,8 +60,9 @@ void RingEngine::Deliver(Pending& send, const Pending& receive) {
   }
   CopyThen(send, receive.region, into,
            [this, from = send.session, send_op = send.op_id, to = receive.session,
-            receive_op = receive.op_id, length = send.length, tag = send.tag](absl::Status st) {
-             CompleteMessage(from, /*sent=*/true, send_op, st, length, tag);
+            receive_op = receive.op_id, length = send.length, tag = send.tag,
+            quiet = send.quiet](absl::Status st) {
+             CompleteMessage(from, /*sent=*/true, send_op, st, length, tag, quiet);
              CompleteMessage(to, /*sent=*/false, receive_op, st, length, tag);
            });
 }
@@ -78,9 +79,9 @@ void RingEngine::LandInArea(const Pending& send, uint64_t owner,
   }
   CopyThen(send, area, into,
            [this, owner, sequence, from = send.session, op_id = send.op_id, length = send.length,
-            tag = send.tag](absl::Status st) {
+            tag = send.tag, quiet = send.quiet](absl::Status st) {
              if (st.ok()) Count(owner, /*sent=*/false, length);
-             CompleteMessage(from, /*sent=*/true, op_id, st, length, tag);
+             CompleteMessage(from, /*sent=*/true, op_id, st, length, tag, quiet);
              matcher_.Landed(owner, sequence, st.ok());
            });
 }

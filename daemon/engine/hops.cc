@@ -59,7 +59,7 @@ bool RingEngine::TakeHops() {
       if (done->sent) {
         if (*done->sent) SentThroughShard0(done->session, done->op_id);
         CompleteMessage(done->session, *done->sent, done->op_id, std::move(done->status),
-                        done->length, done->tag);
+                        done->length, done->tag, done->quiet);
       } else {
         Complete(done->session, done->op_id, std::move(done->status), done->length, done->tag);
       }
@@ -198,9 +198,9 @@ void RingEngine::AbortAnywhere(uint64_t id, uint64_t op_id, const absl::Status& 
 }
 
 void RingEngine::HopCompletion(uint64_t id, std::optional<bool> sent, uint64_t op_id,
-                               absl::Status status, uint64_t length, uint64_t tag) {
+                               absl::Status status, uint64_t length, uint64_t tag, bool quiet) {
   if (Here(id)) return;  // a session of this shard that closed: nobody to tell
-  Hand(shards_->ShardOf(id), DoneHop{id, op_id, std::move(status), length, tag, sent});
+  Hand(shards_->ShardOf(id), DoneHop{id, op_id, std::move(status), length, tag, sent, quiet});
 }
 
 void RingEngine::Arrive(const std::shared_ptr<Incoming>& message) {

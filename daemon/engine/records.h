@@ -79,6 +79,7 @@ struct Pending {
   std::string from;
   // Receives that name their sender: its node and endpoint (empty: any).
   std::string source_node, source_endpoint;
+  bool quiet = false;  // a send completed only when it fails (wire::kSubmissionQuiet)
 };
 
 // A one-sided operation's blocks for UCX RMA (Outgoing::rma): the
@@ -102,6 +103,7 @@ struct Outgoing {
   std::string node;
   std::string from, to;  // endpoints
   uint64_t tag = 0;
+  bool quiet = false;              // completed only when it fails (wire::kSubmissionQuiet)
   std::shared_ptr<Region> region;  // kept mapped until the ack
   uint64_t offset = 0;
   uint64_t length = 0;        // of the whole message

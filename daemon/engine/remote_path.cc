@@ -55,7 +55,8 @@ void RemotePath::SendFromLoop(Outgoing&& send) {
   AXON_DCHECK_ON_LOOP();
   if (auto st = peers_.CheckUpFromLoop(send.node); !st.ok()) {
     if (!peers_.ConnectFromLoop(send.node)) {
-      hooks_.complete(send.session, send.op_id, peers_.CheckUpFromLoop(send.node), 0, 0);
+      hooks_.complete(send.session, send.op_id, peers_.CheckUpFromLoop(send.node), 0, 0,
+                      send.quiet);
       return;
     }
     // Connected on first use: the send waits, in order, on a link held until
@@ -167,7 +168,7 @@ void RemotePath::Finish(const Outgoing& send, absl::Status st) {
 }
 
 void RemotePath::Complete(const Outgoing& send, const absl::Status& st) {
-  hooks_.complete(send.session, send.op_id, st, st.ok() ? send.length : 0, send.tag);
+  hooks_.complete(send.session, send.op_id, st, st.ok() ? send.length : 0, send.tag, send.quiet);
 }
 
 void RemotePath::Dispatch(const std::shared_ptr<Incoming>& in) {
@@ -460,7 +461,7 @@ bool RemotePath::AbortFromLoop(uint64_t session, uint64_t op_id, const absl::Sta
   if (bounce_->Withdraw(session, op_id, why)) return true;
   for (auto& [name, link] : links_) {
     if (link->TakeWaiting(session, op_id)) {
-      hooks_.complete(session, op_id, why, 0, 0);
+      hooks_.complete(session, op_id, why, 0, 0, /*quiet=*/false);
       return true;
     }
   }

@@ -76,7 +76,7 @@ class RemotePath {
   struct Hooks {
     // Completes a session's operation (no-op for a session gone).
     std::function<void(uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
-                       uint64_t tag)>
+                       uint64_t tag, bool quiet)>
         complete;
     // A message arrived for endpoint message->to; the engine matches or queues it,
     // or refuses it with Refuse().

@@ -64,8 +64,9 @@ void RingEngine::AttachPeersFromLoop(PeerPlane& peers, RemotePath::Limits limits
       RemotePath::Hooks{
           .complete =
               [this](uint64_t session, uint64_t op_id, absl::Status status, uint64_t length,
-                     uint64_t tag) {
-                CompleteMessage(session, /*sent=*/true, op_id, std::move(status), length, tag);
+                     uint64_t tag, bool quiet) {
+                CompleteMessage(session, /*sent=*/true, op_id, std::move(status), length, tag,
+                                quiet);
               },
           .arrived = [this](const std::shared_ptr<Incoming>& m) { Arrive(m); },
           .withdraw = [this](const std::string& node,
@@ -216,7 +217,7 @@ bool RingEngine::Serve(uint64_t id, Session& session, bool& did_work) {
     }
     if (*n < 0) break;
     did_work = true;
-    ++session.traffic.in_flight;  // every entry gets exactly one completion
+    ++session.traffic.in_flight;  // until its completion (or a quiet send's success)
     auto submission = wire::ReadEntry<wire::Submission>(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!submission) {
       Complete(session, {.code = static_cast<uint32_t>(absl::StatusCode::kInvalidArgument)});
@@ -290,6 +291,7 @@ void RingEngine::Handle(uint64_t id, Session& session, const wire::Submission& s
         send.more = std::move(parts);
       }
       if (!prepared) break;
+      send.quiet = (submission.flags & wire::kSubmissionQuiet) != 0;
       if (submission.timeout_ms != 0) AddDeadline(id, submission.op_id, submission.timeout_ms);
       router_.Send(std::move(send), wire::NameView(submission.peer));
       return;

@@ -247,6 +247,7 @@ class RingEngine final : private MatchSink {
     absl::Status status;
     uint64_t length = 0, tag = 0;
     std::optional<bool> sent;  // CompleteMessage's; none: Complete
+    bool quiet = false;        // CompleteMessage's
   };
   struct RemoteHop {
     Outgoing send;
@@ -283,7 +284,7 @@ class RingEngine final : private MatchSink {
   // Completes operation `op_id` of session `id` on its shard, when that is
   // another one: CompleteMessage with `sent`, else Complete.
   void HopCompletion(uint64_t id, std::optional<bool> sent, uint64_t op_id, absl::Status status,
-                     uint64_t length, uint64_t tag);
+                     uint64_t length, uint64_t tag, bool quiet = false);
   // A message from another node for an endpoint here or on another shard.
   void Arrive(const std::shared_ptr<Incoming>& message);
   // Hands `message` to shard `shard` as a stand-in (Incoming::handed).
@@ -440,9 +441,10 @@ class RingEngine final : private MatchSink {
   void Complete(uint64_t id, uint64_t op_id, absl::Status status, uint64_t length = 0,
                 uint64_t tag = 0);
   // The same for a message's send (`sent`) or receive, counted in session
-  // `id`'s traffic when it succeeded: one session lookup for both.
+  // `id`'s traffic when it succeeded: one session lookup for both. A
+  // `quiet` send that succeeded gets no completion (wire::kSubmissionQuiet).
   void CompleteMessage(uint64_t id, bool sent, uint64_t op_id, absl::Status status, uint64_t length,
-                       uint64_t tag);
+                       uint64_t tag, bool quiet = false);
   bool Flush(Session& session);
   void Handle(uint64_t id, Session& session, const wire::Submission& submission);
   // Checks the endpoint and region of a send or receive and fills `into`

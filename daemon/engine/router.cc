@@ -26,6 +26,7 @@ void Router::Send(Pending&& send, absl::string_view address) {
                        .from = std::move(send.from),
                        .to = std::string(to),
                        .tag = send.tag,
+                       .quiet = send.quiet,
                        .region = std::move(send.region),
                        .offset = send.offset,
                        .length = send.length,

@@ -28,6 +28,7 @@ grpc::Status ControlService::Attach(grpc::ServerContext* context, const v1::Atta
   response->set_node_name(state_.config.node.name);
   response->set_protocol_version(kControlProtocolVersion);
   response->set_session_socket(SessionSocketPath(state_.config));
+  response->set_quiet_sends(true);
   return grpc::Status::OK;
 }
 

@@ -335,6 +335,30 @@ TEST_P(CallTest, DeadlinesAndCancel) {
       std::chrono::seconds(10)));
 }
 
+// A call's request goes as a quiet send (the daemon completes it only if it
+// fails; the reply says it arrived). However the call ends, answered, failed
+// by the handler, timed out or cancelled after the request arrived, or
+// refused for want of an endpoint, nothing stays in flight on the caller's
+// session.
+TEST_P(CallTest, QuietRequestsLeaveNothingInFlight) {
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(caller_->Call(At("b"), "echo", "x", {}).ok());
+  EXPECT_EQ(caller_->Call(At("b"), "fail", "", {}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(caller_->Call(At("b"), "slow", "", {}, {.timeout_ms = 100}).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  auto call = caller_->CallAsync(At("b"), "slow", "", {}, {.timeout_ms = 10000});
+  ASSERT_TRUE(call.ok());
+  ASSERT_TRUE(WaitFor([&] { return slow_started_ == 2; }, std::chrono::seconds(5)));
+  call->Cancel();
+  EXPECT_EQ(call->Wait().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(caller_->Call(At("nobody"), "echo", "", {}, {.timeout_ms = 5000}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(
+      WaitFor([&] { return SessionOf(sending_daemon(), sender_->session_id()).in_flight() == 0; },
+              std::chrono::seconds(5)))
+      << SessionOf(sending_daemon(), sender_->session_id()).in_flight();
+}
+
 TEST_P(CallTest, UnknownMethodsAndHandlerErrorsComeBackAsStatuses) {
   auto unknown = caller_->Call(At("b"), "nope", "", {});
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kUnimplemented);

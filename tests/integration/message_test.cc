@@ -471,16 +471,6 @@ TEST_P(MessageTest, GatherSendsArriveAsOneMessage) {
   EXPECT_TRUE(sender_->Wait(*after)->status.ok());
 }
 
-v1::SessionInfo SessionOf(Axond& axond, uint64_t id) {
-  v1::ListSessionsResponse sessions;
-  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,
-                                                    &sessions);
-  for (const auto& s : sessions.sessions()) {
-    if (s.session_id() == id) return s;
-  }
-  return {};
-}
-
 // `axonctl sessions` shows operations in flight, and messages and bytes each way.
 TEST_P(MessageTest, SessionsShowTraffic) {
   auto src = sender_->AllocateHost(4096);

@@ -13,9 +13,22 @@
 #include <vector>
 
 #include "axon/client.h"
+#include "axon/v1/admin.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "tests/support/cluster.h"
 
 namespace axon::testing {
+
+// Session `id` as `axonctl sessions` shows it (empty when not found).
+inline v1::SessionInfo SessionOf(Axond& axond, uint64_t id) {
+  v1::ListSessionsResponse sessions;
+  (void)google::protobuf::util::JsonStringToMessage(axond.Ctl({"--json", "sessions"}).out,
+                                                    &sessions);
+  for (const auto& s : sessions.sessions()) {
+    if (s.session_id() == id) return s;
+  }
+  return {};
+}
 
 // FNV-1a over the bytes.
 inline uint64_t Checksum(const void* data, size_t size) {

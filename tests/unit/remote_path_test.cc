@@ -180,7 +180,7 @@ class RemotePathTest : public ::testing::Test {
           RemotePath::Hooks{
               .complete =
                   [this](uint64_t session, uint64_t op_id, absl::Status st, uint64_t length,
-                         uint64_t) {
+                         uint64_t, bool) {
                     completed_.push_back({session, op_id, st, length});
                   },
               .arrived =
