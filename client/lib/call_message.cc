@@ -19,12 +19,27 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
   }
   OutgoingCall out;
   frame.tensors.clear();
-  for (const Tensor& t : tensors) {
-    auto source = runtime.Resolve(t);  // checks the descriptor first
-    if (!source.ok()) return source.status();
-    wire::CallTensor entry{.desc = t.desc, .bytes = source->bytes};
+  // Small host tensors are only checked here: those that end up at the head
+  // of the message are copied into the frame's block below, and the others
+  // resolved (registered, or copied to the pool) then.
+  absl::InlinedVector<const uint8_t*, wire::kInlineTensors> small(tensors.size(), nullptr);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    Source source;
+    if (!t.on_gpu() && !wire::ReplyTensorApart(apart, i)) {
+      auto bytes = runtime.HostBytes(t, kCopiedInline);  // checks the descriptor first
+      if (!bytes.ok()) return bytes.status();
+      small[i] = bytes->first;
+      source.bytes = bytes->second;
+    }
+    if (small[i] == nullptr) {
+      auto resolved = runtime.Resolve(t);  // checks the descriptor first
+      if (!resolved.ok()) return resolved.status();
+      source = *std::move(resolved);
+    }
+    wire::CallTensor entry{.desc = t.desc, .bytes = source.bytes};
     entry.desc.byte_offset = 0;
-    out.sources.push_back(*std::move(source));
+    out.sources.push_back(std::move(source));
     frame.tensors.push_back(std::move(entry));
   }
   // Placement: first everything inline that may be, then the frame's size
@@ -51,30 +66,62 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
     parts += 2;
   }
   const uint64_t total = wire::InlineLayout(frame, *frame_size);
-  // The frame block holds the frame and the pad up to the first inline tensor.
+  // The frame block holds the frame, then the small inline tensors that
+  // follow it, copied in (one part instead of two more each), then
+  // kCallAlign zeros, which every later pad (shorter) reuses.
+  uint64_t head = *frame_size;
+  size_t copied = 0;  // tensors before this index are in the block, if inline
+  for (; copied < frame.tensors.size(); ++copied) {
+    const wire::CallTensor& t = frame.tensors[copied];
+    if (t.placement != wire::Placement::kInline) continue;
+    if (small[copied] == nullptr && t.bytes > 0) break;
+    head = t.inline_offset + t.bytes;
+  }
+  // What is not copied is read where it lies.
+  for (size_t i = copied; i < frame.tensors.size(); ++i) {
+    if (small[i] == nullptr) continue;
+    auto resolved = runtime.Resolve(tensors[i]);
+    if (!resolved.ok()) return resolved.status();
+    out.sources[i] = *std::move(resolved);
+    small[i] = nullptr;
+  }
+  for (size_t i = 0; i < copied; ++i) {
+    if (frame.tensors[i].placement == wire::Placement::kSeparate && small[i] != nullptr) {
+      auto resolved = runtime.Resolve(tensors[i]);  // did not fit: a message of its own
+      if (!resolved.ok()) return resolved.status();
+      out.sources[i] = *std::move(resolved);
+      small[i] = nullptr;
+    }
+  }
+  // The first part: the block up to the first tensor read in place (past a
+  // pad of its zeros), or to the message's end.
   uint64_t first = total;
-  for (const wire::CallTensor& t : frame.tensors) {
-    if (t.placement == wire::Placement::kInline) {
-      first = t.inline_offset;
+  for (size_t i = copied; i < frame.tensors.size(); ++i) {
+    if (frame.tensors[i].placement == wire::Placement::kInline) {
+      first = frame.tensors[i].inline_offset;
       break;
     }
   }
-  // Then kCallAlign zeros past it, which every later pad (shorter) reuses.
-  auto block = runtime.host().Get(first + wire::kCallAlign);
+  auto block = runtime.host().Get(head + wire::kCallAlign);
   if (!block.ok()) return block.status();
-  auto written = wire::EncodeCallFrame(
-      frame, absl::MakeSpan(static_cast<uint8_t*>((*block)->data), (*block)->size));
+  auto* bytes = static_cast<uint8_t*>((*block)->data);
+  auto written = wire::EncodeCallFrame(frame, absl::MakeSpan(bytes, (*block)->size));
   if (!written.ok()) return written.status();
-  std::memset(static_cast<uint8_t*>((*block)->data) + *written, 0,
-              first + wire::kCallAlign - *written);
+  std::memset(bytes + *written, 0, head + wire::kCallAlign - *written);
+  for (size_t i = 0; i < copied; ++i) {
+    const wire::CallTensor& t = frame.tensors[i];
+    if (t.placement == wire::Placement::kInline && t.bytes > 0) {
+      std::memcpy(bytes + t.inline_offset, small[i], t.bytes);
+    }
+  }
   out.parts.push_back(View{(*block)->buffer, (*block)->offset, first});
   uint64_t at = first;
-  for (size_t i = 0; i < frame.tensors.size(); ++i) {
+  for (size_t i = copied; i < frame.tensors.size(); ++i) {
     const wire::CallTensor& t = frame.tensors[i];
     if (t.placement != wire::Placement::kInline) continue;
     if (t.inline_offset > at) {  // a pad, shorter than kCallAlign
       const uint64_t pad = t.inline_offset - at;
-      out.parts.push_back(View{(*block)->buffer, (*block)->offset + first, pad});
+      out.parts.push_back(View{(*block)->buffer, (*block)->offset + head, pad});
     }
     if (t.bytes > 0) {
       out.parts.push_back(View{out.sources[i].buffer, out.sources[i].offset, t.bytes});

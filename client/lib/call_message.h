@@ -19,6 +19,13 @@
 
 namespace axon::internal {
 
+// Host tensors of at most this many bytes that go inline at the head of a
+// message are copied into its frame's block rather than read in place: a
+// part of its own costs a ring entry on each side and an entry of UCX's
+// gather list, more than the copy, and UCX copies messages this small into
+// its own buffers whatever the parts.
+inline constexpr uint64_t kCopiedInline = 2048;
+
 struct OutgoingCall {
   wire::CallFrame frame;
   std::shared_ptr<Block> frame_block;

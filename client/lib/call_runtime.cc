@@ -133,25 +133,49 @@ absl::Status CallRuntime::CheckWritable(const Tensor& tensor, absl::string_view 
       "place"));
 }
 
-absl::StatusOr<Source> CallRuntime::Resolve(const Tensor& tensor) {
-  auto bytes = TensorBytes(tensor.desc);
-  if (!bytes.ok()) return bytes.status();
+namespace {
+
+// INVALID_ARGUMENT unless `bytes` from `tensor.data` lie within its buffer
+// (one it has) or, without one, it has a data pointer.
+absl::Status CheckBytes(const Tensor& tensor, uint64_t bytes) {
   if (tensor.buffer != nullptr) {
     const auto* base = static_cast<const uint8_t*>(tensor.buffer->data());
     const auto* at = static_cast<const uint8_t*>(tensor.data);
     if (at < base || static_cast<size_t>(at - base) > tensor.buffer->size() ||
-        *bytes > tensor.buffer->size() - static_cast<size_t>(at - base)) {
+        bytes > tensor.buffer->size() - static_cast<size_t>(at - base)) {
       return absl::InvalidArgumentError(absl::StrCat(DescribeTensor(tensor.desc),
                                                      " lies outside its buffer of ",
                                                      tensor.buffer->size(), " bytes"));
     }
-    return Source{tensor.buffer, static_cast<size_t>(at - base), *bytes, tensor.owner};
-  }
-  if (tensor.on_gpu()) return ResolveCuda(tensor, *bytes);
-  if (*bytes > 0 && tensor.data == nullptr) {
+  } else if (bytes > 0 && tensor.data == nullptr && !tensor.on_gpu()) {
     return absl::InvalidArgumentError(
         absl::StrCat(DescribeTensor(tensor.desc), " has no data pointer"));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::pair<const uint8_t*, uint64_t>> CallRuntime::HostBytes(const Tensor& tensor,
+                                                                           uint64_t at_most) {
+  auto bytes = TensorBytes(tensor.desc);
+  if (!bytes.ok()) return bytes.status();
+  if (*bytes == 0 || *bytes > at_most) return std::pair<const uint8_t*, uint64_t>{nullptr, *bytes};
+  if (auto st = CheckBytes(tensor, *bytes); !st.ok()) return st;
+  return std::pair<const uint8_t*, uint64_t>{static_cast<const uint8_t*>(tensor.data), *bytes};
+}
+
+absl::StatusOr<Source> CallRuntime::Resolve(const Tensor& tensor) {
+  auto bytes = TensorBytes(tensor.desc);
+  if (!bytes.ok()) return bytes.status();
+  if (auto st = CheckBytes(tensor, *bytes); !st.ok()) return st;
+  if (tensor.buffer != nullptr) {
+    const auto* at = static_cast<const uint8_t*>(tensor.data);
+    return Source{tensor.buffer,
+                  static_cast<size_t>(at - static_cast<const uint8_t*>(tensor.buffer->data())),
+                  *bytes, tensor.owner};
+  }
+  if (tensor.on_gpu()) return ResolveCuda(tensor, *bytes);
   auto block = host_.Get(*bytes);
   if (!block.ok()) return block.status();
   if (*bytes > 0) std::memcpy((*block)->data, tensor.data, *bytes);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -35,6 +36,11 @@ class CallRuntime {
   // how each kind of memory is read). Checks its descriptor first
   // (TensorBytes), and fails as ValidateTensorDesc would.
   absl::StatusOr<Source> Resolve(const Tensor& tensor);
+  // A host tensor's bytes and where they are in this process, checked as
+  // Resolve checks them, when it has 1 to `at_most` bytes; else no address
+  // (its size all the same, once its descriptor passed).
+  static absl::StatusOr<std::pair<const uint8_t*, uint64_t>> HostBytes(const Tensor& tensor,
+                                                                       uint64_t at_most);
   // INVALID_ARGUMENT, naming `what`, unless `tensor` can be written in place
   // by the daemon or by others: registered memory (a Buffer) or GPU memory.
   static absl::Status CheckWritable(const Tensor& tensor, absl::string_view what);

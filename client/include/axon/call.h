@@ -18,13 +18,15 @@
 // How the bytes travel. A request is one message to the server's endpoint
 // (tag kCallRequestTag): the call frame (common/wire/call.h: method, call
 // id, deadline, header, one descriptor per tensor), followed by the small
-// host tensors, each read in place by the daemon. It lands in a slot of the
-// server's receive area, where the handler sees those tensors without a
-// copy. GPU tensors, and host tensors past CallOptions::inline_bytes, go as
-// messages of their own: the server reads the frame, takes memory for each
-// from its pool (on the GPU the descriptor names, or host memory), and posts
-// a receive for it that only this caller's message can match; the daemons
-// write it there, GPU to GPU where both ends are on GPUs. The reply comes
+// host tensors: those of at most 2 KiB right after the frame copied into the
+// message's first block (cheaper than a part each), the others read in place
+// by the daemon. It lands in a slot of the server's receive area, where the
+// handler sees those tensors without a copy. GPU tensors, and host tensors
+// past CallOptions::inline_bytes, go as messages of their own: the server
+// reads the frame, takes memory for each from its pool (on the GPU the
+// descriptor names, or host memory), and posts a receive for it that only
+// this caller's message can match; the daemons write it there, GPU to GPU
+// where both ends are on GPUs. The reply comes
 // back the same way: small host tensors inside the reply message (within
 // CallOptions::reply_room), the rest apart, into CallOptions::reply_into
 // (the caller's own tensors, posted before the request left and written in
