@@ -10,14 +10,18 @@
 
 namespace axon::internal {
 
-absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame frame,
-                                       absl::Span<const Tensor> tensors, uint64_t inline_budget,
-                                       uint64_t apart) {
+absl::Status BuildCall(CallRuntime& runtime, wire::CallFrame frame_fields,
+                       absl::Span<const Tensor> tensors, uint64_t inline_budget, uint64_t apart,
+                       OutgoingCall& out) {
   if (tensors.size() > wire::kMaxCallTensors) {
     return absl::InvalidArgumentError(absl::StrCat("a call carries at most ", wire::kMaxCallTensors,
                                                    " tensors; this one has ", tensors.size()));
   }
-  OutgoingCall out;
+  out.sources.clear();
+  out.parts.clear();
+  out.frame_block.reset();
+  out.frame = std::move(frame_fields);
+  wire::CallFrame& frame = out.frame;
   frame.tensors.clear();
   // Small host tensors are only checked here: those that end up at the head
   // of the message are copied into the frame's block below, and the others
@@ -128,15 +132,14 @@ absl::StatusOr<OutgoingCall> BuildCall(CallRuntime& runtime, wire::CallFrame fra
     }
     at = t.inline_offset + t.bytes;
   }
-  out.frame = std::move(frame);
   out.frame_block = *std::move(block);
-  return out;
+  return absl::OkStatus();
 }
 
 absl::Status SendCall(Client& client, const std::string& from, const std::string& to, uint64_t tag,
                       const OutgoingCall& call, bool reply, uint32_t timeout_ms,
-                      const std::function<Session::Callback()>& then,
-                      const std::function<void(Operation)>& sent, bool quiet) {
+                      absl::FunctionRef<Session::Callback()> then,
+                      absl::FunctionRef<void(Operation)> sent, bool quiet) {
   const OpOptions options{.timeout_ms = timeout_ms};
   auto op =
       Submit::Send(client, from, to, tag, call.parts, quiet ? OpOptions{} : options, then(), quiet);

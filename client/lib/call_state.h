@@ -30,7 +30,7 @@ struct CallState : std::enable_shared_from_this<CallState> {
   uint64_t call_id = 0;
   absl::Time deadline = absl::InfiniteFuture();
   uint64_t max_reply_bytes = 0;
-  std::vector<Tensor> reply_into;
+  absl::InlinedVector<Tensor, 1> reply_into;
   uint64_t reply_apart = 0;  // bit i: a receive into reply_into[i] was posted with the request
 
   std::mutex mu;

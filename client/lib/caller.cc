@@ -372,10 +372,11 @@ absl::StatusOr<PendingCall> Caller::CallAsync(const std::string& to, absl::strin
                         .reply_room = std::max<uint32_t>(options.reply_room, kMinReplyRoom),
                         .reply_apart = apart,
                         .header = {reinterpret_cast<const uint8_t*>(header.data()), header.size()}};
-  auto request = internal::BuildCall(runtime, std::move(frame), tensors, options.inline_bytes,
-                                     /*apart=*/0);
-  if (!request.ok()) return request.status();
-  state->request = *std::move(request);
+  if (auto st = internal::BuildCall(runtime, std::move(frame), tensors, options.inline_bytes,
+                                    /*apart=*/0, state->request);
+      !st.ok()) {
+    return st;
+  }
   bool gpu = false;
   for (const Tensor& t : tensors) gpu = gpu || t.on_gpu();
   if (gpu) {

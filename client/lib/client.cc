@@ -66,19 +66,21 @@ absl::Status Client::PingDaemon() {
 
 namespace {
 
-absl::StatusOr<wire::Submission> Transfer(wire::RingOp op, const std::string& endpoint,
-                                          uint64_t tag, const Buffer& buffer, size_t offset,
-                                          size_t length, OpOptions options) {
+// Fills `s` (zeroed, in place: an entry is 240 bytes, and each copy of one
+// showed in profiles).
+absl::Status Transfer(wire::RingOp op, const std::string& endpoint, uint64_t tag,
+                      const Buffer& buffer, size_t offset, size_t length, const OpOptions& options,
+                      wire::Submission& s) {
   if (auto st = internal::CheckEndpointName(endpoint); !st.ok()) return st;
   if (buffer.region_id() == 0) return absl::InvalidArgumentError("the buffer was moved from");
-  wire::Submission s{.op = static_cast<uint16_t>(op),
-                     .timeout_ms = options.timeout_ms,
-                     .region = buffer.region_id(),
-                     .offset = offset,
-                     .length = length,
-                     .tag = tag};
+  s.op = static_cast<uint16_t>(op);
+  s.timeout_ms = options.timeout_ms;
+  s.region = buffer.region_id();
+  s.offset = offset;
+  s.length = length;
+  s.tag = tag;
   wire::SetNameField(s.endpoint, endpoint);
-  return s;
+  return absl::OkStatus();
 }
 
 // The daemon must not read a GPU tensor before the work producing it is
@@ -102,43 +104,47 @@ namespace {
 // A gathered send's submissions, one per part (the last without kMore).
 using Parts = absl::InlinedVector<wire::Submission, 4>;
 
-absl::StatusOr<Parts> SendParts(const std::string& from, const std::string& to, uint64_t tag,
-                                absl::Span<const View> parts, const OpOptions& options) {
+absl::Status SendParts(const std::string& from, const std::string& to, uint64_t tag,
+                       absl::Span<const View> parts, const OpOptions& options, Parts& all) {
   if (parts.empty()) return absl::InvalidArgumentError("a send has at least one part");
   if (parts.size() > wire::kMaxSendParts) {
     return absl::InvalidArgumentError(
         absl::StrCat("a send has at most ", wire::kMaxSendParts, " parts"));
   }
-  Parts all;
+  all.resize(parts.size());
   bool gpu = false;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].buffer == nullptr) return absl::InvalidArgumentError("a part has no buffer");
-    auto s = Transfer(wire::RingOp::kSend, from, tag, *parts[i].buffer, parts[i].offset,
-                      parts[i].length, options);
-    if (!s.ok()) return s.status();
-    if (to.empty() || !wire::SetNameField(s->peer, to)) {
+    wire::Submission& s = all[i];
+    if (auto st = Transfer(wire::RingOp::kSend, from, tag, *parts[i].buffer, parts[i].offset,
+                           parts[i].length, options, s);
+        !st.ok()) {
+      return st;
+    }
+    if (to.empty() || !wire::SetNameField(s.peer, to)) {
       return absl::InvalidArgumentError("the destination is 'endpoint' or 'node/endpoint'");
     }
-    if (i + 1 < parts.size()) s->flags = wire::kSubmissionMore;
-    all.push_back(*s);
+    if (i + 1 < parts.size()) s.flags = wire::kSubmissionMore;
     gpu = gpu || parts[i].buffer->on_gpu();
   }
   if (gpu) {
     if (auto st = cuda::SynchronizeStream(options.cuda_stream); !st.ok()) return st;
   }
-  return all;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<wire::Submission> ReceiveInto(const std::string& endpoint, uint64_t tag,
-                                             const Buffer& buffer, size_t offset, size_t length,
-                                             const OpOptions& options) {
-  auto s = Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options);
-  if (!s.ok()) return s.status();
-  if (!options.from.empty() && !wire::SetNameField(s->peer, std::string(options.from))) {
+absl::Status ReceiveInto(const std::string& endpoint, uint64_t tag, const Buffer& buffer,
+                         size_t offset, size_t length, const OpOptions& options,
+                         wire::Submission& s) {
+  if (auto st =
+          Transfer(wire::RingOp::kPostRecv, endpoint, tag, buffer, offset, length, options, s);
+      !st.ok()) {
+    return st;
+  }
+  if (!options.from.empty() && !wire::SetNameField(s.peer, options.from)) {
     return absl::InvalidArgumentError("the sender is 'endpoint' or 'node/endpoint'");
   }
-  if (auto st = StreamOrder(buffer, options); !st.ok()) return st;
-  return s;
+  return StreamOrder(buffer, options);
 }
 
 }  // namespace
@@ -161,10 +167,10 @@ absl::StatusOr<Operation> Submit::Send(Client& client, const std::string& from,
                                        const std::string& to, uint64_t tag,
                                        absl::Span<const View> parts, const OpOptions& options,
                                        Session::Callback done, bool quiet) {
-  auto all = SendParts(from, to, tag, parts, options);
-  if (!all.ok()) return all.status();
-  if (quiet) all->back().flags |= wire::kSubmissionQuiet;  // the whole send's entry
-  auto op = client.session_->EnqueueAll(absl::MakeSpan(*all), std::move(done));
+  Parts all;
+  if (auto st = SendParts(from, to, tag, parts, options, all); !st.ok()) return st;
+  if (quiet) all.back().flags |= wire::kSubmissionQuiet;  // the whole send's entry
+  auto op = client.session_->EnqueueAll(absl::MakeSpan(all), std::move(done));
   if (!op.ok()) return op.status();
   return Operation{*op};
 }
@@ -184,9 +190,11 @@ absl::StatusOr<Operation> Submit::PostRecv(Client& client, const std::string& en
                                            uint64_t tag, const Buffer& buffer, size_t offset,
                                            size_t length, const OpOptions& options,
                                            Session::Callback done, bool keep) {
-  auto s = ReceiveInto(endpoint, tag, buffer, offset, length, options);
-  if (!s.ok()) return s.status();
-  auto op = client.session_->EnqueueAll(absl::MakeSpan(&*s, 1), std::move(done), keep);
+  wire::Submission s;
+  if (auto st = ReceiveInto(endpoint, tag, buffer, offset, length, options, s); !st.ok()) {
+    return st;
+  }
+  auto op = client.session_->EnqueueAll(absl::MakeSpan(&s, 1), std::move(done), keep);
   if (!op.ok()) return op.status();
   return Operation{*op};
 }

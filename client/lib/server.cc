@@ -378,6 +378,7 @@ void ServerCore::Answer(const std::shared_ptr<ServerCall>& call, absl::StatusOr<
 void ServerCore::AnswerNow(const std::shared_ptr<ServerCall>& call, absl::StatusOr<Reply> reply) {
   call->code = reply.status().code();
   const Request& request = call->request;
+  OutgoingCall& out = call->reply.emplace();
   auto build = [&](const absl::Status& status, absl::Span<const Tensor> tensors) {
     wire::CallFrame frame{.kind = wire::CallKind::kReply,
                           .call_id = request.call_id,
@@ -388,21 +389,21 @@ void ServerCore::AnswerNow(const std::shared_ptr<ServerCall>& call, absl::Status
       frame.header = {reinterpret_cast<const uint8_t*>(reply->header.data()), reply->header.size()};
     }
     return BuildCall(runtime_, std::move(frame), tensors, call->frame.reply_room,
-                     call->frame.reply_apart);
+                     call->frame.reply_apart, out);
   };
-  auto out = reply.ok() ? build(absl::OkStatus(), reply->tensors) : build(reply.status(), {});
-  if (!out.ok()) {  // the handler's reply cannot go: say why instead
-    const absl::Status why = absl::InternalError(
-        absl::StrCat("method ", request.method, "'s reply: ", out.status().message()));
+  absl::Status built =
+      reply.ok() ? build(absl::OkStatus(), reply->tensors) : build(reply.status(), {});
+  if (!built.ok()) {  // the handler's reply cannot go: say why instead
+    const absl::Status why =
+        absl::InternalError(absl::StrCat("method ", request.method, "'s reply: ", built.message()));
     call->code = why.code();
     reply = why;
-    out = build(why, {});
-    if (!out.ok()) {
+    if (!build(why, {}).ok()) {
+      call->reply.reset();
       Finish(call, /*dropped=*/true);
       return;
     }
   }
-  call->reply = *std::move(out);
   call->sending = 1;  // held until every send is submitted
   auto submitted = SendCall(
       client_, endpoint_, request.from, wire::CallReplyTag(request.call_id), *call->reply,

@@ -175,7 +175,7 @@ std::string NameField(const char (&field)[N]) {
 
 // False when `name` does not fit.
 template <size_t N>
-bool SetNameField(char (&field)[N], const std::string& name) {
+bool SetNameField(char (&field)[N], absl::string_view name) {
   std::memset(field, 0, N);
   if (name.size() >= N) return false;
   std::memcpy(field, name.data(), name.size());
