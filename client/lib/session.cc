@@ -256,6 +256,7 @@ absl::Status Session::DrainCompletions() {
     if (*n < 0) return absl::OkStatus();
     auto completion = wire::ReadCompletion(absl::MakeConstSpan(entry).subspan(0, *n));
     if (!completion) return absl::DataLossError("malformed completion on the ring");
+    drains.store(drains.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (completion->flags & wire::kCompletionArrival) {
       if (keep_state) held_slots.insert(completion->arrival.slot);
       if (!arrival_handlers.empty()) {
@@ -477,15 +478,25 @@ absl::Status Session::WaitLoop(Session::RingLock& lock, int wait_ms,
       RunCallbacks(lock);
       continue;
     }
-    if (++spins < kSpinsPerClock && wait_ms > 0) {
+    if (++spins < kSpinsPerClock && wait_ms > 0 && axon::Now() < spin_until) {
       // Spin without the lock: other threads submit, register callbacks and
       // wait meanwhile (spinning under it stalled every Send of the
-      // client's other threads for the whole spin).
+      // client's other threads for the whole spin). Taken again only when
+      // there is something to do: a completion, another thread's drain (it
+      // may have taken what this one waits for), the spin's end. Taking it
+      // every few polls took the lock's cache line from the threads that
+      // submit, a miss for each of their submissions.
       // A re-attach may replace the ring meanwhile; this one stays mapped
       // (retired) for a while yet.
       const ring::SpscRing* ring = completions.get();
+      const uint64_t seen = drains.load(std::memory_order_relaxed);
       lock.unlock();
-      for (; spins < kSpinsPerClock && !ring->HasMessage(); ++spins) CpuRelax();
+      while (!ring->HasMessage() && drains.load(std::memory_order_relaxed) == seen &&
+             !daemon_gone.load(std::memory_order_relaxed)) {
+        if (++spins % kSpinsPerClock == 0 && axon::Now() >= spin_until) break;
+        CpuRelax();
+      }
+      spins = 0;
       lock.lock();
       continue;
     }

@@ -114,7 +114,10 @@ struct Session {
   uint64_t next_op = 1;                                      // guarded by ring_mu
   absl::flat_hash_map<uint64_t, wire::Completion> finished;  // not yet waited for, by op id
   std::deque<wire::Completion> arrivals;                     // receive-area messages not yet taken
-  const uint8_t* area = nullptr;                             // the receive area, once set
+  // Completions drained, by any thread (written under ring_mu): a thread
+  // spinning without the lock for its own sees that another took one.
+  std::atomic<uint64_t> drains{0};
+  const uint8_t* area = nullptr;  // the receive area, once set
   uint64_t area_slot_size = 0;
   uint64_t area_region = 0;
   // With keep_state (all guarded by ring_mu): the receive-area slots the
