@@ -39,6 +39,10 @@ class ReusedQueue {
       head_ = 0;
     }
   }
+  void swap(ReusedQueue& other) noexcept {
+    items_.swap(other.items_);
+    std::swap(head_, other.head_);
+  }
   // Removes the element at `it`; returns the position after it.
   iterator erase(iterator it) {
     if (it == begin()) {

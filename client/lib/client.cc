@@ -314,12 +314,13 @@ void Client::OnArrival(const std::string& endpoint, std::function<void(const Mes
   }
   const uint8_t* area = session_->area;
   const uint64_t slot_size = session_->area_slot_size;
-  auto run = [handler = std::move(handler), area, slot_size](const wire::Completion& c) {
-    handler(internal::ArrivalMessage(c, area, slot_size));
-  };
+  auto run = std::make_shared<const internal::Session::Callback>(
+      [handler = std::move(handler), area, slot_size](const wire::Completion& c) {
+        handler(internal::ArrivalMessage(c, area, slot_size));
+      });
   for (auto it = session_->arrivals.begin(); it != session_->arrivals.end();) {
     if (internal::ArrivalEndpoint(*it) == endpoint) {
-      session_->arrivals_due.emplace_back(run, *it);
+      session_->arrivals_due.push_back({run, *it});
       it = session_->arrivals.erase(it);
     } else {
       ++it;

@@ -262,7 +262,7 @@ absl::Status Session::DrainCompletions() {
       if (!arrival_handlers.empty()) {
         auto handler = arrival_handlers.find(ArrivalEndpoint(*completion));
         if (handler != arrival_handlers.end()) {
-          arrivals_due.emplace_back(handler->second, *completion);
+          arrivals_due.push_back({handler->second, *completion});
           continue;
         }
       }
@@ -367,7 +367,7 @@ bool Session::RunArrivals(Session::RingLock& lock) {
     arrivals_due.pop_front();
     ++callbacks_run;
     lock.unlock();
-    fn(completion);
+    (*fn)(completion);
     fn = nullptr;  // before the lock, as in RunCallbacks
     lock.lock();
     ran = true;
@@ -418,8 +418,8 @@ void Session::FailKept() {
 
 void Session::FailPending() {
   absl::flat_hash_map<uint64_t, Callback> waiting;
-  absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> handlers;
-  std::deque<std::pair<Callback, wire::Completion>> undelivered;
+  absl::flat_hash_map<std::string, ArrivalHandler> handlers;
+  ReusedQueue<std::pair<ArrivalHandler, wire::Completion>> undelivered;
   {
     RingLock lock(ring_mu);
     RunCallbacks(lock);

@@ -24,6 +24,7 @@
 #include "axon/v1/control.grpc.pb.h"
 #include "client/lib/forked.h"
 #include "common/adaptive_mutex.h"
+#include "common/reused_queue.h"
 #include "common/ring/spsc_ring.h"
 #include "common/unique_fd.h"
 #include "common/wire/ring_ops.h"
@@ -189,7 +190,10 @@ struct Session {
   // `due` when drained, so thousands of operations in flight cost nothing
   // per drain; RunCallbacks runs what is due with the lock released.
   absl::flat_hash_map<uint64_t, Callback> callbacks;
-  absl::flat_hash_map<std::string, std::function<void(const wire::Completion&)>> arrival_handlers;
+  // Shared, so that queueing an arrival for its handler copies a pointer
+  // rather than the function (a heap allocation per arrival).
+  using ArrivalHandler = std::shared_ptr<const Callback>;
+  absl::flat_hash_map<std::string, ArrivalHandler> arrival_handlers;
   std::vector<std::pair<Callback, wire::Completion>> due;
   // Arrival handlers' runs, in arrival order (guarded by ring_mu). One
   // thread at a time runs them, taking one at a time: two threads driving
@@ -197,7 +201,7 @@ struct Session {
   // in `due` did. Another thread finding a runner leaves them to it. A
   // handler that waits through this session (Wait, a blocking send) runs
   // the next ones itself, still in order, on the same thread.
-  std::deque<std::pair<Callback, wire::Completion>> arrivals_due;
+  ReusedQueue<std::pair<ArrivalHandler, wire::Completion>> arrivals_due;
   std::thread::id arrival_runner;  // guarded by ring_mu; none: no thread runs them
   // ring_mu held: runs arrivals_due unless another thread does.
   bool RunArrivals(RingLock& lock);
