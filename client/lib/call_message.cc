@@ -81,21 +81,15 @@ absl::Status BuildCall(CallRuntime& runtime, wire::CallFrame frame_fields,
     if (small[copied] == nullptr && t.bytes > 0) break;
     head = t.inline_offset + t.bytes;
   }
-  // What is not copied is read where it lies.
-  for (size_t i = copied; i < frame.tensors.size(); ++i) {
+  // The small ones not copied are read where they lie: inline after the
+  // head, or apart (they did not fit).
+  for (size_t i = 0; i < frame.tensors.size(); ++i) {
     if (small[i] == nullptr) continue;
+    if (i < copied && frame.tensors[i].placement == wire::Placement::kInline) continue;
     auto resolved = runtime.Resolve(tensors[i]);
     if (!resolved.ok()) return resolved.status();
     out.sources[i] = *std::move(resolved);
     small[i] = nullptr;
-  }
-  for (size_t i = 0; i < copied; ++i) {
-    if (frame.tensors[i].placement == wire::Placement::kSeparate && small[i] != nullptr) {
-      auto resolved = runtime.Resolve(tensors[i]);  // did not fit: a message of its own
-      if (!resolved.ok()) return resolved.status();
-      out.sources[i] = *std::move(resolved);
-      small[i] = nullptr;
-    }
   }
   // The first part: the block up to the first tensor read in place (past a
   // pad of its zeros), or to the message's end.

@@ -119,12 +119,12 @@ void CallState::OnRequestSent(const Completed& done) {
 }
 
 void CallState::OnReplyMessage(const Completed& done) {
-  if (done.status.ok()) ForgetQuiet();  // the request arrived, or there is no reply
   if (!done.status.ok()) {
     End(absl::Status(done.status.code(),
                      absl::StrCat("call ", method, " to ", to, ": ", done.status.message())));
     return;
   }
+  ForgetQuiet();  // a reply: the request arrived
   const auto* message = static_cast<const uint8_t*>(landing->data);
   wire::CallFrame frame;
   if (auto st = wire::DecodeCallFrame({message, done.length}, frame); !st.ok()) {

@@ -49,7 +49,7 @@ class Recycled {
       cache.blocks[cache.count++] = p;
       return;
     }
-    ::operator delete (p, std::align_val_t{alignof(T)});
+    Free(p);
   }
   template <typename U>
   bool operator==(const Recycled<U>&) const noexcept {

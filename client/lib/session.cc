@@ -451,7 +451,6 @@ absl::Status Session::WaitLoop(Session::RingLock& lock, int wait_ms,
   // each one showed in profiles (and absl's clock takes a lock that the
   // client's threads contend for).
   constexpr int kSpinsPerClock = 64;
-  int spins = 0;
   absl::Time now = start;
   while (true) {
     if (take()) return absl::OkStatus();
@@ -478,7 +477,7 @@ absl::Status Session::WaitLoop(Session::RingLock& lock, int wait_ms,
       RunCallbacks(lock);
       continue;
     }
-    if (++spins < kSpinsPerClock && wait_ms > 0 && axon::Now() < spin_until) {
+    if (wait_ms > 0 && axon::Now() < spin_until) {
       // Spin without the lock: other threads submit, register callbacks and
       // wait meanwhile (spinning under it stalled every Send of the
       // client's other threads for the whole spin). Taken again only when
@@ -491,16 +490,15 @@ absl::Status Session::WaitLoop(Session::RingLock& lock, int wait_ms,
       const ring::SpscRing* ring = completions.get();
       const uint64_t seen = drains.load(std::memory_order_relaxed);
       lock.unlock();
-      while (!ring->HasMessage() && drains.load(std::memory_order_relaxed) == seen &&
-             !daemon_gone.load(std::memory_order_relaxed)) {
-        if (++spins % kSpinsPerClock == 0 && axon::Now() >= spin_until) break;
+      for (int polls = 1; !ring->HasMessage() && drains.load(std::memory_order_relaxed) == seen &&
+                          !daemon_gone.load(std::memory_order_relaxed);
+           ++polls) {
+        if (polls % kSpinsPerClock == 0 && axon::Now() >= spin_until) break;
         CpuRelax();
       }
-      spins = 0;
       lock.lock();
       continue;
     }
-    spins = 0;
     now = axon::Now();
     if (now > deadline) {
       return absl::DeadlineExceededError("the operation did not complete in time");
